@@ -1,0 +1,106 @@
+# moat: one top-level Makefile. Output under build/ (objects, libraries, tests) and bin/.
+#   make            build the three programs (and CUDA sources when nvcc is found)
+#   make check      unit tests (cmocka) + integration tests (pytest); needs no GPU
+#   make asan       same programs built with AddressSanitizer + UBSan under build-asan/
+#   CUDA=0          never use nvcc; CUDA=1 require it; CUDA=auto (default) detect it
+# Module fragments (kernels/kernels.mk, ...) append to CHECK_BINS and BENCH_BINS.
+
+CC      ?= cc
+BUILD   ?= build
+BIN     ?= bin
+CUDA    ?= auto
+NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+
+ifeq ($(CUDA),auto)
+  ifneq ($(NVCC),)
+    HAVE_CUDA := 1
+  else
+    HAVE_CUDA := 0
+  endif
+else
+  HAVE_CUDA := $(CUDA)
+endif
+
+OPT      ?= -O2
+CFLAGS   ?= $(OPT) -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP -I. $(SANFLAGS)
+LDFLAGS  += $(SANFLAGS)
+DEP_LIBS := -lzmq -llmdb -lconfig -ljansson -lsodium -lm -lpthread
+
+CHECK_BINS :=
+BENCH_BINS :=
+
+.PHONY: all check unit integration asan clean bench
+all: $(BIN)/moat-controller $(BIN)/moat-worker $(BIN)/moat
+
+# ---- shared library: the project's own code used by daemons and CLI ----
+SHARED_SRC := $(wildcard shared/*.c)
+SHARED_OBJ := $(SHARED_SRC:%.c=$(BUILD)/%.o)
+SHARED_LIB := $(BUILD)/libmoat.a
+$(SHARED_LIB): $(SHARED_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# ---- kernels (op API, CPU/ref/CUDA backends): its own fragment ----
+include kernels/kernels.mk
+
+# ---- programs ----
+CTL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard controller/*.c))
+WRK_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard worker/*.c))
+CLI_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
+
+$(BIN)/moat-controller: $(CTL_OBJ) $(SHARED_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
+$(BIN)/moat-worker: $(WRK_OBJ) $(SHARED_LIB) $(KRN_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(KRN_LDLIBS)
+
+$(BIN)/moat: $(CLI_OBJ) $(SHARED_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
+# ---- unit tests: tests/unit/test_<module>.c, one binary each, cmocka ----
+# A test may link controller/worker objects other than the program's main().
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+CTL_LIBOBJ := $(filter-out $(BUILD)/controller/ctl_main.o,$(CTL_OBJ))
+WRK_LIBOBJ := $(filter-out $(BUILD)/worker/wrk_main.o,$(WRK_OBJ))
+CHECK_BINS += $(UNIT_BINS)
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(CTL_LIBOBJ) $(WRK_LIBOBJ) $(SHARED_LIB) $(KRN_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(CTL_LIBOBJ) $(WRK_LIBOBJ) $(SHARED_LIB) $(KRN_LIB) $(DEP_LIBS) $(KRN_LDLIBS) -lcmocka
+
+# ---- benchmarks ----
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BINS += $(BENCH_SRC:bench/%.c=$(BIN)/bench-%)
+$(BIN)/bench-%: $(BUILD)/bench/%.o $(SHARED_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+bench: all $(BENCH_BINS)
+
+# ---- test entry points ----
+unit: $(CHECK_BINS)
+	@set -e; for t in $(CHECK_BINS); do echo "== $$t"; $$t; done
+
+integration: all
+	python3 -m pytest -q tests/integration
+
+check: all $(CHECK_BINS) bench
+	@set -e; for t in $(CHECK_BINS); do echo "== $$t"; $$t; done
+	python3 -m pytest -q tests/integration
+
+asan:
+	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT=-O1 \
+	  SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" all
+
+clean:
+	rm -rf $(BUILD) build-asan $(BIN)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# install-deps.sh: install every Debian package and PyPI test tool moat needs.
+# Idempotent: does nothing (and prints nothing) when everything is present.
+# Usage: scripts/install-deps.sh [--bench]   (--bench adds Slurm + munge for bench/sched)
+set -euo pipefail
+
+debs=(
+  build-essential pkg-config
+  libzmq3-dev        # ZeroMQ: the fabric (ROUTER/DEALER, CURVE)
+  liblmdb-dev        # LMDB: durable store for jobs, tasks, results
+  libconfig-dev      # libconfig: daemon configuration files
+  libjansson-dev     # jansson: JSON for the CLI, job specs, safetensors headers
+  libcmocka-dev      # cmocka: C unit tests
+  libopenblas-dev    # OpenBLAS: CPU GEMM (cblas)
+  libutf8proc-dev    # utf8proc: Unicode normalisation for the tokeniser
+  libsodium-dev      # libsodium: SHA-256 and Ed25519 for artifacts
+  python3 python3-venv
+)
+if [ "${1:-}" = "--bench" ]; then
+  debs+=(slurm-wlm munge)
+fi
+
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Test tooling from PyPI, for the python3 that is first on PATH.
+if ! python3 -c 'import pytest' 2>/dev/null; then
+  echo "install-deps: installing pytest"
+  python3 -m pip install -q pytest
+fi
