@@ -1,0 +1,139 @@
+/* krn_host.c: host-side dtype conversions and the host CPU's description.
+ *
+ * bf16 and f16 conversions round to nearest even and keep NaN a NaN (IEEE 754-2008;
+ * bf16 is the upper half of binary32). Host peaks come from shared/FIGURES.md.
+ */
+#include "kernels/krn_impl.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+float krn_bf16_to_f32_1(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+uint16_t krn_f32_to_bf16_1(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN: keep it quiet and a NaN */
+        return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+float krn_f16_to_f32_1(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, u;
+    if (exp == 0) {
+        if (man == 0) {
+            u = sign;
+        } else { /* subnormal: renormalise */
+            int e = -1;
+            do {
+                e++;
+                man <<= 1;
+            } while ((man & 0x400u) == 0);
+            u = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ffu) << 13);
+        }
+    } else if (exp == 31) {
+        u = sign | 0x7f800000u | (man << 13);
+    } else {
+        u = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+uint16_t krn_f32_to_f16_1(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u)
+        return sign | 0x7e00u; /* NaN */
+    if (a >= 0x477ff000u)      /* rounds to >= 65520: inf */
+        return sign | 0x7c00u;
+    if (a < 0x38800000u) { /* below 2^-14: subnormal or zero, in units of 2^-24 */
+        float mag;
+        memcpy(&mag, &a, 4);
+        return sign | (uint16_t)rintf(mag * 16777216.0f); /* exact scale; rint ties to even */
+    }
+    uint32_t v = ((a >> 13) - ((127 - 15) << 10)) & 0xffffu;
+    uint32_t rem = a & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (v & 1u)))
+        v++;
+    return sign | (uint16_t)v;
+}
+
+void krn_f32_to_bf16(const float *src, uint16_t *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = krn_f32_to_bf16_1(src[i]);
+}
+
+void krn_bf16_to_f32(const uint16_t *src, float *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = krn_bf16_to_f32_1(src[i]);
+}
+
+void krn_f32_to_f16(const float *src, uint16_t *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = krn_f32_to_f16_1(src[i]);
+}
+
+void krn_f16_to_f32(const uint16_t *src, float *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] = krn_f16_to_f32_1(src[i]);
+}
+
+/* krn_host_info: name from /proc/cpuinfo; peaks per FIGURES.md (measured on the
+ * 2-vCPU EPYC Zen 4: 115 GFLOP/s fp32 and 225 bf16 per core) when the CPU
+ * says AMD EPYC with AVX-512, else 32 FLOP/cycle at 3.6 GHz as an estimate. */
+void krn_host_info(int threads, struct krn_device_info *out)
+{
+    char model[80] = "unknown CPU";
+    bool avx512 = false;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f != NULL) {
+        char line[4096];
+        bool have_model = false;
+        while (fgets(line, sizeof line, f) != NULL) {
+            if (!have_model && strncmp(line, "model name", 10) == 0) {
+                char *p = strchr(line, ':');
+                if (p != NULL) {
+                    p += (p[1] == ' ') ? 2 : 1;
+                    p[strcspn(p, "\n")] = '\0';
+                    snprintf(model, sizeof model, "%s", p);
+                    have_model = true;
+                }
+            }
+            if (strncmp(line, "flags", 5) == 0 && strstr(line, " avx512f") != NULL)
+                avx512 = true;
+        }
+        fclose(f);
+    }
+    snprintf(out->name, sizeof out->name, "%s (%d threads)", model, threads);
+    snprintf(out->arch, sizeof out->arch, "x86_64");
+    out->multiprocessors = threads;
+    long pages = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES);
+    long psz = sysconf(_SC_PAGESIZE);
+    out->mem_total = pages > 0 && psz > 0 ? (int64_t)pages * psz : 0;
+    out->mem_free = avail > 0 && psz > 0 ? (int64_t)avail * psz : 0;
+    out->peak_from_table = avx512 && strstr(model, "AMD EPYC") != NULL;
+    out->peak_f32_gflops = (out->peak_from_table ? 115.0 : (avx512 ? 115.2 : 57.6)) * threads;
+    out->peak_bf16_gflops = (out->peak_from_table ? 225.0 : out->peak_f32_gflops / threads) *
+                            threads;
+    out->peak_gbps = 0;
+}

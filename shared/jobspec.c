@@ -1,0 +1,286 @@
+/* jobspec.c: validation and JSON form of job specs; state names. */
+#include "shared/jobspec.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const state_names[JOB_STATE_COUNT] = {"PENDING", "RUNNING", "COMPLETED",
+                                                         "FAILED", "CANCELLED", "TIMEOUT"};
+static const char *const kind_names[JOB_KIND_COUNT] = {"exec", "infer", "bench"};
+
+const char *job_state_name(enum job_state s)
+{
+    return (unsigned)s < JOB_STATE_COUNT ? state_names[s] : "?";
+}
+
+int job_state_parse(const char *name)
+{
+    for (int i = 0; i < JOB_STATE_COUNT; i++)
+        if (strcasecmp(name, state_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+bool job_state_is_terminal(enum job_state s)
+{
+    return s == JOB_STATE_COMPLETED || s == JOB_STATE_FAILED || s == JOB_STATE_CANCELLED ||
+           s == JOB_STATE_TIMEOUT;
+}
+
+const char *job_kind_name(enum job_kind k)
+{
+    return (unsigned)k < JOB_KIND_COUNT ? kind_names[k] : "?";
+}
+
+void jobspec_clear(struct job_spec *spec)
+{
+    if (spec == NULL)
+        return;
+    for (int i = 0; i < spec->argc; i++)
+        free(spec->argv[i]);
+    free(spec->argv);
+    free(spec->after);
+    memset(spec, 0, sizeof *spec);
+}
+
+uint32_t jobspec_ntasks(const struct job_spec *spec)
+{
+    return spec->is_array ? spec->array_end - spec->array_start + 1 : 1;
+}
+
+static int get_int(const json_t *obj, const char *key, long long min, long long max, long long def,
+                   long long *out, struct err *err)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (v == NULL) {
+        *out = def;
+        return 0;
+    }
+    if (!json_is_integer(v))
+        return err_set(err, EINVAL, "spec: %s: expected an integer", key);
+    long long i = json_integer_value(v);
+    if (i < min || i > max)
+        return err_set(err, EINVAL, "spec: %s: %lld out of range [%lld, %lld]", key, i, min, max);
+    *out = i;
+    return 0;
+}
+
+static int get_num(const json_t *obj, const char *key, double min, double max, double *out,
+                   struct err *err)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (v == NULL) {
+        *out = 0;
+        return 0;
+    }
+    if (!json_is_number(v))
+        return err_set(err, EINVAL, "spec: %s: expected a number", key);
+    double d = json_number_value(v);
+    if (!isfinite(d) || d < min || d > max)
+        return err_set(err, EINVAL, "spec: %s: %g out of range [%g, %g]", key, d, min, max);
+    *out = d;
+    return 0;
+}
+
+int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err)
+{
+    char *end;
+    const char *p = text;
+    if (!isdigit((unsigned char)*p))
+        return err_set(err, EINVAL, "--array '%s': expected A-B[%%MAX]", text);
+    unsigned long a = strtoul(p, &end, 10), b = a, max = 0;
+    p = end;
+    if (*p == '-') {
+        if (!isdigit((unsigned char)p[1]))
+            return err_set(err, EINVAL, "--array '%s': expected A-B[%%MAX]", text);
+        b = strtoul(p + 1, &end, 10);
+        p = end;
+    }
+    if (*p == '%') {
+        if (!isdigit((unsigned char)p[1]))
+            return err_set(err, EINVAL, "--array '%s': expected a number after %%", text);
+        max = strtoul(p + 1, &end, 10);
+        p = end;
+        if (max == 0)
+            return err_set(err, EINVAL, "--array '%s': %%MAX must be at least 1", text);
+    }
+    if (*p != '\0')
+        return err_set(err, EINVAL, "--array '%s': unexpected '%c'", text, *p);
+    if (b < a)
+        return err_set(err, EINVAL, "--array '%s': end %lu is before start %lu", text, b, a);
+    if (b > 0xfffffffeUL || b - a + 1 > JOBSPEC_ARRAY_MAX)
+        return err_set(err, EINVAL, "--array '%s': more than %u elements", text, JOBSPEC_ARRAY_MAX);
+    spec->is_array = true;
+    spec->array_start = (uint32_t)a;
+    spec->array_end = (uint32_t)b;
+    spec->array_max = (uint32_t)max;
+    return 0;
+}
+
+static const char *const known_keys[] = {"kind", "name", "argv", "cpus", "gpus", "mem",
+                                         "priority", "array", "after", "begin", "time_limit", NULL};
+
+int jobspec_from_json(struct job_spec *spec, const json_t *obj, struct err *err)
+{
+    memset(spec, 0, sizeof *spec);
+    if (!json_is_object(obj))
+        return err_set(err, EINVAL, "spec: not a JSON object");
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)obj, key, val) {
+        int ok = 0;
+        for (int i = 0; known_keys[i]; i++)
+            ok |= strcmp(key, known_keys[i]) == 0;
+        if (!ok)
+            return err_set(err, EINVAL, "spec: unknown field '%.40s'", key);
+    }
+    const json_t *kind = json_object_get(obj, "kind");
+    if (!json_is_string(kind))
+        return err_set(err, EINVAL, "spec: kind: expected \"exec\", \"infer\" or \"bench\"");
+    int k = -1;
+    for (int i = 0; i < JOB_KIND_COUNT; i++)
+        if (strcmp(json_string_value(kind), kind_names[i]) == 0)
+            k = i;
+    if (k < 0)
+        return err_set(err, EINVAL, "spec: kind: unknown kind '%.20s'", json_string_value(kind));
+    if (k != JOB_KIND_EXEC)
+        return err_set(err, ENOTSUP, "spec: kind: '%s' jobs are not supported by this controller yet",
+                       kind_names[k]);
+    spec->kind = (enum job_kind)k;
+
+    const json_t *name = json_object_get(obj, "name");
+    if (name) {
+        if (!json_is_string(name) || json_string_length(name) > JOBSPEC_NAME_MAX)
+            return err_set(err, EINVAL, "spec: name: expected a string of at most %d bytes",
+                           JOBSPEC_NAME_MAX);
+        const char *s = json_string_value(name);
+        for (const char *c = s; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                return err_set(err, EINVAL, "spec: name: control characters are not allowed");
+        memcpy(spec->name, s, json_string_length(name) + 1);
+    }
+
+    const json_t *argv = json_object_get(obj, "argv");
+    if (!json_is_array(argv) || json_array_size(argv) == 0)
+        return err_set(err, EINVAL, "spec: argv: expected a non-empty array of strings");
+    if (json_array_size(argv) > JOBSPEC_ARGV_MAX)
+        return err_set(err, EINVAL, "spec: argv: more than %d arguments", JOBSPEC_ARGV_MAX);
+    size_t total = 0, i;
+    json_t *a;
+    json_array_foreach(argv, i, a) {
+        if (!json_is_string(a))
+            return err_set(err, EINVAL, "spec: argv[%zu]: expected a string", i);
+        if (strlen(json_string_value(a)) != json_string_length(a))
+            return err_set(err, EINVAL, "spec: argv[%zu]: contains a NUL byte", i);
+        total += json_string_length(a) + 1;
+    }
+    if (total > JOBSPEC_ARGV_BYTES)
+        return err_set(err, EINVAL, "spec: argv: more than %d bytes", JOBSPEC_ARGV_BYTES);
+    if (json_string_length(json_array_get(argv, 0)) == 0)
+        return err_set(err, EINVAL, "spec: argv[0]: empty command");
+
+    long long v;
+    if (get_int(obj, "cpus", 1, 1000000, 1, &v, err)) return -1;
+    spec->cpus = (int)v;
+    if (get_int(obj, "gpus", 0, 1024, 0, &v, err)) return -1;
+    spec->gpus = (int)v;
+    if (get_int(obj, "mem", 0, 9007199254740991LL, 0, &v, err)) return -1;
+    spec->mem = (uint64_t)v;
+    if (get_int(obj, "priority", -1000000, 1000000, 0, &v, err)) return -1;
+    spec->priority = (int)v;
+    if (get_num(obj, "begin", 0, 1e11, &spec->begin, err)) return -1;
+    if (get_num(obj, "time_limit", 0, 1e9, &spec->time_limit, err)) return -1;
+
+    const json_t *arr = json_object_get(obj, "array");
+    if (arr) {
+        long long s, e, m;
+        if (!json_is_object(arr) || json_object_size(arr) > 3)
+            return err_set(err, EINVAL, "spec: array: expected {start, end, max}");
+        if (get_int(arr, "start", 0, 0xfffffffeLL, -1, &s, err) ||
+            get_int(arr, "end", 0, 0xfffffffeLL, -1, &e, err) ||
+            get_int(arr, "max", 0, JOBSPEC_ARRAY_MAX, 0, &m, err))
+            return -1;
+        if (s < 0 || e < 0)
+            return err_set(err, EINVAL, "spec: array: start and end are required");
+        if (e < s || e - s + 1 > (long long)JOBSPEC_ARRAY_MAX)
+            return err_set(err, EINVAL, "spec: array: bad range %lld-%lld", s, e);
+        spec->is_array = true;
+        spec->array_start = (uint32_t)s;
+        spec->array_end = (uint32_t)e;
+        spec->array_max = (uint32_t)m;
+    }
+
+    const json_t *after = json_object_get(obj, "after");
+    if (after) {
+        if (!json_is_array(after) || json_array_size(after) > JOBSPEC_AFTER_MAX)
+            return err_set(err, EINVAL, "spec: after: expected an array of at most %d job ids",
+                           JOBSPEC_AFTER_MAX);
+        size_t n = json_array_size(after);
+        if (n) {
+            spec->after = calloc(n, sizeof *spec->after);
+            if (spec->after == NULL)
+                return err_set(err, ENOMEM, "spec: out of memory");
+        }
+        json_array_foreach(after, i, a) {
+            if (!json_is_integer(a) || json_integer_value(a) < 1) {
+                jobspec_clear(spec);
+                return err_set(err, EINVAL, "spec: after[%zu]: expected a job id", i);
+            }
+            spec->after[spec->nafter++] = (uint64_t)json_integer_value(a);
+        }
+    }
+
+    spec->argv = calloc(json_array_size(argv), sizeof *spec->argv);
+    if (spec->argv == NULL) {
+        jobspec_clear(spec);
+        return err_set(err, ENOMEM, "spec: out of memory");
+    }
+    json_array_foreach(argv, i, a) {
+        spec->argv[i] = strdup(json_string_value(a));
+        if (spec->argv[i] == NULL) {
+            jobspec_clear(spec);
+            return err_set(err, ENOMEM, "spec: out of memory");
+        }
+        spec->argc++;
+    }
+    return 0;
+}
+
+json_t *jobspec_to_json(const struct job_spec *spec)
+{
+    json_t *o = json_object(), *argv = json_array();
+    if (o == NULL || argv == NULL) {
+        json_decref(o);
+        json_decref(argv);
+        return NULL;
+    }
+    json_object_set_new(o, "kind", json_string(kind_names[spec->kind]));
+    if (spec->name[0])
+        json_object_set_new(o, "name", json_string(spec->name));
+    for (int i = 0; i < spec->argc; i++)
+        json_array_append_new(argv, json_string(spec->argv[i]));
+    json_object_set_new(o, "argv", argv);
+    json_object_set_new(o, "cpus", json_integer(spec->cpus));
+    json_object_set_new(o, "gpus", json_integer(spec->gpus));
+    json_object_set_new(o, "mem", json_integer((json_int_t)spec->mem));
+    json_object_set_new(o, "priority", json_integer(spec->priority));
+    if (spec->is_array)
+        json_object_set_new(o, "array", json_pack("{s:I, s:I, s:I}", "start", (json_int_t)spec->array_start,
+                                                  "end", (json_int_t)spec->array_end, "max",
+                                                  (json_int_t)spec->array_max));
+    if (spec->nafter) {
+        json_t *after = json_array();
+        for (int i = 0; i < spec->nafter; i++)
+            json_array_append_new(after, json_integer((json_int_t)spec->after[i]));
+        json_object_set_new(o, "after", after);
+    }
+    if (spec->begin > 0)
+        json_object_set_new(o, "begin", json_real(spec->begin));
+    if (spec->time_limit > 0)
+        json_object_set_new(o, "time_limit", json_real(spec->time_limit));
+    return o;
+}

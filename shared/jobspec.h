@@ -1,0 +1,81 @@
+/* jobspec.h: a job's specification (what was submitted) and the job/task states.
+ *
+ * The spec travels as JSON inside SUBMIT, is validated once here by both the CLI
+ * (to fail early) and the controller (to never persist a spec it could not load
+ * again), and is stored verbatim in the job record. Every deadline is absolute
+ * (Unix seconds), so a restart never resets it.
+ * JSON shape (docs/protocol.md): {"kind":"exec", "name":S, "argv":[S...], "cpus":N,
+ *   "gpus":N, "mem":BYTES, "priority":N, "array":{"start":A,"end":B,"max":M},
+ *   "after":[ID...], "begin":UNIX_S, "time_limit":SECONDS}
+ * Thread-safety: functions are reentrant; a spec has one owner.
+ */
+#ifndef MOAT_JOBSPEC_H
+#define MOAT_JOBSPEC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shared/err.h"
+
+enum job_state {
+    JOB_STATE_PENDING,
+    JOB_STATE_RUNNING,
+    JOB_STATE_COMPLETED,
+    JOB_STATE_FAILED,
+    JOB_STATE_CANCELLED,
+    JOB_STATE_TIMEOUT,
+    JOB_STATE_COUNT
+};
+
+enum job_kind { JOB_KIND_EXEC, JOB_KIND_INFER, JOB_KIND_BENCH, JOB_KIND_COUNT };
+
+#define JOBSPEC_NAME_MAX 128
+#define JOBSPEC_ARGV_MAX 4096
+#define JOBSPEC_ARGV_BYTES 65536
+#define JOBSPEC_AFTER_MAX 256
+#define JOBSPEC_ARRAY_MAX 1000000u
+
+struct job_spec {
+    enum job_kind kind;
+    char name[JOBSPEC_NAME_MAX + 1];
+    char **argv;          /* argc strings, owned */
+    int argc;
+    int cpus;             /* >= 1 */
+    int gpus;             /* >= 0 */
+    uint64_t mem;         /* bytes; 0 = no requirement */
+    int priority;         /* higher runs first; [-1000000, 1000000] */
+    bool is_array;
+    uint32_t array_start, array_end; /* inclusive; one task (index 0) when !is_array */
+    uint32_t array_max;   /* at most this many tasks running at once; 0 = unlimited */
+    uint64_t *after;      /* nafter job ids that must COMPLETE first, owned */
+    int nafter;
+    double begin;         /* absolute Unix seconds; 0 = as soon as possible */
+    double time_limit;    /* seconds per task; 0 = none */
+};
+
+/* job_state_name: "PENDING" ...; job_state_parse: name (case-insensitive) -> state or -1. */
+const char *job_state_name(enum job_state s);
+int job_state_parse(const char *name);
+/* job_state_is_terminal: COMPLETED, FAILED, CANCELLED or TIMEOUT. */
+bool job_state_is_terminal(enum job_state s);
+const char *job_kind_name(enum job_kind k);
+
+/* jobspec_from_json: validate obj and fill *spec (zeroed first). EINVAL naming the
+ * field ("spec: cpus: must be >= 1"). On success the caller frees with jobspec_clear(). */
+int jobspec_from_json(struct job_spec *spec, const json_t *obj, struct err *err);
+
+/* jobspec_to_json: new JSON object of spec (the shape above). Caller owns it; NULL on ENOMEM. */
+json_t *jobspec_to_json(const struct job_spec *spec);
+
+/* jobspec_ntasks: number of tasks (array elements, or 1). */
+uint32_t jobspec_ntasks(const struct job_spec *spec);
+
+/* jobspec_array_parse: "A-B[%MAX]" or "A[%MAX]" -> fields of spec. EINVAL on bad syntax,
+ * B < A, or more than JOBSPEC_ARRAY_MAX elements. */
+int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err);
+
+/* jobspec_clear: free argv and after; NULL is a no-op. */
+void jobspec_clear(struct job_spec *spec);
+
+#endif

@@ -1,0 +1,76 @@
+/* net.h: the fabric's sockets (ZeroMQ ROUTER/DEALER) carrying proto messages.
+ *
+ * The one module that includes zmq.h. A ROUTER (controller) sees each peer as a
+ * routing id (struct net_peer); a DEALER (worker, client) talks to one endpoint.
+ * Receives are non-blocking; a malformed message is consumed whole and reported
+ * as an error so that the caller logs one line and keeps serving.
+ * Thread-safety: a net_t may be shared; each net_sock_t belongs to one thread.
+ */
+#ifndef MOAT_NET_H
+#define MOAT_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shared/err.h"
+#include "shared/proto.h"
+
+typedef struct net net_t;
+typedef struct net_sock net_sock_t;
+
+#define NET_PEER_MAX 255
+
+struct net_peer {
+    uint8_t id[NET_PEER_MAX];
+    size_t len; /* 0 for a DEALER's single peer */
+};
+
+/* net_create: a ZeroMQ context. Caller frees with net_destroy(). NULL with err (ENOMEM). */
+net_t *net_create(struct err *err);
+void net_destroy(net_t *net);
+
+/* net_router_bind: a ROUTER bound to every endpoint in endpoints[0..n). Messages
+ * larger than max_msg bytes (any frame) make libzmq drop the peer's connection.
+ * The last bound endpoint (with a wildcard port resolved) is written to bound
+ * (cap bytes) when bound is not NULL. Caller frees with net_sock_close().
+ * EADDRINUSE and friends come back with the endpoint named in err. */
+net_sock_t *net_router_bind(net_t *net, const char *const *endpoints, int n, int64_t max_msg,
+                            char *bound, size_t cap, struct err *err);
+
+/* net_dealer_connect: a DEALER connected (asynchronously; libzmq reconnects on
+ * its own) to endpoint. Caller frees with net_sock_close(). */
+net_sock_t *net_dealer_connect(net_t *net, const char *endpoint, int64_t max_msg, struct err *err);
+
+/* net_sock_close: close without lingering. NULL is a no-op. */
+void net_sock_close(net_sock_t *sock);
+
+/* net_send: send msg (header, compact JSON body, blobs) to peer (ROUTER) or to the
+ * connected endpoint (DEALER: peer NULL). Never blocks. Does not take ownership.
+ * EHOSTUNREACH: the peer is gone (ROUTER); EAGAIN: queue full; ENOMEM. */
+int net_send(net_sock_t *sock, const struct net_peer *peer, const struct proto_msg *msg,
+             struct err *err);
+
+/* net_recv: receive one message without blocking.
+ * Returns 1 with *msg filled (caller frees with proto_msg_clear) and *peer set,
+ * 0 when nothing is waiting, -1 with err when a message arrived but was malformed
+ * (EPROTO; it has been consumed; peer is still set so the caller can answer). */
+int net_recv(net_sock_t *sock, struct proto_msg *msg, struct net_peer *peer, struct err *err);
+
+struct net_pollitem {
+    net_sock_t *sock; /* or NULL and fd */
+    int fd;
+    short events;     /* NET_POLLIN */
+    short revents;
+};
+#define NET_POLLIN 1
+
+/* net_poll: wait up to timeout_ms (-1: forever) for any item to be readable.
+ * Returns the number of ready items, 0 on timeout, -1 on EINTR (err set). */
+int net_poll(struct net_pollitem *items, int n, long timeout_ms, struct err *err);
+
+/* net_send_frames: send raw frames (tests and fuzzing only: lets a test put
+ * arbitrary bytes on the wire through a DEALER). */
+int net_send_frames(net_sock_t *sock, const void *const *frames, const size_t *lens, int n,
+                    struct err *err);
+
+#endif

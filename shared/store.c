@@ -1,0 +1,338 @@
+/* store.c: LMDB environment, named databases, batch and nested transactions. */
+#include "shared/store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *const db_names[STORE_DB_COUNT] = {"meta", "jobs", "tasks", "results",
+                                                     "nodes", "inflight"};
+
+struct store {
+    MDB_env *env;
+    MDB_dbi dbi[STORE_DB_COUNT];
+    MDB_txn *batch; /* the write transaction of this pass, or NULL */
+    MDB_txn *sub;   /* the nested transaction of the current request, or NULL */
+    uint64_t map_size, map_max;
+    char dir[512];
+};
+
+static int mdb_err(struct err *err, int rc, const char *what)
+{
+    int code = rc == MDB_NOTFOUND ? ENOENT
+               : rc == MDB_MAP_FULL || rc == MDB_TXN_FULL ? ENOSPC
+               : rc == MDB_KEYEXIST ? EEXIST
+               : rc > 0 ? rc : EIO;
+    return err_set(err, code, "store: %s: %s", what, mdb_strerror(rc));
+}
+
+size_t store_key_job(uint8_t out[8], uint64_t job)
+{
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)(job >> (56 - 8 * i));
+    return 8;
+}
+
+size_t store_key_task(uint8_t out[12], uint64_t job, uint32_t task)
+{
+    store_key_job(out, job);
+    for (int i = 0; i < 4; i++)
+        out[8 + i] = (uint8_t)(task >> (24 - 8 * i));
+    return 12;
+}
+
+size_t store_key_attempt(uint8_t out[16], uint64_t job, uint32_t task, uint32_t attempt)
+{
+    store_key_task(out, job, task);
+    for (int i = 0; i < 4; i++)
+        out[12 + i] = (uint8_t)(attempt >> (24 - 8 * i));
+    return 16;
+}
+
+uint64_t store_key_get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+uint32_t store_key_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+store_t *store_open(const char *dir, uint64_t map_size, uint64_t map_max, struct err *err)
+{
+    store_t *st = calloc(1, sizeof *st);
+    if (st == NULL) {
+        err_set(err, ENOMEM, "store: out of memory");
+        return NULL;
+    }
+    snprintf(st->dir, sizeof st->dir, "%s", dir);
+    st->map_size = map_size;
+    st->map_max = map_max < map_size ? map_size : map_max;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        err_set(err, errno, "store: mkdir %s: %s", dir, strerror(errno));
+        free(st);
+        return NULL;
+    }
+    int rc = mdb_env_create(&st->env);
+    if (rc) {
+        mdb_err(err, rc, "mdb_env_create");
+        free(st);
+        return NULL;
+    }
+    mdb_env_set_maxdbs(st->env, STORE_DB_COUNT + 2);
+    mdb_env_set_mapsize(st->env, (size_t)map_size);
+    rc = mdb_env_open(st->env, dir, MDB_NOTLS, 0600);
+    if (rc) {
+        mdb_err(err, rc, dir);
+        goto fail;
+    }
+    MDB_envinfo info;
+    mdb_env_info(st->env, &info);
+    if (info.me_mapsize > st->map_size)
+        st->map_size = info.me_mapsize;
+    MDB_txn *txn;
+    if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn))) {
+        mdb_err(err, rc, "open transaction");
+        goto fail;
+    }
+    for (int i = 0; i < STORE_DB_COUNT; i++) {
+        if ((rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &st->dbi[i]))) {
+            mdb_txn_abort(txn);
+            mdb_err(err, rc, db_names[i]);
+            goto fail;
+        }
+    }
+    MDB_val k = {6, "schema"}, v;
+    rc = mdb_get(txn, st->dbi[STORE_DB_META], &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        uint8_t ver = STORE_SCHEMA_VERSION;
+        v.mv_size = 1;
+        v.mv_data = &ver;
+        rc = mdb_put(txn, st->dbi[STORE_DB_META], &k, &v, 0);
+    } else if (rc == 0 && (v.mv_size != 1 || *(uint8_t *)v.mv_data != STORE_SCHEMA_VERSION)) {
+        mdb_txn_abort(txn);
+        err_set(err, EPROTO, "store: %s: schema version %u, this build reads %d", dir,
+                v.mv_size ? *(uint8_t *)v.mv_data : 0, STORE_SCHEMA_VERSION);
+        goto fail;
+    }
+    if (rc || (rc = mdb_txn_commit(txn))) {
+        if (rc)
+            mdb_err(err, rc, "schema");
+        goto fail;
+    }
+    return st;
+fail:
+    mdb_env_close(st->env);
+    free(st);
+    return NULL;
+}
+
+void store_close(store_t *st)
+{
+    if (st == NULL)
+        return;
+    store_abort(st);
+    mdb_env_close(st->env);
+    free(st);
+}
+
+uint64_t store_map_size(const store_t *st) { return st->map_size; }
+
+int store_grow(store_t *st, struct err *err)
+{
+    if (st->batch)
+        return err_set(err, EBUSY, "store: cannot grow during a transaction");
+    if (st->map_size >= st->map_max)
+        return err_set(err, ENOSPC, "store: %s: map is at its maximum of %llu bytes (store_map_max)",
+                       st->dir, (unsigned long long)st->map_max);
+    uint64_t next = st->map_size * 2;
+    if (next > st->map_max)
+        next = st->map_max;
+    int rc = mdb_env_set_mapsize(st->env, (size_t)next);
+    if (rc)
+        return mdb_err(err, rc, "grow map");
+    st->map_size = next;
+    return 0;
+}
+
+int store_begin(store_t *st, struct err *err)
+{
+    if (st->batch)
+        return err_set(err, EBUSY, "store: a batch is already open");
+    MDB_envinfo info;
+    MDB_stat stat;
+    mdb_env_info(st->env, &info);
+    mdb_env_stat(st->env, &stat);
+    uint64_t used = (uint64_t)(info.me_last_pgno + 1) * stat.ms_psize;
+    if (used * 4 > st->map_size * 3 && st->map_size < st->map_max)
+        store_grow(st, NULL); /* best effort; a full map surfaces as ENOSPC on put */
+    int rc = mdb_txn_begin(st->env, NULL, 0, &st->batch);
+    if (rc) {
+        st->batch = NULL;
+        return mdb_err(err, rc, "begin");
+    }
+    return 0;
+}
+
+int store_in_batch(const store_t *st) { return st->batch != NULL; }
+
+int store_commit(store_t *st, struct err *err)
+{
+    if (st->batch == NULL)
+        return err_set(err, EINVAL, "store: no batch to commit");
+    if (st->sub)
+        store_sub_abort(st);
+    int rc = mdb_txn_commit(st->batch);
+    st->batch = NULL;
+    return rc ? mdb_err(err, rc, "commit") : 0;
+}
+
+void store_abort(store_t *st)
+{
+    if (st->sub) {
+        mdb_txn_abort(st->sub);
+        st->sub = NULL;
+    }
+    if (st->batch) {
+        mdb_txn_abort(st->batch);
+        st->batch = NULL;
+    }
+}
+
+int store_sub_begin(store_t *st, struct err *err)
+{
+    if (st->batch == NULL || st->sub)
+        return err_set(err, EINVAL, "store: sub-transaction without a batch");
+    int rc = mdb_txn_begin(st->env, st->batch, 0, &st->sub);
+    if (rc) {
+        st->sub = NULL;
+        return mdb_err(err, rc, "begin nested");
+    }
+    return 0;
+}
+
+int store_sub_commit(store_t *st, struct err *err)
+{
+    if (st->sub == NULL)
+        return err_set(err, EINVAL, "store: no sub-transaction");
+    int rc = mdb_txn_commit(st->sub);
+    st->sub = NULL;
+    return rc ? mdb_err(err, rc, "commit nested") : 0;
+}
+
+void store_sub_abort(store_t *st)
+{
+    if (st->sub) {
+        mdb_txn_abort(st->sub);
+        st->sub = NULL;
+    }
+}
+
+static MDB_txn *cur_txn(store_t *st) { return st->sub ? st->sub : st->batch; }
+
+static int put(store_t *st, enum store_db db, const void *key, size_t klen, const void *val,
+               size_t vlen, unsigned flags, struct err *err)
+{
+    MDB_txn *txn = cur_txn(st);
+    if (txn == NULL)
+        return err_set(err, EINVAL, "store: put outside a transaction");
+    MDB_val k = {klen, (void *)key}, v = {vlen + 1, NULL};
+    int rc = mdb_put(txn, st->dbi[db], &k, &v, flags | MDB_RESERVE);
+    if (rc)
+        return mdb_err(err, rc, db_names[db]);
+    ((uint8_t *)v.mv_data)[0] = STORE_VALUE_VERSION;
+    if (vlen)
+        memcpy((uint8_t *)v.mv_data + 1, val, vlen);
+    return 0;
+}
+
+int store_put(store_t *st, enum store_db db, const void *key, size_t klen, const void *val,
+              size_t vlen, int append, struct err *err)
+{
+    return put(st, db, key, klen, val, vlen, append ? MDB_APPEND : 0, err);
+}
+
+int store_put_new(store_t *st, enum store_db db, const void *key, size_t klen, const void *val,
+                  size_t vlen, struct err *err)
+{
+    return put(st, db, key, klen, val, vlen, MDB_NOOVERWRITE, err);
+}
+
+int store_del(store_t *st, enum store_db db, const void *key, size_t klen, struct err *err)
+{
+    MDB_txn *txn = cur_txn(st);
+    if (txn == NULL)
+        return err_set(err, EINVAL, "store: delete outside a transaction");
+    MDB_val k = {klen, (void *)key};
+    int rc = mdb_del(txn, st->dbi[db], &k, NULL);
+    return rc ? mdb_err(err, rc, db_names[db]) : 0;
+}
+
+int store_get(store_t *st, enum store_db db, const void *key, size_t klen, void **val,
+              size_t *vlen, struct err *err)
+{
+    MDB_txn *txn = cur_txn(st), *own = NULL;
+    int rc;
+    if (txn == NULL) {
+        if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &own)))
+            return mdb_err(err, rc, "begin read");
+        txn = own;
+    }
+    MDB_val k = {klen, (void *)key}, v;
+    rc = mdb_get(txn, st->dbi[db], &k, &v);
+    if (rc) {
+        mdb_txn_abort(own);
+        return mdb_err(err, rc, db_names[db]);
+    }
+    if (v.mv_size < 1 || *(uint8_t *)v.mv_data != STORE_VALUE_VERSION) {
+        mdb_txn_abort(own);
+        return err_set(err, EPROTO, "store: %s: record with unknown version", db_names[db]);
+    }
+    *vlen = v.mv_size - 1;
+    *val = malloc(*vlen + 1);
+    if (*val == NULL) {
+        mdb_txn_abort(own);
+        return err_set(err, ENOMEM, "store: out of memory");
+    }
+    memcpy(*val, (uint8_t *)v.mv_data + 1, *vlen);
+    ((char *)*val)[*vlen] = '\0';
+    mdb_txn_abort(own);
+    return 0;
+}
+
+int store_foreach(store_t *st, enum store_db db, store_foreach_cb cb, void *arg, struct err *err)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return mdb_err(err, rc, "begin read");
+    if ((rc = mdb_cursor_open(txn, st->dbi[db], &cur))) {
+        mdb_txn_abort(txn);
+        return mdb_err(err, rc, "cursor");
+    }
+    MDB_val k, v;
+    int ret = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (v.mv_size < 1 || *(uint8_t *)v.mv_data != STORE_VALUE_VERSION) {
+            ret = err_set(err, EPROTO, "store: %s: record with unknown version", db_names[db]);
+            break;
+        }
+        ret = cb(k.mv_data, k.mv_size, (uint8_t *)v.mv_data + 1, v.mv_size - 1, arg);
+        if (ret)
+            break;
+    }
+    if (ret == 0 && rc != MDB_NOTFOUND)
+        ret = mdb_err(err, rc, "walk");
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return ret;
+}
