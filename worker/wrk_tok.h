@@ -20,8 +20,8 @@
  *   6. WordPiece, greedy longest match first; a word of more than 100 code
  *      points, or one that cannot be covered by vocabulary pieces, is [UNK];
  *   7. [CLS] + pieces + [SEP], truncated to max_len ids in all.
- * Unicode data comes from libutf8proc (Unicode 13 in 2.6), with the few code
- * points where HF's tables differ fixed in wrk_tok.c.
+ * Unicode data comes from libutf8proc (2.8.0: Unicode 15.0), with the 173 code
+ * point ranges where HF's own tables differ fixed in wrk_tok.c. Link -lutf8proc.
  *
  * Thread-safety: a wrk_tok_t is immutable after wrk_tok_create(); every other
  * function may be called concurrently on one shared const handle. Encoding
