@@ -220,9 +220,9 @@ int net_recv(net_sock_t *sock, struct proto_msg *msg, struct net_peer *peer, str
 
 int net_poll(struct net_pollitem *items, int n, long timeout_ms, struct err *err)
 {
-    zmq_pollitem_t zi[16];
-    if (n > 16)
-        return err_set(err, EINVAL, "poll: more than 16 items");
+    zmq_pollitem_t stack[32], *zi = stack;
+    if (n > 32 && (zi = calloc((size_t)n, sizeof *zi)) == NULL)
+        return err_set(err, ENOMEM, "poll: out of memory");
     for (int i = 0; i < n; i++) {
         zi[i].socket = items[i].sock ? items[i].sock->zs : NULL;
         zi[i].fd = items[i].fd;
@@ -231,8 +231,10 @@ int net_poll(struct net_pollitem *items, int n, long timeout_ms, struct err *err
     }
     int rc = zmq_poll(zi, n, timeout_ms);
     if (rc < 0)
-        return err_set(err, errno, "poll: %s", zmq_strerror(errno));
-    for (int i = 0; i < n; i++)
+        err_set(err, errno, "poll: %s", zmq_strerror(errno));
+    for (int i = 0; rc >= 0 && i < n; i++)
         items[i].revents = (zi[i].revents & ZMQ_POLLIN) ? NET_POLLIN : 0;
+    if (zi != stack)
+        free(zi);
     return rc;
 }

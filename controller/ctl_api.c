@@ -1,0 +1,252 @@
+/* ctl_api.c: the client-facing request handlers. */
+#include "controller/ctl_api.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "controller/ctl_jobs.h"
+#include "controller/ctl_result.h"
+#include "shared/log.h"
+#include "shared/units.h"
+
+#define MOAT_VERSION "0.1.0"
+
+int ctl_on_ping(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
+{
+    (void)err;
+    json_t *b = json_pack("{s:s, s:f, s:I, s:i}", "version", MOAT_VERSION, "time", units_now(),
+                          "jobs", (json_int_t)ctl->njobs, "nodes", ctl->nnodes);
+    return ctl_out_reply(ctl, peer, msg->req_id, b);
+}
+
+int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
+{
+    struct job_spec spec;
+    if (jobspec_from_json(&spec, json_object_get(msg->body, "spec"), err) != 0)
+        return -1;
+    for (int i = 0; i < spec.nafter; i++) {
+        if (ctl_job_get(ctl, spec.after[i]) == NULL) {
+            err_set(err, ENOENT, "after: job %llu does not exist", (unsigned long long)spec.after[i]);
+            jobspec_clear(&spec);
+            return -1;
+        }
+    }
+    struct ctl_job *job = ctl_job_new(ctl->njobs + 1, &spec, units_now(), err);
+    if (job == NULL) {
+        jobspec_clear(&spec);
+        return -1;
+    }
+    if (ctl_job_save(ctl, job, true, err) != 0 || ctl_job_add(ctl, job, err) != 0) {
+        ctl_job_free(job);
+        return -1;
+    }
+    if (ctl_queue_add(ctl, job, err) != 0)
+        return -1;
+    log_debug("ctl", "job %llu submitted: %u tasks", (unsigned long long)job->id, job->ntasks);
+    return ctl_out_reply(ctl, peer, msg->req_id, json_pack("{s:I}", "id", (json_int_t)job->id));
+}
+
+static struct ctl_job *job_arg(struct ctl *ctl, const json_t *body, struct err *err)
+{
+    uint64_t id = (uint64_t)json_integer_value(json_object_get(body, "id"));
+    struct ctl_job *job = ctl_job_get(ctl, id);
+    if (job == NULL)
+        err_set(err, ENOENT, "job %llu: no such job", (unsigned long long)id);
+    return job;
+}
+
+int ctl_on_show(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
+{
+    struct ctl_job *job = job_arg(ctl, msg->body, err);
+    if (job == NULL)
+        return -1;
+    return ctl_out_reply(ctl, peer, msg->req_id, ctl_job_json(ctl, job, true));
+}
+
+int ctl_on_queue(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
+{
+    const json_t *st = json_object_get(msg->body, "state");
+    int want = -1;
+    if (st && (want = job_state_parse(json_string_value(st))) < 0)
+        return err_set(err, EINVAL, "state: '%s' is not a job state", json_string_value(st));
+    bool all = json_is_true(json_object_get(msg->body, "all")) || want >= 0;
+    json_t *jobs = json_array();
+    for (uint64_t id = 1; id <= ctl->njobs; id++) {
+        const struct ctl_job *job = ctl->jobs[id];
+        if (!all && job_state_is_terminal(job->state))
+            continue;
+        if (want >= 0 && job->state != (enum job_state)want)
+            continue;
+        json_array_append_new(jobs, ctl_job_json(ctl, job, false));
+    }
+    return ctl_out_reply(ctl, peer, msg->req_id, json_pack("{s:o}", "jobs", jobs));
+}
+
+int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
+{
+    json_t *done = json_array(), *errors = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(msg->body, "ids"), i, v) {
+        uint64_t id = (uint64_t)json_integer_value(v);
+        struct ctl_job *job = ctl_job_get(ctl, id);
+        struct err e = {0};
+        if (job == NULL)
+            err_set(&e, ENOENT, "job %llu: no such job", (unsigned long long)id);
+        else if (ctl_job_cancel(ctl, job, "cancelled by user", &e) == 0) {
+            json_array_append_new(done, json_integer((json_int_t)id));
+            continue;
+        }
+        if (ctl->store_err.code) {
+            json_decref(done);
+            json_decref(errors);
+            *err = ctl->store_err;
+            return -1;
+        }
+        json_array_append_new(errors, json_pack("{s:I, s:i, s:s}", "id", (json_int_t)id, "code",
+                                                e.code, "msg", e.msg));
+    }
+    return ctl_out_reply(ctl, peer, msg->req_id,
+                         json_pack("{s:o, s:o}", "cancelled", done, "errors", errors));
+}
+
+json_t *ctl_json_lossy_string(const uint8_t *s, size_t len)
+{
+    char *out = malloc(len * 3 + 1);
+    if (out == NULL)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        uint8_t c = s[i];
+        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        bool ok = n > 0 && i + n <= len && c != 0;
+        uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1f : n == 3 ? c & 0x0f : c & 0x07;
+        for (size_t k = 1; ok && k < n; k++) {
+            ok = (s[i + k] & 0xc0) == 0x80;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        /* overlong forms, surrogates and out-of-range code points are invalid */
+        if (ok && ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+                   (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff))
+            ok = false;
+        if (ok) {
+            memcpy(out + o, s + i, n);
+            o += n;
+            i += n;
+        } else {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i += 1;
+        }
+    }
+    json_t *j = json_stringn(out, o);
+    free(out);
+    return j;
+}
+
+static json_t *task_result_json(struct ctl *ctl, const struct ctl_job *job, uint32_t off, bool raw,
+                                 struct proto_msg *blobs_to, struct err *err)
+{
+    const struct ctl_task *t = &job->tasks[off];
+    uint32_t index = job->spec.array_start + off;
+    json_t *o = json_pack("{s:I, s:s, s:o}", "index", (json_int_t)index, "state",
+                          job_state_name(t->state), "exit_code",
+                          job_state_is_terminal(t->state) ? json_integer(t->exit_code) : json_null());
+    uint8_t key[12];
+    void *val = NULL;
+    size_t len = 0;
+    struct ctl_result r;
+    struct err e = {0};
+    int rc = store_get(ctl->store, STORE_DB_RESULTS, key, store_key_task(key, job->id, index), &val,
+                       &len, &e);
+    if (rc == 0 && ctl_result_decode(val, len, &r, &e) == 0) {
+        json_object_set_new(o, "signal", json_integer(r.signal));
+        json_object_set_new(o, "truncated", json_boolean(r.truncated));
+        if (raw) {
+            if (proto_msg_add_blob(blobs_to, r.out, r.out_len, err) != 0 ||
+                proto_msg_add_blob(blobs_to, r.err, r.err_len, err) != 0) {
+                free(val);
+                json_decref(o);
+                return NULL;
+            }
+        } else {
+            json_object_set_new(o, "stdout", ctl_json_lossy_string(r.out, r.out_len));
+            json_object_set_new(o, "stderr", ctl_json_lossy_string(r.err, r.err_len));
+        }
+    } else {
+        if (e.code != ENOENT) /* no result yet is normal; an unreadable one is not */
+            log_error("ctl", "result %llu.%u: %s", (unsigned long long)job->id, index, e.msg);
+        json_object_set_new(o, "stdout", json_null());
+        json_object_set_new(o, "stderr", json_null());
+        json_object_set_new(o, "truncated", json_false());
+    }
+    free(val);
+    return o;
+}
+
+int ctl_on_result(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
+{
+    struct ctl_job *job = job_arg(ctl, msg->body, err);
+    if (job == NULL)
+        return -1;
+    const json_t *task = json_object_get(msg->body, "task");
+    bool raw = json_is_true(json_object_get(msg->body, "raw"));
+    if (raw && task == NULL)
+        return err_set(err, EINVAL, "result: raw output needs a task index");
+    if (task) {
+        long off = ctl_task_offset(job, (uint64_t)json_integer_value(task));
+        if (off < 0)
+            return err_set(err, ENOENT, "job %llu: no task %lld", (unsigned long long)job->id,
+                           (long long)json_integer_value(task));
+        struct proto_msg tmp;
+        proto_msg_init(&tmp, PROTO_TYPE_REPLY, 0, NULL);
+        json_t *o = task_result_json(ctl, job, (uint32_t)off, raw, &tmp, err);
+        if (o == NULL) {
+            proto_msg_clear(&tmp);
+            return -1;
+        }
+        if (ctl_out_reply(ctl, peer, msg->req_id, o) != 0) {
+            proto_msg_clear(&tmp);
+            return err_set(err, ENOMEM, "result: out of memory");
+        }
+        struct proto_msg *out = ctl_out_last(ctl);
+        for (int i = 0; i < tmp.nblobs; i++) {
+            out->blobs[i] = tmp.blobs[i];
+            tmp.blobs[i].data = NULL;
+        }
+        out->nblobs = tmp.nblobs;
+        tmp.nblobs = 0;
+        proto_msg_clear(&tmp);
+        return 0;
+    }
+    json_t *tasks = json_array();
+    for (uint32_t off = 0; off < job->ntasks; off++) {
+        json_t *o = task_result_json(ctl, job, off, false, NULL, err);
+        if (o == NULL) {
+            json_decref(tasks);
+            return -1;
+        }
+        json_array_append_new(tasks, o);
+    }
+    return ctl_out_reply(ctl, peer, msg->req_id,
+                         json_pack("{s:I, s:s, s:o}", "id", (json_int_t)job->id, "state",
+                                   job_state_name(job->state), "tasks", tasks));
+}
+
+int ctl_on_nodes(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
+{
+    (void)err;
+    json_t *nodes = json_array();
+    for (int i = 0; i < ctl->nnodes; i++) {
+        const struct ctl_node *n = &ctl->nodes[i];
+        json_array_append_new(
+            nodes, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:i, s:s, s:i, s:i, s:b}", "name",
+                             n->name, "state", node_state_name(n->state), "host", n->host, "pid",
+                             n->pid, "cpus", n->cpus, "gpus", n->gpus, "mem_bytes",
+                             (json_int_t)n->mem, "running_tasks", n->running, "backend", n->backend,
+                             "used_cpus", n->used_cpus, "launch_failures", n->launch_failures,
+                             "registered", n->registered));
+    }
+    return ctl_out_reply(ctl, peer, msg->req_id, json_pack("{s:o}", "nodes", nodes));
+}

@@ -1,0 +1,23 @@
+/* ctl_api.h: client requests: PING, SUBMIT, SHOW, QUEUE, CANCEL, RESULT, NODES.
+ * Each handler queues exactly one REPLY, or returns -1 with err for an ERROR
+ * reply (EINVAL bad argument, ENOENT unknown job or task). SUBMIT's reply leaves
+ * only after the batch holding the job has committed.
+ */
+#ifndef MOAT_CTL_API_H
+#define MOAT_CTL_API_H
+
+#include "controller/ctl_state.h"
+
+int ctl_on_ping(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
+int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
+int ctl_on_show(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
+int ctl_on_queue(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
+int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
+int ctl_on_result(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
+int ctl_on_nodes(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
+
+/* ctl_json_lossy_string: a JSON string of len bytes with invalid UTF-8 sequences
+ * replaced by U+FFFD (RFC 3629 validity). Caller owns; NULL on ENOMEM. */
+json_t *ctl_json_lossy_string(const uint8_t *s, size_t len);
+
+#endif

@@ -1,0 +1,43 @@
+/* ctl_cfg.c: the controller's key table; defaults mirrored in conf/controller.conf. */
+#include "controller/ctl_cfg.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "shared/log.h"
+
+#define F(x) offsetof(struct ctl_cfg, x)
+static const struct cfg_key keys[] = {
+    {"listen", CFG_STR_LIST, "tcp://127.0.0.1:7700", 0, 0, F(listen)},
+    {"state_dir", CFG_STR, "/var/lib/moat/controller", 0, 0, F(state_dir)},
+    {"endpoint_file", CFG_STR, "", 0, 0, F(endpoint_file)},
+    {"heartbeat_interval", CFG_DURATION, "1 s", 0.01, 3600, F(heartbeat_interval)},
+    {"heartbeat_tolerance", CFG_INT, "3", 1, 1000, F(heartbeat_tolerance)},
+    {"max_attempts", CFG_INT, "3", 1, 1000, F(max_attempts)},
+    {"drain_after_launch_failures", CFG_INT, "3", 1, 1000000, F(drain_after_launch_failures)},
+    {"store_map_size", CFG_SIZE, "64 MiB", 1048576, 1.8e19, F(store_map_size)},
+    {"store_map_max", CFG_SIZE, "64 GiB", 1048576, 1.8e19, F(store_map_max)},
+    {"max_message", CFG_SIZE, "8 MiB", 65536, 1099511627776.0, F(max_message)},
+    {"output_cap", CFG_SIZE, "1 MiB", 0, 536870912, F(output_cap)},
+    {"kill_grace", CFG_DURATION, "5 s", 0, 3600, F(kill_grace)},
+    {"log_level", CFG_STR, "info", 0, 0, F(log_level)},
+    {0},
+};
+
+int ctl_cfg_load(const char *path, struct ctl_cfg *cfg, struct err *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    if ((path ? cfg_load(path, keys, cfg, err) : cfg_defaults(keys, cfg, err)) != 0)
+        return -1;
+    const char *where = path ? path : "defaults";
+    if (log_level_parse(cfg->log_level) < 0)
+        return err_set(err, EINVAL, "%s: log_level: expected debug, info, warn or error", where);
+    if (cfg->listen.n == 0)
+        return err_set(err, EINVAL, "%s: listen: at least one endpoint is needed", where);
+    if (cfg->max_message < 2 * cfg->output_cap + 65536)
+        return err_set(err, EINVAL, "%s: max_message: must be at least 2 x output_cap + 64 KiB", where);
+    if (cfg->store_map_max < cfg->store_map_size)
+        return err_set(err, EINVAL, "%s: store_map_max: smaller than store_map_size", where);
+    return 0;
+}

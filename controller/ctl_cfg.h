@@ -1,0 +1,27 @@
+/* ctl_cfg.h: the controller's configuration (conf/controller.conf documents every key). */
+#ifndef MOAT_CTL_CFG_H
+#define MOAT_CTL_CFG_H
+
+#include <stdint.h>
+
+#include "shared/cfg.h"
+
+struct ctl_cfg {
+    struct cfg_list listen;
+    char state_dir[CFG_STR_MAX];
+    char endpoint_file[CFG_STR_MAX];
+    double heartbeat_interval;   /* s */
+    int64_t heartbeat_tolerance; /* missed heartbeats */
+    int64_t max_attempts;
+    int64_t drain_after_launch_failures;
+    uint64_t store_map_size, store_map_max; /* bytes */
+    uint64_t max_message;        /* bytes */
+    uint64_t output_cap;         /* bytes per stream */
+    double kill_grace;           /* s */
+    char log_level[CFG_STR_MAX];
+};
+
+/* ctl_cfg_load: defaults, then path (NULL: defaults only). Errors: "PATH:LINE: KEY: why". */
+int ctl_cfg_load(const char *path, struct ctl_cfg *cfg, struct err *err);
+
+#endif

@@ -1,0 +1,263 @@
+/* ctl_jobs.c: job and task transitions, their records and messages. */
+#include "controller/ctl_jobs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shared/log.h"
+#include "shared/units.h"
+
+/* legal[from][to] */
+static const bool legal[JOB_STATE_COUNT][JOB_STATE_COUNT] = {
+    [JOB_STATE_PENDING] = {[JOB_STATE_RUNNING] = true, [JOB_STATE_CANCELLED] = true,
+                           [JOB_STATE_FAILED] = true},
+    [JOB_STATE_RUNNING] = {[JOB_STATE_PENDING] = true, [JOB_STATE_COMPLETED] = true,
+                           [JOB_STATE_FAILED] = true, [JOB_STATE_CANCELLED] = true,
+                           [JOB_STATE_TIMEOUT] = true},
+};
+
+bool ctl_state_transition_ok(enum job_state from, enum job_state to)
+{
+    if ((unsigned)from >= JOB_STATE_COUNT || (unsigned)to >= JOB_STATE_COUNT)
+        return false;
+    return legal[from][to];
+}
+
+long ctl_task_offset(const struct ctl_job *job, uint64_t index)
+{
+    if (index < job->spec.array_start || index - job->spec.array_start >= job->ntasks)
+        return -1;
+    return (long)(index - job->spec.array_start);
+}
+
+json_t *ctl_task_argv_expand(const struct job_spec *spec, uint32_t index)
+{
+    json_t *argv = json_array();
+    char num[16];
+    int nlen = snprintf(num, sizeof num, "%u", index);
+    for (int i = 0; argv && i < spec->argc; i++) {
+        const char *a = spec->argv[i];
+        if (strstr(a, "{index}") == NULL) {
+            json_array_append_new(argv, json_string(a));
+            continue;
+        }
+        size_t cap = strlen(a) + 1, len = 0;
+        for (const char *p = a; (p = strstr(p, "{index}")); p += 7)
+            cap += (size_t)nlen;
+        char *out = malloc(cap);
+        if (out == NULL) {
+            json_decref(argv);
+            return NULL;
+        }
+        for (const char *p = a; *p;) {
+            if (strncmp(p, "{index}", 7) == 0) {
+                memcpy(out + len, num, (size_t)nlen);
+                len += (size_t)nlen;
+                p += 7;
+            } else {
+                out[len++] = *p++;
+            }
+        }
+        out[len] = '\0';
+        json_array_append_new(argv, json_string(out));
+        free(out);
+    }
+    return argv;
+}
+
+static void node_release(struct ctl *ctl, const struct ctl_job *job, struct ctl_task *t)
+{
+    if (t->node < 0)
+        return;
+    struct ctl_node *n = &ctl->nodes[t->node];
+    n->used_cpus -= job->spec.cpus;
+    n->used_gpus -= job->spec.gpus;
+    n->used_mem -= job->spec.mem;
+    n->running--;
+    t->node = -1;
+    ctl->need_sched = true;
+}
+
+static int job_set_state(struct ctl *ctl, struct ctl_job *job, enum job_state to, double now,
+                         struct err *err)
+{
+    if (job->state == to)
+        return 0;
+    if (!ctl_state_transition_ok(job->state, to))
+        return err_set(err, EINVAL, "job %llu: %s -> %s is not a legal transition",
+                       (unsigned long long)job->id, job_state_name(job->state), job_state_name(to));
+    job->state = to;
+    if (to == JOB_STATE_RUNNING && job->start_time == 0)
+        job->start_time = now;
+    if (job_state_is_terminal(to))
+        job->end_time = now;
+    return ctl_job_save(ctl, job, false, err);
+}
+
+/* job_maybe_finish: when every task is terminal, derive the job's final state. */
+static int job_maybe_finish(struct ctl *ctl, struct ctl_job *job, double now, struct err *err)
+{
+    if (job->done < job->ntasks || job_state_is_terminal(job->state))
+        return 0;
+    bool failed = false, timeout = false, cancelled = false;
+    int code = 0;
+    for (uint32_t i = 0; i < job->ntasks; i++) {
+        const struct ctl_task *t = &job->tasks[i];
+        failed |= t->state == JOB_STATE_FAILED;
+        timeout |= t->state == JOB_STATE_TIMEOUT;
+        cancelled |= t->state == JOB_STATE_CANCELLED;
+        if (t->exit_code > code)
+            code = t->exit_code;
+        else if (t->exit_code < 0 && code == 0 && t->state != JOB_STATE_COMPLETED)
+            code = -1;
+    }
+    enum job_state to = job->cancel_requested || (cancelled && !failed && !timeout)
+                            ? JOB_STATE_CANCELLED
+                        : failed   ? JOB_STATE_FAILED
+                        : timeout  ? JOB_STATE_TIMEOUT
+                                   : JOB_STATE_COMPLETED;
+    job->exit_code = code;
+    if (job->state == JOB_STATE_PENDING && to != JOB_STATE_CANCELLED && to != JOB_STATE_FAILED)
+        job->state = JOB_STATE_RUNNING; /* every task ended without the job being seen running */
+    log_debug("ctl", "job %llu %s exit=%d", (unsigned long long)job->id, job_state_name(to), code);
+    return job_set_state(ctl, job, to, now, err);
+}
+
+int ctl_task_dispatch(struct ctl *ctl, struct ctl_job *job, uint32_t offset, int n, double now,
+                      struct err *err)
+{
+    struct ctl_task *t = &job->tasks[offset];
+    struct ctl_node *node = &ctl->nodes[n];
+    if (!ctl_state_transition_ok(t->state, JOB_STATE_RUNNING))
+        return err_set(err, EINVAL, "task %llu.%u: cannot start from %s", (unsigned long long)job->id,
+                       job->spec.array_start + offset, job_state_name(t->state));
+    uint32_t index = job->spec.array_start + offset;
+    t->state = JOB_STATE_RUNNING;
+    t->attempts++;
+    t->node = n;
+    t->last_node = n;
+    t->start_time = now;
+    t->end_time = 0;
+    t->kill_sent = false;
+    t->deadline = job->spec.time_limit > 0 ? now + job->spec.time_limit : 0;
+    node->used_cpus += job->spec.cpus;
+    node->used_gpus += job->spec.gpus;
+    node->used_mem += job->spec.mem;
+    node->running++;
+    job->running++;
+    if (ctl_task_save(ctl, job, offset, err) != 0)
+        return -1;
+    if (job->state == JOB_STATE_PENDING && job_set_state(ctl, job, JOB_STATE_RUNNING, now, err) != 0)
+        return -1;
+
+    json_t *argv = ctl_task_argv_expand(&job->spec, index);
+    json_t *env = json_array();
+    char buf[160];
+    snprintf(buf, sizeof buf, "MOAT_JOB_ID=%llu", (unsigned long long)job->id);
+    json_array_append_new(env, json_string(buf));
+    snprintf(buf, sizeof buf, "MOAT_TASK_INDEX=%u", index);
+    json_array_append_new(env, json_string(buf));
+    snprintf(buf, sizeof buf, "MOAT_ATTEMPT=%u", t->attempts);
+    json_array_append_new(env, json_string(buf));
+    snprintf(buf, sizeof buf, "MOAT_NODE=%s", node->name);
+    json_array_append_new(env, json_string(buf));
+    snprintf(buf, sizeof buf, "MOAT_JOB_NAME=%s", job->spec.name);
+    json_array_append_new(env, json_string(buf));
+    json_t *body = json_pack("{s:I, s:I, s:I, s:s, s:o, s:o, s:i, s:i, s:I, s:f, s:I}",
+                             "job", (json_int_t)job->id, "task", (json_int_t)index, "attempt",
+                             (json_int_t)t->attempts, "kind", job_kind_name(job->spec.kind), "argv",
+                             argv, "env", env, "cpus", job->spec.cpus, "gpus", job->spec.gpus, "mem",
+                             (json_int_t)job->spec.mem, "deadline", t->deadline, "output_cap",
+                             (json_int_t)ctl->cfg.output_cap);
+    if (body == NULL)
+        return err_set(err, ENOMEM, "dispatch: out of memory");
+    return ctl_out_send(ctl, &node->peer, PROTO_TYPE_DISPATCH, body) == 0
+               ? 0 : err_set(err, ENOMEM, "dispatch: out of memory");
+}
+
+int ctl_task_end(struct ctl *ctl, struct ctl_job *job, uint32_t offset, enum job_state state,
+                 int exit_code, int signal, double end_time, struct err *err)
+{
+    struct ctl_task *t = &job->tasks[offset];
+    if (!job_state_is_terminal(state) || !ctl_state_transition_ok(t->state, state))
+        return err_set(err, EINVAL, "task %llu.%u: %s -> %s is not a legal transition",
+                       (unsigned long long)job->id, job->spec.array_start + offset,
+                       job_state_name(t->state), job_state_name(state));
+    bool was_running = t->state == JOB_STATE_RUNNING;
+    node_release(ctl, job, t);
+    t->state = state;
+    t->exit_code = exit_code;
+    t->signal = signal;
+    t->end_time = end_time;
+    if (was_running)
+        job->running--;
+    job->done++;
+    if (ctl_task_save(ctl, job, offset, err) != 0)
+        return -1;
+    return job_maybe_finish(ctl, job, units_now(), err);
+}
+
+int ctl_task_requeue(struct ctl *ctl, struct ctl_job *job, uint32_t offset, bool launch_failure,
+                     const char *why, struct err *err)
+{
+    struct ctl_task *t = &job->tasks[offset];
+    if (t->state != JOB_STATE_RUNNING)
+        return err_set(err, EINVAL, "task %llu.%u: requeue from %s", (unsigned long long)job->id,
+                       job->spec.array_start + offset, job_state_name(t->state));
+    if (launch_failure)
+        t->launch_fails++;
+    uint32_t counted = t->attempts - t->launch_fails;
+    if (job->cancel_requested || counted >= (uint32_t)ctl->cfg.max_attempts) {
+        enum job_state to = job->cancel_requested ? JOB_STATE_CANCELLED : JOB_STATE_FAILED;
+        if (to == JOB_STATE_FAILED)
+            snprintf(job->reason, sizeof job->reason, "task %u: %s after %u attempts",
+                     job->spec.array_start + offset, why, counted);
+        return ctl_task_end(ctl, job, offset, to, -1, 0, units_now(), err);
+    }
+    node_release(ctl, job, t);
+    t->state = JOB_STATE_PENDING;
+    job->running--;
+    if (ctl_task_save(ctl, job, offset, err) != 0)
+        return -1;
+    if (ctl_task_requeue_push(job, offset, err) != 0 || ctl_queue_add(ctl, job, err) != 0)
+        return -1;
+    if (job->running == 0 && job->done == 0 && job->state == JOB_STATE_RUNNING) {
+        job->state = JOB_STATE_PENDING; /* legal RUNNING -> PENDING: nothing of it runs now */
+        snprintf(job->reason, sizeof job->reason, "requeued: %s", why);
+        return ctl_job_save(ctl, job, false, err);
+    }
+    return 0;
+}
+
+int ctl_job_cancel(struct ctl *ctl, struct ctl_job *job, const char *why, struct err *err)
+{
+    if (job_state_is_terminal(job->state))
+        return err_set(err, EINVAL, "job %llu: already %s", (unsigned long long)job->id,
+                       job_state_name(job->state));
+    double now = units_now();
+    job->cancel_requested = true;
+    snprintf(job->reason, sizeof job->reason, "%s", why);
+    for (uint32_t off = 0; off < job->ntasks; off++) {
+        struct ctl_task *t = &job->tasks[off];
+        if (t->state == JOB_STATE_PENDING) {
+            t->state = JOB_STATE_CANCELLED;
+            t->end_time = now;
+            job->done++;
+            if (off < job->next_index && ctl_task_save(ctl, job, off, err) != 0)
+                return -1; /* requeued tasks have records to update; never-started ones do not */
+        } else if (t->state == JOB_STATE_RUNNING && !t->kill_sent && t->node >= 0) {
+            t->kill_sent = true;
+            json_t *body = json_pack("{s:I, s:I, s:I, s:s}", "job", (json_int_t)job->id, "task",
+                                     (json_int_t)(job->spec.array_start + off), "attempt",
+                                     (json_int_t)t->attempts, "reason", "cancel");
+            ctl_out_send(ctl, &ctl->nodes[t->node].peer, PROTO_TYPE_KILL, body);
+        }
+    }
+    job->next_index = job->ntasks;
+    job->requeue_head = job->nrequeue;
+    if (ctl_job_save(ctl, job, false, err) != 0)
+        return -1;
+    return job_maybe_finish(ctl, job, now, err);
+}

@@ -1,0 +1,52 @@
+/* ctl_jobs.h: the job and task state machine.
+ *
+ * States (PRODUCT.md): PENDING -> RUNNING -> COMPLETED | FAILED | CANCELLED | TIMEOUT;
+ * RUNNING -> PENDING when a task is requeued (its node was lost); PENDING ->
+ * CANCELLED (cancel, or an --after dependency that can no longer complete) and
+ * PENDING -> FAILED (retries exhausted). Terminal states are final. Tasks follow
+ * the same table; a job's state is derived from its tasks: RUNNING once one has
+ * started, terminal when all are, then CANCELLED if cancelled, COMPLETED if all
+ * completed, TIMEOUT if one timed out and none failed, else FAILED.
+ * Every function writes the records it changes into the current batch and queues
+ * the messages it implies (DISPATCH, KILL) in the outbox.
+ */
+#ifndef MOAT_CTL_JOBS_H
+#define MOAT_CTL_JOBS_H
+
+#include <stdbool.h>
+
+#include "controller/ctl_state.h"
+
+/* ctl_state_transition_ok: whether from -> to is legal for a job or a task. */
+bool ctl_state_transition_ok(enum job_state from, enum job_state to);
+
+/* ctl_task_dispatch: start attempt attempts+1 of task offset on node n at now:
+ * reserve the node's resources, save, and queue a DISPATCH. EINVAL if illegal. */
+int ctl_task_dispatch(struct ctl *ctl, struct ctl_job *job, uint32_t offset, int n, double now,
+                      struct err *err);
+
+/* ctl_task_end: a RUNNING task ended in state (COMPLETED, FAILED, TIMEOUT or
+ * CANCELLED) with exit_code/signal; release its node; finish the job if it was
+ * the last. */
+int ctl_task_end(struct ctl *ctl, struct ctl_job *job, uint32_t offset, enum job_state state,
+                 int exit_code, int signal, double end_time, struct err *err);
+
+/* ctl_task_requeue: a RUNNING task lost its node (or could not be launched:
+ * launch_failure true, not held against the job): back to PENDING for another
+ * attempt, or FAILED when max_attempts are used up. */
+int ctl_task_requeue(struct ctl *ctl, struct ctl_job *job, uint32_t offset, bool launch_failure,
+                     const char *why, struct err *err);
+
+/* ctl_job_cancel: cancel pending tasks now and send KILL to running ones; the job
+ * becomes CANCELLED when the last running task has ended. why is recorded as the
+ * job's reason. EINVAL when the job has already ended. */
+int ctl_job_cancel(struct ctl *ctl, struct ctl_job *job, const char *why, struct err *err);
+
+/* ctl_task_offset: offset of array index in job, or -1 when out of range. */
+long ctl_task_offset(const struct ctl_job *job, uint64_t index);
+
+/* ctl_task_argv_expand: argv with every "{index}" replaced by the decimal index.
+ * Returns a JSON array of strings (caller owns); NULL on ENOMEM. */
+json_t *ctl_task_argv_expand(const struct job_spec *spec, uint32_t index);
+
+#endif

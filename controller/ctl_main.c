@@ -1,0 +1,259 @@
+/* ctl_main.c: moat-controller: configuration, the event loop, the handler table.
+ *
+ * One pass of the loop: wait for messages (or a timer), handle every waiting
+ * message (up to a bound), check nodes and deadlines, place tasks, commit the
+ * batch's one write transaction, then send the outbox. Nothing that
+ * acknowledges a change leaves before the commit (group commit: one fsync per
+ * pass, not per job). If the batch cannot be committed, its requests are
+ * answered with the error and the in-memory state is rebuilt from LMDB.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "controller/ctl_api.h"
+#include "controller/ctl_cfg.h"
+#include "controller/ctl_nodes.h"
+#include "controller/ctl_sched.h"
+#include "controller/ctl_state.h"
+#include "shared/log.h"
+#include "shared/units.h"
+
+#define BATCH_MAX 4096      /* messages handled per pass */
+#define POLL_MS 50
+#define CHECK_EVERY 0.1     /* s between liveness/deadline checks */
+#define SCHED_EVERY 0.25    /* s between passes that only look at begin times */
+
+typedef int (*ctl_handler_fn)(struct ctl *, const struct net_peer *, struct proto_msg *,
+                              struct err *);
+
+static const ctl_handler_fn handlers[PROTO_TYPE_COUNT] = {
+    [PROTO_TYPE_PING] = ctl_on_ping,
+    [PROTO_TYPE_SUBMIT] = ctl_on_submit,
+    [PROTO_TYPE_SHOW] = ctl_on_show,
+    [PROTO_TYPE_QUEUE] = ctl_on_queue,
+    [PROTO_TYPE_CANCEL] = ctl_on_cancel,
+    [PROTO_TYPE_RESULT] = ctl_on_result,
+    [PROTO_TYPE_NODES] = ctl_on_nodes,
+    [PROTO_TYPE_REGISTER] = ctl_on_register,
+    [PROTO_TYPE_HEARTBEAT] = ctl_on_heartbeat,
+    [PROTO_TYPE_TASK_END] = ctl_on_task_end,
+};
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: moat-controller -c FILE\n"
+               "  Runs the moat controller in the foreground; logs go to stderr.\n"
+               "  FILE is a libconfig file; conf/controller.conf documents every key.\n");
+}
+
+static void flush_outbox(struct ctl *ctl)
+{
+    for (int i = 0; i < ctl->nout; i++) {
+        struct ctl_out *o = &ctl->outbox[i];
+        struct err e = {0};
+        if (net_send(ctl->sock, &o->peer, &o->msg, &e) != 0)
+            log_debug("ctl", "send %s: %s", proto_type_name(o->msg.type), e.msg);
+        proto_msg_clear(&o->msg);
+    }
+    ctl->nout = 0;
+}
+
+/* fail_batch: the batch's writes are void. Answer its requests with the reason, drop
+ * what it would have dispatched, grow the map if that was the trouble, and rebuild
+ * memory from the store so that it matches what was committed. */
+static int fail_batch(struct ctl *ctl)
+{
+    struct err why = ctl->store_err, e = {0};
+    store_abort(ctl->store);
+    log_error("ctl", "batch abandoned: %s", why.msg);
+    if (why.code == ENOSPC && store_grow(ctl->store, &e) == 0) {
+        log_warn("ctl", "store map grown to %llu bytes", (unsigned long long)store_map_size(ctl->store));
+        err_set(&why, EAGAIN, "store was full and has grown; retry the request");
+    }
+    for (int i = 0; i < ctl->nout; i++) {
+        struct ctl_out *o = &ctl->outbox[i];
+        if (o->is_reply) {
+            uint64_t req = o->msg.req_id;
+            proto_msg_clear(&o->msg);
+            proto_msg_init(&o->msg, PROTO_TYPE_ERROR, req, proto_error_body(&why));
+        } else if (o->msg.type != PROTO_TYPE_ERROR) {
+            proto_msg_clear(&o->msg);
+            o->msg.type = 0;
+        }
+    }
+    for (int i = 0; i < ctl->nout; i++)
+        if (ctl->outbox[i].msg.type != 0 && net_send(ctl->sock, &ctl->outbox[i].peer, &ctl->outbox[i].msg, &e) != 0)
+            log_debug("ctl", "send: %s", e.msg);
+    struct ctl_cfg cfg = ctl->cfg;
+    store_t *st = ctl->store;
+    net_sock_t *sock = ctl->sock;
+    ctl_state_free(ctl);
+    ctl_state_init(ctl, &cfg, st, sock);
+    if (ctl_state_recover(ctl, &e) != 0) {
+        log_error("ctl", "recover after failed batch: %s", e.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static void handle(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg)
+{
+    struct err e = {0};
+    ctl_handler_fn fn = handlers[msg->type];
+    if (fn == NULL) {
+        if (msg->type == PROTO_TYPE_ERROR)
+            log_warn("ctl", "peer reported an error: %s",
+                     json_string_value(json_object_get(msg->body, "msg")));
+        else if (msg->type != PROTO_TYPE_REPLY)
+            log_warn("ctl", "dropped %s: not a request the controller serves",
+                     proto_type_name(msg->type));
+        return;
+    }
+    if (fn(ctl, peer, msg, &e) != 0 && ctl->store_err.code == 0) {
+        if (e.code == 0)
+            err_set(&e, EIO, "%s failed", proto_type_name(msg->type));
+        log_debug("ctl", "%s: %s", proto_type_name(msg->type), e.msg);
+        ctl_out_error(ctl, peer, msg->req_id, &e);
+    }
+}
+
+static int write_endpoint(const char *path, const char *endpoint, struct err *err)
+{
+    char tmp[CFG_STR_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return err_set(err, errno, "endpoint_file %s: %s", tmp, strerror(errno));
+    fprintf(f, "%s\n", endpoint);
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        return err_set(err, errno, "endpoint_file %s: %s", path, strerror(errno));
+    return 0;
+}
+
+static int run(struct ctl *ctl)
+{
+    struct net_pollitem item = {.sock = ctl->sock, .events = NET_POLLIN};
+    double next_check = 0, next_sched = 0;
+    while (!g_stop) {
+        struct err e = {0};
+        if (net_poll(&item, 1, POLL_MS, &e) < 0 && e.code != EINTR) {
+            log_error("ctl", "%s", e.msg);
+            return -1;
+        }
+        for (int n = 0; n < BATCH_MAX && ctl->store_err.code == 0; n++) {
+            struct proto_msg msg;
+            struct net_peer peer;
+            int rc = net_recv(ctl->sock, &msg, &peer, &e);
+            if (rc == 0)
+                break;
+            if (rc < 0) {
+                log_warn("ctl", "dropped malformed message: %s", e.msg);
+                continue;
+            }
+            handle(ctl, &peer, &msg);
+            proto_msg_clear(&msg);
+        }
+        double mono = units_mono(), now = units_now();
+        if (ctl->store_err.code == 0 && mono >= next_check) {
+            next_check = mono + CHECK_EVERY;
+            if (ctl_nodes_check(ctl, now, mono, &e) != 0 && ctl->store_err.code == 0)
+                log_error("ctl", "node check: %s", e.msg);
+        }
+        if (ctl->store_err.code == 0 && (ctl->need_sched || mono >= next_sched)) {
+            ctl->need_sched = false;
+            next_sched = mono + SCHED_EVERY;
+            if (ctl_sched_pass(ctl, now, &e) < 0 && ctl->store_err.code == 0)
+                log_error("ctl", "schedule: %s", e.msg);
+        }
+        if (ctl->store_err.code == 0 && store_in_batch(ctl->store) &&
+            store_commit(ctl->store, &ctl->store_err) != 0)
+            log_error("ctl", "commit: %s", ctl->store_err.msg);
+        if (ctl->store_err.code != 0) {
+            if (fail_batch(ctl) != 0)
+                return -1;
+            continue;
+        }
+        flush_outbox(ctl);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *conf = NULL;
+    int opt;
+    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+        switch (opt) {
+        case 'c': conf = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (conf == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    struct err e = {0};
+    struct ctl_cfg cfg;
+    if (ctl_cfg_load(conf, &cfg, &e) != 0) {
+        fprintf(stderr, "moat-controller: %s\n", e.msg);
+        return 2;
+    }
+    log_level_set((enum log_level)log_level_parse(cfg.log_level));
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    int rc = 1;
+    net_t *net = NULL;
+    net_sock_t *sock = NULL;
+    store_t *store = store_open(cfg.state_dir, cfg.store_map_size, cfg.store_map_max, &e);
+    if (store == NULL) {
+        log_error("ctl", "%s", e.msg);
+        return 1;
+    }
+    if ((net = net_create(&e)) == NULL)
+        goto out;
+    const char *eps[CFG_LIST_MAX];
+    for (int i = 0; i < cfg.listen.n; i++)
+        eps[i] = cfg.listen.items[i];
+    char bound[256];
+    sock = net_router_bind(net, eps, cfg.listen.n, (int64_t)cfg.max_message, bound, sizeof bound, &e);
+    if (sock == NULL)
+        goto out;
+    struct ctl ctl;
+    ctl_state_init(&ctl, &cfg, store, sock);
+    if (ctl_state_recover(&ctl, &e) != 0) {
+        ctl_state_free(&ctl);
+        goto out;
+    }
+    if (cfg.endpoint_file[0] && write_endpoint(cfg.endpoint_file, bound, &e) != 0) {
+        ctl_state_free(&ctl);
+        goto out;
+    }
+    log_info("ctl", "listening on %s; %llu jobs, %d nodes recovered from %s", bound,
+             (unsigned long long)ctl.njobs, ctl.nnodes, cfg.state_dir);
+    rc = run(&ctl) == 0 ? 0 : 1;
+    ctl_state_free(&ctl);
+    log_info("ctl", "stopped");
+out:
+    if (rc != 0 && e.code)
+        log_error("ctl", "%s", e.msg);
+    net_sock_close(sock);
+    net_destroy(net);
+    store_close(store);
+    return rc;
+}

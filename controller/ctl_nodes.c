@@ -1,0 +1,269 @@
+/* ctl_nodes.c: REGISTER, HEARTBEAT, TASK_END; liveness and deadlines. */
+#include "controller/ctl_nodes.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "controller/ctl_jobs.h"
+#include "controller/ctl_result.h"
+#include "shared/log.h"
+#include "shared/units.h"
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k)); /* fields were validated by proto */
+}
+
+static json_int_t jint(const json_t *o, const char *k)
+{
+    return json_integer_value(json_object_get(o, k));
+}
+
+static int node_add(struct ctl *ctl, const char *name, struct err *err)
+{
+    if (ctl->nnodes + 1 > ctl->nodes_cap) {
+        int cap = ctl->nodes_cap ? ctl->nodes_cap * 2 : 16;
+        struct ctl_node *n = realloc(ctl->nodes, (size_t)cap * sizeof *n);
+        if (n == NULL)
+            return err_set(err, ENOMEM, "nodes: out of memory");
+        ctl->nodes = n;
+        ctl->nodes_cap = cap;
+    }
+    struct ctl_node *n = &ctl->nodes[ctl->nnodes];
+    memset(n, 0, sizeof *n);
+    snprintf(n->name, sizeof n->name, "%s", name);
+    n->state = NODE_STATE_DOWN;
+    return ctl->nnodes++;
+}
+
+static bool listed(const json_t *tasks, uint64_t job, uint32_t index, uint32_t attempt)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) {
+        if ((uint64_t)jint(t, "job") == job && (uint32_t)jint(t, "task") == index &&
+            (uint32_t)jint(t, "attempt") == attempt)
+            return true;
+    }
+    return false;
+}
+
+/* requeue_lost: tasks RUNNING on node n that keep is not NULL and does not list. */
+static int requeue_lost(struct ctl *ctl, int n, const json_t *keep, const char *why, struct err *err)
+{
+    for (uint64_t id = 1; id <= ctl->njobs; id++) {
+        struct ctl_job *job = ctl->jobs[id];
+        for (uint32_t off = 0; job->running && off < job->ntasks; off++) {
+            struct ctl_task *t = &job->tasks[off];
+            if (t->state != JOB_STATE_RUNNING || t->node != n)
+                continue;
+            if (keep && listed(keep, id, job->spec.array_start + off, t->attempts))
+                continue;
+            log_warn("ctl", "task %llu.%u: %s; requeued", (unsigned long long)id,
+                     job->spec.array_start + off, why);
+            if (ctl_task_requeue(ctl, job, off, false, why, err) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static void send_kill(struct ctl *ctl, const struct net_peer *peer, uint64_t job, uint32_t index,
+                      uint32_t attempt, const char *reason)
+{
+    json_t *body = json_pack("{s:I, s:I, s:I, s:s}", "job", (json_int_t)job, "task",
+                             (json_int_t)index, "attempt", (json_int_t)attempt, "reason", reason);
+    ctl_out_send(ctl, peer, PROTO_TYPE_KILL, body);
+}
+
+int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
+                    struct err *err)
+{
+    const json_t *b = msg->body;
+    const char *name = jstr(b, "name"), *instance = jstr(b, "instance");
+    if (name[0] == '\0' || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789._-") != strlen(name))
+        return err_set(err, EINVAL, "register: name '%.64s': use letters, digits, '.', '_', '-'", name);
+    /* The same peer may not hold two names. */
+    int other = ctl_node_by_peer(ctl, peer);
+    if (other >= 0 && strcmp(ctl->nodes[other].name, name) != 0)
+        ctl->nodes[other].registered = false;
+    int n = ctl_node_find(ctl, name);
+    if (n < 0 && (n = node_add(ctl, name, err)) < 0)
+        return -1;
+    struct ctl_node *node = &ctl->nodes[n];
+    bool restarted = strcmp(node->instance, instance) != 0;
+    const json_t *tasks = json_object_get(b, "tasks");
+    /* Tasks we believe run there but the worker does not hold are lost. */
+    if (requeue_lost(ctl, n, tasks, restarted ? "worker restarted" : "worker lost the task", err) != 0)
+        return -1;
+    node = &ctl->nodes[n];
+    /* Tasks the worker holds that are not current there must stop. */
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) {
+        if (json_is_true(json_object_get(t, "ended")))
+            continue;
+        uint64_t jid = (uint64_t)jint(t, "job");
+        uint32_t index = (uint32_t)jint(t, "task"), attempt = (uint32_t)jint(t, "attempt");
+        struct ctl_job *job = ctl_job_get(ctl, jid);
+        long off = job ? ctl_task_offset(job, index) : -1;
+        bool current = off >= 0 && job->tasks[off].state == JOB_STATE_RUNNING &&
+                       job->tasks[off].node == n && job->tasks[off].attempts == attempt;
+        if (!current)
+            send_kill(ctl, peer, jid, index, attempt, "stale");
+    }
+    snprintf(node->host, sizeof node->host, "%s", jstr(b, "host"));
+    snprintf(node->backend, sizeof node->backend, "%s", jstr(b, "backend"));
+    snprintf(node->instance, sizeof node->instance, "%s", instance);
+    node->pid = (int)jint(b, "pid");
+    node->cpus = (int)jint(b, "cpus");
+    node->gpus = (int)jint(b, "gpus");
+    node->mem = (uint64_t)jint(b, "mem_bytes");
+    if (restarted || node->state == NODE_STATE_DOWN) {
+        node->state = NODE_STATE_UP;
+        node->launch_failures = 0;
+    }
+    node->registered = true;
+    node->peer = *peer;
+    node->last_seen = units_mono();
+    if (ctl_node_save(ctl, node, err) != 0)
+        return -1;
+    log_info("ctl", "node %s registered: host=%s pid=%d cpus=%d gpus=%d backend=%s%s", node->name,
+             node->host, node->pid, node->cpus, node->gpus, node->backend,
+             restarted ? " (new instance)" : "");
+    ctl->need_sched = true;
+    json_t *reply = json_pack("{s:s, s:I}", "node", node->name, "heartbeat_ms",
+                              (json_int_t)(ctl->cfg.heartbeat_interval * 1000));
+    return ctl_out_reply(ctl, peer, msg->req_id, reply);
+}
+
+int ctl_on_heartbeat(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
+                     struct err *err)
+{
+    int n = ctl_node_by_peer(ctl, peer);
+    if (n < 0 || strcmp(ctl->nodes[n].instance, jstr(msg->body, "instance")) != 0)
+        return err_set(err, ENOTCONN, "heartbeat: node %.64s is not registered; register first",
+                       jstr(msg->body, "name"));
+    ctl->nodes[n].last_seen = units_mono();
+    return ctl_out_reply(ctl, peer, msg->req_id, NULL);
+}
+
+int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
+                    struct err *err)
+{
+    const json_t *b = msg->body;
+    int n = ctl_node_by_peer(ctl, peer);
+    if (n < 0)
+        return err_set(err, ENOTCONN, "task end: sender is not registered; register first");
+    struct ctl_node *node = &ctl->nodes[n];
+    node->last_seen = units_mono();
+    uint64_t jid = (uint64_t)jint(b, "job");
+    uint32_t index = (uint32_t)jint(b, "task"), attempt = (uint32_t)jint(b, "attempt");
+    int st = job_state_parse(jstr(b, "state"));
+    if (st < 0 || !job_state_is_terminal((enum job_state)st))
+        return err_set(err, EPROTO, "task end: state '%.16s' is not a final state", jstr(b, "state"));
+    if (msg->nblobs != 2)
+        return err_set(err, EPROTO, "task end: expected 2 blobs (stdout, stderr), got %d", msg->nblobs);
+    struct ctl_job *job = ctl_job_get(ctl, jid);
+    long off = job ? ctl_task_offset(job, index) : -1;
+    struct ctl_task *t = off >= 0 ? &job->tasks[off] : NULL;
+    if (t == NULL || t->state != JOB_STATE_RUNNING || t->node != n || t->attempts != attempt) {
+        /* A duplicate, or an attempt that is no longer current: acknowledge, store nothing. */
+        log_debug("ctl", "task %llu.%u attempt %u from %s: not current; ignored",
+                  (unsigned long long)jid, index, attempt, node->name);
+        return ctl_out_reply(ctl, peer, msg->req_id, NULL);
+    }
+    const json_t *le = json_object_get(b, "launch_error");
+    if (le) {
+        node->launch_failures++;
+        log_warn("ctl", "task %llu.%u: node %s could not launch it: %s", (unsigned long long)jid,
+                 index, node->name, json_string_value(le));
+        if (node->launch_failures >= ctl->cfg.drain_after_launch_failures &&
+            node->state == NODE_STATE_UP) {
+            node->state = NODE_STATE_DRAINING;
+            log_warn("ctl", "node %s: DRAINING after %d launch failures in a row", node->name,
+                     node->launch_failures);
+            if (ctl_node_save(ctl, node, err) != 0)
+                return -1;
+        }
+        if (ctl_task_requeue(ctl, job, (uint32_t)off, true, "launch failed", err) != 0)
+            return -1;
+        return ctl_out_reply(ctl, peer, msg->req_id, NULL);
+    }
+    node->launch_failures = 0;
+    struct ctl_result r = {
+        .exit_code = (int)jint(b, "exit_code"),
+        .signal = (int)jint(b, "signal"),
+        .truncated = json_is_true(json_object_get(b, "truncated")),
+        .state = (enum job_state)st,
+        .out = msg->blobs[0].data,
+        .out_len = (uint32_t)msg->blobs[0].len,
+        .err = msg->blobs[1].data,
+        .err_len = (uint32_t)msg->blobs[1].len,
+    };
+    size_t len;
+    uint8_t *rec = ctl_result_encode(&r, &len);
+    if (rec == NULL)
+        return err_set(err, ENOMEM, "task end: out of memory");
+    uint8_t key[12];
+    int rc = ctl_batch(ctl, err);
+    if (rc == 0)
+        rc = store_put(ctl->store, STORE_DB_RESULTS, key, store_key_task(key, jid, index), rec, len,
+                       0, err);
+    free(rec);
+    if (rc != 0) {
+        if (ctl->store_err.code == 0)
+            ctl->store_err = *err;
+        return -1;
+    }
+    if (ctl_task_end(ctl, job, (uint32_t)off, (enum job_state)st, r.exit_code, r.signal,
+                     json_number_value(json_object_get(b, "end_time")), err) != 0)
+        return -1;
+    return ctl_out_reply(ctl, peer, msg->req_id, NULL);
+}
+
+int ctl_nodes_check(struct ctl *ctl, double now, double mono, struct err *err)
+{
+    double limit = ctl->cfg.heartbeat_interval * (double)ctl->cfg.heartbeat_tolerance;
+    for (int n = 0; n < ctl->nnodes; n++) {
+        struct ctl_node *node = &ctl->nodes[n];
+        if (node->state == NODE_STATE_DOWN && node->running == 0)
+            continue;
+        if (mono - node->last_seen <= limit)
+            continue;
+        log_warn("ctl", "node %s: no heartbeat for %.1f s; DOWN", node->name, mono - node->last_seen);
+        node->state = NODE_STATE_DOWN;
+        node->registered = false;
+        if (ctl_node_save(ctl, node, err) != 0)
+            return -1;
+        char why[96];
+        snprintf(why, sizeof why, "node %s lost", node->name);
+        if (requeue_lost(ctl, n, NULL, why, err) != 0)
+            return -1;
+    }
+    /* Backstop for time limits: the worker enforces them; this covers a silent worker. */
+    double slack = ctl->cfg.kill_grace + limit + 1.0;
+    for (uint64_t id = 1; id <= ctl->njobs; id++) {
+        struct ctl_job *job = ctl->jobs[id];
+        if (job->running == 0 || job->spec.time_limit <= 0)
+            continue;
+        for (uint32_t off = 0; off < job->ntasks; off++) {
+            struct ctl_task *t = &job->tasks[off];
+            if (t->state != JOB_STATE_RUNNING || t->deadline <= 0 || now < t->deadline + slack)
+                continue;
+            if (!t->kill_sent && t->node >= 0) {
+                t->kill_sent = true;
+                send_kill(ctl, &ctl->nodes[t->node].peer, id, job->spec.array_start + off,
+                          t->attempts, "timeout");
+            } else if (now > t->deadline + 2 * slack) {
+                log_warn("ctl", "task %llu.%u: past its time limit and not ended by its node; TIMEOUT",
+                         (unsigned long long)id, job->spec.array_start + off);
+                if (ctl_task_end(ctl, job, off, JOB_STATE_TIMEOUT, -1, 0, now, err) != 0)
+                    return -1;
+            }
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,28 @@
+/* ctl_nodes.h: the worker side of the controller: registration, heartbeats, task
+ * results, node liveness and time-limit enforcement.
+ *
+ * A node gets work only after its REGISTER has been answered on its current
+ * routing id. A REGISTER reconciles: tasks the controller has RUNNING on the node
+ * that the worker does not list are requeued (the worker lost them); tasks the
+ * worker lists that are not current there are sent KILL (stale attempts).
+ * Handlers return 0 after queueing their reply, or -1 with err for an ERROR reply.
+ */
+#ifndef MOAT_CTL_NODES_H
+#define MOAT_CTL_NODES_H
+
+#include "controller/ctl_state.h"
+
+int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
+                    struct err *err);
+int ctl_on_heartbeat(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
+                     struct err *err);
+int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
+                    struct err *err);
+
+/* ctl_nodes_check: mark nodes silent for heartbeat_interval x heartbeat_tolerance
+ * DOWN and requeue their tasks; KILL tasks well past their deadline that the worker
+ * has not ended, and end them as TIMEOUT if they still linger. now/mono: Unix and
+ * monotonic seconds. -1 with err if a record could not be written. */
+int ctl_nodes_check(struct ctl *ctl, double now, double mono, struct err *err);
+
+#endif

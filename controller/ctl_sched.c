@@ -1,0 +1,130 @@
+/* ctl_sched.c: priority order, resource fit, dependencies, begin times, %MAX. */
+#include "controller/ctl_sched.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "controller/ctl_jobs.h"
+#include "shared/log.h"
+
+bool ctl_sched_fits(const struct ctl_node *n, const struct job_spec *spec)
+{
+    return n->state == NODE_STATE_UP && n->registered && n->cpus - n->used_cpus >= spec->cpus &&
+           n->gpus - n->used_gpus >= spec->gpus &&
+           (spec->mem == 0 || n->mem - n->used_mem >= spec->mem);
+}
+
+int ctl_sched_pick(const struct ctl_node *nodes, int nnodes, const struct job_spec *spec)
+{
+    int best = -1;
+    for (int i = 0; i < nnodes; i++) {
+        if (!ctl_sched_fits(&nodes[i], spec))
+            continue;
+        if (best < 0 || nodes[i].cpus - nodes[i].used_cpus > nodes[best].cpus - nodes[best].used_cpus)
+            best = i;
+    }
+    return best;
+}
+
+int ctl_sched_job_ready(const struct ctl *ctl, const struct ctl_job *job, double now, char *why,
+                        size_t cap)
+{
+    for (int i = 0; i < job->spec.nafter; i++) {
+        const struct ctl_job *dep = ctl_job_get(ctl, job->spec.after[i]);
+        if (dep == NULL) {
+            snprintf(why, cap, "dependency %llu does not exist", (unsigned long long)job->spec.after[i]);
+            return -1;
+        }
+        if (dep->state == JOB_STATE_COMPLETED)
+            continue;
+        if (job_state_is_terminal(dep->state)) {
+            snprintf(why, cap, "dependency %llu ended %s", (unsigned long long)dep->id,
+                     job_state_name(dep->state));
+            return -1;
+        }
+        snprintf(why, cap, "waiting for job %llu", (unsigned long long)dep->id);
+        return 0;
+    }
+    if (job->spec.begin > now) {
+        snprintf(why, cap, "begin time not reached");
+        return 0;
+    }
+    return 1;
+}
+
+static bool has_work(const struct ctl_job *job)
+{
+    return !job_state_is_terminal(job->state) && !job->cancel_requested &&
+           (job->requeue_head < job->nrequeue || job->next_index < job->ntasks);
+}
+
+int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
+{
+    long free_cpus = 0;
+    for (int i = 0; i < ctl->nnodes; i++) {
+        const struct ctl_node *n = &ctl->nodes[i];
+        if (n->state == NODE_STATE_UP && n->registered && n->cpus > n->used_cpus)
+            free_cpus += n->cpus - n->used_cpus;
+    }
+    int placed = 0;
+    uint32_t w = 0, i = 0;
+    for (; i < ctl->nqueue; i++) {
+        struct ctl_job *job = ctl->queue[i];
+        if (!has_work(job)) {
+            job->queued = false;
+            continue;
+        }
+        if (free_cpus < job->spec.cpus) {
+            if (free_cpus <= 0)
+                break; /* the cluster is full: this job and the rest stay as they are */
+            ctl->queue[w++] = job;
+            continue;
+        }
+        char why[96];
+        int ready = ctl_sched_job_ready(ctl, job, now, why, sizeof why);
+        if (ready < 0) {
+            job->queued = false;
+            if (ctl_job_cancel(ctl, job, why, err) != 0)
+                return -1;
+            continue;
+        }
+        if (ready == 0) {
+            snprintf(job->reason, sizeof job->reason, "%s", why);
+            ctl->queue[w++] = job;
+            continue;
+        }
+        job->reason[0] = '\0';
+        while (has_work(job) && free_cpus >= job->spec.cpus) {
+            if (job->spec.array_max && job->running >= job->spec.array_max)
+                break;
+            int n = ctl_sched_pick(ctl->nodes, ctl->nnodes, &job->spec);
+            if (n < 0)
+                break;
+            uint32_t off = job->requeue_head < job->nrequeue ? job->requeue[job->requeue_head]
+                                                             : job->next_index;
+            if (ctl_task_dispatch(ctl, job, off, n, now, err) != 0)
+                return -1;
+            if (job->requeue_head < job->nrequeue)
+                job->requeue_head++;
+            else
+                job->next_index++;
+            free_cpus -= job->spec.cpus;
+            placed++;
+        }
+        if (has_work(job)) {
+            if (job->running == 0 && job->reason[0] == '\0')
+                snprintf(job->reason, sizeof job->reason, "waiting for resources");
+            ctl->queue[w++] = job;
+        } else {
+            job->queued = false;
+        }
+    }
+    /* Keep the jobs not looked at (the loop stopped when the cluster was full). */
+    if (i < ctl->nqueue) {
+        if (w != i)
+            memmove(ctl->queue + w, ctl->queue + i, (ctl->nqueue - i) * sizeof *ctl->queue);
+        w += ctl->nqueue - i;
+    }
+    ctl->nqueue = w;
+    return placed;
+}

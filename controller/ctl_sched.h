@@ -1,0 +1,36 @@
+/* ctl_sched.h: placement of pending tasks on nodes.
+ *
+ * Policy: jobs in priority order (higher first), then oldest (lower id) first;
+ * within a job, requeued tasks before never-started ones, in index order. A task
+ * goes to the UP, registered node with room for its cpus, gpus and memory that
+ * has the most free cpus (spreading load); a job that does not fit does not
+ * block smaller jobs behind it (backfill without reservations). A job is
+ * eligible once its begin time has passed and every --after job has COMPLETED;
+ * if one of those ends otherwise, the job is CANCELLED ("dependency never
+ * satisfied"). An array job with %MAX never has more than MAX tasks running.
+ */
+#ifndef MOAT_CTL_SCHED_H
+#define MOAT_CTL_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "controller/ctl_state.h"
+
+/* ctl_sched_fits: node n is schedulable (UP and registered) and has room for one task of spec. */
+bool ctl_sched_fits(const struct ctl_node *n, const struct job_spec *spec);
+
+/* ctl_sched_pick: index of the best node for one task of spec, or -1 if none fits. */
+int ctl_sched_pick(const struct ctl_node *nodes, int nnodes, const struct job_spec *spec);
+
+/* ctl_sched_job_ready: 1 when job may start tasks at now, 0 when it must wait (why says
+ * for what), -1 when it never can (why names the dependency and its end state). */
+int ctl_sched_job_ready(const struct ctl *ctl, const struct ctl_job *job, double now, char *why,
+                        size_t cap);
+
+/* ctl_sched_pass: place as many tasks as fit now; jobs with nothing left to place
+ * leave the queue. Returns the number of tasks dispatched, or -1 with err when a
+ * record could not be written. */
+int ctl_sched_pass(struct ctl *ctl, double now, struct err *err);
+
+#endif

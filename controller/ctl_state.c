@@ -1,0 +1,550 @@
+/* ctl_state.c: jobs, tasks, nodes in memory; their records in the store; recovery; outbox. */
+#include "controller/ctl_state.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shared/log.h"
+#include "shared/units.h"
+
+static const char *const node_state_names[NODE_STATE_COUNT] = {"UP", "DRAINING", "DOWN"};
+
+const char *node_state_name(enum node_state s)
+{
+    return (unsigned)s < NODE_STATE_COUNT ? node_state_names[s] : "?";
+}
+
+void ctl_state_init(struct ctl *ctl, const struct ctl_cfg *cfg, store_t *store, net_sock_t *sock)
+{
+    memset(ctl, 0, sizeof *ctl);
+    ctl->cfg = *cfg;
+    ctl->store = store;
+    ctl->sock = sock;
+    ctl->started = units_mono();
+}
+
+void ctl_job_free(struct ctl_job *job)
+{
+    if (job == NULL)
+        return;
+    jobspec_clear(&job->spec);
+    free(job->tasks);
+    free(job->requeue);
+    free(job);
+}
+
+void ctl_state_free(struct ctl *ctl)
+{
+    for (uint64_t i = 1; i <= ctl->njobs; i++)
+        ctl_job_free(ctl->jobs[i]);
+    free(ctl->jobs);
+    free(ctl->queue);
+    free(ctl->nodes);
+    for (int i = 0; i < ctl->nout; i++)
+        proto_msg_clear(&ctl->outbox[i].msg);
+    free(ctl->outbox);
+    ctl->jobs = NULL;
+    ctl->queue = NULL;
+    ctl->nodes = NULL;
+    ctl->outbox = NULL;
+    ctl->njobs = ctl->jobs_cap = 0;
+    ctl->nqueue = ctl->queue_cap = 0;
+    ctl->nnodes = ctl->nodes_cap = 0;
+    ctl->nout = ctl->out_cap = 0;
+}
+
+struct ctl_job *ctl_job_get(const struct ctl *ctl, uint64_t id)
+{
+    return id >= 1 && id <= ctl->njobs ? ctl->jobs[id] : NULL;
+}
+
+struct ctl_job *ctl_job_new(uint64_t id, struct job_spec *spec, double now, struct err *err)
+{
+    struct ctl_job *job = calloc(1, sizeof *job);
+    uint32_t n = jobspec_ntasks(spec);
+    struct ctl_task *tasks = job ? calloc(n, sizeof *tasks) : NULL;
+    if (tasks == NULL) {
+        free(job);
+        err_set(err, ENOMEM, "job %llu: out of memory for %u tasks", (unsigned long long)id, n);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        tasks[i].node = -1;
+        tasks[i].last_node = -1;
+        tasks[i].exit_code = -1;
+    }
+    job->id = id;
+    job->spec = *spec;
+    memset(spec, 0, sizeof *spec);
+    job->state = JOB_STATE_PENDING;
+    job->submit_time = now;
+    job->exit_code = -1;
+    job->ntasks = n;
+    job->tasks = tasks;
+    return job;
+}
+
+int ctl_job_add(struct ctl *ctl, struct ctl_job *job, struct err *err)
+{
+    if (job->id != ctl->njobs + 1)
+        return err_set(err, EINVAL, "job %llu: ids must be dense", (unsigned long long)job->id);
+    if (ctl->njobs + 2 > ctl->jobs_cap) {
+        uint64_t cap = ctl->jobs_cap ? ctl->jobs_cap * 2 : 1024;
+        struct ctl_job **j = realloc(ctl->jobs, cap * sizeof *j);
+        if (j == NULL)
+            return err_set(err, ENOMEM, "jobs: out of memory");
+        ctl->jobs = j;
+        ctl->jobs_cap = cap;
+        ctl->jobs[0] = NULL;
+    }
+    ctl->jobs[++ctl->njobs] = job;
+    return 0;
+}
+
+static bool queue_before(const struct ctl_job *a, const struct ctl_job *b)
+{
+    if (a->spec.priority != b->spec.priority)
+        return a->spec.priority > b->spec.priority;
+    return a->id < b->id;
+}
+
+int ctl_queue_add(struct ctl *ctl, struct ctl_job *job, struct err *err)
+{
+    if (job->queued)
+        return 0;
+    if (ctl->nqueue + 1 > ctl->queue_cap) {
+        uint32_t cap = ctl->queue_cap ? ctl->queue_cap * 2 : 1024;
+        struct ctl_job **q = realloc(ctl->queue, cap * sizeof *q);
+        if (q == NULL)
+            return err_set(err, ENOMEM, "queue: out of memory");
+        ctl->queue = q;
+        ctl->queue_cap = cap;
+    }
+    /* Most submissions go to the end (same priority, newest): search from the back. */
+    uint32_t pos = ctl->nqueue;
+    while (pos > 0 && queue_before(job, ctl->queue[pos - 1]))
+        pos--;
+    memmove(ctl->queue + pos + 1, ctl->queue + pos, (ctl->nqueue - pos) * sizeof *ctl->queue);
+    ctl->queue[pos] = job;
+    ctl->nqueue++;
+    job->queued = true;
+    ctl->need_sched = true;
+    return 0;
+}
+
+int ctl_task_requeue_push(struct ctl_job *job, uint32_t offset, struct err *err)
+{
+    if (job->requeue_head > 0 && job->requeue_head == job->nrequeue) {
+        job->requeue_head = job->nrequeue = 0;
+    }
+    if (job->nrequeue + 1 > job->requeue_cap) {
+        uint32_t cap = job->requeue_cap ? job->requeue_cap * 2 : 8;
+        uint32_t *r = realloc(job->requeue, cap * sizeof *r);
+        if (r == NULL)
+            return err_set(err, ENOMEM, "job %llu: out of memory", (unsigned long long)job->id);
+        job->requeue = r;
+        job->requeue_cap = cap;
+    }
+    job->requeue[job->nrequeue++] = offset;
+    return 0;
+}
+
+/* ---- records ---- */
+
+int ctl_batch(struct ctl *ctl, struct err *err)
+{
+    return store_in_batch(ctl->store) ? 0 : store_begin(ctl->store, err);
+}
+
+static json_t *time_json(double t) { return t > 0 ? json_real(t) : json_null(); }
+
+static int save_json(struct ctl *ctl, enum store_db db, const void *key, size_t klen, json_t *o,
+                     bool append, struct err *err)
+{
+    if (o == NULL)
+        return err_set(err, ENOMEM, "store: out of memory");
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (text == NULL)
+        return err_set(err, ENOMEM, "store: out of memory");
+    int rc = ctl_batch(ctl, err);
+    if (rc == 0)
+        rc = store_put(ctl->store, db, key, klen, text, strlen(text), append, err);
+    free(text);
+    if (rc != 0 && ctl->store_err.code == 0)
+        ctl->store_err = *err;
+    return rc;
+}
+
+int ctl_job_save(struct ctl *ctl, const struct ctl_job *job, bool append, struct err *err)
+{
+    json_t *spec = jobspec_to_json(&job->spec);
+    if (spec == NULL)
+        return err_set(err, ENOMEM, "store: out of memory");
+    json_t *o = json_pack("{s:o, s:s, s:o, s:o, s:o, s:i, s:s, s:b}", "spec", spec, "state",
+                          job_state_name(job->state), "submit_time", time_json(job->submit_time),
+                          "start_time", time_json(job->start_time), "end_time",
+                          time_json(job->end_time), "exit_code", job->exit_code, "reason",
+                          job->reason, "cancel", job->cancel_requested);
+    uint8_t key[8];
+    return save_json(ctl, STORE_DB_JOBS, key, store_key_job(key, job->id), o, append, err);
+}
+
+int ctl_task_save(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, struct err *err)
+{
+    const struct ctl_task *t = &job->tasks[offset];
+    const char *node = t->last_node >= 0 ? ctl->nodes[t->last_node].name : "";
+    json_t *o = json_pack("{s:s, s:i, s:i, s:s, s:i, s:i, s:o, s:o, s:o}", "state",
+                          job_state_name(t->state), "attempts", (int)t->attempts, "launch_fails",
+                          (int)t->launch_fails, "node", node, "exit_code", t->exit_code, "signal",
+                          t->signal, "start_time", time_json(t->start_time), "end_time",
+                          time_json(t->end_time), "deadline", time_json(t->deadline));
+    uint8_t key[12];
+    uint32_t index = job->spec.array_start + offset;
+    return save_json(ctl, STORE_DB_TASKS, key, store_key_task(key, job->id, index), o, false, err);
+}
+
+int ctl_node_save(struct ctl *ctl, const struct ctl_node *n, struct err *err)
+{
+    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:I, s:s, s:s, s:s}", "name", n->name, "host",
+                          n->host, "pid", n->pid, "cpus", n->cpus, "gpus", n->gpus, "mem_bytes",
+                          (json_int_t)n->mem, "backend", n->backend, "state",
+                          node_state_name(n->state), "instance", n->instance);
+    return save_json(ctl, STORE_DB_NODES, n->name, strlen(n->name), o, false, err);
+}
+
+int ctl_node_find(const struct ctl *ctl, const char *name)
+{
+    for (int i = 0; i < ctl->nnodes; i++)
+        if (strcmp(ctl->nodes[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+int ctl_node_by_peer(const struct ctl *ctl, const struct net_peer *peer)
+{
+    for (int i = 0; i < ctl->nnodes; i++) {
+        const struct ctl_node *n = &ctl->nodes[i];
+        if (n->registered && n->peer.len == peer->len && memcmp(n->peer.id, peer->id, peer->len) == 0)
+            return i;
+    }
+    return -1;
+}
+
+/* ---- recovery ---- */
+
+static double jnum(const json_t *o, const char *k)
+{
+    const json_t *v = json_object_get(o, k);
+    return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+static int jint(const json_t *o, const char *k, int def)
+{
+    const json_t *v = json_object_get(o, k);
+    return json_is_integer(v) ? (int)json_integer_value(v) : def;
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    const json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+static int load_node_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    struct ctl *ctl = arg;
+    (void)key;
+    (void)klen;
+    json_t *o = json_loadb(val, vlen, 0, NULL);
+    if (o == NULL) {
+        log_error("ctl", "recover: unreadable node record skipped");
+        return 0;
+    }
+    if (ctl->nnodes + 1 > ctl->nodes_cap) {
+        int cap = ctl->nodes_cap ? ctl->nodes_cap * 2 : 16;
+        struct ctl_node *n = realloc(ctl->nodes, (size_t)cap * sizeof *n);
+        if (n == NULL) {
+            json_decref(o);
+            return ENOMEM;
+        }
+        ctl->nodes = n;
+        ctl->nodes_cap = cap;
+    }
+    struct ctl_node *n = &ctl->nodes[ctl->nnodes++];
+    memset(n, 0, sizeof *n);
+    snprintf(n->name, sizeof n->name, "%s", jstr(o, "name"));
+    snprintf(n->host, sizeof n->host, "%s", jstr(o, "host"));
+    snprintf(n->backend, sizeof n->backend, "%s", jstr(o, "backend"));
+    snprintf(n->instance, sizeof n->instance, "%s", jstr(o, "instance"));
+    n->pid = jint(o, "pid", 0);
+    n->cpus = jint(o, "cpus", 0);
+    n->gpus = jint(o, "gpus", 0);
+    n->mem = (uint64_t)jnum(o, "mem_bytes");
+    const char *st = jstr(o, "state");
+    n->state = !strcmp(st, "DOWN") ? NODE_STATE_DOWN
+               : !strcmp(st, "DRAINING") ? NODE_STATE_DRAINING : NODE_STATE_UP;
+    n->registered = false;
+    n->last_seen = units_mono();
+    json_decref(o);
+    return 0;
+}
+
+static int load_job_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    struct ctl *ctl = arg;
+    if (klen != 8)
+        return 0;
+    uint64_t id = store_key_get64(key);
+    struct err e = {0};
+    /* Ids are dense; a gap (never expected) is filled with a placeholder FAILED job. */
+    while (ctl->njobs + 1 < id) {
+        struct job_spec none = {0};
+        none.argc = 0;
+        struct ctl_job *gap = ctl_job_new(ctl->njobs + 1, &none, 0, &e);
+        if (gap == NULL || ctl_job_add(ctl, gap, &e) != 0)
+            return ENOMEM;
+        gap->state = JOB_STATE_FAILED;
+        snprintf(gap->reason, sizeof gap->reason, "record missing");
+    }
+    json_t *o = json_loadb(val, vlen, 0, NULL);
+    struct job_spec spec;
+    int ok = o && jobspec_from_json(&spec, json_object_get(o, "spec"), &e) == 0;
+    if (!ok) {
+        /* Refused at submit if invalid, so this means corruption: keep serving. */
+        log_error("ctl", "recover: job %llu: unreadable record: %s", (unsigned long long)id,
+                  o ? e.msg : "invalid JSON");
+        memset(&spec, 0, sizeof spec);
+    }
+    struct ctl_job *job = ctl_job_new(id, &spec, jnum(o, "submit_time"), &e);
+    if (job == NULL || ctl_job_add(ctl, job, &e) != 0) {
+        json_decref(o);
+        ctl_job_free(job);
+        return ENOMEM;
+    }
+    if (!ok) {
+        job->state = JOB_STATE_FAILED;
+        snprintf(job->reason, sizeof job->reason, "unreadable record");
+        json_decref(o);
+        return 0;
+    }
+    int st = job_state_parse(jstr(o, "state"));
+    job->state = st < 0 ? JOB_STATE_PENDING : (enum job_state)st;
+    job->start_time = jnum(o, "start_time");
+    job->end_time = jnum(o, "end_time");
+    job->exit_code = jint(o, "exit_code", -1);
+    snprintf(job->reason, sizeof job->reason, "%s", jstr(o, "reason"));
+    job->cancel_requested = json_is_true(json_object_get(o, "cancel"));
+    json_decref(o);
+    return 0;
+}
+
+static int load_task_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    struct ctl *ctl = arg;
+    if (klen != 12)
+        return 0;
+    uint64_t id = store_key_get64(key);
+    uint32_t index = store_key_get32((const uint8_t *)key + 8);
+    struct ctl_job *job = ctl_job_get(ctl, id);
+    if (job == NULL || job->tasks == NULL || index < job->spec.array_start ||
+        index - job->spec.array_start >= job->ntasks) {
+        log_warn("ctl", "recover: task %llu.%u has no job; skipped", (unsigned long long)id, index);
+        return 0;
+    }
+    uint32_t off = index - job->spec.array_start;
+    json_t *o = json_loadb(val, vlen, 0, NULL);
+    if (o == NULL) {
+        log_error("ctl", "recover: task %llu.%u: unreadable record", (unsigned long long)id, index);
+        return 0;
+    }
+    struct ctl_task *t = &job->tasks[off];
+    int st = job_state_parse(jstr(o, "state"));
+    t->state = st < 0 ? JOB_STATE_PENDING : (enum job_state)st;
+    t->attempts = (uint32_t)jint(o, "attempts", 0);
+    t->launch_fails = (uint32_t)jint(o, "launch_fails", 0);
+    t->exit_code = jint(o, "exit_code", -1);
+    t->signal = jint(o, "signal", 0);
+    t->start_time = jnum(o, "start_time");
+    t->end_time = jnum(o, "end_time");
+    t->deadline = jnum(o, "deadline");
+    t->node = -1;
+    int n = ctl_node_find(ctl, jstr(o, "node"));
+    t->last_node = n;
+    if (t->state == JOB_STATE_RUNNING) {
+        if (n >= 0) {
+            t->node = n;
+            ctl->nodes[n].used_cpus += job->spec.cpus;
+            ctl->nodes[n].used_gpus += job->spec.gpus;
+            ctl->nodes[n].used_mem += job->spec.mem;
+            ctl->nodes[n].running++;
+        } else {
+            t->state = JOB_STATE_PENDING; /* node unknown: requeue below */
+        }
+    }
+    if (off + 1 > job->next_index)
+        job->next_index = off + 1;
+    json_decref(o);
+    return 0;
+}
+
+int ctl_state_recover(struct ctl *ctl, struct err *err)
+{
+    if (store_foreach(ctl->store, STORE_DB_NODES, load_node_cb, ctl, err) != 0)
+        return err->code ? -1 : err_set(err, ENOMEM, "recover: nodes: out of memory");
+    if (store_foreach(ctl->store, STORE_DB_JOBS, load_job_cb, ctl, err) != 0)
+        return err->code ? -1 : err_set(err, ENOMEM, "recover: jobs: out of memory");
+    if (store_foreach(ctl->store, STORE_DB_TASKS, load_task_cb, ctl, err) != 0)
+        return err->code ? -1 : err_set(err, ENOMEM, "recover: tasks: out of memory");
+    for (uint64_t id = 1; id <= ctl->njobs; id++) {
+        struct ctl_job *job = ctl->jobs[id];
+        for (uint32_t off = 0; off < job->ntasks; off++) {
+            struct ctl_task *t = &job->tasks[off];
+            if (t->state == JOB_STATE_RUNNING)
+                job->running++;
+            else if (job_state_is_terminal(t->state))
+                job->done++;
+            else if (off < job->next_index && ctl_task_requeue_push(job, off, err) != 0)
+                return -1;
+        }
+        if (job_state_is_terminal(job->state)) {
+            /* Tasks a cancelled or failed job never started have no record. */
+            for (uint32_t off = 0; off < job->ntasks; off++)
+                if (!job_state_is_terminal(job->tasks[off].state) &&
+                    job->tasks[off].state != JOB_STATE_RUNNING)
+                    job->tasks[off].state = JOB_STATE_CANCELLED;
+            job->done = job->ntasks - job->running;
+            continue;
+        }
+        /* Tasks never started are implied PENDING; requeued ones are on the list. */
+        if ((job->next_index < job->ntasks || job->nrequeue > job->requeue_head) &&
+            ctl_queue_add(ctl, job, err) != 0)
+            return -1;
+    }
+    ctl->need_sched = true;
+    return 0;
+}
+
+/* ---- outbox ---- */
+
+static struct ctl_out *out_new(struct ctl *ctl)
+{
+    if (ctl->nout + 1 > ctl->out_cap) {
+        int cap = ctl->out_cap ? ctl->out_cap * 2 : 256;
+        struct ctl_out *o = realloc(ctl->outbox, (size_t)cap * sizeof *o);
+        if (o == NULL)
+            return NULL;
+        ctl->outbox = o;
+        ctl->out_cap = cap;
+    }
+    return &ctl->outbox[ctl->nout++];
+}
+
+static int out_push(struct ctl *ctl, const struct net_peer *peer, enum proto_type type,
+                    uint64_t req_id, json_t *body, bool is_reply)
+{
+    struct ctl_out *o = body ? out_new(ctl) : NULL;
+    if (o == NULL) {
+        json_decref(body);
+        log_error("ctl", "outbox: out of memory; message dropped");
+        return -1;
+    }
+    o->peer = *peer;
+    o->is_reply = is_reply;
+    proto_msg_init(&o->msg, type, req_id, body);
+    return 0;
+}
+
+int ctl_out_reply(struct ctl *ctl, const struct net_peer *peer, uint64_t req_id, json_t *body)
+{
+    return out_push(ctl, peer, PROTO_TYPE_REPLY, req_id, body ? body : json_object(), true);
+}
+
+int ctl_out_error(struct ctl *ctl, const struct net_peer *peer, uint64_t req_id, const struct err *e)
+{
+    return out_push(ctl, peer, PROTO_TYPE_ERROR, req_id, proto_error_body(e), false);
+}
+
+int ctl_out_send(struct ctl *ctl, const struct net_peer *peer, enum proto_type type, json_t *body)
+{
+    return out_push(ctl, peer, type, 0, body, false);
+}
+
+struct proto_msg *ctl_out_last(struct ctl *ctl)
+{
+    return ctl->nout ? &ctl->outbox[ctl->nout - 1].msg : NULL;
+}
+
+/* ---- views ---- */
+
+json_t *ctl_job_json(const struct ctl *ctl, const struct ctl_job *job, bool with_tasks)
+{
+    uint32_t attempts = 0;
+    for (uint32_t i = 0; i < job->ntasks; i++)
+        if (job->tasks[i].attempts > attempts)
+            attempts = job->tasks[i].attempts;
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer((json_int_t)job->id));
+    json_object_set_new(o, "name", json_string(job->spec.name));
+    json_object_set_new(o, "kind", json_string(job_kind_name(job->spec.kind)));
+    json_object_set_new(o, "state", json_string(job_state_name(job->state)));
+    json_object_set_new(o, "attempts", json_integer(attempts));
+    json_object_set_new(o, "submit_time", time_json(job->submit_time));
+    json_object_set_new(o, "start_time", time_json(job->start_time));
+    json_object_set_new(o, "end_time", time_json(job->end_time));
+    json_object_set_new(o, "exit_code",
+                        job_state_is_terminal(job->state) ? json_integer(job->exit_code) : json_null());
+    json_object_set_new(o, "progress", json_real(job->ntasks ? (double)job->done / job->ntasks : 1.0));
+    json_object_set_new(o, "priority", json_integer(job->spec.priority));
+    json_object_set_new(o, "cpus", json_integer(job->spec.cpus));
+    json_object_set_new(o, "gpus", json_integer(job->spec.gpus));
+    json_object_set_new(o, "mem", json_integer((json_int_t)job->spec.mem));
+    json_object_set_new(o, "ntasks", json_integer(job->ntasks));
+    json_object_set_new(o, "running", json_integer(job->running));
+    json_object_set_new(o, "done", json_integer(job->done));
+    json_object_set_new(o, "reason", json_string(job->reason));
+    json_t *argv = json_array();
+    for (int i = 0; i < job->spec.argc; i++)
+        json_array_append_new(argv, json_string(job->spec.argv[i]));
+    json_object_set_new(o, "argv", argv);
+    if (job->spec.is_array) {
+        char buf[48];
+        if (job->spec.array_max)
+            snprintf(buf, sizeof buf, "%u-%u%%%u", job->spec.array_start, job->spec.array_end,
+                     job->spec.array_max);
+        else
+            snprintf(buf, sizeof buf, "%u-%u", job->spec.array_start, job->spec.array_end);
+        json_object_set_new(o, "array", json_string(buf));
+    }
+    if (job->spec.begin > 0)
+        json_object_set_new(o, "begin", json_real(job->spec.begin));
+    if (job->spec.time_limit > 0)
+        json_object_set_new(o, "time_limit", json_real(job->spec.time_limit));
+    if (job->spec.nafter) {
+        json_t *a = json_array();
+        for (int i = 0; i < job->spec.nafter; i++)
+            json_array_append_new(a, json_integer((json_int_t)job->spec.after[i]));
+        json_object_set_new(o, "after", a);
+    }
+    if (with_tasks) {
+        json_t *tasks = json_array();
+        for (uint32_t i = 0; i < job->ntasks; i++) {
+            const struct ctl_task *t = &job->tasks[i];
+            json_t *to = json_object();
+            json_object_set_new(to, "index", json_integer(job->spec.array_start + i));
+            json_object_set_new(to, "state", json_string(job_state_name(t->state)));
+            json_object_set_new(to, "attempts", json_integer(t->attempts));
+            json_object_set_new(to, "node", t->last_node >= 0
+                                                ? json_string(ctl->nodes[t->last_node].name)
+                                                : json_null());
+            json_object_set_new(to, "exit_code", job_state_is_terminal(t->state)
+                                                     ? json_integer(t->exit_code) : json_null());
+            json_object_set_new(to, "start_time", time_json(t->start_time));
+            json_object_set_new(to, "end_time", time_json(t->end_time));
+            json_array_append_new(tasks, to);
+        }
+        json_object_set_new(o, "tasks", tasks);
+    }
+    return o;
+}

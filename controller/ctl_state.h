@@ -1,0 +1,143 @@
+/* ctl_state.h: the controller's in-memory state: jobs, tasks, nodes, the outbox.
+ *
+ * LMDB is the truth; this is its working copy, rebuilt from the store at start
+ * (ctl_state_recover) and after a failed commit. Every change is written to the
+ * store in the current batch before it is visible in memory, and every message
+ * that acknowledges a change sits in the outbox until the batch has committed.
+ * Invariants:
+ *  - jobs are indexed by id (ids are dense, from 1); a job's tasks are an array
+ *    indexed by offset (array index - array_start);
+ *  - a task that never left PENDING has no task record in the store;
+ *  - node resource use (used_*) is the sum over its RUNNING tasks.
+ * Thread-safety: single-threaded (the controller's event loop).
+ */
+#ifndef MOAT_CTL_STATE_H
+#define MOAT_CTL_STATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "controller/ctl_cfg.h"
+#include "shared/jobspec.h"
+#include "shared/net.h"
+#include "shared/proto.h"
+#include "shared/store.h"
+
+enum node_state { NODE_STATE_UP, NODE_STATE_DRAINING, NODE_STATE_DOWN, NODE_STATE_COUNT };
+const char *node_state_name(enum node_state s);
+
+struct ctl_task {
+    enum job_state state;
+    uint32_t attempts;      /* dispatches so far; the current attempt's number */
+    uint32_t launch_fails;  /* dispatches the node could not launch (not held against the job) */
+    int node;               /* index into ctl.nodes while RUNNING, else -1 */
+    int last_node;          /* node of the latest attempt, -1 before the first */
+    int exit_code;          /* -1 until ended or when killed by a signal */
+    int signal;
+    double start_time, end_time; /* Unix s; 0 = not yet */
+    double deadline;        /* absolute Unix s of the time limit; 0 = none */
+    bool kill_sent;
+};
+
+struct ctl_job {
+    uint64_t id;
+    struct job_spec spec;
+    enum job_state state;
+    double submit_time, start_time, end_time; /* Unix s; 0 = not yet */
+    int exit_code;          /* meaningful when terminal */
+    bool cancel_requested;
+    bool queued;            /* on ctl.queue (has tasks left to place) */
+    char reason[96];        /* why PENDING or why it ended, "" if nothing to say */
+    uint32_t ntasks;
+    struct ctl_task *tasks;
+    uint32_t next_index;    /* offset of the first task never dispatched */
+    uint32_t *requeue;      /* offsets of tasks waiting for another attempt (FIFO) */
+    uint32_t nrequeue, requeue_cap, requeue_head;
+    uint32_t running;       /* tasks RUNNING */
+    uint32_t done;          /* tasks in a terminal state */
+};
+
+struct ctl_node {
+    char name[65], host[256], backend[33], instance[65];
+    int pid, cpus, gpus;
+    uint64_t mem;
+    int used_cpus, used_gpus;
+    uint64_t used_mem;
+    int running;
+    enum node_state state;
+    bool registered;          /* REGISTER answered on the current peer */
+    struct net_peer peer;
+    double last_seen;         /* monotonic s */
+    int launch_failures;      /* consecutive */
+};
+
+struct ctl_out {
+    struct net_peer peer;
+    struct proto_msg msg;
+    bool is_reply;            /* acknowledges a request: becomes an ERROR if the batch fails */
+};
+
+struct ctl {
+    struct ctl_cfg cfg;
+    store_t *store;
+    net_sock_t *sock;
+    struct ctl_job **jobs;    /* jobs[id], id in [1, njobs] */
+    uint64_t njobs, jobs_cap;
+    struct ctl_job **queue;   /* jobs with tasks to place, by priority desc then id asc */
+    uint32_t nqueue, queue_cap;
+    struct ctl_node *nodes;
+    int nnodes, nodes_cap;
+    struct ctl_out *outbox;
+    int nout, out_cap;
+    double started;           /* monotonic s at start */
+    bool need_sched;          /* something changed that may allow a placement */
+    struct err store_err;     /* sticky: a write of this batch failed; the batch is void */
+};
+
+/* ctl_state_init: empty state over an open store and socket (borrowed). */
+void ctl_state_init(struct ctl *ctl, const struct ctl_cfg *cfg, store_t *store, net_sock_t *sock);
+/* ctl_state_free: free jobs, nodes and the outbox (not the store or socket). */
+void ctl_state_free(struct ctl *ctl);
+
+/* ctl_state_recover: rebuild jobs, tasks and nodes from the store. Nodes come back
+ * unregistered, with heartbeat tolerance from now to register again. EPROTO when a
+ * record cannot be read (names the record). */
+int ctl_state_recover(struct ctl *ctl, struct err *err);
+
+/* ctl_job_get: job by id, NULL when unknown. */
+struct ctl_job *ctl_job_get(const struct ctl *ctl, uint64_t id);
+/* ctl_job_add: take ownership of job (id must be njobs + 1). ENOMEM. */
+int ctl_job_add(struct ctl *ctl, struct ctl_job *job, struct err *err);
+/* ctl_job_new: a PENDING job for spec (takes ownership of spec's contents on success). */
+struct ctl_job *ctl_job_new(uint64_t id, struct job_spec *spec, double now, struct err *err);
+void ctl_job_free(struct ctl_job *job);
+
+/* ctl_queue_add: put job on the placement queue in priority order (no-op if queued). */
+int ctl_queue_add(struct ctl *ctl, struct ctl_job *job, struct err *err);
+/* ctl_task_requeue_push: remember offset for another attempt; ENOMEM. */
+int ctl_task_requeue_push(struct ctl_job *job, uint32_t offset, struct err *err);
+
+/* Persistence of one object into the current batch (opened on demand).
+ * ENOSPC: the map is full. A failure also sets ctl->store_err: the event loop
+ * then abandons the batch, answers its requests with the error and recovers. */
+int ctl_job_save(struct ctl *ctl, const struct ctl_job *job, bool append, struct err *err);
+int ctl_task_save(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, struct err *err);
+int ctl_node_save(struct ctl *ctl, const struct ctl_node *node, struct err *err);
+/* ctl_batch: make sure the batch transaction is open. */
+int ctl_batch(struct ctl *ctl, struct err *err);
+
+/* ctl_node_find / ctl_node_by_peer: index or -1. */
+int ctl_node_find(const struct ctl *ctl, const char *name);
+int ctl_node_by_peer(const struct ctl *ctl, const struct net_peer *peer);
+
+/* Outbox: messages sent after the batch commits. Takes ownership of body. */
+int ctl_out_reply(struct ctl *ctl, const struct net_peer *peer, uint64_t req_id, json_t *body);
+int ctl_out_error(struct ctl *ctl, const struct net_peer *peer, uint64_t req_id, const struct err *e);
+int ctl_out_send(struct ctl *ctl, const struct net_peer *peer, enum proto_type type, json_t *body);
+/* ctl_out_last: the last queued message (to attach blobs). */
+struct proto_msg *ctl_out_last(struct ctl *ctl);
+
+/* ctl_task_json / ctl_job_json: the views of PRODUCT.md (show, queue). Caller owns. */
+json_t *ctl_job_json(const struct ctl *ctl, const struct ctl_job *job, bool with_tasks);
+
+#endif

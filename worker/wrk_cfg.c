@@ -1,0 +1,38 @@
+/* wrk_cfg.c: the worker's key table; defaults mirrored in conf/worker.conf. */
+#include "worker/wrk_cfg.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "shared/log.h"
+
+#define F(x) offsetof(struct wrk_cfg, x)
+static const struct cfg_key keys[] = {
+    {"name", CFG_STR, "", 0, 0, F(name)},
+    {"controller", CFG_STR, "tcp://127.0.0.1:7700", 0, 0, F(controller)},
+    {"state_dir", CFG_STR, "/var/lib/moat/worker", 0, 0, F(state_dir)},
+    {"cpus", CFG_INT, "0", 0, 1000000, F(cpus)},
+    {"mem", CFG_SIZE, "0", 0, 1.8e19, F(mem)},
+    {"gpus", CFG_INT, "-1", -1, 1024, F(gpus)},
+    {"resend_interval", CFG_DURATION, "1 s", 0.01, 3600, F(resend_interval)},
+    {"kill_grace", CFG_DURATION, "5 s", 0, 3600, F(kill_grace)},
+    {"log_level", CFG_STR, "info", 0, 0, F(log_level)},
+    {0},
+};
+
+int wrk_cfg_load(const char *path, struct wrk_cfg *cfg, struct err *err)
+{
+    memset(cfg, 0, sizeof *cfg);
+    if ((path ? cfg_load(path, keys, cfg, err) : cfg_defaults(keys, cfg, err)) != 0)
+        return -1;
+    const char *where = path ? path : "defaults";
+    if (log_level_parse(cfg->log_level) < 0)
+        return err_set(err, EINVAL, "%s: log_level: expected debug, info, warn or error", where);
+    if (cfg->controller[0] == '\0')
+        return err_set(err, EINVAL, "%s: controller: an endpoint is needed", where);
+    if (strspn(cfg->name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+            strlen(cfg->name) || strlen(cfg->name) > 64)
+        return err_set(err, EINVAL, "%s: name: use at most 64 letters, digits, '.', '_', '-'", where);
+    return 0;
+}

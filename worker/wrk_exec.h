@@ -1,0 +1,63 @@
+/* wrk_exec.h: running one exec task as a child process and capturing its output.
+ *
+ * The child runs in its own process group (so a kill reaches everything it
+ * started), dies with the worker (PR_SET_PDEATHSIG), reads /dev/null, and writes
+ * stdout and stderr into pipes that the worker drains into buffers of at most
+ * cap bytes each; beyond the cap bytes are read and dropped and the result is
+ * marked truncated. Failures are told apart: the worker could not set the task
+ * up (a launch error: the node is at fault) versus the command could not be
+ * executed (exit status 127, like a shell: the job is at fault).
+ * Thread-safety: one wrk_proc per task, used from the worker's loop only.
+ */
+#ifndef MOAT_WRK_EXEC_H
+#define MOAT_WRK_EXEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "shared/err.h"
+
+struct wrk_buf {
+    char *data;
+    size_t len, cap_alloc;
+};
+
+struct wrk_proc {
+    pid_t pid;             /* also the process group id */
+    int out_fd, err_fd;    /* -1 once closed */
+    struct wrk_buf out, err;
+    size_t cap;            /* bytes kept per stream */
+    bool truncated;
+    bool exited;
+    int status;            /* waitpid status once exited */
+};
+
+/* wrk_exec_start: fork and exec argv (argv[argc] == NULL, PATH searched) with
+ * environment envp in directory cwd (created if missing). On success the caller
+ * owns *p and frees it with wrk_exec_release().
+ * Errors: the launch failed (fork, pipes, cwd) -> -1 with err and *launch_error
+ * true; the command could not be executed -> 0 with the child exiting 127 and the
+ * reason in its stderr. */
+int wrk_exec_start(struct wrk_proc *p, char *const argv[], char *const envp[], const char *cwd,
+                   size_t cap, bool *launch_error, struct err *err);
+
+/* wrk_exec_drain: read what fd (p->out_fd or p->err_fd) has without blocking; closes
+ * it at EOF. */
+void wrk_exec_drain(struct wrk_proc *p, int fd);
+
+/* wrk_exec_signal: send sig to the task's whole process group. */
+void wrk_exec_signal(const struct wrk_proc *p, int sig);
+
+/* wrk_exec_reaped: record that p's child exited with status: drains and closes the
+ * pipes (a grandchild that keeps them open does not hold the task). */
+void wrk_exec_reaped(struct wrk_proc *p, int status);
+
+/* wrk_exec_release: close fds and free buffers. */
+void wrk_exec_release(struct wrk_proc *p);
+
+/* wrk_exec_remove_tree: delete directory path and everything under it (no symlink
+ * is followed). Best effort; returns -1 with err on the first failure. */
+int wrk_exec_remove_tree(const char *path, struct err *err);
+
+#endif

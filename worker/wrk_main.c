@@ -1,0 +1,523 @@
+/* wrk_main.c: moat-worker: registration, heartbeats, the task loop.
+ *
+ * One pass: wait on the controller socket, the signal fd (SIGCHLD, SIGTERM,
+ * SIGINT) and the output pipes of running tasks; handle messages; reap children;
+ * enforce deadlines and kill graces; commit the batch of ended-task records;
+ * then send the TASK_ENDs they allow. Unacknowledged results are re-sent every
+ * resend_interval; an ERROR ENOTCONN from the controller (it restarted, or the
+ * connection was replaced) makes the worker register again, listing every task
+ * it holds, so the controller can reconcile.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shared/log.h"
+#include "shared/net.h"
+#include "shared/proto.h"
+#include "shared/store.h"
+#include "shared/units.h"
+#include "worker/wrk_cfg.h"
+#include "worker/wrk_exec.h"
+#include "worker/wrk_res.h"
+#include "worker/wrk_tasks.h"
+
+extern char **environ;
+
+#define REGISTER_RETRY 0.5 /* s between REGISTERs while unanswered */
+
+struct wrk {
+    struct wrk_cfg cfg;
+    struct wrk_res res;
+    store_t *store;
+    net_sock_t *sock;
+    int sigfd;
+    char instance[40];
+    struct wrk_tasks tasks;
+    bool registered;
+    uint64_t reg_req;
+    double reg_sent, next_hb, hb_interval;
+    uint64_t next_req;
+    bool stop;
+};
+
+static void send_msg(struct wrk *w, enum proto_type type, uint64_t req, json_t *body,
+                     const struct wrk_task *blobs_of)
+{
+    struct proto_msg m;
+    struct err e = {0};
+    proto_msg_init(&m, type, req, body);
+    if (blobs_of && (proto_msg_add_blob(&m, blobs_of->out, blobs_of->out_len, &e) != 0 ||
+                     proto_msg_add_blob(&m, blobs_of->err, blobs_of->err_len, &e) != 0))
+        log_error("wrk", "task end: %s", e.msg);
+    else if (net_send(w->sock, NULL, &m, &e) != 0)
+        log_warn("wrk", "send %s: %s", proto_type_name(type), e.msg);
+    proto_msg_clear(&m);
+}
+
+static void send_register(struct wrk *w)
+{
+    json_t *tasks = json_array();
+    for (int i = 0; i < w->tasks.n; i++) {
+        const struct wrk_task *t = w->tasks.v[i];
+        json_array_append_new(tasks, json_pack("{s:I, s:I, s:I, s:b}", "job", (json_int_t)t->job,
+                                               "task", (json_int_t)t->index, "attempt",
+                                               (json_int_t)t->attempt, "ended",
+                                               t->phase == WRK_PHASE_ENDED));
+    }
+    json_t *b = json_pack("{s:s, s:s, s:i, s:i, s:i, s:I, s:s, s:s, s:o}", "name", w->res.name, "host",
+                          w->res.host, "pid", (int)getpid(), "cpus", w->res.cpus, "gpus",
+                          w->res.gpus, "mem_bytes", (json_int_t)w->res.mem, "backend",
+                          w->res.backend, "instance", w->instance, "tasks", tasks);
+    w->reg_req = ++w->next_req;
+    w->reg_sent = units_mono();
+    send_msg(w, PROTO_TYPE_REGISTER, w->reg_req, b, NULL);
+}
+
+static void reply(struct wrk *w, uint64_t req, json_t *body)
+{
+    send_msg(w, PROTO_TYPE_REPLY, req, body ? body : json_object(), NULL);
+}
+
+static void reply_error(struct wrk *w, uint64_t req, const struct err *e)
+{
+    send_msg(w, PROTO_TYPE_ERROR, req, proto_error_body(e), NULL);
+}
+
+static char **json_strv(const json_t *arr, char **extra_env)
+{
+    size_t n = json_array_size(arr), ne = 0;
+    while (extra_env && extra_env[ne])
+        ne++;
+    char **v = calloc(n + ne + 1, sizeof *v);
+    if (v == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        v[i] = (char *)json_string_value(json_array_get(arr, i));
+    for (size_t i = 0; i < ne; i++)
+        v[n + i] = extra_env[i];
+    return v;
+}
+
+static void on_dispatch(struct wrk *w, const struct proto_msg *m)
+{
+    const json_t *b = m->body;
+    uint64_t job = (uint64_t)json_integer_value(json_object_get(b, "job"));
+    uint32_t index = (uint32_t)json_integer_value(json_object_get(b, "task"));
+    uint32_t attempt = (uint32_t)json_integer_value(json_object_get(b, "attempt"));
+    reply(w, m->req_id, NULL);
+    if (wrk_tasks_find(&w->tasks, job, index, attempt)) {
+        log_debug("wrk", "task %llu.%u attempt %u: duplicate dispatch ignored",
+                  (unsigned long long)job, index, attempt);
+        return;
+    }
+    struct wrk_task *t = wrk_tasks_add(&w->tasks, job, index, attempt);
+    if (t == NULL) {
+        log_error("wrk", "task %llu.%u: out of memory", (unsigned long long)job, index);
+        return;
+    }
+    t->start_time = units_now();
+    t->deadline = json_number_value(json_object_get(b, "deadline"));
+    snprintf(t->cwd, sizeof t->cwd, "%s/tasks/%llu.%u", w->cfg.state_dir, (unsigned long long)job,
+             index);
+    struct err e = {0};
+    bool launch_error = false;
+    const char *kind = json_string_value(json_object_get(b, "kind"));
+    /* Task environment: the task's MOAT_* variables, then the worker's own
+     * without its MOAT_* ones (getenv takes the first match). */
+    char **task_env = json_strv(json_object_get(b, "env"), NULL);
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **envp = task_env ? calloc(json_array_size(json_object_get(b, "env")) + nenv + 1, sizeof *envp) : NULL;
+    char **argv = json_strv(json_object_get(b, "argv"), NULL);
+    int rc;
+    if (strcmp(kind, "exec") != 0) {
+        rc = err_set(&e, ENOTSUP, "task kind '%.16s' is not supported by this worker", kind);
+        launch_error = true;
+    } else if (envp == NULL || argv == NULL) {
+        rc = err_set(&e, ENOMEM, "out of memory");
+        launch_error = true;
+    } else {
+        size_t k = 0;
+        for (size_t i = 0; task_env[i]; i++)
+            envp[k++] = task_env[i];
+        for (size_t i = 0; i < nenv; i++)
+            if (strncmp(environ[i], "MOAT_", 5) != 0)
+                envp[k++] = environ[i];
+        envp[k] = NULL;
+        rc = wrk_exec_start(&t->proc, argv, envp, t->cwd,
+                            (size_t)json_integer_value(json_object_get(b, "output_cap")),
+                            &launch_error, &e);
+    }
+    free(task_env);
+    free(envp);
+    free(argv);
+    if (rc != 0) {
+        log_warn("wrk", "task %llu.%u attempt %u: launch failed: %s", (unsigned long long)job, index,
+                 attempt, e.msg);
+        snprintf(t->launch_error, sizeof t->launch_error, "%s", e.msg);
+        t->phase = WRK_PHASE_ENDED;
+        t->state = JOB_STATE_FAILED;
+        t->end_time = units_now();
+        if (!launch_error) /* cannot happen: start only fails at launch */
+            snprintf(t->launch_error, sizeof t->launch_error, "launch: %s", e.msg);
+        t->need_send = true;
+        if (wrk_task_save(w->store, t, &e) != 0)
+            log_error("wrk", "task %llu.%u: cannot record result: %s", (unsigned long long)job,
+                      index, e.msg);
+        return;
+    }
+    t->phase = WRK_PHASE_RUNNING;
+    log_debug("wrk", "task %llu.%u attempt %u: started pid %d", (unsigned long long)job, index,
+              attempt, (int)t->proc.pid);
+}
+
+static void kill_task(struct wrk *w, struct wrk_task *t, enum wrk_kill why)
+{
+    if (t->phase != WRK_PHASE_RUNNING || t->kill != WRK_KILL_NONE)
+        return;
+    t->kill = why;
+    wrk_exec_signal(&t->proc, SIGTERM);
+    t->kill_at = units_mono() + w->cfg.kill_grace;
+}
+
+static void on_kill(struct wrk *w, const struct proto_msg *m)
+{
+    const json_t *b = m->body;
+    struct wrk_task *t = wrk_tasks_find(&w->tasks,
+                                        (uint64_t)json_integer_value(json_object_get(b, "job")),
+                                        (uint32_t)json_integer_value(json_object_get(b, "task")),
+                                        (uint32_t)json_integer_value(json_object_get(b, "attempt")));
+    const char *why = json_string_value(json_object_get(b, "reason"));
+    if (t)
+        kill_task(w, t, !strcmp(why, "timeout") ? WRK_KILL_TIMEOUT
+                        : !strcmp(why, "stale") ? WRK_KILL_STALE : WRK_KILL_CANCEL);
+    reply(w, m->req_id, NULL);
+}
+
+static void on_reply(struct wrk *w, const struct proto_msg *m)
+{
+    if (m->req_id == w->reg_req && w->reg_req) {
+        w->registered = true;
+        json_int_t hb = json_integer_value(json_object_get(m->body, "heartbeat_ms"));
+        if (hb > 0)
+            w->hb_interval = (double)hb / 1000.0;
+        w->next_hb = units_mono() + w->hb_interval;
+        log_info("wrk", "registered as %s (heartbeat %.2f s)", w->res.name, w->hb_interval);
+        for (int i = 0; i < w->tasks.n; i++)
+            if (w->tasks.v[i]->phase == WRK_PHASE_ENDED)
+                w->tasks.v[i]->need_send = true; /* unacknowledged results go again */
+        return;
+    }
+    for (int i = 0; i < w->tasks.n; i++) {
+        struct wrk_task *t = w->tasks.v[i];
+        if (t->phase == WRK_PHASE_ENDED && t->req_id == m->req_id) {
+            struct err e = {0};
+            if (wrk_task_forget(w->store, t, &e) != 0) {
+                log_error("wrk", "inflight: %s", e.msg);
+                return;
+            }
+            wrk_tasks_remove(&w->tasks, i);
+            return;
+        }
+    }
+}
+
+static void on_message(struct wrk *w, const struct proto_msg *m)
+{
+    switch (m->type) {
+    case PROTO_TYPE_DISPATCH:
+        if (!w->registered) {
+            struct err e;
+            err_set(&e, ENOTCONN, "worker is not registered");
+            reply_error(w, m->req_id, &e);
+            return;
+        }
+        on_dispatch(w, m);
+        return;
+    case PROTO_TYPE_KILL: on_kill(w, m); return;
+    case PROTO_TYPE_REPLY: on_reply(w, m); return;
+    case PROTO_TYPE_ERROR: {
+        struct err e;
+        proto_error_from_body(m->body, &e);
+        if (e.code == ENOTCONN) {
+            if (w->registered)
+                log_info("wrk", "controller does not know this worker (%s); registering", e.msg);
+            w->registered = false;
+            if (units_mono() - w->reg_sent > REGISTER_RETRY / 5)
+                send_register(w);
+        } else {
+            log_warn("wrk", "controller: %s", e.msg);
+        }
+        return;
+    }
+    default:
+        log_warn("wrk", "dropped %s: not a message a worker serves", proto_type_name(m->type));
+        if (m->req_id) {
+            struct err e;
+            err_set(&e, EPROTO, "%s is not served by a worker", proto_type_name(m->type));
+            reply_error(w, m->req_id, &e);
+        }
+    }
+}
+
+static struct wrk_task *task_by_pid(struct wrk *w, pid_t pid)
+{
+    for (int i = 0; i < w->tasks.n; i++)
+        if (w->tasks.v[i]->phase == WRK_PHASE_RUNNING && w->tasks.v[i]->proc.pid == pid)
+            return w->tasks.v[i];
+    return NULL;
+}
+
+static void on_signals(struct wrk *w)
+{
+    struct signalfd_siginfo si;
+    while (read(w->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+            w->stop = true;
+    }
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        struct wrk_task *t = task_by_pid(w, pid);
+        if (t == NULL)
+            continue;
+        wrk_exec_reaped(&t->proc, status);
+        wrk_task_finish(t, units_now());
+        struct err e = {0};
+        if (wrk_task_save(w->store, t, &e) != 0)
+            log_error("wrk", "task %llu.%u: cannot record result: %s", (unsigned long long)t->job,
+                      t->index, e.msg);
+        log_debug("wrk", "task %llu.%u: %s exit=%d", (unsigned long long)t->job, t->index,
+                  job_state_name(t->state), t->exit_code);
+    }
+}
+
+static void timers(struct wrk *w)
+{
+    double mono = units_mono(), now = units_now();
+    for (int i = 0; i < w->tasks.n; i++) {
+        struct wrk_task *t = w->tasks.v[i];
+        if (t->phase != WRK_PHASE_RUNNING)
+            continue;
+        if (t->deadline > 0 && now >= t->deadline && t->kill == WRK_KILL_NONE) {
+            log_info("wrk", "task %llu.%u: time limit reached", (unsigned long long)t->job, t->index);
+            kill_task(w, t, WRK_KILL_TIMEOUT);
+        }
+        if (t->kill_at > 0 && mono >= t->kill_at) {
+            wrk_exec_signal(&t->proc, SIGKILL);
+            t->kill_at = 0;
+        }
+    }
+    if (!w->registered) {
+        if (mono - w->reg_sent >= REGISTER_RETRY)
+            send_register(w);
+        return;
+    }
+    if (mono >= w->next_hb) {
+        int running = 0;
+        for (int i = 0; i < w->tasks.n; i++)
+            running += w->tasks.v[i]->phase == WRK_PHASE_RUNNING;
+        send_msg(w, PROTO_TYPE_HEARTBEAT, ++w->next_req,
+                 json_pack("{s:s, s:s, s:i}", "name", w->res.name, "instance", w->instance, "running",
+                           running),
+                 NULL);
+        w->next_hb = mono + w->hb_interval;
+    }
+    for (int i = 0; i < w->tasks.n; i++) {
+        struct wrk_task *t = w->tasks.v[i];
+        if (t->phase == WRK_PHASE_ENDED && !t->need_send && mono - t->last_sent >= w->cfg.resend_interval)
+            t->need_send = true;
+    }
+}
+
+static void send_results(struct wrk *w)
+{
+    if (!w->registered)
+        return;
+    double mono = units_mono();
+    for (int i = 0; i < w->tasks.n; i++) {
+        struct wrk_task *t = w->tasks.v[i];
+        if (t->phase != WRK_PHASE_ENDED || !t->need_send)
+            continue;
+        t->req_id = ++w->next_req;
+        t->last_sent = mono;
+        t->need_send = false;
+        send_msg(w, PROTO_TYPE_TASK_END, t->req_id, wrk_task_end_body(t), t);
+    }
+}
+
+static int run(struct wrk *w)
+{
+    struct net_pollitem *items = NULL;
+    int cap = 0;
+    send_register(w);
+    while (!w->stop) {
+        int n = 2;
+        for (int i = 0; i < w->tasks.n; i++)
+            if (w->tasks.v[i]->phase == WRK_PHASE_RUNNING)
+                n += 2;
+        if (n > cap) {
+            struct net_pollitem *p = realloc(items, (size_t)n * 2 * sizeof *p);
+            if (p == NULL) {
+                free(items);
+                return -1;
+            }
+            items = p;
+            cap = n * 2;
+        }
+        int k = 0;
+        items[k++] = (struct net_pollitem){.sock = w->sock, .events = NET_POLLIN};
+        items[k++] = (struct net_pollitem){.fd = w->sigfd, .events = NET_POLLIN};
+        for (int i = 0; i < w->tasks.n; i++) {
+            struct wrk_task *t = w->tasks.v[i];
+            if (t->phase != WRK_PHASE_RUNNING)
+                continue;
+            items[k++] = (struct net_pollitem){.fd = t->proc.out_fd, .events = t->proc.out_fd >= 0};
+            items[k++] = (struct net_pollitem){.fd = t->proc.err_fd, .events = t->proc.err_fd >= 0};
+        }
+        struct err e = {0};
+        if (net_poll(items, k, 50, &e) < 0 && e.code != EINTR) {
+            log_error("wrk", "%s", e.msg);
+            free(items);
+            return -1;
+        }
+        /* Pipes first: the tasks polled are items 2.. in table order. */
+        for (int i = 0, j = 2; i < w->tasks.n && j < k; i++) {
+            struct wrk_task *t = w->tasks.v[i];
+            if (t->phase != WRK_PHASE_RUNNING)
+                continue;
+            if (items[j].revents)
+                wrk_exec_drain(&t->proc, t->proc.out_fd);
+            if (items[j + 1].revents)
+                wrk_exec_drain(&t->proc, t->proc.err_fd);
+            j += 2;
+        }
+        for (int m = 0; m < 10000; m++) {
+            struct proto_msg msg;
+            struct net_peer peer;
+            int rc = net_recv(w->sock, &msg, &peer, &e);
+            if (rc == 0)
+                break;
+            if (rc < 0) {
+                log_warn("wrk", "dropped malformed message: %s", e.msg);
+                continue;
+            }
+            on_message(w, &msg);
+            proto_msg_clear(&msg);
+        }
+        on_signals(w);
+        timers(w);
+        if (store_in_batch(w->store) && store_commit(w->store, &e) != 0) {
+            /* Results stay in memory and go out anyway: losing the record only
+             * matters if this worker also dies before the acknowledgement. */
+            log_error("wrk", "inflight commit: %s", e.msg);
+            if (e.code == ENOSPC)
+                store_grow(w->store, &e);
+        }
+        send_results(w);
+    }
+    free(items);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: moat-worker -c FILE\n"
+               "  Runs a moat worker in the foreground; logs go to stderr.\n"
+               "  FILE is a libconfig file; conf/worker.conf documents every key.\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *conf = NULL;
+    int opt;
+    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+        switch (opt) {
+        case 'c': conf = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (conf == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    struct wrk w;
+    memset(&w, 0, sizeof w);
+    struct err e = {0};
+    if (wrk_cfg_load(conf, &w.cfg, &e) != 0) {
+        fprintf(stderr, "moat-worker: %s\n", e.msg);
+        return 2;
+    }
+    log_level_set((enum log_level)log_level_parse(w.cfg.log_level));
+    wrk_res_detect(&w.cfg, &w.res);
+    w.hb_interval = 1.0;
+    uint8_t rnd[16];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, rnd, sizeof rnd) != (ssize_t)sizeof rnd) {
+        fprintf(stderr, "moat-worker: /dev/urandom: %s\n", strerror(errno));
+        return 1;
+    }
+    close(fd);
+    for (int i = 0; i < 16; i++)
+        snprintf(w.instance + 2 * i, 3, "%02x", rnd[i]);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    w.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (w.sigfd < 0) {
+        fprintf(stderr, "moat-worker: signalfd: %s\n", strerror(errno));
+        return 1;
+    }
+
+    char path[CFG_STR_MAX + 32];
+    if (mkdir(w.cfg.state_dir, 0700) != 0 && errno != EEXIST) {
+        log_error("wrk", "state_dir %s: %s", w.cfg.state_dir, strerror(errno));
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/tasks", w.cfg.state_dir);
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        log_warn("wrk", "%s: %s; tasks cannot be launched here", path, strerror(errno));
+    snprintf(path, sizeof path, "%s/store", w.cfg.state_dir);
+    int rc = 1;
+    net_t *net = NULL;
+    w.store = store_open(path, 16u << 20, 4ull << 30, &e);
+    if (w.store == NULL)
+        goto out;
+    if (wrk_tasks_load(&w.tasks, w.store, &e) != 0)
+        goto out;
+    if ((net = net_create(&e)) == NULL)
+        goto out;
+    if ((w.sock = net_dealer_connect(net, w.cfg.controller, 0, &e)) == NULL)
+        goto out;
+    log_info("wrk", "node %s: %d cpus, %d gpus, %llu bytes, backend %s; controller %s; %d results to re-send",
+             w.res.name, w.res.cpus, w.res.gpus, (unsigned long long)w.res.mem, w.res.backend,
+             w.cfg.controller, w.tasks.n);
+    rc = run(&w) == 0 ? 0 : 1;
+    for (int i = 0; i < w.tasks.n; i++)
+        if (w.tasks.v[i]->phase == WRK_PHASE_RUNNING)
+            wrk_exec_signal(&w.tasks.v[i]->proc, SIGKILL);
+    log_info("wrk", "stopped");
+out:
+    if (rc != 0 && e.code)
+        log_error("wrk", "%s", e.msg);
+    wrk_tasks_free(&w.tasks);
+    net_sock_close(w.sock);
+    net_destroy(net);
+    store_close(w.store);
+    return rc;
+}

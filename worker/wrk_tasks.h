@@ -1,0 +1,80 @@
+/* wrk_tasks.h: the worker's tasks: running ones and ended ones whose result the
+ * controller has not yet acknowledged.
+ *
+ * Invariants: a task is keyed by (job, task index, attempt), so a DISPATCH
+ * delivered twice starts it once; an ended task's result is committed to the
+ * worker's LMDB (STORE_DB_INFLIGHT) before its TASK_END is sent, and deleted when
+ * the controller acknowledges it, so a worker restart re-sends rather than loses
+ * or re-runs it. Running tasks are not persisted: they die with the worker
+ * (PR_SET_PDEATHSIG) and the controller requeues them.
+ * Record layout (after the store's version byte): u32 big-endian length of a
+ * JSON header {job, task, attempt, state, exit_code, signal, truncated,
+ * start_time, end_time[, launch_error]}, the header, stdout bytes, stderr bytes
+ * (lengths in the header as out_len, err_len).
+ * Thread-safety: the worker's loop only.
+ */
+#ifndef MOAT_WRK_TASKS_H
+#define MOAT_WRK_TASKS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shared/jobspec.h"
+#include "shared/store.h"
+#include "worker/wrk_exec.h"
+
+enum wrk_phase { WRK_PHASE_RUNNING, WRK_PHASE_ENDED };
+enum wrk_kill { WRK_KILL_NONE, WRK_KILL_CANCEL, WRK_KILL_TIMEOUT, WRK_KILL_STALE, WRK_KILL_SHUTDOWN };
+
+struct wrk_task {
+    uint64_t job;
+    uint32_t index, attempt;
+    enum wrk_phase phase;
+    struct wrk_proc proc;
+    char cwd[600];
+    double start_time, end_time, deadline; /* Unix s; deadline 0 = none */
+    enum wrk_kill kill;
+    double kill_at;            /* monotonic s for SIGKILL after SIGTERM; 0 = not due */
+    /* result, once ended */
+    enum job_state state;
+    int exit_code, signal;
+    bool truncated;
+    char launch_error[200];
+    char *out, *err;           /* owned */
+    size_t out_len, err_len;
+    /* delivery */
+    bool need_send;
+    uint64_t req_id;           /* of the last TASK_END sent */
+    double last_sent;          /* monotonic s */
+};
+
+struct wrk_tasks {
+    struct wrk_task **v;
+    int n, cap;
+};
+
+/* wrk_tasks_find: the task (job, index, attempt) or NULL. */
+struct wrk_task *wrk_tasks_find(const struct wrk_tasks *ts, uint64_t job, uint32_t index,
+                                uint32_t attempt);
+/* wrk_tasks_add: a new zeroed task, owned by the table. NULL on ENOMEM. */
+struct wrk_task *wrk_tasks_add(struct wrk_tasks *ts, uint64_t job, uint32_t index, uint32_t attempt);
+/* wrk_tasks_remove: free and drop ts->v[i]. */
+void wrk_tasks_remove(struct wrk_tasks *ts, int i);
+void wrk_tasks_free(struct wrk_tasks *ts);
+
+/* wrk_task_finish: the child has been reaped: derive state and exit code, take the
+ * captured output, remove the task's directory. */
+void wrk_task_finish(struct wrk_task *t, double now);
+
+/* wrk_task_save / wrk_task_forget: put or delete the ended task's record in the
+ * open batch of st (opened on demand). ENOSPC when the map is full. */
+int wrk_task_save(store_t *st, const struct wrk_task *t, struct err *err);
+int wrk_task_forget(store_t *st, const struct wrk_task *t, struct err *err);
+
+/* wrk_tasks_load: add every ended task recorded in st (after a worker restart). */
+int wrk_tasks_load(struct wrk_tasks *ts, store_t *st, struct err *err);
+
+/* wrk_task_end_body: the TASK_END body for ended task t (caller owns). */
+json_t *wrk_task_end_body(const struct wrk_task *t);
+
+#endif
