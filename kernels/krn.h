@@ -34,6 +34,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
 #include "shared/err.h"
 
 /* ---- dtypes ---- */
@@ -226,7 +229,9 @@ enum krn_epilogue {
  *   ld* are row strides in elements; 0 means tight (the minimum above).
  *   batch >= 1 strided-batched items: item i reads A + i*stride_a, B + i*stride_b
  *   and writes C + i*stride_c (elements; a stride of 0 broadcasts that operand,
- *   but stride_c must not be 0 when batch > 1). The bias is shared by all items.
+ *   but stride_c must not be 0 when batch > 1, and items of C must not overlap:
+ *   they may interleave, e.g. heads with stride_c = D, ldc = H*D). The bias is
+ *   shared by all items.
  *   dtype_ab: A and B element type. dtype_c: C's, F32 or equal to dtype_ab.
  *   Accumulation is always fp32. beta == 0 never reads C (NaN in C is ignored).
  * Zero-initialise the struct and set what you need; batch 0 counts as 1. */
@@ -340,5 +345,9 @@ int krn_l2_normalize(krn_backend_t *be, int64_t rows, int64_t cols, float eps,
  * ENOMEM, EIO. */
 int krn_bench_run(const char *op, const int64_t *shape, int nshape, enum krn_dtype dtype,
                   int repeat, krn_backend_t *be, char **json_rows, struct err *err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -6,6 +6,7 @@
 #include "kernels/krn_impl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -98,18 +99,19 @@ void krn_f16_to_f32(const uint16_t *src, float *dst, size_t n)
         dst[i] = krn_f16_to_f32_1(src[i]);
 }
 
-/* krn_host_info: name from /proc/cpuinfo; peaks per FIGURES.md (measured on the
- * 2-vCPU EPYC Zen 4: 115 GFLOP/s fp32 and 225 bf16 per core) when the CPU
- * says AMD EPYC with AVX-512, else 32 FLOP/cycle at 3.6 GHz as an estimate. */
+/* krn_host_info: name from /proc/cpuinfo. Peaks per FIGURES.md: the 2-vCPU
+ * EPYC Zen 4 measured 115 GFLOP/s fp32 per core (2 x 256-bit FMA per cycle,
+ * the same with or without AVX-512) and 225 bf16 with avx512_bf16; other CPUs
+ * with FMA get 32 FLOP/cycle at 3.6 GHz as an estimate, without FMA 8. */
 void krn_host_info(int threads, struct krn_device_info *out)
 {
     char model[80] = "unknown CPU";
-    bool avx512 = false;
+    bool fma = false, bf16 = false, have_model = false, have_flags = false;
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (f != NULL) {
-        char line[4096];
-        bool have_model = false;
-        while (fgets(line, sizeof line, f) != NULL) {
+        char *line = NULL;
+        size_t cap = 0;
+        while ((!have_model || !have_flags) && getline(&line, &cap, f) > 0) {
             if (!have_model && strncmp(line, "model name", 10) == 0) {
                 char *p = strchr(line, ':');
                 if (p != NULL) {
@@ -119,9 +121,13 @@ void krn_host_info(int threads, struct krn_device_info *out)
                     have_model = true;
                 }
             }
-            if (strncmp(line, "flags", 5) == 0 && strstr(line, " avx512f") != NULL)
-                avx512 = true;
+            if (!have_flags && strncmp(line, "flags", 5) == 0) {
+                fma = strstr(line, " fma") != NULL;
+                bf16 = strstr(line, " avx512_bf16") != NULL;
+                have_flags = true;
+            }
         }
+        free(line);
         fclose(f);
     }
     snprintf(out->name, sizeof out->name, "%s (%d threads)", model, threads);
@@ -131,9 +137,9 @@ void krn_host_info(int threads, struct krn_device_info *out)
     long psz = sysconf(_SC_PAGESIZE);
     out->mem_total = pages > 0 && psz > 0 ? (int64_t)pages * psz : 0;
     out->mem_free = avail > 0 && psz > 0 ? (int64_t)avail * psz : 0;
-    out->peak_from_table = avx512 && strstr(model, "AMD EPYC") != NULL;
-    out->peak_f32_gflops = (out->peak_from_table ? 115.0 : (avx512 ? 115.2 : 57.6)) * threads;
-    out->peak_bf16_gflops = (out->peak_from_table ? 225.0 : out->peak_f32_gflops / threads) *
-                            threads;
+    out->peak_from_table = fma && strstr(model, "AMD EPYC") != NULL;
+    double core = out->peak_from_table ? 115.0 : (fma ? 115.2 : 28.8);
+    out->peak_f32_gflops = core * threads;
+    out->peak_bf16_gflops = (bf16 ? 225.0 : core) * threads;
     out->peak_gbps = 0;
 }

@@ -133,13 +133,6 @@ void krn_ref_mean_pool(int64_t B, int64_t T, int64_t D, const float *x,
                        const int32_t *mask, float *out);
 void krn_ref_l2_normalize(int64_t rows, int64_t cols, float eps, const float *x, float *y);
 
-/* CPU attention, unfused: materialises S = [T, T] per head with OpenBLAS
- * (the "unfused reference" of the benchmarks). f32 only; scratch owned by caller
- * (T*T floats). Defined in kernels/cpu/cpu_attn.c. */
-void krn_cpu_attention_unfused(const struct krn_attn_args *t, const float *q,
-                               const float *k, const float *v, const int32_t *mask,
-                               float *o, float *scratch);
-
 #ifdef __cplusplus
 }
 #endif

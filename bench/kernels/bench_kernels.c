@@ -1,0 +1,238 @@
+/* bench_kernels.c: bench-kernels, one JSON row per (op, shape, dtype, backend).
+ *
+ * Every row comes from krn_bench_run (validated before timed; see krn.h). Shapes:
+ * all-MiniLM-L6-v2 (hidden 384, 12 heads x 32, FFN 1536) and BERT-large (1024,
+ * 16 x 64, FFN 4096) at batch 32, seq 128 and 512 (M = 4096, 16384 tokens), and
+ * square GEMMs 1024..8192. On cuda builds the GEMM rows carry % of cuBLAS
+ * (cublasGemmEx, fp32 accumulation, default math: no TF32 for f32).
+ *
+ *   bench-kernels [--backend cpu|cuda|ref|all] [--ops gemm,attention,...]
+ *                 [--dtype f32,bf16,f16] [--set minilm,bert-large,square]
+ *                 [--seq 128,512] [--max-gflop X] [--repeat N] [--threads N]
+ *                 [--device I] [--plot FILE.png] [--out FILE]
+ * Exit: 0 when every row validated, 1 when a row failed validation or an op
+ * failed, 2 on bad usage.
+ */
+#include "kernels/krn_bench.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef KRN_TEST_CUBLAS
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+/* cuBLAS as the GEMM reference on cuda: row-major C = op(A) op(B) computed as
+ * column-major C^T = op(B)^T op(A)^T. */
+static int cublas_gemm(void *ctx, krn_backend_t *be, const struct krn_gemm_args *g,
+                       const krn_buf_t *a, const krn_buf_t *b, krn_buf_t *c, struct err *err)
+{
+    cublasHandle_t h = ctx;
+    cublasSetStream(h, (cudaStream_t)krn_backend_cuda_stream(be));
+    static const cudaDataType_t ty[] = {CUDA_R_32F, CUDA_R_16BF, CUDA_R_16F};
+    float alpha = g->alpha, beta = g->beta;
+    int64_t lda = g->lda ? g->lda : (g->trans_a ? g->M : g->K);
+    int64_t ldb = g->ldb ? g->ldb : (g->trans_b ? g->K : g->N), ldc = g->ldc ? g->ldc : g->N;
+    cublasStatus_t st = cublasGemmStridedBatchedEx(
+        h, g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+        (int)g->N, (int)g->M, (int)g->K, &alpha, krn_buf_ptr((krn_buf_t *)b), ty[g->dtype_ab],
+        (int)ldb, g->stride_b, krn_buf_ptr((krn_buf_t *)a), ty[g->dtype_ab], (int)lda,
+        g->stride_a, &beta, krn_buf_ptr(c), ty[g->dtype_c], (int)ldc, g->stride_c,
+        (int)(g->batch ? g->batch : 1), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (st != CUBLAS_STATUS_SUCCESS)
+        return err_set(err, EIO, "cublasGemmStridedBatchedEx: %s", cublasGetStatusName(st));
+    return 0;
+}
+#endif
+
+struct shape {
+    const char *op;
+    int64_t s[5];
+    int n;
+};
+
+#define MAXS 64
+
+static int add(struct shape *v, int n, const char *op, int ns, int64_t a, int64_t b, int64_t c,
+               int64_t d)
+{
+    if (n < MAXS)
+        v[n] = (struct shape){op, {a, b, c, d, 0}, ns};
+    return n + 1;
+}
+
+/* model_shapes: the ops of one encoder layer at batch 32, seq T. */
+static int model_shapes(struct shape *v, int n, int64_t hidden, int64_t heads, int64_t ffn,
+                        int64_t T)
+{
+    int64_t M = 32 * T;
+    n = add(v, n, "gemm", 3, M, 3 * hidden, hidden, 0); /* fused QKV projection */
+    n = add(v, n, "gemm", 3, M, hidden, hidden, 0);     /* attention output */
+    n = add(v, n, "gemm", 3, M, ffn, hidden, 0);        /* FFN up */
+    n = add(v, n, "gemm", 3, M, hidden, ffn, 0);        /* FFN down */
+    n = add(v, n, "attention", 4, 32, T, heads, hidden / heads);
+    n = add(v, n, "layernorm", 2, M, hidden, 0, 0);
+    n = add(v, n, "gelu", 1, M * ffn, 0, 0, 0);
+    n = add(v, n, "add", 1, M * hidden, 0, 0, 0);
+    n = add(v, n, "softmax", 2, 32 * heads * T, T, 0, 0);
+    n = add(v, n, "embedding", 2, M, hidden, 0, 0);
+    n = add(v, n, "mean_pool", 3, 32, T, hidden, 0);
+    n = add(v, n, "l2norm", 2, 32, hidden, 0, 0);
+    return n;
+}
+
+static bool listed(const char *list, const char *name)
+{
+    if (list == NULL)
+        return true;
+    size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+            return true;
+    return false;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: bench-kernels [--backend cpu|cuda|ref|all] [--ops LIST] "
+                    "[--dtype LIST] [--set minilm,bert-large,square] [--seq 128,512] "
+                    "[--max-gflop X] [--repeat N] [--threads N] [--device I] [--plot FILE.png] "
+                    "[--out FILE]\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *backends = "cpu", *ops = NULL, *dtypes = "f32", *sets = "minilm,bert-large,square";
+    const char *seqs = "128,512", *plot = NULL, *outpath = NULL;
+    double max_gflop = 1e30;
+    int repeat = 5, threads = 0, device = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (v == NULL) {
+            usage();
+            return 2;
+        }
+        if (!strcmp(a, "--backend")) backends = v;
+        else if (!strcmp(a, "--ops")) ops = v;
+        else if (!strcmp(a, "--dtype")) dtypes = v;
+        else if (!strcmp(a, "--set")) sets = v;
+        else if (!strcmp(a, "--seq")) seqs = v;
+        else if (!strcmp(a, "--max-gflop")) max_gflop = atof(v);
+        else if (!strcmp(a, "--repeat")) repeat = atoi(v);
+        else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--device")) device = atoi(v);
+        else if (!strcmp(a, "--plot")) plot = v;
+        else if (!strcmp(a, "--out")) outpath = v;
+        else {
+            usage();
+            return 2;
+        }
+        i++;
+    }
+    if (!strcmp(backends, "all"))
+        backends = "cpu,cuda";
+    struct shape sh[MAXS];
+    int n = 0;
+    for (int64_t T = 128; T <= 512; T *= 4) {
+        char t[16];
+        snprintf(t, sizeof t, "%lld", (long long)T);
+        if (!listed(seqs, t))
+            continue;
+        if (listed(sets, "minilm"))
+            n = model_shapes(sh, n, 384, 12, 1536, T);
+        if (listed(sets, "bert-large"))
+            n = model_shapes(sh, n, 1024, 16, 4096, T);
+    }
+    if (listed(sets, "square"))
+        for (int64_t s = 1024; s <= 8192; s *= 2)
+            n = add(sh, n, "gemm", 3, s, s, s, 0);
+    if (n > MAXS)
+        n = MAXS;
+    FILE *out = stdout;
+    if (outpath != NULL && (out = fopen(outpath, "w")) == NULL) {
+        fprintf(stderr, "bench-kernels: %s: %s\n", outpath, strerror(errno));
+        return 1;
+    }
+    int status = 0;
+    static const char *names[] = {"cpu", "cuda", "ref"};
+    for (int bi = 0; bi < 3; bi++) {
+        if (!listed(backends, names[bi]))
+            continue;
+        struct err e = {0};
+        int param = bi == 1 ? device : threads;
+        if (bi == 1 && krn_cuda_device_count() == 0) {
+            fprintf(stderr, "bench-kernels: cuda: skipped: no CUDA device (built %s)\n",
+#ifdef KRN_TEST_CUBLAS
+                    "with CUDA"
+#else
+                    "without CUDA"
+#endif
+            );
+            continue;
+        }
+        krn_backend_t *be = krn_backend_create(names[bi], param, &e);
+        if (be == NULL) {
+            fprintf(stderr, "bench-kernels: %s: %s\n", names[bi], e.msg);
+            status = 1;
+            continue;
+        }
+#ifdef KRN_TEST_CUBLAS
+        cublasHandle_t hb = NULL;
+        struct krn_bench_ref ref = {"cublas", "cuda", cublas_gemm, NULL};
+        if (bi == 1 && cublasCreate(&hb) == CUBLAS_STATUS_SUCCESS) {
+            ref.ctx = hb;
+            krn_bench_ref_set(&ref);
+        }
+#endif
+        for (int i = 0; i < n; i++) {
+            if (!listed(ops, sh[i].op))
+                continue;
+            for (int dt = 0; dt < KRN_DTYPE_COUNT; dt++) {
+                if (!listed(dtypes, krn_dtype_names[dt]))
+                    continue;
+                bool typed = !strcmp(sh[i].op, "gemm") || !strcmp(sh[i].op, "attention");
+                if (dt != KRN_DTYPE_F32 && !typed)
+                    continue;
+                enum krn_op op;
+                krn_op_parse(sh[i].op, &op, NULL);
+                double gf = krn_op_flops(op, sh[i].s, sh[i].n, (enum krn_dtype)dt) / 1e9;
+                if (gf > max_gflop)
+                    continue;
+                char *rows = NULL;
+                if (krn_bench_run(sh[i].op, sh[i].s, sh[i].n, (enum krn_dtype)dt, repeat, be,
+                                  &rows, &e) != 0) {
+                    fprintf(stderr, "bench-kernels: %s %s: %s\n", sh[i].op, names[bi], e.msg);
+                    if (e.code != ENOTSUP)
+                        status = 1;
+                    continue;
+                }
+                fputs(rows, out);
+                fflush(out);
+                if (strstr(rows, "\"valid\":false") != NULL)
+                    status = 1;
+                free(rows);
+            }
+        }
+#ifdef KRN_TEST_CUBLAS
+        krn_bench_ref_set(NULL);
+        if (hb != NULL)
+            cublasDestroy(hb);
+#endif
+        krn_backend_destroy(be);
+    }
+    if (out != stdout)
+        fclose(out);
+    if (plot != NULL) {
+        if (outpath == NULL) {
+            fprintf(stderr, "bench-kernels: --plot needs --out (the rows to plot)\n");
+        } else {
+            char cmd[1024];
+            snprintf(cmd, sizeof cmd, "python3 bench/kernels/plot.py '%s' '%s'", outpath, plot);
+            if (system(cmd) != 0)
+                fprintf(stderr, "bench-kernels: plot skipped (see message above)\n");
+        }
+    }
+    return status;
+}

@@ -1,0 +1,243 @@
+/* test_krn_api.c: the krn.h contract: names, dtype conversions, the cost model,
+ * buffers and views, argument errors (each with its errno), and krn_bench_run. */
+#include "tests/kernels/krn_test.h"
+
+#include <errno.h>
+
+static void test_backend_unknown_fails_einval(void **state)
+{
+    (void)state;
+    struct err e = {0};
+    assert_null(krn_backend_create("tpu", 0, &e));
+    assert_int_equal(e.code, EINVAL);
+    assert_null(krn_backend_create(NULL, 0, &e));
+    assert_null(krn_backend_create("cpu", -1, &e));
+    assert_int_equal(e.code, EINVAL);
+    krn_backend_destroy(NULL); /* no-op */
+    krn_buf_free(NULL);
+}
+
+/* without a device (or without CUDA) the cuda backend is ENODEV, count is 0 */
+static void test_cuda_absent_is_enodev(void **state)
+{
+    (void)state;
+    struct err e = {0};
+    int n = krn_cuda_device_count();
+    assert_true(n >= 0);
+    assert_null(krn_backend_create("cuda", n, &e));
+    assert_int_equal(e.code, ENODEV);
+    struct krn_device_info info;
+    assert_int_equal(krn_cuda_device_info(n, &info, &e), -1);
+    assert_int_equal(e.code, ENODEV);
+}
+
+static void test_names_and_parse(void **state)
+{
+    (void)state;
+    struct err e = {0};
+    enum krn_dtype d;
+    enum krn_op op;
+    assert_int_equal(krn_dtype_parse("bf16", &d, &e), 0);
+    assert_int_equal(d, KRN_DTYPE_BF16);
+    assert_int_equal(krn_dtype_parse("fp16", &d, &e), 0);
+    assert_int_equal(d, KRN_DTYPE_F16);
+    assert_int_equal(krn_dtype_parse("int8", &d, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_op_parse("attention", &op, &e), 0);
+    assert_int_equal(op, KRN_OP_ATTENTION);
+    assert_int_equal(krn_op_parse("conv", &op, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    for (int i = 0; i < KRN_OP_COUNT; i++) {
+        assert_int_equal(krn_op_parse(krn_op_names[i], &op, &e), 0);
+        assert_int_equal(op, i);
+    }
+    assert_int_equal(krn_dtype_size(KRN_DTYPE_F32), 4);
+    assert_int_equal(krn_dtype_size(KRN_DTYPE_BF16), 2);
+}
+
+/* conversions round to nearest even; specials survive */
+static void test_dtype_conversions(void **state)
+{
+    (void)state;
+    float in[] = {1.0f, -2.5f, 65504.0f, 65520.0f, 5.9604645e-8f, 1e-9f, INFINITY, NAN,
+                  1.00390625f /* bf16 tie: 1 + 2^-8 rounds to even 1.0 */,
+                  1.01171875f /* 1 + 3*2^-8 rounds up to 1 + 2^-6 */};
+    uint16_t h[10];
+    float out[10];
+    krn_f32_to_bf16(in, h, 10);
+    krn_bf16_to_f32(h, out, 10);
+    assert_true(out[0] == 1.0f && out[1] == -2.5f && isinf(out[6]) && isnan(out[7]));
+    assert_true(out[8] == 1.0f);
+    assert_true(out[9] == 1.015625f);
+    krn_f32_to_f16(in, h, 10);
+    krn_f16_to_f32(h, out, 10);
+    assert_true(out[0] == 1.0f && out[1] == -2.5f && out[2] == 65504.0f);
+    assert_true(isinf(out[3]));             /* overflow to inf */
+    assert_true(out[4] == 5.9604645e-8f);   /* smallest subnormal exact */
+    assert_true(out[5] == 0.0f);            /* underflow to 0 */
+    assert_true(isinf(out[6]) && isnan(out[7]));
+}
+
+static void test_cost_model(void **state)
+{
+    (void)state;
+    int64_t g[3] = {4096, 1536, 384}, gb[4] = {2, 3, 4, 5}, a[5] = {32, 128, 12, 32, 1};
+    assert_true(krn_op_flops(KRN_OP_GEMM, g, 3, KRN_DTYPE_F32) == 2.0 * 4096 * 1536 * 384);
+    assert_true(krn_op_flops(KRN_OP_GEMM, gb, 4, KRN_DTYPE_F32) == 2.0 * 2 * 3 * 4 * 5);
+    assert_true(krn_op_flops(KRN_OP_ATTENTION, a, 4, KRN_DTYPE_F32) == 4.0 * 32 * 12 * 128 * 128 * 32);
+    assert_true(krn_op_flops(KRN_OP_ATTENTION, a, 5, KRN_DTYPE_F32) == 2.0 * 32 * 12 * 128 * 128 * 32);
+    assert_true(krn_op_bytes(KRN_OP_GEMM, g, 3, KRN_DTYPE_BF16) ==
+                2.0 * (4096.0 * 384 + 384.0 * 1536 + 4096.0 * 1536));
+    int64_t bad[3] = {0, 1, 1};
+    assert_true(krn_op_flops(KRN_OP_GEMM, bad, 3, KRN_DTYPE_F32) == 0);
+    assert_true(krn_op_flops(KRN_OP_GEMM, g, 2, KRN_DTYPE_F32) == 0);
+    assert_true(krn_op_flops(KRN_OP_COUNT, g, 3, KRN_DTYPE_F32) == 0);
+}
+
+static void test_buffers_and_views(void **state)
+{
+    (void)state;
+    struct err e = {0};
+    krn_backend_t *be = krn_backend_create("cpu", 1, &e);
+    assert_non_null(be);
+    assert_null(krn_buf_alloc(be, 0, &e));
+    assert_int_equal(e.code, EINVAL);
+    krn_buf_t *b = krn_buf_alloc(be, 64, &e);
+    assert_non_null(b);
+    assert_int_equal((uintptr_t)krn_buf_ptr(b) % 64, 0);
+    char src[64], dst[64];
+    for (int i = 0; i < 64; i++)
+        src[i] = (char)i;
+    assert_int_equal(krn_buf_upload(b, 0, src, 64, &e), 0);
+    assert_int_equal(krn_buf_upload(b, 1, src, 64, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_null(krn_buf_view(b, 60, 8, &e));
+    assert_int_equal(e.code, EINVAL);
+    krn_buf_t *v = krn_buf_view(b, 16, 32, &e), *vv = krn_buf_view(v, 8, 8, &e);
+    assert_non_null(v);
+    assert_non_null(vv);
+    assert_int_equal(krn_buf_size(v), 32);
+    assert_int_equal(krn_buf_download(vv, 0, dst, 8, &e), 0);
+    assert_memory_equal(dst, src + 24, 8);
+    assert_int_equal(krn_buf_download(v, 0, dst, 33, &e), -1);
+    krn_buf_free(vv);
+    krn_buf_free(v);
+    assert_int_equal(krn_buf_download(b, 0, dst, 64, &e), 0); /* root still valid */
+    krn_buf_free(b);
+    struct krn_device_info info;
+    assert_int_equal(krn_backend_info(be, &info, &e), 0);
+    assert_true(info.peak_f32_gflops > 0 && info.mem_total > 0);
+    assert_string_equal(krn_backend_name(be), "cpu");
+    assert_null(krn_backend_cuda_stream(be));
+    krn_backend_destroy(be);
+}
+
+/* argument errors are reported before any work, with EINVAL/ENOTSUP */
+static void test_op_argument_errors(void **state)
+{
+    (void)state;
+    struct err e = {0};
+    krn_backend_t *be = krn_backend_create("cpu", 1, &e), *other = krn_backend_create("ref", 0, &e);
+    krn_buf_t *small = kt_buf(be, NULL, 4, KRN_DTYPE_F32), *big = kt_buf(be, NULL, 1024, KRN_DTYPE_F32);
+    krn_buf_t *foreign = kt_buf(other, NULL, 1024, KRN_DTYPE_F32);
+    struct krn_gemm_args g = {.M = 8, .N = 8, .K = 8, .alpha = 1};
+    assert_int_equal(krn_gemm(be, &g, small, big, NULL, big, &e), -1);
+    assert_int_equal(e.code, EINVAL); /* a too short */
+    assert_int_equal(krn_gemm(be, &g, foreign, big, NULL, big, &e), -1);
+    assert_int_equal(e.code, EINVAL); /* another backend's buffer */
+    g.epilogue = KRN_EPI_BIAS;
+    assert_int_equal(krn_gemm(be, &g, big, big, NULL, big, &e), -1);
+    assert_int_equal(e.code, EINVAL); /* bias missing */
+    g = (struct krn_gemm_args){.M = 0, .N = 8, .K = 8};
+    assert_int_equal(krn_gemm(be, &g, big, big, NULL, big, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    g = (struct krn_gemm_args){.M = 8, .N = 8, .K = 8, .lda = 4};
+    assert_int_equal(krn_gemm(be, &g, big, big, NULL, big, &e), -1);
+    assert_int_equal(e.code, EINVAL); /* lda < K */
+    g = (struct krn_gemm_args){.M = 8, .N = 8, .K = 8, .dtype_ab = KRN_DTYPE_BF16,
+                               .dtype_c = KRN_DTYPE_F16};
+    assert_int_equal(krn_gemm(be, &g, big, big, NULL, big, &e), -1);
+    assert_int_equal(e.code, ENOTSUP);
+    g = (struct krn_gemm_args){.M = 2, .N = 2, .K = 2, .batch = 2, .stride_a = 4, .stride_b = 4};
+    assert_int_equal(krn_gemm(be, &g, big, big, NULL, big, &e), -1);
+    assert_int_equal(e.code, EINVAL); /* stride_c 0 */
+    struct krn_attn_args t = {.B = 1, .T = 4, .H = 1, .D = 32, .ld_q = 16};
+    assert_int_equal(krn_attention(be, &t, big, big, big, NULL, big, &e), -1);
+    assert_int_equal(e.code, EINVAL); /* ld_q < H*D */
+    t = (struct krn_attn_args){.B = 1, .T = 64, .H = 1, .D = 32};
+    assert_int_equal(krn_attention(be, &t, big, big, big, small, big, &e), -1);
+    assert_int_equal(e.code, EINVAL); /* mask too short */
+    t.scale = NAN;
+    assert_int_equal(krn_attention(be, &t, big, big, big, NULL, big, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_layernorm(be, 2, 4, -1.0f, big, small, small, big, &e), -1);
+    assert_int_equal(krn_layernorm(be, 2, 8, 1e-5f, big, small, small, big, &e), -1);
+    assert_int_equal(krn_gelu(be, 0, big, big, &e), -1);
+    assert_int_equal(krn_softmax(be, 1, 2048, big, big, &e), -1);
+    assert_int_equal(krn_add(be, 5, small, big, big, &e), -1);
+    assert_int_equal(krn_embedding(be, 4, 4, 0, small, big, big, &e), -1);
+    assert_int_equal(krn_mean_pool(be, 1, 8, 4, big, small, big, &e), -1);
+    assert_int_equal(krn_l2_normalize(be, 1, 8, 1e-12f, small, big, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_backend_threads_set(other, 2, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    krn_buf_free(small), krn_buf_free(big), krn_buf_free(foreign);
+    krn_backend_destroy(be);
+    krn_backend_destroy(other);
+}
+
+/* krn_bench_run: one valid JSON row per call; bad op/shape/repeat are EINVAL */
+static void test_bench_run(void **state)
+{
+    (void)state;
+    struct err e = {0};
+    krn_backend_t *be = krn_backend_create("cpu", 2, &e);
+    char *rows = NULL;
+    int64_t g[3] = {64, 48, 32}, a[4] = {2, 70, 2, 32}, r[2] = {16, 384}, n[1] = {1000};
+    assert_int_equal(krn_bench_run("gemm", g, 3, KRN_DTYPE_F32, 3, be, &rows, &e), 0);
+    assert_non_null(strstr(rows, "\"op\":\"gemm\",\"shape\":[64,48,32]"));
+    assert_non_null(strstr(rows, "\"valid\":true"));
+    assert_non_null(strstr(rows, "\"ref\":\"openblas\""));
+    assert_true(rows[strlen(rows) - 1] == '\n');
+    free(rows);
+    assert_int_equal(krn_bench_run("gemm", g, 3, KRN_DTYPE_BF16, 2, be, &rows, &e), 0);
+    assert_non_null(strstr(rows, "\"valid\":true"));
+    free(rows);
+    assert_int_equal(krn_bench_run("attention", a, 4, KRN_DTYPE_F32, 2, be, &rows, &e), 0);
+    assert_non_null(strstr(rows, "\"ref\":\"unfused\""));
+    assert_non_null(strstr(rows, "\"valid\":true"));
+    free(rows);
+    static const char *rowops[] = {"layernorm", "softmax", "l2norm", "embedding"};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(krn_bench_run(rowops[i], r, 2, KRN_DTYPE_F32, 2, be, &rows, &e), 0);
+        assert_non_null(strstr(rows, "\"valid\":true"));
+        free(rows);
+    }
+    assert_int_equal(krn_bench_run("gelu", n, 1, KRN_DTYPE_F32, 2, be, &rows, &e), 0);
+    free(rows);
+    assert_int_equal(krn_bench_run("conv", g, 3, KRN_DTYPE_F32, 2, be, &rows, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_null(rows);
+    assert_int_equal(krn_bench_run("gemm", g, 2, KRN_DTYPE_F32, 2, be, &rows, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_bench_run("gemm", g, 3, KRN_DTYPE_F32, -1, be, &rows, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_bench_run("gelu", n, 1, KRN_DTYPE_BF16, 2, be, &rows, &e), -1);
+    assert_int_equal(e.code, ENOTSUP);
+    krn_backend_destroy(be);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_backend_unknown_fails_einval),
+        cmocka_unit_test(test_cuda_absent_is_enodev),
+        cmocka_unit_test(test_names_and_parse),
+        cmocka_unit_test(test_dtype_conversions),
+        cmocka_unit_test(test_cost_model),
+        cmocka_unit_test(test_buffers_and_views),
+        cmocka_unit_test(test_op_argument_errors),
+        cmocka_unit_test(test_bench_run),
+    };
+    return cmocka_run_group_tests_name("krn api", tests, NULL, NULL);
+}

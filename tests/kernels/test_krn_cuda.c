@@ -1,0 +1,208 @@
+/* test_krn_cuda.c: every op of the "cuda" backend against the "cpu" backend,
+ * and the GEMMs against cuBLAS. Skips (exit 0, reason printed) when the build
+ * has no CUDA or no device is visible.
+ *
+ * Tolerances: f32 GEMM atol 3e-6*K + 1e-5 (fp32 FMA order differs), bf16/f16
+ * GEMM vs cuBLAS atol 1e-3*sqrt(K) rtol 1e-2 (both accumulate in fp32 from the
+ * same rounded inputs), attention atol 2e-4 rtol 1e-3 (__expf), row ops 1e-5..1e-4.
+ */
+#include "tests/kernels/krn_test_ops.h"
+
+#include <errno.h>
+
+#ifdef KRN_TEST_CUBLAS
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#endif
+
+static struct kt_pair P;
+
+static int setup(void **state)
+{
+    (void)state;
+    struct err e = {0};
+    P.be = krn_backend_create("cuda", 0, &e);
+    if (P.be == NULL) {
+        fprintf(stderr, "cuda backend: %s\n", e.msg);
+        return -1;
+    }
+    P.ref = krn_backend_create("cpu", 2, &e);
+    return P.ref ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    krn_backend_destroy(P.be);
+    krn_backend_destroy(P.ref);
+    return 0;
+}
+
+static void test_gemm_vs_cpu(void **state)
+{
+    (void)state;
+    static const int64_t shapes[][3] = {{1, 1, 1}, {7, 5, 3}, {33, 65, 17}, {129, 200, 67},
+                                        {256, 1536, 384}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int tr = 0; tr < 4; tr++)
+            for (int epi = 0; epi < KRN_EPI_COUNT; epi++) {
+                struct krn_gemm_args g = {.M = shapes[s][0], .N = shapes[s][1], .K = shapes[s][2],
+                                          .trans_a = tr & 1, .trans_b = tr >> 1, .alpha = 1,
+                                          .beta = epi == 1 ? 0.5f : 0.0f,
+                                          .epilogue = (enum krn_epilogue)epi};
+                kt_gemm(&P, g, 3e-6 * (double)g.K + 1e-5, 1e-5);
+            }
+}
+
+static void test_gemm_half_vs_cpu(void **state)
+{
+    (void)state;
+    for (int dt = KRN_DTYPE_BF16; dt <= KRN_DTYPE_F16; dt++)
+        for (int tr = 0; tr < 4; tr++) {
+            struct krn_gemm_args g = {.M = 130, .N = 250, .K = 96, .trans_a = tr & 1,
+                                      .trans_b = tr >> 1, .alpha = 1,
+                                      .dtype_ab = (enum krn_dtype)dt,
+                                      .epilogue = KRN_EPI_BIAS_GELU};
+            kt_gemm(&P, g, 1e-4, 1e-4);
+            g.dtype_c = (enum krn_dtype)dt;
+            kt_gemm(&P, g, 1e-3, dt == KRN_DTYPE_BF16 ? 8e-3 : 1e-3);
+        }
+}
+
+static void test_gemm_batched_vs_cpu(void **state)
+{
+    (void)state;
+    struct krn_gemm_args g = {.M = 64, .N = 48, .K = 32, .trans_b = true, .alpha = 1, .batch = 12,
+                              .stride_a = 32, .stride_b = 32, .stride_c = 48,
+                              .lda = 12 * 32, .ldb = 12 * 32, .ldc = 12 * 48};
+    kt_gemm(&P, g, 1e-4, 1e-5); /* heads interleaved as in attention */
+}
+
+#ifdef KRN_TEST_CUBLAS
+/* gemm_vs_cublas: our kernel and cublasGemmEx on the same device buffers. */
+static void gemm_vs_cublas(cublasHandle_t h, int64_t M, int64_t N, int64_t K, enum krn_dtype dt)
+{
+    struct err e = {0};
+    size_t na = (size_t)(M * K), nb = (size_t)(K * N), nc = (size_t)(M * N);
+    float *a = kt_randv(na, 1), *b = kt_randv(nb, 1);
+    krn_buf_t *ba = kt_buf(P.be, a, na, dt), *bb = kt_buf(P.be, b, nb, dt),
+              *c1 = kt_buf(P.be, NULL, nc, KRN_DTYPE_F32), *c2 = kt_buf(P.be, NULL, nc, KRN_DTYPE_F32);
+    struct krn_gemm_args g = {.M = M, .N = N, .K = K, .trans_b = true, .alpha = 1, .dtype_ab = dt};
+    if (krn_gemm(P.be, &g, ba, bb, NULL, c1, &e) != 0)
+        fail_msg("gemm: %s", e.msg);
+    static const cudaDataType_t ty[] = {CUDA_R_32F, CUDA_R_16BF, CUDA_R_16F};
+    float alpha = 1, beta = 0;
+    cublasSetStream(h, (cudaStream_t)krn_backend_cuda_stream(P.be));
+    /* row-major C = A B^T is column-major C^T = B A^T */
+    assert_int_equal(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)M, (int)K, &alpha,
+                                  krn_buf_ptr(bb), ty[dt], (int)K, krn_buf_ptr(ba), ty[dt], (int)K,
+                                  &beta, krn_buf_ptr(c2), CUDA_R_32F, (int)N, CUBLAS_COMPUTE_32F,
+                                  CUBLAS_GEMM_DEFAULT),
+                     CUBLAS_STATUS_SUCCESS);
+    float *o1 = kt_get(c1, nc, KRN_DTYPE_F32), *o2 = kt_get(c2, nc, KRN_DTYPE_F32);
+    kt_close("gemm vs cublas", o1, o2, nc, dt == KRN_DTYPE_F32 ? 3e-6 * (double)K + 1e-5
+                                                               : 1e-3 * sqrt((double)K),
+             dt == KRN_DTYPE_F32 ? 1e-5 : 1e-2);
+    free(a), free(b), free(o1), free(o2);
+    krn_buf_free(ba), krn_buf_free(bb), krn_buf_free(c1), krn_buf_free(c2);
+}
+
+static void test_gemm_vs_cublas(void **state)
+{
+    (void)state;
+    cublasHandle_t h;
+    assert_int_equal(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+    for (int dt = 0; dt < KRN_DTYPE_COUNT; dt++) {
+        gemm_vs_cublas(h, 512, 512, 512, (enum krn_dtype)dt);
+        gemm_vs_cublas(h, 4096, 1152, 384, (enum krn_dtype)dt);
+        gemm_vs_cublas(h, 1000, 777, 333, (enum krn_dtype)dt);
+    }
+    cublasDestroy(h);
+}
+#endif
+
+static void test_attention_vs_cpu(void **state)
+{
+    (void)state;
+    static const int64_t shapes[][4] = {{1, 1, 1, 32}, {2, 7, 3, 64}, {1, 65, 2, 32},
+                                        {2, 130, 1, 128}, {4, 512, 12, 32}, {2, 512, 16, 64}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int causal = 0; causal < 2; causal++) {
+            struct krn_attn_args t = {.B = shapes[s][0], .T = shapes[s][1], .H = shapes[s][2],
+                                      .D = shapes[s][3], .causal = causal};
+            kt_attn(&P, t, NULL, false, 2e-4, 1e-3);
+        }
+    int32_t mask[3 * 97];
+    for (int i = 0; i < 3 * 97; i++)
+        mask[i] = i < 97 ? (i % 3 != 0) : (i < 2 * 97 ? i == 97 + 50 : 0);
+    struct krn_attn_args t = {.B = 3, .T = 97, .H = 2, .D = 64};
+    kt_attn(&P, t, mask, false, 2e-4, 1e-3);
+    t.dtype = KRN_DTYPE_BF16;
+    kt_attn(&P, t, mask, true, 2e-4, 1e-3);
+    t.dtype_o = KRN_DTYPE_BF16;
+    kt_attn(&P, t, mask, false, 2e-3, 8e-3);
+}
+
+static void test_rowops_vs_cpu(void **state)
+{
+    (void)state;
+    for (int op = KT_LAYERNORM; op <= KT_L2NORM; op++) {
+        kt_rowop(&P, (enum kt_row_op)op, 1, 1, false, 1e-5, 1e-4);
+        kt_rowop(&P, (enum kt_row_op)op, 257, 384, false, 1e-5, 1e-4);
+        kt_rowop(&P, (enum kt_row_op)op, 33, 4099, true, 1e-5, 1e-4);
+    }
+    kt_embedding(&P, 1000, 384, 3000);
+    kt_mean_pool(&P, 5, 33, 384, true);
+    kt_mean_pool(&P, 3, 128, 1024, false);
+}
+
+static void test_bad_device(void **state)
+{
+    (void)state;
+    struct err e = {0};
+    assert_null(krn_backend_create("cuda", krn_cuda_device_count(), &e));
+    assert_int_equal(e.code, ENODEV);
+}
+
+static void test_bench_rows(void **state)
+{
+    (void)state;
+    struct err e = {0};
+    char *rows = NULL;
+    int64_t s[3] = {512, 512, 512};
+    for (int dt = 0; dt < KRN_DTYPE_COUNT; dt++) {
+        assert_int_equal(krn_bench_run("gemm", s, 3, (enum krn_dtype)dt, 3, P.be, &rows, &e), 0);
+        assert_non_null(strstr(rows, "\"valid\":true"));
+        free(rows);
+    }
+    int64_t a[4] = {2, 256, 4, 64};
+    assert_int_equal(krn_bench_run("attention", a, 4, KRN_DTYPE_F32, 3, P.be, &rows, &e), 0);
+    assert_non_null(strstr(rows, "\"valid\":true"));
+    free(rows);
+}
+
+int main(void)
+{
+    int n = krn_cuda_device_count();
+    if (n == 0) {
+        struct err e = {0};
+        krn_backend_t *be = krn_backend_create("cuda", 0, &e);
+        printf("test_krn_cuda: SKIP: no CUDA device (%s)\n",
+               be == NULL ? e.msg : "device count 0");
+        krn_backend_destroy(be);
+        return 0;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gemm_vs_cpu),
+        cmocka_unit_test(test_gemm_half_vs_cpu),
+        cmocka_unit_test(test_gemm_batched_vs_cpu),
+#ifdef KRN_TEST_CUBLAS
+        cmocka_unit_test(test_gemm_vs_cublas),
+#endif
+        cmocka_unit_test(test_attention_vs_cpu),
+        cmocka_unit_test(test_rowops_vs_cpu),
+        cmocka_unit_test(test_bad_device),
+        cmocka_unit_test(test_bench_rows),
+    };
+    return cmocka_run_group_tests_name("krn cuda vs cpu and cublas", tests, setup, teardown);
+}
