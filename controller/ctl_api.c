@@ -15,8 +15,9 @@
 int ctl_on_ping(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
 {
     (void)err;
-    json_t *b = json_pack("{s:s, s:f, s:I, s:i}", "version", MOAT_VERSION, "time", units_now(),
-                          "jobs", (json_int_t)ctl->njobs, "nodes", ctl->nnodes);
+    json_int_t active = (json_int_t)ctl->nactive;
+    json_t *b = json_pack("{s:s, s:f, s:I, s:I, s:i}", "version", MOAT_VERSION, "time", units_now(),
+                          "jobs", (json_int_t)ctl->njobs, "active", active, "nodes", ctl->nnodes);
     return ctl_out_reply(ctl, peer, msg->req_id, b);
 }
 

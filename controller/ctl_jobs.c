@@ -88,6 +88,8 @@ static int job_set_state(struct ctl *ctl, struct ctl_job *job, enum job_state to
     if (!ctl_state_transition_ok(job->state, to))
         return err_set(err, EINVAL, "job %llu: %s -> %s is not a legal transition",
                        (unsigned long long)job->id, job_state_name(job->state), job_state_name(to));
+    if (job_state_is_terminal(to))
+        ctl->nactive--;
     job->state = to;
     if (to == JOB_STATE_RUNNING && job->start_time == 0)
         job->start_time = now;

@@ -193,6 +193,9 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
         return ctl_out_reply(ctl, peer, msg->req_id, NULL);
     }
     node->launch_failures = 0;
+    double started = json_number_value(json_object_get(b, "start_time"));
+    if (started > 0)
+        t->start_time = started; /* when the process really started, not when it was sent */
     struct ctl_result r = {
         .exit_code = (int)jint(b, "exit_code"),
         .signal = (int)jint(b, "signal"),

@@ -99,6 +99,7 @@ int ctl_job_add(struct ctl *ctl, struct ctl_job *job, struct err *err)
         ctl->jobs[0] = NULL;
     }
     ctl->jobs[++ctl->njobs] = job;
+    ctl->nactive += !job_state_is_terminal(job->state);
     return 0;
 }
 
@@ -422,6 +423,9 @@ int ctl_state_recover(struct ctl *ctl, struct err *err)
             ctl_queue_add(ctl, job, err) != 0)
             return -1;
     }
+    ctl->nactive = 0;
+    for (uint64_t id = 1; id <= ctl->njobs; id++)
+        ctl->nactive += !job_state_is_terminal(ctl->jobs[id]->state);
     ctl->need_sched = true;
     return 0;
 }

@@ -83,6 +83,7 @@ struct ctl {
     net_sock_t *sock;
     struct ctl_job **jobs;    /* jobs[id], id in [1, njobs] */
     uint64_t njobs, jobs_cap;
+    uint64_t nactive;         /* jobs not in a terminal state */
     struct ctl_job **queue;   /* jobs with tasks to place, by priority desc then id asc */
     uint32_t nqueue, queue_cap;
     struct ctl_node *nodes;

@@ -15,7 +15,6 @@ struct store {
     MDB_env *env;
     MDB_dbi dbi[STORE_DB_COUNT];
     MDB_txn *batch; /* the write transaction of this pass, or NULL */
-    MDB_txn *sub;   /* the nested transaction of the current request, or NULL */
     uint64_t map_size, map_max;
     char dir[512];
 };
@@ -187,55 +186,28 @@ int store_commit(store_t *st, struct err *err)
 {
     if (st->batch == NULL)
         return err_set(err, EINVAL, "store: no batch to commit");
-    if (st->sub)
-        store_sub_abort(st);
     int rc = mdb_txn_commit(st->batch);
     st->batch = NULL;
     return rc ? mdb_err(err, rc, "commit") : 0;
 }
 
+int store_commit_nosync(store_t *st, struct err *err)
+{
+    mdb_env_set_flags(st->env, MDB_NOSYNC, 1);
+    int rc = store_commit(st, err);
+    mdb_env_set_flags(st->env, MDB_NOSYNC, 0);
+    return rc;
+}
+
 void store_abort(store_t *st)
 {
-    if (st->sub) {
-        mdb_txn_abort(st->sub);
-        st->sub = NULL;
-    }
     if (st->batch) {
         mdb_txn_abort(st->batch);
         st->batch = NULL;
     }
 }
 
-int store_sub_begin(store_t *st, struct err *err)
-{
-    if (st->batch == NULL || st->sub)
-        return err_set(err, EINVAL, "store: sub-transaction without a batch");
-    int rc = mdb_txn_begin(st->env, st->batch, 0, &st->sub);
-    if (rc) {
-        st->sub = NULL;
-        return mdb_err(err, rc, "begin nested");
-    }
-    return 0;
-}
-
-int store_sub_commit(store_t *st, struct err *err)
-{
-    if (st->sub == NULL)
-        return err_set(err, EINVAL, "store: no sub-transaction");
-    int rc = mdb_txn_commit(st->sub);
-    st->sub = NULL;
-    return rc ? mdb_err(err, rc, "commit nested") : 0;
-}
-
-void store_sub_abort(store_t *st)
-{
-    if (st->sub) {
-        mdb_txn_abort(st->sub);
-        st->sub = NULL;
-    }
-}
-
-static MDB_txn *cur_txn(store_t *st) { return st->sub ? st->sub : st->batch; }
+static MDB_txn *cur_txn(store_t *st) { return st->batch; }
 
 static int put(store_t *st, enum store_db db, const void *key, size_t klen, const void *val,
                size_t vlen, unsigned flags, struct err *err)

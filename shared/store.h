@@ -4,10 +4,9 @@
  * order) or short strings; every value starts with a version byte that this
  * module adds on put and checks on get; there is one write transaction at a
  * time, opened by store_begin() and committed by store_commit() once per event-
- * loop pass (group commit). Each request's writes go into a nested transaction
- * (store_sub_begin/commit/abort), so a failed request (ENOSPC on a full map)
- * leaves the others in the batch intact. The map grows before a batch when it is
- * 3/4 full, up to the configured maximum; beyond it puts fail with ENOSPC.
+ * loop pass (group commit). The map grows before a batch when it is 3/4 full,
+ * up to the configured maximum; a put that still finds it full fails with ENOSPC
+ * and the caller aborts the batch (store_abort), grows and tries again.
  * LMDB values never leave this module: reads copy out.
  * Thread-safety: one store_t per thread (the daemons are single-threaded).
  * Format: LMDB 0.9 (lmdb.h); schema version in db "meta", key "schema".
@@ -47,13 +46,12 @@ void store_close(store_t *st);
  * failure the batch is aborted and nothing of it is stored. store_abort: drop it. */
 int store_begin(store_t *st, struct err *err);
 int store_commit(store_t *st, struct err *err);
+/* store_commit_nosync: commit without fsync, for batches whose loss on a crash is
+ * harmless (a worker forgetting acknowledged results); the next store_commit()
+ * makes it durable along with its own writes. */
+int store_commit_nosync(store_t *st, struct err *err);
 void store_abort(store_t *st);
 int store_in_batch(const store_t *st);
-
-/* Nested transaction for one request inside the batch: on abort only its writes go. */
-int store_sub_begin(store_t *st, struct err *err);
-int store_sub_commit(store_t *st, struct err *err);
-void store_sub_abort(store_t *st);
 
 /* store_grow: double the map (up to map_max) with no transaction open. ENOSPC at the max. */
 int store_grow(store_t *st, struct err *err);

@@ -4,90 +4,116 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The child reports a failure through a close-on-exec pipe: stage and errno. */
-enum { STAGE_SETUP = 1, STAGE_EXEC = 2 };
+/* The child runs on its own stack in the parent's memory (CLONE_VM | CLONE_VFORK,
+ * as posix_spawn does): no page tables are copied and the parent sleeps until the
+ * child has called execve or died, so the child reports a failure by writing into
+ * this struct. N.B. the child may only make system calls: no malloc, no stdio. */
+enum { STAGE_NONE, STAGE_SETUP, STAGE_EXEC };
 
-static void child_fail(int fd, int stage, int e)
+struct spawn_args {
+    char *const *argv, *const *envp;
+    const char *cwd;
+    int out_w, err_w;
+    pid_t parent;
+    sigset_t mask;      /* the worker's mask, restored to empty in the child */
+    int stage, errnum;  /* written by the child on failure */
+};
+
+#define SPAWN_STACK (256 * 1024)
+
+static int spawn_child(void *arg)
 {
-    int msg[2] = {stage, e};
-    ssize_t w = write(fd, msg, sizeof msg);
-    (void)w;
+    struct spawn_args *a = arg;
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != a->parent)
+        _exit(127); /* the worker died between clone and prctl */
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(a->out_w, 1) < 0 || dup2(a->err_w, 2) < 0 ||
+        chdir(a->cwd) != 0) {
+        a->stage = STAGE_SETUP;
+        a->errnum = errno;
+        _exit(127);
+    }
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execvpe(a->argv[0], a->argv, a->envp);
+    a->stage = STAGE_EXEC;
+    a->errnum = errno;
     _exit(127);
 }
 
 int wrk_exec_start(struct wrk_proc *p, char *const argv[], char *const envp[], const char *cwd,
                    size_t cap, bool *launch_error, struct err *err)
 {
+    static char *stack;
     memset(p, 0, sizeof *p);
     p->out_fd = p->err_fd = -1;
     p->cap = cap;
     *launch_error = true;
+    if (stack == NULL) {
+        stack = mmap(NULL, SPAWN_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                     -1, 0);
+        if (stack == MAP_FAILED) {
+            stack = NULL;
+            return err_set(err, errno, "spawn stack: %s", strerror(errno));
+        }
+    }
     if (mkdir(cwd, 0700) != 0 && errno != EEXIST)
         return err_set(err, errno, "task directory %s: %s", cwd, strerror(errno));
-    int out[2] = {-1, -1}, er[2] = {-1, -1}, rep[2] = {-1, -1};
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(er, O_CLOEXEC) != 0 || pipe2(rep, O_CLOEXEC) != 0) {
+    int out[2] = {-1, -1}, er[2] = {-1, -1};
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(er, O_CLOEXEC) != 0) {
         err_set(err, errno, "pipe: %s", strerror(errno));
         goto fail;
     }
-    pid_t parent = getpid();
-    pid_t pid = fork();
+    struct spawn_args a = {.argv = argv, .envp = envp, .cwd = cwd, .out_w = out[1], .err_w = er[1],
+                           .parent = getpid()};
+    /* Block every signal across clone so no handler runs on the child's stack. */
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &a.mask);
+    pid_t pid = clone(spawn_child, stack + SPAWN_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &a.mask, NULL);
     if (pid < 0) {
-        err_set(err, errno, "fork: %s", strerror(errno));
+        err_set(err, clone_errno, "clone: %s", strerror(clone_errno));
         goto fail;
-    }
-    if (pid == 0) {
-        /* Child: only async-signal-safe calls from here on (the worker has threads). */
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out[1], 1) < 0 || dup2(er[1], 2) < 0)
-            child_fail(rep[1], STAGE_SETUP, errno);
-        if (chdir(cwd) != 0)
-            child_fail(rep[1], STAGE_SETUP, errno);
-        execvpe(argv[0], argv, envp);
-        child_fail(rep[1], STAGE_EXEC, errno);
     }
     setpgid(pid, pid); /* also in the parent, so a kill right away reaches the group */
     close(out[1]);
     close(er[1]);
-    close(rep[1]);
-    int msg[2];
-    ssize_t n;
-    do
-        n = read(rep[0], msg, sizeof msg);
-    while (n < 0 && errno == EINTR);
-    close(rep[0]);
     p->pid = pid;
     p->out_fd = out[0];
     p->err_fd = er[0];
     fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
     fcntl(p->err_fd, F_SETFL, O_NONBLOCK);
-    if (n == (ssize_t)sizeof msg && msg[0] == STAGE_SETUP) {
+    if (a.stage == STAGE_SETUP) {
         int status;
         waitpid(pid, &status, 0);
         wrk_exec_release(p);
-        return err_set(err, msg[1], "task setup in %s: %s", cwd, strerror(msg[1]));
+        return err_set(err, a.errnum, "task setup in %s: %s", cwd, strerror(a.errnum));
     }
     *launch_error = false;
-    if (n == (ssize_t)sizeof msg && msg[0] == STAGE_EXEC) {
+    if (a.stage == STAGE_EXEC) {
         char line[300];
         int len = snprintf(line, sizeof line, "moat: cannot execute %s: %s\n", argv[0],
-                           strerror(msg[1]));
+                           strerror(a.errnum));
         struct wrk_buf *b = &p->err;
         b->data = malloc((size_t)len + 1);
         if (b->data) {
@@ -101,7 +127,6 @@ fail:
     for (int i = 0; i < 2; i++) {
         if (out[i] >= 0) close(out[i]);
         if (er[i] >= 0) close(er[i]);
-        if (rep[i] >= 0) close(rep[i]);
     }
     return -1;
 }
@@ -202,6 +227,8 @@ static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *
 
 int wrk_exec_remove_tree(const char *path, struct err *err)
 {
+    if (rmdir(path) == 0 || errno == ENOENT)
+        return 0; /* the common case: the task left nothing behind */
     int rc = nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     if (rc != 0 && errno != ENOENT)
         return err_set(err, rc > 0 ? rc : errno, "remove %s: %s", path, strerror(rc > 0 ? rc : errno));

@@ -46,6 +46,7 @@ struct wrk {
     double reg_sent, next_hb, hb_interval;
     uint64_t next_req;
     bool stop;
+    bool batch_needs_sync;  /* the open batch records results (not only forgets them) */
 };
 
 static void send_msg(struct wrk *w, enum proto_type type, uint64_t req, json_t *body,
@@ -173,6 +174,7 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
         if (wrk_task_save(w->store, t, &e) != 0)
             log_error("wrk", "task %llu.%u: cannot record result: %s", (unsigned long long)job,
                       index, e.msg);
+        w->batch_needs_sync = true;
         return;
     }
     t->phase = WRK_PHASE_RUNNING;
@@ -296,6 +298,7 @@ static void on_signals(struct wrk *w)
         if (wrk_task_save(w->store, t, &e) != 0)
             log_error("wrk", "task %llu.%u: cannot record result: %s", (unsigned long long)t->job,
                       t->index, e.msg);
+        w->batch_needs_sync = true;
         log_debug("wrk", "task %llu.%u: %s exit=%d", (unsigned long long)t->job, t->index,
                   job_state_name(t->state), t->exit_code);
     }
@@ -416,13 +419,17 @@ static int run(struct wrk *w)
         }
         on_signals(w);
         timers(w);
-        if (store_in_batch(w->store) && store_commit(w->store, &e) != 0) {
+        /* A batch that only forgets acknowledged results need not reach the disk:
+         * if it is lost, the results are sent again and acknowledged again. */
+        if (store_in_batch(w->store) &&
+            (w->batch_needs_sync ? store_commit(w->store, &e) : store_commit_nosync(w->store, &e)) != 0) {
             /* Results stay in memory and go out anyway: losing the record only
              * matters if this worker also dies before the acknowledgement. */
             log_error("wrk", "inflight commit: %s", e.msg);
             if (e.code == ENOSPC)
                 store_grow(w->store, &e);
         }
+        w->batch_needs_sync = false;
         send_results(w);
     }
     free(items);
