@@ -14,6 +14,7 @@ debs=(
   libopenblas-dev    # OpenBLAS: CPU GEMM (cblas)
   libutf8proc-dev    # utf8proc: Unicode normalisation for the tokeniser
   libsodium-dev      # libsodium: SHA-256 and Ed25519 for artifacts
+  fortunes           # the fortunes corpus (about 15,000 short texts): the demo's real input
   python3 python3-venv
 )
 if [ "${1:-}" = "--bench" ]; then
@@ -33,7 +34,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Test tooling from PyPI, for the python3 that is first on PATH.
-if ! python3 -c 'import pytest' 2>/dev/null; then
-  echo "install-deps: installing pytest"
-  python3 -m pip install -q pytest
-fi
+for mod in pytest zmq; do
+  if ! python3 -c "import $mod" 2>/dev/null; then
+    pkg=$mod; [ "$mod" = zmq ] && pkg=pyzmq
+    echo "install-deps: installing $pkg"
+    python3 -m pip install -q --disable-pip-version-check "$pkg"
+  fi
+done

@@ -74,6 +74,15 @@ store_t *store_open(const char *dir, uint64_t map_size, uint64_t map_max, struct
     snprintf(st->dir, sizeof st->dir, "%s", dir);
     st->map_size = map_size;
     st->map_max = map_max < map_size ? map_size : map_max;
+    char parent[sizeof st->dir];
+    snprintf(parent, sizeof parent, "%s", dir);
+    for (char *c = parent + 1; *c; c++) { /* mkdir -p of the parents */
+        if (*c != '/')
+            continue;
+        *c = '\0';
+        mkdir(parent, 0755);
+        *c = '/';
+    }
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         err_set(err, errno, "store: mkdir %s: %s", dir, strerror(errno));
         free(st);

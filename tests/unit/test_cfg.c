@@ -1,0 +1,148 @@
+/* test_cfg.c: configuration files: shipped defaults, units, and one-line errors. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "controller/ctl_cfg.h"
+#include "shared/units.h"
+#include "worker/wrk_cfg.h"
+
+static char path[64];
+
+static const char *write_conf(const char *text)
+{
+    snprintf(path, sizeof path, "/tmp/moat-test-cfg-%d.conf", (int)getpid());
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void expect_error(const char *text, const char *needle)
+{
+    struct ctl_cfg cfg;
+    struct err e = {0};
+    const char *p = write_conf(text);
+    assert_int_equal(ctl_cfg_load(p, &cfg, &e), -1);
+    char want[256];
+    snprintf(want, sizeof want, "%s:%s", p, needle);
+    if (strstr(e.msg, want) == NULL)
+        fail_msg("error '%s' lacks '%s'", e.msg, want);
+}
+
+/* The shipped files document every key with its default: loading them must give
+ * exactly the built-in defaults. */
+static void shipped_conf_equals_defaults(void **state)
+{
+    (void)state;
+    struct ctl_cfg a, b;
+    struct err e = {0};
+    assert_int_equal(ctl_cfg_load("conf/controller.conf", &a, &e), 0);
+    assert_int_equal(ctl_cfg_load(NULL, &b, &e), 0);
+    assert_memory_equal(&a, &b, sizeof a);
+    struct wrk_cfg c, d;
+    assert_int_equal(wrk_cfg_load("conf/worker.conf", &c, &e), 0);
+    assert_int_equal(wrk_cfg_load(NULL, &d, &e), 0);
+    assert_memory_equal(&c, &d, sizeof c);
+    assert_true(a.heartbeat_interval == 1.0);
+    assert_true(a.output_cap == 1048576);
+}
+
+static void values_with_units(void **state)
+{
+    (void)state;
+    struct ctl_cfg cfg;
+    struct err e = {0};
+    const char *p = write_conf("heartbeat_interval = \"250 ms\";\nstore_map_size = \"2 GiB\";\n"
+                               "output_cap = 4096;\nlisten = \"tcp://127.0.0.1:1\";\n");
+    assert_int_equal(ctl_cfg_load(p, &cfg, &e), 0);
+    assert_true(cfg.heartbeat_interval == 0.25);
+    assert_true(cfg.store_map_size == 2ull << 30);
+    assert_true(cfg.output_cap == 4096);
+    assert_int_equal(cfg.listen.n, 1);
+    assert_string_equal(cfg.listen.items[0], "tcp://127.0.0.1:1");
+}
+
+static void bad_files_name_line_and_key(void **state)
+{
+    (void)state;
+    expect_error("log_level = \"info\";\nbogus = 1;\n", "2: bogus: unknown key");
+    expect_error("\n\nheartbeat_interval = 5;\n", "3: heartbeat_interval: expected a string with a unit");
+    expect_error("heartbeat_interval = \"5 parsecs\";\n", "1: heartbeat_interval: duration '5 parsecs': unknown unit");
+    expect_error("store_map_size = \"lots\";\n", "1: store_map_size: size 'lots'");
+    expect_error("max_attempts = 0;\n", "1: max_attempts: 0 is out of range");
+    expect_error("max_attempts = \"3\";\n", "1: max_attempts: expected an integer");
+    expect_error("listen = [1, 2];\n", "1: listen: item 0: expected a string");
+    expect_error("log_level = \"info\";\nmax_attempts = = 3;\n", "2: syntax error");
+    struct ctl_cfg cfg;
+    struct err e = {0};
+    assert_int_equal(ctl_cfg_load("/nonexistent/moat.conf", &cfg, &e), -1);
+    assert_int_equal(e.code, ENOENT);
+    assert_non_null(strstr(e.msg, "/nonexistent/moat.conf"));
+    const char *p = write_conf("log_level = \"loud\";\n");
+    assert_int_equal(ctl_cfg_load(p, &cfg, &e), -1);
+    assert_non_null(strstr(e.msg, "log_level"));
+    struct wrk_cfg w;
+    p = write_conf("name = \"bad name!\";\n");
+    assert_int_equal(wrk_cfg_load(p, &w, &e), -1);
+    assert_non_null(strstr(e.msg, "name"));
+}
+
+static void units(void **state)
+{
+    (void)state;
+    uint64_t b;
+    double d;
+    struct err e = {0};
+    assert_int_equal(units_size_parse("64 GiB", &b, &e), 0);
+    assert_true(b == 64ull << 30);
+    assert_int_equal(units_size_parse("512M", &b, &e), 0);
+    assert_true(b == 512ull << 20);
+    assert_int_equal(units_size_parse("1.5KB", &b, &e), 0);
+    assert_true(b == 1500);
+    assert_int_equal(units_size_parse("-1", &b, &e), -1);
+    assert_int_equal(units_size_parse("12 bananas", &b, &e), -1);
+    assert_int_equal(units_duration_parse("1h30m", &d, &e), 0);
+    assert_true(d == 5400);
+    assert_int_equal(units_duration_parse("250ms", &d, &e), 0);
+    assert_true(d == 0.25);
+    assert_int_equal(units_duration_parse("1-02:00:00", &d, &e), 0);
+    assert_true(d == 93600);
+    assert_int_equal(units_duration_parse("05:30", &d, &e), 0);
+    assert_true(d == 330);
+    assert_int_equal(units_duration_parse("10", &d, &e), 0);
+    assert_true(d == 10);
+    assert_int_equal(units_duration_parse("1 fortnight", &d, &e), -1);
+    assert_int_equal(units_duration_parse("5 3", &d, &e), -1);
+    double now = 1800000000.0; /* 2027-01-15T08:00:00Z */
+    assert_int_equal(units_begin_parse("now+90s", now, &d, &e), 0);
+    assert_true(d == now + 90);
+    assert_int_equal(units_begin_parse("2027-01-15T09:00:00Z", now, &d, &e), 0);
+    assert_true(d == now + 3600);
+    assert_int_equal(units_begin_parse("HH:MM", now, &d, &e), -1);
+    assert_int_equal(units_begin_parse("2027-13-01", now, &d, &e), -1);
+    /* HH:MM means the next such local time: within a day, strictly later */
+    assert_int_equal(units_begin_parse("03:00", now, &d, &e), 0);
+    assert_true(d > now && d <= now + 86400 + 3600);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(shipped_conf_equals_defaults),
+        cmocka_unit_test(values_with_units),
+        cmocka_unit_test(bad_files_name_line_and_key),
+        cmocka_unit_test(units),
+    };
+    int rc = cmocka_run_group_tests_name("cfg", tests, NULL, NULL);
+    unlink(path);
+    return rc;
+}

@@ -1,0 +1,342 @@
+/* test_ctl.c: the controller's state machine, placement, requeue and recovery,
+ * on a real LMDB store in a temporary directory and fake nodes (no sockets). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "controller/ctl_jobs.h"
+#include "controller/ctl_sched.h"
+#include "controller/ctl_state.h"
+#include "shared/units.h"
+
+struct fx {
+    char dir[64];
+    struct ctl ctl;
+    store_t *store;
+};
+
+static void add_node(struct ctl *ctl, const char *name, int cpus, int gpus, uint64_t mem)
+{
+    ctl->nodes = realloc(ctl->nodes, (size_t)(ctl->nnodes + 1) * sizeof *ctl->nodes);
+    struct ctl_node *n = &ctl->nodes[ctl->nnodes++];
+    memset(n, 0, sizeof *n);
+    snprintf(n->name, sizeof n->name, "%s", name);
+    n->cpus = cpus;
+    n->gpus = gpus;
+    n->mem = mem;
+    n->state = NODE_STATE_UP;
+    n->registered = true;
+    n->peer.len = 1;
+    n->peer.id[0] = (uint8_t)ctl->nnodes;
+    n->last_seen = units_mono();
+    ctl->nodes_cap = ctl->nnodes;
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/moat-test-ctl-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    struct err e = {0};
+    f->store = store_open(f->dir, 1 << 20, 1 << 26, &e);
+    assert_non_null(f->store);
+    struct ctl_cfg cfg;
+    assert_int_equal(ctl_cfg_load(NULL, &cfg, &e), 0);
+    ctl_state_init(&f->ctl, &cfg, f->store, NULL);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    ctl_state_free(&f->ctl);
+    store_close(f->store);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* submit: a job like `moat submit` would send; returns it. */
+static struct ctl_job *submit(struct ctl *ctl, const char *json)
+{
+    struct job_spec spec;
+    struct err e = {0};
+    json_t *o = json_loads(json, 0, NULL);
+    assert_non_null(o);
+    if (jobspec_from_json(&spec, o, &e) != 0)
+        fail_msg("spec %s: %s", json, e.msg);
+    json_decref(o);
+    struct ctl_job *job = ctl_job_new(ctl->njobs + 1, &spec, units_now(), &e);
+    assert_non_null(job);
+    assert_int_equal(ctl_job_save(ctl, job, true, &e), 0);
+    assert_int_equal(ctl_job_add(ctl, job, &e), 0);
+    assert_int_equal(ctl_queue_add(ctl, job, &e), 0);
+    return job;
+}
+
+static int sched(struct ctl *ctl)
+{
+    struct err e = {0};
+    int n = ctl_sched_pass(ctl, units_now(), &e);
+    if (n < 0)
+        fail_msg("sched: %s", e.msg);
+    return n;
+}
+
+static void end_task(struct ctl *ctl, struct ctl_job *job, uint32_t off, enum job_state st, int code)
+{
+    struct err e = {0};
+    if (ctl_task_end(ctl, job, off, st, code, 0, units_now(), &e) != 0)
+        fail_msg("end: %s", e.msg);
+}
+
+static void commit(struct fx *f)
+{
+    struct err e = {0};
+    if (store_in_batch(f->store))
+        assert_int_equal(store_commit(f->store, &e), 0);
+    for (int i = 0; i < f->ctl.nout; i++)
+        proto_msg_clear(&f->ctl.outbox[i].msg);
+    f->ctl.nout = 0;
+}
+
+static void transitions_table(void **state)
+{
+    (void)state;
+    enum job_state P = JOB_STATE_PENDING, R = JOB_STATE_RUNNING, C = JOB_STATE_COMPLETED,
+                   F = JOB_STATE_FAILED, X = JOB_STATE_CANCELLED, T = JOB_STATE_TIMEOUT;
+    bool want[JOB_STATE_COUNT][JOB_STATE_COUNT] = {0};
+    want[P][R] = want[P][X] = want[P][F] = true;
+    want[R][P] = want[R][C] = want[R][F] = want[R][X] = want[R][T] = true;
+    for (int a = 0; a < JOB_STATE_COUNT; a++)
+        for (int b = 0; b < JOB_STATE_COUNT; b++)
+            if (ctl_state_transition_ok((enum job_state)a, (enum job_state)b) != want[a][b])
+                fail_msg("%s -> %s: expected %s", job_state_name((enum job_state)a),
+                         job_state_name((enum job_state)b), want[a][b] ? "legal" : "illegal");
+    assert_false(ctl_state_transition_ok(JOB_STATE_COUNT, P));
+    /* every terminal state is final */
+    for (int b = 0; b < JOB_STATE_COUNT; b++) {
+        assert_false(ctl_state_transition_ok(C, (enum job_state)b));
+        assert_false(ctl_state_transition_ok(T, (enum job_state)b));
+    }
+}
+
+static void illegal_end_is_refused(void **state)
+{
+    struct fx *f = *state;
+    add_node(&f->ctl, "n1", 1, 0, 0);
+    struct ctl_job *job = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"true\"]}");
+    struct err e = {0};
+    /* PENDING -> COMPLETED is not legal */
+    assert_int_equal(ctl_task_end(&f->ctl, job, 0, JOB_STATE_COMPLETED, 0, 0, 1, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(sched(&f->ctl), 1);
+    end_task(&f->ctl, job, 0, JOB_STATE_COMPLETED, 0);
+    assert_int_equal(job->state, JOB_STATE_COMPLETED);
+    assert_int_equal(ctl_task_end(&f->ctl, job, 0, JOB_STATE_FAILED, 1, 0, 1, &e), -1);
+    assert_int_equal(ctl_job_cancel(&f->ctl, job, "x", &e), -1);
+    assert_int_equal(e.code, EINVAL);
+}
+
+static void places_by_resources_priority_and_age(void **state)
+{
+    struct fx *f = *state;
+    add_node(&f->ctl, "small", 2, 0, 1 << 30);
+    add_node(&f->ctl, "gpu", 4, 2, 4ull << 30);
+    struct ctl_job *low = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"a\"],\"cpus\":2,\"priority\":-5}");
+    struct ctl_job *old = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"b\"],\"cpus\":2}");
+    struct ctl_job *hi = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"c\"],\"cpus\":2,\"priority\":10}");
+    struct ctl_job *young = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"d\"],\"cpus\":2}");
+    struct ctl_job *gpu = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"e\"],\"gpus\":3}");
+    struct ctl_job *big = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"f\"],\"mem\":8589934592}");
+    /* 6 cpus in all: hi, then old, then young (older first at equal priority) fit. */
+    assert_int_equal(sched(&f->ctl), 3);
+    assert_int_equal(hi->state, JOB_STATE_RUNNING);
+    assert_int_equal(old->state, JOB_STATE_RUNNING);
+    assert_int_equal(young->state, JOB_STATE_RUNNING);
+    assert_int_equal(low->state, JOB_STATE_PENDING);
+    /* 3 gpus and 8 GiB fit on no node: never placed */
+    assert_int_equal(gpu->state, JOB_STATE_PENDING);
+    assert_int_equal(big->state, JOB_STATE_PENDING);
+    /* the first placement goes to the node with most free cpus */
+    assert_string_equal(f->ctl.nodes[hi->tasks[0].node].name, "gpu");
+    assert_int_equal(f->ctl.nodes[0].used_cpus + f->ctl.nodes[1].used_cpus, 6);
+    end_task(&f->ctl, old, 0, JOB_STATE_COMPLETED, 0);
+    assert_int_equal(sched(&f->ctl), 1);
+    assert_int_equal(low->state, JOB_STATE_RUNNING);
+    commit(f);
+}
+
+static void array_max_bounds_concurrency(void **state)
+{
+    struct fx *f = *state;
+    add_node(&f->ctl, "n1", 64, 0, 0);
+    struct ctl_job *job = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"echo\",\"{index}\"],"
+                                          "\"array\":{\"start\":10,\"end\":19,\"max\":3}}");
+    assert_int_equal(job->ntasks, 10);
+    assert_int_equal(sched(&f->ctl), 3);
+    assert_int_equal(sched(&f->ctl), 0);
+    assert_int_equal(job->running, 3);
+    end_task(&f->ctl, job, 1, JOB_STATE_COMPLETED, 0);
+    assert_int_equal(sched(&f->ctl), 1);
+    assert_int_equal(job->running, 3);
+    /* indices are dispatched in order and {index} is substituted */
+    json_t *argv = ctl_task_argv_expand(&job->spec, 17);
+    assert_string_equal(json_string_value(json_array_get(argv, 1)), "17");
+    json_decref(argv);
+    for (int round = 0; round < 20 && job->done < job->ntasks; round++) {
+        for (uint32_t i = 0; i < job->ntasks; i++)
+            if (job->tasks[i].state == JOB_STATE_RUNNING)
+                end_task(&f->ctl, job, i, JOB_STATE_COMPLETED, 0);
+        sched(&f->ctl);
+        assert_true(job->running <= 3);
+    }
+    assert_int_equal(job->state, JOB_STATE_COMPLETED);
+    assert_int_equal(f->ctl.nactive, 0);
+    commit(f);
+}
+
+static void after_and_begin(void **state)
+{
+    struct fx *f = *state;
+    add_node(&f->ctl, "n1", 8, 0, 0);
+    struct ctl_job *a = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"a\"]}");
+    struct ctl_job *b = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"b\"],\"after\":[1]}");
+    struct ctl_job *c = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"c\"],\"after\":[2]}");
+    char later[128];
+    snprintf(later, sizeof later, "{\"kind\":\"exec\",\"argv\":[\"d\"],\"begin\":%.0f}", units_now() + 3600);
+    struct ctl_job *d = submit(&f->ctl, later);
+    assert_int_equal(sched(&f->ctl), 1);
+    assert_int_equal(a->state, JOB_STATE_RUNNING);
+    assert_int_equal(b->state, JOB_STATE_PENDING);
+    assert_non_null(strstr(b->reason, "job 1"));
+    assert_int_equal(d->state, JOB_STATE_PENDING);
+    assert_non_null(strstr(d->reason, "begin"));
+    end_task(&f->ctl, a, 0, JOB_STATE_COMPLETED, 0);
+    assert_int_equal(sched(&f->ctl), 1);
+    assert_int_equal(b->state, JOB_STATE_RUNNING);
+    /* b fails: c can never run and is cancelled, naming the dependency */
+    end_task(&f->ctl, b, 0, JOB_STATE_FAILED, 2);
+    assert_int_equal(b->state, JOB_STATE_FAILED);
+    assert_int_equal(b->exit_code, 2);
+    sched(&f->ctl);
+    assert_int_equal(c->state, JOB_STATE_CANCELLED);
+    assert_non_null(strstr(c->reason, "dependency 2 ended FAILED"));
+    /* the begin time is absolute: once passed, d runs */
+    d->spec.begin = units_now() - 1;
+    assert_int_equal(sched(&f->ctl), 1);
+    assert_int_equal(d->state, JOB_STATE_RUNNING);
+    commit(f);
+}
+
+static void requeue_then_fail_after_max_attempts(void **state)
+{
+    struct fx *f = *state;
+    add_node(&f->ctl, "n1", 1, 0, 0);
+    struct ctl_job *job = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"x\"]}");
+    struct err e = {0};
+    /* launch failures are not held against the job */
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(sched(&f->ctl), 1);
+        assert_int_equal(ctl_task_requeue(&f->ctl, job, 0, true, "launch failed", &e), 0);
+        assert_int_equal(job->tasks[0].state, JOB_STATE_PENDING);
+    }
+    assert_int_equal(job->tasks[0].launch_fails, 5);
+    /* node losses are: max_attempts (3) of them fail the task */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sched(&f->ctl), 1);
+        assert_int_equal(ctl_task_requeue(&f->ctl, job, 0, false, "node lost", &e), 0);
+        assert_int_equal(job->state, JOB_STATE_PENDING);
+    }
+    assert_int_equal(f->ctl.nodes[0].used_cpus, 0);
+    assert_int_equal(sched(&f->ctl), 1);
+    assert_int_equal(job->tasks[0].attempts, 8);
+    assert_int_equal(ctl_task_requeue(&f->ctl, job, 0, false, "node lost", &e), 0);
+    assert_int_equal(job->tasks[0].state, JOB_STATE_FAILED);
+    assert_int_equal(job->state, JOB_STATE_FAILED);
+    assert_non_null(strstr(job->reason, "after 3 attempts"));
+    commit(f);
+}
+
+static void cancel_pending_and_running(void **state)
+{
+    struct fx *f = *state;
+    add_node(&f->ctl, "n1", 2, 0, 0);
+    struct ctl_job *job = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"x\"],\"array\":{\"start\":0,\"end\":4}}");
+    assert_int_equal(sched(&f->ctl), 2);
+    commit(f);
+    struct err e = {0};
+    assert_int_equal(ctl_job_cancel(&f->ctl, job, "cancelled by user", &e), 0);
+    /* pending ones end now; running ones get a KILL and end when the worker says so */
+    assert_int_equal(job->done, 3);
+    assert_int_equal(job->state, JOB_STATE_RUNNING);
+    int kills = 0;
+    for (int i = 0; i < f->ctl.nout; i++)
+        kills += f->ctl.outbox[i].msg.type == PROTO_TYPE_KILL;
+    assert_int_equal(kills, 2);
+    end_task(&f->ctl, job, 0, JOB_STATE_CANCELLED, -1);
+    end_task(&f->ctl, job, 1, JOB_STATE_CANCELLED, -1);
+    assert_int_equal(job->state, JOB_STATE_CANCELLED);
+    assert_int_equal(sched(&f->ctl), 0);
+    commit(f);
+}
+
+static void recovery_rebuilds_state(void **state)
+{
+    struct fx *f = *state;
+    add_node(&f->ctl, "n1", 4, 0, 0);
+    struct err e = {0};
+    assert_int_equal(ctl_node_save(&f->ctl, &f->ctl.nodes[0], &e), 0);
+    struct ctl_job *a = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"a\"],\"array\":{\"start\":0,\"end\":5}}");
+    submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"b\"],\"time_limit\":60,\"priority\":1}");
+    assert_int_equal(sched(&f->ctl), 4); /* b first (priority), then a's tasks 0-2 */
+    end_task(&f->ctl, a, 0, JOB_STATE_COMPLETED, 0);
+    double deadline = f->ctl.jobs[2]->tasks[0].deadline;
+    assert_true(deadline > 0);
+    commit(f);
+    /* a restart: rebuild from the store alone */
+    struct ctl_cfg cfg = f->ctl.cfg;
+    ctl_state_free(&f->ctl);
+    ctl_state_init(&f->ctl, &cfg, f->store, NULL);
+    assert_int_equal(ctl_state_recover(&f->ctl, &e), 0);
+    assert_int_equal(f->ctl.njobs, 2);
+    struct ctl_job *r = f->ctl.jobs[1];
+    assert_int_equal(r->state, JOB_STATE_RUNNING);
+    assert_int_equal(r->tasks[0].state, JOB_STATE_COMPLETED);
+    assert_int_equal(r->tasks[1].state, JOB_STATE_RUNNING);
+    assert_int_equal(r->tasks[5].state, JOB_STATE_PENDING);
+    assert_int_equal(r->running, 2);
+    assert_int_equal(r->done, 1);
+    assert_int_equal(r->next_index, 3);
+    /* the deadline is absolute: a restart does not reset it */
+    assert_true(f->ctl.jobs[2]->tasks[0].deadline == deadline);
+    /* the node comes back unregistered, with its running tasks' resources held */
+    assert_false(f->ctl.nodes[0].registered);
+    assert_int_equal(f->ctl.nodes[0].used_cpus, 3);
+    assert_int_equal(f->ctl.nactive, 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(transitions_table),
+        cmocka_unit_test_setup_teardown(illegal_end_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(places_by_resources_priority_and_age, setup, teardown),
+        cmocka_unit_test_setup_teardown(array_max_bounds_concurrency, setup, teardown),
+        cmocka_unit_test_setup_teardown(after_and_begin, setup, teardown),
+        cmocka_unit_test_setup_teardown(requeue_then_fail_after_max_attempts, setup, teardown),
+        cmocka_unit_test_setup_teardown(cancel_pending_and_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(recovery_rebuilds_state, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("ctl", tests, NULL, NULL);
+}
