@@ -1,0 +1,126 @@
+/* cli.h: what the moat command groups share: the invocation context, exit codes,
+ * option parsing, requests to the controller, and output (tables, JSON).
+ *
+ * Exit codes (PRODUCT.md): 0 success, 1 the job or command failed, 2 usage or bad
+ * input (one line naming the argument), 3 cannot reach the controller.
+ * Every command prints "moat CMD: what went wrong" on stderr before a non-zero
+ * exit, and with --json prints exactly one JSON document on stdout on success.
+ * Single-threaded; only cli/ prints.
+ */
+#ifndef MOAT_CLI_H
+#define MOAT_CLI_H
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shared/client.h"
+#include "shared/err.h"
+#include "shared/proto.h"
+
+enum cli_exit { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2, CLI_UNREACHABLE = 3 };
+
+struct cli {
+    const char *cmd;          /* "submit", "local up", ...: prefixes messages */
+    const char *controller;   /* --controller, or NULL */
+    bool json;                /* --json */
+    double timeout;           /* seconds per request (MOAT_TIMEOUT) */
+    client_t *client;         /* connected lazily by cli_connect() */
+};
+
+/* One command: name, handler (argc/argv start at the command's own name), one-line
+ * summary for `moat --help`. */
+struct cli_cmd {
+    const char *name;
+    int (*run)(struct cli *cli, int argc, char **argv);
+    const char *summary;
+};
+
+int cli_submit_run(struct cli *cli, int argc, char **argv);
+int cli_queue_run(struct cli *cli, int argc, char **argv);
+int cli_show_run(struct cli *cli, int argc, char **argv);
+int cli_nodes_run(struct cli *cli, int argc, char **argv);
+int cli_result_run(struct cli *cli, int argc, char **argv);
+int cli_cancel_run(struct cli *cli, int argc, char **argv);
+int cli_wait_run(struct cli *cli, int argc, char **argv);
+int cli_local_run(struct cli *cli, int argc, char **argv);
+int cli_ping_run(struct cli *cli, int argc, char **argv);
+
+/* ---- messages ---- */
+
+/* cli_fail: print "moat CMD: msg" on stderr; returns code (for `return cli_fail(...)`). */
+int cli_fail(const struct cli *cli, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* cli_usage_error: cli_fail with CLI_USAGE and a hint to see `moat CMD --help`. */
+int cli_usage_error(const struct cli *cli, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- options ---- */
+
+/* Options every command accepts after its name as well as before it. Append
+ * CLI_COMMON_OPTS to a command's getopt table (values >= 0x1000 are reserved). */
+#define CLI_OPT_JSON 0x1001
+#define CLI_OPT_CONTROLLER 0x1002
+#define CLI_OPT_HELP 'h'
+#define CLI_COMMON_OPTS                                              \
+    {"json", no_argument, NULL, CLI_OPT_JSON},                       \
+    {"controller", required_argument, NULL, CLI_OPT_CONTROLLER},     \
+    {"help", no_argument, NULL, CLI_OPT_HELP},                       \
+    {NULL, 0, NULL, 0}
+
+/* cli_getopt: getopt_long without getopt's own messages. Returns the option, -1 at
+ * the end, CLI_OPT_HELP after printing help (caller returns CLI_OK), and for an
+ * unknown option or a missing argument prints a usage line and returns '?' (caller
+ * returns CLI_USAGE). Handles the common options itself (loops past them).
+ * Call with *first = true on the command's first call (resets getopt). */
+int cli_getopt(struct cli *cli, int argc, char **argv, const char *shortopts,
+               const struct option *longopts, const char *help, bool *first);
+
+/* cli_parse_int: optarg of --opt -> integer in [min, max]; prints and returns -1. */
+int cli_parse_int(const struct cli *cli, const char *opt, const char *text, long long min,
+                  long long max, long long *out);
+
+/* ---- talking to the controller ---- */
+
+/* cli_endpoint: the endpoint to use: --controller, $MOAT_CONTROLLER, or the file
+ * endpoint in $MOAT_DIR (default ./.moat). Writes it to buf. Returns 0, or prints
+ * and returns CLI_UNREACHABLE when none is known. */
+int cli_endpoint(const struct cli *cli, char *buf, size_t cap);
+
+/* cli_connect: make cli->client (once). Returns 0 or an exit code (printed). */
+int cli_connect(struct cli *cli);
+
+/* cli_request: one request/reply. Takes ownership of body. On 0, *reply is a REPLY
+ * body the caller owns (json_decref), and blobs (if not NULL) receives the reply's
+ * message for raw frames (caller frees with proto_msg_clear); otherwise prints
+ * and returns an exit code: CLI_UNREACHABLE on timeout, CLI_USAGE when the
+ * controller refused a user argument (EINVAL, ENOENT) and user_arg is true, else
+ * CLI_FAILED. *code receives the controller's errno (0 when not an ERROR). */
+int cli_request(struct cli *cli, enum proto_type type, json_t *body, bool user_arg,
+                json_t **reply, struct proto_msg *blobs, int *code);
+
+/* ---- output ---- */
+
+/* cli_json_print: one JSON document on stdout (indented on a terminal, compact
+ * otherwise), then a newline. Does not take ownership. */
+void cli_json_print(const json_t *doc);
+
+/* A table: header row then rows; columns padded to their widest cell, the last
+ * column not padded; right-aligned columns named by align ('l' or 'r' each). */
+struct cli_table;
+struct cli_table *cli_table_create(int ncols, const char *const *header, const char *align);
+void cli_table_add(struct cli_table *t, const char *const *cells);
+void cli_table_print(struct cli_table *t); /* prints and frees */
+
+/* Field readers that tolerate absent or mistyped fields (the controller's shapes
+ * are checked by tests, not trusted blindly by the CLI). */
+long long cli_json_int(const json_t *obj, const char *key, long long def);
+double cli_json_num(const json_t *obj, const char *key, double def);
+const char *cli_json_str(const json_t *obj, const char *key, const char *def);
+
+/* cli_time_format: Unix seconds -> "HH:MM:SS" today, else "YYYY-MM-DD HH:MM"; "-" for 0. */
+char *cli_time_format(double t, char *buf, int cap);
+
+#endif

@@ -1,0 +1,340 @@
+/* cli_jobs.c: commands that act on jobs already submitted: cancel, wait. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "shared/jobspec.h"
+#include "shared/units.h"
+
+/* parse_jobs: argv[optind..] (each "N" or "N,M,...") -> a new array of ids. */
+static int parse_jobs(struct cli *cli, int argc, char **argv, uint64_t **ids, int *n)
+{
+    int cap = 0;
+    for (int i = optind; i < argc; i++)
+        for (const char *p = argv[i]; p; p = strchr(p + 1, ','))
+            cap++;
+    if (cap == 0)
+        return cli_usage_error(cli, "missing JOB");
+    *ids = calloc((size_t)cap, sizeof **ids);
+    *n = 0;
+    if (*ids == NULL)
+        return cli_fail(cli, CLI_FAILED, "out of memory");
+    for (int i = optind; i < argc; i++) {
+        struct err err = {0};
+        if (client_jobids_parse(argv[i], *ids, n, cap, &err) != 0) {
+            free(*ids);
+            *ids = NULL;
+            return cli_fail(cli, CLI_USAGE, "%s", err.msg);
+        }
+    }
+    return CLI_OK;
+}
+
+/* ---- cancel ---- */
+
+static const char cancel_help[] =
+    "usage: moat cancel JOB...\n"
+    "\n"
+    "Cancel jobs: pending tasks never start, running ones are killed (their whole\n"
+    "process group); the job ends CANCELLED. Silent on success; with --json:\n"
+    "{\"cancelled\": [ids], \"errors\": [{id, code, msg}]}. The other jobs are\n"
+    "cancelled even when one fails: exit 2 when a job does not exist or has\n"
+    "already ended, 1 when one could not be cancelled for another reason.\n"
+    "\n"
+    "Examples:\n"
+    "  moat cancel 17\n"
+    "  moat cancel 17 18 19\n"
+    "  moat queue --state PENDING --json | jq -r '.jobs[].id' | xargs moat cancel\n";
+
+int cli_cancel_run(struct cli *cli, int argc, char **argv)
+{
+    static const struct option longopts[] = {CLI_COMMON_OPTS};
+    bool first = true;
+    int c;
+    while ((c = cli_getopt(cli, argc, argv, "", longopts, cancel_help, &first)) != -1)
+        return c == CLI_OPT_HELP ? CLI_OK : CLI_USAGE;
+    uint64_t *ids;
+    int n, rc = parse_jobs(cli, argc, argv, &ids, &n);
+    if (rc != CLI_OK)
+        return rc;
+    if (n > 100000) {
+        free(ids);
+        return cli_fail(cli, CLI_USAGE, "more than 100000 jobs at once");
+    }
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, json_integer((json_int_t)ids[i]));
+    free(ids);
+    json_t *reply;
+    rc = cli_request(cli, PROTO_TYPE_CANCEL, json_pack("{s:o}", "ids", arr), true, &reply, NULL,
+                     NULL);
+    if (rc != CLI_OK)
+        return rc;
+    if (cli->json)
+        cli_json_print(reply);
+    const json_t *errors = json_object_get(reply, "errors");
+    size_t i;
+    const json_t *e;
+    json_array_foreach(errors, i, e) {
+        const char *msg = cli_json_str(e, "msg", "cannot cancel");
+        char prefix[48];
+        snprintf(prefix, sizeof prefix, "job %lld", cli_json_int(e, "id", 0));
+        /* The controller's message may already name the job. */
+        long long code = cli_json_int(e, "code", 0);
+        int why = code == ENOENT || code == EINVAL ? CLI_USAGE : CLI_FAILED;
+        if (strncmp(msg, prefix, strlen(prefix)) == 0)
+            cli_fail(cli, why, "%s", msg);
+        else
+            cli_fail(cli, why, "%s: %s", prefix, msg);
+        if (rc != CLI_USAGE)
+            rc = why;
+    }
+    json_decref(reply);
+    return rc;
+}
+
+/* ---- wait ---- */
+
+static const char wait_help[] =
+    "usage: moat wait JOB... [--timeout DUR]\n"
+    "\n"
+    "Wait until every JOB has ended. Exit 0 when all COMPLETED, 1 when any ended\n"
+    "otherwise (FAILED, CANCELLED, TIMEOUT; each is named on stderr) or when\n"
+    "--timeout (e.g. 30s, 10m, 2h) passed first. On a terminal, a progress bar\n"
+    "(tasks ended / total, elapsed time) is drawn on stderr; otherwise wait is\n"
+    "silent. With --json: {\"jobs\": [{id, state, exit_code}], \"timed_out\": B}.\n"
+    "A controller restart while waiting is ridden out (up to $MOAT_TIMEOUT).\n"
+    "\n"
+    "Examples:\n"
+    "  moat wait 17 && moat result 17\n"
+    "  moat wait 17 18 --timeout 1h || echo 'did not complete'\n";
+
+struct wjob {
+    uint64_t id;
+    bool done;
+    char state[16];
+    long long exit_code;
+    long ntasks, nended;
+    uint64_t req;      /* outstanding SHOW request id, 0 if none */
+};
+
+static void draw_bar(const struct wjob *jobs, int n, double elapsed, bool final)
+{
+    long tot = 0, ended = 0;
+    int jdone = 0;
+    for (int i = 0; i < n; i++) {
+        tot += jobs[i].ntasks;
+        ended += jobs[i].nended;
+        jdone += jobs[i].done;
+    }
+    int width = 30, fill = tot ? (int)((double)ended / (double)tot * width) : 0;
+    char bar[64], el[32];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < fill ? '#' : '-';
+    bar[width] = '\0';
+    fprintf(stderr, "\r[%s] %ld/%ld tasks, %d/%d jobs, %s\033[K", bar, ended, tot, jdone, n,
+            units_duration_format(elapsed, el, sizeof el));
+    if (final)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/* poll_round: SHOW every job not yet done, pipelined. Returns CLI_OK, or an exit
+ * code (printed) for a refused job; *answered says whether any reply came. */
+static int poll_round(struct cli *cli, struct wjob *jobs, int n, double timeout, bool *answered)
+{
+    struct err err = {0};
+    int outstanding = 0;
+    *answered = false;
+    for (int i = 0; i < n; i++) {
+        jobs[i].req = 0;
+        if (jobs[i].done)
+            continue;
+        if (client_send(cli->client, PROTO_TYPE_SHOW, json_pack("{s:I}", "id", (json_int_t)jobs[i].id),
+                        &jobs[i].req, &err) != 0)
+            break; /* queue full: the rest next round */
+        outstanding++;
+    }
+    double deadline = units_mono() + timeout;
+    while (outstanding > 0) {
+        double left = deadline - units_mono();
+        if (left <= 0)
+            return CLI_OK;
+        struct proto_msg msg;
+        int r = client_recv(cli->client, left, &msg, &err);
+        if (r <= 0)
+            continue;
+        int k = -1;
+        for (int i = 0; i < n && k < 0; i++)
+            if (jobs[i].req == msg.req_id && msg.req_id != 0)
+                k = i;
+        if (k < 0) {
+            proto_msg_clear(&msg);
+            continue;
+        }
+        jobs[k].req = 0;
+        outstanding--;
+        *answered = true;
+        if (client_reply_error(&msg, &err) != 0) {
+            proto_msg_clear(&msg);
+            bool bad = err.code == ENOENT || err.code == EINVAL;
+            return cli_fail(cli, bad ? CLI_USAGE : CLI_FAILED, "%s", err.msg);
+        }
+        const json_t *job = msg.body;
+        snprintf(jobs[k].state, sizeof jobs[k].state, "%s", cli_json_str(job, "state", "?"));
+        jobs[k].exit_code = cli_json_int(job, "exit_code", -1);
+        const json_t *tasks = json_object_get(job, "tasks");
+        jobs[k].ntasks = (long)json_array_size(tasks);
+        jobs[k].nended = 0;
+        size_t i;
+        const json_t *t;
+        json_array_foreach(tasks, i, t) {
+            int st = job_state_parse(cli_json_str(t, "state", "?"));
+            if (st >= 0 && job_state_is_terminal((enum job_state)st))
+                jobs[k].nended++;
+        }
+        int st = job_state_parse(jobs[k].state);
+        jobs[k].done = st >= 0 && job_state_is_terminal((enum job_state)st);
+        proto_msg_clear(&msg);
+    }
+    return CLI_OK;
+}
+
+int cli_wait_run(struct cli *cli, int argc, char **argv)
+{
+    enum { OPT_TIMEOUT = 1 };
+    static const struct option longopts[] = {
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        CLI_COMMON_OPTS,
+    };
+    bool first = true;
+    double limit = 0;
+    int c;
+    while ((c = cli_getopt(cli, argc, argv, "", longopts, wait_help, &first)) != -1) {
+        if (c == CLI_OPT_HELP)
+            return CLI_OK;
+        if (c == '?')
+            return CLI_USAGE;
+        if (c == OPT_TIMEOUT) {
+            struct err err = {0};
+            if (units_duration_parse(optarg, &limit, &err) != 0)
+                return cli_fail(cli, CLI_USAGE, "--timeout: %s", err.msg);
+            if (!(limit > 0))
+                return cli_fail(cli, CLI_USAGE, "--timeout: '%s': must be more than 0 s", optarg);
+        }
+    }
+    uint64_t *ids;
+    int n, rc = parse_jobs(cli, argc, argv, &ids, &n);
+    if (rc != CLI_OK)
+        return rc;
+    struct wjob *jobs = calloc((size_t)n, sizeof *jobs);
+    if (jobs == NULL) {
+        free(ids);
+        return cli_fail(cli, CLI_FAILED, "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        jobs[i].id = ids[i];
+        snprintf(jobs[i].state, sizeof jobs[i].state, "?");
+    }
+    free(ids);
+    rc = cli_connect(cli);
+    if (rc != CLI_OK)
+        goto out;
+
+    bool bar = isatty(STDERR_FILENO);
+    double start = units_mono(), last_answer = start, interval = 0.05;
+    bool timed_out = false;
+    for (;;) {
+        double now = units_mono();
+        /* Per round, give up on replies after 1 s: lost requests (a controller
+         * restart) are sent again next round. */
+        double round = cli->timeout < 1.0 ? cli->timeout : 1.0;
+        bool answered;
+        rc = poll_round(cli, jobs, n, round, &answered);
+        if (rc != CLI_OK)
+            goto out;
+        now = units_mono();
+        if (answered)
+            last_answer = now;
+        int remaining = 0;
+        for (int i = 0; i < n; i++)
+            remaining += !jobs[i].done;
+        if (bar)
+            draw_bar(jobs, n, now - start, remaining == 0);
+        if (remaining == 0)
+            break;
+        if (now - last_answer >= cli->timeout) {
+            if (bar)
+                fputc('\n', stderr);
+            char buf[32];
+            rc = cli_fail(cli, CLI_UNREACHABLE, "cannot reach the controller at %s: no reply in %s",
+                          client_endpoint(cli->client),
+                          units_duration_format(cli->timeout, buf, sizeof buf));
+            goto out;
+        }
+        if (limit > 0 && now - start >= limit) {
+            timed_out = true;
+            break;
+        }
+        double sleep_s = interval;
+        if (limit > 0 && start + limit - now < sleep_s)
+            sleep_s = start + limit - now;
+        if (sleep_s > 0)
+            usleep((useconds_t)(sleep_s * 1e6));
+        interval = interval * 1.5 > 0.5 ? 0.5 : interval * 1.5;
+    }
+    if (bar && timed_out)
+        fputc('\n', stderr);
+
+    rc = CLI_OK;
+    for (int i = 0; i < n; i++) {
+        if (!jobs[i].done)
+            continue;
+        if (strcmp(jobs[i].state, "COMPLETED") != 0) {
+            rc = CLI_FAILED;
+            if (jobs[i].exit_code >= 0 && strcmp(jobs[i].state, "FAILED") == 0)
+                cli_fail(cli, rc, "job %llu %s (exit code %lld)", (unsigned long long)jobs[i].id,
+                         jobs[i].state, jobs[i].exit_code);
+            else
+                cli_fail(cli, rc, "job %llu %s", (unsigned long long)jobs[i].id, jobs[i].state);
+        }
+    }
+    if (timed_out) {
+        char buf[32], list[256] = "";
+        size_t len = 0;
+        int shown = 0, left = 0;
+        for (int i = 0; i < n; i++) {
+            if (jobs[i].done)
+                continue;
+            left++;
+            if (shown < 5 && len < sizeof list)
+                len += (size_t)snprintf(list + len, sizeof list - len, "%sjob %llu %s",
+                                        shown ? ", " : "", (unsigned long long)jobs[i].id,
+                                        jobs[i].state);
+            shown++;
+        }
+        rc = cli_fail(cli, CLI_FAILED, "timed out after %s: %d job%s not ended: %s%s",
+                      units_duration_format(limit, buf, sizeof buf), left, left == 1 ? "" : "s",
+                      list, left > 5 ? ", ..." : "");
+    }
+    if (cli->json) {
+        json_t *arr = json_array();
+        for (int i = 0; i < n; i++) {
+            json_t *o = json_pack("{s:I, s:s}", "id", (json_int_t)jobs[i].id, "state", jobs[i].state);
+            if (jobs[i].done)
+                json_object_set_new(o, "exit_code", json_integer(jobs[i].exit_code));
+            else
+                json_object_set_new(o, "exit_code", json_null());
+            json_array_append_new(arr, o);
+        }
+        json_t *doc = json_pack("{s:o, s:b}", "jobs", arr, "timed_out", timed_out);
+        cli_json_print(doc);
+        json_decref(doc);
+    }
+out:
+    free(jobs);
+    return rc;
+}

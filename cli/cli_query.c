@@ -1,0 +1,333 @@
+/* cli_query.c: the read-only commands: ping, queue, show, nodes. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "shared/jobspec.h"
+#include "shared/units.h"
+
+static const char ping_help[] =
+    "usage: moat ping\n"
+    "\n"
+    "Check that the controller answers; prints its version and how many jobs and\n"
+    "nodes it knows. Exit 3 when it does not answer within $MOAT_TIMEOUT.\n"
+    "\n"
+    "Examples:\n"
+    "  moat ping\n"
+    "  MOAT_TIMEOUT=2s moat --controller tcp://10.0.0.1:7700 ping || echo down\n";
+
+int cli_ping_run(struct cli *cli, int argc, char **argv)
+{
+    static const struct option longopts[] = {CLI_COMMON_OPTS};
+    bool first = true;
+    int c;
+    while ((c = cli_getopt(cli, argc, argv, "", longopts, ping_help, &first)) != -1)
+        return c == CLI_OPT_HELP ? CLI_OK : CLI_USAGE;
+    if (optind < argc)
+        return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+    json_t *reply;
+    int rc = cli_request(cli, PROTO_TYPE_PING, NULL, false, &reply, NULL, NULL);
+    if (rc != CLI_OK)
+        return rc;
+    if (cli->json)
+        cli_json_print(reply);
+    else
+        printf("controller %s: version %s, %lld jobs, %lld nodes\n", client_endpoint(cli->client),
+               cli_json_str(reply, "version", "?"), cli_json_int(reply, "jobs", 0),
+               cli_json_int(reply, "nodes", 0));
+    json_decref(reply);
+    return CLI_OK;
+}
+
+/* ---- queue ---- */
+
+static const char queue_help[] =
+    "usage: moat queue [--state STATE] [--all]\n"
+    "\n"
+    "List jobs, oldest first: pending and running ones, or all with --all.\n"
+    "STATE is one of PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT\n"
+    "(a finished state implies --all). With --json: {\"jobs\": [job, ...]}.\n"
+    "\n"
+    "Columns: JOBID, NAME, STATE, PROGRESS (share of tasks ended), SUBMITTED,\n"
+    "TIME (running time so far, or total), EXIT (exit code of a finished job).\n"
+    "\n"
+    "Examples:\n"
+    "  moat queue\n"
+    "  moat queue --state FAILED\n"
+    "  moat queue --all --json | jq '.jobs[] | select(.state==\"RUNNING\") | .id'\n";
+
+static void job_elapsed(const json_t *job, char *buf, int cap)
+{
+    double start = cli_json_num(job, "start_time", 0), end = cli_json_num(job, "end_time", 0);
+    if (!(start > 0)) {
+        snprintf(buf, (size_t)cap, "-");
+        return;
+    }
+    units_duration_format((end > 0 ? end : units_now()) - start, buf, cap);
+}
+
+static void job_exit(const json_t *job, char *buf, int cap)
+{
+    const json_t *v = json_object_get(job, "exit_code");
+    int st = job_state_parse(cli_json_str(job, "state", "?"));
+    if (json_is_integer(v) && st >= 0 && job_state_is_terminal((enum job_state)st))
+        snprintf(buf, (size_t)cap, "%lld", (long long)json_integer_value(v));
+    else
+        snprintf(buf, (size_t)cap, "-");
+}
+
+int cli_queue_run(struct cli *cli, int argc, char **argv)
+{
+    enum { OPT_STATE = 1, OPT_ALL };
+    static const struct option longopts[] = {
+        {"state", required_argument, NULL, OPT_STATE},
+        {"all", no_argument, NULL, OPT_ALL},
+        CLI_COMMON_OPTS,
+    };
+    bool first = true, all = false;
+    int c, state = -1;
+    while ((c = cli_getopt(cli, argc, argv, "", longopts, queue_help, &first)) != -1) {
+        if (c == CLI_OPT_HELP)
+            return CLI_OK;
+        if (c == '?')
+            return CLI_USAGE;
+        if (c == OPT_ALL)
+            all = true;
+        if (c == OPT_STATE) {
+            state = job_state_parse(optarg);
+            if (state < 0)
+                return cli_fail(cli, CLI_USAGE,
+                                "--state: '%s': expected PENDING, RUNNING, COMPLETED, FAILED, "
+                                "CANCELLED or TIMEOUT", optarg);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+    json_t *body = json_object();
+    if (state >= 0) {
+        json_object_set_new(body, "state", json_string(job_state_name((enum job_state)state)));
+        if (job_state_is_terminal((enum job_state)state))
+            all = true;
+    }
+    if (all)
+        json_object_set_new(body, "all", json_true());
+    json_t *reply;
+    int rc = cli_request(cli, PROTO_TYPE_QUEUE, body, true, &reply, NULL, NULL);
+    if (rc != CLI_OK)
+        return rc;
+    const json_t *jobs = json_object_get(reply, "jobs");
+    if (!json_is_array(jobs)) {
+        json_decref(reply);
+        return cli_fail(cli, CLI_FAILED, "controller reply has no job list");
+    }
+    if (cli->json) {
+        cli_json_print(reply);
+        json_decref(reply);
+        return CLI_OK;
+    }
+    static const char *const hdr[] = {"JOBID", "NAME", "STATE", "PROGRESS", "SUBMITTED", "TIME",
+                                      "EXIT"};
+    struct cli_table *t = cli_table_create(7, hdr, "rllrlrr");
+    size_t i;
+    const json_t *job;
+    json_array_foreach(jobs, i, job) {
+        char id[24], prog[16], sub[32], el[32], ex[16];
+        snprintf(id, sizeof id, "%lld", cli_json_int(job, "id", 0));
+        snprintf(prog, sizeof prog, "%.0f%%", 100.0 * cli_json_num(job, "progress", 0));
+        cli_time_format(cli_json_num(job, "submit_time", 0), sub, sizeof sub);
+        job_elapsed(job, el, sizeof el);
+        job_exit(job, ex, sizeof ex);
+        const char *name = cli_json_str(job, "name", "");
+        const char *row[] = {id, name[0] ? name : "-", cli_json_str(job, "state", "?"), prog, sub,
+                             el, ex};
+        cli_table_add(t, row);
+    }
+    cli_table_print(t);
+    json_decref(reply);
+    return CLI_OK;
+}
+
+/* ---- show ---- */
+
+static const char show_help[] =
+    "usage: moat show JOB\n"
+    "\n"
+    "Show one job: its state, times, exit code and every task (array element):\n"
+    "index, state, attempts, node and exit code. With --json the job object:\n"
+    "{id, name, kind, state, attempts, submit_time, start_time, end_time,\n"
+    " exit_code, progress, tasks: [{index, state, attempts, node, exit_code}]}.\n"
+    "\n"
+    "Examples:\n"
+    "  moat show 17\n"
+    "  moat show 17 --json | jq '[.tasks[] | select(.state==\"FAILED\") | .index]'\n";
+
+int cli_show_run(struct cli *cli, int argc, char **argv)
+{
+    static const struct option longopts[] = {CLI_COMMON_OPTS};
+    bool first = true;
+    int c;
+    while ((c = cli_getopt(cli, argc, argv, "", longopts, show_help, &first)) != -1)
+        return c == CLI_OPT_HELP ? CLI_OK : CLI_USAGE;
+    if (optind >= argc)
+        return cli_usage_error(cli, "missing JOB");
+    if (optind + 1 < argc)
+        return cli_usage_error(cli, "unexpected argument '%s' (one job at a time)", argv[optind + 1]);
+    uint64_t id;
+    struct err err = {0};
+    if (client_jobid_parse(argv[optind], &id, &err) != 0)
+        return cli_fail(cli, CLI_USAGE, "%s", err.msg);
+    json_t *reply;
+    int rc = cli_request(cli, PROTO_TYPE_SHOW, json_pack("{s:I}", "id", (json_int_t)id), true,
+                         &reply, NULL, NULL);
+    if (rc != CLI_OK)
+        return rc;
+    if (cli->json) {
+        cli_json_print(reply);
+        json_decref(reply);
+        return CLI_OK;
+    }
+    char sub[32], st[32], en[32], el[32], ex[16];
+    const char *name = cli_json_str(reply, "name", "");
+    job_exit(reply, ex, sizeof ex);
+    job_elapsed(reply, el, sizeof el);
+    printf("job %lld%s%s%s\n", cli_json_int(reply, "id", 0), name[0] ? " \"" : "", name,
+           name[0] ? "\"" : "");
+    printf("  kind:      %s\n", cli_json_str(reply, "kind", "?"));
+    printf("  state:     %s\n", cli_json_str(reply, "state", "?"));
+    const char *reason = cli_json_str(reply, "reason", "");
+    if (reason[0])
+        printf("  reason:    %s\n", reason);
+    printf("  progress:  %.0f%%\n", 100.0 * cli_json_num(reply, "progress", 0));
+    printf("  attempts:  %lld\n", cli_json_int(reply, "attempts", 0));
+    printf("  exit code: %s\n", ex);
+    printf("  submitted: %s\n", cli_time_format(cli_json_num(reply, "submit_time", 0), sub, sizeof sub));
+    printf("  started:   %s\n", cli_time_format(cli_json_num(reply, "start_time", 0), st, sizeof st));
+    printf("  ended:     %s\n", cli_time_format(cli_json_num(reply, "end_time", 0), en, sizeof en));
+    printf("  run time:  %s\n", el);
+    const json_t *tasks = json_object_get(reply, "tasks");
+    if (json_is_array(tasks) && json_array_size(tasks) > 0) {
+        printf("\n");
+        static const char *const hdr[] = {"INDEX", "STATE", "ATTEMPTS", "NODE", "EXIT"};
+        struct cli_table *t = cli_table_create(5, hdr, "rlrlr");
+        size_t i;
+        const json_t *task;
+        json_array_foreach(tasks, i, task) {
+            char idx[24], att[16], tex[16];
+            snprintf(idx, sizeof idx, "%lld", cli_json_int(task, "index", 0));
+            snprintf(att, sizeof att, "%lld", cli_json_int(task, "attempts", 0));
+            job_exit(task, tex, sizeof tex);
+            const char *node = cli_json_str(task, "node", "");
+            const char *row[] = {idx, cli_json_str(task, "state", "?"), att, node[0] ? node : "-",
+                                 tex};
+            cli_table_add(t, row);
+        }
+        cli_table_print(t);
+    }
+    json_decref(reply);
+    return CLI_OK;
+}
+
+/* ---- nodes ---- */
+
+static const char nodes_help[] =
+    "usage: moat nodes\n"
+    "\n"
+    "List worker nodes: NAME, STATE (UP, DRAINING: gets no new work after\n"
+    "repeated launch failures, DOWN: missed its heartbeats), HOST, PID, CPUS,\n"
+    "GPUS, MEM, RUNNING (tasks now) and BACKEND (cpu or cuda).\n"
+    "With --json: {\"nodes\": [{name, state, host, pid, cpus, gpus, mem_bytes,\n"
+    "running_tasks, backend}]}.\n"
+    "\n"
+    "Examples:\n"
+    "  moat nodes\n"
+    "  moat nodes --json | jq -r '.nodes[] | select(.state != \"UP\") | .name'\n";
+
+static void size_format(double bytes, char *buf, int cap)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 5) {
+        bytes /= 1024;
+        u++;
+    }
+    snprintf(buf, (size_t)cap, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+}
+
+/* node_cmp: by name, numbers in names compared as numbers (local-2 < local-10). */
+static int node_cmp(const void *a, const void *b)
+{
+    const char *x = cli_json_str(*(const json_t *const *)a, "name", "");
+    const char *y = cli_json_str(*(const json_t *const *)b, "name", "");
+    while (*x && *y) {
+        if (isdigit((unsigned char)*x) && isdigit((unsigned char)*y)) {
+            char *ex, *ey;
+            unsigned long long nx = strtoull(x, &ex, 10), ny = strtoull(y, &ey, 10);
+            if (nx != ny)
+                return nx < ny ? -1 : 1;
+            x = ex;
+            y = ey;
+            continue;
+        }
+        if (*x != *y)
+            return (unsigned char)*x < (unsigned char)*y ? -1 : 1;
+        x++;
+        y++;
+    }
+    return (unsigned char)*x - (unsigned char)*y;
+}
+
+int cli_nodes_run(struct cli *cli, int argc, char **argv)
+{
+    static const struct option longopts[] = {CLI_COMMON_OPTS};
+    bool first = true;
+    int c;
+    while ((c = cli_getopt(cli, argc, argv, "", longopts, nodes_help, &first)) != -1)
+        return c == CLI_OPT_HELP ? CLI_OK : CLI_USAGE;
+    if (optind < argc)
+        return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
+    json_t *reply;
+    int rc = cli_request(cli, PROTO_TYPE_NODES, NULL, false, &reply, NULL, NULL);
+    if (rc != CLI_OK)
+        return rc;
+    const json_t *nodes = json_object_get(reply, "nodes");
+    if (!json_is_array(nodes)) {
+        json_decref(reply);
+        return cli_fail(cli, CLI_FAILED, "controller reply has no node list");
+    }
+    if (cli->json) {
+        cli_json_print(reply);
+        json_decref(reply);
+        return CLI_OK;
+    }
+    static const char *const hdr[] = {"NAME", "STATE", "HOST", "PID", "CPUS", "GPUS", "MEM",
+                                      "RUNNING", "BACKEND"};
+    struct cli_table *t = cli_table_create(9, hdr, "lllrrrrrl");
+    size_t nn = json_array_size(nodes);
+    const json_t **sorted = calloc(nn ? nn : 1, sizeof *sorted);
+    if (sorted == NULL) {
+        json_decref(reply);
+        return cli_fail(cli, CLI_FAILED, "out of memory");
+    }
+    for (size_t k = 0; k < nn; k++)
+        sorted[k] = json_array_get(nodes, k);
+    qsort(sorted, nn, sizeof *sorted, node_cmp);
+    for (size_t k = 0; k < nn; k++) {
+        const json_t *n = sorted[k];
+        char pid[16], cpus[16], gpus[16], mem[32], run[16];
+        snprintf(pid, sizeof pid, "%lld", cli_json_int(n, "pid", 0));
+        snprintf(cpus, sizeof cpus, "%lld", cli_json_int(n, "cpus", 0));
+        snprintf(gpus, sizeof gpus, "%lld", cli_json_int(n, "gpus", 0));
+        size_format(cli_json_num(n, "mem_bytes", 0), mem, sizeof mem);
+        snprintf(run, sizeof run, "%lld", cli_json_int(n, "running_tasks", 0));
+        const char *row[] = {cli_json_str(n, "name", "?"), cli_json_str(n, "state", "?"),
+                             cli_json_str(n, "host", "?"), pid, cpus, gpus, mem, run,
+                             cli_json_str(n, "backend", "?")};
+        cli_table_add(t, row);
+    }
+    free(sorted);
+    cli_table_print(t);
+    json_decref(reply);
+    return CLI_OK;
+}

@@ -1,0 +1,156 @@
+/* cli_result.c: moat result: a job's task outputs (RESULT), as text, JSON lines or
+ * exact bytes. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char help[] =
+    "usage: moat result JOB [--task I] [--out FILE] [--format jsonl|raw]\n"
+    "\n"
+    "Print what a job's tasks wrote to stdout, task after task in index order.\n"
+    "  --task I         only array element (task) I\n"
+    "  --out FILE       write to FILE instead of stdout\n"
+    "  --format jsonl   one JSON object per task and line:\n"
+    "                   {index, state, exit_code, stdout, stderr, truncated}\n"
+    "  --format raw     stdout byte for byte (text output replaces bytes that are\n"
+    "                   not UTF-8); with --task, that task only\n"
+    "With --json: the controller's reply, {\"tasks\": [...]} (one task object with\n"
+    "--task). Output is captured up to the controller's output_cap per stream;\n"
+    "\"truncated\": true says some was dropped.\n"
+    "\n"
+    "Examples:\n"
+    "  moat result 17\n"
+    "  moat result 17 --task 3 --format raw --out part3.bin\n"
+    "  moat result 17 --format jsonl | jq -r 'select(.exit_code != 0) | .stderr'\n";
+
+enum format { FMT_TEXT, FMT_JSONL, FMT_RAW };
+
+static int index_cmp(const void *a, const void *b)
+{
+    long long x = cli_json_int(*(json_t *const *)a, "index", 0);
+    long long y = cli_json_int(*(json_t *const *)b, "index", 0);
+    return (x > y) - (x < y);
+}
+
+/* raw_task: RESULT {id, task, raw} -> the stdout blob written to out. */
+static int raw_task(struct cli *cli, uint64_t id, long long task, FILE *out)
+{
+    json_t *reply;
+    struct proto_msg msg;
+    json_t *body = json_pack("{s:I, s:I, s:b}", "id", (json_int_t)id, "task", (json_int_t)task,
+                             "raw", 1);
+    int rc = cli_request(cli, PROTO_TYPE_RESULT, body, true, &reply, &msg, NULL);
+    if (rc != CLI_OK)
+        return rc;
+    if (msg.nblobs >= 1 && msg.blobs[0].len > 0)
+        fwrite(msg.blobs[0].data, 1, msg.blobs[0].len, out);
+    json_decref(reply);
+    proto_msg_clear(&msg);
+    return CLI_OK;
+}
+
+int cli_result_run(struct cli *cli, int argc, char **argv)
+{
+    enum { OPT_TASK = 1, OPT_OUT, OPT_FORMAT };
+    static const struct option longopts[] = {
+        {"task", required_argument, NULL, OPT_TASK},
+        {"out", required_argument, NULL, OPT_OUT},
+        {"format", required_argument, NULL, OPT_FORMAT},
+        CLI_COMMON_OPTS,
+    };
+    bool first = true;
+    int c;
+    long long task = -1;
+    const char *outpath = NULL;
+    enum format fmt = FMT_TEXT;
+    while ((c = cli_getopt(cli, argc, argv, "", longopts, help, &first)) != -1) {
+        if (c == CLI_OPT_HELP)
+            return CLI_OK;
+        if (c == '?')
+            return CLI_USAGE;
+        if (c == OPT_TASK && cli_parse_int(cli, "--task", optarg, 0, 4294967295LL, &task) != 0)
+            return CLI_USAGE;
+        if (c == OPT_OUT)
+            outpath = optarg;
+        if (c == OPT_FORMAT) {
+            if (strcmp(optarg, "jsonl") == 0)
+                fmt = FMT_JSONL;
+            else if (strcmp(optarg, "raw") == 0)
+                fmt = FMT_RAW;
+            else if (strcmp(optarg, "npy") == 0)
+                return cli_fail(cli, CLI_USAGE, "--format npy: only for infer jobs");
+            else
+                return cli_fail(cli, CLI_USAGE, "--format: '%s': expected jsonl or raw", optarg);
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error(cli, "missing JOB");
+    if (optind + 1 < argc)
+        return cli_usage_error(cli, "unexpected argument '%s' (one job at a time)", argv[optind + 1]);
+    uint64_t id;
+    struct err err = {0};
+    if (client_jobid_parse(argv[optind], &id, &err) != 0)
+        return cli_fail(cli, CLI_USAGE, "%s", err.msg);
+
+    FILE *out = stdout;
+    if (outpath && (out = fopen(outpath, "wb")) == NULL)
+        return cli_fail(cli, CLI_USAGE, "--out: %s: %s", outpath, strerror(errno));
+    int rc = CLI_OK;
+    json_t *reply = NULL;
+    if (fmt == FMT_RAW && task >= 0 && !cli->json) {
+        rc = raw_task(cli, id, task, out);
+        goto done;
+    }
+    json_t *body = json_pack("{s:I}", "id", (json_int_t)id);
+    if (task >= 0)
+        json_object_set_new(body, "task", json_integer(task));
+    rc = cli_request(cli, PROTO_TYPE_RESULT, body, true, &reply, NULL, NULL);
+    if (rc != CLI_OK)
+        goto done;
+    if (cli->json) {
+        size_t flags = JSON_COMPACT;
+        if (out == stdout) {
+            cli_json_print(reply);
+        } else {
+            json_dumpf(reply, out, flags);
+            fputc('\n', out);
+        }
+        goto done;
+    }
+    /* Collect the task objects (one with --task) in index order. */
+    json_t *tasks = json_object_get(reply, "tasks");
+    size_t n = task >= 0 ? 1 : json_array_size(tasks);
+    if (task < 0 && !json_is_array(tasks)) {
+        rc = cli_fail(cli, CLI_FAILED, "controller reply has no task list");
+        goto done;
+    }
+    json_t **v = calloc(n ? n : 1, sizeof *v);
+    if (v == NULL) {
+        rc = cli_fail(cli, CLI_FAILED, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i] = task >= 0 ? reply : json_array_get(tasks, i);
+    qsort(v, n, sizeof *v, index_cmp);
+    for (size_t i = 0; i < n && rc == CLI_OK; i++) {
+        if (fmt == FMT_JSONL) {
+            json_dumpf(v[i], out, JSON_COMPACT);
+            fputc('\n', out);
+        } else if (fmt == FMT_RAW) {
+            rc = raw_task(cli, id, cli_json_int(v[i], "index", 0), out);
+        } else {
+            const json_t *s = json_object_get(v[i], "stdout");
+            if (json_is_string(s))
+                fwrite(json_string_value(s), 1, json_string_length(s), out);
+        }
+    }
+    free(v);
+done:
+    json_decref(reply);
+    if (out != stdout && fclose(out) != 0 && rc == CLI_OK)
+        rc = cli_fail(cli, CLI_FAILED, "--out: %s: %s", outpath, strerror(errno));
+    return rc;
+}

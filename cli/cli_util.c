@@ -1,0 +1,314 @@
+/* cli_util.c: messages, option parsing, requests and output shared by the commands. */
+#include "cli/cli.h"
+
+#include "shared/units.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int cli_fail(const struct cli *cli, int code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+    fprintf(stderr, "moat%s%s: %s\n", cli->cmd ? " " : "", cli->cmd ? cli->cmd : "", msg);
+    return code;
+}
+
+int cli_usage_error(const struct cli *cli, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return cli_fail(cli, CLI_USAGE, "%s (see 'moat %s --help')", msg, cli->cmd ? cli->cmd : "");
+}
+
+int cli_getopt(struct cli *cli, int argc, char **argv, const char *shortopts,
+               const struct option *longopts, const char *help, bool *first)
+{
+    char opts[64];
+    /* ':' first: report a missing argument as ':' rather than '?'. A leading '+'
+     * from the caller (submit) stops at the first non-option; otherwise options
+     * may follow positional arguments ("moat wait 17 --timeout 5m"). */
+    bool stop = shortopts[0] == '+';
+    snprintf(opts, sizeof opts, "%s:h%s", stop ? "+" : "", shortopts + (stop ? 1 : 0));
+    if (*first) {
+        optind = 0; /* glibc: full re-initialisation */
+        opterr = 0;
+        *first = false;
+    }
+    for (;;) {
+        int c = getopt_long(argc, argv, opts, longopts, NULL);
+        const char *bad = optind > 0 && optind - 1 < argc ? argv[optind - 1] : "?";
+        switch (c) {
+        case CLI_OPT_JSON:
+            cli->json = true;
+            continue;
+        case CLI_OPT_CONTROLLER:
+            cli->controller = optarg;
+            continue;
+        case CLI_OPT_HELP:
+            fputs(help, stdout);
+            return CLI_OPT_HELP;
+        case ':':
+            if (optopt && optopt < 0x100 && optopt != CLI_OPT_HELP && bad[0] == '-' && bad[1] != '-')
+                cli_usage_error(cli, "-%c: missing value", optopt);
+            else
+                cli_usage_error(cli, "%s: missing value", bad);
+            return '?';
+        case '?':
+            if (optopt && optopt < 0x100)
+                cli_usage_error(cli, "unknown option '-%c'", optopt);
+            else
+                cli_usage_error(cli, "unknown option '%s'", bad);
+            return '?';
+        default:
+            return c;
+        }
+    }
+}
+
+int cli_parse_int(const struct cli *cli, const char *opt, const char *text, long long min,
+                  long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0') {
+        cli_fail(cli, CLI_USAGE, "%s: '%s': expected an integer", opt, text);
+        return -1;
+    }
+    if (v < min || v > max) {
+        cli_fail(cli, CLI_USAGE, "%s: %lld out of range [%lld, %lld]", opt, v, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_endpoint(const struct cli *cli, char *buf, size_t cap)
+{
+    if (cli->controller && *cli->controller) {
+        snprintf(buf, cap, "%s", cli->controller);
+        return 0;
+    }
+    const char *env = getenv("MOAT_CONTROLLER");
+    if (env && *env) {
+        snprintf(buf, cap, "%s", env);
+        return 0;
+    }
+    const char *dir = getenv("MOAT_DIR");
+    if (dir == NULL || *dir == '\0')
+        dir = ".moat";
+    char path[4096];
+    snprintf(path, sizeof path, "%s/endpoint", dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return cli_fail(cli, CLI_UNREACHABLE,
+                        "no controller: %s: %s (use --controller ENDPOINT, set MOAT_CONTROLLER, "
+                        "set MOAT_DIR, or start one with 'moat local up')",
+                        path, strerror(errno));
+    if (fgets(buf, (int)cap, f) == NULL)
+        buf[0] = '\0';
+    fclose(f);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (buf[0] == '\0')
+        return cli_fail(cli, CLI_UNREACHABLE, "no controller: %s is empty", path);
+    return 0;
+}
+
+int cli_connect(struct cli *cli)
+{
+    if (cli->client)
+        return 0;
+    char ep[512];
+    int rc = cli_endpoint(cli, ep, sizeof ep);
+    if (rc != 0)
+        return rc;
+    struct err err = {0};
+    cli->client = client_create(ep, &err);
+    if (cli->client == NULL)
+        return cli_fail(cli, err.code == EINVAL ? CLI_USAGE : CLI_UNREACHABLE, "controller '%s': %s",
+                        ep, err.msg);
+    return 0;
+}
+
+int cli_request(struct cli *cli, enum proto_type type, json_t *body, bool user_arg,
+                json_t **reply, struct proto_msg *blobs, int *code)
+{
+    *reply = NULL;
+    if (code)
+        *code = 0;
+    int rc = cli_connect(cli);
+    if (rc != 0) {
+        json_decref(body);
+        return rc;
+    }
+    struct proto_msg msg;
+    struct err err = {0};
+    /* Requests that are safe to repeat are sent again (1 s, 2 s, 4 s, ...) until
+     * cli->timeout passes, so that a controller restart in between costs a
+     * retry rather than an error. SUBMIT is sent once: a repeat could make two
+     * jobs. */
+    bool repeat = type != PROTO_TYPE_SUBMIT;
+    double deadline = units_mono() + cli->timeout, step = 1.0;
+    for (;;) {
+        double left = deadline - units_mono();
+        double wait = repeat && step < left ? step : left;
+        if (wait < 0)
+            wait = 0;
+        int r = client_call(cli->client, type, repeat ? json_deep_copy(body) : json_incref(body),
+                            wait, &msg, &err);
+        if (r == 0)
+            break;
+        if (err.code != ETIMEDOUT || units_mono() >= deadline) {
+            json_decref(body);
+            if (err.code == ETIMEDOUT) {
+                char buf[32];
+                return cli_fail(cli, CLI_UNREACHABLE, "cannot reach the controller at %s: no reply in %s",
+                                client_endpoint(cli->client),
+                                units_duration_format(cli->timeout, buf, sizeof buf));
+            }
+            return cli_fail(cli, CLI_FAILED, "%s", err.msg);
+        }
+        step *= 2;
+    }
+    json_decref(body);
+    if (client_reply_error(&msg, &err) != 0) {
+        proto_msg_clear(&msg);
+        if (code)
+            *code = err.code;
+        bool bad_input = user_arg && (err.code == EINVAL || err.code == ENOENT);
+        return cli_fail(cli, bad_input ? CLI_USAGE : CLI_FAILED, "%s", err.msg);
+    }
+    *reply = json_incref(msg.body);
+    if (blobs)
+        *blobs = msg; /* hand the frames over */
+    else
+        proto_msg_clear(&msg);
+    return 0;
+}
+
+void cli_json_print(const json_t *doc)
+{
+    size_t flags = JSON_ENCODE_ANY | (isatty(STDOUT_FILENO) ? JSON_INDENT(2) : JSON_COMPACT);
+    json_dumpf(doc, stdout, flags);
+    fputc('\n', stdout);
+}
+
+struct cli_table {
+    int ncols, nrows, cap;
+    char **cells; /* nrows * ncols, row 0 the header */
+    char align[16];
+};
+
+struct cli_table *cli_table_create(int ncols, const char *const *header, const char *align)
+{
+    struct cli_table *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->ncols = ncols;
+    snprintf(t->align, sizeof t->align, "%s", align);
+    cli_table_add(t, header);
+    return t;
+}
+
+void cli_table_add(struct cli_table *t, const char *const *cells)
+{
+    if (t == NULL)
+        return;
+    if (t->nrows == t->cap) {
+        int cap = t->cap ? t->cap * 2 : 16;
+        char **grown = realloc(t->cells, (size_t)cap * (size_t)t->ncols * sizeof *grown);
+        if (grown == NULL)
+            return;
+        t->cells = grown;
+        t->cap = cap;
+    }
+    for (int i = 0; i < t->ncols; i++)
+        t->cells[t->nrows * t->ncols + i] = strdup(cells[i] ? cells[i] : "");
+    t->nrows++;
+}
+
+void cli_table_print(struct cli_table *t)
+{
+    if (t == NULL)
+        return;
+    int width[16] = {0};
+    for (int r = 0; r < t->nrows; r++)
+        for (int c = 0; c < t->ncols && c < 16; c++) {
+            const char *s = t->cells[r * t->ncols + c];
+            int w = s ? (int)strlen(s) : 0;
+            if (w > width[c])
+                width[c] = w;
+        }
+    for (int r = 0; r < t->nrows; r++) {
+        for (int c = 0; c < t->ncols && c < 16; c++) {
+            const char *s = t->cells[r * t->ncols + c];
+            s = s ? s : "";
+            bool last = c == t->ncols - 1;
+            if (t->align[c] == 'r')
+                printf("%*s", width[c], s);
+            else if (last)
+                printf("%s", s);
+            else
+                printf("%-*s", width[c], s);
+            if (!last)
+                fputs("  ", stdout);
+        }
+        fputc('\n', stdout);
+    }
+    for (int i = 0; i < t->nrows * t->ncols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    free(t);
+}
+
+long long cli_json_int(const json_t *obj, const char *key, long long def)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (json_is_integer(v))
+        return json_integer_value(v);
+    if (json_is_real(v))
+        return (long long)json_real_value(v);
+    return def;
+}
+
+double cli_json_num(const json_t *obj, const char *key, double def)
+{
+    const json_t *v = json_object_get(obj, key);
+    return json_is_number(v) ? json_number_value(v) : def;
+}
+
+const char *cli_json_str(const json_t *obj, const char *key, const char *def)
+{
+    const json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : def;
+}
+
+char *cli_time_format(double t, char *buf, int cap)
+{
+    if (!(t > 0)) {
+        snprintf(buf, (size_t)cap, "-");
+        return buf;
+    }
+    time_t tt = (time_t)t, now = time(NULL);
+    struct tm tm, tn;
+    localtime_r(&tt, &tm);
+    localtime_r(&now, &tn);
+    if (tm.tm_year == tn.tm_year && tm.tm_yday == tn.tm_yday)
+        strftime(buf, (size_t)cap, "%H:%M:%S", &tm);
+    else
+        strftime(buf, (size_t)cap, "%Y-%m-%d %H:%M", &tm);
+    return buf;
+}

@@ -1,0 +1,368 @@
+/* client.c: a DEALER speaking docs/protocol.md to the controller, and the CLI's
+ * pure argument helpers.
+ * Invariant: next_id only grows, so a late reply to an abandoned request can
+ * never be mistaken for the reply to a newer one. */
+#include "shared/client.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shared/net.h"
+#include "shared/units.h"
+
+#define CLIENT_ENDPOINT_MAX 512
+
+struct client {
+    net_t *net;
+    net_sock_t *sock;
+    uint64_t next_id;
+    char endpoint[CLIENT_ENDPOINT_MAX];
+};
+
+client_t *client_create(const char *endpoint, struct err *err)
+{
+    if (endpoint == NULL || *endpoint == '\0') {
+        err_set(err, EINVAL, "endpoint: empty");
+        return NULL;
+    }
+    if (strlen(endpoint) >= CLIENT_ENDPOINT_MAX) {
+        err_set(err, EINVAL, "endpoint: longer than %d bytes", CLIENT_ENDPOINT_MAX - 1);
+        return NULL;
+    }
+    client_t *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        err_set(err, ENOMEM, "client: out of memory");
+        return NULL;
+    }
+    strcpy(c->endpoint, endpoint);
+    c->next_id = 1;
+    c->net = net_create(err);
+    if (c->net == NULL)
+        goto fail_free;
+    /* No size limit on what we receive: results can be large, and the
+     * controller bounds them itself. */
+    c->sock = net_dealer_connect(c->net, endpoint, -1, err);
+    if (c->sock == NULL)
+        goto fail_net;
+    return c;
+fail_net:
+    net_destroy(c->net);
+fail_free:
+    free(c);
+    return NULL;
+}
+
+void client_destroy(client_t *c)
+{
+    if (c == NULL)
+        return;
+    net_sock_close(c->sock);
+    net_destroy(c->net);
+    free(c);
+}
+
+const char *client_endpoint(const client_t *c)
+{
+    return c->endpoint;
+}
+
+int client_send(client_t *c, enum proto_type type, json_t *body, uint64_t *req_id,
+                struct err *err)
+{
+    struct proto_msg msg;
+    uint64_t id = c->next_id++;
+    proto_msg_init(&msg, type, id, body);
+    if (msg.body == NULL)
+        return err_set(err, ENOMEM, "client: out of memory");
+    int rc = net_send(c->sock, NULL, &msg, err);
+    proto_msg_clear(&msg);
+    if (rc != 0)
+        return -1;
+    if (req_id)
+        *req_id = id;
+    return 0;
+}
+
+int client_recv(client_t *c, double timeout_s, struct proto_msg *reply, struct err *err)
+{
+    double deadline = units_mono() + (timeout_s > 0 ? timeout_s : 0);
+    struct net_peer peer;
+    for (;;) {
+        int rc = net_recv(c->sock, reply, &peer, err);
+        if (rc != 0)
+            return rc;
+        double left = deadline - units_mono();
+        if (left <= 0)
+            return 0;
+        struct net_pollitem it = {.sock = c->sock, .events = NET_POLLIN};
+        struct err perr = {0};
+        long ms = (long)ceil(left * 1000.0);
+        if (net_poll(&it, 1, ms, &perr) < 0 && perr.code != EINTR)
+            return err_set(err, perr.code, "%s", perr.msg);
+    }
+}
+
+int client_call(client_t *c, enum proto_type type, json_t *body, double timeout_s,
+                struct proto_msg *reply, struct err *err)
+{
+    uint64_t id;
+    memset(reply, 0, sizeof *reply);
+    if (client_send(c, type, body, &id, err) != 0)
+        return err_prefix(err, "%s", proto_type_name(type));
+    double deadline = units_mono() + timeout_s;
+    for (;;) {
+        double left = deadline - units_mono();
+        struct err rerr = {0};
+        int rc = client_recv(c, left > 0 ? left : 0, reply, &rerr);
+        if (rc == 1) {
+            if (reply->req_id == id && (reply->type == PROTO_TYPE_REPLY ||
+                                        reply->type == PROTO_TYPE_ERROR))
+                return 0;
+            proto_msg_clear(reply); /* a late reply to an abandoned request */
+            continue;
+        }
+        if (rc < 0 && rerr.code == EPROTO)
+            continue; /* malformed reply: not ours to trust; keep waiting */
+        if (rc < 0)
+            return err_set(err, rerr.code, "%s: %s", proto_type_name(type), rerr.msg);
+        if (left <= 0)
+            break;
+    }
+    char buf[32];
+    return err_set(err, ETIMEDOUT, "no reply from %s in %s", c->endpoint,
+                   units_duration_format(timeout_s, buf, sizeof buf));
+}
+
+int client_reply_error(const struct proto_msg *reply, struct err *err)
+{
+    if (reply->type == PROTO_TYPE_ERROR) {
+        proto_error_from_body(reply->body, err);
+        return -1;
+    }
+    if (reply->type != PROTO_TYPE_REPLY || !json_is_object(reply->body))
+        return err_set(err, EPROTO, "unexpected %s message", proto_type_name(reply->type));
+    return 0;
+}
+
+/* ---- pure helpers ---- */
+
+int client_timeout_parse(const char *text, double *out, struct err *err)
+{
+    if (text == NULL || *text == '\0') {
+        *out = CLIENT_TIMEOUT_DEFAULT;
+        return 0;
+    }
+    double v;
+    struct err e = {0};
+    if (units_duration_parse(text, &v, &e) != 0)
+        return err_set(err, EINVAL, "MOAT_TIMEOUT: %s", e.msg);
+    if (!(v > 0))
+        return err_set(err, EINVAL, "MOAT_TIMEOUT: '%s': must be more than 0 s", text);
+    *out = v;
+    return 0;
+}
+
+#define JOBID_MAX 9007199254740991ULL /* 2^53-1, the wire's integer bound */
+
+int client_jobid_parse(const char *text, uint64_t *out, struct err *err)
+{
+    if (text == NULL || !isdigit((unsigned char)text[0]))
+        return err_set(err, EINVAL, "job id '%s': expected a positive integer", text ? text : "");
+    uint64_t v = 0;
+    const char *p = text;
+    for (; isdigit((unsigned char)*p); p++) {
+        v = v * 10 + (uint64_t)(*p - '0');
+        if (v > JOBID_MAX)
+            return err_set(err, EINVAL, "job id '%s': too large", text);
+    }
+    if (*p != '\0' || v == 0)
+        return err_set(err, EINVAL, "job id '%s': expected a positive integer", text);
+    *out = v;
+    return 0;
+}
+
+int client_jobids_parse(const char *text, uint64_t *out, int *n, int cap, struct err *err)
+{
+    char buf[32];
+    const char *p = text;
+    int start = *n;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len >= sizeof buf) {
+            *n = start;
+            return err_set(err, EINVAL, "job id '%.*s': too long", (int)(len > 40 ? 40 : len), p);
+        }
+        memcpy(buf, p, len);
+        buf[len] = '\0';
+        if (*n >= cap) {
+            *n = start;
+            return err_set(err, EINVAL, "more than %d job ids", cap);
+        }
+        if (client_jobid_parse(buf, &out[*n], err) != 0) {
+            *n = start;
+            return -1;
+        }
+        (*n)++;
+        if (comma == NULL)
+            return 0;
+        p = comma + 1;
+    }
+}
+
+static int parse_int_opt(const char *opt, const char *value, long long min, long long max,
+                         long long *out, struct err *err)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || isspace((unsigned char)value[0]))
+        return err_set(err, EINVAL, "--%s: '%s': expected an integer", opt, value);
+    if (v < min || v > max)
+        return err_set(err, EINVAL, "--%s: %lld out of range [%lld, %lld]", opt, v, min, max);
+    *out = v;
+    return 0;
+}
+
+int client_spec_option(struct job_spec *spec, const char *opt, const char *value, double now,
+                       struct err *err)
+{
+    struct err e = {0};
+    long long v;
+    if (value == NULL)
+        return err_set(err, EINVAL, "--%s: missing value", opt);
+    if (strcmp(opt, "name") == 0) {
+        size_t len = strlen(value);
+        if (len > JOBSPEC_NAME_MAX)
+            return err_set(err, EINVAL, "--name: longer than %d bytes", JOBSPEC_NAME_MAX);
+        for (const char *c = value; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                return err_set(err, EINVAL, "--name: control characters are not allowed");
+        memcpy(spec->name, value, len + 1);
+        return 0;
+    }
+    if (strcmp(opt, "cpus") == 0) {
+        if (parse_int_opt(opt, value, 1, 1000000, &v, err) != 0)
+            return -1;
+        spec->cpus = (int)v;
+        return 0;
+    }
+    if (strcmp(opt, "gpus") == 0) {
+        if (parse_int_opt(opt, value, 0, 1024, &v, err) != 0)
+            return -1;
+        spec->gpus = (int)v;
+        return 0;
+    }
+    if (strcmp(opt, "priority") == 0) {
+        if (parse_int_opt(opt, value, -1000000, 1000000, &v, err) != 0)
+            return -1;
+        spec->priority = (int)v;
+        return 0;
+    }
+    if (strcmp(opt, "mem") == 0) {
+        uint64_t bytes;
+        if (units_size_parse(value, &bytes, &e) != 0)
+            return err_set(err, EINVAL, "--mem: %s", e.msg);
+        if (bytes > JOBID_MAX)
+            return err_set(err, EINVAL, "--mem: '%s': too large", value);
+        spec->mem = bytes;
+        return 0;
+    }
+    if (strcmp(opt, "array") == 0) {
+        struct job_spec tmp = *spec;
+        if (jobspec_array_parse(value, &tmp, &e) != 0)
+            return err_set(err, EINVAL, "%s", e.msg);
+        spec->is_array = tmp.is_array;
+        spec->array_start = tmp.array_start;
+        spec->array_end = tmp.array_end;
+        spec->array_max = tmp.array_max;
+        return 0;
+    }
+    if (strcmp(opt, "after") == 0) {
+        uint64_t ids[JOBSPEC_AFTER_MAX];
+        int n = 0;
+        if (client_jobids_parse(value, ids, &n, JOBSPEC_AFTER_MAX, &e) != 0)
+            return err_set(err, EINVAL, "--after: %s", e.msg);
+        if (spec->nafter + n > JOBSPEC_AFTER_MAX)
+            return err_set(err, EINVAL, "--after: more than %d jobs", JOBSPEC_AFTER_MAX);
+        uint64_t *grown = realloc(spec->after, (size_t)(spec->nafter + n) * sizeof *grown);
+        if (grown == NULL)
+            return err_set(err, ENOMEM, "--after: out of memory");
+        memcpy(grown + spec->nafter, ids, (size_t)n * sizeof *ids);
+        spec->after = grown;
+        spec->nafter += n;
+        return 0;
+    }
+    if (strcmp(opt, "begin") == 0) {
+        double t;
+        if (units_begin_parse(value, now, &t, &e) != 0)
+            return err_set(err, EINVAL, "--begin: %s", e.msg);
+        if (t < 1 || t > 1e11)
+            return err_set(err, EINVAL, "--begin: '%s': time out of range", value);
+        spec->begin = t;
+        return 0;
+    }
+    if (strcmp(opt, "time-limit") == 0) {
+        double d;
+        if (units_duration_parse(value, &d, &e) != 0)
+            return err_set(err, EINVAL, "--time-limit: %s", e.msg);
+        if (!(d > 0) || d > 1e9)
+            return err_set(err, EINVAL, "--time-limit: '%s': must be more than 0 s and at most 1e9 s",
+                           value);
+        spec->time_limit = d;
+        return 0;
+    }
+    return err_set(err, EINVAL, "--%s: not a submit option", opt);
+}
+
+int client_spec_finish(struct job_spec *spec, int argc, char *const *argv, json_t **out,
+                       struct err *err)
+{
+    *out = NULL;
+    if (argc < 1)
+        return err_set(err, EINVAL, "missing command (put it after --: moat submit -- CMD ARG...)");
+    if (argc > JOBSPEC_ARGV_MAX)
+        return err_set(err, EINVAL, "command: more than %d arguments", JOBSPEC_ARGV_MAX);
+    char **copy = calloc((size_t)argc, sizeof *copy);
+    if (copy == NULL)
+        return err_set(err, ENOMEM, "out of memory");
+    for (int i = 0; i < argc; i++) {
+        copy[i] = strdup(argv[i]);
+        if (copy[i] == NULL) {
+            for (int j = 0; j < i; j++)
+                free(copy[j]);
+            free(copy);
+            return err_set(err, ENOMEM, "out of memory");
+        }
+    }
+    for (int i = 0; i < spec->argc; i++)
+        free(spec->argv[i]);
+    free(spec->argv);
+    spec->argv = copy;
+    spec->argc = argc;
+    spec->kind = JOB_KIND_EXEC;
+    if (spec->cpus == 0)
+        spec->cpus = 1;
+
+    json_t *obj = jobspec_to_json(spec);
+    if (obj == NULL)
+        return err_set(err, ENOMEM, "out of memory");
+    struct job_spec check;
+    struct err e = {0};
+    if (jobspec_from_json(&check, obj, &e) != 0) {
+        json_decref(obj);
+        /* "spec: argv: ..." reads better for a user as "command: ..." */
+        const char *m = e.msg;
+        if (strncmp(m, "spec: ", 6) == 0)
+            m += 6;
+        if (strncmp(m, "argv", 4) == 0)
+            return err_set(err, e.code ? e.code : EINVAL, "command%s", m + 4);
+        return err_set(err, e.code ? e.code : EINVAL, "%s", m);
+    }
+    jobspec_clear(&check);
+    *out = obj;
+    return 0;
+}

@@ -1,0 +1,306 @@
+"""The CLI against a scripted fake controller (moatproto.FakeController): what it
+sends (docs/protocol.md), what it prints, and its exit codes (PRODUCT.md).
+Needs only bin/moat."""
+import json
+import os
+import time
+
+import pytest
+
+from conftest import run_moat
+from moatproto import EINVAL, ENOENT, ENOSPC, FakeController
+
+JOB = {"id": 7, "name": "j", "kind": "exec", "state": "COMPLETED", "attempts": 1,
+       "submit_time": 1.0, "start_time": 2.0, "end_time": 3.0, "exit_code": 0, "progress": 1.0,
+       "tasks": [{"index": 0, "state": "COMPLETED", "attempts": 1, "node": "n1", "exit_code": 0}]}
+
+
+@pytest.fixture
+def fake():
+    made = []
+
+    def make(handler):
+        f = FakeController(handler)
+        made.append(f)
+        return f
+
+    yield make
+    for f in made:
+        f.close()
+
+
+def ctl(f, *args, check=None, env=None):
+    return run_moat(["--controller", f.endpoint] + list(args), env=env, check=check)
+
+
+def test_submit_sends_the_documented_spec(fake):
+    f = fake(lambda t, b, _: ("REPLY", {"id": 41}))
+    before = time.time()
+    r = ctl(f, "submit", "--name", "n", "--cpus", "2", "--gpus", "1", "--mem", "1.5GiB",
+            "--priority", "-3", "--array", "0-9%2", "--after", "3,4", "--after", "5",
+            "--begin", "now+1h", "--time-limit", "1h30m", "--", "sh", "-c", "echo {index}",
+            check=0)
+    assert r.out == "41\n"
+    (t, body), = f.requests
+    assert t == "SUBMIT"
+    spec = body["spec"]
+    assert spec["kind"] == "exec" and spec["name"] == "n"
+    assert spec["argv"] == ["sh", "-c", "echo {index}"]
+    assert (spec["cpus"], spec["gpus"], spec["priority"]) == (2, 1, -3)
+    assert spec["mem"] == int(1.5 * 2**30)
+    assert spec["array"] == {"start": 0, "end": 9, "max": 2}
+    assert spec["after"] == [3, 4, 5]
+    assert before + 3600 - 1 <= spec["begin"] <= time.time() + 3600 + 1  # absolute
+    assert spec["time_limit"] == 5400
+
+
+def test_submit_json_and_command_after_options(fake):
+    f = fake(lambda t, b, _: ("REPLY", {"id": 5}))
+    r = ctl(f, "submit", "--json", "echo", "-n", "hi", check=0)  # no --: stops at CMD
+    assert json.loads(r.out) == {"id": 5}
+    assert f.requests[0][1]["spec"]["argv"] == ["echo", "-n", "hi"]
+    r = ctl(f, "--json", "submit", "--", "--weird-cmd", check=0)
+    assert f.requests[1][1]["spec"]["argv"] == ["--weird-cmd"]
+
+
+@pytest.mark.parametrize("args,word", [
+    (["--mem", "x"], "--mem: size 'x'"),
+    (["--cpus", "0"], "--cpus"),
+    (["--cpus", "two"], "--cpus"),
+    (["--gpus", "2000"], "--gpus"),
+    (["--priority", "9999999"], "--priority"),
+    (["--array", "5-2"], "--array"),
+    (["--array", "1-3%0"], "--array"),
+    (["--after", "x"], "--after"),
+    (["--after", "0"], "--after"),
+    (["--begin", "tomorrowish"], "--begin"),
+    (["--time-limit", "forever"], "--time-limit"),
+    (["--time-limit", "0"], "--time-limit"),
+    (["--name", "a\tb"], "--name"),
+    (["--nope"], "--nope"),
+])
+def test_submit_bad_input_exit_2_names_the_argument(fake, args, word):
+    f = fake(lambda t, b, _: ("REPLY", {"id": 1}))
+    r = ctl(f, "submit", *args, "--", "true", check=2)
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("moat submit: ") and word in lines[0], r
+    assert f.requests == []  # validated before sending
+
+
+def test_submit_without_command_is_usage(fake):
+    f = fake(lambda t, b, _: ("REPLY", {"id": 1}))
+    r = ctl(f, "submit", "--cpus", "1", check=2)
+    assert "command" in r.err
+
+
+def test_controller_error_exit_codes(fake):
+    codes = {"1": (EINVAL, "spec: cpus: too many"), "2": (ENOENT, "job 2: no such job"),
+             "3": (ENOSPC, "store full")}
+    f = fake(lambda t, b, _: ("ERROR", {"code": codes[str(b["id"])][0],
+                                        "msg": codes[str(b["id"])][1]}))
+    r = ctl(f, "show", "1", check=2)
+    assert r.err.strip() == "moat show: spec: cpus: too many"
+    r = ctl(f, "show", "2", check=2)
+    assert r.err.strip() == "moat show: job 2: no such job"
+    r = ctl(f, "show", "3", check=1)
+    assert r.err.strip() == "moat show: store full"
+
+
+def test_no_reply_exit_3(fake):
+    f = fake(lambda t, b, _: None)
+    t0 = time.monotonic()
+    r = ctl(f, "queue", env={"MOAT_TIMEOUT": "700ms"}, check=3)
+    assert time.monotonic() - t0 < 5
+    assert "cannot reach the controller" in r.err
+    r = run_moat(["--controller", "tcp://127.0.0.1:1", "submit", "--", "true"],
+                 env={"MOAT_TIMEOUT": "300ms"}, check=3)
+
+
+def test_bad_timeout_env_is_usage():
+    r = run_moat(["queue"], env={"MOAT_TIMEOUT": "soon"}, check=2)
+    assert "MOAT_TIMEOUT" in r.err
+
+
+def test_endpoint_resolution(fake, tmp_path):
+    a = fake(lambda t, b, _: ("REPLY", {"version": "a", "time": 0, "jobs": 1, "nodes": 0}))
+    b = fake(lambda t, b_, _: ("REPLY", {"version": "b", "time": 0, "jobs": 2, "nodes": 0}))
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "endpoint").write_text(a.endpoint + "\n")
+    assert run_moat(["--json", "ping"], env={"MOAT_DIR": str(d)}, check=0).json["jobs"] == 1
+    env = {"MOAT_DIR": str(d), "MOAT_CONTROLLER": b.endpoint}
+    assert run_moat(["--json", "ping"], env=env, check=0).json["jobs"] == 2
+    assert run_moat(["--json", "--controller", a.endpoint, "ping"], env=env,
+                    check=0).json["jobs"] == 1
+    # ./.moat is the default directory
+    (tmp_path / ".moat").mkdir()
+    (tmp_path / ".moat" / "endpoint").write_text(b.endpoint)
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        assert run_moat(["--json", "ping"], check=0).json["jobs"] == 2
+    finally:
+        os.chdir(cwd)
+    r = run_moat(["queue"], env={"MOAT_DIR": str(tmp_path / "none")}, check=3)
+    assert "moat local up" in r.err
+
+
+def test_show_queue_nodes_output(fake):
+    def h(t, b, _):
+        if t == "SHOW":
+            return "REPLY", JOB
+        if t == "QUEUE":
+            return "REPLY", {"jobs": [dict(JOB, tasks=None), dict(JOB, id=12, name="")]}
+        if t == "NODES":
+            return "REPLY", {"nodes": [{"name": "n1", "state": "UP", "host": "h", "pid": 9,
+                                        "cpus": 4, "gpus": 0, "mem_bytes": 2**30,
+                                        "running_tasks": 1, "backend": "cpu"}]}
+    f = fake(h)
+    assert json.loads(ctl(f, "show", "7", "--json", check=0).out) == JOB
+    out = ctl(f, "show", "7", check=0).out
+    assert "COMPLETED" in out and "n1" in out
+    out = ctl(f, "queue", "--all", check=0).out.splitlines()
+    assert out[0].split() == ["JOBID", "NAME", "STATE", "PROGRESS", "SUBMITTED", "TIME", "EXIT"]
+    assert out[1].split()[0] == "7" and out[2].split()[0] == "12"
+    assert out[0].index("STATE") == out[1].index("COMPLETED")  # aligned
+    assert f.requests[-1] == ("QUEUE", {"all": True})
+    ctl(f, "queue", "--state", "failed", check=0)
+    assert f.requests[-1] == ("QUEUE", {"state": "FAILED", "all": True})
+    ctl(f, "queue", "--state", "running", check=0)
+    assert f.requests[-1] == ("QUEUE", {"state": "RUNNING"})
+    nodes = ctl(f, "nodes", check=0).out.splitlines()
+    assert nodes[0].split()[:3] == ["NAME", "STATE", "HOST"] and "1.0 GiB" in nodes[1]
+    assert json.loads(ctl(f, "--json", "nodes", check=0).out)["nodes"][0]["name"] == "n1"
+
+
+def test_result_formats(fake, tmp_path):
+    tasks = [{"index": 1, "state": "COMPLETED", "exit_code": 0, "stdout": "b\n", "stderr": "",
+              "truncated": False},
+             {"index": 0, "state": "COMPLETED", "exit_code": 0, "stdout": "a\n", "stderr": "e",
+              "truncated": False}]
+    raw = bytes(range(256))
+
+    def h(t, b, _):
+        if t == "RESULT" and b.get("raw"):
+            one = dict(tasks[0])
+            del one["stdout"], one["stderr"]
+            return "REPLY", one, [raw, b""]
+        if t == "RESULT" and "task" in b:
+            return "REPLY", tasks[1]
+        if t == "RESULT":
+            return "REPLY", {"tasks": tasks}
+    f = fake(h)
+    assert ctl(f, "result", "3", check=0).out == "a\nb\n"  # index order
+    lines = ctl(f, "result", "3", "--format", "jsonl", check=0).out.splitlines()
+    assert [json.loads(x)["index"] for x in lines] == [0, 1]
+    assert json.loads(ctl(f, "result", "3", "--json", check=0).out) == {"tasks": tasks}
+    assert json.loads(ctl(f, "result", "3", "--task", "0", "--json", check=0).out) == tasks[1]
+    out = tmp_path / "o.bin"
+    ctl(f, "result", "3", "--task", "1", "--format", "raw", "--out", out, check=0)
+    assert out.read_bytes() == raw
+    assert f.requests[-1] == ("RESULT", {"id": 3, "task": 1, "raw": True})
+    ctl(f, "result", "3", "--format", "npy", check=2)
+    ctl(f, "result", "3", "--task", "-1", check=2)
+
+
+def test_wait_exit_codes(fake):
+    state = {"n": 0}
+
+    def h(t, b, _):
+        if b["id"] == 1:  # RUNNING twice, then COMPLETED
+            state["n"] += 1
+            s = "COMPLETED" if state["n"] > 2 else "RUNNING"
+            return "REPLY", dict(JOB, id=1, state=s)
+        if b["id"] == 2:
+            return "REPLY", dict(JOB, id=2, state="FAILED", exit_code=3)
+        if b["id"] == 3:
+            return "REPLY", dict(JOB, id=3, state="RUNNING")
+        return "ERROR", {"code": ENOENT, "msg": f"job {b['id']}: no such job"}
+    f = fake(h)
+    r = ctl(f, "wait", "1", check=0)
+    assert r.out == "" and r.err == ""  # silent when stderr is not a terminal
+    r = ctl(f, "wait", "1", "2", check=1)
+    assert "job 2 FAILED (exit code 3)" in r.err
+    t0 = time.monotonic()
+    r = ctl(f, "wait", "3", "--timeout", "1s", check=1)
+    assert 0.9 < time.monotonic() - t0 < 5 and "timed out" in r.err
+    r = ctl(f, "--json", "wait", "3", "--timeout", "300ms", check=1)
+    assert r.json == {"jobs": [{"id": 3, "state": "RUNNING", "exit_code": None}], "timed_out": True}
+    ctl(f, "wait", "99", check=2)
+
+
+def test_cancel(fake):
+    f = fake(lambda t, b, _: ("REPLY", {"cancelled": [i for i in b["ids"] if i < 100],
+                                        "errors": [{"id": i, "code": ENOENT,
+                                                    "msg": f"job {i}: no such job"}
+                                                   for i in b["ids"] if i >= 100]}))
+    r = ctl(f, "cancel", "1", "2,3", check=0)
+    assert f.requests[-1] == ("CANCEL", {"ids": [1, 2, 3]})
+    r = ctl(f, "cancel", "1", "100", check=2)  # ENOENT: a bad argument
+    assert r.err.strip() == "moat cancel: job 100: no such job"
+    ctl(f, "cancel", check=2)
+    ctl(f, "cancel", "x", check=2)
+
+
+def test_late_reply_is_not_taken_for_the_next_one(fake):
+    """A reply to an abandoned request must not answer a later one."""
+    calls = {"n": 0}
+
+    def h(t, b, _):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            time.sleep(1.3)  # first PING answered late (after the CLI resent it)
+            return "REPLY", {"version": "late", "time": 0, "jobs": 0, "nodes": 0}
+        return "REPLY", {"version": "ok", "time": 0, "jobs": 0, "nodes": 0}
+    f = fake(h)
+    r = ctl(f, "--json", "ping", check=0)
+    assert r.json["version"] == "ok"
+
+
+@pytest.mark.parametrize("cmd", ["submit", "queue", "show", "cancel", "wait", "result", "nodes",
+                                 "local", "ping"])
+def test_help_for_every_command(cmd):
+    r = run_moat([cmd, "--help"], check=0)
+    assert r.out.startswith(f"usage: moat {cmd}") and "\n" in r.out
+    assert "Examples:" in r.out
+
+
+def test_top_level_help_and_unknown_command():
+    r = run_moat(["--help"], check=0)
+    assert "Exit status" in r.out and "moat local up" in r.out
+    r = run_moat(["frobnicate"], check=2)
+    assert "frobnicate" in r.err
+    run_moat([], check=2)
+
+
+def test_wait_draws_a_progress_bar_only_on_a_terminal(fake):
+    import pty
+    import subprocess
+
+    from conftest import MOAT
+    calls = {"n": 0}
+
+    def h(t, b, _):
+        calls["n"] += 1
+        done = calls["n"] > 3
+        tasks = [{"index": i, "state": "COMPLETED" if done or i < 2 else "RUNNING", "attempts": 1,
+                  "node": "n", "exit_code": 0} for i in range(4)]
+        return "REPLY", dict(JOB, state="COMPLETED" if done else "RUNNING", tasks=tasks)
+    f = fake(h)
+    master, slave = pty.openpty()
+    p = subprocess.run([str(MOAT), "--controller", f.endpoint, "wait", "7"], stdout=subprocess.PIPE,
+                       stderr=slave, timeout=30)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            b = os.read(master, 4096)
+        except OSError:
+            break
+        if not b:
+            break
+        chunks.append(b)
+    os.close(master)
+    bar = b"".join(chunks).decode()
+    assert p.returncode == 0 and p.stdout == b""
+    assert "2/4 tasks" in bar and "4/4 tasks" in bar and "1/1 jobs" in bar, bar

@@ -1,0 +1,230 @@
+"""Failures a cluster must survive: a worker or the controller killed with -9,
+cancel and time limits reaching running processes, garbage on the controller's
+port, and a node whose launches always fail."""
+import json
+import os
+import random
+import signal
+import socket
+import threading
+import time
+
+import zmq
+
+from conftest import pid_alive, wait_for
+from moatproto import Client, header
+
+
+def test_worker_killed_mid_task_is_requeued_and_runs_once(cluster, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    effect = tmp_path / "effect"
+    # Each attempt leaves a start mark; the side effect comes after a sleep, so a
+    # first attempt that survived its worker's death would add a second line.
+    script = f"touch {marks}/start.$$; sleep 1.5; echo done >> {effect}"
+    jid = cluster.submit("sh", "-c", script)
+    wait_for(lambda: list(marks.iterdir()), 20, what="the task to start")
+    node = cluster.show(jid)["tasks"][0]["node"]
+    assert node in ("local-1", "local-2")
+    victim = cluster.pid("worker-" + node.split("-")[1])
+    os.kill(victim, signal.SIGKILL)
+    cluster.wait(jid, timeout=60)
+    job = cluster.show(jid)
+    task = job["tasks"][0]
+    assert job["state"] == "COMPLETED", job
+    assert task["attempts"] == 2 and task["node"] != node, job
+    assert len(list(marks.iterdir())) == 2
+    # Long enough for a surviving first attempt (1.5 s sleep) to have written.
+    time.sleep(2.0)
+    assert effect.read_text() == "done\n"
+    assert cluster.nodes()[node]["state"] == "DOWN"
+    cluster.up()  # the killed worker comes back and gets work again
+    assert cluster.nodes()[node]["state"] == "UP"
+
+
+def test_controller_killed_during_burst_keeps_every_acknowledged_job(cluster):
+    n = 2000
+    specs = [{"kind": "exec", "name": f"burst-{i}", "argv": ["true"]} for i in range(n)]
+    cpid = cluster.pid("controller")
+    client = Client(cluster.endpoint)
+    killed = threading.Event()
+
+    def on_ack(count):
+        if count == 400 and not killed.is_set():
+            os.kill(cpid, signal.SIGKILL)
+            killed.set()
+
+    acked = client.submit_burst(specs, window=400, on_ack=on_ack, idle_timeout=2.0)
+    client.close()
+    assert killed.is_set(), f"only {len(acked)} acknowledged before the burst ended"
+    print(f"burst: {len(acked)} of {n} acknowledged before the kill")
+    assert 400 <= len(acked) < n
+    wait_for(lambda: not pid_alive(cpid), 5)
+    cluster.up()  # restarts the controller only
+    ids = sorted(acked.values())
+    assert len(set(ids)) == len(ids)
+    # Every acknowledged job is there, with its own spec, and completes.
+    r = cluster.moat("wait", *ids, "--timeout", "120s", timeout=180)
+    assert r.rc == 0, r
+    jobs = {j["id"]: j for j in cluster.j("queue", "--all")["jobs"]}
+    for k, jid in acked.items():
+        assert jobs[jid]["name"] == f"burst-{k}", jobs[jid]
+        assert jobs[jid]["state"] == "COMPLETED"
+    # No job was stored twice.
+    names = [j["name"] for j in jobs.values()]
+    assert len(names) == len(set(names))
+
+
+def _pid_from(path):
+    def read():
+        try:
+            t = path.read_text().strip()
+        except FileNotFoundError:
+            return None
+        return int(t) if t else None
+    return wait_for(read, 20, what=f"{path}")
+
+
+def test_cancel_kills_the_running_process_group(cluster, tmp_path):
+    pidf = tmp_path / "bg.pid"
+    # A background grandchild in the task's process group must die too.
+    jid = cluster.submit("sh", "-c", f"sleep 300 & echo $! > {pidf}; wait")
+    pid = _pid_from(pidf)
+    assert pid_alive(pid)
+    cluster.wait_state(jid, "RUNNING")
+    cluster.moat("cancel", jid)
+    cluster.wait_state(jid, "CANCELLED", timeout=20)
+    wait_for(lambda: not pid_alive(pid), 10, what="the task's process to be gone")
+    assert cluster.show(jid)["tasks"][0]["state"] == "CANCELLED"
+    cluster.moat("wait", jid, check=1)
+    # a pending array is cancelled whole
+    arr = cluster.submit("sleep", "300", opts=["--array", "0-9%1"])
+    cluster.wait_state(arr, "RUNNING")
+    cluster.moat("cancel", arr)
+    job = cluster.wait_state(arr, "CANCELLED", timeout=20)
+    assert all(t["state"] == "CANCELLED" for t in job["tasks"]), job
+
+
+def test_time_limit_ends_task_as_timeout(cluster, tmp_path):
+    pidf = tmp_path / "pid"
+    t0 = time.time()
+    # trap: the task ignores SIGTERM, so only the SIGKILL after kill_grace ends it
+    jid = cluster.submit("sh", "-c", f"trap '' TERM; echo $$ > {pidf}; sleep 300 & wait; wait",
+                         opts=["--time-limit", "1s"])
+    pid = _pid_from(pidf)
+    job = cluster.wait_state(jid, "TIMEOUT", timeout=30)
+    assert job["tasks"][0]["state"] == "TIMEOUT"
+    assert job["end_time"] - t0 < 15, job
+    wait_for(lambda: not pid_alive(pid), 10, what="the task's process to be gone")
+    r = cluster.moat("wait", jid, check=1)
+    assert "TIMEOUT" in r.err
+
+
+def test_garbage_on_the_controller_port_leaves_it_serving(cluster):
+    ep = cluster.endpoint
+    host, port = ep[len("tcp://"):].rsplit(":", 1)
+    cpid = cluster.pid("controller")
+    rnd = random.Random(2)
+    # 1. raw TCP garbage, and truncated ZMTP greetings
+    greeting = b"\xff" + b"\x00" * 8 + b"\x7f\x03\x00NULL" + b"\x00" * 16 + b"\x00" * 31
+    for i in range(40):
+        s = socket.create_connection((host, int(port)))
+        if i % 4 == 0:
+            s.sendall(greeting[: rnd.randint(1, len(greeting) - 1)])
+        else:
+            s.sendall(rnd.randbytes(rnd.randint(1, 5000)))
+        s.close()
+    # 2. well-formed ZMTP carrying malformed moat messages
+    ok = header("PING", 1)
+    bad_frames = [
+        [b""], [b"x" * 16], [ok[:15], b"{}"], [ok + b"\x00", b"{}"],
+        [header("PING", 2, magic=0x1234), b"{}"], [header("PING", 3, version=2), b"{}"],
+        [header(0, 4), b"{}"], [header(99, 5), b"{}"], [header("PING", 6, reserved=1), b"{}"],
+        [ok], [ok, b"not json"], [ok, b"[1,2]"], [ok, b"{\"a\":1}"], [ok, b"\xff\xfe"],
+        [header("SHOW", 7), b'{"id": -1}'], [header("SHOW", 8), b'{"id": 1, "id": 2}'],
+        [header("SHOW", 9), b'{"id": "1"}'], [header("SHOW", 10), b'{"id": 1e300}'],
+        [header("QUEUE", 11), b'{"state": "' + b"x" * 100 + b'"}'],
+        [header("CANCEL", 12), b'{"ids": [0]}'], [header("RESULT", 13), b'{"id": 1, "task": -1}'],
+        [header("SUBMIT", 14), b'{"spec": 1}'],
+        [header("SUBMIT", 15), b'{"spec": {"kind": "exec", "argv": []}}'],
+        [header("SUBMIT", 16), b'{"spec": {"kind": "exec", "argv": ["x"], "bogus": 1}}'],
+        [header("SUBMIT", 17), b'{"spec": {"kind": "exec", "argv": ["x"], "cpus": 0}}'],
+        [header("SUBMIT", 18), b'{"spec": {"kind": "exec", "argv": ["x"], "after": [999999]}}'],
+        [ok, b"{}"] + [b"blob"] * 9,
+        [header("TASK_END", 19), json.dumps({"job": 1, "task": 0, "attempt": 1, "state": "COMPLETED",
+                                              "exit_code": 0, "signal": 0, "truncated": False,
+                                              "start_time": 1, "end_time": 2}).encode()],
+        [header("HEARTBEAT", 20), b'{"name": "x", "instance": "y", "running": 0}'],
+        [header("REGISTER", 21), b'{"name": 5}'],
+        [header("REPLY", 22), b"{}"], [header("ERROR", 23), b'{"code": 1, "msg": "x"}'],
+        [header("DISPATCH", 24), b"{}"], [header("KILL", 25), b"{}"],
+    ]
+    for _ in range(20):
+        frames = [rnd.randbytes(rnd.randint(0, 40)) for _ in range(rnd.randint(1, 4))]
+        bad_frames.append(frames)
+    ctx = zmq.Context()
+    d = ctx.socket(zmq.DEALER)
+    d.setsockopt(zmq.LINGER, 0)
+    d.connect(ep)
+    for frames in bad_frames:
+        d.send_multipart(frames)
+    # replies, if any, must be well-formed
+    replies = []
+    while d.poll(300):
+        replies.append(d.recv_multipart())
+    for r in replies:
+        assert len(r[0]) == 16 and r[0][:2] == b"MT", r
+    # 3. an oversized message (> max_message) drops only that connection
+    big = ctx.socket(zmq.DEALER)
+    big.setsockopt(zmq.LINGER, 0)
+    big.connect(ep)
+    big.send_multipart([header("PING", 1), b"{}", b"\0" * (9 << 20)])
+    time.sleep(0.3)
+    d.close(0)
+    big.close(0)
+    ctx.term()
+    # the controller still serves, and none of it became a job
+    assert pid_alive(cpid)
+    cluster.moat("ping")
+    assert cluster.j("queue", "--all")["jobs"] == []
+    jid = cluster.submit("echo", "still here")
+    cluster.wait(jid)
+    assert cluster.moat("result", jid).out == "still here\n"
+    assert cluster.pid("controller") == cpid and pid_alive(cpid)
+
+
+def test_node_failing_every_launch_is_drained(make_cluster, tmp_path):
+    c = make_cluster(up=False)
+    # worker-2's task directory cannot be created: a file sits where it goes.
+    (c.dir / "worker-2").mkdir(parents=True)
+    (c.dir / "worker-2" / "tasks").write_text("not a directory")
+    c.up(2)
+    jid = c.submit("true", opts=["--array", "0-19"])
+    c.wait(jid, timeout=60)
+    job = c.show(jid)
+    assert job["state"] == "COMPLETED", job
+    assert {t["node"] for t in job["tasks"]} == {"local-1"}
+    assert wait_for(lambda: c.nodes()["local-2"]["state"] == "DRAINING", 10,
+                    what="local-2 DRAINING")
+    assert c.nodes()["local-1"]["state"] == "UP"
+
+
+def test_wait_rides_out_a_controller_restart(cluster, tmp_path):
+    import subprocess
+
+    from conftest import MOAT
+    jid = cluster.submit("sh", "-c", "sleep 1.5; echo finished", opts=["--array", "0-3"])
+    cluster.wait_state(jid, "RUNNING")
+    env = dict(os.environ, MOAT_DIR=str(cluster.dir), MOAT_TIMEOUT="20s")
+    waiter = subprocess.Popen([str(MOAT), "wait", str(jid), "--timeout", "60s"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cpid = cluster.pid("controller")
+    os.kill(cpid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(cpid), 5)
+    cluster.up()  # tasks end while the controller is down or re-registering
+    out, err = waiter.communicate(timeout=90)
+    assert waiter.returncode == 0, err
+    job = cluster.show(jid)
+    assert job["state"] == "COMPLETED"
+    assert all(t["attempts"] == 1 for t in job["tasks"]), job  # recorded once, not re-run
+    assert cluster.moat("result", jid).out == "finished\n" * 4

@@ -1,0 +1,135 @@
+"""Jobs on a real local cluster (moat local up): arrays, dependencies, begin times,
+%MAX, exit codes, and `moat local` itself."""
+import os
+import signal
+import time
+
+from conftest import pid_alive, wait_for
+
+
+def test_array_of_200_runs_on_both_workers_with_right_outputs(cluster):
+    jid = cluster.submit("sh", "-c", "echo out-{index}; echo err-{index} >&2",
+                         opts=["--array", "0-199", "--name", "arr200"])
+    cluster.wait(jid, timeout=120)
+    job = cluster.show(jid)
+    assert job["state"] == "COMPLETED" and job["kind"] == "exec" and job["name"] == "arr200"
+    assert job["progress"] == 1
+    assert sorted(t["index"] for t in job["tasks"]) == list(range(200))
+    assert all(t["state"] == "COMPLETED" and t["exit_code"] == 0 for t in job["tasks"]), job
+    assert {t["node"] for t in job["tasks"]} == {"local-1", "local-2"}
+    res = {t["index"]: t for t in cluster.j("result", jid)["tasks"]}
+    assert sorted(res) == list(range(200))
+    for i in range(200):
+        assert (res[i]["stdout"], res[i]["stderr"], res[i]["exit_code"]) == \
+            (f"out-{i}\n", f"err-{i}\n", 0)
+    assert cluster.moat("result", jid).out == "".join(f"out-{i}\n" for i in range(200))
+    assert cluster.moat("result", jid, "--task", "137", "--format", "raw").out == "out-137\n"
+    one = cluster.j("result", jid, "--task", "5")
+    assert one["index"] == 5 and one["stdout"] == "out-5\n"
+    cluster.moat("result", jid, "--task", "200", check=2)
+
+
+def test_array_indices_start_anywhere_and_exit_codes_count(cluster):
+    jid = cluster.submit("sh", "-c", "exit $(( {index} == 12 ? 3 : 0 ))",
+                         opts=["--array", "10-14"])
+    r = cluster.wait(jid, check=1)
+    assert f"job {jid} FAILED" in r.err
+    job = cluster.show(jid)
+    assert job["state"] == "FAILED"
+    codes = {t["index"]: (t["state"], t["exit_code"]) for t in job["tasks"]}
+    assert codes[12] == ("FAILED", 3)
+    assert all(codes[i] == ("COMPLETED", 0) for i in (10, 11, 13, 14))
+
+
+def test_plain_job_and_exit_status_contract(cluster):
+    jid = cluster.moat("submit", "--", "sh", "-c", "printf 'a\\377b'").out.strip()
+    assert jid.isdigit()
+    cluster.moat("wait", jid)
+    cluster.moat("result", jid, "--task", "0", "--format", "raw", "--out",
+                       cluster.dir / "raw.bin")
+    assert (cluster.dir / "raw.bin").read_bytes() == b"a\xffb"
+    assert cluster.j("result", jid, "--task", "0")["stdout"] == "a\ufffdb"
+    q = cluster.j("queue", "--all")["jobs"]
+    assert [j["id"] for j in q] == [int(jid)] and "tasks" not in q[0]
+    assert cluster.j("queue")["jobs"] == []  # finished jobs only with --all
+    assert cluster.j("queue", "--state", "COMPLETED")["jobs"][0]["id"] == int(jid)
+    cluster.moat("show", "999", check=2)
+    cluster.moat("wait", "999", check=2)
+    cluster.moat("cancel", "999", check=2)
+    cluster.moat("queue", env={"MOAT_DIR": str(cluster.dir / "nowhere")}, check=3)
+
+
+def test_after_waits_for_success_and_cancels_on_failure(cluster, tmp_path):
+    a = cluster.submit("sh", "-c", "sleep 1")
+    b = cluster.submit("true", opts=["--after", a])
+    assert cluster.show(b)["state"] == "PENDING"
+    cluster.wait(b)
+    ja, jb = cluster.show(a), cluster.show(b)
+    assert jb["start_time"] >= ja["end_time"]
+    bad = cluster.submit("false")
+    mark = tmp_path / "ran"
+    c = cluster.submit("touch", mark, opts=["--after", f"{a},{bad}"])
+    cluster.wait_state(c, ["CANCELLED", "FAILED"], timeout=20)
+    assert cluster.show(c)["state"] == "CANCELLED"
+    assert not mark.exists()
+    cluster.moat("wait", c, check=1)
+
+
+def test_begin_delays_start(cluster):
+    t0 = time.time()
+    jid = cluster.submit("true", opts=["--begin", "now+2s"])
+    assert cluster.show(jid)["state"] == "PENDING"
+    later = cluster.submit("true", opts=["--begin", time.strftime("%H:%M", time.localtime(
+        time.time() + 3600))])
+    cluster.wait(jid, timeout=30)
+    job = cluster.show(jid)
+    assert job["start_time"] >= t0 + 2 - 0.01, job
+    assert cluster.show(later)["state"] == "PENDING"
+    cluster.moat("cancel", later)
+    cluster.wait_state(later, "CANCELLED")
+
+
+def test_array_max_bounds_concurrency(cluster, tmp_path):
+    d = tmp_path / "spans"
+    d.mkdir()
+    script = (f"s=$(date +%s.%N); sleep 0.4; e=$(date +%s.%N); echo $s $e > {d}/{{index}}")
+    jid = cluster.submit("sh", "-c", script, opts=["--array", "0-7%2"])
+    cluster.wait(jid, timeout=60)
+    spans = [tuple(map(float, (d / str(i)).read_text().split())) for i in range(8)]
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans],
+                    key=lambda x: (x[0], x[1]))
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak <= 2, spans
+    assert peak == 2, spans  # 4 CPUs free: %2, not the cluster, is the bound
+
+
+def test_local_up_is_idempotent_and_restarts_what_is_missing(cluster):
+    first = cluster.up()
+    again = cluster.up()
+    assert again["controller_pid"] == first["controller_pid"]
+    assert again["worker_pids"] == first["worker_pids"]
+    assert again["endpoint"] == first["endpoint"] == cluster.endpoint
+    assert len(first["worker_pids"]) == 2
+    st = cluster.j("local", "status")
+    assert all(d["running"] for d in st["daemons"]) and len(st["daemons"]) == 3
+    victim = first["worker_pids"][1]
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(victim), 5)
+    cluster.moat("local", "status", check=1)
+    third = cluster.up()
+    assert third["controller_pid"] == first["controller_pid"]
+    assert third["worker_pids"][0] == first["worker_pids"][0]
+    assert third["worker_pids"][1] != victim and pid_alive(third["worker_pids"][1])
+    assert cluster.nodes()["local-2"]["state"] == "UP"
+    down = cluster.j("local", "down")
+    assert {d["name"] for d in down["stopped"]} == {"controller", "worker-1", "worker-2"}
+    for pid in [third["controller_pid"]] + third["worker_pids"]:
+        assert not pid_alive(pid)
+    cluster.moat("ping", env={"MOAT_TIMEOUT": "500ms"}, check=3)
+    # same endpoint and state after a full restart
+    back = cluster.up()
+    assert back["endpoint"] == first["endpoint"]
+    assert cluster.j("queue", "--all")["jobs"] == []

@@ -1,0 +1,78 @@
+"""A bad config file gives one line "FILE:LINE: KEY: what is wrong" and a non-zero
+exit, from either daemon and through `moat local up`; conf/*.conf as shipped load."""
+import re
+import subprocess
+
+import pytest
+
+from conftest import BIN, ROOT, Cluster, write_extra
+
+CASES = [
+    ("moat-controller", 'state_dir = "/tmp/x";\nheartbeat_interval = "soon";\n', 2,
+     "heartbeat_interval", "duration"),
+    ("moat-controller", 'max_message = "12 parsecs";\n', 1, "max_message", "unit"),
+    ("moat-controller", "heartbeat_tolerance = -4;\n", 1, "heartbeat_tolerance", "range"),
+    ("moat-controller", "\n\nno_such_key = 1;\n", 3, "no_such_key", "unknown"),
+    ("moat-worker", 'name = "w";\ncpus = "many";\n', 2, "cpus", ""),
+    ("moat-worker", 'mem = "lots";\n', 1, "mem", "size"),
+    ("moat-worker", "bogus = 1;\n", 1, "bogus", "unknown"),
+]
+
+
+def run_daemon(prog, conf):
+    return subprocess.run([str(BIN / prog), "-c", str(conf)], capture_output=True, text=True,
+                          timeout=10)
+
+
+@pytest.mark.parametrize("prog,text,line,key,what", CASES)
+def test_bad_config_one_line_error(tmp_path, prog, text, line, key, what):
+    conf = tmp_path / "bad.conf"
+    conf.write_text(text)
+    p = run_daemon(prog, conf)
+    assert p.returncode != 0
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert f"{conf}:{line}: {key}: " in lines[0], lines[0]
+    assert what in lines[0].lower(), lines[0]
+
+
+def test_syntax_error_and_missing_file(tmp_path):
+    conf = tmp_path / "syntax.conf"
+    conf.write_text('listen = [ "tcp://127.0.0.1:1"\n')
+    p = run_daemon("moat-controller", conf)
+    assert p.returncode != 0 and re.search(re.escape(str(conf)) + r":\d+: ", p.stderr), p.stderr
+    p = run_daemon("moat-worker", tmp_path / "missing.conf")
+    assert p.returncode != 0 and str(tmp_path / "missing.conf") in p.stderr
+
+
+def test_local_up_reports_a_daemon_that_fails_on_its_config(tmp_path):
+    d = tmp_path / "c"
+    write_extra(d, controller='max_attempts = "lots";\n')
+    c = Cluster(d)
+    try:
+        r = c.moat("local", "up", "--dir", d, "--workers", "1", check=1, timeout=60)
+        msg = r.err.strip().splitlines()
+        assert len(msg) == 1, r
+        assert re.search(re.escape(str(d / "controller.conf")) + r":\d+: max_attempts: ",
+                         msg[0]), r
+        assert "controller.log" in msg[0]
+    finally:
+        c.down()
+        c.kill_strays()
+
+
+@pytest.mark.parametrize("name", ["controller.conf", "worker.conf"])
+def test_shipped_config_files_parse(tmp_path, name):
+    """conf/*.conf documents every key with its default: the daemons accept it
+    (checked up to the point where they would bind or open their state)."""
+    text = (ROOT / "conf" / name).read_text()
+    # keep the documented values but point state somewhere writable, and an
+    # unusable endpoint so the daemon stops right after parsing.
+    text = re.sub(r'(?m)^state_dir = .*$', f'state_dir = "{tmp_path}/state";', text)
+    text = re.sub(r'(?m)^listen = .*$', 'listen = [ "bogus://x" ];', text)
+    text = re.sub(r'(?m)^controller = .*$', 'controller = "bogus://x";', text)
+    conf = tmp_path / name
+    conf.write_text(text)
+    prog = "moat-controller" if name.startswith("controller") else "moat-worker"
+    p = run_daemon(prog, conf)
+    assert f"{conf}:" not in p.stderr, p.stderr  # no config error

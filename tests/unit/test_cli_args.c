@@ -1,0 +1,217 @@
+/* test_cli_args.c: the CLI's pure argument helpers in shared/client.c: submit
+ * options -> job spec, job ids, MOAT_TIMEOUT. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "shared/client.h"
+#include "shared/jobspec.h"
+
+#define NOW 1700000000.0
+
+static void spec_option_fills_each_field(void **state)
+{
+    (void)state;
+    struct job_spec s;
+    struct err e = {0};
+    memset(&s, 0, sizeof s);
+    assert_int_equal(client_spec_option(&s, "name", "nightly", NOW, &e), 0);
+    assert_int_equal(client_spec_option(&s, "cpus", "4", NOW, &e), 0);
+    assert_int_equal(client_spec_option(&s, "gpus", "2", NOW, &e), 0);
+    assert_int_equal(client_spec_option(&s, "mem", "512M", NOW, &e), 0);
+    assert_int_equal(client_spec_option(&s, "priority", "-7", NOW, &e), 0);
+    assert_int_equal(client_spec_option(&s, "array", "1-100%5", NOW, &e), 0);
+    assert_int_equal(client_spec_option(&s, "after", "3,4", NOW, &e), 0);
+    assert_int_equal(client_spec_option(&s, "after", "9", NOW, &e), 0);
+    assert_int_equal(client_spec_option(&s, "begin", "now+90s", NOW, &e), 0);
+    assert_int_equal(client_spec_option(&s, "time-limit", "1h30m", NOW, &e), 0);
+    assert_string_equal(s.name, "nightly");
+    assert_int_equal(s.cpus, 4);
+    assert_int_equal(s.gpus, 2);
+    assert_int_equal(s.mem, 512ull << 20);
+    assert_int_equal(s.priority, -7);
+    assert_true(s.is_array);
+    assert_int_equal(s.array_start, 1);
+    assert_int_equal(s.array_end, 100);
+    assert_int_equal(s.array_max, 5);
+    assert_int_equal(s.nafter, 3);
+    assert_int_equal(s.after[0], 3);
+    assert_int_equal(s.after[2], 9);
+    assert_true(s.begin == NOW + 90);
+    assert_true(s.time_limit == 5400);
+    jobspec_clear(&s);
+}
+
+/* Each bad value fails with EINVAL, names its option, and leaves the spec as it was. */
+static void spec_option_rejects_bad_values_naming_the_option(void **state)
+{
+    (void)state;
+    static const struct { const char *opt, *val; } bad[] = {
+        {"cpus", "0"},          {"cpus", "x"},         {"cpus", "1e3"},   {"cpus", ""},
+        {"cpus", "1000001"},    {"gpus", "-1"},        {"gpus", "1025"},  {"priority", "2000000"},
+        {"mem", "x"},           {"mem", "12 parsecs"}, {"mem", "-1"},     {"array", "5-2"},
+        {"array", "a-b"},       {"array", "1-2%0"},    {"array", "0-1000000"},
+        {"after", "0"},         {"after", "x"},        {"after", "1,,2"}, {"after", "-3"},
+        {"begin", "soonish"},   {"begin", "25:00"},    {"begin", "2024-13-01"},
+        {"time-limit", "0"},    {"time-limit", "x"},   {"time-limit", "1 fortnight"},
+        {"name", "tab\there"},  {"bogus", "1"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct job_spec s;
+        struct err e = {0};
+        memset(&s, 0, sizeof s);
+        s.cpus = 3;
+        int rc = client_spec_option(&s, bad[i].opt, bad[i].val, NOW, &e);
+        if (rc != -1)
+            fail_msg("--%s '%s' was accepted", bad[i].opt, bad[i].val);
+        assert_int_equal(e.code, EINVAL);
+        char want[32];
+        snprintf(want, sizeof want, "--%s", bad[i].opt);
+        if (strstr(e.msg, want) == NULL)
+            fail_msg("--%s '%s': message does not name the option: %s", bad[i].opt, bad[i].val, e.msg);
+        assert_int_equal(s.cpus, 3);
+        assert_false(s.is_array);
+        assert_int_equal(s.nafter, 0);
+        jobspec_clear(&s);
+    }
+}
+
+static void spec_option_mem_message_quotes_the_value(void **state)
+{
+    (void)state;
+    struct job_spec s;
+    struct err e = {0};
+    memset(&s, 0, sizeof s);
+    assert_int_equal(client_spec_option(&s, "mem", "x", NOW, &e), -1);
+    assert_non_null(strstr(e.msg, "--mem: size 'x'"));
+}
+
+static void spec_finish_validates_like_the_controller(void **state)
+{
+    (void)state;
+    struct job_spec s;
+    struct err e = {0};
+    json_t *obj;
+    memset(&s, 0, sizeof s);
+    char *argv[] = {"echo", "{index}"};
+    assert_int_equal(client_spec_option(&s, "array", "0-9", NOW, &e), 0);
+    assert_int_equal(client_spec_finish(&s, 2, argv, &obj, &e), 0);
+    struct job_spec back;
+    assert_int_equal(jobspec_from_json(&back, obj, &e), 0);
+    assert_int_equal(back.argc, 2);
+    assert_string_equal(back.argv[1], "{index}");
+    assert_int_equal(back.cpus, 1); /* default */
+    assert_int_equal(jobspec_ntasks(&back), 10);
+    assert_string_equal(json_string_value(json_object_get(obj, "kind")), "exec");
+    jobspec_clear(&back);
+    json_decref(obj);
+    jobspec_clear(&s);
+}
+
+static void spec_finish_rejects_missing_or_empty_command(void **state)
+{
+    (void)state;
+    struct job_spec s;
+    struct err e = {0};
+    json_t *obj = (json_t *)1;
+    memset(&s, 0, sizeof s);
+    assert_int_equal(client_spec_finish(&s, 0, NULL, &obj, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_null(obj);
+    char *empty[] = {""};
+    assert_int_equal(client_spec_finish(&s, 1, empty, &obj, &e), -1);
+    assert_non_null(strstr(e.msg, "command"));
+    jobspec_clear(&s);
+}
+
+static void jobid_parse_accepts_only_positive_integers(void **state)
+{
+    (void)state;
+    uint64_t id;
+    struct err e = {0};
+    assert_int_equal(client_jobid_parse("17", &id, &e), 0);
+    assert_int_equal(id, 17);
+    assert_int_equal(client_jobid_parse("9007199254740991", &id, &e), 0);
+    static const char *const bad[] = {"0", "-1", "+1", " 1", "1 ", "1x", "", "9007199254740992",
+                                      "99999999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (client_jobid_parse(bad[i], &id, &e) != -1)
+            fail_msg("job id '%s' was accepted", bad[i]);
+        assert_int_equal(e.code, EINVAL);
+    }
+    assert_int_equal(client_jobid_parse(NULL, &id, &e), -1);
+}
+
+static void jobids_parse_lists_and_bounds(void **state)
+{
+    (void)state;
+    uint64_t ids[4];
+    int n = 0;
+    struct err e = {0};
+    assert_int_equal(client_jobids_parse("1,2", ids, &n, 4, &e), 0);
+    assert_int_equal(client_jobids_parse("3", ids, &n, 4, &e), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(ids[2], 3);
+    assert_int_equal(client_jobids_parse("4,5", ids, &n, 4, &e), -1); /* over cap */
+    assert_int_equal(n, 3);                                          /* unchanged */
+    assert_int_equal(client_jobids_parse("4,", ids, &n, 4, &e), -1);
+    assert_int_equal(n, 3);
+}
+
+static void timeout_parse_default_and_errors(void **state)
+{
+    (void)state;
+    double t;
+    struct err e = {0};
+    assert_int_equal(client_timeout_parse(NULL, &t, &e), 0);
+    assert_true(t == CLIENT_TIMEOUT_DEFAULT);
+    assert_int_equal(client_timeout_parse("250ms", &t, &e), 0);
+    assert_true(t == 0.25);
+    assert_int_equal(client_timeout_parse("0", &t, &e), -1);
+    assert_int_equal(client_timeout_parse("soon", &t, &e), -1);
+    assert_non_null(strstr(e.msg, "MOAT_TIMEOUT"));
+}
+
+static void client_create_rejects_bad_endpoint(void **state)
+{
+    (void)state;
+    struct err e = {0};
+    assert_null(client_create("", &e));
+    assert_int_equal(e.code, EINVAL);
+    assert_null(client_create("nonsense", &e));
+    client_destroy(NULL); /* no-op */
+}
+
+static void client_call_times_out_without_a_controller(void **state)
+{
+    (void)state;
+    struct err e = {0};
+    client_t *c = client_create("tcp://127.0.0.1:1", &e);
+    assert_non_null(c);
+    struct proto_msg reply;
+    assert_int_equal(client_call(c, PROTO_TYPE_PING, NULL, 0.2, &reply, &e), -1);
+    assert_int_equal(e.code, ETIMEDOUT);
+    client_destroy(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(spec_option_fills_each_field),
+        cmocka_unit_test(spec_option_rejects_bad_values_naming_the_option),
+        cmocka_unit_test(spec_option_mem_message_quotes_the_value),
+        cmocka_unit_test(spec_finish_validates_like_the_controller),
+        cmocka_unit_test(spec_finish_rejects_missing_or_empty_command),
+        cmocka_unit_test(jobid_parse_accepts_only_positive_integers),
+        cmocka_unit_test(jobids_parse_lists_and_bounds),
+        cmocka_unit_test(timeout_parse_default_and_errors),
+        cmocka_unit_test(client_create_rejects_bad_endpoint),
+        cmocka_unit_test(client_call_times_out_without_a_controller),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
