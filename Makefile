@@ -83,6 +83,11 @@ BENCH_BINS += $(BENCH_SRC:bench/%.c=$(BIN)/bench-%)
 $(BIN)/bench-%: $(BUILD)/bench/%.o $(SHARED_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+# bench/infer uses the worker's model code and the kernels.
+BENCH_BINS += $(BIN)/bench-infer
+$(BIN)/bench-infer: $(BUILD)/bench/infer/bench_infer.o $(WRK_LIBOBJ) $(SHARED_LIB) $(KRN_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(KRN_LDLIBS)
 bench: all $(BENCH_BINS)
 
 # ---- test entry points ----

@@ -6,5 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# The model tests need all-MiniLM-L6-v2 (the connected-side fetch, pinned by SHA-256).
+scripts/fetch-model.sh build/model
 make -j"$(nproc)" all
 make check
