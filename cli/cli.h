@@ -101,6 +101,13 @@ int cli_connect(struct cli *cli);
 int cli_request(struct cli *cli, enum proto_type type, json_t *body, bool user_arg,
                 json_t **reply, struct proto_msg *blobs, int *code);
 
+/* cli_request_blobs: cli_request with nsend raw frames sent beside the body
+ * (copied). A MODEL_PUT repeated after a lost reply rewrites the same bytes. */
+int cli_request_blobs(struct cli *cli, enum proto_type type, json_t *body,
+                      const struct proto_blob *send, int nsend, bool user_arg, json_t **reply,
+                      struct proto_msg *blobs, int *code);
+int cli_model_run(struct cli *cli, int argc, char **argv);
+
 /* ---- output ---- */
 
 /* cli_json_print: one JSON document on stdout (indented on a terminal, compact

@@ -146,6 +146,13 @@ int cli_connect(struct cli *cli)
 int cli_request(struct cli *cli, enum proto_type type, json_t *body, bool user_arg,
                 json_t **reply, struct proto_msg *blobs, int *code)
 {
+    return cli_request_blobs(cli, type, body, NULL, 0, user_arg, reply, blobs, code);
+}
+
+int cli_request_blobs(struct cli *cli, enum proto_type type, json_t *body,
+                      const struct proto_blob *send, int nsend, bool user_arg, json_t **reply,
+                      struct proto_msg *blobs, int *code)
+{
     *reply = NULL;
     if (code)
         *code = 0;
@@ -167,8 +174,9 @@ int cli_request(struct cli *cli, enum proto_type type, json_t *body, bool user_a
         double wait = repeat && step < left ? step : left;
         if (wait < 0)
             wait = 0;
-        int r = client_call(cli->client, type, repeat ? json_deep_copy(body) : json_incref(body),
-                            wait, &msg, &err);
+        int r = client_call_blobs(cli->client, type,
+                                  repeat ? json_deep_copy(body) : json_incref(body), send, nsend,
+                                  wait, &msg, &err);
         if (r == 0)
             break;
         if (err.code != ETIMEDOUT || units_mono() >= deadline) {

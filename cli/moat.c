@@ -43,6 +43,7 @@ static const struct cli_cmd commands[] = {
     {"nodes", cli_nodes_run, "list worker nodes"},
     {"local", cli_local_run, "run a cluster on this machine: up, down, status"},
     {"ping", cli_ping_run, "check that the controller answers"},
+    {"model", cli_model_run, "import, list and verify models"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 

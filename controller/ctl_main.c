@@ -16,6 +16,7 @@
 
 #include "controller/ctl_api.h"
 #include "controller/ctl_cfg.h"
+#include "controller/ctl_model.h"
 #include "controller/ctl_nodes.h"
 #include "controller/ctl_sched.h"
 #include "controller/ctl_state.h"
@@ -41,6 +42,11 @@ static const ctl_handler_fn handlers[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_REGISTER] = ctl_on_register,
     [PROTO_TYPE_HEARTBEAT] = ctl_on_heartbeat,
     [PROTO_TYPE_TASK_END] = ctl_on_task_end,
+    [PROTO_TYPE_MODEL_PUT] = ctl_on_model_put,
+    [PROTO_TYPE_MODEL_COMMIT] = ctl_on_model_commit,
+    [PROTO_TYPE_MODEL_LIST] = ctl_on_model_list,
+    [PROTO_TYPE_MODEL_VERIFY] = ctl_on_model_verify,
+    [PROTO_TYPE_SHARD_GET] = ctl_on_shard_get,
 };
 
 static volatile sig_atomic_t g_stop;
@@ -236,7 +242,7 @@ int main(int argc, char **argv)
         goto out;
     struct ctl ctl;
     ctl_state_init(&ctl, &cfg, store, sock);
-    if (ctl_state_recover(&ctl, &e) != 0) {
+    if (ctl_model_init(&ctl, &e) != 0 || ctl_state_recover(&ctl, &e) != 0) {
         ctl_state_free(&ctl);
         goto out;
     }

@@ -72,11 +72,23 @@ const char *client_endpoint(const client_t *c)
 int client_send(client_t *c, enum proto_type type, json_t *body, uint64_t *req_id,
                 struct err *err)
 {
+    return client_send_blobs(c, type, body, NULL, 0, req_id, err);
+}
+
+int client_send_blobs(client_t *c, enum proto_type type, json_t *body, const struct proto_blob *blobs,
+                      int nblobs, uint64_t *req_id, struct err *err)
+{
     struct proto_msg msg;
     uint64_t id = c->next_id++;
     proto_msg_init(&msg, type, id, body);
     if (msg.body == NULL)
         return err_set(err, ENOMEM, "client: out of memory");
+    for (int i = 0; i < nblobs; i++) {
+        if (proto_msg_add_blob(&msg, blobs[i].data, blobs[i].len, err) != 0) {
+            proto_msg_clear(&msg);
+            return -1;
+        }
+    }
     int rc = net_send(c->sock, NULL, &msg, err);
     proto_msg_clear(&msg);
     if (rc != 0)
@@ -108,9 +120,15 @@ int client_recv(client_t *c, double timeout_s, struct proto_msg *reply, struct e
 int client_call(client_t *c, enum proto_type type, json_t *body, double timeout_s,
                 struct proto_msg *reply, struct err *err)
 {
+    return client_call_blobs(c, type, body, NULL, 0, timeout_s, reply, err);
+}
+
+int client_call_blobs(client_t *c, enum proto_type type, json_t *body, const struct proto_blob *blobs,
+                      int nblobs, double timeout_s, struct proto_msg *reply, struct err *err)
+{
     uint64_t id;
     memset(reply, 0, sizeof *reply);
-    if (client_send(c, type, body, &id, err) != 0)
+    if (client_send_blobs(c, type, body, blobs, nblobs, &id, err) != 0)
         return err_prefix(err, "%s", proto_type_name(type));
     double deadline = units_mono() + timeout_s;
     for (;;) {

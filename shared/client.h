@@ -54,6 +54,13 @@ int client_call(client_t *c, enum proto_type type, json_t *body, double timeout_
 int client_send(client_t *c, enum proto_type type, json_t *body, uint64_t *req_id,
                 struct err *err);
 
+/* client_send_blobs / client_call_blobs: the same, with nblobs raw frames beside
+ * the body (copied; at most PROTO_MAX_BLOBS). ENOSPC for too many blobs. */
+int client_send_blobs(client_t *c, enum proto_type type, json_t *body, const struct proto_blob *blobs,
+                      int nblobs, uint64_t *req_id, struct err *err);
+int client_call_blobs(client_t *c, enum proto_type type, json_t *body, const struct proto_blob *blobs,
+                      int nblobs, double timeout_s, struct proto_msg *reply, struct err *err);
+
 /* client_recv: wait up to timeout_s for the next reply of any request.
  * Returns 1 with *reply filled (caller frees with proto_msg_clear), 0 on timeout,
  * -1 with err (a malformed reply is consumed and reported as EPROTO; the caller

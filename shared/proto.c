@@ -22,6 +22,11 @@ static const char *const type_names[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_TASK_END] = "TASK_END",
     [PROTO_TYPE_DISPATCH] = "DISPATCH",
     [PROTO_TYPE_KILL] = "KILL",
+    [PROTO_TYPE_MODEL_PUT] = "MODEL_PUT",
+    [PROTO_TYPE_MODEL_COMMIT] = "MODEL_COMMIT",
+    [PROTO_TYPE_MODEL_LIST] = "MODEL_LIST",
+    [PROTO_TYPE_MODEL_VERIFY] = "MODEL_VERIFY",
+    [PROTO_TYPE_SHARD_GET] = "SHARD_GET",
 };
 
 const char *proto_type_name(int type)
@@ -158,6 +163,30 @@ static const struct field f_kill[] = {
     {"attempt", FT_INT, REQ, 1, 1000000, 0, 0},
     {"reason", FT_STR, REQ, 0, 16, 0, 0},
     {0}};
+static const struct field f_model_put[] = {
+    {"name", FT_STR, REQ, 0, 64, 0, 0},
+    {"file", FT_STR, REQ, 0, 64, 0, 0},
+    {"sha256", FT_STR, REQ, 0, 64, 0, 0},
+    {"offset", FT_INT, REQ, 0, 4294967296.0, 0, 0},
+    {"total", FT_INT, REQ, 0, 4294967296.0, 0, 0},
+    {0}};
+static const struct field f_model_file[] = {
+    {"file", FT_STR, REQ, 0, 64, 0, 0},
+    {"sha256", FT_STR, REQ, 0, 64, 0, 0},
+    {"bytes", FT_INT, REQ, 0, 4294967296.0, 0, 0},
+    {0}};
+static const struct field f_model_commit[] = {
+    {"name", FT_STR, REQ, 0, 64, 0, 0},
+    {"files", FT_OBJ_ARRAY, REQ, 0, 0, 16, f_model_file},
+    {0}};
+static const struct field f_model_name[] = {
+    {"name", FT_STR, REQ, 0, 64, 0, 0},
+    {0}};
+static const struct field f_shard_get[] = {
+    {"sha256", FT_STR, REQ, 0, 64, 0, 0},
+    {"offset", FT_INT, REQ, 0, 4294967296.0, 0, 0},
+    {"len", FT_INT, REQ, 1, 16777216, 0, 0},
+    {0}};
 static const struct field f_error[] = {
     {"code", FT_INT, REQ, 0, 4095, 0, 0},
     {"msg", FT_STR, REQ, 0, 512, 0, 0},
@@ -179,6 +208,11 @@ static const struct field *const tables[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_TASK_END] = f_task_end,
     [PROTO_TYPE_DISPATCH] = f_dispatch,
     [PROTO_TYPE_KILL] = f_kill,
+    [PROTO_TYPE_MODEL_PUT] = f_model_put,
+    [PROTO_TYPE_MODEL_COMMIT] = f_model_commit,
+    [PROTO_TYPE_MODEL_LIST] = f_empty,
+    [PROTO_TYPE_MODEL_VERIFY] = f_model_name,
+    [PROTO_TYPE_SHARD_GET] = f_shard_get,
 };
 
 static int check_int(const json_t *v, double min, double max)

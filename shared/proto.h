@@ -42,6 +42,11 @@ enum proto_type {
     PROTO_TYPE_TASK_END,   /* worker -> controller, blobs: stdout, stderr */
     PROTO_TYPE_DISPATCH,   /* controller -> worker */
     PROTO_TYPE_KILL,       /* controller -> worker */
+    PROTO_TYPE_MODEL_PUT,  /* client -> controller: one chunk of a model file, blob: bytes */
+    PROTO_TYPE_MODEL_COMMIT, /* client -> controller: the manifest of an uploaded model */
+    PROTO_TYPE_MODEL_LIST, /* client -> controller */
+    PROTO_TYPE_MODEL_VERIFY, /* client -> controller: re-hash a stored model */
+    PROTO_TYPE_SHARD_GET,  /* worker -> controller: a chunk of a verified shard */
     PROTO_TYPE_COUNT
 };
 

@@ -8,8 +8,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const char *const db_names[STORE_DB_COUNT] = {"meta", "jobs", "tasks", "results",
-                                                     "nodes", "inflight"};
+static const char *const db_names[STORE_DB_COUNT] = {"meta",     "jobs",      "tasks",
+                                                     "results",  "nodes",     "inflight",
+                                                     "artifacts", "docs"};
 
 struct store {
     MDB_env *env;

@@ -29,6 +29,8 @@ enum store_db {
     STORE_DB_RESULTS,   /* key u64 job, u32 task -> result (binary, see ctl_result) */
     STORE_DB_NODES,     /* key node name -> node record (JSON) */
     STORE_DB_INFLIGHT,  /* worker: key u64 job, u32 task, u32 attempt -> in-flight record */
+    STORE_DB_ARTIFACTS, /* key "model/NAME" -> manifest (JSON); "shards/NAME/VERSION/TP" -> shard hashes */
+    STORE_DB_DOCS,      /* key u64 job, u32 batch -> the batch's input documents (JSON) */
     STORE_DB_COUNT
 };
 

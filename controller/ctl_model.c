@@ -1,0 +1,408 @@
+/* ctl_model.c: uploads, verification, manifests, shard extraction and serving. */
+#include "controller/ctl_model.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shared/log.h"
+#include "shared/units.h"
+#include "worker/wrk_model.h"
+
+static void art_path(const struct ctl *ctl, char *out, size_t cap, const char *fmt, const char *a,
+                     const char *b)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, fmt, a, b);
+    snprintf(out, cap, "%s/artifacts/%s", ctl->cfg.state_dir, rel);
+}
+
+int ctl_model_init(struct ctl *ctl, struct err *err)
+{
+    const char *dirs[] = {"", "upload", "objects", "models"};
+    char path[PATH_MAX];
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        art_path(ctl, path, sizeof path, "%s%s", dirs[i], "");
+        if (mkdir(path, 0700) != 0 && errno != EEXIST)
+            return err_set(err, errno, "artifacts: mkdir %s: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+static bool is_hex64(const char *s)
+{
+    if (strlen(s) != 64)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    return true;
+}
+
+static bool is_name(const char *s)
+{
+    return *s && strlen(s) <= 64 &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == strlen(s) &&
+           s[0] != '.';
+}
+
+static int known_file(const char *f)
+{
+    for (int i = 0; i < WRK_MODEL_FILES; i++)
+        if (strcmp(f, wrk_model_file_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+int ctl_on_model_put(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
+{
+    const json_t *b = msg->body;
+    const char *name = jstr(b, "name"), *file = jstr(b, "file"), *sha = jstr(b, "sha256");
+    uint64_t off = (uint64_t)json_integer_value(json_object_get(b, "offset"));
+    uint64_t total = (uint64_t)json_integer_value(json_object_get(b, "total"));
+    if (!is_name(name))
+        return err_set(err, EINVAL, "model name '%.64s': use letters, digits, '.', '_', '-'", name);
+    if (known_file(file) < 0)
+        return err_set(err, EINVAL, "model %s: file '%.64s' is not part of a model", name, file);
+    if (!is_hex64(sha))
+        return err_set(err, EINVAL, "model %s: %s: sha256 must be 64 lowercase hex digits", name, file);
+    if (msg->nblobs != 1 || msg->blobs[0].len > CTL_MODEL_CHUNK)
+        return err_set(err, EINVAL, "model %s: %s: one chunk of at most %u bytes expected", name, file,
+                       CTL_MODEL_CHUNK);
+    size_t len = msg->blobs[0].len;
+    if (off + len > total)
+        return err_set(err, EINVAL, "model %s: %s: chunk past the declared size", name, file);
+    char path[PATH_MAX];
+    art_path(ctl, path, sizeof path, "upload/%s.part%s", sha, "");
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return err_set(err, errno, "model %s: %s: %s", name, path, strerror(errno));
+    struct stat st;
+    int rc = fstat(fd, &st);
+    /* Chunks come in order; one sent again (its reply was lost) rewrites the same
+     * bytes. The SHA-256 check at commit is what makes the file trusted. */
+    if (rc == 0 && (uint64_t)st.st_size < off) {
+        close(fd);
+        return err_set(err, EINVAL, "model %s: %s: chunk at offset %llu, expected %llu", name, file,
+                       (unsigned long long)off, (unsigned long long)st.st_size);
+    }
+    ssize_t w = rc == 0 ? pwrite(fd, msg->blobs[0].data, len, (off_t)off) : -1;
+    int e = errno;
+    close(fd);
+    if (w != (ssize_t)len)
+        return err_set(err, w < 0 ? e : ENOSPC, "model %s: %s: write: %s", name, file,
+                       w < 0 ? strerror(e) : "short write");
+    return ctl_out_reply(ctl, peer, msg->req_id,
+                         json_pack("{s:I}", "received", (json_int_t)(off + len)));
+}
+
+/* sha256_file: hash of path into hex; size into *bytes. */
+static int sha256_file(const char *path, char hex[65], uint64_t *bytes, struct err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(err, errno, "%s: %s", path, strerror(errno));
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    static unsigned char buf[1 << 20];
+    uint64_t total = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) {
+        crypto_hash_sha256_update(&st, buf, (unsigned long long)n);
+        total += (uint64_t)n;
+    }
+    int e = errno;
+    close(fd);
+    if (n < 0)
+        return err_set(err, e, "%s: %s", path, strerror(e));
+    unsigned char d[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(&st, d);
+    sodium_bin2hex(hex, 65, d, sizeof d);
+    *bytes = total;
+    return 0;
+}
+
+static int fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+static int artifact_put(struct ctl *ctl, const char *key, json_t *val, struct err *err)
+{
+    char *text = json_dumps(val, JSON_COMPACT);
+    if (text == NULL)
+        return err_set(err, ENOMEM, "artifacts: out of memory");
+    int rc = ctl_batch(ctl, err);
+    if (rc == 0)
+        rc = store_put(ctl->store, STORE_DB_ARTIFACTS, key, strlen(key), text, strlen(text), 0, err);
+    free(text);
+    if (rc != 0 && ctl->store_err.code == 0)
+        ctl->store_err = *err;
+    return rc;
+}
+
+static json_t *artifact_get(struct ctl *ctl, const char *key, struct err *err)
+{
+    void *val;
+    size_t len;
+    if (store_get(ctl->store, STORE_DB_ARTIFACTS, key, strlen(key), &val, &len, err) != 0)
+        return NULL;
+    json_t *o = json_loadb(val, len, 0, NULL);
+    free(val);
+    if (o == NULL)
+        err_set(err, EPROTO, "artifacts: record %s is not JSON", key);
+    return o;
+}
+
+json_t *ctl_model_manifest(struct ctl *ctl, const char *name, struct err *err)
+{
+    char key[96];
+    snprintf(key, sizeof key, "model/%.64s", name);
+    json_t *m = artifact_get(ctl, key, err);
+    if (m == NULL && err->code == ENOENT)
+        err_set(err, ENOENT, "model %.64s: not imported (moat model import DIR --name %.64s)", name, name);
+    return m;
+}
+
+int ctl_on_model_commit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
+{
+    const json_t *b = msg->body, *files = json_object_get(b, "files");
+    const char *name = jstr(b, "name");
+    if (!is_name(name))
+        return err_set(err, EINVAL, "model name '%.64s': use letters, digits, '.', '_', '-'", name);
+    if (json_array_size(files) != WRK_MODEL_FILES)
+        return err_set(err, EINVAL, "model %s: expected the %d files config.json, vocab.txt, model.safetensors",
+                       name, WRK_MODEL_FILES);
+    /* 1. every upload is complete and hashes to what the client declared */
+    const char *shas[WRK_MODEL_FILES] = {0};
+    size_t i;
+    json_t *f;
+    json_array_foreach(files, i, f) {
+        int k = known_file(jstr(f, "file"));
+        const char *sha = jstr(f, "sha256");
+        if (k < 0 || shas[k])
+            return err_set(err, EINVAL, "model %s: file '%.64s' unknown or repeated", name, jstr(f, "file"));
+        if (!is_hex64(sha))
+            return err_set(err, EINVAL, "model %s: %s: bad sha256", name, jstr(f, "file"));
+        shas[k] = sha;
+        char part[PATH_MAX], obj[PATH_MAX], hex[65];
+        art_path(ctl, part, sizeof part, "upload/%s.part%s", sha, "");
+        art_path(ctl, obj, sizeof obj, "objects/%s%s", sha, "");
+        uint64_t bytes;
+        if (access(obj, F_OK) == 0) { /* already have these bytes: verify again anyway */
+            if (sha256_file(obj, hex, &bytes, err) != 0)
+                return -1;
+            if (strcmp(hex, sha) != 0)
+                return err_set(err, EIO, "model %s: stored object %s is corrupt", name, sha);
+            unlink(part);
+            continue;
+        }
+        if (sha256_file(part, hex, &bytes, err) != 0)
+            return err_prefix(err, "model %s: %s: upload incomplete", name, jstr(f, "file"));
+        if (bytes != (uint64_t)json_integer_value(json_object_get(f, "bytes")))
+            return err_set(err, EINVAL, "model %s: %s: received %llu bytes, declared %lld", name,
+                           jstr(f, "file"), (unsigned long long)bytes,
+                           (long long)json_integer_value(json_object_get(f, "bytes")));
+        if (strcmp(hex, sha) != 0) {
+            unlink(part);
+            return err_set(err, EINVAL, "model %s: %s: SHA-256 of the received bytes is %.16s..., not %.16s...",
+                           name, jstr(f, "file"), hex, sha);
+        }
+        if (fsync_path(part) != 0 || rename(part, obj) != 0)
+            return err_set(err, errno, "model %s: %s: %s", name, obj, strerror(errno));
+    }
+    /* 2. the architecture: config and every tensor, through a directory of links */
+    struct err e2 = {0};
+    json_t *prev = ctl_model_manifest(ctl, name, &e2);
+    json_int_t version = prev ? json_integer_value(json_object_get(prev, "version")) + 1 : 1;
+    json_decref(prev);
+    char vname[96], dir[PATH_MAX];
+    snprintf(vname, sizeof vname, "%s-v%lld", name, (long long)version);
+    art_path(ctl, dir, sizeof dir, "models/%s%s", vname, "");
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return err_set(err, errno, "model %s: %s: %s", name, dir, strerror(errno));
+    for (int k = 0; k < WRK_MODEL_FILES; k++) {
+        char obj[PATH_MAX], lnk[PATH_MAX + 80];
+        art_path(ctl, obj, sizeof obj, "objects/%s%s", shas[k], "");
+        snprintf(lnk, sizeof lnk, "%s/%s", dir, wrk_model_file_names[k]);
+        unlink(lnk);
+        if (link(obj, lnk) != 0)
+            return err_set(err, errno, "model %s: link %s: %s", name, lnk, strerror(errno));
+    }
+    wrk_model_t *m = wrk_model_open(dir, err);
+    if (m == NULL)
+        return err_prefix(err, "model %s refused", name);
+    const struct wrk_model_config *c = wrk_model_config_get(m);
+    json_t *config = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "hidden", c->hidden, "heads", c->heads,
+                               "layers", c->layers, "intermediate", c->intermediate, "vocab", c->vocab,
+                               "max_position", c->max_position);
+    wrk_model_destroy(m);
+    json_t *man = json_pack("{s:s, s:I, s:O, s:o, s:f, s:s}", "name", name, "version", version,
+                            "files", files, "config", config, "imported", units_now(), "dir", vname);
+    char key[96];
+    snprintf(key, sizeof key, "model/%s", name);
+    if (artifact_put(ctl, key, man, err) != 0) {
+        json_decref(man);
+        return -1;
+    }
+    log_info("ctl", "model %s v%lld imported (hidden %d, %d layers)", name, (long long)version,
+             c->hidden, c->layers);
+    return ctl_out_reply(ctl, peer, msg->req_id, man);
+}
+
+static int list_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    if (klen > 6 && memcmp(key, "model/", 6) == 0) {
+        json_t *o = json_loadb(val, vlen, 0, NULL);
+        if (o) {
+            json_object_del(o, "dir");
+            json_array_append_new(arg, o);
+        }
+    }
+    return 0;
+}
+
+int ctl_on_model_list(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
+{
+    json_t *models = json_array();
+    if (store_foreach(ctl->store, STORE_DB_ARTIFACTS, list_cb, models, err) != 0) {
+        json_decref(models);
+        return -1;
+    }
+    return ctl_out_reply(ctl, peer, msg->req_id, json_pack("{s:o}", "models", models));
+}
+
+int ctl_on_model_verify(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
+{
+    json_t *man = ctl_model_manifest(ctl, jstr(msg->body, "name"), err);
+    if (man == NULL)
+        return -1;
+    json_t *out = json_array();
+    bool ok = true;
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(man, "files"), i, f) {
+        char obj[PATH_MAX], hex[65] = "";
+        uint64_t bytes = 0;
+        struct err e = {0};
+        art_path(ctl, obj, sizeof obj, "objects/%s%s", jstr(f, "sha256"), "");
+        bool good = sha256_file(obj, hex, &bytes, &e) == 0 && strcmp(hex, jstr(f, "sha256")) == 0;
+        ok &= good;
+        json_array_append_new(out, json_pack("{s:s, s:b, s:s}", "file", jstr(f, "file"), "ok", good,
+                                             "sha256", hex));
+    }
+    json_t *reply = json_pack("{s:s, s:O, s:b, s:o}", "name", jstr(man, "name"), "version",
+                              json_object_get(man, "version"), "ok", ok, "files", out);
+    json_decref(man);
+    return ctl_out_reply(ctl, peer, msg->req_id, reply);
+}
+
+json_t *ctl_model_shards(struct ctl *ctl, const char *name, int tp, struct err *err)
+{
+    json_t *man = ctl_model_manifest(ctl, name, err);
+    if (man == NULL)
+        return NULL;
+    char key[160];
+    snprintf(key, sizeof key, "shards/%s/%lld/%d", name,
+             (long long)json_integer_value(json_object_get(man, "version")), tp);
+    struct err e = {0};
+    json_t *have = artifact_get(ctl, key, &e);
+    if (have) {
+        json_decref(man);
+        return have;
+    }
+    char dir[PATH_MAX];
+    art_path(ctl, dir, sizeof dir, "models/%s%s", jstr(man, "dir"), "");
+    json_decref(man);
+    wrk_model_t *m = wrk_model_open(dir, err);
+    if (m == NULL)
+        return NULL;
+    if (wrk_model_tp_check(wrk_model_config_get(m), tp, 0, err) != 0) {
+        wrk_model_destroy(m);
+        return NULL;
+    }
+    json_t *shards = json_array();
+    for (int r = 0; r < tp; r++) {
+        wrk_shard_t *s = wrk_model_shard_extract(m, tp, r, err);
+        if (s == NULL)
+            goto fail;
+        char hex[65], path[PATH_MAX], tmp[PATH_MAX + 8];
+        size_t len;
+        const void *bytes = wrk_shard_bytes(s, &len);
+        wrk_shard_sha256(s, hex);
+        art_path(ctl, path, sizeof path, "objects/%s%s", hex, "");
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        ssize_t w = fd >= 0 ? write(fd, bytes, len) : -1;
+        int ok = fd >= 0 && w == (ssize_t)len && fsync(fd) == 0;
+        if (fd >= 0)
+            close(fd);
+        wrk_shard_destroy(s);
+        if (!ok || rename(tmp, path) != 0) {
+            err_set(err, errno ? errno : EIO, "shard %s: %s", path, strerror(errno));
+            goto fail;
+        }
+        json_array_append_new(shards, json_pack("{s:s, s:I}", "sha256", hex, "bytes", (json_int_t)len));
+    }
+    wrk_model_destroy(m);
+    if (artifact_put(ctl, key, shards, err) != 0) {
+        json_decref(shards);
+        return NULL;
+    }
+    log_info("ctl", "model %s: %d TP shards extracted", name, tp);
+    return shards;
+fail:
+    wrk_model_destroy(m);
+    json_decref(shards);
+    return NULL;
+}
+
+int ctl_on_shard_get(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
+{
+    if (ctl_node_by_peer(ctl, peer) < 0)
+        return err_set(err, ENOTCONN, "shard: only registered workers may fetch shards");
+    const char *sha = jstr(msg->body, "sha256");
+    if (!is_hex64(sha))
+        return err_set(err, EINVAL, "shard: bad sha256");
+    uint64_t off = (uint64_t)json_integer_value(json_object_get(msg->body, "offset"));
+    size_t len = (size_t)json_integer_value(json_object_get(msg->body, "len"));
+    if (len > CTL_MODEL_CHUNK)
+        len = CTL_MODEL_CHUNK;
+    char path[PATH_MAX];
+    art_path(ctl, path, sizeof path, "objects/%s%s", sha, "");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(err, errno == ENOENT ? ENOENT : errno, "shard %.16s...: %s", sha, strerror(errno));
+    struct stat st;
+    fstat(fd, &st);
+    void *buf = malloc(len);
+    ssize_t n = buf && off < (uint64_t)st.st_size ? pread(fd, buf, len, (off_t)off) : 0;
+    close(fd);
+    if (buf == NULL || n < 0) {
+        free(buf);
+        return err_set(err, buf ? errno : ENOMEM, "shard %.16s...: read failed", sha);
+    }
+    if (ctl_out_reply(ctl, peer, msg->req_id, json_pack("{s:I}", "total", (json_int_t)st.st_size)) != 0 ||
+        proto_msg_add_blob(ctl_out_last(ctl), buf, (size_t)n, err) != 0) {
+        free(buf);
+        return -1;
+    }
+    free(buf);
+    return 0;
+}
