@@ -10,6 +10,8 @@
 #ifndef MOAT_CLI_H
 #define MOAT_CLI_H
 
+#include <stdio.h>
+
 #include <getopt.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -107,6 +109,15 @@ int cli_request_blobs(struct cli *cli, enum proto_type type, json_t *body,
                       const struct proto_blob *send, int nsend, bool user_arg, json_t **reply,
                       struct proto_msg *blobs, int *code);
 int cli_model_run(struct cli *cli, int argc, char **argv);
+int cli_search_run(struct cli *cli, int argc, char **argv);
+
+/* cli_infer.c: infer jobs. cli_infer_submit: read input (see cli_infer.c for the
+ * formats), set spec's "ndocs", send SUBMIT with the documents; takes ownership of
+ * spec; prints the id. cli_infer_result: export a finished infer job's embeddings
+ * (fmt "npy" or "jsonl", NULL: print the metadata meta). */
+int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, bool skip_bad);
+int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const char *fmt, FILE *out,
+                     const char *outpath);
 
 /* ---- output ---- */
 

@@ -8,7 +8,8 @@
 #include "cli/cli.h"
 
 static const char help[] =
-    "usage: moat result JOB [--task I] [--out FILE] [--format jsonl|raw]\n"
+    "usage: moat result JOB [--task I] [--out FILE] [--format jsonl|raw|npy]\n"
+    "  (infer jobs: metadata, or the embeddings with --format npy|jsonl)\n"
     "\n"
     "Print what a job's tasks wrote to stdout, task after task in index order.\n"
     "  --task I         only array element (task) I\n"
@@ -26,7 +27,7 @@ static const char help[] =
     "  moat result 17 --task 3 --format raw --out part3.bin\n"
     "  moat result 17 --format jsonl | jq -r 'select(.exit_code != 0) | .stderr'\n";
 
-enum format { FMT_TEXT, FMT_JSONL, FMT_RAW };
+enum format { FMT_TEXT, FMT_JSONL, FMT_RAW, FMT_NPY };
 
 static int index_cmp(const void *a, const void *b)
 {
@@ -81,9 +82,9 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
             else if (strcmp(optarg, "raw") == 0)
                 fmt = FMT_RAW;
             else if (strcmp(optarg, "npy") == 0)
-                return cli_fail(cli, CLI_USAGE, "--format npy: only for infer jobs");
+                fmt = FMT_NPY;
             else
-                return cli_fail(cli, CLI_USAGE, "--format: '%s': expected jsonl or raw", optarg);
+                return cli_fail(cli, CLI_USAGE, "--format: '%s': expected jsonl, raw or npy", optarg);
         }
     }
     if (optind >= argc)
@@ -110,6 +111,15 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
     rc = cli_request(cli, PROTO_TYPE_RESULT, body, true, &reply, NULL, NULL);
     if (rc != CLI_OK)
         goto done;
+    if (strcmp(cli_json_str(reply, "kind", ""), "infer") == 0) {
+        rc = cli_infer_result(cli, id, reply,
+                              fmt == FMT_NPY ? "npy" : fmt == FMT_JSONL ? "jsonl" : NULL, out, outpath);
+        goto done;
+    }
+    if (fmt == FMT_NPY) {
+        rc = cli_fail(cli, CLI_USAGE, "--format npy: only for infer jobs");
+        goto done;
+    }
     if (cli->json) {
         size_t flags = JSON_COMPACT;
         if (out == stdout) {

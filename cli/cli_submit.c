@@ -10,6 +10,8 @@
 
 static const char help[] =
     "usage: moat submit [OPTIONS] -- CMD [ARG...]\n"
+    "       moat submit --infer MODEL --input FILE [--tp N] [--batch N] [--max-len N]\n"
+    "                   [--on-bad-line fail|skip] [OPTIONS]\n"
     "\n"
     "Submit an exec job: CMD runs on a worker with ARGs (no shell; use sh -c for\n"
     "pipes). Prints the job id (with --json: {\"id\": N}). The job is stored\n"
@@ -30,14 +32,29 @@ static const char help[] =
     "  --time-limit DUR    per task: 90s, 10m, 1h30m, 01:30:00; past it the task is\n"
     "                      killed and the job ends TIMEOUT\n"
     "\n"
+    "Infer jobs embed documents with an imported model (moat model import):\n"
+    "  --infer MODEL       the model's name\n"
+    "  --input FILE        one document per line, or JSON Lines with \"text\" (and\n"
+    "                      an optional \"id\") per line; bad lines are reported as\n"
+    "                      FILE:LINE and stop the submission, or are left out with\n"
+    "                      --on-bad-line skip\n"
+    "  --tp N              tensor-parallel degree: each batch runs on N nodes\n"
+    "                      (Megatron-style layer split; default 1)\n"
+    "  --batch N           documents per task (default 64); tasks of one job run\n"
+    "                      side by side on free nodes (data parallelism)\n"
+    "  --max-len N         tokens per document after truncation (default 256)\n"
+    "  --cpus N            CPUs per rank (default 1)\n"
+    "  Results: moat result JOB --format npy --out emb.npy; moat search JOB QUERY\n"
+    "\n"
     "Examples:\n"
     "  moat submit -- python3 analyse.py --day 2024-05-01\n"
+    "  moat submit --infer minilm --input docs.txt --tp 2 --cpus 1\n"
     "  moat submit --array 0-999%50 --cpus 2 -- ./score.sh shard-{index}.csv\n"
     "  id=$(moat submit -- make report) && moat submit --after $id -- ./publish.sh\n"
     "  moat submit --begin 22:00 --time-limit 4h --name nightly -- ./nightly.sh\n";
 
 enum { OPT_NAME = 1, OPT_CPUS, OPT_GPUS, OPT_MEM, OPT_PRIORITY, OPT_ARRAY, OPT_AFTER, OPT_BEGIN,
-       OPT_TIME_LIMIT };
+       OPT_TIME_LIMIT, OPT_INFER, OPT_INPUT, OPT_TP, OPT_BATCH, OPT_MAX_LEN, OPT_ON_BAD };
 
 static const struct option longopts[] = {
     {"name", required_argument, NULL, OPT_NAME},
@@ -49,6 +66,12 @@ static const struct option longopts[] = {
     {"after", required_argument, NULL, OPT_AFTER},
     {"begin", required_argument, NULL, OPT_BEGIN},
     {"time-limit", required_argument, NULL, OPT_TIME_LIMIT},
+    {"infer", required_argument, NULL, OPT_INFER},
+    {"input", required_argument, NULL, OPT_INPUT},
+    {"tp", required_argument, NULL, OPT_TP},
+    {"batch", required_argument, NULL, OPT_BATCH},
+    {"max-len", required_argument, NULL, OPT_MAX_LEN},
+    {"on-bad-line", required_argument, NULL, OPT_ON_BAD},
     CLI_COMMON_OPTS,
 };
 
@@ -59,12 +82,35 @@ int cli_submit_run(struct cli *cli, int argc, char **argv)
     bool first = true;
     double now = units_now();
     int c, rc = CLI_OK;
+    const char *model = NULL, *input = NULL;
+    long long tp = 1, batch = 64, max_len = 256;
+    bool skip_bad = false;
     while ((c = cli_getopt(cli, argc, argv, "+", longopts, help, &first)) != -1) {
         if (c == CLI_OPT_HELP)
             goto out;
         if (c == '?') {
             rc = CLI_USAGE;
             goto out;
+        }
+        if (c >= OPT_INFER && c <= OPT_ON_BAD) {
+            if (c == OPT_INFER)
+                model = optarg;
+            else if (c == OPT_INPUT)
+                input = optarg;
+            else if (c == OPT_TP && cli_parse_int(cli, "--tp", optarg, 1, JOBSPEC_TP_MAX, &tp) != 0)
+                rc = CLI_USAGE;
+            else if (c == OPT_BATCH && cli_parse_int(cli, "--batch", optarg, 1, 65536, &batch) != 0)
+                rc = CLI_USAGE;
+            else if (c == OPT_MAX_LEN && cli_parse_int(cli, "--max-len", optarg, 2, 512, &max_len) != 0)
+                rc = CLI_USAGE;
+            else if (c == OPT_ON_BAD) {
+                if (strcmp(optarg, "skip") != 0 && strcmp(optarg, "fail") != 0)
+                    rc = cli_fail(cli, CLI_USAGE, "--on-bad-line: '%s': expected skip or fail", optarg);
+                skip_bad = strcmp(optarg, "skip") == 0;
+            }
+            if (rc != CLI_OK)
+                goto out;
+            continue;
         }
         const char *name = NULL;
         for (const struct option *o = longopts; o->name; o++)
@@ -78,6 +124,30 @@ int cli_submit_run(struct cli *cli, int argc, char **argv)
     }
     json_t *obj;
     struct err err = {0};
+    if (model || input) {
+        if (!model || !input) {
+            rc = cli_fail(cli, CLI_USAGE, "--infer and --input go together");
+            goto out;
+        }
+        if (optind < argc || spec.is_array) {
+            rc = cli_fail(cli, CLI_USAGE, "an infer job takes no command and no --array");
+            goto out;
+        }
+        /* validate the common options through the exec path, then turn the spec into infer */
+        char *dummy[] = {"true", NULL};
+        if (client_spec_finish(&spec, 1, dummy, &obj, &err) != 0) {
+            rc = cli_fail(cli, CLI_USAGE, "%s", err.msg);
+            goto out;
+        }
+        json_object_del(obj, "argv");
+        json_object_set_new(obj, "kind", json_string("infer"));
+        json_object_set_new(obj, "model", json_string(model));
+        json_object_set_new(obj, "tp", json_integer(tp));
+        json_object_set_new(obj, "batch", json_integer(batch));
+        json_object_set_new(obj, "max_len", json_integer(max_len));
+        rc = cli_infer_submit(cli, obj, input, skip_bad);
+        goto out;
+    }
     if (client_spec_finish(&spec, argc - optind, argv + optind, &obj, &err) != 0) {
         rc = cli_fail(cli, CLI_USAGE, "%s", err.msg);
         goto out;

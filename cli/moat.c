@@ -44,6 +44,7 @@ static const struct cli_cmd commands[] = {
     {"local", cli_local_run, "run a cluster on this machine: up, down, status"},
     {"ping", cli_ping_run, "check that the controller answers"},
     {"model", cli_model_run, "import, list and verify models"},
+    {"search", cli_search_run, "semantic search over an infer job's embeddings"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 

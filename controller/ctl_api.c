@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "controller/ctl_infer.h"
 #include "controller/ctl_jobs.h"
 #include "controller/ctl_result.h"
 #include "shared/log.h"
@@ -24,8 +25,19 @@ int ctl_on_ping(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *
 int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
 {
     struct job_spec spec;
-    if (jobspec_from_json(&spec, json_object_get(msg->body, "spec"), err) != 0)
+    json_t *sj = json_object_get(msg->body, "spec"), *docs = NULL, *ids = NULL;
+    const char *kind = json_string_value(json_object_get(sj, "kind"));
+    if (kind && strcmp(kind, "infer") == 0) {
+        if (ctl_infer_prepare(msg, sj, &docs, &ids, err) != 0)
+            return -1;
+    } else if (msg->nblobs) {
+        return err_set(err, EINVAL, "submit: only infer jobs carry documents");
+    }
+    if (jobspec_from_json(&spec, sj, err) != 0) {
+        json_decref(docs);
+        json_decref(ids);
         return -1;
+    }
     for (int i = 0; i < spec.nafter; i++) {
         if (ctl_job_get(ctl, spec.after[i]) == NULL) {
             err_set(err, ENOENT, "after: job %llu does not exist", (unsigned long long)spec.after[i]);
@@ -36,9 +48,14 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
     struct ctl_job *job = ctl_job_new(ctl->njobs + 1, &spec, units_now(), err);
     if (job == NULL) {
         jobspec_clear(&spec);
+        json_decref(docs);
+        json_decref(ids);
         return -1;
     }
-    if (ctl_job_save(ctl, job, true, err) != 0 || ctl_job_add(ctl, job, err) != 0) {
+    int rc = docs ? ctl_infer_accept(ctl, job, docs, ids, err) : 0;
+    json_decref(docs);
+    json_decref(ids);
+    if (rc != 0 || ctl_job_save(ctl, job, true, err) != 0 || ctl_job_add(ctl, job, err) != 0) {
         ctl_job_free(job);
         return -1;
     }
@@ -191,6 +208,8 @@ int ctl_on_result(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
     struct ctl_job *job = job_arg(ctl, msg->body, err);
     if (job == NULL)
         return -1;
+    if (job->spec.kind == JOB_KIND_INFER)
+        return ctl_infer_result(ctl, peer, msg, job, err);
     const json_t *task = json_object_get(msg->body, "task");
     bool raw = json_is_true(json_object_get(msg->body, "raw"));
     if (raw && task == NULL)

@@ -71,13 +71,36 @@ static void node_release(struct ctl *ctl, const struct ctl_job *job, struct ctl_
 {
     if (t->node < 0)
         return;
-    struct ctl_node *n = &ctl->nodes[t->node];
-    n->used_cpus -= job->spec.cpus;
-    n->used_gpus -= job->spec.gpus;
-    n->used_mem -= job->spec.mem;
-    n->running--;
+    int nranks = t->ranks ? job->spec.tp : 1;
+    for (int r = 0; r < nranks; r++) {
+        int idx = t->ranks ? t->ranks[r] : t->node;
+        if (idx < 0)
+            continue;
+        struct ctl_node *n = &ctl->nodes[idx];
+        n->used_cpus -= job->spec.cpus;
+        n->used_gpus -= job->spec.gpus;
+        n->used_mem -= job->spec.mem;
+        n->running--;
+    }
+    free(t->ranks);
+    t->ranks = NULL;
     t->node = -1;
     ctl->need_sched = true;
+}
+
+void ctl_task_kill(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, const char *reason)
+{
+    const struct ctl_task *t = &job->tasks[offset];
+    int nranks = t->ranks ? job->spec.tp : 1;
+    for (int r = 0; r < nranks; r++) {
+        int idx = t->ranks ? t->ranks[r] : t->node;
+        if (idx < 0)
+            continue;
+        json_t *body = json_pack("{s:I, s:I, s:I, s:s}", "job", (json_int_t)job->id, "task",
+                                 (json_int_t)(job->spec.array_start + offset), "attempt",
+                                 (json_int_t)t->attempts, "reason", reason);
+        ctl_out_send(ctl, &ctl->nodes[idx].peer, PROTO_TYPE_KILL, body);
+    }
 }
 
 static int job_set_state(struct ctl *ctl, struct ctl_job *job, enum job_state to, double now,
@@ -251,10 +274,7 @@ int ctl_job_cancel(struct ctl *ctl, struct ctl_job *job, const char *why, struct
                 return -1; /* requeued tasks have records to update; never-started ones do not */
         } else if (t->state == JOB_STATE_RUNNING && !t->kill_sent && t->node >= 0) {
             t->kill_sent = true;
-            json_t *body = json_pack("{s:I, s:I, s:I, s:s}", "job", (json_int_t)job->id, "task",
-                                     (json_int_t)(job->spec.array_start + off), "attempt",
-                                     (json_int_t)t->attempts, "reason", "cancel");
-            ctl_out_send(ctl, &ctl->nodes[t->node].peer, PROTO_TYPE_KILL, body);
+            ctl_task_kill(ctl, job, off, "cancel");
         }
     }
     job->next_index = job->ntasks;

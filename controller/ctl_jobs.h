@@ -42,6 +42,10 @@ int ctl_task_requeue(struct ctl *ctl, struct ctl_job *job, uint32_t offset, bool
  * job's reason. EINVAL when the job has already ended. */
 int ctl_job_cancel(struct ctl *ctl, struct ctl_job *job, const char *why, struct err *err);
 
+/* ctl_task_kill: queue a KILL (reason: cancel, timeout, stale) for every rank of the
+ * running task offset. */
+void ctl_task_kill(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, const char *reason);
+
 /* ctl_task_offset: offset of array index in job, or -1 when out of range. */
 long ctl_task_offset(const struct ctl_job *job, uint64_t index);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "controller/ctl_infer.h"
 #include "controller/ctl_jobs.h"
 #include "controller/ctl_result.h"
 #include "shared/log.h"
@@ -56,7 +57,7 @@ static int requeue_lost(struct ctl *ctl, int n, const json_t *keep, const char *
         struct ctl_job *job = ctl->jobs[id];
         for (uint32_t off = 0; job->running && off < job->ntasks; off++) {
             struct ctl_task *t = &job->tasks[off];
-            if (t->state != JOB_STATE_RUNNING || t->node != n)
+            if (t->state != JOB_STATE_RUNNING || !ctl_task_on_node(job, t, n))
                 continue;
             if (keep && listed(keep, id, job->spec.array_start + off, t->attempts))
                 continue;
@@ -121,6 +122,10 @@ int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     node->cpus = (int)jint(b, "cpus");
     node->gpus = (int)jint(b, "gpus");
     node->mem = (uint64_t)jint(b, "mem_bytes");
+    const char *ch = jstr(b, "comm_host");
+    snprintf(node->comm_host, sizeof node->comm_host, "%s", ch ? ch : "");
+    node->comm_port_min = (int)jint(b, "comm_port_min");
+    node->comm_port_max = (int)jint(b, "comm_port_max");
     if (restarted || node->state == NODE_STATE_DOWN) {
         node->state = NODE_STATE_UP;
         node->launch_failures = 0;
@@ -164,12 +169,17 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     int st = job_state_parse(jstr(b, "state"));
     if (st < 0 || !job_state_is_terminal((enum job_state)st))
         return err_set(err, EPROTO, "task end: state '%.16s' is not a final state", jstr(b, "state"));
-    if (msg->nblobs != 2)
-        return err_set(err, EPROTO, "task end: expected 2 blobs (stdout, stderr), got %d", msg->nblobs);
+    const json_t *rankj = json_object_get(b, "rank");
+    if (msg->nblobs != (rankj && json_integer_value(rankj) == 0 && st == JOB_STATE_COMPLETED ? 3 : 2))
+        return err_set(err, EPROTO, "task end: expected blobs stdout, stderr (and rank 0's output), got %d",
+                       msg->nblobs);
     struct ctl_job *job = ctl_job_get(ctl, jid);
     long off = job ? ctl_task_offset(job, index) : -1;
     struct ctl_task *t = off >= 0 ? &job->tasks[off] : NULL;
-    if (t == NULL || t->state != JOB_STATE_RUNNING || t->node != n || t->attempts != attempt) {
+    bool infer = t && job->spec.kind == JOB_KIND_INFER;
+    if (t && t->state == JOB_STATE_RUNNING && t->attempts == attempt && infer && rankj)
+        return ctl_infer_on_end(ctl, peer, msg, n, job, (uint32_t)off, (int)json_integer_value(rankj), err);
+    if (t == NULL || infer || t->state != JOB_STATE_RUNNING || t->node != n || t->attempts != attempt) {
         /* A duplicate, or an attempt that is no longer current: acknowledge, store nothing. */
         log_debug("ctl", "task %llu.%u attempt %u from %s: not current; ignored",
                   (unsigned long long)jid, index, attempt, node->name);
@@ -258,8 +268,7 @@ int ctl_nodes_check(struct ctl *ctl, double now, double mono, struct err *err)
                 continue;
             if (!t->kill_sent && t->node >= 0) {
                 t->kill_sent = true;
-                send_kill(ctl, &ctl->nodes[t->node].peer, id, job->spec.array_start + off,
-                          t->attempts, "timeout");
+                ctl_task_kill(ctl, job, off, "timeout");
             } else if (now > t->deadline + 2 * slack) {
                 log_warn("ctl", "task %llu.%u: past its time limit and not ended by its node; TIMEOUT",
                          (unsigned long long)id, job->spec.array_start + off);

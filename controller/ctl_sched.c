@@ -1,9 +1,11 @@
 /* ctl_sched.c: priority order, resource fit, dependencies, begin times, %MAX. */
 #include "controller/ctl_sched.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "controller/ctl_infer.h"
 #include "controller/ctl_jobs.h"
 #include "shared/log.h"
 
@@ -94,7 +96,26 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
             continue;
         }
         job->reason[0] = '\0';
-        while (has_work(job) && free_cpus >= job->spec.cpus) {
+        while (job->spec.kind == JOB_KIND_INFER && has_work(job) &&
+               free_cpus >= (long)job->spec.cpus * job->spec.tp) {
+            int16_t group[JOBSPEC_TP_MAX];
+            if (ctl_infer_pick(ctl, &job->spec, group) != 0)
+                break;
+            uint32_t off = job->requeue_head < job->nrequeue ? job->requeue[job->requeue_head]
+                                                             : job->next_index;
+            if (ctl_infer_dispatch(ctl, job, off, group, now, err) != 0) {
+                if (err->code == EAGAIN)
+                    break; /* no port free on rank 0's node now */
+                return -1;
+            }
+            if (job->requeue_head < job->nrequeue)
+                job->requeue_head++;
+            else
+                job->next_index++;
+            free_cpus -= (long)job->spec.cpus * job->spec.tp;
+            placed++;
+        }
+        while (job->spec.kind != JOB_KIND_INFER && has_work(job) && free_cpus >= job->spec.cpus) {
             if (job->spec.array_max && job->running >= job->spec.array_max)
                 break;
             int n = ctl_sched_pick(ctl->nodes, ctl->nnodes, &job->spec);

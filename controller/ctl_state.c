@@ -29,7 +29,10 @@ void ctl_job_free(struct ctl_job *job)
     if (job == NULL)
         return;
     jobspec_clear(&job->spec);
+    for (uint32_t i = 0; job->tasks && i < job->ntasks; i++)
+        free(job->tasks[i].ranks);
     free(job->tasks);
+    json_decref(job->infer);
     free(job->requeue);
     free(job);
 }
@@ -188,6 +191,8 @@ int ctl_job_save(struct ctl *ctl, const struct ctl_job *job, bool append, struct
                           "start_time", time_json(job->start_time), "end_time",
                           time_json(job->end_time), "exit_code", job->exit_code, "reason",
                           job->reason, "cancel", job->cancel_requested);
+    if (o && job->infer)
+        json_object_set(o, "infer", job->infer);
     uint8_t key[8];
     return save_json(ctl, STORE_DB_JOBS, key, store_key_job(key, job->id), o, append, err);
 }
@@ -201,6 +206,14 @@ int ctl_task_save(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, s
                           (int)t->launch_fails, "node", node, "exit_code", t->exit_code, "signal",
                           t->signal, "start_time", time_json(t->start_time), "end_time",
                           time_json(t->end_time), "deadline", time_json(t->deadline));
+    if (o && t->ranks) {
+        json_t *ranks = json_array();
+        for (int r = 0; r < job->spec.tp; r++)
+            json_array_append_new(ranks, json_string(t->ranks[r] >= 0 ? ctl->nodes[t->ranks[r]].name : ""));
+        json_object_set_new(o, "ranks", ranks);
+        json_object_set_new(o, "comm_port", json_integer(t->comm_port));
+        json_object_set_new(o, "ranks_done", json_integer(t->ranks_done));
+    }
     uint8_t key[12];
     uint32_t index = job->spec.array_start + offset;
     return save_json(ctl, STORE_DB_TASKS, key, store_key_task(key, job->id, index), o, false, err);
@@ -337,6 +350,7 @@ static int load_job_cb(const void *key, size_t klen, const void *val, size_t vle
     job->exit_code = jint(o, "exit_code", -1);
     snprintf(job->reason, sizeof job->reason, "%s", jstr(o, "reason"));
     job->cancel_requested = json_is_true(json_object_get(o, "cancel"));
+    job->infer = json_incref(json_object_get(o, "infer"));
     json_decref(o);
     return 0;
 }
@@ -373,14 +387,31 @@ static int load_task_cb(const void *key, size_t klen, const void *val, size_t vl
     t->node = -1;
     int n = ctl_node_find(ctl, jstr(o, "node"));
     t->last_node = n;
+    const json_t *ranks = json_object_get(o, "ranks");
+    if (t->state == JOB_STATE_RUNNING && json_is_array(ranks) &&
+        json_array_size(ranks) == (size_t)job->spec.tp && job->spec.tp > 0) {
+        t->ranks = calloc((size_t)job->spec.tp, sizeof *t->ranks);
+        for (int r = 0; t->ranks && r < job->spec.tp; r++) {
+            t->ranks[r] = (int16_t)ctl_node_find(ctl, json_string_value(json_array_get(ranks, (size_t)r)) ?: "");
+            if (t->ranks[r] < 0)
+                n = -1; /* a rank's node is unknown: requeue below */
+        }
+        t->comm_port = jint(o, "comm_port", 0);
+        t->ranks_done = (uint32_t)jint(o, "ranks_done", 0);
+    }
     if (t->state == JOB_STATE_RUNNING) {
-        if (n >= 0) {
+        if (n >= 0 && (t->ranks || job->spec.kind != JOB_KIND_INFER)) {
             t->node = n;
-            ctl->nodes[n].used_cpus += job->spec.cpus;
-            ctl->nodes[n].used_gpus += job->spec.gpus;
-            ctl->nodes[n].used_mem += job->spec.mem;
-            ctl->nodes[n].running++;
+            for (int r = 0; r < (t->ranks ? job->spec.tp : 1); r++) {
+                struct ctl_node *nd = &ctl->nodes[t->ranks ? t->ranks[r] : n];
+                nd->used_cpus += job->spec.cpus;
+                nd->used_gpus += job->spec.gpus;
+                nd->used_mem += job->spec.mem;
+                nd->running++;
+            }
         } else {
+            free(t->ranks);
+            t->ranks = NULL;
             t->state = JOB_STATE_PENDING; /* node unknown: requeue below */
         }
     }
@@ -520,6 +551,13 @@ json_t *ctl_job_json(const struct ctl *ctl, const struct ctl_job *job, bool with
         else
             snprintf(buf, sizeof buf, "%u-%u", job->spec.array_start, job->spec.array_end);
         json_object_set_new(o, "array", json_string(buf));
+    }
+    if (job->spec.kind == JOB_KIND_INFER) {
+        json_object_set_new(o, "model", json_string(job->spec.model));
+        json_object_set_new(o, "tp", json_integer(job->spec.tp));
+        json_object_set_new(o, "batch", json_integer(job->spec.batch));
+        json_object_set_new(o, "max_len", json_integer(job->spec.max_len));
+        json_object_set_new(o, "ndocs", json_integer(job->spec.ndocs));
     }
     if (job->spec.begin > 0)
         json_object_set_new(o, "begin", json_real(job->spec.begin));

@@ -37,7 +37,12 @@ struct ctl_task {
     double start_time, end_time; /* Unix s; 0 = not yet */
     double deadline;        /* absolute Unix s of the time limit; 0 = none */
     bool kill_sent;
+    /* infer tasks: the TP group of the current attempt */
+    int16_t *ranks;         /* tp node indices while RUNNING (ranks[0] == node); owned; else NULL */
+    uint32_t ranks_done;    /* bit r: rank r reported COMPLETED for this attempt */
+    int comm_port;          /* rank 0's rendezvous port on its node */
 };
+
 
 struct ctl_job {
     uint64_t id;
@@ -55,7 +60,19 @@ struct ctl_job {
     uint32_t nrequeue, requeue_cap, requeue_head;
     uint32_t running;       /* tasks RUNNING */
     uint32_t done;          /* tasks in a terminal state */
+    json_t *infer;          /* infer jobs: {shards: [{sha256, bytes}] per rank, vocab: {sha256, bytes}}; owned */
 };
+
+/* ctl_task_on_node: task t of job runs (a rank of it) on node n. */
+static inline bool ctl_task_on_node(const struct ctl_job *job, const struct ctl_task *t, int n)
+{
+    if (t->node == n)
+        return true;
+    for (int r = 1; t->ranks && r < job->spec.tp; r++)
+        if (t->ranks[r] == n)
+            return true;
+    return false;
+}
 
 struct ctl_node {
     char name[65], host[256], backend[33], instance[65];
@@ -69,6 +86,8 @@ struct ctl_node {
     struct net_peer peer;
     double last_seen;         /* monotonic s */
     int launch_failures;      /* consecutive */
+    char comm_host[64];       /* where this node's TP rank 0 listens (REGISTER) */
+    int comm_port_min, comm_port_max, comm_port_next;
 };
 
 struct ctl_out {

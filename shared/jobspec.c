@@ -49,6 +49,8 @@ void jobspec_clear(struct job_spec *spec)
 
 uint32_t jobspec_ntasks(const struct job_spec *spec)
 {
+    if (spec->kind == JOB_KIND_INFER)
+        return spec->batch > 0 ? (spec->ndocs + (uint32_t)spec->batch - 1) / (uint32_t)spec->batch : 1;
     return spec->is_array ? spec->array_end - spec->array_start + 1 : 1;
 }
 
@@ -122,7 +124,31 @@ int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err
 }
 
 static const char *const known_keys[] = {"kind", "name", "argv", "cpus", "gpus", "mem",
-                                         "priority", "array", "after", "begin", "time_limit", NULL};
+                                         "priority", "array", "after", "begin", "time_limit",
+                                         "model", "ndocs", "tp", "batch", "max_len", NULL};
+
+/* infer_fields: the fields of an infer job (no argv, no array). */
+static int infer_fields(struct job_spec *spec, const json_t *obj, struct err *err)
+{
+    const json_t *model = json_object_get(obj, "model");
+    if (!json_is_string(model) || json_string_length(model) == 0 || json_string_length(model) > 64)
+        return err_set(err, EINVAL, "spec: model: expected the name of an imported model");
+    memcpy(spec->model, json_string_value(model), json_string_length(model) + 1);
+    if (json_object_get(obj, "argv") || json_object_get(obj, "array"))
+        return err_set(err, EINVAL, "spec: an infer job takes no argv or array");
+    long long v;
+    if (get_int(obj, "ndocs", 1, JOBSPEC_DOCS_MAX, 0, &v, err)) return -1;
+    if (v < 1)
+        return err_set(err, EINVAL, "spec: ndocs: the input has no documents");
+    spec->ndocs = (uint32_t)v;
+    if (get_int(obj, "tp", 1, JOBSPEC_TP_MAX, 1, &v, err)) return -1;
+    spec->tp = (int)v;
+    if (get_int(obj, "batch", 1, 65536, 64, &v, err)) return -1;
+    spec->batch = (int)v;
+    if (get_int(obj, "max_len", 2, 512, 256, &v, err)) return -1;
+    spec->max_len = (int)v;
+    return 0;
+}
 
 int jobspec_from_json(struct job_spec *spec, const json_t *obj, struct err *err)
 {
@@ -147,10 +173,15 @@ int jobspec_from_json(struct job_spec *spec, const json_t *obj, struct err *err)
             k = i;
     if (k < 0)
         return err_set(err, EINVAL, "spec: kind: unknown kind '%.20s'", json_string_value(kind));
-    if (k != JOB_KIND_EXEC)
+    if (k == JOB_KIND_BENCH)
         return err_set(err, ENOTSUP, "spec: kind: '%s' jobs are not supported by this controller yet",
                        kind_names[k]);
     spec->kind = (enum job_kind)k;
+    if (k != JOB_KIND_INFER) {
+        for (const char *const *f = (const char *const[]){"model", "ndocs", "tp", "batch", "max_len", NULL}; *f; f++)
+            if (json_object_get(obj, *f))
+                return err_set(err, EINVAL, "spec: %s: only for infer jobs", *f);
+    }
 
     const json_t *name = json_object_get(obj, "name");
     if (name) {
@@ -164,10 +195,14 @@ int jobspec_from_json(struct job_spec *spec, const json_t *obj, struct err *err)
         memcpy(spec->name, s, json_string_length(name) + 1);
     }
 
+    if (k == JOB_KIND_INFER && infer_fields(spec, obj, err) != 0)
+        return -1;
     const json_t *argv = json_object_get(obj, "argv");
-    if (!json_is_array(argv) || json_array_size(argv) == 0)
+    if (k == JOB_KIND_INFER)
+        argv = NULL;
+    else if (!json_is_array(argv) || json_array_size(argv) == 0)
         return err_set(err, EINVAL, "spec: argv: expected a non-empty array of strings");
-    if (json_array_size(argv) > JOBSPEC_ARGV_MAX)
+    if (argv && json_array_size(argv) > JOBSPEC_ARGV_MAX)
         return err_set(err, EINVAL, "spec: argv: more than %d arguments", JOBSPEC_ARGV_MAX);
     size_t total = 0, i;
     json_t *a;
@@ -180,7 +215,7 @@ int jobspec_from_json(struct job_spec *spec, const json_t *obj, struct err *err)
     }
     if (total > JOBSPEC_ARGV_BYTES)
         return err_set(err, EINVAL, "spec: argv: more than %d bytes", JOBSPEC_ARGV_BYTES);
-    if (json_string_length(json_array_get(argv, 0)) == 0)
+    if (argv && json_string_length(json_array_get(argv, 0)) == 0)
         return err_set(err, EINVAL, "spec: argv[0]: empty command");
 
     long long v;
@@ -234,7 +269,7 @@ int jobspec_from_json(struct job_spec *spec, const json_t *obj, struct err *err)
         }
     }
 
-    spec->argv = calloc(json_array_size(argv), sizeof *spec->argv);
+    spec->argv = calloc(json_array_size(argv) + 1, sizeof *spec->argv);
     if (spec->argv == NULL) {
         jobspec_clear(spec);
         return err_set(err, ENOMEM, "spec: out of memory");
@@ -282,5 +317,13 @@ json_t *jobspec_to_json(const struct job_spec *spec)
         json_object_set_new(o, "begin", json_real(spec->begin));
     if (spec->time_limit > 0)
         json_object_set_new(o, "time_limit", json_real(spec->time_limit));
+    if (spec->kind == JOB_KIND_INFER) {
+        json_object_del(o, "argv");
+        json_object_set_new(o, "model", json_string(spec->model));
+        json_object_set_new(o, "ndocs", json_integer(spec->ndocs));
+        json_object_set_new(o, "tp", json_integer(spec->tp));
+        json_object_set_new(o, "batch", json_integer(spec->batch));
+        json_object_set_new(o, "max_len", json_integer(spec->max_len));
+    }
     return o;
 }

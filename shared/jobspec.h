@@ -6,7 +6,10 @@
  * (Unix seconds), so a restart never resets it.
  * JSON shape (docs/protocol.md): {"kind":"exec", "name":S, "argv":[S...], "cpus":N,
  *   "gpus":N, "mem":BYTES, "priority":N, "array":{"start":A,"end":B,"max":M},
- *   "after":[ID...], "begin":UNIX_S, "time_limit":SECONDS}
+ *   "after":[ID...], "begin":UNIX_S, "time_limit":SECONDS}; an infer job has no
+ *   argv or array but {"model":S, "ndocs":N, "tp":N, "batch":N, "max_len":N}:
+ *   one task per batch of documents, each run by a TP group of tp ranks, every
+ *   rank on its own node with cpus/gpus/mem of its own.
  * Thread-safety: functions are reentrant; a spec has one owner.
  */
 #ifndef MOAT_JOBSPEC_H
@@ -35,6 +38,8 @@ enum job_kind { JOB_KIND_EXEC, JOB_KIND_INFER, JOB_KIND_BENCH, JOB_KIND_COUNT };
 #define JOBSPEC_ARGV_BYTES 65536
 #define JOBSPEC_AFTER_MAX 256
 #define JOBSPEC_ARRAY_MAX 1000000u
+#define JOBSPEC_TP_MAX 16
+#define JOBSPEC_DOCS_MAX 100000000u
 
 struct job_spec {
     enum job_kind kind;
@@ -52,6 +57,12 @@ struct job_spec {
     int nafter;
     double begin;         /* absolute Unix seconds; 0 = as soon as possible */
     double time_limit;    /* seconds per task; 0 = none */
+    /* infer jobs */
+    char model[65];       /* an imported model's name */
+    uint32_t ndocs;       /* documents in the input, >= 1 */
+    int tp;               /* tensor-parallel degree: ranks per task, 1..JOBSPEC_TP_MAX */
+    int batch;            /* documents per task, 1..65536 */
+    int max_len;          /* tokens per document after truncation, 2..512 */
 };
 
 /* job_state_name: "PENDING" ...; job_state_parse: name (case-insensitive) -> state or -1. */
@@ -68,7 +79,7 @@ int jobspec_from_json(struct job_spec *spec, const json_t *obj, struct err *err)
 /* jobspec_to_json: new JSON object of spec (the shape above). Caller owns it; NULL on ENOMEM. */
 json_t *jobspec_to_json(const struct job_spec *spec);
 
-/* jobspec_ntasks: number of tasks (array elements, or 1). */
+/* jobspec_ntasks: number of tasks (array elements, batches of an infer job, or 1). */
 uint32_t jobspec_ntasks(const struct job_spec *spec);
 
 /* jobspec_array_parse: "A-B[%MAX]" or "A[%MAX]" -> fields of spec. EINVAL on bad syntax,

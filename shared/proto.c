@@ -126,6 +126,9 @@ static const struct field f_register[] = {
     {"backend", FT_STR, REQ, 0, 32, 0, 0},
     {"instance", FT_STR, REQ, 0, 64, 0, 0},
     {"tasks", FT_OBJ_ARRAY, REQ, 0, 0, 100000, f_task_ref},
+    {"comm_host", FT_STR, OPT, 0, 63, 0, 0},
+    {"comm_port_min", FT_INT, OPT, 1, 65535, 0, 0},
+    {"comm_port_max", FT_INT, OPT, 1, 65535, 0, 0},
     {0}};
 static const struct field f_heartbeat[] = {
     {"name", FT_STR, REQ, 0, 64, 0, 0},
@@ -141,6 +144,7 @@ static const struct field f_task_end[] = {
     {"signal", FT_INT, REQ, 0, 128, 0, 0},
     {"truncated", FT_BOOL, REQ, 0, 0, 0, 0},
     {"launch_error", FT_STR, OPT, 0, 200, 0, 0},
+    {"rank", FT_INT, OPT, 0, 15, 0, 0},
     {"start_time", FT_NUM, REQ, 0, 1e11, 0, 0},
     {"end_time", FT_NUM, REQ, 0, 1e11, 0, 0},
     {0}};
@@ -156,6 +160,16 @@ static const struct field f_dispatch[] = {
     {"mem", FT_INT, REQ, 0, I64MAX, 0, 0},
     {"deadline", FT_NUM, REQ, 0, 1e11, 0, 0},
     {"output_cap", FT_INT, REQ, 0, 1073741824.0, 0, 0},
+    /* infer tasks */
+    {"rank", FT_INT, OPT, 0, 15, 0, 0},
+    {"tp", FT_INT, OPT, 1, 16, 0, 0},
+    {"comm", FT_STR, OPT, 0, 128, 0, 0},
+    {"shard", FT_STR, OPT, 0, 64, 0, 0},
+    {"shard_bytes", FT_INT, OPT, 1, 4294967296.0, 0, 0},
+    {"vocab", FT_STR, OPT, 0, 64, 0, 0},
+    {"vocab_bytes", FT_INT, OPT, 1, 4294967296.0, 0, 0},
+    {"max_len", FT_INT, OPT, 2, 512, 0, 0},
+    {"batch", FT_INT, OPT, 1, 65536, 0, 0},
     {0}};
 static const struct field f_kill[] = {
     {"job", FT_INT, REQ, 1, I64MAX, 0, 0},

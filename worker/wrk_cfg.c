@@ -2,6 +2,7 @@
 #include "worker/wrk_cfg.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -17,6 +18,8 @@ static const struct cfg_key keys[] = {
     {"gpus", CFG_INT, "-1", -1, 1024, F(gpus)},
     {"resend_interval", CFG_DURATION, "1 s", 0.01, 3600, F(resend_interval)},
     {"kill_grace", CFG_DURATION, "5 s", 0, 3600, F(kill_grace)},
+    {"comm_host", CFG_STR, "127.0.0.1", 0, 0, F(comm_host)},
+    {"comm_ports", CFG_STR, "29500-29999", 0, 0, F(comm_ports)},
     {"log_level", CFG_STR, "info", 0, 0, F(log_level)},
     {0},
 };
@@ -34,5 +37,13 @@ int wrk_cfg_load(const char *path, struct wrk_cfg *cfg, struct err *err)
     if (strspn(cfg->name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
             strlen(cfg->name) || strlen(cfg->name) > 64)
         return err_set(err, EINVAL, "%s: name: use at most 64 letters, digits, '.', '_', '-'", where);
+    int lo, hi, used = 0;
+    if (sscanf(cfg->comm_ports, "%d-%d%n", &lo, &hi, &used) != 2 || cfg->comm_ports[used] != '\0' ||
+        lo < 1 || hi > 65535 || hi < lo)
+        return err_set(err, EINVAL, "%s: comm_ports: expected \"MIN-MAX\" within 1-65535", where);
+    cfg->comm_port_min = lo;
+    cfg->comm_port_max = hi;
+    if (cfg->comm_host[0] == '\0' || strlen(cfg->comm_host) > 63)
+        return err_set(err, EINVAL, "%s: comm_host: an address of this node on the fabric is needed", where);
     return 0;
 }

@@ -14,6 +14,9 @@ struct wrk_cfg {
     uint64_t mem;        /* bytes; 0 = physical memory */
     int64_t gpus;        /* -1 = detect */
     double resend_interval, kill_grace; /* s */
+    char comm_host[CFG_STR_MAX]; /* where this node's TP rank 0 listens */
+    char comm_ports[CFG_STR_MAX]; /* "MIN-MAX" */
+    int comm_port_min, comm_port_max; /* parsed from comm_ports */
     char log_level[CFG_STR_MAX];
 };
 

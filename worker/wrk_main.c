@@ -26,6 +26,8 @@
 #include "shared/units.h"
 #include "worker/wrk_cfg.h"
 #include "worker/wrk_exec.h"
+#include "worker/wrk_infer.h"
+#include "worker/wrk_objects.h"
 #include "worker/wrk_res.h"
 #include "worker/wrk_tasks.h"
 
@@ -47,7 +49,11 @@ struct wrk {
     uint64_t next_req;
     bool stop;
     bool batch_needs_sync;  /* the open batch records results (not only forgets them) */
+    char self[600];         /* this executable, for `--run-infer` children */
+    char objects[600];      /* <state_dir>/objects */
 };
+
+static void start_infer(struct wrk *w, struct wrk_task *t);
 
 static void send_msg(struct wrk *w, enum proto_type type, uint64_t req, json_t *body,
                      const struct wrk_task *blobs_of)
@@ -56,7 +62,8 @@ static void send_msg(struct wrk *w, enum proto_type type, uint64_t req, json_t *
     struct err e = {0};
     proto_msg_init(&m, type, req, body);
     if (blobs_of && (proto_msg_add_blob(&m, blobs_of->out, blobs_of->out_len, &e) != 0 ||
-                     proto_msg_add_blob(&m, blobs_of->err, blobs_of->err_len, &e) != 0))
+                     proto_msg_add_blob(&m, blobs_of->err, blobs_of->err_len, &e) != 0 ||
+                     (blobs_of->res && proto_msg_add_blob(&m, blobs_of->res, blobs_of->res_len, &e) != 0)))
         log_error("wrk", "task end: %s", e.msg);
     else if (net_send(w->sock, NULL, &m, &e) != 0)
         log_warn("wrk", "send %s: %s", proto_type_name(type), e.msg);
@@ -77,6 +84,9 @@ static void send_register(struct wrk *w)
                           w->res.host, "pid", (int)getpid(), "cpus", w->res.cpus, "gpus",
                           w->res.gpus, "mem_bytes", (json_int_t)w->res.mem, "backend",
                           w->res.backend, "instance", w->instance, "tasks", tasks);
+    json_object_set_new(b, "comm_host", json_string(w->cfg.comm_host));
+    json_object_set_new(b, "comm_port_min", json_integer(w->cfg.comm_port_min));
+    json_object_set_new(b, "comm_port_max", json_integer(w->cfg.comm_port_max));
     w->reg_req = ++w->next_req;
     w->reg_sent = units_mono();
     send_msg(w, PROTO_TYPE_REGISTER, w->reg_req, b, NULL);
@@ -131,6 +141,21 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
     struct err e = {0};
     bool launch_error = false;
     const char *kind = json_string_value(json_object_get(b, "kind"));
+    if (strcmp(kind, "infer") == 0 && m->nblobs == 1 && json_object_get(b, "shard") &&
+        json_object_get(b, "vocab") && json_object_get(b, "rank") && json_object_get(b, "tp")) {
+        t->infer = true;
+        t->rank = (int)json_integer_value(json_object_get(b, "rank"));
+        t->tp = (int)json_integer_value(json_object_get(b, "tp"));
+        t->dispatch = json_incref((json_t *)b);
+        t->docs = malloc(m->blobs[0].len + 1);
+        if (t->docs) {
+            memcpy(t->docs, m->blobs[0].data, m->blobs[0].len);
+            t->docs_len = m->blobs[0].len;
+        }
+        t->phase = WRK_PHASE_FETCHING;
+        start_infer(w, t);
+        return;
+    }
     /* Task environment: the task's MOAT_* variables, then the worker's own
      * without its MOAT_* ones (getenv takes the first match). */
     char **task_env = json_strv(json_object_get(b, "env"), NULL);
@@ -182,8 +207,167 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
               attempt, (int)t->proc.pid);
 }
 
+/* end_launch_failed: the task could not be started here. launch_error: the node is
+ * at fault (not held against the job); else the task itself failed. */
+static void end_unstarted(struct wrk *w, struct wrk_task *t, bool launch_error, const char *why)
+{
+    struct err e = {0};
+    wrk_fetch_abort(&t->fetch);
+    log_warn("wrk", "task %llu.%u attempt %u: %s", (unsigned long long)t->job, t->index, t->attempt, why);
+    if (launch_error)
+        snprintf(t->launch_error, sizeof t->launch_error, "%s", why);
+    else if ((t->err = strdup(why)) != NULL)
+        t->err_len = strlen(why);
+    t->phase = WRK_PHASE_ENDED;
+    t->state = JOB_STATE_FAILED;
+    t->end_time = units_now();
+    t->need_send = true;
+    if (wrk_task_save(w->store, t, &e) != 0)
+        log_error("wrk", "task %llu.%u: cannot record result: %s", (unsigned long long)t->job,
+                  t->index, e.msg);
+    w->batch_needs_sync = true;
+}
+
+/* fetch_next: ask for the next chunk of the object being fetched. */
+static void fetch_next(struct wrk *w, struct wrk_task *t)
+{
+    uint64_t left = t->fetch.total - t->fetch.off;
+    t->fetch_req = ++w->next_req;
+    send_msg(w, PROTO_TYPE_SHARD_GET, t->fetch_req,
+             json_pack("{s:s, s:I, s:I}", "sha256", t->fetch.sha, "offset", (json_int_t)t->fetch.off,
+                       "len", (json_int_t)(left < (4u << 20) ? left : (4u << 20))),
+             NULL);
+}
+
+/* start_infer: make sure the shard and vocabulary are here and verified (fetching
+ * what is missing), then launch the rank as `moat-worker --run-infer SPEC.json`. */
+static void start_infer(struct wrk *w, struct wrk_task *t)
+{
+    static const char *const keys[2][2] = {{"shard", "shard_bytes"}, {"vocab", "vocab_bytes"}};
+    struct err e = {0};
+    while (t->fetch_stage < 2) {
+        const char *sha = json_string_value(json_object_get(t->dispatch, keys[t->fetch_stage][0]));
+        if (wrk_objects_have(w->objects, sha)) {
+            t->fetch_stage++;
+            continue;
+        }
+        char tag[64];
+        snprintf(tag, sizeof tag, "%llu.%u.%u", (unsigned long long)t->job, t->index, t->attempt);
+        json_int_t total = json_integer_value(json_object_get(t->dispatch, keys[t->fetch_stage][1]));
+        if (wrk_fetch_begin(&t->fetch, w->objects, sha, (uint64_t)total, tag, &e) != 0) {
+            end_unstarted(w, t, true, e.msg);
+            return;
+        }
+        fetch_next(w, t);
+        return; /* continued in on_fetch_reply */
+    }
+    /* the rank's input, spec, and the process */
+    char input[700], output[700], spec[700], shard[600], vocab[600];
+    snprintf(input, sizeof input, "%s/input.json", t->cwd);
+    snprintf(output, sizeof output, "%s/output.f32", t->cwd);
+    snprintf(spec, sizeof spec, "%s/spec.json", t->cwd);
+    wrk_objects_path(w->objects, json_string_value(json_object_get(t->dispatch, "shard")), shard, sizeof shard);
+    wrk_objects_path(w->objects, json_string_value(json_object_get(t->dispatch, "vocab")), vocab, sizeof vocab);
+    json_t *docs = t->docs ? json_loadb(t->docs, t->docs_len, 0, NULL) : NULL;
+    json_t *texts = json_object_get(docs, "texts");
+    if (mkdir(t->cwd, 0700) != 0 && errno != EEXIST) {
+        json_decref(docs);
+        err_set(&e, errno, "task directory %s: %s", t->cwd, strerror(errno));
+        end_unstarted(w, t, true, e.msg);
+        return;
+    }
+    const json_t *d = t->dispatch;
+    json_t *sp = json_pack("{s:O, s:O, s:O, s:i, s:i, s:s, s:O, s:s, s:s, s:s, s:O, s:O, s:s, s:O, s:i}",
+                           "job", json_object_get(d, "job"), "task", json_object_get(d, "task"),
+                           "attempt", json_object_get(d, "attempt"), "rank", t->rank, "tp", t->tp,
+                           "shard", shard, "shard_sha256", json_object_get(d, "shard"), "vocab", vocab,
+                           "input", input, "output", output, "max_len", json_object_get(d, "max_len"),
+                           "threads", json_object_get(d, "cpus"), "backend",
+                           w->res.gpus > 0 && json_integer_value(json_object_get(d, "gpus")) > 0 ? "cuda" : "cpu",
+                           "comm", json_object_get(d, "comm") ? json_object_get(d, "comm") : json_null(),
+                           "comm_timeout", 120);
+    if (!json_is_string(json_object_get(sp, "comm")))
+        json_object_del(sp, "comm");
+    int ok = json_is_array(texts) && json_dump_file(texts, input, JSON_COMPACT) == 0 &&
+             json_dump_file(sp, spec, JSON_COMPACT) == 0;
+    json_decref(sp);
+    json_decref(docs);
+    free(t->docs);
+    t->docs = NULL;
+    if (!ok) {
+        end_unstarted(w, t, true, "cannot write the rank's input and spec");
+        return;
+    }
+    char *argv[] = {w->self, "--run-infer", spec, NULL};
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **envp = calloc(nenv + 3, sizeof *envp);
+    char jobvar[64], blas[48];
+    snprintf(jobvar, sizeof jobvar, "MOAT_JOB_ID=%llu", (unsigned long long)t->job);
+    snprintf(blas, sizeof blas, "OPENBLAS_NUM_THREADS=%lld",
+             (long long)json_integer_value(json_object_get(d, "cpus")));
+    size_t k = 0;
+    if (envp) {
+        envp[k++] = jobvar;
+        envp[k++] = blas;
+        for (size_t i = 0; i < nenv; i++)
+            if (strncmp(environ[i], "MOAT_", 5) != 0 && strncmp(environ[i], "OPENBLAS_NUM_THREADS=", 21) != 0)
+                envp[k++] = environ[i];
+    }
+    bool launch_error = true;
+    int rc = envp ? wrk_exec_start(&t->proc, argv, envp, t->cwd, 65536, &launch_error, &e)
+                  : err_set(&e, ENOMEM, "out of memory");
+    free(envp);
+    json_decref(t->dispatch);
+    t->dispatch = NULL;
+    if (rc != 0) {
+        end_unstarted(w, t, launch_error, e.msg);
+        return;
+    }
+    t->phase = WRK_PHASE_RUNNING;
+    log_debug("wrk", "task %llu.%u attempt %u: rank %d/%d started pid %d", (unsigned long long)t->job,
+              t->index, t->attempt, t->rank, t->tp, (int)t->proc.pid);
+}
+
+/* on_fetch_reply: a SHARD_GET answer for task t (REPLY with a chunk, or ERROR). */
+static void on_fetch_reply(struct wrk *w, struct wrk_task *t, const struct proto_msg *m)
+{
+    struct err e = {0};
+    if (m->type == PROTO_TYPE_ERROR) {
+        proto_error_from_body(m->body, &e);
+        end_unstarted(w, t, false, e.msg);
+        return;
+    }
+    if (m->nblobs != 1 || m->blobs[0].len == 0 ||
+        wrk_fetch_chunk(&t->fetch, m->blobs[0].data, m->blobs[0].len, t->fetch.off, &e) != 0) {
+        if (e.code == 0)
+            err_set(&e, EPROTO, "object %.16s...: empty chunk", t->fetch.sha);
+        end_unstarted(w, t, false, e.msg);
+        return;
+    }
+    if (!wrk_fetch_done(&t->fetch)) {
+        fetch_next(w, t);
+        return;
+    }
+    if (wrk_fetch_finish(&t->fetch, &e) != 0) {
+        end_unstarted(w, t, false, e.msg);
+        return;
+    }
+    log_info("wrk", "object %.16s... fetched and verified (%llu bytes)", t->fetch.sha,
+             (unsigned long long)t->fetch.total);
+    t->fetch_stage++;
+    start_infer(w, t);
+}
+
 static void kill_task(struct wrk *w, struct wrk_task *t, enum wrk_kill why)
 {
+    if (t->phase == WRK_PHASE_FETCHING && t->kill == WRK_KILL_NONE) {
+        t->kill = why;
+        end_unstarted(w, t, false, "killed before it started");
+        t->state = JOB_STATE_CANCELLED;
+        return;
+    }
     if (t->phase != WRK_PHASE_RUNNING || t->kill != WRK_KILL_NONE)
         return;
     t->kill = why;
@@ -221,6 +405,10 @@ static void on_reply(struct wrk *w, const struct proto_msg *m)
     }
     for (int i = 0; i < w->tasks.n; i++) {
         struct wrk_task *t = w->tasks.v[i];
+        if (t->phase == WRK_PHASE_FETCHING && t->fetch_req == m->req_id) {
+            on_fetch_reply(w, t, m);
+            return;
+        }
         if (t->phase == WRK_PHASE_ENDED && t->req_id == m->req_id) {
             struct err e = {0};
             if (wrk_task_forget(w->store, t, &e) != 0) {
@@ -249,6 +437,12 @@ static void on_message(struct wrk *w, const struct proto_msg *m)
     case PROTO_TYPE_REPLY: on_reply(w, m); return;
     case PROTO_TYPE_ERROR: {
         struct err e;
+        for (int i = 0; i < w->tasks.n; i++) {
+            if (w->tasks.v[i]->phase == WRK_PHASE_FETCHING && w->tasks.v[i]->fetch_req == m->req_id) {
+                on_fetch_reply(w, w->tasks.v[i], m);
+                return;
+            }
+        }
         proto_error_from_body(m->body, &e);
         if (e.code == ENOTCONN) {
             if (w->registered)
@@ -445,6 +639,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "--run-infer") == 0)
+        return wrk_infer_main(argc - 1, argv + 1);
     const char *conf = NULL;
     int opt;
     while ((opt = getopt(argc, argv, "c:h")) != -1) {
@@ -499,6 +695,11 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/tasks", w.cfg.state_dir);
     if (mkdir(path, 0700) != 0 && errno != EEXIST)
         log_warn("wrk", "%s: %s; tasks cannot be launched here", path, strerror(errno));
+    snprintf(w.objects, sizeof w.objects, "%.500s/objects", w.cfg.state_dir);
+    if (mkdir(w.objects, 0700) != 0 && errno != EEXIST)
+        log_warn("wrk", "%s: %s; infer tasks cannot fetch shards", w.objects, strerror(errno));
+    ssize_t sl = readlink("/proc/self/exe", w.self, sizeof w.self - 1);
+    w.self[sl > 0 ? sl : 0] = '\0';
     snprintf(path, sizeof path, "%s/store", w.cfg.state_dir);
     int rc = 1;
     net_t *net = NULL;

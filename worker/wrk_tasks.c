@@ -2,6 +2,7 @@
 #include "worker/wrk_tasks.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -36,6 +37,7 @@ struct wrk_task *wrk_tasks_add(struct wrk_tasks *ts, uint64_t job, uint32_t inde
     t->index = index;
     t->attempt = attempt;
     t->proc.out_fd = t->proc.err_fd = -1;
+    t->fetch.fd = -1;
     t->exit_code = -1;
     ts->v[ts->n++] = t;
     return t;
@@ -44,6 +46,10 @@ struct wrk_task *wrk_tasks_add(struct wrk_tasks *ts, uint64_t job, uint32_t inde
 static void task_free(struct wrk_task *t)
 {
     wrk_exec_release(&t->proc);
+    wrk_fetch_abort(&t->fetch);
+    json_decref(t->dispatch);
+    free(t->docs);
+    free(t->res);
     free(t->out);
     free(t->err);
     free(t);
@@ -88,6 +94,25 @@ void wrk_task_finish(struct wrk_task *t, double now)
     memset(&t->proc.out, 0, sizeof t->proc.out);
     memset(&t->proc.err, 0, sizeof t->proc.err);
     wrk_exec_release(&t->proc);
+    if (t->infer && t->rank == 0 && t->state == JOB_STATE_COMPLETED) {
+        /* rank 0's embeddings: read them before the task directory goes */
+        char path[700];
+        snprintf(path, sizeof path, "%s/output.f32", t->cwd);
+        FILE *f = fopen(path, "rb");
+        long n = -1;
+        if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0 &&
+            (t->res = malloc((size_t)n)) != NULL && fread(t->res, 1, (size_t)n, f) == (size_t)n) {
+            t->res_len = (size_t)n;
+        } else {
+            free(t->res);
+            t->res = NULL;
+            t->state = JOB_STATE_FAILED; /* exit 0 without its output: not a success */
+            log_warn("wrk", "task %llu.%u: %s missing or unreadable", (unsigned long long)t->job,
+                     t->index, path);
+        }
+        if (f)
+            fclose(f);
+    }
     t->end_time = now;
     t->phase = WRK_PHASE_ENDED;
     t->need_send = true;
@@ -105,6 +130,8 @@ json_t *wrk_task_end_body(const struct wrk_task *t)
                           t->start_time, "end_time", t->end_time);
     if (b && t->launch_error[0])
         json_object_set_new(b, "launch_error", json_string(t->launch_error));
+    if (b && t->infer)
+        json_object_set_new(b, "rank", json_integer(t->rank));
     return b;
 }
 
@@ -115,11 +142,12 @@ int wrk_task_save(store_t *st, const struct wrk_task *t, struct err *err)
         return err_set(err, ENOMEM, "inflight: out of memory");
     json_object_set_new(h, "out_len", json_integer((json_int_t)t->out_len));
     json_object_set_new(h, "err_len", json_integer((json_int_t)t->err_len));
+    json_object_set_new(h, "res_len", json_integer((json_int_t)t->res_len));
     char *text = json_dumps(h, JSON_COMPACT);
     json_decref(h);
     if (text == NULL)
         return err_set(err, ENOMEM, "inflight: out of memory");
-    size_t hl = strlen(text), len = 4 + hl + t->out_len + t->err_len;
+    size_t hl = strlen(text), len = 4 + hl + t->out_len + t->err_len + t->res_len;
     uint8_t *rec = malloc(len);
     if (rec == NULL) {
         free(text);
@@ -134,6 +162,8 @@ int wrk_task_save(store_t *st, const struct wrk_task *t, struct err *err)
         memcpy(rec + 4 + hl, t->out, t->out_len);
     if (t->err_len)
         memcpy(rec + 4 + hl + t->out_len, t->err, t->err_len);
+    if (t->res_len)
+        memcpy(rec + 4 + hl + t->out_len + t->err_len, t->res, t->res_len);
     free(text);
     uint8_t key[16];
     int rc = store_in_batch(st) ? 0 : store_begin(st, err);
@@ -168,8 +198,9 @@ static int load_cb(const void *key, size_t klen, const void *val, size_t vlen, v
     }
     size_t ol = (size_t)json_integer_value(json_object_get(h, "out_len"));
     size_t el = (size_t)json_integer_value(json_object_get(h, "err_len"));
+    size_t rl = (size_t)json_integer_value(json_object_get(h, "res_len"));
     int st = job_state_parse(json_string_value(json_object_get(h, "state")) ?: "");
-    if (4 + hl + ol + el != vlen || st < 0) {
+    if (4 + hl + ol + el + rl != vlen || st < 0) {
         log_error("wrk", "inflight: inconsistent record skipped");
         json_decref(h);
         return 0;
@@ -200,6 +231,19 @@ static int load_cb(const void *key, size_t klen, const void *val, size_t vlen, v
     memcpy(t->err, v + 4 + hl + ol, el);
     t->out_len = ol;
     t->err_len = el;
+    const json_t *rank = json_object_get(h, "rank");
+    if (rank) {
+        t->infer = true;
+        t->rank = (int)json_integer_value(rank);
+    }
+    if (rl) {
+        if ((t->res = malloc(rl)) == NULL) {
+            json_decref(h);
+            return ENOMEM;
+        }
+        memcpy(t->res, v + 4 + hl + ol + el, rl);
+        t->res_len = rl;
+    }
     t->need_send = true;
     json_decref(h);
     return 0;

@@ -9,8 +9,9 @@
  * (PR_SET_PDEATHSIG) and the controller requeues them.
  * Record layout (after the store's version byte): u32 big-endian length of a
  * JSON header {job, task, attempt, state, exit_code, signal, truncated,
- * start_time, end_time[, launch_error]}, the header, stdout bytes, stderr bytes
- * (lengths in the header as out_len, err_len).
+ * start_time, end_time[, launch_error][, rank]}, the header, stdout bytes,
+ * stderr bytes, result bytes (lengths in the header as out_len, err_len, res_len;
+ * the result is an infer rank 0's embeddings).
  * Thread-safety: the worker's loop only.
  */
 #ifndef MOAT_WRK_TASKS_H
@@ -22,8 +23,9 @@
 #include "shared/jobspec.h"
 #include "shared/store.h"
 #include "worker/wrk_exec.h"
+#include "worker/wrk_objects.h"
 
-enum wrk_phase { WRK_PHASE_RUNNING, WRK_PHASE_ENDED };
+enum wrk_phase { WRK_PHASE_FETCHING, WRK_PHASE_RUNNING, WRK_PHASE_ENDED };
 enum wrk_kill { WRK_KILL_NONE, WRK_KILL_CANCEL, WRK_KILL_TIMEOUT, WRK_KILL_STALE, WRK_KILL_SHUTDOWN };
 
 struct wrk_task {
@@ -42,6 +44,17 @@ struct wrk_task {
     char launch_error[200];
     char *out, *err;           /* owned */
     size_t out_len, err_len;
+    /* infer tasks (one TP rank of a batch) */
+    bool infer;
+    int rank, tp;
+    json_t *dispatch;          /* the DISPATCH body, owned until launch */
+    char *docs;                /* the batch's documents (JSON), owned until launch */
+    size_t docs_len;
+    int fetch_stage;           /* 0 shard, 1 vocabulary, 2 all present */
+    struct wrk_fetch fetch;
+    uint64_t fetch_req;        /* request id of the SHARD_GET in flight */
+    char *res;                 /* rank 0's embeddings once ended (f32 [n, dim]), owned */
+    size_t res_len;
     /* delivery */
     bool need_send;
     uint64_t req_id;           /* of the last TASK_END sent */

@@ -1,0 +1,466 @@
+/* cli_infer.c: the CLI side of infer jobs: reading documents for `submit --infer`,
+ * exporting embeddings (`result --format npy|jsonl`), and `moat search`.
+ *
+ * Input files: one document per line (empty lines are skipped), or JSON Lines
+ * (a .jsonl file, or one whose first non-blank character is '{') of objects with
+ * a string "text" and an optional "id" kept with the result. A bad line (invalid
+ * UTF-8, invalid JSON, no "text") is reported as FILE:LINE: why; with
+ * --on-bad-line fail (the default) the submission stops there, with skip it is
+ * left out and counted.
+ * NumPy .npy format: version 1.0 (magic "\x93NUMPY", 1, 0, u16 header length,
+ * a Python dict literal padded with spaces to a multiple of 64 bytes and ending
+ * in '\n'), then the little-endian f32 data in C order (numpy.lib.format docs).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "shared/units.h"
+
+int cli_infer_read_input(struct cli *cli, const char *path, bool skip_bad, json_t **texts_out,
+                         json_t **ids_out)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return cli_fail(cli, CLI_USAGE, "--input: %s: %s", path, strerror(errno));
+    size_t plen = strlen(path);
+    bool jsonl = plen > 6 && strcmp(path + plen - 6, ".jsonl") == 0;
+    if (!jsonl) {
+        int ch;
+        while ((ch = fgetc(f)) != EOF && (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'))
+            ;
+        jsonl = ch == '{';
+        rewind(f);
+    }
+    json_t *texts = json_array(), *ids = json_array();
+    bool any_id = false;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    long lineno = 0, bad = 0;
+    int rc = CLI_OK;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (n == 0)
+            continue;
+        const char *why = NULL;
+        json_t *text = NULL, *id = NULL;
+        if (jsonl) {
+            json_error_t je;
+            json_t *o = json_loadb(line, (size_t)n, 0, &je);
+            if (o == NULL)
+                why = je.text[0] ? je.text : "invalid JSON";
+            else if (!json_is_string(json_object_get(o, "text")))
+                why = "no string field \"text\"";
+            else {
+                text = json_incref(json_object_get(o, "text"));
+                id = json_object_get(o, "id");
+                if (id && !json_is_string(id) && !json_is_integer(id))
+                    why = "\"id\" must be a string or an integer", json_decref(text), text = NULL;
+                else if (id)
+                    json_incref(id), any_id = true;
+            }
+            char msg[200];
+            if (why) {
+                snprintf(msg, sizeof msg, "%s", why);
+                why = msg;
+                fprintf(stderr, "moat %s: %s:%ld: %s\n", cli->cmd, path, lineno, why);
+            }
+            json_decref(o);
+        } else {
+            text = json_stringn(line, (size_t)n); /* NULL: not valid UTF-8 */
+            if (text == NULL) {
+                why = "invalid UTF-8";
+                fprintf(stderr, "moat %s: %s:%ld: %s\n", cli->cmd, path, lineno, why);
+            }
+        }
+        if (why) {
+            bad++;
+            if (!skip_bad) {
+                rc = CLI_USAGE;
+                break;
+            }
+            continue;
+        }
+        json_array_append_new(texts, text);
+        json_array_append_new(ids, id ? id : json_null());
+    }
+    free(line);
+    fclose(f);
+    if (rc == CLI_OK && json_array_size(texts) == 0)
+        rc = cli_fail(cli, CLI_USAGE, "--input: %s: no documents", path);
+    if (rc == CLI_OK && bad)
+        fprintf(stderr, "moat %s: %s: %ld bad lines skipped\n", cli->cmd, path, bad);
+    if (rc != CLI_OK) {
+        if (bad && !skip_bad)
+            fprintf(stderr, "moat %s: stopped at the first bad line (--on-bad-line skip leaves such lines out)\n",
+                    cli->cmd);
+        json_decref(texts);
+        json_decref(ids);
+        return rc;
+    }
+    *texts_out = texts;
+    if (any_id) {
+        *ids_out = ids;
+    } else {
+        *ids_out = NULL;
+        json_decref(ids);
+    }
+    return CLI_OK;
+}
+
+int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, bool skip_bad)
+{
+    json_t *texts, *ids;
+    int rc = cli_infer_read_input(cli, input, skip_bad, &texts, &ids);
+    if (rc != CLI_OK) {
+        json_decref(spec);
+        return rc;
+    }
+    json_object_set_new(spec, "ndocs", json_integer((json_int_t)json_array_size(texts)));
+    char *t = json_dumps(texts, JSON_COMPACT), *i = ids ? json_dumps(ids, JSON_COMPACT) : NULL;
+    json_decref(texts);
+    json_decref(ids);
+    struct proto_blob blobs[2] = {{t, t ? strlen(t) : 0}, {i, i ? strlen(i) : 0}};
+    json_t *reply;
+    rc = t ? cli_request_blobs(cli, PROTO_TYPE_SUBMIT, json_pack("{s:o}", "spec", spec), blobs,
+                               i ? 2 : 1, true, &reply, NULL, NULL)
+           : cli_fail(cli, CLI_FAILED, "out of memory");
+    free(t);
+    free(i);
+    if (rc != CLI_OK)
+        return rc;
+    json_int_t id = json_integer_value(json_object_get(reply, "id"));
+    json_decref(reply);
+    if (cli->json) {
+        json_t *doc = json_pack("{s:I}", "id", id);
+        cli_json_print(doc);
+        json_decref(doc);
+    } else {
+        printf("%lld\n", (long long)id);
+    }
+    return CLI_OK;
+}
+
+/* fetch_batch: embeddings and documents of batch b. Caller frees msg. */
+static int fetch_batch(struct cli *cli, uint64_t id, long long b, struct proto_msg *msg, json_t **docs,
+                       int *count, int *dim)
+{
+    json_t *reply;
+    int rc = cli_request(cli, PROTO_TYPE_RESULT,
+                         json_pack("{s:I, s:I, s:b}", "id", (json_int_t)id, "task", (json_int_t)b, "raw", 1),
+                         true, &reply, msg, NULL);
+    if (rc != CLI_OK)
+        return rc;
+    *count = (int)cli_json_int(reply, "count", 0);
+    *dim = (int)cli_json_int(reply, "dim", 0);
+    json_decref(reply);
+    *docs = msg->nblobs == 2 ? json_loadb(msg->blobs[1].data, msg->blobs[1].len, 0, NULL) : NULL;
+    if (*docs == NULL || *count <= 0 || *dim <= 0 || msg->blobs[0].len != (size_t)*count * (size_t)*dim * 4) {
+        json_decref(*docs);
+        proto_msg_clear(msg);
+        return cli_fail(cli, CLI_FAILED, "job %llu batch %lld: malformed embeddings", (unsigned long long)id, b);
+    }
+    return CLI_OK;
+}
+
+int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const char *fmt, FILE *out,
+                     const char *outpath)
+{
+    long long batches = cli_json_int(meta, "batches", 0), done = cli_json_int(meta, "done", 0);
+    long long count = cli_json_int(meta, "count", 0), dim = cli_json_int(meta, "dim", 0);
+    if (fmt == NULL) {
+        if (cli->json) {
+            cli_json_print(meta);
+        } else {
+            printf("job %llu: %lld documents, %lld of %lld batches done, embeddings f32 [%lld, %lld]\n",
+                   (unsigned long long)id, count, done, batches, count, dim);
+            if (done == batches)
+                printf("export: moat result %llu --format npy --out FILE.npy  (or --format jsonl)\n",
+                       (unsigned long long)id);
+        }
+        return CLI_OK;
+    }
+    if (done != batches)
+        return cli_fail(cli, CLI_FAILED, "job %llu: %lld of %lld batches done; wait for the job first",
+                        (unsigned long long)id, done, batches);
+    bool npy = strcmp(fmt, "npy") == 0;
+    if (npy && out == stdout && isatty(1))
+        return cli_fail(cli, CLI_USAGE, "--format npy writes binary: give --out FILE.npy");
+    if (npy) {
+        char dict[128];
+        int hl = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
+                          count, dim);
+        int total = 10 + hl + 1, pad = (64 - total % 64) % 64;
+        unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)((hl + pad + 1) & 0xff),
+                                  (unsigned char)((hl + pad + 1) >> 8)};
+        fwrite(head, 1, sizeof head, out);
+        fwrite(dict, 1, (size_t)hl, out);
+        for (int i = 0; i < pad; i++)
+            fputc(' ', out);
+        fputc('\n', out);
+    }
+    long long row = 0;
+    for (long long b = 0; b < batches; b++) {
+        struct proto_msg msg;
+        json_t *docs;
+        int n, d;
+        int rc = fetch_batch(cli, id, b, &msg, &docs, &n, &d);
+        if (rc != CLI_OK)
+            return rc;
+        const float *e = msg.blobs[0].data;
+        if (npy) {
+            fwrite(e, 4, (size_t)n * (size_t)d, out); /* x86-64 and aarch64 are little-endian */
+        } else {
+            const json_t *texts = json_object_get(docs, "texts"), *ids = json_object_get(docs, "ids");
+            for (int i = 0; i < n; i++, row++) {
+                json_t *vec = json_array();
+                for (int k = 0; k < d; k++)
+                    json_array_append_new(vec, json_real(e[(size_t)i * (size_t)d + (size_t)k]));
+                json_t *o = json_pack("{s:I, s:O, s:o}", "index", (json_int_t)row, "text",
+                                      json_array_get(texts, (size_t)i), "embedding", vec);
+                const json_t *idv = json_array_get(ids, (size_t)i);
+                if (idv && !json_is_null(idv))
+                    json_object_set(o, "id", (json_t *)idv);
+                json_dumpf(o, out, JSON_COMPACT);
+                fputc('\n', out);
+                json_decref(o);
+            }
+        }
+        json_decref(docs);
+        proto_msg_clear(&msg);
+    }
+    if (outpath && !cli->json)
+        fprintf(stderr, "moat result: %lld embeddings of dimension %lld written to %s\n", count, dim, outpath);
+    return CLI_OK;
+}
+
+/* ---- search ---- */
+
+static const char search_help[] =
+    "usage: moat search JOB [-k N] [--timeout DUR] QUERY...\n"
+    "\n"
+    "Semantic search over the embeddings of a finished infer job: the QUERY texts\n"
+    "are embedded on the cluster as a small infer job with the same model and TP\n"
+    "degree, then every query prints its N nearest documents (cosine similarity;\n"
+    "the embeddings are L2-normalised, so it is a dot product). Default N is 3.\n"
+    "With --json: {\"queries\": [{query, hits: [{index, id, score, text}]}]}.\n"
+    "\n"
+    "Example:\n"
+    "  moat search 4 \"a computer program that never works\" \"love and marriage\"\n";
+
+struct corpus {
+    float *emb;   /* [n, dim] */
+    json_t *texts, *ids;
+    long long n;
+    int dim;
+};
+
+static int load_corpus(struct cli *cli, uint64_t id, struct corpus *c)
+{
+    json_t *meta;
+    int rc = cli_request(cli, PROTO_TYPE_RESULT, json_pack("{s:I}", "id", (json_int_t)id), true, &meta, NULL, NULL);
+    if (rc != CLI_OK)
+        return rc;
+    long long batches = cli_json_int(meta, "batches", 0), done = cli_json_int(meta, "done", 0);
+    c->n = cli_json_int(meta, "count", 0);
+    c->dim = (int)cli_json_int(meta, "dim", 0);
+    bool infer = strcmp(cli_json_str(meta, "kind", ""), "infer") == 0;
+    json_decref(meta);
+    if (!infer)
+        return cli_fail(cli, CLI_USAGE, "job %llu is not an infer job", (unsigned long long)id);
+    if (done != batches || c->dim <= 0)
+        return cli_fail(cli, CLI_FAILED, "job %llu: %lld of %lld batches done", (unsigned long long)id, done, batches);
+    c->emb = malloc((size_t)c->n * (size_t)c->dim * sizeof *c->emb);
+    c->texts = json_array();
+    c->ids = json_array();
+    if (c->emb == NULL)
+        return cli_fail(cli, CLI_FAILED, "out of memory");
+    long long row = 0;
+    for (long long b = 0; b < batches; b++) {
+        struct proto_msg msg;
+        json_t *docs;
+        int n, d;
+        if ((rc = fetch_batch(cli, id, b, &msg, &docs, &n, &d)) != CLI_OK)
+            return rc;
+        if (d != c->dim || row + n > c->n) {
+            json_decref(docs);
+            proto_msg_clear(&msg);
+            return cli_fail(cli, CLI_FAILED, "job %llu: inconsistent batches", (unsigned long long)id);
+        }
+        memcpy(c->emb + row * c->dim, msg.blobs[0].data, (size_t)n * (size_t)d * sizeof(float));
+        json_array_extend(c->texts, json_object_get(docs, "texts"));
+        for (int i = 0; i < n; i++) {
+            const json_t *ids = json_object_get(docs, "ids");
+            json_array_append(c->ids, ids ? json_array_get(ids, (size_t)i) : json_null());
+        }
+        row += n;
+        json_decref(docs);
+        proto_msg_clear(&msg);
+    }
+    return CLI_OK;
+}
+
+static void corpus_free(struct corpus *c)
+{
+    free(c->emb);
+    json_decref(c->texts);
+    json_decref(c->ids);
+}
+
+int cli_search_run(struct cli *cli, int argc, char **argv)
+{
+    static const struct option longopts[] = {{"k", required_argument, NULL, 'k'},
+                                             {"timeout", required_argument, NULL, 't'}, CLI_COMMON_OPTS};
+    bool first = true;
+    long long k = 3;
+    double timeout = 600;
+    int c;
+    while ((c = cli_getopt(cli, argc, argv, "k:", longopts, search_help, &first)) != -1) {
+        if (c == CLI_OPT_HELP)
+            return CLI_OK;
+        if (c == 'k' && cli_parse_int(cli, "-k", optarg, 1, 1000, &k) != 0)
+            return CLI_USAGE;
+        if (c == 't') {
+            struct err e = {0};
+            if (units_duration_parse(optarg, &timeout, &e) != 0)
+                return cli_fail(cli, CLI_USAGE, "--timeout: %s", e.msg);
+        }
+        if (c == '?')
+            return CLI_USAGE;
+    }
+    if (argc - optind < 2)
+        return cli_usage_error(cli, "expected JOB and at least one QUERY");
+    uint64_t id;
+    struct err e = {0};
+    if (client_jobid_parse(argv[optind], &id, &e) != 0)
+        return cli_fail(cli, CLI_USAGE, "%s", e.msg);
+    json_t *job;
+    int rc = cli_request(cli, PROTO_TYPE_SHOW, json_pack("{s:I}", "id", (json_int_t)id), true, &job, NULL, NULL);
+    if (rc != CLI_OK)
+        return rc;
+    struct corpus corp = {0}, q = {0};
+    const char *model = cli_json_str(job, "model", "");
+    long long tp = cli_json_int(job, "tp", 1);
+    json_t *spec = json_pack("{s:s, s:s, s:I, s:I, s:s}", "kind", "infer", "model", model, "tp", (json_int_t)tp,
+                             "batch", (json_int_t)64, "name", "search-queries");
+    json_t *texts = json_array();
+    for (int i = optind + 1; i < argc; i++) {
+        json_t *s = json_string(argv[i]);
+        if (s == NULL) {
+            json_decref(texts);
+            json_decref(spec);
+            json_decref(job);
+            return cli_fail(cli, CLI_USAGE, "query %d: not valid UTF-8", i - optind);
+        }
+        json_array_append_new(texts, s);
+    }
+    json_decref(job);
+    if ((rc = load_corpus(cli, id, &corp)) != CLI_OK)
+        goto out;
+    json_object_set_new(spec, "ndocs", json_integer((json_int_t)json_array_size(texts)));
+    char *t = json_dumps(texts, JSON_COMPACT);
+    struct proto_blob blob = {t, t ? strlen(t) : 0};
+    json_t *reply;
+    rc = cli_request_blobs(cli, PROTO_TYPE_SUBMIT, json_pack("{s:o}", "spec", spec), &blob, 1, true, &reply, NULL, NULL);
+    spec = NULL;
+    free(t);
+    if (rc != CLI_OK)
+        goto out;
+    uint64_t qid = (uint64_t)cli_json_int(reply, "id", 0);
+    json_decref(reply);
+    double deadline = units_mono() + timeout;
+    for (;;) {
+        json_t *s;
+        if ((rc = cli_request(cli, PROTO_TYPE_SHOW, json_pack("{s:I}", "id", (json_int_t)qid), true, &s, NULL, NULL)) != CLI_OK)
+            goto out;
+        const char *st = cli_json_str(s, "state", "?");
+        bool finished = !strcmp(st, "COMPLETED"), ended = finished || !strcmp(st, "FAILED") ||
+                        !strcmp(st, "CANCELLED") || !strcmp(st, "TIMEOUT");
+        json_decref(s);
+        if (ended && !finished) {
+            rc = cli_fail(cli, CLI_FAILED, "query job %llu ended %s", (unsigned long long)qid, st);
+            goto out;
+        }
+        if (finished)
+            break;
+        if (units_mono() > deadline) {
+            rc = cli_fail(cli, CLI_FAILED, "query job %llu: not done after --timeout", (unsigned long long)qid);
+            goto out;
+        }
+        usleep(20000);
+    }
+    if ((rc = load_corpus(cli, qid, &q)) != CLI_OK)
+        goto out;
+    if (q.dim != corp.dim) {
+        rc = cli_fail(cli, CLI_FAILED, "query and corpus embeddings differ in dimension");
+        goto out;
+    }
+    json_t *all = json_array();
+    for (long long i = 0; i < q.n; i++) {
+        long long best[1000];
+        float score[1000];
+        int nb = 0;
+        const float *qv = q.emb + i * q.dim;
+        for (long long j = 0; j < corp.n; j++) {
+            const float *dv = corp.emb + j * corp.dim;
+            float s = 0;
+            for (int d = 0; d < corp.dim; d++)
+                s += qv[d] * dv[d];
+            int pos = nb < k ? nb++ : (int)k;
+            if (pos == k && s <= score[k - 1])
+                continue;
+            if (pos == k)
+                pos = (int)k - 1;
+            while (pos > 0 && score[pos - 1] < s) {
+                score[pos] = score[pos - 1];
+                best[pos] = best[pos - 1];
+                pos--;
+            }
+            score[pos] = s;
+            best[pos] = j;
+        }
+        json_t *hits = json_array();
+        for (int h = 0; h < nb; h++)
+            json_array_append_new(hits, json_pack("{s:I, s:O, s:f, s:O}", "index", (json_int_t)best[h], "id",
+                                                  json_array_get(corp.ids, (size_t)best[h]), "score",
+                                                  (double)score[h], "text",
+                                                  json_array_get(corp.texts, (size_t)best[h])));
+        json_array_append_new(all, json_pack("{s:O, s:o}", "query", json_array_get(texts, (size_t)i), "hits", hits));
+    }
+    if (cli->json) {
+        json_t *doc = json_pack("{s:o}", "queries", all);
+        cli_json_print(doc);
+        json_decref(doc);
+    } else {
+        size_t i;
+        json_t *qo;
+        json_array_foreach(all, i, qo) {
+            printf("query: %s\n", cli_json_str(qo, "query", ""));
+            size_t h;
+            json_t *hit;
+            json_array_foreach(json_object_get(qo, "hits"), h, hit) {
+                char text[300];
+                snprintf(text, sizeof text, "%s", cli_json_str(hit, "text", ""));
+                for (char *p = text; *p; p++)
+                    if (*p == '\t' || *p == '\n')
+                        *p = ' ';
+                printf("  %.3f  #%-6lld %s\n", cli_json_num(hit, "score", 0), cli_json_int(hit, "index", 0), text);
+            }
+        }
+        json_decref(all);
+    }
+out:
+    json_decref(spec);
+    json_decref(texts);
+    corpus_free(&corp);
+    corpus_free(&q);
+    return rc;
+}

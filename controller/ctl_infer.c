@@ -1,0 +1,386 @@
+/* ctl_infer.c: documents, TP groups, rank reports and embeddings of infer jobs. */
+#include "controller/ctl_infer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "controller/ctl_jobs.h"
+#include "controller/ctl_model.h"
+#include "controller/ctl_result.h"
+#include "controller/ctl_sched.h"
+#include "shared/log.h"
+#include "shared/units.h"
+
+#define DOC_MAX_BYTES (1u << 20)
+
+int ctl_infer_prepare(const struct proto_msg *msg, json_t *spec_json, json_t **docs, json_t **ids,
+                      struct err *err)
+{
+    *docs = *ids = NULL;
+    if (msg->nblobs < 1 || msg->nblobs > 2)
+        return err_set(err, EINVAL, "infer: the documents must come as one blob (and ids as a second)");
+    json_error_t je;
+    json_t *d = json_loadb(msg->blobs[0].data, msg->blobs[0].len, 0, &je);
+    if (!json_is_array(d)) {
+        json_decref(d);
+        return err_set(err, EINVAL, "infer: documents: not a JSON array of strings (byte %d)", je.position);
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(d, i, v) {
+        if (!json_is_string(v) || json_string_length(v) > DOC_MAX_BYTES) {
+            json_decref(d);
+            return err_set(err, EINVAL, "infer: document %zu: expected a string of at most %u bytes", i + 1,
+                           DOC_MAX_BYTES);
+        }
+    }
+    json_t *idv = NULL;
+    if (msg->nblobs == 2) {
+        idv = json_loadb(msg->blobs[1].data, msg->blobs[1].len, 0, &je);
+        if (!json_is_array(idv) || json_array_size(idv) != json_array_size(d)) {
+            json_decref(d);
+            json_decref(idv);
+            return err_set(err, EINVAL, "infer: ids: expected a JSON array as long as the documents");
+        }
+    }
+    json_object_set_new(spec_json, "ndocs", json_integer((json_int_t)json_array_size(d)));
+    *docs = d;
+    *ids = idv;
+    return 0;
+}
+
+int ctl_infer_accept(struct ctl *ctl, struct ctl_job *job, const json_t *docs, const json_t *ids,
+                     struct err *err)
+{
+    json_t *man = ctl_model_manifest(ctl, job->spec.model, err);
+    if (man == NULL)
+        return -1;
+    json_t *vocab = NULL;
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(man, "files"), i, f)
+        if (strcmp(json_string_value(json_object_get(f, "file")), "vocab.txt") == 0)
+            vocab = json_pack("{s:O, s:O}", "sha256", json_object_get(f, "sha256"), "bytes",
+                              json_object_get(f, "bytes"));
+    json_t *cfg = json_object_get(man, "config");
+    int max_pos = (int)json_integer_value(json_object_get(cfg, "max_position"));
+    json_decref(man);
+    if (vocab == NULL)
+        return err_set(err, EPROTO, "model %s: manifest has no vocab.txt", job->spec.model);
+    if (job->spec.max_len > max_pos) {
+        json_decref(vocab);
+        return err_set(err, EINVAL, "max_len %d: model %s takes at most %d tokens", job->spec.max_len,
+                       job->spec.model, max_pos);
+    }
+    json_t *shards = ctl_model_shards(ctl, job->spec.model, job->spec.tp, err);
+    if (shards == NULL) {
+        json_decref(vocab);
+        return -1;
+    }
+    job->infer = json_pack("{s:o, s:o}", "shards", shards, "vocab", vocab);
+    uint32_t B = (uint32_t)job->spec.batch;
+    for (uint32_t b = 0; b < job->ntasks; b++) {
+        json_t *texts = json_array(), *idb = ids ? json_array() : NULL;
+        for (uint32_t k = b * B; k < (b + 1) * B && k < job->spec.ndocs; k++) {
+            json_array_append(texts, json_array_get(docs, k));
+            if (idb)
+                json_array_append(idb, json_array_get(ids, k));
+        }
+        json_t *rec = json_pack("{s:o}", "texts", texts);
+        if (idb)
+            json_object_set_new(rec, "ids", idb);
+        char *text = json_dumps(rec, JSON_COMPACT);
+        json_decref(rec);
+        uint8_t key[12];
+        int rc = text ? ctl_batch(ctl, err) : err_set(err, ENOMEM, "infer: out of memory");
+        if (rc == 0)
+            rc = store_put(ctl->store, STORE_DB_DOCS, key, store_key_task(key, job->id, b), text,
+                           strlen(text), 0, err);
+        free(text);
+        if (rc != 0) {
+            if (ctl->store_err.code == 0 && err->code == ENOSPC)
+                ctl->store_err = *err;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int ctl_infer_pick(const struct ctl *ctl, const struct job_spec *spec, int16_t *out)
+{
+    bool used[4096] = {0};
+    if (ctl->nnodes > 4096)
+        return -1;
+    for (int r = 0; r < spec->tp; r++) {
+        int best = -1;
+        for (int i = 0; i < ctl->nnodes; i++) {
+            const struct ctl_node *n = &ctl->nodes[i];
+            if (used[i] || !ctl_sched_fits(n, spec))
+                continue;
+            if (best < 0 || n->cpus - n->used_cpus > ctl->nodes[best].cpus - ctl->nodes[best].used_cpus)
+                best = i;
+        }
+        if (best < 0)
+            return -1;
+        used[best] = true;
+        out[r] = (int16_t)best;
+    }
+    return 0;
+}
+
+/* pick_port: a port of node n's comm range not used by a running task's rank 0. */
+static int pick_port(struct ctl *ctl, int n)
+{
+    struct ctl_node *node = &ctl->nodes[n];
+    int lo = node->comm_port_min, hi = node->comm_port_max;
+    if (lo <= 0 || hi < lo)
+        return 0;
+    for (int tries = 0; tries <= hi - lo; tries++) {
+        int port = lo + (node->comm_port_next++ % (hi - lo + 1));
+        bool busy = false;
+        for (uint64_t id = 1; id <= ctl->njobs && !busy; id++) {
+            const struct ctl_job *j = ctl->jobs[id];
+            if (j->spec.kind != JOB_KIND_INFER || j->running == 0)
+                continue;
+            for (uint32_t k = 0; k < j->ntasks && !busy; k++)
+                busy = j->tasks[k].state == JOB_STATE_RUNNING && j->tasks[k].node == n &&
+                       j->tasks[k].comm_port == port;
+        }
+        if (!busy)
+            return port;
+    }
+    return 0;
+}
+
+static json_t *load_docs(struct ctl *ctl, uint64_t job, uint32_t batch, char **text, size_t *len,
+                         struct err *err)
+{
+    uint8_t key[12];
+    void *val;
+    if (store_get(ctl->store, STORE_DB_DOCS, key, store_key_task(key, job, batch), &val, len, err) != 0)
+        return NULL;
+    json_t *o = json_loadb(val, *len, 0, NULL);
+    if (o == NULL) {
+        free(val);
+        err_set(err, EPROTO, "job %llu batch %u: unreadable documents", (unsigned long long)job, batch);
+        return NULL;
+    }
+    *text = val;
+    return o;
+}
+
+int ctl_infer_dispatch(struct ctl *ctl, struct ctl_job *job, uint32_t offset, const int16_t *nodes,
+                       double now, struct err *err)
+{
+    struct ctl_task *t = &job->tasks[offset];
+    int tp = job->spec.tp;
+    if (!ctl_state_transition_ok(t->state, JOB_STATE_RUNNING))
+        return err_set(err, EINVAL, "task %llu.%u: cannot start from %s", (unsigned long long)job->id,
+                       offset, job_state_name(t->state));
+    int port = pick_port(ctl, nodes[0]);
+    if (port == 0 && tp > 1)
+        return err_set(err, EAGAIN, "node %s: no free port in its comm range", ctl->nodes[nodes[0]].name);
+    char *doctext = NULL;
+    size_t doclen = 0;
+    json_t *docs = load_docs(ctl, job->id, offset, &doctext, &doclen, err);
+    if (docs == NULL)
+        return -1;
+    json_decref(docs);
+    t->ranks = calloc((size_t)tp, sizeof *t->ranks);
+    if (t->ranks == NULL) {
+        free(doctext);
+        return err_set(err, ENOMEM, "infer: out of memory");
+    }
+    memcpy(t->ranks, nodes, (size_t)tp * sizeof *nodes);
+    t->state = JOB_STATE_RUNNING;
+    t->attempts++;
+    t->node = t->last_node = nodes[0];
+    t->start_time = now;
+    t->end_time = 0;
+    t->kill_sent = false;
+    t->ranks_done = 0;
+    t->comm_port = port;
+    t->deadline = job->spec.time_limit > 0 ? now + job->spec.time_limit : 0;
+    for (int r = 0; r < tp; r++) {
+        struct ctl_node *n = &ctl->nodes[nodes[r]];
+        n->used_cpus += job->spec.cpus;
+        n->used_gpus += job->spec.gpus;
+        n->used_mem += job->spec.mem;
+        n->running++;
+    }
+    job->running++;
+    if (ctl_task_save(ctl, job, offset, err) != 0)
+        goto fail;
+    if (job->state == JOB_STATE_PENDING) {
+        job->state = JOB_STATE_RUNNING;
+        if (job->start_time == 0)
+            job->start_time = now;
+        if (ctl_job_save(ctl, job, false, err) != 0)
+            goto fail;
+    }
+    char comm[160];
+    snprintf(comm, sizeof comm, "tcp://%s:%d", ctl->nodes[nodes[0]].comm_host[0] ? ctl->nodes[nodes[0]].comm_host : "127.0.0.1", port);
+    const json_t *vocab = json_object_get(job->infer, "vocab");
+    for (int r = 0; r < tp; r++) {
+        const json_t *sh = json_array_get(json_object_get(job->infer, "shards"), (size_t)r);
+        char env[96];
+        snprintf(env, sizeof env, "MOAT_JOB_ID=%llu", (unsigned long long)job->id);
+        json_t *body = json_pack(
+            "{s:I, s:I, s:I, s:s, s:[], s:[s], s:i, s:i, s:I, s:f, s:i, s:i, s:i, s:s, s:O, s:O, s:O, s:O, s:i, s:i}",
+            "job", (json_int_t)job->id, "task", (json_int_t)offset, "attempt", (json_int_t)t->attempts,
+            "kind", "infer", "argv", "env", env, "cpus", job->spec.cpus, "gpus", job->spec.gpus, "mem",
+            (json_int_t)job->spec.mem, "deadline", t->deadline, "output_cap", 65536, "rank", r, "tp", tp,
+            "comm", comm, "shard", json_object_get(sh, "sha256"), "shard_bytes",
+            json_object_get(sh, "bytes"), "vocab", json_object_get(vocab, "sha256"), "vocab_bytes",
+            json_object_get(vocab, "bytes"), "max_len", job->spec.max_len, "batch", job->spec.batch);
+        if (body == NULL || ctl_out_send(ctl, &ctl->nodes[nodes[r]].peer, PROTO_TYPE_DISPATCH, body) != 0) {
+            err_set(err, ENOMEM, "dispatch: out of memory");
+            goto fail;
+        }
+        if (proto_msg_add_blob(ctl_out_last(ctl), doctext, doclen, err) != 0)
+            goto fail;
+    }
+    free(doctext);
+    return 0;
+fail:
+    free(doctext);
+    return -1;
+}
+
+static int fail_group(struct ctl *ctl, struct ctl_job *job, uint32_t offset, const char *why,
+                      struct err *err)
+{
+    ctl_task_kill(ctl, job, offset, "stale");
+    return ctl_task_requeue(ctl, job, offset, false, why, err);
+}
+
+int ctl_infer_on_end(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, int n,
+                     struct ctl_job *job, uint32_t offset, int rank, struct err *err)
+{
+    struct ctl_task *t = &job->tasks[offset];
+    const json_t *b = msg->body;
+    if (rank >= job->spec.tp || t->ranks == NULL || t->ranks[rank] != n) {
+        log_debug("ctl", "task %llu.%u: rank %d from %s is not current; ignored",
+                  (unsigned long long)job->id, offset, rank, ctl->nodes[n].name);
+        return ctl_out_reply(ctl, peer, msg->req_id, NULL);
+    }
+    const char *state = json_string_value(json_object_get(b, "state"));
+    if (strcmp(state, "COMPLETED") != 0) {
+        char why[96];
+        snprintf(why, sizeof why, "rank %d on %s ended %s", rank, ctl->nodes[n].name, state);
+        log_warn("ctl", "task %llu.%u: %s: %.*s", (unsigned long long)job->id, offset, why,
+                 msg->nblobs > 1 ? (int)(msg->blobs[1].len > 200 ? 200 : msg->blobs[1].len) : 0,
+                 msg->nblobs > 1 ? (const char *)msg->blobs[1].data : "");
+        if (job->cancel_requested || strcmp(state, "CANCELLED") == 0) {
+            ctl_task_kill(ctl, job, offset, "cancel");
+            if (ctl_task_end(ctl, job, offset, JOB_STATE_CANCELLED, -1, 0, units_now(), err) != 0)
+                return -1;
+        } else if (fail_group(ctl, job, offset, why, err) != 0) {
+            return -1;
+        }
+        return ctl_out_reply(ctl, peer, msg->req_id, NULL);
+    }
+    if (rank == 0) {
+        uint32_t count = job->spec.ndocs - offset * (uint32_t)job->spec.batch;
+        if (count > (uint32_t)job->spec.batch)
+            count = (uint32_t)job->spec.batch;
+        size_t want = (size_t)count * 4;
+        if (msg->nblobs != 3 || msg->blobs[2].len == 0 || msg->blobs[2].len % want != 0)
+            return fail_group(ctl, job, offset, "rank 0 sent no embeddings of the right size", err) == 0
+                       ? ctl_out_reply(ctl, peer, msg->req_id, NULL) : -1;
+        struct ctl_result r = {.exit_code = 0, .state = JOB_STATE_COMPLETED,
+                               .out = msg->blobs[2].data, .out_len = (uint32_t)msg->blobs[2].len,
+                               .err = msg->blobs[1].data, .err_len = (uint32_t)msg->blobs[1].len};
+        size_t len;
+        uint8_t *rec = ctl_result_encode(&r, &len);
+        uint8_t key[12];
+        int rc = rec ? ctl_batch(ctl, err) : err_set(err, ENOMEM, "result: out of memory");
+        if (rc == 0)
+            rc = store_put(ctl->store, STORE_DB_RESULTS, key, store_key_task(key, job->id, offset), rec,
+                           len, 0, err);
+        free(rec);
+        if (rc != 0) {
+            if (ctl->store_err.code == 0)
+                ctl->store_err = *err;
+            return -1;
+        }
+    }
+    t->ranks_done |= 1u << rank;
+    if (t->ranks_done == (1u << job->spec.tp) - 1) {
+        if (ctl_task_end(ctl, job, offset, JOB_STATE_COMPLETED, 0, 0, units_now(), err) != 0)
+            return -1;
+    } else if (ctl_task_save(ctl, job, offset, err) != 0) {
+        return -1;
+    }
+    return ctl_out_reply(ctl, peer, msg->req_id, NULL);
+}
+
+int ctl_infer_result(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
+                     struct ctl_job *job, struct err *err)
+{
+    const json_t *task = json_object_get(msg->body, "task");
+    int dim = 0;
+    if (task == NULL) {
+        /* dim from the first stored batch */
+        for (uint32_t b = 0; b < job->ntasks && dim == 0; b++) {
+            if (job->tasks[b].state != JOB_STATE_COMPLETED)
+                continue;
+            uint8_t key[12];
+            void *val;
+            size_t len;
+            struct ctl_result r;
+            struct err e = {0};
+            if (store_get(ctl->store, STORE_DB_RESULTS, key, store_key_task(key, job->id, b), &val, &len, &e) == 0) {
+                uint32_t count = job->spec.ndocs - b * (uint32_t)job->spec.batch;
+                if (count > (uint32_t)job->spec.batch)
+                    count = (uint32_t)job->spec.batch;
+                if (ctl_result_decode(val, len, &r, &e) == 0 && count)
+                    dim = (int)(r.out_len / 4 / count);
+                free(val);
+            }
+        }
+        uint32_t done = 0;
+        for (uint32_t b = 0; b < job->ntasks; b++)
+            done += job->tasks[b].state == JOB_STATE_COMPLETED;
+        return ctl_out_reply(ctl, peer, msg->req_id,
+                             json_pack("{s:I, s:s, s:s, s:I, s:i, s:s, s:I, s:I, s:i}", "id",
+                                       (json_int_t)job->id, "kind", "infer", "state",
+                                       job_state_name(job->state), "count", (json_int_t)job->spec.ndocs,
+                                       "dim", dim, "dtype", "f32", "batches", (json_int_t)job->ntasks,
+                                       "done", (json_int_t)done, "batch", job->spec.batch));
+    }
+    json_int_t b = json_integer_value(task);
+    if (b < 0 || (uint64_t)b >= job->ntasks)
+        return err_set(err, ENOENT, "job %llu: no batch %lld", (unsigned long long)job->id, (long long)b);
+    uint32_t count = job->spec.ndocs - (uint32_t)b * (uint32_t)job->spec.batch;
+    if (count > (uint32_t)job->spec.batch)
+        count = (uint32_t)job->spec.batch;
+    uint8_t key[12];
+    void *val = NULL;
+    size_t len;
+    struct ctl_result r = {0};
+    if (job->tasks[b].state != JOB_STATE_COMPLETED)
+        return err_set(err, ENOENT, "job %llu: batch %lld is %s", (unsigned long long)job->id, (long long)b,
+                       job_state_name(job->tasks[b].state));
+    if (store_get(ctl->store, STORE_DB_RESULTS, key, store_key_task(key, job->id, (uint32_t)b), &val, &len, err) != 0 ||
+        ctl_result_decode(val, len, &r, err) != 0) {
+        free(val);
+        return -1;
+    }
+    char *doctext = NULL;
+    size_t doclen = 0;
+    json_t *docs = load_docs(ctl, job->id, (uint32_t)b, &doctext, &doclen, err);
+    json_decref(docs);
+    int rc = -1;
+    if (docs && ctl_out_reply(ctl, peer, msg->req_id,
+                              json_pack("{s:I, s:s, s:I, s:I}", "index", b, "state", "COMPLETED", "count",
+                                        (json_int_t)count, "dim", (json_int_t)(r.out_len / 4 / count))) == 0 &&
+        proto_msg_add_blob(ctl_out_last(ctl), r.out, r.out_len, err) == 0 &&
+        proto_msg_add_blob(ctl_out_last(ctl), doctext, doclen, err) == 0)
+        rc = 0;
+    free(val);
+    free(doctext);
+    return rc;
+}

@@ -1,0 +1,54 @@
+/* ctl_infer.h: infer jobs in the controller: documents in, TP groups placed, batch
+ * embeddings checkpointed.
+ *
+ * An infer job's input is stored at submit, one record per batch (STORE_DB_DOCS:
+ * key (job, batch) -> {"texts": [...], "ids": [...]}); task b embeds batch b.
+ * Each task runs on a TP group: tp ranks on tp distinct nodes, placed together
+ * (gang) or not at all; rank 0 listens for its peers on a port of its node's
+ * comm range. Each rank gets the SHA-256 of its shard and of the vocabulary,
+ * which it fetches (SHARD_GET) and checks before use. A task completes when
+ * every rank has reported COMPLETED for the current attempt; rank 0's report
+ * carries the batch's embeddings (f32 [n, dim], little-endian), stored as the
+ * task's result under (job, batch) once. A rank that fails or a node that is
+ * lost stops the whole group (KILL to the others) and requeues the batch.
+ */
+#ifndef MOAT_CTL_INFER_H
+#define MOAT_CTL_INFER_H
+
+#include "controller/ctl_state.h"
+
+/* ctl_infer_prepare: for a SUBMIT of kind infer: read the documents (blob 0: a JSON
+ * array of strings; blob 1, optional: a JSON array of ids of the same length) and
+ * set spec_json's "ndocs". EINVAL naming the document at fault. On success *docs
+ * (and *ids, or NULL) are new references the caller owns. */
+int ctl_infer_prepare(const struct proto_msg *msg, json_t *spec_json, json_t **docs, json_t **ids,
+                      struct err *err);
+
+/* ctl_infer_accept: check the model and TP degree, extract shards if needed, set
+ * job->infer and store the documents batch by batch (in the current batch of the
+ * store). ENOENT unknown model, EINVAL bad tp. */
+int ctl_infer_accept(struct ctl *ctl, struct ctl_job *job, const json_t *docs, const json_t *ids,
+                     struct err *err);
+
+/* ctl_infer_pick: tp distinct schedulable nodes with room for one rank each, most
+ * free cpus first, into out[0..tp). Returns 0, or -1 when the group does not fit. */
+int ctl_infer_pick(const struct ctl *ctl, const struct job_spec *spec, int16_t *out);
+
+/* ctl_infer_dispatch: start the next attempt of task offset on the group nodes[]:
+ * reserve every rank's resources, choose rank 0's port, save, queue a DISPATCH per
+ * rank with the batch's documents. */
+int ctl_infer_dispatch(struct ctl *ctl, struct ctl_job *job, uint32_t offset, const int16_t *nodes,
+                       double now, struct err *err);
+
+/* ctl_infer_on_end: TASK_END of rank `rank` of a RUNNING infer task from node n
+ * (attempt already matched). Queues the acknowledgement. */
+int ctl_infer_on_end(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, int n,
+                     struct ctl_job *job, uint32_t offset, int rank, struct err *err);
+
+/* ctl_infer_result: RESULT for an infer job: without task, {id, kind, state,
+ * count, dim, dtype, batches, done}; with task (raw or not): {index, state, count,
+ * dim} and blobs [embeddings f32 [count, dim], documents JSON]. */
+int ctl_infer_result(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
+                     struct ctl_job *job, struct err *err);
+
+#endif

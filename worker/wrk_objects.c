@@ -1,0 +1,91 @@
+/* wrk_objects.c: verified, content-addressed artifact cache of a worker. */
+#include "worker/wrk_objects.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+char *wrk_objects_path(const char *dir, const char *sha, char *out, size_t cap)
+{
+    snprintf(out, cap, "%.400s/%.64s", dir, sha);
+    return out;
+}
+
+bool wrk_objects_have(const char *dir, const char *sha)
+{
+    char p[600];
+    return access(wrk_objects_path(dir, sha, p, sizeof p), R_OK) == 0;
+}
+
+int wrk_fetch_begin(struct wrk_fetch *f, const char *dir, const char *sha, uint64_t total,
+                    const char *tag, struct err *err)
+{
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+    snprintf(f->sha, sizeof f->sha, "%.64s", sha);
+    f->total = total;
+    wrk_objects_path(dir, sha, f->path, sizeof f->path);
+    snprintf(f->tmp, sizeof f->tmp, "%.560s.%.30s.part", f->path, tag);
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (f->fd < 0)
+        return err_set(err, errno, "object %.16s...: %s: %s", sha, f->tmp, strerror(errno));
+    crypto_hash_sha256_init(&f->hs);
+    return 0;
+}
+
+int wrk_fetch_chunk(struct wrk_fetch *f, const void *data, size_t len, uint64_t off, struct err *err)
+{
+    if (f->fd < 0 || off != f->off || f->off + len > f->total)
+        return err_set(err, EPROTO, "object %.16s...: chunk at %llu of %zu bytes does not follow %llu/%llu",
+                       f->sha, (unsigned long long)off, len, (unsigned long long)f->off,
+                       (unsigned long long)f->total);
+    const char *p = data;
+    size_t left = len;
+    while (left) {
+        ssize_t w = write(f->fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return err_set(err, w < 0 ? errno : ENOSPC, "object %.16s...: write: %s", f->sha,
+                           w < 0 ? strerror(errno) : "short write");
+        p += w;
+        left -= (size_t)w;
+    }
+    crypto_hash_sha256_update(&f->hs, data, len);
+    f->off += len;
+    return 0;
+}
+
+bool wrk_fetch_done(const struct wrk_fetch *f)
+{
+    return f->fd >= 0 && f->off == f->total;
+}
+
+int wrk_fetch_finish(struct wrk_fetch *f, struct err *err)
+{
+    unsigned char d[crypto_hash_sha256_BYTES];
+    char hex[65];
+    crypto_hash_sha256_final(&f->hs, d);
+    sodium_bin2hex(hex, sizeof hex, d, sizeof d);
+    int rc = 0;
+    if (strcmp(hex, f->sha) != 0)
+        rc = err_set(err, EBADMSG, "object %.16s...: received bytes hash to %.16s...; refused", f->sha, hex);
+    else if (fsync(f->fd) != 0 || rename(f->tmp, f->path) != 0)
+        rc = err_set(err, errno, "object %.16s...: %s", f->sha, strerror(errno));
+    close(f->fd);
+    f->fd = -1;
+    if (rc != 0)
+        unlink(f->tmp);
+    return rc;
+}
+
+void wrk_fetch_abort(struct wrk_fetch *f)
+{
+    if (f == NULL || f->fd < 0)
+        return;
+    close(f->fd);
+    f->fd = -1;
+    unlink(f->tmp);
+}

@@ -1,0 +1,54 @@
+/* wrk_objects.h: the worker's cache of verified artifacts (TP shards, vocabularies),
+ * content-addressed by SHA-256 under <state_dir>/objects/<sha256>.
+ *
+ * An object is fetched from the controller in chunks (SHARD_GET) into a
+ * temporary file, hashed as it arrives, and renamed into place only when its
+ * SHA-256 equals the one the controller's DISPATCH named; so a second job never
+ * fetches it again and a damaged transfer is never used. Loaders check the hash
+ * again before use (wrk_infer).
+ * Thread-safety: one wrk_fetch per task, the worker's loop only.
+ */
+#ifndef MOAT_WRK_OBJECTS_H
+#define MOAT_WRK_OBJECTS_H
+
+#include <sodium.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shared/err.h"
+
+struct wrk_fetch {
+    char sha[65];
+    uint64_t total, off;
+    int fd;                       /* -1 when idle */
+    char tmp[600], path[600];
+    crypto_hash_sha256_state hs;
+};
+
+/* wrk_objects_path: <dir>/<sha> into out (cap bytes). Returns out. */
+char *wrk_objects_path(const char *dir, const char *sha, char *out, size_t cap);
+
+/* wrk_objects_have: the object is in the cache (it was verified when stored). */
+bool wrk_objects_have(const char *dir, const char *sha);
+
+/* wrk_fetch_begin: start receiving object sha of total bytes into dir; tag makes
+ * the temporary file name unique per task. errno codes naming the path. */
+int wrk_fetch_begin(struct wrk_fetch *f, const char *dir, const char *sha, uint64_t total,
+                    const char *tag, struct err *err);
+
+/* wrk_fetch_chunk: the bytes at offset off (must equal the bytes received so far).
+ * EPROTO for an out-of-order or oversized chunk; write errors. */
+int wrk_fetch_chunk(struct wrk_fetch *f, const void *data, size_t len, uint64_t off, struct err *err);
+
+/* wrk_fetch_done: all bytes arrived. */
+bool wrk_fetch_done(const struct wrk_fetch *f);
+
+/* wrk_fetch_finish: check the SHA-256 (EBADMSG naming both hashes on a mismatch),
+ * fsync, and move into the cache. The fetch is idle afterwards either way. */
+int wrk_fetch_finish(struct wrk_fetch *f, struct err *err);
+
+/* wrk_fetch_abort: drop a partial fetch. Idle or NULL: no-op. */
+void wrk_fetch_abort(struct wrk_fetch *f);
+
+#endif
