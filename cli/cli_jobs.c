@@ -118,6 +118,8 @@ struct wjob {
     char state[16];
     long long exit_code;
     long ntasks, nended;
+    long long ndocs, docs_done; /* infer jobs: documents in all and in finished batches */
+    long long docs_at_start;    /* docs_done when wait first saw the job (-1: not yet) */
     uint64_t req;      /* outstanding SHOW request id, 0 if none */
 };
 
@@ -135,8 +137,24 @@ static void draw_bar(const struct wjob *jobs, int n, double elapsed, bool final)
     for (int i = 0; i < width; i++)
         bar[i] = i < fill ? '#' : '-';
     bar[width] = '\0';
-    fprintf(stderr, "\r[%s] %ld/%ld tasks, %d/%d jobs, %s\033[K", bar, ended, tot, jdone, n,
-            units_duration_format(elapsed, el, sizeof el));
+    long long docs = 0, done_docs = 0, new_docs = 0;
+    for (int i = 0; i < n; i++) {
+        docs += jobs[i].ndocs;
+        done_docs += jobs[i].docs_done;
+        new_docs += jobs[i].docs_at_start >= 0 ? jobs[i].docs_done - jobs[i].docs_at_start : 0;
+    }
+    if (docs > 0) {
+        /* infer jobs: documents, throughput since waiting began, and an estimate of the rest */
+        double rate = elapsed > 0 ? (double)new_docs / elapsed : 0;
+        char eta[32] = "?";
+        if (rate > 0)
+            units_duration_format((double)(docs - done_docs) / rate, eta, sizeof eta);
+        fprintf(stderr, "\r[%s] %lld/%lld docs, %.1f docs/s, ETA %s, %s\033[K", bar, done_docs, docs, rate,
+                eta, units_duration_format(elapsed, el, sizeof el));
+    } else {
+        fprintf(stderr, "\r[%s] %ld/%ld tasks, %d/%d jobs, %s\033[K", bar, ended, tot, jdone, n,
+                units_duration_format(elapsed, el, sizeof el));
+    }
     if (final)
         fputc('\n', stderr);
     fflush(stderr);
@@ -189,13 +207,22 @@ static int poll_round(struct cli *cli, struct wjob *jobs, int n, double timeout,
         const json_t *tasks = json_object_get(job, "tasks");
         jobs[k].ntasks = (long)json_array_size(tasks);
         jobs[k].nended = 0;
+        jobs[k].ndocs = cli_json_int(job, "ndocs", 0);
+        long long batch = cli_json_int(job, "batch", 0);
+        jobs[k].docs_done = 0;
         size_t i;
         const json_t *t;
         json_array_foreach(tasks, i, t) {
             int st = job_state_parse(cli_json_str(t, "state", "?"));
             if (st >= 0 && job_state_is_terminal((enum job_state)st))
                 jobs[k].nended++;
+            if (st == JOB_STATE_COMPLETED && batch > 0) {
+                long long left = jobs[k].ndocs - (long long)i * batch;
+                jobs[k].docs_done += left < batch ? left : batch;
+            }
         }
+        if (jobs[k].docs_at_start < 0)
+            jobs[k].docs_at_start = jobs[k].docs_done;
         int st = job_state_parse(jobs[k].state);
         jobs[k].done = st >= 0 && job_state_is_terminal((enum job_state)st);
         proto_msg_clear(&msg);
@@ -237,6 +264,7 @@ int cli_wait_run(struct cli *cli, int argc, char **argv)
     }
     for (int i = 0; i < n; i++) {
         jobs[i].id = ids[i];
+        jobs[i].docs_at_start = -1;
         snprintf(jobs[i].state, sizeof jobs[i].state, "?");
     }
     free(ids);
