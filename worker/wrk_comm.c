@@ -22,6 +22,7 @@
 #define VERSION 1
 #define ID_MAX 255
 #define LINGER_MAX_MS 10000
+#define LINGER_FAILED_MS 1000
 
 enum comm_type {
     COMM_HELLO = 1,
@@ -373,7 +374,7 @@ static int rendezvous_root(wrk_comm_t *c, struct err *err)
                     nmiss > 1 ? "s" : "", miss, c->timeout_ms / 1000.0);
             goto fail;
         }
-        char text[120];
+        char text[WRK_COMM_GROUP_MAX + 1];
         body_text(&m.body, text, sizeof text);
         if (m.h.type == COMM_ABORT) {
             err_set(&e, ECANCELED, "rank %d aborted: %s", m.from, text);
@@ -429,7 +430,7 @@ static int rendezvous_member(wrk_comm_t *c, struct err *err)
                 c->endpoint, c->timeout_ms / 1000.0);
         goto fail;
     }
-    char text[120];
+    char text[WRK_COMM_GROUP_MAX + 1];
     body_text(&m.body, text, sizeof text);
     if (m.h.type == COMM_REFUSE)
         err_set(&e, ECONNREFUSED, "rank 0 refused rank %d of group %s: %s", c->rank, c->group,
@@ -547,8 +548,10 @@ void wrk_comm_destroy(wrk_comm_t *c)
     if (c == NULL)
         return;
     if (c->sock != NULL) {
-        /* N.B. rank 0's last SUM may still be queued: let it leave */
-        int linger = c->timeout_ms < LINGER_MAX_MS ? c->timeout_ms : LINGER_MAX_MS;
+        /* N.B. rank 0's last SUM may still be queued: let it leave; after a
+         * failure only a best-effort ABORT is, so wait less for a dead peer */
+        int cap = c->failed.code != 0 ? LINGER_FAILED_MS : LINGER_MAX_MS;
+        int linger = c->timeout_ms < cap ? c->timeout_ms : cap;
         zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
         zmq_close(c->sock);
     }

@@ -93,7 +93,8 @@ wrk_comm_t *wrk_comm_create(const char *endpoint, const char *group, int tp, int
                             double timeout_s, struct err *err);
 
 /* wrk_comm_destroy: close the sockets. Queued outgoing messages (rank 0's last
- * SUM, an ABORT) get up to min(timeout_s, 10 s) to leave. NULL is a no-op. */
+ * SUM) get up to min(timeout_s, 10 s) to leave; after a failure (a best-effort
+ * ABORT) up to min(timeout_s, 1 s). NULL is a no-op. */
 void wrk_comm_destroy(wrk_comm_t *c);
 
 /* wrk_comm_allreduce_sum: replace buf[0..n) on every rank with the element-wise

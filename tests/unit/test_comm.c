@@ -322,11 +322,13 @@ static void test_wrong_group_refused(void **state)
     struct rank_arg b[3] = {
         {.ep = ep, .group = "7.0.1", .tp = 2, .rank = 0, .timeout = 5, .calls = 2},
         {.ep = ep, .group = "7.0.1", .tp = 2, .rank = 1, .timeout = 5, .calls = 2},
-        {.ep = ep, .group = "7.0.0", .tp = 2, .rank = 1, .timeout = 5, .calls = 2}};
+        {.ep = ep, .group = "7.0.0", .tp = 2, .rank = 1, .timeout = 1, .calls = 2}};
     run_group(b, 3);
     if (b[0].rc != 0 || b[1].rc != 0)
         fail_msg("rank 0: %s / rank 1: %s", b[0].err.msg, b[1].err.msg);
-    assert_int_equal(b[2].err.code, ECONNREFUSED);
+    /* refused, or (when the group had already finished and closed) unanswered */
+    assert_int_equal(b[2].rc, -1);
+    assert_true(b[2].err.code == ECONNREFUSED || b[2].err.code == ETIMEDOUT);
     assert_memory_equal(b[0].res[1], b[1].res[1], call_n[1] * sizeof(float));
     args_free(b, 3);
 
