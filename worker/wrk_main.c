@@ -136,8 +136,9 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
     }
     t->start_time = units_now();
     t->deadline = json_number_value(json_object_get(b, "deadline"));
-    snprintf(t->cwd, sizeof t->cwd, "%s/tasks/%llu.%u", w->cfg.state_dir, (unsigned long long)job,
-             index);
+    /* per attempt: a new attempt never shares a directory with a dying one */
+    snprintf(t->cwd, sizeof t->cwd, "%s/tasks/%llu.%u.%u", w->cfg.state_dir, (unsigned long long)job,
+             index, attempt);
     struct err e = {0};
     bool launch_error = false;
     const char *kind = json_string_value(json_object_get(b, "kind"));
@@ -247,10 +248,19 @@ static void start_infer(struct wrk *w, struct wrk_task *t)
     struct err e = {0};
     while (t->fetch_stage < 2) {
         const char *sha = json_string_value(json_object_get(t->dispatch, keys[t->fetch_stage][0]));
+        if (t->fetch.finishing)
+            return; /* being stored: timers() polls it */
         if (wrk_objects_have(w->objects, sha)) {
             t->fetch_stage++;
             continue;
         }
+        for (int i = 0; i < w->tasks.n; i++) {
+            if (w->tasks.v[i] != t && wrk_fetch_busy(&w->tasks.v[i]->fetch, sha)) {
+                t->fetch_wait = true; /* another task is fetching it: timers() retries */
+                return;
+            }
+        }
+        t->fetch_wait = false;
         char tag[64];
         snprintf(tag, sizeof tag, "%llu.%u.%u", (unsigned long long)t->job, t->index, t->attempt);
         json_int_t total = json_integer_value(json_object_get(t->dispatch, keys[t->fetch_stage][1]));
@@ -356,8 +366,31 @@ static void on_fetch_reply(struct wrk *w, struct wrk_task *t, const struct proto
     }
     log_info("wrk", "object %.16s... fetched and verified (%llu bytes)", t->fetch.sha,
              (unsigned long long)t->fetch.total);
-    t->fetch_stage++;
-    start_infer(w, t);
+    /* stored on a thread; timers() moves on when it is in the cache */
+}
+
+/* infer_timers: fetched objects being stored, and tasks waiting for another task's fetch. */
+static void infer_timers(struct wrk *w)
+{
+    for (int i = 0; i < w->tasks.n; i++) {
+        struct wrk_task *t = w->tasks.v[i];
+        if (t->phase != WRK_PHASE_FETCHING)
+            continue;
+        if (t->fetch.finishing) {
+            struct err e = {0};
+            int rc = wrk_fetch_poll(&t->fetch, &e);
+            if (rc < 0) {
+                end_unstarted(w, t, true, e.msg);
+                continue;
+            }
+            if (rc == 0)
+                continue;
+            t->fetch_stage++;
+            start_infer(w, t);
+        } else if (t->fetch_wait) {
+            start_infer(w, t);
+        }
+    }
 }
 
 static void kill_task(struct wrk *w, struct wrk_task *t, enum wrk_kill why)
@@ -500,6 +533,7 @@ static void on_signals(struct wrk *w)
 
 static void timers(struct wrk *w)
 {
+    infer_timers(w);
     double mono = units_mono(), now = units_now();
     for (int i = 0; i < w->tasks.n; i++) {
         struct wrk_task *t = w->tasks.v[i];

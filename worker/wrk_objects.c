@@ -63,28 +63,74 @@ bool wrk_fetch_done(const struct wrk_fetch *f)
     return f->fd >= 0 && f->off == f->total;
 }
 
+static void *store_thread(void *arg)
+{
+    struct wrk_fetch *f = arg;
+    int rc = 1;
+    if (fsync(f->fd) != 0 || rename(f->tmp, f->path) != 0)
+        rc = -(errno ? errno : EIO);
+    __atomic_store_n(&f->done, rc, __ATOMIC_RELEASE);
+    return NULL;
+}
+
 int wrk_fetch_finish(struct wrk_fetch *f, struct err *err)
 {
     unsigned char d[crypto_hash_sha256_BYTES];
     char hex[65];
     crypto_hash_sha256_final(&f->hs, d);
     sodium_bin2hex(hex, sizeof hex, d, sizeof d);
-    int rc = 0;
-    if (strcmp(hex, f->sha) != 0)
-        rc = err_set(err, EBADMSG, "object %.16s...: received bytes hash to %.16s...; refused", f->sha, hex);
-    else if (fsync(f->fd) != 0 || rename(f->tmp, f->path) != 0)
-        rc = err_set(err, errno, "object %.16s...: %s", f->sha, strerror(errno));
+    if (strcmp(hex, f->sha) != 0) {
+        close(f->fd);
+        f->fd = -1;
+        unlink(f->tmp);
+        return err_set(err, EBADMSG, "object %.16s...: received bytes hash to %.16s...; refused", f->sha, hex);
+    }
+    f->done = 0;
+    f->finishing = true;
+    int rc = pthread_create(&f->thread, NULL, store_thread, f);
+    if (rc != 0) { /* no thread: store it here */
+        f->finishing = false;
+        store_thread(f);
+        f->finishing = true;
+        f->thread = pthread_self();
+        f->done = f->done ? f->done : 1;
+    }
+    return 0;
+}
+
+int wrk_fetch_poll(struct wrk_fetch *f, struct err *err)
+{
+    if (!f->finishing)
+        return err_set(err, EINVAL, "object %.16s...: not being stored", f->sha);
+    int done = __atomic_load_n(&f->done, __ATOMIC_ACQUIRE);
+    if (done == 0)
+        return 0;
+    if (!pthread_equal(f->thread, pthread_self()))
+        pthread_join(f->thread, NULL);
+    f->finishing = false;
     close(f->fd);
     f->fd = -1;
-    if (rc != 0)
+    if (done < 0) {
         unlink(f->tmp);
-    return rc;
+        return err_set(err, -done, "object %.16s...: %s", f->sha, strerror(-done));
+    }
+    return 1;
+}
+
+bool wrk_fetch_busy(const struct wrk_fetch *f, const char *sha)
+{
+    return (f->fd >= 0 || f->finishing) && strcmp(f->sha, sha) == 0;
 }
 
 void wrk_fetch_abort(struct wrk_fetch *f)
 {
     if (f == NULL || f->fd < 0)
         return;
+    if (f->finishing) {
+        if (!pthread_equal(f->thread, pthread_self()))
+            pthread_join(f->thread, NULL);
+        f->finishing = false;
+    }
     close(f->fd);
     f->fd = -1;
     unlink(f->tmp);

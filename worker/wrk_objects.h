@@ -11,6 +11,7 @@
 #ifndef MOAT_WRK_OBJECTS_H
 #define MOAT_WRK_OBJECTS_H
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,6 +25,11 @@ struct wrk_fetch {
     int fd;                       /* -1 when idle */
     char tmp[600], path[600];
     crypto_hash_sha256_state hs;
+    /* finishing: fsync and rename run on a thread so the worker's loop (and its
+     * heartbeats) never waits for the disk */
+    pthread_t thread;
+    bool finishing;
+    int done;                     /* atomic: 0 running, 1 stored, -errno failed */
 };
 
 /* wrk_objects_path: <dir>/<sha> into out (cap bytes). Returns out. */
@@ -44,11 +50,19 @@ int wrk_fetch_chunk(struct wrk_fetch *f, const void *data, size_t len, uint64_t 
 /* wrk_fetch_done: all bytes arrived. */
 bool wrk_fetch_done(const struct wrk_fetch *f);
 
-/* wrk_fetch_finish: check the SHA-256 (EBADMSG naming both hashes on a mismatch),
- * fsync, and move into the cache. The fetch is idle afterwards either way. */
+/* wrk_fetch_finish: check the SHA-256 (EBADMSG naming both hashes on a mismatch;
+ * the fetch is then idle), then start storing it (fsync, rename into the cache)
+ * on a thread; wrk_fetch_poll() tells when that is over. */
 int wrk_fetch_finish(struct wrk_fetch *f, struct err *err);
 
-/* wrk_fetch_abort: drop a partial fetch. Idle or NULL: no-op. */
+/* wrk_fetch_poll: for a finishing fetch: 0 still storing, 1 stored (the fetch is
+ * idle), -1 with err when storing failed (idle). */
+int wrk_fetch_poll(struct wrk_fetch *f, struct err *err);
+
+/* wrk_fetch_busy: f is receiving or storing object sha. */
+bool wrk_fetch_busy(const struct wrk_fetch *f, const char *sha);
+
+/* wrk_fetch_abort: drop a partial fetch (waits for a storing thread). Idle or NULL: no-op. */
 void wrk_fetch_abort(struct wrk_fetch *f);
 
 #endif
