@@ -21,6 +21,9 @@ ifeq ($(CUDA),auto)
 else
   HAVE_CUDA := $(CUDA)
 endif
+ifneq ($(HAVE_CUDA),1)
+  $(info moat: building without CUDA (nvcc not found or CUDA=0): CUDA sources skipped, CPU backend only)
+endif
 
 OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g

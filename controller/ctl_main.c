@@ -84,9 +84,14 @@ static int fail_batch(struct ctl *ctl)
     struct err why = ctl->store_err, e = {0};
     store_abort(ctl->store);
     log_error("ctl", "batch abandoned: %s", why.msg);
-    if (why.code == ENOSPC && store_grow(ctl->store, &e) == 0) {
-        log_warn("ctl", "store map grown to %llu bytes", (unsigned long long)store_map_size(ctl->store));
-        err_set(&why, EAGAIN, "store was full and has grown; retry the request");
+    if (why.code == ENOSPC) {
+        if (store_grow(ctl->store, &e) == 0) {
+            log_warn("ctl", "store map grown to %llu bytes", (unsigned long long)store_map_size(ctl->store));
+            err_set(&why, EAGAIN, "store was full and has grown; retry the request");
+        } else {
+            why = e; /* names the limit (store_map_max) */
+            log_error("ctl", "%s", why.msg);
+        }
     }
     for (int i = 0; i < ctl->nout; i++) {
         struct ctl_out *o = &ctl->outbox[i];
@@ -127,11 +132,13 @@ static void handle(struct ctl *ctl, const struct net_peer *peer, struct proto_ms
                      proto_type_name(msg->type));
         return;
     }
-    if (fn(ctl, peer, msg, &e) != 0 && ctl->store_err.code == 0) {
+    if (fn(ctl, peer, msg, &e) != 0) {
         if (e.code == 0)
             err_set(&e, EIO, "%s failed", proto_type_name(msg->type));
         log_debug("ctl", "%s: %s", proto_type_name(msg->type), e.msg);
-        ctl_out_error(ctl, peer, msg->req_id, &e);
+        /* When the batch failed, this request is answered like the others in it. */
+        if (ctl_out_error(ctl, peer, msg->req_id, &e) == 0 && ctl->store_err.code != 0)
+            ctl->outbox[ctl->nout - 1].is_reply = true;
     }
 }
 
