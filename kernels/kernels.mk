@@ -15,7 +15,7 @@ KRN_LDLIBS := -lopenblas -lm -lpthread
 
 # The fused CPU attention is compute-bound vector code: let GCC unroll it and
 # contract a*b+c into FMA (-std=c11 turns contraction off by default).
-$(BUILD)/kernels/cpu/cpu_attn.o: CFLAGS += -O3 -ffp-contract=fast
+$(BUILD)/kernels/cpu/cpu_attn.o $(BUILD)/kernels/cpu/cpu_gelu.o: CFLAGS += -O3 -ffp-contract=fast
 
 # nvcc: sm_80 (A100), sm_90 (H100/H200 generic) and sm_90a (Hopper wgmma/TMA,
 # guarded in the source by __CUDA_ARCH_FEAT_SM90_ALL), plus compute_90 PTX.
@@ -23,6 +23,9 @@ KRN_NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,co
                  -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90
 KRN_NVCC_FLAGS ?= -std=c++17 -O3 -I. -lineinfo -Xcompiler -Wall,-Wextra \
                   -Wno-deprecated-gpu-targets $(KRN_NVCC_ARCH)
+# gemm_kernel7 (wgmma/TMA) lives in a unit built for sm_90a alone, so that on a
+# cc 9.0 device the runtime cannot load generic sm_90 code in its place.
+$(BUILD)/kernels/cuda/cuda_gemm_sm90a.o: KRN_NVCC_ARCH := -gencode arch=compute_90a,code=sm_90a
 KRN_DEV_SRC := $(wildcard kernels/dev/*.cu)
 KRN_DEV_BINS :=
 

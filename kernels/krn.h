@@ -129,6 +129,46 @@ int krn_cuda_device_info(int dev, struct krn_device_info *out, struct err *err);
  * NULL on other backends. Borrowed: valid until krn_backend_destroy. */
 void *krn_backend_cuda_stream(krn_backend_t *be);
 
+/* ---- kernel variants (the cuda backend's run-time selection) ---- */
+
+/* One kernel variant of an op on a backend. The "cuda" backend has several per
+ * op (kernels/cuda/, numbered as in kernels/dev/): automatic selection picks
+ * one per call from the shape, dtype, alignment and the device's architecture.
+ * Safety net: when the handle is created, every fast variant that the device
+ * can run is run once on small problems (odd sizes, tails, masks) against the
+ * simple variant it replaces; one that disagrees beyond tolerance, or returns
+ * non-finite values, is disabled for the handle's lifetime, so a fast path
+ * that has never run on this GPU cannot produce wrong results. (A variant that
+ * faults the device cannot be caught this way: creation then fails with EIO.)
+ * The "ref" and "cpu" backends have no variants. */
+struct krn_variant {
+    char op[16];     /* "gemm", "attention" */
+    char name[32];   /* "gemm_kernel7": the number of its kernels/dev/ version */
+    bool runnable;   /* compiled for this device's architecture (e.g. sm_90a only) */
+    bool checked;    /* the self-check ran (false: a reference variant, or not runnable) */
+    bool enabled;    /* usable by automatic selection: runnable and (reference or agreed) */
+    double check_err; /* self-check: max |variant - reference| / (atol + rtol |reference|);
+                        * <= 1 passes; 0 when not checked */
+    char note[96];   /* what it is for ("bf16/f16, A row-major, B [N,K], sm_90a"), or why
+                      * it is disabled */
+};
+
+/* krn_backend_variants: fill out[0 .. min(n, max)) and return n, the number
+ * of variants on be (0 on "ref"/"cpu"); -1 with EINVAL when out is NULL and
+ * max > 0. Never touches the device. */
+int krn_backend_variants(const krn_backend_t *be, struct krn_variant *out, int max,
+                         struct err *err);
+
+/* krn_backend_variant_force: make every later call of op ("gemm", "attention")
+ * on be use the variant named name (e.g. "gemm_kernel6"), bypassing automatic
+ * selection and the safety net (tests use it to exercise each variant against
+ * cuBLAS); name NULL restores automatic selection. A forced variant that cannot
+ * handle a call's shape, layout, alignment or dtype makes that call fail with
+ * ENOTSUP. EINVAL unknown op, ENOENT unknown variant, ENOTSUP not runnable on
+ * this device or a backend without variants. */
+int krn_backend_variant_force(krn_backend_t *be, const char *op, const char *name,
+                              struct err *err);
+
 /* ---- buffers ---- */
 
 typedef struct krn_buf krn_buf_t;

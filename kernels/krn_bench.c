@@ -7,7 +7,8 @@
  * full against kernels/ref. References timed in the same run: OpenBLAS called
  * directly (gemm on cpu), a registered hook (cuBLAS on cuda, see krn_bench.h),
  * and for attention the unfused Q.K^T -> softmax -> P.V built from this
- * backend's own GEMM and softmax (f32, no mask, non-causal only).
+ * backend's own GEMM and softmax (no mask, non-causal only; f32, so bf16/f16
+ * rows time it on f32 copies of the same values and name it "unfused_f32").
  */
 #include "kernels/krn_bench.h"
 #include "kernels/krn_impl.h"
@@ -429,18 +430,26 @@ static int run_hook(struct bcase *c, void *ctx, struct err *err)
 /* Unfused attention with the backend's own ops: per sequence b, S = Q K^T for
  * all heads as one strided-batched GEMM ([H, T, T] in ctx's buffer), softmax
  * over rows, O = P V. Materialises H*T*T floats. */
+struct unfused_ctx {
+    krn_buf_t *S;      /* [H, T, T] f32 */
+    krn_buf_t *in[4];  /* f32 copies of q, k, v and an f32 output, for bf16/f16 rows; else NULL */
+};
+
 static int run_unfused(struct bcase *c, void *ctx, struct err *err)
 {
-    krn_buf_t *S = ctx;
+    struct unfused_ctx *u = ctx;
+    krn_buf_t *S = u->S;
     const struct krn_attn_args *t = &c->t;
     int64_t HD = t->H * t->D;
-    size_t es = krn_dtype_size(t->dtype);
+    size_t es = 4; /* f32: the unfused path has no 16-bit softmax, so half rows use f32 copies */
+    krn_buf_t *const *in = u->in[0] ? u->in : c->in;
+    krn_buf_t *out = u->in[0] ? u->in[3] : c->out;
     for (int64_t b = 0; b < t->B; b++) {
         size_t off = (size_t)(b * t->T * HD) * es;
-        krn_buf_t *q = krn_buf_view(c->in[0], off, (size_t)(t->T * HD) * es, err);
-        krn_buf_t *k = krn_buf_view(c->in[1], off, (size_t)(t->T * HD) * es, err);
-        krn_buf_t *v = krn_buf_view(c->in[2], off, (size_t)(t->T * HD) * es, err);
-        krn_buf_t *o = krn_buf_view(c->out, off, (size_t)(t->T * HD) * es, err);
+        krn_buf_t *q = krn_buf_view(in[0], off, (size_t)(t->T * HD) * es, err);
+        krn_buf_t *k = krn_buf_view(in[1], off, (size_t)(t->T * HD) * es, err);
+        krn_buf_t *v = krn_buf_view(in[2], off, (size_t)(t->T * HD) * es, err);
+        krn_buf_t *o = krn_buf_view(out, off, (size_t)(t->T * HD) * es, err);
         struct krn_gemm_args qk = {.M = t->T, .N = t->T, .K = t->D, .trans_b = true, .lda = HD,
                                    .ldb = HD, .alpha = 1.0f / sqrtf((float)t->D),
                                    .batch = t->H, .stride_a = t->D, .stride_b = t->D,
@@ -531,6 +540,7 @@ int krn_bench_run(const char *op, const int64_t *shape, int nshape, enum krn_dty
     double med = 0, mn = 0, ref_med = NAN, max_err = 0, checksum = 0;
     bool valid = false;
     const char *ref_name = NULL;
+    struct unfused_ctx uctx = {0};
     int rc = -1;
     if (krn_backend_info(be, &info, err) != 0 || bcase_setup(&c, err) != 0)
         goto out;
@@ -547,14 +557,24 @@ int krn_bench_run(const char *op, const int64_t *shape, int nshape, enum krn_dty
             ref_name = bench_ref->name;
             ref = run_hook;
             rctx = (void *)bench_ref;
-        } else if (c.op == KRN_OP_ATTENTION && !c.t.causal && dtype == KRN_DTYPE_F32 &&
+        } else if (c.op == KRN_OP_ATTENTION && !c.t.causal &&
                    strcmp(krn_backend_name(be), "ref") != 0) {
-            ref_name = "unfused";
+            /* f32 rows: the same buffers; bf16/f16 rows: f32 copies of the same
+             * values ("unfused_f32": the unfused path has no 16-bit softmax) */
+            ref_name = dtype == KRN_DTYPE_F32 ? "unfused" : "unfused_f32";
             ref = run_unfused;
             S = krn_buf_alloc(be, (size_t)(c.t.H * c.t.T * c.t.T) * 4, err);
             if (S == NULL)
                 goto out;
-            rctx = S;
+            uctx.S = S;
+            if (dtype != KRN_DTYPE_F32) {
+                for (int i = 0; i < 3; i++)
+                    if ((uctx.in[i] = upload_as(be, c.h[i], c.n[i], KRN_DTYPE_F32, err)) == NULL)
+                        goto out;
+                if ((uctx.in[3] = krn_buf_alloc(be, c.nout * 4, err)) == NULL)
+                    goto out;
+            }
+            rctx = &uctx;
         }
         if (time_pair(&c, run_main, NULL, ref, rctx, repeat, &med, &mn, &ref_med, err) != 0)
             goto out;
@@ -593,6 +613,8 @@ int krn_bench_run(const char *op, const int64_t *shape, int nshape, enum krn_dty
 out:
     free(j.p);
     krn_buf_free(S);
+    for (int i = 0; i < 4; i++)
+        krn_buf_free(uctx.in[i]);
     bcase_free(&c);
     return rc;
 }

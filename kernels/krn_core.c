@@ -114,6 +114,30 @@ int krn_backend_info(const krn_backend_t *be, struct krn_device_info *out, struc
     return be->ops->info(be, out, err);
 }
 
+int krn_backend_variants(const krn_backend_t *be, struct krn_variant *out, int max,
+                         struct err *err)
+{
+    if (be == NULL || max < 0 || (out == NULL && max > 0))
+        return err_set(err, EINVAL, "variants: backend NULL, or out NULL with max %d", max);
+    return be->ops->variants ? be->ops->variants(be, out, max) : 0;
+}
+
+int krn_backend_variant_force(krn_backend_t *be, const char *op, const char *name,
+                              struct err *err)
+{
+    enum krn_op o;
+    if (be == NULL || op == NULL)
+        return err_set(err, EINVAL, "variant force: backend or op NULL");
+    if (krn_op_parse(op, &o, err) != 0)
+        return -1;
+    if (o != KRN_OP_GEMM && o != KRN_OP_ATTENTION)
+        return err_set(err, EINVAL, "variant force: op %s has no variants", op);
+    if (be->ops->variant_force == NULL)
+        return err_set(err, ENOTSUP, "variant force: backend %s has no kernel variants",
+                       be->ops->name);
+    return be->ops->variant_force(be, o, name, err);
+}
+
 void *krn_backend_cuda_stream(krn_backend_t *be)
 {
     return be->ops->stream ? be->ops->stream(be) : NULL;

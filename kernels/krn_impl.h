@@ -55,6 +55,11 @@ struct krn_backend_ops {
                      const int32_t *mask, float *out, struct err *err);
     int (*l2_normalize)(krn_backend_t *be, int64_t rows, int64_t cols, float eps,
                         const float *x, float *y, struct err *err);
+
+    /* kernel variants (NULL: none); krn_core.c checks op and out/max */
+    int (*variants)(const krn_backend_t *be, struct krn_variant *out, int max);
+    int (*variant_force)(krn_backend_t *be, enum krn_op op, const char *name,
+                         struct err *err);
 };
 
 /* Every backend's context starts with this header (first member). */

@@ -7,9 +7,19 @@
  * (cublasGemmEx, fp32 accumulation, default math: no TF32 for f32).
  *
  *   bench-kernels [--backend cpu|cuda|ref|all] [--ops gemm,attention,...]
- *                 [--dtype f32,bf16,f16] [--set minilm,bert-large,square]
+ *                 [--dtype f32,bf16,f16] [--set minilm,bert-large,square,fa2]
  *                 [--seq 128,512] [--max-gflop X] [--repeat N] [--threads N]
- *                 [--device I] [--plot FILE.png] [--out FILE]
+ *                 [--device I] [--variants] [--plot FILE.png] [--out FILE]
+ * --set fa2: attention at the FlashAttention papers' benchmark shape (16k tokens,
+ * hidden 2048: B 1, T 16384, H 32 x D 64 and H 16 x D 128, bf16/f16, non-causal);
+ * those rows carry "published_gflops", FlashAttention-2's forward on an H100 SXM
+ * (324 and 370 TFLOP/s, FA-3 paper arXiv 2407.08608, shared/FIGURES.md), and
+ * "pct_of_published".
+ * --variants (cuda): instead of the sets, force each kernel variant in turn
+ * (krn_backend_variant_force) and time it: GEMM at 4096^3 and 8192^3 (f32 for
+ * gemm_kernel3/4, bf16 for the others; % of cuBLAS in each row), attention at the
+ * fa2 shapes; every row gets "variant", and the backend's self-check verdicts
+ * are printed to stderr.
  * Exit: 0 when every row validated, 1 when a row failed validation or an op
  * failed, 2 on bad usage.
  */
@@ -83,6 +93,31 @@ static int model_shapes(struct shape *v, int n, int64_t hidden, int64_t heads, i
     return n;
 }
 
+/* print_row: rows (one JSON object per line) to out, with extra fields
+ * inserted after each opening brace. */
+static void print_rows(FILE *out, const char *rows, const char *extra)
+{
+    for (const char *p = rows; *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len > 1 && p[0] == '{' && extra[0] != '\0')
+            fprintf(out, "{%s,%.*s\n", extra, (int)(len - 1), p + 1);
+        else
+            fprintf(out, "%.*s\n", (int)len, p);
+        p += len + (nl != NULL);
+    }
+    fflush(out);
+}
+
+/* published: FlashAttention-2 forward TFLOP/s on an H100 SXM at 16k tokens
+ * (FIGURES.md), or 0 for shapes without a published figure. */
+static double published_gflops(const struct shape *sh, int dt)
+{
+    if (strcmp(sh->op, "attention") != 0 || dt == KRN_DTYPE_F32 || sh->s[1] != 16384)
+        return 0;
+    return sh->s[3] == 64 ? 324e3 : sh->s[3] == 128 ? 370e3 : 0;
+}
+
 static bool listed(const char *list, const char *name)
 {
     if (list == NULL)
@@ -98,7 +133,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench-kernels [--backend cpu|cuda|ref|all] [--ops LIST] "
                     "[--dtype LIST] [--set minilm,bert-large,square] [--seq 128,512] "
-                    "[--max-gflop X] [--repeat N] [--threads N] [--device I] [--plot FILE.png] "
+                    "[--max-gflop X] [--repeat N] [--threads N] [--device I] [--variants] "
+                    "[--plot FILE.png] "
                     "[--out FILE]\n");
 }
 
@@ -108,8 +144,13 @@ int main(int argc, char **argv)
     const char *seqs = "128,512", *plot = NULL, *outpath = NULL;
     double max_gflop = 1e30;
     int repeat = 5, threads = 0, device = 0;
+    bool variants = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--variants")) {
+            variants = true;
+            continue;
+        }
         if (v == NULL) {
             usage();
             return 2;
@@ -133,6 +174,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(backends, "all"))
         backends = "cpu,cuda";
+    if (variants && !strcmp(dtypes, "f32"))
+        dtypes = "f32,bf16"; /* the default: each variant in its own dtype */
     struct shape sh[MAXS];
     int n = 0;
     for (int64_t T = 128; T <= 512; T *= 4) {
@@ -148,6 +191,17 @@ int main(int argc, char **argv)
     if (listed(sets, "square"))
         for (int64_t s = 1024; s <= 8192; s *= 2)
             n = add(sh, n, "gemm", 3, s, s, s, 0);
+    if (listed(sets, "fa2") || variants) {
+        n = add(sh, n, "attention", 4, 1, 16384, 32, 64);
+        n = add(sh, n, "attention", 4, 1, 16384, 16, 128);
+    }
+    if (variants) { /* only the variant shapes */
+        n = 0;
+        n = add(sh, n, "gemm", 3, 4096, 4096, 4096, 0);
+        n = add(sh, n, "gemm", 3, 8192, 8192, 8192, 0);
+        n = add(sh, n, "attention", 4, 1, 16384, 32, 64);
+        n = add(sh, n, "attention", 4, 1, 16384, 16, 128);
+    }
     if (n > MAXS)
         n = MAXS;
     FILE *out = stdout;
@@ -186,34 +240,77 @@ int main(int argc, char **argv)
             krn_bench_ref_set(&ref);
         }
 #endif
-        for (int i = 0; i < n; i++) {
-            if (!listed(ops, sh[i].op))
-                continue;
-            for (int dt = 0; dt < KRN_DTYPE_COUNT; dt++) {
-                if (!listed(dtypes, krn_dtype_names[dt]))
+        /* variant passes: one automatic pass, or (--variants) one per variant */
+        struct krn_variant vs[16];
+        int nv = variants ? krn_backend_variants(be, vs, 16, &e) : 0;
+        if (nv > 16)
+            nv = 16;
+        for (int k = 0; k < nv; k++)
+            fprintf(stderr, "bench-kernels: %s %s: runnable=%d enabled=%d check_err=%.3g (%s)\n",
+                    vs[k].op, vs[k].name, vs[k].runnable, vs[k].enabled, vs[k].check_err,
+                    vs[k].note);
+        for (int pass = variants ? 0 : -1; pass < (variants ? nv : 0); pass++) {
+            const char *vname = pass >= 0 ? vs[pass].name : NULL;
+            if (pass >= 0) {
+                if (!vs[pass].runnable)
                     continue;
-                bool typed = !strcmp(sh[i].op, "gemm") || !strcmp(sh[i].op, "attention");
-                if (dt != KRN_DTYPE_F32 && !typed)
-                    continue;
-                enum krn_op op;
-                krn_op_parse(sh[i].op, &op, NULL);
-                double gf = krn_op_flops(op, sh[i].s, sh[i].n, (enum krn_dtype)dt) / 1e9;
-                if (gf > max_gflop)
-                    continue;
-                char *rows = NULL;
-                if (krn_bench_run(sh[i].op, sh[i].s, sh[i].n, (enum krn_dtype)dt, repeat, be,
-                                  &rows, &e) != 0) {
-                    fprintf(stderr, "bench-kernels: %s %s: %s\n", sh[i].op, names[bi], e.msg);
-                    if (e.code != ENOTSUP)
-                        status = 1;
+                if (krn_backend_variant_force(be, vs[pass].op, vname, &e) != 0) {
+                    fprintf(stderr, "bench-kernels: %s: %s\n", vname, e.msg);
                     continue;
                 }
-                fputs(rows, out);
-                fflush(out);
-                if (strstr(rows, "\"valid\":false") != NULL)
-                    status = 1;
-                free(rows);
             }
+            for (int i = 0; i < n; i++) {
+                if (!listed(ops, sh[i].op))
+                    continue;
+                if (pass >= 0 && strcmp(sh[i].op, vs[pass].op) != 0)
+                    continue;
+                for (int dt = 0; dt < KRN_DTYPE_COUNT; dt++) {
+                    if (!listed(dtypes, krn_dtype_names[dt]))
+                        continue;
+                    bool typed = !strcmp(sh[i].op, "gemm") || !strcmp(sh[i].op, "attention");
+                    if (dt != KRN_DTYPE_F32 && !typed)
+                        continue;
+                    if (pass >= 0) { /* f32 for the f32 variants, bf16 for the rest */
+                        bool f32v = !strcmp(vname, "gemm_kernel3") ||
+                                    !strcmp(vname, "gemm_kernel4") || !strcmp(vname, "attn_kernel1");
+                        if ((f32v && dt != KRN_DTYPE_F32) ||
+                            (!f32v && dt != KRN_DTYPE_BF16))
+                            continue;
+                    }
+                    enum krn_op op;
+                    krn_op_parse(sh[i].op, &op, NULL);
+                    double gf = krn_op_flops(op, sh[i].s, sh[i].n, (enum krn_dtype)dt) / 1e9;
+                    if (gf > max_gflop)
+                        continue;
+                    char *rows = NULL;
+                    if (krn_bench_run(sh[i].op, sh[i].s, sh[i].n, (enum krn_dtype)dt, repeat, be,
+                                      &rows, &e) != 0) {
+                        fprintf(stderr, "bench-kernels: %s %s %s: %s\n", sh[i].op, names[bi],
+                                vname ? vname : "auto", e.msg);
+                        if (e.code != ENOTSUP)
+                            status = 1;
+                        continue;
+                    }
+                    char extra[256] = "";
+                    int len = 0;
+                    if (vname != NULL)
+                        len = snprintf(extra, sizeof extra, "\"variant\":\"%s\"", vname);
+                    double pub = published_gflops(&sh[i], dt);
+                    const char *tf = strstr(rows, "\"gflops\":");
+                    double got = tf ? atof(tf + 9) : 0;
+                    if (pub > 0)
+                        snprintf(extra + len, sizeof extra - (size_t)len,
+                                 "%s\"published\":\"FlashAttention-2 fwd, H100 SXM\","
+                                 "\"published_gflops\":%.0f,\"pct_of_published\":%.1f",
+                                 len ? "," : "", pub, 100.0 * got / pub);
+                    print_rows(out, rows, extra);
+                    if (strstr(rows, "\"valid\":false") != NULL)
+                        status = 1;
+                    free(rows);
+                }
+            }
+            if (pass >= 0)
+                krn_backend_variant_force(be, vs[pass].op, NULL, &e);
         }
 #ifdef KRN_TEST_CUBLAS
         krn_bench_ref_set(NULL);

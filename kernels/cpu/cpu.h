@@ -38,6 +38,10 @@ void cpu_parallel(int nthreads, void (*fn)(void *ctx, int tid, int nthreads), vo
 /* cpu_scratch_reserve: grow the GEMM scratch to at least n floats. ENOMEM. */
 int cpu_scratch_reserve(struct cpu_backend *cb, size_t n, struct err *err);
 
+/* cpu_gelu_run: y[i] = 0.5 x (1 + erf(x / sqrt 2)) for i < n, vectorised
+ * (cpu_gelu.c: Cody's rational erf, 4e-7 relative); y may equal x. */
+void cpu_gelu_run(const float *x, float *y, int64_t n);
+
 int cpu_gemm(krn_backend_t *be, const struct krn_gemm_args *g, const void *a, const void *b,
              const float *bias, void *c, struct err *err);
 int cpu_attention(krn_backend_t *be, const struct krn_attn_args *t, const void *q,

@@ -174,8 +174,8 @@ static int cpu_layernorm(krn_backend_t *be, int64_t rows, int64_t cols, float ep
 static void gelu_rows(struct rows_ctx *c, int64_t lo, int64_t hi)
 {
     int64_t n = c->cols, end = hi * CPU_CHUNK < n ? hi * CPU_CHUNK : n;
-    for (int64_t i = lo * CPU_CHUNK; i < end; i++)
-        c->y[i] = krn_gelu_f32(c->x[i]);
+    if (end > lo * CPU_CHUNK)
+        cpu_gelu_run(c->x + lo * CPU_CHUNK, c->y + lo * CPU_CHUNK, end - lo * CPU_CHUNK);
 }
 
 static int cpu_gelu(krn_backend_t *be, int64_t n, const float *x, float *y, struct err *err)

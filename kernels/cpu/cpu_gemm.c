@@ -28,12 +28,22 @@ static void epi_worker(void *p, int tid, int n)
         int64_t bt = r / g->M, m = r % g->M;
         float *src = e->cf + bt * e->stride_cf + m * e->ldcf;
         int64_t dst = bt * g->stride_c + m * g->ldc;
+        if (g->epilogue == KRN_EPI_BIAS_GELU) { /* vectorised GELU in chunks */
+            float tmp[256];
+            for (int64_t j0 = 0; j0 < g->N; j0 += 256) {
+                int64_t nj = g->N - j0 < 256 ? g->N - j0 : 256;
+                for (int64_t j = 0; j < nj; j++)
+                    tmp[j] = src[j0 + j] + e->bias[j0 + j];
+                cpu_gelu_run(tmp, tmp, nj);
+                for (int64_t j = 0; j < nj; j++)
+                    krn_store_f32(e->c, g->dtype_c, dst + j0 + j, tmp[j]);
+            }
+            continue;
+        }
         for (int64_t j = 0; j < g->N; j++) {
             float x = src[j];
             if (g->epilogue != KRN_EPI_NONE)
                 x += e->bias[j];
-            if (g->epilogue == KRN_EPI_BIAS_GELU)
-                x = krn_gelu_f32(x);
             krn_store_f32(e->c, g->dtype_c, dst + j, x);
         }
     }

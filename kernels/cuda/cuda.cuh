@@ -19,11 +19,36 @@ extern "C" {
 }
 #include "kernels/krn_impl.h"
 
+/* Kernel variants (krn.h "kernel variants"); numbers are kernels/dev/ versions. */
+enum cuda_gemm_variant {
+    CU_GEMM_K3, /* f32 CUDA cores, any layout: the f32 fallback and the reference for K4 */
+    CU_GEMM_K4, /* f32 CUDA cores, float4 loads, A row-major, aligned */
+    CU_GEMM_K5, /* WMMA bf16/f16, any layout: the reference for K6/K7 */
+    CU_GEMM_K6, /* mma.sync + cp.async pipeline, sm_80+ */
+    CU_GEMM_K7, /* TMA + wgmma, warp-specialised, sm_90a */
+    CU_GEMM_COUNT
+};
+enum cuda_attn_variant {
+    CU_ATTN_K1, /* f32 CUDA cores, any dtype/stride: the reference for K2 */
+    CU_ATTN_K2, /* FlashAttention-2 forward on mma.sync, bf16/f16 */
+    CU_ATTN_COUNT
+};
+
+struct cuda_variant {
+    bool runnable, checked, enabled;
+    double check_err;
+    char note[96];
+};
+
 struct cuda_backend {
     struct krn_backend base; /* first member */
     int dev;
     cudaStream_t stream;
     int cc_major, cc_minor, sms;
+    bool sm90a;       /* this module runs sm_90a code on the device (probed) */
+    void *k7_encode;  /* cuTensorMapEncodeTiled, or NULL */
+    struct cuda_variant gemm_v[CU_GEMM_COUNT], attn_v[CU_ATTN_COUNT];
+    int gemm_force, attn_force; /* forced variant, or -1: automatic selection */
 };
 
 static inline struct cuda_backend *cuda_of(krn_backend_t *be)
@@ -78,6 +103,18 @@ __device__ __forceinline__ float krn_dgelu(float x)
 {
     return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
 }
+
+/* Variant names, indexed by the enums above ("gemm_kernel6", "attn_kernel2"). */
+extern const char *const cuda_gemm_variant_names[CU_GEMM_COUNT];
+extern const char *const cuda_attn_variant_names[CU_ATTN_COUNT];
+
+/* cuda_gemm_init / cuda_attn_init: at backend creation, after the stream
+ * exists: decide which variants the device can run, set their smem limits and
+ * run the self-checks (small problems against K5 / attention K1), filling
+ * cb->gemm_v / cb->attn_v. EIO/ENOMEM only when the device itself fails; a
+ * variant that disagrees is disabled, not an error. */
+int cuda_gemm_init(struct cuda_backend *cb, struct err *err);
+int cuda_attn_init(struct cuda_backend *cb, struct err *err);
 
 /* Ops implemented in their own files. */
 int cuda_gemm(krn_backend_t *be, const struct krn_gemm_args *g, const void *a, const void *b,

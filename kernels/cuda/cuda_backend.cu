@@ -355,11 +355,61 @@ static int cu_mean_pool(krn_backend_t *be, int64_t B, int64_t T, int64_t D, cons
     return 0;
 }
 
+/* ---- kernel variants ---- */
+
+static void variant_fill(struct krn_variant *out, const char *op, const char *name,
+                         const struct cuda_variant *cv)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->op, sizeof out->op, "%s", op);
+    snprintf(out->name, sizeof out->name, "%s", name);
+    out->runnable = cv->runnable;
+    out->checked = cv->checked;
+    out->enabled = cv->enabled;
+    out->check_err = cv->check_err;
+    snprintf(out->note, sizeof out->note, "%s", cv->note);
+}
+
+static int cu_variants(const krn_backend_t *be, struct krn_variant *out, int max)
+{
+    const struct cuda_backend *cb = (const struct cuda_backend *)be;
+    int n = 0;
+    for (int v = 0; v < CU_GEMM_COUNT; v++, n++)
+        if (n < max)
+            variant_fill(&out[n], "gemm", cuda_gemm_variant_names[v], &cb->gemm_v[v]);
+    for (int v = 0; v < CU_ATTN_COUNT; v++, n++)
+        if (n < max)
+            variant_fill(&out[n], "attention", cuda_attn_variant_names[v], &cb->attn_v[v]);
+    return n;
+}
+
+static int cu_variant_force(krn_backend_t *be, enum krn_op op, const char *name, struct err *err)
+{
+    struct cuda_backend *cb = cuda_of(be);
+    bool gemm = op == KRN_OP_GEMM;
+    int count = gemm ? (int)CU_GEMM_COUNT : (int)CU_ATTN_COUNT;
+    const char *const *names = gemm ? cuda_gemm_variant_names : cuda_attn_variant_names;
+    const struct cuda_variant *vs = gemm ? cb->gemm_v : cb->attn_v;
+    int *force = gemm ? &cb->gemm_force : &cb->attn_force;
+    if (name == NULL) {
+        *force = -1;
+        return 0;
+    }
+    for (int v = 0; v < count; v++)
+        if (strcmp(names[v], name) == 0) {
+            if (!vs[v].runnable)
+                return err_set(err, ENOTSUP, "variant %s: %s", name, vs[v].note);
+            *force = v;
+            return 0;
+        }
+    return err_set(err, ENOENT, "variant %s: no such %s variant", name, krn_op_names[op]);
+}
+
 static const struct krn_backend_ops cuda_ops = {
     "cuda",        cu_destroy,   NULL,          cu_sync,     cu_info,   cu_stream,
     cu_alloc,      cu_free,      cu_upload,     cu_download, cu_zero,   cuda_gemm,
     cuda_attention, cu_layernorm, cu_gelu,      cu_softmax,  cu_add,    cu_embedding,
-    cu_mean_pool,  cu_l2_normalize,
+    cu_mean_pool,  cu_l2_normalize, cu_variants, cu_variant_force,
 };
 
 extern "C" krn_backend_t *krn_cuda_backend_create(int dev, struct err *err)
@@ -395,5 +445,11 @@ extern "C" krn_backend_t *krn_cuda_backend_create(int dev, struct err *err)
     cb->cc_major = p.major;
     cb->cc_minor = p.minor;
     cb->sms = p.multiProcessorCount;
+    /* kernel variants: which can run here, and the self-checks of the fast ones */
+    if (cuda_gemm_init(cb, err) != 0 || cuda_attn_init(cb, err) != 0) {
+        cudaStreamDestroy(cb->stream);
+        free(cb);
+        return NULL;
+    }
     return &cb->base;
 }

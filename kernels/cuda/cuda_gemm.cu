@@ -1,39 +1,30 @@
-/* cuda_gemm.cu: the cuda backend's GEMM, promoted from kernels/dev/gemm.cu
- * (versions keep their numbers): gemm_kernel3 (register-blocked smem tiling,
- * fp32 on CUDA cores) for f32, gemm_kernel5 (WMMA bf16/f16 tensor cores, fp32
- * accumulation) for bf16/f16. Both take any transpose, leading dimension,
- * batch stride and shape (bounds-checked tile loads) and fuse alpha/beta, the
- * bias/GELU epilogue and the narrowing of C. Selection (cuda_gemm): by dtype;
- * dev/gemm.cu's faster special cases (v4 vectorised loads, v6 Hopper wgmma)
- * are not promoted until they are validated on a GPU.
+/* cuda_gemm.cu: the cuda backend's GEMM: four variants promoted from
+ * kernels/dev/gemm.cu (numbers kept), run-time selection, and the self-check
+ * that guards the fast ones.
+ *   gemm_kernel3  f32 on CUDA cores (128x128x8 block tile, 8x8 per thread), any layout
+ *   gemm_kernel4  gemm_kernel3 with 128-bit global loads and float4 smem reads,
+ *                 A row-major, K/ld/strides multiples of 4 (dev v4, generalised)
+ *   gemm_kernel5  WMMA bf16/f16, any layout (bounds-checked scalar tile loads)
+ *   gemm_kernel6  mma.sync + 3-stage cp.async pipeline (cuda_gemm.cuh), sm_80+
+ *   gemm_kernel7  TMA + wgmma, warp-specialised (cuda_gemm.cuh), sm_90a on cc 9.0;
+ *                 launched through cuda_gemm_sm90a.cu, the unit built for sm_90a alone
+ * All fuse alpha/beta, the bias/GELU epilogue and the narrowing of C.
+ * Selection (gemm_pick): f32 -> K4 when enabled and it fits, else K3. bf16/f16: K7 when enabled and the call is
+ * A [M,K] x B[N,K]^T, batch 1, 16-byte aligned, M*N*K >= 2^24 (below that the
+ * 128x128 tiles of K6 fill the SMs better); else K6 when enabled and A is
+ * row-major and aligned (K, ld, strides multiples of 8) with M, N >= 32; else K5.
+ * Safety net (cuda_gemm_init): K4, K6 and K7 are run at backend creation on
+ * shapes with tails in M, N and K (and a K long enough to wrap K7's stage ring)
+ * against K3 (for K4) or K5; a variant outside atol 1e-3 + rtol 1e-3, or non-finite, is
+ * disabled for the handle's lifetime.
  */
-#include "kernels/cuda/cuda.cuh"
+#include "kernels/cuda/cuda_gemm.cuh"
 
+#include <math.h>
 #include <mma.h>
-
-struct gemm_params {
-    int64_t M, N, K, lda, ldb, ldc, sa, sb, sc;
-    float alpha, beta;
-    int ta, tb, epi, dt_ab, dt_c;
-    const void *a, *b;
-    const float *bias;
-    void *c;
-};
-
-/* epilogue for one element: alpha*acc + beta*C + bias, GELU, store as dt_c. */
-__device__ __forceinline__ void gemm_store(const gemm_params &p, void *c, int64_t m, int64_t n,
-                                           float acc)
-{
-    int64_t i = m * p.ldc + n;
-    float v = p.alpha * acc;
-    if (p.beta != 0.0f)
-        v += p.beta * krn_dload(c, p.dt_c, i);
-    if (p.epi != KRN_EPI_NONE)
-        v += p.bias[n];
-    if (p.epi == KRN_EPI_BIAS_GELU)
-        v = krn_dgelu(v);
-    krn_dstore(c, p.dt_c, i, v);
-}
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* ---- gemm_kernel3: 128x128 block tile, BK = 8, 256 threads, 8x8 per thread ---- */
 #define K3_BM 128
@@ -81,6 +72,70 @@ __global__ void __launch_bounds__(256) gemm_kernel3(gemm_params p)
                 ra[i] = As[kk][ty * 8 + i];
                 rb[i] = Bs[kk][tx * 8 + i];
             }
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+#pragma unroll
+                for (int j = 0; j < 8; j++)
+                    acc[i][j] += ra[i] * rb[j];
+        }
+        __syncthreads();
+    }
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 8; j++) {
+            int64_t m = m0 + ty * 8 + i, n = n0 + tx * 8 + j;
+            if (m < p.M && n < p.N)
+                gemm_store(p, c, m, n, acc[i][j]);
+        }
+}
+
+/* ---- gemm_kernel4: gemm_kernel3 with vectorised loads (dev v4, generalised) ----
+ * Requires: f32, ta = 0; K, lda, ldb, stride_a, stride_b multiples of 4; tb = 1,
+ * or tb = 0 with N % 4 == 0; a, b 16-byte aligned. Any M, N, K otherwise. */
+
+/* block = 128x128 tile of C, 256 threads, thread = 8x8 sub-tile (rows ty*8..,
+ * cols tx*8..); per BK = 8 step each thread loads one float4 of A (row t/2, k
+ * quad (t%2)*4) and one of B (tb = 0: row k t/32, cols (t%32)*4; tb = 1 as A),
+ * zero outside the matrix; smem As [8][128] (A^T), Bs [8][128], read as float4. */
+template <int TB>
+__global__ void __launch_bounds__(256) gemm_kernel4(gemm_params p)
+{
+    __shared__ __align__(16) float As[K3_BK][K3_BM];
+    __shared__ __align__(16) float Bs[K3_BK][K3_BN];
+    const float *a = (const float *)p.a + blockIdx.z * p.sa;
+    const float *b = (const float *)p.b + blockIdx.z * p.sb;
+    void *c = (char *)p.c + blockIdx.z * p.sc * (p.dt_c == KRN_DTYPE_F32 ? 4 : 2);
+    int64_t m0 = (int64_t)blockIdx.y * K3_BM, n0 = (int64_t)blockIdx.x * K3_BN;
+    int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+    int ar = threadIdx.x / 2, ak = (threadIdx.x % 2) * 4;
+    int br = threadIdx.x / 32, bc = (threadIdx.x % 32) * 4;
+    float acc[8][8] = {};
+    const float4 zero4 = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    for (int64_t k0 = 0; k0 < p.K; k0 += K3_BK) {
+        int64_t gm = m0 + ar, gk = k0 + ak; /* K % 4 == 0: a quad is all in or all out */
+        float4 av = gm < p.M && gk < p.K ? *(const float4 *)(a + gm * p.lda + gk) : zero4;
+        As[ak + 0][ar] = av.x;
+        As[ak + 1][ar] = av.y;
+        As[ak + 2][ar] = av.z;
+        As[ak + 3][ar] = av.w;
+        if (TB) {
+            int64_t gn = n0 + ar;
+            float4 bv = gn < p.N && gk < p.K ? *(const float4 *)(b + gn * p.ldb + gk) : zero4;
+            Bs[ak + 0][ar] = bv.x;
+            Bs[ak + 1][ar] = bv.y;
+            Bs[ak + 2][ar] = bv.z;
+            Bs[ak + 3][ar] = bv.w;
+        } else {
+            int64_t gkb = k0 + br, gn = n0 + bc; /* N % 4 == 0 */
+            *(float4 *)&Bs[br][bc] =
+                gkb < p.K && gn < p.N ? *(const float4 *)(b + gkb * p.ldb + gn) : zero4;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < K3_BK; kk++) {
+            float4 a0 = *(const float4 *)&As[kk][ty * 8], a1 = *(const float4 *)&As[kk][ty * 8 + 4];
+            float4 b0 = *(const float4 *)&Bs[kk][tx * 8], b1 = *(const float4 *)&Bs[kk][tx * 8 + 4];
+            float ra[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+            float rb[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
 #pragma unroll
             for (int i = 0; i < 8; i++)
 #pragma unroll
@@ -167,6 +222,117 @@ __global__ void __launch_bounds__(256) gemm_kernel5(gemm_params p)
         }
 }
 
+const char *const cuda_gemm_variant_names[CU_GEMM_COUNT] = {
+    "gemm_kernel3", "gemm_kernel4", "gemm_kernel5", "gemm_kernel6", "gemm_kernel7"};
+
+static bool aligned16(const void *p)
+{
+    return ((uintptr_t)p & 15) == 0;
+}
+
+/* gemm_fits: whether variant v can compute this call at all (shape, layout,
+ * alignment, dtype, device); selection and forcing both go through it. */
+static bool gemm_fits(const struct cuda_backend *cb, int v, const gemm_params &p, int64_t batch)
+{
+    bool half = p.dt_ab != KRN_DTYPE_F32;
+    switch (v) {
+    case CU_GEMM_K3: return !half;
+    case CU_GEMM_K4:
+        return !half && !p.ta && p.K % 4 == 0 && p.lda % 4 == 0 && p.ldb % 4 == 0 &&
+               p.sa % 4 == 0 && p.sb % 4 == 0 && (p.tb || p.N % 4 == 0) && aligned16(p.a) &&
+               aligned16(p.b);
+    case CU_GEMM_K5: return half;
+    case CU_GEMM_K6:
+        return half && cb->gemm_v[v].runnable && !p.ta && p.K % 8 == 0 && p.lda % 8 == 0 &&
+               p.ldb % 8 == 0 && p.sa % 8 == 0 && p.sb % 8 == 0 && (p.tb || p.N % 8 == 0) &&
+               aligned16(p.a) && aligned16(p.b);
+    case CU_GEMM_K7:
+        return half && cb->gemm_v[v].runnable && !p.ta && p.tb && batch == 1 && p.K % 8 == 0 &&
+               p.lda % 8 == 0 && p.ldb % 8 == 0 && aligned16(p.a) && aligned16(p.b) &&
+               p.M <= INT32_MAX && p.N <= INT32_MAX && p.K <= INT32_MAX;
+    default: return false;
+    }
+}
+
+/* gemm_pick: the variant for this call (see the file comment), or -1 when a
+ * forced variant cannot take it. */
+static int gemm_pick(const struct cuda_backend *cb, const gemm_params &p, int64_t batch)
+{
+    if (cb->gemm_force >= 0)
+        return gemm_fits(cb, cb->gemm_force, p, batch) ? cb->gemm_force : -1;
+    if (p.dt_ab == KRN_DTYPE_F32)
+        return cb->gemm_v[CU_GEMM_K4].enabled && gemm_fits(cb, CU_GEMM_K4, p, batch) ? CU_GEMM_K4
+                                                                                     : CU_GEMM_K3;
+    if (cb->gemm_v[CU_GEMM_K7].enabled && gemm_fits(cb, CU_GEMM_K7, p, batch) &&
+        (double)p.M * (double)p.N * (double)p.K >= 16777216.0)
+        return CU_GEMM_K7;
+    if (cb->gemm_v[CU_GEMM_K6].enabled && gemm_fits(cb, CU_GEMM_K6, p, batch) && p.M >= 32 &&
+        p.N >= 32)
+        return CU_GEMM_K6;
+    return CU_GEMM_K5;
+}
+
+/* gemm_launch: queue variant v (already known to fit) on the handle's stream. */
+static int gemm_launch(struct cuda_backend *cb, int v, const gemm_params &p, int64_t batch,
+                       struct err *err)
+{
+    cudaStream_t st = cb->stream;
+    bool bf = p.dt_ab == KRN_DTYPE_BF16;
+    switch (v) {
+    case CU_GEMM_K3: {
+        dim3 grid((unsigned)((p.N + K3_BN - 1) / K3_BN), (unsigned)((p.M + K3_BM - 1) / K3_BM),
+                  (unsigned)batch);
+        gemm_kernel3<<<grid, 256, 0, st>>>(p);
+        CUDA_LAUNCHED("gemm_kernel3", err);
+        return 0;
+    }
+    case CU_GEMM_K4: {
+        dim3 grid((unsigned)((p.N + K3_BN - 1) / K3_BN), (unsigned)((p.M + K3_BM - 1) / K3_BM),
+                  (unsigned)batch);
+        if (p.tb)
+            gemm_kernel4<1><<<grid, 256, 0, st>>>(p);
+        else
+            gemm_kernel4<0><<<grid, 256, 0, st>>>(p);
+        CUDA_LAUNCHED("gemm_kernel4", err);
+        return 0;
+    }
+    case CU_GEMM_K5: {
+        dim3 grid((unsigned)((p.N + K5_BN - 1) / K5_BN), (unsigned)((p.M + K5_BM - 1) / K5_BM),
+                  (unsigned)batch);
+        if (bf)
+            gemm_kernel5<__nv_bfloat16><<<grid, 256, 0, st>>>(p);
+        else
+            gemm_kernel5<__half><<<grid, 256, 0, st>>>(p);
+        CUDA_LAUNCHED("gemm_kernel5", err);
+        return 0;
+    }
+    case CU_GEMM_K6: {
+        dim3 grid((unsigned)((p.N + K6_BN - 1) / K6_BN), (unsigned)((p.M + K6_BM - 1) / K6_BM),
+                  (unsigned)batch);
+        if (bf && p.tb)
+            gemm_kernel6<__nv_bfloat16, 1><<<grid, 256, K6_SMEM, st>>>(p);
+        else if (bf)
+            gemm_kernel6<__nv_bfloat16, 0><<<grid, 256, K6_SMEM, st>>>(p);
+        else if (p.tb)
+            gemm_kernel6<__half, 1><<<grid, 256, K6_SMEM, st>>>(p);
+        else
+            gemm_kernel6<__half, 0><<<grid, 256, K6_SMEM, st>>>(p);
+        CUDA_LAUNCHED("gemm_kernel6", err);
+        return 0;
+    }
+    case CU_GEMM_K7: {
+        cudaError_t e = cuda_gemm7_launch(p, cb->k7_encode, st);
+        if (e == cudaErrorInvalidValue)
+            return err_set(err, EIO, "gemm_kernel7: cuTensorMapEncodeTiled rejected %lldx%lldx%lld",
+                           (long long)p.M, (long long)p.N, (long long)p.K);
+        if (e != cudaSuccess)
+            return cuda_fail(err, e, "launch gemm_kernel7");
+        return 0;
+    }
+    default: return err_set(err, EINVAL, "gemm: variant %d", v);
+    }
+}
+
 int cuda_gemm(krn_backend_t *be, const struct krn_gemm_args *g, const void *a, const void *b,
               const float *bias, void *c, struct err *err)
 {
@@ -177,20 +343,171 @@ int cuda_gemm(krn_backend_t *be, const struct krn_gemm_args *g, const void *a, c
                      g->ldc,     g->stride_a,   g->stride_b,   g->stride_c, g->alpha,
                      g->beta,    g->trans_a,    g->trans_b,    (int)g->epilogue,
                      (int)g->dtype_ab, (int)g->dtype_c, a, b, bias, c};
+    int v = gemm_pick(cb, p, g->batch);
+    if (v < 0)
+        return err_set(err, ENOTSUP, "gemm: forced %s cannot take %s %lldx%lldx%lld ta=%d tb=%d "
+                       "batch %lld (layout, alignment or dtype)",
+                       cuda_gemm_variant_names[cb->gemm_force], krn_dtype_names[g->dtype_ab],
+                       (long long)g->M, (long long)g->N, (long long)g->K, (int)g->trans_a,
+                       (int)g->trans_b, (long long)g->batch);
     CUDA_TRY(cudaSetDevice(cb->dev), err);
-    if (g->dtype_ab == KRN_DTYPE_F32) {
-        dim3 grid((unsigned)((g->N + K3_BN - 1) / K3_BN), (unsigned)((g->M + K3_BM - 1) / K3_BM),
-                  (unsigned)g->batch);
-        gemm_kernel3<<<grid, 256, 0, cb->stream>>>(p);
-        CUDA_LAUNCHED("gemm_kernel3", err);
-    } else {
-        dim3 grid((unsigned)((g->N + K5_BN - 1) / K5_BN), (unsigned)((g->M + K5_BM - 1) / K5_BM),
-                  (unsigned)g->batch);
-        if (g->dtype_ab == KRN_DTYPE_BF16)
-            gemm_kernel5<__nv_bfloat16><<<grid, 256, 0, cb->stream>>>(p);
-        else
-            gemm_kernel5<__half><<<grid, 256, 0, cb->stream>>>(p);
-        CUDA_LAUNCHED("gemm_kernel5", err);
+    return gemm_launch(cb, v, p, g->batch, err);
+}
+
+/* ---- safety net ---- */
+
+/* Fixed-seed uniform [-1, 1) (xorshift64*), as in krn_bench.c. */
+static float check_rand(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return (float)(((*s * 2685821657736338717ull) >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+struct check_case {
+    int v;             /* variant under test */
+    int64_t M, N, K;
+    int tb;
+};
+
+/* gemm_check_one: run variant cc->v and its reference (K3 for the f32 K4, else
+ * K5) on the same random operands of dtype dt; *worst = max over C of
+ * |v - ref| / (1e-3 + 1e-3 |ref|) (inf when non-finite). dev: scratch large
+ * enough for A, B (4-byte elements) and two f32 C. */
+static int gemm_check_one(struct cuda_backend *cb, const struct check_case *cc, enum krn_dtype dt,
+                          char *dev, double *worst, struct err *err)
+{
+    int64_t na = cc->M * cc->K, nb = cc->N * cc->K, nc = cc->M * cc->N;
+    size_t es = krn_dtype_size(dt), bytes_ab = (size_t)(na + nb) * es, bytes_c = (size_t)nc * 4;
+    float *h = (float *)malloc((size_t)(na + nb) * 4 + 2 * bytes_c);
+    uint16_t *h16 = (uint16_t *)malloc((size_t)(na + nb) * 2);
+    if (h == NULL || h16 == NULL) {
+        free(h), free(h16);
+        return err_set(err, ENOMEM, "gemm self-check: host memory");
     }
-    return 0;
+    uint64_t seed = 0x9e3779b97f4a7c15ull ^ (uint64_t)(cc->M * 131 + cc->N * 7 + cc->K);
+    for (int64_t i = 0; i < na + nb; i++)
+        h[i] = check_rand(&seed);
+    if (dt == KRN_DTYPE_BF16)
+        krn_f32_to_bf16(h, h16, (size_t)(na + nb));
+    else if (dt == KRN_DTYPE_F16)
+        krn_f32_to_f16(h, h16, (size_t)(na + nb));
+    char *da = dev, *db = dev + na * (int64_t)es, *c1 = dev + bytes_ab, *c2 = c1 + bytes_c;
+    c1 = (char *)(((uintptr_t)c1 + 255) & ~(uintptr_t)255); /* C 256-byte aligned */
+    c2 = c1 + ((bytes_c + 255) & ~(size_t)255);
+    gemm_params p = {cc->M, cc->N, cc->K, cc->K, cc->tb ? cc->K : cc->N, cc->N, 0, 0, 0, 1.0f,
+                     0.0f, 0, cc->tb, KRN_EPI_NONE, (int)dt, KRN_DTYPE_F32, da, db, NULL, c1};
+    int ref = cc->v == CU_GEMM_K4 ? CU_GEMM_K3 : CU_GEMM_K5, rc = 0;
+    cudaError_t e = cudaMemcpyAsync(dev, dt == KRN_DTYPE_F32 ? (const void *)h : (const void *)h16,
+                                    bytes_ab, cudaMemcpyHostToDevice, cb->stream);
+    if (e != cudaSuccess)
+        rc = cuda_fail(err, e, "cudaMemcpyAsync (gemm self-check)");
+    if (rc == 0)
+        rc = gemm_launch(cb, cc->v, p, 1, err);
+    p.c = c2;
+    if (rc == 0)
+        rc = gemm_launch(cb, ref, p, 1, err);
+    /* N.B. h (the f32 operands) may still be read by the async upload: sync first */
+    if (rc == 0 && (e = cudaStreamSynchronize(cb->stream)) != cudaSuccess)
+        rc = cuda_fail(err, e, "gemm self-check (a kernel faulted)");
+    float *o1 = h + na + nb, *o2 = o1 + nc;
+    if (rc == 0 && (e = cudaMemcpy(o1, c1, bytes_c, cudaMemcpyDeviceToHost)) == cudaSuccess)
+        e = cudaMemcpy(o2, c2, bytes_c, cudaMemcpyDeviceToHost);
+    if (rc == 0 && e != cudaSuccess)
+        rc = cuda_fail(err, e, "cudaMemcpy (gemm self-check)");
+    if (rc == 0)
+        for (int64_t i = 0; i < nc; i++) {
+            double d = fabs((double)o1[i] - o2[i]) / (1e-3 + 1e-3 * fabs((double)o2[i]));
+            if (!isfinite(o1[i]) || !isfinite(d))
+                d = INFINITY;
+            *worst = d > *worst ? d : *worst;
+        }
+    free(h), free(h16);
+    return rc;
+}
+
+int cuda_gemm_init(struct cuda_backend *cb, struct err *err)
+{
+    static const char *const notes[CU_GEMM_COUNT] = {
+        "f32, any layout (CUDA cores): reference for kernel 4",
+        "f32, A row-major, K and ld multiples of 4 (float4 loads)",
+        "bf16/f16, any layout (WMMA): reference for kernels 6 and 7",
+        "bf16/f16, A row-major, K and ld multiples of 8 (mma.sync, cp.async)",
+        "bf16/f16, A [M,K] x B [N,K]^T, batch 1 (TMA + wgmma, sm_90a)"};
+    for (int v = 0; v < CU_GEMM_COUNT; v++) {
+        struct cuda_variant *cv = &cb->gemm_v[v];
+        memset(cv, 0, sizeof *cv);
+        snprintf(cv->note, sizeof cv->note, "%s", notes[v]);
+    }
+    cb->gemm_force = -1;
+    cb->gemm_v[CU_GEMM_K3].runnable = cb->gemm_v[CU_GEMM_K3].enabled = true;
+    cb->gemm_v[CU_GEMM_K4].runnable = true;
+    cb->gemm_v[CU_GEMM_K5].runnable = cb->gemm_v[CU_GEMM_K5].enabled = true;
+    cb->gemm_v[CU_GEMM_K6].runnable = cb->cc_major >= 8;
+    /* K7: sm_90a code must be what the runtime loaded for this device (probe),
+     * the device cc 9.0 exactly (sm_90a code runs nowhere else), and the driver
+     * must hand out the tensor-map encoder. */
+    bool sm90a = false;
+    if (cb->cc_major == 9 && cb->cc_minor == 0) {
+        cudaError_t e = cuda_gemm7_probe(cb->stream, &sm90a);
+        if (e != cudaSuccess)
+            return cuda_fail(err, e, "gemm_probe_sm90a");
+    }
+    cb->sm90a = sm90a;
+    cb->k7_encode = cb->sm90a ? cuda_gemm7_encoder() : NULL;
+    cb->gemm_v[CU_GEMM_K7].runnable =
+        cb->sm90a && cb->cc_major == 9 && cb->cc_minor == 0 && cb->k7_encode != NULL;
+    if (!cb->gemm_v[CU_GEMM_K7].runnable)
+        snprintf(cb->gemm_v[CU_GEMM_K7].note, sizeof cb->gemm_v[CU_GEMM_K7].note,
+                 "not runnable: needs sm_90a code on a cc 9.0 device (this: sm_%d%d%s)",
+                 cb->cc_major, cb->cc_minor, cb->sm90a ? ", no tensor-map encoder" : "");
+    if (cb->gemm_v[CU_GEMM_K6].runnable) {
+#define K6_ATTR(T, TB)                                                                         \
+    CUDA_TRY(cudaFuncSetAttribute(gemm_kernel6<T, TB>,                                          \
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, K6_SMEM),        \
+             err)
+        K6_ATTR(__nv_bfloat16, 0);
+        K6_ATTR(__nv_bfloat16, 1);
+        K6_ATTR(__half, 0);
+        K6_ATTR(__half, 1);
+#undef K6_ATTR
+    }
+    /* self-checks: tails in M, N and K; K6 both B layouts; K7 a K that wraps its
+     * 6-stage ring twice (K = 1024: 16 k-tiles) and one with every tail */
+    static const struct check_case cases[] = {
+        {CU_GEMM_K4, 200, 136, 72, 1}, {CU_GEMM_K4, 130, 132, 44, 0},
+        {CU_GEMM_K6, 200, 136, 72, 1}, {CU_GEMM_K6, 130, 136, 40, 0},
+        {CU_GEMM_K6, 256, 256, 512, 1}, {CU_GEMM_K7, 300, 264, 200, 1},
+        {CU_GEMM_K7, 256, 256, 1024, 1},
+    };
+    size_t need = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = (size_t)((cases[i].M + cases[i].N) * cases[i].K * 4 +
+                            cases[i].M * cases[i].N * 8) + 1024;
+        need = n > need ? n : need;
+    }
+    char *dev = NULL;
+    CUDA_TRY(cudaMalloc(&dev, need), err);
+    int rc = 0;
+    for (int v = CU_GEMM_K4; v <= CU_GEMM_K7 && rc == 0; v++) {
+        struct cuda_variant *cv = &cb->gemm_v[v];
+        if (v == CU_GEMM_K5 || !cv->runnable)
+            continue;
+        double worst = 0;
+        int dt0 = v == CU_GEMM_K4 ? KRN_DTYPE_F32 : KRN_DTYPE_BF16;
+        int dt1 = v == CU_GEMM_K4 ? KRN_DTYPE_F32 : KRN_DTYPE_F16;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0] && rc == 0; i++)
+            for (int dt = dt0; dt <= dt1 && rc == 0; dt++)
+                if (cases[i].v == v)
+                    rc = gemm_check_one(cb, &cases[i], (enum krn_dtype)dt, dev, &worst, err);
+        cv->checked = rc == 0;
+        cv->check_err = worst;
+        cv->enabled = rc == 0 && worst <= 1.0;
+        if (rc == 0 && !cv->enabled)
+            snprintf(cv->note, sizeof cv->note, "disabled: self-check error %.3g x tolerance vs "
+                     "gemm_kernel%d", worst, v == CU_GEMM_K4 ? 3 : 5);
+    }
+    cudaFree(dev);
+    return rc;
 }

@@ -1,20 +1,41 @@
 /* gemm.cu: the CUDA GEMM progression, each version kept, validated against
  * cuBLAS before it is timed (llm.c dev/cuda style).
  *
- * C[M,N] = A[M,K] B[K,N], row-major, no transposes, M, N, K multiples of 128
- * (the dev harness; the production copies in kernels/cuda/ take any shape).
+ * C[M,N] = A[M,K] B[K,N], row-major (v6t and v7 read the same B stored
+ * transposed, [N,K]: the x W^T layout of a linear layer), M, N, K multiples of
+ * 128 (the dev harness; the production copies in kernels/cuda/ take any shape).
  *   v1 naive: one thread per C element, K loop from global memory.
  *   v2 shared-memory tiling: 32x32 tiles of A and B staged in smem.
  *   v3 register blocking: 128x128 block tile, BK 8, 8x8 outputs per thread
- *      (promoted: kernels/cuda/cuda_gemm.cu gemm_kernel3, f32 path).
- *   v4 vectorised loads: v3 with float4 global loads and a transposed A tile.
+ *      (promoted: kernels/cuda/cuda_gemm.cu gemm_kernel3, f32 fallback).
+ *   v4 vectorised loads: v3 with float4 global loads and a transposed A tile
+ *      (promoted, generalised to tails and B [N,K]: gemm_kernel4, f32 path).
  *   v5 tensor cores: WMMA 16x16x16 bf16, fp32 accumulate, 128x128x32 block tile
- *      (promoted: gemm_kernel5, bf16/f16 path).
- *   v6 Hopper wgmma + TMA (sm_90a): NOT WRITTEN YET - see docs/kernels.md.
+ *      (promoted: gemm_kernel5, bf16/f16 fallback for any layout).
+ *   v6 mma.sync m16n8k16 with ldmatrix fragments and 128-bit cp.async loads in
+ *      a 3-stage pipeline (copies of tile k+2 in flight while tile k computes);
+ *      128x128x32 block tile, 8 warps of 64x32. "6" reads B [K,N] through
+ *      ldmatrix.trans, "6t" B [N,K] (promoted: gemm_kernel6).
+ *   v7 Hopper (sm_90a, cc 9.0 only): TMA loads with 128-byte swizzle into a
+ *      6-stage mbarrier ring, wgmma m64n128k16 from smem descriptors, warp
+ *      specialisation (1 producer warpgroup, 2 consumer warpgroups of 64x128),
+ *      128x128x64 block tile (promoted: gemm_kernel7). The tensor maps come from
+ *      cuTensorMapEncodeTiled, obtained with cudaGetDriverEntryPointByVersion:
+ *      no -lcuda. Not yet: 128x256 tiles with setmaxnreg, persistent blocks,
+ *      TMA-store epilogue, clusters with multicast (what the published 760+
+ *      TFLOP/s kernels add).
+ * v6 and v7 are included from kernels/cuda/cuda_gemm.cuh rather than copied, so
+ * this harness times exactly the production code (an exception to "copy the
+ * winner": these are the two versions whose fragment layouts are easiest to
+ * get subtly wrong, and one copy is one place to fix).
  * Build: make krn-dev (nvcc, sm_80/sm_90/sm_90a). Run: build/kernels/dev/gemm [M N K]
- * Results: none measured yet - no GPU was available when these were written
- * (2026-11); tests/gpu/run.sh runs this file and records the rows.
+ * Results: none measured yet - no GPU was available when v1-v7 were written
+ * (2026-11), so v6 and v7 have never run: the production backend self-checks
+ * them against v5 before selecting them. tests/gpu/run.sh runs this file at
+ * 4096^3 and 8192^3 and records the rows; put the measured TFLOP/s here.
  */
+#include "kernels/cuda/cuda_gemm.cuh"
+
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -206,7 +227,8 @@ int main(int argc, char **argv)
     size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
     float *ha = (float *)malloc(na * 4), *hb = (float *)malloc(nb * 4), *hc = (float *)malloc(nc * 4),
           *hr = (float *)malloc(nc * 4);
-    __nv_bfloat16 *hab = (__nv_bfloat16 *)malloc(na * 2), *hbb = (__nv_bfloat16 *)malloc(nb * 2);
+    __nv_bfloat16 *hab = (__nv_bfloat16 *)malloc(na * 2), *hbb = (__nv_bfloat16 *)malloc(nb * 2),
+                  *hbt = (__nv_bfloat16 *)malloc(nb * 2);
     srand(1);
     for (size_t i = 0; i < na; i++) {
         hab[i] = __float2bfloat16((float)rand() / RAND_MAX * 2 - 1);
@@ -216,14 +238,46 @@ int main(int argc, char **argv)
         hbb[i] = __float2bfloat16((float)rand() / RAND_MAX * 2 - 1);
         hb[i] = __bfloat162float(hbb[i]);
     }
+    for (int k = 0; k < K; k++) /* B^T [N, K] for v6t and v7 */
+        for (int n = 0; n < N; n++)
+            hbt[(size_t)n * K + k] = hbb[(size_t)k * N + n];
     float *a, *b, *c, *r;
-    __nv_bfloat16 *ab, *bb;
+    __nv_bfloat16 *ab, *bb, *bt;
     CK(cudaMalloc(&a, na * 4));
     CK(cudaMalloc(&b, nb * 4));
     CK(cudaMalloc(&c, nc * 4));
     CK(cudaMalloc(&r, nc * 4));
     CK(cudaMalloc(&ab, na * 2));
     CK(cudaMalloc(&bb, nb * 2));
+    CK(cudaMalloc(&bt, nb * 2));
+    CK(cudaMemcpy(bt, hbt, nb * 2, cudaMemcpyHostToDevice));
+    /* v6/v7 parameter blocks (the production kernels' epilogue: alpha 1, beta 0, f32 C) */
+    gemm_params p6 = {M, N, K, K, N, N, 0, 0, 0, 1.0f, 0.0f, 0, 0, KRN_EPI_NONE,
+                      KRN_DTYPE_BF16, KRN_DTYPE_F32, ab, bb, NULL, c};
+    gemm_params p6t = p6, p7;
+    p6t.tb = 1, p6t.ldb = K, p6t.b = bt;
+    p7 = p6t;
+    CK(cudaFuncSetAttribute(gemm_kernel6<__nv_bfloat16, 0>,
+                            cudaFuncAttributeMaxDynamicSharedMemorySize, K6_SMEM));
+    CK(cudaFuncSetAttribute(gemm_kernel6<__nv_bfloat16, 1>,
+                            cudaFuncAttributeMaxDynamicSharedMemorySize, K6_SMEM));
+    /* v7 only where sm_90a code runs (probe) on a cc 9.0 device */
+    int *dprobe, sm90a = 0;
+    CK(cudaMalloc(&dprobe, sizeof(int)));
+    gemm_probe_sm90a<<<1, 1>>>(dprobe);
+    CK(cudaMemcpy(&sm90a, dprobe, sizeof(int), cudaMemcpyDeviceToHost));
+    CUtensorMap tma, tmb;
+    k7_encode_fn enc = k7_encoder();
+    bool have7 = sm90a && prop.major == 9 && prop.minor == 0 && enc != NULL &&
+                 k7_tensor_map(enc, &tma, ab, true, M, K, K, K7_BM) &&
+                 k7_tensor_map(enc, &tmb, bt, true, N, K, K, K7_BN);
+    if (have7)
+        CK(cudaFuncSetAttribute(gemm_kernel7<__nv_bfloat16>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, K7_SMEM));
+    else
+        fprintf(stderr, "gemm (dev): v7 skipped: needs sm_90a code on a cc 9.0 device "
+                        "(sm_%d%d, sm90a code %d, encoder %s)\n",
+                prop.major, prop.minor, sm90a, enc ? "yes" : "no");
     CK(cudaMemcpy(a, ha, na * 4, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(b, hb, nb * 4, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(ab, hab, na * 2, cudaMemcpyHostToDevice));
@@ -238,7 +292,10 @@ int main(int argc, char **argv)
     cudaEventCreate(&e0);
     cudaEventCreate(&e1);
     double flops = 2.0 * M * N * K;
-    for (int v = 0; v <= 5; v++) { /* v0 = cuBLAS SGEMM, v6 = cuBLAS bf16 */
+    static const char *const vname[] = {"", "1", "2", "3", "4", "5", "6", "6t", "7"};
+    for (int v = 0; v <= 8; v++) { /* v0 = cuBLAS SGEMM and cuBLAS bf16; 6 = v6, 7 = v6t, 8 = v7 */
+        if (v == 8 && !have7)
+            continue;
         for (int bf = 0; bf < (v == 0 ? 2 : 1); bf++) {
             auto launch = [&]() {
                 switch (v) {
@@ -256,6 +313,16 @@ int main(int argc, char **argv)
                 case 3: gemm_kernel3<<<dim3(N / 128, M / 128), 256>>>(M, N, K, a, b, c); break;
                 case 4: gemm_kernel4<<<dim3(N / 128, M / 128), 256>>>(M, N, K, a, b, c); break;
                 case 5: gemm_kernel5<<<dim3(N / 128, M / 128), 256>>>(M, N, K, ab, bb, c); break;
+                case 6:
+                    gemm_kernel6<__nv_bfloat16, 0><<<dim3(N / 128, M / 128), 256, K6_SMEM>>>(p6);
+                    break;
+                case 7:
+                    gemm_kernel6<__nv_bfloat16, 1><<<dim3(N / 128, M / 128), 256, K6_SMEM>>>(p6t);
+                    break;
+                case 8:
+                    gemm_kernel7<__nv_bfloat16><<<dim3(N / 128, M / 128), 384, K7_SMEM>>>(tma, tmb,
+                                                                                        p7);
+                    break;
                 }
             };
             CK(cudaMemset(c, 0, nc * 4));
@@ -264,7 +331,7 @@ int main(int argc, char **argv)
             CK(cudaDeviceSynchronize());
             CK(cudaMemcpy(hc, c, nc * 4, cudaMemcpyDeviceToHost));
             float err = max_rel_err(hc, hr, nc);
-            bool half = v == 5 || bf;
+            bool half = v >= 5 || bf;
             bool ok = err <= (half ? 2e-2f : 1e-3f);
             float ms = 0;
             int reps = v == 1 ? 2 : 10;
@@ -280,7 +347,7 @@ int main(int argc, char **argv)
             printf("{\"op\":\"gemm\",\"version\":\"%s\",\"device\":\"%s\",\"shape\":[%d,%d,%d],"
                    "\"dtype\":\"%s\",\"valid\":%s,\"max_rel_err\":%.3g,\"time_ms\":%.4f,"
                    "\"tflops\":%.2f}\n",
-                   v == 0 ? (bf ? "cublas_bf16" : "cublas_sgemm") : (const char[][3]){"", "1", "2", "3", "4", "5"}[v],
+                   v == 0 ? (bf ? "cublas_bf16" : "cublas_sgemm") : vname[v],
                    prop.name, M, N, K, half ? "bf16" : "f32", ok ? "true" : "false", err, ms,
                    ok ? flops / (ms * 1e9) : 0.0);
         }

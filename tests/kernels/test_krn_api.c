@@ -187,6 +187,31 @@ static void test_op_argument_errors(void **state)
 }
 
 /* krn_bench_run: one valid JSON row per call; bad op/shape/repeat are EINVAL */
+/* kernel variants: cpu and ref have none; bad arguments fail before any backend code */
+static void test_variants_without_cuda(void **state)
+{
+    (void)state;
+    struct err e = {0};
+    krn_backend_t *be = krn_backend_create("cpu", 1, &e);
+    assert_non_null(be);
+    struct krn_variant v[4];
+    assert_int_equal(krn_backend_variants(be, v, 4, &e), 0);
+    assert_int_equal(krn_backend_variants(be, NULL, 0, &e), 0);
+    assert_int_equal(krn_backend_variants(be, NULL, 1, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_backend_variants(NULL, v, 4, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_backend_variant_force(be, "gemm", "gemm_kernel6", &e), -1);
+    assert_int_equal(e.code, ENOTSUP);
+    assert_int_equal(krn_backend_variant_force(be, "nosuchop", NULL, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_backend_variant_force(be, "gelu", NULL, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_backend_variant_force(be, NULL, NULL, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    krn_backend_destroy(be);
+}
+
 static void test_bench_run(void **state)
 {
     (void)state;
@@ -237,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_cost_model),
         cmocka_unit_test(test_buffers_and_views),
         cmocka_unit_test(test_op_argument_errors),
+        cmocka_unit_test(test_variants_without_cuda),
         cmocka_unit_test(test_bench_run),
     };
     return cmocka_run_group_tests_name("krn api", tests, NULL, NULL);

@@ -2,9 +2,17 @@
  * and the GEMMs against cuBLAS. Skips (exit 0, reason printed) when the build
  * has no CUDA or no device is visible.
  *
+ * Every kernel variant (krn_backend_variants) is also forced in turn
+ * (krn_backend_variant_force) and compared with cuBLAS (GEMM) or the cpu
+ * backend (attention), whatever automatic selection would pick; and a variant
+ * that the backend's self-check disabled fails test_variants_self_check, so a
+ * fast path that is wrong on this GPU is reported rather than silently skipped.
+ *
  * Tolerances: f32 GEMM atol 3e-6*K + 1e-5 (fp32 FMA order differs), bf16/f16
  * GEMM vs cuBLAS atol 1e-3*sqrt(K) rtol 1e-2 (both accumulate in fp32 from the
- * same rounded inputs), attention atol 2e-4 rtol 1e-3 (__expf), row ops 1e-5..1e-4.
+ * same rounded inputs), attention atol 2e-4 rtol 1e-3 (__expf) in f32;
+ * tensor-core attention (P rounded to bf16/f16 before P.V) atol 1e-2 rtol 2e-2
+ * (bf16) or 3e-3 / 1e-2 (f16); row ops 1e-5..1e-4.
  */
 #include "tests/kernels/krn_test_ops.h"
 
@@ -80,31 +88,79 @@ static void test_gemm_batched_vs_cpu(void **state)
 
 #ifdef KRN_TEST_CUBLAS
 /* gemm_vs_cublas: our kernel and cublasGemmEx on the same device buffers. */
-static void gemm_vs_cublas(cublasHandle_t h, int64_t M, int64_t N, int64_t K, enum krn_dtype dt)
+static void gemm_vs_cublas_tb(cublasHandle_t h, int64_t M, int64_t N, int64_t K,
+                              enum krn_dtype dt, bool tb)
 {
     struct err e = {0};
     size_t na = (size_t)(M * K), nb = (size_t)(K * N), nc = (size_t)(M * N);
     float *a = kt_randv(na, 1), *b = kt_randv(nb, 1);
     krn_buf_t *ba = kt_buf(P.be, a, na, dt), *bb = kt_buf(P.be, b, nb, dt),
               *c1 = kt_buf(P.be, NULL, nc, KRN_DTYPE_F32), *c2 = kt_buf(P.be, NULL, nc, KRN_DTYPE_F32);
-    struct krn_gemm_args g = {.M = M, .N = N, .K = K, .trans_b = true, .alpha = 1, .dtype_ab = dt};
+    struct krn_gemm_args g = {.M = M, .N = N, .K = K, .trans_b = tb, .alpha = 1, .dtype_ab = dt};
     if (krn_gemm(P.be, &g, ba, bb, NULL, c1, &e) != 0)
-        fail_msg("gemm: %s", e.msg);
+        fail_msg("gemm %lldx%lldx%lld %s tb=%d: %s", (long long)M, (long long)N, (long long)K,
+                 krn_dtype_names[dt], tb, e.msg);
     static const cudaDataType_t ty[] = {CUDA_R_32F, CUDA_R_16BF, CUDA_R_16F};
     float alpha = 1, beta = 0;
     cublasSetStream(h, (cudaStream_t)krn_backend_cuda_stream(P.be));
-    /* row-major C = A B^T is column-major C^T = B A^T */
-    assert_int_equal(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)M, (int)K, &alpha,
-                                  krn_buf_ptr(bb), ty[dt], (int)K, krn_buf_ptr(ba), ty[dt], (int)K,
+    /* row-major C = A op(B) is column-major C^T = op(B)^T A^T */
+    assert_int_equal(cublasGemmEx(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M,
+                                  (int)K, &alpha, krn_buf_ptr(bb), ty[dt], tb ? (int)K : (int)N,
+                                  krn_buf_ptr(ba), ty[dt], (int)K,
                                   &beta, krn_buf_ptr(c2), CUDA_R_32F, (int)N, CUBLAS_COMPUTE_32F,
                                   CUBLAS_GEMM_DEFAULT),
                      CUBLAS_STATUS_SUCCESS);
     float *o1 = kt_get(c1, nc, KRN_DTYPE_F32), *o2 = kt_get(c2, nc, KRN_DTYPE_F32);
-    kt_close("gemm vs cublas", o1, o2, nc, dt == KRN_DTYPE_F32 ? 3e-6 * (double)K + 1e-5
+    char what[96];
+    snprintf(what, sizeof what, "gemm vs cublas %lldx%lldx%lld %s tb=%d", (long long)M,
+             (long long)N, (long long)K, krn_dtype_names[dt], tb);
+    kt_close(what, o1, o2, nc, dt == KRN_DTYPE_F32 ? 3e-6 * (double)K + 1e-5
                                                                : 1e-3 * sqrt((double)K),
              dt == KRN_DTYPE_F32 ? 1e-5 : 1e-2);
     free(a), free(b), free(o1), free(o2);
     krn_buf_free(ba), krn_buf_free(bb), krn_buf_free(c1), krn_buf_free(c2);
+}
+
+static void gemm_vs_cublas(cublasHandle_t h, int64_t M, int64_t N, int64_t K, enum krn_dtype dt)
+{
+    gemm_vs_cublas_tb(h, M, N, K, dt, true);
+}
+
+/* every GEMM variant forced in turn, on the shapes and layouts it takes */
+static void test_gemm_variants_vs_cublas(void **state)
+{
+    (void)state;
+    struct err e = {0};
+    struct krn_variant vs[16];
+    int n = krn_backend_variants(P.be, vs, 16, &e);
+    assert_true(n > 0 && n <= 16);
+    cublasHandle_t h;
+    assert_int_equal(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+    static const int64_t shapes[][3] = {{512, 512, 512}, {1000, 776, 336}, {4096, 1152, 384},
+                                        {64, 2048, 4096}};
+    int ran = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(vs[i].op, "gemm") != 0)
+            continue;
+        if (!vs[i].runnable) {
+            printf("  %s: not runnable here (%s)\n", vs[i].name, vs[i].note);
+            continue;
+        }
+        assert_int_equal(krn_backend_variant_force(P.be, "gemm", vs[i].name, &e), 0);
+        bool f32 = strcmp(vs[i].name, "gemm_kernel3") == 0 ||
+                   strcmp(vs[i].name, "gemm_kernel4") == 0;
+        bool tn_only = strcmp(vs[i].name, "gemm_kernel7") == 0;
+        for (int dt = f32 ? 0 : 1; dt <= (f32 ? 0 : 2); dt++)
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+                for (int tb = 1; tb >= (tn_only ? 1 : 0); tb--)
+                    gemm_vs_cublas_tb(h, shapes[s][0], shapes[s][1], shapes[s][2],
+                                      (enum krn_dtype)dt, tb);
+        printf("  %s: agrees with cuBLAS\n", vs[i].name);
+        ran++;
+    }
+    assert_int_equal(krn_backend_variant_force(P.be, "gemm", NULL, &e), 0);
+    cublasDestroy(h);
+    assert_true(ran >= 2);
 }
 
 static void test_gemm_vs_cublas(void **state)
@@ -141,6 +197,81 @@ static void test_attention_vs_cpu(void **state)
     kt_attn(&P, t, mask, true, 2e-4, 1e-3);
     t.dtype_o = KRN_DTYPE_BF16;
     kt_attn(&P, t, mask, false, 2e-3, 8e-3);
+}
+
+/* every attention variant forced in turn against the cpu backend */
+static void test_attention_variants_vs_cpu(void **state)
+{
+    (void)state;
+    struct err e = {0};
+    struct krn_variant vs[16];
+    int n = krn_backend_variants(P.be, vs, 16, &e);
+    int32_t mask[3 * 97];
+    for (int i = 0; i < 3 * 97; i++)
+        mask[i] = i < 97 ? (i % 3 != 0) : (i < 2 * 97 ? i == 97 + 50 : 0);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(vs[i].op, "attention") != 0 || !vs[i].runnable)
+            continue;
+        bool tc = strcmp(vs[i].name, "attn_kernel1") != 0;
+        assert_int_equal(krn_backend_variant_force(P.be, "attention", vs[i].name, &e), 0);
+        for (int dt = tc ? KRN_DTYPE_BF16 : KRN_DTYPE_F32; dt <= KRN_DTYPE_F16; dt++) {
+            double atol = dt == KRN_DTYPE_BF16 ? 1e-2 : dt == KRN_DTYPE_F16 ? 3e-3 : 2e-4;
+            double rtol = dt == KRN_DTYPE_BF16 ? 2e-2 : dt == KRN_DTYPE_F16 ? 1e-2 : 1e-3;
+            for (int D = 32; D <= 128; D *= 2)
+                for (int causal = 0; causal < 2; causal++) {
+                    struct krn_attn_args t = {.B = 3, .T = 97, .H = 2, .D = D, .causal = causal,
+                                              .dtype = (enum krn_dtype)dt};
+                    kt_attn(&P, t, mask, false, atol, rtol);
+                    kt_attn(&P, t, NULL, true, atol, rtol); /* fused QKV strides */
+                    struct krn_attn_args l = {.B = 1, .T = 1031, .H = 2, .D = D,
+                                              .causal = causal, .dtype = (enum krn_dtype)dt};
+                    kt_attn(&P, l, NULL, false, atol, rtol);
+                }
+        }
+        printf("  %s: agrees with the cpu backend\n", vs[i].name);
+    }
+    assert_int_equal(krn_backend_variant_force(P.be, "attention", NULL, &e), 0);
+}
+
+/* the safety net's verdicts: on a GPU, every runnable variant must have passed
+ * its self-check (a disabled one is a bug to fix, even though users are safe) */
+static void test_variants_self_check(void **state)
+{
+    (void)state;
+    struct err e = {0};
+    struct krn_variant vs[16];
+    int n = krn_backend_variants(P.be, vs, 16, &e);
+    assert_true(n >= 7 && n <= 16);
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        printf("  %-9s %-13s runnable=%d checked=%d enabled=%d check_err=%.3g  %s\n", vs[i].op,
+               vs[i].name, vs[i].runnable, vs[i].checked, vs[i].enabled, vs[i].check_err,
+               vs[i].note);
+        if (vs[i].runnable && !vs[i].enabled)
+            bad++;
+    }
+    assert_int_equal(krn_backend_variant_force(P.be, "gemm", "gemm_kernel99", &e), -1);
+    assert_int_equal(e.code, ENOENT);
+    assert_int_equal(krn_backend_variant_force(P.be, "layernorm", "gemm_kernel3", &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    /* a forced variant refuses what it cannot take: K7/K6 need K % 8 == 0 */
+    if (krn_backend_variant_force(P.be, "gemm", "gemm_kernel6", &e) != 0) {
+        assert_int_equal(e.code, ENOTSUP); /* pre-Ampere: kernel 6 not runnable */
+        if (bad)
+            fail_msg("%d runnable variant(s) disabled by the self-check (see above)", bad);
+        return;
+    }
+    float x[12] = {0};
+    krn_buf_t *b = kt_buf(P.be, x, 12, KRN_DTYPE_BF16), *c = kt_buf(P.be, NULL, 4, KRN_DTYPE_F32);
+    struct krn_gemm_args g = {.M = 2, .N = 2, .K = 3, .trans_b = true, .alpha = 1,
+                              .dtype_ab = KRN_DTYPE_BF16};
+    assert_int_equal(krn_gemm(P.be, &g, b, b, NULL, c, &e), -1);
+    assert_int_equal(e.code, ENOTSUP);
+    assert_int_equal(krn_backend_variant_force(P.be, "gemm", NULL, &e), 0);
+    assert_int_equal(krn_gemm(P.be, &g, b, b, NULL, c, &e), 0); /* automatic: K5 takes it */
+    krn_buf_free(b), krn_buf_free(c);
+    if (bad)
+        fail_msg("%d runnable variant(s) disabled by the self-check (see above)", bad);
 }
 
 static void test_rowops_vs_cpu(void **state)
@@ -196,10 +327,13 @@ int main(void)
         cmocka_unit_test(test_gemm_vs_cpu),
         cmocka_unit_test(test_gemm_half_vs_cpu),
         cmocka_unit_test(test_gemm_batched_vs_cpu),
+        cmocka_unit_test(test_variants_self_check),
 #ifdef KRN_TEST_CUBLAS
         cmocka_unit_test(test_gemm_vs_cublas),
+        cmocka_unit_test(test_gemm_variants_vs_cublas),
 #endif
         cmocka_unit_test(test_attention_vs_cpu),
+        cmocka_unit_test(test_attention_variants_vs_cpu),
         cmocka_unit_test(test_rowops_vs_cpu),
         cmocka_unit_test(test_bad_device),
         cmocka_unit_test(test_bench_rows),
