@@ -52,6 +52,12 @@ $(BUILD)/%.o: %.c
 # ---- kernels (op API, CPU/ref/CUDA backends): its own fragment ----
 include kernels/kernels.mk
 
+# ---- NCCL for GPU TP ranks (worker/wrk_nccl.c), only with CUDA ----
+ifeq ($(HAVE_CUDA),1)
+$(BUILD)/worker/wrk_nccl.o: CFLAGS += -DMOAT_HAVE_NCCL -I$(CUDA_HOME)/include
+NCCL_LDLIBS := -L$(CUDA_HOME)/lib64 -lnccl
+endif
+
 # ---- programs ----
 CTL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard controller/*.c))
 WRK_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard worker/*.c))
@@ -66,7 +72,7 @@ $(BIN)/moat-controller: $(CTL_OBJ) $(MODEL_OBJ) $(SHARED_LIB)
 
 $(BIN)/moat-worker: $(WRK_OBJ) $(SHARED_LIB) $(KRN_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(KRN_LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(KRN_LDLIBS) $(NCCL_LDLIBS)
 
 $(BIN)/moat: $(CLI_OBJ) $(MODEL_OBJ) $(SHARED_LIB)
 	@mkdir -p $(@D)
@@ -81,7 +87,7 @@ WRK_LIBOBJ := $(filter-out $(BUILD)/worker/wrk_main.o,$(WRK_OBJ))
 CHECK_BINS += $(UNIT_BINS)
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(CTL_LIBOBJ) $(WRK_LIBOBJ) $(SHARED_LIB) $(KRN_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $< $(CTL_LIBOBJ) $(WRK_LIBOBJ) $(SHARED_LIB) $(KRN_LIB) $(DEP_LIBS) $(KRN_LDLIBS) -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $< $(CTL_LIBOBJ) $(WRK_LIBOBJ) $(SHARED_LIB) $(KRN_LIB) $(DEP_LIBS) $(KRN_LDLIBS) $(NCCL_LDLIBS) -lcmocka
 
 # ---- benchmarks ----
 BENCH_SRC := $(wildcard bench/*.c)
@@ -93,7 +99,7 @@ $(BIN)/bench-%: $(BUILD)/bench/%.o $(SHARED_LIB)
 BENCH_BINS += $(BIN)/bench-infer
 $(BIN)/bench-infer: $(BUILD)/bench/infer/bench_infer.o $(WRK_LIBOBJ) $(SHARED_LIB) $(KRN_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(KRN_LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(KRN_LDLIBS) $(NCCL_LDLIBS)
 bench: all $(BENCH_BINS)
 
 # ---- test entry points ----
