@@ -129,6 +129,20 @@ int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, bool skip
     json_decref(texts);
     json_decref(ids);
     struct proto_blob blobs[2] = {{t, t ? strlen(t) : 0}, {i, i ? strlen(i) : 0}};
+    /* The controller's max_message (default 8 MiB) bounds one message; past it
+     * libzmq drops the connection, which would look like an unreachable controller. */
+    const char *lim = getenv("MOAT_MAX_MESSAGE");
+    double limit = lim ? atof(lim) : 8.0 * 1048576;
+    if (t && (double)(blobs[0].len + blobs[1].len) + 65536 > limit) {
+        double mib = (double)(blobs[0].len + blobs[1].len) / 1048576.0;
+        free(t);
+        free(i);
+        json_decref(spec);
+        return cli_fail(cli, CLI_USAGE,
+                        "--input: %s: %.1f MiB of documents exceed one message (%.0f MiB, the controller's "
+                        "max_message); split the input into several jobs or raise max_message and set "
+                        "MOAT_MAX_MESSAGE (bytes)", input, mib, limit / 1048576.0);
+    }
     json_t *reply;
     rc = t ? cli_request_blobs(cli, PROTO_TYPE_SUBMIT, json_pack("{s:o}", "spec", spec), blobs,
                                i ? 2 : 1, true, &reply, NULL, NULL)
