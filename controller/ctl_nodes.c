@@ -111,7 +111,7 @@ int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_m
         struct ctl_job *job = ctl_job_get(ctl, jid);
         long off = job ? ctl_task_offset(job, index) : -1;
         bool current = off >= 0 && job->tasks[off].state == JOB_STATE_RUNNING &&
-                       job->tasks[off].node == n && job->tasks[off].attempts == attempt;
+                       ctl_task_on_node(job, &job->tasks[off], n) && job->tasks[off].attempts == attempt;
         if (!current)
             send_kill(ctl, peer, jid, index, attempt, "stale");
     }
