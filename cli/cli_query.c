@@ -195,6 +195,10 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
     printf("job %lld%s%s%s\n", cli_json_int(reply, "id", 0), name[0] ? " \"" : "", name,
            name[0] ? "\"" : "");
     printf("  kind:      %s\n", cli_json_str(reply, "kind", "?"));
+    if (json_object_get(reply, "model"))
+        printf("  model:     %s, TP %lld, %lld documents in batches of %lld (max %lld tokens)\n",
+               cli_json_str(reply, "model", "?"), cli_json_int(reply, "tp", 1), cli_json_int(reply, "ndocs", 0),
+               cli_json_int(reply, "batch", 0), cli_json_int(reply, "max_len", 0));
     printf("  state:     %s\n", cli_json_str(reply, "state", "?"));
     const char *reason = cli_json_str(reply, "reason", "");
     if (reason[0])
