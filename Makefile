@@ -2,6 +2,7 @@
 #   make            build the three programs (and CUDA sources when nvcc is found)
 #   make check      unit tests (cmocka) + integration tests (pytest); needs no GPU
 #   make asan       same programs built with AddressSanitizer + UBSan under build-asan/
+#   make fuzz-check libFuzzer targets, 20 s each (part of check); make fuzz FUZZ_TIME=600
 #   CUDA=0          never use nvcc; CUDA=1 require it; CUDA=auto (default) detect it
 # Module fragments (kernels/kernels.mk, ...) append to CHECK_BINS and BENCH_BINS.
 
@@ -51,6 +52,9 @@ $(BUILD)/%.o: %.c
 
 # ---- kernels (op API, CPU/ref/CUDA backends): its own fragment ----
 include kernels/kernels.mk
+
+# ---- fuzzing (clang libFuzzer targets, seed corpus): its own fragment ----
+include tests/fuzz/fuzz.mk
 
 # ---- NCCL for GPU TP ranks (worker/wrk_nccl.c), only with CUDA ----
 ifeq ($(HAVE_CUDA),1)
@@ -112,13 +116,14 @@ integration: all
 check: all $(CHECK_BINS) bench
 	@set -e; for t in $(CHECK_BINS); do echo "== $$t"; $$t; done
 	python3 -m pytest -q tests/integration
+	$(MAKE) fuzz-check
 
 asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT=-O1 \
 	  SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" all
 
 clean:
-	rm -rf $(BUILD) build-asan $(BIN)
+	rm -rf $(BUILD) build-asan build-fuzz $(BIN)
 
 .SECONDARY:
 

@@ -161,7 +161,9 @@ int main(int argc, char **argv)
     const char *endpoint = json_string_value(json_object_get(info, "endpoint"));
     long ctl_pid = (long)json_integer_value(json_object_get(info, "controller_pid"));
     struct err e = {0};
-    client_t *c = endpoint ? client_create(endpoint, &e) : NULL;
+    struct net_curve curve;
+    client_t *c = endpoint && client_keys_load(&curve, dir, false, &e) == 0
+                      ? client_create_curve(endpoint, &curve, &e) : NULL;
     if (c == NULL) { fprintf(stderr, "bench-sched: connect: %s\n", e.msg); return 1; }
     fprintf(stderr, "bench-sched: cluster in %s at %s; %ld workers x %ld cpus\n", dir, endpoint,
             workers, cpus);

@@ -48,6 +48,9 @@ int cli_cancel_run(struct cli *cli, int argc, char **argv);
 int cli_wait_run(struct cli *cli, int argc, char **argv);
 int cli_local_run(struct cli *cli, int argc, char **argv);
 int cli_ping_run(struct cli *cli, int argc, char **argv);
+int cli_keygen_run(struct cli *cli, int argc, char **argv);
+int cli_admin_run(struct cli *cli, int argc, char **argv);
+int cli_audit_run(struct cli *cli, int argc, char **argv);
 
 /* ---- messages ---- */
 

@@ -4,6 +4,7 @@
  * process whose command line mentions its own config file (pid reuse is not
  * mistaken for a daemon).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,6 +20,8 @@
 #include <unistd.h>
 
 #include "cli/cli_local.h"
+#include "shared/keys.h"
+#include "shared/net.h"
 
 /* ---- files ---- */
 
@@ -196,32 +199,139 @@ static int write_conf(const char *path, const char *const *keys, const char *con
     return rc;
 }
 
+/* key_pair: DIR/name.key and .pub exist afterwards; the public key in pub. */
+static int key_pair(const struct cli_local *l, const char *name, char pub[KEYS_LEN + 1], char *err,
+                    size_t cap)
+{
+    char kpath[PATH_MAX + 32], ppath[PATH_MAX + 32], sec[KEYS_LEN + 1];
+    struct err e = {0};
+    cli_local_path(l, kpath, sizeof kpath, name, ".key");
+    cli_local_path(l, ppath, sizeof ppath, name, ".pub");
+    int rc = 0;
+    if (access(kpath, F_OK) != 0)
+        rc = net_curve_keypair(pub, sec, &e) == 0 && keys_file_write(kpath, sec, true, &e) == 0 ? 0 : -1;
+    else
+        rc = keys_file_read(kpath, true, sec, &e) == 0 && net_curve_public(pub, sec, &e) == 0 ? 0 : -1;
+    if (rc == 0 && access(ppath, F_OK) != 0 && keys_file_write(ppath, pub, false, &e) != 0)
+        rc = -1;
+    memset(sec, 0, sizeof sec);
+    if (rc != 0)
+        snprintf(err, cap, "keys: %s", e.msg);
+    return rc;
+}
+
+int cli_daemon_keys_write(const struct cli_local *l, int nworkers, char *err, size_t cap)
+{
+    char pub[KEYS_LEN + 1], path[PATH_MAX + 32], line[160];
+    size_t len = 0, tcap = 4096;
+    char *text = malloc(tcap);
+    if (text == NULL) {
+        snprintf(err, cap, "keys: out of memory");
+        return -1;
+    }
+    text[0] = '\0';
+    append(&text, &len, &tcap, "# written by 'moat local up': ROLE PUBLIC-KEY NAME\n");
+    int rc = key_pair(l, "controller", pub, err, cap);
+    if (rc == 0 && (rc = key_pair(l, "client", pub, err, cap)) == 0) {
+        snprintf(line, sizeof line, "admin %s local-client\n", pub);
+        append(&text, &len, &tcap, line);
+    }
+    for (int i = 1; rc == 0 && i <= nworkers; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "worker-%d", i);
+        if ((rc = key_pair(l, name, pub, err, cap)) == 0) {
+            snprintf(line, sizeof line, "worker %s local-%d\n", pub, i);
+            append(&text, &len, &tcap, line);
+        }
+    }
+    cli_local_path(l, path, sizeof path, "allowlist", "");
+    if (rc == 0 && (text == NULL || cli_file_write(path, text) != 0)) {
+        snprintf(err, cap, "%s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    free(text);
+    return rc;
+}
+
+/* trust_roots_value: a libconfig list of the DIR/trust/NAME.pub files (the Ed25519 keys whose
+ * signatures the cluster's controller accepts on artifacts: moat model keygen),
+ * sorted; NULL when there is none. Caller frees with free(). */
+static char *trust_roots_value(const struct cli_local *l)
+{
+    char dir[PATH_MAX + 32];
+    cli_local_path(l, dir, sizeof dir, "trust", "");
+    struct dirent **names;
+    int n = scandir(dir, &names, NULL, alphasort);
+    if (n < 0)
+        return NULL;
+    size_t cap = 4, len = 0;
+    char *buf = malloc(cap);
+    int found = 0;
+    if (buf)
+        strcpy(buf, "[ ");
+    len = 2;
+    for (int i = 0; i < n; i++) {
+        size_t nl = strlen(names[i]->d_name);
+        if (buf && found < 16 && nl > 4 && strcmp(names[i]->d_name + nl - 4, ".pub") == 0 &&
+            names[i]->d_name[0] != '.') {
+            char file[2 * PATH_MAX], q[2 * PATH_MAX + 8];
+            snprintf(file, sizeof file, "%s/%s", dir, names[i]->d_name);
+            quote(file, q, sizeof q);
+            if (found++)
+                append(&buf, &len, &cap, ", ");
+            append(&buf, &len, &cap, q);
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (buf)
+        append(&buf, &len, &cap, " ]");
+    if (found == 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
 int cli_daemon_controller_conf_write(const struct cli_local *l, char *err, size_t cap)
 {
     char path[PATH_MAX + 32], listen[320], qep[300], state[PATH_MAX + 32], qstate[PATH_MAX + 40],
-        extra[PATH_MAX + 32];
+        extra[PATH_MAX + 32], key[PATH_MAX + 32], qkey[PATH_MAX + 40], allow[PATH_MAX + 32],
+        qallow[PATH_MAX + 40];
     cli_local_path(l, path, sizeof path, "controller", ".conf");
     cli_local_path(l, state, sizeof state, "controller", "");
     cli_local_path(l, extra, sizeof extra, "controller", ".extra.conf");
+    cli_local_path(l, key, sizeof key, "controller", ".key");
+    cli_local_path(l, allow, sizeof allow, "allowlist", "");
     quote(l->endpoint, qep, sizeof qep);
     snprintf(listen, sizeof listen, "[ %s ]", qep);
     quote(state, qstate, sizeof qstate);
-    const char *keys[] = {"listen", "state_dir"};
-    const char *vals[] = {listen, qstate};
+    quote(key, qkey, sizeof qkey);
+    quote(allow, qallow, sizeof qallow);
+    const char *keys[] = {"listen", "state_dir", "curve_secret_key_file", "allowlist_file", "trust_roots"};
+    char *trust = trust_roots_value(l);
+    const char *vals[] = {listen, qstate, qkey, qallow, trust};
     const char *extras[] = {extra};
-    if (write_conf(path, keys, vals, 2, extras, 1) != 0) {
+    if (write_conf(path, keys, vals, trust ? 5 : 4, extras, 1) != 0) {
         snprintf(err, cap, "%s: %s", path, strerror(errno));
+        free(trust);
         return -1;
     }
+    free(trust);
     return 0;
 }
 
 int cli_daemon_worker_conf_write(const struct cli_local *l, int i, int cpus, char *err, size_t cap)
 {
     char name[32], qname[40], path[PATH_MAX + 32], qep[300], state[PATH_MAX + 32],
-        qstate[PATH_MAX + 40], extra_all[PATH_MAX + 32], extra_one[PATH_MAX + 32], ncpus[24];
+        qstate[PATH_MAX + 40], extra_all[PATH_MAX + 32], extra_one[PATH_MAX + 32], ncpus[24],
+        key[PATH_MAX + 32], qkey[PATH_MAX + 40], ctlpub[PATH_MAX + 32], qctlpub[PATH_MAX + 40];
     snprintf(name, sizeof name, "worker-%d", i);
     cli_local_path(l, path, sizeof path, name, ".conf");
+    cli_local_path(l, key, sizeof key, name, ".key");
+    cli_local_path(l, ctlpub, sizeof ctlpub, "controller", ".pub");
+    quote(key, qkey, sizeof qkey);
+    quote(ctlpub, qctlpub, sizeof qctlpub);
     cli_local_path(l, state, sizeof state, name, "");
     cli_local_path(l, extra_all, sizeof extra_all, "worker", ".extra.conf");
     cli_local_path(l, extra_one, sizeof extra_one, name, ".extra.conf");
@@ -230,10 +340,11 @@ int cli_daemon_worker_conf_write(const struct cli_local *l, int i, int cpus, cha
     quote(l->endpoint, qep, sizeof qep);
     quote(state, qstate, sizeof qstate);
     snprintf(ncpus, sizeof ncpus, "%d", cpus);
-    const char *keys[] = {"name", "controller", "state_dir", "cpus"};
-    const char *vals[] = {qname, qep, qstate, ncpus};
+    const char *keys[] = {"name", "controller", "state_dir", "curve_secret_key_file",
+                          "controller_public_key_file", "cpus"};
+    const char *vals[] = {qname, qep, qstate, qkey, qctlpub, ncpus};
     const char *extras[] = {extra_all, extra_one};
-    if (write_conf(path, keys, vals, cpus > 0 ? 4 : 3, extras, 2) != 0) {
+    if (write_conf(path, keys, vals, cpus > 0 ? 6 : 5, extras, 2) != 0) {
         snprintf(err, cap, "%s: %s", path, strerror(errno));
         return -1;
     }

@@ -108,7 +108,9 @@ static int check_started(struct cli *cli, const struct cli_local *l, struct star
 static int wait_ready(struct cli *cli, const struct cli_local *l, int nworkers, struct started *s, int ns)
 {
     struct err err = {0};
-    client_t *c = client_create(l->endpoint, &err);
+    struct net_curve curve;
+    client_t *c = client_keys_load(&curve, l->dir, false, &err) == 0
+                      ? client_create_curve(l->endpoint, &curve, &err) : NULL;
     if (c == NULL)
         return cli_fail(cli, CLI_FAILED, "controller %s: %s", l->endpoint, err.msg);
     double deadline = units_mono() + LOCAL_UP_WAIT;
@@ -185,6 +187,10 @@ static int local_up(struct cli *cli, struct cli_local *l, int nworkers, int cpus
         if (cli_file_write(path, line) != 0)
             return cli_fail(cli, CLI_FAILED, "%s: %s", path, strerror(errno));
     }
+    /* Keys before any daemon starts: the allowlist must name every worker. */
+    int nkeys = cli_daemon_count_workers(l) > nworkers ? cli_daemon_count_workers(l) : nworkers;
+    if (cli_daemon_keys_write(l, nkeys, err, sizeof err) != 0)
+        return cli_fail(cli, CLI_FAILED, "%s", err);
     struct started s[LOCAL_WORKERS_MAX + 1];
     int ns = 0;
     if (cpid == 0) {

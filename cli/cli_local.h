@@ -3,7 +3,9 @@
  *
  * DIR holds: endpoint (the controller's endpoint, picked once and kept),
  * controller.conf/.pid/.log and controller/ (its state), worker-I.conf/.pid/.log
- * and worker-I/ for I = 1..N. Optional DIR/controller.extra.conf,
+ * and worker-I/ for I = 1..N, the CURVE key pairs controller.key/.pub,
+ * client.key/.pub (the CLI's, an admin key) and worker-I.key/.pub, and allowlist
+ * (the controller's allowlist_file: the client and worker keys). Optional DIR/controller.extra.conf,
  * DIR/worker.extra.conf (every worker) and DIR/worker-I.extra.conf hold extra
  * settings (keys from conf/NAME.conf) appended to the generated files; a key set
  * there replaces the generated one.
@@ -46,6 +48,11 @@ int cli_dir_create(const char *path);
  * from l->endpoint and the extra files. -1 with a message in err. */
 int cli_daemon_controller_conf_write(const struct cli_local *l, char *err, size_t cap);
 int cli_daemon_worker_conf_write(const struct cli_local *l, int i, int cpus, char *err, size_t cap);
+
+/* cli_daemon_keys_write: make the key pairs that DIR lacks (controller, client,
+ * worker-1..nworkers) and rewrite DIR/allowlist from the public keys (client as
+ * admin, each worker as worker). -1 with a message in err. */
+int cli_daemon_keys_write(const struct cli_local *l, int nworkers, char *err, size_t cap);
 
 /* cli_daemon_pid: pid of DIR's daemon name ("controller", "worker-2") when it runs, else 0. */
 pid_t cli_daemon_pid(const struct cli_local *l, const char *name);

@@ -240,9 +240,11 @@ static const char nodes_help[] =
     "\n"
     "List worker nodes: NAME, STATE (UP, DRAINING: gets no new work after\n"
     "repeated launch failures, DOWN: missed its heartbeats), HOST, PID, CPUS,\n"
-    "GPUS, MEM, RUNNING (tasks now) and BACKEND (cpu or cuda).\n"
+    "GPUS, MEM, RUNNING (tasks now), BACKEND (cpu or cuda), SANDBOX (how exec\n"
+    "tasks run: namespaces; off: unconfined; unavailable: refused) and EGRESS\n"
+    "(yes: the node has a route beyond the fabric's subnets).\n"
     "With --json: {\"nodes\": [{name, state, host, pid, cpus, gpus, mem_bytes,\n"
-    "running_tasks, backend}]}.\n"
+    "running_tasks, backend, sandbox, egress, egress_route?}]}.\n"
     "\n"
     "Examples:\n"
     "  moat nodes\n"
@@ -306,8 +308,8 @@ int cli_nodes_run(struct cli *cli, int argc, char **argv)
         return CLI_OK;
     }
     static const char *const hdr[] = {"NAME", "STATE", "HOST", "PID", "CPUS", "GPUS", "MEM",
-                                      "RUNNING", "BACKEND"};
-    struct cli_table *t = cli_table_create(9, hdr, "lllrrrrrl");
+                                      "RUNNING", "BACKEND", "SANDBOX", "EGRESS"};
+    struct cli_table *t = cli_table_create(11, hdr, "lllrrrrrlll");
     size_t nn = json_array_size(nodes);
     const json_t **sorted = calloc(nn ? nn : 1, sizeof *sorted);
     if (sorted == NULL) {
@@ -327,7 +329,8 @@ int cli_nodes_run(struct cli *cli, int argc, char **argv)
         snprintf(run, sizeof run, "%lld", cli_json_int(n, "running_tasks", 0));
         const char *row[] = {cli_json_str(n, "name", "?"), cli_json_str(n, "state", "?"),
                              cli_json_str(n, "host", "?"), pid, cpus, gpus, mem, run,
-                             cli_json_str(n, "backend", "?")};
+                             cli_json_str(n, "backend", "?"), cli_json_str(n, "sandbox", "?"),
+                             json_is_true(json_object_get(n, "egress")) ? "yes" : "no"};
         cli_table_add(t, row);
     }
     free(sorted);

@@ -136,7 +136,14 @@ int cli_connect(struct cli *cli)
     if (rc != 0)
         return rc;
     struct err err = {0};
-    cli->client = client_create(ep, &err);
+    struct net_curve curve;
+    if (client_keys_load(&curve, NULL, true, &err) != 0)
+        return cli_fail(cli, err.code == ENOENT ? CLI_UNREACHABLE : CLI_USAGE,
+                        "%s (every link uses CURVE: 'moat local up' writes client.key and "
+                        "controller.pub into its dir; or set MOAT_KEY and MOAT_CONTROLLER_KEY)",
+                        err.msg);
+    cli->client = client_create_curve(ep, &curve, &err);
+    memset(curve.secret_key, 0, sizeof curve.secret_key);
     if (cli->client == NULL)
         return cli_fail(cli, err.code == EINVAL ? CLI_USAGE : CLI_UNREACHABLE, "controller '%s': %s",
                         ep, err.msg);
@@ -181,6 +188,8 @@ int cli_request_blobs(struct cli *cli, enum proto_type type, json_t *body,
             break;
         if (err.code != ETIMEDOUT || units_mono() >= deadline) {
             json_decref(body);
+            if (err.code == EACCES) /* the link itself was refused */
+                return cli_fail(cli, CLI_UNREACHABLE, "%s", err.msg);
             if (err.code == ETIMEDOUT) {
                 char buf[32];
                 return cli_fail(cli, CLI_UNREACHABLE, "cannot reach the controller at %s: no reply in %s",

@@ -21,6 +21,10 @@ static const char usage[] =
     "The controller is, in order: --controller, $MOAT_CONTROLLER, or the file\n"
     "'endpoint' in $MOAT_DIR (default ./.moat), which 'moat local up' writes.\n"
     "Requests time out after $MOAT_TIMEOUT (a duration, default 10 s).\n"
+    "Every link is CURVE-encrypted: the CLI's key pair is $MOAT_KEY (a secret key\n"
+    "file) or client.key in $MOAT_DIR, the controller's public key\n"
+    "$MOAT_CONTROLLER_KEY or controller.pub in $MOAT_DIR ('moat local up' writes\n"
+    "them; docs/security.md).\n"
     "\n"
     "Exit status: 0 success; 1 the job or command failed; 2 bad usage or input;\n"
     "3 the controller cannot be reached.\n"
@@ -45,6 +49,9 @@ static const struct cli_cmd commands[] = {
     {"ping", cli_ping_run, "check that the controller answers"},
     {"model", cli_model_run, "import, list and verify models"},
     {"search", cli_search_run, "semantic search over an infer job's embeddings"},
+    {"keygen", cli_keygen_run, "make a CURVE key pair (NAME.key, NAME.pub)"},
+    {"admin", cli_admin_run, "the controller's allowlist: admin key add|revoke|list"},
+    {"audit", cli_audit_run, "list the audit log, or verify its hash chain"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "controller/ctl_audit.h"
 #include "controller/ctl_infer.h"
 #include "controller/ctl_jobs.h"
 #include "controller/ctl_result.h"
@@ -61,6 +62,14 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
     }
     if (ctl_queue_add(ctl, job, err) != 0)
         return -1;
+    char object[32];
+    snprintf(object, sizeof object, "job %llu", (unsigned long long)job->id);
+    json_t *argv0 = job->spec.argc > 0 ? json_string(job->spec.argv[0]) : json_null();
+    if (ctl_audit_append(ctl, peer->key, "submit", object,
+                         json_pack("{s:s, s:s, s:I, s:o}", "kind", job_kind_name(job->spec.kind), "name",
+                                   job->spec.name, "tasks", (json_int_t)job->ntasks, "argv0", argv0),
+                         err) != 0)
+        return -1;
     log_debug("ctl", "job %llu submitted: %u tasks", (unsigned long long)job->id, job->ntasks);
     return ctl_out_reply(ctl, peer, msg->req_id, json_pack("{s:I}", "id", (json_int_t)job->id));
 }
@@ -113,8 +122,12 @@ int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         if (job == NULL)
             err_set(&e, ENOENT, "job %llu: no such job", (unsigned long long)id);
         else if (ctl_job_cancel(ctl, job, "cancelled by user", &e) == 0) {
-            json_array_append_new(done, json_integer((json_int_t)id));
-            continue;
+            char object[32];
+            snprintf(object, sizeof object, "job %llu", (unsigned long long)id);
+            if (ctl_audit_append(ctl, peer->key, "cancel", object, NULL, &e) == 0) {
+                json_array_append_new(done, json_integer((json_int_t)id));
+                continue;
+            }
         }
         if (ctl->store_err.code) {
             json_decref(done);
@@ -267,6 +280,11 @@ int ctl_on_nodes(struct ctl *ctl, const struct net_peer *peer, struct proto_msg 
                              (json_int_t)n->mem, "running_tasks", n->running, "backend", n->backend,
                              "used_cpus", n->used_cpus, "launch_failures", n->launch_failures,
                              "registered", n->registered));
+        json_t *o = json_array_get(nodes, json_array_size(nodes) - 1);
+        json_object_set_new(o, "sandbox", json_string(n->sandbox[0] ? n->sandbox : "unknown"));
+        json_object_set_new(o, "egress", json_boolean(n->egress));
+        if (n->egress)
+            json_object_set_new(o, "egress_route", json_string(n->egress_route));
     }
     return ctl_out_reply(ctl, peer, msg->req_id, json_pack("{s:o}", "nodes", nodes));
 }

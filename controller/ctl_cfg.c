@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "shared/keys.h"
 #include "shared/log.h"
 
 #define F(x) offsetof(struct ctl_cfg, x)
@@ -22,6 +23,12 @@ static const struct cfg_key keys[] = {
     {"output_cap", CFG_SIZE, "1 MiB", 0, 536870912, F(output_cap)},
     {"kill_grace", CFG_DURATION, "5 s", 0, 3600, F(kill_grace)},
     {"log_level", CFG_STR, "info", 0, 0, F(log_level)},
+    {"egress_policy", CFG_STR, "warn", 0, 0, F(egress_policy)},
+    {"trust_roots", CFG_STR_LIST, "", 0, 0, F(trust_roots)},
+    {"allow_unsigned_artifacts", CFG_BOOL, "false", 0, 0, F(allow_unsigned_artifacts)},
+    {"curve_secret_key_file", CFG_STR, "/etc/moat/controller.key", 0, 0, F(curve_secret_key_file)},
+    {"allowlist_file", CFG_STR, "/etc/moat/allowlist", 0, 0, F(allowlist_file)},
+    {"allowlist", CFG_STR_LIST, "", 0, 0, F(allowlist)},
     {0},
 };
 
@@ -33,11 +40,22 @@ int ctl_cfg_load(const char *path, struct ctl_cfg *cfg, struct err *err)
     const char *where = path ? path : "defaults";
     if (log_level_parse(cfg->log_level) < 0)
         return err_set(err, EINVAL, "%s: log_level: expected debug, info, warn or error", where);
+    if (strcmp(cfg->egress_policy, "warn") != 0 && strcmp(cfg->egress_policy, "refuse") != 0)
+        return err_set(err, EINVAL, "%s: egress_policy: expected \"warn\" or \"refuse\"", where);
     if (cfg->listen.n == 0)
         return err_set(err, EINVAL, "%s: listen: at least one endpoint is needed", where);
     if (cfg->max_message < 2 * cfg->output_cap + 65536)
         return err_set(err, EINVAL, "%s: max_message: must be at least 2 x output_cap + 64 KiB", where);
     if (cfg->store_map_max < cfg->store_map_size)
         return err_set(err, EINVAL, "%s: store_map_max: smaller than store_map_size", where);
+    if (cfg->curve_secret_key_file[0] == '\0')
+        return err_set(err, EINVAL, "%s: curve_secret_key_file: a key is needed (every link uses CURVE; "
+                       "make one with 'moat keygen')", where);
+    for (int i = 0; i < cfg->allowlist.n; i++) {
+        struct keys_entry ke;
+        struct err e = {0};
+        if (keys_line_parse(cfg->allowlist.items[i], &ke, &e) < 0)
+            return err_set(err, EINVAL, "%s: allowlist[%d]: %s", where, i, e.msg);
+    }
     return 0;
 }

@@ -19,6 +19,12 @@ struct ctl_cfg {
     uint64_t output_cap;         /* bytes per stream */
     double kill_grace;           /* s */
     char log_level[CFG_STR_MAX];
+    char egress_policy[CFG_STR_MAX];         /* a node with a route off the fabric: warn, refuse */
+    struct cfg_list trust_roots;             /* Ed25519 public key files for artifacts */
+    int allow_unsigned_artifacts;            /* bool: audited override */
+    char curve_secret_key_file[CFG_STR_MAX]; /* the controller's CURVE secret key (Z85) */
+    char allowlist_file[CFG_STR_MAX];        /* "ROLE KEY [NAME]" lines; "" for none */
+    struct cfg_list allowlist;               /* the same lines inline */
 };
 
 /* ctl_cfg_load: defaults, then path (NULL: defaults only). Errors: "PATH:LINE: KEY: why". */

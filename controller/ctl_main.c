@@ -6,8 +6,12 @@
  * acknowledges a change leaves before the commit (group commit: one fsync per
  * pass, not per job). If the batch cannot be committed, its requests are
  * answered with the error and the in-memory state is rebuilt from LMDB.
+ * Links: the ROUTER is a CURVE server; its ZAP handler (a REP socket in this
+ * loop, bound before the ROUTER) admits allowlisted keys only, and every
+ * request is checked against the current allowlist before its handler runs.
  */
 #include <errno.h>
+#include <sodium.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +19,14 @@
 #include <unistd.h>
 
 #include "controller/ctl_api.h"
+#include "controller/ctl_audit.h"
+#include "controller/ctl_auth.h"
 #include "controller/ctl_cfg.h"
 #include "controller/ctl_model.h"
 #include "controller/ctl_nodes.h"
 #include "controller/ctl_sched.h"
 #include "controller/ctl_state.h"
+#include "shared/keys.h"
 #include "shared/log.h"
 #include "shared/units.h"
 
@@ -47,6 +54,8 @@ static const ctl_handler_fn handlers[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_MODEL_LIST] = ctl_on_model_list,
     [PROTO_TYPE_MODEL_VERIFY] = ctl_on_model_verify,
     [PROTO_TYPE_SHARD_GET] = ctl_on_shard_get,
+    [PROTO_TYPE_ADMIN_KEY] = ctl_on_admin_key,
+    [PROTO_TYPE_AUDIT] = ctl_on_audit,
 };
 
 static volatile sig_atomic_t g_stop;
@@ -110,9 +119,11 @@ static int fail_batch(struct ctl *ctl)
     struct ctl_cfg cfg = ctl->cfg;
     store_t *st = ctl->store;
     net_sock_t *sock = ctl->sock;
+    struct ctl_auth *auth = ctl->auth;
     ctl_state_free(ctl);
     ctl_state_init(ctl, &cfg, st, sock);
-    if (ctl_state_recover(ctl, &e) != 0) {
+    ctl->auth = auth;
+    if (ctl_state_recover(ctl, &e) != 0 || ctl_auth_load(ctl, &e) != 0) {
         log_error("ctl", "recover after failed batch: %s", e.msg);
         return -1;
     }
@@ -123,6 +134,12 @@ static void handle(struct ctl *ctl, const struct net_peer *peer, struct proto_ms
 {
     struct err e = {0};
     ctl_handler_fn fn = handlers[msg->type];
+    if (ctl_auth_check(ctl, peer, msg->type, &e) != 0) {
+        /* Answer a refused request (so a client says why) but never a reply. */
+        if (fn != NULL && ctl_out_error(ctl, peer, msg->req_id, &e) == 0 && ctl->store_err.code != 0)
+            ctl->outbox[ctl->nout - 1].is_reply = true;
+        return;
+    }
     if (fn == NULL) {
         if (msg->type == PROTO_TYPE_ERROR)
             log_warn("ctl", "peer reported an error: %s",
@@ -155,13 +172,21 @@ static int write_endpoint(const char *path, const char *endpoint, struct err *er
     return 0;
 }
 
-static int run(struct ctl *ctl)
+static int run(struct ctl *ctl, net_sock_t *zap)
 {
-    struct net_pollitem item = {.sock = ctl->sock, .events = NET_POLLIN};
+    struct net_pollitem items[2] = {{.sock = ctl->sock, .events = NET_POLLIN},
+                                    {.sock = zap, .events = NET_POLLIN}};
     double next_check = 0, next_sched = 0;
     while (!g_stop) {
         struct err e = {0};
-        if (net_poll(&item, 1, POLL_MS, &e) < 0 && e.code != EINTR) {
+        if (net_poll(items, 2, POLL_MS, &e) < 0 && e.code != EINTR) {
+            log_error("ctl", "%s", e.msg);
+            return -1;
+        }
+        /* New connections first: a handshake waits for this answer. The batch
+         * is closed here, so the allowlist file may be re-read. */
+        ctl_auth_refresh(ctl);
+        if (net_zap_serve(zap, ctl_auth_zap_cb, ctl, &e) < 0) {
             log_error("ctl", "%s", e.msg);
             return -1;
         }
@@ -239,24 +264,43 @@ int main(int argc, char **argv)
 
     int rc = 1;
     net_t *net = NULL;
-    net_sock_t *sock = NULL;
-    store_t *store = store_open(cfg.state_dir, cfg.store_map_size, cfg.store_map_max, &e);
-    if (store == NULL) {
+    net_sock_t *sock = NULL, *zap = NULL;
+    struct ctl_auth *auth = NULL;
+    struct net_curve curve = {0};
+    if (keys_file_read(cfg.curve_secret_key_file, true, curve.secret_key, &e) != 0 ||
+        net_curve_public(curve.public_key, curve.secret_key, &e) != 0) {
+        log_error("ctl", "curve_secret_key_file: %s (make a pair with 'moat keygen')", e.msg);
+        return 1;
+    }
+    if ((auth = ctl_auth_create(&cfg, &e)) == NULL) {
         log_error("ctl", "%s", e.msg);
         return 1;
     }
+    store_t *store = store_open(cfg.state_dir, cfg.store_map_size, cfg.store_map_max, &e);
+    if (store == NULL) {
+        log_error("ctl", "%s", e.msg);
+        ctl_auth_destroy(auth);
+        return 1;
+    }
     if ((net = net_create(&e)) == NULL)
+        goto out;
+    /* N.B. the ZAP handler exists before any socket binds: with
+     * ZMQ_ZAP_ENFORCE_DOMAIN a connection that finds none is refused. */
+    if ((zap = net_zap_bind(net, &e)) == NULL)
         goto out;
     const char *eps[CFG_LIST_MAX];
     for (int i = 0; i < cfg.listen.n; i++)
         eps[i] = cfg.listen.items[i];
     char bound[256];
-    sock = net_router_bind(net, eps, cfg.listen.n, (int64_t)cfg.max_message, bound, sizeof bound, &e);
+    sock = net_router_bind_curve(net, eps, cfg.listen.n, (int64_t)cfg.max_message, &curve, bound,
+                                 sizeof bound, &e);
     if (sock == NULL)
         goto out;
     struct ctl ctl;
     ctl_state_init(&ctl, &cfg, store, sock);
-    if (ctl_model_init(&ctl, &e) != 0 || ctl_state_recover(&ctl, &e) != 0) {
+    ctl.auth = auth;
+    if (ctl_model_init(&ctl, &e) != 0 || ctl_state_recover(&ctl, &e) != 0 ||
+        ctl_auth_load(&ctl, &e) != 0) {
         ctl_state_free(&ctl);
         goto out;
     }
@@ -264,16 +308,20 @@ int main(int argc, char **argv)
         ctl_state_free(&ctl);
         goto out;
     }
-    log_info("ctl", "listening on %s; %llu jobs, %d nodes recovered from %s", bound,
-             (unsigned long long)ctl.njobs, ctl.nnodes, cfg.state_dir);
-    rc = run(&ctl) == 0 ? 0 : 1;
+    log_info("ctl", "listening on %s (CURVE, key %s, %d keys allowed); %llu jobs, %d nodes recovered from %s",
+             bound, curve.public_key, ctl_auth_count(&ctl), (unsigned long long)ctl.njobs, ctl.nnodes,
+             cfg.state_dir);
+    rc = run(&ctl, zap) == 0 ? 0 : 1;
     ctl_state_free(&ctl);
     log_info("ctl", "stopped");
 out:
     if (rc != 0 && e.code)
         log_error("ctl", "%s", e.msg);
     net_sock_close(sock);
+    net_sock_close(zap);
     net_destroy(net);
     store_close(store);
+    ctl_auth_destroy(auth);
+    sodium_memzero(curve.secret_key, sizeof curve.secret_key);
     return rc;
 }

@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "controller/ctl_audit.h"
 #include "shared/log.h"
+#include "shared/manifest.h"
 #include "shared/units.h"
 #include "worker/wrk_model.h"
 
@@ -180,6 +182,100 @@ json_t *ctl_model_manifest(struct ctl *ctl, const char *name, struct err *err)
     return m;
 }
 
+/* signed_check: the commit's manifest.json is signed by a trust root, names this
+ * artifact, lists exactly the committed files with their hashes, and is newer
+ * than what is imported. *signed_ false: an unsigned artifact let in by
+ * allow_unsigned_artifacts. signer: the trust root's key id. */
+static bool same_files(const json_t *a, const json_t *b)
+{
+    if (json_array_size(a) != json_array_size(b))
+        return false;
+    size_t i, k;
+    json_t *f, *g;
+    json_array_foreach(a, i, f) {
+        bool found = false;
+        json_array_foreach(b, k, g)
+            found |= strcmp(jstr(f, "file"), jstr(g, "file")) == 0 &&
+                     strcmp(jstr(f, "sha256"), jstr(g, "sha256")) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+static int signed_check(struct ctl *ctl, const char *name, const json_t *b, struct manifest *m,
+                        bool *signed_, char signer[17], json_t **same, struct err *err)
+{
+    *same = NULL;
+    const json_t *text = json_object_get(b, "manifest");
+    const char *sig = jstr(b, "signature");
+    *signed_ = false;
+    if (text == NULL) {
+        if (!ctl->cfg.allow_unsigned_artifacts)
+            return err_set(err, EACCES, "model %s: no manifest.json: unsigned artifacts are refused "
+                           "(sign it on the connected side: moat model sign DIR --key FILE)", name);
+        log_warn("ctl", "model %s: UNSIGNED ARTIFACT ACCEPTED because allow_unsigned_artifacts = true", name);
+        return 0;
+    }
+    if (sig == NULL)
+        return err_set(err, EACCES, "model %s: manifest.sig is missing", name);
+    const char *t = json_string_value(text);
+    size_t len = json_string_length(text);
+    if (ctl->cfg.trust_roots.n == 0)
+        return err_set(err, EACCES, "model %s: manifest.json: no trust_roots configured, so no "
+                       "signature is trusted", name);
+    struct err ve = {0};
+    for (int i = 0; i < ctl->cfg.trust_roots.n && !*signed_; i++) {
+        uint8_t pk[MANIFEST_PK_BYTES];
+        if (manifest_key_read(ctl->cfg.trust_roots.items[i], pk, sizeof pk, false, err) != 0)
+            return err_prefix(err, "model %s: trust_roots", name);
+        if (manifest_verify(t, len, sig, pk, &ve) == 0) {
+            *signed_ = true;
+            manifest_key_id(pk, signer);
+        } else if (ve.code == EBADMSG) {
+            return err_set(err, EACCES, "model %s: %s", name, ve.msg);
+        }
+    }
+    if (!*signed_)
+        return err_set(err, EACCES, "model %s: manifest.json: not signed by a trust root (the signature "
+                       "does not verify with any of the %d configured keys)", name, ctl->cfg.trust_roots.n);
+    if (manifest_parse(t, len, m, err) != 0)
+        return err_prefix(err, "model %s: manifest.json", name);
+    if (strcmp(m->name, name) != 0)
+        return err_set(err, EINVAL, "model %s: manifest.json is signed for artifact '%s'", name, m->name);
+    if (strcmp(m->architecture, "bert") != 0)
+        return err_set(err, ENOTSUP, "model %s: manifest.json: architecture '%s', this cluster runs bert",
+                       name, m->architecture);
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(b, "files"), i, f) {
+        const char *file = jstr(f, "file");
+        const struct manifest_file *mf = manifest_file_find(m, file);
+        if (mf == NULL)
+            return err_set(err, EINVAL, "model %s: %s is not in the signed manifest", name, file);
+        if (strcmp(mf->sha256, jstr(f, "sha256")) != 0 ||
+            mf->bytes != (int64_t)json_integer_value(json_object_get(f, "bytes")))
+            return err_set(err, EINVAL, "model %s: %s: SHA-256 %.16s... differs from the signed manifest's "
+                           "%.16s...", name, file, jstr(f, "sha256"), mf->sha256);
+    }
+    if ((size_t)m->nfiles != json_array_size(json_object_get(b, "files")))
+        return err_set(err, EINVAL, "model %s: manifest.json lists %d files, %zu committed", name, m->nfiles,
+                       json_array_size(json_object_get(b, "files")));
+    struct err pe = {0};
+    json_t *prev = ctl_model_manifest(ctl, name, &pe);
+    json_int_t pv = prev ? json_integer_value(json_object_get(prev, "version")) : 0;
+    if (prev && m->version == pv && json_is_true(json_object_get(prev, "signed")) &&
+        same_files(json_object_get(prev, "files"), json_object_get(b, "files"))) {
+        *same = prev; /* this very version again (a resent commit): nothing to do */
+        return 0;
+    }
+    json_decref(prev);
+    if (prev && m->version <= pv)
+        return err_set(err, EACCES, "model %s: version %lld is not newer than the imported version %lld "
+                       "(rollback refused)", name, (long long)m->version, (long long)pv);
+    return 0;
+}
+
 int ctl_on_model_commit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
 {
     const json_t *b = msg->body, *files = json_object_get(b, "files");
@@ -189,6 +285,17 @@ int ctl_on_model_commit(struct ctl *ctl, const struct net_peer *peer, struct pro
     if (json_array_size(files) != WRK_MODEL_FILES)
         return err_set(err, EINVAL, "model %s: expected the %d files config.json, vocab.txt, model.safetensors",
                        name, WRK_MODEL_FILES);
+    struct manifest sm;
+    bool is_signed;
+    char signer[17] = "";
+    json_t *same;
+    if (signed_check(ctl, name, b, &sm, &is_signed, signer, &same, err) != 0)
+        return -1;
+    if (same) {
+        json_object_del(same, "dir");
+        log_info("ctl", "model %s v%lld: already imported", name, (long long)sm.version);
+        return ctl_out_reply(ctl, peer, msg->req_id, same);
+    }
     /* 1. every upload is complete and hashes to what the client declared */
     const char *shas[WRK_MODEL_FILES] = {0};
     size_t i;
@@ -230,7 +337,8 @@ int ctl_on_model_commit(struct ctl *ctl, const struct net_peer *peer, struct pro
     /* 2. the architecture: config and every tensor, through a directory of links */
     struct err e2 = {0};
     json_t *prev = ctl_model_manifest(ctl, name, &e2);
-    json_int_t version = prev ? json_integer_value(json_object_get(prev, "version")) + 1 : 1;
+    json_int_t version = is_signed ? (json_int_t)sm.version
+                                   : prev ? json_integer_value(json_object_get(prev, "version")) + 1 : 1;
     json_decref(prev);
     char vname[96], dir[PATH_MAX];
     snprintf(vname, sizeof vname, "%s-v%lld", name, (long long)version);
@@ -255,9 +363,20 @@ int ctl_on_model_commit(struct ctl *ctl, const struct net_peer *peer, struct pro
     wrk_model_destroy(m);
     json_t *man = json_pack("{s:s, s:I, s:O, s:o, s:f, s:s}", "name", name, "version", version,
                             "files", files, "config", config, "imported", units_now(), "dir", vname);
+    json_object_set_new(man, "signed", json_boolean(is_signed));
+    json_object_set_new(man, "signer", is_signed ? json_string(signer) : json_null());
     char key[96];
     snprintf(key, sizeof key, "model/%s", name);
     if (artifact_put(ctl, key, man, err) != 0) {
+        json_decref(man);
+        return -1;
+    }
+    char object[96];
+    snprintf(object, sizeof object, "model %s", name);
+    if (ctl_audit_append(ctl, peer->key, "model.import", object,
+                         json_pack("{s:I, s:O, s:s}", "version", (json_int_t)version, "files", files,
+                                   "signer", is_signed ? signer : "UNSIGNED (allow_unsigned_artifacts)"),
+                         err) != 0) {
         json_decref(man);
         return -1;
     }
@@ -326,6 +445,23 @@ json_t *ctl_model_shards(struct ctl *ctl, const char *name, int tp, struct err *
     if (have) {
         json_decref(man);
         return have;
+    }
+    /* The stored files are what was verified at import: check again before use. */
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(man, "files"), i, f) {
+        char obj[PATH_MAX], hex[65];
+        uint64_t bytes;
+        art_path(ctl, obj, sizeof obj, "objects/%s%s", jstr(f, "sha256"), "");
+        hex[0] = '\0';
+        int rc = sha256_file(obj, hex, &bytes, err);
+        if (rc == 0 && strcmp(hex, jstr(f, "sha256")) != 0)
+            rc = err_set(err, EIO, "model %s: stored %s (%s) is corrupt: SHA-256 %.16s...", name,
+                         jstr(f, "file"), obj, hex);
+        if (rc != 0) {
+            json_decref(man);
+            return NULL;
+        }
     }
     char dir[PATH_MAX];
     art_path(ctl, dir, sizeof dir, "models/%s%s", jstr(man, "dir"), "");

@@ -86,6 +86,16 @@ int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     if (name[0] == '\0' || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                         "0123456789._-") != strlen(name))
         return err_set(err, EINVAL, "register: name '%.64s': use letters, digits, '.', '_', '-'", name);
+    const json_t *eg = json_object_get(b, "egress");
+    const char *route = jstr(b, "egress_route");
+    if (json_is_true(eg)) {
+        if (strcmp(ctl->cfg.egress_policy, "refuse") == 0) {
+            log_warn("ctl", "node %s refused: it has a route beyond the fabric (%s); egress_policy = refuse",
+                     name, route ? route : "?");
+            return err_set(err, EACCES, "register: node %.64s has a route beyond the fabric (%.100s); "
+                           "the controller's egress_policy is refuse", name, route ? route : "?");
+        }
+    }
     /* The same peer may not hold two names. */
     int other = ctl_node_by_peer(ctl, peer);
     if (other >= 0 && strcmp(ctl->nodes[other].name, name) != 0)
@@ -126,6 +136,14 @@ int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     snprintf(node->comm_host, sizeof node->comm_host, "%s", ch ? ch : "");
     node->comm_port_min = (int)jint(b, "comm_port_min");
     node->comm_port_max = (int)jint(b, "comm_port_max");
+    const char *sb = jstr(b, "sandbox");
+    snprintf(node->sandbox, sizeof node->sandbox, "%s", sb ? sb : "");
+    bool had_egress = node->egress;
+    node->egress = json_is_true(eg);
+    snprintf(node->egress_route, sizeof node->egress_route, "%s", node->egress && route ? route : "");
+    if (node->egress && (restarted || !had_egress))
+        log_warn("ctl", "node %s has a route beyond the fabric: %s (egress_policy = warn)", node->name,
+                 node->egress_route);
     if (restarted || node->state == NODE_STATE_DOWN) {
         node->state = NODE_STATE_UP;
         node->launch_failures = 0;

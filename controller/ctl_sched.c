@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "controller/ctl_audit.h"
 #include "controller/ctl_infer.h"
 #include "controller/ctl_jobs.h"
 #include "shared/log.h"
@@ -52,6 +53,22 @@ int ctl_sched_job_ready(const struct ctl *ctl, const struct ctl_job *job, double
         return 0;
     }
     return 1;
+}
+
+/* audit_place: the placement of task offset of job (just dispatched) in the audit log. */
+static int audit_place(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, struct err *err)
+{
+    const struct ctl_task *t = &job->tasks[offset];
+    json_t *nodes = json_array();
+    for (int r = 0; r < (t->ranks ? job->spec.tp : 1); r++) {
+        int n = t->ranks ? t->ranks[r] : t->node;
+        json_array_append_new(nodes, json_string(n >= 0 ? ctl->nodes[n].name : "?"));
+    }
+    char object[64];
+    snprintf(object, sizeof object, "task %llu.%u", (unsigned long long)job->id,
+             job->spec.kind == JOB_KIND_INFER ? offset : job->spec.array_start + offset);
+    return ctl_audit_append(ctl, CTL_AUDIT_ACTOR_SELF, "place", object,
+                            json_pack("{s:o, s:i}", "nodes", nodes, "attempt", (int)t->attempts), err);
 }
 
 static bool has_work(const struct ctl_job *job)
@@ -108,6 +125,8 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
                     break; /* no port free on rank 0's node now */
                 return -1;
             }
+            if (audit_place(ctl, job, off, err) != 0)
+                return -1;
             if (job->requeue_head < job->nrequeue)
                 job->requeue_head++;
             else
@@ -123,7 +142,8 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
                 break;
             uint32_t off = job->requeue_head < job->nrequeue ? job->requeue[job->requeue_head]
                                                              : job->next_index;
-            if (ctl_task_dispatch(ctl, job, off, n, now, err) != 0)
+            if (ctl_task_dispatch(ctl, job, off, n, now, err) != 0 ||
+                audit_place(ctl, job, off, err) != 0)
                 return -1;
             if (job->requeue_head < job->nrequeue)
                 job->requeue_head++;

@@ -87,6 +87,9 @@ struct ctl_node {
     double last_seen;         /* monotonic s */
     int launch_failures;      /* consecutive */
     char comm_host[64];       /* where this node's TP rank 0 listens (REGISTER) */
+    char sandbox[17];         /* exec sandbox: namespaces, off, unavailable ("" if not told) */
+    bool egress;              /* has a route beyond its fabric subnets (REGISTER) */
+    char egress_route[128];   /* the first such route */
     int comm_port_min, comm_port_max, comm_port_next;
 };
 
@@ -96,10 +99,13 @@ struct ctl_out {
     bool is_reply;            /* acknowledges a request: becomes an ERROR if the batch fails */
 };
 
+struct ctl_auth;
+
 struct ctl {
     struct ctl_cfg cfg;
     store_t *store;
     net_sock_t *sock;
+    struct ctl_auth *auth;    /* the allowlist (ctl_auth.h); borrowed like store and sock */
     struct ctl_job **jobs;    /* jobs[id], id in [1, njobs] */
     uint64_t njobs, jobs_cap;
     uint64_t nactive;         /* jobs not in a terminal state */

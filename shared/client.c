@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/keys.h"
 #include "shared/net.h"
 #include "shared/units.h"
 
@@ -22,7 +23,44 @@ struct client {
     char endpoint[CLIENT_ENDPOINT_MAX];
 };
 
+static client_t *create(const char *endpoint, const struct net_curve *curve, struct err *err);
+
 client_t *client_create(const char *endpoint, struct err *err)
+{
+    return create(endpoint, NULL, err);
+}
+
+client_t *client_create_curve(const char *endpoint, const struct net_curve *curve, struct err *err)
+{
+    return create(endpoint, curve, err);
+}
+
+int client_keys_load(struct net_curve *curve, const char *dir, bool env, struct err *err)
+{
+    char path[4096];
+    const char *key = env ? getenv("MOAT_KEY") : NULL, *ctl = env ? getenv("MOAT_CONTROLLER_KEY") : NULL;
+    if (dir == NULL || *dir == '\0')
+        dir = getenv("MOAT_DIR");
+    if (dir == NULL || *dir == '\0')
+        dir = ".moat";
+    memset(curve, 0, sizeof *curve);
+    if (key == NULL || *key == '\0') {
+        snprintf(path, sizeof path, "%s/client.key", dir);
+        key = path;
+    }
+    if (keys_file_read(key, true, curve->secret_key, err) != 0 ||
+        net_curve_public(curve->public_key, curve->secret_key, err) != 0)
+        return err_prefix(err, "client key");
+    if (ctl == NULL || *ctl == '\0') {
+        snprintf(path, sizeof path, "%s/controller.pub", dir);
+        ctl = path;
+    }
+    if (keys_file_read(ctl, false, curve->server_key, err) != 0)
+        return err_prefix(err, "controller key");
+    return 0;
+}
+
+static client_t *create(const char *endpoint, const struct net_curve *curve, struct err *err)
 {
     if (endpoint == NULL || *endpoint == '\0') {
         err_set(err, EINVAL, "endpoint: empty");
@@ -44,7 +82,7 @@ client_t *client_create(const char *endpoint, struct err *err)
         goto fail_free;
     /* No size limit on what we receive: results can be large, and the
      * controller bounds them itself. */
-    c->sock = net_dealer_connect(c->net, endpoint, -1, err);
+    c->sock = net_dealer_connect_curve(c->net, endpoint, -1, curve, err);
     if (c->sock == NULL)
         goto fail_net;
     return c;
@@ -91,6 +129,9 @@ int client_send_blobs(client_t *c, enum proto_type type, json_t *body, const str
     }
     int rc = net_send(c->sock, NULL, &msg, err);
     proto_msg_clear(&msg);
+    if (rc != 0 && net_sock_refused(c->sock))
+        return err_set(err, EACCES, "%s refused this client's key (not in its allowlist, or revoked)",
+                       c->endpoint);
     if (rc != 0)
         return -1;
     if (req_id)
@@ -146,6 +187,9 @@ int client_call_blobs(client_t *c, enum proto_type type, json_t *body, const str
             continue; /* malformed reply: not ours to trust; keep waiting */
         if (rc < 0)
             return err_set(err, rerr.code, "%s: %s", proto_type_name(type), rerr.msg);
+        if (net_sock_refused(c->sock))
+            return err_set(err, EACCES, "%s refused this client's key (not in its allowlist, or revoked)",
+                           c->endpoint);
         if (left <= 0)
             break;
     }

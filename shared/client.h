@@ -15,11 +15,13 @@
 #ifndef MOAT_CLIENT_H
 #define MOAT_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "shared/err.h"
 #include "shared/jobspec.h"
+#include "shared/net.h"
 #include "shared/proto.h"
 
 typedef struct client client_t;
@@ -32,6 +34,18 @@ typedef struct client client_t;
  * shows up as a timeout in client_call/client_recv, never here.
  * Caller frees with client_destroy(). NULL with err: EINVAL (bad endpoint), ENOMEM. */
 client_t *client_create(const char *endpoint, struct err *err);
+
+/* client_create_curve: client_create over CURVE with the keys in *curve (its
+ * own pair and the controller's public key): what every real controller needs. */
+client_t *client_create_curve(const char *endpoint, const struct net_curve *curve, struct err *err);
+
+/* client_keys_load: the CLI's keys into *curve. The secret key comes from the
+ * file $MOAT_KEY names (when env is true and it is set), else DIR/client.key;
+ * the public key is derived from it; the controller's public key from the file
+ * $MOAT_CONTROLLER_KEY names (env and set), else DIR/controller.pub. dir NULL:
+ * $MOAT_DIR, else ./.moat. Errors name the file: ENOENT, EACCES (a secret key
+ * readable by others), EINVAL (not a key). */
+int client_keys_load(struct net_curve *curve, const char *dir, bool env, struct err *err);
 
 /* client_destroy: close the socket and the ZeroMQ context. NULL is a no-op. */
 void client_destroy(client_t *c);

@@ -6,6 +6,14 @@
 #include <string.h>
 #include <zmq.h>
 
+/* A DRAFT option in libzmq 4.3's header that its builds accept (Debian's does);
+ * net_router_bind_curve fails rather than run without it. */
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93
+#endif
+#define NET_ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define NET_ZAP_DOMAIN "moat"
+
 struct net {
     void *ctx;
 };
@@ -13,6 +21,8 @@ struct net {
 struct net_sock {
     void *zs;
     int router;
+    void *mon;        /* CURVE DEALER: PAIR receiving the socket's handshake events */
+    int refused;      /* the last handshake failed authentication (ZAP said no) */
 };
 
 net_t *net_create(struct err *err)
@@ -66,12 +76,80 @@ static net_sock_t *sock_new(net_t *net, int type, int64_t max_msg, struct err *e
     return s;
 }
 
+int net_curve_available(void)
+{
+    return zmq_has("curve");
+}
+
+static int z85_ok(const char *k)
+{
+    static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                   ".-:+=^!/*?&<>()[]{}@%$#";
+    return k && strlen(k) == NET_KEY_LEN && strspn(k, alphabet) == NET_KEY_LEN;
+}
+
+int net_curve_keypair(char public_key[NET_KEY_LEN + 1], char secret_key[NET_KEY_LEN + 1],
+                      struct err *err)
+{
+    if (!zmq_has("curve"))
+        return err_set(err, EIO, "curve: this libzmq was built without CURVE");
+    if (zmq_curve_keypair(public_key, secret_key) != 0)
+        return err_set(err, errno ? errno : EIO, "curve: keypair: %s", zmq_strerror(errno));
+    return 0;
+}
+
+int net_curve_public(char public_key[NET_KEY_LEN + 1], const char *secret_key, struct err *err)
+{
+    if (!z85_ok(secret_key))
+        return err_set(err, EINVAL, "curve: a key is %d Z85 characters", NET_KEY_LEN);
+    if (zmq_curve_public(public_key, secret_key) != 0)
+        return err_set(err, errno ? errno : EIO, "curve: public key: %s", zmq_strerror(errno));
+    return 0;
+}
+
+static int curve_server(net_sock_t *s, const struct net_curve *c, struct err *err)
+{
+    int one = 1;
+    if (!z85_ok(c->secret_key))
+        return err_set(err, EINVAL, "curve: bad secret key");
+    if (zmq_setsockopt(s->zs, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof one) != 0)
+        return err_set(err, errno, "curve: ZMQ_ZAP_ENFORCE_DOMAIN: %s (libzmq too old?)",
+                       zmq_strerror(errno));
+    if (zmq_setsockopt(s->zs, ZMQ_ZAP_DOMAIN, NET_ZAP_DOMAIN, strlen(NET_ZAP_DOMAIN)) != 0 ||
+        zmq_setsockopt(s->zs, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+        zmq_setsockopt(s->zs, ZMQ_CURVE_SECRETKEY, c->secret_key, NET_KEY_LEN) != 0)
+        return err_set(err, errno, "curve: server options: %s", zmq_strerror(errno));
+    return 0;
+}
+
+static int curve_client(net_sock_t *s, const struct net_curve *c, struct err *err)
+{
+    if (!z85_ok(c->secret_key) || !z85_ok(c->public_key) || !z85_ok(c->server_key))
+        return err_set(err, EINVAL, "curve: bad key (each is %d Z85 characters)", NET_KEY_LEN);
+    if (zmq_setsockopt(s->zs, ZMQ_CURVE_SERVERKEY, c->server_key, NET_KEY_LEN) != 0 ||
+        zmq_setsockopt(s->zs, ZMQ_CURVE_PUBLICKEY, c->public_key, NET_KEY_LEN) != 0 ||
+        zmq_setsockopt(s->zs, ZMQ_CURVE_SECRETKEY, c->secret_key, NET_KEY_LEN) != 0)
+        return err_set(err, errno, "curve: client options: %s", zmq_strerror(errno));
+    return 0;
+}
+
 net_sock_t *net_router_bind(net_t *net, const char *const *endpoints, int n, int64_t max_msg,
                             char *bound, size_t cap, struct err *err)
+{
+    return net_router_bind_curve(net, endpoints, n, max_msg, NULL, bound, cap, err);
+}
+
+net_sock_t *net_router_bind_curve(net_t *net, const char *const *endpoints, int n, int64_t max_msg,
+                                  const struct net_curve *curve, char *bound, size_t cap,
+                                  struct err *err)
 {
     net_sock_t *s = sock_new(net, ZMQ_ROUTER, max_msg, err);
     if (s == NULL)
         return NULL;
+    if (curve && curve_server(s, curve, err) != 0) {
+        net_sock_close(s);
+        return NULL;
+    }
     for (int i = 0; i < n; i++) {
         if (zmq_bind(s->zs, endpoints[i]) != 0) {
             err_set(err, errno, "bind %s: %s", endpoints[i], zmq_strerror(errno));
@@ -89,9 +167,29 @@ net_sock_t *net_router_bind(net_t *net, const char *const *endpoints, int n, int
 
 net_sock_t *net_dealer_connect(net_t *net, const char *endpoint, int64_t max_msg, struct err *err)
 {
+    return net_dealer_connect_curve(net, endpoint, max_msg, NULL, err);
+}
+
+net_sock_t *net_dealer_connect_curve(net_t *net, const char *endpoint, int64_t max_msg,
+                                     const struct net_curve *curve, struct err *err)
+{
     net_sock_t *s = sock_new(net, ZMQ_DEALER, max_msg, err);
     if (s == NULL)
         return NULL;
+    if (curve && curve_client(s, curve, err) != 0) {
+        net_sock_close(s);
+        return NULL;
+    }
+    if (curve) { /* N.B. monitor before connecting, or the first events are lost */
+        char ep[64];
+        snprintf(ep, sizeof ep, "inproc://moat-net-monitor-%p", (void *)s);
+        if (zmq_socket_monitor(s->zs, ep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                              ZMQ_EVENT_HANDSHAKE_SUCCEEDED) == 0 &&
+            (s->mon = zmq_socket(net->ctx, ZMQ_PAIR)) != NULL && zmq_connect(s->mon, ep) != 0) {
+            zmq_close(s->mon);
+            s->mon = NULL;
+        }
+    }
     int ivl = 100, max_ivl = 1000;
     zmq_setsockopt(s->zs, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(s->zs, ZMQ_RECONNECT_IVL_MAX, &max_ivl, sizeof max_ivl);
@@ -103,10 +201,39 @@ net_sock_t *net_dealer_connect(net_t *net, const char *endpoint, int64_t max_msg
     return s;
 }
 
+int net_sock_refused(net_sock_t *sock)
+{
+    while (sock->mon) {
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        zmq_msg_init(&addr);
+        int got = zmq_msg_recv(&ev, sock->mon, ZMQ_DONTWAIT) >= 0;
+        if (got && zmq_msg_more(&ev))
+            zmq_msg_recv(&addr, sock->mon, 0);
+        if (got && zmq_msg_size(&ev) >= 2) {
+            uint16_t event; /* libzmq writes it in host order */
+            memcpy(&event, zmq_msg_data(&ev), sizeof event);
+            if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+                sock->refused = 1;
+            else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+                sock->refused = 0;
+        }
+        zmq_msg_close(&ev);
+        zmq_msg_close(&addr);
+        if (!got)
+            break;
+    }
+    return sock->refused;
+}
+
 void net_sock_close(net_sock_t *sock)
 {
     if (sock == NULL)
         return;
+    if (sock->mon) {
+        zmq_socket_monitor(sock->zs, NULL, 0);
+        zmq_close(sock->mon);
+    }
     zmq_close(sock->zs);
     free(sock);
 }
@@ -161,6 +288,7 @@ int net_recv(net_sock_t *sock, struct proto_msg *msg, struct net_peer *peer, str
     zmq_msg_t parts[MAXF];
     int nparts = 0, extra = 0, more = 1, rc;
     peer->len = 0;
+    peer->key[0] = '\0';
     memset(msg, 0, sizeof *msg);
     if (sock->router) {
         zmq_msg_t id;
@@ -206,6 +334,13 @@ int net_recv(net_sock_t *sock, struct proto_msg *msg, struct net_peer *peer, str
             zmq_msg_close(&parts[i]);
         return err_set(err, EPROTO, "message: more than %d frames", MAXF);
     }
+    peer->key[0] = '\0';
+    if (sock->router && nparts > 0) {
+        /* Set by the ZAP handler's reply for this connection (CURVE only). */
+        const char *uid = zmq_msg_gets(&parts[0], "User-Id");
+        if (uid && strlen(uid) == NET_KEY_LEN)
+            memcpy(peer->key, uid, NET_KEY_LEN + 1);
+    }
     const void *frames[MAXF];
     size_t lens[MAXF];
     for (int i = 0; i < nparts; i++) {
@@ -237,4 +372,94 @@ int net_poll(struct net_pollitem *items, int n, long timeout_ms, struct err *err
     if (zi != stack)
         free(zi);
     return rc;
+}
+
+/* ---- ZAP (RFC 27) ---- */
+
+net_sock_t *net_zap_bind(net_t *net, struct err *err)
+{
+    net_sock_t *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        err_set(err, ENOMEM, "net: out of memory");
+        return NULL;
+    }
+    s->zs = zmq_socket(net->ctx, ZMQ_REP);
+    int zero = 0;
+    if (s->zs == NULL || zmq_setsockopt(s->zs, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_bind(s->zs, NET_ZAP_ENDPOINT) != 0) {
+        err_set(err, errno, "zap: bind %s: %s", NET_ZAP_ENDPOINT, zmq_strerror(errno));
+        if (s->zs)
+            zmq_close(s->zs);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* zap_reply: the six frames of a ZAP reply (RFC 27). */
+static int zap_reply(void *zs, const zmq_msg_t *req_id, const char *status, const char *text,
+                     const char *user, struct err *err)
+{
+    zmq_msg_t id;
+    zmq_msg_init_size(&id, zmq_msg_size((zmq_msg_t *)req_id));
+    memcpy(zmq_msg_data(&id), zmq_msg_data((zmq_msg_t *)req_id), zmq_msg_size((zmq_msg_t *)req_id));
+    if (zmq_send(zs, "1.0", 3, ZMQ_SNDMORE) < 0 || zmq_msg_send(&id, zs, ZMQ_SNDMORE) < 0 ||
+        zmq_send(zs, status, strlen(status), ZMQ_SNDMORE) < 0 ||
+        zmq_send(zs, text, strlen(text), ZMQ_SNDMORE) < 0 ||
+        zmq_send(zs, user, strlen(user), ZMQ_SNDMORE) < 0 || zmq_send(zs, "", 0, 0) < 0) {
+        zmq_msg_close(&id);
+        return err_set(err, errno, "zap: reply: %s", zmq_strerror(errno));
+    }
+    return 0;
+}
+
+int net_zap_serve(net_sock_t *zap, net_zap_cb cb, void *arg, struct err *err)
+{
+    enum { ZAP_FRAMES = 7 }; /* version, id, domain, address, identity, mechanism, key */
+    int served = 0;
+    for (;;) {
+        zmq_msg_t f[ZAP_FRAMES + 1];
+        int n = 0, more = 1;
+        while (more) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, zap->zs, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+                int e = errno;
+                zmq_msg_close(&m);
+                for (int i = 0; i < n; i++)
+                    zmq_msg_close(&f[i]);
+                if (e == EAGAIN && n == 0)
+                    return served;
+                return err_set(err, e, "zap: recv: %s", zmq_strerror(e));
+            }
+            more = zmq_msg_more(&m);
+            if (n < ZAP_FRAMES + 1)
+                f[n++] = m;
+            else
+                zmq_msg_close(&m);
+        }
+        char mech[16] = "", addr[64] = "", key[NET_KEY_LEN + 1] = "";
+        int rc = 0;
+        if (n >= 6) {
+            size_t ml = zmq_msg_size(&f[5]), al = zmq_msg_size(&f[3]);
+            memcpy(mech, zmq_msg_data(&f[5]), ml < sizeof mech - 1 ? ml : sizeof mech - 1);
+            memcpy(addr, zmq_msg_data(&f[3]), al < sizeof addr - 1 ? al : sizeof addr - 1);
+        }
+        if (n == ZAP_FRAMES && strcmp(mech, "CURVE") == 0 && zmq_msg_size(&f[6]) == 32 &&
+            zmq_z85_encode(key, zmq_msg_data(&f[6]), 32) != NULL && cb(key, addr, arg))
+            rc = zap_reply(zap->zs, &f[1], "200", "OK", key, err);
+        else if (n >= 2)
+            rc = zap_reply(zap->zs, &f[1], "400", "key not allowed", "", err);
+        else { /* not a ZAP request; REP still owes a reply */
+            zmq_msg_t none;
+            zmq_msg_init(&none);
+            rc = zap_reply(zap->zs, &none, "400", "malformed request", "", err);
+            zmq_msg_close(&none);
+        }
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&f[i]);
+        if (rc != 0)
+            return -1;
+        served++;
+    }
 }

@@ -4,6 +4,11 @@
  * routing id (struct net_peer); a DEALER (worker, client) talks to one endpoint.
  * Receives are non-blocking; a malformed message is consumed whole and reported
  * as an error so that the caller logs one line and keeps serving.
+ * Links are encrypted and authenticated with CURVE (RFC 26, CurveZMQ) when a
+ * struct net_curve is given: the ROUTER is the CURVE server and asks a ZAP
+ * handler (RFC 27, net_zap_bind) about every new connection, failing closed
+ * (ZMQ_ZAP_ENFORCE_DOMAIN) when there is none; each message it receives carries
+ * the Z85 public key that the handler accepted (struct net_peer.key).
  * Thread-safety: a net_t may be shared; each net_sock_t belongs to one thread.
  */
 #ifndef MOAT_NET_H
@@ -20,10 +25,32 @@ typedef struct net_sock net_sock_t;
 
 #define NET_PEER_MAX 255
 
+#define NET_KEY_LEN 40 /* a CURVE key (32 bytes) in Z85 text (ZeroMQ RFC 32) */
+
 struct net_peer {
     uint8_t id[NET_PEER_MAX];
     size_t len; /* 0 for a DEALER's single peer */
+    char key[NET_KEY_LEN + 1]; /* ROUTER with CURVE: the sender's public key (the ZAP
+                                * User-Id); "" on a plaintext socket */
 };
+
+/* CURVE settings of one socket, Z85 keys (NUL-terminated, NET_KEY_LEN chars). */
+struct net_curve {
+    char secret_key[NET_KEY_LEN + 1]; /* this side's secret key */
+    char public_key[NET_KEY_LEN + 1]; /* this side's public key */
+    char server_key[NET_KEY_LEN + 1]; /* DEALER: the controller's public key; ROUTER: unused */
+};
+
+/* net_curve_available: libzmq was built with CURVE (libsodium). */
+int net_curve_available(void);
+
+/* net_curve_keypair: a new key pair in Z85. EIO if CURVE is unavailable. */
+int net_curve_keypair(char public_key[NET_KEY_LEN + 1], char secret_key[NET_KEY_LEN + 1],
+                      struct err *err);
+
+/* net_curve_public: the public key of secret_key (both Z85). EINVAL for a
+ * malformed key. */
+int net_curve_public(char public_key[NET_KEY_LEN + 1], const char *secret_key, struct err *err);
 
 /* net_create: a ZeroMQ context. Caller frees with net_destroy(). NULL with err (ENOMEM). */
 net_t *net_create(struct err *err);
@@ -37,9 +64,39 @@ void net_destroy(net_t *net);
 net_sock_t *net_router_bind(net_t *net, const char *const *endpoints, int n, int64_t max_msg,
                             char *bound, size_t cap, struct err *err);
 
+/* net_router_bind_curve: net_router_bind as a CURVE server with curve's
+ * secret key. N.B. bind the ZAP handler (net_zap_bind) first: with
+ * ZMQ_ZAP_ENFORCE_DOMAIN set, a connection that finds no handler is refused. */
+net_sock_t *net_router_bind_curve(net_t *net, const char *const *endpoints, int n, int64_t max_msg,
+                                  const struct net_curve *curve, char *bound, size_t cap,
+                                  struct err *err);
+
+/* net_dealer_connect_curve: net_dealer_connect as a CURVE client of
+ * curve->server_key with its own pair. */
+net_sock_t *net_dealer_connect_curve(net_t *net, const char *endpoint, int64_t max_msg,
+                                     const struct net_curve *curve, struct err *err);
+
+/* ZAP (RFC 27): the handler that a CURVE ROUTER of the same net_t consults on
+ * every new connection. net_zap_bind: a REP socket on inproc://zeromq.zap.01
+ * (EADDRINUSE if this net_t has one). Caller frees with net_sock_close().
+ * net_zap_serve: answer every request waiting on zap without blocking: cb(key,
+ * address, arg) is called with the client's Z85 public key and its address and
+ * returns 1 to accept (the key becomes the connection's User-Id) or 0 to refuse
+ * (status 400). Requests for other mechanisms than CURVE are refused without
+ * calling cb. Returns the number of requests answered, -1 with err on a socket
+ * error. */
+typedef int (*net_zap_cb)(const char *key, const char *address, void *arg);
+net_sock_t *net_zap_bind(net_t *net, struct err *err);
+int net_zap_serve(net_sock_t *zap, net_zap_cb cb, void *arg, struct err *err);
+
 /* net_dealer_connect: a DEALER connected (asynchronously; libzmq reconnects on
  * its own) to endpoint. Caller frees with net_sock_close(). */
 net_sock_t *net_dealer_connect(net_t *net, const char *endpoint, int64_t max_msg, struct err *err);
+
+/* net_sock_refused: a CURVE DEALER's last handshake was refused by the
+ * server's ZAP handler (its key is not allowed); 0 once one succeeds, and for
+ * other sockets. Reads the socket's pending handshake events; never blocks. */
+int net_sock_refused(net_sock_t *sock);
 
 /* net_sock_close: close without lingering. NULL is a no-op. */
 void net_sock_close(net_sock_t *sock);

@@ -27,6 +27,8 @@ static const char *const type_names[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_MODEL_LIST] = "MODEL_LIST",
     [PROTO_TYPE_MODEL_VERIFY] = "MODEL_VERIFY",
     [PROTO_TYPE_SHARD_GET] = "SHARD_GET",
+    [PROTO_TYPE_ADMIN_KEY] = "ADMIN_KEY",
+    [PROTO_TYPE_AUDIT] = "AUDIT",
 };
 
 const char *proto_type_name(int type)
@@ -129,6 +131,9 @@ static const struct field f_register[] = {
     {"comm_host", FT_STR, OPT, 0, 63, 0, 0},
     {"comm_port_min", FT_INT, OPT, 1, 65535, 0, 0},
     {"comm_port_max", FT_INT, OPT, 1, 65535, 0, 0},
+    {"sandbox", FT_STR, OPT, 0, 16, 0, 0},        /* namespaces, off, unavailable */
+    {"egress", FT_BOOL, OPT, 0, 0, 0, 0},         /* a route beyond fabric_subnets */
+    {"egress_route", FT_STR, OPT, 0, 127, 0, 0},  /* the first such route */
     {0}};
 static const struct field f_heartbeat[] = {
     {"name", FT_STR, REQ, 0, 64, 0, 0},
@@ -192,6 +197,8 @@ static const struct field f_model_file[] = {
 static const struct field f_model_commit[] = {
     {"name", FT_STR, REQ, 0, 64, 0, 0},
     {"files", FT_OBJ_ARRAY, REQ, 0, 0, 16, f_model_file},
+    {"manifest", FT_STR, OPT, 0, 65536, 0, 0},    /* manifest.json, byte for byte */
+    {"signature", FT_STR, OPT, 0, 256, 0, 0},     /* manifest.sig: Ed25519, hex */
     {0}};
 static const struct field f_model_name[] = {
     {"name", FT_STR, REQ, 0, 64, 0, 0},
@@ -200,6 +207,18 @@ static const struct field f_shard_get[] = {
     {"sha256", FT_STR, REQ, 0, 64, 0, 0},
     {"offset", FT_INT, REQ, 0, 4294967296.0, 0, 0},
     {"len", FT_INT, REQ, 1, 16777216, 0, 0},
+    {0}};
+static const struct field f_admin_key[] = {
+    {"op", FT_STR, REQ, 0, 8, 0, 0},        /* add, revoke, list */
+    {"key", FT_STR, OPT, 0, 40, 0, 0},      /* Z85 public key */
+    {"role", FT_STR, OPT, 0, 8, 0, 0},      /* add: admin, client, worker (default client) */
+    {"name", FT_STR, OPT, 0, 64, 0, 0},
+    {0}};
+static const struct field f_audit[] = {
+    {"since", FT_NUM, OPT, 0, 1e11, 0, 0},  /* Unix s: records at or after */
+    {"after", FT_INT, OPT, 0, I64MAX, 0, 0}, /* sequence number: records after it */
+    {"limit", FT_INT, OPT, 1, 10000, 0, 0},
+    {"verify", FT_BOOL, OPT, 0, 0, 0, 0},
     {0}};
 static const struct field f_error[] = {
     {"code", FT_INT, REQ, 0, 4095, 0, 0},
@@ -227,6 +246,8 @@ static const struct field *const tables[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_MODEL_LIST] = f_empty,
     [PROTO_TYPE_MODEL_VERIFY] = f_model_name,
     [PROTO_TYPE_SHARD_GET] = f_shard_get,
+    [PROTO_TYPE_ADMIN_KEY] = f_admin_key,
+    [PROTO_TYPE_AUDIT] = f_audit,
 };
 
 static int check_int(const json_t *v, double min, double max)

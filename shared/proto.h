@@ -47,6 +47,8 @@ enum proto_type {
     PROTO_TYPE_MODEL_LIST, /* client -> controller */
     PROTO_TYPE_MODEL_VERIFY, /* client -> controller: re-hash a stored model */
     PROTO_TYPE_SHARD_GET,  /* worker -> controller: a chunk of a verified shard */
+    PROTO_TYPE_ADMIN_KEY,  /* admin -> controller: {op, key?, role?, name?}: the allowlist */
+    PROTO_TYPE_AUDIT,      /* admin -> controller: {since?, after?, limit?, verify?}: the audit log */
     PROTO_TYPE_COUNT
 };
 

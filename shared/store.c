@@ -10,7 +10,8 @@
 
 static const char *const db_names[STORE_DB_COUNT] = {"meta",     "jobs",      "tasks",
                                                      "results",  "nodes",     "inflight",
-                                                     "artifacts", "docs"};
+                                                     "artifacts", "docs",     "keys",
+                                                     "audit"};
 
 struct store {
     MDB_env *env;
@@ -287,6 +288,43 @@ int store_get(store_t *st, enum store_db db, const void *key, size_t klen, void 
     ((char *)*val)[*vlen] = '\0';
     mdb_txn_abort(own);
     return 0;
+}
+
+int store_last(store_t *st, enum store_db db, void *key, size_t cap, size_t *klen, void **val,
+               size_t *vlen, struct err *err)
+{
+    MDB_txn *txn = cur_txn(st), *own = NULL;
+    MDB_cursor *cur;
+    int rc;
+    if (txn == NULL) {
+        if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &own)))
+            return mdb_err(err, rc, "begin read");
+        txn = own;
+    }
+    if ((rc = mdb_cursor_open(txn, st->dbi[db], &cur))) {
+        mdb_txn_abort(own);
+        return mdb_err(err, rc, "cursor");
+    }
+    MDB_val k, v;
+    int ret = 0;
+    if ((rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)))
+        ret = mdb_err(err, rc, db_names[db]);
+    else if (k.mv_size > cap)
+        ret = err_set(err, ENOSPC, "store: %s: key of %zu bytes", db_names[db], k.mv_size);
+    else if (v.mv_size < 1 || *(uint8_t *)v.mv_data != STORE_VALUE_VERSION)
+        ret = err_set(err, EPROTO, "store: %s: record with unknown version", db_names[db]);
+    else if ((*val = malloc(v.mv_size)) == NULL)
+        ret = err_set(err, ENOMEM, "store: out of memory");
+    if (ret == 0) {
+        memcpy(key, k.mv_data, k.mv_size);
+        *klen = k.mv_size;
+        *vlen = v.mv_size - 1;
+        memcpy(*val, (uint8_t *)v.mv_data + 1, *vlen);
+        ((char *)*val)[*vlen] = '\0';
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(own);
+    return ret;
 }
 
 int store_foreach(store_t *st, enum store_db db, store_foreach_cb cb, void *arg, struct err *err)

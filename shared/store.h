@@ -31,6 +31,8 @@ enum store_db {
     STORE_DB_INFLIGHT,  /* worker: key u64 job, u32 task, u32 attempt -> in-flight record */
     STORE_DB_ARTIFACTS, /* key "model/NAME" -> manifest (JSON); "shards/NAME/VERSION/TP" -> shard hashes */
     STORE_DB_DOCS,      /* key u64 job, u32 batch -> the batch's input documents (JSON) */
+    STORE_DB_KEYS,      /* key Z85 public key (40 bytes) -> allowlist change (JSON, ctl_auth) */
+    STORE_DB_AUDIT,     /* key u64 sequence number (from 1) -> audit record (ctl_audit); append-only */
     STORE_DB_COUNT
 };
 
@@ -84,6 +86,13 @@ int store_get(store_t *st, enum store_db db, const void *key, size_t klen, void 
 typedef int (*store_foreach_cb)(const void *key, size_t klen, const void *val, size_t vlen,
                                 void *arg);
 int store_foreach(store_t *st, enum store_db db, store_foreach_cb cb, void *arg, struct err *err);
+
+/* store_last: copy the last record of db in key order (the open write
+ * transaction's view if any): its key into key (cap bytes; *klen its length) and
+ * its value as store_get does. Caller frees *val with free(). ENOENT when db is
+ * empty; ENOSPC when the key does not fit cap. */
+int store_last(store_t *st, enum store_db db, void *key, size_t cap, size_t *klen, void **val,
+               size_t *vlen, struct err *err);
 
 /* Key helpers: big-endian fixed-width encodings. Return the key length. */
 size_t store_key_job(uint8_t out[8], uint64_t job);

@@ -21,6 +21,16 @@ static const struct cfg_key keys[] = {
     {"comm_host", CFG_STR, "127.0.0.1", 0, 0, F(comm_host)},
     {"comm_ports", CFG_STR, "29500-29999", 0, 0, F(comm_ports)},
     {"log_level", CFG_STR, "info", 0, 0, F(log_level)},
+    {"exec_sandbox", CFG_STR, "required", 0, 0, F(exec_sandbox)},
+    {"exec_user", CFG_STR, "nobody", 0, 0, F(exec_user)},
+    {"exec_mem_limit", CFG_SIZE, "0", 0, 1.8e19, F(exec_mem_limit)},
+    {"exec_max_procs", CFG_INT, "4096", 1, 4194304, F(exec_max_procs)},
+    {"exec_max_files", CFG_INT, "4096", 16, 1048576, F(exec_max_files)},
+    {"exec_cpu_limit", CFG_DURATION, "0 s", 0, 31536000, F(exec_cpu_limit)},
+    {"exec_tmp_size", CFG_SIZE, "1 GiB", 1048576, 1.8e19, F(exec_tmp_size)},
+    {"fabric_subnets", CFG_STR_LIST, "127.0.0.0/8,::1/128", 0, 0, F(fabric_subnets)},
+    {"curve_secret_key_file", CFG_STR, "/etc/moat/worker.key", 0, 0, F(curve_secret_key_file)},
+    {"controller_public_key_file", CFG_STR, "/etc/moat/controller.pub", 0, 0, F(controller_public_key_file)},
     {0},
 };
 
@@ -45,5 +55,9 @@ int wrk_cfg_load(const char *path, struct wrk_cfg *cfg, struct err *err)
     cfg->comm_port_max = hi;
     if (cfg->comm_host[0] == '\0' || strlen(cfg->comm_host) > 63)
         return err_set(err, EINVAL, "%s: comm_host: an address of this node on the fabric is needed", where);
+    if (strcmp(cfg->exec_sandbox, "required") != 0 && strcmp(cfg->exec_sandbox, "off") != 0)
+        return err_set(err, EINVAL, "%s: exec_sandbox: expected \"required\" or \"off\"", where);
+    if (cfg->exec_user[0] == '\0')
+        return err_set(err, EINVAL, "%s: exec_user: a user name is needed", where);
     return 0;
 }

@@ -18,6 +18,16 @@ struct wrk_cfg {
     char comm_ports[CFG_STR_MAX]; /* "MIN-MAX" */
     int comm_port_min, comm_port_max; /* parsed from comm_ports */
     char log_level[CFG_STR_MAX];
+    /* exec sandbox (wrk_sandbox.h) and egress posture (wrk_egress.h) */
+    char exec_sandbox[CFG_STR_MAX];   /* "required" or "off" */
+    char exec_user[CFG_STR_MAX];
+    uint64_t exec_mem_limit;          /* bytes, RLIMIT_AS; 0 = mem */
+    int64_t exec_max_procs, exec_max_files;
+    double exec_cpu_limit;            /* s, RLIMIT_CPU; 0 = none */
+    uint64_t exec_tmp_size;           /* bytes of the private /tmp */
+    struct cfg_list fabric_subnets;   /* CIDR prefixes */
+    char curve_secret_key_file[CFG_STR_MAX];      /* this worker's CURVE secret key (Z85) */
+    char controller_public_key_file[CFG_STR_MAX]; /* the controller's CURVE public key */
 };
 
 /* wrk_cfg_load: defaults, then path. Errors: "PATH:LINE: KEY: why". */

@@ -1,6 +1,8 @@
 /* wrk_exec.c: fork/exec of exec tasks, output capture, process-group kill. */
 #include "worker/wrk_exec.h"
 
+#include "worker/wrk_sandbox.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -64,7 +66,7 @@ int wrk_exec_start(struct wrk_proc *p, char *const argv[], char *const envp[], c
 {
     static char *stack;
     memset(p, 0, sizeof *p);
-    p->out_fd = p->err_fd = -1;
+    p->out_fd = p->err_fd = p->status_fd = -1;
     p->cap = cap;
     *launch_error = true;
     if (stack == NULL) {
@@ -122,6 +124,46 @@ int wrk_exec_start(struct wrk_proc *p, char *const argv[], char *const envp[], c
             b->cap_alloc = (size_t)len + 1;
         }
     }
+    return 0;
+fail:
+    for (int i = 0; i < 2; i++) {
+        if (out[i] >= 0) close(out[i]);
+        if (er[i] >= 0) close(er[i]);
+    }
+    return -1;
+}
+
+int wrk_exec_start_sandboxed(struct wrk_proc *p, const struct wrk_sandbox *sb, char *const argv[],
+                             char *const envp[], const char *cwd, size_t cap, bool *launch_error,
+                             struct err *err)
+{
+    memset(p, 0, sizeof *p);
+    p->out_fd = p->err_fd = p->status_fd = -1;
+    p->cap = cap;
+    *launch_error = true;
+    if (mkdir(cwd, 0700) != 0 && errno != EEXIST)
+        return err_set(err, errno, "task directory %s: %s", cwd, strerror(errno));
+    if (chown(cwd, sb->uid, sb->gid) != 0)
+        return err_set(err, errno, "task directory %s: chown to %s: %s", cwd, sb->user, strerror(errno));
+    int out[2] = {-1, -1}, er[2] = {-1, -1};
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(er, O_CLOEXEC) != 0) {
+        err_set(err, errno, "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    int status_fd;
+    pid_t pid = wrk_sandbox_spawn(sb, argv, envp, cwd, out[1], er[1], &status_fd, err);
+    if (pid < 0)
+        goto fail;
+    close(out[1]);
+    close(er[1]);
+    p->pid = pid;
+    p->sandboxed = true;
+    p->status_fd = status_fd;
+    p->out_fd = out[0];
+    p->err_fd = er[0];
+    fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
+    fcntl(p->err_fd, F_SETFL, O_NONBLOCK);
+    *launch_error = false;
     return 0;
 fail:
     for (int i = 0; i < 2; i++) {
@@ -192,6 +234,11 @@ void wrk_exec_reaped(struct wrk_proc *p, int status)
 {
     p->exited = true;
     p->status = status;
+    if (p->sandboxed && p->status_fd >= 0) {
+        wrk_sandbox_status_read(p->status_fd, &p->status);
+        close(p->status_fd);
+        p->status_fd = -1;
+    }
     wrk_exec_drain(p, p->out_fd);
     wrk_exec_drain(p, p->err_fd);
     if (p->out_fd >= 0) {
@@ -211,6 +258,9 @@ void wrk_exec_release(struct wrk_proc *p)
     if (p->err_fd >= 0)
         close(p->err_fd);
     p->out_fd = p->err_fd = -1;
+    if (p->sandboxed && p->status_fd >= 0)
+        close(p->status_fd);
+    p->status_fd = -1;
     free(p->out.data);
     free(p->err.data);
     memset(&p->out, 0, sizeof p->out);

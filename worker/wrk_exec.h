@@ -31,6 +31,8 @@ struct wrk_proc {
     bool truncated;
     bool exited;
     int status;            /* waitpid status once exited */
+    bool sandboxed;        /* pid is the task's init (wrk_sandbox.h) */
+    int status_fd;         /* sandboxed: the init's status pipe; -1 once closed */
 };
 
 /* wrk_exec_start: fork and exec argv (argv[argc] == NULL, PATH searched) with
@@ -42,6 +44,16 @@ struct wrk_proc {
 int wrk_exec_start(struct wrk_proc *p, char *const argv[], char *const envp[], const char *cwd,
                    size_t cap, bool *launch_error, struct err *err);
 
+struct wrk_sandbox;
+
+/* wrk_exec_start_sandboxed: like wrk_exec_start(), in the sandbox sb
+ * (wrk_sandbox.h): cwd (under sb->state_dir) is created and given to the exec
+ * user; p->pid is the task's init. A sandbox that cannot be set up is a launch
+ * error. */
+int wrk_exec_start_sandboxed(struct wrk_proc *p, const struct wrk_sandbox *sb, char *const argv[],
+                             char *const envp[], const char *cwd, size_t cap, bool *launch_error,
+                             struct err *err);
+
 /* wrk_exec_drain: read what fd (p->out_fd or p->err_fd) has without blocking; closes
  * it at EOF. */
 void wrk_exec_drain(struct wrk_proc *p, int fd);
@@ -50,7 +62,8 @@ void wrk_exec_drain(struct wrk_proc *p, int fd);
 void wrk_exec_signal(const struct wrk_proc *p, int sig);
 
 /* wrk_exec_reaped: record that p's child exited with status: drains and closes the
- * pipes (a grandchild that keeps them open does not hold the task). */
+ * pipes (a grandchild that keeps them open does not hold the task). Sandboxed: the
+ * command's status as its init reported it replaces the init's own. */
 void wrk_exec_reaped(struct wrk_proc *p, int status);
 
 /* wrk_exec_release: close fds and free buffers. */

@@ -38,7 +38,7 @@
 struct infer_spec {
     long long job, task, attempt;
     int rank, tp;
-    const char *shard, *shard_sha256, *vocab, *input, *output, *comm, *backend;
+    const char *shard, *shard_sha256, *vocab, *vocab_sha256, *input, *output, *comm, *backend;
     double comm_timeout;
     int max_len, batch, threads, device;
     json_t *root; /* owns the strings above */
@@ -71,7 +71,7 @@ static double now_s(void)
 /* ---- spec ---- */
 
 static const char *const spec_keys[] = {
-    "job", "task", "attempt", "rank", "tp", "shard", "shard_sha256", "vocab", "input", "output",
+    "job", "task", "attempt", "rank", "tp", "shard", "shard_sha256", "vocab", "vocab_sha256", "input", "output",
     "comm", "comm_timeout", "max_len", "batch", "backend", "threads", "device"};
 
 static int spec_int(json_t *o, const char *key, bool required, long long def, long long min,
@@ -154,6 +154,7 @@ static int spec_parse(const char *path, struct infer_spec *s, struct err *err)
     if (spec_str(o, "shard", true, NULL, &s->shard, err) != 0
         || spec_str(o, "shard_sha256", true, NULL, &s->shard_sha256, err) != 0
         || spec_str(o, "vocab", true, NULL, &s->vocab, err) != 0
+        || spec_str(o, "vocab_sha256", false, NULL, &s->vocab_sha256, err) != 0
         || spec_str(o, "input", true, NULL, &s->input, err) != 0
         || spec_str(o, "output", s->rank == 0, NULL, &s->output, err) != 0
         || spec_str(o, "comm", s->tp > 1, NULL, &s->comm, err) != 0
@@ -412,6 +413,15 @@ static int infer_run(const struct infer_spec *s, struct infer_stats *st, const c
     }
 
     *what = "vocab";
+    if (s->vocab_sha256) { /* verified at every load, like the shard */
+        char hex[65];
+        if (wrk_model_file_sha256(s->vocab, hex, NULL, err) != 0)
+            goto out;
+        if (strcasecmp(hex, s->vocab_sha256) != 0) {
+            err_set(err, EINVAL, "%s: sha256 %.16s..., spec says %.16s...", s->vocab, hex, s->vocab_sha256);
+            goto out;
+        }
+    }
     r.tok = wrk_tok_create(s->vocab, err);
     if (r.tok == NULL)
         goto out;

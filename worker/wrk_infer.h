@@ -20,6 +20,7 @@
  *                             here, and its tp and rank must equal the spec's
  *   "shard_sha256"            64 hex digits, required
  *   "vocab"                   path, required: the model's vocab.txt
+ *   "vocab_sha256"            hex, optional: vocab's SHA-256, checked before it is read
  *   "input"                   path, required: a JSON array of strings, one per
  *                             document (UTF-8; "\u0000" allowed, dropped by the
  *                             tokeniser); [] is valid and gives an empty output

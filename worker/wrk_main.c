@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,16 +20,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "shared/keys.h"
 #include "shared/log.h"
 #include "shared/net.h"
 #include "shared/proto.h"
 #include "shared/store.h"
 #include "shared/units.h"
 #include "worker/wrk_cfg.h"
+#include "worker/wrk_egress.h"
 #include "worker/wrk_exec.h"
 #include "worker/wrk_infer.h"
 #include "worker/wrk_objects.h"
 #include "worker/wrk_res.h"
+#include "worker/wrk_sandbox.h"
 #include "worker/wrk_tasks.h"
 
 extern char **environ;
@@ -51,6 +55,10 @@ struct wrk {
     bool batch_needs_sync;  /* the open batch records results (not only forgets them) */
     char self[600];         /* this executable, for `--run-infer` children */
     char objects[600];      /* <state_dir>/objects */
+    struct wrk_sandbox sandbox;
+    struct wrk_subnet subnets[CFG_LIST_MAX];
+    int nsubnets;
+    char reg_refused[160];  /* the controller's last refusal of REGISTER, logged once */
 };
 
 static void start_infer(struct wrk *w, struct wrk_task *t);
@@ -87,6 +95,12 @@ static void send_register(struct wrk *w)
     json_object_set_new(b, "comm_host", json_string(w->cfg.comm_host));
     json_object_set_new(b, "comm_port_min", json_integer(w->cfg.comm_port_min));
     json_object_set_new(b, "comm_port_max", json_integer(w->cfg.comm_port_max));
+    char route[128];
+    bool egress = wrk_egress_detect(w->subnets, w->nsubnets, route, sizeof route);
+    json_object_set_new(b, "sandbox", json_string(wrk_sandbox_mode_name(w->sandbox.mode)));
+    json_object_set_new(b, "egress", json_boolean(egress));
+    if (egress)
+        json_object_set_new(b, "egress_route", json_string(route));
     w->reg_req = ++w->next_req;
     w->reg_sent = units_mono();
     send_msg(w, PROTO_TYPE_REGISTER, w->reg_req, b, NULL);
@@ -172,6 +186,18 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
     } else if (envp == NULL || argv == NULL) {
         rc = err_set(&e, ENOMEM, "out of memory");
         launch_error = true;
+    } else if (w->sandbox.mode == WRK_SANDBOX_UNAVAILABLE) {
+        rc = err_set(&e, ENOTSUP, "sandbox unavailable: %.120s", w->sandbox.why);
+        launch_error = true;
+    } else if (w->sandbox.mode == WRK_SANDBOX_NAMESPACES) {
+        char **senv = wrk_sandbox_envp(task_env, t->cwd);
+        rc = senv ? wrk_exec_start_sandboxed(&t->proc, &w->sandbox, argv, senv, t->cwd,
+                                             (size_t)json_integer_value(json_object_get(b, "output_cap")),
+                                             &launch_error, &e)
+                  : err_set(&e, ENOMEM, "out of memory");
+        if (senv == NULL)
+            launch_error = true;
+        free(senv);
     } else {
         size_t k = 0;
         for (size_t i = 0; task_env[i]; i++)
@@ -298,6 +324,7 @@ static void start_infer(struct wrk *w, struct wrk_task *t)
                            "comm_timeout", 120);
     if (!json_is_string(json_object_get(sp, "comm")))
         json_object_del(sp, "comm");
+    json_object_set(sp, "vocab_sha256", json_object_get(d, "vocab")); /* checked at every load */
     int ok = json_is_array(texts) && json_dump_file(texts, input, JSON_COMPACT) == 0 &&
              json_dump_file(sp, spec, JSON_COMPACT) == 0;
     json_decref(sp);
@@ -477,6 +504,14 @@ static void on_message(struct wrk *w, const struct proto_msg *m)
             }
         }
         proto_error_from_body(m->body, &e);
+        if (m->req_id == w->reg_req && e.code != ENOTCONN) {
+            /* REGISTER refused (egress policy, ...): say so once, ask again now and then */
+            if (strcmp(w->reg_refused, e.msg) != 0)
+                log_error("wrk", "controller refused registration: %s", e.msg);
+            snprintf(w->reg_refused, sizeof w->reg_refused, "%s", e.msg);
+            w->reg_sent = units_mono() + 5.0;
+            return;
+        }
         if (e.code == ENOTCONN) {
             if (w->registered)
                 log_info("wrk", "controller does not know this worker (%s); registering", e.msg);
@@ -730,6 +765,19 @@ int main(int argc, char **argv)
     if (mkdir(path, 0700) != 0 && errno != EEXIST)
         log_warn("wrk", "%s: %s; tasks cannot be launched here", path, strerror(errno));
     snprintf(w.objects, sizeof w.objects, "%.500s/objects", w.cfg.state_dir);
+    /* Before any thread starts: the sandbox probe clones this process. */
+    if (wrk_egress_subnets_parse(&w.cfg.fabric_subnets, w.subnets, &w.nsubnets, &e) != 0 ||
+        wrk_sandbox_init(&w.sandbox, &w.cfg, w.res.mem, &e) != 0) {
+        log_error("wrk", "%s: %s", conf, e.msg);
+        return 2;
+    }
+    if (w.sandbox.mode == WRK_SANDBOX_UNAVAILABLE)
+        log_error("wrk", "exec sandbox unavailable (%s): exec tasks will be refused; "
+                  "set exec_sandbox = \"off\" to run them unconfined", w.sandbox.why);
+    else if (w.sandbox.mode == WRK_SANDBOX_OFF)
+        log_warn("wrk", "exec sandbox off (exec_sandbox = \"off\"): exec tasks run unconfined");
+    else
+        log_info("wrk", "exec sandbox: namespaces, user %s", w.sandbox.user);
     if (mkdir(w.objects, 0700) != 0 && errno != EEXIST)
         log_warn("wrk", "%s: %s; infer tasks cannot fetch shards", w.objects, strerror(errno));
     ssize_t sl = readlink("/proc/self/exe", w.self, sizeof w.self - 1);
@@ -744,7 +792,19 @@ int main(int argc, char **argv)
         goto out;
     if ((net = net_create(&e)) == NULL)
         goto out;
-    if ((w.sock = net_dealer_connect(net, w.cfg.controller, 0, &e)) == NULL)
+    struct net_curve curve = {0};
+    if (keys_file_read(w.cfg.curve_secret_key_file, true, curve.secret_key, &e) != 0 ||
+        net_curve_public(curve.public_key, curve.secret_key, &e) != 0) {
+        err_prefix(&e, "curve_secret_key_file");
+        goto out;
+    }
+    if (keys_file_read(w.cfg.controller_public_key_file, false, curve.server_key, &e) != 0) {
+        err_prefix(&e, "controller_public_key_file");
+        goto out;
+    }
+    w.sock = net_dealer_connect_curve(net, w.cfg.controller, 0, &curve, &e);
+    sodium_memzero(curve.secret_key, sizeof curve.secret_key);
+    if (w.sock == NULL)
         goto out;
     log_info("wrk", "node %s: %d cpus, %d gpus, %llu bytes, backend %s; controller %s; %d results to re-send",
              w.res.name, w.res.cpus, w.res.gpus, (unsigned long long)w.res.mem, w.res.backend,

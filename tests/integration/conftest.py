@@ -6,6 +6,9 @@
   the test left behind.
 - make_cluster(workers=, controller_extra=, worker_extra=, per_worker_extra=):
   the same with settings of the test's choice (keys from conf/*.conf).
+- host_cluster: a cluster whose exec tasks run unsandboxed (exec_sandbox =
+  "off"), for tests whose tasks leave marks in the test's tmp_path: a
+  sandboxed task sees only its own directory and a private /tmp.
 """
 import json
 import os
@@ -200,3 +203,11 @@ def make_cluster(tmp_path):
 @pytest.fixture
 def cluster(make_cluster):
     return make_cluster()
+
+
+HOST_EXEC = 'exec_sandbox = "off";\n'
+
+
+@pytest.fixture
+def host_cluster(make_cluster):
+    return make_cluster(worker_extra=HOST_EXEC)

@@ -6,9 +6,15 @@
   acknowledged,
 - FakeController: a ROUTER on a loopback port whose replies a test scripts, to
   test the CLI without the real daemons.
+- CURVE: every link is encrypted and authenticated (docs/security.md). Client
+  and curve_client() take a directory holding client.key and controller.pub
+  (a `moat local up` dir) or explicit key files; FakeController is a CURVE
+  server with this session's fake controller key (FAKE_ENV points the CLI at it).
 """
 import json
+import os
 import struct
+import tempfile
 import threading
 import time
 
@@ -17,10 +23,62 @@ import zmq
 MAGIC = 0x4D54
 VERSION = 1
 TYPES = ["?", "REPLY", "ERROR", "PING", "SUBMIT", "SHOW", "QUEUE", "CANCEL", "RESULT",
-         "NODES", "REGISTER", "HEARTBEAT", "TASK_END", "DISPATCH", "KILL"]
+         "NODES", "REGISTER", "HEARTBEAT", "TASK_END", "DISPATCH", "KILL", "MODEL_PUT",
+         "MODEL_COMMIT", "MODEL_LIST", "MODEL_VERIFY", "SHARD_GET", "ADMIN_KEY", "AUDIT"]
 T = {name: i for i, name in enumerate(TYPES) if i}
 
-EINVAL, ENOENT, ENOSPC, EPROTO, ENOTCONN = 22, 2, 28, 71, 107
+EINVAL, ENOENT, ENOSPC, EPROTO, ENOTCONN, EACCES = 22, 2, 28, 71, 107, 13
+
+
+def read_key(path):
+    """The Z85 key in a key file (its first line that is not a comment)."""
+    for line in open(path).read().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            return line.encode()
+    raise ValueError(f"{path}: no key")
+
+
+def write_pair(dir_, name):
+    """A new key pair as dir_/name.key (0600) and dir_/name.pub; the public key."""
+    pub, sec = zmq.curve_keypair()
+    key = os.path.join(dir_, name + ".key")
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, sec + b"\n")
+    os.close(fd)
+    with open(os.path.join(dir_, name + ".pub"), "wb") as f:
+        f.write(pub + b"\n")
+    return pub
+
+
+def curve_client(sock, dir_=None, key=None, server=None):
+    """Make sock a CURVE client: its secret key from key (a file; default
+    dir_/client.key), the controller's public key from server (default
+    dir_/controller.pub)."""
+    sec = read_key(key or os.path.join(str(dir_), "client.key"))
+    sock.curve_secretkey = sec
+    sock.curve_publickey = zmq.curve_public(sec)
+    sock.curve_serverkey = read_key(server or os.path.join(str(dir_), "controller.pub"))
+    return sock
+
+
+# This session's fake controller key and a client pair, for FakeController and
+# the scripted ROUTER of test_worker_protocol (which run no ZAP handler, so they
+# accept any client key).
+FAKE_DIR = tempfile.mkdtemp(prefix="moat-fake-keys-")
+FAKE_PUB = write_pair(FAKE_DIR, "controller")
+write_pair(FAKE_DIR, "client")
+FAKE_SECRET = read_key(os.path.join(FAKE_DIR, "controller.key"))
+FAKE_ENV = {"MOAT_KEY": os.path.join(FAKE_DIR, "client.key"),
+            "MOAT_CONTROLLER_KEY": os.path.join(FAKE_DIR, "controller.pub")}
+
+
+def curve_server(sock):
+    """Make sock a CURVE server with the fake controller key."""
+    sock.curve_secretkey = FAKE_SECRET
+    sock.curve_publickey = FAKE_PUB
+    sock.curve_server = True
+    return sock
 
 
 def header(type_, req_id, flags=0, magic=MAGIC, version=VERSION, reserved=0):
@@ -40,14 +98,16 @@ def message(type_, req_id, body=None, blobs=()):
 
 
 class Client:
-    """A DEALER speaking the moat protocol to endpoint."""
+    """A DEALER speaking the moat protocol to endpoint, over CURVE with the keys
+    of keydir (a `moat local up` dir) or the files key and server."""
 
-    def __init__(self, endpoint, ctx=None):
+    def __init__(self, endpoint, keydir=None, ctx=None, key=None, server=None):
         self.ctx = ctx or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.SNDHWM, 0)
         self.sock.setsockopt(zmq.RCVHWM, 0)
+        curve_client(self.sock, keydir, key, server)
         self.sock.connect(endpoint)
         self.next_id = 1
 
@@ -125,6 +185,7 @@ class FakeController:
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        curve_server(self.sock)
         port = self.sock.bind_to_random_port("tcp://127.0.0.1")
         self.endpoint = f"tcp://127.0.0.1:{port}"
         self._stop = False

@@ -7,8 +7,13 @@ import time
 
 import pytest
 
-from conftest import run_moat
-from moatproto import EINVAL, ENOENT, ENOSPC, FakeController
+from conftest import run_moat as _run_moat
+from moatproto import EINVAL, ENOENT, ENOSPC, FAKE_ENV, FakeController
+
+
+def run_moat(args, env=None, **kw):
+    """conftest.run_moat with the CLI's keys for the fake controller (CURVE)."""
+    return _run_moat(args, env=dict(FAKE_ENV, **(env or {})), **kw)
 
 JOB = {"id": 7, "name": "j", "kind": "exec", "state": "COMPLETED", "attempts": 1,
        "submit_time": 1.0, "start_time": 2.0, "end_time": 3.0, "exit_code": 0, "progress": 1.0,
@@ -289,7 +294,7 @@ def test_wait_draws_a_progress_bar_only_on_a_terminal(fake):
     f = fake(h)
     master, slave = pty.openpty()
     p = subprocess.run([str(MOAT), "--controller", f.endpoint, "wait", "7"], stdout=subprocess.PIPE,
-                       stderr=slave, timeout=30)
+                       stderr=slave, timeout=30, env=dict(os.environ, **FAKE_ENV))
     os.close(slave)
     chunks = []
     while True:

@@ -12,10 +12,11 @@ import time
 import zmq
 
 from conftest import pid_alive, wait_for
-from moatproto import Client, header
+from moatproto import Client, curve_client, header
 
 
-def test_worker_killed_mid_task_is_requeued_and_runs_once(cluster, tmp_path):
+def test_worker_killed_mid_task_is_requeued_and_runs_once(host_cluster, tmp_path):
+    cluster = host_cluster  # its tasks write to tmp_path: unsandboxed
     marks = tmp_path / "marks"
     marks.mkdir()
     effect = tmp_path / "effect"
@@ -46,7 +47,7 @@ def test_controller_killed_during_burst_keeps_every_acknowledged_job(cluster):
     n = 2000
     specs = [{"kind": "exec", "name": f"burst-{i}", "argv": ["true"]} for i in range(n)]
     cpid = cluster.pid("controller")
-    client = Client(cluster.endpoint)
+    client = Client(cluster.endpoint, cluster.dir)
     killed = threading.Event()
 
     def on_ack(count):
@@ -85,7 +86,8 @@ def _pid_from(path):
     return wait_for(read, 20, what=f"{path}")
 
 
-def test_cancel_kills_the_running_process_group(cluster, tmp_path):
+def test_cancel_kills_the_running_process_group(host_cluster, tmp_path):
+    cluster = host_cluster  # its tasks write to tmp_path: unsandboxed
     pidf = tmp_path / "bg.pid"
     # A background grandchild in the task's process group must die too.
     jid = cluster.submit("sh", "-c", f"sleep 300 & echo $! > {pidf}; wait")
@@ -105,7 +107,8 @@ def test_cancel_kills_the_running_process_group(cluster, tmp_path):
     assert all(t["state"] == "CANCELLED" for t in job["tasks"]), job
 
 
-def test_time_limit_ends_task_as_timeout(cluster, tmp_path):
+def test_time_limit_ends_task_as_timeout(host_cluster, tmp_path):
+    cluster = host_cluster  # its tasks write to tmp_path: unsandboxed
     pidf = tmp_path / "pid"
     t0 = time.time()
     # trap: the task ignores SIGTERM, so only the SIGKILL after kill_grace ends it
@@ -165,6 +168,7 @@ def test_garbage_on_the_controller_port_leaves_it_serving(cluster):
     ctx = zmq.Context()
     d = ctx.socket(zmq.DEALER)
     d.setsockopt(zmq.LINGER, 0)
+    curve_client(d, cluster.dir)
     d.connect(ep)
     for frames in bad_frames:
         d.send_multipart(frames)
@@ -177,6 +181,7 @@ def test_garbage_on_the_controller_port_leaves_it_serving(cluster):
     # 3. an oversized message (> max_message) drops only that connection
     big = ctx.socket(zmq.DEALER)
     big.setsockopt(zmq.LINGER, 0)
+    curve_client(big, cluster.dir)
     big.connect(ep)
     big.send_multipart([header("PING", 1), b"{}", b"\0" * (9 << 20)])
     time.sleep(0.3)

@@ -1,4 +1,6 @@
-"""Infer jobs on a real local cluster: model intake, TP groups, checkpoints, failures.
+"""Infer jobs on a real local cluster: model intake, TP groups, checkpoints, failures,
+and signed artifacts (manifest.json + manifest.sig, trust roots, no rollback, hashes
+checked at import and at every load).
 
 Needs build/model (scripts/fetch-model.sh build/model, which scripts/test.sh runs)."""
 import math
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, wait_for
+from conftest import ROOT, run_moat, wait_for
 
 MODEL = Path(os.environ.get("MOAT_MODEL_DIR", ROOT / "build" / "model"))
 SENTENCES = ROOT / "tests" / "data" / "emb" / "sentences.txt"
@@ -19,11 +21,53 @@ GOLDEN = ROOT / "tests" / "data" / "emb" / "golden.f32"
 DIM = 384
 
 
-@pytest.fixture
-def model_dir():
+@pytest.fixture(scope="session")
+def signing(tmp_path_factory):
+    """A signing key pair (moat model keygen): {"key": secret key file, "pub": public}."""
+    d = tmp_path_factory.mktemp("signing")
+    run_moat(["model", "keygen", "--out", d], check=0)
+    return {"key": d / "artifact.key", "pub": d / "artifact.pub"}
+
+
+def sign(d, signing, version=1, name="minilm", key=None):
+    run_moat(["model", "sign", d, "--key", key or signing["key"], "--name", name, "--version", version],
+             check=0)
+
+
+def signed_copy(src, dst, signing, version=1, link=True):
+    """dst: src's model files (symbolic links, or copies that a test may damage), signed."""
+    dst.mkdir()
+    for f in ("config.json", "vocab.txt", "model.safetensors"):
+        if link:
+            (dst / f).symlink_to((src / f).resolve())
+        else:
+            shutil.copyfile(src / f, dst / f)
+    sign(dst, signing, version)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def model_dir(signing, tmp_path_factory):
+    """The model, signed for the cluster (version 1) by the test's key."""
     assert (MODEL / "model.safetensors").exists(), \
         f"model directory {MODEL} is missing: run scripts/fetch-model.sh {MODEL}"
-    return MODEL
+    return signed_copy(MODEL, tmp_path_factory.mktemp("signed") / "minilm", signing)
+
+
+def trusting(make_cluster, signing, workers=2, **kw):
+    """A cluster whose controller trusts the test's key (moat local up reads DIR/trust/*.pub)."""
+    c = make_cluster(workers=workers, up=False, **kw)
+    (c.dir / "trust").mkdir(exist_ok=True)
+    shutil.copyfile(signing["pub"], c.dir / "trust" / "test.pub")
+    c.up(workers)
+    return c
+
+
+def flip(path, at=None):
+    b = bytearray(Path(path).read_bytes())
+    i = len(b) // 2 if at is None else at
+    b[i] ^= 0x01
+    Path(path).write_bytes(bytes(b))
 
 
 def load_npy(path):
@@ -57,14 +101,15 @@ def export(cluster, job, tmp_path, name):
     return load_npy(out)
 
 
-def imported(make_cluster, model_dir, workers=2):
-    c = make_cluster(workers=workers)
+def imported(make_cluster, model_dir, workers=2, signing=None):
+    c = trusting(make_cluster, signing, workers=workers)
     c.moat("model", "import", model_dir, "--name", "minilm", timeout=120)
     return c
 
 
-def test_tp2_and_tp1_embed_like_the_reference(make_cluster, model_dir, tmp_path):
-    c = imported(make_cluster, model_dir)
+
+def test_tp2_and_tp1_embed_like_the_reference(make_cluster, model_dir, signing, tmp_path):
+    c = imported(make_cluster, model_dir, signing=signing)
     docs = tmp_path / "docs.txt"
     n = 40
     docs.write_text("".join(SENTENCES.read_text().splitlines(keepends=True)[:n]))
@@ -86,8 +131,8 @@ def test_tp2_and_tp1_embed_like_the_reference(make_cluster, model_dir, tmp_path)
     assert len(lines) == n and '"index": 0' in lines[0].replace('":0', '": 0')
 
 
-def test_bad_input_lines_are_named_and_policy_applies(make_cluster, model_dir, tmp_path):
-    c = imported(make_cluster, model_dir, workers=1)
+def test_bad_input_lines_are_named_and_policy_applies(make_cluster, model_dir, signing, tmp_path):
+    c = imported(make_cluster, model_dir, workers=1, signing=signing)
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"first document\nsecond document\nbroken \xff\xfe bytes\nfourth\n")
     r = c.moat("submit", "--infer", "minilm", "--input", bad, check=None)
@@ -105,19 +150,90 @@ def test_bad_input_lines_are_named_and_policy_applies(make_cluster, model_dir, t
     assert r.rc == 2 and "tp" in r.err.lower(), r
 
 
-def test_import_refuses_a_damaged_model(make_cluster, model_dir, tmp_path):
-    c = make_cluster(workers=1)
+def test_import_refuses_a_damaged_model(make_cluster, model_dir, signing, tmp_path):
+    c = trusting(make_cluster, signing, workers=1)
     broken = tmp_path / "broken"
     shutil.copytree(model_dir, broken)
     st = broken / "model.safetensors"
     st.write_bytes(st.read_bytes()[:-1000])  # truncated: sizes no longer add up
-    r = c.moat("model", "import", broken, "--name", "broken", check=None)
+    r = c.moat("model", "import", broken, check=None)
     assert r.rc == 2 and "model.safetensors" in r.err, r
     assert c.j("model", "list")["models"] == []
 
 
-def test_killed_worker_reruns_only_unfinished_batches(make_cluster, model_dir, tmp_path):
-    c = imported(make_cluster, model_dir)
+def test_one_flipped_byte_in_any_file_or_the_manifest_is_refused_naming_it(make_cluster, model_dir,
+                                                                           signing, tmp_path):
+    c = trusting(make_cluster, signing, workers=1)
+    for f in ("config.json", "vocab.txt", "model.safetensors", "manifest.json"):
+        d = signed_copy(MODEL, tmp_path / f"flip-{f}", signing, link=False)
+        flip(d / f, at=None if f != "config.json" else 20)
+        r = c.moat("model", "import", d, check=None)
+        assert r.rc != 0 and f in r.err, (f, r)
+    # a bad signature file, and none at all
+    d = signed_copy(MODEL, tmp_path / "flip-sig", signing)
+    sig = (d / "manifest.sig").read_text()
+    (d / "manifest.sig").write_text(("1" if sig[0] != "1" else "2") + sig[1:])
+    r = c.moat("model", "import", d, check=None)
+    assert r.rc == 1 and "manifest.json: not signed by a trust root" in r.err, r
+    (d / "manifest.sig").unlink()
+    r = c.moat("model", "import", d, check=None)
+    assert r.rc == 2 and "manifest.sig" in r.err, r
+    (d / "manifest.json").unlink()
+    r = c.moat("model", "import", d, "--name", "minilm", check=None)
+    assert r.rc == 1 and "unsigned artifacts are refused" in r.err, r
+    assert c.j("model", "list")["models"] == []
+
+
+def test_untrusted_signer_and_rollback_are_refused(make_cluster, model_dir, signing, tmp_path):
+    c = trusting(make_cluster, signing, workers=1)
+    other = tmp_path / "other-key"
+    run_moat(["model", "keygen", "--out", other], check=0)
+    d = signed_copy(MODEL, tmp_path / "evil", signing)
+    sign(d, signing, version=9, key=other / "artifact.key")
+    r = c.moat("model", "import", d, check=None)
+    assert r.rc == 1 and "not signed by a trust root" in r.err, r
+    assert c.j("model", "list")["models"] == []
+    # version 2 goes in; then 1 (an older signed release) and 2 again with other bytes do not
+    v2 = signed_copy(MODEL, tmp_path / "v2", signing, version=2)
+    c.moat("model", "import", v2, timeout=120)
+    assert c.moat("model", "import", v2, timeout=120).rc == 0  # the same release again: a no-op
+    r = c.moat("model", "import", model_dir, check=None, timeout=120)
+    assert r.rc == 1 and "rollback" in r.err and "version 1" in r.err, r
+    [m] = c.j("model", "list")["models"]
+    assert (m["version"], m["signed"]) == (2, True), m
+    # an unsigned import is let in only by the audited override
+    u = make_cluster(workers=1, controller_extra="allow_unsigned_artifacts = true;\n", name="unsigned")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for f in ("config.json", "vocab.txt", "model.safetensors"):
+        (plain / f).symlink_to((MODEL / f).resolve())
+    u.moat("model", "import", plain, "--name", "minilm", timeout=120)
+    assert u.j("model", "list")["models"][0]["signed"] is False
+    assert "UNSIGNED ARTIFACT ACCEPTED" in (u.dir / "controller.log").read_text()
+
+
+def test_worker_checks_shard_and_vocab_at_every_load(make_cluster, model_dir, signing, tmp_path):
+    c = imported(make_cluster, model_dir, workers=1, signing=signing)
+    docs = tmp_path / "docs.txt"
+    docs.write_text("alpha beta\ngamma delta\n")
+    c.wait(c.j("submit", "--infer", "minilm", "--input", docs)["id"], timeout=120)
+    objects = sorted((c.dir / "worker-1" / "objects").iterdir(), key=lambda p: p.stat().st_size)
+    vocab, shard = objects[0], objects[-1]
+    assert vocab.stat().st_size == (MODEL / "vocab.txt").stat().st_size
+    log = c.dir / "controller.log"  # where a failed rank's stderr is logged
+    for damaged in (shard, vocab):
+        flip(damaged)
+        jid = c.j("submit", "--infer", "minilm", "--input", docs)["id"]
+        c.wait(jid, timeout=120, check=1)
+        assert c.show(jid)["state"] == "FAILED"
+        text = log.read_text()
+        assert str(damaged) in text and "sha256" in text, text[-3000:]
+        flip(damaged)  # repaired
+    c.wait(c.j("submit", "--infer", "minilm", "--input", docs)["id"], timeout=120)
+
+
+def test_killed_worker_reruns_only_unfinished_batches(make_cluster, model_dir, signing, tmp_path):
+    c = imported(make_cluster, model_dir, signing=signing)
     lines = [l for l in SENTENCES.read_text().splitlines() if l.strip()][:120]
     docs = tmp_path / "docs.txt"
     docs.write_text("\n".join(lines) + "\n")
@@ -140,8 +256,8 @@ def test_killed_worker_reruns_only_unfinished_batches(make_cluster, model_dir, t
         assert max(abs(x - y) for x, y in zip(got[i], want[i])) <= 1e-5, f"row {i}"
 
 
-def test_result_survives_a_controller_restart(make_cluster, model_dir, tmp_path):
-    c = imported(make_cluster, model_dir, workers=1)
+def test_result_survives_a_controller_restart(make_cluster, model_dir, signing, tmp_path):
+    c = imported(make_cluster, model_dir, workers=1, signing=signing)
     docs = tmp_path / "docs.txt"
     docs.write_text("alpha beta\ngamma delta\nthe quick brown fox\n")
     jid = c.j("submit", "--infer", "minilm", "--input", docs)["id"]

@@ -10,7 +10,7 @@ import time
 import zmq
 
 from conftest import BIN
-from moatproto import T, TYPES, header
+from moatproto import FAKE_DIR, T, TYPES, curve_server, header, write_pair
 
 
 class Fake:
@@ -18,11 +18,15 @@ class Fake:
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        curve_server(self.sock)
         self.port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        write_pair(str(tmp_path), "worker")
         self.conf = tmp_path / "w.conf"
         self.conf.write_text(f'name = "fake-w";\ncontroller = "tcp://127.0.0.1:{self.port}";\n'
                              f'state_dir = "{tmp_path}/w";\nresend_interval = "200 ms";\n'
-                             f'kill_grace = "1 s";\n')
+                             f'kill_grace = "1 s";\nexec_sandbox = "off";\n'
+                             f'curve_secret_key_file = "{tmp_path}/worker.key";\n'
+                             f'controller_public_key_file = "{FAKE_DIR}/controller.pub";\n')
         self.log = open(tmp_path / "worker.log", "ab")
         self.proc = None
         self.peer = None

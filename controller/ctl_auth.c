@@ -1,0 +1,393 @@
+/* ctl_auth.c: the allowlist, the ZAP decision, per-request roles, ADMIN_KEY. */
+#include "controller/ctl_auth.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "controller/ctl_audit.h"
+#include "shared/log.h"
+#include "shared/units.h"
+
+#define REFUSED_SLOTS 64
+
+struct auth_key {
+    struct keys_entry e;
+    bool revoked;
+    bool stored;   /* a STORE_DB_KEYS record decides its state */
+    bool config;   /* listed by the config */
+    double time;   /* of the stored change; 0 for config entries */
+};
+
+struct refusal {
+    char key[KEYS_LEN + 1];
+    double last;           /* monotonic s of the last audited refusal */
+    unsigned suppressed;   /* refusals since, not audited */
+};
+
+struct ctl_auth {
+    struct keys_entry *config;   /* allowlist_file's entries, then the inline ones */
+    int nconfig;
+    char path[CFG_STR_MAX];      /* allowlist_file, "" for none */
+    struct stat st;              /* of path when it was read */
+    struct cfg_list inline_list;
+    struct auth_key *keys;
+    int nkeys, cap;
+    struct refusal refused[REFUSED_SLOTS];
+    int next_slot;
+};
+
+/* Roles that may send each message type. 0: any allowlisted key (types added
+ * after this table; the handler decides). */
+#define RA (1u << KEYS_ROLE_ADMIN)
+#define RC (1u << KEYS_ROLE_CLIENT)
+#define RW (1u << KEYS_ROLE_WORKER)
+static const unsigned type_roles[PROTO_TYPE_COUNT] = {
+    [PROTO_TYPE_REPLY] = RA | RC | RW,   [PROTO_TYPE_ERROR] = RA | RC | RW,
+    [PROTO_TYPE_PING] = RA | RC | RW,    [PROTO_TYPE_SUBMIT] = RA | RC,
+    [PROTO_TYPE_SHOW] = RA | RC,         [PROTO_TYPE_QUEUE] = RA | RC,
+    [PROTO_TYPE_CANCEL] = RA | RC,       [PROTO_TYPE_RESULT] = RA | RC,
+    [PROTO_TYPE_NODES] = RA | RC,        [PROTO_TYPE_REGISTER] = RW,
+    [PROTO_TYPE_HEARTBEAT] = RW,         [PROTO_TYPE_TASK_END] = RW,
+    [PROTO_TYPE_DISPATCH] = RA | RC | RW, [PROTO_TYPE_KILL] = RA | RC | RW,
+    [PROTO_TYPE_MODEL_PUT] = RA | RC,    [PROTO_TYPE_MODEL_COMMIT] = RA | RC,
+    [PROTO_TYPE_MODEL_LIST] = RA | RC,   [PROTO_TYPE_MODEL_VERIFY] = RA | RC,
+    [PROTO_TYPE_SHARD_GET] = RW,         [PROTO_TYPE_ADMIN_KEY] = RA,
+    [PROTO_TYPE_AUDIT] = RA,
+};
+
+static int config_add(struct ctl_auth *a, const struct keys_entry *e, struct err *err)
+{
+    struct keys_entry *c = realloc(a->config, (size_t)(a->nconfig + 1) * sizeof *c);
+    if (c == NULL)
+        return err_set(err, ENOMEM, "allowlist: out of memory");
+    a->config = c;
+    a->config[a->nconfig++] = *e;
+    return 0;
+}
+
+static int load_file(struct ctl_auth *a, const char *path, struct err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return err_set(err, errno, "allowlist_file %s: %s", path, strerror(errno));
+    if (fstat(fileno(f), &a->st) != 0)
+        memset(&a->st, 0, sizeof a->st);
+    char line[512];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        struct keys_entry e;
+        struct err e2 = {0};
+        lineno++;
+        int r = keys_line_parse(line, &e, &e2);
+        if (r < 0)
+            rc = err_set(err, EINVAL, "%s:%d: %s", path, lineno, e2.msg);
+        else if (r > 0)
+            rc = config_add(a, &e, err);
+    }
+    fclose(f);
+    return rc;
+}
+
+/* read_config: a's config entries from its file and inline list. */
+static int read_config(struct ctl_auth *a, struct err *err)
+{
+    a->nconfig = 0;
+    if (a->path[0] && load_file(a, a->path, err) != 0)
+        return -1;
+    for (int i = 0; i < a->inline_list.n; i++) {
+        struct keys_entry e;
+        int r = keys_line_parse(a->inline_list.items[i], &e, err);
+        if (r < 0 || (r > 0 && config_add(a, &e, err) != 0))
+            return -1;
+    }
+    return 0;
+}
+
+struct ctl_auth *ctl_auth_create(const struct ctl_cfg *cfg, struct err *err)
+{
+    struct ctl_auth *a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        err_set(err, ENOMEM, "allowlist: out of memory");
+        return NULL;
+    }
+    snprintf(a->path, sizeof a->path, "%s", cfg->allowlist_file);
+    a->inline_list = cfg->allowlist;
+    if (read_config(a, err) != 0) {
+        ctl_auth_destroy(a);
+        return NULL;
+    }
+    return a;
+}
+
+void ctl_auth_refresh(struct ctl *ctl)
+{
+    struct ctl_auth *a = ctl->auth;
+    struct stat st;
+    if (a == NULL || a->path[0] == '\0' || store_in_batch(ctl->store) || stat(a->path, &st) != 0)
+        return;
+    if (st.st_ino == a->st.st_ino && st.st_size == a->st.st_size &&
+        st.st_mtim.tv_sec == a->st.st_mtim.tv_sec && st.st_mtim.tv_nsec == a->st.st_mtim.tv_nsec)
+        return;
+    struct keys_entry *old = a->config;
+    int nold = a->nconfig;
+    struct err e = {0};
+    a->config = NULL;
+    if (read_config(a, &e) != 0 || ctl_auth_load(ctl, &e) != 0) {
+        log_error("ctl", "allowlist not reloaded, the previous one stays: %s", e.msg);
+        free(a->config);
+        a->config = old;
+        a->nconfig = nold;
+        a->st = st; /* do not retry until it changes again */
+        struct err e2 = {0};
+        ctl_auth_load(ctl, &e2);
+        return;
+    }
+    free(old);
+    log_info("ctl", "allowlist %s reloaded: %d keys allowed", a->path, ctl_auth_count(ctl));
+}
+
+void ctl_auth_destroy(struct ctl_auth *a)
+{
+    if (a == NULL)
+        return;
+    free(a->config);
+    free(a->keys);
+    free(a);
+}
+
+static struct auth_key *find(const struct ctl_auth *a, const char *key)
+{
+    for (int i = 0; i < a->nkeys; i++)
+        if (strcmp(a->keys[i].e.key, key) == 0)
+            return &a->keys[i];
+    return NULL;
+}
+
+static struct auth_key *find_or_add(struct ctl_auth *a, const char *key, struct err *err)
+{
+    struct auth_key *k = find(a, key);
+    if (k)
+        return k;
+    if (a->nkeys == a->cap) {
+        int cap = a->cap ? a->cap * 2 : 16;
+        struct auth_key *g = realloc(a->keys, (size_t)cap * sizeof *g);
+        if (g == NULL) {
+            err_set(err, ENOMEM, "allowlist: out of memory");
+            return NULL;
+        }
+        a->keys = g;
+        a->cap = cap;
+    }
+    k = &a->keys[a->nkeys++];
+    memset(k, 0, sizeof *k);
+    snprintf(k->e.key, sizeof k->e.key, "%s", key);
+    return k;
+}
+
+static int load_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    struct ctl_auth *a = arg;
+    char k[KEYS_LEN + 1];
+    json_t *o = klen == KEYS_LEN ? json_loadb(val, vlen, 0, NULL) : NULL;
+    int role = keys_role_parse(json_string_value(json_object_get(o, "role")));
+    const char *state = json_string_value(json_object_get(o, "state"));
+    memcpy(k, key, klen == KEYS_LEN ? KEYS_LEN : 0);
+    k[klen == KEYS_LEN ? KEYS_LEN : 0] = '\0';
+    if (o == NULL || role < 0 || state == NULL || !keys_z85_valid(k)) {
+        log_error("ctl", "allowlist: unreadable record in the keys database skipped");
+        json_decref(o);
+        return 0;
+    }
+    struct auth_key *ak = find_or_add(a, k, NULL);
+    if (ak == NULL) {
+        json_decref(o);
+        return ENOMEM;
+    }
+    ak->e.role = (enum keys_role)role;
+    snprintf(ak->e.name, sizeof ak->e.name, "%s", json_string_value(json_object_get(o, "name"))
+                                                       ? json_string_value(json_object_get(o, "name"))
+                                                       : "");
+    ak->revoked = strcmp(state, "revoked") == 0;
+    ak->stored = true;
+    ak->time = json_number_value(json_object_get(o, "time"));
+    json_decref(o);
+    return 0;
+}
+
+int ctl_auth_load(struct ctl *ctl, struct err *err)
+{
+    struct ctl_auth *a = ctl->auth;
+    if (a == NULL)
+        return 0;
+    a->nkeys = 0;
+    for (int i = 0; i < a->nconfig; i++) {
+        struct auth_key *k = find_or_add(a, a->config[i].key, err);
+        if (k == NULL)
+            return -1;
+        k->e = a->config[i];
+        k->config = true;
+    }
+    int rc = store_foreach(ctl->store, STORE_DB_KEYS, load_cb, a, err);
+    if (rc > 0)
+        return err_set(err, rc, "allowlist: cannot load the keys database");
+    return rc;
+}
+
+int ctl_auth_count(const struct ctl *ctl)
+{
+    int n = 0;
+    for (int i = 0; ctl->auth && i < ctl->auth->nkeys; i++)
+        n += !ctl->auth->keys[i].revoked;
+    return n;
+}
+
+/* refuse: audit (rate-limited per key) and log one refusal. */
+static void refuse(struct ctl *ctl, const char *key, const char *object, const char *reason)
+{
+    struct ctl_auth *a = ctl->auth;
+    double now = units_mono();
+    struct refusal *r = NULL;
+    for (int i = 0; i < REFUSED_SLOTS; i++)
+        if (strcmp(a->refused[i].key, key) == 0 && key[0])
+            r = &a->refused[i];
+    if (r && now - r->last < CTL_AUTH_REFUSE_EVERY) {
+        r->suppressed++;
+        return;
+    }
+    unsigned suppressed = r ? r->suppressed : 0;
+    if (r == NULL) {
+        r = &a->refused[a->next_slot];
+        a->next_slot = (a->next_slot + 1) % REFUSED_SLOTS;
+        snprintf(r->key, sizeof r->key, "%s", key);
+    }
+    r->last = now;
+    r->suppressed = 0;
+    log_warn("ctl", "refused %s: %s key=%s", object, reason, key[0] ? key : "none");
+    if (ctl->store_err.code != 0)
+        return; /* the batch is void already; the refusal stays in the log */
+    struct err e = {0};
+    json_t *d = json_pack("{s:s, s:i}", "reason", reason, "suppressed", (int)suppressed);
+    if (ctl_audit_append(ctl, key[0] ? key : "none", "auth.refuse", object, d, &e) != 0)
+        log_error("ctl", "audit: %s", e.msg);
+}
+
+int ctl_auth_zap_cb(const char *key, const char *address, void *arg)
+{
+    struct ctl *ctl = arg;
+    ctl_auth_refresh(ctl);
+    const struct auth_key *k = find(ctl->auth, key);
+    if (k && !k->revoked)
+        return 1;
+    char object[96];
+    snprintf(object, sizeof object, "connection from %s", address[0] ? address : "?");
+    refuse(ctl, key, object, k ? "key revoked" : "key not in the allowlist");
+    return 0;
+}
+
+int ctl_auth_check(struct ctl *ctl, const struct net_peer *peer, enum proto_type type,
+                   struct err *err)
+{
+    if (ctl->auth == NULL)
+        return 0;
+    const struct auth_key *k = peer->key[0] ? find(ctl->auth, peer->key) : NULL;
+    const char *reason = NULL;
+    char why[96];
+    if (peer->key[0] == '\0')
+        reason = "unauthenticated peer";
+    else if (k == NULL)
+        reason = "key not in the allowlist";
+    else if (k->revoked)
+        reason = "key revoked";
+    else if (type_roles[type] && !(type_roles[type] & (1u << k->e.role))) {
+        snprintf(why, sizeof why, "a %s key may not send %s", keys_role_name(k->e.role),
+                 proto_type_name(type));
+        reason = why;
+    }
+    if (reason == NULL)
+        return 0;
+    char object[64];
+    snprintf(object, sizeof object, "request %s", proto_type_name(type));
+    refuse(ctl, peer->key, object, reason);
+    return err_set(err, EACCES, "%s: %s", proto_type_name(type), reason);
+}
+
+/* ---- ADMIN_KEY ---- */
+
+static json_t *key_json(const struct auth_key *k)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "key", k->e.key, "role",
+                     keys_role_name(k->e.role), "name", k->e.name, "state",
+                     k->revoked ? "revoked" : "active", "source",
+                     k->stored ? "admin" : "config", "time",
+                     k->time > 0 ? json_real(k->time) : json_null());
+}
+
+int ctl_on_admin_key(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
+                     struct err *err)
+{
+    struct ctl_auth *a = ctl->auth;
+    const json_t *b = msg->body;
+    const char *op = json_string_value(json_object_get(b, "op"));
+    const char *key = json_string_value(json_object_get(b, "key"));
+    if (a == NULL)
+        return err_set(err, ENOTSUP, "admin key: no allowlist");
+    if (strcmp(op, "list") == 0) {
+        json_t *arr = json_array();
+        for (int i = 0; i < a->nkeys; i++)
+            json_array_append_new(arr, key_json(&a->keys[i]));
+        return ctl_out_reply(ctl, peer, msg->req_id, json_pack("{s:o}", "keys", arr));
+    }
+    bool add = strcmp(op, "add") == 0;
+    if (!add && strcmp(op, "revoke") != 0)
+        return err_set(err, EINVAL, "admin key: op '%s': expected add, revoke or list", op);
+    if (!keys_z85_valid(key))
+        return err_set(err, EINVAL, "admin key %s: key: expected a %d-character Z85 public key", op,
+                       KEYS_LEN);
+    const char *rname = json_string_value(json_object_get(b, "role"));
+    int role = rname ? keys_role_parse(rname) : KEYS_ROLE_CLIENT;
+    if (role < 0)
+        return err_set(err, EINVAL, "admin key add: role '%s': expected admin, client or worker", rname);
+    const char *name = json_string_value(json_object_get(b, "name"));
+    for (const char *c = name; c && *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return err_set(err, EINVAL, "admin key add: name: control characters are not allowed");
+    struct auth_key *k = find(a, key);
+    if (!add && k == NULL)
+        return err_set(err, ENOENT, "admin key revoke: %s is not in the allowlist", key);
+    if ((k = find_or_add(a, key, err)) == NULL)
+        return -1;
+    if (add) {
+        k->e.role = (enum keys_role)role;
+        if (name)
+            snprintf(k->e.name, sizeof k->e.name, "%s", name);
+    }
+    k->revoked = !add;
+    k->stored = true;
+    k->time = units_now();
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:f, s:s}", "role", keys_role_name(k->e.role), "name",
+                            k->e.name, "state", add ? "active" : "revoked", "time", k->time, "by",
+                            peer->key);
+    char *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+    json_decref(rec);
+    int rc = text ? ctl_batch(ctl, err) : err_set(err, ENOMEM, "admin key: out of memory");
+    if (rc == 0)
+        rc = store_put(ctl->store, STORE_DB_KEYS, key, KEYS_LEN, text, strlen(text), 0, err);
+    free(text);
+    if (rc != 0) {
+        if (ctl->store_err.code == 0)
+            ctl->store_err = *err;
+        return -1;
+    }
+    char object[64];
+    snprintf(object, sizeof object, "key %s", key);
+    if (ctl_audit_append(ctl, peer->key, add ? "key.add" : "key.revoke", object,
+                         json_pack("{s:s, s:s}", "role", keys_role_name(k->e.role), "name", k->e.name),
+                         err) != 0)
+        return -1;
+    log_info("ctl", "key %s %s (%s %s) by %s", key, add ? "added" : "revoked",
+             keys_role_name(k->e.role), k->e.name, peer->key);
+    return ctl_out_reply(ctl, peer, msg->req_id, key_json(k));
+}

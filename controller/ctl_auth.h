@@ -1,0 +1,59 @@
+/* ctl_auth.h: who may talk to the controller: the allowlist of CURVE public keys
+ * with their roles, the ZAP handler's decision, per-request authorisation, and
+ * ADMIN_KEY.
+ *
+ * The allowlist is the config's entries (allowlist_file, allowlist) overlaid by
+ * the records of STORE_DB_KEYS (`moat admin key add|revoke`), which win: a key
+ * revoked there stays revoked though the config lists it, until it is added
+ * again. Every new connection is checked by the ZAP handler (ctl_auth_zap_cb)
+ * and every request by ctl_auth_check against the current allowlist, so a
+ * revoked key loses access at once, connected or not. Refusals are recorded in
+ * the audit log (at most one record per key per CTL_AUTH_REFUSE_EVERY seconds;
+ * the next one counts those left out).
+ * Thread-safety: the controller's event loop only.
+ */
+#ifndef MOAT_CTL_AUTH_H
+#define MOAT_CTL_AUTH_H
+
+#include <stdbool.h>
+
+#include "controller/ctl_state.h"
+#include "shared/keys.h"
+
+#define CTL_AUTH_REFUSE_EVERY 10.0 /* s */
+
+/* ctl_auth_create: the allowlist of cfg (reads cfg->allowlist_file unless "").
+ * Caller frees with ctl_auth_destroy(). EINVAL "FILE:LINE: why", errno of the file. */
+struct ctl_auth *ctl_auth_create(const struct ctl_cfg *cfg, struct err *err);
+void ctl_auth_destroy(struct ctl_auth *auth);
+
+/* ctl_auth_load: (re)apply STORE_DB_KEYS over the config's entries (at start and
+ * after a failed batch). EPROTO names an unreadable record. */
+int ctl_auth_load(struct ctl *ctl, struct err *err);
+
+/* ctl_auth_refresh: re-read allowlist_file if it changed since it was read
+ * (checked on every new connection and once per loop check), then re-apply the
+ * keys database; a file that no longer parses is logged and the old list kept.
+ * Does nothing while a batch is open. */
+void ctl_auth_refresh(struct ctl *ctl);
+
+/* ctl_auth_count: allowlisted keys not revoked. */
+int ctl_auth_count(const struct ctl *ctl);
+
+/* ctl_auth_zap_cb: net_zap_cb for net_zap_serve (arg: struct ctl *). Accepts a
+ * key on the allowlist and not revoked; audits a refusal. */
+int ctl_auth_zap_cb(const char *key, const char *address, void *arg);
+
+/* ctl_auth_check: may peer (its key) send a message of type? 0 if so; -1 with
+ * EACCES naming the reason (unknown or revoked key, or a role that may not send
+ * type), after auditing the refusal. With ctl->auth NULL (unit tests) all pass. */
+int ctl_auth_check(struct ctl *ctl, const struct net_peer *peer, enum proto_type type,
+                   struct err *err);
+
+/* ctl_on_admin_key: ADMIN_KEY {op: add|revoke|list, key, role, name}. add and
+ * revoke are stored and audited in the batch; list answers {keys: [{key, role,
+ * name, state, source, time}]}. */
+int ctl_on_admin_key(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
+                     struct err *err);
+
+#endif

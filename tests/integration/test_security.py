@@ -1,0 +1,170 @@
+"""Closed fabric, links and audit (docs/security.md): every link is CURVE with
+allowlisted keys; an unlisted key is refused and audited; a revoked key loses
+access without a restart; the audit log's hash chain names the first edited
+record. Real daemons on loopback, through `moat local up`."""
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN, wait_for
+from moatproto import EACCES, Client, read_key
+
+
+def keygen(c, dir_, name):
+    r = c.moat("--json", "keygen", "--out", dir_, "--name", name)
+    assert (dir_ / f"{name}.key").stat().st_mode & 0o777 == 0o600
+    return r.json["public_key"]
+
+
+def audit(c, action=None):
+    recs = c.j("audit")["records"]
+    return [r for r in recs if action is None or r["action"] == action]
+
+
+def test_local_up_is_secure_by_default(cluster):
+    d = cluster.dir
+    for name in ("controller", "client", "worker-1", "worker-2"):
+        assert (d / f"{name}.key").stat().st_mode & 0o777 == 0o600, name
+        assert (d / f"{name}.pub").exists()
+    conf = (d / "controller.conf").read_text()
+    assert "curve_secret_key_file" in conf and "allowlist_file" in conf
+    keys = {k["name"]: k for k in cluster.j("admin", "key", "list")["keys"]}
+    assert keys["local-client"]["role"] == "admin"
+    assert keys["local-1"]["role"] == keys["local-2"]["role"] == "worker"
+    # a plaintext client gets nothing from the controller
+    import zmq
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(cluster.endpoint)
+    from moatproto import message
+    s.send_multipart(message("PING", 1))
+    assert not s.poll(1000)
+    s.close(0)
+    ctx.term()
+
+
+def test_unlisted_client_and_worker_are_refused_and_audited(cluster, tmp_path):
+    jid = cluster.submit("echo", "secret output")
+    cluster.wait(jid)
+    stranger = keygen(cluster, tmp_path, "stranger")
+    env = {"MOAT_KEY": str(tmp_path / "stranger.key"), "MOAT_TIMEOUT": "1500ms"}
+    # cannot submit, list or read results (the handshake is refused: no reply)
+    for args in (["submit", "--", "true"], ["queue", "--all"], ["result", jid], ["nodes"]):
+        r = cluster.moat(*args, env=env, check=3)
+        assert "secret output" not in r.out
+    cl = Client(cluster.endpoint, key=tmp_path / "stranger.key",
+                server=cluster.dir / "controller.pub")
+    with pytest.raises(TimeoutError):
+        cl.call("RESULT", {"id": jid}, timeout=1.5)
+    cl.close()
+    # a worker with an unlisted key cannot register
+    wkey = keygen(cluster, tmp_path, "intruder")
+    conf = tmp_path / "intruder.conf"
+    conf.write_text(f'name = "intruder";\ncontroller = "{cluster.endpoint}";\n'
+                    f'state_dir = "{tmp_path}/intruder";\n'
+                    f'curve_secret_key_file = "{tmp_path}/intruder.key";\n'
+                    f'controller_public_key_file = "{cluster.dir}/controller.pub";\n')
+    w = subprocess.Popen([str(BIN / "moat-worker"), "-c", str(conf)], stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(2.0)
+        assert "intruder" not in cluster.nodes()
+    finally:
+        w.kill()
+        w.wait()
+    # both refusals are in the audit log, with the refused keys as actors
+    refused = {r["actor"] for r in audit(cluster, "auth.refuse")}
+    assert stranger in refused and wkey in refused
+    assert cluster.j("queue", "--all")["jobs"][-1]["id"] == jid  # nothing was submitted
+    cluster.moat("audit", "verify")
+
+
+def test_revoked_key_loses_access_without_a_restart(cluster, tmp_path):
+    cpid = cluster.pid("controller")
+    ops = keygen(cluster, tmp_path, "ops")
+    cluster.moat("admin", "key", "add", tmp_path / "ops.pub", "--role", "client", "--name", "ops")
+    env = {"MOAT_KEY": str(tmp_path / "ops.key"), "MOAT_TIMEOUT": "1500ms"}
+    cluster.moat("queue", env=env)
+    # a client key may not administer
+    r = cluster.moat("admin", "key", "list", env=env, check=1)
+    assert "may not send ADMIN_KEY" in r.err
+    # a connection opened before the revocation...
+    cl = Client(cluster.endpoint, key=tmp_path / "ops.key", server=cluster.dir / "controller.pub")
+    assert "jobs" in cl.ok("QUEUE")
+    cluster.moat("admin", "key", "revoke", ops)
+    # ...is refused from the next request on, and new connections are refused
+    t, body, _ = cl.call("QUEUE")
+    assert t == "ERROR" and body["code"] == EACCES and "revoked" in body["msg"]
+    t, body, _ = cl.call("SUBMIT", {"spec": {"kind": "exec", "argv": ["true"]}})
+    assert t == "ERROR" and body["code"] == EACCES
+    cl.close()
+    cluster.moat("queue", env=env, check=3)
+    # a worker key cannot submit either (roles)
+    w = Client(cluster.endpoint, key=cluster.dir / "worker-1.key",
+               server=cluster.dir / "controller.pub")
+    t, body, _ = w.call("SUBMIT", {"spec": {"kind": "exec", "argv": ["true"]}})
+    assert t == "ERROR" and body["code"] == EACCES
+    w.close()
+    # a revoked worker's node goes DOWN; added back, it returns, no restart anywhere
+    wkey = read_key(cluster.dir / "worker-2.pub").decode()
+    cluster.moat("admin", "key", "revoke", wkey)
+    wait_for(lambda: cluster.nodes()["local-2"]["state"] == "DOWN", 15, what="local-2 DOWN")
+    cluster.moat("admin", "key", "add", wkey, "--role", "worker", "--name", "local-2")
+    wait_for(lambda: cluster.nodes()["local-2"]["state"] == "UP", 15, what="local-2 UP")
+    assert cluster.pid("controller") == cpid
+    actions = [(r["action"], r["object"]) for r in audit(cluster)]
+    assert ("key.revoke", f"key {ops}") in actions and ("key.add", f"key {wkey}") in actions
+    refused = [r for r in audit(cluster, "auth.refuse")]
+    assert any(r["actor"] == ops for r in refused)  # (one record per key per 10 s)
+    assert any(r["actor"] == wkey and r["object"] == "request HEARTBEAT" for r in refused)
+    # the revocation survives a controller restart
+    cluster.down()
+    cluster.up()
+    cluster.moat("queue", env=env, check=3)
+
+
+def test_audit_records_submissions_cancellations_and_placements(cluster):
+    a = cluster.submit("true", opts=("--name", "audited"))
+    b = cluster.submit("sleep", "60")
+    cluster.wait(a)
+    cluster.wait_state(b, "RUNNING")
+    cluster.moat("cancel", b)
+    recs = audit(cluster)
+    client = read_key(cluster.dir / "client.pub").decode()
+    sub = [r for r in recs if r["action"] == "submit" and r["object"] == f"job {a}"]
+    assert len(sub) == 1 and sub[0]["actor"] == client and sub[0]["details"]["name"] == "audited"
+    assert any(r["action"] == "place" and r["object"] == f"task {a}.0"
+               and r["actor"] == "controller" for r in recs)
+    assert any(r["action"] == "cancel" and r["object"] == f"job {b}" for r in recs)
+    assert [r["seq"] for r in recs] == list(range(1, len(recs) + 1))
+    for prev, r in zip(recs, recs[1:]):
+        assert len(r["hash"]) == 64 and r["hash"] != prev["hash"]
+    since = cluster.j("audit", "--since", str(recs[-1]["time"]))["records"]
+    assert since and since[0]["seq"] >= recs[-1]["seq"] - 1
+    v = cluster.j("audit", "verify")
+    assert v["ok"] and v["records"] >= len(recs) and v["head"] == cluster.j("audit")["records"][-1]["hash"]
+
+
+def test_editing_the_audit_file_is_detected(cluster):
+    """Flip one byte of a record inside the controller's LMDB file (LMDB pages
+    carry no checksum, so only the chain can tell)."""
+    jid = cluster.submit("tamperme-7")
+    cluster.wait(jid, check=1)
+    seq = [r for r in audit(cluster) if r["object"] == f"job {jid}" and r["action"] == "submit"][0]["seq"]
+    cluster.moat("audit", "verify")
+    cluster.down()
+    data = cluster.dir / "controller" / "data.mdb"
+    raw = bytearray(data.read_bytes())
+    needle = b'"argv0":"tamperme-7"'  # only in the audit record (jobs keep "argv")
+    at = raw.find(needle)
+    assert at >= 0
+    while at >= 0:  # every copy, live or stale
+        raw[at + len(needle) - 2] = ord("8")
+        at = raw.find(needle, at + 1)
+    data.write_bytes(bytes(raw))
+    cluster.up()
+    r = cluster.moat("audit", "verify", check=1)
+    assert f"audit record {seq}:" in r.err, r
+    v = cluster.j("audit", "verify", check=1)
+    assert v["ok"] is False and v["first_bad"] == seq

@@ -1,0 +1,466 @@
+/* wrk_sandbox.c: namespaces, mounts and the task init of sandboxed exec tasks.
+ *
+ * N.B. the init and the command are clones of a possibly multi-threaded worker:
+ * they make system calls only (no malloc, no stdio, no locks) until execve.
+ */
+#include "worker/wrk_sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NS_FLAGS (CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
+#define STACK_SIZE (256 * 1024)
+#define STATUS_FD 3 /* the status pipe's write end in the init */
+
+/* Records on the status pipe, init -> worker: {kind, a, b}. */
+enum { REC_READY = 1, REC_FAILED, REC_EXIT };
+
+/* Set-up steps, named in errors. */
+enum step {
+    STEP_NONE, STEP_PDEATHSIG, STEP_FDS, STEP_PRIVATE, STEP_TASKDIR, STEP_TMPFS, STEP_STATEDIR,
+    STEP_BIND, STEP_PROC, STEP_LOOPBACK, STEP_CHDIR, STEP_COUNT
+};
+static const char *const step_names[STEP_COUNT] = {
+    [STEP_NONE] = "?",
+    [STEP_PDEATHSIG] = "parent-death signal",
+    [STEP_FDS] = "standard streams",
+    [STEP_PRIVATE] = "mount propagation",
+    [STEP_TASKDIR] = "task directory",
+    [STEP_TMPFS] = "private /tmp",
+    [STEP_STATEDIR] = "tmpfs over state_dir",
+    [STEP_BIND] = "bind mount of the task directory",
+    [STEP_PROC] = "mount /proc",
+    [STEP_LOOPBACK] = "loopback up",
+    [STEP_CHDIR] = "chdir",
+};
+
+static const char *const mode_names[WRK_SANDBOX_MODE_COUNT] = {"namespaces", "off", "unavailable"};
+
+const char *wrk_sandbox_mode_name(enum wrk_sandbox_mode m)
+{
+    return (unsigned)m < WRK_SANDBOX_MODE_COUNT ? mode_names[m] : "?";
+}
+
+struct child_args {
+    const struct wrk_sandbox *sb;
+    char *const *argv, *const *envp;
+    const char *cwd;
+    int out_w, err_w;
+    int status_w;             /* pipe write end: records */
+    int alive_r;              /* EOF when the worker has died */
+    bool probe;               /* set up, then exit 0 */
+};
+
+static char *stack_get(void)
+{
+    static char *stack;
+    if (stack == NULL) {
+        void *s = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                       -1, 0);
+        stack = s == MAP_FAILED ? NULL : s;
+    }
+    return stack;
+}
+
+/* ---- in the child: system calls only ---- */
+
+static void put_rec(int fd, int kind, int a, int b)
+{
+    int32_t rec[3] = {kind, a, b};
+    ssize_t n;
+    do
+        n = write(fd, rec, sizeof rec);
+    while (n < 0 && errno == EINTR);
+}
+
+static _Noreturn void fail(const struct child_args *a, enum step s)
+{
+    put_rec(a->status_w, REC_FAILED, s, errno);
+    _exit(126);
+}
+
+static void write_str(int fd, const char *s)
+{
+    if (write(fd, s, strlen(s)) < 0) { /* nothing to do about it */
+    }
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int tmpfs_on(const char *dir, const char *opts, bool if_exists)
+{
+    struct stat st;
+    if (if_exists && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)))
+        return 0;
+    return mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts);
+}
+
+static int loopback_up(void)
+{
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, "lo", 3);
+    int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
+    if (rc == 0) {
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+    }
+    int e = errno;
+    close(s);
+    errno = e;
+    return rc;
+}
+
+static void noop_handler(int sig)
+{
+    (void)sig;
+}
+
+/* setup: everything before the command, in the new namespaces, as root. */
+static void setup(const struct child_args *a)
+{
+    const struct wrk_sandbox *sb = a->sb;
+    setpgid(0, 0);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+        fail(a, STEP_PDEATHSIG);
+    /* The worker may have died before the prctl: then its end of alive is closed. */
+    struct pollfd pf = {.fd = a->alive_r, .events = POLLIN};
+    if (poll(&pf, 1, 0) > 0 && (pf.revents & (POLLHUP | POLLIN)))
+        _exit(126);
+    /* Handled, not default: an init ignores signals it has no handler for. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = noop_handler;
+    sigfillset(&sa.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &sa, NULL);
+    if (!a->probe) {
+        int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(a->out_w, 1) < 0 || dup2(a->err_w, 2) < 0)
+            fail(a, STEP_FDS);
+    }
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        fail(a, STEP_PRIVATE);
+    int dirfd = -1;
+    if (!a->probe && (dirfd = open(a->cwd, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+        fail(a, STEP_TASKDIR);
+    char opts[64];
+    snprintf(opts, sizeof opts, "mode=1777,size=%llu", (unsigned long long)sb->tmp_size);
+    if (tmpfs_on("/tmp", opts, false) != 0 || tmpfs_on("/var/tmp", opts, true) != 0 ||
+        tmpfs_on("/dev/shm", opts, true) != 0)
+        fail(a, STEP_TMPFS);
+    if (!a->probe) {
+        /* Only the task's own directory stays visible under state_dir. */
+        if (mkdir_p(sb->state_dir) != 0 ||
+            mount("tmpfs", sb->state_dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=65536") != 0)
+            fail(a, STEP_STATEDIR);
+        char src[64];
+        snprintf(src, sizeof src, "/proc/self/fd/%d", dirfd);
+        if (mkdir_p(a->cwd) != 0 || mount(src, a->cwd, NULL, MS_BIND, NULL) != 0)
+            fail(a, STEP_BIND);
+        close(dirfd);
+    }
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+        fail(a, STEP_PROC);
+    if (loopback_up() != 0)
+        fail(a, STEP_LOOPBACK);
+    if (!a->probe && chdir(a->cwd) != 0)
+        fail(a, STEP_CHDIR);
+}
+
+/* command: the grandchild; becomes the task's program. */
+static _Noreturn void command(const struct child_args *a)
+{
+    const struct wrk_sandbox *sb = a->sb;
+    setpgid(0, 0); /* signals reach it through the init, once */
+    close(STATUS_FD);
+    const char *what = NULL;
+    struct rlimit as = {sb->mem ? sb->mem : RLIM_INFINITY, sb->mem ? sb->mem : RLIM_INFINITY};
+    struct rlimit np = {sb->procs, sb->procs}, nf = {sb->files, sb->files};
+    struct rlimit cpu = {sb->cpu ? sb->cpu : RLIM_INFINITY, sb->cpu ? sb->cpu : RLIM_INFINITY};
+    if (setgroups(1, &sb->gid) != 0)
+        what = "setgroups";
+    else if (setresgid(sb->gid, sb->gid, sb->gid) != 0)
+        what = "setgid";
+    else if (setresuid(sb->uid, sb->uid, sb->uid) != 0)
+        what = "setuid";
+    else if (setrlimit(RLIMIT_AS, &as) != 0 || setrlimit(RLIMIT_NPROC, &np) != 0 ||
+             setrlimit(RLIMIT_NOFILE, &nf) != 0 || setrlimit(RLIMIT_CPU, &cpu) != 0)
+        what = "setrlimit";
+    else if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        what = "no_new_privs";
+    if (what) {
+        const char *why = strerror(errno);
+        write_str(2, "moat: sandbox: ");
+        write_str(2, what);
+        write_str(2, ": ");
+        write_str(2, why);
+        write_str(2, "\n");
+        _exit(127);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execvpe(a->argv[0], a->argv, a->envp);
+    const char *why = strerror(errno);
+    write_str(2, "moat: cannot execute ");
+    write_str(2, a->argv[0]);
+    write_str(2, ": ");
+    write_str(2, why);
+    write_str(2, "\n");
+    _exit(127);
+}
+
+/* init_main: PID 1 of the task's namespace. */
+static int init_main(void *arg)
+{
+    const struct child_args *a = arg;
+    setup(a);
+    if (a->probe)
+        _exit(0);
+    /* Keep 0-2 and the status pipe; drop every other descriptor of the worker. */
+    if (a->status_w == STATUS_FD ? fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC) != 0
+                                 : dup3(a->status_w, STATUS_FD, O_CLOEXEC) < 0)
+        fail(a, STEP_FDS);
+    close_range(STATUS_FD + 1, ~0U, 0);
+    struct child_args me = *a;
+    me.status_w = STATUS_FD;
+    put_rec(STATUS_FD, REC_READY, 0, 0);
+    pid_t cmd = _Fork();
+    if (cmd < 0) {
+        write_str(2, "moat: sandbox: fork failed\n");
+        put_rec(STATUS_FD, REC_EXIT, 127 << 8, 0);
+        _exit(0);
+    }
+    if (cmd == 0)
+        command(&me);
+    sigset_t all;
+    sigfillset(&all);
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(&all, &si);
+        if (sig < 0)
+            continue;
+        if (sig != SIGCHLD) {
+            kill(-1, sig); /* every process of the namespace but this one */
+            continue;
+        }
+        int st;
+        pid_t pid;
+        while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+            if (pid == cmd) {
+                put_rec(STATUS_FD, REC_EXIT, st, 0);
+                _exit(0); /* the namespace's other processes die with their init */
+            }
+        }
+    }
+}
+
+/* ---- in the worker ---- */
+
+static pid_t clone_init(struct child_args *a, int *status_r, struct err *err)
+{
+    char *stack = stack_get();
+    if (stack == NULL)
+        return err_set(err, errno, "sandbox: stack: %s", strerror(errno));
+    int st[2] = {-1, -1}, alive[2] = {-1, -1};
+    if (pipe2(st, O_CLOEXEC) != 0 || pipe2(alive, O_CLOEXEC) != 0) {
+        err_set(err, errno, "sandbox: pipe: %s", strerror(errno));
+        goto fail;
+    }
+    a->status_w = st[1];
+    a->alive_r = alive[0];
+    /* Block every signal across clone so no worker handler runs in the child. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = clone(init_main, stack + STACK_SIZE, NS_FLAGS | SIGCHLD, a);
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        err_set(err, clone_errno, "sandbox: clone: %s", strerror(clone_errno));
+        goto fail;
+    }
+    close(st[1]);
+    close(alive[0]);
+    st[1] = alive[0] = -1;
+    int32_t rec[3];
+    ssize_t n;
+    do
+        n = read(st[0], rec, sizeof rec);
+    while (n < 0 && errno == EINTR);
+    close(alive[1]); /* the child has set its parent-death signal, or died */
+    alive[1] = -1;
+    if (n != (ssize_t)sizeof rec || rec[0] != REC_READY) {
+        int status;
+        waitpid(pid, &status, 0);
+        if (n == (ssize_t)sizeof rec && rec[0] == REC_FAILED)
+            err_set(err, rec[2] ? rec[2] : EIO, "sandbox: %s: %s",
+                    step_names[(unsigned)rec[1] < STEP_COUNT ? rec[1] : 0], strerror(rec[2]));
+        else if (a->probe && n == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            pid = 0; /* the probe went through */
+        else
+            err_set(err, EIO, "sandbox: the task's init died during set-up");
+        if (pid != 0)
+            goto fail;
+    }
+    *status_r = st[0];
+    return pid;
+fail:
+    for (int i = 0; i < 2; i++) {
+        if (st[i] >= 0) close(st[i]);
+        if (alive[i] >= 0) close(alive[i]);
+    }
+    return -1;
+}
+
+int wrk_sandbox_probe(const struct wrk_sandbox *sb, struct err *err)
+{
+    struct child_args a = {.sb = sb, .probe = true};
+    int fd = -1;
+    pid_t pid = clone_init(&a, &fd, err);
+    if (pid < 0)
+        return -1;
+    close(fd);
+    return 0;
+}
+
+pid_t wrk_sandbox_spawn(const struct wrk_sandbox *sb, char *const argv[], char *const envp[],
+                        const char *cwd, int out_w, int err_w, int *status_fd, struct err *err)
+{
+    size_t n = strlen(sb->state_dir);
+    if (strncmp(cwd, sb->state_dir, n) != 0 || cwd[n] != '/')
+        return err_set(err, EINVAL, "sandbox: task directory %s is not under %s", cwd, sb->state_dir);
+    struct child_args a = {.sb = sb, .argv = argv, .envp = envp, .cwd = cwd, .out_w = out_w,
+                           .err_w = err_w};
+    pid_t pid = clone_init(&a, status_fd, err);
+    if (pid < 0)
+        return -1;
+    setpgid(pid, pid);
+    fcntl(*status_fd, F_SETFL, O_NONBLOCK);
+    return pid;
+}
+
+bool wrk_sandbox_status_read(int status_fd, int *status)
+{
+    int32_t rec[3];
+    for (;;) {
+        ssize_t n = read(status_fd, rec, sizeof rec);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != (ssize_t)sizeof rec)
+            return false;
+        if (rec[0] == REC_EXIT) {
+            *status = rec[1];
+            return true;
+        }
+    }
+}
+
+char **wrk_sandbox_envp(char *const task_env[], const char *home)
+{
+    static const char *const fixed[] = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "TMPDIR=/tmp"};
+    size_t n = 0, bytes = strlen(home) + 6;
+    for (size_t i = 0; task_env && task_env[i]; i++) {
+        if (strncmp(task_env[i], "MOAT_", 5) != 0)
+            continue;
+        n++;
+        bytes += strlen(task_env[i]) + 1;
+    }
+    size_t slots = n + 4 + 1;
+    char **v = malloc(slots * sizeof *v + bytes);
+    if (v == NULL)
+        return NULL;
+    char *s = (char *)(v + slots);
+    size_t k = 0;
+    for (size_t i = 0; i < 3; i++)
+        v[k++] = (char *)fixed[i];
+    v[k++] = s;
+    s += sprintf(s, "HOME=%s", home) + 1;
+    for (size_t i = 0; task_env && task_env[i]; i++) {
+        if (strncmp(task_env[i], "MOAT_", 5) != 0)
+            continue;
+        v[k++] = s;
+        s = stpcpy(s, task_env[i]) + 1;
+    }
+    v[k] = NULL;
+    return v;
+}
+
+int wrk_sandbox_init(struct wrk_sandbox *sb, const struct wrk_cfg *cfg, uint64_t node_mem,
+                     struct err *err)
+{
+    memset(sb, 0, sizeof *sb);
+    if (strcmp(cfg->exec_sandbox, "off") == 0) {
+        sb->mode = WRK_SANDBOX_OFF;
+        return 0;
+    }
+    if (strcmp(cfg->exec_sandbox, "required") != 0)
+        return err_set(err, EINVAL, "exec_sandbox: '%.32s', expected \"required\" or \"off\"",
+                       cfg->exec_sandbox);
+    struct passwd *pw = getpwnam(cfg->exec_user);
+    if (pw == NULL)
+        return err_set(err, EINVAL, "exec_user: no user '%.64s' on this node", cfg->exec_user);
+    if (pw->pw_uid == 0)
+        return err_set(err, EINVAL, "exec_user: '%.64s' is root; name an unprivileged user",
+                       cfg->exec_user);
+    snprintf(sb->user, sizeof sb->user, "%.63s", cfg->exec_user);
+    sb->uid = pw->pw_uid;
+    sb->gid = pw->pw_gid;
+    if (realpath(cfg->state_dir, sb->state_dir) == NULL)
+        return err_set(err, errno, "state_dir %s: %s", cfg->state_dir, strerror(errno));
+    sb->mem = cfg->exec_mem_limit ? cfg->exec_mem_limit : node_mem;
+    sb->procs = (uint64_t)cfg->exec_max_procs;
+    sb->files = (uint64_t)cfg->exec_max_files;
+    sb->cpu = (uint64_t)(cfg->exec_cpu_limit + 0.999);
+    sb->tmp_size = cfg->exec_tmp_size;
+    struct err e = {0};
+    if (wrk_sandbox_probe(sb, &e) != 0) {
+        sb->mode = WRK_SANDBOX_UNAVAILABLE;
+        snprintf(sb->why, sizeof sb->why, "%s", e.msg);
+        return 0;
+    }
+    sb->mode = WRK_SANDBOX_NAMESPACES;
+    return 0;
+}
