@@ -4,6 +4,15 @@
  * R = max_batch * max_len rows and reused by each forward; activations are
  * row-major [B*T, width] with row b*T + t holding token t of sequence b.
  * Local widths: W = hidden/tp (this rank's heads x head_dim), F = intermediate/tp.
+ * Padding is removed before the layers: the GEMMs, LayerNorms and residuals run
+ * on the Mp valid tokens only ("packed" rows, in the order of the padded
+ * layout), and only attention and pooling, which need the [B, T] layout, see
+ * padded rows, gathered there and back with krn_embedding (an id outside the
+ * table gives a zero row). Valid tokens never attend to padding (masked keys
+ * weigh exactly 0), so packing changes no valid token's value.
+ * The residual adds ride in the GEMMs: the row-parallel output projections
+ * accumulate into the hidden state x with beta = 1 on rank 0 (beta = 0 and no
+ * bias on the others), so the all-reduce of x completes x + dense(x) + bias.
  */
 #include "worker/wrk_bert.h"
 
@@ -47,8 +56,18 @@ struct wrk_bert {
     krn_buf_t *pos_ids; /* int32 [R] */
     krn_buf_t *tt_ids;  /* int32 [R], zeros */
     krn_buf_t *mask;    /* int32 [R] */
+    krn_buf_t *pack;    /* int32 [R]: packed row p -> padded row b*T + t */
+    krn_buf_t *unpack;  /* int32 [R]: padded row -> packed row, or -1 for padding */
+    krn_buf_t *qkv_pad; /* [R, 3W] qkv in the padded layout: ffh, or its own buffer */
+    krn_buf_t *pq, *pk, *pv; /* views of qkv_pad at 0, W, 2W floats */
+    bool qkv_pad_own;   /* qkv_pad was allocated (3W > F), not borrowed from ffh */
+    bool seq_attn;      /* padded batches: attention per sequence on packed rows
+                         * (cpu, ref), not gathered into the padded layout (cuda) */
+    int64_t *seq_off;   /* [max_batch + 1]: sequence b's packed rows start at seq_off[b] */
     krn_buf_t *pooled;  /* [max_batch, hidden] */
     int32_t *pos_host;  /* [R] staging for pos_ids */
+    int32_t *ids_host;  /* [R] staging: packed token ids */
+    int32_t *pack_host, *unpack_host; /* [R] staging for pack, unpack */
 };
 
 static void wrk_bert_layer_free(struct wrk_bert_layer *l)
@@ -70,12 +89,17 @@ void wrk_bert_destroy(wrk_bert_t *m)
             wrk_bert_layer_free(&m->layers[l]);
     free(m->layers);
     /* N.B. views before the buffer they view */
-    krn_buf_t *bufs[] = {m->q, m->k, m->v, m->word, m->pos, m->ttype, m->emb_g, m->emb_b,
+    krn_buf_t *bufs[] = {m->q, m->k, m->v, m->pq, m->pk, m->pv,
+                         m->qkv_pad_own ? m->qkv_pad : NULL, m->pack, m->unpack, m->word, m->pos, m->ttype, m->emb_g, m->emb_b,
                          m->x, m->tmp, m->qkv, m->ctx, m->ffh, m->ids, m->pos_ids,
                          m->tt_ids, m->mask, m->pooled};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         krn_buf_free(bufs[i]);
     free(m->pos_host);
+    free(m->seq_off);
+    free(m->ids_host);
+    free(m->pack_host);
+    free(m->unpack_host);
     free(m);
 }
 
@@ -205,7 +229,15 @@ wrk_bert_t *wrk_bert_create(krn_backend_t *be, const wrk_shard_t *shard, int max
     size_t R = (size_t)max_batch * (size_t)max_len, H = (size_t)c->hidden, f4 = sizeof(float);
     m->layers = calloc((size_t)c->layers, sizeof *m->layers);
     m->pos_host = malloc(R * sizeof *m->pos_host);
-    if (m->layers == NULL || m->pos_host == NULL) {
+    m->ids_host = malloc(R * sizeof *m->ids_host);
+    m->seq_off = malloc(((size_t)max_batch + 1) * sizeof *m->seq_off);
+    /* on the host backends a call costs microseconds; a CUDA launch per sequence
+     * would cost more than the padded work it saves */
+    m->seq_attn = strcmp(krn_backend_name(be), "cuda") != 0;
+    m->pack_host = malloc(R * sizeof *m->pack_host);
+    m->unpack_host = malloc(R * sizeof *m->unpack_host);
+    if (m->layers == NULL || m->pos_host == NULL || m->ids_host == NULL
+        || m->pack_host == NULL || m->unpack_host == NULL || m->seq_off == NULL) {
         err_set(err, ENOMEM, "bert: out of memory");
         goto fail;
     }
@@ -230,6 +262,8 @@ wrk_bert_t *wrk_bert_create(krn_backend_t *be, const wrk_shard_t *shard, int max
         || (m->pos_ids = wrk_bert_alloc(m, R * 4, "pos_ids", err)) == NULL
         || (m->tt_ids = wrk_bert_alloc(m, R * 4, "tt_ids", err)) == NULL
         || (m->mask = wrk_bert_alloc(m, R * 4, "mask", err)) == NULL
+        || (m->pack = wrk_bert_alloc(m, R * 4, "pack", err)) == NULL
+        || (m->unpack = wrk_bert_alloc(m, R * 4, "unpack", err)) == NULL
         || (m->pooled = wrk_bert_alloc(m, (size_t)max_batch * H * f4, "pooled", err)) == NULL)
         goto fail;
     size_t qkv_bytes = R * 3 * W * f4;
@@ -238,16 +272,29 @@ wrk_bert_t *wrk_bert_create(krn_backend_t *be, const wrk_shard_t *shard, int max
         || (m->v = krn_buf_view(m->qkv, 2 * W * f4, qkv_bytes - 2 * W * f4, err)) == NULL
         || krn_buf_zero(m->tt_ids, err) != 0)
         goto fail;
+    /* the padded qkv lives in ffh (idle during attention) when it fits: 3W <= F */
+    m->qkv_pad_own = 3 * W > (size_t)m->F;
+    if (m->qkv_pad_own) {
+        if ((m->qkv_pad = wrk_bert_alloc(m, qkv_bytes, "qkv_pad", err)) == NULL)
+            goto fail;
+    } else {
+        m->qkv_pad = m->ffh;
+    }
+    if ((m->pq = krn_buf_view(m->qkv_pad, 0, qkv_bytes, err)) == NULL
+        || (m->pk = krn_buf_view(m->qkv_pad, W * f4, qkv_bytes - W * f4, err)) == NULL
+        || (m->pv = krn_buf_view(m->qkv_pad, 2 * W * f4, qkv_bytes - 2 * W * f4, err)) == NULL)
+        goto fail;
     return m;
 fail:
     wrk_bert_destroy(m);
     return NULL;
 }
 
-/* y = x W^T (+ bias): an nn.Linear on rows x [M, K], W [N, K]; y [M, N]. */
+/* y = x W^T (+ bias) (+ y when accumulate): an nn.Linear on rows x [M, K], W [N, K];
+ * y [M, N]. */
 static int wrk_bert_linear(wrk_bert_t *m, int64_t M, int64_t N, int64_t K, const krn_buf_t *x,
                            const krn_buf_t *w, const krn_buf_t *bias, enum krn_epilogue epi,
-                           krn_buf_t *y, struct err *err)
+                           bool accumulate, krn_buf_t *y, struct err *err)
 {
     struct krn_gemm_args g = {0};
     g.M = M;
@@ -255,32 +302,57 @@ static int wrk_bert_linear(wrk_bert_t *m, int64_t M, int64_t N, int64_t K, const
     g.K = K;
     g.trans_b = true;
     g.alpha = 1.0f;
-    g.beta = 0.0f;
+    g.beta = accumulate ? 1.0f : 0.0f;
     g.epilogue = bias != NULL ? epi : KRN_EPI_NONE;
     g.dtype_ab = KRN_DTYPE_F32;
     g.dtype_c = KRN_DTYPE_F32;
     return krn_gemm(m->be, &g, x, w, bias, y, err);
 }
 
-/* Complete a row-parallel layer's partial sums in tmp[0..n) across the TP group. */
-static int wrk_bert_allreduce(wrk_bert_t *m, size_t n, struct err *err)
+/* Complete a row-parallel layer's partial sums in buf[0..n) across the TP group. */
+static int wrk_bert_allreduce(wrk_bert_t *m, krn_buf_t *buf, size_t n, struct err *err)
 {
     if (m->tp == 1)
         return 0;
     if (krn_backend_sync(m->be, err) != 0)
         return -1;
-    if (m->ar.allreduce_sum(m->ar.ctx, krn_buf_ptr(m->tmp), n, err) != 0)
+    if (m->ar.allreduce_sum(m->ar.ctx, krn_buf_ptr(buf), n, err) != 0)
         return err_prefix(err, "bert: all-reduce");
     return 0;
 }
 
-static int wrk_bert_layer_forward(wrk_bert_t *m, const struct wrk_bert_layer *L, int B, int T,
-                                  struct err *err)
+/* Attention of one sequence held in packed rows [o, o + n) of qkv, into the same
+ * rows of ctx; a->B == 1. The views are handles only (no device memory). */
+static int wrk_bert_attention_rows(wrk_bert_t *m, struct krn_attn_args *a, int64_t o, int64_t n,
+                                   struct err *err)
 {
-    const int64_t M = (int64_t)B * T, H = m->cfg.hidden, W = m->W, F = m->F;
+    const size_t f4 = sizeof(float), W = (size_t)m->W, row = 3 * W * f4;
+    size_t at = (size_t)o * row, len = (size_t)n * row;
+    krn_buf_t *q = krn_buf_view(m->qkv, at, len, err);
+    krn_buf_t *k = q ? krn_buf_view(m->qkv, at + W * f4, len - W * f4, err) : NULL;
+    krn_buf_t *v = k ? krn_buf_view(m->qkv, at + 2 * W * f4, len - 2 * W * f4, err) : NULL;
+    krn_buf_t *ctx = v ? krn_buf_view(m->ctx, (size_t)o * W * f4, (size_t)n * W * f4, err)
+                       : NULL;
+    a->T = n;
+    int rc = ctx != NULL ? krn_attention(m->be, a, q, k, v, NULL, ctx, err) : -1;
+    krn_buf_free(ctx);
+    krn_buf_free(v);
+    krn_buf_free(k);
+    krn_buf_free(q);
+    return rc;
+}
+
+/* One encoder layer on x [Mp, hidden] (packed rows; Mp == B*T when nothing is
+ * padded, and then padded is false). */
+static int wrk_bert_layer_forward(wrk_bert_t *m, const struct wrk_bert_layer *L, int B, int T,
+                                  int64_t Mp, bool padded, struct err *err)
+{
+    const int64_t M = Mp, H = m->cfg.hidden, W = m->W, F = m->F, R = (int64_t)B * T;
     const float eps = m->cfg.layer_norm_eps;
+    const bool acc = m->rank == 0; /* rank 0 carries the residual; see the file comment */
     /* self-attention: fused QKV projection, then fused attention over this rank's heads */
-    if (wrk_bert_linear(m, M, 3 * W, H, m->x, L->qkv_w, L->qkv_b, KRN_EPI_BIAS, m->qkv, err) != 0)
+    if (wrk_bert_linear(m, M, 3 * W, H, m->x, L->qkv_w, L->qkv_b, KRN_EPI_BIAS, false, m->qkv,
+                        err) != 0)
         return -1;
     struct krn_attn_args a = {0};
     a.B = B;
@@ -291,20 +363,36 @@ static int wrk_bert_layer_forward(wrk_bert_t *m, const struct wrk_bert_layer *L,
     a.ld_o = W;
     a.dtype = KRN_DTYPE_F32;
     a.dtype_o = KRN_DTYPE_F32;
-    if (krn_attention(m->be, &a, m->q, m->k, m->v, m->mask, m->ctx, err) != 0)
+    if (padded && m->seq_attn) {
+        /* one call per sequence on its packed rows, all valid (no mask) */
+        a.B = 1;
+        for (int b = 0; b < B; b++) {
+            int64_t o = m->seq_off[b], n = m->seq_off[b + 1] - o;
+            if (wrk_bert_attention_rows(m, &a, o, n, err) != 0)
+                return -1;
+        }
+    } else if (padded) {
+        /* qkv -> padded layout (zero rows for padding), attention into tmp [R, W],
+         * then back to the packed ctx */
+        if (krn_embedding(m->be, R, 3 * W, M, m->unpack, m->qkv, m->qkv_pad, err) != 0
+            || krn_attention(m->be, &a, m->pq, m->pk, m->pv, m->mask, m->tmp, err) != 0
+            || krn_embedding(m->be, M, W, R, m->pack, m->tmp, m->ctx, err) != 0)
+            return -1;
+    } else if (krn_attention(m->be, &a, m->q, m->k, m->v, m->mask, m->ctx, err) != 0) {
         return -1;
-    /* output dense, row-parallel: partial sums (+ bias on rank 0), all-reduce */
-    if (wrk_bert_linear(m, M, H, W, m->ctx, L->ao_w, L->ao_b, KRN_EPI_BIAS, m->tmp, err) != 0
-        || wrk_bert_allreduce(m, (size_t)(M * H), err) != 0
-        || krn_add(m->be, M * H, m->tmp, m->x, m->tmp, err) != 0
-        || krn_layernorm(m->be, M, H, eps, m->tmp, L->ln1_g, L->ln1_b, m->x, err) != 0)
+    }
+    /* output dense, row-parallel, accumulated into x; all-reduce; LayerNorm in place */
+    if (wrk_bert_linear(m, M, H, W, m->ctx, L->ao_w, L->ao_b, KRN_EPI_BIAS, acc, m->x, err) != 0
+        || wrk_bert_allreduce(m, m->x, (size_t)(M * H), err) != 0
+        || krn_layernorm(m->be, M, H, eps, m->x, L->ln1_g, L->ln1_b, m->x, err) != 0)
         return -1;
-    /* FFN: up column-parallel with GELU, down row-parallel, all-reduce */
-    if (wrk_bert_linear(m, M, F, H, m->x, L->ff1_w, L->ff1_b, KRN_EPI_BIAS_GELU, m->ffh, err) != 0
-        || wrk_bert_linear(m, M, H, F, m->ffh, L->ff2_w, L->ff2_b, KRN_EPI_BIAS, m->tmp, err) != 0
-        || wrk_bert_allreduce(m, (size_t)(M * H), err) != 0
-        || krn_add(m->be, M * H, m->tmp, m->x, m->tmp, err) != 0
-        || krn_layernorm(m->be, M, H, eps, m->tmp, L->ln2_g, L->ln2_b, m->x, err) != 0)
+    /* FFN: up column-parallel with GELU, down row-parallel into x, all-reduce */
+    if (wrk_bert_linear(m, M, F, H, m->x, L->ff1_w, L->ff1_b, KRN_EPI_BIAS_GELU, false, m->ffh,
+                        err) != 0
+        || wrk_bert_linear(m, M, H, F, m->ffh, L->ff2_w, L->ff2_b, KRN_EPI_BIAS, acc, m->x,
+                           err) != 0
+        || wrk_bert_allreduce(m, m->x, (size_t)(M * H), err) != 0
+        || krn_layernorm(m->be, M, H, eps, m->x, L->ln2_g, L->ln2_b, m->x, err) != 0)
         return -1;
     return 0;
 }
@@ -317,26 +405,41 @@ int wrk_bert_forward(wrk_bert_t *m, const int32_t *ids, const int32_t *mask, int
     if (B < 1 || B > m->max_batch || T < 1 || T > m->max_len)
         return err_set(err, EINVAL, "bert: batch %d x %d tokens outside [1, %d] x [1, %d]", B, T,
                        m->max_batch, m->max_len);
-    const int64_t M = (int64_t)B * T, H = m->cfg.hidden;
+    const int64_t R = (int64_t)B * T, H = m->cfg.hidden;
+    int64_t Mp = 0; /* valid tokens, packed in the padded layout's order */
     for (int b = 0; b < B; b++) {
         int valid = 0;
+        m->seq_off[b] = Mp;
         for (int t = 0; t < T; t++) {
-            int32_t id = ids[(size_t)b * T + t];
+            size_t r = (size_t)b * T + t;
+            int32_t id = ids[r];
             if (id < 0 || id >= m->cfg.vocab)
                 return err_set(err, EINVAL, "bert: ids[%d][%d] = %d outside [0, %d)", b, t, id,
                                m->cfg.vocab);
-            valid += mask[(size_t)b * T + t] != 0;
-            m->pos_host[(size_t)b * T + t] = t;
+            if (mask[r] == 0) {
+                m->unpack_host[r] = -1;
+                continue;
+            }
+            valid++;
+            m->ids_host[Mp] = id;
+            m->pos_host[Mp] = t;
+            m->pack_host[Mp] = (int32_t)r;
+            m->unpack_host[r] = (int32_t)Mp++;
         }
         if (valid == 0)
             return err_set(err, EINVAL, "bert: mask row %d has no valid token", b);
     }
-    size_t n4 = (size_t)M * 4;
-    if (krn_buf_upload(m->ids, 0, ids, n4, err) != 0
-        || krn_buf_upload(m->mask, 0, mask, n4, err) != 0
-        || krn_buf_upload(m->pos_ids, 0, m->pos_host, n4, err) != 0)
+    m->seq_off[B] = Mp;
+    const bool padded = Mp < R;
+    if (krn_buf_upload(m->ids, 0, m->ids_host, (size_t)Mp * 4, err) != 0
+        || krn_buf_upload(m->mask, 0, mask, (size_t)R * 4, err) != 0
+        || krn_buf_upload(m->pos_ids, 0, m->pos_host, (size_t)Mp * 4, err) != 0
+        || (padded && (krn_buf_upload(m->pack, 0, m->pack_host, (size_t)Mp * 4, err) != 0
+                       || krn_buf_upload(m->unpack, 0, m->unpack_host, (size_t)R * 4, err)
+                              != 0)))
         return err_prefix(err, "bert: upload");
     /* embeddings, in HF BertEmbeddings' order: (word + token_type) + position, LayerNorm */
+    const int64_t M = Mp;
     if (krn_embedding(m->be, M, H, m->cfg.vocab, m->ids, m->word, m->x, err) != 0
         || krn_embedding(m->be, M, H, m->cfg.type_vocab, m->tt_ids, m->ttype, m->tmp, err) != 0
         || krn_add(m->be, M * H, m->x, m->tmp, m->x, err) != 0
@@ -346,10 +449,17 @@ int wrk_bert_forward(wrk_bert_t *m, const int32_t *ids, const int32_t *mask, int
                          err) != 0)
         return -1;
     for (int l = 0; l < m->cfg.layers; l++)
-        if (wrk_bert_layer_forward(m, &m->layers[l], B, T, err) != 0)
+        if (wrk_bert_layer_forward(m, &m->layers[l], B, T, Mp, padded, err) != 0)
             return err_prefix(err, "layer %d", l);
-    /* sentence-transformers Pooling (mean) and Normalize (F.normalize, eps 1e-12) */
-    if (krn_mean_pool(m->be, B, T, H, m->x, m->mask, m->pooled, err) != 0
+    /* sentence-transformers Pooling (mean) and Normalize (F.normalize, eps 1e-12), on
+     * the padded layout (padding rows gathered as zeros, and masked out anyway) */
+    krn_buf_t *xp = m->x;
+    if (padded) {
+        if (krn_embedding(m->be, R, H, M, m->unpack, m->x, m->tmp, err) != 0)
+            return -1;
+        xp = m->tmp;
+    }
+    if (krn_mean_pool(m->be, B, T, H, xp, m->mask, m->pooled, err) != 0
         || krn_l2_normalize(m->be, B, H, 1e-12f, m->pooled, m->pooled, err) != 0
         || krn_buf_download(m->pooled, 0, out, (size_t)B * (size_t)H * sizeof(float), err) != 0)
         return -1;

@@ -51,7 +51,8 @@ typedef struct wrk_bert wrk_bert_t;
  * ar: Borrowed (copied); required when the shard's tp > 1, ignored when 1
  * (may be NULL). max_len <= the config's max_position.
  * Memory: the shard's weights plus max_batch * max_len * (2 hidden + 4 hidden/tp
- * + intermediate/tp + 4) 4-byte words (MiniLM, tp 1, 32 x 256: 120 MiB).
+ * + intermediate/tp + 10) 4-byte words (MiniLM, tp 1, 32 x 256: 120 MiB), plus
+ * 3 hidden/tp more when 3 hidden/tp > intermediate/tp (never for BERT).
  * Returns a handle (caller frees with wrk_bert_destroy(), before be) or NULL
  * with err: EINVAL (bad sizes, missing all-reduce), ENOMEM, and backend errors
  * (ENOTSUP: head dim, EIO). */

@@ -21,19 +21,26 @@
     (3 * CPU_ATTN_BQ * CPU_ATTN_DMAX + 2 * CPU_ATTN_BK * CPU_ATTN_DMAX +                      \
      CPU_ATTN_BQ * CPU_ATTN_BK + 2 * CPU_ATTN_BQ + CPU_ATTN_BK + 64)
 
+struct cpu_pool;
+
 struct cpu_backend {
     struct krn_backend base; /* first member */
     int threads;
+    struct cpu_pool *pool;   /* threads - 1 persistent workers; NULL when threads == 1 */
     float *attn_scratch;     /* threads * CPU_ATTN_SCRATCH floats, 64-byte aligned */
     float *gemm_scratch;     /* f32 copies of bf16/f16 operands */
     size_t gemm_scratch_len; /* floats */
 };
 
-/* cpu_parallel: run fn(ctx, tid, nthreads) on nthreads threads (the caller is
- * thread 0) and wait for all. Threads are created per call and block, never
- * spin, so they do not fight OpenBLAS's workers. Falls back to running the
- * missing shares on the caller when pthread_create fails. */
-void cpu_parallel(int nthreads, void (*fn)(void *ctx, int tid, int nthreads), void *ctx);
+/* cpu_parallel: run fn(ctx, tid, nthreads) for tid < nthreads on the handle's
+ * pool (the caller is thread 0) and wait for all. nthreads is clamped to the
+ * pool's size. The pool's workers spin for a few hundred microseconds after a
+ * call (the next op of a forward pass follows within microseconds), then sleep
+ * on a futex. With no pool (1 thread, or pthread_create failed) every share
+ * runs on the caller, one after another. OpenBLAS is kept at 1 thread so that
+ * this pool is the only threading layer. */
+void cpu_parallel(struct cpu_backend *cb, int nthreads,
+                  void (*fn)(void *ctx, int tid, int nthreads), void *ctx);
 
 /* cpu_scratch_reserve: grow the GEMM scratch to at least n floats. ENOMEM. */
 int cpu_scratch_reserve(struct cpu_backend *cb, size_t n, struct err *err);

@@ -10,6 +10,10 @@
  * 4-row x 16-column register blocks (8 accumulators: no spills with 16 ymm).
  * The item function is compiled for x86-64-v4, v3 (AVX2+FMA) and baseline
  * and picked at load time (target_clones), so one binary runs on every node.
+ * Short sequences: a tile works on the first nq4 = round4(queries) rows and
+ * nk16 = round16(last visible key + 1) keys only, not the full 64 x 64, and a
+ * call below ATTN_PAR_MIN_FLOPS (one short sentence: wrk_bert calls attention
+ * per sequence on unpadded rows) runs on the caller without waking the pool.
  * Invariant: every tile pointer is 64-byte aligned (scratch offsets are
  * multiples of 16 floats).
  */
@@ -102,38 +106,49 @@ static inline __attribute__((always_inline)) void attn_item(struct attn_ctx *c, 
     float *valid = l + BQ;                   /* [BK] 1 = key visible (padding mask) */
 
     pack_rows(Qs, (const char *)c->q + ((b * t->T + q0) * t->ld_q + h * D) * es, t->dtype,
-              t->ld_q, nq, BQ, D, t->scale);
-    memset(Os, 0, sizeof(float) * BQ * (size_t)D);
-    for (int i = 0; i < BQ; i++) {
+              t->ld_q, nq, nq4, D, t->scale);
+    memset(Os, 0, sizeof(float) * (size_t)nq4 * (size_t)D);
+    for (int i = 0; i < nq4; i++) {
         m[i] = -INFINITY;
         l[i] = 0;
     }
     int64_t kend = t->causal ? (q0 + nq < t->T ? q0 + nq : t->T) : t->T;
     for (int64_t k0 = 0; k0 < kend; k0 += BK) {
         int nk = (int)(kend - k0 < BK ? kend - k0 : BK);
-        int nvalid = 0;
-        for (int j = 0; j < BK; j++) {
-            valid[j] = j < nk && (c->mask == NULL || c->mask[b * t->T + k0 + j] != 0);
-            nvalid += valid[j] != 0;
+        int last = -1; /* the block's last visible key: keys after it weigh exactly 0 */
+        for (int j = 0; j < nk; j++) {
+            valid[j] = c->mask == NULL || c->mask[b * t->T + k0 + j] != 0;
+            last = valid[j] != 0 ? j : last;
         }
-        if (nvalid == 0)
+        if (last < 0)
             continue; /* the whole key block is padding */
+        /* short sequences: work on the first nk16 keys of the tile only */
+        nk = last + 1;
+        const int nk16 = (nk + 15) & ~15;
+        for (int j = nk; j < nk16; j++)
+            valid[j] = 0;
         /* K^T tile: column j is key k0 + j */
         const char *kbase = (const char *)c->k + ((b * t->T + k0) * t->ld_k + h * D) * es;
-        for (int j = 0; j < nk; j++)
-            for (int d = 0; d < D; d++)
-                Kt[d * BK + j] = t->dtype == KRN_DTYPE_F32
-                                     ? ((const float *)kbase)[j * t->ld_k + d]
-                                     : krn_load_f32(kbase, t->dtype, j * t->ld_k + d);
+        if (t->dtype == KRN_DTYPE_F32) {
+            for (int j = 0; j < nk; j++) {
+                const float *kr = (const float *)kbase + j * t->ld_k;
+                for (int d = 0; d < D; d++)
+                    Kt[d * BK + j] = kr[d];
+            }
+        } else {
+            for (int j = 0; j < nk; j++)
+                for (int d = 0; d < D; d++)
+                    Kt[d * BK + j] = krn_load_f32(kbase, t->dtype, j * t->ld_k + d);
+        }
         for (int d = 0; d < D; d++)
-            for (int j = nk; j < BK; j++)
+            for (int j = nk; j < nk16; j++)
                 Kt[d * BK + j] = 0;
         pack_rows(Vs, (const char *)c->v + ((b * t->T + k0) * t->ld_v + h * D) * es,
-                  t->dtype, t->ld_v, nk, BK, D, 1.0f);
+                  t->dtype, t->ld_v, nk, nk, D, 1.0f); /* rows >= nk are never read */
 
         /* S = Qs Kt: blocks of 4 query rows x 16 keys, 8 accumulators */
         for (int i = 0; i < nq4; i += 4) {
-            for (int j0 = 0; j0 < BK; j0 += 16) {
+            for (int j0 = 0; j0 < nk16; j0 += 16) {
                 v8 acc[4][2];
                 memset(acc, 0, sizeof acc);
                 for (int d = 0; d < D; d++) {
@@ -154,23 +169,23 @@ static inline __attribute__((always_inline)) void attn_item(struct attn_ctx *c, 
         for (int i = 0; i < nq4; i++) {
             float *s = S + i * BK;
             if (i >= nq) {
-                memset(s, 0, sizeof(float) * BK);
+                memset(s, 0, sizeof(float) * (size_t)nk16);
                 continue;
             }
             float mx = -INFINITY;
-            for (int j = 0; j < BK; j++) {
+            for (int j = 0; j < nk16; j++) {
                 bool vis = valid[j] != 0 && (!t->causal || k0 + j <= q0 + i);
                 s[j] = vis ? s[j] : -INFINITY;
                 mx = s[j] > mx ? s[j] : mx;
             }
             float mnew = mx > m[i] ? mx : m[i];
             if (mnew == -INFINITY) {
-                memset(s, 0, sizeof(float) * BK);
+                memset(s, 0, sizeof(float) * (size_t)nk16);
                 continue;
             }
             float alpha = m[i] == -INFINITY ? 0.0f : expf(m[i] - mnew);
             v8 vsum = {0};
-            for (int cc = 0; cc < BK / 8; cc++) {
+            for (int cc = 0; cc < nk16 / 8; cc++) {
                 v8 p = *(v8 *)(s + cc * 8) - mnew;
                 v8_exp(&p);
                 *(v8 *)(s + cc * 8) = p;
@@ -212,10 +227,21 @@ static inline __attribute__((always_inline)) void attn_item(struct attn_ctx *c, 
     for (int i = 0; i < nq; i++) {
         float inv = l[i] > 0 ? 1.0f / l[i] : 0.0f;
         int64_t base = (b * t->T + q0 + i) * t->ld_o + h * D;
-        for (int d = 0; d < D; d++)
-            krn_store_f32(c->o, t->dtype_o, base + d, Os[i * D + d] * inv);
+        if (t->dtype_o == KRN_DTYPE_F32) {
+            float *orow = (float *)c->o + base;
+            for (int d = 0; d < D; d += 8) {
+                v8 x = *(const v8 *)(Os + i * D + d) * inv;
+                __builtin_memcpy(orow + d, &x, sizeof x);
+            }
+        } else {
+            for (int d = 0; d < D; d++)
+                krn_store_f32(c->o, t->dtype_o, base + d, Os[i * D + d] * inv);
+        }
     }
 }
+
+/* FLOPs (4 B H T^2 D) below which attention runs on the calling thread. */
+#define ATTN_PAR_MIN_FLOPS 4e6
 
 #define ATTN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
@@ -261,7 +287,10 @@ int cpu_attention(krn_backend_t *be, const struct krn_attn_args *t, const void *
                          .scratch = cb->attn_scratch};
     c.nqb = (t->T + BQ - 1) / BQ;
     c.items = t->B * t->H * c.nqb;
-    int nt = cb->threads < c.items ? cb->threads : (int)c.items;
-    cpu_parallel(nt, attn_worker, &c);
+    /* a small call (one short sequence) costs less than waking the pool */
+    double flops = 4.0 * (double)(t->B * t->H) * (double)t->T * (double)t->T * (double)t->D;
+    int nt = flops < ATTN_PAR_MIN_FLOPS ? 1 : cb->threads;
+    nt = nt < c.items ? nt : (int)c.items;
+    cpu_parallel(cb, nt, attn_worker, &c);
     return 0;
 }

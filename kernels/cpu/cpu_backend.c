@@ -1,54 +1,170 @@
 /* cpu_backend.c: the "cpu" backend's handle, threads and its row/elementwise ops.
  *
  * GEMM is in cpu_gemm.c (OpenBLAS), attention in cpu_attn.c (tiled, fused).
- * The row ops here are memory-bound; they split rows over threads only when a
- * call moves enough data for thread start-up (~20 us) to pay.
+ * The handle owns a persistent pool of threads - 1 workers (cpu_parallel), the
+ * only threading layer: OpenBLAS is kept at 1 thread and cpu_gemm splits each
+ * GEMM over the pool. (Two layers - OpenBLAS's pthreads for GEMM and per-op
+ * pthread_create for the rest - cost 13-17% of cycles in OpenBLAS's sched_yield
+ * spin with 2 threads: bench/results/infer-cpu-2026-11-29.md.) The row ops
+ * here are memory-bound; they split rows over the pool only when a call moves
+ * enough data for a wake-up (~1 us while the workers spin) to pay.
  */
 #include "kernels/cpu/cpu.h"
 
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
+#include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* Elements below which a row op runs on the calling thread only. */
-#define CPU_PAR_MIN (1 << 16)
+#define CPU_PAR_MIN (1 << 13)
+/* Polls of the generation word before a worker sleeps in futex_wait: a few
+ * hundred microseconds, longer than the gap between two ops of a forward pass. */
+#define CPU_POOL_SPIN 20000
 
-struct par_job {
+struct cpu_pool {
+    int n;                    /* threads including the caller */
+    pthread_t *th;            /* [n - 1] */
+    int *tids;                /* [n - 1] thread ids 1..n-1, pthread_create arguments */
     void (*fn)(void *, int, int);
     void *ctx;
-    int tid, n;
+    int nrun;                 /* threads taking part in the current call */
+    uint32_t gen;             /* futex word: bumped once per call */
+    int sleepers;             /* workers in (or entering) futex_wait */
+    int pending;              /* workers that have not finished the current call */
+    int stop;
 };
 
-static void *par_entry(void *p)
+static inline void cpu_relax(void)
 {
-    struct par_job *j = p;
-    j->fn(j->ctx, j->tid, j->n);
-    return NULL;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
 }
 
-void cpu_parallel(int nthreads, void (*fn)(void *ctx, int tid, int nthreads), void *ctx)
+static void futex_wait(uint32_t *addr, uint32_t val)
 {
-    if (nthreads <= 1) {
-        fn(ctx, 0, 1);
+    syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake_all(uint32_t *addr)
+{
+    syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
+struct pool_arg {
+    struct cpu_pool *p;
+    int tid;
+};
+
+static void *pool_main(void *arg)
+{
+    struct cpu_pool *p = ((struct pool_arg *)arg)->p;
+    int tid = ((struct pool_arg *)arg)->tid;
+    free(arg);
+    uint32_t seen = 0;
+    for (;;) {
+        uint32_t g;
+        int spins = 0;
+        while ((g = __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE)) == seen) {
+            if (spins++ < CPU_POOL_SPIN) {
+                cpu_relax();
+                continue;
+            }
+            /* N.B. Dekker pair with cpu_pool_run: sleepers is raised before gen
+             * is read again (both seq_cst), so either the caller sees a sleeper
+             * and wakes it, or futex_wait sees the new gen and returns. */
+            __atomic_add_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
+            if (__atomic_load_n(&p->gen, __ATOMIC_SEQ_CST) == seen)
+                futex_wait(&p->gen, seen);
+            __atomic_sub_fetch(&p->sleepers, 1, __ATOMIC_SEQ_CST);
+            spins = 0;
+        }
+        seen = g;
+        if (__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE))
+            return NULL;
+        if (tid < p->nrun)
+            p->fn(p->ctx, tid, p->nrun);
+        __atomic_sub_fetch(&p->pending, 1, __ATOMIC_RELEASE);
+    }
+}
+
+static void cpu_pool_destroy(struct cpu_pool *p)
+{
+    if (p == NULL)
+        return;
+    __atomic_store_n(&p->stop, 1, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&p->gen, 1, __ATOMIC_SEQ_CST);
+    futex_wake_all(&p->gen);
+    for (int i = 0; i < p->n - 1; i++)
+        pthread_join(p->th[i], NULL);
+    free(p->th);
+    free(p);
+}
+
+/* A pool of n - 1 workers, or NULL (the caller then runs every share itself). */
+static struct cpu_pool *cpu_pool_create(int n)
+{
+    if (n < 2)
+        return NULL;
+    struct cpu_pool *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NULL;
+    p->th = calloc((size_t)n, sizeof *p->th);
+    if (p->th == NULL) {
+        free(p);
+        return NULL;
+    }
+    p->n = 1;
+    for (int i = 1; i < n; i++) {
+        struct pool_arg *a = malloc(sizeof *a);
+        if (a == NULL)
+            break;
+        *a = (struct pool_arg){p, i};
+        if (pthread_create(&p->th[i - 1], NULL, pool_main, a) != 0) {
+            free(a);
+            break;
+        }
+        p->n++;
+    }
+    if (p->n == 1) {
+        cpu_pool_destroy(p);
+        return NULL;
+    }
+    return p;
+}
+
+void cpu_parallel(struct cpu_backend *cb, int nthreads,
+                  void (*fn)(void *ctx, int tid, int nthreads), void *ctx)
+{
+    struct cpu_pool *p = cb->pool;
+    if (nthreads <= 1 || p == NULL) {
+        for (int i = 0; i < (nthreads > 1 ? nthreads : 1); i++)
+            fn(ctx, i, nthreads > 1 ? nthreads : 1);
         return;
     }
-    pthread_t th[nthreads];
-    struct par_job jobs[nthreads];
-    bool started[nthreads];
-    for (int i = 1; i < nthreads; i++) {
-        jobs[i] = (struct par_job){fn, ctx, i, nthreads};
-        started[i] = pthread_create(&th[i], NULL, par_entry, &jobs[i]) == 0;
-    }
+    if (nthreads > p->n)
+        nthreads = p->n;
+    p->fn = fn;
+    p->ctx = ctx;
+    p->nrun = nthreads;
+    __atomic_store_n(&p->pending, p->n - 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&p->gen, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&p->sleepers, __ATOMIC_SEQ_CST) > 0)
+        futex_wake_all(&p->gen);
     fn(ctx, 0, nthreads);
-    for (int i = 1; i < nthreads; i++) {
-        if (started[i])
-            pthread_join(th[i], NULL);
+    for (int spins = 0; __atomic_load_n(&p->pending, __ATOMIC_ACQUIRE) != 0; spins++) {
+        if (spins < CPU_POOL_SPIN)
+            cpu_relax();
         else
-            fn(ctx, i, nthreads);
+            sched_yield(); /* a worker lost its core to another process */
     }
 }
 
@@ -81,15 +197,21 @@ static int cpu_threads_set(krn_backend_t *be, int threads, struct err *err)
             return err_set(err, ENOMEM, "cpu: attention scratch for %d threads", n);
         free(cb->attn_scratch);
         cb->attn_scratch = p;
+        cpu_pool_destroy(cb->pool);
+        cb->pool = cpu_pool_create(n); /* NULL: every share runs on the caller */
         cb->threads = n;
     }
-    openblas_set_num_threads(n);
+    /* One threading layer: OpenBLAS runs on the calling thread, and cpu_gemm
+     * splits each GEMM over the backend's pool, so no OpenBLAS worker spins in
+     * sched_yield while the pool runs the other ops. */
+    openblas_set_num_threads(1);
     return 0;
 }
 
 static void cpu_destroy(krn_backend_t *be)
 {
     struct cpu_backend *cb = (struct cpu_backend *)be;
+    cpu_pool_destroy(cb->pool);
     free(cb->attn_scratch);
     free(cb->gemm_scratch);
     free(cb);
@@ -136,7 +258,7 @@ static void rows_run(struct cpu_backend *cb, struct rows_ctx *c)
     int n = c->rows * c->cols >= CPU_PAR_MIN ? cb->threads : 1;
     if (n > c->rows)
         n = (int)c->rows;
-    cpu_parallel(n, rows_worker, c);
+    cpu_parallel(cb, n, rows_worker, c);
 }
 
 /* LayerNorm: two passes (mean, then centred variance) for accuracy. */
@@ -185,7 +307,7 @@ static int cpu_gelu(krn_backend_t *be, int64_t n, const float *x, float *y, stru
                          .row_fn = gelu_rows};
     struct cpu_backend *cb = (struct cpu_backend *)be;
     int nt = n >= CPU_PAR_MIN ? cb->threads : 1;
-    cpu_parallel(nt > c.rows ? (int)c.rows : nt, rows_worker, &c);
+    cpu_parallel(cb, nt > c.rows ? (int)c.rows : nt, rows_worker, &c);
     return 0;
 }
 
@@ -204,7 +326,7 @@ static int cpu_add(krn_backend_t *be, int64_t n, const float *a, const float *b,
                          .y = y, .row_fn = add_rows};
     struct cpu_backend *cb = (struct cpu_backend *)be;
     int nt = n >= CPU_PAR_MIN ? cb->threads : 1;
-    cpu_parallel(nt > c.rows ? (int)c.rows : nt, rows_worker, &c);
+    cpu_parallel(cb, nt > c.rows ? (int)c.rows : nt, rows_worker, &c);
     return 0;
 }
 
@@ -293,7 +415,7 @@ static int cpu_mean_pool(krn_backend_t *be, int64_t B, int64_t T, int64_t D, con
     struct cpu_backend *cb = (struct cpu_backend *)be;
     struct pool_ctx c = {B, T, D, x, mask, out};
     int nt = B * T * D >= CPU_PAR_MIN ? cb->threads : 1;
-    cpu_parallel(nt > B ? (int)B : nt, pool_worker, &c);
+    cpu_parallel(cb, nt > B ? (int)B : nt, pool_worker, &c);
     return 0;
 }
 

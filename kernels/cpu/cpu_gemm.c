@@ -4,48 +4,90 @@
  * cost over calling OpenBLAS directly is the argument check only. bf16/f16
  * operands are widened into the handle's scratch first (Debian's OpenBLAS has
  * no cblas_sbgemm), and a bf16/f16 C is computed in f32 scratch and narrowed
- * in the epilogue pass. The bias/GELU epilogue is one extra pass over C.
+ * in the epilogue pass. Each GEMM is split over the backend's pool (OpenBLAS
+ * itself runs single-threaded, see cpu_threads_set) in column or row blocks;
+ * a thread applies the epilogue to its own block right after computing it, and
+ * a bias with beta == 0 is written into C before sgemm runs with beta = 1
+ * (which replaces OpenBLAS's zeroing pass of C, so the bias costs nothing).
  */
 #include "kernels/cpu/cpu.h"
 
 #include <cblas.h>
+#include <string.h>
 
-struct epi_ctx {
+/* Elements of C (M*N*K, per batch item) below which a GEMM runs on one thread. */
+#define GEMM_PAR_MIN ((int64_t)1 << 18)
+
+struct gemm_ctx {
     const struct krn_gemm_args *g;
-    const float *bias;
-    float *cf;   /* f32 result, [batch][M, ldcf] */
+    const float *af, *bf, *bias;
+    float *cf;          /* f32 result, [batch][M, ldcf] (may equal c) */
     int64_t ldcf, stride_cf;
-    void *c;     /* final C in dtype_c (may equal cf) */
-    int64_t rows; /* batch * M */
+    void *c;            /* final C in dtype_c */
+    bool wide_out;      /* C is bf16/f16: cf is f32 scratch, narrowed here */
+    bool prefill;       /* bias written into C first, then sgemm with beta = 1 */
+    bool split_n;       /* threads take column blocks (else row blocks) */
 };
 
-static void epi_worker(void *p, int tid, int n)
+/* share: [lo, hi) of n items in units of u for thread tid of nt. */
+static void share(int64_t n, int64_t u, int tid, int nt, int64_t *lo, int64_t *hi)
 {
-    struct epi_ctx *e = p;
+    int64_t units = (n + u - 1) / u, per = units / nt, rem = units % nt;
+    int64_t a = tid * per + (tid < rem ? tid : rem), b = a + per + (tid < rem);
+    *lo = a * u < n ? a * u : n;
+    *hi = b * u < n ? b * u : n;
+}
+
+/* epilogue of rows [m0, m1) x columns [n0, n1) of item bt, right after its sgemm
+ * (the block is still in cache). */
+static void gemm_epilogue(const struct gemm_ctx *e, int64_t bt, int64_t m0, int64_t m1,
+                          int64_t n0, int64_t n1)
+{
     const struct krn_gemm_args *g = e->g;
-    int64_t per = (e->rows + n - 1) / n, lo = tid * per, hi = lo + per < e->rows ? lo + per : e->rows;
-    for (int64_t r = lo; r < hi; r++) {
-        int64_t bt = r / g->M, m = r % g->M;
+    bool add_bias = g->epilogue != KRN_EPI_NONE && !e->prefill;
+    bool gelu = g->epilogue == KRN_EPI_BIAS_GELU;
+    for (int64_t m = m0; m < m1; m++) {
         float *src = e->cf + bt * e->stride_cf + m * e->ldcf;
-        int64_t dst = bt * g->stride_c + m * g->ldc;
-        if (g->epilogue == KRN_EPI_BIAS_GELU) { /* vectorised GELU in chunks */
-            float tmp[256];
-            for (int64_t j0 = 0; j0 < g->N; j0 += 256) {
-                int64_t nj = g->N - j0 < 256 ? g->N - j0 : 256;
-                for (int64_t j = 0; j < nj; j++)
-                    tmp[j] = src[j0 + j] + e->bias[j0 + j];
-                cpu_gelu_run(tmp, tmp, nj);
-                for (int64_t j = 0; j < nj; j++)
-                    krn_store_f32(e->c, g->dtype_c, dst + j0 + j, tmp[j]);
-            }
-            continue;
+        if (add_bias)
+            for (int64_t j = n0; j < n1; j++)
+                src[j] += e->bias[j];
+        if (gelu)
+            cpu_gelu_run(src + n0, src + n0, n1 - n0);
+        if (e->wide_out) {
+            int64_t dst = bt * g->stride_c + m * g->ldc;
+            for (int64_t j = n0; j < n1; j++)
+                krn_store_f32(e->c, g->dtype_c, dst + j, src[j]);
         }
-        for (int64_t j = 0; j < g->N; j++) {
-            float x = src[j];
-            if (g->epilogue != KRN_EPI_NONE)
-                x += e->bias[j];
-            krn_store_f32(e->c, g->dtype_c, dst + j, x);
-        }
+    }
+}
+
+static void gemm_worker(void *p, int tid, int nt)
+{
+    const struct gemm_ctx *e = p;
+    const struct krn_gemm_args *g = e->g;
+    int64_t m0 = 0, m1 = g->M, n0 = 0, n1 = g->N;
+    if (e->split_n)
+        share(g->N, 16, tid, nt, &n0, &n1);
+    else
+        share(g->M, 4, tid, nt, &m0, &m1);
+    if (m0 >= m1 || n0 >= n1)
+        return;
+    /* op(A) rows m0.. and op(B) columns n0.. inside the stored layouts */
+    int64_t aoff = g->trans_a ? m0 : m0 * g->lda, boff = g->trans_b ? n0 * g->ldb : n0;
+    for (int64_t bt = 0; bt < g->batch; bt++) {
+        float *cblk = e->cf + bt * e->stride_cf + m0 * e->ldcf + n0;
+        if (e->prefill)
+            for (int64_t m = m0; m < m1; m++)
+                memcpy(cblk + (m - m0) * e->ldcf, e->bias + n0,
+                       (size_t)(n1 - n0) * sizeof(float));
+        cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans,
+                    g->trans_b ? CblasTrans : CblasNoTrans, (blasint)(m1 - m0),
+                    (blasint)(n1 - n0), (blasint)g->K, g->alpha,
+                    e->af + bt * g->stride_a + aoff, (blasint)g->lda,
+                    e->bf + bt * g->stride_b + boff, (blasint)g->ldb,
+                    e->prefill ? 1.0f : g->beta, cblk, (blasint)e->ldcf);
+        if (g->epilogue != KRN_EPI_NONE || e->wide_out)
+            gemm_epilogue(e, bt, m0, m1, n0, n1);
     }
 }
 
@@ -95,16 +137,12 @@ int cpu_gemm(krn_backend_t *be, const struct krn_gemm_args *g, const void *a, co
                         cf[bt * stride_cf + m * ldcf + j] = krn_load_f32(
                             c, g->dtype_c, bt * g->stride_c + m * g->ldc + j);
     }
-    for (int64_t bt = 0; bt < g->batch; bt++)
-        cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans,
-                    g->trans_b ? CblasTrans : CblasNoTrans, (blasint)g->M, (blasint)g->N,
-                    (blasint)g->K, g->alpha, af + bt * g->stride_a, (blasint)g->lda,
-                    bf + bt * g->stride_b, (blasint)g->ldb, g->beta, cf + bt * stride_cf,
-                    (blasint)ldcf);
-    if (g->epilogue != KRN_EPI_NONE || wide_out) {
-        struct epi_ctx e = {g, bias, cf, ldcf, stride_cf, c, g->batch * g->M};
-        int nt = e.rows * g->N >= (1 << 16) ? cb->threads : 1;
-        cpu_parallel(nt > e.rows ? (int)e.rows : nt, epi_worker, &e);
-    }
+    /* Split over the pool: column blocks when M < N (each thread then packs
+     * all of A and its share of B, the smaller total), else row blocks. */
+    struct gemm_ctx e = {g, af, bf, bias, cf, ldcf, stride_cf, c, wide_out,
+                         g->epilogue != KRN_EPI_NONE && g->beta == 0.0f, g->M < g->N};
+    int nt = g->M * g->N * g->K >= GEMM_PAR_MIN ? cb->threads : 1;
+    int64_t units = e.split_n ? (g->N + 15) / 16 : (g->M + 3) / 4;
+    cpu_parallel(cb, nt > units ? (int)units : nt, gemm_worker, &e);
     return 0;
 }
