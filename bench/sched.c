@@ -12,8 +12,11 @@
  * and the controller's peak RSS (VmHWM). Prints one JSON object per line. With
  * --slurm FILE (the JSON line of bench/slurm/run.sh from the same machine) it
  * adds a line of ratios moat/Slurm.
+ * Exec tasks run unsandboxed by default (--sandbox off): this measures the
+ * scheduler, as Slurm runs its jobs without namespaces; --sandbox on measures
+ * the product default, where each task also pays for new namespaces.
  * Usage: bench-sched [--jobs N] [--workers W] [--cpus-per-worker C] [--window K]
- *                    [--latency-jobs L] [--slurm FILE] [--keep]
+ *                    [--latency-jobs L] [--sandbox on|off] [--slurm FILE] [--keep]
  */
 #include <errno.h>
 #include <limits.h>
@@ -115,7 +118,7 @@ static double peak_rss_mb(long pid)
 int main(int argc, char **argv)
 {
     long jobs = 10000, workers = 2, cpus = 16, window = 4096, latency_jobs = 300;
-    const char *slurm = NULL;
+    const char *slurm = NULL, *sandbox = "off";
     int keep = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -127,6 +130,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--window")) window = atol(v);
         else if (!strcmp(a, "--latency-jobs")) latency_jobs = atol(v);
         else if (!strcmp(a, "--slurm")) slurm = v;
+        else if (!strcmp(a, "--sandbox")) sandbox = !strcmp(v, "on") ? "required" : "off";
         else { fprintf(stderr, "bench-sched: unknown argument %s\n", a); return 2; }
         i++;
     }
@@ -150,7 +154,10 @@ int main(int argc, char **argv)
     FILE *f = fopen(extra, "w");
     if (f) { fputs("log_level = \"warn\";\n", f); fclose(f); }
     snprintf(extra, sizeof extra, "%s/worker.extra.conf", dir);
-    if ((f = fopen(extra, "w"))) { fputs("log_level = \"warn\";\n", f); fclose(f); }
+    if ((f = fopen(extra, "w"))) {
+        fprintf(f, "log_level = \"warn\";\nexec_sandbox = \"%s\";\n", sandbox);
+        fclose(f);
+    }
     char *up[] = {moat_bin, "--json", "local", "up", "--dir", dir, "--workers", wbuf,
                   "--cpus-per-worker", cbuf, NULL};
     if (run_capture(up, out, sizeof out) != 0) {
@@ -212,6 +219,7 @@ int main(int argc, char **argv)
                                jobs / (t_acked - t0), "complete_rate", jobs / (t_done - t0),
                                "burst_latency_p50_ms", sp50, "burst_latency_p99_ms", sp99,
                                "not_completed", (json_int_t)failed);
+    json_object_set_new(single, "sandbox", json_string(sandbox));
 
     /* ---- array: one N-element job ---- */
     t0 = units_mono();
