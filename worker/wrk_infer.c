@@ -7,6 +7,7 @@
  * to the group with wrk_comm_abort() before the process exits.
  */
 #include "worker/wrk_infer.h"
+#include "worker/wrk_nccl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -378,6 +379,7 @@ struct infer_run {
     wrk_tok_t *tok;
     struct infer_docs docs;
     krn_backend_t *be;
+    wrk_nccl_t *nccl;    /* GPU ranks of a TP group: the all-reduce; else NULL */
     wrk_bert_t *bert;
     int32_t *ids, *mask; /* [batch, longest] */
     float *emb;          /* [n_docs, dim] */
@@ -462,17 +464,25 @@ static int infer_run(const struct infer_spec *s, struct infer_stats *st, const c
     }
     if (n > 0) {
         *what = "backend";
-        if (strcmp(s->backend, "cuda") == 0 && s->tp > 1) {
-            err_set(err, ENOTSUP, "cuda with tp %d: the ZeroMQ all-reduce needs host memory "
-                    "(NCCL not yet available)", s->tp);
+        /* GPU ranks all-reduce through NCCL (the ZeroMQ path needs host memory);
+         * every rank of a group must have the same backend, or the broadcast of
+         * NCCL's unique id goes out of step and the group fails at comm_timeout. */
+        bool nccl = strcmp(s->backend, "cuda") == 0 && s->tp > 1;
+        if (nccl && !wrk_nccl_available()) {
+            err_set(err, ENOTSUP, "cuda with tp %d needs NCCL, and this build has none", s->tp);
             goto out;
         }
         r.be = krn_backend_create(s->backend, strcmp(s->backend, "cuda") == 0 ? s->device
                                                                                 : s->threads, err);
         if (r.be == NULL)
             goto out;
+        if (nccl) {
+            *what = "comm";
+            if ((r.nccl = wrk_nccl_create(r.comm, r.be, s->tp, s->rank, err)) == NULL)
+                goto out;
+        }
         *what = "model";
-        struct wrk_allreduce ar = wrk_comm_allreduce(r.comm);
+        struct wrk_allreduce ar = nccl ? wrk_nccl_allreduce(r.nccl) : wrk_comm_allreduce(r.comm);
         r.bert = wrk_bert_create(r.be, r.shard, B, T, &ar, err);
         if (r.bert == NULL)
             goto out;
@@ -521,6 +531,7 @@ out:
     if (status != 0)
         wrk_comm_abort(r.comm, err);
     wrk_bert_destroy(r.bert);
+    wrk_nccl_destroy(r.nccl);
     krn_backend_destroy(r.be);
     wrk_shard_destroy(r.shard);
     wrk_tok_destroy(r.tok);

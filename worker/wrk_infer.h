@@ -57,8 +57,8 @@
  * with <what> one of spec, comm, shard, vocab, input, backend, model, forward,
  * output. A failing rank tells its group (wrk_comm_abort()), so the other ranks
  * fail within moments instead of at their timeout.
- * The "cuda" backend with tp > 1 is refused (ENOTSUP) until the NCCL path
- * exists: the ZeroMQ all-reduce needs host memory.
+ * The "cuda" backend with tp > 1 all-reduces through NCCL (worker/wrk_nccl.h;
+ * ENOTSUP in a build without CUDA): the ZeroMQ all-reduce needs host memory.
  *
  * Thread-safety: the function prints and may set the OpenBLAS thread count:
  * one call per process at a time.
