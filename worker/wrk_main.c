@@ -206,6 +206,10 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
             if (strncmp(environ[i], "MOAT_", 5) != 0)
                 envp[k++] = environ[i];
         envp[k] = NULL;
+        /* Unconfined tasks share one directory (as Slurm jobs share theirs): a
+         * directory made and removed per task costs ext4 more than the task. */
+        snprintf(t->cwd, sizeof t->cwd, "%s/tasks/unconfined", w->cfg.state_dir);
+        t->cwd_shared = true;
         rc = wrk_exec_start(&t->proc, argv, envp, t->cwd,
                             (size_t)json_integer_value(json_object_get(b, "output_cap")),
                             &launch_error, &e);

@@ -117,7 +117,7 @@ void wrk_task_finish(struct wrk_task *t, double now)
     t->phase = WRK_PHASE_ENDED;
     t->need_send = true;
     struct err e = {0};
-    if (t->cwd[0] && wrk_exec_remove_tree(t->cwd, &e) != 0)
+    if (t->cwd[0] && !t->cwd_shared && wrk_exec_remove_tree(t->cwd, &e) != 0)
         log_warn("wrk", "task %llu.%u: %s", (unsigned long long)t->job, t->index, e.msg);
 }
 

@@ -34,6 +34,7 @@ struct wrk_task {
     enum wrk_phase phase;
     struct wrk_proc proc;
     char cwd[600];
+    bool cwd_shared;           /* cwd is the node's shared unconfined directory: never removed */
     double start_time, end_time, deadline; /* Unix s; deadline 0 = none */
     enum wrk_kill kill;
     double kill_at;            /* monotonic s for SIGKILL after SIGTERM; 0 = not due */
