@@ -114,9 +114,18 @@ def main():
                                         str(a.max_len)], capture_output=True, text=True, check=True).stdout)
     tokens = inproc.get("tokens") or 0
     print(json.dumps({"bench": "infer", "case": "in_process_tp1", **inproc}), flush=True)
+    # connected side: a copy of the model signed with a key this run makes and trusts
+    import shutil
+    model = tmp / "model"
+    shutil.copytree(a.model, model)
+    moat(env, "model", "keygen", "--out", tmp / "signing")
+    (tmp / "trust").mkdir()
+    shutil.copy(tmp / "signing" / "artifact.pub", tmp / "trust" / "bench.pub")
+    moat(env, "model", "sign", model, "--key", tmp / "signing" / "artifact.key", "--name", "minilm",
+         "--version", 1)
     try:
         moat(env, "local", "up", "--workers", 2, "--cpus-per-worker", max(1, a.threads // 2))
-        moat(env, "model", "import", a.model, "--name", "minilm")
+        moat(env, "model", "import", model, "--name", "minilm")
         sampler = RssSampler(str(tmp))
         sampler.start()
         results = {}
