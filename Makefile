@@ -115,8 +115,8 @@ integration: all
 
 check: all $(CHECK_BINS) bench
 	@set -e; for t in $(CHECK_BINS); do echo "== $$t"; $$t; done
-	python3 -m pytest -q tests/integration
 	$(MAKE) fuzz-check
+	python3 -m pytest -q tests/integration
 
 asan:
 	$(MAKE) BUILD=build-asan BIN=build-asan/bin OPT=-O1 \
