@@ -118,6 +118,19 @@ int cli_admin_run(struct cli *cli, int argc, char **argv)
     const char *role = NULL, *name = NULL;
     bool first = true;
     int c;
+    /* A Z85 key may begin with '-' (it is in the alphabet, ZeroMQ RFC 32): take such
+     * an argument out before getopt reads it as an option. */
+    static const char z85[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                              ".-:+=^!/*?&<>()[]{}@%$#";
+    char *dash_key = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (argv[i][0] == '-' && strlen(argv[i]) == KEYS_LEN && strspn(argv[i], z85) == KEYS_LEN) {
+            dash_key = argv[i];
+            memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof *argv);
+            argc--;
+            break;
+        }
+    }
     while ((c = cli_getopt(cli, argc, argv, "", longopts, admin_help, &first)) != -1) {
         if (c == CLI_OPT_HELP)
             return CLI_OK;
@@ -128,8 +141,15 @@ int cli_admin_run(struct cli *cli, int argc, char **argv)
         if (c == OPT_NAME)
             name = optarg;
     }
-    int n = argc - optind;
-    char **a = argv + optind;
+    char *pos[4];
+    int n = 0;
+    for (int i = optind; i < argc && n < 3; i++)
+        pos[n++] = argv[i];
+    if (optind + n < argc)
+        return cli_usage_error(cli, "unexpected argument '%s'", argv[optind + n]);
+    if (dash_key)
+        pos[n++] = dash_key;
+    char **a = pos;
     if (n < 2 || strcmp(a[0], "key") != 0)
         return cli_usage_error(cli, "expected 'key add|revoke|list'");
     const char *op = a[1];
