@@ -62,10 +62,15 @@ int cli_infer_read_input(struct cli *cli, const char *path, bool skip_bad, json_
             else {
                 text = json_incref(json_object_get(o, "text"));
                 id = json_object_get(o, "id");
-                if (id && !json_is_string(id) && !json_is_integer(id))
-                    why = "\"id\" must be a string or an integer", json_decref(text), text = NULL;
-                else if (id)
-                    json_incref(id), any_id = true;
+                if (id && !json_is_string(id) && !json_is_integer(id)) {
+                    why = "\"id\" must be a string or an integer";
+                    json_decref(text);
+                    text = NULL;
+                    id = NULL;
+                } else if (id) {
+                    json_incref(id);
+                    any_id = true;
+                }
             }
             char msg[200];
             if (why) {

@@ -2,6 +2,7 @@
 #include "controller/ctl_infer.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,21 +111,20 @@ int ctl_infer_accept(struct ctl *ctl, struct ctl_job *job, const json_t *docs, c
 
 int ctl_infer_pick(const struct ctl *ctl, const struct job_spec *spec, int16_t *out)
 {
-    bool used[4096] = {0};
-    if (ctl->nnodes > 4096)
-        return -1;
     for (int r = 0; r < spec->tp; r++) {
         int best = -1;
-        for (int i = 0; i < ctl->nnodes; i++) {
+        for (int i = 0; i < ctl->nnodes && i <= INT16_MAX; i++) { /* ranks hold int16_t indices */
             const struct ctl_node *n = &ctl->nodes[i];
-            if (used[i] || !ctl_sched_fits(n, spec))
+            bool taken = false;
+            for (int k = 0; k < r; k++) /* tp <= JOBSPEC_TP_MAX: a scan is enough */
+                taken |= out[k] == i;
+            if (taken || !ctl_sched_fits(n, spec))
                 continue;
             if (best < 0 || n->cpus - n->used_cpus > ctl->nodes[best].cpus - ctl->nodes[best].used_cpus)
                 best = i;
         }
         if (best < 0)
             return -1;
-        used[best] = true;
         out[r] = (int16_t)best;
     }
     return 0;

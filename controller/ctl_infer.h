@@ -31,7 +31,8 @@ int ctl_infer_accept(struct ctl *ctl, struct ctl_job *job, const json_t *docs, c
                      struct err *err);
 
 /* ctl_infer_pick: tp distinct schedulable nodes with room for one rank each, most
- * free cpus first, into out[0..tp). Returns 0, or -1 when the group does not fit. */
+ * free cpus first, into out[0..tp) (node indices; the first 32,768 nodes are
+ * eligible). Returns 0, or -1 when the group does not fit. */
 int ctl_infer_pick(const struct ctl *ctl, const struct job_spec *spec, int16_t *out);
 
 /* ctl_infer_dispatch: start the next attempt of task offset on the group nodes[]:
