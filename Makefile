@@ -74,9 +74,11 @@ $(BIN)/moat-controller: $(CTL_OBJ) $(MODEL_OBJ) $(SHARED_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
-$(BIN)/moat-worker: $(WRK_OBJ) $(SHARED_LIB) $(KRN_LIB)
+# The worker's bench task reports GEMM rows against cuBLAS on CUDA builds
+# (bench/kernels/bench_cublas.c, KRN_BENCH_REF_OBJ from kernels/kernels.mk).
+$(BIN)/moat-worker: $(WRK_OBJ) $(KRN_BENCH_REF_OBJ) $(SHARED_LIB) $(KRN_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(KRN_LDLIBS) $(NCCL_LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(KRN_CUBLAS) $(KRN_LDLIBS) $(NCCL_LDLIBS)
 
 $(BIN)/moat: $(CLI_OBJ) $(MODEL_OBJ) $(SHARED_LIB)
 	@mkdir -p $(@D)
@@ -89,9 +91,9 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 CTL_LIBOBJ := $(filter-out $(BUILD)/controller/ctl_main.o,$(CTL_OBJ))
 WRK_LIBOBJ := $(filter-out $(BUILD)/worker/wrk_main.o,$(WRK_OBJ))
 CHECK_BINS += $(UNIT_BINS)
-$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(CTL_LIBOBJ) $(WRK_LIBOBJ) $(SHARED_LIB) $(KRN_LIB)
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(CTL_LIBOBJ) $(WRK_LIBOBJ) $(KRN_BENCH_REF_OBJ) $(SHARED_LIB) $(KRN_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $< $(CTL_LIBOBJ) $(WRK_LIBOBJ) $(SHARED_LIB) $(KRN_LIB) $(DEP_LIBS) $(KRN_LDLIBS) $(NCCL_LDLIBS) -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $< $(CTL_LIBOBJ) $(WRK_LIBOBJ) $(KRN_BENCH_REF_OBJ) $(SHARED_LIB) $(KRN_LIB) $(DEP_LIBS) $(KRN_CUBLAS) $(KRN_LDLIBS) $(NCCL_LDLIBS) -lcmocka
 
 # ---- benchmarks ----
 BENCH_SRC := $(wildcard bench/*.c)
@@ -101,9 +103,9 @@ $(BIN)/bench-%: $(BUILD)/bench/%.o $(SHARED_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 # bench/infer uses the worker's model code and the kernels.
 BENCH_BINS += $(BIN)/bench-infer
-$(BIN)/bench-infer: $(BUILD)/bench/infer/bench_infer.o $(WRK_LIBOBJ) $(SHARED_LIB) $(KRN_LIB)
+$(BIN)/bench-infer: $(BUILD)/bench/infer/bench_infer.o $(WRK_LIBOBJ) $(KRN_BENCH_REF_OBJ) $(SHARED_LIB) $(KRN_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(KRN_LDLIBS) $(NCCL_LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(KRN_CUBLAS) $(KRN_LDLIBS) $(NCCL_LDLIBS)
 bench: all $(BENCH_BINS)
 
 # ---- test entry points ----

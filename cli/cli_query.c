@@ -195,6 +195,21 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
     printf("job %lld%s%s%s\n", cli_json_int(reply, "id", 0), name[0] ? " \"" : "", name,
            name[0] ? "\"" : "");
     printf("  kind:      %s\n", cli_json_str(reply, "kind", "?"));
+    const json_t *bench = json_object_get(reply, "bench");
+    if (json_is_object(bench)) {
+        printf("  bench:     %s [", cli_json_str(bench, "op", "?"));
+        const json_t *shape = json_object_get(bench, "shape"), *v;
+        size_t i;
+        json_array_foreach(shape, i, v)
+            printf("%s%lld", i ? "," : "", (long long)json_integer_value(v));
+        printf("] %s, %lld runs, backend %s\n", cli_json_str(bench, "dtype", "?"),
+               cli_json_int(bench, "repeat", 0), cli_json_str(bench, "backend", "?"));
+        printf("  nodes:     ");
+        const json_t *nodes = json_object_get(reply, "nodes");
+        json_array_foreach(nodes, i, v)
+            printf("%s%s", i ? "," : "", json_string_value(v));
+        printf("\n");
+    }
     if (json_object_get(reply, "model"))
         printf("  model:     %s, TP %lld, %lld documents in batches of %lld (max %lld tokens)\n",
                cli_json_str(reply, "model", "?"), cli_json_int(reply, "tp", 1), cli_json_int(reply, "ndocs", 0),

@@ -1,5 +1,6 @@
 /* cli_submit.c: moat submit: options -> job spec (validated here, as the controller
  * will) -> SUBMIT -> the job id. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,8 @@ static const char help[] =
     "usage: moat submit [OPTIONS] -- CMD [ARG...]\n"
     "       moat submit --infer MODEL --input FILE [--tp N] [--batch N] [--max-len N]\n"
     "                   [--on-bad-line fail|skip] [OPTIONS]\n"
+    "       moat submit --bench OP --shape N,N,... [--dtype T] [--nodes all|LIST]\n"
+    "                   [--repeat N] [--backend auto|cpu|cuda] [--threads N] [OPTIONS]\n"
     "\n"
     "Submit an exec job: CMD runs on a worker with ARGs (no shell; use sh -c for\n"
     "pipes). Prints the job id (with --json: {\"id\": N}). The job is stored\n"
@@ -46,15 +49,32 @@ static const char help[] =
     "  --cpus N            CPUs per rank (default 1)\n"
     "  Results: moat result JOB --format npy --out emb.npy; moat search JOB QUERY\n"
     "\n"
+    "Bench jobs time one kernel op on chosen nodes, one task per node; each task\n"
+    "waits for its node to be idle and takes all of it while it runs:\n"
+    "  --bench OP          gemm, attention, layernorm, gelu, softmax, add,\n"
+    "                      embedding, mean_pool, l2norm (kernels/krn.h)\n"
+    "  --shape N,N,...     the op's shape: gemm M,N,K[,BATCH]; attention\n"
+    "                      B,T,H,D[,CAUSAL]; layernorm/softmax/l2norm ROWS,COLS;\n"
+    "                      gelu/add N; embedding N,DIM; mean_pool B,T,D\n"
+    "  --dtype T           f32 (default), bf16 or f16 (gemm and attention)\n"
+    "  --nodes all|LIST    every node UP at submission (default), or names a,b,c\n"
+    "  --repeat N          timed runs after one warm-up, 1..1000 (default 10)\n"
+    "  --backend B         auto (cuda on nodes with a GPU, else cpu), cpu or cuda\n"
+    "  --threads N         cpu threads (default: all of the node's cpus)\n"
+    "  Results: moat result JOB prints one JSON row per node (bench/kernels rows:\n"
+    "  time_ms, gflops, pct_of_ref vs OpenBLAS or cuBLAS, pct_of_peak, valid)\n"
+    "\n"
     "Examples:\n"
     "  moat submit -- python3 analyse.py --day 2024-05-01\n"
     "  moat submit --infer minilm --input docs.txt --tp 2 --cpus 1\n"
     "  moat submit --array 0-999%50 --cpus 2 -- ./score.sh shard-{index}.csv\n"
+    "  moat submit --bench gemm --shape 4096,4096,4096 --dtype bf16 --nodes all\n"
     "  id=$(moat submit -- make report) && moat submit --after $id -- ./publish.sh\n"
     "  moat submit --begin 22:00 --time-limit 4h --name nightly -- ./nightly.sh\n";
 
 enum { OPT_NAME = 1, OPT_CPUS, OPT_GPUS, OPT_MEM, OPT_PRIORITY, OPT_ARRAY, OPT_AFTER, OPT_BEGIN,
-       OPT_TIME_LIMIT, OPT_INFER, OPT_INPUT, OPT_TP, OPT_BATCH, OPT_MAX_LEN, OPT_ON_BAD };
+       OPT_TIME_LIMIT, OPT_INFER, OPT_INPUT, OPT_TP, OPT_BATCH, OPT_MAX_LEN, OPT_ON_BAD,
+       OPT_BENCH, OPT_SHAPE, OPT_DTYPE, OPT_NODES, OPT_REPEAT, OPT_BACKEND, OPT_THREADS };
 
 static const struct option longopts[] = {
     {"name", required_argument, NULL, OPT_NAME},
@@ -72,8 +92,90 @@ static const struct option longopts[] = {
     {"batch", required_argument, NULL, OPT_BATCH},
     {"max-len", required_argument, NULL, OPT_MAX_LEN},
     {"on-bad-line", required_argument, NULL, OPT_ON_BAD},
+    {"bench", required_argument, NULL, OPT_BENCH},
+    {"shape", required_argument, NULL, OPT_SHAPE},
+    {"dtype", required_argument, NULL, OPT_DTYPE},
+    {"nodes", required_argument, NULL, OPT_NODES},
+    {"repeat", required_argument, NULL, OPT_REPEAT},
+    {"backend", required_argument, NULL, OPT_BACKEND},
+    {"threads", required_argument, NULL, OPT_THREADS},
     CLI_COMMON_OPTS,
 };
+
+/* Bench options as given (validated by jobspec_from_json through the round trip). */
+struct bench_opts {
+    const char *op, *shape, *dtype, *nodes, *backend;
+    long long repeat, threads;
+    bool any; /* a bench-only option was given */
+};
+
+/* list_json: "a,b,c" -> a JSON array of strings, or of integers when ints. NULL
+ * (with a message) for an empty item or a bad integer. */
+static json_t *list_json(struct cli *cli, const char *opt, const char *text, bool ints)
+{
+    json_t *arr = json_array();
+    const char *p = text;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len > 64) {
+            json_decref(arr);
+            cli_fail(cli, CLI_USAGE, "%s: '%s': expected a comma-separated list", opt, text);
+            return NULL;
+        }
+        char item[65];
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (ints) {
+            char *end;
+            errno = 0;
+            long long v = strtoll(item, &end, 10);
+            if (errno || *end != '\0' || end == item) {
+                json_decref(arr);
+                cli_fail(cli, CLI_USAGE, "%s: '%s' is not an integer", opt, item);
+                return NULL;
+            }
+            json_array_append_new(arr, json_integer(v));
+        } else {
+            json_array_append_new(arr, json_string(item));
+        }
+        if (p[len] == '\0')
+            return arr;
+        p += len + 1;
+    }
+}
+
+/* bench_spec: turn the validated common spec obj into a bench job's. CLI_OK or
+ * CLI_USAGE (printed). */
+static int bench_spec(struct cli *cli, json_t *obj, const struct bench_opts *b)
+{
+    if (b->shape == NULL)
+        return cli_fail(cli, CLI_USAGE, "--bench needs --shape (e.g. --shape 4096,4096,4096)");
+    json_t *shape = list_json(cli, "--shape", b->shape, true);
+    if (shape == NULL)
+        return CLI_USAGE;
+    json_t *nodes = b->nodes == NULL || strcmp(b->nodes, "all") == 0
+                        ? json_string("all") : list_json(cli, "--nodes", b->nodes, false);
+    if (nodes == NULL) {
+        json_decref(shape);
+        return CLI_USAGE;
+    }
+    json_t *bench = json_pack("{s:s, s:o, s:s, s:I, s:s, s:I}", "op", b->op, "shape", shape, "dtype",
+                              b->dtype ? b->dtype : "f32", "repeat", (json_int_t)b->repeat, "backend",
+                              b->backend ? b->backend : "auto", "threads", (json_int_t)b->threads);
+    json_object_del(obj, "argv");
+    json_object_del(obj, "cpus");
+    json_object_del(obj, "gpus");
+    json_object_del(obj, "mem");
+    json_object_set_new(obj, "kind", json_string("bench"));
+    json_object_set_new(obj, "bench", bench);
+    json_object_set_new(obj, "nodes", nodes);
+    struct job_spec check;
+    struct err err = {0};
+    if (jobspec_from_json(&check, obj, &err) != 0)
+        return cli_fail(cli, CLI_USAGE, "%s", err.msg);
+    jobspec_clear(&check);
+    return CLI_OK;
+}
 
 int cli_submit_run(struct cli *cli, int argc, char **argv)
 {
@@ -85,6 +187,8 @@ int cli_submit_run(struct cli *cli, int argc, char **argv)
     const char *model = NULL, *input = NULL;
     long long tp = 1, batch = 64, max_len = 256;
     bool skip_bad = false;
+    struct bench_opts bo = {.repeat = 10};
+    bool res_opt = false; /* --cpus, --gpus or --mem given */
     while ((c = cli_getopt(cli, argc, argv, "+", longopts, help, &first)) != -1) {
         if (c == CLI_OPT_HELP)
             goto out;
@@ -92,6 +196,27 @@ int cli_submit_run(struct cli *cli, int argc, char **argv)
             rc = CLI_USAGE;
             goto out;
         }
+        if (c >= OPT_BENCH && c <= OPT_THREADS) {
+            bo.any |= c != OPT_BENCH;
+            if (c == OPT_BENCH)
+                bo.op = optarg;
+            else if (c == OPT_SHAPE)
+                bo.shape = optarg;
+            else if (c == OPT_DTYPE)
+                bo.dtype = optarg;
+            else if (c == OPT_NODES)
+                bo.nodes = optarg;
+            else if (c == OPT_BACKEND)
+                bo.backend = optarg;
+            else if (c == OPT_REPEAT && cli_parse_int(cli, "--repeat", optarg, 1, 1000, &bo.repeat) != 0)
+                rc = CLI_USAGE;
+            else if (c == OPT_THREADS && cli_parse_int(cli, "--threads", optarg, 1, 1024, &bo.threads) != 0)
+                rc = CLI_USAGE;
+            if (rc != CLI_OK)
+                goto out;
+            continue;
+        }
+        res_opt |= c == OPT_CPUS || c == OPT_GPUS || c == OPT_MEM;
         if (c >= OPT_INFER && c <= OPT_ON_BAD) {
             if (c == OPT_INFER)
                 model = optarg;
@@ -124,7 +249,27 @@ int cli_submit_run(struct cli *cli, int argc, char **argv)
     }
     json_t *obj;
     struct err err = {0};
-    if (model || input) {
+    if (bo.any && bo.op == NULL) {
+        rc = cli_fail(cli, CLI_USAGE, "--shape, --dtype, --nodes, --repeat, --backend and --threads "
+                                      "go with --bench");
+        goto out;
+    }
+    if (bo.op) {
+        if (model || input || optind < argc || spec.is_array || res_opt) {
+            rc = cli_fail(cli, CLI_USAGE, "a bench job takes no command, --infer, --array, --cpus, "
+                                          "--gpus or --mem (each task takes its whole node)");
+            goto out;
+        }
+        char *dummy[] = {"true", NULL};
+        if (client_spec_finish(&spec, 1, dummy, &obj, &err) != 0) {
+            rc = cli_fail(cli, CLI_USAGE, "%s", err.msg);
+            goto out;
+        }
+        if ((rc = bench_spec(cli, obj, &bo)) != CLI_OK) {
+            json_decref(obj);
+            goto out;
+        }
+    } else if (model || input) {
         if (!model || !input) {
             rc = cli_fail(cli, CLI_USAGE, "--infer and --input go together");
             goto out;
@@ -147,8 +292,7 @@ int cli_submit_run(struct cli *cli, int argc, char **argv)
         json_object_set_new(obj, "max_len", json_integer(max_len));
         rc = cli_infer_submit(cli, obj, input, skip_bad);
         goto out;
-    }
-    if (client_spec_finish(&spec, argc - optind, argv + optind, &obj, &err) != 0) {
+    } else if (client_spec_finish(&spec, argc - optind, argv + optind, &obj, &err) != 0) {
         rc = cli_fail(cli, CLI_USAGE, "%s", err.msg);
         goto out;
     }

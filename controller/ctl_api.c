@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "controller/ctl_audit.h"
+#include "controller/ctl_bench.h"
 #include "controller/ctl_infer.h"
 #include "controller/ctl_jobs.h"
 #include "controller/ctl_result.h"
@@ -37,6 +38,10 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
     if (jobspec_from_json(&spec, sj, err) != 0) {
         json_decref(docs);
         json_decref(ids);
+        return -1;
+    }
+    if (ctl_bench_expand(ctl, &spec, err) != 0) {
+        jobspec_clear(&spec);
         return -1;
     }
     for (int i = 0; i < spec.nafter; i++) {

@@ -204,11 +204,7 @@ int ctl_infer_dispatch(struct ctl *ctl, struct ctl_job *job, uint32_t offset, co
     t->comm_port = port;
     t->deadline = job->spec.time_limit > 0 ? now + job->spec.time_limit : 0;
     for (int r = 0; r < tp; r++) {
-        struct ctl_node *n = &ctl->nodes[nodes[r]];
-        n->used_cpus += job->spec.cpus;
-        n->used_gpus += job->spec.gpus;
-        n->used_mem += job->spec.mem;
-        n->running++;
+        ctl_node_take(&ctl->nodes[nodes[r]], job, t);
     }
     job->running++;
     if (ctl_task_save(ctl, job, offset, err) != 0)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "controller/ctl_bench.h"
 #include "shared/log.h"
 #include "shared/units.h"
 
@@ -76,11 +77,7 @@ static void node_release(struct ctl *ctl, const struct ctl_job *job, struct ctl_
         int idx = t->ranks ? t->ranks[r] : t->node;
         if (idx < 0)
             continue;
-        struct ctl_node *n = &ctl->nodes[idx];
-        n->used_cpus -= job->spec.cpus;
-        n->used_gpus -= job->spec.gpus;
-        n->used_mem -= job->spec.mem;
-        n->running--;
+        ctl_node_give(&ctl->nodes[idx], t);
     }
     free(t->ranks);
     t->ranks = NULL;
@@ -167,10 +164,7 @@ int ctl_task_dispatch(struct ctl *ctl, struct ctl_job *job, uint32_t offset, int
     t->end_time = 0;
     t->kill_sent = false;
     t->deadline = job->spec.time_limit > 0 ? now + job->spec.time_limit : 0;
-    node->used_cpus += job->spec.cpus;
-    node->used_gpus += job->spec.gpus;
-    node->used_mem += job->spec.mem;
-    node->running++;
+    ctl_node_take(node, job, t);
     job->running++;
     if (ctl_task_save(ctl, job, offset, err) != 0)
         return -1;
@@ -190,12 +184,18 @@ int ctl_task_dispatch(struct ctl *ctl, struct ctl_job *job, uint32_t offset, int
     json_array_append_new(env, json_string(buf));
     snprintf(buf, sizeof buf, "MOAT_JOB_NAME=%s", job->spec.name);
     json_array_append_new(env, json_string(buf));
+    /* what the node reserved: the spec's, or the whole node for a bench task */
     json_t *body = json_pack("{s:I, s:I, s:I, s:s, s:o, s:o, s:i, s:i, s:I, s:f, s:I}",
                              "job", (json_int_t)job->id, "task", (json_int_t)index, "attempt",
                              (json_int_t)t->attempts, "kind", job_kind_name(job->spec.kind), "argv",
-                             argv, "env", env, "cpus", job->spec.cpus, "gpus", job->spec.gpus, "mem",
-                             (json_int_t)job->spec.mem, "deadline", t->deadline, "output_cap",
+                             argv, "env", env, "cpus", t->res_cpus, "gpus", t->res_gpus, "mem",
+                             (json_int_t)t->res_mem, "deadline", t->deadline, "output_cap",
                              (json_int_t)ctl->cfg.output_cap);
+    if (body != NULL && job->spec.kind == JOB_KIND_BENCH &&
+        json_object_set_new(body, "bench", ctl_bench_json(&job->spec)) != 0) {
+        json_decref(body);
+        body = NULL;
+    }
     if (body == NULL)
         return err_set(err, ENOMEM, "dispatch: out of memory");
     return ctl_out_send(ctl, &node->peer, PROTO_TYPE_DISPATCH, body) == 0

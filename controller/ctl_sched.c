@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "controller/ctl_audit.h"
+#include "controller/ctl_bench.h"
 #include "controller/ctl_infer.h"
 #include "controller/ctl_jobs.h"
 #include "shared/log.h"
@@ -134,7 +135,29 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
             free_cpus -= (long)job->spec.cpus * job->spec.tp;
             placed++;
         }
-        while (job->spec.kind != JOB_KIND_INFER && has_work(job) && free_cpus >= job->spec.cpus) {
+        while (job->spec.kind == JOB_KIND_BENCH && has_work(job)) {
+            uint32_t off = job->requeue_head < job->nrequeue ? job->requeue[job->requeue_head]
+                                                             : job->next_index;
+            int n = ctl_bench_node(ctl, job, off);
+            if (n < 0 || !ctl_bench_node_free(&ctl->nodes[n])) {
+                /* tasks start in order: a benchmark waits for its node to be idle */
+                snprintf(job->reason, sizeof job->reason, "waiting for node %.64s (%s)",
+                         job->spec.nodes[off],
+                         n < 0 ? "unknown" : ctl->nodes[n].state != NODE_STATE_UP || !ctl->nodes[n].registered
+                                                 ? node_state_name(ctl->nodes[n].state) : "busy");
+                break;
+            }
+            if (ctl_task_dispatch(ctl, job, off, n, now, err) != 0 ||
+                audit_place(ctl, job, off, err) != 0)
+                return -1;
+            if (job->requeue_head < job->nrequeue)
+                job->requeue_head++;
+            else
+                job->next_index++;
+            free_cpus -= ctl->nodes[n].cpus;
+            placed++;
+        }
+        while (job->spec.kind == JOB_KIND_EXEC && has_work(job) && free_cpus >= job->spec.cpus) {
             if (job->spec.array_max && job->running >= job->spec.array_max)
                 break;
             int n = ctl_sched_pick(ctl->nodes, ctl->nnodes, &job->spec);

@@ -57,6 +57,26 @@ void ctl_state_free(struct ctl *ctl)
     ctl->nout = ctl->out_cap = 0;
 }
 
+void ctl_node_take(struct ctl_node *n, const struct ctl_job *job, struct ctl_task *t)
+{
+    bool whole = job->spec.kind == JOB_KIND_BENCH;
+    t->res_cpus = whole ? n->cpus : job->spec.cpus;
+    t->res_gpus = whole ? n->gpus : job->spec.gpus;
+    t->res_mem = whole ? n->mem : job->spec.mem;
+    n->used_cpus += t->res_cpus;
+    n->used_gpus += t->res_gpus;
+    n->used_mem += t->res_mem;
+    n->running++;
+}
+
+void ctl_node_give(struct ctl_node *n, const struct ctl_task *t)
+{
+    n->used_cpus -= t->res_cpus;
+    n->used_gpus -= t->res_gpus;
+    n->used_mem -= t->res_mem;
+    n->running--;
+}
+
 struct ctl_job *ctl_job_get(const struct ctl *ctl, uint64_t id)
 {
     return id >= 1 && id <= ctl->njobs ? ctl->jobs[id] : NULL;
@@ -403,11 +423,7 @@ static int load_task_cb(const void *key, size_t klen, const void *val, size_t vl
         if (n >= 0 && (t->ranks || job->spec.kind != JOB_KIND_INFER)) {
             t->node = n;
             for (int r = 0; r < (t->ranks ? job->spec.tp : 1); r++) {
-                struct ctl_node *nd = &ctl->nodes[t->ranks ? t->ranks[r] : n];
-                nd->used_cpus += job->spec.cpus;
-                nd->used_gpus += job->spec.gpus;
-                nd->used_mem += job->spec.mem;
-                nd->running++;
+                ctl_node_take(&ctl->nodes[t->ranks ? t->ranks[r] : n], job, t);
             }
         } else {
             free(t->ranks);
@@ -558,6 +574,12 @@ json_t *ctl_job_json(const struct ctl *ctl, const struct ctl_job *job, bool with
         json_object_set_new(o, "batch", json_integer(job->spec.batch));
         json_object_set_new(o, "max_len", json_integer(job->spec.max_len));
         json_object_set_new(o, "ndocs", json_integer(job->spec.ndocs));
+    }
+    if (job->spec.kind == JOB_KIND_BENCH) {
+        json_t *spec = jobspec_to_json(&job->spec);
+        json_object_set(o, "bench", json_object_get(spec, "bench"));
+        json_object_set(o, "nodes", json_object_get(spec, "nodes"));
+        json_decref(spec);
     }
     if (job->spec.begin > 0)
         json_object_set_new(o, "begin", json_real(job->spec.begin));

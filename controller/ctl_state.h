@@ -41,6 +41,9 @@ struct ctl_task {
     int16_t *ranks;         /* tp node indices while RUNNING (ranks[0] == node); owned; else NULL */
     uint32_t ranks_done;    /* bit r: rank r reported COMPLETED for this attempt */
     int comm_port;          /* rank 0's rendezvous port on its node */
+    /* what each of its nodes reserved for it (ctl_node_take), given back as is */
+    int res_cpus, res_gpus;
+    uint64_t res_mem;
 };
 
 
@@ -92,6 +95,14 @@ struct ctl_node {
     char egress_route[128];   /* the first such route */
     int comm_port_min, comm_port_max, comm_port_next;
 };
+
+/* ctl_node_take: reserve on n what task t of job needs there (one task, or one
+ * rank of an infer task): the spec's cpus/gpus/mem, or for a bench task the
+ * whole node; the amounts are recorded in t. ctl_node_give: return what
+ * ctl_node_take recorded in t (so a node that re-registers with other sizes
+ * while the task runs is still given back exactly what was taken). */
+void ctl_node_take(struct ctl_node *n, const struct ctl_job *job, struct ctl_task *t);
+void ctl_node_give(struct ctl_node *n, const struct ctl_task *t);
 
 struct ctl_out {
     struct net_peer peer;

@@ -89,8 +89,12 @@ krn-check: $(KRN_TESTS)
 	@set -e; for t in $(KRN_TESTS); do echo "== $$t"; $$t; done
 
 # ---- benchmark ----
+# KRN_BENCH_REF_OBJ: cuBLAS as the GEMM reference of bench rows (a no-op without
+# CUDA), linked with $(KRN_CUBLAS) into bench-kernels and the worker (bench task).
+KRN_BENCH_REF_OBJ := $(BUILD)/bench/kernels/bench_cublas.o
 BENCH_BINS += $(BIN)/bench-kernels
 $(BUILD)/bench/kernels/%.o: CFLAGS += $(KRN_TEST_CFLAGS)
-$(BIN)/bench-kernels: $(BUILD)/bench/kernels/bench_kernels.o $(KRN_LIB) $(SHARED_LIB)
+$(BUILD)/bench/kernels/bench_cublas.o: $(KRN_STAMP)
+$(BIN)/bench-kernels: $(BUILD)/bench/kernels/bench_kernels.o $(KRN_BENCH_REF_OBJ) $(KRN_LIB) $(SHARED_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(KRN_CUBLAS) $(KRN_LDLIBS)

@@ -44,6 +44,9 @@ void jobspec_clear(struct job_spec *spec)
         free(spec->argv[i]);
     free(spec->argv);
     free(spec->after);
+    for (int i = 0; i < spec->nnodes; i++)
+        free(spec->nodes[i]);
+    free(spec->nodes);
     memset(spec, 0, sizeof *spec);
 }
 
@@ -51,6 +54,8 @@ uint32_t jobspec_ntasks(const struct job_spec *spec)
 {
     if (spec->kind == JOB_KIND_INFER)
         return spec->batch > 0 ? (spec->ndocs + (uint32_t)spec->batch - 1) / (uint32_t)spec->batch : 1;
+    if (spec->kind == JOB_KIND_BENCH)
+        return (uint32_t)spec->nnodes;
     return spec->is_array ? spec->array_end - spec->array_start + 1 : 1;
 }
 
@@ -125,7 +130,144 @@ int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err
 
 static const char *const known_keys[] = {"kind", "name", "argv", "cpus", "gpus", "mem",
                                          "priority", "array", "after", "begin", "time_limit",
-                                         "model", "ndocs", "tp", "batch", "max_len", NULL};
+                                         "model", "ndocs", "tp", "batch", "max_len", "bench",
+                                         "nodes", NULL};
+
+/* The ops of kernels/krn.h with the length of their shape vectors. */
+static const struct {
+    const char *name;
+    int min, max;
+} bench_ops[] = {{"gemm", 3, 4},      {"attention", 4, 5}, {"layernorm", 2, 2},
+                 {"gelu", 1, 1},      {"softmax", 2, 2},   {"add", 1, 1},
+                 {"embedding", 2, 2}, {"mean_pool", 3, 3}, {"l2norm", 2, 2}};
+
+bool jobspec_bench_op_ok(const char *op, int nshape)
+{
+    for (size_t i = 0; i < sizeof bench_ops / sizeof bench_ops[0]; i++)
+        if (strcmp(op, bench_ops[i].name) == 0)
+            return nshape >= bench_ops[i].min && nshape <= bench_ops[i].max;
+    return false;
+}
+
+static bool node_name_ok(const char *s, size_t len)
+{
+    return len >= 1 && len <= JOBSPEC_NODE_NAME_MAX && strlen(s) == len &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == len;
+}
+
+int jobspec_set_nodes(struct job_spec *spec, const char *const *names, int n, struct err *err)
+{
+    if (n < 1 || n > JOBSPEC_NODES_MAX)
+        return err_set(err, EINVAL, "spec: nodes: %d nodes, expected 1..%d", n, JOBSPEC_NODES_MAX);
+    char **v = calloc((size_t)n, sizeof *v);
+    if (v == NULL)
+        return err_set(err, ENOMEM, "spec: out of memory");
+    for (int i = 0; i < n; i++) {
+        if ((v[i] = strdup(names[i])) == NULL) {
+            while (i-- > 0)
+                free(v[i]);
+            free(v);
+            return err_set(err, ENOMEM, "spec: out of memory");
+        }
+    }
+    for (int i = 0; i < spec->nnodes; i++)
+        free(spec->nodes[i]);
+    free(spec->nodes);
+    spec->nodes = v;
+    spec->nnodes = n;
+    spec->nodes_all = false;
+    return 0;
+}
+
+/* bench_fields: the fields of a bench job ({"bench": {...}, "nodes": ...}). */
+static int bench_fields(struct job_spec *spec, const json_t *obj, struct err *err)
+{
+    static const char *const no[] = {"argv", "array", "cpus", "gpus", "mem", NULL};
+    for (const char *const *f = no; *f; f++)
+        if (json_object_get(obj, *f))
+            return err_set(err, EINVAL, "spec: %s: not for bench jobs (a bench task takes its whole node)", *f);
+    const json_t *b = json_object_get(obj, "bench"), *v;
+    if (!json_is_object(b))
+        return err_set(err, EINVAL, "spec: bench: expected {op, shape, dtype, repeat, backend, threads}");
+    const char *key;
+    json_object_foreach((json_t *)b, key, v) {
+        static const char *const known[] = {"op", "shape", "dtype", "repeat", "backend", "threads", NULL};
+        bool ok = false;
+        for (const char *const *k = known; *k; k++)
+            ok |= strcmp(key, *k) == 0;
+        if (!ok)
+            return err_set(err, EINVAL, "spec: bench: unknown field '%.40s'", key);
+    }
+    const json_t *op = json_object_get(b, "op"), *shape = json_object_get(b, "shape");
+    if (!json_is_string(op) || json_string_length(op) >= sizeof spec->bench_op)
+        return err_set(err, EINVAL, "spec: bench.op: expected an op name (gemm, attention, ...)");
+    memcpy(spec->bench_op, json_string_value(op), json_string_length(op) + 1);
+    if (!json_is_array(shape) || json_array_size(shape) < 1 || json_array_size(shape) > JOBSPEC_SHAPE_MAX)
+        return err_set(err, EINVAL, "spec: bench.shape: expected 1..%d integers", JOBSPEC_SHAPE_MAX);
+    spec->bench_nshape = (int)json_array_size(shape);
+    if (!jobspec_bench_op_ok(spec->bench_op, spec->bench_nshape))
+        return err_set(err, EINVAL, "spec: bench: op '%s' with %d shape values is not a kernel op "
+                       "(gemm M,N,K[,batch]; attention B,T,H,D[,causal]; layernorm/softmax/l2norm "
+                       "rows,cols; gelu/add n; embedding n,dim; mean_pool B,T,D)",
+                       spec->bench_op, spec->bench_nshape);
+    for (int i = 0; i < spec->bench_nshape; i++) {
+        const json_t *e = json_array_get(shape, (size_t)i);
+        /* attention's causal flag may be 0; every size is at least 1 */
+        long long min = strcmp(spec->bench_op, "attention") == 0 && i == 4 ? 0 : 1;
+        long long max = min == 0 ? 1 : JOBSPEC_BENCH_DIM_MAX;
+        if (!json_is_integer(e) || json_integer_value(e) < min || json_integer_value(e) > max)
+            return err_set(err, EINVAL, "spec: bench.shape[%d]: expected an integer in [%lld, %lld]", i,
+                           min, max);
+        spec->bench_shape[i] = json_integer_value(e);
+    }
+    const json_t *dt = json_object_get(b, "dtype");
+    const char *d = dt ? json_string_value(dt) : "f32";
+    if (d == NULL || (strcmp(d, "f32") && strcmp(d, "bf16") && strcmp(d, "f16")))
+        return err_set(err, EINVAL, "spec: bench.dtype: expected f32, bf16 or f16");
+    snprintf(spec->bench_dtype, sizeof spec->bench_dtype, "%s", d);
+    const json_t *be = json_object_get(b, "backend");
+    const char *bn = be ? json_string_value(be) : "auto";
+    if (bn == NULL || (strcmp(bn, "auto") && strcmp(bn, "cpu") && strcmp(bn, "cuda")))
+        return err_set(err, EINVAL, "spec: bench.backend: expected auto, cpu or cuda");
+    snprintf(spec->bench_backend, sizeof spec->bench_backend, "%s", bn);
+    const json_t *rep = json_object_get(b, "repeat"), *thr = json_object_get(b, "threads");
+    if (rep && (!json_is_integer(rep) || json_integer_value(rep) < 1 || json_integer_value(rep) > 1000))
+        return err_set(err, EINVAL, "spec: bench.repeat: expected an integer in [1, 1000]");
+    spec->bench_repeat = rep ? (int)json_integer_value(rep) : 10;
+    if (thr && (!json_is_integer(thr) || json_integer_value(thr) < 0 || json_integer_value(thr) > 1024))
+        return err_set(err, EINVAL, "spec: bench.threads: expected an integer in [0, 1024] (0: all the node's cpus)");
+    spec->bench_threads = thr ? (int)json_integer_value(thr) : 0;
+
+    const json_t *nodes = json_object_get(obj, "nodes");
+    if (json_is_string(nodes) && strcmp(json_string_value(nodes), "all") == 0) {
+        spec->nodes_all = true;
+        return 0;
+    }
+    if (!json_is_array(nodes) || json_array_size(nodes) < 1 || json_array_size(nodes) > JOBSPEC_NODES_MAX)
+        return err_set(err, EINVAL, "spec: nodes: expected \"all\" or 1..%d node names", JOBSPEC_NODES_MAX);
+    size_t cnt = json_array_size(nodes);
+    const char **names = calloc(cnt, sizeof *names);
+    if (names == NULL)
+        return err_set(err, ENOMEM, "spec: out of memory");
+    for (size_t i = 0; i < cnt; i++) {
+        const json_t *e = json_array_get(nodes, i);
+        if (!json_is_string(e) || !node_name_ok(json_string_value(e), json_string_length(e))) {
+            free(names);
+            return err_set(err, EINVAL, "spec: nodes[%zu]: expected a node name (letters, digits, '.', '_', '-')", i);
+        }
+        names[i] = json_string_value(e);
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(names[j], names[i]) == 0) {
+                err_set(err, EINVAL, "spec: nodes: '%s' is listed twice", names[i]);
+                free(names);
+                return -1;
+            }
+        }
+    }
+    int rc = jobspec_set_nodes(spec, names, (int)cnt, err);
+    free(names);
+    return rc;
+}
 
 /* infer_fields: the fields of an infer job (no argv, no array). */
 static int infer_fields(struct job_spec *spec, const json_t *obj, struct err *err)
@@ -150,9 +292,8 @@ static int infer_fields(struct job_spec *spec, const json_t *obj, struct err *er
     return 0;
 }
 
-int jobspec_from_json(struct job_spec *spec, const json_t *obj, struct err *err)
+static int from_json(struct job_spec *spec, const json_t *obj, struct err *err)
 {
-    memset(spec, 0, sizeof *spec);
     if (!json_is_object(obj))
         return err_set(err, EINVAL, "spec: not a JSON object");
     const char *key;
@@ -173,14 +314,16 @@ int jobspec_from_json(struct job_spec *spec, const json_t *obj, struct err *err)
             k = i;
     if (k < 0)
         return err_set(err, EINVAL, "spec: kind: unknown kind '%.20s'", json_string_value(kind));
-    if (k == JOB_KIND_BENCH)
-        return err_set(err, ENOTSUP, "spec: kind: '%s' jobs are not supported by this controller yet",
-                       kind_names[k]);
     spec->kind = (enum job_kind)k;
     if (k != JOB_KIND_INFER) {
         for (const char *const *f = (const char *const[]){"model", "ndocs", "tp", "batch", "max_len", NULL}; *f; f++)
             if (json_object_get(obj, *f))
                 return err_set(err, EINVAL, "spec: %s: only for infer jobs", *f);
+    }
+    if (k != JOB_KIND_BENCH) {
+        for (const char *const *f = (const char *const[]){"bench", "nodes", NULL}; *f; f++)
+            if (json_object_get(obj, *f))
+                return err_set(err, EINVAL, "spec: %s: only for bench jobs", *f);
     }
 
     const json_t *name = json_object_get(obj, "name");
@@ -197,8 +340,10 @@ int jobspec_from_json(struct job_spec *spec, const json_t *obj, struct err *err)
 
     if (k == JOB_KIND_INFER && infer_fields(spec, obj, err) != 0)
         return -1;
+    if (k == JOB_KIND_BENCH && bench_fields(spec, obj, err) != 0)
+        return -1;
     const json_t *argv = json_object_get(obj, "argv");
-    if (k == JOB_KIND_INFER)
+    if (k != JOB_KIND_EXEC)
         argv = NULL;
     else if (!json_is_array(argv) || json_array_size(argv) == 0)
         return err_set(err, EINVAL, "spec: argv: expected a non-empty array of strings");
@@ -220,7 +365,7 @@ int jobspec_from_json(struct job_spec *spec, const json_t *obj, struct err *err)
 
     long long v;
     if (get_int(obj, "cpus", 1, 1000000, 1, &v, err)) return -1;
-    spec->cpus = (int)v;
+    spec->cpus = k == JOB_KIND_BENCH ? 0 : (int)v; /* bench: the whole node, at dispatch */
     if (get_int(obj, "gpus", 0, 1024, 0, &v, err)) return -1;
     spec->gpus = (int)v;
     if (get_int(obj, "mem", 0, 9007199254740991LL, 0, &v, err)) return -1;
@@ -261,28 +406,31 @@ int jobspec_from_json(struct job_spec *spec, const json_t *obj, struct err *err)
                 return err_set(err, ENOMEM, "spec: out of memory");
         }
         json_array_foreach(after, i, a) {
-            if (!json_is_integer(a) || json_integer_value(a) < 1) {
-                jobspec_clear(spec);
+            if (!json_is_integer(a) || json_integer_value(a) < 1)
                 return err_set(err, EINVAL, "spec: after[%zu]: expected a job id", i);
-            }
             spec->after[spec->nafter++] = (uint64_t)json_integer_value(a);
         }
     }
 
     spec->argv = calloc(json_array_size(argv) + 1, sizeof *spec->argv);
-    if (spec->argv == NULL) {
-        jobspec_clear(spec);
+    if (spec->argv == NULL)
         return err_set(err, ENOMEM, "spec: out of memory");
-    }
     json_array_foreach(argv, i, a) {
         spec->argv[i] = strdup(json_string_value(a));
-        if (spec->argv[i] == NULL) {
-            jobspec_clear(spec);
+        if (spec->argv[i] == NULL)
             return err_set(err, ENOMEM, "spec: out of memory");
-        }
         spec->argc++;
     }
     return 0;
+}
+
+int jobspec_from_json(struct job_spec *spec, const json_t *obj, struct err *err)
+{
+    memset(spec, 0, sizeof *spec);
+    if (from_json(spec, obj, err) == 0)
+        return 0;
+    jobspec_clear(spec); /* whatever was allocated before the failure */
+    return -1;
 }
 
 json_t *jobspec_to_json(const struct job_spec *spec)
@@ -324,6 +472,30 @@ json_t *jobspec_to_json(const struct job_spec *spec)
         json_object_set_new(o, "tp", json_integer(spec->tp));
         json_object_set_new(o, "batch", json_integer(spec->batch));
         json_object_set_new(o, "max_len", json_integer(spec->max_len));
+    }
+    if (spec->kind == JOB_KIND_BENCH) {
+        json_object_del(o, "argv");
+        json_object_del(o, "cpus");
+        json_object_del(o, "gpus");
+        json_object_del(o, "mem");
+        json_t *shape = json_array(), *nodes = json_array();
+        for (int i = 0; i < spec->bench_nshape; i++)
+            json_array_append_new(shape, json_integer((json_int_t)spec->bench_shape[i]));
+        json_object_set_new(o, "bench", json_pack("{s:s, s:o, s:s, s:i, s:s, s:i}", "op", spec->bench_op,
+                                                  "shape", shape, "dtype", spec->bench_dtype, "repeat",
+                                                  spec->bench_repeat, "backend", spec->bench_backend,
+                                                  "threads", spec->bench_threads));
+        for (int i = 0; i < spec->nnodes; i++)
+            json_array_append_new(nodes, json_string(spec->nodes[i]));
+        if (spec->nodes_all) {
+            json_decref(nodes);
+            nodes = json_string("all");
+        }
+        json_object_set_new(o, "nodes", nodes);
+        if (json_object_get(o, "bench") == NULL) {
+            json_decref(o);
+            return NULL;
+        }
     }
     return o;
 }

@@ -9,7 +9,13 @@
  *   "after":[ID...], "begin":UNIX_S, "time_limit":SECONDS}; an infer job has no
  *   argv or array but {"model":S, "ndocs":N, "tp":N, "batch":N, "max_len":N}:
  *   one task per batch of documents, each run by a TP group of tp ranks, every
- *   rank on its own node with cpus/gpus/mem of its own.
+ *   rank on its own node with cpus/gpus/mem of its own. A bench job has no argv,
+ *   array, cpus, gpus or mem but {"bench":{"op":S, "shape":[N...], "dtype":S,
+ *   "repeat":N, "backend":"auto"|"cpu"|"cuda", "threads":N}, "nodes":[S...]|"all"}:
+ *   one task per listed node, pinned to it, taking the whole node while it runs
+ *   (a benchmark on a shared node measures its neighbours); "all" is replaced by
+ *   the controller with the nodes UP at submission. Ops and shape vectors are
+ *   those of kernels/krn.h (krn_op_flops).
  * Thread-safety: functions are reentrant; a spec has one owner.
  */
 #ifndef MOAT_JOBSPEC_H
@@ -40,6 +46,10 @@ enum job_kind { JOB_KIND_EXEC, JOB_KIND_INFER, JOB_KIND_BENCH, JOB_KIND_COUNT };
 #define JOBSPEC_ARRAY_MAX 1000000u
 #define JOBSPEC_TP_MAX 16
 #define JOBSPEC_DOCS_MAX 100000000u
+#define JOBSPEC_NODES_MAX 4096
+#define JOBSPEC_NODE_NAME_MAX 64
+#define JOBSPEC_SHAPE_MAX 5
+#define JOBSPEC_BENCH_DIM_MAX (1LL << 34) /* per shape element */
 
 struct job_spec {
     enum job_kind kind;
@@ -63,6 +73,17 @@ struct job_spec {
     int tp;               /* tensor-parallel degree: ranks per task, 1..JOBSPEC_TP_MAX */
     int batch;            /* documents per task, 1..65536 */
     int max_len;          /* tokens per document after truncation, 2..512 */
+    /* bench jobs */
+    char bench_op[16];    /* a krn.h op name: "gemm", "attention", ... */
+    int64_t bench_shape[JOBSPEC_SHAPE_MAX]; /* the op's shape vector (krn_op_flops) */
+    int bench_nshape;
+    char bench_dtype[8];  /* "f32", "bf16" or "f16" */
+    int bench_repeat;     /* timed runs, 1..1000 (default 10) */
+    char bench_backend[8]; /* "auto" (cuda on a node with GPUs, else cpu), "cpu", "cuda" */
+    int bench_threads;    /* cpu backend threads, 0 = all of the node's cpus */
+    bool nodes_all;       /* "nodes": "all", not yet expanded (nnodes == 0) */
+    char **nodes;         /* nnodes node names, one task each (task i on nodes[i]), owned */
+    int nnodes;
 };
 
 /* job_state_name: "PENDING" ...; job_state_parse: name (case-insensitive) -> state or -1. */
@@ -79,14 +100,26 @@ int jobspec_from_json(struct job_spec *spec, const json_t *obj, struct err *err)
 /* jobspec_to_json: new JSON object of spec (the shape above). Caller owns it; NULL on ENOMEM. */
 json_t *jobspec_to_json(const struct job_spec *spec);
 
-/* jobspec_ntasks: number of tasks (array elements, batches of an infer job, or 1). */
+/* jobspec_ntasks: number of tasks (array elements, batches of an infer job, nodes
+ * of a bench job, or 1). */
 uint32_t jobspec_ntasks(const struct job_spec *spec);
 
 /* jobspec_array_parse: "A-B[%MAX]" or "A[%MAX]" -> fields of spec. EINVAL on bad syntax,
  * B < A, or more than JOBSPEC_ARRAY_MAX elements. */
 int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err);
 
-/* jobspec_clear: free argv and after; NULL is a no-op. */
+/* jobspec_bench_op_ok: op is a bench op and nshape fits it (krn.h's shape
+ * vectors: gemm 3-4, attention 4-5, layernorm/softmax/embedding/l2norm 2,
+ * gelu/add 1, mean_pool 3). tests/kernels/test_krn_api.c keeps this table
+ * equal to krn_op_parse()'s. */
+bool jobspec_bench_op_ok(const char *op, int nshape);
+
+/* jobspec_set_nodes: replace spec's node list with a copy of names[0..n), clearing
+ * nodes_all (the controller's expansion of "all"). EINVAL for n outside
+ * [1, JOBSPEC_NODES_MAX], ENOMEM. */
+int jobspec_set_nodes(struct job_spec *spec, const char *const *names, int n, struct err *err);
+
+/* jobspec_clear: free argv, after and nodes; NULL is a no-op. */
 void jobspec_clear(struct job_spec *spec);
 
 #endif

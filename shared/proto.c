@@ -175,6 +175,8 @@ static const struct field f_dispatch[] = {
     {"vocab_bytes", FT_INT, OPT, 1, 4294967296.0, 0, 0},
     {"max_len", FT_INT, OPT, 2, 512, 0, 0},
     {"batch", FT_INT, OPT, 1, 65536, 0, 0},
+    /* bench tasks: {op, shape, dtype, repeat, backend, threads}, checked by the worker */
+    {"bench", FT_OBJ, OPT, 0, 0, 0, 0},
     {0}};
 static const struct field f_kill[] = {
     {"job", FT_INT, REQ, 1, I64MAX, 0, 0},

@@ -26,6 +26,7 @@
 #include "shared/proto.h"
 #include "shared/store.h"
 #include "shared/units.h"
+#include "worker/wrk_bench.h"
 #include "worker/wrk_cfg.h"
 #include "worker/wrk_egress.h"
 #include "worker/wrk_exec.h"
@@ -62,6 +63,8 @@ struct wrk {
 };
 
 static void start_infer(struct wrk *w, struct wrk_task *t);
+static int start_bench(struct wrk *w, struct wrk_task *t, const json_t *b, bool *launch_error,
+                       struct err *err);
 
 static void send_msg(struct wrk *w, enum proto_type type, uint64_t req, json_t *body,
                      const struct wrk_task *blobs_of)
@@ -180,7 +183,9 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
     char **envp = task_env ? calloc(json_array_size(json_object_get(b, "env")) + nenv + 1, sizeof *envp) : NULL;
     char **argv = json_strv(json_object_get(b, "argv"), NULL);
     int rc;
-    if (strcmp(kind, "exec") != 0) {
+    if (strcmp(kind, "bench") == 0) {
+        rc = start_bench(w, t, b, &launch_error, &e);
+    } else if (strcmp(kind, "exec") != 0) {
         rc = err_set(&e, ENOTSUP, "task kind '%.16s' is not supported by this worker", kind);
         launch_error = true;
     } else if (envp == NULL || argv == NULL) {
@@ -236,6 +241,56 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
     t->phase = WRK_PHASE_RUNNING;
     log_debug("wrk", "task %llu.%u attempt %u: started pid %d", (unsigned long long)job, index,
               attempt, (int)t->proc.pid);
+}
+
+/* start_bench: launch a bench task as `moat-worker --run-bench JSON` (worker/wrk_bench.h)
+ * in the shared unconfined directory, with OpenBLAS held to the task's threads. */
+static int start_bench(struct wrk *w, struct wrk_task *t, const json_t *b, bool *launch_error,
+                       struct err *err)
+{
+    const json_t *bench = json_object_get(b, "bench");
+    if (!json_is_object(bench)) {
+        *launch_error = true;
+        return err_set(err, EPROTO, "bench task without its bench object");
+    }
+    json_t *args = json_deep_copy(bench);
+    char *text = NULL;
+    if (args && json_object_set_new(args, "node", json_string(w->res.name)) == 0 &&
+        json_object_set(args, "cpus", json_object_get(b, "cpus")) == 0 &&
+        json_object_set(args, "gpus", json_object_get(b, "gpus")) == 0)
+        text = json_dumps(args, JSON_COMPACT);
+    long long threads = json_integer_value(json_object_get(bench, "threads"));
+    if (threads <= 0)
+        threads = json_integer_value(json_object_get(b, "cpus"));
+    json_decref(args);
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **envp = calloc(nenv + 3, sizeof *envp);
+    if (text == NULL || envp == NULL) {
+        free(text);
+        free(envp);
+        *launch_error = true;
+        return err_set(err, ENOMEM, "out of memory");
+    }
+    char jobvar[64], blas[48];
+    snprintf(jobvar, sizeof jobvar, "MOAT_JOB_ID=%llu", (unsigned long long)t->job);
+    snprintf(blas, sizeof blas, "OPENBLAS_NUM_THREADS=%lld", threads);
+    size_t k = 0;
+    envp[k++] = jobvar;
+    envp[k++] = blas;
+    for (size_t i = 0; i < nenv; i++)
+        if (strncmp(environ[i], "MOAT_", 5) != 0 && strncmp(environ[i], "OPENBLAS_NUM_THREADS=", 21) != 0)
+            envp[k++] = environ[i];
+    snprintf(t->cwd, sizeof t->cwd, "%s/tasks/unconfined", w->cfg.state_dir);
+    t->cwd_shared = true;
+    char *argv[] = {w->self, "--run-bench", text, NULL};
+    int rc = wrk_exec_start(&t->proc, argv, envp, t->cwd,
+                            (size_t)json_integer_value(json_object_get(b, "output_cap")), launch_error,
+                            err);
+    free(envp);
+    free(text);
+    return rc;
 }
 
 /* end_launch_failed: the task could not be started here. launch_error: the node is
@@ -714,6 +769,8 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "--run-infer") == 0)
         return wrk_infer_main(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "--run-bench") == 0)
+        return wrk_bench_main(argc - 1, argv + 1);
     const char *conf = NULL;
     int opt;
     while ((opt = getopt(argc, argv, "c:h")) != -1) {

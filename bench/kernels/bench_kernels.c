@@ -23,6 +23,7 @@
  * Exit: 0 when every row validated, 1 when a row failed validation or an op
  * failed, 2 on bad usage.
  */
+#include "bench/kernels/bench_cublas.h"
 #include "kernels/krn_bench.h"
 
 #include <errno.h>
@@ -30,32 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef KRN_TEST_CUBLAS
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
-
-/* cuBLAS as the GEMM reference on cuda: row-major C = op(A) op(B) computed as
- * column-major C^T = op(B)^T op(A)^T. */
-static int cublas_gemm(void *ctx, krn_backend_t *be, const struct krn_gemm_args *g,
-                       const krn_buf_t *a, const krn_buf_t *b, krn_buf_t *c, struct err *err)
-{
-    cublasHandle_t h = ctx;
-    cublasSetStream(h, (cudaStream_t)krn_backend_cuda_stream(be));
-    static const cudaDataType_t ty[] = {CUDA_R_32F, CUDA_R_16BF, CUDA_R_16F};
-    float alpha = g->alpha, beta = g->beta;
-    int64_t lda = g->lda ? g->lda : (g->trans_a ? g->M : g->K);
-    int64_t ldb = g->ldb ? g->ldb : (g->trans_b ? g->K : g->N), ldc = g->ldc ? g->ldc : g->N;
-    cublasStatus_t st = cublasGemmStridedBatchedEx(
-        h, g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
-        (int)g->N, (int)g->M, (int)g->K, &alpha, krn_buf_ptr((krn_buf_t *)b), ty[g->dtype_ab],
-        (int)ldb, g->stride_b, krn_buf_ptr((krn_buf_t *)a), ty[g->dtype_ab], (int)lda,
-        g->stride_a, &beta, krn_buf_ptr(c), ty[g->dtype_c], (int)ldc, g->stride_c,
-        (int)(g->batch ? g->batch : 1), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-    if (st != CUBLAS_STATUS_SUCCESS)
-        return err_set(err, EIO, "cublasGemmStridedBatchedEx: %s", cublasGetStatusName(st));
-    return 0;
-}
-#endif
 
 struct shape {
     const char *op;
@@ -232,14 +207,7 @@ int main(int argc, char **argv)
             status = 1;
             continue;
         }
-#ifdef KRN_TEST_CUBLAS
-        cublasHandle_t hb = NULL;
-        struct krn_bench_ref ref = {"cublas", "cuda", cublas_gemm, NULL};
-        if (bi == 1 && cublasCreate(&hb) == CUBLAS_STATUS_SUCCESS) {
-            ref.ctx = hb;
-            krn_bench_ref_set(&ref);
-        }
-#endif
+        bench_cublas_install(be); /* cuda: GEMM rows get % of cuBLAS */
         /* variant passes: one automatic pass, or (--variants) one per variant */
         struct krn_variant vs[16];
         int nv = variants ? krn_backend_variants(be, vs, 16, &e) : 0;
@@ -312,11 +280,7 @@ int main(int argc, char **argv)
             if (pass >= 0)
                 krn_backend_variant_force(be, vs[pass].op, NULL, &e);
         }
-#ifdef KRN_TEST_CUBLAS
-        krn_bench_ref_set(NULL);
-        if (hb != NULL)
-            cublasDestroy(hb);
-#endif
+        bench_cublas_remove();
         krn_backend_destroy(be);
     }
     if (out != stdout)

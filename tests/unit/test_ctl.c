@@ -11,9 +11,11 @@
 
 #include <cmocka.h>
 
+#include "controller/ctl_bench.h"
 #include "controller/ctl_jobs.h"
 #include "controller/ctl_sched.h"
 #include "controller/ctl_state.h"
+#include "kernels/krn.h"
 #include "shared/units.h"
 
 struct fx {
@@ -326,6 +328,167 @@ static void recovery_rebuilds_state(void **state)
     assert_int_equal(f->ctl.nactive, 2);
 }
 
+/* A bench spec: the JSON round trip keeps every field; bad ones are named. */
+static void bench_spec_round_trip_and_errors(void **state)
+{
+    (void)state;
+    struct job_spec spec, back;
+    struct err e = {0};
+    json_t *o = json_loads("{\"kind\":\"bench\",\"bench\":{\"op\":\"attention\",\"shape\":[2,128,4,32,1],"
+                           "\"dtype\":\"bf16\",\"repeat\":7,\"backend\":\"cuda\",\"threads\":3},"
+                           "\"nodes\":[\"b\",\"a\"]}", 0, NULL);
+    assert_int_equal(jobspec_from_json(&spec, o, &e), 0);
+    json_decref(o);
+    assert_int_equal(jobspec_ntasks(&spec), 2);
+    assert_int_equal(spec.cpus, 0);
+    json_t *j = jobspec_to_json(&spec);
+    assert_int_equal(jobspec_from_json(&back, j, &e), 0);
+    json_decref(j);
+    assert_string_equal(back.bench_op, "attention");
+    assert_int_equal(back.bench_nshape, 5);
+    assert_int_equal(back.bench_shape[4], 1);
+    assert_string_equal(back.bench_dtype, "bf16");
+    assert_int_equal(back.bench_repeat, 7);
+    assert_string_equal(back.bench_backend, "cuda");
+    assert_int_equal(back.bench_threads, 3);
+    assert_int_equal(back.nnodes, 2);
+    assert_string_equal(back.nodes[0], "b");
+    jobspec_clear(&spec);
+    jobspec_clear(&back);
+    static const struct {
+        const char *json, *msg;
+    } bad[] = {
+        {"{\"kind\":\"bench\",\"bench\":{\"op\":\"gemm\",\"shape\":[1,2]},\"nodes\":\"all\"}", "2 shape values"},
+        {"{\"kind\":\"bench\",\"bench\":{\"op\":\"conv\",\"shape\":[1]},\"nodes\":\"all\"}", "op 'conv'"},
+        {"{\"kind\":\"bench\",\"bench\":{\"op\":\"gemm\",\"shape\":[1,0,2]},\"nodes\":\"all\"}", "shape[1]"},
+        {"{\"kind\":\"bench\",\"bench\":{\"op\":\"gelu\",\"shape\":[8],\"dtype\":\"f64\"},\"nodes\":\"all\"}", "bench.dtype"},
+        {"{\"kind\":\"bench\",\"bench\":{\"op\":\"gelu\",\"shape\":[8],\"repeat\":0},\"nodes\":\"all\"}", "bench.repeat"},
+        {"{\"kind\":\"bench\",\"bench\":{\"op\":\"gelu\",\"shape\":[8],\"x\":0},\"nodes\":\"all\"}", "unknown field 'x'"},
+        {"{\"kind\":\"bench\",\"bench\":{\"op\":\"gelu\",\"shape\":[8]},\"nodes\":[\"a\",\"a\"]}", "listed twice"},
+        {"{\"kind\":\"bench\",\"bench\":{\"op\":\"gelu\",\"shape\":[8]},\"nodes\":[\"a b\"]}", "nodes[0]"},
+        {"{\"kind\":\"bench\",\"bench\":{\"op\":\"gelu\",\"shape\":[8]},\"nodes\":[]}", "nodes"},
+        {"{\"kind\":\"bench\",\"bench\":{\"op\":\"gelu\",\"shape\":[8]},\"nodes\":\"all\",\"cpus\":2}", "cpus"},
+        {"{\"kind\":\"bench\",\"nodes\":\"all\"}", "spec: bench"},
+        {"{\"kind\":\"exec\",\"argv\":[\"x\"],\"nodes\":\"all\"}", "only for bench jobs"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        o = json_loads(bad[i].json, 0, NULL);
+        assert_non_null(o);
+        memset(&e, 0, sizeof e);
+        if (jobspec_from_json(&spec, o, &e) == 0)
+            fail_msg("accepted %s", bad[i].json);
+        if (strstr(e.msg, bad[i].msg) == NULL)
+            fail_msg("%s: message '%s' does not name '%s'", bad[i].json, e.msg, bad[i].msg);
+        json_decref(o);
+    }
+}
+
+/* jobspec's table of bench ops and shape lengths is the kernels' own: an op and
+ * length pass jobspec exactly when krn.h's cost model accepts them. */
+static void bench_op_table_matches_the_kernels(void **state)
+{
+    (void)state;
+    const int64_t shape[JOBSPEC_SHAPE_MAX] = {2, 2, 2, 2, 1};
+    for (int op = 0; op < KRN_OP_COUNT; op++) {
+        for (int n = 0; n <= JOBSPEC_SHAPE_MAX; n++) {
+            bool krn = krn_op_bytes((enum krn_op)op, shape, n, KRN_DTYPE_F32) > 0;
+            if (jobspec_bench_op_ok(krn_op_names[op], n) != krn)
+                fail_msg("%s with %d shape values: jobspec says %d, krn.h says %d", krn_op_names[op], n,
+                         !krn, krn);
+        }
+    }
+    assert_false(jobspec_bench_op_ok("conv2d", 3));
+}
+
+/* "all" becomes the nodes UP now, in name order; unknown names are refused. */
+static void bench_nodes_all_expands_to_up_nodes(void **state)
+{
+    struct fx *f = *state;
+    add_node(&f->ctl, "zeta", 2, 0, 0);
+    add_node(&f->ctl, "alpha", 2, 0, 0);
+    add_node(&f->ctl, "down", 2, 0, 0);
+    f->ctl.nodes[2].state = NODE_STATE_DOWN;
+    struct job_spec spec;
+    struct err e = {0};
+    json_t *o = json_loads("{\"kind\":\"bench\",\"bench\":{\"op\":\"add\",\"shape\":[8]},\"nodes\":\"all\"}",
+                           0, NULL);
+    assert_int_equal(jobspec_from_json(&spec, o, &e), 0);
+    assert_true(spec.nodes_all);
+    assert_int_equal(ctl_bench_expand(&f->ctl, &spec, &e), 0);
+    assert_false(spec.nodes_all);
+    assert_int_equal(spec.nnodes, 2);
+    assert_string_equal(spec.nodes[0], "alpha");
+    assert_string_equal(spec.nodes[1], "zeta");
+    jobspec_clear(&spec);
+    json_decref(o);
+    o = json_loads("{\"kind\":\"bench\",\"bench\":{\"op\":\"add\",\"shape\":[8]},\"nodes\":[\"alpha\",\"nope\"]}",
+                   0, NULL);
+    assert_int_equal(jobspec_from_json(&spec, o, &e), 0);
+    assert_int_equal(ctl_bench_expand(&f->ctl, &spec, &e), -1);
+    assert_int_equal(e.code, ENOENT);
+    assert_non_null(strstr(e.msg, "'nope'"));
+    jobspec_clear(&spec);
+    json_decref(o);
+}
+
+/* A bench task runs on its own node only, waits while that node is busy,
+ * takes the whole node and gives back exactly that. */
+static void bench_task_takes_its_idle_node_whole(void **state)
+{
+    struct fx *f = *state;
+    add_node(&f->ctl, "a", 4, 1, 1 << 30);
+    add_node(&f->ctl, "b", 8, 0, 2u << 30);
+    struct ctl_job *ex = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"x\"],\"cpus\":1}");
+    assert_int_equal(sched(&f->ctl), 1);
+    assert_string_equal(f->ctl.nodes[ex->tasks[0].node].name, "b"); /* most free cpus */
+    struct ctl_job *bj = submit(&f->ctl, "{\"kind\":\"bench\",\"bench\":{\"op\":\"gemm\",\"shape\":[64,64,64]},"
+                                         "\"nodes\":[\"b\",\"a\"],\"priority\":5}");
+    /* b is busy: task 0 waits (tasks start in order), and says why */
+    assert_int_equal(sched(&f->ctl), 0);
+    assert_int_equal(bj->state, JOB_STATE_PENDING);
+    assert_non_null(strstr(bj->reason, "waiting for node b (busy)"));
+    end_task(&f->ctl, ex, 0, JOB_STATE_COMPLETED, 0);
+    assert_int_equal(sched(&f->ctl), 2);
+    assert_string_equal(f->ctl.nodes[bj->tasks[0].node].name, "b");
+    assert_string_equal(f->ctl.nodes[bj->tasks[1].node].name, "a");
+    assert_int_equal(f->ctl.nodes[0].used_cpus, 4);
+    assert_int_equal(f->ctl.nodes[0].used_gpus, 1);
+    assert_int_equal(f->ctl.nodes[1].used_cpus, 8);
+    assert_true(f->ctl.nodes[1].used_mem == 2u << 30);
+    /* nothing else fits beside a benchmark */
+    struct ctl_job *other = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"y\"]}");
+    assert_int_equal(sched(&f->ctl), 0);
+    /* the DISPATCH carries the bench object and the whole node's sizes */
+    bool seen = false;
+    for (int i = 0; i < f->ctl.nout; i++) {
+        const json_t *b = f->ctl.outbox[i].msg.body;
+        if (f->ctl.outbox[i].msg.type != PROTO_TYPE_DISPATCH || json_integer_value(json_object_get(b, "job")) != (json_int_t)bj->id)
+            continue;
+        assert_string_equal(json_string_value(json_object_get(b, "kind")), "bench");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(b, "bench"), "op")), "gemm");
+        if (json_integer_value(json_object_get(b, "task")) == 1) {
+            assert_int_equal(json_integer_value(json_object_get(b, "cpus")), 4);
+            assert_int_equal(json_integer_value(json_object_get(b, "gpus")), 1);
+            seen = true;
+        }
+        struct err e = {0};
+        assert_int_equal(proto_body_validate(PROTO_TYPE_DISPATCH, b, &e), 0);
+    }
+    assert_true(seen);
+    end_task(&f->ctl, bj, 0, JOB_STATE_COMPLETED, 0);
+    end_task(&f->ctl, bj, 1, JOB_STATE_COMPLETED, 0);
+    assert_int_equal(bj->state, JOB_STATE_COMPLETED);
+    for (int n = 0; n < 2; n++) {
+        assert_int_equal(f->ctl.nodes[n].used_cpus, 0);
+        assert_int_equal(f->ctl.nodes[n].used_gpus, 0);
+        assert_true(f->ctl.nodes[n].used_mem == 0);
+        assert_int_equal(f->ctl.nodes[n].running, 0);
+    }
+    assert_int_equal(sched(&f->ctl), 1);
+    assert_int_equal(other->state, JOB_STATE_RUNNING);
+    commit(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +500,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(requeue_then_fail_after_max_attempts, setup, teardown),
         cmocka_unit_test_setup_teardown(cancel_pending_and_running, setup, teardown),
         cmocka_unit_test_setup_teardown(recovery_rebuilds_state, setup, teardown),
+        cmocka_unit_test(bench_spec_round_trip_and_errors),
+        cmocka_unit_test(bench_op_table_matches_the_kernels),
+        cmocka_unit_test_setup_teardown(bench_nodes_all_expands_to_up_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(bench_task_takes_its_idle_node_whole, setup, teardown),
     };
     return cmocka_run_group_tests_name("ctl", tests, NULL, NULL);
 }

@@ -1,0 +1,61 @@
+/* ctl_bench.c: bench jobs in the controller (see ctl_bench.h). */
+#include "controller/ctl_bench.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int ctl_bench_expand(const struct ctl *ctl, struct job_spec *spec, struct err *err)
+{
+    if (spec->kind != JOB_KIND_BENCH)
+        return 0;
+    if (!spec->nodes_all) {
+        for (int i = 0; i < spec->nnodes; i++)
+            if (ctl_node_find(ctl, spec->nodes[i]) < 0)
+                return err_set(err, ENOENT, "nodes: unknown node '%s' (see moat nodes)", spec->nodes[i]);
+        return 0;
+    }
+    const char **names = calloc((size_t)ctl->nnodes + 1, sizeof *names);
+    if (names == NULL)
+        return err_set(err, ENOMEM, "nodes: out of memory");
+    int n = 0;
+    for (int i = 0; i < ctl->nnodes && n < JOBSPEC_NODES_MAX; i++)
+        if (ctl->nodes[i].state == NODE_STATE_UP && ctl->nodes[i].registered)
+            names[n++] = ctl->nodes[i].name;
+    int rc = 0;
+    if (n == 0) {
+        rc = err_set(err, EINVAL, "nodes: all: no node is UP");
+    } else {
+        qsort(names, (size_t)n, sizeof *names, name_cmp);
+        rc = jobspec_set_nodes(spec, names, n, err);
+    }
+    free(names);
+    return rc;
+}
+
+int ctl_bench_node(const struct ctl *ctl, const struct ctl_job *job, uint32_t offset)
+{
+    if (job->spec.kind != JOB_KIND_BENCH || offset >= (uint32_t)job->spec.nnodes)
+        return -1;
+    return ctl_node_find(ctl, job->spec.nodes[offset]);
+}
+
+bool ctl_bench_node_free(const struct ctl_node *n)
+{
+    return n->state == NODE_STATE_UP && n->registered && n->running == 0;
+}
+
+json_t *ctl_bench_json(const struct job_spec *spec)
+{
+    json_t *shape = json_array();
+    for (int i = 0; shape && i < spec->bench_nshape; i++)
+        json_array_append_new(shape, json_integer((json_int_t)spec->bench_shape[i]));
+    return json_pack("{s:s, s:o, s:s, s:i, s:s, s:i}", "op", spec->bench_op, "shape", shape,
+                     "dtype", spec->bench_dtype, "repeat", spec->bench_repeat, "backend",
+                     spec->bench_backend, "threads", spec->bench_threads);
+}

@@ -1,0 +1,39 @@
+/* ctl_bench.h: bench jobs in the controller: node lists, placement, DISPATCH.
+ *
+ * A bench job (shared/jobspec.h) has one task per listed node, pinned to it:
+ * task i runs on spec.nodes[i]. A task starts only when its node is UP,
+ * registered and idle, and then takes the whole node (every cpu, gpu and byte
+ * of memory it registered), so that nothing else shares the machine being
+ * measured; until then the job waits with the reason "waiting for node X". The
+ * worker runs the kernel benchmark (kernels/krn.h krn_bench_run) and the JSON
+ * rows it prints are the task's stdout, stored like any task output (`moat
+ * result JOB` prints them, one row per line).
+ * Thread-safety: the controller's event loop only.
+ */
+#ifndef MOAT_CTL_BENCH_H
+#define MOAT_CTL_BENCH_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "controller/ctl_state.h"
+
+/* ctl_bench_expand: for a SUBMIT of kind bench: replace "all" with every node
+ * that is UP and registered now, in name order, and check that each listed node
+ * is known. EINVAL ("nodes: all: no node is UP"), ENOENT naming an unknown
+ * node, ENOMEM. Other kinds: a no-op. */
+int ctl_bench_expand(const struct ctl *ctl, struct job_spec *spec, struct err *err);
+
+/* ctl_bench_node: the node index task offset of job is pinned to, or -1 (unknown
+ * node). */
+int ctl_bench_node(const struct ctl *ctl, const struct ctl_job *job, uint32_t offset);
+
+/* ctl_bench_node_free: n can take a bench task now (UP, registered, nothing
+ * running). */
+bool ctl_bench_node_free(const struct ctl_node *n);
+
+/* ctl_bench_json: the DISPATCH's "bench" object of spec ({op, shape, dtype,
+ * repeat, backend, threads}); a new reference, NULL on ENOMEM. */
+json_t *ctl_bench_json(const struct job_spec *spec);
+
+#endif

@@ -1,0 +1,154 @@
+/* wrk_bench.c: the bench task's process (see wrk_bench.h). */
+#include "worker/wrk_bench.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/kernels/bench_cublas.h"
+#include "kernels/krn.h"
+#include "shared/jobspec.h"
+
+struct bench_args {
+    const char *node, *op, *backend;
+    enum krn_dtype dtype;
+    int64_t shape[JOBSPEC_SHAPE_MAX];
+    int nshape, repeat, threads, cpus, gpus;
+};
+
+static int int_field(const json_t *o, const char *key, long long min, long long max, long long def,
+                     int *out, struct err *err)
+{
+    const json_t *v = json_object_get(o, key);
+    if (v == NULL) {
+        *out = (int)def;
+        return 0;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return err_set(err, EINVAL, "%s: expected an integer in [%lld, %lld]", key, min, max);
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+static int args_parse(const json_t *o, struct bench_args *a, struct err *err)
+{
+    static const char *const known[] = {"node", "op", "shape", "dtype", "repeat", "backend",
+                                        "threads", "cpus", "gpus", NULL};
+    if (!json_is_object(o))
+        return err_set(err, EINVAL, "not a JSON object");
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)o, key, v) {
+        bool ok = false;
+        for (const char *const *k = known; *k; k++)
+            ok |= strcmp(key, *k) == 0;
+        if (!ok)
+            return err_set(err, EINVAL, "unknown key '%.40s'", key);
+    }
+    a->node = json_string_value(json_object_get(o, "node"));
+    a->op = json_string_value(json_object_get(o, "op"));
+    if (a->node == NULL)
+        return err_set(err, EINVAL, "node: expected a string");
+    if (a->op == NULL)
+        return err_set(err, EINVAL, "op: expected a string");
+    const json_t *sh = json_object_get(o, "shape");
+    if (!json_is_array(sh) || json_array_size(sh) < 1 || json_array_size(sh) > JOBSPEC_SHAPE_MAX)
+        return err_set(err, EINVAL, "shape: expected 1..%d integers", JOBSPEC_SHAPE_MAX);
+    a->nshape = (int)json_array_size(sh);
+    for (int i = 0; i < a->nshape; i++) {
+        const json_t *e = json_array_get(sh, (size_t)i);
+        if (!json_is_integer(e) || json_integer_value(e) < 0)
+            return err_set(err, EINVAL, "shape[%d]: expected an integer >= 0", i);
+        a->shape[i] = json_integer_value(e);
+    }
+    const json_t *dt = json_object_get(o, "dtype");
+    if (dt && !json_is_string(dt))
+        return err_set(err, EINVAL, "dtype: expected f32, bf16 or f16");
+    if (krn_dtype_parse(dt ? json_string_value(dt) : "f32", &a->dtype, err) != 0)
+        return err_prefix(err, "dtype");
+    const json_t *be = json_object_get(o, "backend");
+    a->backend = be ? json_string_value(be) : "auto";
+    if (a->backend == NULL ||
+        (strcmp(a->backend, "auto") && strcmp(a->backend, "cpu") && strcmp(a->backend, "cuda")))
+        return err_set(err, EINVAL, "backend: expected auto, cpu or cuda");
+    if (int_field(o, "repeat", 1, 1000, 10, &a->repeat, err) ||
+        int_field(o, "threads", 0, 1024, 0, &a->threads, err) ||
+        int_field(o, "cpus", 1, 1000000, 1, &a->cpus, err) ||
+        int_field(o, "gpus", 0, 1024, 0, &a->gpus, err))
+        return -1;
+    return 0;
+}
+
+/* print_rows: rows (one object per line) to stdout, each with "node" first. */
+static void print_rows(const char *rows, const char *node)
+{
+    json_t *name = json_string(node);
+    char *quoted = name ? json_dumps(name, JSON_ENCODE_ANY) : NULL;
+    json_decref(name);
+    for (const char *p = rows; *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len > 2 && p[0] == '{' && quoted)
+            printf("{\"node\":%s,%.*s\n", quoted, (int)(len - 1), p + 1);
+        else if (len > 0)
+            printf("%.*s\n", (int)len, p);
+        p += len + (nl != NULL);
+    }
+    free(quoted);
+    fflush(stdout);
+}
+
+int wrk_bench_main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "moat-bench: usage: moat-worker --run-bench JSON\n");
+        return 2;
+    }
+    struct err err = {0};
+    json_error_t je;
+    json_t *o = json_loads(argv[1], JSON_REJECT_DUPLICATES, &je);
+    if (o == NULL) {
+        fprintf(stderr, "moat-bench: spec: %s\n", je.text);
+        return 2;
+    }
+    struct bench_args a;
+    if (args_parse(o, &a, &err) != 0) {
+        fprintf(stderr, "moat-bench: spec: %s\n", err.msg);
+        json_decref(o);
+        return 2;
+    }
+    const char *name = a.backend;
+    if (strcmp(name, "auto") == 0)
+        name = a.gpus > 0 && krn_cuda_device_count() > 0 ? "cuda" : "cpu";
+    int status = 1;
+    krn_backend_t *be = NULL;
+    if (strcmp(name, "cuda") == 0 && krn_cuda_device_count() == 0) {
+        fprintf(stderr, "moat-bench: node %s: backend cuda: no CUDA device visible%s\n", a.node,
+                a.gpus > 0 ? "" : " (and the node registered no GPU)");
+        goto out;
+    }
+    be = krn_backend_create(name, strcmp(name, "cuda") == 0 ? 0 : a.threads ? a.threads : a.cpus, &err);
+    if (be == NULL) {
+        fprintf(stderr, "moat-bench: node %s: backend %s: %s\n", a.node, name, err.msg);
+        goto out;
+    }
+    bench_cublas_install(be);
+    char *rows = NULL;
+    if (krn_bench_run(a.op, a.shape, a.nshape, a.dtype, a.repeat, be, &rows, &err) != 0) {
+        fprintf(stderr, "moat-bench: node %s: %s %s on %s: %s\n", a.node, a.op,
+                krn_dtype_names[a.dtype], name, err.msg);
+    } else {
+        print_rows(rows, a.node);
+        status = strstr(rows, "\"valid\":false") ? 1 : 0;
+        if (status != 0)
+            fprintf(stderr, "moat-bench: node %s: a row failed validation (\"valid\":false)\n", a.node);
+        free(rows);
+    }
+    bench_cublas_remove();
+out:
+    krn_backend_destroy(be);
+    json_decref(o);
+    return status;
+}
