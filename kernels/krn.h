@@ -116,6 +116,17 @@ struct krn_device_info {
 /* krn_backend_info: fill *out for the device be runs on. EIO on CUDA failure. */
 int krn_backend_info(const krn_backend_t *be, struct krn_device_info *out, struct err *err);
 
+/* krn_cpu_process_init: call first thing in main() of a program that runs the
+ * "cpu" backend (argv: main's). The backend threads through its own pool and
+ * keeps OpenBLAS at one thread; but OpenBLAS starts its own threads when it is
+ * loaded (OPENBLAS_NUM_THREADS of them, else one per core), and they spin for
+ * ~2^28 cycles (its THREAD_TIMEOUT), taking cores from the pool: GEMMs in the
+ * first ~0.1 s of a process ran 2-6x slow. So unless OPENBLAS_NUM_THREADS is
+ * "1", this sets it and re-executes the program (execv of /proc/self/exe with
+ * the same argv; same pid), once. Returns only when no re-execution was needed
+ * or it failed (then with a line on stderr; the program still works). */
+void krn_cpu_process_init(char **argv);
+
 /* krn_cuda_device_count: number of CUDA devices visible to this process; 0 in a
  * build without CUDA, without a driver or without a device. Never fails. */
 int krn_cuda_device_count(void);
@@ -124,6 +135,15 @@ int krn_cuda_device_count(void);
  * backend (the worker's registration). ENODEV when dev is out of range or the
  * build has no CUDA; EIO on a driver error. */
 int krn_cuda_device_info(int dev, struct krn_device_info *out, struct err *err);
+
+/* krn_cuda_device_uuid: the 16-byte UUID of CUDA device index dev
+ * (cudaDeviceProp.uuid; nvidia-smi prints it as "GPU-" + 8-4-4-4-12 hex).
+ * It names the physical GPU (a MIG instance has its own), whatever index
+ * CUDA_VISIBLE_DEVICES gives it in this process, so processes can tell whether
+ * they share a device (NCCL cannot place two ranks of one communicator on one
+ * GPU). out: 16 bytes, written on success only. ENODEV when dev is out of range
+ * or the build has no CUDA; EIO on a driver error (call and cudaGetErrorName). */
+int krn_cuda_device_uuid(int dev, uint8_t out[16], struct err *err);
 
 /* krn_backend_cuda_stream: the handle's cudaStream_t as void * (for NCCL), or
  * NULL on other backends. Borrowed: valid until krn_backend_destroy. */
@@ -210,6 +230,30 @@ int krn_buf_download(const krn_buf_t *buf, size_t offset, void *dst, size_t byte
 
 /* krn_buf_zero: set every byte of buf to 0 (stream-ordered on "cuda"). */
 int krn_buf_zero(krn_buf_t *buf, struct err *err);
+
+/* Copies through a raw backend pointer, for code that holds krn_buf_ptr() (plus
+ * an offset) but not the buffer: a TP all-reduce callback (worker/wrk_bert.h
+ * struct wrk_allreduce) that stages device memory through host memory.
+ * ptr must point into one buffer of be, with bytes more bytes inside it
+ * (krn_buf_ptr(buf) + offset, offset + bytes <= krn_buf_size(buf)). This is
+ * NOT checked (buffers are not tracked): any other pointer is undefined
+ * behaviour on "ref"/"cpu", and EIO (cudaErrorInvalidValue) or a device fault
+ * on "cuda". Both are synchronous and stream-ordered: on "cuda" the copy is
+ * queued on be's stream after every op queued before it
+ * (cudaMemcpyAsync) and the stream is synchronised before the call returns, so
+ * the host side may be read or reused on return; on "ref"/"cpu" a memmove.
+ * bytes == 0 is a no-op (0; ptr and the host pointer may then be NULL).
+ * Errors: EINVAL (be NULL, or a NULL pointer with bytes > 0); on "cuda" EIO
+ * naming the CUDA call and cudaGetErrorName, including an earlier asynchronous
+ * fault on the stream. Thread-safety: as for be (one handle per thread). */
+
+/* krn_ptr_download: copy bytes at backend pointer ptr into host dst. */
+int krn_ptr_download(krn_backend_t *be, void *dst, const void *ptr, size_t bytes,
+                     struct err *err);
+
+/* krn_ptr_upload: copy bytes from host src to backend pointer ptr. */
+int krn_ptr_upload(krn_backend_t *be, void *ptr, const void *src, size_t bytes,
+                   struct err *err);
 
 /* ---- ops ---- */
 
@@ -374,9 +418,10 @@ int krn_l2_normalize(krn_backend_t *be, int64_t rows, int64_t cols, float eps,
  * JSON objects, one per line, each ending in '\n':
  *   {"op","shape":[...],"dtype","backend","device","threads","repeat",
  *    "time_ms" (median),"time_ms_min","gflops","gbps","ref","ref_time_ms",
- *    "pct_of_ref","peak_gflops","pct_of_peak","max_abs_err","valid","checksum"}
+ *    "pct_of_ref","peak","peak_unit","pct_of_peak","max_abs_err","valid","checksum"}
  * "ref" names the reference timed in the same run (gemm on cpu: "openblas",
- * OpenBLAS called directly; attention: "unfused", the materialised
+ * cblas_sgemm called directly with OpenBLAS's own threads at the backend's
+ * thread count; attention: "unfused", the materialised
  * Q.K^T -> softmax -> .V on the same backend; else null). Inputs are uniform
  * random in [-1, 1) from a fixed seed, so checksum (sum of the output) is
  * comparable across nodes. A validation failure is not an error: the row says

@@ -231,6 +231,28 @@ int krn_buf_zero(krn_buf_t *buf, struct err *err)
     return buf->be->ops->mem_zero(buf->be, buf->ptr, buf->size, err);
 }
 
+int krn_ptr_download(krn_backend_t *be, void *dst, const void *ptr, size_t bytes,
+                     struct err *err)
+{
+    if (bytes == 0)
+        return be != NULL ? 0 : err_set(err, EINVAL, "ptr download: backend is NULL");
+    if (be == NULL || dst == NULL || ptr == NULL)
+        return err_set(err, EINVAL, "ptr download: %zu bytes: backend, dst or ptr is NULL",
+                       bytes);
+    return be->ops->mem_download(be, dst, ptr, bytes, err);
+}
+
+int krn_ptr_upload(krn_backend_t *be, void *ptr, const void *src, size_t bytes,
+                   struct err *err)
+{
+    if (bytes == 0)
+        return be != NULL ? 0 : err_set(err, EINVAL, "ptr upload: backend is NULL");
+    if (be == NULL || ptr == NULL || src == NULL)
+        return err_set(err, EINVAL, "ptr upload: %zu bytes: backend, ptr or src is NULL",
+                       bytes);
+    return be->ops->mem_upload(be, ptr, src, bytes, err);
+}
+
 /* ---- validation helpers ---- */
 
 /* check_buf: buf belongs to be and holds at least elems elements of esize bytes. */

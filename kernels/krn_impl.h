@@ -26,7 +26,9 @@ struct krn_backend_ops {
     int (*info)(const krn_backend_t *be, struct krn_device_info *out, struct err *err);
     void *(*stream)(krn_backend_t *be); /* NULL: none */
 
-    /* memory: device (or host) pointers; offsets already applied */
+    /* memory: device (or host) pointers; offsets already applied. mem_upload and
+     * mem_download serve both krn_buf_* and krn_ptr_*: they are synchronous (the
+     * host side may be reused on return) and ordered after every queued op. */
     void *(*mem_alloc)(krn_backend_t *be, size_t bytes, struct err *err);
     void (*mem_free)(krn_backend_t *be, void *p);
     int (*mem_upload)(krn_backend_t *be, void *dst, const void *src, size_t bytes,

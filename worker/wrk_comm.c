@@ -32,10 +32,12 @@ enum comm_type {
     COMM_SUM,
     COMM_BCAST,
     COMM_ABORT,
+    COMM_GATHER,
+    COMM_GATHERED,
     COMM_TYPE_END
 };
 static const char *const comm_type_names[COMM_TYPE_END] = {
-    "?", "HELLO", "WELCOME", "REFUSE", "PARTIAL", "SUM", "BCAST", "ABORT"};
+    "?", "HELLO", "WELCOME", "REFUSE", "PARTIAL", "SUM", "BCAST", "ABORT", "GATHER", "GATHERED"};
 
 struct comm_hdr {
     uint8_t type;
@@ -603,30 +605,31 @@ static void sum_partials(wrk_comm_t *c, float *buf, size_t n)
     }
 }
 
-static int allreduce_root(wrk_comm_t *c, float *buf, size_t n, struct err *err)
+/* Rank 0: wait for this call's message of type from every rank 1..tp-1, each
+ * of count elements of elem bytes, and keep it in part[k] (have[k] set).
+ * 0, or -1 with *e (part[] is then released by the caller's call_fail path). */
+static int root_collect(wrk_comm_t *c, int type, uint64_t count, size_t elem, struct err *e)
 {
-    struct err e = {0};
     int64_t deadline = now_ms() + c->timeout_ms;
     int present = 1;
     while (present < c->tp) {
         struct comm_msg m;
-        int rc = recv_msg(c, deadline, &m, &e);
+        int rc = recv_msg(c, deadline, &m, e);
         if (rc < 0)
-            goto fail;
+            return -1;
         if (rc == 0) {
             char miss[96];
             int nmiss;
             missing_list(c, miss, sizeof miss, &nmiss);
-            err_set(&e, ETIMEDOUT, "no partial from rank%s %s after %.1f s", nmiss > 1 ? "s" : "",
-                    miss, c->timeout_ms / 1000.0);
-            goto fail;
+            return err_set(e, ETIMEDOUT, "no %s from rank%s %s after %.1f s",
+                           type == COMM_PARTIAL ? "partial" : comm_type_names[type],
+                           nmiss > 1 ? "s" : "", miss, c->timeout_ms / 1000.0);
         }
-        if (msg_expect(c, &m, COMM_PARTIAL, c->seq, n, sizeof(float), &e) == 0
-            && c->have[m.from])
-            err_set(&e, EPROTO, "rank %d: second PARTIAL", m.from);
-        if (e.code != 0) {
+        if (msg_expect(c, &m, type, c->seq, count, elem, e) == 0 && c->have[m.from])
+            err_set(e, EPROTO, "rank %d: second %s", m.from, comm_type_names[type]);
+        if (e->code != 0) {
             zmq_msg_close(&m.body);
-            goto fail;
+            return -1;
         }
         zmq_msg_init(&c->part[m.from]);
         zmq_msg_move(&c->part[m.from], &m.body);
@@ -634,45 +637,62 @@ static int allreduce_root(wrk_comm_t *c, float *buf, size_t n, struct err *err)
         c->have[m.from] = true;
         present++;
     }
-    sum_partials(c, buf, n);
-    for (int k = 1; k < c->tp; k++) {
-        zmq_msg_close(&c->part[k]);
-        c->have[k] = false;
-    }
-    /* one copy of the sum, shared (reference-counted) by every outgoing SUM */
-    zmq_msg_t sum;
-    if (zmq_msg_init_size(&sum, n * sizeof(float)) != 0) {
-        err_set(&e, ENOMEM, "out of memory for %zu floats", n);
-        goto fail;
-    }
-    if (n > 0)
-        memcpy(zmq_msg_data(&sum), buf, n * sizeof(float));
-    for (int k = 1; k < c->tp && e.code == 0; k++) {
-        uint8_t hdr[HDR_LEN];
-        struct comm_hdr h = hdr_make(c, COMM_SUM, c->seq, n);
-        hdr_encode(hdr, &h);
-        zmq_msg_t out;
-        zmq_msg_init(&out);
-        zmq_msg_copy(&out, &sum);
-        if (zmq_send(c->sock, c->ids[k], strlen(c->ids[k]), ZMQ_SNDMORE) < 0
-            || zmq_send(c->sock, hdr, HDR_LEN, ZMQ_SNDMORE) < 0
-            || zmq_msg_send(&out, c->sock, 0) < 0) {
-            int en = errno;
-            zmq_msg_close(&out);
-            err_set(&e, en == EAGAIN ? ETIMEDOUT : en, "rank %d: send SUM: %s", k,
-                    en == EAGAIN ? "not delivered in time" : zmq_strerror(en));
-        }
-    }
-    zmq_msg_close(&sum);
-    if (e.code != 0)
-        goto fail;
     return 0;
-fail:
+}
+
+/* Rank 0: release every kept message. */
+static void root_release(wrk_comm_t *c)
+{
     for (int k = 1; k < c->tp; k++)
         if (c->have[k]) {
             zmq_msg_close(&c->part[k]);
             c->have[k] = false;
         }
+}
+
+/* Rank 0: send body (bytes) as this call's message of type and count to every
+ * rank 1..tp-1: one copy, shared (reference-counted) by every send. */
+static int root_send_all(wrk_comm_t *c, int type, const void *body, size_t bytes,
+                         uint64_t count, struct err *e)
+{
+    zmq_msg_t one;
+    if (zmq_msg_init_size(&one, bytes) != 0)
+        return err_set(e, ENOMEM, "out of memory for %zu bytes", bytes);
+    if (bytes > 0)
+        memcpy(zmq_msg_data(&one), body, bytes);
+    for (int k = 1; k < c->tp && e->code == 0; k++) {
+        uint8_t hdr[HDR_LEN];
+        struct comm_hdr h = hdr_make(c, type, c->seq, count);
+        hdr_encode(hdr, &h);
+        zmq_msg_t out;
+        zmq_msg_init(&out);
+        zmq_msg_copy(&out, &one);
+        if (zmq_send(c->sock, c->ids[k], strlen(c->ids[k]), ZMQ_SNDMORE) < 0
+            || zmq_send(c->sock, hdr, HDR_LEN, ZMQ_SNDMORE) < 0
+            || zmq_msg_send(&out, c->sock, 0) < 0) {
+            int en = errno;
+            zmq_msg_close(&out);
+            err_set(e, en == EAGAIN ? ETIMEDOUT : en, "rank %d: send %s: %s", k,
+                    comm_type_names[type],
+                    en == EAGAIN ? "not delivered in time" : zmq_strerror(en));
+        }
+    }
+    zmq_msg_close(&one);
+    return e->code != 0 ? -1 : 0;
+}
+
+static int allreduce_root(wrk_comm_t *c, float *buf, size_t n, struct err *err)
+{
+    struct err e = {0};
+    if (root_collect(c, COMM_PARTIAL, n, sizeof(float), &e) != 0)
+        goto fail;
+    sum_partials(c, buf, n);
+    root_release(c);
+    if (root_send_all(c, COMM_SUM, buf, n * sizeof(float), n, &e) != 0)
+        goto fail;
+    return 0;
+fail:
+    root_release(c);
     return call_fail(c, &e, "all-reduce", err);
 }
 
@@ -748,6 +768,45 @@ int wrk_comm_bcast(wrk_comm_t *c, void *buf, size_t len, struct err *err)
     if (member_wait(c, COMM_BCAST, buf, len, 1, &e) != 0)
         return call_fail(c, &e, "broadcast", err);
     return 0;
+}
+
+int wrk_comm_allgather(wrk_comm_t *c, const void *mine, size_t len, void *all,
+                       struct err *err)
+{
+    if (c == NULL || (len > 0 && (mine == NULL || all == NULL)))
+        return err_set(err, EINVAL, "comm all-gather: NULL argument");
+    if (len > (size_t)WRK_COMM_MSG_MAX / (size_t)c->tp)
+        return err_set(err, EINVAL, "comm all-gather: %d x %zu bytes over the frame limit",
+                       c->tp, len);
+    unsigned char *out = all;
+    if (len > 0)
+        memmove(out + (size_t)c->rank * len, mine, len); /* mine may be that slot */
+    if (c->tp == 1)
+        return 0;
+    if (call_begin(c, err) != 0)
+        return -1;
+    struct err e = {0};
+    size_t total = (size_t)c->tp * len;
+    if (c->rank == 0) {
+        if (root_collect(c, COMM_GATHER, len, 1, &e) != 0)
+            goto fail;
+        for (int k = 1; k < c->tp && len > 0; k++)
+            memcpy(out + (size_t)k * len, zmq_msg_data(&c->part[k]), len);
+        root_release(c);
+        if (root_send_all(c, COMM_GATHERED, out, total, total, &e) != 0)
+            goto fail;
+        return 0;
+    }
+    /* member_wait copies only a GATHERED that passed every check */
+    struct comm_hdr h = hdr_make(c, COMM_GATHER, c->seq, len);
+    if (send_to(c, 0, &h, out + (size_t)c->rank * len, len, &e) != 0
+        || member_wait(c, COMM_GATHERED, out, total, 1, &e) != 0)
+        goto fail;
+    return 0;
+fail:
+    if (c->rank == 0)
+        root_release(c);
+    return call_fail(c, &e, "all-gather", err);
 }
 
 void wrk_comm_abort(wrk_comm_t *c, const struct err *why)

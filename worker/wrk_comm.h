@@ -1,4 +1,4 @@
-/* wrk_comm.h: a TP group's collectives between rank processes over ZeroMQ (CPU ranks).
+/* wrk_comm.h: a TP group's collectives between rank processes over ZeroMQ, on host memory.
  *
  * Rank 0 binds a ROUTER on the group's endpoint; ranks 1..tp-1 connect DEALERs
  * to it. This module wraps its own ZeroMQ context and sockets (it includes
@@ -12,12 +12,16 @@
  * stranger) gets REFUSE and can never take part; anything else it sends is
  * dropped. Every wait is bounded by timeout_s.
  *
+ * All-gather. Ranks k > 0 send their len bytes to rank 0 (GATHER); rank 0
+ * waits for all, lays them out in rank order and sends the whole tp * len
+ * bytes back (GATHERED), so every rank ends with the same table.
+ *
  * All-reduce (sum). Ranks k > 0 send their partial buffer to rank 0 (PARTIAL);
  * rank 0 waits for all of them, sums element-wise in rank order 0, 1, 2, ...
  * (so the result does not depend on arrival order) and sends the sum back
  * (SUM). Every rank therefore ends with bit-identical buffers, equal to what
  * the in-process reference (tests/unit/test_bert.c) computes. Each collective
- * call (all-reduce or broadcast) has a sequence number, 1 for the first call,
+ * call (all-reduce, broadcast or all-gather) has a sequence number, 1 for the first call,
  * carried in every message of that call; all ranks must make the same calls in
  * the same order with the same sizes.
  *
@@ -42,18 +46,26 @@
  *     SUM     5  count f32, raw little-endian                      0 -> k
  *     BCAST   6  count bytes                                       0 -> k
  *     ABORT   7  reason (text)            either way: the sender has failed
+ *     GATHER  8  count bytes (this rank's)                         k -> 0
+ *     GATHERED 9 count = tp * len bytes, rank 0's first            0 -> k
+ * (GATHER and GATHERED were added within version 1: a build without them
+ * rejects them as an unknown type, EPROTO, so a mixed group fails at once.)
  * A message from a group member is checked field by field: header length,
  * magic, version, flags, type, rank (must match the routing id), tp, seq,
  * count against the call's, body length == count * element size, frame count;
  * a failed check is EPROTO naming it. Tensors are host f32 (this module, like
  * worker/wrk_model.h, assumes little-endian hosts).
  *
- * NCCL seam (GPU ranks, later): a NCCL communicator gets the same function
- * signature as wrk_comm_allreduce_sum() (so it plugs into struct
+ * NCCL seam (GPU ranks): the NCCL all-reduce (worker/wrk_nccl.h) has the same
+ * function signature as wrk_comm_allreduce_sum() (so it plugs into struct
  * wrk_allreduce unchanged), and its ncclUniqueId (128 bytes) travels over this
  * rendezvous: rank 0 calls ncclGetUniqueId() and wrk_comm_bcast(), every rank
  * then ncclCommInitRank(tp, id, rank). The ZeroMQ all-reduce itself needs host
- * memory: with the "cuda" backend (device pointers) it is not usable as is.
+ * memory; GPU ranks use it through worker/wrk_stage.h, which copies the device
+ * buffer to host memory and back around it. Which of the two a group uses is
+ * decided by all its ranks together (worker/wrk_arpath.h, over
+ * wrk_comm_allgather()): NCCL only when every rank has a GPU of its own (distinct
+ * device UUIDs) and NCCL in its build, else ZeroMQ.
  *
  * Thread-safety: one handle per thread; different handles (even of one group)
  * may live in different threads of one process, each with its own context.
@@ -116,6 +128,18 @@ struct wrk_allreduce wrk_comm_allreduce(wrk_comm_t *c);
  * equal on every rank (EPROTO otherwise). Rank 0 does not wait for delivery.
  * Errors as wrk_comm_allreduce_sum(). */
 int wrk_comm_bcast(wrk_comm_t *c, void *buf, size_t len, struct err *err);
+
+/* wrk_comm_allgather: every rank contributes len bytes (mine) and receives
+ * every rank's, in rank order: all[k * len .. (k + 1) * len) = rank k's mine,
+ * bit for bit and the same on every rank (the all-reduce path choice,
+ * worker/wrk_arpath.h). all: tp * len bytes, caller-owned; mine may be
+ * all + rank * len (in place), else it must not overlap all. len must be
+ * equal on every rank (EPROTO otherwise); len == 0 is a valid (empty) call.
+ * tp == 1 copies mine into all. On failure the other ranks' slots of all
+ * are unspecified. Errors as wrk_comm_allreduce_sum() (sticky); EINVAL (NULL with
+ * len > 0, tp * len over WRK_COMM_MSG_MAX; not sticky). */
+int wrk_comm_allgather(wrk_comm_t *c, const void *mine, size_t len, void *all,
+                       struct err *err);
 
 /* wrk_comm_abort: tell the group that this rank has failed with why (best
  * effort, does not wait); the handle becomes sticky-failed (ECANCELED). Rank 0

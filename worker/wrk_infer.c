@@ -1,13 +1,15 @@
 /* wrk_infer.c: the rank runner of an infer task: spec, shard check, tokenise, forward, output.
  *
  * Invariants: every rank of a group makes the same collective calls in the
- * same order (one broadcast, then two all-reduces per layer per sub-batch),
- * because every rank derives its sub-batches from the same token ids (checked
- * by the broadcast digest). Once the comm handle exists, any failure is passed
- * to the group with wrk_comm_abort() before the process exits.
+ * same order (one broadcast; when tp > 1 and there are documents, one
+ * all-gather that picks the all-reduce path, and NCCL's id broadcast when that
+ * path is NCCL; then two all-reduces per layer per sub-batch), because every
+ * rank derives its sub-batches from the same token ids (checked by the
+ * broadcast digest) and every rank reaches the same path decision from the same
+ * all-gathered table (worker/wrk_arpath.h). Once the comm handle exists, any
+ * failure is passed to the group with wrk_comm_abort() before the process exits.
  */
 #include "worker/wrk_infer.h"
-#include "worker/wrk_nccl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,9 +30,12 @@
 
 #include "kernels/krn.h"
 #include "shared/err.h"
+#include "worker/wrk_arpath.h"
 #include "worker/wrk_bert.h"
 #include "worker/wrk_comm.h"
 #include "worker/wrk_model.h"
+#include "worker/wrk_nccl.h"
+#include "worker/wrk_stage.h"
 #include "worker/wrk_tok.h"
 
 #define SHARD_MAX ((int64_t)8 << 30)
@@ -42,6 +47,7 @@ struct infer_spec {
     const char *shard, *shard_sha256, *vocab, *vocab_sha256, *input, *output, *comm, *backend;
     double comm_timeout;
     int max_len, batch, threads, device;
+    enum wrk_arpath allreduce; /* what the spec asks for (default auto) */
     json_t *root; /* owns the strings above */
 };
 
@@ -60,6 +66,7 @@ struct infer_stats {
     int docs, batches;
     int64_t tokens;
     double seconds, setup_seconds;
+    const char *allreduce; /* "none", "nccl", "zeromq" or "zeromq-staged" */
 };
 
 static double now_s(void)
@@ -73,7 +80,7 @@ static double now_s(void)
 
 static const char *const spec_keys[] = {
     "job", "task", "attempt", "rank", "tp", "shard", "shard_sha256", "vocab", "vocab_sha256", "input", "output",
-    "comm", "comm_timeout", "max_len", "batch", "backend", "threads", "device"};
+    "comm", "comm_timeout", "max_len", "batch", "backend", "threads", "device", "allreduce"};
 
 static int spec_int(json_t *o, const char *key, bool required, long long def, long long min,
                     long long max, long long *out, struct err *err)
@@ -161,11 +168,17 @@ static int spec_parse(const char *path, struct infer_spec *s, struct err *err)
         || spec_str(o, "comm", s->tp > 1, NULL, &s->comm, err) != 0
         || spec_str(o, "backend", false, "cpu", &s->backend, err) != 0)
         return -1;
+    const char *ar;
+    if (spec_str(o, "allreduce", false, "auto", &ar, err) != 0
+        || wrk_arpath_parse(ar, &s->allreduce, err) != 0)
+        return -1;
     if (strspn(s->shard_sha256, "0123456789abcdefABCDEF") != 64 || strlen(s->shard_sha256) != 64)
         return err_set(err, EINVAL, "shard_sha256: not 64 hex digits");
     if (strcmp(s->backend, "cpu") != 0 && strcmp(s->backend, "cuda") != 0
         && strcmp(s->backend, "ref") != 0)
         return err_set(err, EINVAL, "backend: '%s', expected cpu or cuda", s->backend);
+    if (s->allreduce == WRK_ARPATH_NCCL && strcmp(s->backend, "cuda") != 0)
+        return err_set(err, EINVAL, "allreduce: nccl needs backend cuda, not %s", s->backend);
     s->comm_timeout = 60.0;
     json_t *t = json_object_get(o, "comm_timeout");
     if (t != NULL) {
@@ -379,12 +392,44 @@ struct infer_run {
     wrk_tok_t *tok;
     struct infer_docs docs;
     krn_backend_t *be;
-    wrk_nccl_t *nccl;    /* GPU ranks of a TP group: the all-reduce; else NULL */
+    wrk_nccl_t *nccl;    /* the all-reduce of a group on the NCCL path; else NULL */
+    wrk_stage_t *stage;  /* a GPU rank on the ZeroMQ path: the host staging; else NULL */
     wrk_bert_t *bert;
     int32_t *ids, *mask; /* [batch, longest] */
     float *emb;          /* [n_docs, dim] */
     float *out;          /* [batch, dim] */
 };
+
+/* Pick the group's all-reduce path together with the other ranks (tp > 1; r->be
+ * open) and set it up: r->nccl on the NCCL path, r->stage for a GPU rank on the
+ * ZeroMQ path, neither for a host rank. Logs the choice and its reason on one
+ * stderr line. 0, or -1 with *what and err. */
+static int select_allreduce(const struct infer_spec *s, struct infer_run *r,
+                            struct infer_stats *st, const char **what, struct err *err)
+{
+    bool cuda = strcmp(s->backend, "cuda") == 0;
+    struct wrk_arpath_rank me = {.gpu = cuda, .nccl = wrk_nccl_available(), .want = s->allreduce};
+    if (cuda && krn_cuda_device_uuid(s->device, me.uuid, err) != 0)
+        return -1; /* *what is still "backend" */
+    *what = "comm";
+    enum wrk_arpath path;
+    char why[160];
+    if (wrk_arpath_choose(r->comm, &me, &path, why, sizeof why, err) != 0)
+        return -1;
+    st->allreduce = path == WRK_ARPATH_NCCL ? "nccl" : cuda ? "zeromq-staged" : "zeromq";
+    fprintf(stderr, "moat-infer: all-reduce: %s (%s)\n", st->allreduce, why);
+    fflush(stderr);
+    if (path == WRK_ARPATH_NCCL) {
+        r->nccl = wrk_nccl_create(r->comm, r->be, s->tp, s->rank, err);
+        return r->nccl != NULL ? 0 : -1;
+    }
+    if (cuda) {
+        struct wrk_allreduce inner = wrk_comm_allreduce(r->comm);
+        r->stage = wrk_stage_create(r->be, &inner, err);
+        return r->stage != NULL ? 0 : -1;
+    }
+    return 0;
+}
 
 /* Run the rank; returns 0, or 1 / 2 (exit status) with *what and err set. */
 static int infer_run(const struct infer_spec *s, struct infer_stats *st, const char **what,
@@ -464,25 +509,16 @@ static int infer_run(const struct infer_spec *s, struct infer_stats *st, const c
     }
     if (n > 0) {
         *what = "backend";
-        /* GPU ranks all-reduce through NCCL (the ZeroMQ path needs host memory);
-         * every rank of a group must have the same backend, or the broadcast of
-         * NCCL's unique id goes out of step and the group fails at comm_timeout. */
-        bool nccl = strcmp(s->backend, "cuda") == 0 && s->tp > 1;
-        if (nccl && !wrk_nccl_available()) {
-            err_set(err, ENOTSUP, "cuda with tp %d needs NCCL, and this build has none", s->tp);
-            goto out;
-        }
-        r.be = krn_backend_create(s->backend, strcmp(s->backend, "cuda") == 0 ? s->device
-                                                                                : s->threads, err);
+        bool cuda = strcmp(s->backend, "cuda") == 0;
+        r.be = krn_backend_create(s->backend, cuda ? s->device : s->threads, err);
         if (r.be == NULL)
             goto out;
-        if (nccl) {
-            *what = "comm";
-            if ((r.nccl = wrk_nccl_create(r.comm, r.be, s->tp, s->rank, err)) == NULL)
-                goto out;
-        }
+        if (s->tp > 1 && select_allreduce(s, &r, st, what, err) != 0)
+            goto out;
         *what = "model";
-        struct wrk_allreduce ar = nccl ? wrk_nccl_allreduce(r.nccl) : wrk_comm_allreduce(r.comm);
+        struct wrk_allreduce ar = r.nccl    ? wrk_nccl_allreduce(r.nccl)
+                                  : r.stage ? wrk_stage_allreduce(r.stage)
+                                            : wrk_comm_allreduce(r.comm);
         r.bert = wrk_bert_create(r.be, r.shard, B, T, &ar, err);
         if (r.bert == NULL)
             goto out;
@@ -531,6 +567,7 @@ out:
     if (status != 0)
         wrk_comm_abort(r.comm, err);
     wrk_bert_destroy(r.bert);
+    wrk_stage_destroy(r.stage);
     wrk_nccl_destroy(r.nccl);
     krn_backend_destroy(r.be);
     wrk_shard_destroy(r.shard);
@@ -562,7 +599,7 @@ int wrk_infer_main(int argc, char **argv)
         json_decref(spec.root);
         return 1;
     }
-    struct infer_stats st = {0};
+    struct infer_stats st = {.allreduce = "none"};
     const char *what = "spec";
     int status = infer_run(&spec, &st, &what, &err);
     if (status != 0) {
@@ -571,9 +608,9 @@ int wrk_infer_main(int argc, char **argv)
         double sec = st.seconds > 0 ? st.seconds : 1e-9;
         printf("{\"rank\":%d,\"tp\":%d,\"docs\":%d,\"tokens\":%" PRId64 ",\"batches\":%d,"
                "\"seconds\":%.6f,\"docs_per_s\":%.3f,\"tokens_per_s\":%.1f,"
-               "\"setup_seconds\":%.6f}\n",
+               "\"setup_seconds\":%.6f,\"allreduce\":\"%s\"}\n",
                spec.rank, spec.tp, st.docs, st.tokens, st.batches, st.seconds, st.docs / sec,
-               (double)st.tokens / sec, st.setup_seconds);
+               (double)st.tokens / sec, st.setup_seconds, st.allreduce);
         fflush(stdout);
     }
     json_decref(spec.root);

@@ -43,22 +43,39 @@
  *   "backend"                 "cpu" (default), "cuda", or "ref" (tests)
  *   "threads"                 int >= 0, default 0 (all cores): "cpu" threads
  *   "device"                  int >= 0, default 0: "cuda" device index
+ *   "allreduce"               "auto" (default), "nccl" or "zeromq": the TP
+ *                             group's all-reduce path (below); must be the same
+ *                             on every rank; "nccl" needs backend "cuda" (exit 2)
  * Before the forward, rank 0 broadcasts a SHA-256 of the token ids, max_len
  * and batch; a rank whose own differs fails (the ranks must embed the same
  * documents the same way).
  *
+ * All-reduce path (tp > 1, at least one document): once its backend is open,
+ * every rank sends a 20-byte description of itself (GPU or not, NCCL in its
+ * build, the device's UUID, its "allreduce") to all others
+ * (wrk_comm_allgather()), and all apply the same rule (worker/wrk_arpath.h):
+ * NCCL (worker/wrk_nccl.h) when every rank is on a GPU of its own (distinct
+ * device UUIDs) and has NCCL, else ZeroMQ (worker/wrk_comm.h), with GPU ranks
+ * staging device memory through host memory (worker/wrk_stage.h); "zeromq"
+ * forces ZeroMQ, "nccl" makes the group fail (exit 1) where NCCL cannot run
+ * (e.g. two ranks on one GPU) instead of falling back. A "cpu" group therefore
+ * always uses ZeroMQ, and a group mixing "cpu" and "cuda" ranks works, on
+ * ZeroMQ. The choice is logged on stderr as one line
+ *   moat-infer: all-reduce: <nccl|zeromq|zeromq-staged> (<reason>)
+ * e.g. "zeromq-staged (ranks 0 and 1 share GPU-6c3e0fa1-...)".
+ *
  * Outcome: exit 0 after printing one JSON line on stdout:
  *   {"rank","tp","docs","tokens" (real tokens, no padding),"batches",
  *    "seconds" (tokenise + forward + write),"docs_per_s","tokens_per_s",
- *    "setup_seconds" (rendezvous, shard check, model upload)}
+ *    "setup_seconds" (rendezvous, shard check, model upload),
+ *    "allreduce" ("none" when tp == 1 or there are no documents, else as logged)}
  * Exit 2 for a bad spec (unreadable, invalid or inconsistent with the shard),
- * exit 1 for any other failure, after one line on stderr:
+ * exit 1 for any other failure, after one line on stderr (the last one, after
+ * the all-reduce line when the failure came later):
  *   moat-infer: <what>: <msg>
  * with <what> one of spec, comm, shard, vocab, input, backend, model, forward,
  * output. A failing rank tells its group (wrk_comm_abort()), so the other ranks
  * fail within moments instead of at their timeout.
- * The "cuda" backend with tp > 1 all-reduces through NCCL (worker/wrk_nccl.h;
- * ENOTSUP in a build without CUDA): the ZeroMQ all-reduce needs host memory.
  *
  * Thread-safety: the function prints and may set the OpenBLAS thread count:
  * one call per process at a time.

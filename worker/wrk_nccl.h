@@ -9,7 +9,9 @@
  * wrk_allreduce requires. NCCL's ring/tree sum order is fixed for a given
  * communicator, so every rank gets the same result (NCCL docs: "Reproducibility").
  * NCCL cannot place two ranks of one communicator on the same GPU; on a one-GPU
- * machine only tp == 1 can be tested here (a single-rank communicator).
+ * machine only tp == 1 can be tested here (a single-rank communicator). Groups
+ * use NCCL only when every rank has a GPU of its own (worker/wrk_arpath.h);
+ * otherwise GPU ranks all-reduce over ZeroMQ through worker/wrk_stage.h.
  * Built only when CUDA is (MOAT_HAVE_NCCL); otherwise wrk_nccl_create fails with
  * ENOTSUP ("built without CUDA"). Errors from NCCL become EIO naming the call and
  * ncclGetErrorString. Thread-safety: one handle per rank process.

@@ -75,6 +75,18 @@ extern "C" int krn_cuda_device_info(int dev, struct krn_device_info *out, struct
     return fill_info(dev, out, err);
 }
 
+extern "C" int krn_cuda_device_uuid(int dev, uint8_t out[16], struct err *err)
+{
+    int n = krn_cuda_device_count();
+    if (dev < 0 || dev >= n)
+        return err_set(err, ENODEV, "cuda device %d: %d device(s) present", dev, n);
+    cudaDeviceProp p;
+    CUDA_TRY(cudaGetDeviceProperties(&p, dev), err);
+    static_assert(sizeof p.uuid.bytes == 16, "cudaUUID_t is 16 bytes");
+    memcpy(out, p.uuid.bytes, 16);
+    return 0;
+}
+
 /* ---- handle ---- */
 
 static void cu_destroy(krn_backend_t *be)

@@ -23,3 +23,9 @@ int krn_cuda_device_info(int dev, struct krn_device_info *out, struct err *err)
     (void)out;
     return err_set(err, ENODEV, "cuda device %d: built without CUDA", dev);
 }
+
+int krn_cuda_device_uuid(int dev, uint8_t out[16], struct err *err)
+{
+    (void)out;
+    return err_set(err, ENODEV, "cuda device %d: built without CUDA", dev);
+}

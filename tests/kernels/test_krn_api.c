@@ -1,5 +1,6 @@
 /* test_krn_api.c: the krn.h contract: names, dtype conversions, the cost model,
- * buffers and views, argument errors (each with its errno), and krn_bench_run. */
+ * buffers and views, raw-pointer copies (krn_ptr_*; on CUDA too when a device is
+ * present), argument errors (each with its errno), and krn_bench_run. */
 #include "tests/kernels/krn_test.h"
 
 #include <errno.h>
@@ -29,6 +30,101 @@ static void test_cuda_absent_is_enodev(void **state)
     struct krn_device_info info;
     assert_int_equal(krn_cuda_device_info(n, &info, &e), -1);
     assert_int_equal(e.code, ENODEV);
+    uint8_t uuid[16] = {0};
+    assert_int_equal(krn_cuda_device_uuid(n, uuid, &e), -1);
+    assert_int_equal(e.code, ENODEV);
+    assert_int_equal(krn_cuda_device_uuid(-1, uuid, &e), -1);
+    assert_int_equal(e.code, ENODEV);
+}
+
+/* krn_ptr_upload/download on be: through a pointer inside a buffer (an offset
+ * into it), checked against krn_buf_upload/download; bytes 0 is a no-op even
+ * with NULL pointers; NULLs with bytes > 0 are EINVAL. */
+static void ptr_copies(krn_backend_t *be)
+{
+    struct err e = {0};
+    enum { N = 1000, OFF = 37 };
+    unsigned char src[N], got[N], back[N];
+    for (int i = 0; i < N; i++)
+        src[i] = (unsigned char)(i * 7 + 3);
+    krn_buf_t *b = krn_buf_alloc(be, N + 2 * OFF, &e);
+    assert_non_null(b);
+    assert_int_equal(krn_buf_zero(b, &e), 0); /* queued (cuda): the copies come after it */
+    char *p = (char *)krn_buf_ptr(b) + OFF;
+    assert_int_equal(krn_ptr_upload(be, p, src, N, &e), 0);
+    memset(got, 0xee, sizeof got);
+    assert_int_equal(krn_buf_download(b, OFF, got, N, &e), 0);
+    assert_memory_equal(got, src, N);
+    assert_int_equal(krn_buf_download(b, 0, got, OFF, &e), 0); /* nothing before p touched */
+    for (int i = 0; i < OFF; i++)
+        assert_int_equal(got[i], 0);
+    assert_int_equal(krn_buf_download(b, OFF + N, got, OFF, &e), 0); /* nor after */
+    for (int i = 0; i < OFF; i++)
+        assert_int_equal(got[i], 0);
+    memset(back, 0, sizeof back);
+    assert_int_equal(krn_ptr_download(be, back, p + 100, N - 100, &e), 0);
+    assert_memory_equal(back, src + 100, N - 100);
+    /* stream order: a queued zero is seen by the download that follows */
+    assert_int_equal(krn_buf_zero(b, &e), 0);
+    assert_int_equal(krn_ptr_download(be, back, p, N, &e), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(back[i], 0);
+    assert_int_equal(krn_ptr_upload(be, NULL, NULL, 0, &e), 0);
+    assert_int_equal(krn_ptr_download(be, NULL, NULL, 0, &e), 0);
+    assert_int_equal(krn_ptr_upload(be, NULL, src, 4, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_ptr_upload(be, p, NULL, 4, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_ptr_download(be, NULL, p, 4, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_ptr_download(be, back, NULL, 4, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_ptr_download(NULL, back, p, 4, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_ptr_upload(NULL, p, src, 0, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    krn_buf_free(b);
+}
+
+static void test_ptr_copies_host(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"ref", "cpu"};
+    for (int i = 0; i < 2; i++) {
+        struct err e = {0};
+        krn_backend_t *be = krn_backend_create(names[i], 1, &e);
+        assert_non_null(be);
+        ptr_copies(be);
+        krn_backend_destroy(be);
+    }
+}
+
+/* The same on CUDA device 0 (device memory, stream-ordered), and the device's
+ * UUID; skipped, with the reason, without a device. */
+static void test_ptr_copies_cuda(void **state)
+{
+    (void)state;
+    if (krn_cuda_device_count() == 0) {
+        print_message("skip: no CUDA device (or a build without CUDA)\n");
+        skip();
+    }
+    struct err e = {0};
+    krn_backend_t *be = krn_backend_create("cuda", 0, &e);
+    if (be == NULL)
+        fail_msg("krn_backend_create(cuda): %s", e.msg);
+    ptr_copies(be);
+    krn_backend_destroy(be);
+    uint8_t u1[16], u2[16];
+    static const uint8_t zero[16];
+    assert_int_equal(krn_cuda_device_uuid(0, u1, &e), 0);
+    assert_int_equal(krn_cuda_device_uuid(0, u2, &e), 0);
+    assert_memory_equal(u1, u2, 16);
+    assert_memory_not_equal(u1, zero, 16);
+    int n = krn_cuda_device_count();
+    for (int d = 1; d < n; d++) { /* every visible device is another GPU */
+        assert_int_equal(krn_cuda_device_uuid(d, u2, &e), 0);
+        assert_memory_not_equal(u1, u2, 16);
+    }
 }
 
 static void test_names_and_parse(void **state)
@@ -261,6 +357,8 @@ int main(void)
         cmocka_unit_test(test_dtype_conversions),
         cmocka_unit_test(test_cost_model),
         cmocka_unit_test(test_buffers_and_views),
+        cmocka_unit_test(test_ptr_copies_host),
+        cmocka_unit_test(test_ptr_copies_cuda),
         cmocka_unit_test(test_op_argument_errors),
         cmocka_unit_test(test_variants_without_cuda),
         cmocka_unit_test(test_bench_run),

@@ -3,8 +3,15 @@
  *
  * Needs the real model in $MOAT_MODEL_DIR (default build/model), which
  * `scripts/fetch-model.sh build/model` fills; the tests that need it FAIL
- * (not skip) when it is missing. Golden vectors: tests/data/emb/, made by
+ * (not skip) when it is missing. The GPU test copy of scripts/gpu-model.py
+ * (unused word-embedding rows zeroed) passes too: tests/gpu/run.sh uses it.
+ * Golden vectors: tests/data/emb/, made by
  * tests/tools/gen_golden_embeddings.py (see tests/tools/README.md).
+ * Tensor parallelism: ranks are threads, all-reducing in process (a barrier and
+ * shared slots) or, like rank processes, through ZeroMQ on loopback with the
+ * host staging of worker/wrk_stage.h; the latter on the "cuda" backend with
+ * every rank on device 0 (the one-GPU case NCCL cannot run) when a device is
+ * present, else that test skips with the reason.
  * Run from the repository root. Figures are printed, e.g.
  *   golden cpu tp=1: 250 sentences, min cosine 1.000000000 (1 - 1.3e-12, line 55), ...
  */
@@ -18,6 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,7 +38,9 @@
 #include "kernels/krn.h"
 #include "shared/safetensors.h"
 #include "worker/wrk_bert.h"
+#include "worker/wrk_comm.h"
 #include "worker/wrk_model.h"
+#include "worker/wrk_stage.h"
 #include "worker/wrk_tok.h"
 
 #define EMB "tests/data/emb/"
@@ -49,6 +61,7 @@ static size_t *sent_len;
 static float *golden;     /* [n_sent, dim] */
 static int *golden_ntok;  /* [n_sent] */
 static float *emb_tp1;    /* [n_sent, dim], our TP=1 result */
+static float *emb_tp2;    /* [n_sent, dim], our TP=2 result, cpu, in-process all-reduce */
 
 /* Batches: sentence indices sorted by token count, cut into MAX_BATCH runs,
  * tokenised once (ids, mask: int32 [B, T]). */
@@ -316,10 +329,12 @@ static void test_golden_cuda(void **state)
     krn_backend_destroy(be);
 }
 
-/* ---- tensor parallel: in-process ranks, one thread each ---- */
+/* ---- tensor parallel: ranks as threads ---- */
 
 struct tp_group {
     int tp;
+    const char *backend; /* "cpu" (1 thread per rank) or "cuda" (device 0, every rank) */
+    char ep[64];         /* "": in-process all-reduce; else rank 0's ZeroMQ endpoint */
     pthread_barrier_t bar;
     float **slot;    /* [tp][cap] */
     size_t cap;
@@ -359,9 +374,27 @@ static void *tp_rank_main(void *p)
 {
     struct tp_rank *r = p;
     struct tp_group *g = r->g;
-    krn_backend_t *be = krn_backend_create("cpu", 1, &r->err);
+    bool cuda = strcmp(g->backend, "cuda") == 0;
+    wrk_comm_t *comm = NULL;
+    wrk_stage_t *stage = NULL;
+    krn_backend_t *be = NULL;
     wrk_shard_t *ex = NULL, *s = NULL;
     wrk_bert_t *m = NULL;
+    struct wrk_allreduce ar = {tp_allreduce_cb, r};
+    if (g->ep[0] != '\0') {
+        /* as rank processes do: the group over ZeroMQ, device memory staged */
+        comm = wrk_comm_create(g->ep, "30.0.0", g->tp, r->rank, 60.0, &r->err);
+        if (comm == NULL)
+            goto setup_done;
+    }
+    be = krn_backend_create(g->backend, cuda ? 0 : 1, &r->err);
+    if (be != NULL && comm != NULL) {
+        struct wrk_allreduce inner = wrk_comm_allreduce(comm);
+        stage = wrk_stage_create(be, &inner, &r->err);
+        if (stage == NULL)
+            goto setup_done;
+        ar = wrk_stage_allreduce(stage);
+    }
     if (be != NULL)
         ex = wrk_model_shard_extract(model, g->tp, r->rank, &r->err);
     if (ex != NULL) {
@@ -371,27 +404,51 @@ static void *tp_rank_main(void *p)
         s = wrk_shard_decode(bytes, len, &r->err);
         wrk_shard_sha256(ex, r->sha);
     }
-    struct wrk_allreduce ar = {tp_allreduce_cb, r};
     if (s != NULL)
         m = wrk_bert_create(be, s, MAX_BATCH, MAX_LEN, &ar, &r->err);
+setup_done:
     if (m == NULL)
         __atomic_store_n(&g->failed, 1, __ATOMIC_SEQ_CST);
     pthread_barrier_wait(&g->bar);
-    /* N.B. a rank failing mid-run leaves the others blocked in the all-reduce:
-     * the test then hangs rather than passes. */
-    if (!__atomic_load_n(&g->failed, __ATOMIC_SEQ_CST))
-        embed_all(m, r->out, &r->err);
+    /* N.B. in process, a rank failing mid-run leaves the others blocked in the
+     * all-reduce: the test then hangs rather than passes. Over ZeroMQ the rank
+     * tells the group, which fails at once. */
+    if (!__atomic_load_n(&g->failed, __ATOMIC_SEQ_CST) && embed_all(m, r->out, &r->err) != 0)
+        wrk_comm_abort(comm, &r->err);
     wrk_bert_destroy(m);
+    wrk_stage_destroy(stage);
     wrk_shard_destroy(s);
     wrk_shard_destroy(ex);
     krn_backend_destroy(be);
+    wrk_comm_destroy(comm);
     return NULL;
 }
 
-static void tp_check(int tp)
+/* A loopback endpoint on a port that was free a moment ago. */
+static void free_endpoint(char *out, size_t cap)
 {
-    need_tp1();
-    struct tp_group g = {.tp = tp, .cap = (size_t)MAX_BATCH * MAX_LEN * (size_t)dim};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    snprintf(out, cap, "tcp://127.0.0.1:%u", ntohs(a.sin_port));
+    close(fd);
+}
+
+/* Embed every sentence with tp ranks (threads) on backend, all-reducing in
+ * process or (zeromq) over ZeroMQ with staging. Checks that every rank ends
+ * with the same bits and holds a distinct shard; returns rank 0's embeddings
+ * [n_sent, dim] (caller frees). */
+static float *tp_run(int tp, const char *backend, bool zeromq)
+{
+    need_model();
+    struct tp_group g = {.tp = tp, .backend = backend,
+                         .cap = (size_t)MAX_BATCH * MAX_LEN * (size_t)dim};
+    if (zeromq)
+        free_endpoint(g.ep, sizeof g.ep);
     struct tp_rank r[12];
     pthread_t th[12];
     assert_true(tp <= 12);
@@ -399,10 +456,10 @@ static void tp_check(int tp)
     g.slot = calloc((size_t)tp, sizeof *g.slot);
     assert_non_null(g.slot);
     for (int k = 0; k < tp; k++) {
-        g.slot[k] = malloc(g.cap * sizeof(float));
+        g.slot[k] = zeromq ? NULL : malloc(g.cap * sizeof(float));
         r[k] = (struct tp_rank){.g = &g, .rank = k};
         r[k].out = calloc((size_t)n_sent * (size_t)dim, sizeof(float));
-        assert_true(g.slot[k] != NULL && r[k].out != NULL);
+        assert_true((zeromq || g.slot[k] != NULL) && r[k].out != NULL);
     }
     double t0 = now_s();
     for (int k = 0; k < tp; k++)
@@ -412,28 +469,47 @@ static void tp_check(int tp)
     double t = now_s() - t0;
     for (int k = 0; k < tp; k++)
         if (r[k].err.code != 0)
-            fail_msg("tp %d rank %d: %s", tp, k, r[k].err.msg);
-    double max_diff = 0.0;
+            fail_msg("%s tp %d rank %d: %s", backend, tp, k, r[k].err.msg);
     for (int k = 0; k < tp; k++) {
         /* every rank ends with the same embeddings, bit for bit */
         assert_memory_equal(r[k].out, r[0].out, (size_t)n_sent * (size_t)dim * sizeof(float));
         for (int j = k + 1; j < tp; j++)
             assert_string_not_equal(r[k].sha, r[j].sha);
     }
+    print_message("%s tp=%d (%s): %d sentences in %.2f s, %d threads\n", backend, tp,
+                  zeromq ? "ZeroMQ, staged" : "in-process all-reduce", n_sent, t, tp);
+    for (int k = 1; k < tp; k++)
+        free(r[k].out);
+    for (int k = 0; k < tp; k++)
+        free(g.slot[k]);
+    free(g.slot);
+    pthread_barrier_destroy(&g.bar);
+    return r[0].out;
+}
+
+/* max |a - b| over [n_sent, dim] */
+static double max_abs_diff(const float *a, const float *b)
+{
+    double max_diff = 0.0;
     for (size_t i = 0; i < (size_t)n_sent * (size_t)dim; i++) {
-        double d = fabs((double)r[0].out[i] - emb_tp1[i]);
+        double d = fabs((double)a[i] - b[i]);
         if (!(d <= max_diff))
             max_diff = d;
     }
-    print_message("tp=%d vs tp=1: max abs diff %.3g over %d sentences (%.2f s, %d threads)\n",
-                  tp, max_diff, n_sent, t, tp);
+    return max_diff;
+}
+
+static void tp_check(int tp)
+{
+    need_tp1();
+    float *e = tp_run(tp, "cpu", false);
+    double max_diff = max_abs_diff(e, emb_tp1);
+    print_message("tp=%d vs tp=1: max abs diff %.3g over %d sentences\n", tp, max_diff, n_sent);
     assert_true(max_diff <= TP_DIFF_MAX);
-    for (int k = 0; k < tp; k++) {
-        free(g.slot[k]);
-        free(r[k].out);
-    }
-    free(g.slot);
-    pthread_barrier_destroy(&g.bar);
+    if (tp == 2 && emb_tp2 == NULL)
+        emb_tp2 = e;
+    else
+        free(e);
 }
 
 static void test_tp2_equals_tp1(void **state)
@@ -448,7 +524,71 @@ static void test_tp3_equals_tp1(void **state)
     tp_check(3);
 }
 
+/* TP=2 through ZeroMQ and the host staging, on the cpu backend: the same bits
+ * as the in-process all-reduce (both sum in rank order). */
+static void test_tp2_zeromq_staged_cpu(void **state)
+{
+    (void)state;
+    if (emb_tp2 == NULL)
+        tp_check(2);
+    float *e = tp_run(2, "cpu", true);
+    if (memcmp(e, emb_tp2, (size_t)n_sent * (size_t)dim * sizeof(float)) != 0)
+        fail_msg("tp=2 over ZeroMQ with staging differs from the in-process tp=2 (max abs "
+                 "diff %.3g)", max_abs_diff(e, emb_tp2));
+    free(e);
+}
+
+/* TP=2 on one GPU: both ranks on cuda device 0, all-reducing through ZeroMQ
+ * with device <-> host staging (NCCL cannot place two ranks on one GPU);
+ * compared with sentence-transformers and with the cpu TP=1 result. */
+static void test_tp2_zeromq_staged_cuda(void **state)
+{
+    (void)state;
+    if (krn_cuda_device_count() == 0) {
+        print_message("skip: no CUDA device (or a build without CUDA)\n");
+        skip();
+    }
+    need_tp1();
+    float *e = tp_run(2, "cuda", true);
+    golden_check(e, "cuda tp=2 (one GPU, ZeroMQ staged)");
+    double d = max_abs_diff(e, emb_tp1);
+    print_message("cuda tp=2 staged vs cpu tp=1: max abs diff %.3g\n", d);
+    assert_true(d <= DIFF_MAX);
+    free(e);
+}
+
 /* ---- the real model's directory, manifest and shards ---- */
+
+#define MODEL_SHA256 "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+/* The SHA-256 model.safetensors must have: the pin, or, in the GPU test copy
+ * made by scripts/gpu-model.py (unused word-embedding rows zeroed; its
+ * gpu-copy.json names it), the copy's own hash, and only when the copy's
+ * source is the pinned model. */
+static void expected_model_sha(char out[65])
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/gpu-copy.json", model_dir());
+    snprintf(out, 65, "%s", MODEL_SHA256);
+    if (access(path, F_OK) != 0)
+        return;
+    json_error_t jerr;
+    json_t *meta = json_load_file(path, 0, &jerr);
+    if (meta == NULL)
+        fail_msg("%s: %s", path, jerr.text);
+    const char *fmt = json_string_value(json_object_get(meta, "format"));
+    const char *src = json_string_value(
+        json_object_get(json_object_get(meta, "source"), "model.safetensors"));
+    const char *sha = json_string_value(json_object_get(
+        json_object_get(json_object_get(meta, "files"), "model.safetensors"), "sha256"));
+    if (fmt == NULL || strcmp(fmt, "moat-gpu-test-copy-1") != 0 || src == NULL
+        || strcmp(src, MODEL_SHA256) != 0 || sha == NULL || strlen(sha) != 64)
+        fail_msg("%s: not a GPU test copy of the pinned model", path);
+    snprintf(out, 65, "%s", sha);
+    print_message("GPU test copy of the pinned model (scripts/gpu-model.py): model.safetensors "
+                  "%.16s...\n", sha);
+    json_decref(meta);
+}
 
 static void test_model_open_and_manifest(void **state)
 {
@@ -474,8 +614,9 @@ static void test_model_open_and_manifest(void **state)
     assert_string_equal(f[1].sha256,
                         "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3");
     assert_string_equal(f[2].name, "model.safetensors");
-    assert_string_equal(f[2].sha256,
-                        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db");
+    char model_sha[65];
+    expected_model_sha(model_sha);
+    assert_string_equal(f[2].sha256, model_sha);
     assert_int_equal(f[2].bytes, 90868376);
 }
 
@@ -766,6 +907,7 @@ static int group_teardown(void **state)
     }
     free(batches);
     free(emb_tp1);
+    free(emb_tp2);
     return 0;
 }
 
@@ -780,6 +922,8 @@ int main(void)
         cmocka_unit_test(test_golden_cuda),
         cmocka_unit_test(test_tp2_equals_tp1),
         cmocka_unit_test(test_tp3_equals_tp1),
+        cmocka_unit_test(test_tp2_zeromq_staged_cpu),
+        cmocka_unit_test(test_tp2_zeromq_staged_cuda),
     };
     return cmocka_run_group_tests_name("bert", tests, NULL, group_teardown);
 }

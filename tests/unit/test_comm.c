@@ -1,4 +1,4 @@
-/* test_comm.c: the TP group's ZeroMQ rendezvous, all-reduce and broadcast (worker/wrk_comm.c).
+/* test_comm.c: the TP group's ZeroMQ rendezvous, all-reduce, broadcast and all-gather (worker/wrk_comm.c).
  *
  * Ranks are threads of this process, each with its own handle (and ZeroMQ
  * context), talking over TCP on loopback ports found free by binding port 0.
@@ -69,8 +69,10 @@ struct rank_arg {
     double timeout;
     int calls;          /* all-reduces to make after the rendezvous */
     bool bcast;         /* then one broadcast of 32 bytes */
+    bool gather;        /* then all-gathers of 5 bytes, 0 bytes, and 5 bytes in place */
     float *res[MAX_CALLS];
     unsigned char bc[32];
+    unsigned char ga[MAX_RANKS * 5], ga_inplace[MAX_RANKS * 5];
     int rc;             /* 0, or -1: failed at create (fail_call 0) or at call fail_call */
     int fail_call;
     struct err err;
@@ -110,6 +112,21 @@ static void *rank_main(void *p)
             a->fail_call = a->calls + 1;
         }
     }
+    if (a->rc == 0 && a->gather) {
+        unsigned char mine[5], none = 0;
+        for (int i = 0; i < 5; i++)
+            mine[i] = (unsigned char)(a->rank * 16 + i);
+        memset(a->ga, 0xee, sizeof a->ga);
+        memset(a->ga_inplace, 0xee, sizeof a->ga_inplace);
+        memcpy(a->ga_inplace + a->rank * 5, mine, 5);
+        if (wrk_comm_allgather(c, mine, 5, a->ga, &a->err) != 0
+            || wrk_comm_allgather(c, &none, 0, &none, &a->err) != 0
+            || wrk_comm_allgather(c, a->ga_inplace + a->rank * 5, 5, a->ga_inplace, &a->err)
+                   != 0) {
+            a->rc = -1;
+            a->fail_call = a->calls + 2;
+        }
+    }
     wrk_comm_destroy(c);
     return NULL;
 }
@@ -138,7 +155,8 @@ static void check_sums(int tp)
     struct rank_arg a[MAX_RANKS] = {0};
     for (int r = 0; r < tp; r++)
         a[r] = (struct rank_arg){.ep = ep, .group = "17.3.0", .tp = tp, .rank = r,
-                                 .timeout = 10, .calls = (int)N_CALLS, .bcast = true};
+                                 .timeout = 10, .calls = (int)N_CALLS, .bcast = true,
+                                 .gather = true};
     double t0 = now_s();
     run_group(a, tp);
     double t = now_s() - t0;
@@ -166,7 +184,17 @@ static void check_sums(int tp)
     for (int r = 0; r < tp; r++)
         for (int i = 0; i < 32; i++)
             assert_int_equal(a[r].bc[i], 100 + i);
-    print_message("tp=%d: %zu all-reduces (up to %zu floats) + 1 broadcast in %.3f s; "
+    /* all-gather: rank k's 5 bytes in slot k on every rank, nothing past tp slots */
+    for (int r = 0; r < tp; r++) {
+        for (int k = 0; k < tp; k++)
+            for (int i = 0; i < 5; i++) {
+                assert_int_equal(a[r].ga[k * 5 + i], k * 16 + i);
+                assert_int_equal(a[r].ga_inplace[k * 5 + i], k * 16 + i);
+            }
+        for (int i = tp * 5; i < MAX_RANKS * 5; i++)
+            assert_int_equal(a[r].ga[i], 0xee);
+    }
+    print_message("tp=%d: %zu all-reduces (up to %zu floats) + 1 broadcast + 3 all-gathers in %.3f s; "
                   "%d sums where the order changes the bits\n", tp, N_CALLS, call_n[3], t,
                   order_mattered);
     if (tp > 2)
@@ -199,9 +227,11 @@ static void test_tp1_no_sockets(void **state)
     struct wrk_allreduce ar = wrk_comm_allreduce(c);
     assert_int_equal(ar.allreduce_sum(ar.ctx, x, 3, &err), 0);
     assert_true(x[0] == 1.5f && x[1] == -2.0f && x[2] == 3.25f);
-    unsigned char b[4] = {1, 2, 3, 4};
+    unsigned char b[4] = {1, 2, 3, 4}, g[4] = {0};
     assert_int_equal(wrk_comm_bcast(c, b, 4, &err), 0);
     assert_int_equal(b[3], 4);
+    assert_int_equal(wrk_comm_allgather(c, b, 4, g, &err), 0); /* tp 1: a copy */
+    assert_memory_equal(g, b, 4);
     wrk_comm_abort(c, NULL); /* no-op */
     assert_int_equal(wrk_comm_allreduce_sum(c, x, 3, &err), 0);
     wrk_comm_destroy(c);
@@ -241,7 +271,72 @@ static void test_bad_args(void **state)
     assert_int_equal(wrk_comm_allreduce_sum(NULL, NULL, 0, &err), -1);
     assert_int_equal(wrk_comm_bcast(c, NULL, 4, &err), -1);
     assert_int_equal(err.code, EINVAL);
+    unsigned char one = 1;
+    assert_int_equal(wrk_comm_allgather(c, NULL, 4, &one, &err), -1);
+    assert_int_equal(err.code, EINVAL);
+    assert_int_equal(wrk_comm_allgather(c, &one, 1, NULL, &err), -1);
+    assert_int_equal(err.code, EINVAL);
+    assert_int_equal(wrk_comm_allgather(NULL, &one, 1, &one, &err), -1);
+    assert_int_equal(err.code, EINVAL);
+    assert_int_equal(wrk_comm_allgather(c, &one, (size_t)WRK_COMM_MSG_MAX + 1, &one, &err), -1);
+    assert_int_equal(err.code, EINVAL);
     wrk_comm_destroy(c);
+}
+
+/* ---- all-gather out of step: EPROTO at rank 0, the member told (ECANCELED) ---- */
+
+struct gather_arg {
+    const char *ep;
+    int rank;
+    size_t len;        /* this rank's all-gather length; 0: make an all-reduce instead */
+    int rc;
+    struct err err;
+};
+
+static void *gather_main(void *p)
+{
+    struct gather_arg *a = p;
+    wrk_comm_t *c = wrk_comm_create(a->ep, "4.0.0", 2, a->rank, 3.0, &a->err);
+    if (c == NULL) {
+        a->rc = -2;
+        return NULL;
+    }
+    unsigned char mine[8] = {1, 2, 3, 4, 5, 6, 7, 8}, all[16];
+    float x[2] = {1, 2};
+    if (a->len > 0)
+        a->rc = wrk_comm_allgather(c, mine, a->len, all, &a->err);
+    else
+        a->rc = wrk_comm_allreduce_sum(c, x, 2, &a->err);
+    wrk_comm_destroy(c);
+    return NULL;
+}
+
+static void gather_pair(size_t len0, size_t len1, const char *needle)
+{
+    char ep[64];
+    free_endpoint(ep, sizeof ep);
+    struct gather_arg a[2] = {{.ep = ep, .rank = 0, .len = len0},
+                              {.ep = ep, .rank = 1, .len = len1}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, gather_main, &a[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(a[0].rc, -1);
+    if (a[0].err.code != EPROTO || strstr(a[0].err.msg, needle) == NULL)
+        fail_msg("rank 0: expected EPROTO with \"%s\", got %d: %s", needle, a[0].err.code,
+                 a[0].err.msg);
+    assert_int_equal(a[1].rc, -1);
+    assert_int_equal(a[1].err.code, ECANCELED);
+    print_message("rank 0: %s\nrank 1: %s\n", a[0].err.msg, a[1].err.msg);
+}
+
+static void test_allgather_out_of_step(void **state)
+{
+    (void)state;
+    gather_pair(4, 5, "GATHER count 5, expected 4");
+    gather_pair(0, 4, "GATHER, expected PARTIAL");
+    gather_pair(4, 0, "PARTIAL, expected GATHER");
 }
 
 /* Rank 2 of 3 never starts: rank 0 names it; rank 1 learns of the failure. */
@@ -522,6 +617,7 @@ int main(void)
         cmocka_unit_test(test_tp1_no_sockets),
         cmocka_unit_test(test_allreduce_tp2),
         cmocka_unit_test(test_allreduce_tp3),
+        cmocka_unit_test(test_allgather_out_of_step),
         cmocka_unit_test(test_rendezvous_missing_rank),
         cmocka_unit_test(test_allreduce_timeout),
         cmocka_unit_test(test_wrong_group_refused),

@@ -7,6 +7,10 @@
  * the first 40 lines of tests/data/emb/sentences.txt plus an empty and an
  * over-long one. Needs $MOAT_MODEL_DIR (default build/model): FAILS, saying to
  * run scripts/fetch-model.sh build/model, when it is missing.
+ * The all-reduce path a group picks (worker/wrk_arpath.h) is read from each
+ * rank's stdout ("allreduce") and its stderr log line; the GPU case (TP=2 with
+ * both ranks on cuda device 0: ZeroMQ with staging, since NCCL cannot share a
+ * GPU) skips, with the reason, without a device.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,6 +33,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "kernels/krn.h"
 #include "worker/wrk_infer.h"
 #include "worker/wrk_model.h"
 
@@ -302,7 +307,8 @@ static float *read_out(const struct rank_run *r)
     return e;
 }
 
-static void check_stats(const struct rank_run *r, int tp, int rank)
+/* ar: the all-reduce path the rank must report ("none", "zeromq", ...). */
+static void check_stats(const struct rank_run *r, int tp, int rank, const char *ar)
 {
     json_error_t je;
     json_t *o = json_loads(r->so, 0, &je);
@@ -314,11 +320,22 @@ static void check_stats(const struct rank_run *r, int tp, int rank)
     assert_true(json_integer_value(json_object_get(o, "tokens")) > 2 * N_DOCS);
     assert_true(json_is_number(json_object_get(o, "seconds")));
     assert_true(json_number_value(json_object_get(o, "docs_per_s")) > 0);
+    const char *got = json_string_value(json_object_get(o, "allreduce"));
+    if (got == NULL || strcmp(got, ar) != 0)
+        fail_msg("rank %d: allreduce %s, expected %s", rank, got ? got : "(missing)", ar);
     json_decref(o);
+    /* a group logs its choice, with the reason, on one stderr line */
+    char line[64];
+    snprintf(line, sizeof line, "moat-infer: all-reduce: %s (", ar);
+    if (tp > 1 && (r->se == NULL || strstr(r->se, line) == NULL))
+        fail_msg("rank %d: no \"%s...\" on stderr: %s", rank, line, r->se ? r->se : "");
+    if (tp == 1)
+        assert_true(r->se == NULL || r->se[0] == '\0');
 }
 
-/* Run a TP group of tp processes on the documents; returns rank 0's output. */
-static float *run_group(int tp, double *seconds)
+/* Run a TP group of tp processes on the documents, each rank's spec with
+ * extra merged in; each must report all-reduce path ar. Returns rank 0's output. */
+static float *run_group_ex(int tp, const char *extra, const char *ar, double *seconds)
 {
     char docs[4200], ep[64];
     snprintf(docs, sizeof docs, "%s/docs.json", dir);
@@ -326,12 +343,12 @@ static float *run_group(int tp, double *seconds)
     free_endpoint(ep, sizeof ep);
     struct rank_run rr[4];
     for (int r = 0; r < tp; r++)
-        spec_write(&rr[r], tp, r, tp > 1 ? ep : NULL, docs, "", NULL);
+        spec_write(&rr[r], tp, r, tp > 1 ? ep : NULL, docs, extra, NULL);
     *seconds = run_ranks(rr, tp);
     for (int r = 0; r < tp; r++) {
         if (rr[r].status != 0)
             fail_msg("tp %d rank %d: exit %d: %s", tp, r, rr[r].status, rr[r].se);
-        check_stats(&rr[r], tp, r);
+        check_stats(&rr[r], tp, r, ar);
         struct stat sb;
         if (r > 0) /* only rank 0 writes */
             assert_int_not_equal(stat(rr[r].out, &sb), 0);
@@ -343,6 +360,11 @@ static float *run_group(int tp, double *seconds)
     float *e = read_out(&rr[0]);
     runs_free(rr, tp);
     return e;
+}
+
+static float *run_group(int tp, double *seconds)
+{
+    return run_group_ex(tp, "", tp > 1 ? "zeromq" : "none", seconds);
 }
 
 static void need_tp1(void)
@@ -375,21 +397,28 @@ static void need_tp1(void)
     assert_true(max_diff <= GOLDEN_DIFF_MAX);
 }
 
-static void tp_equals_tp1(int tp)
+/* A group of tp ranks (spec extra, path ar) against TP=1, within max. */
+static void group_equals_tp1(int tp, const char *extra, const char *ar, double max)
 {
     need_tp1();
     double t;
-    float *e = run_group(tp, &t);
+    float *e = run_group_ex(tp, extra, ar, &t);
     double max_diff = 0;
     for (size_t i = 0; i < (size_t)N_DOCS * DIM; i++) {
         double d = fabs((double)e[i] - tp1_out[i]);
         if (!(d <= max_diff))
             max_diff = d;
     }
-    print_message("tp=%d (%d processes) vs tp=1: max abs diff %.3g over %d docs, %.2f s\n", tp,
-                  tp, max_diff, N_DOCS, t);
-    assert_true(max_diff <= TP_DIFF_MAX);
+    print_message("tp=%d (%d processes, all-reduce %s%s%s) vs tp=1: max abs diff %.3g over %d "
+                  "docs, %.2f s\n", tp, tp, ar, extra[0] ? ", spec " : "", extra, max_diff,
+                  N_DOCS, t);
+    assert_true(max_diff <= max);
     free(e);
+}
+
+static void tp_equals_tp1(int tp)
+{
+    group_equals_tp1(tp, "", "zeromq", TP_DIFF_MAX);
 }
 
 static void test_tp1(void **state)
@@ -445,6 +474,9 @@ static void test_bad_spec(void **state)
     one_rank("{\"shard_sha256\": \"abc\"}", NULL, NULL, 2, "shard_sha256: not 64 hex");
     one_rank("{\"comm_timeout\": -1}", NULL, NULL, 2, "comm_timeout");
     one_rank("{\"tp\": 2}", NULL, NULL, 2, "comm: missing");
+    one_rank("{\"allreduce\": \"mpi\"}", NULL, NULL, 2, "allreduce 'mpi': expected auto, nccl");
+    one_rank("{\"allreduce\": 1}", NULL, NULL, 2, "allreduce: not a non-empty string");
+    one_rank("{\"allreduce\": \"nccl\"}", NULL, NULL, 2, "allreduce: nccl needs backend cuda");
     /* and the usage line, in process */
     char *argv[] = {"--run-infer", NULL};
     assert_int_equal(wrk_infer_main(1, argv), 2);
@@ -536,6 +568,59 @@ static void test_ranks_disagree(void **state)
     runs_free(rr, 2);
 }
 
+/* "allreduce": "zeromq" asked for explicitly on CPU ranks: the same path. */
+static void test_tp2_zeromq_asked(void **state)
+{
+    (void)state;
+    group_equals_tp1(2, "{\"allreduce\": \"zeromq\"}", "zeromq", TP_DIFF_MAX);
+}
+
+/* Ranks whose specs ask for different all-reduce paths fail together, fast,
+ * naming both, before any NCCL set-up could go out of step. */
+static void test_ranks_disagree_on_allreduce(void **state)
+{
+    (void)state;
+    char docs[4200], ep[64];
+    snprintf(docs, sizeof docs, "%s/docs.json", dir);
+    write_docs(docs, 0);
+    free_endpoint(ep, sizeof ep);
+    struct rank_run rr[2];
+    spec_write(&rr[0], 2, 0, ep, docs, "", NULL);
+    spec_write(&rr[1], 2, 1, ep, docs, "{\"allreduce\": \"zeromq\"}", NULL);
+    double t = run_ranks(rr, 2);
+    for (int r = 0; r < 2; r++)
+        expect_fail(&rr[r], 1, "moat-infer: comm: allreduce: rank 0 asks for auto, rank 1 for "
+                               "zeromq");
+    assert_true(t < 15); /* well under the 20 s comm_timeout */
+    runs_free(rr, 2);
+}
+
+/* TP=2 on one GPU: both ranks on cuda device 0 pick ZeroMQ with staging by
+ * themselves (equal device UUIDs), and match the cpu TP=1 output; demanding
+ * NCCL there fails on both ranks, naming the shared GPU. */
+static void test_tp2_one_gpu(void **state)
+{
+    (void)state;
+    if (krn_cuda_device_count() == 0) {
+        print_message("skip: no CUDA device (or a build without CUDA)\n");
+        skip();
+    }
+    group_equals_tp1(2, "{\"backend\": \"cuda\", \"device\": 0}", "zeromq-staged",
+                     GOLDEN_DIFF_MAX);
+    char docs[4200], ep[64];
+    snprintf(docs, sizeof docs, "%s/docs.json", dir);
+    free_endpoint(ep, sizeof ep);
+    struct rank_run rr[2];
+    for (int r = 0; r < 2; r++)
+        spec_write(&rr[r], 2, r, ep, docs,
+                   "{\"backend\": \"cuda\", \"device\": 0, \"allreduce\": \"nccl\"}", NULL);
+    run_ranks(rr, 2);
+    for (int r = 0; r < 2; r++)
+        expect_fail(&rr[r], 1, "moat-infer: comm: allreduce nccl: ");
+    print_message("nccl demanded on one GPU: %s", rr[0].se);
+    runs_free(rr, 2);
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "--run-infer") == 0)
@@ -554,6 +639,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_tp3_equals_tp1),
         cmocka_unit_test(test_missing_rank),
         cmocka_unit_test(test_ranks_disagree),
+        cmocka_unit_test(test_tp2_zeromq_asked),
+        cmocka_unit_test(test_ranks_disagree_on_allreduce),
+        cmocka_unit_test(test_tp2_one_gpu),
     };
     return cmocka_run_group_tests_name("infer", tests, group_setup, group_teardown);
 }
