@@ -357,43 +357,75 @@ static int validate(struct bcase *c, double *max_err, bool *valid, double *check
 
 typedef int (*bench_fn)(struct bcase *, void *, struct err *);
 
-/* time_pair: one warm-up each, then up to repeat rounds (at least 3 unless
- * repeat < 3, stopping after ~4 s), each round timing fn then ref (when ref is
- * not NULL) back to back, so that load from other processes hits both alike.
- * Median and min in ms for each. */
+/* time_block: one timed call of fn into ts[(*n)++]. */
+static int time_block(struct bcase *c, bench_fn fn, void *ctx, double *ts, int *n, struct err *err)
+{
+    double t0 = now_ms();
+    if (fn(c, ctx, err) != 0 || krn_backend_sync(c->be, err) != 0)
+        return -1;
+    ts[(*n)++] = now_ms() - t0;
+    return 0;
+}
+
+/* time_pair: repeat timed runs of fn and of ref (when not NULL), at least 3
+ * unless repeat < 3, each series stopping after ~4 s. Interleaved: one warm-up
+ * each, then rounds timing fn then ref back to back, so that load from other
+ * processes hits both alike. Blocks, for a ref on threads of its own (OpenBLAS's
+ * threads spin for ~2^28 cycles after each call, long enough to take a core
+ * from every fn call of an interleaved run or of short alternating blocks, and
+ * the backend's pool spins after its calls too): all of fn's runs, then all of
+ * ref's, each series after an untimed call; a pause between them would not do,
+ * as an idle VM slows the next calls down 3-6x (2-vCPU machine of
+ * bench/results/). Median and min in ms for fn, median for ref. */
 static int time_pair(struct bcase *c, bench_fn fn, void *ctx, bench_fn ref, void *rctx,
-                     int repeat, double *med, double *mn, double *rmed, struct err *err)
+                     int repeat, bool blocks, double *med, double *mn, double *rmed,
+                     struct err *err)
 {
     static double ts[2][1000];
     if (repeat > 1000)
         repeat = 1000;
-    if (fn(c, ctx, err) != 0 || krn_backend_sync(c->be, err) != 0)
-        return -1;
-    if (ref != NULL && (ref(c, rctx, err) != 0 || krn_backend_sync(c->be, err) != 0))
-        return -1;
-    int n = 0;
-    double start = now_ms();
-    while (n < repeat) {
-        double t0 = now_ms();
+    int n = 0, nr = 0;
+    if (blocks) {
+        double start = now_ms();
         if (fn(c, ctx, err) != 0 || krn_backend_sync(c->be, err) != 0)
             return -1;
-        ts[0][n] = now_ms() - t0;
-        if (ref != NULL) {
-            t0 = now_ms();
-            if (ref(c, rctx, err) != 0 || krn_backend_sync(c->be, err) != 0)
+        while (n < repeat && (n < 3 || now_ms() - start < 4000))
+            if (time_block(c, fn, ctx, ts[0], &n, err) != 0)
                 return -1;
-            ts[1][n] = now_ms() - t0;
+        start = now_ms();
+        if (ref != NULL && (ref(c, rctx, err) != 0 || krn_backend_sync(c->be, err) != 0))
+            return -1;
+        while (ref != NULL && nr < n && (nr < 3 || now_ms() - start < 4000))
+            if (time_block(c, ref, rctx, ts[1], &nr, err) != 0)
+                return -1;
+    } else {
+        if (fn(c, ctx, err) != 0 || krn_backend_sync(c->be, err) != 0)
+            return -1;
+        if (ref != NULL && (ref(c, rctx, err) != 0 || krn_backend_sync(c->be, err) != 0))
+            return -1;
+        double start = now_ms();
+        while (n < repeat) {
+            double t0 = now_ms();
+            if (fn(c, ctx, err) != 0 || krn_backend_sync(c->be, err) != 0)
+                return -1;
+            ts[0][n] = now_ms() - t0;
+            if (ref != NULL) {
+                t0 = now_ms();
+                if (ref(c, rctx, err) != 0 || krn_backend_sync(c->be, err) != 0)
+                    return -1;
+                ts[1][nr++] = now_ms() - t0;
+            }
+            n++;
+            if (n >= 3 && now_ms() - start > 4000)
+                break;
         }
-        n++;
-        if (n >= 3 && now_ms() - start > 4000)
-            break;
     }
     qsort(ts[0], (size_t)n, sizeof(double), cmp_double);
     *med = ts[0][n / 2];
     *mn = ts[0][0];
     if (ref != NULL) {
-        qsort(ts[1], (size_t)n, sizeof(double), cmp_double);
-        *rmed = ts[1][n / 2];
+        qsort(ts[1], (size_t)nr, sizeof(double), cmp_double);
+        *rmed = ts[1][nr / 2];
     }
     return 0;
 }
@@ -404,11 +436,14 @@ static int run_main(struct bcase *c, void *ctx, struct err *err)
     return run_op(c, err);
 }
 
-/* OpenBLAS directly on the same host memory (cpu backend only; f32). */
+/* OpenBLAS directly on the same host memory (cpu backend only; f32), with its
+ * own threading at the backend's thread count (*ctx), as a program calling
+ * cblas_sgemm would run it; the cpu backend keeps OpenBLAS at one thread inside
+ * its own pool, so the count is set for the call and put back after. */
 static int run_openblas(struct bcase *c, void *ctx, struct err *err)
 {
-    (void)ctx;
     (void)err;
+    openblas_set_num_threads(*(const int *)ctx);
     const struct krn_gemm_args *g = &c->g;
     const float *a = c->dt == KRN_DTYPE_F32 ? krn_buf_ptr(c->in[0]) : c->h[0];
     const float *b = c->dt == KRN_DTYPE_F32 ? krn_buf_ptr(c->in[1]) : c->h[1];
@@ -418,6 +453,7 @@ static int run_openblas(struct bcase *c, void *ctx, struct err *err)
                     (blasint)g->K, 1.0f, a + bt * g->M * g->K, (blasint)g->K,
                     b + bt * g->N * g->K, (blasint)g->K, 0.0f, o + bt * g->M * g->N,
                     (blasint)g->N);
+    openblas_set_num_threads(1);
     return 0;
 }
 
@@ -552,6 +588,7 @@ int krn_bench_run(const char *op, const int64_t *shape, int nshape, enum krn_dty
         if (c.op == KRN_OP_GEMM && strcmp(krn_backend_name(be), "cpu") == 0) {
             ref_name = "openblas";
             ref = run_openblas;
+            rctx = &info.multiprocessors; /* the cpu backend's threads */
         } else if (c.op == KRN_OP_GEMM && bench_ref != NULL &&
                    strcmp(bench_ref->backend, krn_backend_name(be)) == 0) {
             ref_name = bench_ref->name;
@@ -576,7 +613,8 @@ int krn_bench_run(const char *op, const int64_t *shape, int nshape, enum krn_dty
             }
             rctx = &uctx;
         }
-        if (time_pair(&c, run_main, NULL, ref, rctx, repeat, &med, &mn, &ref_med, err) != 0)
+        if (time_pair(&c, run_main, NULL, ref, rctx, repeat, ref == run_openblas, &med, &mn,
+                      &ref_med, err) != 0)
             goto out;
     }
     double flops = krn_op_flops(c.op, shape, nshape, dtype);

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "kernels/krn.h"
 #include "shared/keys.h"
 #include "shared/log.h"
 #include "shared/net.h"
@@ -39,6 +40,11 @@
 extern char **environ;
 
 #define REGISTER_RETRY 0.5 /* s between REGISTERs while unanswered */
+/* For infer ranks and bench tasks: the cpu backend threads through its own pool
+ * (its thread count comes in the spec) and keeps OpenBLAS at one thread; with
+ * more, OpenBLAS would start its threads at load and they would spin for ~2^28
+ * cycles, taking cores from the pool for the process's first ~0.1 s. */
+#define OPENBLAS_ENV "OPENBLAS_NUM_THREADS=1"
 
 struct wrk {
     struct wrk_cfg cfg;
@@ -244,7 +250,7 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
 }
 
 /* start_bench: launch a bench task as `moat-worker --run-bench JSON` (worker/wrk_bench.h)
- * in the shared unconfined directory, with OpenBLAS held to the task's threads. */
+ * in the shared unconfined directory (its threads come in the JSON). */
 static int start_bench(struct wrk *w, struct wrk_task *t, const json_t *b, bool *launch_error,
                        struct err *err)
 {
@@ -259,9 +265,6 @@ static int start_bench(struct wrk *w, struct wrk_task *t, const json_t *b, bool 
         json_object_set(args, "cpus", json_object_get(b, "cpus")) == 0 &&
         json_object_set(args, "gpus", json_object_get(b, "gpus")) == 0)
         text = json_dumps(args, JSON_COMPACT);
-    long long threads = json_integer_value(json_object_get(bench, "threads"));
-    if (threads <= 0)
-        threads = json_integer_value(json_object_get(b, "cpus"));
     json_decref(args);
     size_t nenv = 0;
     while (environ[nenv])
@@ -273,12 +276,11 @@ static int start_bench(struct wrk *w, struct wrk_task *t, const json_t *b, bool 
         *launch_error = true;
         return err_set(err, ENOMEM, "out of memory");
     }
-    char jobvar[64], blas[48];
+    char jobvar[64];
     snprintf(jobvar, sizeof jobvar, "MOAT_JOB_ID=%llu", (unsigned long long)t->job);
-    snprintf(blas, sizeof blas, "OPENBLAS_NUM_THREADS=%lld", threads);
     size_t k = 0;
     envp[k++] = jobvar;
-    envp[k++] = blas;
+    envp[k++] = (char *)OPENBLAS_ENV;
     for (size_t i = 0; i < nenv; i++)
         if (strncmp(environ[i], "MOAT_", 5) != 0 && strncmp(environ[i], "OPENBLAS_NUM_THREADS=", 21) != 0)
             envp[k++] = environ[i];
@@ -399,14 +401,12 @@ static void start_infer(struct wrk *w, struct wrk_task *t)
     while (environ[nenv])
         nenv++;
     char **envp = calloc(nenv + 3, sizeof *envp);
-    char jobvar[64], blas[48];
+    char jobvar[64];
     snprintf(jobvar, sizeof jobvar, "MOAT_JOB_ID=%llu", (unsigned long long)t->job);
-    snprintf(blas, sizeof blas, "OPENBLAS_NUM_THREADS=%lld",
-             (long long)json_integer_value(json_object_get(d, "cpus")));
     size_t k = 0;
     if (envp) {
         envp[k++] = jobvar;
-        envp[k++] = blas;
+        envp[k++] = (char *)OPENBLAS_ENV;
         for (size_t i = 0; i < nenv; i++)
             if (strncmp(environ[i], "MOAT_", 5) != 0 && strncmp(environ[i], "OPENBLAS_NUM_THREADS=", 21) != 0)
                 envp[k++] = environ[i];
@@ -767,10 +767,16 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "--run-infer") == 0)
+    /* Ranks and bench tasks: OpenBLAS at one thread from load on (the daemon
+     * itself runs no GEMM, and its environment passes on to unconfined tasks). */
+    if (argc >= 2 && strcmp(argv[1], "--run-infer") == 0) {
+        krn_cpu_process_init(argv);
         return wrk_infer_main(argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "--run-bench") == 0)
+    }
+    if (argc >= 2 && strcmp(argv[1], "--run-bench") == 0) {
+        krn_cpu_process_init(argv);
         return wrk_bench_main(argc - 1, argv + 1);
+    }
     const char *conf = NULL;
     int opt;
     while ((opt = getopt(argc, argv, "c:h")) != -1) {

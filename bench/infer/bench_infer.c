@@ -54,6 +54,7 @@ static int die(const char *what, const struct err *err)
 
 int main(int argc, char **argv)
 {
+    krn_cpu_process_init(argv); /* OpenBLAS at one thread from load on */
     const char *model_dir = "build/model", *input = NULL, *out_path = NULL, *backend = "cpu";
     int device = 0, threads = 0, batch = 32, max_len = WRK_TOK_MAX_LEN_DEFAULT;
     for (int i = 1; i < argc; i++) {

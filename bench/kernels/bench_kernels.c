@@ -115,6 +115,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
+    krn_cpu_process_init(argv); /* OpenBLAS at one thread from load on */
     const char *backends = "cpu", *ops = NULL, *dtypes = "f32", *sets = "minilm,bert-large,square";
     const char *seqs = "128,512", *plot = NULL, *outpath = NULL;
     double max_gflop = 1e30;

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -206,6 +207,17 @@ static int cpu_threads_set(krn_backend_t *be, int threads, struct err *err)
      * sched_yield while the pool runs the other ops. */
     openblas_set_num_threads(1);
     return 0;
+}
+
+void krn_cpu_process_init(char **argv)
+{
+    const char *v = getenv("OPENBLAS_NUM_THREADS");
+    if (v != NULL && strcmp(v, "1") == 0)
+        return;
+    if (setenv("OPENBLAS_NUM_THREADS", "1", 1) == 0)
+        execv("/proc/self/exe", argv);
+    fprintf(stderr, "moat: cannot re-execute with OPENBLAS_NUM_THREADS=1 (%s); OpenBLAS's "
+                    "threads may slow the first GEMMs\n", strerror(errno));
 }
 
 static void cpu_destroy(krn_backend_t *be)
