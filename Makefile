@@ -57,9 +57,30 @@ include kernels/kernels.mk
 include tests/fuzz/fuzz.mk
 
 # ---- NCCL for GPU TP ranks (worker/wrk_nccl.c), only with CUDA ----
-ifeq ($(HAVE_CUDA),1)
-$(BUILD)/worker/wrk_nccl.o: CFLAGS += -DMOAT_HAVE_NCCL -I$(CUDA_HOME)/include
-NCCL_LDLIBS := -L$(CUDA_HOME)/lib64 -lnccl
+# NCCL=0: build the worker without it (its GPU ranks then all-reduce over ZeroMQ
+# and test_nccl skips). NCCL_HOME: where include/nccl.h is when not in CUDA_HOME,
+# NCCL_LIBDIR where libnccl.so.2 is (the pip wheel nvidia-nccl-cu13 has
+# nvidia/nccl/{include,lib}, and no libnccl.so link name: hence -l:libnccl.so.2).
+NCCL ?= $(HAVE_CUDA)
+NCCL_HOME ?= $(CUDA_HOME)
+NCCL_LIBDIR ?= $(NCCL_HOME)/lib64
+ifeq ($(HAVE_CUDA)$(NCCL),11)
+$(BUILD)/worker/wrk_nccl.o: CFLAGS += -DMOAT_HAVE_NCCL -I$(CUDA_HOME)/include -I$(NCCL_HOME)/include
+NCCL_LDLIBS := -L$(NCCL_LIBDIR) -Wl,-rpath,$(NCCL_LIBDIR) -l:libnccl.so.2
+endif
+
+# ---- dependencies unpacked under a prefix (scripts/gpu-deps.sh, tests/gpu/run.sh) ----
+# DEPS_PREFIX=dir: headers and libraries from dir/usr (a tree of `dpkg-deb -x`d
+# Debian amd64 packages) before the system's. Headers as -isystem, as they would
+# be in /usr/include; programs get the library folders as DT_RPATH
+# (--disable-new-dtags): unlike DT_RUNPATH it also serves the libraries' own
+# needs (libzmq's libpgm, OpenBLAS's libgfortran) without LD_LIBRARY_PATH.
+ifneq ($(DEPS_PREFIX),)
+DEPS_LIBDIRS := $(addprefix $(DEPS_PREFIX)/,usr/lib/x86_64-linux-gnu \
+                usr/lib/x86_64-linux-gnu/openblas-pthread lib/x86_64-linux-gnu)
+CFLAGS  += -isystem $(DEPS_PREFIX)/usr/include \
+           -isystem $(DEPS_PREFIX)/usr/include/x86_64-linux-gnu/openblas-pthread
+LDFLAGS += $(DEPS_LIBDIRS:%=-L%) -Wl,--disable-new-dtags $(DEPS_LIBDIRS:%=-Wl,-rpath,%)
 endif
 
 # ---- programs ----

@@ -46,9 +46,10 @@ $(BUILD)/kernels/%.o: kernels/%.cu kernels/krn.h kernels/krn_impl.h $(wildcard k
 	@mkdir -p $(@D)
 	$(NVCC) $(KRN_NVCC_FLAGS) -c $< -o $@
 
+# rpath: cuBLAS is found where it was linked, also where CUDA's lib64 is not in ld.so.conf
 $(BUILD)/kernels/dev/%: kernels/dev/%.cu $(wildcard kernels/dev/*.cuh)
 	@mkdir -p $(@D)
-	$(NVCC) $(KRN_NVCC_FLAGS) -o $@ $< -lcublas
+	$(NVCC) $(KRN_NVCC_FLAGS) -o $@ $< -Xlinker -rpath,$(CUDA_HOME)/lib64 -lcublas
 
 .PHONY: krn-dev krn-check
 krn-dev: $(KRN_DEV_BINS)

@@ -95,7 +95,7 @@ wrk_nccl_t *wrk_nccl_create(wrk_comm_t *comm, krn_backend_t *be, int tp, int ran
     (void)be;
     (void)tp;
     (void)rank;
-    err_set(err, ENOTSUP, "nccl: built without CUDA");
+    err_set(err, ENOTSUP, "nccl: built without NCCL (CUDA=0 or NCCL=0)");
     return NULL;
 }
 
@@ -106,7 +106,7 @@ int wrk_nccl_allreduce_sum(void *ctx, float *buf, size_t count, struct err *err)
     (void)ctx;
     (void)buf;
     (void)count;
-    return err_set(err, ENOTSUP, "nccl: built without CUDA");
+    return err_set(err, ENOTSUP, "nccl: built without NCCL (CUDA=0 or NCCL=0)");
 }
 
 #endif

@@ -12,9 +12,10 @@
  * machine only tp == 1 can be tested here (a single-rank communicator). Groups
  * use NCCL only when every rank has a GPU of its own (worker/wrk_arpath.h);
  * otherwise GPU ranks all-reduce over ZeroMQ through worker/wrk_stage.h.
- * Built only when CUDA is (MOAT_HAVE_NCCL); otherwise wrk_nccl_create fails with
- * ENOTSUP ("built without CUDA"). Errors from NCCL become EIO naming the call and
- * ncclGetErrorString. Thread-safety: one handle per rank process.
+ * Built only when CUDA is and NCCL is not switched off (MOAT_HAVE_NCCL; make
+ * NCCL=0); otherwise wrk_nccl_create fails with ENOTSUP ("built without NCCL").
+ * Errors from NCCL become EIO naming the call and ncclGetErrorString.
+ * Thread-safety: one handle per rank process.
  */
 #ifndef MOAT_WRK_NCCL_H
 #define MOAT_WRK_NCCL_H

@@ -5,14 +5,25 @@
 # Meant for a machine with an NVIDIA GPU (H100/H200: under 5 minutes). Without
 # a GPU every step still runs and records its skip reason.
 #   OUT=dir tests/gpu/run.sh
-# The model (87 MiB) is over the device tool's 64 MiB carry limit, so the model
-# steps use its GPU test copy (unused word-embedding rows zeroed, gzipped,
-# about 50 MiB; scripts/gpu-model.py, docs/infer.md "GPU runs"). Make it first:
-#   scripts/fetch-model.sh build/model && scripts/gpu-model.py   # -> build/gpu-model/
-# then give the device tool's run carry ["build/gpu-model"] and the command
+# The device machine's image has CUDA, NCCL's wheel and Python but not moat's C
+# libraries, and no network; the model (87 MiB) is over the device tool's 64 MiB
+# carry limit, so the model steps use its GPU test copy (unused word-embedding
+# rows zeroed, gzipped, about 50 MiB; scripts/gpu-model.py, docs/infer.md "GPU
+# runs"). On the connected side, first (network; about 2 minutes):
+#   scripts/gpu-deps.sh && scripts/fetch-model.sh build/model && scripts/gpu-model.py
+#   # -> .gpu-deps/ (29 trimmed Debian .debs, 6.5 MiB) and build/gpu-model/ (50 MiB)
+# then one device-tool run: carry [".gpu-deps", "build/gpu-model"], timeout_s 420,
+# command
 #   OUT=$OUT tests/gpu/run.sh
-# Without build/gpu-model the model steps are skipped and summary.txt says why;
-# MOAT_MODEL_DIR=dir uses that model directory, as it is, instead.
+# (tracked tree 3.3 MB + 6.8 MB + 52.4 MB = 62.6 MB of the 67.1 MB (64 MiB) limit).
+# With .gpu-deps/ present every .deb in it is unpacked (dpkg-deb -x, never into /)
+# into $BUILD/deps and make gets DEPS_PREFIX=that (headers first, libraries
+# through the programs' DT_RPATH: no LD_LIBRARY_PATH, so the image's own tools
+# keep their own libraries); without it the system's are used. NCCL: CUDA_HOME's,
+# else python3's pip wheel nvidia-nccl-cu13 (make NCCL_HOME=... NCCL_LIBDIR=...),
+# else none (NCCL=0; test_nccl then skips, which fails on a GPU machine).
+# summary.txt says which. Without build/gpu-model the model steps are skipped and
+# summary.txt says why; MOAT_MODEL_DIR=dir uses that model directory, as it is, instead.
 # BUILD=dir BIN=dir: build there instead of build/ and bin/ (passed to make);
 # GPU_MODEL=dir: the copy is there instead of build/gpu-model.
 # Files: $OUT/env.json (GPU, driver, git rev, date), $OUT/test_krn_cuda.txt
@@ -37,7 +48,7 @@
 # would start with less than 10 s left is skipped and says so.
 # Exit status: non-zero when a test or a validation failed.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 OUT=${OUT:-./out}
 BUILD=${BUILD:-build}
 BIN=${BIN:-bin}
@@ -57,6 +68,62 @@ budget() {
     if [ "$left" -lt 10 ]; then echo 0; elif [ "$left" -lt "$1" ]; then echo "$left"; else echo "$1"; fi
 }
 
+# 0. C libraries (.gpu-deps/, scripts/gpu-deps.sh) and NCCL: see the top comment
+DEPS=()
+if compgen -G ".gpu-deps/*.deb" > /dev/null; then
+    # N.B. not under .gpu-deps/: a local run would then make the next carry 40 MB larger
+    root=$(mkdir -p "$BUILD" && cd "$BUILD" && pwd)/deps
+    rm -rf "$root" && mkdir -p "$root" || exit 1
+    n=0 how=dpkg-deb
+    dpkg-deb --version > /dev/null 2>&1 || how="python3 (no dpkg-deb)"
+    for f in .gpu-deps/*.deb; do
+        if [ "$how" = dpkg-deb ]; then
+            dpkg-deb -x "$f" "$root"
+        else  # an ar archive holding data.tar.*: what dpkg-deb -x reads
+            python3 - "$f" "$root" <<'PY'
+import io, sys, tarfile
+b = open(sys.argv[1], "rb").read()
+assert b[:8] == b"!<arch>\n", "not an ar archive"
+i = 8
+while i + 60 <= len(b):
+    name, size = b[i:i + 16].decode().strip().rstrip("/"), int(b[i + 48:i + 58])
+    if name.startswith("data.tar"):
+        with tarfile.open(fileobj=io.BytesIO(b[i + 60:i + 60 + size])) as t:
+            t.extractall(sys.argv[2], filter="tar")
+        sys.exit(0)
+    i += 60 + size + (size & 1)
+sys.exit("no data.tar member")
+PY
+        fi || { note "deps: unpacking $f FAILED"; exit 1; }
+        n=$((n + 1))
+    done
+    DEPS=(DEPS_PREFIX="$root")
+    note "deps: $n .deb from .gpu-deps unpacked with $how into $root; make DEPS_PREFIX=$root"
+    if ! make --version > /dev/null 2>&1; then
+        PATH=$PATH:$root/usr/bin
+        note "deps: no make in the image: the carried GNU make ($root/usr/bin/make)"
+    fi
+else
+    note "deps: no .gpu-deps/: the system's libraries (scripts/gpu-deps.sh makes it)"
+fi
+# the CUDA toolkit, as the Makefile finds it (CUDA_HOME, else nvcc's folder)
+nvcc_bin=$(command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_DIR=${CUDA_HOME:-${nvcc_bin%/bin/nvcc}}
+for l in libcudart.so libcublas.so; do
+    [ -e "$CUDA_DIR/lib64/$l" ] || note "cuda: $CUDA_DIR/lib64/$l missing: the CUDA build will not link"
+done
+NCCL_MK=()
+if [ -f "$CUDA_DIR/include/nccl.h" ] && [ -e "$CUDA_DIR/lib64/libnccl.so.2" ]; then
+    note "nccl: $CUDA_DIR's (include/nccl.h, lib64/libnccl.so.2)"
+elif d=$(python3 -c 'import nvidia.nccl as m; print(list(m.__path__)[0])' 2>/dev/null) &&
+        [ -f "$d/include/nccl.h" ] && [ -e "$d/lib/libnccl.so.2" ]; then
+    NCCL_MK=(NCCL_HOME="$d" NCCL_LIBDIR="$d/lib")
+    note "nccl: none in $CUDA_DIR: python3's wheel, make NCCL_HOME=$d NCCL_LIBDIR=$d/lib"
+else
+    NCCL_MK=(NCCL=0)
+    note "nccl: none in $CUDA_DIR nor as python3's nvidia.nccl: make NCCL=0 (test_nccl skips)"
+fi
+
 # 1. build (library, tests, dev kernels, benchmark)
 # On a cc 9.0 GPU build for sm_90a alone: half the nvcc time, and the dev
 # harness (one unit with every version) then certainly runs its wgmma v7 (the
@@ -67,7 +134,7 @@ budget() {
 ARCH=()
 cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1)
 [ "$cap" = "9.0" ] && ARCH=(KRN_NVCC_ARCH="-gencode arch=compute_90a,code=sm_90a")
-MK=(make -j"$JOBS" CUDA=1 "${ARCH[@]}" BUILD="$BUILD" BIN="$BIN")
+MK=(make -j"$JOBS" CUDA=1 "${ARCH[@]}" "${DEPS[@]}" "${NCCL_MK[@]}" BUILD="$BUILD" BIN="$BIN")
 KRN_TARGETS=("$BUILD/libmoatkrn.a" "$BUILD/tests/kernels/test_krn_api"
     "$BUILD/tests/kernels/test_krn_cpu" "$BUILD/tests/kernels/test_krn_cuda" krn-dev
     "$BIN/bench-kernels")

@@ -28,7 +28,8 @@ static void single_rank_allreduce_on_the_gpu(void **state)
 {
     (void)state;
     if (!wrk_nccl_available() || krn_cuda_device_count() == 0) {
-        printf("SKIP: %s\n", wrk_nccl_available() ? "no CUDA device" : "built without CUDA");
+        printf("SKIP: %s\n", wrk_nccl_available() ? "no CUDA device"
+                                                   : "built without NCCL (CUDA=0 or NCCL=0)");
         skip();
     }
     struct err e = {0};
