@@ -88,10 +88,7 @@ CTL_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard controller/*.c))
 WRK_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard worker/*.c))
 CLI_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
 
-# The model module (worker/wrk_model.c) is also the controller's and the CLI's
-# intake check; it moves to shared/ once the infer path settles.
-MODEL_OBJ := $(BUILD)/worker/wrk_model.o
-$(BIN)/moat-controller: $(CTL_OBJ) $(MODEL_OBJ) $(SHARED_LIB)
+$(BIN)/moat-controller: $(CTL_OBJ) $(SHARED_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
@@ -101,7 +98,7 @@ $(BIN)/moat-worker: $(WRK_OBJ) $(KRN_BENCH_REF_OBJ) $(SHARED_LIB) $(KRN_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(KRN_CUBLAS) $(KRN_LDLIBS) $(NCCL_LDLIBS)
 
-$(BIN)/moat: $(CLI_OBJ) $(MODEL_OBJ) $(SHARED_LIB)
+$(BIN)/moat: $(CLI_OBJ) $(SHARED_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 

@@ -4,7 +4,7 @@
  * and writes manifest.json and its Ed25519 signature manifest.sig
  * (shared/manifest.h). import checks the directory locally first (config and
  * every tensor against the architecture, SHA-256 of each file against
- * manifest.json: worker/wrk_model.h), uploads each file in chunks, then commits
+ * manifest.json: shared/model.h), uploads each file in chunks, then commits
  * the file list with manifest.json and manifest.sig; the controller checks the
  * signature against its trust roots, the hashes, the version (no rollback) and
  * the architecture again before it records anything.
@@ -21,7 +21,7 @@
 #include "cli/cli.h"
 #include "cli/cli_local.h"
 #include "shared/manifest.h"
-#include "worker/wrk_model.h"
+#include "shared/model.h"
 
 #define CHUNK (4u << 20) /* the controller's CTL_MODEL_CHUNK */
 
@@ -62,7 +62,7 @@ static const char model_help[] =
     "  moat model import /media/intake/minilm                  # isolated side\n"
     "  moat model verify minilm\n";
 
-static int upload(struct cli *cli, const char *name, const char *dir, const struct wrk_model_file *f)
+static int upload(struct cli *cli, const char *name, const char *dir, const struct model_file *f)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, f->name);
@@ -138,14 +138,14 @@ static int do_import(struct cli *cli, const char *dir, const char *name)
     int rc = signed_read(cli, dir, &sm, &mtext, &sig);
     if (rc == CLI_OK && name == NULL)
         name = mtext ? sm.name : base_name(dir, base, sizeof base);
-    wrk_model_t *m = rc == CLI_OK ? wrk_model_open(dir, &e) : NULL;
+    model_t *m = rc == CLI_OK ? model_open(dir, &e) : NULL;
     if (rc == CLI_OK && m == NULL)
         rc = cli_fail(cli, CLI_USAGE, "%s", e.msg);
-    struct wrk_model_file files[WRK_MODEL_FILES];
-    if (rc == CLI_OK && wrk_model_manifest_compute(m, files, &e) != 0)
+    struct model_file files[MODEL_FILES];
+    if (rc == CLI_OK && model_manifest_compute(m, files, &e) != 0)
         rc = cli_fail(cli, CLI_FAILED, "%s", e.msg);
-    wrk_model_destroy(m);
-    for (int i = 0; rc == CLI_OK && mtext && i < WRK_MODEL_FILES; i++) {
+    model_destroy(m);
+    for (int i = 0; rc == CLI_OK && mtext && i < MODEL_FILES; i++) {
         const struct manifest_file *mf = manifest_file_find(&sm, files[i].name);
         if (mf == NULL)
             rc = cli_fail(cli, CLI_USAGE, "%s/%s: not listed in manifest.json", dir, files[i].name);
@@ -159,10 +159,10 @@ static int do_import(struct cli *cli, const char *dir, const char *name)
         free(sig);
         return rc;
     }
-    for (int i = 0; i < WRK_MODEL_FILES && rc == CLI_OK; i++)
+    for (int i = 0; i < MODEL_FILES && rc == CLI_OK; i++)
         rc = upload(cli, name, dir, &files[i]);
     json_t *arr = json_array(), *body = NULL;
-    for (int i = 0; i < WRK_MODEL_FILES; i++)
+    for (int i = 0; i < MODEL_FILES; i++)
         json_array_append_new(arr, json_pack("{s:s, s:s, s:I}", "file", files[i].name, "sha256",
                                              files[i].sha256, "bytes", (json_int_t)files[i].bytes));
     if (rc == CLI_OK) {
@@ -197,19 +197,19 @@ static int do_sign(struct cli *cli, const char *dir, const char *key, const char
     uint8_t sk[MANIFEST_SK_BYTES];
     if (manifest_key_read(key, sk, sizeof sk, true, &e) != 0)
         return cli_fail(cli, CLI_USAGE, "--key: %s", e.msg);
-    wrk_model_t *m = wrk_model_open(dir, &e);
+    model_t *m = model_open(dir, &e);
     if (m == NULL)
         return cli_fail(cli, CLI_USAGE, "%s", e.msg);
-    struct wrk_model_file files[WRK_MODEL_FILES];
-    int rc = wrk_model_manifest_compute(m, files, &e);
-    wrk_model_destroy(m);
+    struct model_file files[MODEL_FILES];
+    int rc = model_manifest_compute(m, files, &e);
+    model_destroy(m);
     if (rc != 0)
         return cli_fail(cli, CLI_FAILED, "%s", e.msg);
-    struct manifest man = {.version = version, .nfiles = WRK_MODEL_FILES};
+    struct manifest man = {.version = version, .nfiles = MODEL_FILES};
     char base[PATH_MAX];
     snprintf(man.name, sizeof man.name, "%.64s", name ? name : base_name(dir, base, sizeof base));
     snprintf(man.architecture, sizeof man.architecture, "bert");
-    for (int i = 0; i < WRK_MODEL_FILES; i++) {
+    for (int i = 0; i < MODEL_FILES; i++) {
         snprintf(man.files[i].file, sizeof man.files[i].file, "%s", files[i].name);
         memcpy(man.files[i].sha256, files[i].sha256, sizeof man.files[i].sha256);
         man.files[i].bytes = files[i].bytes;

@@ -15,7 +15,7 @@
 #include "shared/log.h"
 #include "shared/manifest.h"
 #include "shared/units.h"
-#include "worker/wrk_model.h"
+#include "shared/model.h"
 
 static void art_path(const struct ctl *ctl, char *out, size_t cap, const char *fmt, const char *a,
                      const char *b)
@@ -56,8 +56,8 @@ static bool is_name(const char *s)
 
 static int known_file(const char *f)
 {
-    for (int i = 0; i < WRK_MODEL_FILES; i++)
-        if (strcmp(f, wrk_model_file_names[i]) == 0)
+    for (int i = 0; i < MODEL_FILES; i++)
+        if (strcmp(f, model_file_names[i]) == 0)
             return i;
     return -1;
 }
@@ -282,9 +282,9 @@ int ctl_on_model_commit(struct ctl *ctl, const struct net_peer *peer, struct pro
     const char *name = jstr(b, "name");
     if (!is_name(name))
         return err_set(err, EINVAL, "model name '%.64s': use letters, digits, '.', '_', '-'", name);
-    if (json_array_size(files) != WRK_MODEL_FILES)
+    if (json_array_size(files) != MODEL_FILES)
         return err_set(err, EINVAL, "model %s: expected the %d files config.json, vocab.txt, model.safetensors",
-                       name, WRK_MODEL_FILES);
+                       name, MODEL_FILES);
     struct manifest sm;
     bool is_signed;
     char signer[17] = "";
@@ -297,7 +297,7 @@ int ctl_on_model_commit(struct ctl *ctl, const struct net_peer *peer, struct pro
         return ctl_out_reply(ctl, peer, msg->req_id, same);
     }
     /* 1. every upload is complete and hashes to what the client declared */
-    const char *shas[WRK_MODEL_FILES] = {0};
+    const char *shas[MODEL_FILES] = {0};
     size_t i;
     json_t *f;
     json_array_foreach(files, i, f) {
@@ -345,22 +345,22 @@ int ctl_on_model_commit(struct ctl *ctl, const struct net_peer *peer, struct pro
     art_path(ctl, dir, sizeof dir, "models/%s%s", vname, "");
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         return err_set(err, errno, "model %s: %s: %s", name, dir, strerror(errno));
-    for (int k = 0; k < WRK_MODEL_FILES; k++) {
+    for (int k = 0; k < MODEL_FILES; k++) {
         char obj[PATH_MAX], lnk[PATH_MAX + 80];
         art_path(ctl, obj, sizeof obj, "objects/%s%s", shas[k], "");
-        snprintf(lnk, sizeof lnk, "%s/%s", dir, wrk_model_file_names[k]);
+        snprintf(lnk, sizeof lnk, "%s/%s", dir, model_file_names[k]);
         unlink(lnk);
         if (link(obj, lnk) != 0)
             return err_set(err, errno, "model %s: link %s: %s", name, lnk, strerror(errno));
     }
-    wrk_model_t *m = wrk_model_open(dir, err);
+    model_t *m = model_open(dir, err);
     if (m == NULL)
         return err_prefix(err, "model %s refused", name);
-    const struct wrk_model_config *c = wrk_model_config_get(m);
+    const struct model_config *c = model_config_get(m);
     json_t *config = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "hidden", c->hidden, "heads", c->heads,
                                "layers", c->layers, "intermediate", c->intermediate, "vocab", c->vocab,
                                "max_position", c->max_position);
-    wrk_model_destroy(m);
+    model_destroy(m);
     json_t *man = json_pack("{s:s, s:I, s:O, s:o, s:f, s:s}", "name", name, "version", version,
                             "files", files, "config", config, "imported", units_now(), "dir", vname);
     json_object_set_new(man, "signed", json_boolean(is_signed));
@@ -466,22 +466,22 @@ json_t *ctl_model_shards(struct ctl *ctl, const char *name, int tp, struct err *
     char dir[PATH_MAX];
     art_path(ctl, dir, sizeof dir, "models/%s%s", jstr(man, "dir"), "");
     json_decref(man);
-    wrk_model_t *m = wrk_model_open(dir, err);
+    model_t *m = model_open(dir, err);
     if (m == NULL)
         return NULL;
-    if (wrk_model_tp_check(wrk_model_config_get(m), tp, 0, err) != 0) {
-        wrk_model_destroy(m);
+    if (model_tp_check(model_config_get(m), tp, 0, err) != 0) {
+        model_destroy(m);
         return NULL;
     }
     json_t *shards = json_array();
     for (int r = 0; r < tp; r++) {
-        wrk_shard_t *s = wrk_model_shard_extract(m, tp, r, err);
+        model_shard_t *s = model_shard_extract(m, tp, r, err);
         if (s == NULL)
             goto fail;
         char hex[65], path[PATH_MAX], tmp[PATH_MAX + 8];
         size_t len;
-        const void *bytes = wrk_shard_bytes(s, &len);
-        wrk_shard_sha256(s, hex);
+        const void *bytes = model_shard_bytes(s, &len);
+        model_shard_sha256(s, hex);
         art_path(ctl, path, sizeof path, "objects/%s%s", hex, "");
         snprintf(tmp, sizeof tmp, "%s.tmp", path);
         int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -489,14 +489,14 @@ json_t *ctl_model_shards(struct ctl *ctl, const char *name, int tp, struct err *
         int ok = fd >= 0 && w == (ssize_t)len && fsync(fd) == 0;
         if (fd >= 0)
             close(fd);
-        wrk_shard_destroy(s);
+        model_shard_destroy(s);
         if (!ok || rename(tmp, path) != 0) {
             err_set(err, errno ? errno : EIO, "shard %s: %s", path, strerror(errno));
             goto fail;
         }
         json_array_append_new(shards, json_pack("{s:s, s:I}", "sha256", hex, "bytes", (json_int_t)len));
     }
-    wrk_model_destroy(m);
+    model_destroy(m);
     if (artifact_put(ctl, key, shards, err) != 0) {
         json_decref(shards);
         return NULL;
@@ -504,7 +504,7 @@ json_t *ctl_model_shards(struct ctl *ctl, const char *name, int tp, struct err *
     log_info("ctl", "model %s: %d TP shards extracted", name, tp);
     return shards;
 fail:
-    wrk_model_destroy(m);
+    model_destroy(m);
     json_decref(shards);
     return NULL;
 }

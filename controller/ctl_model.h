@@ -9,7 +9,7 @@
  * "shards/<name>/<version>/<tp>" -> [{sha256, bytes}] per rank.
  * A model is accepted only if every file's SHA-256 matches what the client
  * declared and its config and every tensor match the architecture
- * (worker/wrk_model.h); the error names the file or tensor.
+ * (shared/model.h); the error names the file or tensor.
  */
 #ifndef MOAT_CTL_MODEL_H
 #define MOAT_CTL_MODEL_H

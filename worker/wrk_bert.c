@@ -36,7 +36,7 @@ struct wrk_bert_layer {
 
 struct wrk_bert {
     krn_backend_t *be;
-    struct wrk_model_config cfg;
+    struct model_config cfg;
     int tp, rank;
     int W, F, heads_local;
     int max_batch, max_len;
@@ -118,14 +118,14 @@ static krn_buf_t *wrk_bert_alloc(wrk_bert_t *m, size_t bytes, const char *what, 
 }
 
 /* Upload the shard tensors names[0..n) (each F32, shapes checked by
- * wrk_shard_decode) one after another into a new buffer. */
-static krn_buf_t *wrk_bert_upload(wrk_bert_t *m, const wrk_shard_t *s, const char *const *names,
+ * model_shard_decode) one after another into a new buffer. */
+static krn_buf_t *wrk_bert_upload(wrk_bert_t *m, const model_shard_t *s, const char *const *names,
                                   int n, struct err *err)
 {
     size_t total = 0;
     const struct st_tensor *t[3];
     for (int i = 0; i < n; i++) {
-        t[i] = wrk_shard_tensor(s, names[i]);
+        t[i] = model_shard_tensor(s, names[i]);
         if (t[i] == NULL || t[i]->dtype != ST_DTYPE_F32) {
             err_set(err, EINVAL, "bert: shard tensor '%s': missing or not F32", names[i]);
             return NULL;
@@ -148,13 +148,13 @@ static krn_buf_t *wrk_bert_upload(wrk_bert_t *m, const wrk_shard_t *s, const cha
     return b;
 }
 
-static krn_buf_t *wrk_bert_upload1(wrk_bert_t *m, const wrk_shard_t *s, const char *name,
+static krn_buf_t *wrk_bert_upload1(wrk_bert_t *m, const model_shard_t *s, const char *name,
                                    struct err *err)
 {
     return wrk_bert_upload(m, s, &name, 1, err);
 }
 
-static int wrk_bert_layer_load(wrk_bert_t *m, const wrk_shard_t *s, int l, struct err *err)
+static int wrk_bert_layer_load(wrk_bert_t *m, const model_shard_t *s, int l, struct err *err)
 {
     struct wrk_bert_layer *L = &m->layers[l];
     char n[12][96];
@@ -191,15 +191,15 @@ static int wrk_bert_layer_load(wrk_bert_t *m, const wrk_shard_t *s, int l, struc
     return 0;
 }
 
-wrk_bert_t *wrk_bert_create(krn_backend_t *be, const wrk_shard_t *shard, int max_batch,
+wrk_bert_t *wrk_bert_create(krn_backend_t *be, const model_shard_t *shard, int max_batch,
                             int max_len, const struct wrk_allreduce *ar, struct err *err)
 {
     if (be == NULL || shard == NULL) {
         err_set(err, EINVAL, "bert: NULL backend or shard");
         return NULL;
     }
-    const struct wrk_model_config *c = wrk_shard_config(shard);
-    int tp = wrk_shard_tp(shard);
+    const struct model_config *c = model_shard_config(shard);
+    int tp = model_shard_tp(shard);
     if (max_batch < 1 || max_len < 1 || max_len > c->max_position
         || (int64_t)max_batch * max_len > (1 << 24)) {
         err_set(err, EINVAL, "bert: max_batch %d, max_len %d: need >= 1, max_len <= %d, "
@@ -218,7 +218,7 @@ wrk_bert_t *wrk_bert_create(krn_backend_t *be, const wrk_shard_t *shard, int max
     m->be = be;
     m->cfg = *c;
     m->tp = tp;
-    m->rank = wrk_shard_rank(shard);
+    m->rank = model_shard_rank(shard);
     m->W = c->hidden / tp;
     m->F = c->intermediate / tp;
     m->heads_local = c->heads / tp;

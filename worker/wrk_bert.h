@@ -2,7 +2,7 @@
  *
  * Computes what sentence-transformers' all-MiniLM-L6-v2 pipeline computes
  * (HF BertModel -> Pooling(mean) -> Normalize), for any BERT shard of
- * worker/wrk_model.h:
+ * shared/model.h:
  *   x  = LayerNorm(word_emb[ids] + token_type_emb[0] + position_emb[t])
  *   per layer (post-LN, Vaswani et al. 2017 / Devlin et al. 2019; HF BertLayer):
  *     x = LayerNorm(x + Dense_o(Attention(x W_qkv^T + b_qkv, key-padding mask)))
@@ -26,7 +26,7 @@
 
 #include "kernels/krn.h"
 #include "shared/err.h"
-#include "worker/wrk_model.h"
+#include "shared/model.h"
 
 /* The TP group's all-reduce, supplied by the caller (NCCL, ZeroMQ, threads).
  * allreduce_sum: replace buf[0..n) on every rank with the element-wise sum of
@@ -56,7 +56,7 @@ typedef struct wrk_bert wrk_bert_t;
  * Returns a handle (caller frees with wrk_bert_destroy(), before be) or NULL
  * with err: EINVAL (bad sizes, missing all-reduce), ENOMEM, and backend errors
  * (ENOTSUP: head dim, EIO). */
-wrk_bert_t *wrk_bert_create(krn_backend_t *be, const wrk_shard_t *shard, int max_batch,
+wrk_bert_t *wrk_bert_create(krn_backend_t *be, const model_shard_t *shard, int max_batch,
                             int max_len, const struct wrk_allreduce *ar, struct err *err);
 
 /* wrk_bert_destroy: free buffers; NULL is a no-op. */

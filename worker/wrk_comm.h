@@ -54,7 +54,7 @@
  * magic, version, flags, type, rank (must match the routing id), tp, seq,
  * count against the call's, body length == count * element size, frame count;
  * a failed check is EPROTO naming it. Tensors are host f32 (this module, like
- * worker/wrk_model.h, assumes little-endian hosts).
+ * shared/model.h, assumes little-endian hosts).
  *
  * NCCL seam (GPU ranks): the NCCL all-reduce (worker/wrk_nccl.h) has the same
  * function signature as wrk_comm_allreduce_sum() (so it plugs into struct

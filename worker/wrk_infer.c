@@ -33,7 +33,7 @@
 #include "worker/wrk_arpath.h"
 #include "worker/wrk_bert.h"
 #include "worker/wrk_comm.h"
-#include "worker/wrk_model.h"
+#include "shared/model.h"
 #include "worker/wrk_nccl.h"
 #include "worker/wrk_stage.h"
 #include "worker/wrk_tok.h"
@@ -191,7 +191,7 @@ static int spec_parse(const char *path, struct infer_spec *s, struct err *err)
 
 /* ---- shard ---- */
 
-static wrk_shard_t *shard_load(const struct infer_spec *s, struct err *err)
+static model_shard_t *shard_load(const struct infer_spec *s, struct err *err)
 {
     int fd = open(s->shard, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -211,24 +211,24 @@ static wrk_shard_t *shard_load(const struct infer_spec *s, struct err *err)
         err_set(err, errno, "%s: mmap: %s", s->shard, strerror(errno));
         return NULL;
     }
-    wrk_shard_t *sh = wrk_shard_decode(p, (size_t)sb.st_size, err);
+    model_shard_t *sh = model_shard_decode(p, (size_t)sb.st_size, err);
     munmap(p, (size_t)sb.st_size);
     if (sh == NULL) {
         err_prefix(err, "%s", s->shard);
         return NULL;
     }
     char hex[65];
-    wrk_shard_sha256(sh, hex);
+    model_shard_sha256(sh, hex);
     if (strcasecmp(hex, s->shard_sha256) != 0) {
         err_set(err, EINVAL, "%s: sha256 %.16s..., spec says %.16s...", s->shard, hex,
                 s->shard_sha256);
-        wrk_shard_destroy(sh);
+        model_shard_destroy(sh);
         return NULL;
     }
-    if (wrk_shard_tp(sh) != s->tp || wrk_shard_rank(sh) != s->rank) {
+    if (model_shard_tp(sh) != s->tp || model_shard_rank(sh) != s->rank) {
         err_set(err, EINVAL, "%s: shard of rank %d of tp %d, spec says rank %d of tp %d",
-                s->shard, wrk_shard_rank(sh), wrk_shard_tp(sh), s->rank, s->tp);
-        wrk_shard_destroy(sh);
+                s->shard, model_shard_rank(sh), model_shard_tp(sh), s->rank, s->tp);
+        model_shard_destroy(sh);
         return NULL;
     }
     return sh;
@@ -388,7 +388,7 @@ fail:
 
 struct infer_run {
     wrk_comm_t *comm;
-    wrk_shard_t *shard;
+    model_shard_t *shard;
     wrk_tok_t *tok;
     struct infer_docs docs;
     krn_backend_t *be;
@@ -450,7 +450,7 @@ static int infer_run(const struct infer_spec *s, struct infer_stats *st, const c
     r.shard = shard_load(s, err);
     if (r.shard == NULL)
         goto out;
-    const struct wrk_model_config *cfg = wrk_shard_config(r.shard);
+    const struct model_config *cfg = model_shard_config(r.shard);
     if (s->max_len > cfg->max_position) {
         *what = "spec";
         status = 2;
@@ -462,7 +462,7 @@ static int infer_run(const struct infer_spec *s, struct infer_stats *st, const c
     *what = "vocab";
     if (s->vocab_sha256) { /* verified at every load, like the shard */
         char hex[65];
-        if (wrk_model_file_sha256(s->vocab, hex, NULL, err) != 0)
+        if (model_file_sha256(s->vocab, hex, NULL, err) != 0)
             goto out;
         if (strcasecmp(hex, s->vocab_sha256) != 0) {
             err_set(err, EINVAL, "%s: sha256 %.16s..., spec says %.16s...", s->vocab, hex, s->vocab_sha256);
@@ -523,7 +523,7 @@ static int infer_run(const struct infer_spec *s, struct infer_stats *st, const c
         if (r.bert == NULL)
             goto out;
     }
-    wrk_shard_destroy(r.shard);
+    model_shard_destroy(r.shard);
     r.shard = NULL;
     /* tokenising counts as work, not set-up: it scales with the documents */
     st->setup_seconds = now_s() - t0 - t_tok;
@@ -570,7 +570,7 @@ out:
     wrk_stage_destroy(r.stage);
     wrk_nccl_destroy(r.nccl);
     krn_backend_destroy(r.be);
-    wrk_shard_destroy(r.shard);
+    model_shard_destroy(r.shard);
     wrk_tok_destroy(r.tok);
     docs_free(&r.docs);
     free(r.ids);

@@ -15,8 +15,8 @@
  *   "rank", "tp"              int, required: 0 <= rank < tp; tp divides the
  *                             model's heads and FFN width
  *   "shard"                   path, required: this rank's shard (safetensors
- *                             image of wrk_model_shard_extract()); decoded with
- *                             wrk_shard_decode() and its SHA-256 checked again
+ *                             image of model_shard_extract()); decoded with
+ *                             model_shard_decode() and its SHA-256 checked again
  *                             here, and its tp and rank must equal the spec's
  *   "shard_sha256"            64 hex digits, required
  *   "vocab"                   path, required: the model's vocab.txt

@@ -27,7 +27,7 @@
 
 #include "kernels/krn.h"
 #include "worker/wrk_bert.h"
-#include "worker/wrk_model.h"
+#include "shared/model.h"
 #include "worker/wrk_tok.h"
 
 static double now_s(void)
@@ -117,18 +117,18 @@ int main(int argc, char **argv)
     if (n == 0)
         return die(input, &(struct err){EINVAL, "no documents"});
 
-    wrk_model_t *model = wrk_model_open(model_dir, &err);
+    model_t *model = model_open(model_dir, &err);
     if (model == NULL)
         return die("model", &err);
-    wrk_tok_t *tok = wrk_tok_create(wrk_model_vocab_path(model), &err);
+    wrk_tok_t *tok = wrk_tok_create(model_vocab_path(model), &err);
     krn_backend_t *be = tok ? krn_backend_create(backend,
                                                    strcmp(backend, "cuda") ? threads : device,
                                                    &err) : NULL;
-    wrk_shard_t *shard = be ? wrk_model_shard_extract(model, 1, 0, &err) : NULL;
+    model_shard_t *shard = be ? model_shard_extract(model, 1, 0, &err) : NULL;
     wrk_bert_t *m = shard ? wrk_bert_create(be, shard, batch, max_len, NULL, &err) : NULL;
     if (m == NULL)
         return die("set-up", &err);
-    wrk_shard_destroy(shard);
+    model_shard_destroy(shard);
     struct krn_device_info info;
     krn_backend_info(be, &info, &err);
     int dim = wrk_bert_dim(m);
@@ -189,7 +189,7 @@ int main(int argc, char **argv)
     wrk_bert_destroy(m);
     krn_backend_destroy(be);
     wrk_tok_destroy(tok);
-    wrk_model_destroy(model);
+    model_destroy(model);
     for (size_t i = 0; i < n; i++)
         free(docs[i]);
     free(docs);

@@ -1,4 +1,4 @@
-/* test_bert.c: model directory checks, TP shards and the BERT forward (worker/wrk_model.c,
+/* test_bert.c: model directory checks, TP shards and the BERT forward (shared/model.c,
  * worker/wrk_bert.c) against sentence-transformers.
  *
  * Needs the real model in $MOAT_MODEL_DIR (default build/model), which
@@ -39,7 +39,7 @@
 #include "shared/safetensors.h"
 #include "worker/wrk_bert.h"
 #include "worker/wrk_comm.h"
-#include "worker/wrk_model.h"
+#include "shared/model.h"
 #include "worker/wrk_stage.h"
 #include "worker/wrk_tok.h"
 
@@ -52,7 +52,7 @@
 
 /* ---- the real model and the golden data, loaded once ---- */
 
-static wrk_model_t *model;
+static model_t *model;
 static wrk_tok_t *tok;
 static int n_sent, dim;
 static char *sent_buf;
@@ -115,11 +115,11 @@ static void need_model(void)
     if (stat(model_dir(), &sb) != 0)
         fail_msg("model directory %s is missing: run scripts/fetch-model.sh %s (or set "
                  "MOAT_MODEL_DIR)", model_dir(), model_dir());
-    model = wrk_model_open(model_dir(), &err);
+    model = model_open(model_dir(), &err);
     if (model == NULL)
-        fail_msg("wrk_model_open(%s): %s (run scripts/fetch-model.sh %s)", model_dir(), err.msg,
+        fail_msg("model_open(%s): %s (run scripts/fetch-model.sh %s)", model_dir(), err.msg,
                  model_dir());
-    tok = wrk_tok_create(wrk_model_vocab_path(model), &err);
+    tok = wrk_tok_create(model_vocab_path(model), &err);
     if (tok == NULL)
         fail_msg("wrk_tok_create: %s", err.msg);
 
@@ -131,7 +131,7 @@ static void need_model(void)
     dim = (int)json_integer_value(json_object_get(meta, "dim"));
     json_t *nt = json_object_get(meta, "n_tokens");
     assert_true(n_sent >= 200);
-    assert_int_equal(dim, wrk_model_config_get(model)->hidden);
+    assert_int_equal(dim, model_config_get(model)->hidden);
     assert_int_equal(json_array_size(nt), (size_t)n_sent);
     golden_ntok = malloc((size_t)n_sent * sizeof *golden_ntok);
     assert_non_null(golden_ntok);
@@ -233,13 +233,13 @@ static void need_tp1(void)
     krn_backend_t *be = krn_backend_create("cpu", 0, &err);
     if (be == NULL)
         fail_msg("krn_backend_create(cpu): %s", err.msg);
-    wrk_shard_t *s = wrk_model_shard_extract(model, 1, 0, &err);
+    model_shard_t *s = model_shard_extract(model, 1, 0, &err);
     if (s == NULL)
         fail_msg("shard tp 1: %s", err.msg);
     wrk_bert_t *m = wrk_bert_create(be, s, MAX_BATCH, MAX_LEN, NULL, &err);
     if (m == NULL)
         fail_msg("wrk_bert_create: %s", err.msg);
-    wrk_shard_destroy(s);
+    model_shard_destroy(s);
     emb_tp1 = malloc((size_t)n_sent * (size_t)dim * sizeof(float));
     assert_non_null(emb_tp1);
     double t0 = now_s();
@@ -311,12 +311,12 @@ static void test_golden_cuda(void **state)
     krn_backend_t *be = krn_backend_create("cuda", 0, &err);
     if (be == NULL)
         fail_msg("krn_backend_create(cuda): %s", err.msg);
-    wrk_shard_t *s = wrk_model_shard_extract(model, 1, 0, &err);
+    model_shard_t *s = model_shard_extract(model, 1, 0, &err);
     assert_non_null(s);
     wrk_bert_t *m = wrk_bert_create(be, s, MAX_BATCH, MAX_LEN, NULL, &err);
     if (m == NULL)
         fail_msg("wrk_bert_create(cuda): %s", err.msg);
-    wrk_shard_destroy(s);
+    model_shard_destroy(s);
     float *emb = malloc((size_t)n_sent * (size_t)dim * sizeof(float));
     assert_non_null(emb);
     double t0 = now_s();
@@ -378,7 +378,7 @@ static void *tp_rank_main(void *p)
     wrk_comm_t *comm = NULL;
     wrk_stage_t *stage = NULL;
     krn_backend_t *be = NULL;
-    wrk_shard_t *ex = NULL, *s = NULL;
+    model_shard_t *ex = NULL, *s = NULL;
     wrk_bert_t *m = NULL;
     struct wrk_allreduce ar = {tp_allreduce_cb, r};
     if (g->ep[0] != '\0') {
@@ -396,13 +396,13 @@ static void *tp_rank_main(void *p)
         ar = wrk_stage_allreduce(stage);
     }
     if (be != NULL)
-        ex = wrk_model_shard_extract(model, g->tp, r->rank, &r->err);
+        ex = model_shard_extract(model, g->tp, r->rank, &r->err);
     if (ex != NULL) {
         /* the wire path: the worker decodes what the controller extracted */
         size_t len;
-        const void *bytes = wrk_shard_bytes(ex, &len);
-        s = wrk_shard_decode(bytes, len, &r->err);
-        wrk_shard_sha256(ex, r->sha);
+        const void *bytes = model_shard_bytes(ex, &len);
+        s = model_shard_decode(bytes, len, &r->err);
+        model_shard_sha256(ex, r->sha);
     }
     if (s != NULL)
         m = wrk_bert_create(be, s, MAX_BATCH, MAX_LEN, &ar, &r->err);
@@ -417,8 +417,8 @@ setup_done:
         wrk_comm_abort(comm, &r->err);
     wrk_bert_destroy(m);
     wrk_stage_destroy(stage);
-    wrk_shard_destroy(s);
-    wrk_shard_destroy(ex);
+    model_shard_destroy(s);
+    model_shard_destroy(ex);
     krn_backend_destroy(be);
     wrk_comm_destroy(comm);
     return NULL;
@@ -594,7 +594,7 @@ static void test_model_open_and_manifest(void **state)
 {
     (void)state;
     need_model();
-    const struct wrk_model_config *c = wrk_model_config_get(model);
+    const struct model_config *c = model_config_get(model);
     assert_int_equal(c->hidden, 384);
     assert_int_equal(c->heads, 12);
     assert_int_equal(c->head_dim, 32);
@@ -604,9 +604,9 @@ static void test_model_open_and_manifest(void **state)
     assert_int_equal(c->max_position, 512);
     assert_int_equal(c->type_vocab, 2);
     assert_true(c->layer_norm_eps == 1e-12f);
-    struct wrk_model_file f[WRK_MODEL_FILES];
+    struct model_file f[MODEL_FILES];
     struct err err = {0};
-    assert_int_equal(wrk_model_manifest_compute(model, f, &err), 0);
+    assert_int_equal(model_manifest_compute(model, f, &err), 0);
     /* the hashes pinned in scripts/fetch-model.sh */
     assert_string_equal(f[0].name, "config.json");
     assert_string_equal(f[0].sha256,
@@ -628,12 +628,12 @@ static void test_shard_layout(void **state)
     /* every TP degree that divides 12 heads; 5 and 0 do not */
     int ok[] = {1, 2, 3, 4, 6, 12};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-        wrk_shard_t *s = wrk_model_shard_extract(model, ok[i], ok[i] - 1, &err);
+        model_shard_t *s = model_shard_extract(model, ok[i], ok[i] - 1, &err);
         if (s == NULL)
             fail_msg("tp %d: %s", ok[i], err.msg);
         const struct st_tensor *q =
-            wrk_shard_tensor(s, "encoder.layer.0.attention.self.query.weight");
-        const struct st_tensor *o = wrk_shard_tensor(s, "encoder.layer.5.output.dense.weight");
+            model_shard_tensor(s, "encoder.layer.0.attention.self.query.weight");
+        const struct st_tensor *o = model_shard_tensor(s, "encoder.layer.5.output.dense.weight");
         assert_non_null(q);
         assert_int_equal(q->shape[0], 384 / ok[i]);
         assert_int_equal(q->shape[1], 384);
@@ -641,59 +641,59 @@ static void test_shard_layout(void **state)
         assert_int_equal(o->shape[0], 384);
         assert_int_equal(o->shape[1], 1536 / ok[i]);
         /* row-parallel biases only on rank 0 */
-        assert_true((wrk_shard_tensor(s, "encoder.layer.0.output.dense.bias") != NULL)
+        assert_true((model_shard_tensor(s, "encoder.layer.0.output.dense.bias") != NULL)
                     == (ok[i] == 1));
-        assert_null(wrk_shard_tensor(s, "pooler.dense.weight"));
-        assert_null(wrk_shard_tensor(s, "embeddings.position_ids"));
-        wrk_shard_destroy(s);
+        assert_null(model_shard_tensor(s, "pooler.dense.weight"));
+        assert_null(model_shard_tensor(s, "embeddings.position_ids"));
+        model_shard_destroy(s);
     }
-    assert_null(wrk_model_shard_extract(model, 5, 0, &err));
+    assert_null(model_shard_extract(model, 5, 0, &err));
     assert_int_equal(err.code, EINVAL);
-    assert_null(wrk_model_shard_extract(model, 0, 0, &err));
+    assert_null(model_shard_extract(model, 0, 0, &err));
     assert_int_equal(err.code, EINVAL);
-    assert_null(wrk_model_shard_extract(model, 2, 2, &err));
+    assert_null(model_shard_extract(model, 2, 2, &err));
     assert_int_equal(err.code, EINVAL);
 
     /* slices: rank 1 of 2 holds value rows 192.. and output.dense columns 768.. */
-    wrk_shard_t *s = wrk_model_shard_extract(model, 2, 1, &err);
-    wrk_shard_t *full = wrk_model_shard_extract(model, 1, 0, &err);
+    model_shard_t *s = model_shard_extract(model, 2, 1, &err);
+    model_shard_t *full = model_shard_extract(model, 1, 0, &err);
     assert_true(s != NULL && full != NULL);
-    const struct st_tensor *v = wrk_shard_tensor(s, "encoder.layer.3.attention.self.value.weight");
+    const struct st_tensor *v = model_shard_tensor(s, "encoder.layer.3.attention.self.value.weight");
     const struct st_tensor *vf =
-        wrk_shard_tensor(full, "encoder.layer.3.attention.self.value.weight");
+        model_shard_tensor(full, "encoder.layer.3.attention.self.value.weight");
     assert_memory_equal(v->data, (const char *)vf->data + 192 * 384 * 4, 192 * 384 * 4);
-    const struct st_tensor *w = wrk_shard_tensor(s, "encoder.layer.3.output.dense.weight");
-    const struct st_tensor *wf = wrk_shard_tensor(full, "encoder.layer.3.output.dense.weight");
+    const struct st_tensor *w = model_shard_tensor(s, "encoder.layer.3.output.dense.weight");
+    const struct st_tensor *wf = model_shard_tensor(full, "encoder.layer.3.output.dense.weight");
     for (int row = 0; row < 384; row += 97)
         assert_memory_equal((const char *)w->data + row * 768 * 4,
                             (const char *)wf->data + (row * 1536 + 768) * 4, 768 * 4);
-    wrk_shard_destroy(full);
+    model_shard_destroy(full);
 
     /* decode: the image round-trips; a tampered one is refused */
     size_t len;
-    const void *bytes = wrk_shard_bytes(s, &len);
-    wrk_shard_t *d = wrk_shard_decode(bytes, len, &err);
+    const void *bytes = model_shard_bytes(s, &len);
+    model_shard_t *d = model_shard_decode(bytes, len, &err);
     assert_non_null(d);
     char h1[65], h2[65];
-    wrk_shard_sha256(s, h1);
-    wrk_shard_sha256(d, h2);
+    model_shard_sha256(s, h1);
+    model_shard_sha256(d, h2);
     assert_string_equal(h1, h2);
-    assert_int_equal(wrk_shard_tp(d), 2);
-    assert_int_equal(wrk_shard_rank(d), 1);
-    wrk_shard_destroy(d);
+    assert_int_equal(model_shard_tp(d), 2);
+    assert_int_equal(model_shard_rank(d), 1);
+    model_shard_destroy(d);
     char *bad = malloc(len);
     assert_non_null(bad);
     memcpy(bad, bytes, len);
     char *r = memmem(bad, 4096, "\"rank\":\"1\"", 10);
     assert_non_null(r);
     r[8] = '0'; /* claims rank 0 but lacks its biases */
-    assert_null(wrk_shard_decode(bad, len, &err));
+    assert_null(model_shard_decode(bad, len, &err));
     assert_int_equal(err.code, EINVAL);
     assert_non_null(strstr(err.msg, "encoder.layer.0.attention.output.dense.bias"));
     free(bad);
-    assert_null(wrk_shard_decode(bytes, len - 4, &err));
+    assert_null(model_shard_decode(bytes, len - 4, &err));
     assert_int_equal(err.code, EINVAL);
-    wrk_shard_destroy(s);
+    model_shard_destroy(s);
 }
 
 static void test_forward_bad_args(void **state)
@@ -703,12 +703,12 @@ static void test_forward_bad_args(void **state)
     struct err err = {0};
     krn_backend_t *be = krn_backend_create("cpu", 1, &err);
     assert_non_null(be);
-    wrk_shard_t *s2 = wrk_model_shard_extract(model, 2, 0, &err);
+    model_shard_t *s2 = model_shard_extract(model, 2, 0, &err);
     assert_non_null(s2);
     assert_null(wrk_bert_create(be, s2, 4, 16, NULL, &err)); /* tp 2, no all-reduce */
     assert_int_equal(err.code, EINVAL);
-    wrk_shard_destroy(s2);
-    wrk_shard_t *s = wrk_model_shard_extract(model, 1, 0, &err);
+    model_shard_destroy(s2);
+    model_shard_t *s = model_shard_extract(model, 1, 0, &err);
     assert_non_null(s);
     assert_null(wrk_bert_create(be, s, 4, 513, NULL, &err)); /* over max_position */
     assert_int_equal(err.code, EINVAL);
@@ -734,7 +734,7 @@ static void test_forward_bad_args(void **state)
     assert_int_equal(wrk_bert_forward(m, NULL, mask, 2, 4, out, &err), -1);
     wrk_bert_destroy(m);
     wrk_bert_destroy(NULL);
-    wrk_shard_destroy(s);
+    model_shard_destroy(s);
     krn_backend_destroy(be);
 }
 
@@ -836,11 +836,11 @@ static void tiny_refused(enum tiny_fault fault, const char *config, int code, co
     assert_non_null(mkdtemp(dir));
     tiny_write(dir, fault, config);
     struct err err = {0};
-    wrk_model_t *m = wrk_model_open(dir, &err);
+    model_t *m = model_open(dir, &err);
     if (code == 0) {
         if (m == NULL)
             fail_msg("tiny model: %s", err.msg);
-        wrk_model_destroy(m);
+        model_destroy(m);
     } else {
         assert_null(m);
         assert_int_equal(err.code, code);
@@ -884,17 +884,17 @@ static void test_arch_check(void **state)
     tiny_refused(TINY_OK, "{\"model_type\":\"gpt2\"}", ENOTSUP, "model_type");
     tiny_refused(TINY_OK, "not json", EINVAL, "config.json");
     struct err err = {0};
-    assert_null(wrk_model_open("/nonexistent/model", &err));
+    assert_null(model_open("/nonexistent/model", &err));
     assert_int_equal(err.code, ENOENT);
-    wrk_model_destroy(NULL);
-    wrk_shard_destroy(NULL);
+    model_destroy(NULL);
+    model_shard_destroy(NULL);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
     wrk_tok_destroy(tok);
-    wrk_model_destroy(model);
+    model_destroy(model);
     free(golden);
     free(golden_ntok);
     free(sent_buf);

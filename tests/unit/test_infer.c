@@ -35,7 +35,7 @@
 
 #include "kernels/krn.h"
 #include "worker/wrk_infer.h"
-#include "worker/wrk_model.h"
+#include "shared/model.h"
 
 #define N_LINES 40
 #define N_DOCS (N_LINES + 2)
@@ -144,39 +144,39 @@ static int group_setup(void **state)
                 "MOAT_MODEL_DIR)\n", model_dir(), model_dir());
         return -1;
     }
-    wrk_model_t *m = wrk_model_open(model_dir(), &err);
+    model_t *m = model_open(model_dir(), &err);
     if (m == NULL) {
-        fprintf(stderr, "wrk_model_open(%s): %s (run scripts/fetch-model.sh %s)\n", model_dir(),
+        fprintf(stderr, "model_open(%s): %s (run scripts/fetch-model.sh %s)\n", model_dir(),
                 err.msg, model_dir());
         return -1;
     }
     if (mkdtemp(dir) == NULL)
         return -1;
-    snprintf(vocab, sizeof vocab, "%s", wrk_model_vocab_path(m));
+    snprintf(vocab, sizeof vocab, "%s", model_vocab_path(m));
     if (vocab[0] != '/') {
         char cwd[2048];
         if (getcwd(cwd, sizeof cwd) == NULL)
             return -1;
-        snprintf(vocab, sizeof vocab, "%s/%s", cwd, wrk_model_vocab_path(m));
+        snprintf(vocab, sizeof vocab, "%s/%s", cwd, model_vocab_path(m));
     }
     for (int tp = 1; tp <= 3; tp++)
         for (int r = 0; r < tp; r++) {
-            wrk_shard_t *s = wrk_model_shard_extract(m, tp, r, &err);
+            model_shard_t *s = model_shard_extract(m, tp, r, &err);
             if (s == NULL) {
                 fprintf(stderr, "shard %d/%d: %s\n", r, tp, err.msg);
                 return -1;
             }
             size_t len;
-            const void *bytes = wrk_shard_bytes(s, &len);
+            const void *bytes = model_shard_bytes(s, &len);
             snprintf(shard_path[tp][r], sizeof shard_path[tp][r], "%s/shard-tp%d-r%d", dir, tp,
                      r);
             FILE *f = fopen(shard_path[tp][r], "wb");
             if (f == NULL || fwrite(bytes, 1, len, f) != len || fclose(f) != 0)
                 return -1;
-            wrk_shard_sha256(s, shard_sha[tp][r]);
-            wrk_shard_destroy(s);
+            model_shard_sha256(s, shard_sha[tp][r]);
+            model_shard_destroy(s);
         }
-    wrk_model_destroy(m);
+    model_destroy(m);
     setenv("OPENBLAS_NUM_THREADS", "1", 1);
     setenv("OMP_NUM_THREADS", "1", 1);
     return 0;

