@@ -202,8 +202,13 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
         size_t i;
         json_array_foreach(shape, i, v)
             printf("%s%lld", i ? "," : "", (long long)json_integer_value(v));
-        printf("] %s, %lld runs, backend %s\n", cli_json_str(bench, "dtype", "?"),
+        long long th = cli_json_int(bench, "threads", 0);
+        printf("] %s, up to %lld runs, backend %s, ", cli_json_str(bench, "dtype", "?"),
                cli_json_int(bench, "repeat", 0), cli_json_str(bench, "backend", "?"));
+        if (th > 0)
+            printf("%lld cpu threads\n", th);
+        else
+            printf("cpu threads: all\n");
         printf("  nodes:     ");
         const json_t *nodes = json_object_get(reply, "nodes");
         json_array_foreach(nodes, i, v)

@@ -58,9 +58,10 @@ static const char help[] =
     "                      gelu/add N; embedding N,DIM; mean_pool B,T,D\n"
     "  --dtype T           f32 (default), bf16 or f16 (gemm and attention)\n"
     "  --nodes all|LIST    every node UP at submission (default), or names a,b,c\n"
-    "  --repeat N          timed runs after one warm-up, 1..1000 (default 10)\n"
+    "  --repeat N          at most N timed runs after one warm-up, 1..1000\n"
+    "                      (default 10; a series stops after ~4 s)\n"
     "  --backend B         auto (cuda on nodes with a GPU, else cpu), cpu or cuda\n"
-    "  --threads N         cpu threads (default: all of the node's cpus)\n"
+    "  --threads N         cpu threads (default and most: the node's cpus)\n"
     "  Results: moat result JOB prints one JSON row per node (bench/kernels rows:\n"
     "  time_ms, gflops, pct_of_ref vs OpenBLAS or cuBLAS, pct_of_peak, valid)\n"
     "\n"
@@ -117,9 +118,14 @@ static json_t *list_json(struct cli *cli, const char *opt, const char *text, boo
     const char *p = text;
     for (;;) {
         size_t len = strcspn(p, ",");
-        if (len == 0 || len > 64) {
+        if (len == 0) {
             json_decref(arr);
-            cli_fail(cli, CLI_USAGE, "%s: '%s': expected a comma-separated list", opt, text);
+            cli_fail(cli, CLI_USAGE, "%s: '%s': an empty item in the comma-separated list", opt, text);
+            return NULL;
+        }
+        if (len > 64) {
+            json_decref(arr);
+            cli_fail(cli, CLI_USAGE, "%s: '%.*s...': longer than 64 characters", opt, 24, p);
             return NULL;
         }
         char item[65];
@@ -129,9 +135,14 @@ static json_t *list_json(struct cli *cli, const char *opt, const char *text, boo
             char *end;
             errno = 0;
             long long v = strtoll(item, &end, 10);
-            if (errno || *end != '\0' || end == item) {
+            if (*end != '\0' || end == item) {
                 json_decref(arr);
                 cli_fail(cli, CLI_USAGE, "%s: '%s' is not an integer", opt, item);
+                return NULL;
+            }
+            if (errno == ERANGE) {
+                json_decref(arr);
+                cli_fail(cli, CLI_USAGE, "%s: '%s' is out of range", opt, item);
                 return NULL;
             }
             json_array_append_new(arr, json_integer(v));

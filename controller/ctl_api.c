@@ -42,12 +42,16 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
     }
     if (ctl_bench_expand(ctl, &spec, err) != 0) {
         jobspec_clear(&spec);
+        json_decref(docs);
+        json_decref(ids);
         return -1;
     }
     for (int i = 0; i < spec.nafter; i++) {
         if (ctl_job_get(ctl, spec.after[i]) == NULL) {
             err_set(err, ENOENT, "after: job %llu does not exist", (unsigned long long)spec.after[i]);
             jobspec_clear(&spec);
+            json_decref(docs);
+            json_decref(ids);
             return -1;
         }
     }

@@ -24,12 +24,15 @@ int ctl_bench_expand(const struct ctl *ctl, struct job_spec *spec, struct err *e
     if (names == NULL)
         return err_set(err, ENOMEM, "nodes: out of memory");
     int n = 0;
-    for (int i = 0; i < ctl->nnodes && n < JOBSPEC_NODES_MAX; i++)
+    for (int i = 0; i < ctl->nnodes; i++)
         if (ctl->nodes[i].state == NODE_STATE_UP && ctl->nodes[i].registered)
             names[n++] = ctl->nodes[i].name;
     int rc = 0;
     if (n == 0) {
         rc = err_set(err, EINVAL, "nodes: all: no node is UP");
+    } else if (n > JOBSPEC_NODES_MAX) {
+        rc = err_set(err, EINVAL, "nodes: all: %d nodes are UP, more than the %d of one bench job; "
+                     "list them in several jobs", n, JOBSPEC_NODES_MAX);
     } else {
         qsort(names, (size_t)n, sizeof *names, name_cmp);
         rc = jobspec_set_nodes(spec, names, n, err);
@@ -47,7 +50,7 @@ int ctl_bench_node(const struct ctl *ctl, const struct ctl_job *job, uint32_t of
 
 bool ctl_bench_node_free(const struct ctl_node *n)
 {
-    return n->state == NODE_STATE_UP && n->registered && n->running == 0;
+    return n->state == NODE_STATE_UP && n->registered && !n->held && n->running == 0;
 }
 
 json_t *ctl_bench_json(const struct job_spec *spec)

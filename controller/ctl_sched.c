@@ -13,7 +13,8 @@
 
 bool ctl_sched_fits(const struct ctl_node *n, const struct job_spec *spec)
 {
-    return n->state == NODE_STATE_UP && n->registered && n->cpus - n->used_cpus >= spec->cpus &&
+    return n->state == NODE_STATE_UP && n->registered && !n->held &&
+           n->cpus - n->used_cpus >= spec->cpus &&
            n->gpus - n->used_gpus >= spec->gpus &&
            (spec->mem == 0 || n->mem - n->used_mem >= spec->mem);
 }
@@ -78,9 +79,63 @@ static bool has_work(const struct ctl_job *job)
            (job->requeue_head < job->nrequeue || job->next_index < job->ntasks);
 }
 
+/* bench_wait_why: why a bench task cannot start on node n (-1: unknown). */
+static const char *bench_wait_why(const struct ctl *ctl, int n)
+{
+    if (n < 0)
+        return "unknown";
+    const struct ctl_node *node = &ctl->nodes[n];
+    if (node->state != NODE_STATE_UP)
+        return node_state_name(node->state);
+    return node->registered ? "busy" : "not registered";
+}
+
+/* bench_pass: start every task of bench job whose node is free, in any order
+ * (a busy or lost node does not hold up the others). Tasks never started go on
+ * the requeue list first, so that any of them can be taken from it. A task
+ * whose node is UP but busy holds that node for the rest of the pass: jobs
+ * after this one in the queue (lower priority, or younger) are not placed
+ * there, so the benchmark gets the node when its current work ends. */
+static int bench_pass(struct ctl *ctl, struct ctl_job *job, double now, long *free_cpus,
+                      int *placed, struct err *err)
+{
+    while (job->next_index < job->ntasks) {
+        if (ctl_task_requeue_push(job, job->next_index, err) != 0)
+            return -1;
+        job->next_index++;
+    }
+    int waiting = 0;
+    for (uint32_t i = job->requeue_head; i < job->nrequeue; i++) {
+        uint32_t off = job->requeue[i];
+        int n = ctl_bench_node(ctl, job, off);
+        if (n >= 0 && ctl_bench_node_free(&ctl->nodes[n])) {
+            job->requeue[i] = job->requeue[job->requeue_head];
+            job->requeue[job->requeue_head++] = off;
+            if (ctl_task_dispatch(ctl, job, off, n, now, err) != 0 ||
+                audit_place(ctl, job, off, err) != 0)
+                return -1;
+            *free_cpus -= ctl->nodes[n].cpus;
+            (*placed)++;
+            continue;
+        }
+        if (n >= 0 && ctl->nodes[n].state == NODE_STATE_UP && ctl->nodes[n].registered)
+            ctl->nodes[n].held = true;
+        if (waiting++ == 0)
+            snprintf(job->reason, sizeof job->reason, "waiting for node %.64s (%s)",
+                     job->spec.nodes[off], bench_wait_why(ctl, n));
+    }
+    if (waiting > 1) {
+        size_t len = strlen(job->reason);
+        snprintf(job->reason + len, sizeof job->reason - len, " and %d more", waiting - 1);
+    }
+    return 0;
+}
+
 int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
 {
     long free_cpus = 0;
+    for (int i = 0; i < ctl->nnodes; i++)
+        ctl->nodes[i].held = false;
     for (int i = 0; i < ctl->nnodes; i++) {
         const struct ctl_node *n = &ctl->nodes[i];
         if (n->state == NODE_STATE_UP && n->registered && n->cpus > n->used_cpus)
@@ -135,28 +190,8 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
             free_cpus -= (long)job->spec.cpus * job->spec.tp;
             placed++;
         }
-        while (job->spec.kind == JOB_KIND_BENCH && has_work(job)) {
-            uint32_t off = job->requeue_head < job->nrequeue ? job->requeue[job->requeue_head]
-                                                             : job->next_index;
-            int n = ctl_bench_node(ctl, job, off);
-            if (n < 0 || !ctl_bench_node_free(&ctl->nodes[n])) {
-                /* tasks start in order: a benchmark waits for its node to be idle */
-                snprintf(job->reason, sizeof job->reason, "waiting for node %.64s (%s)",
-                         job->spec.nodes[off],
-                         n < 0 ? "unknown" : ctl->nodes[n].state != NODE_STATE_UP || !ctl->nodes[n].registered
-                                                 ? node_state_name(ctl->nodes[n].state) : "busy");
-                break;
-            }
-            if (ctl_task_dispatch(ctl, job, off, n, now, err) != 0 ||
-                audit_place(ctl, job, off, err) != 0)
-                return -1;
-            if (job->requeue_head < job->nrequeue)
-                job->requeue_head++;
-            else
-                job->next_index++;
-            free_cpus -= ctl->nodes[n].cpus;
-            placed++;
-        }
+        if (job->spec.kind == JOB_KIND_BENCH && bench_pass(ctl, job, now, &free_cpus, &placed, err) != 0)
+            return -1;
         while (job->spec.kind == JOB_KIND_EXEC && has_work(job) && free_cpus >= job->spec.cpus) {
             if (job->spec.array_max && job->running >= job->spec.array_max)
                 break;

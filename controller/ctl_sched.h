@@ -17,7 +17,8 @@
 
 #include "controller/ctl_state.h"
 
-/* ctl_sched_fits: node n is schedulable (UP and registered) and has room for one task of spec. */
+/* ctl_sched_fits: node n is schedulable (UP, registered, not held for a waiting
+ * bench task in this pass) and has room for one task of spec. */
 bool ctl_sched_fits(const struct ctl_node *n, const struct job_spec *spec);
 
 /* ctl_sched_pick: index of the best node for one task of spec, or -1 if none fits. */

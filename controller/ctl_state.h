@@ -94,6 +94,7 @@ struct ctl_node {
     bool egress;              /* has a route beyond its fabric subnets (REGISTER) */
     char egress_route[128];   /* the first such route */
     int comm_port_min, comm_port_max, comm_port_next;
+    bool held;                /* this placement pass: a bench task waits for it (ctl_sched) */
 };
 
 /* ctl_node_take: reserve on n what task t of job needs there (one task, or one

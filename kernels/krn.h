@@ -413,9 +413,12 @@ int krn_l2_normalize(krn_backend_t *be, int64_t rows, int64_t cols, float eps,
 /* ---- benchmark (the worker's `bench` task kind and bench-kernels) ---- */
 
 /* krn_bench_run: validate, then time op on shape (see krn_op_flops for the
- * shape vector) with dtype on be, repeat timed runs after one warm-up
- * (repeat 0 = 10). Appends nothing to stdout; returns in *json_rows one or more
- * JSON objects, one per line, each ending in '\n':
+ * shape vector) with dtype on be, up to repeat timed runs after one warm-up
+ * (repeat 0 = 10; a series stops after ~4 s once it has 3 runs; the row's
+ * "repeat" is the number of runs timed, 0 when not valid). A tensor of more
+ * than 2^36 elements is EINVAL (krn_bench_footprint). Appends nothing to
+ * stdout; returns in *json_rows one or more JSON objects, one per line, each
+ * ending in '\n':
  *   {"op","shape":[...],"dtype","backend","device","threads","repeat",
  *    "time_ms" (median),"time_ms_min","gflops","gbps","ref","ref_time_ms",
  *    "pct_of_ref","peak","peak_unit","pct_of_peak","max_abs_err","valid","checksum"}
@@ -430,6 +433,17 @@ int krn_l2_normalize(krn_backend_t *be, int64_t rows, int64_t cols, float eps,
  * ENOMEM, EIO. */
 int krn_bench_run(const char *op, const int64_t *shape, int nshape, enum krn_dtype dtype,
                   int repeat, krn_backend_t *be, char **json_rows, struct err *err);
+
+/* krn_bench_footprint: what krn_bench_run would allocate for this case, in
+ * bytes: *host_bytes of host memory (f32 inputs, output copy, validation's
+ * reference, ids) and *backend_bytes of the backend's (inputs and output at
+ * dtype, ids, the unfused attention reference's [H, T, T] scores and f32
+ * copies; on "cpu"/"ref" that is host memory too). An estimate within the
+ * allocator's rounding, for refusing a case before it starts. EINVAL (unknown
+ * op, bad shape or dtype, a tensor over 2^36 elements or an overflowing size:
+ * the same checks krn_bench_run makes). */
+int krn_bench_footprint(const char *op, const int64_t *shape, int nshape, enum krn_dtype dtype,
+                        uint64_t *host_bytes, uint64_t *backend_bytes, struct err *err);
 
 #ifdef __cplusplus
 }

@@ -64,6 +64,7 @@ struct bcase {
     struct krn_gemm_args g;
     struct krn_attn_args t;
     float *scratch_h;     /* host copy of the output */
+    int64_t nscores;      /* floats of the unfused attention reference's scores; -1: too many */
 };
 
 typedef int (*run_fn)(struct bcase *c, struct err *err);
@@ -133,12 +134,113 @@ static void bcase_free(struct bcase *c)
     free(c->scratch_h);
 }
 
+/* A tensor of a bench case may have at most this many elements (256 GiB of f32):
+ * every size below is computed with overflow checks against it. */
+#define BENCH_ELEMS_MAX ((int64_t)1 << 36)
+
+/* prod: *out = a * b * c (c may be 1), false on overflow or over BENCH_ELEMS_MAX. */
+static bool prod(int64_t a, int64_t b, int64_t c, int64_t *out)
+{
+    int64_t ab;
+    return !__builtin_mul_overflow(a, b, &ab) && !__builtin_mul_overflow(ab, c, out) &&
+           *out >= 0 && *out <= BENCH_ELEMS_MAX;
+}
+
+/* bench_sizes: element counts of the case's inputs n[3], output *nout and int32
+ * side input *nids (embedding ids, mean_pool mask), and the floats of the
+ * unfused attention reference's scores [H, T, T] (*nscores; 0 for other ops,
+ * -1 when over BENCH_ELEMS_MAX: that case is timed without the reference).
+ * s holds nshape values already accepted by krn_op_flops/krn_op_bytes. EINVAL
+ * naming the op when a tensor is too large (BENCH_ELEMS_MAX) or a product
+ * overflows, before anything is allocated. */
+static int bench_sizes(enum krn_op op, const int64_t *s, int ns, int64_t n[3], int64_t *nout,
+                       int64_t *nids, int64_t *nscores, struct err *err)
+{
+    bool ok = true;
+    n[0] = n[1] = n[2] = *nout = *nids = *nscores = 0;
+    switch (op) {
+    case KRN_OP_GEMM: {
+        int64_t batch = ns > 3 ? s[3] : 1;
+        ok = prod(batch, s[0], s[2], &n[0]) && prod(batch, s[1], s[2], &n[1]) &&
+             prod(batch, s[0], s[1], nout);
+        break;
+    }
+    case KRN_OP_ATTENTION: {
+        int64_t bt;
+        ok = prod(s[0], s[1], 1, &bt) && prod(bt, s[2], s[3], &n[0]);
+        if (!prod(s[2], s[1], s[1], nscores))
+            *nscores = -1; /* too long for the unfused reference: the row has none */
+        n[1] = n[2] = *nout = n[0];
+        break;
+    }
+    case KRN_OP_LAYERNORM:
+        ok = prod(s[0], s[1], 1, &n[0]);
+        n[1] = n[2] = s[1];
+        *nout = n[0];
+        break;
+    case KRN_OP_GELU:
+    case KRN_OP_ADD:
+        ok = prod(s[0], 1, 1, &n[0]);
+        if (op == KRN_OP_ADD)
+            n[1] = n[0];
+        *nout = n[0];
+        break;
+    case KRN_OP_SOFTMAX:
+    case KRN_OP_L2NORM:
+        ok = prod(s[0], s[1], 1, &n[0]);
+        *nout = n[0];
+        break;
+    case KRN_OP_EMBEDDING:
+        ok = prod(30522, s[1], 1, &n[0]) && prod(s[0], s[1], 1, nout);
+        *nids = s[0];
+        break;
+    case KRN_OP_MEAN_POOL:
+        ok = prod(s[0], s[1], s[2], &n[0]) && prod(s[0], s[2], 1, nout) && prod(s[0], s[1], 1, nids);
+        break;
+    default: return err_set(err, EINVAL, "bench: op %d", (int)op);
+    }
+    if (!ok)
+        return err_set(err, EINVAL, "bench %s: shape too large (a tensor over 2^36 elements)",
+                       krn_op_names[op]);
+    return 0;
+}
+
+int krn_bench_footprint(const char *op, const int64_t *shape, int nshape, enum krn_dtype dtype,
+                        uint64_t *host_bytes, uint64_t *backend_bytes, struct err *err)
+{
+    enum krn_op o;
+    if (krn_op_parse(op, &o, err) != 0)
+        return -1;
+    if ((unsigned)dtype >= KRN_DTYPE_COUNT || nshape < 1 || nshape > 5 ||
+        krn_op_bytes(o, shape, nshape, dtype) <= 0)
+        return err_set(err, EINVAL, "bench %s: bad shape or dtype (see krn_op_flops)", op);
+    int64_t n[3], nout, nids, nscores;
+    if (bench_sizes(o, shape, nshape, n, &nout, &nids, &nscores, err) != 0)
+        return -1;
+    uint64_t in = (uint64_t)(n[0] + n[1] + n[2]), es = krn_dtype_size(dtype);
+    bool typed = o == KRN_OP_GEMM || o == KRN_OP_ATTENTION;
+    /* host: f32 inputs, the output copy, validation's reference (f32 per output
+     * element at most), ids; backend: inputs and output at dtype, ids, and for
+     * unfused attention its scores plus f32 copies of q, k, v, o */
+    *host_bytes = 4 * in + 4 * (uint64_t)nout + 4 * (uint64_t)nout + 4 * (uint64_t)nids;
+    *backend_bytes = (typed ? es : 4) * (in + (uint64_t)nout) + 4 * (uint64_t)nids +
+                     (nscores > 0 ? 4 * (uint64_t)nscores + 4 * (in + (uint64_t)nout) : 0);
+    return 0;
+}
+
 /* bcase_setup: shapes -> sizes, random host inputs rounded to dtype, buffers. */
 static int bcase_setup(struct bcase *c, struct err *err)
 {
     const int64_t *s = c->s;
     enum krn_dtype in_dt = KRN_DTYPE_F32;
     size_t out_es = 4;
+    int64_t n[3], nout, nids, nscores;
+    if (bench_sizes(c->op, s, c->ns, n, &nout, &nids, &nscores, err) != 0)
+        return -1;
+    for (int i = 0; i < 3; i++)
+        c->n[i] = (size_t)n[i];
+    c->nout = (size_t)nout;
+    c->nscores = nscores;
     switch (c->op) {
     case KRN_OP_GEMM:
         c->g = (struct krn_gemm_args){.M = s[0], .N = s[1], .K = s[2], .trans_b = true,
@@ -147,9 +249,6 @@ static int bcase_setup(struct bcase *c, struct err *err)
         c->g.stride_a = s[0] * s[2];
         c->g.stride_b = s[1] * s[2];
         c->g.stride_c = s[0] * s[1];
-        c->n[0] = (size_t)(c->g.batch * s[0] * s[2]);
-        c->n[1] = (size_t)(c->g.batch * s[1] * s[2]);
-        c->nout = (size_t)(c->g.batch * s[0] * s[1]);
         in_dt = c->dt;
         out_es = krn_dtype_size(c->dt);
         break;
@@ -160,27 +259,10 @@ static int bcase_setup(struct bcase *c, struct err *err)
         c->t = (struct krn_attn_args){.B = s[0], .T = s[1], .H = s[2], .D = s[3],
                                       .causal = c->ns > 4 && s[4] != 0, .dtype = c->dt,
                                       .dtype_o = c->dt};
-        c->n[0] = c->n[1] = c->n[2] = c->nout = (size_t)(s[0] * s[1] * s[2] * s[3]);
         in_dt = c->dt;
         out_es = krn_dtype_size(c->dt);
         break;
-    case KRN_OP_LAYERNORM:
-        c->n[0] = c->nout = (size_t)(s[0] * s[1]);
-        c->n[1] = c->n[2] = (size_t)s[1];
-        break;
-    case KRN_OP_GELU: c->n[0] = c->nout = (size_t)s[0]; break;
-    case KRN_OP_SOFTMAX:
-    case KRN_OP_L2NORM: c->n[0] = c->nout = (size_t)(s[0] * s[1]); break;
-    case KRN_OP_ADD: c->n[0] = c->n[1] = c->nout = (size_t)s[0]; break;
-    case KRN_OP_EMBEDDING:
-        c->n[0] = (size_t)(30522 * s[1]);
-        c->nout = (size_t)(s[0] * s[1]);
-        break;
-    case KRN_OP_MEAN_POOL:
-        c->n[0] = (size_t)(s[0] * s[1] * s[2]);
-        c->nout = (size_t)(s[0] * s[2]);
-        break;
-    default: return err_set(err, EINVAL, "bench: op %d", (int)c->op);
+    default: break;
     }
     uint64_t seed = 0x243f6a8885a308d3ull;
     for (int i = 0; i < 3; i++) {
@@ -204,7 +286,7 @@ static int bcase_setup(struct bcase *c, struct err *err)
         krn_buf_zero(c->out, err) != 0)
         return -1;
     if (c->op == KRN_OP_EMBEDDING || c->op == KRN_OP_MEAN_POOL) {
-        size_t n = c->op == KRN_OP_EMBEDDING ? (size_t)s[0] : (size_t)(s[0] * s[1]);
+        size_t n = (size_t)nids;
         int32_t *v = malloc(n * 4);
         if (v == NULL)
             return err_set(err, ENOMEM, "bench: ids");
@@ -378,7 +460,7 @@ static int time_block(struct bcase *c, bench_fn fn, void *ctx, double *ts, int *
  * as an idle VM slows the next calls down 3-6x (2-vCPU machine of
  * bench/results/). Median and min in ms for fn, median for ref. */
 static int time_pair(struct bcase *c, bench_fn fn, void *ctx, bench_fn ref, void *rctx,
-                     int repeat, bool blocks, double *med, double *mn, double *rmed,
+                     int repeat, bool blocks, double *med, double *mn, double *rmed, int *runs,
                      struct err *err)
 {
     static double ts[2][1000];
@@ -420,6 +502,7 @@ static int time_pair(struct bcase *c, bench_fn fn, void *ctx, bench_fn ref, void
                 break;
         }
     }
+    *runs = n;
     qsort(ts[0], (size_t)n, sizeof(double), cmp_double);
     *med = ts[0][n / 2];
     *mn = ts[0][0];
@@ -574,6 +657,7 @@ int krn_bench_run(const char *op, const int64_t *shape, int nshape, enum krn_dty
     memcpy(c.s, shape, sizeof(int64_t) * (size_t)nshape);
     struct krn_device_info info;
     double med = 0, mn = 0, ref_med = NAN, max_err = 0, checksum = 0;
+    int runs = 0; /* timed runs made: at most repeat (a series stops after ~4 s) */
     bool valid = false;
     const char *ref_name = NULL;
     struct unfused_ctx uctx = {0};
@@ -594,7 +678,7 @@ int krn_bench_run(const char *op, const int64_t *shape, int nshape, enum krn_dty
             ref_name = bench_ref->name;
             ref = run_hook;
             rctx = (void *)bench_ref;
-        } else if (c.op == KRN_OP_ATTENTION && !c.t.causal &&
+        } else if (c.op == KRN_OP_ATTENTION && !c.t.causal && c.nscores > 0 &&
                    strcmp(krn_backend_name(be), "ref") != 0) {
             /* f32 rows: the same buffers; bf16/f16 rows: f32 copies of the same
              * values ("unfused_f32": the unfused path has no 16-bit softmax) */
@@ -614,7 +698,7 @@ int krn_bench_run(const char *op, const int64_t *shape, int nshape, enum krn_dty
             rctx = &uctx;
         }
         if (time_pair(&c, run_main, NULL, ref, rctx, repeat, ref == run_openblas, &med, &mn,
-                      &ref_med, err) != 0)
+                      &ref_med, &runs, err) != 0)
             goto out;
     }
     double flops = krn_op_flops(c.op, shape, nshape, dtype);
@@ -636,7 +720,7 @@ int krn_bench_run(const char *op, const int64_t *shape, int nshape, enum krn_dty
                 "\"peak_unit\":\"%s\",\"pct_of_peak\":%s,\"max_abs_err\":%.3g,\"valid\":%s,"
                 "\"checksum\":%.9g}\n",
                 krn_dtype_names[dtype], krn_backend_name(be), info.name,
-                strcmp(krn_backend_name(be), "cuda") ? info.multiprocessors : 0, repeat,
+                strcmp(krn_backend_name(be), "cuda") ? info.multiprocessors : 0, runs,
                 jnum(b1, 32, valid ? med : NAN, true), jnum(b2, 32, valid ? mn : NAN, true),
                 jnum(b3, 32, compute ? gflops : NAN, false), jnum(b4, 32, gbps, false),
                 ref_name ? "\"" : "", ref_name ? ref_name : "null", ref_name ? "\"" : "",

@@ -207,9 +207,7 @@ static int bench_fields(struct job_spec *spec, const json_t *obj, struct err *er
     spec->bench_nshape = (int)json_array_size(shape);
     if (!jobspec_bench_op_ok(spec->bench_op, spec->bench_nshape))
         return err_set(err, EINVAL, "spec: bench: op '%s' with %d shape values is not a kernel op "
-                       "(gemm M,N,K[,batch]; attention B,T,H,D[,causal]; layernorm/softmax/l2norm "
-                       "rows,cols; gelu/add n; embedding n,dim; mean_pool B,T,D)",
-                       spec->bench_op, spec->bench_nshape);
+                       "(see moat submit --help)", spec->bench_op, spec->bench_nshape);
     for (int i = 0; i < spec->bench_nshape; i++) {
         const json_t *e = json_array_get(shape, (size_t)i);
         /* attention's causal flag may be 0; every size is at least 1 */
@@ -220,11 +218,23 @@ static int bench_fields(struct job_spec *spec, const json_t *obj, struct err *er
                            min, max);
         spec->bench_shape[i] = json_integer_value(e);
     }
+    bool attention = strcmp(spec->bench_op, "attention") == 0;
+    int64_t elems = 1; /* all sizes together must not overflow (the worker checks memory) */
+    for (int i = 0; i < spec->bench_nshape && !(attention && i == 4); i++)
+        if (__builtin_mul_overflow(elems, spec->bench_shape[i], &elems) || elems > ((int64_t)1 << 62))
+            return err_set(err, EINVAL, "spec: bench.shape: the sizes multiply past 2^62");
+    if (attention && spec->bench_shape[3] != 32 && spec->bench_shape[3] != 64 &&
+        spec->bench_shape[3] != 128)
+        return err_set(err, EINVAL, "spec: bench.shape[3]: attention head dim %lld (32, 64 or 128)",
+                       (long long)spec->bench_shape[3]);
     const json_t *dt = json_object_get(b, "dtype");
     const char *d = dt ? json_string_value(dt) : "f32";
     if (d == NULL || (strcmp(d, "f32") && strcmp(d, "bf16") && strcmp(d, "f16")))
         return err_set(err, EINVAL, "spec: bench.dtype: expected f32, bf16 or f16");
     snprintf(spec->bench_dtype, sizeof spec->bench_dtype, "%s", d);
+    if (strcmp(d, "f32") != 0 && !attention && strcmp(spec->bench_op, "gemm") != 0)
+        return err_set(err, EINVAL, "spec: bench.dtype: %s only for gemm and attention (%s is f32)", d,
+                       spec->bench_op);
     const json_t *be = json_object_get(b, "backend");
     const char *bn = be ? json_string_value(be) : "auto";
     if (bn == NULL || (strcmp(bn, "auto") && strcmp(bn, "cpu") && strcmp(bn, "cuda")))

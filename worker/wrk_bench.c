@@ -16,6 +16,7 @@ struct bench_args {
     enum krn_dtype dtype;
     int64_t shape[JOBSPEC_SHAPE_MAX];
     int nshape, repeat, threads, cpus, gpus;
+    int64_t mem; /* bytes the node registered (its whole memory); 0 = not told */
 };
 
 static int int_field(const json_t *o, const char *key, long long min, long long max, long long def,
@@ -35,7 +36,7 @@ static int int_field(const json_t *o, const char *key, long long min, long long 
 static int args_parse(const json_t *o, struct bench_args *a, struct err *err)
 {
     static const char *const known[] = {"node", "op", "shape", "dtype", "repeat", "backend",
-                                        "threads", "cpus", "gpus", NULL};
+                                        "threads", "cpus", "gpus", "mem", NULL};
     if (!json_is_object(o))
         return err_set(err, EINVAL, "not a JSON object");
     const char *key;
@@ -78,7 +79,46 @@ static int args_parse(const json_t *o, struct bench_args *a, struct err *err)
         int_field(o, "cpus", 1, 1000000, 1, &a->cpus, err) ||
         int_field(o, "gpus", 0, 1024, 0, &a->gpus, err))
         return -1;
+    const json_t *mem = json_object_get(o, "mem");
+    if (mem && (!json_is_integer(mem) || json_integer_value(mem) < 0))
+        return err_set(err, EINVAL, "mem: expected bytes >= 0");
+    a->mem = mem ? json_integer_value(mem) : 0;
     return 0;
+}
+
+static double gib(uint64_t bytes)
+{
+    return (double)bytes / (1024.0 * 1024.0 * 1024.0);
+}
+
+/* fits: whether the case fits the memory there is: host memory (the node's, or
+ * physical RAM when not told; cpu/ref backend buffers are host memory too),
+ * and on cuda the device's free memory. Leaves 10% for everything else. */
+static bool fits(const struct bench_args *a, krn_backend_t *be, const char *name)
+{
+    struct err e = {0};
+    uint64_t host, dev;
+    if (krn_bench_footprint(a->op, a->shape, a->nshape, a->dtype, &host, &dev, &e) != 0)
+        return true; /* krn_bench_run reports the same error */
+    struct krn_device_info info;
+    bool cuda = strcmp(name, "cuda") == 0;
+    if (krn_backend_info(be, &info, &e) != 0)
+        return true;
+    uint64_t host_have = a->mem > 0 ? (uint64_t)a->mem : cuda ? 0 : (uint64_t)info.mem_total;
+    uint64_t host_need = host + (cuda ? 0 : dev);
+    if (host_have > 0 && host_need > host_have / 10 * 9) {
+        fprintf(stderr, "moat-bench: node %s: %s %s needs about %.1f GiB of host memory; the node "
+                        "has %.1f GiB\n", a->node, a->op, krn_dtype_names[a->dtype], gib(host_need),
+                gib(host_have));
+        return false;
+    }
+    if (cuda && info.mem_free > 0 && dev > (uint64_t)info.mem_free / 10 * 9) {
+        fprintf(stderr, "moat-bench: node %s: %s %s needs about %.1f GiB of GPU memory; %s has "
+                        "%.1f GiB free\n", a->node, a->op, krn_dtype_names[a->dtype], gib(dev),
+                info.name, gib((uint64_t)info.mem_free));
+        return false;
+    }
+    return true;
 }
 
 /* print_rows: rows (one object per line) to stdout, each with "node" first. */
@@ -129,11 +169,19 @@ int wrk_bench_main(int argc, char **argv)
                 a.gpus > 0 ? "" : " (and the node registered no GPU)");
         goto out;
     }
-    be = krn_backend_create(name, strcmp(name, "cuda") == 0 ? 0 : a.threads ? a.threads : a.cpus, &err);
+    int threads = a.threads ? a.threads : a.cpus;
+    if (threads > a.cpus) {
+        fprintf(stderr, "moat-bench: node %s: threads %d over the node's %d cpus; using %d\n", a.node,
+                threads, a.cpus, a.cpus);
+        threads = a.cpus;
+    }
+    be = krn_backend_create(name, strcmp(name, "cuda") == 0 ? 0 : threads, &err);
     if (be == NULL) {
         fprintf(stderr, "moat-bench: node %s: backend %s: %s\n", a.node, name, err.msg);
         goto out;
     }
+    if (!fits(&a, be, name))
+        goto out;
     bench_cublas_install(be);
     char *rows = NULL;
     if (krn_bench_run(a.op, a.shape, a.nshape, a.dtype, a.repeat, be, &rows, &err) != 0) {

@@ -14,12 +14,18 @@
  *   "backend"  "auto" (cuda when "gpus" > 0 and a CUDA device is visible, else
  *              cpu), "cpu" or "cuda" (default "auto")
  *   "threads"  cpu threads, 0 = "cpus" (default 0)
- *   "cpus", "gpus"  what the node reserved for the task (>= 1, >= 0)
+ *   "cpus", "gpus"  what the node reserved for the task (>= 1, >= 0); threads
+ *              above cpus are cut to cpus (with a line on stderr)
+ *   "mem"      bytes the node reserved (all of its memory; 0 or absent: not
+ *              told, physical RAM is used). A case whose krn_bench_footprint()
+ *              exceeds 90% of it (or, on cuda, of the GPU's free memory) is
+ *              refused before anything is allocated, naming both sizes.
  * Output: krn_bench_run's rows on stdout, one JSON object per line, each
  * starting with {"node": NAME, ...}; on a CUDA build the GEMM rows on cuda carry
  * % of cuBLAS (bench/kernels/bench_cublas.h). Messages go to stderr.
  * Exit status: 0 every row validated; 1 a row failed validation, the op failed
- * (ENOMEM, EIO, ENOTSUP: e.g. bf16 on cpu) or no backend could be opened;
+ * (ENOMEM, EIO, ENOTSUP), the case does not fit in memory, or no backend could
+ * be opened;
  * 2 bad JSON.
  */
 #ifndef MOAT_WRK_BENCH_H

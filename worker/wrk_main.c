@@ -263,7 +263,8 @@ static int start_bench(struct wrk *w, struct wrk_task *t, const json_t *b, bool 
     char *text = NULL;
     if (args && json_object_set_new(args, "node", json_string(w->res.name)) == 0 &&
         json_object_set(args, "cpus", json_object_get(b, "cpus")) == 0 &&
-        json_object_set(args, "gpus", json_object_get(b, "gpus")) == 0)
+        json_object_set(args, "gpus", json_object_get(b, "gpus")) == 0 &&
+        json_object_set(args, "mem", json_object_get(b, "mem")) == 0)
         text = json_dumps(args, JSON_COMPACT);
     json_decref(args);
     size_t nenv = 0;

@@ -101,6 +101,15 @@ def test_bad_bench_requests_name_what_is_wrong(cluster):
     assert "go with --bench" in r.err
     r = cluster.moat("submit", "--bench", "gemm", "--shape", "8,8,8", "--dtype", "fp8", check=2)
     assert "bench.dtype" in r.err
+    r = cluster.moat("submit", "--bench", "gelu", "--shape", "100", "--dtype", "bf16", check=2)
+    assert "bf16 only for gemm and attention" in r.err
+    r = cluster.moat("submit", "--bench", "attention", "--shape", "1,128,2,48", check=2)
+    assert "head dim 48" in r.err
+    # sizes whose product wraps 64 bits once crashed the benchmark (heap overflow)
+    r = cluster.moat("submit", "--bench", "softmax", "--shape", "1104524548,16701072065", check=2)
+    assert "multiply past 2^62" in r.err
+    r = cluster.moat("submit", "--bench", "gemm", "--shape", "8,99999999999999999999,8", check=2)
+    assert "out of range" in r.err
     # nothing was accepted by any of these
     assert cluster.j("queue", "--all")["jobs"] == []
 
@@ -115,3 +124,14 @@ def test_cuda_on_a_node_without_a_gpu_fails_with_the_reason(cluster):
     (task,) = cluster.j("result", jid)["tasks"]
     assert task["state"] == "FAILED" and task["exit_code"] == 1
     assert "no CUDA device" in task["stderr"] and "local-1" in task["stderr"]
+
+
+def test_a_case_larger_than_the_node_fails_before_allocating(cluster):
+    # 2^34 floats in three arrays and their copies: ~450 GiB, more than any node here
+    jid = cluster.j("submit", "--bench", "add", "--shape", str(1 << 34), "--nodes", "local-1")["id"]
+    cluster.wait(jid, timeout=60, check=1)
+    (task,) = cluster.j("result", jid)["tasks"]
+    assert task["state"] == "FAILED" and task["exit_code"] == 1 and task["signal"] == 0
+    assert "GiB of host memory; the node has" in task["stderr"], task
+    # and the node is free again
+    wait_for(lambda: cluster.nodes()["local-1"]["used_cpus"] == 0, 10, what="node freed")

@@ -431,8 +431,9 @@ static void bench_nodes_all_expands_to_up_nodes(void **state)
     json_decref(o);
 }
 
-/* A bench task runs on its own node only, waits while that node is busy,
- * takes the whole node and gives back exactly that. */
+/* A bench task runs on its own node only, waits while that node is busy
+ * without holding up the job's other tasks, holds the node against work queued
+ * behind it, takes the whole node and gives back exactly that. */
 static void bench_task_takes_its_idle_node_whole(void **state)
 {
     struct fx *f = *state;
@@ -443,21 +444,24 @@ static void bench_task_takes_its_idle_node_whole(void **state)
     assert_string_equal(f->ctl.nodes[ex->tasks[0].node].name, "b"); /* most free cpus */
     struct ctl_job *bj = submit(&f->ctl, "{\"kind\":\"bench\",\"bench\":{\"op\":\"gemm\",\"shape\":[64,64,64]},"
                                          "\"nodes\":[\"b\",\"a\"],\"priority\":5}");
-    /* b is busy: task 0 waits (tasks start in order), and says why */
-    assert_int_equal(sched(&f->ctl), 0);
-    assert_int_equal(bj->state, JOB_STATE_PENDING);
-    assert_non_null(strstr(bj->reason, "waiting for node b (busy)"));
-    end_task(&f->ctl, ex, 0, JOB_STATE_COMPLETED, 0);
-    assert_int_equal(sched(&f->ctl), 2);
-    assert_string_equal(f->ctl.nodes[bj->tasks[0].node].name, "b");
+    struct ctl_job *low = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"y\"]}");
+    /* b is busy: task 1 starts on a anyway; task 0 waits and says why */
+    assert_int_equal(sched(&f->ctl), 1);
+    assert_int_equal(bj->tasks[1].state, JOB_STATE_RUNNING);
     assert_string_equal(f->ctl.nodes[bj->tasks[1].node].name, "a");
+    assert_int_equal(bj->tasks[0].state, JOB_STATE_PENDING);
+    assert_string_equal(bj->reason, "waiting for node b (busy)");
     assert_int_equal(f->ctl.nodes[0].used_cpus, 4);
     assert_int_equal(f->ctl.nodes[0].used_gpus, 1);
+    /* b has 7 free cpus, but it is held for the benchmark: the younger job waits */
+    assert_int_equal(low->state, JOB_STATE_PENDING);
+    assert_int_equal(sched(&f->ctl), 0);
+    end_task(&f->ctl, ex, 0, JOB_STATE_COMPLETED, 0);
+    assert_int_equal(sched(&f->ctl), 1);
+    assert_string_equal(f->ctl.nodes[bj->tasks[0].node].name, "b");
     assert_int_equal(f->ctl.nodes[1].used_cpus, 8);
     assert_true(f->ctl.nodes[1].used_mem == 2u << 30);
-    /* nothing else fits beside a benchmark */
-    struct ctl_job *other = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"y\"]}");
-    assert_int_equal(sched(&f->ctl), 0);
+    assert_int_equal(low->state, JOB_STATE_PENDING); /* nothing fits beside a benchmark */
     /* the DISPATCH carries the bench object and the whole node's sizes */
     bool seen = false;
     for (int i = 0; i < f->ctl.nout; i++) {
@@ -485,7 +489,39 @@ static void bench_task_takes_its_idle_node_whole(void **state)
         assert_int_equal(f->ctl.nodes[n].running, 0);
     }
     assert_int_equal(sched(&f->ctl), 1);
-    assert_int_equal(other->state, JOB_STATE_RUNNING);
+    assert_int_equal(low->state, JOB_STATE_RUNNING);
+    commit(f);
+}
+
+/* Waiting reasons name the first node waited for, why, and how many more; a
+ * lost node does not hold up the rest, and a bench of lower priority does not
+ * hold a node against work ahead of it. */
+static void bench_wait_reasons_and_lost_nodes(void **state)
+{
+    struct fx *f = *state;
+    add_node(&f->ctl, "a", 2, 0, 0);
+    add_node(&f->ctl, "b", 2, 0, 0);
+    add_node(&f->ctl, "c", 2, 0, 0);
+    f->ctl.nodes[0].state = NODE_STATE_DOWN;
+    f->ctl.nodes[1].registered = false;
+    struct ctl_job *bj = submit(&f->ctl, "{\"kind\":\"bench\",\"bench\":{\"op\":\"add\",\"shape\":[64]},"
+                                         "\"nodes\":[\"a\",\"b\",\"c\"]}");
+    assert_int_equal(sched(&f->ctl), 1); /* c */
+    assert_int_equal(bj->tasks[2].state, JOB_STATE_RUNNING);
+    assert_string_equal(bj->reason, "waiting for node a (DOWN) and 1 more");
+    f->ctl.nodes[0].state = NODE_STATE_UP;
+    assert_int_equal(sched(&f->ctl), 1); /* a */
+    assert_string_equal(bj->reason, "waiting for node b (not registered)");
+    f->ctl.nodes[1].registered = true;
+    struct ctl_job *hi = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"x\"],\"priority\":9}");
+    /* hi is ahead of the bench in the queue: b is not held against it */
+    assert_int_equal(sched(&f->ctl), 1);
+    assert_int_equal(hi->state, JOB_STATE_RUNNING);
+    assert_string_equal(f->ctl.nodes[hi->tasks[0].node].name, "b");
+    assert_string_equal(bj->reason, "waiting for node b (busy)");
+    end_task(&f->ctl, hi, 0, JOB_STATE_COMPLETED, 0);
+    assert_int_equal(sched(&f->ctl), 1);
+    assert_int_equal(bj->running, 3);
     commit(f);
 }
 
@@ -504,6 +540,7 @@ int main(void)
         cmocka_unit_test(bench_op_table_matches_the_kernels),
         cmocka_unit_test_setup_teardown(bench_nodes_all_expands_to_up_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(bench_task_takes_its_idle_node_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(bench_wait_reasons_and_lost_nodes, setup, teardown),
     };
     return cmocka_run_group_tests_name("ctl", tests, NULL, NULL);
 }
