@@ -30,7 +30,7 @@ OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP -I. $(SANFLAGS)
 LDFLAGS  += $(SANFLAGS)
-DEP_LIBS := -lzmq -llmdb -lconfig -ljansson -lsodium -lutf8proc -lm -lpthread
+DEP_LIBS := -lzmq -llmdb -lconfig -ljansson -lsodium -lcrypto -lutf8proc -lm -lpthread
 
 CHECK_BINS :=
 BENCH_BINS :=

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "shared/manifest.h"
 #include "shared/units.h"
 #include "shared/model.h"
+#include "shared/sha256.h"
 
 static void art_path(const struct ctl *ctl, char *out, size_t cap, const char *fmt, const char *a,
                      const char *b)
@@ -109,31 +109,6 @@ int ctl_on_model_put(struct ctl *ctl, const struct net_peer *peer, struct proto_
                          json_pack("{s:I}", "received", (json_int_t)(off + len)));
 }
 
-/* sha256_file: hash of path into hex; size into *bytes. */
-static int sha256_file(const char *path, char hex[65], uint64_t *bytes, struct err *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return err_set(err, errno, "%s: %s", path, strerror(errno));
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    static unsigned char buf[1 << 20];
-    uint64_t total = 0;
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0) {
-        crypto_hash_sha256_update(&st, buf, (unsigned long long)n);
-        total += (uint64_t)n;
-    }
-    int e = errno;
-    close(fd);
-    if (n < 0)
-        return err_set(err, e, "%s: %s", path, strerror(e));
-    unsigned char d[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final(&st, d);
-    sodium_bin2hex(hex, 65, d, sizeof d);
-    *bytes = total;
-    return 0;
-}
 
 static int fsync_path(const char *path)
 {

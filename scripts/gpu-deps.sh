@@ -9,15 +9,16 @@
 #
 # Usage: scripts/gpu-deps.sh [DIR]
 # The set: the -dev packages of scripts/install-deps.sh that the CUDA build links
-# (ZeroMQ, LMDB, libconfig, jansson, libsodium, utf8proc, cmocka, OpenBLAS), their
-# runtime libraries, and those libraries' own shared-library closure except glibc,
-# libgcc_s and libstdc++ (the image has those: nvcc needs them), plus GNU make
+# (ZeroMQ, LMDB, libconfig, jansson, libsodium, OpenSSL's libcrypto, utf8proc,
+# cmocka, OpenBLAS), their runtime libraries, and those libraries' own
+# shared-library closure except glibc, libgcc_s and libstdc++ (the image has
+# those: nvcc needs them), plus GNU make
 # (used there only when the image has none). The closure is checked, not trusted:
 # every DT_NEEDED of every carried .so must be carried or in BASE_LIBS, else exit 1.
 # Trimmed away: usr/share (docs, man, locale), static archives, cmake and
 # pkg-config files, OpenBLAS's libblas.so.3 and liblapack.so.3 (moat calls
 # cblas_sgemm and openblas_set_num_threads, both in libopenblas.so.0): 15 MB of
-# .debs become about 8 MB, which leaves room for the 50 MiB model copy under the
+# .debs become about 8.8 MB, which leaves room for the 50 MiB model copy under the
 # device tool's 64 MiB limit.
 # Needs: apt-get (with package lists), dpkg-deb, readelf. Exit status: 0 done; 1 failed.
 set -euo pipefail
@@ -25,9 +26,9 @@ cd "$(dirname "$0")/.."
 DIR=${1:-.gpu-deps}
 
 # -dev: headers and the lib*.so link names; the rest: what runs, closure included.
-DEV=(libzmq3-dev liblmdb-dev libconfig-dev libjansson-dev libsodium-dev
+DEV=(libzmq3-dev liblmdb-dev libconfig-dev libjansson-dev libsodium-dev libssl-dev
      libutf8proc-dev libcmocka-dev libopenblas-pthread-dev)
-RUNTIME=(libzmq5 liblmdb0 libconfig9 libjansson4 libsodium23 libutf8proc2 libcmocka0
+RUNTIME=(libzmq5 liblmdb0 libconfig9 libjansson4 libsodium23 libssl3 libutf8proc2 libcmocka0
          libopenblas0-pthread
          libgfortran5 libquadmath0                     # OpenBLAS's LAPACK half
          libpgm-5.3-0 libnorm1 libbsd0 libmd0           # ZeroMQ's transports
@@ -78,11 +79,11 @@ while read -r so; do
     done
 done < <(find "$TMP/root" -name 'lib*.so*' -type f)
 [ -z "$missing" ] || die "not carried and not in the image's base:$missing"
-for h in zmq.h lmdb.h libconfig.h jansson.h sodium.h utf8proc.h cmocka.h; do
+for h in zmq.h lmdb.h libconfig.h jansson.h sodium.h openssl/evp.h utf8proc.h cmocka.h; do
     [ -f "$TMP/root/usr/include/$h" ] || die "$h missing from the unpacked set"
 done
 [ -f "$TMP/root/usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h" ] || die "cblas.h missing"
-for f in libzmq.so liblmdb.so libconfig.so libjansson.so libsodium.so libutf8proc.so \
+for f in libzmq.so liblmdb.so libconfig.so libjansson.so libsodium.so libcrypto.so libutf8proc.so \
          libcmocka.so openblas-pthread/libopenblas.so; do   # the link names -lX finds
     [ -e "$TMP/root/usr/lib/x86_64-linux-gnu/$f" ] || die "$f missing from the unpacked set"
 done

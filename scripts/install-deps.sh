@@ -13,7 +13,8 @@ debs=(
   libcmocka-dev      # cmocka: C unit tests
   libopenblas-dev    # OpenBLAS: CPU GEMM (cblas)
   libutf8proc-dev    # utf8proc: Unicode normalisation for the tokeniser
-  libsodium-dev      # libsodium: SHA-256 and Ed25519 for artifacts
+  libsodium-dev      # libsodium: Ed25519 artifact signatures (and CURVE, via libzmq)
+  libssl-dev         # OpenSSL libcrypto: SHA-256 of artifacts (SHA-NI; shared/sha256.h)
   clang              # libFuzzer targets (make fuzz-check, part of make check)
   fortunes           # the fortunes corpus (about 15,000 short texts): the demo's real input
   python3 python3-venv

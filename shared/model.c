@@ -19,7 +19,8 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <sodium.h>
+
+#include "shared/sha256.h"
 
 const char *const model_file_names[MODEL_FILES] = {"config.json", "vocab.txt",
                                                             "model.safetensors"};
@@ -401,45 +402,13 @@ const char *model_vocab_path(const model_t *m)
     return m->vocab_path;
 }
 
-static void wrk_hex(const unsigned char *d, size_t n, char *hex)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        hex[2 * i] = digits[d[i] >> 4];
-        hex[2 * i + 1] = digits[d[i] & 15];
-    }
-    hex[2 * n] = '\0';
-}
-
 int model_file_sha256(const char *path, char hex[65], int64_t *bytes, struct err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return err_set(err, errno, "%s: %s", path, strerror(errno));
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
-    static __thread unsigned char buf[1 << 16];
-    int64_t total = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf, sizeof buf);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int e = errno;
-            close(fd);
-            return err_set(err, e, "%s: read: %s", path, strerror(e));
-        }
-        if (r == 0)
-            break;
-        crypto_hash_sha256_update(&st, buf, (unsigned long long)r);
-        total += r;
-    }
-    close(fd);
-    unsigned char d[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final(&st, d);
-    wrk_hex(d, sizeof d, hex);
+    uint64_t n = 0;
+    if (sha256_file(path, hex, &n, err) != 0)
+        return -1;
     if (bytes != NULL)
-        *bytes = total;
+        *bytes = (int64_t)n;
     return 0;
 }
 
@@ -664,9 +633,12 @@ const void *model_shard_bytes(const model_shard_t *s, size_t *len)
 
 void model_shard_sha256(const model_shard_t *s, char hex[65])
 {
-    unsigned char d[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(d, s->img, (unsigned long long)s->len);
-    wrk_hex(d, sizeof d, hex);
+    unsigned char d[SHA256_BYTES];
+    struct err e = {0};
+    if (sha256_once(s->img, s->len, d, &e) != 0)
+        memset(hex, 'x', 64), hex[64] = '\0'; /* no hex digest: never matches one */
+    else
+        sha256_hex(d, hex);
 }
 
 const struct model_config *model_shard_config(const model_shard_t *s)

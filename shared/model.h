@@ -135,7 +135,9 @@ void model_shard_destroy(model_shard_t *s);
  * and both sides hash) and its size. Borrowed: valid until model_shard_destroy(). */
 const void *model_shard_bytes(const model_shard_t *s, size_t *len);
 
-/* model_shard_sha256: SHA-256 of model_shard_bytes() as 64 lowercase hex digits + NUL. */
+/* model_shard_sha256: SHA-256 of model_shard_bytes() as 64 lowercase hex digits + NUL
+ * (shared/sha256.h); if libcrypto fails, 64 'x' (which matches no digest, so
+ * a check against it refuses the shard). */
 void model_shard_sha256(const model_shard_t *s, char hex[65]);
 
 /* Accessors; never fail. The config is the whole model's, not the shard's slice. */

@@ -31,7 +31,12 @@ int wrk_fetch_begin(struct wrk_fetch *f, const char *dir, const char *sha, uint6
     f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (f->fd < 0)
         return err_set(err, errno, "object %.16s...: %s: %s", sha, f->tmp, strerror(errno));
-    crypto_hash_sha256_init(&f->hs);
+    if ((f->hs = sha256_new(err)) == NULL) {
+        close(f->fd);
+        f->fd = -1;
+        unlink(f->tmp);
+        return err_prefix(err, "object %.16s...", sha);
+    }
     return 0;
 }
 
@@ -53,7 +58,8 @@ int wrk_fetch_chunk(struct wrk_fetch *f, const void *data, size_t len, uint64_t 
         p += w;
         left -= (size_t)w;
     }
-    crypto_hash_sha256_update(&f->hs, data, len);
+    if (sha256_update(f->hs, data, len, err) != 0)
+        return err_prefix(err, "object %.16s...", f->sha);
     f->off += len;
     return 0;
 }
@@ -75,10 +81,18 @@ static void *store_thread(void *arg)
 
 int wrk_fetch_finish(struct wrk_fetch *f, struct err *err)
 {
-    unsigned char d[crypto_hash_sha256_BYTES];
+    unsigned char d[SHA256_BYTES];
     char hex[65];
-    crypto_hash_sha256_final(&f->hs, d);
-    sodium_bin2hex(hex, sizeof hex, d, sizeof d);
+    int rc = sha256_final(f->hs, d, err);
+    sha256_free(f->hs);
+    f->hs = NULL;
+    if (rc != 0) {
+        close(f->fd);
+        f->fd = -1;
+        unlink(f->tmp);
+        return err_prefix(err, "object %.16s...", f->sha);
+    }
+    sha256_hex(d, hex);
     if (strcmp(hex, f->sha) != 0) {
         close(f->fd);
         f->fd = -1;
@@ -87,7 +101,7 @@ int wrk_fetch_finish(struct wrk_fetch *f, struct err *err)
     }
     f->done = 0;
     f->finishing = true;
-    int rc = pthread_create(&f->thread, NULL, store_thread, f);
+    rc = pthread_create(&f->thread, NULL, store_thread, f);
     if (rc != 0) { /* no thread: store it here */
         f->finishing = false;
         store_thread(f);
@@ -124,7 +138,11 @@ bool wrk_fetch_busy(const struct wrk_fetch *f, const char *sha)
 
 void wrk_fetch_abort(struct wrk_fetch *f)
 {
-    if (f == NULL || f->fd < 0)
+    if (f == NULL)
+        return;
+    sha256_free(f->hs);
+    f->hs = NULL;
+    if (f->fd < 0)
         return;
     if (f->finishing) {
         if (!pthread_equal(f->thread, pthread_self()))

@@ -12,19 +12,19 @@
 #define MOAT_WRK_OBJECTS_H
 
 #include <pthread.h>
-#include <sodium.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "shared/err.h"
+#include "shared/sha256.h"
 
 struct wrk_fetch {
     char sha[65];
     uint64_t total, off;
     int fd;                       /* -1 when idle */
     char tmp[600], path[600];
-    crypto_hash_sha256_state hs;
+    sha256_t *hs;                 /* the bytes so far; NULL when idle */
     /* finishing: fsync and rename run on a thread so the worker's loop (and its
      * heartbeats) never waits for the disk */
     pthread_t thread;
