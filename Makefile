@@ -93,10 +93,11 @@ $(BIN)/moat-controller: $(CTL_OBJ) $(SHARED_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 
 # The worker's bench task reports GEMM rows against cuBLAS on CUDA builds
-# (bench/kernels/bench_cublas.c, KRN_BENCH_REF_OBJ from kernels/kernels.mk).
+# (bench/kernels/bench_cublas.c, KRN_BENCH_REF_OBJ from kernels/kernels.mk,
+# which dlopens cuBLAS only when a bench task on a GPU asks for it).
 $(BIN)/moat-worker: $(WRK_OBJ) $(KRN_BENCH_REF_OBJ) $(SHARED_LIB) $(KRN_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(KRN_CUBLAS) $(KRN_LDLIBS) $(NCCL_LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(KRN_LDLIBS) $(NCCL_LDLIBS)
 
 $(BIN)/moat: $(CLI_OBJ) $(SHARED_LIB)
 	@mkdir -p $(@D)
@@ -111,7 +112,7 @@ WRK_LIBOBJ := $(filter-out $(BUILD)/worker/wrk_main.o,$(WRK_OBJ))
 CHECK_BINS += $(UNIT_BINS)
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(CTL_LIBOBJ) $(WRK_LIBOBJ) $(KRN_BENCH_REF_OBJ) $(SHARED_LIB) $(KRN_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $< $(CTL_LIBOBJ) $(WRK_LIBOBJ) $(KRN_BENCH_REF_OBJ) $(SHARED_LIB) $(KRN_LIB) $(DEP_LIBS) $(KRN_CUBLAS) $(KRN_LDLIBS) $(NCCL_LDLIBS) -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $< $(CTL_LIBOBJ) $(WRK_LIBOBJ) $(KRN_BENCH_REF_OBJ) $(SHARED_LIB) $(KRN_LIB) $(DEP_LIBS) $(KRN_LDLIBS) $(NCCL_LDLIBS) -lcmocka
 
 # ---- benchmarks ----
 BENCH_SRC := $(wildcard bench/*.c)
@@ -123,7 +124,7 @@ $(BIN)/bench-%: $(BUILD)/bench/%.o $(SHARED_LIB)
 BENCH_BINS += $(BIN)/bench-infer
 $(BIN)/bench-infer: $(BUILD)/bench/infer/bench_infer.o $(WRK_LIBOBJ) $(KRN_BENCH_REF_OBJ) $(SHARED_LIB) $(KRN_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(KRN_CUBLAS) $(KRN_LDLIBS) $(NCCL_LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(KRN_LDLIBS) $(NCCL_LDLIBS)
 bench: all $(BENCH_BINS)
 
 # ---- test entry points ----

@@ -35,6 +35,10 @@ ifeq ($(HAVE_CUDA),1)
   KRN_LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++ -ldl -lrt
   KRN_CUBLAS := -L$(CUDA_HOME)/lib64 -lcublas
   KRN_TEST_CFLAGS := -DKRN_TEST_CUBLAS -I$(CUDA_HOME)/include
+  # bench_cublas.c dlopens libcublas.so.<major of this nvcc>, else from CUDA_HOME
+  KRN_CUDA_MAJOR := $(shell $(NVCC) --version 2>/dev/null | sed -n 's/.*release \([0-9]*\)\..*/\1/p')
+  $(BUILD)/bench/kernels/bench_cublas.o: CFLAGS += -DKRN_CUBLAS_MAJOR='"$(KRN_CUDA_MAJOR)"' \
+                                                   -DKRN_CUDA_LIBDIR='"$(CUDA_HOME)/lib64"' 
   KRN_DEV_BINS := $(KRN_DEV_SRC:kernels/dev/%.cu=$(BUILD)/kernels/dev/%)
 else
   KRN_OBJ += $(BUILD)/kernels/cuda/cuda_stub.o
@@ -72,7 +76,8 @@ KRN_TESTS := $(BUILD)/tests/kernels/test_krn_api $(BUILD)/tests/kernels/test_krn
              $(BUILD)/tests/kernels/test_krn_cuda
 CHECK_BINS += $(KRN_TESTS)
 
-$(BUILD)/tests/kernels/%.o: CFLAGS += $(KRN_TEST_CFLAGS)
+$(BUILD)/tests/kernels/%.o $(BUILD)/tests/unit/test_bench_cublas.o: CFLAGS += $(KRN_TEST_CFLAGS)
+$(BUILD)/tests/unit/test_bench_cublas.o: $(KRN_STAMP)
 # objects compiled with -DKRN_TEST_CUBLAS or without: rebuild on a CUDA switch
 $(BUILD)/tests/kernels/test_krn_cuda.o $(BUILD)/bench/kernels/bench_kernels.o: $(KRN_STAMP)
 
@@ -91,11 +96,11 @@ krn-check: $(KRN_TESTS)
 
 # ---- benchmark ----
 # KRN_BENCH_REF_OBJ: cuBLAS as the GEMM reference of bench rows (a no-op without
-# CUDA), linked with $(KRN_CUBLAS) into bench-kernels and the worker (bench task).
+# CUDA; cuBLAS is dlopen'ed, not linked), in bench-kernels and the worker (bench task).
 KRN_BENCH_REF_OBJ := $(BUILD)/bench/kernels/bench_cublas.o
 BENCH_BINS += $(BIN)/bench-kernels
 $(BUILD)/bench/kernels/%.o: CFLAGS += $(KRN_TEST_CFLAGS)
 $(BUILD)/bench/kernels/bench_cublas.o: $(KRN_STAMP)
 $(BIN)/bench-kernels: $(BUILD)/bench/kernels/bench_kernels.o $(KRN_BENCH_REF_OBJ) $(KRN_LIB) $(SHARED_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(KRN_CUBLAS) $(KRN_LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(KRN_LDLIBS)
