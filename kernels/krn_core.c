@@ -269,10 +269,25 @@ static int check_buf(krn_backend_t *be, const krn_buf_t *buf, int64_t elems, siz
     return 0;
 }
 
-/* span: elements touched by a [rows, cols] matrix with row stride ld. */
+/* mul, add: a * b and a + b for sizes; -1 (which check_buf refuses) when an
+ * operand is negative or the result overflows int64, so that no caller's
+ * shape can wrap to a small size that passes the buffer checks. */
+static int64_t mul(int64_t a, int64_t b)
+{
+    int64_t r;
+    return a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r) ? -1 : r;
+}
+
+static int64_t add(int64_t a, int64_t b)
+{
+    int64_t r;
+    return a < 0 || b < 0 || __builtin_add_overflow(a, b, &r) ? -1 : r;
+}
+
+/* span: elements touched by a [rows, cols] matrix with row stride ld (-1 on overflow). */
 static int64_t span(int64_t rows, int64_t cols, int64_t ld)
 {
-    return (rows - 1) * ld + cols;
+    return add(mul(rows - 1, ld), cols);
 }
 
 static bool dtype_ok(enum krn_dtype d)
@@ -313,11 +328,11 @@ int krn_gemm(krn_backend_t *be, const struct krn_gemm_args *args, const krn_buf_
     if (g.batch > 1 && g.stride_c == 0)
         return err_set(err, EINVAL, "gemm: stride_c 0 with batch %lld", (long long)g.batch);
     size_t eab = krn_dtype_size(g.dtype_ab), ec = krn_dtype_size(g.dtype_c);
-    if (check_buf(be, a, span(ar, ac, g.lda) + (g.batch - 1) * g.stride_a, eab, "gemm", "a",
+    if (check_buf(be, a, add(span(ar, ac, g.lda), mul(g.batch - 1, g.stride_a)), eab, "gemm", "a",
                   err) ||
-        check_buf(be, b, span(br, bc, g.ldb) + (g.batch - 1) * g.stride_b, eab, "gemm", "b",
+        check_buf(be, b, add(span(br, bc, g.ldb), mul(g.batch - 1, g.stride_b)), eab, "gemm", "b",
                   err) ||
-        check_buf(be, c, span(g.M, g.N, g.ldc) + (g.batch - 1) * g.stride_c, ec, "gemm", "c",
+        check_buf(be, c, add(span(g.M, g.N, g.ldc), mul(g.batch - 1, g.stride_c)), ec, "gemm", "c",
                   err))
         return -1;
     if (g.epilogue != KRN_EPI_NONE && check_buf(be, bias, g.N, 4, "gemm", "bias", err))
@@ -339,7 +354,9 @@ int krn_attention(krn_backend_t *be, const struct krn_attn_args *args, const krn
     if (t.dtype_o != KRN_DTYPE_F32 && t.dtype_o != t.dtype)
         return err_set(err, ENOTSUP, "attention: dtype_o %s with dtype %s (want f32 or same)",
                        krn_dtype_names[t.dtype_o], krn_dtype_names[t.dtype]);
-    int64_t hd = t.H * t.D;
+    int64_t hd = mul(t.H, t.D);
+    if (hd < 0 || mul(t.B, t.T) < 0)
+        return err_set(err, EINVAL, "attention: B*T or H*D overflows");
     if (t.ld_q == 0) t.ld_q = hd;
     if (t.ld_k == 0) t.ld_k = hd;
     if (t.ld_v == 0) t.ld_v = hd;
@@ -351,7 +368,7 @@ int krn_attention(krn_backend_t *be, const struct krn_attn_args *args, const krn
     if (t.scale == 0.0f)
         t.scale = 1.0f / sqrtf((float)t.D);
     size_t ei = krn_dtype_size(t.dtype), eo = krn_dtype_size(t.dtype_o);
-    int64_t rows = t.B * t.T;
+    int64_t rows = mul(t.B, t.T);
     if (check_buf(be, q, span(rows, hd, t.ld_q), ei, "attention", "q", err) ||
         check_buf(be, k, span(rows, hd, t.ld_k), ei, "attention", "k", err) ||
         check_buf(be, v, span(rows, hd, t.ld_v), ei, "attention", "v", err) ||
@@ -377,10 +394,10 @@ int krn_layernorm(krn_backend_t *be, int64_t rows, int64_t cols, float eps,
                   krn_buf_t *y, struct err *err)
 {
     if (check_rc("layernorm", rows, cols, err) ||
-        check_buf(be, x, rows * cols, 4, "layernorm", "x", err) ||
+        check_buf(be, x, mul(rows, cols), 4, "layernorm", "x", err) ||
         check_buf(be, gamma, cols, 4, "layernorm", "gamma", err) ||
         check_buf(be, beta, cols, 4, "layernorm", "beta", err) ||
-        check_buf(be, y, rows * cols, 4, "layernorm", "y", err))
+        check_buf(be, y, mul(rows, cols), 4, "layernorm", "y", err))
         return -1;
     if (!(eps >= 0.0f))
         return err_set(err, EINVAL, "layernorm: eps %g < 0", (double)eps);
@@ -401,8 +418,8 @@ int krn_softmax(krn_backend_t *be, int64_t rows, int64_t cols, const krn_buf_t *
                 krn_buf_t *y, struct err *err)
 {
     if (check_rc("softmax", rows, cols, err) ||
-        check_buf(be, x, rows * cols, 4, "softmax", "x", err) ||
-        check_buf(be, y, rows * cols, 4, "softmax", "y", err))
+        check_buf(be, x, mul(rows, cols), 4, "softmax", "x", err) ||
+        check_buf(be, y, mul(rows, cols), 4, "softmax", "y", err))
         return -1;
     return be->ops->softmax(be, rows, cols, (const float *)x->ptr, (float *)y->ptr, err);
 }
@@ -423,8 +440,8 @@ int krn_embedding(krn_backend_t *be, int64_t n, int64_t dim, int64_t vocab,
 {
     if (check_rc("embedding", n, dim, err) || check_rc("embedding", vocab, 1, err) ||
         check_buf(be, ids, n, 4, "embedding", "ids", err) ||
-        check_buf(be, table, vocab * dim, 4, "embedding", "table", err) ||
-        check_buf(be, out, n * dim, 4, "embedding", "out", err))
+        check_buf(be, table, mul(vocab, dim), 4, "embedding", "table", err) ||
+        check_buf(be, out, mul(n, dim), 4, "embedding", "out", err))
         return -1;
     return be->ops->embedding(be, n, dim, vocab, (const int32_t *)ids->ptr,
                               (const float *)table->ptr, (float *)out->ptr, err);
@@ -433,11 +450,11 @@ int krn_embedding(krn_backend_t *be, int64_t n, int64_t dim, int64_t vocab,
 int krn_mean_pool(krn_backend_t *be, int64_t B, int64_t T, int64_t D, const krn_buf_t *x,
                   const krn_buf_t *mask, krn_buf_t *out, struct err *err)
 {
-    if (check_rc("mean_pool", B * T, D, err) || check_rc("mean_pool", B, T, err) ||
-        check_buf(be, x, B * T * D, 4, "mean_pool", "x", err) ||
-        check_buf(be, out, B * D, 4, "mean_pool", "out", err))
+    if (check_rc("mean_pool", mul(B, T), D, err) || check_rc("mean_pool", B, T, err) ||
+        check_buf(be, x, mul(mul(B, T), D), 4, "mean_pool", "x", err) ||
+        check_buf(be, out, mul(B, D), 4, "mean_pool", "out", err))
         return -1;
-    if (mask != NULL && check_buf(be, mask, B * T, 4, "mean_pool", "mask", err))
+    if (mask != NULL && check_buf(be, mask, mul(B, T), 4, "mean_pool", "mask", err))
         return -1;
     return be->ops->mean_pool(be, B, T, D, (const float *)x->ptr,
                               mask ? (const int32_t *)mask->ptr : NULL, (float *)out->ptr,
@@ -448,8 +465,8 @@ int krn_l2_normalize(krn_backend_t *be, int64_t rows, int64_t cols, float eps,
                      const krn_buf_t *x, krn_buf_t *y, struct err *err)
 {
     if (check_rc("l2norm", rows, cols, err) ||
-        check_buf(be, x, rows * cols, 4, "l2norm", "x", err) ||
-        check_buf(be, y, rows * cols, 4, "l2norm", "y", err))
+        check_buf(be, x, mul(rows, cols), 4, "l2norm", "x", err) ||
+        check_buf(be, y, mul(rows, cols), 4, "l2norm", "y", err))
         return -1;
     if (!(eps >= 0.0f))
         return err_set(err, EINVAL, "l2norm: eps %g < 0", (double)eps);
@@ -511,7 +528,9 @@ double krn_op_bytes(enum krn_op op, const int64_t *s, int n, enum krn_dtype dtyp
     case KRN_OP_ADD: return shape_ok(s, n, 1, 1) ? 12.0 * s[0] : 0;
     case KRN_OP_EMBEDDING: return shape_ok(s, n, 2, 2) ? 4.0 * s[0] + 8.0 * s[0] * s[1] : 0;
     case KRN_OP_MEAN_POOL:
-        return shape_ok(s, n, 3, 3) ? 4.0 * (s[0] * s[1] * s[2] + s[0] * s[1] + s[0] * s[2]) : 0;
+        return shape_ok(s, n, 3, 3)
+                   ? 4.0 * ((double)s[0] * s[1] * s[2] + (double)s[0] * s[1] + (double)s[0] * s[2])
+                   : 0;
     case KRN_OP_L2NORM: return shape_ok(s, n, 2, 2) ? 8.0 * s[0] * s[1] : 0;
     default: return 0;
     }

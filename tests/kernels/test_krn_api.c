@@ -277,6 +277,30 @@ static void test_op_argument_errors(void **state)
     assert_int_equal(e.code, EINVAL);
     assert_int_equal(krn_backend_threads_set(other, 2, &e), -1);
     assert_int_equal(e.code, EINVAL);
+    /* sizes whose products wrap 64 bits to something small must not pass the
+     * buffer checks (1104524548 * 16701072065 = 4 mod 2^64) */
+    assert_int_equal(krn_l2_normalize(be, 1104524548, 16701072065, 1e-12f, big, big, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_softmax(be, 1104524548, 16701072065, big, big, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    g = (struct krn_gemm_args){.M = (int64_t)1 << 32, .N = (int64_t)1 << 32, .K = 1, .alpha = 1};
+    assert_int_equal(krn_gemm(be, &g, big, big, NULL, big, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    t = (struct krn_attn_args){.B = (int64_t)1 << 40, .T = (int64_t)1 << 30, .H = 1, .D = 32};
+    assert_int_equal(krn_attention(be, &t, big, big, big, NULL, big, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_mean_pool(be, (int64_t)1 << 40, (int64_t)1 << 30, 4, big, NULL, big, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    int64_t wrap[2] = {1104524548, 16701072065};
+    char *rows = NULL;
+    assert_int_equal(krn_bench_run("softmax", wrap, 2, KRN_DTYPE_F32, 1, be, &rows, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_null(rows);
+    uint64_t host = 0, dev = 0;
+    assert_int_equal(krn_bench_footprint("softmax", wrap, 2, KRN_DTYPE_F32, &host, &dev, &e), -1);
+    int64_t ok[2] = {1024, 512};
+    assert_int_equal(krn_bench_footprint("softmax", ok, 2, KRN_DTYPE_F32, &host, &dev, &e), 0);
+    assert_true(host >= 3 * 1024 * 512 * 4 && dev >= 2 * 1024 * 512 * 4); /* x, y, copies */
     krn_buf_free(small), krn_buf_free(big), krn_buf_free(foreign);
     krn_backend_destroy(be);
     krn_backend_destroy(other);
