@@ -331,7 +331,7 @@ int ctl_on_model_commit(struct ctl *ctl, const struct net_peer *peer, struct pro
     model_t *m = model_open(dir, err);
     if (m == NULL)
         return err_prefix(err, "model %s refused", name);
-    const struct model_config *c = model_config_get(m);
+    const struct model_config cfg = *model_config_get(m), *c = &cfg; /* m is freed next */
     json_t *config = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "hidden", c->hidden, "heads", c->heads,
                                "layers", c->layers, "intermediate", c->intermediate, "vocab", c->vocab,
                                "max_position", c->max_position);
