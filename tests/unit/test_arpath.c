@@ -22,22 +22,11 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/tp_fixture.h"
+
 #include "worker/wrk_arpath.h"
 
 #define MAX_RANKS 4
-
-static void free_endpoint(char *out, size_t cap)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    snprintf(out, cap, "tcp://127.0.0.1:%u", ntohs(a.sin_port));
-    close(fd);
-}
 
 /* A GPU rank on device `gpu` (made-up UUID: byte 0 = gpu, byte 15 = 0xa5). */
 static struct wrk_arpath_rank gpu_rank(int gpu, enum wrk_arpath want)
@@ -213,7 +202,7 @@ static void choose_group(struct rank_arg *a, int tp, const struct wrk_arpath_ran
 {
     static int groups;
     char ep[64], group[32];
-    free_endpoint(ep, sizeof ep);
+    tp_free_endpoint(ep, sizeof ep);
     snprintf(group, sizeof group, "22.0.%d", groups++);
     pthread_t th[MAX_RANKS];
     for (int r = 0; r < tp; r++) {

@@ -33,6 +33,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "tests/unit/tp_fixture.h"
 #include <jansson.h>
 
 #include "kernels/krn.h"
@@ -424,20 +426,6 @@ setup_done:
     return NULL;
 }
 
-/* A loopback endpoint on a port that was free a moment ago. */
-static void free_endpoint(char *out, size_t cap)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    snprintf(out, cap, "tcp://127.0.0.1:%u", ntohs(a.sin_port));
-    close(fd);
-}
-
 /* Embed every sentence with tp ranks (threads) on backend, all-reducing in
  * process or (zeromq) over ZeroMQ with staging. Checks that every rank ends
  * with the same bits and holds a distinct shard; returns rank 0's embeddings
@@ -448,7 +436,7 @@ static float *tp_run(int tp, const char *backend, bool zeromq)
     struct tp_group g = {.tp = tp, .backend = backend,
                          .cap = (size_t)MAX_BATCH * MAX_LEN * (size_t)dim};
     if (zeromq)
-        free_endpoint(g.ep, sizeof g.ep);
+        tp_free_endpoint(g.ep, sizeof g.ep);
     struct tp_rank r[12];
     pthread_t th[12];
     assert_true(tp <= 12);

@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/tp_fixture.h"
+
 #include "shared/net.h"
 #include "worker/wrk_comm.h"
 
@@ -31,33 +33,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* A loopback endpoint on a port that was free a moment ago. */
-static void free_endpoint(char *out, size_t cap)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    snprintf(out, cap, "tcp://127.0.0.1:%u", ntohs(a.sin_port));
-    close(fd);
-}
-
-/* Deterministic test data of mixed magnitudes, so that the summation order shows
- * in the low bits: value i of rank r in call k. */
-static float val(int r, int k, size_t i)
-{
-    uint32_t x = (uint32_t)(i * 2654435761u) ^ (uint32_t)(r * 40503 + k * 977 + 1);
-    x ^= x >> 13;
-    x *= 0x5bd1e995u;
-    x ^= x >> 15;
-    float mant = (float)(x & 0xffff) / 65536.0f - 0.5f;
-    int e = (int)((x >> 16) % 13) - 6;
-    return mant * (float)(1 << (e + 6)) / 64.0f;
 }
 
 static const size_t call_n[] = {1, 1000, 0, 3 * 256 * 384, 17};
@@ -94,7 +69,7 @@ static void *rank_main(void *p)
         size_t n = call_n[k % N_CALLS];
         a->res[k] = malloc((n + 1) * sizeof(float));
         for (size_t i = 0; i < n; i++)
-            a->res[k][i] = val(a->rank, k, i);
+            a->res[k][i] = tp_val(a->rank, k, i);
         if (wrk_comm_allreduce_sum(c, a->res[k], n, &a->err) != 0) {
             a->rc = -1;
             a->fail_call = k + 1;
@@ -151,7 +126,7 @@ static void args_free(struct rank_arg *a, int n)
 static void check_sums(int tp)
 {
     char ep[64];
-    free_endpoint(ep, sizeof ep);
+    tp_free_endpoint(ep, sizeof ep);
     struct rank_arg a[MAX_RANKS] = {0};
     for (int r = 0; r < tp; r++)
         a[r] = (struct rank_arg){.ep = ep, .group = "17.3.0", .tp = tp, .rank = r,
@@ -167,12 +142,12 @@ static void check_sums(int tp)
     for (int k = 0; k < (int)N_CALLS; k++) {
         size_t n = call_n[k];
         for (size_t i = 0; i < n; i++) {
-            float s = val(0, k, i); /* rank order 0, 1, 2, ... */
+            float s = tp_val(0, k, i); /* rank order 0, 1, 2, ... */
             for (int r = 1; r < tp; r++)
-                s += val(r, k, i);
-            float rev = val(tp - 1, k, i);
+                s += tp_val(r, k, i);
+            float rev = tp_val(tp - 1, k, i);
             for (int r = tp - 2; r >= 0; r--)
-                rev += val(r, k, i);
+                rev += tp_val(r, k, i);
             order_mattered += memcmp(&s, &rev, sizeof s) != 0;
             if (memcmp(&a[0].res[k][i], &s, sizeof s) != 0)
                 fail_msg("tp %d call %d: element %zu is %.9g, rank-order sum %.9g", tp, k, i,
@@ -314,7 +289,7 @@ static void *gather_main(void *p)
 static void gather_pair(size_t len0, size_t len1, const char *needle)
 {
     char ep[64];
-    free_endpoint(ep, sizeof ep);
+    tp_free_endpoint(ep, sizeof ep);
     struct gather_arg a[2] = {{.ep = ep, .rank = 0, .len = len0},
                               {.ep = ep, .rank = 1, .len = len1}};
     pthread_t th[2];
@@ -344,7 +319,7 @@ static void test_rendezvous_missing_rank(void **state)
 {
     (void)state;
     char ep[64];
-    free_endpoint(ep, sizeof ep);
+    tp_free_endpoint(ep, sizeof ep);
     struct rank_arg a[2] = {
         {.ep = ep, .group = "5.1.2", .tp = 3, .rank = 0, .timeout = 0.5},
         {.ep = ep, .group = "5.1.2", .tp = 3, .rank = 1, .timeout = 3}};
@@ -359,7 +334,7 @@ static void test_rendezvous_missing_rank(void **state)
     print_message("rank 0: %s\nrank 1: %s\n", a[0].err.msg, a[1].err.msg);
 
     /* and a lone rank 1 whose rank 0 never binds */
-    free_endpoint(ep, sizeof ep);
+    tp_free_endpoint(ep, sizeof ep);
     struct rank_arg b = {.ep = ep, .group = "5.1.2", .tp = 2, .rank = 1, .timeout = 0.3};
     run_group(&b, 1);
     assert_int_equal(b.err.code, ETIMEDOUT);
@@ -371,7 +346,7 @@ static void test_allreduce_timeout(void **state)
 {
     (void)state;
     char ep[64];
-    free_endpoint(ep, sizeof ep);
+    tp_free_endpoint(ep, sizeof ep);
     struct rank_arg a[3];
     for (int r = 0; r < 3; r++)
         a[r] = (struct rank_arg){.ep = ep, .group = "9.0.0", .tp = 3, .rank = r,
@@ -399,7 +374,7 @@ static void test_wrong_group_refused(void **state)
 {
     (void)state;
     char ep[64];
-    free_endpoint(ep, sizeof ep);
+    tp_free_endpoint(ep, sizeof ep);
     struct rank_arg a[2] = {
         {.ep = ep, .group = "7.0.1", .tp = 2, .rank = 0, .timeout = 0.6, .calls = 1},
         {.ep = ep, .group = "7.0.0", .tp = 2, .rank = 1, .timeout = 5, .calls = 1}};
@@ -413,7 +388,7 @@ static void test_wrong_group_refused(void **state)
     args_free(a, 2);
 
     /* stale and current rank 1 at once: the group forms with the current one */
-    free_endpoint(ep, sizeof ep);
+    tp_free_endpoint(ep, sizeof ep);
     struct rank_arg b[3] = {
         {.ep = ep, .group = "7.0.1", .tp = 2, .rank = 0, .timeout = 5, .calls = 2},
         {.ep = ep, .group = "7.0.1", .tp = 2, .rank = 1, .timeout = 5, .calls = 2},
@@ -428,7 +403,7 @@ static void test_wrong_group_refused(void **state)
     args_free(b, 3);
 
     /* the right group but another tp: refused, and rank 0 fails too */
-    free_endpoint(ep, sizeof ep);
+    tp_free_endpoint(ep, sizeof ep);
     struct rank_arg c[2] = {
         {.ep = ep, .group = "7.0.2", .tp = 2, .rank = 0, .timeout = 5},
         {.ep = ep, .group = "7.0.2", .tp = 3, .rank = 1, .timeout = 5}};
@@ -518,7 +493,7 @@ static void test_malformed_frames(void **state)
     for (size_t ci = 0; ci < sizeof bad_cases / sizeof bad_cases[0]; ci++) {
         const struct bad_case *bc = &bad_cases[ci];
         char ep[64];
-        free_endpoint(ep, sizeof ep);
+        tp_free_endpoint(ep, sizeof ep);
         struct root_arg ra = {.ep = ep, .buf = {1, 2, 3, 4}};
         pthread_t th;
         assert_int_equal(pthread_create(&th, NULL, root_main, &ra), 0);
@@ -559,7 +534,7 @@ static void test_stranger_dropped(void **state)
 {
     (void)state;
     char ep[64];
-    free_endpoint(ep, sizeof ep);
+    tp_free_endpoint(ep, sizeof ep);
     struct root_arg ra = {.ep = ep, .buf = {1, 2, 3, 4}};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, root_main, &ra), 0);
@@ -589,7 +564,7 @@ static void test_abort(void **state)
 {
     (void)state;
     char ep[64];
-    free_endpoint(ep, sizeof ep);
+    tp_free_endpoint(ep, sizeof ep);
     struct root_arg ra = {.ep = ep, .buf = {1, 2, 3, 4}};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, root_main, &ra), 0);

@@ -31,6 +31,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "tests/unit/tp_fixture.h"
 #include <jansson.h>
 
 #include "kernels/krn.h"
@@ -63,19 +65,6 @@ static const char *model_dir(void)
 {
     const char *d = getenv("MOAT_MODEL_DIR");
     return d != NULL && d[0] != '\0' ? d : "build/model";
-}
-
-static void free_endpoint(char *out, size_t cap)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    snprintf(out, cap, "tcp://127.0.0.1:%u", ntohs(a.sin_port));
-    close(fd);
 }
 
 static char *slurp(const char *path, size_t *n)
@@ -340,7 +329,7 @@ static float *run_group_ex(int tp, const char *extra, const char *ar, double *se
     char docs[4200], ep[64];
     snprintf(docs, sizeof docs, "%s/docs.json", dir);
     write_docs(docs, 0);
-    free_endpoint(ep, sizeof ep);
+    tp_free_endpoint(ep, sizeof ep);
     struct rank_run rr[4];
     for (int r = 0; r < tp; r++)
         spec_write(&rr[r], tp, r, tp > 1 ? ep : NULL, docs, extra, NULL);
@@ -538,7 +527,7 @@ static void test_missing_rank(void **state)
     char docs[4200], ep[64];
     snprintf(docs, sizeof docs, "%s/docs.json", dir);
     write_docs(docs, 0);
-    free_endpoint(ep, sizeof ep);
+    tp_free_endpoint(ep, sizeof ep);
     struct rank_run rr;
     spec_write(&rr, 2, 0, ep, docs, "{\"comm_timeout\": 1}", NULL);
     double t = run_ranks(&rr, 1);
@@ -557,7 +546,7 @@ static void test_ranks_disagree(void **state)
     snprintf(docs1, sizeof docs1, "%s/docs-changed.json", dir);
     write_docs(docs0, 0);
     write_docs(docs1, 1);
-    free_endpoint(ep, sizeof ep);
+    tp_free_endpoint(ep, sizeof ep);
     struct rank_run rr[2];
     spec_write(&rr[0], 2, 0, ep, docs0, "", NULL);
     spec_write(&rr[1], 2, 1, ep, docs1, "", NULL);
@@ -583,7 +572,7 @@ static void test_ranks_disagree_on_allreduce(void **state)
     char docs[4200], ep[64];
     snprintf(docs, sizeof docs, "%s/docs.json", dir);
     write_docs(docs, 0);
-    free_endpoint(ep, sizeof ep);
+    tp_free_endpoint(ep, sizeof ep);
     struct rank_run rr[2];
     spec_write(&rr[0], 2, 0, ep, docs, "", NULL);
     spec_write(&rr[1], 2, 1, ep, docs, "{\"allreduce\": \"zeromq\"}", NULL);
@@ -609,7 +598,7 @@ static void test_tp2_one_gpu(void **state)
                      GOLDEN_DIFF_MAX);
     char docs[4200], ep[64];
     snprintf(docs, sizeof docs, "%s/docs.json", dir);
-    free_endpoint(ep, sizeof ep);
+    tp_free_endpoint(ep, sizeof ep);
     struct rank_run rr[2];
     for (int r = 0; r < 2; r++)
         spec_write(&rr[r], 2, r, ep, docs,

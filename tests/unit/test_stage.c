@@ -24,6 +24,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/tp_fixture.h"
+
 #include "kernels/krn.h"
 #include "worker/wrk_comm.h"
 #include "worker/wrk_stage.h"
@@ -33,31 +35,6 @@
 
 static const size_t call_n[] = {1, 1000, 0, 3 * 256 * 384, 17};
 #define N_CALLS (sizeof call_n / sizeof call_n[0])
-
-static void free_endpoint(char *out, size_t cap)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    snprintf(out, cap, "tcp://127.0.0.1:%u", ntohs(a.sin_port));
-    close(fd);
-}
-
-/* Mixed magnitudes, so that the summation order shows in the low bits. */
-static float val(int r, int k, size_t i)
-{
-    uint32_t x = (uint32_t)(i * 2654435761u) ^ (uint32_t)(r * 40503 + k * 977 + 1);
-    x ^= x >> 13;
-    x *= 0x5bd1e995u;
-    x ^= x >> 15;
-    float mant = (float)(x & 0xffff) / 65536.0f - 0.5f;
-    int e = (int)((x >> 16) % 13) - 6;
-    return mant * (float)(1 << (e + 6)) / 64.0f;
-}
 
 struct rank_arg {
     const char *ep, *group, *backend;
@@ -108,7 +85,7 @@ static void *rank_main(void *p)
             goto fail;
         }
         for (size_t i = 0; i < n; i++)
-            a->res[k][i] = val(a->rank, (int)k, i);
+            a->res[k][i] = tp_val(a->rank, (int)k, i);
         int rc = a->staged ? staged_call(be, st, b, a->res[k], n, &a->err)
                            : wrk_comm_allreduce_sum(c, a->res[k], n, &a->err);
         if (rc != 0)
@@ -131,7 +108,7 @@ static void run_group(struct rank_arg *a, int tp, const char *backend, const boo
 {
     static int groups;
     char ep[64], group[32];
-    free_endpoint(ep, sizeof ep);
+    tp_free_endpoint(ep, sizeof ep);
     snprintf(group, sizeof group, "21.0.%d", groups++);
     pthread_t th[MAX_RANKS];
     for (int r = 0; r < tp; r++) {
