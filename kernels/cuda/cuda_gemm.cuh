@@ -276,12 +276,6 @@ __global__ void __launch_bounds__(384, 1)
         }
 #else
     (void)tm_a, (void)tm_b, (void)p; /* not sm_90a: never selected (cuda_gemm.cu probes) */
-/* Host entry points of gemm_kernel7, defined in cuda_gemm_sm90a.cu (the only
- * unit that instantiates it, compiled for sm_90a alone). */
-cudaError_t cuda_gemm7_probe(cudaStream_t st, bool *ok);
-void *cuda_gemm7_encoder(void);
-cudaError_t cuda_gemm7_launch(const gemm_params &p, void *encoder, cudaStream_t st);
-
 #endif
 }
 
@@ -294,12 +288,6 @@ static __global__ void gemm_probe_sm90a(int *out)
     *out = 1;
 #else
     *out = 0;
-/* Host entry points of gemm_kernel7, defined in cuda_gemm_sm90a.cu (the only
- * unit that instantiates it, compiled for sm_90a alone). */
-cudaError_t cuda_gemm7_probe(cudaStream_t st, bool *ok);
-void *cuda_gemm7_encoder(void);
-cudaError_t cuda_gemm7_launch(const gemm_params &p, void *encoder, cudaStream_t st);
-
 #endif
 }
 
@@ -324,12 +312,6 @@ static inline k7_encode_fn k7_encoder(void)
     if (cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &fn, cudaEnableDefault, &q) !=
             cudaSuccess ||
         q != cudaDriverEntryPointSuccess)
-/* Host entry points of gemm_kernel7, defined in cuda_gemm_sm90a.cu (the only
- * unit that instantiates it, compiled for sm_90a alone). */
-cudaError_t cuda_gemm7_probe(cudaStream_t st, bool *ok);
-void *cuda_gemm7_encoder(void);
-cudaError_t cuda_gemm7_launch(const gemm_params &p, void *encoder, cudaStream_t st);
-
 #endif
     {
         cudaGetLastError();
