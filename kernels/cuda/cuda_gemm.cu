@@ -156,11 +156,14 @@ __global__ void __launch_bounds__(256) gemm_kernel4(gemm_params p)
 #define K5_BM 128
 #define K5_BN 128
 #define K5_BK 32
-#define K5_PAD 8
+#define K5_PAD 16
 
 /* block = 128x128 tile of C, 8 warps as 2 (m) x 4 (n), warp = 64x32 = 4x2
- * fragments; smem As [BM][BK+8], Bs [BK][BN+8] (padding against bank
- * conflicts), a per-warp 16x16 f32 staging tile for the epilogue. */
+ * fragments; smem As [BM][BK+16], Bs [BK][BN+16]: rows of 96 and 288 bytes,
+ * so every row a fragment starts on is 32-byte aligned (the PTX ISA's wmma
+ * "Address Alignment"; a pad of 8 gave 80/272-byte rows, which the CUDA Guide's
+ * looser rule allows and the PTX rule does not) and rows shift banks; a per-warp
+ * 16x16 f32 staging tile for the epilogue. */
 template <typename T>
 __global__ void __launch_bounds__(256) gemm_kernel5(gemm_params p)
 {

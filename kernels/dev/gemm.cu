@@ -166,7 +166,7 @@ __global__ void __launch_bounds__(256) gemm_kernel5(int M, int N, int K, const _
                                                     const __nv_bfloat16 *b, float *c)
 {
     using namespace nvcuda;
-    __shared__ __align__(32) __nv_bfloat16 As[128][40], Bs[32][136];
+    __shared__ __align__(32) __nv_bfloat16 As[128][48], Bs[32][144]; /* 32-byte rows (wmma) */
     int m0 = blockIdx.y * 128, n0 = blockIdx.x * 128, warp = threadIdx.x / 32;
     int wm = warp / 4, wn = warp % 4;
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[4][2];
@@ -183,9 +183,9 @@ __global__ void __launch_bounds__(256) gemm_kernel5(int M, int N, int K, const _
             wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa[4];
             wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> fb[2];
             for (int i = 0; i < 4; i++)
-                wmma::load_matrix_sync(fa[i], &As[wm * 64 + i * 16][kk], 40);
+                wmma::load_matrix_sync(fa[i], &As[wm * 64 + i * 16][kk], 48);
             for (int j = 0; j < 2; j++)
-                wmma::load_matrix_sync(fb[j], &Bs[kk][wn * 32 + j * 16], 136);
+                wmma::load_matrix_sync(fb[j], &Bs[kk][wn * 32 + j * 16], 144);
             for (int i = 0; i < 4; i++)
                 for (int j = 0; j < 2; j++)
                     wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
