@@ -193,10 +193,12 @@ static void test_attention_vs_cpu(void **state)
         mask[i] = i < 97 ? (i % 3 != 0) : (i < 2 * 97 ? i == 97 + 50 : 0);
     struct krn_attn_args t = {.B = 3, .T = 97, .H = 2, .D = 64};
     kt_attn(&P, t, mask, false, 2e-4, 1e-3);
+    /* bf16 q/k/v: automatic selection takes attn_kernel2 (P rounded to bf16
+     * before P.V), hence its tolerance, as in test_attention_variants_vs_cpu */
     t.dtype = KRN_DTYPE_BF16;
-    kt_attn(&P, t, mask, true, 2e-4, 1e-3);
+    kt_attn(&P, t, mask, true, 1e-2, 2e-2);
     t.dtype_o = KRN_DTYPE_BF16;
-    kt_attn(&P, t, mask, false, 2e-3, 8e-3);
+    kt_attn(&P, t, mask, false, 1e-2, 2e-2);
 }
 
 /* every attention variant forced in turn against the cpu backend */
