@@ -114,6 +114,10 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(CTL_LIBOBJ) $(WRK_LIBOBJ) 
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(CTL_LIBOBJ) $(WRK_LIBOBJ) $(KRN_BENCH_REF_OBJ) $(SHARED_LIB) $(KRN_LIB) $(DEP_LIBS) $(KRN_LDLIBS) $(NCCL_LDLIBS) -lcmocka
 
+# ---- the cuda backend on the CPU emulator (no GPU, no nvcc needed): its own fragment ----
+# (after the unit tests: it builds emulated copies of those with a GPU part)
+include tests/cusim/cusim.mk
+
 # ---- benchmarks ----
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BINS += $(BENCH_SRC:bench/%.c=$(BIN)/bench-%)

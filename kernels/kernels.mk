@@ -10,7 +10,8 @@
 
 KRN_LIB := $(BUILD)/libmoatkrn.a
 KRN_C_SRC := $(wildcard kernels/*.c kernels/ref/*.c kernels/cpu/*.c)
-KRN_OBJ := $(KRN_C_SRC:%.c=$(BUILD)/%.o)
+KRN_C_OBJ := $(KRN_C_SRC:%.c=$(BUILD)/%.o)
+KRN_OBJ := $(KRN_C_OBJ)
 KRN_LDLIBS := -lopenblas -lm -lpthread
 
 # The fused CPU attention is compute-bound vector code: let GCC unroll it and

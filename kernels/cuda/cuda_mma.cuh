@@ -26,6 +26,8 @@
  *     warpgroup owns rows 16w..16w+15; d[4i + 0/1] = (16w + g, 8i + 2t + 0/1),
  *     d[4i + 2/3] = (16w + g + 8, 8i + 2t + 0/1).
  * Every wrapper is a single instruction; the callers carry the layout reasoning.
+ * Under the CPU emulator (KRN_CUSIM, tests/cusim/cusim.h) the sm_80 wrappers call
+ * its implementations of the same instructions instead.
  */
 #ifndef MOAT_KRN_CUDA_MMA_CUH
 #define MOAT_KRN_CUDA_MMA_CUH
@@ -49,6 +51,8 @@ __device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool pr
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)),
                  "l"(gmem), "r"(pred ? 16 : 0)
                  : "memory");
+#elif defined(KRN_CUSIM)
+    cusim::cp_async16(smem, gmem, pred);
 #endif
 }
 
@@ -56,6 +60,8 @@ __device__ __forceinline__ void cp_async_commit()
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     asm volatile("cp.async.commit_group;\n" ::: "memory");
+#elif defined(KRN_CUSIM)
+    cusim::cp_async_commit();
 #endif
 }
 
@@ -64,6 +70,8 @@ template <int N> __device__ __forceinline__ void cp_async_wait()
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#elif defined(KRN_CUSIM)
+    cusim::cp_async_wait(N);
 #endif
 }
 
@@ -76,6 +84,8 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void *smem)
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(smem_u32(smem)));
+#elif defined(KRN_CUSIM)
+    cusim::ldmatrix_x4(r, smem, false);
 #endif
 }
 
@@ -85,6 +95,8 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void *sme
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(smem_u32(smem)));
+#elif defined(KRN_CUSIM)
+    cusim::ldmatrix_x4(r, smem, true);
 #endif
 }
 
@@ -101,6 +113,8 @@ __device__ __forceinline__ void mma_16816<__nv_bfloat16>(float d[4], const uint3
                  "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#elif defined(KRN_CUSIM)
+    cusim::mma_16816(d, a, b, true);
 #endif
 }
 
@@ -113,6 +127,8 @@ __device__ __forceinline__ void mma_16816<__half>(float d[4], const uint32_t a[4
                  "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#elif defined(KRN_CUSIM)
+    cusim::mma_16816(d, a, b, false);
 #endif
 }
 

@@ -1,0 +1,1069 @@
+/* cusim.cc: the CPU emulator behind cusim.h: fibers and their scheduler, the
+ * block and warp barriers, the sm_80 instructions (cp.async, ldmatrix,
+ * mma.sync), and the CUDA runtime calls the cuda backend makes.
+ * See cusim.h for the model and the checks.
+ */
+#include "cusim.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+thread_local uint3 cusim_threadIdx, cusim_blockIdx;
+
+static float g_half_table[65536];
+const float *const cusim_half_table = g_half_table;
+__attribute__((constructor)) static void half_table_init(void)
+{
+    for (uint32_t i = 0; i < 65536; i++) {
+        uint16_t b = (uint16_t)i;
+        _Float16 h;
+        memcpy(&h, &b, 2);
+        g_half_table[i] = (float)h;
+    }
+}
+thread_local dim3 cusim_blockDim, cusim_gridDim;
+
+/* ---- context switching ----
+ * x86-64 (System V): cusim_ctx_switch saves the callee-saved registers on the
+ * current stack, stores the stack pointer in *save and resumes the context
+ * whose stack pointer is load (MXCSR and the x87 control word are not switched:
+ * no kernel changes rounding modes). A new context's
+ * stack is laid out so that the first switch "returns" into cusim_ctx_start,
+ * which calls r13(r12). Elsewhere: ucontext (slower: a syscall per switch). */
+#if defined(__x86_64__)
+extern "C" void cusim_ctx_switch(void **save, void *load);
+extern "C" void cusim_ctx_start(void);
+asm(".text\n"
+    ".globl cusim_ctx_switch\n"
+    ".type cusim_ctx_switch,@function\n"
+    "cusim_ctx_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  movq %rsp, (%rdi)\n  movq %rsi, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n"
+    ".size cusim_ctx_switch, .-cusim_ctx_switch\n"
+    ".globl cusim_ctx_start\n"
+    ".type cusim_ctx_start,@function\n"
+    "cusim_ctx_start:\n"
+    "  movq %r12, %rdi\n  callq *%r13\n  ud2\n"
+    ".size cusim_ctx_start, .-cusim_ctx_start\n");
+
+struct ctx {
+    void *sp;
+};
+static void ctx_make(ctx *c, char *stack, size_t size, void (*fn)(void *), void *arg)
+{
+    uintptr_t top = ((uintptr_t)(stack + size)) & ~(uintptr_t)15;
+    /* after the 6 pops and ret, rsp = top: 16-byte aligned before cusim_ctx_start's call */
+    uint64_t *sp = (uint64_t *)(top - 56);
+    sp[0] = 0;                       /* r15 */
+    sp[1] = 0;                       /* r14 */
+    sp[2] = (uint64_t)(uintptr_t)fn;  /* r13 */
+    sp[3] = (uint64_t)(uintptr_t)arg; /* r12 */
+    sp[4] = 0;                       /* rbx */
+    sp[5] = 0;                       /* rbp */
+    sp[6] = (uint64_t)(uintptr_t)cusim_ctx_start;
+    c->sp = sp;
+}
+static inline void ctx_swap(ctx *from, ctx *to)
+{
+    cusim_ctx_switch(&from->sp, to->sp);
+}
+#else
+#include <ucontext.h>
+struct ctx {
+    ucontext_t uc;
+};
+static void ctx_make(ctx *c, char *stack, size_t size, void (*fn)(void *), void *arg)
+{
+    getcontext(&c->uc);
+    c->uc.uc_stack.ss_sp = stack;
+    c->uc.uc_stack.ss_size = size;
+    c->uc.uc_link = NULL;
+    makecontext(&c->uc, (void (*)())fn, 1, arg); /* N.B. one pointer argument: LP64 only */
+}
+static inline void ctx_swap(ctx *from, ctx *to)
+{
+    swapcontext(&from->uc, &to->uc);
+}
+#endif
+
+/* ---- device-wide state ---- */
+
+static const size_t k_page = 4096;
+static const size_t k_stack = 256 * 1024;
+static const size_t k_smem_default = 48 * 1024, k_smem_optin = 166912; /* sm_80 */
+static const size_t k_global_mem = (size_t)16 << 30;
+
+static std::mutex g_mu; /* guards the maps and the sticky error */
+/* One kernel runs at a time in the process: __shared__ variables are statics,
+ * one copy for all launches, so launches from several host threads (TP ranks
+ * in threads) take turns. */
+static std::mutex g_device;
+struct alloc {
+    char *map;
+    size_t len, bytes;
+};
+static std::map<uintptr_t, alloc> g_allocs;          /* by user pointer */
+static std::unordered_map<const void *, int> g_smem_attr; /* kernel -> max dynamic smem */
+static cudaError_t g_sticky = cudaSuccess;
+static thread_local cudaError_t t_last = cudaSuccess;
+
+static cudaError_t sticky(void)
+{
+    std::lock_guard<std::mutex> l(g_mu);
+    return g_sticky;
+}
+
+static void set_sticky(void)
+{
+    std::lock_guard<std::mutex> l(g_mu);
+    g_sticky = cudaErrorLaunchFailure;
+}
+
+/* ---- one launch: fibers, barriers ---- */
+
+enum wait_kind { W_NONE, W_BLOCK, W_WARP };
+
+struct cp_op {
+    void *dst;
+    const void *src;
+    bool pred;
+    int group;
+};
+
+struct fiber {
+    ctx c;
+    char *stack;
+    uint3 tid;
+    int id, warp, lane;
+    bool done;
+    wait_kind wait;
+    unsigned wait_mask;
+    std::vector<cp_op> cp;
+    int committed;
+    uint64_t nshfl;  /* shuffles executed: the phase of their buffers, and a stamp */
+    uint64_t nfull;  /* ldmatrix / mma.sync executed: the phase of their buffers, and a stamp */
+};
+
+struct warp_bar {
+    unsigned mask, arrived;
+};
+
+struct warp_state {
+    unsigned all, live;
+    std::vector<warp_bar> bars;
+    unsigned full_arrived; /* lanes at a full-mask collective (the common case) */
+    /* exchange buffers, two of each: a lane can be one collective ahead of the
+     * others, never two (it would have to pass a barrier they have not reached) */
+    uint64_t slots[2][32], sseq[2][32]; /* shuffle values and stamps */
+    float A[2][16][16], B[2][16][8]; /* the operands of one mma.sync, from all lanes */
+    const void *addr[2][32];
+    uint64_t seq[2][32]; /* each lane's stamp for the current ldmatrix / mma.sync */
+};
+
+/* the ready queue: a ring of fiber ids (a fiber is in it at most once) */
+struct ready_ring {
+    std::vector<int> buf;
+    size_t head = 0, count = 0;
+    void reset(size_t cap)
+    {
+        buf.assign(cap, 0);
+        head = count = 0;
+    }
+    bool empty() const { return count == 0; }
+    void push(int id)
+    {
+        buf[(head + count++) % buf.size()] = id;
+    }
+    int pop()
+    {
+        int id = buf[head];
+        head = (head + 1) % buf.size();
+        count--;
+        return id;
+    }
+};
+
+struct launch_state {
+    const char *name;
+    void (*body)(void *);
+    void *arg;
+    int nthreads, live, arrived, ndone;
+    std::vector<fiber> f;
+    std::vector<warp_state> w;
+    ready_ring ready;
+    fiber *cur;
+    ctx main;
+    bool failed;
+    char *smem, *smem_map;
+    size_t smem_bytes, smem_map_len;
+    uint64_t block_serial;
+    std::unordered_map<void *, std::pair<uint64_t, size_t>> statics; /* static smem: serial, size */
+    bool cp_eager;
+    void *barrier_site; /* return address of the __syncthreads being gathered */
+};
+
+static thread_local launch_state *t_ls;
+static thread_local std::vector<char *> t_stacks; /* pool, k_stack each, guard page below */
+
+static char *stack_get(size_t i)
+{
+    while (t_stacks.size() <= i) {
+        char *m = (char *)mmap(NULL, k_stack + k_page, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) {
+            fprintf(stderr, "cusim: cannot map a fiber stack: %s\n", strerror(errno));
+            abort();
+        }
+        mprotect(m, k_page, PROT_NONE); /* overflow faults instead of corrupting */
+        t_stacks.push_back(m + k_page);
+    }
+    return t_stacks[i];
+}
+
+static void where_is(char *buf, size_t n)
+{
+    launch_state *ls = t_ls;
+    if (ls == NULL || ls->cur == NULL) {
+        snprintf(buf, n, "host");
+        return;
+    }
+    uint3 t = ls->cur->tid;
+    snprintf(buf, n, "%s block (%u,%u,%u) thread (%u,%u,%u)", ls->name, cusim_blockIdx.x,
+             cusim_blockIdx.y, cusim_blockIdx.z, t.x, t.y, t.z);
+}
+
+namespace cusim {
+
+void fail(const char *fmt, ...)
+{
+    char at[256], msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    where_is(at, sizeof at);
+    fprintf(stderr, "cusim: %s: %s\n", at, msg);
+    set_sticky();
+    launch_state *ls = t_ls;
+    if (ls == NULL || ls->cur == NULL)
+        abort(); /* not inside a kernel: an emulator bug */
+    ls->failed = true;
+    fiber *f = ls->cur;
+    ctx_swap(&f->c, &ls->main); /* never resumed */
+    abort();
+}
+
+} // namespace cusim
+
+/* switch_next: run the next ready fiber (or return to the scheduler when none
+ * is ready: the block is finished or deadlocked). from: where to save the
+ * current context. Returns when this fiber is resumed. */
+static void switch_next(fiber *f, ctx *from)
+{
+    launch_state *ls = t_ls;
+    while (!ls->ready.empty()) {
+        fiber *n = &ls->f[(size_t)ls->ready.pop()];
+        if (n->done)
+            continue;
+        if (n == f)
+            return; /* this one is next: go on */
+        ls->cur = n;
+        cusim_threadIdx = n->tid;
+        ctx_swap(from, &n->c);
+        return;
+    }
+    ls->cur = NULL;
+    ctx_swap(from, &ls->main);
+}
+
+/* block_here: wait until released (the fiber may already be queued) */
+static void block_here(fiber *f)
+{
+    switch_next(f, &f->c);
+}
+
+static void release_block_barrier(launch_state *ls)
+{
+    if (ls->arrived == 0 || ls->arrived < ls->live)
+        return;
+    for (fiber &g : ls->f)
+        if (!g.done && g.wait == W_BLOCK) {
+            g.wait = W_NONE;
+            ls->ready.push(g.id);
+        }
+    ls->arrived = 0;
+}
+
+static void release_warp_full(launch_state *ls, int wi)
+{
+    warp_state &w = ls->w[wi];
+    if (w.full_arrived == 0 || ((w.full_arrived | ~w.live) & w.all) != w.all)
+        return;
+    for (int l = 0; l < 32; l++) {
+        if (!(w.full_arrived & (1u << l)))
+            continue;
+        fiber &g = ls->f[(size_t)wi * 32 + l];
+        g.wait = W_NONE;
+        ls->ready.push(g.id);
+    }
+    w.full_arrived = 0;
+}
+
+static void release_warp_bars(launch_state *ls, int wi)
+{
+    release_warp_full(ls, wi);
+    warp_state &w = ls->w[wi];
+    for (size_t i = 0; i < w.bars.size();) {
+        warp_bar &b = w.bars[i];
+        if (((b.arrived | ~w.live) & b.mask & w.all) == (b.mask & w.all)) {
+            for (int l = 0; l < 32; l++) {
+                if (!(b.mask & (1u << l)) || !(w.all & (1u << l)))
+                    continue;
+                fiber &g = ls->f[(size_t)wi * 32 + l];
+                if (!g.done && g.wait == W_WARP && g.wait_mask == b.mask) {
+                    g.wait = W_NONE;
+                    ls->ready.push(g.id);
+                }
+            }
+            w.bars.erase(w.bars.begin() + (long)i);
+        } else {
+            i++;
+        }
+    }
+}
+
+static void fiber_exit(launch_state *ls, fiber *f)
+{
+    f->done = true;
+    ls->ndone++;
+    ls->live--;
+    ls->w[f->warp].live &= ~(1u << f->lane);
+    release_block_barrier(ls);
+    release_warp_bars(ls, f->warp);
+}
+
+static void fiber_main(void *arg)
+{
+    fiber *f = (fiber *)arg;
+    launch_state *ls = t_ls;
+    ls->body(ls->arg);
+    fiber_exit(ls, f);
+    ctx dead;
+    switch_next(f, &dead); /* never resumed */
+    abort();
+}
+
+namespace cusim {
+
+__attribute__((noinline)) void sync_block()
+{
+    launch_state *ls = t_ls;
+    fiber *f = ls->cur;
+    /* every thread of one barrier must be at the same __syncthreads ("allowed in
+     * conditional code but only if the conditional evaluates identically across
+     * the entire thread block", CUDA C++ Programming Guide) */
+    void *site = __builtin_return_address(0);
+    if (ls->arrived == 0)
+        ls->barrier_site = site;
+    else if (site != ls->barrier_site)
+        fail("__syncthreads at %p while %d thread(s) wait at another one (%p)", site,
+             ls->arrived, ls->barrier_site);
+    f->wait = W_BLOCK;
+    ls->arrived++;
+    release_block_barrier(ls); /* the last to arrive queues everyone, itself included */
+    block_here(f);
+}
+
+void sync_warp(unsigned mask)
+{
+    launch_state *ls = t_ls;
+    fiber *f = ls->cur;
+    warp_state &w = ls->w[f->warp];
+    unsigned bit = 1u << f->lane;
+    if (!(mask & bit))
+        fail("warp collective with mask 0x%08x that does not include the calling lane %d", mask,
+             f->lane);
+    /* N.B. lanes of mask that have exited are not waited for (CUDA C++ Programming
+     * Guide, "Warp __sync Intrinsic Constraints"); reading from one is the error
+     * (check_source_live), and ldmatrix / mma need every lane (check_full_warp) */
+    f->wait = W_WARP;
+    f->wait_mask = mask;
+    if (mask == 0xffffffffu) {
+        w.full_arrived |= bit;
+        release_warp_full(ls, f->warp); /* the last to arrive queues all, itself too */
+        block_here(f);
+        return;
+    }
+    warp_bar *b = NULL;
+    for (warp_bar &x : w.bars)
+        if (x.mask == mask)
+            b = &x;
+    if (b == NULL) {
+        w.bars.push_back(warp_bar{mask, 0});
+        b = &w.bars.back();
+    }
+    if (b->arrived & bit)
+        fail("lane %d arrived twice at a warp collective (mask 0x%08x)", f->lane, mask);
+    b->arrived |= bit;
+    f->wait = W_WARP;
+    f->wait_mask = mask;
+    if (((b->arrived | ~w.live) & mask & w.all) == (mask & w.all))
+        release_warp_bars(ls, f->warp); /* queues the mask's lanes, this one too */
+    block_here(f);
+}
+
+int lane()
+{
+    return t_ls->cur->lane;
+}
+
+uint64_t shfl_exchange(unsigned mask, uint64_t bits, int src, const char *what)
+{
+    launch_state *ls = t_ls;
+    fiber *f = ls->cur;
+    warp_state &w = ls->w[f->warp];
+    uint64_t mine = ++f->nshfl;
+    unsigned ph = (unsigned)(mine & 1);
+    w.slots[ph][f->lane] = bits;
+    w.sseq[ph][f->lane] = mine;
+    sync_warp(mask);
+    if (src < 0 || src > 31 || !(mask & (1u << src)))
+        fail("%s reads lane %d, outside mask 0x%08x", what, src, mask);
+    if (w.sseq[ph][src] != mine)
+        fail("%s reads lane %d, which has exited, is absent or is at another shuffle: "
+             "undefined value", what, src);
+    return w.slots[ph][src];
+}
+
+
+/* full_warp_op: the exchange of an ldmatrix or mma.sync, which are undefined
+ * unless all 32 lanes execute them: each lane stamps its count of such
+ * operations, all meet, and every stamp must match (a lane that has exited, is
+ * absent or is elsewhere leaves a stale one). Returns the exchange phase. */
+static unsigned full_warp_op(void)
+{
+    launch_state *ls = t_ls;
+    fiber *f = ls->cur;
+    uint64_t mine = ++f->nfull;
+    unsigned ph = (unsigned)(mine & 1);
+    ls->w[f->warp].seq[ph][f->lane] = mine;
+    return ph;
+}
+
+static void full_warp_check(unsigned ph, const char *what)
+{
+    launch_state *ls = t_ls;
+    fiber *f = ls->cur;
+    warp_state &w = ls->w[f->warp];
+    for (int l = 0; l < 32; l++)
+        if (w.seq[ph][l] != f->nfull)
+            fail("%s: lane %d did not take part (exited, absent or at another one): every lane "
+                 "must execute it", what, l);
+}
+
+void *dynamic_smem()
+{
+    return t_ls->smem;
+}
+
+void poison_shared(void *p, size_t bytes)
+{
+    launch_state *ls = t_ls;
+    auto &e = ls->statics[p];
+    if (e.first != ls->block_serial) {
+        e.first = ls->block_serial;
+        e.second = bytes;
+        memset(p, 0xFF, bytes);
+    }
+}
+
+} // namespace cusim
+
+static bool in_smem(const void *p, size_t n)
+{
+    launch_state *ls = t_ls;
+    const char *c = (const char *)p;
+    if (c >= ls->smem && c + n <= ls->smem + ls->smem_bytes)
+        return true;
+    for (auto &e : ls->statics) {
+        const char *s = (const char *)e.first;
+        if (c >= s && c + n <= s + e.second.second)
+            return true;
+    }
+    return false;
+}
+
+static void cp_land(const cp_op &op)
+{
+    if (op.pred)
+        memcpy(op.dst, op.src, 16);
+    else
+        memset(op.dst, 0, 16);
+}
+
+namespace cusim {
+
+void cp_async16(void *smem, const void *gmem, bool pred)
+{
+    launch_state *ls = t_ls;
+    if ((uintptr_t)smem & 15)
+        fail("cp.async destination %p not 16-byte aligned", smem);
+    if (!in_smem(smem, 16))
+        fail("cp.async destination %p outside shared memory (dynamic [%p, %p))", smem,
+             (void *)ls->smem, (void *)(ls->smem + ls->smem_bytes));
+    if (pred && ((uintptr_t)gmem & 15))
+        fail("cp.async source %p not 16-byte aligned", gmem);
+    cp_op op{smem, gmem, pred, ls->cur->committed};
+    if (ls->cp_eager)
+        cp_land(op);
+    else
+        ls->cur->cp.push_back(op);
+}
+
+void cp_async_commit()
+{
+    t_ls->cur->committed++;
+}
+
+void cp_async_wait(int n)
+{
+    fiber *f = t_ls->cur;
+    size_t keep = 0;
+    for (size_t i = 0; i < f->cp.size(); i++) {
+        if (f->cp[i].group < f->committed - n)
+            cp_land(f->cp[i]);
+        else
+            f->cp[keep++] = f->cp[i];
+    }
+    f->cp.resize(keep);
+}
+
+/* ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16: lanes 8j..8j+7 give the row
+ * addresses of matrix j (8 rows of 8 b16). Without .trans lane l receives, of
+ * each matrix, row l/4, columns 2(l%4) and 2(l%4)+1 (low half = lower column);
+ * with .trans, row and column swap: (row 2(l%4), col l/4) and (row 2(l%4)+1,
+ * col l/4). */
+void ldmatrix_x4(uint32_t r[4], const void *smem, bool trans)
+{
+    launch_state *ls = t_ls;
+    fiber *f = ls->cur;
+    warp_state &w = ls->w[f->warp];
+    if ((uintptr_t)smem & 15)
+        fail("ldmatrix row address %p not 16-byte aligned", smem);
+    if (!in_smem(smem, 16))
+        fail("ldmatrix row address %p outside shared memory", smem);
+    unsigned ph = full_warp_op();
+    const void *const *addr = w.addr[ph];
+    w.addr[ph][f->lane] = smem;
+    sync_warp(0xffffffffu);
+    full_warp_check(ph, "ldmatrix");
+    int l = f->lane;
+    for (int j = 0; j < 4; j++) {
+        uint16_t lo, hi;
+        if (!trans) {
+            const uint16_t *row = (const uint16_t *)addr[j * 8 + l / 4];
+            lo = row[2 * (l % 4)];
+            hi = row[2 * (l % 4) + 1];
+        } else {
+            lo = ((const uint16_t *)addr[j * 8 + 2 * (l % 4)])[l / 4];
+            hi = ((const uint16_t *)addr[j * 8 + 2 * (l % 4) + 1])[l / 4];
+        }
+        r[j] = (uint32_t)lo | ((uint32_t)hi << 16);
+    }
+}
+
+static float b16_to_float(uint32_t bits, bool bf16)
+{
+    if (bf16) {
+        __nv_bfloat16 b;
+        b.__x = (uint16_t)bits;
+        return __bfloat162float(b);
+    }
+    __half h;
+    h.__x = (uint16_t)bits;
+    return __half2float(h);
+}
+
+/* mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}: D = A (16x16) B (16x8) + C.
+ * g = lane/4, t = lane%4. A: reg i of lane (g, t) holds row g + 8 (i%2), cols
+ * 2t + 8 (i/2) (+1 in the high half). B: reg i holds rows (k) 2t + 8i (+1),
+ * column (n) g. C/D: element e at row g + 8 (e/2), column 2t + e%2.
+ * Each lane places its operands into the warp's A and B matrices (as f32,
+ * exact), all meet, each computes its four elements of D in fp32. */
+void mma_16816(float d[4], const uint32_t a[4], const uint32_t b[2], bool bf16)
+{
+    launch_state *ls = t_ls;
+    fiber *f = ls->cur;
+    warp_state &w = ls->w[f->warp];
+    int g = f->lane / 4, t = f->lane % 4;
+    unsigned ph = full_warp_op();
+    float(*A)[16] = w.A[ph], (*B)[8] = w.B[ph];
+    for (int i = 0; i < 4; i++)
+        for (int h = 0; h < 2; h++)
+            A[g + 8 * (i % 2)][2 * t + 8 * (i / 2) + h] = b16_to_float(a[i] >> (16 * h), bf16);
+    for (int i = 0; i < 2; i++)
+        for (int h = 0; h < 2; h++)
+            B[2 * t + 8 * i + h][g] = b16_to_float(b[i] >> (16 * h), bf16);
+    sync_warp(0xffffffffu);
+    full_warp_check(ph, "mma.sync");
+    for (int e = 0; e < 4; e++) {
+        int row = g + 8 * (e / 2), col = 2 * t + e % 2;
+        float acc = d[e];
+        for (int k = 0; k < 16; k++)
+            acc += A[row][k] * B[k][col];
+        d[e] = acc;
+    }
+}
+
+} // namespace cusim
+
+/* ---- faults inside kernels ---- */
+
+static struct sigaction g_old_segv, g_old_bus;
+
+static void on_fault(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    launch_state *ls = t_ls;
+    if (ls != NULL && ls->cur != NULL) {
+        char at[256];
+        where_is(at, sizeof at);
+        fprintf(stderr, "cusim: %s: %s at address %p (dynamic smem [%p, %p))\n", at,
+                sig == SIGSEGV ? "memory fault" : "bus error", si->si_addr, (void *)ls->smem,
+                (void *)(ls->smem + ls->smem_bytes));
+    }
+    sigaction(SIGSEGV, &g_old_segv, NULL);
+    sigaction(SIGBUS, &g_old_bus, NULL);
+    /* returning re-executes the access under the old handler: the process dies with sig */
+}
+
+static void install_fault_handler(void)
+{
+    static std::once_flag once;
+    std::call_once(once, [] {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_fault;
+        sa.sa_flags = SA_SIGINFO;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGSEGV, &sa, &g_old_segv);
+        sigaction(SIGBUS, &sa, &g_old_bus);
+    });
+}
+
+/* ---- launch ---- */
+
+static void deadlock(launch_state *ls)
+{
+    int at_block = 0, at_warp = 0;
+    unsigned mask = 0;
+    for (fiber &f : ls->f) {
+        if (f.done)
+            continue;
+        if (f.wait == W_BLOCK)
+            at_block++;
+        else {
+            at_warp++;
+            mask = f.wait_mask;
+        }
+    }
+    fprintf(stderr, "cusim: %s block (%u,%u,%u): deadlock: %d thread(s) wait at __syncthreads, "
+            "%d at warp collectives (one with mask 0x%08x), %d exited\n", ls->name,
+            cusim_blockIdx.x, cusim_blockIdx.y, cusim_blockIdx.z, at_block, at_warp, mask,
+            ls->ndone);
+    set_sticky();
+    ls->failed = true;
+}
+
+static void run_block(launch_state *ls)
+{
+    int n = ls->nthreads;
+    ls->f.assign((size_t)n, fiber{});
+    ls->w.assign((size_t)(n + 31) / 32, warp_state{});
+    for (size_t i = 0; i < ls->w.size(); i++) {
+        int lanes = n - (int)i * 32 < 32 ? n - (int)i * 32 : 32;
+        ls->w[i].all = ls->w[i].live = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1;
+    }
+    ls->live = n;
+    ls->arrived = 0;
+    ls->ndone = 0;
+    ls->ready.reset((size_t)n);
+    ls->block_serial++;
+    if (ls->smem_bytes)
+        memset(ls->smem, 0xFF, ls->smem_bytes);
+    dim3 bd = cusim_blockDim;
+    for (int i = 0; i < n; i++) {
+        fiber &f = ls->f[(size_t)i];
+        f.id = i;
+        f.tid = uint3{(unsigned)i % bd.x, ((unsigned)i / bd.x) % bd.y, (unsigned)i / (bd.x * bd.y)};
+        f.warp = i / 32;
+        f.lane = i % 32;
+        f.stack = stack_get((size_t)i);
+        ctx_make(&f.c, f.stack, k_stack, fiber_main, &f);
+        ls->ready.push(i);
+    }
+    while (!ls->ready.empty() && !ls->failed) {
+        fiber *f = &ls->f[(size_t)ls->ready.pop()];
+        if (f->done)
+            continue;
+        ls->cur = f;
+        cusim_threadIdx = f->tid;
+        ctx_swap(&ls->main, &f->c);
+        ls->cur = NULL;
+    }
+    if (!ls->failed && ls->ndone < n)
+        deadlock(ls);
+}
+
+static cudaError_t launch_error(cudaError_t e, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static cudaError_t launch_error(cudaError_t e, const char *name, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "cusim: launch %s: %s\n", name, msg);
+    t_last = e;
+    return e;
+}
+
+namespace cusim {
+
+void launch_raw(const char *name, const void *fn, const cfg &c, void (*body)(void *), void *arg)
+{
+    if (sticky() != cudaSuccess) {
+        t_last = sticky();
+        return;
+    }
+    uint64_t threads = (uint64_t)c.block.x * c.block.y * c.block.z;
+    if (threads == 0 || threads > 1024 || c.block.z > 64) {
+        launch_error(cudaErrorInvalidConfiguration, name, "block (%u,%u,%u): 1..1024 threads",
+                     c.block.x, c.block.y, c.block.z);
+        return;
+    }
+    if (c.grid.x == 0 || c.grid.y == 0 || c.grid.z == 0 || c.grid.y > 65535 ||
+        c.grid.z > 65535 || c.grid.x > 2147483647u) {
+        launch_error(cudaErrorInvalidConfiguration, name, "grid (%u,%u,%u) out of range",
+                     c.grid.x, c.grid.y, c.grid.z);
+        return;
+    }
+    int limit = (int)k_smem_default;
+    {
+        std::lock_guard<std::mutex> l(g_mu);
+        auto it = g_smem_attr.find(fn);
+        if (it != g_smem_attr.end())
+            limit = it->second;
+    }
+    if (c.smem > (size_t)limit) {
+        launch_error(cudaErrorInvalidValue, name,
+                     "%zu bytes of dynamic shared memory > this kernel's limit %d (%s)", c.smem,
+                     limit, limit == (int)k_smem_default
+                                ? "cudaFuncAttributeMaxDynamicSharedMemorySize not raised"
+                                : "cudaFuncSetAttribute");
+        return;
+    }
+    install_fault_handler();
+    std::lock_guard<std::mutex> device(g_device);
+    launch_state ls{};
+    ls.name = name;
+    ls.body = body;
+    ls.arg = arg;
+    ls.nthreads = (int)threads;
+    const char *mode = getenv("CUSIM_CP_ASYNC");
+    ls.cp_eager = mode != NULL && strcmp(mode, "eager") == 0;
+    /* dynamic smem ends at a PROT_NONE page */
+    size_t data = (c.smem + k_page - 1) / k_page * k_page;
+    ls.smem_map_len = data + 2 * k_page;
+    ls.smem_map = (char *)mmap(NULL, ls.smem_map_len, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ls.smem_map == MAP_FAILED) {
+        launch_error(cudaErrorMemoryAllocation, name, "cannot map shared memory");
+        return;
+    }
+    mprotect(ls.smem_map, k_page, PROT_NONE);
+    mprotect(ls.smem_map + k_page + data, k_page, PROT_NONE);
+    ls.smem_bytes = c.smem;
+    ls.smem = (char *)(((uintptr_t)(ls.smem_map + k_page + data - c.smem)) & ~(uintptr_t)15);
+    launch_state *prev = t_ls;
+    t_ls = &ls;
+    dim3 prev_bd = cusim_blockDim, prev_gd = cusim_gridDim;
+    uint3 prev_bi = cusim_blockIdx, prev_ti = cusim_threadIdx;
+    cusim_blockDim = c.block;
+    cusim_gridDim = c.grid;
+    for (unsigned z = 0; z < c.grid.z && !ls.failed; z++)
+        for (unsigned y = 0; y < c.grid.y && !ls.failed; y++)
+            for (unsigned x = 0; x < c.grid.x && !ls.failed; x++) {
+                cusim_blockIdx = uint3{x, y, z};
+                run_block(&ls);
+            }
+    cusim_blockDim = prev_bd;
+    cusim_gridDim = prev_gd;
+    cusim_blockIdx = prev_bi;
+    cusim_threadIdx = prev_ti;
+    t_ls = prev;
+    munmap(ls.smem_map, ls.smem_map_len);
+    if (ls.failed)
+        t_last = cudaErrorLaunchFailure;
+}
+
+} // namespace cusim
+
+/* ---- runtime API ---- */
+
+static thread_local int t_dev = 0;
+
+cudaError_t cudaGetDeviceCount(int *n)
+{
+    *n = 1;
+    return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int dev)
+{
+    if (dev != 0)
+        return t_last = cudaErrorInvalidDevice;
+    t_dev = dev;
+    return sticky();
+}
+
+cudaError_t cudaGetDevice(int *dev)
+{
+    *dev = t_dev;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int dev)
+{
+    if (dev != 0)
+        return t_last = cudaErrorInvalidDevice;
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "cusim (CPU emulation of sm_80)");
+    memcpy(p->uuid.bytes, "cusim-device-000", 16);
+    p->totalGlobalMem = k_global_mem;
+    p->sharedMemPerBlock = k_smem_default;
+    p->sharedMemPerBlockOptin = k_smem_optin;
+    p->major = 8;
+    p->minor = 0;
+    p->multiProcessorCount = 4;
+    p->warpSize = 32;
+    p->maxThreadsPerBlock = 1024;
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr attr, int dev)
+{
+    if (dev != 0)
+        return t_last = cudaErrorInvalidDevice;
+    switch (attr) {
+    case cudaDevAttrClockRate: *v = 1410000; break;       /* kHz */
+    case cudaDevAttrMemoryClockRate: *v = 1215000; break; /* kHz */
+    case cudaDevAttrGlobalMemoryBusWidth: *v = 5120; break;
+    default: return t_last = cudaErrorInvalidValue;
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
+{
+    std::lock_guard<std::mutex> l(g_mu);
+    size_t used = 0;
+    for (auto &a : g_allocs)
+        used += a.second.bytes;
+    *total_bytes = k_global_mem;
+    *free_bytes = used < k_global_mem ? k_global_mem - used : 0;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void **p, size_t bytes)
+{
+    *p = NULL;
+    if (sticky() != cudaSuccess)
+        return t_last = sticky();
+    size_t data = (bytes + 255) / 256 * 256, pages = (data + k_page - 1) / k_page * k_page;
+    size_t len = pages + k_page;
+    if (bytes > k_global_mem)
+        return t_last = cudaErrorMemoryAllocation;
+    char *m = (char *)mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return t_last = cudaErrorMemoryAllocation;
+    mprotect(m + pages, k_page, PROT_NONE);
+    char *u = m + pages - data; /* 256-byte aligned; the end meets the guard page */
+    memset(u, 0xFF, data);      /* fresh device memory is not zero */
+    std::lock_guard<std::mutex> l(g_mu);
+    g_allocs[(uintptr_t)u] = alloc{m, len, bytes};
+    *p = u;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *p)
+{
+    if (p == NULL)
+        return cudaSuccess;
+    std::lock_guard<std::mutex> l(g_mu);
+    auto it = g_allocs.find((uintptr_t)p);
+    if (it == g_allocs.end()) {
+        fprintf(stderr, "cusim: cudaFree(%p): not a pointer cudaMalloc returned\n", p);
+        return t_last = cudaErrorInvalidValue;
+    }
+    munmap(it->second.map, it->second.len);
+    g_allocs.erase(it);
+    return cudaSuccess;
+}
+
+/* dev_range: whether [p, p + n) lies inside one cudaMalloc allocation */
+static bool dev_range(const void *p, size_t n)
+{
+    std::lock_guard<std::mutex> l(g_mu);
+    auto it = g_allocs.upper_bound((uintptr_t)p);
+    if (it == g_allocs.begin())
+        return false;
+    --it;
+    uintptr_t a = it->first, q = (uintptr_t)p;
+    return q >= a && q + n <= a + it->second.bytes;
+}
+
+static cudaError_t copy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                        const char *call)
+{
+    if (sticky() != cudaSuccess)
+        return t_last = sticky();
+    bool dd = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+    bool sd = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+    if (bytes && ((dd && !dev_range(dst, bytes)) || (sd && !dev_range(src, bytes)))) {
+        fprintf(stderr, "cusim: %s(%p <- %p, %zu bytes, kind %d): the device side is not "
+                "inside one cudaMalloc allocation\n", call, dst, src, bytes, (int)kind);
+        return t_last = cudaErrorInvalidValue;
+    }
+    if (bytes)
+        memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
+{
+    return copy(dst, src, bytes, kind, "cudaMemcpy");
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t st)
+{
+    (void)st;
+    return copy(dst, src, bytes, kind, "cudaMemcpyAsync");
+}
+
+cudaError_t cudaMemsetAsync(void *dst, int value, size_t bytes, cudaStream_t st)
+{
+    (void)st;
+    if (sticky() != cudaSuccess)
+        return t_last = sticky();
+    if (bytes && !dev_range(dst, bytes)) {
+        fprintf(stderr, "cusim: cudaMemsetAsync(%p, %zu bytes): not device memory\n", dst, bytes);
+        return t_last = cudaErrorInvalidValue;
+    }
+    memset(dst, value, bytes);
+    return cudaSuccess;
+}
+
+struct CUstream_st {
+    int unused;
+};
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *st, unsigned flags)
+{
+    (void)flags;
+    *st = new CUstream_st();
+    return sticky();
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t st)
+{
+    delete st;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t st)
+{
+    (void)st;
+    return sticky();
+}
+
+cudaError_t cudaDeviceSynchronize(void)
+{
+    return sticky();
+}
+
+cudaError_t cudaGetLastError(void)
+{
+    cudaError_t e = t_last;
+    t_last = cudaSuccess;
+    return e != cudaSuccess ? e : sticky();
+}
+
+const char *cudaGetErrorName(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorNoKernelImageForDevice: return "cudaErrorNoKernelImageForDevice";
+    case cudaErrorInvalidDeviceFunction: return "cudaErrorInvalidDeviceFunction";
+    case cudaErrorNotSupported: return "cudaErrorNotSupported";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    }
+    return "cudaErrorUnknown";
+}
+
+const char *cudaGetErrorString(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorLaunchFailure: return "a kernel failed an emulator check (see stderr)";
+    case cudaErrorInvalidConfiguration: return "invalid launch configuration";
+    case cudaErrorInvalidValue: return "invalid argument";
+    default: return "error (cusim)";
+    }
+}
+
+cudaError_t cudaFuncSetAttributeRaw(const void *fn, cudaFuncAttribute attr, int value)
+{
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 ||
+        (size_t)value > k_smem_optin)
+        return t_last = cudaErrorInvalidValue;
+    std::lock_guard<std::mutex> l(g_mu);
+    g_smem_attr[fn] = value;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDriverEntryPoint(const char *sym, void **fn, unsigned long long flags,
+                                    cudaDriverEntryPointQueryResult *q)
+{
+    (void)sym, (void)flags;
+    *fn = NULL;
+    *q = cudaDriverEntryPointSymbolNotFound;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDriverEntryPointByVersion(const char *sym, void **fn, unsigned version,
+                                             unsigned long long flags,
+                                             cudaDriverEntryPointQueryResult *q)
+{
+    (void)version;
+    return cudaGetDriverEntryPoint(sym, fn, flags, q);
+}

@@ -1,0 +1,2 @@
+/* cuda_bf16.h (cusim): stands in for the CUDA toolkit's header; see ../cusim.h. */
+#include "../cusim.h"
