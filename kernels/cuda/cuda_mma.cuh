@@ -26,8 +26,9 @@
  *     warpgroup owns rows 16w..16w+15; d[4i + 0/1] = (16w + g, 8i + 2t + 0/1),
  *     d[4i + 2/3] = (16w + g + 8, 8i + 2t + 0/1).
  * Every wrapper is a single instruction; the callers carry the layout reasoning.
- * Under the CPU emulator (KRN_CUSIM, tests/cusim/cusim.h) the sm_80 wrappers call
- * its implementations of the same instructions instead.
+ * Under the CPU emulator (KRN_CUSIM, tests/cusim/cusim.h) every wrapper calls
+ * its implementation of the same instruction instead (sm_90a ones included: the
+ * emulator can present an sm_90a device, CUSIM_ARCH=sm_90a).
  */
 #ifndef MOAT_KRN_CUDA_MMA_CUH
 #define MOAT_KRN_CUDA_MMA_CUH
@@ -147,40 +148,58 @@ template <> __device__ __forceinline__ uint32_t pack2<__half>(float x, float y)
     return *(uint32_t *)&v;
 }
 
-/* ---- sm_90a: mbarrier, TMA, wgmma (compiled only where the feature set exists) ---- */
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+/* ---- sm_90a: mbarrier, TMA, wgmma (compiled only where the feature set exists;
+ * under the CPU emulator, its implementations) ---- */
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL) || defined(KRN_CUSIM)
 #define KRN_HAVE_SM90A 1
 
 __device__ __forceinline__ void mbar_init(uint64_t *bar, uint32_t count)
 {
+#ifdef KRN_CUSIM
+    cusim::mbar_init(bar, count);
+#else
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(count)
                  : "memory");
+#endif
 }
 
 /* Make the initialised barriers visible to the async (TMA) proxy. */
 __device__ __forceinline__ void mbar_fence_init()
 {
+#ifndef KRN_CUSIM
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#endif
 }
 
 __device__ __forceinline__ void mbar_arrive(uint64_t *bar)
 {
+#ifdef KRN_CUSIM
+    cusim::mbar_arrive(bar, 0);
+#else
     asm volatile("{\n .reg .b64 st;\n mbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(
                      smem_u32(bar))
                  : "memory");
+#endif
 }
 
 __device__ __forceinline__ void mbar_arrive_expect_tx(uint64_t *bar, uint32_t bytes)
 {
+#ifdef KRN_CUSIM
+    cusim::mbar_arrive(bar, bytes);
+#else
     asm volatile("{\n .reg .b64 st;\n mbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1;\n}\n" ::"r"(
                      smem_u32(bar)),
                  "r"(bytes)
                  : "memory");
+#endif
 }
 
 /* mbar_wait: spin until the phase with parity `parity` has completed. */
 __device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity)
 {
+#ifdef KRN_CUSIM
+    cusim::mbar_wait(bar, parity);
+#else
     uint32_t done = 0;
     while (!done)
         asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
@@ -188,6 +207,7 @@ __device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity)
                      : "=r"(done)
                      : "r"(smem_u32(bar)), "r"(parity)
                      : "memory");
+#endif
 }
 
 /* tma_load_2d: box at element coordinates (c0 innermost, c1) of the tensor map
@@ -196,10 +216,14 @@ __device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity)
 __device__ __forceinline__ void tma_load_2d(void *smem, const void *tmap, uint64_t *bar, int c0,
                                             int c1)
 {
+#ifdef KRN_CUSIM
+    cusim::tma_load_2d(smem, tmap, bar, c0, c1);
+#else
     asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
                  " [%0], [%1, {%3, %4}], [%2];\n" ::"r"(smem_u32(smem)),
                  "l"((uint64_t)tmap), "r"(smem_u32(bar)), "r"(c0), "r"(c1)
                  : "memory");
+#endif
 }
 
 /* wgmma_desc: K-major operand tile in smem written by TMA with 128-byte swizzle:
@@ -214,23 +238,33 @@ __device__ __forceinline__ uint64_t wgmma_desc(const void *smem)
 
 __device__ __forceinline__ void wgmma_fence()
 {
+#ifndef KRN_CUSIM
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
 }
 
 __device__ __forceinline__ void wgmma_commit()
 {
+#ifndef KRN_CUSIM
     asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
 }
 
 template <int N> __device__ __forceinline__ void wgmma_wait()
 {
+#ifndef KRN_CUSIM
     asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
 }
 
 /* Keep the compiler from moving accumulator reads/writes across wgmma. */
 __device__ __forceinline__ void wgmma_fence_operand(float &r)
 {
+#ifdef KRN_CUSIM
+    (void)r;
+#else
     asm volatile("" : "+f"(r)::"memory");
+#endif
 }
 
 #define KRN_WG_D8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), \
@@ -253,20 +287,28 @@ template <>
 __device__ __forceinline__ void wgmma_m64n128k16<__nv_bfloat16>(float d[64], uint64_t da,
                                                                 uint64_t db)
 {
+#ifdef KRN_CUSIM
+    cusim::wgmma_m64n128k16(d, da, db, true);
+#else
     asm volatile(KRN_WG_ASM("bf16")
                  : KRN_WG_D8(0), KRN_WG_D8(8), KRN_WG_D8(16), KRN_WG_D8(24), KRN_WG_D8(32),
                    KRN_WG_D8(40), KRN_WG_D8(48), KRN_WG_D8(56)
                  : "l"(da), "l"(db), "r"(1));
+#endif
 }
 
 template <>
 __device__ __forceinline__ void wgmma_m64n128k16<__half>(float d[64], uint64_t da, uint64_t db)
 {
+#ifdef KRN_CUSIM
+    cusim::wgmma_m64n128k16(d, da, db, false);
+#else
     asm volatile(KRN_WG_ASM("f16")
                  : KRN_WG_D8(0), KRN_WG_D8(8), KRN_WG_D8(16), KRN_WG_D8(24), KRN_WG_D8(32),
                    KRN_WG_D8(40), KRN_WG_D8(48), KRN_WG_D8(56)
                  : "l"(da), "l"(db), "r"(1));
+#endif
 }
-#endif /* __CUDA_ARCH_FEAT_SM90_ALL */
+#endif /* __CUDA_ARCH_FEAT_SM90_ALL || KRN_CUSIM */
 
 #endif

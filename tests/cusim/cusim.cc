@@ -4,6 +4,7 @@
  * See cusim.h for the model and the checks.
  */
 #include "cusim.h"
+#include "include/cuda.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -102,7 +103,26 @@ static inline void ctx_swap(ctx *from, ctx *to)
 
 static const size_t k_page = 4096;
 static const size_t k_stack = 256 * 1024;
-static const size_t k_smem_default = 48 * 1024, k_smem_optin = 166912; /* sm_80 */
+static const size_t k_smem_default = 48 * 1024;
+
+/* the emulated architecture: CUSIM_ARCH (sm_80 or sm_90a), else the program's
+ * default: sm_80, or sm_90a where tests/cusim/arch_sm90a.cc is linked in */
+extern "C" __attribute__((weak)) const char *const cusim_arch_default = "sm_80";
+
+static bool arch_sm90a(void)
+{
+    static const bool v = [] {
+        const char *a = getenv("CUSIM_ARCH");
+        return strcmp(a != NULL ? a : cusim_arch_default, "sm_90a") == 0;
+    }();
+    return v;
+}
+
+/* opt-in maximum of dynamic shared memory per block: 163 KiB on sm_80, 227 KiB on sm_90 */
+static size_t smem_optin(void)
+{
+    return arch_sm90a() ? 232448 : 166912;
+}
 static const size_t k_global_mem = (size_t)16 << 30;
 
 static std::mutex g_mu; /* guards the maps and the sticky error */
@@ -212,6 +232,12 @@ struct launch_state {
     std::unordered_map<void *, std::pair<uint64_t, size_t>> statics; /* static smem: serial, size */
     bool cp_eager;
     void *barrier_site; /* return address of the __syncthreads being gathered */
+    struct mbar {
+        uint32_t count, pending, tx;
+        uint64_t phases; /* completed phases: the current phase's parity is phases & 1 */
+    };
+    std::unordered_map<uint64_t *, mbar> mbars;
+    uint64_t spins; /* mbarrier wait yields since anything last changed */
 };
 
 static thread_local launch_state *t_ls;
@@ -346,6 +372,7 @@ static void release_warp_bars(launch_state *ls, int wi)
 
 static void fiber_exit(launch_state *ls, fiber *f)
 {
+    ls->spins = 0;
     f->done = true;
     ls->ndone++;
     ls->live--;
@@ -381,6 +408,7 @@ __attribute__((noinline)) void sync_block()
         fail("__syncthreads at %p while %d thread(s) wait at another one (%p)", site,
              ls->arrived, ls->barrier_site);
     f->wait = W_BLOCK;
+    ls->spins = 0;
     ls->arrived++;
     release_block_barrier(ls); /* the last to arrive queues everyone, itself included */
     block_here(f);
@@ -395,6 +423,7 @@ void sync_warp(unsigned mask)
     if (!(mask & bit))
         fail("warp collective with mask 0x%08x that does not include the calling lane %d", mask,
              f->lane);
+    ls->spins = 0;
     /* N.B. lanes of mask that have exited are not waited for (CUDA C++ Programming
      * Guide, "Warp __sync Intrinsic Constraints"); reading from one is the error
      * (check_source_live), and ldmatrix / mma need every lane (check_full_warp) */
@@ -627,6 +656,171 @@ void mma_16816(float d[4], const uint32_t a[4], const uint32_t b[2], bool bf16)
     }
 }
 
+
+/* ---- sm_90a ---- */
+
+size_t shared_offset(const void *p)
+{
+    launch_state *ls = t_ls;
+    const char *c = (const char *)p, *w = ls->smem_map + k_page;
+    if (c < w || c > ls->smem + ls->smem_bytes)
+        fail("shared address of %p: not in the dynamic shared memory window", p);
+    return (size_t)(c - w);
+}
+
+/* swizzle128: the 128-byte swizzle on a shared-memory offset: the 16-byte chunk
+ * (bits 4-6) XOR the row within 8 rows of 128 bytes (bits 7-9) */
+static inline size_t swizzle128(size_t off)
+{
+    return off ^ (((off >> 7) & 7) << 4);
+}
+
+static launch_state::mbar *mbar_get(uint64_t *bar, const char *what)
+{
+    launch_state *ls = t_ls;
+    auto it = ls->mbars.find(bar);
+    if (it == ls->mbars.end())
+        fail("%s on %p, which no mbarrier.init of this block initialised", what, (void *)bar);
+    return &it->second;
+}
+
+static void mbar_check_phase(launch_state::mbar *m)
+{
+    if (m->pending == 0 && m->tx == 0) {
+        m->phases++;
+        m->pending = m->count;
+    }
+}
+
+void mbar_init(uint64_t *bar, uint32_t count)
+{
+    launch_state *ls = t_ls;
+    if (((uintptr_t)bar & 7) || count == 0)
+        fail("mbarrier.init: %p not 8-byte aligned or count %u", (void *)bar, count);
+    ls->mbars[bar] = launch_state::mbar{count, count, 0, 0};
+    ls->spins = 0;
+}
+
+void mbar_arrive(uint64_t *bar, uint32_t tx_bytes)
+{
+    launch_state *ls = t_ls;
+    launch_state::mbar *m = mbar_get(bar, "mbarrier.arrive");
+    if (m->pending == 0)
+        fail("mbarrier.arrive on %p: more arrivals than its count %u in one phase", (void *)bar,
+             m->count);
+    m->tx += tx_bytes;
+    m->pending--;
+    mbar_check_phase(m);
+    ls->spins = 0;
+}
+
+void mbar_wait(uint64_t *bar, uint32_t parity)
+{
+    launch_state *ls = t_ls;
+    fiber *f = ls->cur;
+    while ((mbar_get(bar, "mbarrier.try_wait")->phases & 1) == (parity & 1)) {
+        /* the phase of this parity is the current one: not complete; let others run */
+        if (++ls->spins > 4 * (uint64_t)ls->nthreads + 64)
+            fail("deadlock: waiting on mbarrier %p (parity %u) that no thread or copy will "
+                 "complete", (void *)bar, parity);
+        ls->ready.push(f->id);
+        block_here(f);
+    }
+}
+
+/* the tensor map as cusim_tensor_map_encode stores it in CUtensorMap */
+struct tmap {
+    uint64_t magic;
+    const char *base;
+    uint64_t dims[2], stride; /* elements; bytes between rows */
+    uint32_t box[2], esize, swizzle128;
+};
+static const uint64_t k_tmap_magic = 0x43555349'4d544d41ull;
+static_assert(sizeof(tmap) <= sizeof(CUtensorMap), "tensor map fits");
+
+void tma_load_2d(void *smem, const void *tm, uint64_t *bar, int c0, int c1)
+{
+    launch_state *ls = t_ls;
+    const tmap *t = (const tmap *)tm;
+    if (t->magic != k_tmap_magic)
+        fail("cp.async.bulk.tensor: %p is not a tensor map from cuTensorMapEncodeTiled", tm);
+    size_t row = (size_t)t->box[0] * t->esize, bytes = row * t->box[1];
+    size_t off = shared_offset(smem);
+    if (t->swizzle128 ? off % 1024 : off % 128)
+        fail("cp.async.bulk.tensor: destination offset %zu not %d-byte aligned", off,
+             t->swizzle128 ? 1024 : 128);
+    if (!in_smem(smem, bytes))
+        fail("cp.async.bulk.tensor: %zu bytes at %p leave shared memory", bytes, smem);
+    char *w = ls->smem_map + k_page;
+    for (uint32_t r = 0; r < t->box[1]; r++)
+        for (uint32_t c = 0; c < t->box[0]; c++) {
+            int64_t gx = (int64_t)c0 + c, gy = (int64_t)c1 + r;
+            size_t o = off + r * row + (size_t)c * t->esize;
+            char *dst = w + (t->swizzle128 ? swizzle128(o) : o);
+            if (gx >= 0 && gy >= 0 && (uint64_t)gx < t->dims[0] && (uint64_t)gy < t->dims[1])
+                memcpy(dst, t->base + (uint64_t)gy * t->stride + (uint64_t)gx * t->esize, t->esize);
+            else
+                memset(dst, 0, t->esize); /* out of bounds: zero fill, bytes still counted */
+        }
+    launch_state::mbar *m = mbar_get(bar, "cp.async.bulk.tensor complete_tx");
+    if (m->tx < bytes)
+        fail("cp.async.bulk.tensor: %zu bytes complete on mbarrier %p expecting %u", bytes,
+             (void *)bar, m->tx);
+    m->tx -= (uint32_t)bytes;
+    mbar_check_phase(m);
+    ls->spins = 0;
+}
+
+/* wgmma.mma_async.sync.aligned.m64n128k16.f32.{bf16,f16}, A and B K-major in
+ * smem (imm-trans 0), scale-d 1: D (64x128) += A (64x16) B^T (B 128x16).
+ * Descriptor ("Matrix Descriptor Format"): bits 0-13 start address >> 4, 16-29
+ * leading byte offset >> 4, 32-45 stride byte offset >> 4, 62-63 swizzle (1 =
+ * 128B). K-major with 128-byte swizzle: row r, element k at start + (r / 8) *
+ * SBO + (r % 8) * 128 + 2k, then swizzled (the leading offset is unused).
+ * Accumulators: thread (warp w of the warpgroup, g = lane/4, t = lane%4) holds
+ * d[4i + e] = D[16w + g + 8 (e / 2)][8i + 2t + e % 2]. */
+static float wg_elem(const char *w, uint64_t desc, int r, int k, bool bf16)
+{
+    size_t start = (size_t)(desc & 0x3FFF) << 4, sbo = (size_t)((desc >> 32) & 0x3FFF) << 4;
+    size_t off = swizzle128(start + (size_t)(r / 8) * sbo + (size_t)(r % 8) * 128 + 2 * (size_t)k);
+    uint16_t v;
+    memcpy(&v, w + off, 2);
+    return b16_to_float(v, bf16);
+}
+
+void wgmma_m64n128k16(float d[64], uint64_t da, uint64_t db, bool bf16)
+{
+    launch_state *ls = t_ls;
+    fiber *f = ls->cur;
+    for (uint64_t desc : {da, db}) {
+        if ((desc >> 62) != 1)
+            fail("wgmma: descriptor 0x%016llx: only 128-byte swizzle is emulated",
+                 (unsigned long long)desc);
+        size_t start = (size_t)(desc & 0x3FFF) << 4, sbo = (size_t)((desc >> 32) & 0x3FFF) << 4;
+        size_t rows = desc == da ? 64 : 128, last = start + (rows / 8 - 1) * sbo + 8 * 128;
+        if (last > (size_t)(ls->smem + ls->smem_bytes - (ls->smem_map + k_page)))
+            fail("wgmma: operand at shared offset %zu (stride %zu) runs past shared memory", start,
+                 sbo);
+    }
+    const char *w = ls->smem_map + k_page;
+    int tw = f->id % 128, wi = tw / 32, g = (tw % 32) / 4, t = tw % 4;
+    float a[2][16], b[2][16];
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; k < 16; k++)
+            a[h][k] = wg_elem(w, da, 16 * wi + g + 8 * h, k, bf16);
+    for (int i = 0; i < 16; i++) {
+        for (int c = 0; c < 2; c++)
+            for (int k = 0; k < 16; k++)
+                b[c][k] = wg_elem(w, db, 8 * i + 2 * t + c, k, bf16);
+        for (int e = 0; e < 4; e++) {
+            float acc = d[4 * i + e];
+            for (int k = 0; k < 16; k++)
+                acc += a[e / 2][k] * b[e % 2][k];
+            d[4 * i + e] = acc;
+        }
+    }
+}
+
 } // namespace cusim
 
 /* ---- faults inside kernels ---- */
@@ -700,6 +894,7 @@ static void run_block(launch_state *ls)
     ls->arrived = 0;
     ls->ndone = 0;
     ls->ready.reset((size_t)n);
+    ls->spins = 0;
     ls->block_serial++;
     if (ls->smem_bytes)
         memset(ls->smem, 0xFF, ls->smem_bytes);
@@ -851,12 +1046,13 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int dev)
     if (dev != 0)
         return t_last = cudaErrorInvalidDevice;
     memset(p, 0, sizeof *p);
-    snprintf(p->name, sizeof p->name, "cusim (CPU emulation of sm_80)");
+    snprintf(p->name, sizeof p->name, "cusim (CPU emulation of %s)",
+             arch_sm90a() ? "sm_90a" : "sm_80");
     memcpy(p->uuid.bytes, "cusim-device-000", 16);
     p->totalGlobalMem = k_global_mem;
     p->sharedMemPerBlock = k_smem_default;
-    p->sharedMemPerBlockOptin = k_smem_optin;
-    p->major = 8;
+    p->sharedMemPerBlockOptin = smem_optin();
+    p->major = arch_sm90a() ? 9 : 8;
     p->minor = 0;
     p->multiProcessorCount = 4;
     p->warpSize = 32;
@@ -1044,19 +1240,64 @@ const char *cudaGetErrorString(cudaError_t e)
 cudaError_t cudaFuncSetAttributeRaw(const void *fn, cudaFuncAttribute attr, int value)
 {
     if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 ||
-        (size_t)value > k_smem_optin)
+        (size_t)value > smem_optin())
         return t_last = cudaErrorInvalidValue;
     std::lock_guard<std::mutex> l(g_mu);
     g_smem_attr[fn] = value;
     return cudaSuccess;
 }
 
+/* cuTensorMapEncodeTiled, as the driver API documents it, for what the
+ * emulator's TMA implements: rank 2, 16-bit elements, element strides 1, no
+ * interleave, swizzle none or 128B, zero fill out of bounds. Checks: base
+ * 16-byte aligned; the row stride a multiple of 16 bytes and at least a row;
+ * box dimensions 1..256, the inner one a multiple of 16 bytes and, with 128B
+ * swizzle, at most 128 bytes. */
+static CUresult tensor_map_encode(CUtensorMap *tm, CUtensorMapDataType dt, cuuint32_t rank,
+                                  void *base, const cuuint64_t *dims, const cuuint64_t *strides,
+                                  const cuuint32_t *box, const cuuint32_t *estr,
+                                  CUtensorMapInterleave il, CUtensorMapSwizzle sw,
+                                  CUtensorMapL2promotion l2, CUtensorMapFloatOOBfill oob)
+{
+    (void)l2;
+    uint32_t es = dt == CU_TENSOR_MAP_DATA_TYPE_FLOAT16 || dt == CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                      ? 2 : 0;
+    const char *why = NULL;
+    if (es == 0 || rank != 2)
+        why = "emulated: rank 2, 16-bit elements only";
+    else if ((uintptr_t)base & 15)
+        why = "global address not 16-byte aligned";
+    else if (strides[0] % 16 || strides[0] < dims[0] * es)
+        why = "row stride not a multiple of 16 bytes, or shorter than a row";
+    else if (box[0] == 0 || box[1] == 0 || box[0] > 256 || box[1] > 256 || (box[0] * es) % 16)
+        why = "box dimensions";
+    else if (sw == CU_TENSOR_MAP_SWIZZLE_128B && box[0] * es > 128)
+        why = "inner box dimension over 128 bytes with 128B swizzle";
+    else if (estr[0] != 1 || estr[1] != 1 || il != CU_TENSOR_MAP_INTERLEAVE_NONE ||
+             oob != CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE ||
+             (sw != CU_TENSOR_MAP_SWIZZLE_NONE && sw != CU_TENSOR_MAP_SWIZZLE_128B))
+        why = "emulated: element strides 1, no interleave, zero fill, swizzle none or 128B";
+    if (why != NULL) {
+        fprintf(stderr, "cusim: cuTensorMapEncodeTiled: %s\n", why);
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+    memset(tm, 0, sizeof *tm);
+    cusim::tmap t = {cusim::k_tmap_magic, (const char *)base, {dims[0], dims[1]}, strides[0],
+                     {box[0], box[1]}, es, sw == CU_TENSOR_MAP_SWIZZLE_128B};
+    memcpy(tm, &t, sizeof t);
+    return CUDA_SUCCESS;
+}
+
 cudaError_t cudaGetDriverEntryPoint(const char *sym, void **fn, unsigned long long flags,
                                     cudaDriverEntryPointQueryResult *q)
 {
-    (void)sym, (void)flags;
+    (void)flags;
     *fn = NULL;
     *q = cudaDriverEntryPointSymbolNotFound;
+    if (arch_sm90a() && strcmp(sym, "cuTensorMapEncodeTiled") == 0) {
+        *fn = (void *)tensor_map_encode;
+        *q = cudaDriverEntryPointSuccess;
+    }
     return cudaSuccess;
 }
 

@@ -10,8 +10,10 @@
  * mma.h), which stand in for the CUDA toolkit's. The result links in place of
  * the cuda backend's nvcc objects (build/libmoatkrn-cusim.a).
  *
- * Execution model: one emulated device ("cusim", compute capability 8.0, so the
- * sm_80 paths run and the sm_90a one is not runnable). A launch runs to
+ * Execution model: one emulated device ("cusim"), compute capability 8.0 (sm_80:
+ * the sm_80 paths run, the sm_90a one is not runnable), or with
+ * CUSIM_ARCH=sm_90a 9.0 with the sm_90a instructions (mbarrier, TMA, wgmma),
+ * Hopper's 227 KiB of shared memory and a tensor-map encoder. A launch runs to
  * completion before it returns (streams are therefore trivially ordered).
  * Blocks run one after another; inside a block every CUDA thread is a fiber
  * with its own stack on the launching OS thread, switched cooperatively at
@@ -48,8 +50,8 @@
  * Programming Guide ("Warp Matrix Functions"), independently of the kernels'
  * own comments; tests/cusim/test_cusim.cc checks them on known matrices.
  *
- * Not emulated: sm_90a (mbarrier, TMA, wgmma), atomics, textures, more than one
- * device, timing of any kind.
+ * Not emulated: atomics, textures, clusters, more than one device, the
+ * asynchrony of wgmma (it completes at issue), timing of any kind.
  */
 #ifndef MOAT_CUSIM_H
 #define MOAT_CUSIM_H
@@ -331,6 +333,22 @@ void cp_async_wait(int n);
 void ldmatrix_x4(uint32_t r[4], const void *smem, bool trans);
 void mma_16816(float d[4], const uint32_t a[4], const uint32_t b[2], bool bf16);
 
+/* the shared-memory address of p (an offset in the launch's window, which is
+ * 4096-byte aligned, so address bits 0-11 are those of a real device's) */
+size_t shared_offset(const void *p);
+
+/* sm_90a instructions (CUSIM_ARCH=sm_90a): mbarrier (PTX "mbarrier": expected
+ * arrivals, transaction bytes, phases and their parity), TMA 2D tile loads with
+ * 128-byte swizzle (16-byte chunk c of the 128-byte row r lands at c ^ (r % 8):
+ * address bits 4-6 XOR bits 7-9), wgmma m64n128k16 from smem descriptors of
+ * K-major 128-byte-swizzled tiles. Issued synchronously; mbar_wait yields to
+ * the other threads until the phase completes. */
+void mbar_init(uint64_t *bar, uint32_t count);
+void mbar_arrive(uint64_t *bar, uint32_t tx_bytes); /* arrive.expect_tx when tx_bytes > 0 */
+void mbar_wait(uint64_t *bar, uint32_t parity);
+void tma_load_2d(void *smem, const void *tmap, uint64_t *bar, int c0, int c1);
+void wgmma_m64n128k16(float d[64], uint64_t desc_a, uint64_t desc_b, bool bf16);
+
 } // namespace cusim
 
 static inline void __syncthreads()
@@ -381,7 +399,7 @@ static inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width =
 
 static inline size_t __cvta_generic_to_shared(const void *p)
 {
-    return (size_t)(uintptr_t)p;
+    return cusim::shared_offset(p);
 }
 
 #endif

@@ -4,8 +4,9 @@
 # SHARED_LIB, KRN_C_OBJ, DEP_LIBS, CTL_LIBOBJ, WRK_LIBOBJ, KRN_BENCH_REF_OBJ).
 #   CUSIM_LIB    the kernels library with the emulated cuda backend in place of
 #                the nvcc objects (or of the no-CUDA stub); needs g++ and python3, not nvcc
-#   CHECK_BINS   += test_cusim (the emulator's own semantics),
-#                   test_krn_cuda_sim (tests/kernels/test_krn_cuda.c on the emulator),
+#   CHECK_BINS   += test_cusim and _sm90a (the emulator's own semantics),
+#                   test_krn_cuda_sim and _sim90a (tests/kernels/test_krn_cuda.c on an
+#                   emulated sm_80 and sm_90a device),
 #                   and $(BUILD)/tests/sim/test_<x> for each unit test with a GPU
 #                   part (CUSIM_UNIT), linked against CUSIM_LIB: their cuda cases run
 #                   (the worker built without NCCL: the emulator has none)
@@ -22,7 +23,9 @@ CUSIM_CXXFLAGS := -std=c++17 -O2 -g -fno-strict-aliasing -Wall -Wextra -Werror \
                   -Wno-unknown-pragmas -Wno-unused-function \
                   -I$(CUSIM_BUILD)/src -Itests/cusim/include -I.
 CUSIM_UNIT     := test_bert test_stage test_infer
-CUSIM_TESTS    := $(BUILD)/tests/cusim/test_cusim $(BUILD)/tests/kernels/test_krn_cuda_sim \
+CUSIM_TESTS    := $(BUILD)/tests/cusim/test_cusim $(BUILD)/tests/cusim/test_cusim_sm90a \
+                  $(BUILD)/tests/kernels/test_krn_cuda_sim \
+                  $(BUILD)/tests/kernels/test_krn_cuda_sim90a \
                   $(CUSIM_UNIT:%=$(BUILD)/tests/sim/%)
 CHECK_BINS     += $(CUSIM_TESTS)
 
@@ -54,11 +57,26 @@ $(BUILD)/tests/kernels/test_krn_cuda_sim: $(CUSIM_BUILD)/test_krn_cuda_sim.o $(C
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lopenblas -lcmocka
 
+# the same test on an emulated sm_90a device (H100-like: kernel 7's TMA + wgmma run)
+$(CUSIM_BUILD)/arch_sm90a.o: tests/cusim/arch_sm90a.cc
+	@mkdir -p $(@D)
+	$(CXX) $(CUSIM_CXXFLAGS) -c $< -o $@
+
+$(BUILD)/tests/kernels/test_krn_cuda_sim90a: $(CUSIM_BUILD)/test_krn_cuda_sim.o \
+  $(CUSIM_BUILD)/arch_sm90a.o $(CUSIM_LIB) $(SHARED_LIB)
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lopenblas -lcmocka
+
 $(CUSIM_BUILD)/test_cusim.o: tests/cusim/test_cusim.cc $(CUSIM_HDRS)
 	@mkdir -p $(@D)
 	$(CXX) $(CUSIM_CXXFLAGS) -c $< -o $@
 
 $(BUILD)/tests/cusim/test_cusim: $(CUSIM_BUILD)/test_cusim.o $(CUSIM_BUILD)/cusim.o
+	@mkdir -p $(@D)
+	$(CXX) $(LDFLAGS) -o $@ $^ -lcmocka
+
+$(BUILD)/tests/cusim/test_cusim_sm90a: $(CUSIM_BUILD)/test_cusim.o $(CUSIM_BUILD)/cusim.o \
+  $(CUSIM_BUILD)/arch_sm90a.o
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ -lcmocka
 

@@ -16,6 +16,7 @@
  * sticky for the process, as a device fault is); the parent checks its status.
  */
 #include "cusim.h"
+#include "include/cuda.h"
 
 #include <setjmp.h>
 #include <signal.h>
@@ -222,10 +223,106 @@ static void test_smem_limit(void **state)
     assert_int_equal(cudaGetLastError(), cudaSuccess);
     assert_int_equal(out, 1);
     assert_int_equal(cudaFuncSetAttribute(smem_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          200 * 1024),
-                     cudaErrorInvalidValue); /* above sm_80's 163 KiB */
+                                          240 * 1024),
+                     cudaErrorInvalidValue); /* above sm_80's 163 KiB and sm_90's 227 KiB */
     cusim::launch("smem_kernel", cusim::cfg(1, 1025), smem_kernel, &out);
     assert_int_equal(cudaGetLastError(), cudaErrorInvalidConfiguration);
+}
+
+/* ---- sm_90a: mbarrier phases and TMA's 128-byte swizzle ---- */
+
+struct tma_io {
+    uint16_t *g;           /* [rows][64] b16, row stride 64 elements (global) */
+    CUtensorMap map;
+    int ok_fresh, ok_after; /* wait(1) on a fresh barrier returns; wait(0) after the load */
+    uint16_t smem[2][64];   /* rows 1 and 6 of the box as they lie in shared memory */
+};
+
+static void tma_kernel(tma_io *io)
+{
+    __shared__ __align__(8) uint64_t bar;
+    cusim::poison_shared(&bar, sizeof bar);
+    unsigned char *raw = (unsigned char *)cusim::dynamic_smem();
+    unsigned char *box = (unsigned char *)(((uintptr_t)raw + 1023) & ~(uintptr_t)1023);
+    if (threadIdx.x == 0) {
+        cusim::mbar_init(&bar, 1);
+        cusim::mbar_wait(&bar, 1); /* the phase before the first: complete */
+        io->ok_fresh = 1;
+        cusim::mbar_arrive(&bar, 8 * 128); /* expect a box of 8 rows x 128 bytes */
+        cusim::tma_load_2d(box, &io->map, &bar, 0, 2); /* rows 2..9; rows >= 6 are outside */
+    }
+    __syncthreads();
+    cusim::mbar_wait(&bar, 0);
+    if (threadIdx.x == 0) {
+        io->ok_after = 1;
+        memcpy(io->smem[0], box + 1 * 128, 128);
+        memcpy(io->smem[1], box + 6 * 128, 128);
+    }
+}
+
+static CUresult (*tma_encoder(void))(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *,
+                                     const cuuint64_t *, const cuuint64_t *, const cuuint32_t *,
+                                     const cuuint32_t *, CUtensorMapInterleave,
+                                     CUtensorMapSwizzle, CUtensorMapL2promotion,
+                                     CUtensorMapFloatOOBfill)
+{
+    void *fn = NULL;
+    cudaDriverEntryPointQueryResult q;
+    if (cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &fn, cudaEnableDefault, &q) !=
+            cudaSuccess || q != cudaDriverEntryPointSuccess)
+        return NULL;
+    return (CUresult(*)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *,
+                        const cuuint64_t *, const cuuint64_t *, const cuuint32_t *,
+                        const cuuint32_t *, CUtensorMapInterleave, CUtensorMapSwizzle,
+                        CUtensorMapL2promotion, CUtensorMapFloatOOBfill))fn;
+}
+
+static void test_sm90a(void **state)
+{
+    (void)state;
+    cudaDeviceProp p;
+    assert_int_equal(cudaGetDeviceProperties(&p, 0), cudaSuccess);
+    auto enc = tma_encoder();
+    if (p.major != 9) {
+        assert_null(enc); /* sm_80: no tensor maps */
+        print_message("sm_80 device: TMA not checked (run with CUSIM_ARCH=sm_90a)\n");
+        return;
+    }
+    assert_non_null(enc);
+    static tma_io io;
+    memset(&io, 0, sizeof io);
+    const int rows = 6;
+    assert_int_equal(cudaMalloc(&io.g, rows * 64 * 2), cudaSuccess);
+    uint16_t host[6 * 64];
+    for (int i = 0; i < rows * 64; i++)
+        host[i] = (uint16_t)(i + 1);
+    assert_int_equal(cudaMemcpy(io.g, host, sizeof host, cudaMemcpyHostToDevice), cudaSuccess);
+    cuuint64_t dims[2] = {64, (cuuint64_t)rows}, strides[1] = {128};
+    cuuint32_t box[2] = {64, 8}, estr[2] = {1, 1};
+    assert_int_equal(enc(&io.map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, io.g, dims, strides, box,
+                         estr, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                         CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+                     CUDA_SUCCESS);
+    cuuint32_t wide[2] = {128, 8}; /* 256-byte rows: too wide for the 128-byte swizzle */
+    assert_int_equal(enc(&io.map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, io.g, dims, strides, wide,
+                         estr, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                         CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+                     CUDA_ERROR_INVALID_VALUE);
+    assert_int_equal(enc(&io.map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, io.g, dims, strides, box,
+                         estr, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                         CU_TENSOR_MAP_L2_PROMOTION_NONE, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+                     CUDA_SUCCESS);
+    cusim::launch("tma_kernel", cusim::cfg(1, 64, 4096), tma_kernel, &io);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    assert_true(io.ok_fresh && io.ok_after);
+    /* box row 1 = tensor row 3: its 16-byte chunk j holds logical chunk j ^ 1;
+     * box row 6 = tensor row 8, outside the tensor: zeros */
+    for (int c = 0; c < 64; c++) {
+        int logical = ((c / 8) ^ 1) * 8 + c % 8;
+        assert_int_equal(io.smem[0][c], host[3 * 64 + logical]);
+        assert_int_equal(io.smem[1][c], 0);
+    }
+    cudaFree(io.g);
 }
 
 /* ---- failures: in a child; status 0 = launch failed as expected ---- */
@@ -282,7 +379,20 @@ static void overrun_kernel(float *buf)
     buf[1024 + threadIdx.x] = 1.0f; /* one float past a 4096-byte allocation */
 }
 
-enum fail_case { F_DEADLOCK, F_EXITED_LANE, F_MISALIGNED, F_OVERRUN, F_TWO_SITES, F_EXITED_OK };
+static void mbar_never_kernel(int *x)
+{
+    __shared__ __align__(8) uint64_t bar;
+    if (threadIdx.x == 0)
+        cusim::mbar_init(&bar, 2);
+    __syncthreads();
+    if (threadIdx.x == 0)
+        cusim::mbar_arrive(&bar, 0); /* one arrival of two: the phase never completes */
+    cusim::mbar_wait(&bar, 0);
+    x[threadIdx.x] = 1;
+}
+
+enum fail_case { F_DEADLOCK, F_EXITED_LANE, F_MISALIGNED, F_OVERRUN, F_TWO_SITES, F_EXITED_OK,
+                 F_MBAR_NEVER };
 
 static int child(fail_case c)
 {
@@ -300,6 +410,7 @@ static int child(fail_case c)
         break;
     case F_OVERRUN: cusim::launch("overrun", cusim::cfg(1, 1), overrun_kernel, buf); break;
     case F_TWO_SITES: cusim::launch("two_sites", cusim::cfg(1, 64), two_sites_kernel, x); break;
+    case F_MBAR_NEVER: cusim::launch("mbar_never", cusim::cfg(1, 64), mbar_never_kernel, x); break;
     case F_EXITED_OK:
         cusim::launch("exited_ok", cusim::cfg(1, 32), exited_ok_kernel, x);
         return cudaGetLastError() == cudaSuccess ? 0 : 2;
@@ -337,6 +448,8 @@ static void test_failures(void **state)
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     st = run_child(F_EXITED_OK);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    st = run_child(F_MBAR_NEVER);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     st = run_child(F_OVERRUN); /* the guard page: the process dies as on a device fault */
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV);
 }
@@ -362,7 +475,7 @@ int main(void)
         cmocka_unit_test(test_conversions), cmocka_unit_test(test_mma_layout),
         cmocka_unit_test(test_ldmatrix_layout), cmocka_unit_test(test_shuffles),
         cmocka_unit_test(test_cp_async), cmocka_unit_test(test_smem_limit),
-        cmocka_unit_test(test_failures),
+        cmocka_unit_test(test_sm90a),   cmocka_unit_test(test_failures),
     };
     return cmocka_run_group_tests_name("cusim (CPU emulation of CUDA)", tests, NULL, NULL);
 }

@@ -3,8 +3,8 @@
  * has no CUDA or no device is visible.
  *
  * Every kernel variant (krn_backend_variants) is also forced in turn
- * (krn_backend_variant_force) and compared with cuBLAS (GEMM) or the cpu
- * backend (attention), whatever automatic selection would pick; and a variant
+ * (krn_backend_variant_force) and compared with the cpu backend and, for GEMM,
+ * cuBLAS, whatever automatic selection would pick; and a variant
  * that the backend's self-check disabled fails test_variants_self_check, so a
  * fast path that is wrong on this GPU is reported rather than silently skipped.
  *
@@ -84,6 +84,47 @@ static void test_gemm_batched_vs_cpu(void **state)
                               .stride_a = 32, .stride_b = 32, .stride_c = 48,
                               .lda = 12 * 32, .ldb = 12 * 32, .ldc = 12 * 48};
     kt_gemm(&P, g, 1e-4, 1e-5); /* heads interleaved as in attention */
+}
+
+/* every GEMM variant forced in turn against the cpu backend, with tails in M,
+ * N and K, both B layouts where the variant takes them, and the fused
+ * epilogue (beta, bias + GELU): needs no cuBLAS, so it also runs on the CPU
+ * emulator (tests/cusim), where it is the only check of each variant on
+ * shapes larger than its self-check's */
+static void test_gemm_variants_vs_cpu(void **state)
+{
+    (void)state;
+    struct err e = {0};
+    struct krn_variant vs[16];
+    int n = krn_backend_variants(P.be, vs, 16, &e);
+    assert_true(n > 0 && n <= 16);
+    static const int64_t shapes[][3] = {{256, 256, 512}, {300, 264, 200}, {33, 40, 24}};
+    int ran = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(vs[i].op, "gemm") != 0 || !vs[i].runnable)
+            continue;
+        assert_int_equal(krn_backend_variant_force(P.be, "gemm", vs[i].name, &e), 0);
+        bool f32 = strcmp(vs[i].name, "gemm_kernel3") == 0 ||
+                   strcmp(vs[i].name, "gemm_kernel4") == 0;
+        bool tn_only = strcmp(vs[i].name, "gemm_kernel7") == 0;
+        for (int dt = f32 ? 0 : 1; dt <= (f32 ? 0 : 2); dt++)
+            for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++)
+                for (int tb = 1; tb >= (tn_only ? 1 : 0); tb--) {
+                    struct krn_gemm_args g = {.M = shapes[sh][0], .N = shapes[sh][1],
+                                              .K = shapes[sh][2], .trans_b = tb, .alpha = 1,
+                                              .dtype_ab = (enum krn_dtype)dt};
+                    if (sh == 1) {
+                        g.beta = 0.5f;
+                        g.epilogue = KRN_EPI_BIAS_GELU;
+                    }
+                    double K = (double)g.K;
+                    kt_gemm(&P, g, f32 ? 3e-6 * K + 1e-5 : 1e-3 * sqrt(K), f32 ? 1e-5 : 1e-2);
+                }
+        printf("  %s: agrees with the cpu backend\n", vs[i].name);
+        ran++;
+    }
+    assert_int_equal(krn_backend_variant_force(P.be, "gemm", NULL, &e), 0);
+    assert_true(ran >= 3); /* kernels 3, 4 and 5 run on every device */
 }
 
 #ifdef KRN_TEST_CUBLAS
@@ -330,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_gemm_half_vs_cpu),
         cmocka_unit_test(test_gemm_batched_vs_cpu),
         cmocka_unit_test(test_variants_self_check),
+        cmocka_unit_test(test_gemm_variants_vs_cpu),
 #ifdef KRN_TEST_CUBLAS
         cmocka_unit_test(test_gemm_vs_cublas),
         cmocka_unit_test(test_gemm_variants_vs_cublas),
