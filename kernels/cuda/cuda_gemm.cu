@@ -249,10 +249,12 @@ static bool gemm_fits(const struct cuda_backend *cb, int v, const gemm_params &p
         return half && cb->gemm_v[v].runnable && !p.ta && p.K % 8 == 0 && p.lda % 8 == 0 &&
                p.ldb % 8 == 0 && p.sa % 8 == 0 && p.sb % 8 == 0 && (p.tb || p.N % 8 == 0) &&
                aligned16(p.a) && aligned16(p.b);
-    case CU_GEMM_K7:
+    case CU_GEMM_K7: /* TMA with 128B swizzle: global bases 128-byte aligned (CUDA C++
+                      * Programming Guide, "TMA Swizzle"; the driver itself asks only 16) */
         return half && cb->gemm_v[v].runnable && !p.ta && p.tb && batch == 1 && p.K % 8 == 0 &&
-               p.lda % 8 == 0 && p.ldb % 8 == 0 && aligned16(p.a) && aligned16(p.b) &&
-               p.M <= INT32_MAX && p.N <= INT32_MAX && p.K <= INT32_MAX;
+               p.lda % 8 == 0 && p.ldb % 8 == 0 && ((uintptr_t)p.a & 127) == 0 &&
+               ((uintptr_t)p.b & 127) == 0 && p.M <= INT32_MAX && p.N <= INT32_MAX &&
+               p.K <= INT32_MAX;
     default: return false;
     }
 }
@@ -342,6 +344,8 @@ int cuda_gemm(krn_backend_t *be, const struct krn_gemm_args *g, const void *a, c
     struct cuda_backend *cb = cuda_of(be);
     if (g->batch > 65535)
         return err_set(err, ENOTSUP, "gemm: batch %lld > 65535 on cuda", (long long)g->batch);
+    if ((g->M + 127) / 128 > 65535) /* grid.y: one row of blocks per 128 rows of C */
+        return err_set(err, ENOTSUP, "gemm: M %lld > %d on cuda", (long long)g->M, 65535 * 128);
     gemm_params p = {g->M,       g->N,          g->K,          g->lda,     g->ldb,
                      g->ldc,     g->stride_a,   g->stride_b,   g->stride_c, g->alpha,
                      g->beta,    g->trans_a,    g->trans_b,    (int)g->epilogue,
@@ -382,7 +386,7 @@ static int gemm_check_one(struct cuda_backend *cb, const struct check_case *cc, 
                           char *dev, double *worst, struct err *err)
 {
     int64_t na = cc->M * cc->K, nb = cc->N * cc->K, nc = cc->M * cc->N;
-    size_t es = krn_dtype_size(dt), bytes_ab = (size_t)(na + nb) * es, bytes_c = (size_t)nc * 4;
+    size_t es = krn_dtype_size(dt), bytes_c = (size_t)nc * 4;
     float *h = (float *)malloc((size_t)(na + nb) * 4 + 2 * bytes_c);
     uint16_t *h16 = (uint16_t *)malloc((size_t)(na + nb) * 2);
     if (h == NULL || h16 == NULL) {
@@ -396,14 +400,19 @@ static int gemm_check_one(struct cuda_backend *cb, const struct check_case *cc, 
         krn_f32_to_bf16(h, h16, (size_t)(na + nb));
     else if (dt == KRN_DTYPE_F16)
         krn_f32_to_f16(h, h16, (size_t)(na + nb));
-    char *da = dev, *db = dev + na * (int64_t)es, *c1 = dev + bytes_ab, *c2 = c1 + bytes_c;
-    c1 = (char *)(((uintptr_t)c1 + 255) & ~(uintptr_t)255); /* C 256-byte aligned */
-    c2 = c1 + ((bytes_c + 255) & ~(size_t)255);
+    /* every operand 256-byte aligned, as a cudaMalloc'd tensor is (kernel 7's TMA
+     * wants 128) */
+    char *da = dev, *db = dev + ((na * (int64_t)es + 255) & ~(int64_t)255);
+    char *c1 = (char *)(((uintptr_t)(db + nb * (int64_t)es) + 255) & ~(uintptr_t)255);
+    char *c2 = c1 + ((bytes_c + 255) & ~(size_t)255);
     gemm_params p = {cc->M, cc->N, cc->K, cc->K, cc->tb ? cc->K : cc->N, cc->N, 0, 0, 0, 1.0f,
                      0.0f, 0, cc->tb, KRN_EPI_NONE, (int)dt, KRN_DTYPE_F32, da, db, NULL, c1};
     int ref = cc->v == CU_GEMM_K4 ? CU_GEMM_K3 : CU_GEMM_K5, rc = 0;
-    cudaError_t e = cudaMemcpyAsync(dev, dt == KRN_DTYPE_F32 ? (const void *)h : (const void *)h16,
-                                    bytes_ab, cudaMemcpyHostToDevice, cb->stream);
+    const char *hab = dt == KRN_DTYPE_F32 ? (const char *)h : (const char *)h16;
+    cudaError_t e = cudaMemcpyAsync(da, hab, (size_t)na * es, cudaMemcpyHostToDevice, cb->stream);
+    if (e == cudaSuccess)
+        e = cudaMemcpyAsync(db, hab + (size_t)na * es, (size_t)nb * es, cudaMemcpyHostToDevice,
+                            cb->stream);
     if (e != cudaSuccess)
         rc = cuda_fail(err, e, "cudaMemcpyAsync (gemm self-check)");
     if (rc == 0)

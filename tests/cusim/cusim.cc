@@ -233,7 +233,8 @@ struct launch_state {
     bool cp_eager;
     void *barrier_site; /* return address of the __syncthreads being gathered */
     struct mbar {
-        uint32_t count, pending, tx;
+        uint32_t count, pending;
+        int64_t tx; /* pending transaction bytes: may go negative when bytes land first */
         uint64_t phases; /* completed phases: the current phase's parity is phases & 1 */
     };
     std::unordered_map<uint64_t *, mbar> mbars;
@@ -709,6 +710,9 @@ void mbar_arrive(uint64_t *bar, uint32_t tx_bytes)
         fail("mbarrier.arrive on %p: more arrivals than its count %u in one phase", (void *)bar,
              m->count);
     m->tx += tx_bytes;
+    if (m->tx > (1 << 20) - 1)
+        fail("mbarrier.expect_tx on %p: tx-count %lld past 2^20 - 1", (void *)bar,
+             (long long)m->tx);
     m->pending--;
     mbar_check_phase(m);
     ls->spins = 0;
@@ -746,9 +750,8 @@ void tma_load_2d(void *smem, const void *tm, uint64_t *bar, int c0, int c1)
         fail("cp.async.bulk.tensor: %p is not a tensor map from cuTensorMapEncodeTiled", tm);
     size_t row = (size_t)t->box[0] * t->esize, bytes = row * t->box[1];
     size_t off = shared_offset(smem);
-    if (t->swizzle128 ? off % 1024 : off % 128)
-        fail("cp.async.bulk.tensor: destination offset %zu not %d-byte aligned", off,
-             t->swizzle128 ? 1024 : 128);
+    if (off % 128) /* the swizzle follows the absolute address: 128 is enough */
+        fail("cp.async.bulk.tensor: destination offset %zu not 128-byte aligned", off);
     if (!in_smem(smem, bytes))
         fail("cp.async.bulk.tensor: %zu bytes at %p leave shared memory", bytes, smem);
     char *w = ls->smem_map + k_page;
@@ -763,10 +766,9 @@ void tma_load_2d(void *smem, const void *tm, uint64_t *bar, int c0, int c1)
                 memset(dst, 0, t->esize); /* out of bounds: zero fill, bytes still counted */
         }
     launch_state::mbar *m = mbar_get(bar, "cp.async.bulk.tensor complete_tx");
-    if (m->tx < bytes)
-        fail("cp.async.bulk.tensor: %zu bytes complete on mbarrier %p expecting %u", bytes,
-             (void *)bar, m->tx);
-    m->tx -= (uint32_t)bytes;
+    m->tx -= (int64_t)bytes;
+    if (m->tx < -((1 << 20) - 1))
+        fail("cp.async.bulk.tensor: tx-count of mbarrier %p below -(2^20 - 1)", (void *)bar);
     mbar_check_phase(m);
     ls->spins = 0;
 }
@@ -793,9 +795,9 @@ void wgmma_m64n128k16(float d[64], uint64_t da, uint64_t db, bool bf16)
     launch_state *ls = t_ls;
     fiber *f = ls->cur;
     for (uint64_t desc : {da, db}) {
-        if ((desc >> 62) != 1)
-            fail("wgmma: descriptor 0x%016llx: only 128-byte swizzle is emulated",
-                 (unsigned long long)desc);
+        if ((desc >> 62) != 1 || ((desc >> 49) & 7) != 0)
+            fail("wgmma: descriptor 0x%016llx: only 128-byte swizzle with base offset 0 is "
+                 "emulated", (unsigned long long)desc);
         size_t start = (size_t)(desc & 0x3FFF) << 4, sbo = (size_t)((desc >> 32) & 0x3FFF) << 4;
         size_t rows = desc == da ? 64 : 128, last = start + (rows / 8 - 1) * sbo + 8 * 128;
         if (last > (size_t)(ls->smem + ls->smem_bytes - (ls->smem_map + k_page)))
@@ -1249,10 +1251,10 @@ cudaError_t cudaFuncSetAttributeRaw(const void *fn, cudaFuncAttribute attr, int 
 
 /* cuTensorMapEncodeTiled, as the driver API documents it, for what the
  * emulator's TMA implements: rank 2, 16-bit elements, element strides 1, no
- * interleave, swizzle none or 128B, zero fill out of bounds. Checks: base
- * 16-byte aligned; the row stride a multiple of 16 bytes and at least a row;
- * box dimensions 1..256, the inner one a multiple of 16 bytes and, with 128B
- * swizzle, at most 128 bytes. */
+ * interleave, swizzle none or 128B (with 128-byte inner box rows), zero fill
+ * out of bounds. Checks: base 16-byte aligned; dimensions 1..2^32; the row
+ * stride a multiple of 16 bytes below 2^40; box dimensions 1..256, the inner
+ * one a multiple of 16 bytes and, with 128B swizzle, at most 128 bytes. */
 static CUresult tensor_map_encode(CUtensorMap *tm, CUtensorMapDataType dt, cuuint32_t rank,
                                   void *base, const cuuint64_t *dims, const cuuint64_t *strides,
                                   const cuuint32_t *box, const cuuint32_t *estr,
@@ -1267,12 +1269,16 @@ static CUresult tensor_map_encode(CUtensorMap *tm, CUtensorMapDataType dt, cuuin
         why = "emulated: rank 2, 16-bit elements only";
     else if ((uintptr_t)base & 15)
         why = "global address not 16-byte aligned";
-    else if (strides[0] % 16 || strides[0] < dims[0] * es)
-        why = "row stride not a multiple of 16 bytes, or shorter than a row";
+    else if (dims[0] == 0 || dims[1] == 0 || dims[0] > (1ull << 32) || dims[1] > (1ull << 32))
+        why = "global dimensions must be 1..2^32";
+    else if (strides[0] % 16 || strides[0] >= (1ull << 40))
+        why = "row stride not a multiple of 16 bytes, or not below 2^40";
     else if (box[0] == 0 || box[1] == 0 || box[0] > 256 || box[1] > 256 || (box[0] * es) % 16)
         why = "box dimensions";
     else if (sw == CU_TENSOR_MAP_SWIZZLE_128B && box[0] * es > 128)
         why = "inner box dimension over 128 bytes with 128B swizzle";
+    else if (sw == CU_TENSOR_MAP_SWIZZLE_128B && box[0] * es < 128)
+        why = "emulated: 128B swizzle with an inner box of exactly 128 bytes only";
     else if (estr[0] != 1 || estr[1] != 1 || il != CU_TENSOR_MAP_INTERLEAVE_NONE ||
              oob != CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE ||
              (sw != CU_TENSOR_MAP_SWIZZLE_NONE && sw != CU_TENSOR_MAP_SWIZZLE_128B))
