@@ -245,14 +245,18 @@ __device__ __forceinline__ void wgmma_fence()
 
 __device__ __forceinline__ void wgmma_commit()
 {
-#ifndef KRN_CUSIM
+#ifdef KRN_CUSIM
+    cusim::wgmma_commit();
+#else
     asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
 #endif
 }
 
 template <int N> __device__ __forceinline__ void wgmma_wait()
 {
-#ifndef KRN_CUSIM
+#ifdef KRN_CUSIM
+    cusim::wgmma_wait(N);
+#else
     asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 #endif
 }

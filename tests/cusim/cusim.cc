@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -162,6 +163,14 @@ struct cp_op {
     int group;
 };
 
+struct wg_op {
+    float *d;
+    uint64_t da, db;
+    int n;
+    bool bf16;
+    int group;
+};
+
 struct fiber {
     ctx c;
     char *stack;
@@ -174,6 +183,9 @@ struct fiber {
     int committed;
     uint64_t nshfl;  /* shuffles executed: the phase of their buffers, and a stamp */
     uint64_t nfull;  /* ldmatrix / mma.sync executed: the phase of their buffers, and a stamp */
+    std::vector<wg_op> wg; /* wgmma issued, not yet retired by wgmma.wait_group */
+    uint64_t *spin_bar;    /* the mbarrier this thread waits on, or NULL */
+    int wg_committed;
 };
 
 struct warp_bar {
@@ -206,12 +218,37 @@ struct ready_ring {
     {
         buf[(head + count++) % buf.size()] = id;
     }
+    uint64_t rng = 0; /* 0: first in, first out; else xorshift64 state: a random pick */
     int pop()
     {
+        if (rng != 0 && count > 1) {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            size_t r = (head + (size_t)(rng % count)) % buf.size();
+            int t = buf[r];
+            buf[r] = buf[head];
+            buf[head] = t;
+        }
         int id = buf[head];
         head = (head + 1) % buf.size();
         count--;
         return id;
+    }
+    /* to_front: move the queued ids for which pick(id) holds to the front, in order */
+    template <typename F> void to_front(F pick)
+    {
+        std::vector<int> first, rest;
+        for (size_t i = 0; i < count; i++) {
+            int id = buf[(head + i) % buf.size()];
+            (pick(id) ? first : rest).push_back(id);
+        }
+        head = 0;
+        count = 0;
+        for (int id : first)
+            push(id);
+        for (int id : rest)
+            push(id);
     }
 };
 
@@ -239,6 +276,8 @@ struct launch_state {
     };
     std::unordered_map<uint64_t *, mbar> mbars;
     uint64_t spins; /* mbarrier wait yields since anything last changed */
+    bool sched_fifo;
+    uint64_t launch_serial;
 };
 
 static thread_local launch_state *t_ls;
@@ -387,6 +426,8 @@ static void fiber_main(void *arg)
     fiber *f = (fiber *)arg;
     launch_state *ls = t_ls;
     ls->body(ls->arg);
+    if (!f->wg.empty())
+        cusim::fail("exits with %zu wgmma not retired by wgmma.wait_group", f->wg.size());
     fiber_exit(ls, f);
     ctx dead;
     switch_next(f, &dead); /* never resumed */
@@ -685,11 +726,18 @@ static launch_state::mbar *mbar_get(uint64_t *bar, const char *what)
     return &it->second;
 }
 
-static void mbar_check_phase(launch_state::mbar *m)
+/* mbar_check_phase: complete the phase when nothing is pending; the threads
+ * waiting on it then run first, before the thread that completed it goes on
+ * (the order most likely to expose a buffer released too early) */
+static void mbar_check_phase(uint64_t *bar, launch_state::mbar *m)
 {
     if (m->pending == 0 && m->tx == 0) {
         m->phases++;
         m->pending = m->count;
+        launch_state *ls = t_ls;
+        ls->ready.to_front([&](int id) { return ls->f[(size_t)id].spin_bar == bar; });
+        ls->ready.push(ls->cur->id);
+        block_here(ls->cur);
     }
 }
 
@@ -714,8 +762,8 @@ void mbar_arrive(uint64_t *bar, uint32_t tx_bytes)
         fail("mbarrier.expect_tx on %p: tx-count %lld past 2^20 - 1", (void *)bar,
              (long long)m->tx);
     m->pending--;
-    mbar_check_phase(m);
     ls->spins = 0;
+    mbar_check_phase(bar, m);
 }
 
 void mbar_wait(uint64_t *bar, uint32_t parity)
@@ -727,8 +775,10 @@ void mbar_wait(uint64_t *bar, uint32_t parity)
         if (++ls->spins > 4 * (uint64_t)ls->nthreads + 64)
             fail("deadlock: waiting on mbarrier %p (parity %u) that no thread or copy will "
                  "complete", (void *)bar, parity);
+        f->spin_bar = bar;
         ls->ready.push(f->id);
         block_here(f);
+        f->spin_bar = NULL;
     }
 }
 
@@ -769,8 +819,8 @@ void tma_load_2d(void *smem, const void *tm, uint64_t *bar, int c0, int c1)
     m->tx -= (int64_t)bytes;
     if (m->tx < -((1 << 20) - 1))
         fail("cp.async.bulk.tensor: tx-count of mbarrier %p below -(2^20 - 1)", (void *)bar);
-    mbar_check_phase(m);
     ls->spins = 0;
+    mbar_check_phase(bar, m);
 }
 
 /* wgmma.mma_async.sync.aligned.m64n128k16.f32.{bf16,f16}, A and B K-major in
@@ -790,37 +840,80 @@ static float wg_elem(const char *w, uint64_t desc, int r, int k, bool bf16)
     return b16_to_float(v, bf16);
 }
 
-void wgmma_m64n128k16(float d[64], uint64_t da, uint64_t db, bool bf16)
+/* wg_exec: one wgmma as it completes: D += A B^T from smem as it is now */
+static void wg_exec(const wg_op &op)
 {
     launch_state *ls = t_ls;
     fiber *f = ls->cur;
-    for (uint64_t desc : {da, db}) {
-        if ((desc >> 62) != 1 || ((desc >> 49) & 7) != 0)
-            fail("wgmma: descriptor 0x%016llx: only 128-byte swizzle with base offset 0 is "
-                 "emulated", (unsigned long long)desc);
-        size_t start = (size_t)(desc & 0x3FFF) << 4, sbo = (size_t)((desc >> 32) & 0x3FFF) << 4;
-        size_t rows = desc == da ? 64 : 128, last = start + (rows / 8 - 1) * sbo + 8 * 128;
-        if (last > (size_t)(ls->smem + ls->smem_bytes - (ls->smem_map + k_page)))
-            fail("wgmma: operand at shared offset %zu (stride %zu) runs past shared memory", start,
-                 sbo);
-    }
     const char *w = ls->smem_map + k_page;
     int tw = f->id % 128, wi = tw / 32, g = (tw % 32) / 4, t = tw % 4;
     float a[2][16], b[2][16];
     for (int h = 0; h < 2; h++)
         for (int k = 0; k < 16; k++)
-            a[h][k] = wg_elem(w, da, 16 * wi + g + 8 * h, k, bf16);
-    for (int i = 0; i < 16; i++) {
+            a[h][k] = wg_elem(w, op.da, 16 * wi + g + 8 * h, k, op.bf16);
+    for (int i = 0; i < op.n / 8; i++) {
         for (int c = 0; c < 2; c++)
             for (int k = 0; k < 16; k++)
-                b[c][k] = wg_elem(w, db, 8 * i + 2 * t + c, k, bf16);
+                b[c][k] = wg_elem(w, op.db, 8 * i + 2 * t + c, k, op.bf16);
         for (int e = 0; e < 4; e++) {
-            float acc = d[4 * i + e];
+            float acc = op.d[4 * i + e];
             for (int k = 0; k < 16; k++)
                 acc += a[e / 2][k] * b[e % 2][k];
-            d[4 * i + e] = acc;
+            op.d[4 * i + e] = acc;
         }
     }
+}
+
+/* wgmma m64nNk16 (N = 128 or 256): queued, and executed when wgmma.wait_group
+ * retires its group, reading shared memory then: the latest a GPU may read it,
+ * so a stage released before its wgmma completed is overwritten first */
+static void wgmma_issue(float *d, uint64_t da, uint64_t db, int n, bool bf16)
+{
+    launch_state *ls = t_ls;
+    fiber *f = ls->cur;
+    for (int o = 0; o < 2; o++) {
+        uint64_t desc = o == 0 ? da : db;
+        if ((desc >> 62) != 1 || ((desc >> 49) & 7) != 0)
+            fail("wgmma: descriptor 0x%016llx: only 128-byte swizzle with base offset 0 is "
+                 "emulated", (unsigned long long)desc);
+        size_t start = (size_t)(desc & 0x3FFF) << 4, sbo = (size_t)((desc >> 32) & 0x3FFF) << 4;
+        size_t rows = o == 0 ? 64 : (size_t)n, last = start + (rows / 8 - 1) * sbo + 8 * 128;
+        if (last > (size_t)(ls->smem + ls->smem_bytes - (ls->smem_map + k_page)))
+            fail("wgmma: operand at shared offset %zu (stride %zu) runs past shared memory", start,
+                 sbo);
+    }
+    f->wg.push_back(wg_op{d, da, db, n, bf16, f->wg_committed});
+}
+
+void wgmma_m64n128k16(float d[64], uint64_t da, uint64_t db, bool bf16)
+{
+    wgmma_issue(d, da, db, 128, bf16);
+}
+
+void wgmma_m64n256k16(float d[128], uint64_t da, uint64_t db, bool bf16)
+{
+    wgmma_issue(d, da, db, 256, bf16);
+}
+
+void wgmma_commit()
+{
+    t_ls->cur->wg_committed++;
+}
+
+void wgmma_wait(int n)
+{
+    fiber *f = t_ls->cur;
+    size_t keep = 0;
+    std::vector<wg_op> ops;
+    ops.swap(f->wg);
+    for (const wg_op &op : ops) {
+        if (op.group < f->wg_committed - n)
+            wg_exec(op);
+        else
+            ops[keep++] = op;
+    }
+    ops.resize(keep);
+    f->wg.swap(ops);
 }
 
 } // namespace cusim
@@ -896,6 +989,11 @@ static void run_block(launch_state *ls)
     ls->arrived = 0;
     ls->ndone = 0;
     ls->ready.reset((size_t)n);
+    /* the order ready threads run in: a random one, seeded by the launch and the
+     * block (so every run is the same), unless CUSIM_SCHED=fifo */
+    ls->ready.rng = ls->sched_fifo ? 0
+                                   : 0x9e3779b97f4a7c15ull ^ (ls->launch_serial << 32) ^
+                                         ls->block_serial;
     ls->spins = 0;
     ls->block_serial++;
     if (ls->smem_bytes)
@@ -980,6 +1078,10 @@ void launch_raw(const char *name, const void *fn, const cfg &c, void (*body)(voi
     ls.body = body;
     ls.arg = arg;
     ls.nthreads = (int)threads;
+    static std::atomic<uint64_t> launches{0};
+    ls.launch_serial = ++launches;
+    const char *sched = getenv("CUSIM_SCHED");
+    ls.sched_fifo = sched != NULL && strcmp(sched, "fifo") == 0;
     const char *mode = getenv("CUSIM_CP_ASYNC");
     ls.cp_eager = mode != NULL && strcmp(mode, "eager") == 0;
     /* dynamic smem ends at a PROT_NONE page */

@@ -18,7 +18,11 @@
  * Blocks run one after another; inside a block every CUDA thread is a fiber
  * with its own stack on the launching OS thread, switched cooperatively at
  * __syncthreads, at warp-collective operations (shuffles, __syncwarp,
- * ldmatrix, mma.sync) and at exit. __shared__ variables become function-local
+ * ldmatrix, mma.sync), at mbarrier waits and phase completions, and at exit.
+ * Which ready thread runs next is a seeded random pick (the same in every run;
+ * CUSIM_SCHED=fifo for first-in first-out), so that a producer can run ahead
+ * of its consumers as on a GPU: a buffer released before its last reader has
+ * read it then gets overwritten first. __shared__ variables become function-local
  * statics (shared by the block's fibers, fine since blocks run one at a time).
  *
  * Semantics it checks, each of which a GPU would get wrong silently or fault on:
@@ -50,8 +54,8 @@
  * Programming Guide ("Warp Matrix Functions"), independently of the kernels'
  * own comments; tests/cusim/test_cusim.cc checks them on known matrices.
  *
- * Not emulated: atomics, textures, clusters, more than one device, the
- * asynchrony of wgmma (it completes at issue), timing of any kind.
+ * Not emulated: atomics, textures, clusters, more than one device, timing of
+ * any kind.
  */
 #ifndef MOAT_CUSIM_H
 #define MOAT_CUSIM_H
@@ -341,13 +345,18 @@ size_t shared_offset(const void *p);
  * arrivals, transaction bytes, phases and their parity), TMA 2D tile loads with
  * 128-byte swizzle (16-byte chunk c of the 128-byte row r lands at c ^ (r % 8):
  * address bits 4-6 XOR bits 7-9), wgmma m64n128k16 from smem descriptors of
- * K-major 128-byte-swizzled tiles. Issued synchronously; mbar_wait yields to
- * the other threads until the phase completes. */
+ * K-major 128-byte-swizzled tiles. TMA completes at issue; wgmma completes
+ * when wgmma.wait_group retires its group (the latest a GPU may, so operands
+ * must stay put until then); mbar_wait yields to the other threads until the
+ * phase completes. */
 void mbar_init(uint64_t *bar, uint32_t count);
 void mbar_arrive(uint64_t *bar, uint32_t tx_bytes); /* arrive.expect_tx when tx_bytes > 0 */
 void mbar_wait(uint64_t *bar, uint32_t parity);
 void tma_load_2d(void *smem, const void *tmap, uint64_t *bar, int c0, int c1);
 void wgmma_m64n128k16(float d[64], uint64_t desc_a, uint64_t desc_b, bool bf16);
+void wgmma_m64n256k16(float d[128], uint64_t desc_a, uint64_t desc_b, bool bf16);
+void wgmma_commit();
+void wgmma_wait(int n); /* retire (execute) all but the newest n committed groups */
 
 } // namespace cusim
 
