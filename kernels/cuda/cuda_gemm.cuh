@@ -203,7 +203,10 @@ __global__ void __launch_bounds__(256) gemm_kernel6(gemm_params p)
  * stages, each A 128x64 + B 128x64 with 128-byte swizzle), WG 1 and WG 2
  * consumers (rows 0-63 and 64-127 of the tile; each issues 4 wgmma
  * m64n128k16 per k-tile and holds 64x128 fp32 = 64 registers per thread).
- * Barriers: full[s] (1 arrival + TMA bytes) and empty[s] (256 consumer arrivals). */
+ * Barriers: full[s] (1 arrival + TMA bytes) and empty[s] (256 consumer arrivals).
+ * A consumer keeps one k-tile's wgmma group in flight while it issues the next
+ * (wgmma.wait_group 1, as CUTLASS's sm90 mainloop does), and releases a stage
+ * only once the group that read it has completed. */
 template <typename T>
 __global__ void __launch_bounds__(384, 1)
     gemm_kernel7(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CUtensorMap tm_b,
@@ -256,12 +259,19 @@ __global__ void __launch_bounds__(384, 1)
         for (int kk = 0; kk < K7_BK / 16; kk++) /* k16 step = 32 bytes along the swizzled row */
             wgmma_m64n128k16<T>(d, wgmma_desc(a_tile + kk * 32), wgmma_desc(b_tile + kk * 32));
         wgmma_commit();
-        wgmma_wait<0>();
+        /* keep this tile's wgmma group in flight; the previous one has then
+         * completed, and only now may its stage go back to the producer */
+        wgmma_wait<1>();
 #pragma unroll
         for (int i = 0; i < 64; i++)
             wgmma_fence_operand(d[i]);
-        mbar_arrive(&empty[s]);
+        if (kt > 0)
+            mbar_arrive(&empty[(kt - 1) % K7_STAGES]);
     }
+    wgmma_wait<0>();
+#pragma unroll
+    for (int i = 0; i < 64; i++)
+        wgmma_fence_operand(d[i]);
     /* D fragment (m64nNk16): warp w of the warpgroup owns rows 16w..16w+15;
      * d[4i + e] is at row 16w + g + 8 (e / 2), column 8i + 2t + (e % 2) */
     const int w = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
