@@ -8,9 +8,12 @@
  *   gemm_kernel6  mma.sync + 3-stage cp.async pipeline (cuda_gemm.cuh), sm_80+
  *   gemm_kernel7  TMA + wgmma, warp-specialised (cuda_gemm.cuh), sm_90a on cc 9.0;
  *                 launched through cuda_gemm_sm90a.cu, the unit built for sm_90a alone
+ *   gemm_kernel8  kernel 7's template with 128x256 tiles (m64n256k16, 4 stages)
  * All fuse alpha/beta, the bias/GELU epilogue and the narrowing of C.
- * Selection (gemm_pick): f32 -> K4 when enabled and it fits, else K3. bf16/f16: K7 when enabled and the call is
- * A [M,K] x B[N,K]^T, batch 1, 16-byte aligned, M*N*K >= 2^24 (below that the
+ * Selection (gemm_pick): f32 -> K4 when enabled and it fits, else K3. bf16/f16:
+ * K8 when enabled and the call is A [M,K] x B[N,K]^T, batch 1, 128-byte
+ * aligned, N >= 256 and M*N*K >= 2^30 (1024^3: enough 128x256 tiles to fill the
+ * SMs); else K7 on the same terms with M*N*K >= 2^24 (below that the
  * 128x128 tiles of K6 fill the SMs better); else K6 when enabled and A is
  * row-major and aligned (K, ld, strides multiples of 8) with M, N >= 32; else K5.
  * Safety net (cuda_gemm_init): K4, K6 and K7 are run at backend creation on
@@ -226,7 +229,8 @@ __global__ void __launch_bounds__(256) gemm_kernel5(gemm_params p)
 }
 
 const char *const cuda_gemm_variant_names[CU_GEMM_COUNT] = {
-    "gemm_kernel3", "gemm_kernel4", "gemm_kernel5", "gemm_kernel6", "gemm_kernel7"};
+    "gemm_kernel3", "gemm_kernel4", "gemm_kernel5", "gemm_kernel6", "gemm_kernel7",
+    "gemm_kernel8"};
 
 static bool aligned16(const void *p)
 {
@@ -249,8 +253,10 @@ static bool gemm_fits(const struct cuda_backend *cb, int v, const gemm_params &p
         return half && cb->gemm_v[v].runnable && !p.ta && p.K % 8 == 0 && p.lda % 8 == 0 &&
                p.ldb % 8 == 0 && p.sa % 8 == 0 && p.sb % 8 == 0 && (p.tb || p.N % 8 == 0) &&
                aligned16(p.a) && aligned16(p.b);
-    case CU_GEMM_K7: /* TMA with 128B swizzle: global bases 128-byte aligned (CUDA C++
-                      * Programming Guide, "TMA Swizzle"; the driver itself asks only 16) */
+    /* K7, K8: TMA with 128B swizzle: global bases 128-byte aligned (CUDA C++
+     * Programming Guide, "TMA Swizzle"; the driver itself asks only 16) */
+    case CU_GEMM_K7:
+    case CU_GEMM_K8:
         return half && cb->gemm_v[v].runnable && !p.ta && p.tb && batch == 1 && p.K % 8 == 0 &&
                p.lda % 8 == 0 && p.ldb % 8 == 0 && ((uintptr_t)p.a & 127) == 0 &&
                ((uintptr_t)p.b & 127) == 0 && p.M <= INT32_MAX && p.N <= INT32_MAX &&
@@ -268,6 +274,9 @@ static int gemm_pick(const struct cuda_backend *cb, const gemm_params &p, int64_
     if (p.dt_ab == KRN_DTYPE_F32)
         return cb->gemm_v[CU_GEMM_K4].enabled && gemm_fits(cb, CU_GEMM_K4, p, batch) ? CU_GEMM_K4
                                                                                      : CU_GEMM_K3;
+    if (cb->gemm_v[CU_GEMM_K8].enabled && gemm_fits(cb, CU_GEMM_K8, p, batch) && p.N >= 256 &&
+        (double)p.M * (double)p.N * (double)p.K >= 1073741824.0)
+        return CU_GEMM_K8;
     if (cb->gemm_v[CU_GEMM_K7].enabled && gemm_fits(cb, CU_GEMM_K7, p, batch) &&
         (double)p.M * (double)p.N * (double)p.K >= 16777216.0)
         return CU_GEMM_K7;
@@ -325,13 +334,15 @@ static int gemm_launch(struct cuda_backend *cb, int v, const gemm_params &p, int
         CUDA_LAUNCHED("gemm_kernel6", err);
         return 0;
     }
-    case CU_GEMM_K7: {
-        cudaError_t e = cuda_gemm7_launch(p, cb->k7_encode, st);
+    case CU_GEMM_K7:
+    case CU_GEMM_K8: {
+        cudaError_t e = cuda_gemm7_launch(p, cb->k7_encode, v == CU_GEMM_K7 ? 128 : 256, st);
         if (e == cudaErrorInvalidValue)
-            return err_set(err, EIO, "gemm_kernel7: cuTensorMapEncodeTiled rejected %lldx%lldx%lld",
-                           (long long)p.M, (long long)p.N, (long long)p.K);
+            return err_set(err, EIO, "%s: cuTensorMapEncodeTiled rejected %lldx%lldx%lld",
+                           cuda_gemm_variant_names[v], (long long)p.M, (long long)p.N,
+                           (long long)p.K);
         if (e != cudaSuccess)
-            return cuda_fail(err, e, "launch gemm_kernel7");
+            return cuda_fail(err, e, v == CU_GEMM_K7 ? "launch gemm_kernel7" : "launch gemm_kernel8");
         return 0;
     }
     default: return err_set(err, EINVAL, "gemm: variant %d", v);
@@ -446,7 +457,8 @@ int cuda_gemm_init(struct cuda_backend *cb, struct err *err)
         "f32, A row-major, K and ld multiples of 4 (float4 loads)",
         "bf16/f16, any layout (WMMA): reference for kernels 6 and 7",
         "bf16/f16, A row-major, K and ld multiples of 8 (mma.sync, cp.async)",
-        "bf16/f16, A [M,K] x B [N,K]^T, batch 1 (TMA + wgmma, sm_90a)"};
+        "bf16/f16, A [M,K] x B [N,K]^T, batch 1 (TMA + wgmma, sm_90a)",
+        "kernel 7 with 128x256 tiles (wgmma m64n256k16, sm_90a)"};
     for (int v = 0; v < CU_GEMM_COUNT; v++) {
         struct cuda_variant *cv = &cb->gemm_v[v];
         memset(cv, 0, sizeof *cv);
@@ -468,12 +480,14 @@ int cuda_gemm_init(struct cuda_backend *cb, struct err *err)
     }
     cb->sm90a = sm90a;
     cb->k7_encode = cb->sm90a ? cuda_gemm7_encoder() : NULL;
-    cb->gemm_v[CU_GEMM_K7].runnable =
-        cb->sm90a && cb->cc_major == 9 && cb->cc_minor == 0 && cb->k7_encode != NULL;
-    if (!cb->gemm_v[CU_GEMM_K7].runnable)
-        snprintf(cb->gemm_v[CU_GEMM_K7].note, sizeof cb->gemm_v[CU_GEMM_K7].note,
-                 "not runnable: needs sm_90a code on a cc 9.0 device (this: sm_%d%d%s)",
-                 cb->cc_major, cb->cc_minor, cb->sm90a ? ", no tensor-map encoder" : "");
+    for (int v = CU_GEMM_K7; v <= CU_GEMM_K8; v++) {
+        cb->gemm_v[v].runnable =
+            cb->sm90a && cb->cc_major == 9 && cb->cc_minor == 0 && cb->k7_encode != NULL;
+        if (!cb->gemm_v[v].runnable)
+            snprintf(cb->gemm_v[v].note, sizeof cb->gemm_v[v].note,
+                     "not runnable: needs sm_90a code on a cc 9.0 device (this: sm_%d%d%s)",
+                     cb->cc_major, cb->cc_minor, cb->sm90a ? ", no tensor-map encoder" : "");
+    }
     if (cb->gemm_v[CU_GEMM_K6].runnable) {
 #define K6_ATTR(T, TB)                                                                         \
     CUDA_TRY(cudaFuncSetAttribute(gemm_kernel6<T, TB>,                                          \
@@ -485,13 +499,15 @@ int cuda_gemm_init(struct cuda_backend *cb, struct err *err)
         K6_ATTR(__half, 1);
 #undef K6_ATTR
     }
-    /* self-checks: tails in M, N and K; K6 both B layouts; K7 a K that wraps its
-     * 6-stage ring twice (K = 1024: 16 k-tiles) and one with every tail */
+    /* self-checks: tails in M, N and K; K6 both B layouts; K7 and K8 a K that
+     * wraps their 6- and 4-stage rings (K = 1024: 16 k-tiles) and one with
+     * every tail (N = 520: a second 256-wide tile, mostly outside) */
     static const struct check_case cases[] = {
         {CU_GEMM_K4, 200, 136, 72, 1}, {CU_GEMM_K4, 130, 132, 44, 0},
         {CU_GEMM_K6, 200, 136, 72, 1}, {CU_GEMM_K6, 130, 136, 40, 0},
         {CU_GEMM_K6, 256, 256, 512, 1}, {CU_GEMM_K7, 300, 264, 200, 1},
-        {CU_GEMM_K7, 256, 256, 1024, 1},
+        {CU_GEMM_K7, 256, 256, 1024, 1}, {CU_GEMM_K8, 300, 520, 200, 1},
+        {CU_GEMM_K8, 256, 512, 1024, 1},
     };
     size_t need = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -502,7 +518,7 @@ int cuda_gemm_init(struct cuda_backend *cb, struct err *err)
     char *dev = NULL;
     CUDA_TRY(cudaMalloc(&dev, need), err);
     int rc = 0;
-    for (int v = CU_GEMM_K4; v <= CU_GEMM_K7 && rc == 0; v++) {
+    for (int v = CU_GEMM_K4; v < CU_GEMM_COUNT && rc == 0; v++) {
         struct cuda_variant *cv = &cb->gemm_v[v];
         if (v == CU_GEMM_K5 || !cv->runnable)
             continue;

@@ -185,10 +185,13 @@ __global__ void __launch_bounds__(256) gemm_kernel6(gemm_params p)
             }
 }
 
-/* ---- gemm_kernel7: Hopper TMA + wgmma, warp-specialised ----
+/* ---- gemm_kernel7 / gemm_kernel8: Hopper TMA + wgmma, warp-specialised ----
+ * One template, two tile widths: kernel 7 = BN 128 (6 stages), kernel 8 = BN
+ * 256 (4 stages: the same 193 KiB of shared memory; each consumer holds 64x256
+ * fp32, twice the work per byte of A brought in, as CUTLASS's 128x256 tiles).
  * Requires: sm_90a code on a cc 9.0 device; ta = 0, tb = 1 (A [M, K], B [N, K],
  * both K-major, the x W^T of every linear layer); batch 1; K, lda, ldb
- * multiples of 8 (TMA: 16-byte global strides); a, b 16-byte aligned. Any M,
+ * multiples of 8 (TMA: 16-byte global strides); a, b 128-byte aligned. Any M,
  * N, K otherwise (TMA zero-fills out-of-bounds boxes). */
 #define K7_BM 128
 #define K7_BN 128
@@ -197,31 +200,42 @@ __global__ void __launch_bounds__(256) gemm_kernel6(gemm_params p)
 #define K7_A_BYTES (K7_BM * K7_BK * 2) /* 16 KiB */
 #define K7_B_BYTES (K7_BN * K7_BK * 2) /* 16 KiB */
 #define K7_SMEM (K7_STAGES * (K7_A_BYTES + K7_B_BYTES) + 1024) /* + alignment slack */
+#define K8_BN 256
+#define K8_STAGES 4
+#define K8_SMEM (K8_STAGES * (K7_A_BYTES + K8_BN * K7_BK * 2) + 1024)
 
-/* grid = (ceil(N/128), ceil(M/128)); block = 384 = 3 warpgroups: WG 0 the
- * producer (one thread issues the TMA loads of each k-tile into a ring of 6
- * stages, each A 128x64 + B 128x64 with 128-byte swizzle), WG 1 and WG 2
- * consumers (rows 0-63 and 64-127 of the tile; each issues 4 wgmma
- * m64n128k16 per k-tile and holds 64x128 fp32 = 64 registers per thread).
+template <int BN> struct k7_shape {
+    static_assert(BN == 128 || BN == 256, "kernel 7 (BN 128) or 8 (BN 256)");
+    static constexpr int stages = BN == 128 ? K7_STAGES : K8_STAGES;
+    static constexpr int b_bytes = BN * K7_BK * 2;
+    static constexpr int smem = stages * (K7_A_BYTES + b_bytes) + 1024;
+};
+
+/* grid = (ceil(N/BN), ceil(M/128)); block = 384 = 3 warpgroups: WG 0 the
+ * producer (one thread issues the TMA loads of each k-tile into a ring of
+ * stages, each A 128x64 + B BNx64 with 128-byte swizzle), WG 1 and WG 2
+ * consumers (rows 0-63 and 64-127 of the tile; each issues 4 wgmma m64nBNk16
+ * per k-tile and holds 64xBN fp32 = BN/2 registers per thread).
  * Barriers: full[s] (1 arrival + TMA bytes) and empty[s] (256 consumer arrivals).
  * A consumer keeps one k-tile's wgmma group in flight while it issues the next
  * (wgmma.wait_group 1, as CUTLASS's sm90 mainloop does), and releases a stage
  * only once the group that read it has completed. */
-template <typename T>
+template <typename T, int BN>
 __global__ void __launch_bounds__(384, 1)
     gemm_kernel7(const __grid_constant__ CUtensorMap tm_a, const __grid_constant__ CUtensorMap tm_b,
                  gemm_params p)
 {
 #if defined(KRN_HAVE_SM90A)
+    constexpr int S = k7_shape<BN>::stages, BB = k7_shape<BN>::b_bytes, ND = BN / 2;
     extern __shared__ __align__(1024) unsigned char k7_smem_raw[];
-    __shared__ __align__(8) uint64_t full[K7_STAGES], empty[K7_STAGES];
+    __shared__ __align__(8) uint64_t full[S], empty[S];
     /* 128B-swizzled TMA tiles and their wgmma descriptors need 1024-byte alignment */
     unsigned char *smem = (unsigned char *)(((uintptr_t)k7_smem_raw + 1023) & ~(uintptr_t)1023);
-    unsigned char *sa = smem, *sb = smem + K7_STAGES * K7_A_BYTES;
+    unsigned char *sa = smem, *sb = smem + S * K7_A_BYTES;
     const int wg = threadIdx.x / 128, ktiles = (int)((p.K + K7_BK - 1) / K7_BK);
-    const int m0 = blockIdx.y * K7_BM, n0 = blockIdx.x * K7_BN;
+    const int m0 = blockIdx.y * K7_BM, n0 = blockIdx.x * BN;
     if (threadIdx.x == 0) {
-        for (int s = 0; s < K7_STAGES; s++) {
+        for (int s = 0; s < S; s++) {
             mbar_init(&full[s], 1);
             mbar_init(&empty[s], 256);
         }
@@ -231,52 +245,56 @@ __global__ void __launch_bounds__(384, 1)
     if (wg == 0) {
         if (threadIdx.x == 0) {
             for (int kt = 0; kt < ktiles; kt++) {
-                int s = kt % K7_STAGES, round = kt / K7_STAGES;
+                int s = kt % S, round = kt / S;
                 if (round > 0) /* wait for the consumers to release the stage's last use */
                     mbar_wait(&empty[s], (uint32_t)((round - 1) & 1));
-                mbar_arrive_expect_tx(&full[s], K7_A_BYTES + K7_B_BYTES);
+                mbar_arrive_expect_tx(&full[s], K7_A_BYTES + BB);
                 tma_load_2d(sa + s * K7_A_BYTES, &tm_a, &full[s], kt * K7_BK, m0);
-                tma_load_2d(sb + s * K7_B_BYTES, &tm_b, &full[s], kt * K7_BK, n0);
+                tma_load_2d(sb + s * BB, &tm_b, &full[s], kt * K7_BK, n0);
             }
         }
         return; /* N.B. no __syncthreads below this point */
     }
     const int cw = wg - 1; /* consumer: rows cw*64 .. cw*64+63 of the tile */
-    float d[64];
+    float d[ND];
 #pragma unroll
-    for (int i = 0; i < 64; i++)
+    for (int i = 0; i < ND; i++)
         d[i] = 0.0f;
     for (int kt = 0; kt < ktiles; kt++) {
-        int s = kt % K7_STAGES;
-        mbar_wait(&full[s], (uint32_t)((kt / K7_STAGES) & 1));
+        int s = kt % S;
+        mbar_wait(&full[s], (uint32_t)((kt / S) & 1));
         const unsigned char *a_tile = sa + s * K7_A_BYTES + cw * 64 * 128; /* 64 rows x 128 B */
-        const unsigned char *b_tile = sb + s * K7_B_BYTES;
+        const unsigned char *b_tile = sb + s * BB;
 #pragma unroll
-        for (int i = 0; i < 64; i++)
+        for (int i = 0; i < ND; i++)
             wgmma_fence_operand(d[i]);
         wgmma_fence();
 #pragma unroll
-        for (int kk = 0; kk < K7_BK / 16; kk++) /* k16 step = 32 bytes along the swizzled row */
-            wgmma_m64n128k16<T>(d, wgmma_desc(a_tile + kk * 32), wgmma_desc(b_tile + kk * 32));
+        for (int kk = 0; kk < K7_BK / 16; kk++) { /* k16 step = 32 bytes along the swizzled row */
+            if constexpr (BN == 128)
+                wgmma_m64n128k16<T>(d, wgmma_desc(a_tile + kk * 32), wgmma_desc(b_tile + kk * 32));
+            else
+                wgmma_m64n256k16<T>(d, wgmma_desc(a_tile + kk * 32), wgmma_desc(b_tile + kk * 32));
+        }
         wgmma_commit();
         /* keep this tile's wgmma group in flight; the previous one has then
          * completed, and only now may its stage go back to the producer */
         wgmma_wait<1>();
 #pragma unroll
-        for (int i = 0; i < 64; i++)
+        for (int i = 0; i < ND; i++)
             wgmma_fence_operand(d[i]);
         if (kt > 0)
-            mbar_arrive(&empty[(kt - 1) % K7_STAGES]);
+            mbar_arrive(&empty[(kt - 1) % S]);
     }
     wgmma_wait<0>();
 #pragma unroll
-    for (int i = 0; i < 64; i++)
+    for (int i = 0; i < ND; i++)
         wgmma_fence_operand(d[i]);
     /* D fragment (m64nNk16): warp w of the warpgroup owns rows 16w..16w+15;
      * d[4i + e] is at row 16w + g + 8 (e / 2), column 8i + 2t + (e % 2) */
     const int w = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
 #pragma unroll
-    for (int i = 0; i < 16; i++)
+    for (int i = 0; i < BN / 8; i++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
             int64_t m = m0 + cw * 64 + w * 16 + g + (e / 2) * 8;
@@ -350,6 +368,6 @@ static inline bool k7_tensor_map(k7_encode_fn enc, CUtensorMap *tm, const void *
  * unit that instantiates it, compiled for sm_90a alone). */
 cudaError_t cuda_gemm7_probe(cudaStream_t st, bool *ok);
 void *cuda_gemm7_encoder(void);
-cudaError_t cuda_gemm7_launch(const gemm_params &p, void *encoder, cudaStream_t st);
+cudaError_t cuda_gemm7_launch(const gemm_params &p, void *encoder, int bn, cudaStream_t st);
 
 #endif

@@ -34,11 +34,14 @@ cudaError_t cuda_gemm7_probe(cudaStream_t st, bool *ok)
     cudaFree(d);
     *ok = e == cudaSuccess && seen == 1;
     if (*ok) {
-        e = cudaFuncSetAttribute(gemm_kernel7<__nv_bfloat16>,
-                                 cudaFuncAttributeMaxDynamicSharedMemorySize, K7_SMEM);
-        if (e == cudaSuccess)
-            e = cudaFuncSetAttribute(gemm_kernel7<__half>,
-                                     cudaFuncAttributeMaxDynamicSharedMemorySize, K7_SMEM);
+        const void *fns[4] = {(const void *)gemm_kernel7<__nv_bfloat16, 128>,
+                              (const void *)gemm_kernel7<__half, 128>,
+                              (const void *)gemm_kernel7<__nv_bfloat16, 256>,
+                              (const void *)gemm_kernel7<__half, 256>};
+        const int bytes[4] = {K7_SMEM, K7_SMEM, K8_SMEM, K8_SMEM};
+        for (int i = 0; i < 4 && e == cudaSuccess; i++)
+            e = cudaFuncSetAttribute(fns[i], cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     bytes[i]);
     }
     return e;
 }
@@ -49,22 +52,27 @@ void *cuda_gemm7_encoder(void)
     return (void *)k7_encoder();
 }
 
-/* cuda_gemm7_launch: queue gemm_kernel7 for p (the caller checked that it fits:
- * ta 0, tb 1, batch 1, 16-byte aligned, K and ld multiples of 8).
- * cudaErrorInvalidValue when the driver rejects a tensor map. */
-cudaError_t cuda_gemm7_launch(const gemm_params &p, void *encoder, cudaStream_t st)
+/* cuda_gemm7_launch: queue gemm_kernel7 (bn 128) or gemm_kernel8 (bn 256) for p
+ * (the caller checked that it fits: ta 0, tb 1, batch 1, 128-byte aligned, K
+ * and ld multiples of 8). cudaErrorInvalidValue when the driver rejects a
+ * tensor map. */
+cudaError_t cuda_gemm7_launch(const gemm_params &p, void *encoder, int bn, cudaStream_t st)
 {
     CUtensorMap ta, tb;
     bool bf = p.dt_ab == KRN_DTYPE_BF16;
     k7_encode_fn enc = (k7_encode_fn)encoder;
     if (enc == NULL || !k7_tensor_map(enc, &ta, p.a, bf, p.M, p.K, p.lda, K7_BM) ||
-        !k7_tensor_map(enc, &tb, p.b, bf, p.N, p.K, p.ldb, K7_BN))
+        !k7_tensor_map(enc, &tb, p.b, bf, p.N, p.K, p.ldb, bn))
         return cudaErrorInvalidValue;
-    /* grid = (ceil(N/128), ceil(M/128)); block = 384 = 1 producer + 2 consumer warpgroups */
-    dim3 grid((unsigned)((p.N + K7_BN - 1) / K7_BN), (unsigned)((p.M + K7_BM - 1) / K7_BM));
-    if (bf)
-        gemm_kernel7<__nv_bfloat16><<<grid, 384, K7_SMEM, st>>>(ta, tb, p);
+    /* grid = (ceil(N/bn), ceil(M/128)); block = 384 = 1 producer + 2 consumer warpgroups */
+    dim3 grid((unsigned)((p.N + bn - 1) / bn), (unsigned)((p.M + K7_BM - 1) / K7_BM));
+    if (bn == 128 && bf)
+        gemm_kernel7<__nv_bfloat16, 128><<<grid, 384, K7_SMEM, st>>>(ta, tb, p);
+    else if (bn == 128)
+        gemm_kernel7<__half, 128><<<grid, 384, K7_SMEM, st>>>(ta, tb, p);
+    else if (bf)
+        gemm_kernel7<__nv_bfloat16, 256><<<grid, 384, K8_SMEM, st>>>(ta, tb, p);
     else
-        gemm_kernel7<__half><<<grid, 384, K7_SMEM, st>>>(ta, tb, p);
+        gemm_kernel7<__half, 256><<<grid, 384, K8_SMEM, st>>>(ta, tb, p);
     return cudaGetLastError();
 }

@@ -277,8 +277,8 @@ __device__ __forceinline__ void wgmma_fence_operand(float &r)
     "{\n .reg .pred p;\n setp.ne.b32 p, %66, 0;\n"                                          \
     " wgmma.mma_async.sync.aligned.m64n128k16.f32." ty "." ty " "                             \
     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                 \
-    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "        \
-    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "        \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "       \
     "%64, %65, p, 1, 1, 0, 0;\n}\n"
 
@@ -313,6 +313,54 @@ __device__ __forceinline__ void wgmma_m64n128k16<__half>(float d[64], uint64_t d
                  : "l"(da), "l"(db), "r"(1));
 #endif
 }
+#define KRN_WG256_ASM(ty)                                                                     \
+    "{\n .reg .pred p;\n setp.ne.b32 p, %130, 0;\n"                                         \
+    " wgmma.mma_async.sync.aligned.m64n256k16.f32." ty "." ty " {"                            \
+    "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+    "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, " \
+    "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, " \
+    "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, " \
+    "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, " \
+    "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127" \
+    "}, %128, %129, p, 1, 1, 0, 0;\n}\n"
+#define KRN_WG_D128 KRN_WG_D8(0), KRN_WG_D8(8), KRN_WG_D8(16), KRN_WG_D8(24), \
+    KRN_WG_D8(32), KRN_WG_D8(40), KRN_WG_D8(48), KRN_WG_D8(56), \
+    KRN_WG_D8(64), KRN_WG_D8(72), KRN_WG_D8(80), KRN_WG_D8(88), \
+    KRN_WG_D8(96), KRN_WG_D8(104), KRN_WG_D8(112), KRN_WG_D8(120)
+
+/* wgmma_m64n256k16: d (64x256 f32 per warpgroup, 128 regs per thread) += A B^T
+ * with A (64x16) and B (256x16) both K-major in smem (no transposes); the
+ * accumulator layout extends m64n128k16's: d[4i + e] at column 8i + 2t + e%2. */
+template <typename T>
+__device__ __forceinline__ void wgmma_m64n256k16(float d[128], uint64_t da, uint64_t db);
+
+template <>
+__device__ __forceinline__ void wgmma_m64n256k16<__nv_bfloat16>(float d[128], uint64_t da,
+                                                                uint64_t db)
+{
+#ifdef KRN_CUSIM
+    cusim::wgmma_m64n256k16(d, da, db, true);
+#else
+    asm volatile(KRN_WG256_ASM("bf16")
+                 : KRN_WG_D128
+                 : "l"(da), "l"(db), "r"(1));
+#endif
+}
+
+template <>
+__device__ __forceinline__ void wgmma_m64n256k16<__half>(float d[128], uint64_t da, uint64_t db)
+{
+#ifdef KRN_CUSIM
+    cusim::wgmma_m64n256k16(d, da, db, false);
+#else
+    asm volatile(KRN_WG256_ASM("f16")
+                 : KRN_WG_D128
+                 : "l"(da), "l"(db), "r"(1));
+#endif
+}
+
 #endif /* __CUDA_ARCH_FEAT_SM90_ALL || KRN_CUSIM */
 
 #endif

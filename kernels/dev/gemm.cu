@@ -21,17 +21,19 @@
  *      specialisation (1 producer warpgroup, 2 consumer warpgroups of 64x128),
  *      128x128x64 block tile (promoted: gemm_kernel7). The tensor maps come from
  *      cuTensorMapEncodeTiled, obtained with cudaGetDriverEntryPointByVersion:
- *      no -lcuda. Not yet: 128x256 tiles with setmaxnreg, persistent blocks,
- *      TMA-store epilogue, clusters with multicast (what the published 760+
- *      TFLOP/s kernels add).
- * v6 and v7 are included from kernels/cuda/cuda_gemm.cuh rather than copied, so
+ *      no -lcuda. Each consumer keeps one k-tile's wgmma group in flight.
+ *   v8 v7's template with 128x256 tiles: wgmma m64n256k16, 4 stages, 128
+ *      accumulators per consumer thread (promoted: gemm_kernel8). Not yet:
+ *      setmaxnreg, persistent blocks, TMA-store epilogue, clusters with
+ *      multicast (what the published 760+ TFLOP/s kernels add).
+ * v6, v7 and v8 are included from kernels/cuda/cuda_gemm.cuh rather than copied, so
  * this harness times exactly the production code (an exception to "copy the
  * winner": these are the two versions whose fragment layouts are easiest to
  * get subtly wrong, and one copy is one place to fix).
  * Build: make krn-dev (nvcc, sm_80/sm_90/sm_90a). Run: build/kernels/dev/gemm [M N K]
- * Results: none measured yet - no GPU was available when v1-v7 were written
- * (2026-11), so v6 and v7 have never run: the production backend self-checks
- * them against v5 before selecting them. tests/gpu/run.sh runs this file at
+ * Results: none measured yet - no GPU was available when v1-v8 were written
+ * (2026-11), so v6-v8 have run only on the CPU emulator (tests/cusim): the
+ * production backend self-checks them against v5 before selecting them. tests/gpu/run.sh runs this file at
  * 4096^3 and 8192^3 and records the rows; put the measured TFLOP/s here.
  */
 #include "kernels/cuda/cuda_gemm.cuh"
@@ -271,9 +273,14 @@ int main(int argc, char **argv)
     bool have7 = sm90a && prop.major == 9 && prop.minor == 0 && enc != NULL &&
                  k7_tensor_map(enc, &tma, ab, true, M, K, K, K7_BM) &&
                  k7_tensor_map(enc, &tmb, bt, true, N, K, K, K7_BN);
+    CUtensorMap tmb8;
+    bool have8 = have7 && N % K8_BN == 0 && k7_tensor_map(enc, &tmb8, bt, true, N, K, K, K8_BN);
     if (have7)
-        CK(cudaFuncSetAttribute(gemm_kernel7<__nv_bfloat16>,
+        CK(cudaFuncSetAttribute(gemm_kernel7<__nv_bfloat16, 128>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, K7_SMEM));
+    if (have8)
+        CK(cudaFuncSetAttribute(gemm_kernel7<__nv_bfloat16, 256>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, K8_SMEM));
     else
         fprintf(stderr, "gemm (dev): v7 skipped: needs sm_90a code on a cc 9.0 device "
                         "(sm_%d%d, sm90a code %d, encoder %s)\n",
@@ -292,9 +299,9 @@ int main(int argc, char **argv)
     cudaEventCreate(&e0);
     cudaEventCreate(&e1);
     double flops = 2.0 * M * N * K;
-    static const char *const vname[] = {"", "1", "2", "3", "4", "5", "6", "6t", "7"};
-    for (int v = 0; v <= 8; v++) { /* v0 = cuBLAS SGEMM and cuBLAS bf16; 6 = v6, 7 = v6t, 8 = v7 */
-        if (v == 8 && !have7)
+    static const char *const vname[] = {"", "1", "2", "3", "4", "5", "6", "6t", "7", "8"};
+    for (int v = 0; v <= 9; v++) { /* v0 = cuBLAS SGEMM and bf16; 6 = v6, 7 = v6t, 8 = v7, 9 = v8 */
+        if ((v == 8 && !have7) || (v == 9 && !have8))
             continue;
         for (int bf = 0; bf < (v == 0 ? 2 : 1); bf++) {
             auto launch = [&]() {
@@ -320,8 +327,12 @@ int main(int argc, char **argv)
                     gemm_kernel6<__nv_bfloat16, 1><<<dim3(N / 128, M / 128), 256, K6_SMEM>>>(p6t);
                     break;
                 case 8:
-                    gemm_kernel7<__nv_bfloat16><<<dim3(N / 128, M / 128), 384, K7_SMEM>>>(tma, tmb,
+                    gemm_kernel7<__nv_bfloat16, 128><<<dim3(N / 128, M / 128), 384, K7_SMEM>>>(tma, tmb,
                                                                                         p7);
+                    break;
+                case 9:
+                    gemm_kernel7<__nv_bfloat16, 256><<<dim3(N / 256, M / 128), 384, K8_SMEM>>>(
+                        tma, tmb8, p7);
                     break;
                 }
             };

@@ -106,7 +106,8 @@ static void test_gemm_variants_vs_cpu(void **state)
         assert_int_equal(krn_backend_variant_force(P.be, "gemm", vs[i].name, &e), 0);
         bool f32 = strcmp(vs[i].name, "gemm_kernel3") == 0 ||
                    strcmp(vs[i].name, "gemm_kernel4") == 0;
-        bool tn_only = strcmp(vs[i].name, "gemm_kernel7") == 0;
+        bool tn_only = strcmp(vs[i].name, "gemm_kernel7") == 0 ||
+                       strcmp(vs[i].name, "gemm_kernel8") == 0;
         for (int dt = f32 ? 0 : 1; dt <= (f32 ? 0 : 2); dt++)
             for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++)
                 for (int tb = 1; tb >= (tn_only ? 1 : 0); tb--) {
@@ -190,7 +191,8 @@ static void test_gemm_variants_vs_cublas(void **state)
         assert_int_equal(krn_backend_variant_force(P.be, "gemm", vs[i].name, &e), 0);
         bool f32 = strcmp(vs[i].name, "gemm_kernel3") == 0 ||
                    strcmp(vs[i].name, "gemm_kernel4") == 0;
-        bool tn_only = strcmp(vs[i].name, "gemm_kernel7") == 0;
+        bool tn_only = strcmp(vs[i].name, "gemm_kernel7") == 0 ||
+                       strcmp(vs[i].name, "gemm_kernel8") == 0;
         for (int dt = f32 ? 0 : 1; dt <= (f32 ? 0 : 2); dt++)
             for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
                 for (int tb = 1; tb >= (tn_only ? 1 : 0); tb--)
@@ -284,7 +286,7 @@ static void test_variants_self_check(void **state)
     struct err e = {0};
     struct krn_variant vs[16];
     int n = krn_backend_variants(P.be, vs, 16, &e);
-    assert_true(n >= 7 && n <= 16);
+    assert_true(n >= 8 && n <= 16);
     int bad = 0;
     for (int i = 0; i < n; i++) {
         printf("  %-9s %-13s runnable=%d checked=%d enabled=%d check_err=%.3g  %s\n", vs[i].op,
