@@ -110,6 +110,11 @@ static const size_t k_smem_default = 48 * 1024;
  * default: sm_80, or sm_90a where tests/cusim/arch_sm90a.cc is linked in */
 extern "C" __attribute__((weak)) const char *const cusim_arch_default = "sm_80";
 
+/* when cp.async lands: CUSIM_CP_ASYNC (wait or eager), else the program's
+ * default: at the issuing thread's wait, or at issue where
+ * tests/cusim/cp_eager.cc is linked in */
+extern "C" __attribute__((weak)) const char *const cusim_cp_async_default = "wait";
+
 static bool arch_sm90a(void)
 {
     static const bool v = [] {
@@ -185,6 +190,8 @@ struct fiber {
     uint64_t nfull;  /* ldmatrix / mma.sync executed: the phase of their buffers, and a stamp */
     std::vector<wg_op> wg; /* wgmma issued, not yet retired by wgmma.wait_group */
     uint64_t *spin_bar;    /* the mbarrier this thread waits on, or NULL */
+    uint64_t seen_epoch;   /* the last epoch in which this waiter found nothing */
+    bool seen_valid;
     int wg_committed;
 };
 
@@ -268,20 +275,39 @@ struct launch_state {
     uint64_t block_serial;
     std::unordered_map<void *, std::pair<uint64_t, size_t>> statics; /* static smem: serial, size */
     bool cp_eager;
-    void *barrier_site; /* return address of the __syncthreads being gathered */
+    const char *barrier_file; /* source position of the __syncthreads being gathered */
+    int barrier_line;
     struct mbar {
         uint32_t count, pending;
         int64_t tx; /* pending transaction bytes: may go negative when bytes land first */
         uint64_t phases; /* completed phases: the current phase's parity is phases & 1 */
     };
     std::unordered_map<uint64_t *, mbar> mbars;
-    uint64_t spins; /* mbarrier wait yields since anything last changed */
+    uint64_t epoch;       /* bumped by every change a waiting thread could be waiting for */
+    uint64_t stale_epoch; /* the epoch stale_spinners counts for */
+    int spinning;         /* threads inside an mbarrier wait (all in the ready queue) */
+    int stale_spinners;   /* of those, how many found nothing changed in this epoch */
     bool sched_fifo;
     uint64_t launch_serial;
+    size_t static_bytes; /* static __shared__ seen in this launch */
 };
 
 static thread_local launch_state *t_ls;
-static thread_local std::vector<char *> t_stacks; /* pool, k_stack each, guard page below */
+
+/* the fiber stacks of one host thread (k_stack each, a guard page below),
+ * unmapped when the thread ends (TP ranks run in threads) */
+struct stack_pool {
+    std::vector<char *> v;
+    size_t size() const { return v.size(); }
+    char *operator[](size_t i) const { return v[i]; }
+    void push_back(char *p) { v.push_back(p); }
+    ~stack_pool()
+    {
+        for (char *p : v)
+            munmap(p - k_page, k_stack + k_page);
+    }
+};
+static thread_local stack_pool t_stacks;
 
 static char *stack_get(size_t i)
 {
@@ -412,7 +438,7 @@ static void release_warp_bars(launch_state *ls, int wi)
 
 static void fiber_exit(launch_state *ls, fiber *f)
 {
-    ls->spins = 0;
+    ls->epoch++;
     f->done = true;
     ls->ndone++;
     ls->live--;
@@ -436,21 +462,23 @@ static void fiber_main(void *arg)
 
 namespace cusim {
 
-__attribute__((noinline)) void sync_block()
+void sync_block(const char *file, int line)
 {
     launch_state *ls = t_ls;
     fiber *f = ls->cur;
     /* every thread of one barrier must be at the same __syncthreads ("allowed in
      * conditional code but only if the conditional evaluates identically across
-     * the entire thread block", CUDA C++ Programming Guide) */
-    void *site = __builtin_return_address(0);
-    if (ls->arrived == 0)
-        ls->barrier_site = site;
-    else if (site != ls->barrier_site)
-        fail("__syncthreads at %p while %d thread(s) wait at another one (%p)", site,
-             ls->arrived, ls->barrier_site);
+     * the entire thread block", CUDA C++ Programming Guide): the same source line,
+     * whatever copies of it the compiler made */
+    if (ls->arrived == 0) {
+        ls->barrier_file = file;
+        ls->barrier_line = line;
+    } else if (line != ls->barrier_line || strcmp(file, ls->barrier_file) != 0) {
+        fail("__syncthreads at %s:%d while %d thread(s) wait at another one (%s:%d)", file, line,
+             ls->arrived, ls->barrier_file, ls->barrier_line);
+    }
     f->wait = W_BLOCK;
-    ls->spins = 0;
+    ls->epoch++;
     ls->arrived++;
     release_block_barrier(ls); /* the last to arrive queues everyone, itself included */
     block_here(f);
@@ -465,7 +493,7 @@ void sync_warp(unsigned mask)
     if (!(mask & bit))
         fail("warp collective with mask 0x%08x that does not include the calling lane %d", mask,
              f->lane);
-    ls->spins = 0;
+    ls->epoch++;
     /* N.B. lanes of mask that have exited are not waited for (CUDA C++ Programming
      * Guide, "Warp __sync Intrinsic Constraints"); reading from one is the error
      * (check_source_live), and ldmatrix / mma need every lane (check_full_warp) */
@@ -552,7 +580,16 @@ void *dynamic_smem()
 void poison_shared(void *p, size_t bytes)
 {
     launch_state *ls = t_ls;
+    bool fresh = ls->statics.find(p) == ls->statics.end();
     auto &e = ls->statics[p];
+    if (fresh) {
+        /* static shared memory counts against the block's budget too: at most
+         * 48 KiB of it, and static + dynamic within the opt-in maximum */
+        ls->static_bytes += bytes;
+        if (ls->static_bytes > k_smem_default || ls->static_bytes + ls->smem_bytes > smem_optin())
+            fail("%zu bytes of static shared memory (+ %zu dynamic) exceed the block's limit",
+                 ls->static_bytes, ls->smem_bytes);
+    }
     if (e.first != ls->block_serial) {
         e.first = ls->block_serial;
         e.second = bytes;
@@ -747,7 +784,7 @@ void mbar_init(uint64_t *bar, uint32_t count)
     if (((uintptr_t)bar & 7) || count == 0)
         fail("mbarrier.init: %p not 8-byte aligned or count %u", (void *)bar, count);
     ls->mbars[bar] = launch_state::mbar{count, count, 0, 0};
-    ls->spins = 0;
+    ls->epoch++;
 }
 
 void mbar_arrive(uint64_t *bar, uint32_t tx_bytes)
@@ -762,7 +799,7 @@ void mbar_arrive(uint64_t *bar, uint32_t tx_bytes)
         fail("mbarrier.expect_tx on %p: tx-count %lld past 2^20 - 1", (void *)bar,
              (long long)m->tx);
     m->pending--;
-    ls->spins = 0;
+    ls->epoch++;
     mbar_check_phase(bar, m);
 }
 
@@ -770,9 +807,25 @@ void mbar_wait(uint64_t *bar, uint32_t parity)
 {
     launch_state *ls = t_ls;
     fiber *f = ls->cur;
+    bool counted = false;
     while ((mbar_get(bar, "mbarrier.try_wait")->phases & 1) == (parity & 1)) {
-        /* the phase of this parity is the current one: not complete; let others run */
-        if (++ls->spins > 4 * (uint64_t)ls->nthreads + 64)
+        /* the phase of this parity is the current one: not complete; let others run.
+         * Deadlock: every ready thread is such a waiter and each has looked again
+         * since the last change anything could make */
+        if (!counted) {
+            counted = true;
+            ls->spinning++;
+        }
+        if (ls->stale_epoch != ls->epoch) {
+            ls->stale_epoch = ls->epoch;
+            ls->stale_spinners = 0;
+        }
+        if (f->seen_epoch != ls->epoch || !f->seen_valid) {
+            f->seen_epoch = ls->epoch;
+            f->seen_valid = true;
+            ls->stale_spinners++;
+        }
+        if (ls->stale_spinners == ls->spinning && (size_t)ls->spinning == ls->ready.count + 1)
             fail("deadlock: waiting on mbarrier %p (parity %u) that no thread or copy will "
                  "complete", (void *)bar, parity);
         f->spin_bar = bar;
@@ -780,6 +833,9 @@ void mbar_wait(uint64_t *bar, uint32_t parity)
         block_here(f);
         f->spin_bar = NULL;
     }
+    if (counted)
+        ls->spinning--;
+    f->seen_valid = false;
 }
 
 /* the tensor map as cusim_tensor_map_encode stores it in CUtensorMap */
@@ -819,7 +875,7 @@ void tma_load_2d(void *smem, const void *tm, uint64_t *bar, int c0, int c1)
     m->tx -= (int64_t)bytes;
     if (m->tx < -((1 << 20) - 1))
         fail("cp.async.bulk.tensor: tx-count of mbarrier %p below -(2^20 - 1)", (void *)bar);
-    ls->spins = 0;
+    ls->epoch++;
     mbar_check_phase(bar, m);
 }
 
@@ -920,8 +976,10 @@ void wgmma_wait(int n)
 
 /* ---- faults inside kernels ---- */
 
-static struct sigaction g_old_segv, g_old_bus;
-
+/* A fault inside a kernel kills the process with the signal, after a line naming
+ * the kernel, block and thread: like a device fault, and never caught by a test
+ * framework's handler (cmocka's would longjmp out of a fiber with the device
+ * lock held). The handler is installed for the length of each launch only. */
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
     (void)uc;
@@ -933,24 +991,27 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
                 sig == SIGSEGV ? "memory fault" : "bus error", si->si_addr, (void *)ls->smem,
                 (void *)(ls->smem + ls->smem_bytes));
     }
-    sigaction(SIGSEGV, &g_old_segv, NULL);
-    sigaction(SIGBUS, &g_old_bus, NULL);
-    /* returning re-executes the access under the old handler: the process dies with sig */
+    signal(sig, SIG_DFL); /* returning re-executes the access: the process dies with sig */
 }
 
-static void install_fault_handler(void)
-{
-    static std::once_flag once;
-    std::call_once(once, [] {
+struct fault_guard {
+    struct sigaction old_segv, old_bus;
+    fault_guard()
+    {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_sigaction = on_fault;
-        sa.sa_flags = SA_SIGINFO;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
         sigemptyset(&sa.sa_mask);
-        sigaction(SIGSEGV, &sa, &g_old_segv);
-        sigaction(SIGBUS, &sa, &g_old_bus);
-    });
-}
+        sigaction(SIGSEGV, &sa, &old_segv);
+        sigaction(SIGBUS, &sa, &old_bus);
+    }
+    ~fault_guard()
+    {
+        sigaction(SIGSEGV, &old_segv, NULL);
+        sigaction(SIGBUS, &old_bus, NULL);
+    }
+};
 
 /* ---- launch ---- */
 
@@ -989,12 +1050,14 @@ static void run_block(launch_state *ls)
     ls->arrived = 0;
     ls->ndone = 0;
     ls->ready.reset((size_t)n);
+    ls->mbars.clear(); /* an mbarrier lives in its block's shared memory */
+    ls->spinning = ls->stale_spinners = 0;
     /* the order ready threads run in: a random one, seeded by the launch and the
      * block (so every run is the same), unless CUSIM_SCHED=fifo */
     ls->ready.rng = ls->sched_fifo ? 0
                                    : 0x9e3779b97f4a7c15ull ^ (ls->launch_serial << 32) ^
                                          ls->block_serial;
-    ls->spins = 0;
+    ls->epoch++;
     ls->block_serial++;
     if (ls->smem_bytes)
         memset(ls->smem, 0xFF, ls->smem_bytes);
@@ -1071,8 +1134,8 @@ void launch_raw(const char *name, const void *fn, const cfg &c, void (*body)(voi
                                 : "cudaFuncSetAttribute");
         return;
     }
-    install_fault_handler();
     std::lock_guard<std::mutex> device(g_device);
+    fault_guard faults;
     launch_state ls{};
     ls.name = name;
     ls.body = body;
@@ -1083,7 +1146,7 @@ void launch_raw(const char *name, const void *fn, const cfg &c, void (*body)(voi
     const char *sched = getenv("CUSIM_SCHED");
     ls.sched_fifo = sched != NULL && strcmp(sched, "fifo") == 0;
     const char *mode = getenv("CUSIM_CP_ASYNC");
-    ls.cp_eager = mode != NULL && strcmp(mode, "eager") == 0;
+    ls.cp_eager = strcmp(mode != NULL ? mode : cusim_cp_async_default, "eager") == 0;
     /* dynamic smem ends at a PROT_NONE page */
     size_t data = (c.smem + k_page - 1) / k_page * k_page;
     ls.smem_map_len = data + 2 * k_page;
@@ -1202,7 +1265,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
         return t_last = cudaErrorMemoryAllocation;
     mprotect(m + pages, k_page, PROT_NONE);
     char *u = m + pages - data; /* 256-byte aligned; the end meets the guard page */
-    memset(u, 0xFF, data);      /* fresh device memory is not zero */
+    memset(m, 0xFF, pages);     /* fresh device memory is not zero, nor what lies before it */
     std::lock_guard<std::mutex> l(g_mu);
     g_allocs[(uintptr_t)u] = alloc{m, len, bytes};
     *p = u;

@@ -2,9 +2,10 @@
  * every hand-written kernel runs, exactly and slowly, on machines without a GPU
  * (CI, and every session that was not lent one).
  *
- * What it is: the .cu and .cuh files of kernels/cuda/, rewritten by tests/cusim/cusim_pp.py
- * (kernel launches "k<<<g, b, smem, st>>>(args)" become cusim::launch calls;
- * "extern __shared__" arrays become the launch's dynamic shared memory), are
+ * What it is: the .cu and .cuh files of kernels/cuda/, rewritten by
+ * tests/cusim/cusim_pp.py (kernel launches "k<<<g, b, smem, st>>>(args)" become
+ * cusim::launch calls; "extern __shared__" arrays become the launch's dynamic
+ * shared memory; __shared__ variables are registered with the emulator), are
  * compiled by g++ as C++17 against this header and the shim headers in
  * tests/cusim/include/ (cuda_runtime.h, cuda_bf16.h, cuda_fp16.h, cuda.h,
  * mma.h), which stand in for the CUDA toolkit's. The result links in place of
@@ -12,8 +13,9 @@
  *
  * Execution model: one emulated device ("cusim"), compute capability 8.0 (sm_80:
  * the sm_80 paths run, the sm_90a one is not runnable), or with
- * CUSIM_ARCH=sm_90a 9.0 with the sm_90a instructions (mbarrier, TMA, wgmma),
- * Hopper's 227 KiB of shared memory and a tensor-map encoder. A launch runs to
+ * CUSIM_ARCH=sm_90a (or tests/cusim/arch_sm90a.cc linked in) 9.0 with the
+ * sm_90a instructions (mbarrier, TMA, wgmma), Hopper's 227 KiB of shared
+ * memory and a tensor-map encoder. A launch runs to
  * completion before it returns (streams are therefore trivially ordered).
  * Blocks run one after another; inside a block every CUDA thread is a fiber
  * with its own stack on the launching OS thread, switched cooperatively at
@@ -26,24 +28,29 @@
  * statics (shared by the block's fibers, fine since blocks run one at a time).
  *
  * Semantics it checks, each of which a GPU would get wrong silently or fault on:
- *   - __syncthreads reached by every live thread, all at the same call site,
- *     warp collectives by every live lane of their mask (else "deadlock");
+ *   - __syncthreads reached by every live thread, all at the same source line,
+ *     warp collectives (WMMA included) by every live lane of their mask (else
+ *     "deadlock"); mbarrier waits that nothing can complete;
  *   - a shuffle reading a lane that has exited, ldmatrix or mma.sync without
  *     all 32 lanes;
  *   - launch limits: block <= 1024 threads, grid y/z <= 65535, dynamic shared
  *     memory <= 48 KiB unless cudaFuncSetAttribute raised the kernel's limit,
- *     and never above the device's 163 KiB (sm_80's opt-in maximum);
+ *     static shared memory <= 48 KiB, and the two together within the
+ *     device's opt-in maximum (163 KiB on sm_80, 227 KiB on sm_90);
  *   - cp.async: 16-byte aligned source and destination, destination inside the
  *     dynamic shared memory; the copy lands only when the issuing thread waits
  *     for its group (cp.async.wait_group), so a read before the wait sees what
- *     was there before (the poison below, or a stale tile) (CUSIM_CP_ASYNC=eager
- *     lands it at issue instead);
+ *     was there before (the poison below, or a stale tile); CUSIM_CP_ASYNC=eager
+ *     (or tests/cusim/cp_eager.cc linked in) lands it at issue instead, which
+ *     exposes a stage overwritten while other threads still read it;
  *   - ldmatrix: 16-byte aligned row addresses;
  *   - uninitialised memory: dynamic and static shared memory is filled with
  *     0xFF bytes (NaN as f32, bf16 and f16) at the start of every block, as is
  *     memory from cudaMalloc; dynamic shared memory ends at a PROT_NONE page,
  *     and so does every cudaMalloc allocation, so overruns fault at once (a
- *     fault inside a kernel is reported with the kernel, block and thread).
+ *     fault inside a kernel is reported with the kernel, block and thread, and
+ *     kills the process as a device fault would); uninitialised locals are a
+ *     pattern, not zero (cusim.mk builds with -ftrivial-auto-var-init=pattern).
  * A kernel that fails a check makes the launch fail: the error is sticky, as a
  * device fault is (cudaErrorLaunchFailure from every later call), and a line
  * naming the kernel, block, thread and the check goes to stderr.
@@ -54,8 +61,9 @@
  * Programming Guide ("Warp Matrix Functions"), independently of the kernels'
  * own comments; tests/cusim/test_cusim.cc checks them on known matrices.
  *
- * Not emulated: atomics, textures, clusters, more than one device, timing of
- * any kind.
+ * Not emulated or not checked: atomics, textures, clusters, more than one
+ * device, timing of any kind, overruns of static __shared__ arrays, wgmma.fence,
+ * host pointers passed to kernels, the approximation of __expf and friends.
  */
 #ifndef MOAT_CUSIM_H
 #define MOAT_CUSIM_H
@@ -320,7 +328,7 @@ void launch(const char *name, const cfg &c, void (*k)(P...), A &&...args)
 }
 
 /* in a kernel: */
-void sync_block();                       /* __syncthreads */
+void sync_block(const char *file, int line); /* __syncthreads, at a source position */
 void sync_warp(unsigned mask);           /* __syncwarp and the exchanges below */
 int lane();                              /* this thread's lane */
 /* shfl_exchange: this lane gives bits, meets the lanes of mask, and gets lane
@@ -360,10 +368,7 @@ void wgmma_wait(int n); /* retire (execute) all but the newest n committed group
 
 } // namespace cusim
 
-static inline void __syncthreads()
-{
-    cusim::sync_block();
-}
+#define __syncthreads() cusim::sync_block(__FILE__, __LINE__)
 static inline void __syncwarp(unsigned mask = 0xffffffffu)
 {
     cusim::sync_warp(mask);

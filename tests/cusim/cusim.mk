@@ -6,7 +6,8 @@
 #                the nvcc objects (or of the no-CUDA stub); needs g++ and python3, not nvcc
 #   CHECK_BINS   += test_cusim and _sm90a (the emulator's own semantics),
 #                   test_krn_cuda_sim and _sim90a (tests/kernels/test_krn_cuda.c on an
-#                   emulated sm_80 and sm_90a device), test_krn_api_sim,
+#                   emulated sm_80 device, cp.async landing at the wait, and an sm_90a
+#                   one, landing at issue), test_krn_api_sim,
 #                   and $(BUILD)/tests/sim/test_<x> for each unit test with a GPU
 #                   part (CUSIM_UNIT), linked against CUSIM_LIB: their cuda cases run
 #                   (the worker built without NCCL: the emulator has none)
@@ -19,7 +20,10 @@ CUSIM_PP       := $(addprefix $(CUSIM_BUILD)/src/,$(CUSIM_CU) $(wildcard kernels
 CUSIM_OBJ      := $(CUSIM_CU:kernels/cuda/%.cu=$(CUSIM_BUILD)/%.o) $(CUSIM_BUILD)/cusim.o
 CUSIM_LIB      := $(BUILD)/libmoatkrn-cusim.a
 CUSIM_HDRS     := tests/cusim/cusim.h $(wildcard tests/cusim/include/*.h)
-CUSIM_CXXFLAGS := -std=c++17 -O2 -g -fno-strict-aliasing -Wall -Wextra -Werror \
+# -ftrivial-auto-var-init=pattern: a kernel's uninitialised locals are garbage, as
+# registers are, not the zeros of a fresh fiber stack
+CUSIM_CXXFLAGS := -std=c++17 -O2 -g -fno-strict-aliasing -ftrivial-auto-var-init=pattern \
+                  -MMD -MP -Wall -Wextra -Werror \
                   -Wno-unknown-pragmas -Wno-unused-function -Wno-psabi \
                   -I$(CUSIM_BUILD)/src -Itests/cusim/include -I.
 CUSIM_UNIT     := test_bert test_stage test_infer
@@ -62,13 +66,14 @@ $(BUILD)/tests/kernels/test_krn_api_sim: $(BUILD)/tests/kernels/test_krn_api.o $
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lopenblas -lcmocka
 
-# the same test on an emulated sm_90a device (H100-like: kernel 7's TMA + wgmma run)
-$(CUSIM_BUILD)/arch_sm90a.o: tests/cusim/arch_sm90a.cc
+# the same test on an emulated sm_90a device (H100-like: kernels 7 and 8 run), with
+# cp.async landing at issue (the sm_80 run lands it at the wait: both extremes)
+$(CUSIM_BUILD)/arch_sm90a.o $(CUSIM_BUILD)/cp_eager.o: $(CUSIM_BUILD)/%.o: tests/cusim/%.cc
 	@mkdir -p $(@D)
 	$(CXX) $(CUSIM_CXXFLAGS) -c $< -o $@
 
 $(BUILD)/tests/kernels/test_krn_cuda_sim90a: $(CUSIM_BUILD)/test_krn_cuda_sim.o \
-  $(CUSIM_BUILD)/arch_sm90a.o $(CUSIM_LIB) $(SHARED_LIB)
+  $(CUSIM_BUILD)/arch_sm90a.o $(CUSIM_BUILD)/cp_eager.o $(CUSIM_LIB) $(SHARED_LIB)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lopenblas -lcmocka
 

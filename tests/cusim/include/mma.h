@@ -1,8 +1,9 @@
 /* mma.h (cusim): the WMMA API (nvcuda::wmma) for 16x16x16 tiles, as the CUDA
  * C++ Programming Guide's "Warp Matrix Functions" define it. A fragment's
  * layout across lanes is unspecified there, so here every lane holds the whole
- * tile: loads, the multiply-accumulate and stores give each lane the complete
- * result, and what the lanes write is identical. Checked: load/store pointers
+ * tile: loads and the multiply-accumulate give each lane the complete result;
+ * a store writes each lane's 8 of the 256 elements; all three are warp-wide
+ * (every live lane must reach them). Checked: load/store pointers
  * 256-bit (32-byte) aligned, and every row too (ldm x element size a multiple
  * of 32 bytes): the PTX ISA's wmma "Address Alignment" asks for this, stricter
  * than the Guide's "multiple of 8 (16-bit) or 4 (float) elements", and NVIDIA's
@@ -42,6 +43,7 @@ template <typename Use, typename T, typename L>
 static inline void load_matrix_sync(fragment<Use, 16, 16, 16, T, L> &f, const T *p, unsigned ldm)
 {
     wmma_check<T>(p, ldm, "load_matrix_sync");
+    cusim::sync_warp(0xffffffffu); /* a warp-wide operation: every live lane meets here */
     constexpr bool row = std::is_same<L, row_major>::value;
     for (int r = 0; r < 16; r++)
         for (int c = 0; c < 16; c++)
@@ -61,6 +63,7 @@ static inline void mma_sync(fragment<accumulator, 16, 16, 16, float> &d,
                             const fragment<matrix_b, 16, 16, 16, T, LB> &b,
                             const fragment<accumulator, 16, 16, 16, float> &c)
 {
+    cusim::sync_warp(0xffffffffu);
     float out[256];
     for (int m = 0; m < 16; m++)
         for (int n = 0; n < 16; n++) {
@@ -76,11 +79,14 @@ static inline void store_matrix_sync(float *p, const fragment<accumulator, 16, 1
                                      unsigned ldm, layout_t layout)
 {
     wmma_check<float>(p, ldm, "store_matrix_sync");
-    for (int r = 0; r < 16; r++)
-        for (int c = 0; c < 16; c++) {
-            size_t i = layout == mem_row_major ? (size_t)r * ldm + c : (size_t)c * ldm + r;
-            p[i] = f.x[r * 16 + c];
-        }
+    cusim::sync_warp(0xffffffffu);
+    /* each lane writes its share only, as on a GPU: whoever reads other lanes'
+     * elements needs the __syncwarp the programming model asks for */
+    for (int e = cusim::lane(); e < 256; e += 32) {
+        int r = e / 16, c = e % 16;
+        size_t i = layout == mem_row_major ? (size_t)r * ldm + c : (size_t)c * ldm + r;
+        p[i] = f.x[e];
+    }
 }
 
 } // namespace wmma
