@@ -86,6 +86,61 @@ static void test_gemm_batched_vs_cpu(void **state)
     kt_gemm(&P, g, 1e-4, 1e-5); /* heads interleaved as in attention */
 }
 
+/* gemm_case_fn: one GEMM of a forced variant: shape index s of the caller's
+ * table, dtype dt of A and B, B [N, K] (tb) or [K, N] */
+typedef void (*gemm_case_fn)(void *ctx, const int64_t shape[3], size_t s, enum krn_dtype dt,
+                             bool tb);
+
+/* for_each_gemm_variant: force every runnable GEMM variant in turn and run fn on
+ * each shape, in the dtypes it takes (f32 for kernels 3-4, bf16 and f16 for the
+ * rest) and both B layouts unless it takes B [N, K] only (kernels 7-8); prints
+ * "<variant>: agrees with <what>" after each; returns how many ran. */
+static int for_each_gemm_variant(const int64_t (*shapes)[3], size_t ns, gemm_case_fn fn,
+                                 void *ctx, const char *what)
+{
+    struct err e = {0};
+    struct krn_variant vs[16];
+    int n = krn_backend_variants(P.be, vs, 16, &e);
+    assert_true(n > 0 && n <= 16);
+    int ran = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(vs[i].op, "gemm") != 0)
+            continue;
+        if (!vs[i].runnable) {
+            printf("  %s: not runnable here (%s)\n", vs[i].name, vs[i].note);
+            continue;
+        }
+        assert_int_equal(krn_backend_variant_force(P.be, "gemm", vs[i].name, &e), 0);
+        bool f32 = strcmp(vs[i].name, "gemm_kernel3") == 0 ||
+                   strcmp(vs[i].name, "gemm_kernel4") == 0;
+        bool tn_only = strcmp(vs[i].name, "gemm_kernel7") == 0 ||
+                       strcmp(vs[i].name, "gemm_kernel8") == 0;
+        for (int dt = f32 ? 0 : 1; dt <= (f32 ? 0 : 2); dt++)
+            for (size_t s = 0; s < ns; s++)
+                for (int tb = 1; tb >= (tn_only ? 1 : 0); tb--)
+                    fn(ctx, shapes[s], s, (enum krn_dtype)dt, tb);
+        printf("  %s: agrees with %s\n", vs[i].name, what);
+        ran++;
+    }
+    assert_int_equal(krn_backend_variant_force(P.be, "gemm", NULL, &e), 0);
+    return ran;
+}
+
+static void gemm_case_vs_cpu(void *ctx, const int64_t shape[3], size_t s, enum krn_dtype dt,
+                             bool tb)
+{
+    (void)ctx;
+    struct krn_gemm_args g = {.M = shape[0], .N = shape[1], .K = shape[2], .trans_b = tb,
+                              .alpha = 1, .dtype_ab = dt};
+    if (s == 1) { /* the fused epilogue: beta, bias + GELU */
+        g.beta = 0.5f;
+        g.epilogue = KRN_EPI_BIAS_GELU;
+    }
+    double K = (double)g.K;
+    bool f32 = dt == KRN_DTYPE_F32;
+    kt_gemm(&P, g, f32 ? 3e-6 * K + 1e-5 : 1e-3 * sqrt(K), f32 ? 1e-5 : 1e-2);
+}
+
 /* every GEMM variant forced in turn against the cpu backend, with tails in M,
  * N and K, both B layouts where the variant takes them, and the fused
  * epilogue (beta, bias + GELU): needs no cuBLAS, so it also runs on the CPU
@@ -94,37 +149,9 @@ static void test_gemm_batched_vs_cpu(void **state)
 static void test_gemm_variants_vs_cpu(void **state)
 {
     (void)state;
-    struct err e = {0};
-    struct krn_variant vs[16];
-    int n = krn_backend_variants(P.be, vs, 16, &e);
-    assert_true(n > 0 && n <= 16);
     static const int64_t shapes[][3] = {{256, 256, 512}, {300, 264, 200}, {33, 40, 24}};
-    int ran = 0;
-    for (int i = 0; i < n; i++) {
-        if (strcmp(vs[i].op, "gemm") != 0 || !vs[i].runnable)
-            continue;
-        assert_int_equal(krn_backend_variant_force(P.be, "gemm", vs[i].name, &e), 0);
-        bool f32 = strcmp(vs[i].name, "gemm_kernel3") == 0 ||
-                   strcmp(vs[i].name, "gemm_kernel4") == 0;
-        bool tn_only = strcmp(vs[i].name, "gemm_kernel7") == 0 ||
-                       strcmp(vs[i].name, "gemm_kernel8") == 0;
-        for (int dt = f32 ? 0 : 1; dt <= (f32 ? 0 : 2); dt++)
-            for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++)
-                for (int tb = 1; tb >= (tn_only ? 1 : 0); tb--) {
-                    struct krn_gemm_args g = {.M = shapes[sh][0], .N = shapes[sh][1],
-                                              .K = shapes[sh][2], .trans_b = tb, .alpha = 1,
-                                              .dtype_ab = (enum krn_dtype)dt};
-                    if (sh == 1) {
-                        g.beta = 0.5f;
-                        g.epilogue = KRN_EPI_BIAS_GELU;
-                    }
-                    double K = (double)g.K;
-                    kt_gemm(&P, g, f32 ? 3e-6 * K + 1e-5 : 1e-3 * sqrt(K), f32 ? 1e-5 : 1e-2);
-                }
-        printf("  %s: agrees with the cpu backend\n", vs[i].name);
-        ran++;
-    }
-    assert_int_equal(krn_backend_variant_force(P.be, "gemm", NULL, &e), 0);
+    int ran = for_each_gemm_variant(shapes, sizeof shapes / sizeof shapes[0], gemm_case_vs_cpu,
+                                    NULL, "the cpu backend");
     assert_true(ran >= 3); /* kernels 3, 4 and 5 run on every device */
 }
 
@@ -168,40 +195,23 @@ static void gemm_vs_cublas(cublasHandle_t h, int64_t M, int64_t N, int64_t K, en
     gemm_vs_cublas_tb(h, M, N, K, dt, true);
 }
 
+static void gemm_case_vs_cublas(void *ctx, const int64_t shape[3], size_t s, enum krn_dtype dt,
+                                bool tb)
+{
+    (void)s;
+    gemm_vs_cublas_tb(*(cublasHandle_t *)ctx, shape[0], shape[1], shape[2], dt, tb);
+}
+
 /* every GEMM variant forced in turn, on the shapes and layouts it takes */
 static void test_gemm_variants_vs_cublas(void **state)
 {
     (void)state;
-    struct err e = {0};
-    struct krn_variant vs[16];
-    int n = krn_backend_variants(P.be, vs, 16, &e);
-    assert_true(n > 0 && n <= 16);
     cublasHandle_t h;
     assert_int_equal(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
     static const int64_t shapes[][3] = {{512, 512, 512}, {1000, 776, 336}, {4096, 1152, 384},
                                         {64, 2048, 4096}};
-    int ran = 0;
-    for (int i = 0; i < n; i++) {
-        if (strcmp(vs[i].op, "gemm") != 0)
-            continue;
-        if (!vs[i].runnable) {
-            printf("  %s: not runnable here (%s)\n", vs[i].name, vs[i].note);
-            continue;
-        }
-        assert_int_equal(krn_backend_variant_force(P.be, "gemm", vs[i].name, &e), 0);
-        bool f32 = strcmp(vs[i].name, "gemm_kernel3") == 0 ||
-                   strcmp(vs[i].name, "gemm_kernel4") == 0;
-        bool tn_only = strcmp(vs[i].name, "gemm_kernel7") == 0 ||
-                       strcmp(vs[i].name, "gemm_kernel8") == 0;
-        for (int dt = f32 ? 0 : 1; dt <= (f32 ? 0 : 2); dt++)
-            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-                for (int tb = 1; tb >= (tn_only ? 1 : 0); tb--)
-                    gemm_vs_cublas_tb(h, shapes[s][0], shapes[s][1], shapes[s][2],
-                                      (enum krn_dtype)dt, tb);
-        printf("  %s: agrees with cuBLAS\n", vs[i].name);
-        ran++;
-    }
-    assert_int_equal(krn_backend_variant_force(P.be, "gemm", NULL, &e), 0);
+    int ran = for_each_gemm_variant(shapes, sizeof shapes / sizeof shapes[0], gemm_case_vs_cublas,
+                                    &h, "cuBLAS");
     cublasDestroy(h);
     assert_true(ran >= 2);
 }
