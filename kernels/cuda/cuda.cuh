@@ -23,7 +23,7 @@ extern "C" {
 enum cuda_gemm_variant {
     CU_GEMM_K3, /* f32 CUDA cores, any layout: the f32 fallback and the reference for K4 */
     CU_GEMM_K4, /* f32 CUDA cores, float4 loads, A row-major, aligned */
-    CU_GEMM_K5, /* WMMA bf16/f16, any layout: the reference for K6/K7 */
+    CU_GEMM_K5, /* WMMA bf16/f16, any layout: the reference for K6, K7 and K8 */
     CU_GEMM_K6, /* mma.sync + cp.async pipeline, sm_80+ */
     CU_GEMM_K7, /* TMA + wgmma, warp-specialised, sm_90a, 128x128 tiles */
     CU_GEMM_K8, /* kernel 7 with 128x256 tiles */

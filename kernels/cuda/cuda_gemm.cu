@@ -16,8 +16,8 @@
  * SMs); else K7 on the same terms with M*N*K >= 2^24 (below that the
  * 128x128 tiles of K6 fill the SMs better); else K6 when enabled and A is
  * row-major and aligned (K, ld, strides multiples of 8) with M, N >= 32; else K5.
- * Safety net (cuda_gemm_init): K4, K6 and K7 are run at backend creation on
- * shapes with tails in M, N and K (and a K long enough to wrap K7's stage ring)
+ * Safety net (cuda_gemm_init): K4, K6, K7 and K8 are run at backend creation on
+ * shapes with tails in M, N and K (and a K long enough to wrap K7's and K8's rings)
  * against K3 (for K4) or K5; a variant outside atol 1e-3 + rtol 1e-3, or non-finite, is
  * disabled for the handle's lifetime.
  */
@@ -455,7 +455,7 @@ int cuda_gemm_init(struct cuda_backend *cb, struct err *err)
     static const char *const notes[CU_GEMM_COUNT] = {
         "f32, any layout (CUDA cores): reference for kernel 4",
         "f32, A row-major, K and ld multiples of 4 (float4 loads)",
-        "bf16/f16, any layout (WMMA): reference for kernels 6 and 7",
+        "bf16/f16, any layout (WMMA): reference for kernels 6, 7 and 8",
         "bf16/f16, A row-major, K and ld multiples of 8 (mma.sync, cp.async)",
         "bf16/f16, A [M,K] x B [N,K]^T, batch 1 (TMA + wgmma, sm_90a)",
         "kernel 7 with 128x256 tiles (wgmma m64n256k16, sm_90a)"};
