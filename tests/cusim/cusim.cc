@@ -496,7 +496,7 @@ void sync_warp(unsigned mask)
     ls->epoch++;
     /* N.B. lanes of mask that have exited are not waited for (CUDA C++ Programming
      * Guide, "Warp __sync Intrinsic Constraints"); reading from one is the error
-     * (check_source_live), and ldmatrix / mma need every lane (check_full_warp) */
+     * (shfl_exchange), and ldmatrix / mma need every lane (full_warp_check) */
     f->wait = W_WARP;
     f->wait_mask = mask;
     if (mask == 0xffffffffu) {
