@@ -162,7 +162,7 @@ struct cudaDeviceProp {
     int major, minor, multiProcessorCount, warpSize, maxThreadsPerBlock;
 };
 
-/* ---- runtime API (tests/cusim/cusim.cc) ---- */
+/* ---- runtime API (tests/cusim/cusim_runtime.cc) ---- */
 cudaError_t cudaGetDeviceCount(int *n);
 cudaError_t cudaSetDevice(int dev);
 cudaError_t cudaGetDevice(int *dev);
@@ -287,7 +287,7 @@ template <typename T> static inline T max(T a, T b)
     return a < b ? b : a;
 }
 
-/* ---- the emulator's core (tests/cusim/cusim.cc) ---- */
+/* ---- the emulator's core (tests/cusim/cusim_sched.cc, _sm80.cc, _sm90a.cc) ---- */
 extern thread_local uint3 cusim_threadIdx, cusim_blockIdx;
 extern thread_local dim3 cusim_blockDim, cusim_gridDim;
 #define threadIdx ((const uint3 &)cusim_threadIdx)

@@ -17,9 +17,11 @@
 CUSIM_BUILD    := $(BUILD)/cusim
 CUSIM_CU       := $(wildcard kernels/cuda/*.cu)
 CUSIM_PP       := $(addprefix $(CUSIM_BUILD)/src/,$(CUSIM_CU) $(wildcard kernels/cuda/*.cuh))
-CUSIM_OBJ      := $(CUSIM_CU:kernels/cuda/%.cu=$(CUSIM_BUILD)/%.o) $(CUSIM_BUILD)/cusim.o
+CUSIM_CORE_OBJ := $(addprefix $(CUSIM_BUILD)/,cusim_sched.o cusim_sm80.o cusim_sm90a.o \
+                  cusim_runtime.o)
+CUSIM_OBJ      := $(CUSIM_CU:kernels/cuda/%.cu=$(CUSIM_BUILD)/%.o) $(CUSIM_CORE_OBJ)
 CUSIM_LIB      := $(BUILD)/libmoatkrn-cusim.a
-CUSIM_HDRS     := tests/cusim/cusim.h $(wildcard tests/cusim/include/*.h)
+CUSIM_HDRS     := tests/cusim/cusim.h tests/cusim/cusim_impl.h $(wildcard tests/cusim/include/*.h)
 # -ftrivial-auto-var-init=pattern: a kernel's uninitialised locals are garbage, as
 # registers are, not the zeros of a fresh fiber stack
 CUSIM_CXXFLAGS := -std=c++17 -O2 -g -fno-strict-aliasing -ftrivial-auto-var-init=pattern \
@@ -42,7 +44,7 @@ $(CUSIM_BUILD)/%.o: $(CUSIM_BUILD)/src/kernels/cuda/%.cu $(CUSIM_PP) $(CUSIM_HDR
 	@mkdir -p $(@D)
 	$(CXX) $(CUSIM_CXXFLAGS) -x c++ -c $< -o $@
 
-$(CUSIM_BUILD)/cusim.o: tests/cusim/cusim.cc $(CUSIM_HDRS)
+$(CUSIM_CORE_OBJ): $(CUSIM_BUILD)/%.o: tests/cusim/%.cc $(CUSIM_HDRS)
 	@mkdir -p $(@D)
 	$(CXX) $(CUSIM_CXXFLAGS) -c $< -o $@
 
@@ -81,11 +83,11 @@ $(CUSIM_BUILD)/test_cusim.o: tests/cusim/test_cusim.cc $(CUSIM_HDRS)
 	@mkdir -p $(@D)
 	$(CXX) $(CUSIM_CXXFLAGS) -c $< -o $@
 
-$(BUILD)/tests/cusim/test_cusim: $(CUSIM_BUILD)/test_cusim.o $(CUSIM_BUILD)/cusim.o
+$(BUILD)/tests/cusim/test_cusim: $(CUSIM_BUILD)/test_cusim.o $(CUSIM_CORE_OBJ)
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ -lcmocka
 
-$(BUILD)/tests/cusim/test_cusim_sm90a: $(CUSIM_BUILD)/test_cusim.o $(CUSIM_BUILD)/cusim.o \
+$(BUILD)/tests/cusim/test_cusim_sm90a: $(CUSIM_BUILD)/test_cusim.o $(CUSIM_CORE_OBJ) \
   $(CUSIM_BUILD)/arch_sm90a.o
 	@mkdir -p $(@D)
 	$(CXX) $(LDFLAGS) -o $@ $^ -lcmocka
