@@ -2,6 +2,7 @@
 #include "controller/ctl_infer.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "controller/ctl_result.h"
 #include "controller/ctl_sched.h"
 #include "shared/log.h"
+#include "shared/net.h"
 #include "shared/units.h"
 
 #define DOC_MAX_BYTES (1u << 20)
@@ -154,6 +156,46 @@ static int pick_port(struct ctl *ctl, int n)
     return 0;
 }
 
+/* free_comm_keys: wipe and free make_comm_keys()'s output (NULLs are no-ops). */
+static void free_comm_keys(int tp, char (*secrets)[NET_KEY_LEN + 1], json_t *publics)
+{
+    if (secrets != NULL) {
+        sodium_memzero(secrets, (size_t)tp * sizeof *secrets);
+        free(secrets);
+    }
+    json_decref(publics);
+}
+
+/* make_comm_keys: tp fresh CURVE key pairs (Z85): *secrets (tp entries, freed
+ * with free_comm_keys) and *publics, a JSON array of the public keys in rank
+ * order. 0, or -1 with EIO (no CURVE in libzmq) or ENOMEM. */
+static int make_comm_keys(int tp, char (**secrets)[NET_KEY_LEN + 1], json_t **publics,
+                          struct err *err)
+{
+    *secrets = calloc((size_t)tp, sizeof **secrets);
+    *publics = json_array();
+    if (*secrets == NULL || *publics == NULL) {
+        free(*secrets);
+        json_decref(*publics);
+        *secrets = NULL;
+        *publics = NULL;
+        return err_set(err, ENOMEM, "infer: out of memory");
+    }
+    for (int r = 0; r < tp; r++) {
+        char pub[NET_KEY_LEN + 1];
+        if (net_curve_keypair(pub, (*secrets)[r], err) != 0 ||
+            json_array_append_new(*publics, json_string(pub)) != 0) {
+            if (err->code == 0)
+                err_set(err, ENOMEM, "infer: out of memory");
+            free_comm_keys(tp, *secrets, *publics);
+            *secrets = NULL;
+            *publics = NULL;
+            return err_prefix(err, "TP link keys");
+        }
+    }
+    return 0;
+}
+
 static json_t *load_docs(struct ctl *ctl, uint64_t job, uint32_t batch, char **text, size_t *len,
                          struct err *err)
 {
@@ -182,15 +224,23 @@ int ctl_infer_dispatch(struct ctl *ctl, struct ctl_job *job, uint32_t offset, co
     int port = pick_port(ctl, nodes[0]);
     if (port == 0 && tp > 1)
         return err_set(err, EAGAIN, "node %s: no free port in its comm range", ctl->nodes[nodes[0]].name);
+    /* the attempt's TP link keys: rank r's secret in secrets[r], publics in order */
+    char (*secrets)[NET_KEY_LEN + 1] = NULL;
+    json_t *publics = NULL;
+    if (tp > 1 && make_comm_keys(tp, &secrets, &publics, err) != 0)
+        return -1;
     char *doctext = NULL;
     size_t doclen = 0;
     json_t *docs = load_docs(ctl, job->id, offset, &doctext, &doclen, err);
-    if (docs == NULL)
+    if (docs == NULL) {
+        free_comm_keys(tp, secrets, publics);
         return -1;
+    }
     json_decref(docs);
     t->ranks = calloc((size_t)tp, sizeof *t->ranks);
     if (t->ranks == NULL) {
         free(doctext);
+        free_comm_keys(tp, secrets, publics);
         return err_set(err, ENOMEM, "infer: out of memory");
     }
     memcpy(t->ranks, nodes, (size_t)tp * sizeof *nodes);
@@ -231,6 +281,12 @@ int ctl_infer_dispatch(struct ctl *ctl, struct ctl_job *job, uint32_t offset, co
             "comm", comm, "shard", json_object_get(sh, "sha256"), "shard_bytes",
             json_object_get(sh, "bytes"), "vocab", json_object_get(vocab, "sha256"), "vocab_bytes",
             json_object_get(vocab, "bytes"), "max_len", job->spec.max_len, "batch", job->spec.batch);
+        if (body != NULL && tp > 1 &&
+            (json_object_set_new(body, "comm_key", json_string(secrets[r])) != 0 ||
+             json_object_set(body, "comm_keys", publics) != 0)) {
+            json_decref(body);
+            body = NULL;
+        }
         if (body == NULL || ctl_out_send(ctl, &ctl->nodes[nodes[r]].peer, PROTO_TYPE_DISPATCH, body) != 0) {
             err_set(err, ENOMEM, "dispatch: out of memory");
             goto fail;
@@ -239,9 +295,11 @@ int ctl_infer_dispatch(struct ctl *ctl, struct ctl_job *job, uint32_t offset, co
             goto fail;
     }
     free(doctext);
+    free_comm_keys(tp, secrets, publics);
     return 0;
 fail:
     free(doctext);
+    free_comm_keys(tp, secrets, publics);
     return -1;
 }
 

@@ -107,28 +107,28 @@ int net_curve_public(char public_key[NET_KEY_LEN + 1], const char *secret_key, s
     return 0;
 }
 
-static int curve_server(net_sock_t *s, const struct net_curve *c, struct err *err)
+int net_zmq_curve_server(void *zs, const char *secret_key, struct err *err)
 {
     int one = 1;
-    if (!z85_ok(c->secret_key))
+    if (!z85_ok(secret_key))
         return err_set(err, EINVAL, "curve: bad secret key");
-    if (zmq_setsockopt(s->zs, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof one) != 0)
+    if (zmq_setsockopt(zs, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof one) != 0)
         return err_set(err, errno, "curve: ZMQ_ZAP_ENFORCE_DOMAIN: %s (libzmq too old?)",
                        zmq_strerror(errno));
-    if (zmq_setsockopt(s->zs, ZMQ_ZAP_DOMAIN, NET_ZAP_DOMAIN, strlen(NET_ZAP_DOMAIN)) != 0 ||
-        zmq_setsockopt(s->zs, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
-        zmq_setsockopt(s->zs, ZMQ_CURVE_SECRETKEY, c->secret_key, NET_KEY_LEN) != 0)
+    if (zmq_setsockopt(zs, ZMQ_ZAP_DOMAIN, NET_ZAP_DOMAIN, strlen(NET_ZAP_DOMAIN)) != 0 ||
+        zmq_setsockopt(zs, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+        zmq_setsockopt(zs, ZMQ_CURVE_SECRETKEY, secret_key, NET_KEY_LEN) != 0)
         return err_set(err, errno, "curve: server options: %s", zmq_strerror(errno));
     return 0;
 }
 
-static int curve_client(net_sock_t *s, const struct net_curve *c, struct err *err)
+int net_zmq_curve_client(void *zs, const struct net_curve *c, struct err *err)
 {
     if (!z85_ok(c->secret_key) || !z85_ok(c->public_key) || !z85_ok(c->server_key))
         return err_set(err, EINVAL, "curve: bad key (each is %d Z85 characters)", NET_KEY_LEN);
-    if (zmq_setsockopt(s->zs, ZMQ_CURVE_SERVERKEY, c->server_key, NET_KEY_LEN) != 0 ||
-        zmq_setsockopt(s->zs, ZMQ_CURVE_PUBLICKEY, c->public_key, NET_KEY_LEN) != 0 ||
-        zmq_setsockopt(s->zs, ZMQ_CURVE_SECRETKEY, c->secret_key, NET_KEY_LEN) != 0)
+    if (zmq_setsockopt(zs, ZMQ_CURVE_SERVERKEY, c->server_key, NET_KEY_LEN) != 0 ||
+        zmq_setsockopt(zs, ZMQ_CURVE_PUBLICKEY, c->public_key, NET_KEY_LEN) != 0 ||
+        zmq_setsockopt(zs, ZMQ_CURVE_SECRETKEY, c->secret_key, NET_KEY_LEN) != 0)
         return err_set(err, errno, "curve: client options: %s", zmq_strerror(errno));
     return 0;
 }
@@ -146,7 +146,7 @@ net_sock_t *net_router_bind_curve(net_t *net, const char *const *endpoints, int 
     net_sock_t *s = sock_new(net, ZMQ_ROUTER, max_msg, err);
     if (s == NULL)
         return NULL;
-    if (curve && curve_server(s, curve, err) != 0) {
+    if (curve && net_zmq_curve_server(s->zs, curve->secret_key, err) != 0) {
         net_sock_close(s);
         return NULL;
     }
@@ -176,7 +176,7 @@ net_sock_t *net_dealer_connect_curve(net_t *net, const char *endpoint, int64_t m
     net_sock_t *s = sock_new(net, ZMQ_DEALER, max_msg, err);
     if (s == NULL)
         return NULL;
-    if (curve && curve_client(s, curve, err) != 0) {
+    if (curve && net_zmq_curve_client(s->zs, curve, err) != 0) {
         net_sock_close(s);
         return NULL;
     }
@@ -376,6 +376,20 @@ int net_poll(struct net_pollitem *items, int n, long timeout_ms, struct err *err
 
 /* ---- ZAP (RFC 27) ---- */
 
+void *net_zmq_zap_bind(void *ctx, struct err *err)
+{
+    void *zs = zmq_socket(ctx, ZMQ_REP);
+    int zero = 0;
+    if (zs == NULL || zmq_setsockopt(zs, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_bind(zs, NET_ZAP_ENDPOINT) != 0) {
+        err_set(err, errno, "zap: bind %s: %s", NET_ZAP_ENDPOINT, zmq_strerror(errno));
+        if (zs)
+            zmq_close(zs);
+        return NULL;
+    }
+    return zs;
+}
+
 net_sock_t *net_zap_bind(net_t *net, struct err *err)
 {
     net_sock_t *s = calloc(1, sizeof *s);
@@ -383,13 +397,8 @@ net_sock_t *net_zap_bind(net_t *net, struct err *err)
         err_set(err, ENOMEM, "net: out of memory");
         return NULL;
     }
-    s->zs = zmq_socket(net->ctx, ZMQ_REP);
-    int zero = 0;
-    if (s->zs == NULL || zmq_setsockopt(s->zs, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
-        zmq_bind(s->zs, NET_ZAP_ENDPOINT) != 0) {
-        err_set(err, errno, "zap: bind %s: %s", NET_ZAP_ENDPOINT, zmq_strerror(errno));
-        if (s->zs)
-            zmq_close(s->zs);
+    s->zs = net_zmq_zap_bind(net->ctx, err);
+    if (s->zs == NULL) {
         free(s);
         return NULL;
     }
@@ -415,6 +424,11 @@ static int zap_reply(void *zs, const zmq_msg_t *req_id, const char *status, cons
 
 int net_zap_serve(net_sock_t *zap, net_zap_cb cb, void *arg, struct err *err)
 {
+    return net_zmq_zap_serve(zap->zs, cb, arg, err);
+}
+
+int net_zmq_zap_serve(void *zs, net_zap_cb cb, void *arg, struct err *err)
+{
     enum { ZAP_FRAMES = 7 }; /* version, id, domain, address, identity, mechanism, key */
     int served = 0;
     for (;;) {
@@ -423,7 +437,7 @@ int net_zap_serve(net_sock_t *zap, net_zap_cb cb, void *arg, struct err *err)
         while (more) {
             zmq_msg_t m;
             zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, zap->zs, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            if (zmq_msg_recv(&m, zs, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
                 int e = errno;
                 zmq_msg_close(&m);
                 for (int i = 0; i < n; i++)
@@ -447,13 +461,13 @@ int net_zap_serve(net_sock_t *zap, net_zap_cb cb, void *arg, struct err *err)
         }
         if (n == ZAP_FRAMES && strcmp(mech, "CURVE") == 0 && zmq_msg_size(&f[6]) == 32 &&
             zmq_z85_encode(key, zmq_msg_data(&f[6]), 32) != NULL && cb(key, addr, arg))
-            rc = zap_reply(zap->zs, &f[1], "200", "OK", key, err);
+            rc = zap_reply(zs, &f[1], "200", "OK", key, err);
         else if (n >= 2)
-            rc = zap_reply(zap->zs, &f[1], "400", "key not allowed", "", err);
+            rc = zap_reply(zs, &f[1], "400", "key not allowed", "", err);
         else { /* not a ZAP request; REP still owes a reply */
             zmq_msg_t none;
             zmq_msg_init(&none);
-            rc = zap_reply(zap->zs, &none, "400", "malformed request", "", err);
+            rc = zap_reply(zs, &none, "400", "malformed request", "", err);
             zmq_msg_close(&none);
         }
         for (int i = 0; i < n; i++)

@@ -1,7 +1,8 @@
 /* net.h: the fabric's sockets (ZeroMQ ROUTER/DEALER) carrying proto messages.
  *
- * The one module that includes zmq.h. A ROUTER (controller) sees each peer as a
- * routing id (struct net_peer); a DEALER (worker, client) talks to one endpoint.
+ * With worker/wrk_comm.c, the only module that includes zmq.h. A ROUTER
+ * (controller) sees each peer as a routing id (struct net_peer); a DEALER
+ * (worker, client) talks to one endpoint.
  * Receives are non-blocking; a malformed message is consumed whole and reported
  * as an error so that the caller logs one line and keeps serving.
  * Links are encrypted and authenticated with CURVE (RFC 26, CurveZMQ) when a
@@ -88,6 +89,24 @@ net_sock_t *net_dealer_connect_curve(net_t *net, const char *endpoint, int64_t m
 typedef int (*net_zap_cb)(const char *key, const char *address, void *arg);
 net_sock_t *net_zap_bind(net_t *net, struct err *err);
 int net_zap_serve(net_sock_t *zap, net_zap_cb cb, void *arg, struct err *err);
+
+/* The same CURVE and ZAP set-up on raw libzmq sockets (void *), for a module
+ * that runs sockets in a ZeroMQ context of its own: worker/wrk_comm.c, the TP
+ * group's collectives (one context per handle and thread).
+ * net_zmq_curve_server: make zs (a ROUTER, before it binds) a CURVE server
+ *   with secret_key (Z85) that fails closed: every new connection needs the
+ *   yes of a ZAP handler in zs's context (ZMQ_ZAP_ENFORCE_DOMAIN).
+ * net_zmq_curve_client: make zs (a DEALER, before it connects) a CURVE client
+ *   of c->server_key with c's own pair.
+ *   Both: EINVAL for a malformed key, else libzmq's errno.
+ * net_zmq_zap_bind: a ZAP REP socket (inproc://zeromq.zap.01) in context ctx;
+ *   the caller closes it with zmq_close. NULL with err (EADDRINUSE: ctx has
+ *   one already).
+ * net_zmq_zap_serve: net_zap_serve() on such a socket. */
+int net_zmq_curve_server(void *zs, const char *secret_key, struct err *err);
+int net_zmq_curve_client(void *zs, const struct net_curve *c, struct err *err);
+void *net_zmq_zap_bind(void *ctx, struct err *err);
+int net_zmq_zap_serve(void *zs, net_zap_cb cb, void *arg, struct err *err);
 
 /* net_dealer_connect: a DEALER connected (asynchronously; libzmq reconnects on
  * its own) to endpoint. Caller frees with net_sock_close(). */

@@ -169,6 +169,8 @@ static const struct field f_dispatch[] = {
     {"rank", FT_INT, OPT, 0, 15, 0, 0},
     {"tp", FT_INT, OPT, 1, 16, 0, 0},
     {"comm", FT_STR, OPT, 0, 128, 0, 0},
+    {"comm_key", FT_STR, OPT, 0, 40, 0, 0},       /* this rank's CURVE secret key, Z85 */
+    {"comm_keys", FT_STR_ARRAY, OPT, 0, 40, 16, 0}, /* every rank's public key */
     {"shard", FT_STR, OPT, 0, 64, 0, 0},
     {"shard_bytes", FT_INT, OPT, 1, 4294967296.0, 0, 0},
     {"vocab", FT_STR, OPT, 0, 64, 0, 0},

@@ -4,7 +4,10 @@
  * holds the sticky error once any collective has failed (then nothing more is
  * sent except one ABORT); rank 0 keeps each member's PARTIAL as a zmq_msg_t
  * (no copy) until it has summed them all. The only module besides
- * shared/net.c that includes zmq.h, for its own sockets.
+ * shared/net.c that includes zmq.h, for its own sockets; their CURVE and ZAP
+ * set-up is shared/net.h's (net_zmq_*). Rank 0 answers ZAP requests, and rank
+ * k reads its DEALER's handshake failures, wherever they wait for a message
+ * (recv_msg): rank 0 waits there whenever it expects a member to connect.
  */
 #include "worker/wrk_comm.h"
 
@@ -14,8 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <time.h>
 #include <zmq.h>
+
+#include "shared/net.h"
 
 #define HDR_LEN 24
 #define MAGIC 0x4D4F4152u /* "MOAR" */
@@ -23,6 +29,7 @@
 #define ID_MAX 255
 #define LINGER_MAX_MS 10000
 #define LINGER_FAILED_MS 1000
+#define HS_FAILURES_MAX 3 /* failed CURVE handshakes in a row that end a member's wait */
 
 enum comm_type {
     COMM_HELLO = 1,
@@ -66,6 +73,11 @@ struct wrk_comm {
     zmq_msg_t *part;          /* rank 0: [tp] partials, index 1.. used */
     bool *have;               /* rank 0: [tp] */
     char (*ids)[ID_MAX + 1];  /* rank 0: [tp] members' routing ids, NUL-terminated */
+    char (*keys)[WRK_COMM_KEY_LEN + 1]; /* rank 0: [tp] members' public keys (Z85) */
+    void *zap;                /* rank 0: ZAP REP socket (admits keys[1..tp-1]) */
+    void *mon;                /* rank k: PAIR receiving the DEALER's handshake failures */
+    int hs_failed;            /* rank k: last failed handshake's event, 0 if none */
+    int hs_failures;          /* rank k: failed handshakes since the last success */
 };
 
 /* ---- helpers ---- */
@@ -205,6 +217,64 @@ static int comm_fail(wrk_comm_t *c, struct err *e)
     return -1;
 }
 
+/* ---- CURVE: keys, ZAP, handshake events ---- */
+
+/* A Z85 CURVE key: WRK_COMM_KEY_LEN characters of RFC 32's alphabet. */
+static bool key_ok(const char *k)
+{
+    uint8_t raw[32];
+    return k != NULL && strlen(k) == WRK_COMM_KEY_LEN && zmq_z85_decode(raw, k) != NULL;
+}
+
+/* Rank 0: the member rank 1..tp-1 whose public key is key, or -1. */
+static int member_of_key(const wrk_comm_t *c, const char *key)
+{
+    if (key == NULL)
+        return -1;
+    for (int k = 1; k < c->tp; k++)
+        if (strcmp(c->keys[k], key) == 0)
+            return k;
+    return -1;
+}
+
+/* Rank 0's ZAP verdict (net_zap_cb): a key of ranks 1..tp-1, nothing else. */
+static int zap_admit(const char *key, const char *address, void *arg)
+{
+    (void)address;
+    return member_of_key(arg, key) > 0;
+}
+
+/* Rank k: read the DEALER's pending handshake events (the monitor's two-frame
+ * messages: u16 event in host order + u32 value, then the address): the last
+ * failure in c->hs_failed and the failures since the last success in
+ * c->hs_failures (a success clears both). Returns c->hs_failed. */
+static int read_handshake_events(wrk_comm_t *c)
+{
+    for (;;) {
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        zmq_msg_init(&addr);
+        int got = zmq_msg_recv(&ev, c->mon, ZMQ_DONTWAIT) >= 0;
+        if (got && zmq_msg_more(&ev))
+            zmq_msg_recv(&addr, c->mon, 0);
+        if (got && zmq_msg_size(&ev) >= 2) {
+            uint16_t event;
+            memcpy(&event, zmq_msg_data(&ev), sizeof event);
+            if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+                c->hs_failed = 0;
+                c->hs_failures = 0;
+            } else {
+                c->hs_failed = event;
+                c->hs_failures++;
+            }
+        }
+        zmq_msg_close(&ev);
+        zmq_msg_close(&addr);
+        if (!got)
+            return c->hs_failed;
+    }
+}
+
 /* ---- receiving ---- */
 
 /* Receive one whole message, waiting until deadline. Returns 1 with *m (body
@@ -214,8 +284,9 @@ static int comm_fail(wrk_comm_t *c, struct err *e)
 static int recv_msg(wrk_comm_t *c, int64_t deadline, struct comm_msg *m, struct err *err)
 {
     for (;;) {
-        zmq_pollitem_t it = {c->sock, 0, ZMQ_POLLIN, 0};
-        int rc = zmq_poll(&it, 1, remaining_ms(deadline));
+        zmq_pollitem_t it[2] = {{c->sock, 0, ZMQ_POLLIN, 0},
+                                {c->rank == 0 ? c->zap : c->mon, 0, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(it, it[1].socket ? 2 : 1, remaining_ms(deadline));
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
@@ -223,6 +294,24 @@ static int recv_msg(wrk_comm_t *c, int64_t deadline, struct comm_msg *m, struct 
         }
         if (rc == 0)
             return 0;
+        if (it[1].revents & ZMQ_POLLIN) {
+            if (c->rank == 0 && net_zmq_zap_serve(c->zap, zap_admit, c, err) < 0)
+                return -1;
+            /* ZAP said no; or HS_FAILURES_MAX handshakes in a row failed
+             * (about 0.1 s apart, libzmq's reconnect interval): what listens
+             * there cannot decrypt this rank's HELLO, so it does not hold
+             * this attempt's rank 0 key (a stale rank 0, a stranger) */
+            if (c->rank != 0 && read_handshake_events(c) == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+                return err_set(err, ECONNREFUSED,
+                               "rank 0 at %s refused rank %d's CURVE key (not a key of "
+                               "group %s)", c->endpoint, c->rank, c->group);
+            if (c->rank != 0 && c->hs_failures >= HS_FAILURES_MAX)
+                return err_set(err, ECONNREFUSED,
+                               "%d CURVE handshakes with %s failed: not rank 0 of group %s "
+                               "(another key)", c->hs_failures, c->endpoint, c->group);
+        }
+        if (!(it[0].revents & ZMQ_POLLIN))
+            continue;
         /* read every frame of the message: [id] header body, any extras counted */
         zmq_msg_t f[4];
         int nf = 0, extra = 0;
@@ -254,12 +343,18 @@ static int recv_msg(wrk_comm_t *c, int64_t deadline, struct comm_msg *m, struct 
         int base = c->rank == 0 ? 1 : 0;
         m->from = c->rank == 0 ? -1 : 0;
         m->id_len = 0;
+        int key_rank = -1; /* rank 0: whose key authenticated the connection */
         if (c->rank == 0) {
             m->id_len = zmq_msg_size(&f[0]) < ID_MAX ? zmq_msg_size(&f[0]) : ID_MAX;
             memcpy(m->id, zmq_msg_data(&f[0]), m->id_len);
             for (int k = 1; k < c->tp; k++)
                 if (strlen(c->ids[k]) == m->id_len && memcmp(c->ids[k], m->id, m->id_len) == 0)
                     m->from = k;
+            /* the ZAP handler's User-Id (the key) is on every frame that
+             * came over the wire: not on the routing id, which ROUTER adds */
+            key_rank = nf > 1 ? member_of_key(c, zmq_msg_gets(&f[1], "User-Id")) : -1;
+            if (key_rank != m->from)
+                m->from = -1; /* no member speaks under another's routing id */
         }
         struct err perr = {0};
         int ok = 0;
@@ -283,8 +378,14 @@ static int recv_msg(wrk_comm_t *c, int64_t deadline, struct comm_msg *m, struct 
         if (m->from < 0) {
             /* a stranger: refuse its HELLO so that it fails fast, drop anything else */
             if (ok && m->h.type == COMM_HELLO) {
-                char why[256];
-                snprintf(why, sizeof why, "not a member of group '%s' (tp %d)", c->group, c->tp);
+                char why[WRK_COMM_GROUP_MAX + 128];
+                if (key_rank > 0)
+                    snprintf(why, sizeof why,
+                             "rank %d's key under another routing id: not a member of group "
+                             "'%s' (tp %d)", key_rank, c->group, c->tp);
+                else
+                    snprintf(why, sizeof why, "not a member of group '%s' (tp %d)", c->group,
+                             c->tp);
                 struct comm_hdr h = hdr_make(c, COMM_REFUSE, 0, strlen(why));
                 struct err ignore = {0};
                 send_msg(c, m->id, m->id_len, &h, why, strlen(why), &ignore);
@@ -417,6 +518,15 @@ fail:
     return err_prefix(err, "comm rendezvous");
 }
 
+/* Rank k: fail the rendezvous with *e without an ABORT back (rank 0 refused
+ * this rank, or aborted itself: it knows already). */
+static int fail_quietly(wrk_comm_t *c, const struct err *e, struct err *err)
+{
+    c->failed = *e;
+    *err = *e;
+    return err_prefix(err, "comm rendezvous");
+}
+
 static int rendezvous_member(wrk_comm_t *c, struct err *err)
 {
     struct err e = {0};
@@ -425,11 +535,14 @@ static int rendezvous_member(wrk_comm_t *c, struct err *err)
         goto fail;
     struct comm_msg m;
     int rc = recv_msg(c, now_ms() + c->timeout_ms, &m, &e);
+    if (rc < 0 && e.code == ECONNREFUSED)
+        return fail_quietly(c, &e, err); /* at the handshake: nothing reaches rank 0 */
     if (rc < 0)
         goto fail;
     if (rc == 0) {
-        err_set(&e, ETIMEDOUT, "group %s: no WELCOME from rank 0 at %s after %.1f s", c->group,
-                c->endpoint, c->timeout_ms / 1000.0);
+        err_set(&e, ETIMEDOUT, "group %s: no WELCOME from rank 0 at %s after %.1f s%s", c->group,
+                c->endpoint, c->timeout_ms / 1000.0,
+                c->hs_failed ? " (a CURVE handshake failed: not rank 0's key?)" : "");
         goto fail;
     }
     char text[WRK_COMM_GROUP_MAX + 1];
@@ -446,11 +559,8 @@ static int rendezvous_member(wrk_comm_t *c, struct err *err)
     zmq_msg_close(&m.body);
     if (e.code == 0)
         return 0;
-    if (e.code == ECONNREFUSED || e.code == ECANCELED) {
-        c->failed = e; /* rank 0 knows already: no ABORT back */
-        *err = e;
-        return err_prefix(err, "comm rendezvous");
-    }
+    if (e.code == ECONNREFUSED || e.code == ECANCELED)
+        return fail_quietly(c, &e, err);
 fail:
     *err = e;
     comm_fail(c, &e);
@@ -459,8 +569,34 @@ fail:
 
 /* ---- create / destroy ---- */
 
+/* Check keys for rank of tp and write rank's CURVE pair into cv (the server
+ * key: rank 0's public key). 0, or -1 with EINVAL naming the key. */
+static int keys_check(const struct wrk_comm_keys *keys, int tp, int rank, struct net_curve *cv,
+                      struct err *err)
+{
+    if (keys == NULL || keys->secret == NULL || keys->publics == NULL)
+        return err_set(err, EINVAL, "comm: CURVE keys required when tp > 1");
+    for (int k = 0; k < tp; k++) {
+        if (!key_ok(keys->publics[k]))
+            return err_set(err, EINVAL, "comm: public key of rank %d: not %d Z85 characters", k,
+                           WRK_COMM_KEY_LEN);
+        for (int j = 0; j < k; j++)
+            if (strcmp(keys->publics[j], keys->publics[k]) == 0)
+                return err_set(err, EINVAL, "comm: ranks %d and %d have the same public key", j,
+                               k);
+    }
+    struct err e = {0};
+    if (!key_ok(keys->secret) || net_curve_public(cv->public_key, keys->secret, &e) != 0)
+        return err_set(err, EINVAL, "comm: secret key: not %d Z85 characters", WRK_COMM_KEY_LEN);
+    if (strcmp(cv->public_key, keys->publics[rank]) != 0)
+        return err_set(err, EINVAL, "comm: secret key is not that of rank %d's public key", rank);
+    memcpy(cv->secret_key, keys->secret, WRK_COMM_KEY_LEN + 1);
+    memcpy(cv->server_key, keys->publics[0], WRK_COMM_KEY_LEN + 1);
+    return 0;
+}
+
 wrk_comm_t *wrk_comm_create(const char *endpoint, const char *group, int tp, int rank,
-                            double timeout_s, struct err *err)
+                            const struct wrk_comm_keys *keys, double timeout_s, struct err *err)
 {
     if (tp < 1 || tp > WRK_COMM_TP_MAX || rank < 0 || rank >= tp) {
         err_set(err, EINVAL, "comm: rank %d of tp %d (tp in [1, %d])", rank, tp, WRK_COMM_TP_MAX);
@@ -479,6 +615,9 @@ wrk_comm_t *wrk_comm_create(const char *endpoint, const char *group, int tp, int
         err_set(err, EINVAL, "comm: endpoint required (under 256 bytes) when tp > 1");
         return NULL;
     }
+    struct net_curve cv = {0};
+    if (tp > 1 && keys_check(keys, tp, rank, &cv, err) != 0)
+        return NULL;
     wrk_comm_t *c = calloc(1, sizeof *c);
     if (c == NULL) {
         err_set(err, ENOMEM, "comm: out of memory");
@@ -514,12 +653,21 @@ wrk_comm_t *wrk_comm_create(const char *endpoint, const char *group, int tp, int
         c->part = calloc((size_t)tp, sizeof *c->part);
         c->have = calloc((size_t)tp, sizeof *c->have);
         c->ids = calloc((size_t)tp, sizeof *c->ids);
-        if (c->part == NULL || c->have == NULL || c->ids == NULL) {
+        c->keys = calloc((size_t)tp, sizeof *c->keys);
+        if (c->part == NULL || c->have == NULL || c->ids == NULL || c->keys == NULL) {
             err_set(err, ENOMEM, "comm: out of memory");
             goto fail;
         }
-        for (int k = 1; k < tp; k++)
+        for (int k = 1; k < tp; k++) {
             snprintf(c->ids[k], sizeof c->ids[k], "%d/%s", k, group);
+            memcpy(c->keys[k], keys->publics[k], WRK_COMM_KEY_LEN + 1);
+        }
+        /* N.B. the ZAP handler before the bind: the ROUTER fails closed without one */
+        if ((c->zap = net_zmq_zap_bind(c->ctx, err)) == NULL
+            || net_zmq_curve_server(c->sock, cv.secret_key, err) != 0) {
+            err_prefix(err, "comm");
+            goto fail;
+        }
         if (zmq_bind(c->sock, endpoint) != 0) {
             err_set(err, errno, "comm: bind %s: %s", endpoint, zmq_strerror(errno));
             goto fail;
@@ -532,6 +680,21 @@ wrk_comm_t *wrk_comm_create(const char *endpoint, const char *group, int tp, int
         char id[ID_MAX + 1];
         int n = snprintf(id, sizeof id, "%d/%s", rank, group);
         zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, id, (size_t)n);
+        if (net_zmq_curve_client(c->sock, &cv, err) != 0) {
+            err_prefix(err, "comm");
+            goto fail;
+        }
+        /* N.B. the monitor before the connect, or the first events are lost;
+         * the inproc name is this handle's context's own */
+        if (zmq_socket_monitor(c->sock, "inproc://moat-comm-handshakes",
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                   | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                                   | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0
+            || (c->mon = zmq_socket(c->ctx, ZMQ_PAIR)) == NULL
+            || zmq_connect(c->mon, "inproc://moat-comm-handshakes") != 0) {
+            err_set(err, errno, "comm: handshake monitor: %s", zmq_strerror(errno));
+            goto fail;
+        }
         if (zmq_connect(c->sock, endpoint) != 0) {
             err_set(err, errno, "comm: connect %s: %s", endpoint, zmq_strerror(errno));
             goto fail;
@@ -539,8 +702,10 @@ wrk_comm_t *wrk_comm_create(const char *endpoint, const char *group, int tp, int
         if (rendezvous_member(c, err) != 0)
             goto fail;
     }
+    sodium_memzero(cv.secret_key, sizeof cv.secret_key);
     return c;
 fail:
+    sodium_memzero(cv.secret_key, sizeof cv.secret_key);
     wrk_comm_destroy(c);
     return NULL;
 }
@@ -555,8 +720,14 @@ void wrk_comm_destroy(wrk_comm_t *c)
         int cap = c->failed.code != 0 ? LINGER_FAILED_MS : LINGER_MAX_MS;
         int linger = c->timeout_ms < cap ? c->timeout_ms : cap;
         zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
+        if (c->mon != NULL)
+            zmq_socket_monitor(c->sock, NULL, 0);
         zmq_close(c->sock);
     }
+    if (c->mon != NULL)
+        zmq_close(c->mon);
+    if (c->zap != NULL)
+        zmq_close(c->zap);
     if (c->ctx != NULL)
         zmq_ctx_term(c->ctx);
     if (c->part != NULL)
@@ -566,6 +737,7 @@ void wrk_comm_destroy(wrk_comm_t *c)
     free(c->part);
     free(c->have);
     free(c->ids);
+    free(c->keys);
     free(c);
 }
 

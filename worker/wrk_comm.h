@@ -5,6 +5,20 @@
  * zmq.h in wrk_comm.c; nothing of ZeroMQ shows through this header), separate
  * from the fabric's sockets in shared/net.h. tp == 1 opens no socket at all.
  *
+ * Security. Every link is CURVE (ZeroMQ RFC 26: Curve25519 key exchange,
+ * XSalsa20-Poly1305), with keys the controller makes for each attempt of each
+ * TP group and sends each rank with its dispatch over its own CURVE link
+ * (struct wrk_comm_keys): rank 0's ROUTER is the CURVE server with rank 0's
+ * key; each rank k connects as a CURVE client pinning rank 0's public key with
+ * rank k's own pair. Rank 0 runs a ZAP handler (RFC 27) in its context that
+ * admits exactly the public keys of ranks 1..tp-1 and fails closed (no answer,
+ * no connection); a message counts as rank k's only when it comes over a
+ * connection authenticated with rank k's key and under rank k's routing id.
+ * So a peer without the attempt's keys (another attempt's rank, anyone on the
+ * fabric) can neither read the activations nor join, and no member can speak
+ * for another. A rank k refused by rank 0's ZAP handler fails at once with
+ * ECONNREFUSED.
+ *
  * Rendezvous. Rank k > 0 sets its routing id to "<k>/<group>" and sends HELLO;
  * rank 0 waits until HELLO has come from every rank 1..tp-1 with the same tp,
  * then answers WELCOME to each. A peer whose routing id is not one of the
@@ -87,22 +101,42 @@
 
 typedef struct wrk_comm wrk_comm_t;
 
+/* A CURVE key in Z85 text (ZeroMQ RFC 32): 40 characters for 32 bytes. */
+#define WRK_COMM_KEY_LEN 40
+
+/* The CURVE keys of one attempt of one TP group, as the controller's dispatch
+ * gives them to rank `rank` (docs/protocol.md, DISPATCH "comm_key",
+ * "comm_keys"). Borrowed: wrk_comm_create() copies what it needs.
+ * secret:  this rank's secret key (Z85, WRK_COMM_KEY_LEN chars).
+ * publics: tp public keys (Z85), in rank order, pairwise distinct; publics[0]
+ *          is rank 0's, the CURVE server's; publics[rank] must be secret's. */
+struct wrk_comm_keys {
+    const char *secret;
+    const char *const *publics;
+};
+
 /* wrk_comm_create: join TP group `group` (e.g. "job.task.attempt": unique per
  * attempt, so that no rank of another attempt can join) as rank of tp.
  * endpoint: rank 0's ZeroMQ endpoint, e.g. "tcp://127.0.0.1:29517"; rank 0
  * binds it (a wildcard port "tcp://127.0.0.1:*" works there, see
  * wrk_comm_endpoint()), the others connect to it (before or after rank 0 has
  * bound: ZeroMQ retries). Ignored (may be NULL) when tp == 1.
+ * keys: the attempt's CURVE keys (see struct wrk_comm_keys); required when
+ * tp > 1 (no plaintext mode), ignored (may be NULL) when tp == 1.
  * timeout_s > 0 bounds the rendezvous and, later, every single wait.
  * Blocks until the whole group is present (rank 0: every HELLO; rank k:
  * WELCOME). Returns a handle (caller frees with wrk_comm_destroy()) or NULL
- * with err: EINVAL (arguments; rank 0 also when a member announces another tp),
+ * with err: EINVAL (arguments, naming the bad one: a malformed or repeated key,
+ * a secret that is not publics[rank]'s; rank 0 also when a member announces
+ * another tp),
  * ETIMEDOUT (rank 0: names the missing ranks; rank k: no WELCOME),
- * ECONNREFUSED (rank k: rank 0 refused it: another group or tp),
+ * ECONNREFUSED (rank k: rank 0 refused it: its key, at the CURVE handshake;
+ * another group or tp, at HELLO),
  * ECANCELED (a member aborted), EPROTO, EADDRINUSE and other bind/connect
  * errno values (endpoint named), ENOMEM. */
 wrk_comm_t *wrk_comm_create(const char *endpoint, const char *group, int tp, int rank,
-                            double timeout_s, struct err *err);
+                            const struct wrk_comm_keys *keys, double timeout_s,
+                            struct err *err);
 
 /* wrk_comm_destroy: close the sockets. Queued outgoing messages (rank 0's last
  * SUM) get up to min(timeout_s, 10 s) to leave; after a failure (a best-effort

@@ -45,6 +45,8 @@ struct infer_spec {
     long long job, task, attempt;
     int rank, tp;
     const char *shard, *shard_sha256, *vocab, *vocab_sha256, *input, *output, *comm, *backend;
+    const char *comm_key;                   /* this rank's CURVE secret key (tp > 1) */
+    const char *comm_keys[WRK_COMM_TP_MAX]; /* every rank's public key (tp > 1) */
     double comm_timeout;
     int max_len, batch, threads, device;
     enum wrk_arpath allreduce; /* what the spec asks for (default auto) */
@@ -79,8 +81,9 @@ static double now_s(void)
 /* ---- spec ---- */
 
 static const char *const spec_keys[] = {
-    "job", "task", "attempt", "rank", "tp", "shard", "shard_sha256", "vocab", "vocab_sha256", "input", "output",
-    "comm", "comm_timeout", "max_len", "batch", "backend", "threads", "device", "allreduce"};
+    "job", "task", "attempt", "rank", "tp", "shard", "shard_sha256", "vocab", "vocab_sha256",
+    "input", "output", "comm", "comm_key", "comm_keys", "comm_timeout", "max_len", "batch",
+    "backend", "threads", "device", "allreduce"};
 
 static int spec_int(json_t *o, const char *key, bool required, long long def, long long min,
                     long long max, long long *out, struct err *err)
@@ -168,6 +171,14 @@ static int spec_parse(const char *path, struct infer_spec *s, struct err *err)
         || spec_str(o, "comm", s->tp > 1, NULL, &s->comm, err) != 0
         || spec_str(o, "backend", false, "cpu", &s->backend, err) != 0)
         return -1;
+    if (s->tp > 1 && spec_str(o, "comm_key", true, NULL, &s->comm_key, err) != 0)
+        return -1;
+    json_t *keys = json_object_get(o, "comm_keys");
+    if (s->tp > 1 && (!json_is_array(keys) || json_array_size(keys) != (size_t)s->tp))
+        return err_set(err, EINVAL, "comm_keys: not an array of %d public keys", s->tp);
+    for (int k = 0; s->tp > 1 && k < s->tp; k++)
+        if ((s->comm_keys[k] = json_string_value(json_array_get(keys, (size_t)k))) == NULL)
+            return err_set(err, EINVAL, "comm_keys[%d]: not a string", k);
     const char *ar;
     if (spec_str(o, "allreduce", false, "auto", &ar, err) != 0
         || wrk_arpath_parse(ar, &s->allreduce, err) != 0)
@@ -442,7 +453,8 @@ static int infer_run(const struct infer_spec *s, struct infer_stats *st, const c
     snprintf(group, sizeof group, "%lld.%lld.%lld", s->job, s->task, s->attempt);
 
     *what = "comm";
-    r.comm = wrk_comm_create(s->comm, group, s->tp, s->rank, s->comm_timeout, err);
+    struct wrk_comm_keys keys = {s->comm_key, s->comm_keys};
+    r.comm = wrk_comm_create(s->comm, group, s->tp, s->rank, &keys, s->comm_timeout, err);
     if (r.comm == NULL)
         goto out;
 

@@ -387,6 +387,12 @@ static void start_infer(struct wrk *w, struct wrk_task *t)
     if (!json_is_string(json_object_get(sp, "comm")))
         json_object_del(sp, "comm");
     json_object_set(sp, "vocab_sha256", json_object_get(d, "vocab")); /* checked at every load */
+    /* the attempt's CURVE keys for the TP links (tp > 1); N.B. the spec file
+     * lies in the task's own directory (mode 0700), removed with it */
+    if (json_object_get(d, "comm_key") && json_object_get(d, "comm_keys")) {
+        json_object_set(sp, "comm_key", json_object_get(d, "comm_key"));
+        json_object_set(sp, "comm_keys", json_object_get(d, "comm_keys"));
+    }
     int ok = json_is_array(texts) && json_dump_file(texts, input, JSON_COMPACT) == 0 &&
              json_dump_file(sp, spec, JSON_COMPACT) == 0;
     json_decref(sp);

@@ -181,7 +181,8 @@ struct rank_arg {
 static void *rank_main(void *p)
 {
     struct rank_arg *a = p;
-    wrk_comm_t *c = wrk_comm_create(a->ep, a->group, a->tp, a->rank, 5.0, &a->err);
+    wrk_comm_t *c = wrk_comm_create(a->ep, a->group, a->tp, a->rank, tp_keys(a->group, a->rank), 5.0,
+                                    &a->err);
     if (c == NULL) {
         a->rc = -2;
         return NULL;
@@ -249,7 +250,7 @@ static void test_choose_agrees(void **state)
     }
     /* tp 1: no exchange, the rule on the one record */
     struct err e = {0};
-    wrk_comm_t *c = wrk_comm_create(NULL, "22.1.0", 1, 0, 1.0, &e);
+    wrk_comm_t *c = wrk_comm_create(NULL, "22.1.0", 1, 0, NULL, 1.0, &e);
     assert_non_null(c);
     enum wrk_arpath path;
     char why[160];

@@ -385,7 +385,8 @@ static void *tp_rank_main(void *p)
     struct wrk_allreduce ar = {tp_allreduce_cb, r};
     if (g->ep[0] != '\0') {
         /* as rank processes do: the group over ZeroMQ, device memory staged */
-        comm = wrk_comm_create(g->ep, "30.0.0", g->tp, r->rank, 60.0, &r->err);
+        comm = wrk_comm_create(g->ep, "30.0.0", g->tp, r->rank, tp_keys("30.0.0", r->rank), 60.0,
+                               &r->err);
         if (comm == NULL)
             goto setup_done;
     }

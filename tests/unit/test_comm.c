@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +41,8 @@ static const size_t call_n[] = {1, 1000, 0, 3 * 256 * 384, 17};
 
 struct rank_arg {
     const char *ep, *group;
+    const char *keys;   /* key set (tp_keys), NULL: the group's own */
+    const struct wrk_comm_keys *own_keys; /* or these */
     int tp, rank;
     double timeout;
     int calls;          /* all-reduces to make after the rendezvous */
@@ -59,7 +62,9 @@ static void *rank_main(void *p)
 {
     struct rank_arg *a = p;
     double t0 = now_s();
-    wrk_comm_t *c = wrk_comm_create(a->ep, a->group, a->tp, a->rank, a->timeout, &a->err);
+    const struct wrk_comm_keys *k =
+        a->own_keys ? a->own_keys : tp_keys(a->keys ? a->keys : a->group, a->rank);
+    wrk_comm_t *c = wrk_comm_create(a->ep, a->group, a->tp, a->rank, k, a->timeout, &a->err);
     if (c == NULL) {
         a->rc = -1;
         a->t_fail = now_s() - t0;
@@ -193,7 +198,7 @@ static void test_tp1_no_sockets(void **state)
 {
     (void)state;
     struct err err = {0};
-    wrk_comm_t *c = wrk_comm_create(NULL, "1.0.0", 1, 0, 1.0, &err);
+    wrk_comm_t *c = wrk_comm_create(NULL, "1.0.0", 1, 0, NULL, 1.0, &err);
     assert_non_null(c);
     assert_string_equal(wrk_comm_endpoint(c), "");
     assert_int_equal(wrk_comm_tp(c), 1);
@@ -218,28 +223,52 @@ static void test_bad_args(void **state)
     (void)state;
     struct err err = {0};
     const char *ep = "tcp://127.0.0.1:1";
-    assert_null(wrk_comm_create(ep, "1.0.0", 0, 0, 1.0, &err));
+    assert_null(wrk_comm_create(ep, "1.0.0", 0, 0, tp_keys("1.0.0", 0), 1.0, &err));
     assert_int_equal(err.code, EINVAL);
-    assert_null(wrk_comm_create(ep, "1.0.0", 2, 2, 1.0, &err));
+    assert_null(wrk_comm_create(ep, "1.0.0", 2, 2, tp_keys("1.0.0", 0), 1.0, &err));
     assert_int_equal(err.code, EINVAL);
-    assert_null(wrk_comm_create(ep, "1.0.0", 2, -1, 1.0, &err));
+    assert_null(wrk_comm_create(ep, "1.0.0", 2, -1, tp_keys("1.0.0", 0), 1.0, &err));
     assert_int_equal(err.code, EINVAL);
-    assert_null(wrk_comm_create(ep, "1.0.0", WRK_COMM_TP_MAX + 1, 0, 1.0, &err));
+    assert_null(wrk_comm_create(ep, "1.0.0", WRK_COMM_TP_MAX + 1, 0, tp_keys("1.0.0", 0), 1.0, &err));
     assert_int_equal(err.code, EINVAL);
-    assert_null(wrk_comm_create(ep, "", 2, 0, 1.0, &err));
+    assert_null(wrk_comm_create(ep, "", 2, 0, tp_keys("1.0.0", 0), 1.0, &err));
     assert_int_equal(err.code, EINVAL);
-    assert_null(wrk_comm_create(ep, NULL, 2, 0, 1.0, &err));
+    assert_null(wrk_comm_create(ep, NULL, 2, 0, NULL, 1.0, &err));
     assert_int_equal(err.code, EINVAL);
-    assert_null(wrk_comm_create(ep, "a/b", 2, 0, 1.0, &err));
+    assert_null(wrk_comm_create(ep, "a/b", 2, 0, tp_keys("a/b", 0), 1.0, &err));
     assert_int_equal(err.code, EINVAL);
-    assert_null(wrk_comm_create(ep, "1.0.0", 2, 0, 0.0, &err));
+    assert_null(wrk_comm_create(ep, "1.0.0", 2, 0, tp_keys("1.0.0", 0), 0.0, &err));
     assert_int_equal(err.code, EINVAL);
-    assert_null(wrk_comm_create(NULL, "1.0.0", 2, 1, 1.0, &err));
+    assert_null(wrk_comm_create(NULL, "1.0.0", 2, 1, tp_keys("1.0.0", 1), 1.0, &err));
     assert_int_equal(err.code, EINVAL);
-    assert_null(wrk_comm_create("nonsense://x", "1.0.0", 2, 0, 1.0, &err));
+    assert_null(wrk_comm_create("nonsense://x", "1.0.0", 2, 0, tp_keys("1.0.0", 0), 1.0, &err));
     assert_int_not_equal(err.code, 0);
     assert_non_null(strstr(err.msg, "nonsense://x"));
-    wrk_comm_t *c = wrk_comm_create(NULL, "1.0.0", 1, 0, 1.0, &err);
+
+    /* keys: required for tp > 1, well-formed, distinct, the secret rank's own */
+    assert_null(wrk_comm_create(ep, "1.0.0", 2, 0, NULL, 1.0, &err));
+    assert_int_equal(err.code, EINVAL);
+    assert_non_null(strstr(err.msg, "CURVE keys required"));
+    const struct wrk_comm_keys *good = tp_keys("1.0.0", 1);
+    const char *pubs[3] = {good->publics[0], good->publics[1], good->publics[2]};
+    struct wrk_comm_keys k = {good->secret, pubs};
+    pubs[2] = "not a key";
+    assert_null(wrk_comm_create(ep, "1.0.0", 3, 1, &k, 1.0, &err));
+    assert_int_equal(err.code, EINVAL);
+    assert_non_null(strstr(err.msg, "public key of rank 2"));
+    pubs[2] = good->publics[1];
+    assert_null(wrk_comm_create(ep, "1.0.0", 3, 1, &k, 1.0, &err));
+    assert_int_equal(err.code, EINVAL);
+    assert_non_null(strstr(err.msg, "ranks 1 and 2 have the same public key"));
+    pubs[2] = good->publics[2];
+    assert_null(wrk_comm_create(ep, "1.0.0", 3, 2, &k, 1.0, &err)); /* rank 1's secret */
+    assert_int_equal(err.code, EINVAL);
+    assert_non_null(strstr(err.msg, "secret key is not that of rank 2"));
+    k.secret = "0123456789012345678901234567890123456789!"; /* 41 characters */
+    assert_null(wrk_comm_create(ep, "1.0.0", 3, 1, &k, 1.0, &err));
+    assert_int_equal(err.code, EINVAL);
+    assert_non_null(strstr(err.msg, "secret key: not 40 Z85"));
+    wrk_comm_t *c = wrk_comm_create(NULL, "1.0.0", 1, 0, NULL, 1.0, &err);
     assert_non_null(c);
     assert_int_equal(wrk_comm_allreduce_sum(c, NULL, 4, &err), -1);
     assert_int_equal(err.code, EINVAL);
@@ -271,7 +300,7 @@ struct gather_arg {
 static void *gather_main(void *p)
 {
     struct gather_arg *a = p;
-    wrk_comm_t *c = wrk_comm_create(a->ep, "4.0.0", 2, a->rank, 3.0, &a->err);
+    wrk_comm_t *c = wrk_comm_create(a->ep, "4.0.0", 2, a->rank, tp_keys("4.0.0", a->rank), 3.0, &a->err);
     if (c == NULL) {
         a->rc = -2;
         return NULL;
@@ -376,16 +405,31 @@ static void test_wrong_group_refused(void **state)
     char ep[64];
     tp_free_endpoint(ep, sizeof ep);
     struct rank_arg a[2] = {
-        {.ep = ep, .group = "7.0.1", .tp = 2, .rank = 0, .timeout = 0.6, .calls = 1},
+        {.ep = ep, .group = "7.0.1", .tp = 2, .rank = 0, .timeout = 2, .calls = 1},
         {.ep = ep, .group = "7.0.0", .tp = 2, .rank = 1, .timeout = 5, .calls = 1}};
     run_group(a, 2);
+    /* its attempt's keys (another rank 0 key): the CURVE handshake fails */
     assert_int_equal(a[1].err.code, ECONNREFUSED);
-    assert_true(a[1].t_fail < 3.0);
-    assert_non_null(strstr(a[1].err.msg, "not a member of group '7.0.1'"));
+    assert_true(a[1].t_fail < 1.5);
+    assert_non_null(strstr(a[1].err.msg, "CURVE handshakes with"));
     assert_int_equal(a[0].err.code, ETIMEDOUT);
     assert_non_null(strstr(a[0].err.msg, "rank 1 missing"));
     print_message("stale rank: %s\n", a[1].err.msg);
     args_free(a, 2);
+
+    /* this attempt's keys under another group id (cannot happen with the
+     * controller's keys, checked all the same): refused at HELLO */
+    tp_free_endpoint(ep, sizeof ep);
+    struct rank_arg d[2] = {
+        {.ep = ep, .group = "7.0.1", .tp = 2, .rank = 0, .timeout = 0.6, .calls = 1},
+        {.ep = ep, .group = "7.0.0", .keys = "7.0.1", .tp = 2, .rank = 1, .timeout = 5,
+         .calls = 1}};
+    run_group(d, 2);
+    assert_int_equal(d[1].err.code, ECONNREFUSED);
+    assert_true(d[1].t_fail < 3.0);
+    assert_non_null(strstr(d[1].err.msg, "not a member of group '7.0.1'"));
+    assert_int_equal(d[0].err.code, ETIMEDOUT);
+    args_free(d, 2);
 
     /* stale and current rank 1 at once: the group forms with the current one */
     tp_free_endpoint(ep, sizeof ep);
@@ -446,7 +490,7 @@ struct root_arg {
 static void *root_main(void *p)
 {
     struct root_arg *a = p;
-    wrk_comm_t *c = wrk_comm_create(a->ep, "3.0.0", 2, 0, 2.0, &a->err);
+    wrk_comm_t *c = wrk_comm_create(a->ep, "3.0.0", 2, 0, tp_keys("3.0.0", 0), 2.0, &a->err);
     if (c == NULL) {
         a->rc = -2;
         return NULL;
@@ -498,7 +542,7 @@ static void test_malformed_frames(void **state)
         pthread_t th;
         assert_int_equal(pthread_create(&th, NULL, root_main, &ra), 0);
         struct err err = {0};
-        wrk_comm_t *c = wrk_comm_create(ep, "3.0.0", 2, 1, 2.0, &err);
+        wrk_comm_t *c = wrk_comm_create(ep, "3.0.0", 2, 1, tp_keys("3.0.0", 1), 2.0, &err);
         if (c == NULL)
             fail_msg("%s: rank 1: %s", bc->name, err.msg);
         uint8_t h[32] = {0};
@@ -529,6 +573,147 @@ static void test_malformed_frames(void **state)
     }
 }
 
+/* ---- CURVE on the TP links ---- */
+
+/* A rank whose own key is not one of the group's (right rank 0 key) is
+ * refused by rank 0's ZAP handler and fails at once. */
+static void test_unknown_key_refused(void **state)
+{
+    (void)state;
+    char ep[64];
+    tp_free_endpoint(ep, sizeof ep);
+    const char *pubs[2] = {tp_keys("8.0.0", 0)->publics[0], tp_keys("8.0.x", 1)->publics[1]};
+    struct wrk_comm_keys mine = {tp_keys("8.0.x", 1)->secret, pubs};
+    struct rank_arg a[2] = {
+        {.ep = ep, .group = "8.0.0", .tp = 2, .rank = 0, .timeout = 2, .calls = 1},
+        {.ep = ep, .group = "8.0.0", .own_keys = &mine, .tp = 2, .rank = 1, .timeout = 5,
+         .calls = 1}};
+    run_group(a, 2);
+    assert_int_equal(a[1].err.code, ECONNREFUSED);
+    assert_true(a[1].t_fail < 1.5);
+    assert_non_null(strstr(a[1].err.msg, "refused rank 1's CURVE key"));
+    assert_int_equal(a[0].err.code, ETIMEDOUT);
+    print_message("unknown key: %s\n", a[1].err.msg);
+    args_free(a, 2);
+}
+
+/* A member cannot speak for another: rank 2's key under rank 1's routing id
+ * is refused, and rank 0 does not count it as rank 1. */
+static void test_member_cannot_pose_as_another(void **state)
+{
+    (void)state;
+    char ep[64];
+    tp_free_endpoint(ep, sizeof ep);
+    const struct wrk_comm_keys *k2 = tp_keys("8.1.0", 2);
+    const char *pubs[3] = {k2->publics[0], k2->publics[2], k2->publics[1]};
+    struct wrk_comm_keys posing = {k2->secret, pubs}; /* passes its own checks as rank 1 */
+    struct rank_arg a[2] = {
+        {.ep = ep, .group = "8.1.0", .tp = 3, .rank = 0, .timeout = 1.5, .calls = 1},
+        {.ep = ep, .group = "8.1.0", .own_keys = &posing, .tp = 3, .rank = 1, .timeout = 5,
+         .calls = 1}};
+    run_group(a, 2);
+    assert_int_equal(a[1].err.code, ECONNREFUSED);
+    assert_non_null(strstr(a[1].err.msg, "rank 2's key under another routing id"));
+    assert_int_equal(a[0].err.code, ETIMEDOUT);
+    assert_non_null(strstr(a[0].err.msg, "ranks 1,2 missing"));
+    args_free(a, 2);
+}
+
+/* A relay between rank 1 and rank 0 that records every byte rank 1 sends:
+ * what an eavesdropper on the fabric would see. */
+struct relay {
+    int lfd;               /* listening, loopback */
+    int port0;             /* rank 0's port */
+    unsigned char *seen;   /* rank 1 -> rank 0 bytes, up to cap */
+    size_t n, cap;
+};
+
+static void *relay_main(void *p)
+{
+    struct relay *r = p;
+    int a = accept(r->lfd, NULL, NULL);
+    int b = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)r->port0)};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (a < 0 || b < 0 || connect(b, (struct sockaddr *)&to, sizeof to) != 0) {
+        close(a);
+        close(b);
+        return NULL;
+    }
+    struct pollfd pf[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+    unsigned char buf[65536];
+    for (;;) {
+        if (poll(pf, 2, 5000) <= 0)
+            break;
+        int from = (pf[0].revents & (POLLIN | POLLHUP)) ? 0 : 1;
+        ssize_t got = read(pf[from].fd, buf, sizeof buf);
+        if (got <= 0)
+            break;
+        if (from == 0) {
+            size_t keep = r->cap - r->n < (size_t)got ? r->cap - r->n : (size_t)got;
+            memcpy(r->seen + r->n, buf, keep);
+            r->n += keep;
+        }
+        for (ssize_t off = 0; off < got;) {
+            ssize_t w = write(pf[1 - from].fd, buf + off, (size_t)(got - off));
+            if (w <= 0)
+                goto done;
+            off += w;
+        }
+    }
+done:
+    close(a);
+    close(b);
+    return NULL;
+}
+
+/* What rank 1 puts on the wire is encrypted: neither the header magic nor
+ * any 16 bytes of its partial sums appear in the bytes it sent, while the
+ * all-reduce through the relay is right. (Without CURVE both would: frames
+ * are raw.) */
+static void test_wire_is_encrypted(void **state)
+{
+    (void)state;
+    char ep0[64], ep1[64];
+    tp_free_endpoint(ep0, sizeof ep0);
+    struct relay r = {.cap = 8u << 20};
+    r.seen = malloc(r.cap);
+    r.port0 = atoi(strrchr(ep0, ':') + 1);
+    r.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in la = {.sin_family = AF_INET, .sin_port = 0};
+    la.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof la;
+    assert_int_equal(bind(r.lfd, (struct sockaddr *)&la, sizeof la), 0);
+    assert_int_equal(listen(r.lfd, 1), 0);
+    assert_int_equal(getsockname(r.lfd, (struct sockaddr *)&la, &len), 0);
+    snprintf(ep1, sizeof ep1, "tcp://127.0.0.1:%u", ntohs(la.sin_port));
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, relay_main, &r), 0);
+    struct rank_arg a[2] = {
+        {.ep = ep0, .group = "8.2.0", .tp = 2, .rank = 0, .timeout = 5, .calls = 2},
+        {.ep = ep1, .group = "8.2.0", .tp = 2, .rank = 1, .timeout = 5, .calls = 2}};
+    run_group(a, 2);
+    pthread_join(th, NULL);
+    close(r.lfd);
+    if (a[0].rc != 0 || a[1].rc != 0)
+        fail_msg("rank 0: %s / rank 1: %s", a[0].err.msg, a[1].err.msg);
+    for (size_t i = 0; i < call_n[1]; i++) /* right: the sum of both ranks' values */
+        assert_true(a[1].res[1][i] == tp_val(0, 1, i) + tp_val(1, 1, i));
+    assert_true(r.n > call_n[1] * sizeof(float)); /* the partial went through the relay */
+    const unsigned char magic[4] = {'M', 'O', 'A', 'R'};
+    assert_null(memmem(r.seen, r.n, magic, sizeof magic));
+    for (size_t i = 0; i + 4 <= call_n[1]; i += 4) {
+        float v[4];
+        for (int j = 0; j < 4; j++)
+            v[j] = tp_val(1, 1, i + (size_t)j);
+        if (memmem(r.seen, r.n, v, sizeof v) != NULL)
+            fail_msg("rank 1's partial (values %zu..%zu) is on the wire in clear", i, i + 3);
+    }
+    print_message("%zu bytes from rank 1 seen by the relay, none in clear\n", r.n);
+    free(r.seen);
+    args_free(a, 2);
+}
+
 /* A stranger's frames (no member routing id) are dropped, not an error. */
 static void test_stranger_dropped(void **state)
 {
@@ -546,7 +731,7 @@ static void test_stranger_dropped(void **state)
     const void *frames[2] = {"garbage", "more garbage"};
     size_t lens[2] = {7, 12};
     assert_int_equal(net_send_frames(s, frames, lens, 2, &err), 0);
-    wrk_comm_t *c = wrk_comm_create(ep, "3.0.0", 2, 1, 2.0, &err);
+    wrk_comm_t *c = wrk_comm_create(ep, "3.0.0", 2, 1, tp_keys("3.0.0", 1), 2.0, &err);
     assert_non_null(c);
     assert_int_equal(net_send_frames(s, frames, lens, 1, &err), 0);
     float mine[4] = {10, 20, 30, 40};
@@ -569,7 +754,7 @@ static void test_abort(void **state)
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, root_main, &ra), 0);
     struct err err = {0};
-    wrk_comm_t *c = wrk_comm_create(ep, "3.0.0", 2, 1, 2.0, &err);
+    wrk_comm_t *c = wrk_comm_create(ep, "3.0.0", 2, 1, tp_keys("3.0.0", 1), 2.0, &err);
     assert_non_null(c);
     struct err why = {ENOMEM, "input: out of memory"};
     double t0 = now_s();
@@ -597,6 +782,9 @@ int main(void)
         cmocka_unit_test(test_allreduce_timeout),
         cmocka_unit_test(test_wrong_group_refused),
         cmocka_unit_test(test_malformed_frames),
+        cmocka_unit_test(test_unknown_key_refused),
+        cmocka_unit_test(test_member_cannot_pose_as_another),
+        cmocka_unit_test(test_wire_is_encrypted),
         cmocka_unit_test(test_stranger_dropped),
         cmocka_unit_test(test_abort),
     };

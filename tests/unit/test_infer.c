@@ -228,8 +228,15 @@ static void spec_write(struct rank_run *rr, int tp, int r, const char *ep, const
                           "input", docs, "output", rr->out, "backend", "cpu", "threads", 1,
                           "max_len", 256, "batch", 16, "comm_timeout", 20.0);
     assert_non_null(o);
-    if (ep != NULL)
+    if (ep != NULL) {
+        /* the attempt's TP link keys, as the controller's dispatch gives them */
+        json_t *pubs = json_array();
+        for (int k = 0; k < tp; k++)
+            json_array_append_new(pubs, json_string(tp_keys("infer", k)->publics[k]));
         json_object_set_new(o, "comm", json_string(ep));
+        json_object_set_new(o, "comm_key", json_string(tp_keys("infer", r)->secret));
+        json_object_set_new(o, "comm_keys", pubs);
+    }
     if (extra != NULL && extra[0] != '\0') {
         json_error_t je;
         json_t *x = json_loads(extra, 0, &je);
@@ -463,6 +470,10 @@ static void test_bad_spec(void **state)
     one_rank("{\"shard_sha256\": \"abc\"}", NULL, NULL, 2, "shard_sha256: not 64 hex");
     one_rank("{\"comm_timeout\": -1}", NULL, NULL, 2, "comm_timeout");
     one_rank("{\"tp\": 2}", NULL, NULL, 2, "comm: missing");
+    one_rank("{\"tp\": 2, \"comm\": \"tcp://127.0.0.1:1\"}", NULL, NULL, 2, "comm_key: missing");
+    one_rank("{\"tp\": 2, \"comm\": \"tcp://127.0.0.1:1\", \"comm_key\": \"k\", "
+             "\"comm_keys\": [\"a\"]}",
+             NULL, NULL, 2, "comm_keys: not an array of 2 public keys");
     one_rank("{\"allreduce\": \"mpi\"}", NULL, NULL, 2, "allreduce 'mpi': expected auto, nccl");
     one_rank("{\"allreduce\": 1}", NULL, NULL, 2, "allreduce: not a non-empty string");
     one_rank("{\"allreduce\": \"nccl\"}", NULL, NULL, 2, "allreduce: nccl needs backend cuda");

@@ -66,7 +66,8 @@ static void *rank_main(void *p)
     krn_backend_t *be = NULL;
     wrk_stage_t *st = NULL;
     krn_buf_t *b = NULL;
-    wrk_comm_t *c = wrk_comm_create(a->ep, a->group, a->tp, a->rank, 10.0, &a->err);
+    wrk_comm_t *c = wrk_comm_create(a->ep, a->group, a->tp, a->rank, tp_keys(a->group, a->rank),
+                                    10.0, &a->err);
     if (c == NULL)
         goto fail;
     if (a->staged) {

@@ -7,11 +7,16 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "shared/net.h"
+#include "worker/wrk_comm.h"
 
 /* tp_free_endpoint: "tcp://127.0.0.1:PORT" for a loopback port that was free a
  * moment ago (bound to port 0, read back, closed), into out (cap bytes). */
@@ -40,6 +45,48 @@ static inline float tp_val(int r, int k, size_t i)
     float mant = (float)(x & 0xffff) / 65536.0f - 0.5f;
     int e = (int)((x >> 16) % 13) - 6;
     return mant * (float)(1 << (e + 6)) / 64.0f;
+}
+
+/* TP link keys, as the controller makes them for each attempt of each group
+ * (controller/ctl_infer.c): TP_KEYS_MAX CURVE pairs per key set. */
+#define TP_KEYS_MAX 8
+#define TP_KEY_SETS 32
+struct tp_key_set {
+    char name[64];
+    char secret[TP_KEYS_MAX][NET_KEY_LEN + 1], pub[TP_KEYS_MAX][NET_KEY_LEN + 1];
+    const char *publics[TP_KEYS_MAX];
+    struct wrk_comm_keys rank[TP_KEYS_MAX];
+};
+
+/* tp_keys: rank's view of key set `name` (made on first use, kept for the
+ * test binary's life; thread-safe), for wrk_comm_create() with any tp up to
+ * TP_KEYS_MAX: one name, one set, so the threads of one group agree without
+ * sharing a variable; tests give another attempt another name. */
+static inline const struct wrk_comm_keys *tp_keys(const char *name, int rank)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static struct tp_key_set sets[TP_KEY_SETS];
+    static int nsets;
+    assert_true(rank >= 0 && rank < TP_KEYS_MAX);
+    pthread_mutex_lock(&mu);
+    struct tp_key_set *ks = NULL;
+    for (int i = 0; i < nsets && ks == NULL; i++)
+        if (strcmp(sets[i].name, name) == 0)
+            ks = &sets[i];
+    if (ks == NULL) {
+        assert_true(nsets < TP_KEY_SETS);
+        ks = &sets[nsets++];
+        snprintf(ks->name, sizeof ks->name, "%s", name);
+        for (int r = 0; r < TP_KEYS_MAX; r++) {
+            struct err e = {0};
+            assert_int_equal(net_curve_keypair(ks->pub[r], ks->secret[r], &e), 0);
+            ks->publics[r] = ks->pub[r];
+        }
+        for (int r = 0; r < TP_KEYS_MAX; r++)
+            ks->rank[r] = (struct wrk_comm_keys){ks->secret[r], ks->publics};
+    }
+    pthread_mutex_unlock(&mu);
+    return &ks->rank[rank];
 }
 
 #endif
