@@ -244,7 +244,11 @@ int ctl_on_audit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg 
         l.since = json_number_value(json_object_get(b, "since"));
     if (json_object_get(b, "limit"))
         l.limit = (size_t)json_integer_value(json_object_get(b, "limit"));
-    if (store_foreach(ctl->store, STORE_DB_AUDIT, list_cb, &l, err) < 0) {
+    /* a page starts at its first record: O(page), not O(log) (records are
+     * keyed by sequence number) */
+    uint8_t from[8];
+    store_key_job(from, l.after < UINT64_MAX ? l.after + 1 : l.after);
+    if (store_foreach_from(ctl->store, STORE_DB_AUDIT, from, sizeof from, list_cb, &l, err) < 0) {
         json_decref(l.out);
         return -1;
     }

@@ -327,20 +327,14 @@ int store_last(store_t *st, enum store_db db, void *key, size_t cap, size_t *kle
     return ret;
 }
 
-int store_foreach(store_t *st, enum store_db db, store_foreach_cb cb, void *arg, struct err *err)
+/* walk: cb for every record from the first key >= from (from NULL: the first
+ * record) to the end, or until cb returns non-zero (returned). */
+static int walk(MDB_cursor *cur, enum store_db db, const void *from, size_t flen,
+                store_foreach_cb cb, void *arg, struct err *err)
 {
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
-    if (rc)
-        return mdb_err(err, rc, "begin read");
-    if ((rc = mdb_cursor_open(txn, st->dbi[db], &cur))) {
-        mdb_txn_abort(txn);
-        return mdb_err(err, rc, "cursor");
-    }
-    MDB_val k, v;
-    int ret = 0;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+    MDB_val k = {flen, (void *)from}, v;
+    int ret = 0, rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, from ? MDB_SET_RANGE : MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (v.mv_size < 1 || *(uint8_t *)v.mv_data != STORE_VALUE_VERSION) {
             ret = err_set(err, EPROTO, "store: %s: record with unknown version", db_names[db]);
@@ -352,7 +346,43 @@ int store_foreach(store_t *st, enum store_db db, store_foreach_cb cb, void *arg,
     }
     if (ret == 0 && rc != MDB_NOTFOUND)
         ret = mdb_err(err, rc, "walk");
+    return ret;
+}
+
+int store_foreach(store_t *st, enum store_db db, store_foreach_cb cb, void *arg, struct err *err)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return mdb_err(err, rc, "begin read");
+    if ((rc = mdb_cursor_open(txn, st->dbi[db], &cur))) {
+        mdb_txn_abort(txn);
+        return mdb_err(err, rc, "cursor");
+    }
+    int ret = walk(cur, db, NULL, 0, cb, arg, err);
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
+    return ret;
+}
+
+int store_foreach_from(store_t *st, enum store_db db, const void *from, size_t flen,
+                       store_foreach_cb cb, void *arg, struct err *err)
+{
+    MDB_txn *txn = cur_txn(st), *own = NULL;
+    MDB_cursor *cur;
+    int rc;
+    if (txn == NULL) {
+        if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &own)))
+            return mdb_err(err, rc, "begin read");
+        txn = own;
+    }
+    if ((rc = mdb_cursor_open(txn, st->dbi[db], &cur))) {
+        mdb_txn_abort(own);
+        return mdb_err(err, rc, "cursor");
+    }
+    int ret = walk(cur, db, from, flen, cb, arg, err);
+    mdb_cursor_close(cur);
+    mdb_txn_abort(own);
     return ret;
 }

@@ -219,6 +219,44 @@ static void aborted_batch_leaves_no_record(void **state)
 
 #define K1 "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
 
+/* audit_page: ctl_on_audit's reply to {after, limit}: the records' seqs into
+ * seqs (returns how many) and "next" into *next (-1 when null). */
+static int audit_page(struct fx *f, long long after, int limit, uint64_t *seqs, long long *next)
+{
+    struct proto_msg msg = {.type = PROTO_TYPE_AUDIT, .req_id = 1};
+    msg.body = json_pack("{s:I, s:i}", "after", (json_int_t)after, "limit", limit);
+    struct net_peer peer = {0};
+    struct err e = {0};
+    assert_int_equal(ctl_on_audit(&f->ctl, &peer, &msg, &e), 0);
+    json_decref(msg.body);
+    const json_t *reply = f->ctl.outbox[f->ctl.nout - 1].msg.body;
+    const json_t *recs = json_object_get(reply, "records");
+    for (size_t i = 0; i < json_array_size(recs); i++)
+        seqs[i] = (uint64_t)json_integer_value(json_object_get(json_array_get(recs, i), "seq"));
+    const json_t *n = json_object_get(reply, "next");
+    *next = json_is_integer(n) ? json_integer_value(n) : -1;
+    return (int)json_array_size(recs);
+}
+
+/* Pages of the log start where the last one ended and say where the next
+ * starts; the last page says none. */
+static void pages_follow_each_other(void **state)
+{
+    struct fx *f = *state;
+    uint64_t seqs[NREC];
+    long long next;
+    assert_int_equal(audit_page(f, 0, 2, seqs, &next), 2);
+    assert_true(seqs[0] == 1 && seqs[1] == 2 && next == 2);
+    assert_int_equal(audit_page(f, next, 2, seqs, &next), 2);
+    assert_true(seqs[0] == 3 && seqs[1] == 4 && next == 4);
+    assert_int_equal(audit_page(f, next, 2, seqs, &next), 1);
+    assert_true(seqs[0] == 5 && next == -1);
+    assert_int_equal(audit_page(f, 5, 2, seqs, &next), 0);
+    assert_int_equal(next, -1);
+    assert_int_equal(audit_page(f, 3, 10, seqs, &next), 2);
+    assert_true(seqs[0] == 4 && seqs[1] == 5 && next == -1);
+}
+
 static void allowlist_lines_parse(void **state)
 {
     (void)state;
@@ -284,6 +322,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(overwritten_hash_is_named, setup, teardown),
         cmocka_unit_test_setup_teardown(appends_continue_the_chain_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(aborted_batch_leaves_no_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(pages_follow_each_other, setup, teardown),
         cmocka_unit_test(allowlist_lines_parse),
         cmocka_unit_test(bad_allowlist_lines_are_refused),
         cmocka_unit_test(secret_key_files_must_be_private),
