@@ -39,9 +39,10 @@ int ctl_infer_pick(const struct ctl *ctl, const struct job_spec *spec, int16_t *
  * reserve every rank's resources, choose rank 0's port, save, queue a DISPATCH per
  * rank with the batch's documents. When tp > 1, make a CURVE key pair per rank
  * for this attempt's TP links (worker/wrk_comm.h) and give each rank its secret
- * key and every rank's public key; the keys live only in those messages (sent
- * over the workers' CURVE links), never in the store. EIO when no key pair
- * can be made, ENOMEM, EAGAIN (no free comm port on rank 0's node). */
+ * key and every rank's public key; the keys travel only in those messages
+ * (over the workers' CURVE links) and are never stored; the controller wipes
+ * its own copy, not the messages' (freed once sent). EIO when no key pair can
+ * be made, ENOMEM, EAGAIN (no free comm port on rank 0's node). */
 int ctl_infer_dispatch(struct ctl *ctl, struct ctl_job *job, uint32_t offset, const int16_t *nodes,
                        double now, struct err *err);
 

@@ -29,7 +29,6 @@
 #define ID_MAX 255
 #define LINGER_MAX_MS 10000
 #define LINGER_FAILED_MS 1000
-#define HS_FAILURES_MAX 3 /* failed CURVE handshakes in a row that end a member's wait */
 
 enum comm_type {
     COMM_HELLO = 1,
@@ -77,7 +76,7 @@ struct wrk_comm {
     void *zap;                /* rank 0: ZAP REP socket (admits keys[1..tp-1]) */
     void *mon;                /* rank k: PAIR receiving the DEALER's handshake failures */
     int hs_failed;            /* rank k: last failed handshake's event, 0 if none */
-    int hs_failures;          /* rank k: failed handshakes since the last success */
+    bool quiet;               /* failed with nothing more to send: close without linger */
 };
 
 /* ---- helpers ---- */
@@ -219,8 +218,7 @@ static int comm_fail(wrk_comm_t *c, struct err *e)
 
 /* ---- CURVE: keys, ZAP, handshake events ---- */
 
-/* A Z85 CURVE key: WRK_COMM_KEY_LEN characters of RFC 32's alphabet. */
-static bool key_ok(const char *k)
+bool wrk_comm_key_valid(const char *k)
 {
     uint8_t raw[32];
     return k != NULL && strlen(k) == WRK_COMM_KEY_LEN && zmq_z85_decode(raw, k) != NULL;
@@ -246,8 +244,7 @@ static int zap_admit(const char *key, const char *address, void *arg)
 
 /* Rank k: read the DEALER's pending handshake events (the monitor's two-frame
  * messages: u16 event in host order + u32 value, then the address): the last
- * failure in c->hs_failed and the failures since the last success in
- * c->hs_failures (a success clears both). Returns c->hs_failed. */
+ * failure in c->hs_failed (a success clears it). Returns c->hs_failed. */
 static int read_handshake_events(wrk_comm_t *c)
 {
     for (;;) {
@@ -260,13 +257,7 @@ static int read_handshake_events(wrk_comm_t *c)
         if (got && zmq_msg_size(&ev) >= 2) {
             uint16_t event;
             memcpy(&event, zmq_msg_data(&ev), sizeof event);
-            if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-                c->hs_failed = 0;
-                c->hs_failures = 0;
-            } else {
-                c->hs_failed = event;
-                c->hs_failures++;
-            }
+            c->hs_failed = event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED ? 0 : event;
         }
         zmq_msg_close(&ev);
         zmq_msg_close(&addr);
@@ -283,7 +274,11 @@ static int read_handshake_events(wrk_comm_t *c)
  * HELLO) or dropped, and the wait goes on. */
 static int recv_msg(wrk_comm_t *c, int64_t deadline, struct comm_msg *m, struct err *err)
 {
-    for (;;) {
+    /* N.B. every pass checks the deadline: ZAP requests, handshake events
+     * and strangers' messages must not keep a wait going past it */
+    for (bool first = true;; first = false) {
+        if (!first && remaining_ms(deadline) == 0)
+            return 0;
         zmq_pollitem_t it[2] = {{c->sock, 0, ZMQ_POLLIN, 0},
                                 {c->rank == 0 ? c->zap : c->mon, 0, ZMQ_POLLIN, 0}};
         int rc = zmq_poll(it, it[1].socket ? 2 : 1, remaining_ms(deadline));
@@ -297,18 +292,21 @@ static int recv_msg(wrk_comm_t *c, int64_t deadline, struct comm_msg *m, struct 
         if (it[1].revents & ZMQ_POLLIN) {
             if (c->rank == 0 && net_zmq_zap_serve(c->zap, zap_admit, c, err) < 0)
                 return -1;
-            /* ZAP said no; or HS_FAILURES_MAX handshakes in a row failed
-             * (about 0.1 s apart, libzmq's reconnect interval): what listens
-             * there cannot decrypt this rank's HELLO, so it does not hold
-             * this attempt's rank 0 key (a stale rank 0, a stranger) */
-            if (c->rank != 0 && read_handshake_events(c) == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+            /* ZAP said no, or what listens there speaks no CURVE (a
+             * protocol error: a plaintext ZeroMQ peer, say): final. A
+             * handshake that just broke off (NO_DETAIL: a connection lost,
+             * or a peer that cannot decrypt this rank's HELLO because it
+             * holds another rank 0 key) is retried by libzmq and only
+             * named if the wait times out. */
+            int ev = c->rank != 0 ? read_handshake_events(c) : 0;
+            if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
                 return err_set(err, ECONNREFUSED,
                                "rank 0 at %s refused rank %d's CURVE key (not a key of "
                                "group %s)", c->endpoint, c->rank, c->group);
-            if (c->rank != 0 && c->hs_failures >= HS_FAILURES_MAX)
+            if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
                 return err_set(err, ECONNREFUSED,
-                               "%d CURVE handshakes with %s failed: not rank 0 of group %s "
-                               "(another key)", c->hs_failures, c->endpoint, c->group);
+                               "%s is not rank 0 of group %s: its handshake is not CURVE's",
+                               c->endpoint, c->group);
         }
         if (!(it[0].revents & ZMQ_POLLIN))
             continue;
@@ -522,6 +520,11 @@ fail:
  * this rank, or aborted itself: it knows already). */
 static int fail_quietly(wrk_comm_t *c, const struct err *e, struct err *err)
 {
+    /* N.B. drop the queued HELLO too: delivered later (rank 0 bound after
+     * all), it would make rank 0 count a rank that has gone */
+    int zero = 0;
+    zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
+    c->quiet = true;
     c->failed = *e;
     *err = *e;
     return err_prefix(err, "comm rendezvous");
@@ -542,7 +545,7 @@ static int rendezvous_member(wrk_comm_t *c, struct err *err)
     if (rc == 0) {
         err_set(&e, ETIMEDOUT, "group %s: no WELCOME from rank 0 at %s after %.1f s%s", c->group,
                 c->endpoint, c->timeout_ms / 1000.0,
-                c->hs_failed ? " (a CURVE handshake failed: not rank 0's key?)" : "");
+                c->hs_failed ? " (CURVE handshakes failed: another rank 0 key?)" : "");
         goto fail;
     }
     char text[WRK_COMM_GROUP_MAX + 1];
@@ -577,7 +580,7 @@ static int keys_check(const struct wrk_comm_keys *keys, int tp, int rank, struct
     if (keys == NULL || keys->secret == NULL || keys->publics == NULL)
         return err_set(err, EINVAL, "comm: CURVE keys required when tp > 1");
     for (int k = 0; k < tp; k++) {
-        if (!key_ok(keys->publics[k]))
+        if (!wrk_comm_key_valid(keys->publics[k]))
             return err_set(err, EINVAL, "comm: public key of rank %d: not %d Z85 characters", k,
                            WRK_COMM_KEY_LEN);
         for (int j = 0; j < k; j++)
@@ -586,7 +589,7 @@ static int keys_check(const struct wrk_comm_keys *keys, int tp, int rank, struct
                                k);
     }
     struct err e = {0};
-    if (!key_ok(keys->secret) || net_curve_public(cv->public_key, keys->secret, &e) != 0)
+    if (!wrk_comm_key_valid(keys->secret) || net_curve_public(cv->public_key, keys->secret, &e) != 0)
         return err_set(err, EINVAL, "comm: secret key: not %d Z85 characters", WRK_COMM_KEY_LEN);
     if (strcmp(cv->public_key, keys->publics[rank]) != 0)
         return err_set(err, EINVAL, "comm: secret key is not that of rank %d's public key", rank);
@@ -718,7 +721,7 @@ void wrk_comm_destroy(wrk_comm_t *c)
         /* N.B. rank 0's last SUM may still be queued: let it leave; after a
          * failure only a best-effort ABORT is, so wait less for a dead peer */
         int cap = c->failed.code != 0 ? LINGER_FAILED_MS : LINGER_MAX_MS;
-        int linger = c->timeout_ms < cap ? c->timeout_ms : cap;
+        int linger = c->quiet ? 0 : c->timeout_ms < cap ? c->timeout_ms : cap;
         zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
         if (c->mon != NULL)
             zmq_socket_monitor(c->sock, NULL, 0);

@@ -16,15 +16,21 @@
  * connection authenticated with rank k's key and under rank k's routing id.
  * So a peer without the attempt's keys (another attempt's rank, anyone on the
  * fabric) can neither read the activations nor join, and no member can speak
- * for another. A rank k refused by rank 0's ZAP handler fails at once with
- * ECONNREFUSED.
+ * for another. Rank k fails at once (ECONNREFUSED) when rank 0's ZAP handler
+ * refuses its key, or when what listens on the endpoint answers without CURVE
+ * (a handshake protocol error); a handshake that just breaks off (a lost
+ * connection, or a peer holding another rank 0 key, which libzmq cannot tell
+ * apart) is retried, and named in the ETIMEDOUT if the wait runs out. Rank 0
+ * answers ZAP requests only while it waits for a message (the rendezvous,
+ * every collective): a member reconnecting while rank 0 computes waits that
+ * long (libzmq's handshake limit is 30 s).
  *
  * Rendezvous. Rank k > 0 sets its routing id to "<k>/<group>" and sends HELLO;
  * rank 0 waits until HELLO has come from every rank 1..tp-1 with the same tp,
- * then answers WELCOME to each. A peer whose routing id is not one of the
- * group's (another group, e.g. a stale rank of an earlier attempt, or any other
- * stranger) gets REFUSE and can never take part; anything else it sends is
- * dropped. Every wait is bounded by timeout_s.
+ * then answers WELCOME to each. A keyed peer whose routing id is not its own
+ * rank's of this group (another group name, another rank's id) gets REFUSE and
+ * can never take part; anything else it sends is dropped (a peer without the
+ * keys does not get this far). Every wait is bounded by timeout_s.
  *
  * All-gather. Ranks k > 0 send their len bytes to rank 0 (GATHER); rank 0
  * waits for all, lays them out in rank order and sends the whole tp * len
@@ -87,6 +93,7 @@
 #ifndef MOAT_WRK_COMM_H
 #define MOAT_WRK_COMM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "shared/err.h"
@@ -181,6 +188,10 @@ int wrk_comm_allgather(wrk_comm_t *c, const void *mine, size_t len, void *all,
  * collective. A no-op when tp == 1 or when the handle has already failed
  * (it has then told the group already). */
 void wrk_comm_abort(wrk_comm_t *c, const struct err *why);
+
+/* wrk_comm_key_valid: key is a CURVE key in Z85 text: WRK_COMM_KEY_LEN
+ * characters of ZeroMQ RFC 32's alphabet (the rank spec's check). */
+bool wrk_comm_key_valid(const char *key);
 
 /* Accessors; never fail. wrk_comm_endpoint: rank 0's bound endpoint with any
  * wildcard port resolved (ZMQ_LAST_ENDPOINT), else the endpoint given; "" when

@@ -173,12 +173,16 @@ static int spec_parse(const char *path, struct infer_spec *s, struct err *err)
         return -1;
     if (s->tp > 1 && spec_str(o, "comm_key", true, NULL, &s->comm_key, err) != 0)
         return -1;
+    if (s->tp > 1 && !wrk_comm_key_valid(s->comm_key))
+        return err_set(err, EINVAL, "comm_key: not a CURVE key (%d Z85 characters)",
+                       WRK_COMM_KEY_LEN);
     json_t *keys = json_object_get(o, "comm_keys");
     if (s->tp > 1 && (!json_is_array(keys) || json_array_size(keys) != (size_t)s->tp))
         return err_set(err, EINVAL, "comm_keys: not an array of %d public keys", s->tp);
     for (int k = 0; s->tp > 1 && k < s->tp; k++)
-        if ((s->comm_keys[k] = json_string_value(json_array_get(keys, (size_t)k))) == NULL)
-            return err_set(err, EINVAL, "comm_keys[%d]: not a string", k);
+        if (!wrk_comm_key_valid(s->comm_keys[k] = json_string_value(json_array_get(keys, (size_t)k))))
+            return err_set(err, EINVAL, "comm_keys[%d]: not a CURVE key (%d Z85 characters)", k,
+                           WRK_COMM_KEY_LEN);
     const char *ar;
     if (spec_str(o, "allreduce", false, "auto", &ar, err) != 0
         || wrk_arpath_parse(ar, &s->allreduce, err) != 0)

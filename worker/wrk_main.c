@@ -315,6 +315,9 @@ static void end_unstarted(struct wrk *w, struct wrk_task *t, bool launch_error, 
         log_error("wrk", "task %llu.%u: cannot record result: %s", (unsigned long long)t->job,
                   t->index, e.msg);
     w->batch_needs_sync = true;
+    /* an infer rank's directory holds its documents and its TP link key */
+    if (t->cwd[0] && !t->cwd_shared && wrk_exec_remove_tree(t->cwd, &e) != 0)
+        log_warn("wrk", "task %llu.%u: %s", (unsigned long long)t->job, t->index, e.msg);
 }
 
 /* fetch_next: ask for the next chunk of the object being fetched. */
@@ -388,7 +391,9 @@ static void start_infer(struct wrk *w, struct wrk_task *t)
         json_object_del(sp, "comm");
     json_object_set(sp, "vocab_sha256", json_object_get(d, "vocab")); /* checked at every load */
     /* the attempt's CURVE keys for the TP links (tp > 1); N.B. the spec file
-     * lies in the task's own directory (mode 0700), removed with it */
+     * lies in the task's own directory (mode 0700), removed when the task
+     * ends, started or not (a worker killed meanwhile leaves it: the key is
+     * good for that attempt only) */
     if (json_object_get(d, "comm_key") && json_object_get(d, "comm_keys")) {
         json_object_set(sp, "comm_key", json_object_get(d, "comm_key"));
         json_object_set(sp, "comm_keys", json_object_get(d, "comm_keys"));

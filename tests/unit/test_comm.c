@@ -406,12 +406,12 @@ static void test_wrong_group_refused(void **state)
     tp_free_endpoint(ep, sizeof ep);
     struct rank_arg a[2] = {
         {.ep = ep, .group = "7.0.1", .tp = 2, .rank = 0, .timeout = 2, .calls = 1},
-        {.ep = ep, .group = "7.0.0", .tp = 2, .rank = 1, .timeout = 5, .calls = 1}};
+        {.ep = ep, .group = "7.0.0", .tp = 2, .rank = 1, .timeout = 1, .calls = 1}};
     run_group(a, 2);
-    /* its attempt's keys (another rank 0 key): the CURVE handshake fails */
-    assert_int_equal(a[1].err.code, ECONNREFUSED);
-    assert_true(a[1].t_fail < 1.5);
-    assert_non_null(strstr(a[1].err.msg, "CURVE handshakes with"));
+    /* its attempt's keys (another rank 0 key): every CURVE handshake breaks
+     * off (libzmq cannot tell that from a lost connection: retried, then named) */
+    assert_int_equal(a[1].err.code, ETIMEDOUT);
+    assert_non_null(strstr(a[1].err.msg, "CURVE handshakes failed"));
     assert_int_equal(a[0].err.code, ETIMEDOUT);
     assert_non_null(strstr(a[0].err.msg, "rank 1 missing"));
     print_message("stale rank: %s\n", a[1].err.msg);
@@ -490,7 +490,7 @@ struct root_arg {
 static void *root_main(void *p)
 {
     struct root_arg *a = p;
-    wrk_comm_t *c = wrk_comm_create(a->ep, "3.0.0", 2, 0, tp_keys("3.0.0", 0), 2.0, &a->err);
+    wrk_comm_t *c = wrk_comm_create(a->ep, "3.0.0", 2, 0, tp_keys("3.0.0", 0), 5.0, &a->err);
     if (c == NULL) {
         a->rc = -2;
         return NULL;
@@ -542,7 +542,7 @@ static void test_malformed_frames(void **state)
         pthread_t th;
         assert_int_equal(pthread_create(&th, NULL, root_main, &ra), 0);
         struct err err = {0};
-        wrk_comm_t *c = wrk_comm_create(ep, "3.0.0", 2, 1, tp_keys("3.0.0", 1), 2.0, &err);
+        wrk_comm_t *c = wrk_comm_create(ep, "3.0.0", 2, 1, tp_keys("3.0.0", 1), 5.0, &err);
         if (c == NULL)
             fail_msg("%s: rank 1: %s", bc->name, err.msg);
         uint8_t h[32] = {0};
@@ -597,6 +597,37 @@ static void test_unknown_key_refused(void **state)
     args_free(a, 2);
 }
 
+/* What listens on rank 0's port speaks ZeroMQ without CURVE: the member
+ * never joins it and sends it nothing (its HELLO would be in clear); it
+ * stops at once when libzmq reports the mechanism mismatch, or at its
+ * timeout when the listener just drops the connection (which of the two is
+ * up to timing). */
+static void test_plaintext_listener_gets_nothing(void **state)
+{
+    (void)state;
+    char ep[64], bound[128];
+    tp_free_endpoint(ep, sizeof ep);
+    struct err e = {0};
+    net_t *net = net_create(&e);
+    assert_non_null(net);
+    const char *eps[1] = {ep};
+    net_sock_t *plain = net_router_bind(net, eps, 1, 0, bound, sizeof bound, &e);
+    assert_non_null(plain);
+    wrk_comm_t *c = wrk_comm_create(ep, "8.3.0", 2, 1, tp_keys("8.3.0", 1), 1.5, &e);
+    assert_null(c);
+    if (e.code == ECONNREFUSED)
+        assert_non_null(strstr(e.msg, "handshake is not CURVE's"));
+    else
+        assert_int_equal(e.code, ETIMEDOUT);
+    print_message("member: %s\n", e.msg);
+    struct proto_msg msg;
+    struct net_peer peer;
+    struct err re = {0};
+    assert_int_equal(net_recv(plain, &msg, &peer, &re), 0); /* nothing arrived */
+    net_sock_close(plain);
+    net_destroy(net);
+}
+
 /* A member cannot speak for another: rank 2's key under rank 1's routing id
  * is refused, and rank 0 does not count it as rank 1. */
 static void test_member_cannot_pose_as_another(void **state)
@@ -632,10 +663,19 @@ static void *relay_main(void *p)
 {
     struct relay *r = p;
     int a = accept(r->lfd, NULL, NULL);
-    int b = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)r->port0)};
     to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (a < 0 || b < 0 || connect(b, (struct sockaddr *)&to, sizeof to) != 0) {
+    /* rank 0 may not have bound yet: retry for up to 5 s */
+    int b = -1;
+    for (int tries = 0; a >= 0 && b < 0 && tries < 500; tries++) {
+        b = socket(AF_INET, SOCK_STREAM, 0);
+        if (b >= 0 && connect(b, (struct sockaddr *)&to, sizeof to) != 0) {
+            close(b);
+            b = -1;
+            usleep(10000);
+        }
+    }
+    if (a < 0 || b < 0) {
         close(a);
         close(b);
         return NULL;
@@ -731,8 +771,9 @@ static void test_stranger_dropped(void **state)
     const void *frames[2] = {"garbage", "more garbage"};
     size_t lens[2] = {7, 12};
     assert_int_equal(net_send_frames(s, frames, lens, 2, &err), 0);
-    wrk_comm_t *c = wrk_comm_create(ep, "3.0.0", 2, 1, tp_keys("3.0.0", 1), 2.0, &err);
-    assert_non_null(c);
+    wrk_comm_t *c = wrk_comm_create(ep, "3.0.0", 2, 1, tp_keys("3.0.0", 1), 5.0, &err);
+    if (c == NULL)
+        fail_msg("rank 1: %s", err.msg);
     assert_int_equal(net_send_frames(s, frames, lens, 1, &err), 0);
     float mine[4] = {10, 20, 30, 40};
     assert_int_equal(wrk_comm_allreduce_sum(c, mine, 4, &err), 0);
@@ -754,7 +795,7 @@ static void test_abort(void **state)
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, root_main, &ra), 0);
     struct err err = {0};
-    wrk_comm_t *c = wrk_comm_create(ep, "3.0.0", 2, 1, tp_keys("3.0.0", 1), 2.0, &err);
+    wrk_comm_t *c = wrk_comm_create(ep, "3.0.0", 2, 1, tp_keys("3.0.0", 1), 5.0, &err);
     assert_non_null(c);
     struct err why = {ENOMEM, "input: out of memory"};
     double t0 = now_s();
@@ -784,6 +825,7 @@ int main(void)
         cmocka_unit_test(test_malformed_frames),
         cmocka_unit_test(test_unknown_key_refused),
         cmocka_unit_test(test_member_cannot_pose_as_another),
+        cmocka_unit_test(test_plaintext_listener_gets_nothing),
         cmocka_unit_test(test_wire_is_encrypted),
         cmocka_unit_test(test_stranger_dropped),
         cmocka_unit_test(test_abort),

@@ -471,9 +471,18 @@ static void test_bad_spec(void **state)
     one_rank("{\"comm_timeout\": -1}", NULL, NULL, 2, "comm_timeout");
     one_rank("{\"tp\": 2}", NULL, NULL, 2, "comm: missing");
     one_rank("{\"tp\": 2, \"comm\": \"tcp://127.0.0.1:1\"}", NULL, NULL, 2, "comm_key: missing");
-    one_rank("{\"tp\": 2, \"comm\": \"tcp://127.0.0.1:1\", \"comm_key\": \"k\", "
-             "\"comm_keys\": [\"a\"]}",
-             NULL, NULL, 2, "comm_keys: not an array of 2 public keys");
+    one_rank("{\"tp\": 2, \"comm\": \"tcp://127.0.0.1:1\", \"comm_key\": \"k\"}", NULL, NULL, 2,
+             "comm_key: not a CURVE key (40 Z85 characters)");
+    char keyed[400];
+    snprintf(keyed, sizeof keyed,
+             "{\"tp\": 2, \"comm\": \"tcp://127.0.0.1:1\", \"comm_key\": \"%s\", "
+             "\"comm_keys\": [\"a\"]}", tp_keys("infer", 0)->secret);
+    one_rank(keyed, NULL, NULL, 2, "comm_keys: not an array of 2 public keys");
+    snprintf(keyed, sizeof keyed,
+             "{\"tp\": 2, \"comm\": \"tcp://127.0.0.1:1\", \"comm_key\": \"%s\", "
+             "\"comm_keys\": [\"%s\", \"%s\"]}", tp_keys("infer", 0)->secret,
+             tp_keys("infer", 0)->publics[0], "0123456789012345678901234567890123456789~");
+    one_rank(keyed, NULL, NULL, 2, "comm_keys[1]: not a CURVE key");
     one_rank("{\"allreduce\": \"mpi\"}", NULL, NULL, 2, "allreduce 'mpi': expected auto, nccl");
     one_rank("{\"allreduce\": 1}", NULL, NULL, 2, "allreduce: not a non-empty string");
     one_rank("{\"allreduce\": \"nccl\"}", NULL, NULL, 2, "allreduce: nccl needs backend cuda");
