@@ -15,8 +15,13 @@
  * Exec tasks run unsandboxed by default (--sandbox off): this measures the
  * scheduler, as Slurm runs its jobs without namespaces; --sandbox on measures
  * the product default, where each task also pays for new namespaces.
+ * --inactive-age S sets the controller's inactive_age (seconds a finished job
+ * stays in its memory; default the product's 5 minutes, longer than a run):
+ * with 0, finished jobs leave memory at once (controller/ctl_purge.h), and
+ * ctl_rss_mb at the end shows what they cost while resident.
  * Usage: bench-sched [--jobs N] [--workers W] [--cpus-per-worker C] [--window K]
- *                    [--latency-jobs L] [--sandbox on|off] [--slurm FILE] [--keep]
+ *                    [--latency-jobs L] [--sandbox on|off] [--slurm FILE]
+ *                    [--inactive-age S] [--keep]
  */
 #include <errno.h>
 #include <limits.h>
@@ -101,14 +106,17 @@ static double pct(double *v, size_t n, double p)
     return v[i];
 }
 
-static double peak_rss_mb(long pid)
+/* rss_mb: field ("VmHWM": peak, "VmRSS": now, "RssAnon": now, heap and
+ * other anonymous memory) of /proc/PID/status in MiB. */
+static double rss_mb(long pid, const char *field)
 {
-    char path[64], line[256];
+    char path[64], line[256], fmt[32];
     snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    snprintf(fmt, sizeof fmt, "%s: %%lf kB", field);
     FILE *f = fopen(path, "r");
     double kb = 0;
     while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %lf kB", &kb) == 1)
+        if (sscanf(line, fmt, &kb) == 1)
             break;
     if (f)
         fclose(f);
@@ -119,6 +127,7 @@ int main(int argc, char **argv)
 {
     long jobs = 10000, workers = 2, cpus = 16, window = 4096, latency_jobs = 300;
     const char *slurm = NULL, *sandbox = "off";
+    double inactive_age = -1; /* -1: the controller's default */
     int keep = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -131,6 +140,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--latency-jobs")) latency_jobs = atol(v);
         else if (!strcmp(a, "--slurm")) slurm = v;
         else if (!strcmp(a, "--sandbox")) sandbox = !strcmp(v, "on") ? "required" : "off";
+        else if (!strcmp(a, "--inactive-age")) inactive_age = atof(v);
         else { fprintf(stderr, "bench-sched: unknown argument %s\n", a); return 2; }
         i++;
     }
@@ -152,7 +162,12 @@ int main(int argc, char **argv)
     char extra[PATH_MAX];
     snprintf(extra, sizeof extra, "%s/controller.extra.conf", dir);
     FILE *f = fopen(extra, "w");
-    if (f) { fputs("log_level = \"warn\";\n", f); fclose(f); }
+    if (f) {
+        fputs("log_level = \"warn\";\n", f);
+        if (inactive_age >= 0)
+            fprintf(f, "inactive_age = \"%g s\";\n", inactive_age);
+        fclose(f);
+    }
     snprintf(extra, sizeof extra, "%s/worker.extra.conf", dir);
     if ((f = fopen(extra, "w"))) {
         fprintf(f, "log_level = \"warn\";\nexec_sandbox = \"%s\";\n", sandbox);
@@ -258,8 +273,12 @@ int main(int argc, char **argv)
     json_t *latency = json_pack("{s:s, s:s, s:I, s:f, s:f}", "bench", "sched", "case", "latency", "jobs",
                                 (json_int_t)latency_jobs, "submit_start_p50_ms", pct(lat, nl, 0.5),
                                 "submit_start_p99_ms", pct(lat, nl, 0.99));
-    double rss = peak_rss_mb(ctl_pid);
-    json_object_set_new(single, "ctl_peak_rss_mb", json_real(rss));
+    json_object_set_new(single, "ctl_peak_rss_mb", json_real(rss_mb(ctl_pid, "VmHWM")));
+    json_object_set_new(single, "ctl_rss_mb", json_real(rss_mb(ctl_pid, "VmRSS")));
+    /* the heap alone: VmRSS also counts the LMDB map's pages (file-backed) */
+    json_object_set_new(single, "ctl_rss_anon_mb", json_real(rss_mb(ctl_pid, "RssAnon")));
+    json_object_set_new(single, "inactive_age_s",
+                        inactive_age >= 0 ? json_real(inactive_age) : json_string("default"));
     free(lat);
     client_destroy(c);
 

@@ -19,8 +19,9 @@ int ctl_on_ping(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *
 {
     (void)err;
     json_int_t active = (json_int_t)ctl->nactive;
-    json_t *b = json_pack("{s:s, s:f, s:I, s:I, s:i}", "version", MOAT_VERSION, "time", units_now(),
-                          "jobs", (json_int_t)ctl->njobs, "active", active, "nodes", ctl->nnodes);
+    json_t *b = json_pack("{s:s, s:f, s:I, s:I, s:I, s:i}", "version", MOAT_VERSION, "time",
+                          units_now(), "jobs", (json_int_t)ctl->njobs, "active", active,
+                          "resident", (json_int_t)ctl->nresident, "nodes", ctl->nnodes);
     return ctl_out_reply(ctl, peer, msg->req_id, b);
 }
 
@@ -47,7 +48,7 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         return -1;
     }
     for (int i = 0; i < spec.nafter; i++) {
-        if (ctl_job_get(ctl, spec.after[i]) == NULL) {
+        if (spec.after[i] < 1 || spec.after[i] > ctl->njobs) {
             err_set(err, ENOENT, "after: job %llu does not exist", (unsigned long long)spec.after[i]);
             jobspec_clear(&spec);
             json_decref(docs);
@@ -107,14 +108,23 @@ int ctl_on_queue(struct ctl *ctl, const struct net_peer *peer, struct proto_msg 
     if (st && (want = job_state_parse(json_string_value(st))) < 0)
         return err_set(err, EINVAL, "state: '%s' is not a job state", json_string_value(st));
     bool all = json_is_true(json_object_get(msg->body, "all")) || want >= 0;
+    /* a purged job (finished: ctl_purge.h) is read from the store for this
+     * listing only, and only when finished jobs are asked for */
+    bool purged_wanted = all && (want < 0 || job_state_is_terminal((enum job_state)want));
     json_t *jobs = json_array();
     for (uint64_t id = 1; id <= ctl->njobs; id++) {
         const struct ctl_job *job = ctl->jobs[id];
-        if (!all && job_state_is_terminal(job->state))
+        struct ctl_job *read = NULL;
+        if (job == NULL && !purged_wanted)
             continue;
-        if (want >= 0 && job->state != (enum job_state)want)
-            continue;
-        json_array_append_new(jobs, ctl_job_json(ctl, job, false));
+        if (job == NULL && (job = read = ctl_job_read(ctl, id, err)) == NULL) {
+            json_decref(jobs);
+            return err_prefix(err, "queue");
+        }
+        if ((all || !job_state_is_terminal(job->state)) &&
+            (want < 0 || job->state == (enum job_state)want))
+            json_array_append_new(jobs, ctl_job_json(ctl, job, false));
+        ctl_job_free(read);
     }
     return ctl_out_reply(ctl, peer, msg->req_id, json_pack("{s:o}", "jobs", jobs));
 }

@@ -22,6 +22,7 @@ static const struct cfg_key keys[] = {
     {"max_message", CFG_SIZE, "8 MiB", 65536, 1099511627776.0, F(max_message)},
     {"output_cap", CFG_SIZE, "1 MiB", 0, 536870912, F(output_cap)},
     {"kill_grace", CFG_DURATION, "5 s", 0, 3600, F(kill_grace)},
+    {"inactive_age", CFG_DURATION, "5 m", 0, 31536000, F(inactive_age)},
     {"log_level", CFG_STR, "info", 0, 0, F(log_level)},
     {"egress_policy", CFG_STR, "warn", 0, 0, F(egress_policy)},
     {"trust_roots", CFG_STR_LIST, "", 0, 0, F(trust_roots)},

@@ -144,7 +144,7 @@ static int pick_port(struct ctl *ctl, int n)
         bool busy = false;
         for (uint64_t id = 1; id <= ctl->njobs && !busy; id++) {
             const struct ctl_job *j = ctl->jobs[id];
-            if (j->spec.kind != JOB_KIND_INFER || j->running == 0)
+            if (j == NULL || j->spec.kind != JOB_KIND_INFER || j->running == 0)
                 continue;
             for (uint32_t k = 0; k < j->ntasks && !busy; k++)
                 busy = j->tasks[k].state == JOB_STATE_RUNNING && j->tasks[k].node == n &&

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "controller/ctl_bench.h"
+#include "controller/ctl_purge.h"
 #include "shared/log.h"
 #include "shared/units.h"
 
@@ -113,8 +114,10 @@ static int job_set_state(struct ctl *ctl, struct ctl_job *job, enum job_state to
     job->state = to;
     if (to == JOB_STATE_RUNNING && job->start_time == 0)
         job->start_time = now;
-    if (job_state_is_terminal(to))
+    if (job_state_is_terminal(to)) {
         job->end_time = now;
+        ctl_purge_note(ctl, job, now);
+    }
     return ctl_job_save(ctl, job, false, err);
 }
 

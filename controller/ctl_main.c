@@ -24,6 +24,7 @@
 #include "controller/ctl_cfg.h"
 #include "controller/ctl_model.h"
 #include "controller/ctl_nodes.h"
+#include "controller/ctl_purge.h"
 #include "controller/ctl_sched.h"
 #include "controller/ctl_state.h"
 #include "shared/keys.h"
@@ -231,6 +232,8 @@ static int run(struct ctl *ctl, net_sock_t *zap)
             continue;
         }
         flush_outbox(ctl);
+        /* the batch is committed: finished jobs whose time has come leave memory */
+        ctl_purge_run(ctl, now);
     }
     return 0;
 }

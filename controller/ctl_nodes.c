@@ -55,7 +55,7 @@ static int requeue_lost(struct ctl *ctl, int n, const json_t *keep, const char *
 {
     for (uint64_t id = 1; id <= ctl->njobs; id++) {
         struct ctl_job *job = ctl->jobs[id];
-        for (uint32_t off = 0; job->running && off < job->ntasks; off++) {
+        for (uint32_t off = 0; job && job->running && off < job->ntasks; off++) {
             struct ctl_task *t = &job->tasks[off];
             if (t->state != JOB_STATE_RUNNING || !ctl_task_on_node(job, t, n))
                 continue;
@@ -278,7 +278,7 @@ int ctl_nodes_check(struct ctl *ctl, double now, double mono, struct err *err)
     double slack = ctl->cfg.kill_grace + limit + 1.0;
     for (uint64_t id = 1; id <= ctl->njobs; id++) {
         struct ctl_job *job = ctl->jobs[id];
-        if (job->running == 0 || job->spec.time_limit <= 0)
+        if (job == NULL || job->running == 0 || job->spec.time_limit <= 0)
             continue;
         for (uint32_t off = 0; off < job->ntasks; off++) {
             struct ctl_task *t = &job->tasks[off];

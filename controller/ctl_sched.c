@@ -31,7 +31,7 @@ int ctl_sched_pick(const struct ctl_node *nodes, int nnodes, const struct job_sp
     return best;
 }
 
-int ctl_sched_job_ready(const struct ctl *ctl, const struct ctl_job *job, double now, char *why,
+int ctl_sched_job_ready(struct ctl *ctl, const struct ctl_job *job, double now, char *why,
                         size_t cap)
 {
     for (int i = 0; i < job->spec.nafter; i++) {

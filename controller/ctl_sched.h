@@ -26,7 +26,7 @@ int ctl_sched_pick(const struct ctl_node *nodes, int nnodes, const struct job_sp
 
 /* ctl_sched_job_ready: 1 when job may start tasks at now, 0 when it must wait (why says
  * for what), -1 when it never can (why names the dependency and its end state). */
-int ctl_sched_job_ready(const struct ctl *ctl, const struct ctl_job *job, double now, char *why,
+int ctl_sched_job_ready(struct ctl *ctl, const struct ctl_job *job, double now, char *why,
                         size_t cap);
 
 /* ctl_sched_pass: place as many tasks as fit now; jobs with nothing left to place

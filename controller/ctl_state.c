@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "controller/ctl_purge.h"
 #include "shared/log.h"
 #include "shared/units.h"
 
@@ -42,6 +43,10 @@ void ctl_state_free(struct ctl *ctl)
     for (uint64_t i = 1; i <= ctl->njobs; i++)
         ctl_job_free(ctl->jobs[i]);
     free(ctl->jobs);
+    free(ctl->purge);
+    ctl->purge = NULL;
+    ctl->purge_head = ctl->npurge = ctl->purge_cap = 0;
+    ctl->nresident = 0;
     free(ctl->queue);
     free(ctl->nodes);
     for (int i = 0; i < ctl->nout; i++)
@@ -77,9 +82,28 @@ void ctl_node_give(struct ctl_node *n, const struct ctl_task *t)
     n->running--;
 }
 
-struct ctl_job *ctl_job_get(const struct ctl *ctl, uint64_t id)
+struct ctl_job *ctl_job_peek(const struct ctl *ctl, uint64_t id)
 {
     return id >= 1 && id <= ctl->njobs ? ctl->jobs[id] : NULL;
+}
+
+struct ctl_job *ctl_job_get(struct ctl *ctl, uint64_t id)
+{
+    if (id < 1 || id > ctl->njobs)
+        return NULL;
+    if (ctl->jobs[id] != NULL)
+        return ctl->jobs[id];
+    struct err e = {0};
+    struct ctl_job *job = ctl_job_read(ctl, id, &e);
+    if (job == NULL) {
+        log_error("ctl", "job %llu: cannot read it back from the store: %s",
+                  (unsigned long long)id, e.msg);
+        return NULL;
+    }
+    ctl->jobs[id] = job;
+    ctl->nresident++;
+    ctl_purge_note(ctl, job, units_now());
+    return job;
 }
 
 struct ctl_job *ctl_job_new(uint64_t id, struct job_spec *spec, double now, struct err *err)
@@ -122,6 +146,7 @@ int ctl_job_add(struct ctl *ctl, struct ctl_job *job, struct err *err)
         ctl->jobs[0] = NULL;
     }
     ctl->jobs[++ctl->njobs] = job;
+    ctl->nresident++;
     ctl->nactive += !job_state_is_terminal(job->state);
     return 0;
 }
@@ -325,43 +350,38 @@ static int load_node_cb(const void *key, size_t klen, const void *val, size_t vl
     return 0;
 }
 
-static int load_job_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+/* job_placeholder: a FAILED job standing for id, whose record is missing or
+ * unreadable (corruption: the rest of the store keeps being served). */
+static struct ctl_job *job_placeholder(uint64_t id, const char *why, struct err *err)
 {
-    struct ctl *ctl = arg;
-    if (klen != 8)
-        return 0;
-    uint64_t id = store_key_get64(key);
-    struct err e = {0};
-    /* Ids are dense; a gap (never expected) is filled with a placeholder FAILED job. */
-    while (ctl->njobs + 1 < id) {
-        struct job_spec none = {0};
-        none.argc = 0;
-        struct ctl_job *gap = ctl_job_new(ctl->njobs + 1, &none, 0, &e);
-        if (gap == NULL || ctl_job_add(ctl, gap, &e) != 0)
-            return ENOMEM;
-        gap->state = JOB_STATE_FAILED;
-        snprintf(gap->reason, sizeof gap->reason, "record missing");
+    struct job_spec none = {0};
+    struct ctl_job *job = ctl_job_new(id, &none, 0, err);
+    if (job != NULL) {
+        job->state = JOB_STATE_FAILED;
+        snprintf(job->reason, sizeof job->reason, "%s", why);
     }
+    return job;
+}
+
+/* job_decode: a new job from its record (val, vlen); a placeholder when the
+ * record is unreadable (logged). NULL only with ENOMEM. */
+static struct ctl_job *job_decode(uint64_t id, const void *val, size_t vlen, struct err *err)
+{
+    struct err e = {0};
     json_t *o = json_loadb(val, vlen, 0, NULL);
     struct job_spec spec;
-    int ok = o && jobspec_from_json(&spec, json_object_get(o, "spec"), &e) == 0;
-    if (!ok) {
+    if (o == NULL || jobspec_from_json(&spec, json_object_get(o, "spec"), &e) != 0) {
         /* Refused at submit if invalid, so this means corruption: keep serving. */
-        log_error("ctl", "recover: job %llu: unreadable record: %s", (unsigned long long)id,
+        log_error("ctl", "job %llu: unreadable record: %s", (unsigned long long)id,
                   o ? e.msg : "invalid JSON");
-        memset(&spec, 0, sizeof spec);
-    }
-    struct ctl_job *job = ctl_job_new(id, &spec, jnum(o, "submit_time"), &e);
-    if (job == NULL || ctl_job_add(ctl, job, &e) != 0) {
         json_decref(o);
-        ctl_job_free(job);
-        return ENOMEM;
+        return job_placeholder(id, "unreadable record", err);
     }
-    if (!ok) {
-        job->state = JOB_STATE_FAILED;
-        snprintf(job->reason, sizeof job->reason, "unreadable record");
+    struct ctl_job *job = ctl_job_new(id, &spec, jnum(o, "submit_time"), err);
+    if (job == NULL) {
+        jobspec_clear(&spec);
         json_decref(o);
-        return 0;
+        return NULL;
     }
     int st = job_state_parse(jstr(o, "state"));
     job->state = st < 0 ? JOB_STATE_PENDING : (enum job_state)st;
@@ -372,27 +392,49 @@ static int load_job_cb(const void *key, size_t klen, const void *val, size_t vle
     job->cancel_requested = json_is_true(json_object_get(o, "cancel"));
     job->infer = json_incref(json_object_get(o, "infer"));
     json_decref(o);
+    return job;
+}
+
+static int load_job_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    struct ctl *ctl = arg;
+    if (klen != 8)
+        return 0;
+    uint64_t id = store_key_get64(key);
+    struct err e = {0};
+    /* Ids are dense; a gap (never expected) is filled with a placeholder FAILED job. */
+    while (ctl->njobs + 1 < id) {
+        struct ctl_job *gap = job_placeholder(ctl->njobs + 1, "record missing", &e);
+        if (gap == NULL || ctl_job_add(ctl, gap, &e) != 0) {
+            ctl_job_free(gap);
+            return ENOMEM;
+        }
+    }
+    struct ctl_job *job = job_decode(id, val, vlen, &e);
+    if (job == NULL || ctl_job_add(ctl, job, &e) != 0) {
+        ctl_job_free(job);
+        return ENOMEM;
+    }
     return 0;
 }
 
-static int load_task_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+/* task_decode: task index of job from its record. recovering: a RUNNING task
+ * takes its node's resources again (or goes back to PENDING when its node is
+ * unknown); reading a finished job back (ctl_job_read), nothing is taken. */
+static void task_decode(struct ctl *ctl, struct ctl_job *job, uint32_t index, const void *val,
+                        size_t vlen, bool recovering)
 {
-    struct ctl *ctl = arg;
-    if (klen != 12)
-        return 0;
-    uint64_t id = store_key_get64(key);
-    uint32_t index = store_key_get32((const uint8_t *)key + 8);
-    struct ctl_job *job = ctl_job_get(ctl, id);
-    if (job == NULL || job->tasks == NULL || index < job->spec.array_start ||
+    uint64_t id = job->id;
+    if (job->tasks == NULL || index < job->spec.array_start ||
         index - job->spec.array_start >= job->ntasks) {
-        log_warn("ctl", "recover: task %llu.%u has no job; skipped", (unsigned long long)id, index);
-        return 0;
+        log_warn("ctl", "task %llu.%u has no job; skipped", (unsigned long long)id, index);
+        return;
     }
     uint32_t off = index - job->spec.array_start;
     json_t *o = json_loadb(val, vlen, 0, NULL);
     if (o == NULL) {
-        log_error("ctl", "recover: task %llu.%u: unreadable record", (unsigned long long)id, index);
-        return 0;
+        log_error("ctl", "task %llu.%u: unreadable record", (unsigned long long)id, index);
+        return;
     }
     struct ctl_task *t = &job->tasks[off];
     int st = job_state_parse(jstr(o, "state"));
@@ -419,7 +461,7 @@ static int load_task_cb(const void *key, size_t klen, const void *val, size_t vl
         t->comm_port = jint(o, "comm_port", 0);
         t->ranks_done = (uint32_t)jint(o, "ranks_done", 0);
     }
-    if (t->state == JOB_STATE_RUNNING) {
+    if (t->state == JOB_STATE_RUNNING && recovering) {
         if (n >= 0 && (t->ranks || job->spec.kind != JOB_KIND_INFER)) {
             t->node = n;
             for (int r = 0; r < (t->ranks ? job->spec.tp : 1); r++) {
@@ -434,7 +476,84 @@ static int load_task_cb(const void *key, size_t klen, const void *val, size_t vl
     if (off + 1 > job->next_index)
         job->next_index = off + 1;
     json_decref(o);
+}
+
+static int load_task_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    struct ctl *ctl = arg;
+    if (klen != 12)
+        return 0;
+    uint64_t id = store_key_get64(key);
+    struct ctl_job *job = ctl_job_peek(ctl, id);
+    if (job == NULL) {
+        log_warn("ctl", "recover: task %llu.%u has no job; skipped", (unsigned long long)id,
+                 store_key_get32((const uint8_t *)key + 8));
+        return 0;
+    }
+    task_decode(ctl, job, store_key_get32((const uint8_t *)key + 8), val, vlen, true);
     return 0;
+}
+
+/* job_settle_finished: a finished job's counters from its tasks; tasks it never
+ * started (no record) are CANCELLED. */
+static void job_settle_finished(struct ctl_job *job)
+{
+    job->running = 0;
+    for (uint32_t off = 0; off < job->ntasks; off++) {
+        struct ctl_task *t = &job->tasks[off];
+        if (t->state == JOB_STATE_RUNNING)
+            job->running++;
+        else if (!job_state_is_terminal(t->state))
+            t->state = JOB_STATE_CANCELLED;
+    }
+    job->done = job->ntasks - job->running;
+}
+
+/* ---- reading a finished job back ---- */
+
+struct task_walk {
+    struct ctl *ctl;
+    struct ctl_job *job;
+};
+
+static int job_tasks_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    struct task_walk *w = arg;
+    if (klen != 12 || store_key_get64(key) != w->job->id)
+        return 1; /* past this job's tasks */
+    task_decode(w->ctl, w->job, store_key_get32((const uint8_t *)key + 8), val, vlen, false);
+    return 0;
+}
+
+struct ctl_job *ctl_job_read(struct ctl *ctl, uint64_t id, struct err *err)
+{
+    if (id < 1 || id > ctl->njobs) {
+        err_set(err, ENOENT, "job %llu: no such job", (unsigned long long)id);
+        return NULL;
+    }
+    uint8_t key[12];
+    void *val = NULL;
+    size_t len = 0;
+    struct ctl_job *job;
+    if (store_get(ctl->store, STORE_DB_JOBS, key, store_key_job(key, id), &val, &len, err) == 0)
+        job = job_decode(id, val, len, err);
+    else if (err->code == ENOENT)
+        job = job_placeholder(id, "record missing", err);
+    else
+        return NULL;
+    free(val);
+    if (job == NULL)
+        return NULL;
+    struct task_walk w = {ctl, job};
+    int rc = store_foreach_from(ctl->store, STORE_DB_TASKS, key, store_key_task(key, id, 0),
+                                job_tasks_cb, &w, err);
+    if (rc < 0) {
+        ctl_job_free(job);
+        return NULL;
+    }
+    if (job_state_is_terminal(job->state))
+        job_settle_finished(job);
+    return job;
 }
 
 int ctl_state_recover(struct ctl *ctl, struct err *err)
@@ -458,11 +577,8 @@ int ctl_state_recover(struct ctl *ctl, struct err *err)
         }
         if (job_state_is_terminal(job->state)) {
             /* Tasks a cancelled or failed job never started have no record. */
-            for (uint32_t off = 0; off < job->ntasks; off++)
-                if (!job_state_is_terminal(job->tasks[off].state) &&
-                    job->tasks[off].state != JOB_STATE_RUNNING)
-                    job->tasks[off].state = JOB_STATE_CANCELLED;
-            job->done = job->ntasks - job->running;
+            job_settle_finished(job);
+            ctl_purge_note(ctl, job, job->end_time > 0 ? job->end_time : units_now());
             continue;
         }
         /* Tasks never started are implied PENDING; requeued ones are on the list. */
@@ -474,6 +590,9 @@ int ctl_state_recover(struct ctl *ctl, struct err *err)
     for (uint64_t id = 1; id <= ctl->njobs; id++)
         ctl->nactive += !job_state_is_terminal(ctl->jobs[id]->state);
     ctl->need_sched = true;
+    /* finished jobs older than inactive_age leave memory now, not at the first pass */
+    ctl_purge_sort(ctl);
+    ctl_purge_run(ctl, units_now());
     return 0;
 }
 

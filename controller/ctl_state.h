@@ -6,7 +6,9 @@
  * that acknowledges a change sits in the outbox until the batch has committed.
  * Invariants:
  *  - jobs are indexed by id (ids are dense, from 1); a job's tasks are an array
- *    indexed by offset (array index - array_start);
+ *    indexed by offset (array index - array_start); a finished job may have
+ *    left memory (jobs[id] == NULL, controller/ctl_purge.h): ctl_job_get()
+ *    reads it back, ctl_job_peek() does not;
  *  - a task that never left PENDING has no task record in the store;
  *  - node resource use (used_*) is the sum over its RUNNING tasks.
  * Thread-safety: single-threaded (the controller's event loop).
@@ -64,6 +66,7 @@ struct ctl_job {
     uint32_t running;       /* tasks RUNNING */
     uint32_t done;          /* tasks in a terminal state */
     json_t *infer;          /* infer jobs: {shards: [{sha256, bytes}] per rank, vocab: {sha256, bytes}}; owned */
+    double touched;         /* Unix s: when it ended or was last read back (ctl_purge.h) */
 };
 
 /* ctl_task_on_node: task t of job runs (a rank of it) on node n. */
@@ -118,8 +121,11 @@ struct ctl {
     store_t *store;
     net_sock_t *sock;
     struct ctl_auth *auth;    /* the allowlist (ctl_auth.h); borrowed like store and sock */
-    struct ctl_job **jobs;    /* jobs[id], id in [1, njobs] */
+    struct ctl_job **jobs;    /* jobs[id], id in [1, njobs]; NULL: purged (ctl_purge.h) */
     uint64_t njobs, jobs_cap;
+    uint64_t nresident;       /* jobs in memory (jobs[id] != NULL) */
+    struct ctl_purge_entry *purge; /* finished jobs by the time they may leave memory */
+    size_t purge_head, npurge, purge_cap; /* FIFO: purge[purge_head .. npurge) */
     uint64_t nactive;         /* jobs not in a terminal state */
     struct ctl_job **queue;   /* jobs with tasks to place, by priority desc then id asc */
     uint32_t nqueue, queue_cap;
@@ -142,8 +148,17 @@ void ctl_state_free(struct ctl *ctl);
  * record cannot be read (names the record). */
 int ctl_state_recover(struct ctl *ctl, struct err *err);
 
-/* ctl_job_get: job by id, NULL when unknown. */
-struct ctl_job *ctl_job_get(const struct ctl *ctl, uint64_t id);
+/* ctl_job_get: job by id; a purged job is read back from the store (and is
+ * purgeable again inactive_age later). NULL when unknown, or when it cannot be
+ * read back (logged). ctl_job_peek: only a job in memory, NULL otherwise. */
+struct ctl_job *ctl_job_get(struct ctl *ctl, uint64_t id);
+struct ctl_job *ctl_job_peek(const struct ctl *ctl, uint64_t id);
+/* ctl_job_read: a new copy of job id from the store (job and task records),
+ * not kept (caller frees with ctl_job_free): a finished job as `show` sees
+ * it. A job id in [1, njobs] without a record comes back as a FAILED
+ * placeholder ("record missing"), as recovery makes it. ENOENT past njobs;
+ * EPROTO, ENOMEM; store errors. */
+struct ctl_job *ctl_job_read(struct ctl *ctl, uint64_t id, struct err *err);
 /* ctl_job_add: take ownership of job (id must be njobs + 1). ENOMEM. */
 int ctl_job_add(struct ctl *ctl, struct ctl_job *job, struct err *err);
 /* ctl_job_new: a PENDING job for spec (takes ownership of spec's contents on success). */

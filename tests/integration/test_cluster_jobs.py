@@ -132,3 +132,35 @@ def test_local_up_is_idempotent_and_restarts_what_is_missing(cluster):
     back = cluster.up()
     assert back["endpoint"] == first["endpoint"]
     assert cluster.j("queue", "--all")["jobs"] == []
+
+
+def test_finished_jobs_leave_memory_and_are_read_back(make_cluster):
+    # inactive_age 0: a finished job leaves the controller's memory at the next
+    # pass; show, result, queue --all, --after and a restart read it from LMDB
+    c = make_cluster(controller_extra='inactive_age = "0 s";\n')
+    arr = c.submit("sh", "-c", "echo out-{index}; exit $(({index} % 2))",
+                   opts=["--array", "0-9", "--name", "purged"])
+    ok = c.submit("echo", "fine")
+    c.moat("wait", arr, ok, timeout=90, check=None)
+    wait_for(lambda: c.j("ping")["resident"] == 0, 10, what="finished jobs purged")
+    job = c.show(arr)
+    assert job["state"] == "FAILED" and job["name"] == "purged" and job["progress"] == 1
+    assert [t["exit_code"] for t in sorted(job["tasks"], key=lambda t: t["index"])] == \
+        [i % 2 for i in range(10)]
+    assert c.moat("result", arr, "--task", "7", "--format", "raw").out == "out-7\n"
+    assert c.moat("result", ok).out == "fine\n"
+    listed = {j["id"]: j["state"] for j in c.j("queue", "--all")["jobs"]}
+    assert listed == {arr: "FAILED", ok: "COMPLETED"}
+    assert c.j("queue")["jobs"] == []
+    after = c.submit("true", opts=["--after", ok])
+    failed_dep = c.submit("true", opts=["--after", arr])
+    c.wait(after)
+    c.wait_state(failed_dep, ["CANCELLED"], timeout=20)
+    assert "dependency %d ended FAILED" % arr in c.show(failed_dep)["reason"]
+    # a restart keeps only unfinished jobs in memory, and loses nothing
+    os.kill(c.pid("controller"), signal.SIGKILL)
+    time.sleep(0.2)
+    c.up()
+    assert c.j("ping")["resident"] == 0 and c.j("ping")["jobs"] == 4
+    assert c.show(arr)["state"] == "FAILED"
+    assert c.moat("result", arr, "--task", "4", "--format", "raw").out == "out-4\n"

@@ -101,8 +101,8 @@ def export(cluster, job, tmp_path, name):
     return load_npy(out)
 
 
-def imported(make_cluster, model_dir, workers=2, signing=None):
-    c = trusting(make_cluster, signing, workers=workers)
+def imported(make_cluster, model_dir, workers=2, signing=None, **kw):
+    c = trusting(make_cluster, signing, workers=workers, **kw)
     c.moat("model", "import", model_dir, "--name", "minilm", timeout=120)
     return c
 
@@ -257,11 +257,15 @@ def test_killed_worker_reruns_only_unfinished_batches(make_cluster, model_dir, s
 
 
 def test_result_survives_a_controller_restart(make_cluster, model_dir, signing, tmp_path):
-    c = imported(make_cluster, model_dir, workers=1, signing=signing)
+    # inactive_age 0: the finished job leaves the controller's memory at once,
+    # so both exports read it back from the store (controller/ctl_purge.h)
+    c = imported(make_cluster, model_dir, workers=1, signing=signing,
+                 controller_extra='inactive_age = "0 s";\n')
     docs = tmp_path / "docs.txt"
     docs.write_text("alpha beta\ngamma delta\nthe quick brown fox\n")
     jid = c.j("submit", "--infer", "minilm", "--input", docs)["id"]
     c.wait(jid, timeout=120)
+    wait_for(lambda: c.j("ping")["resident"] == 0, 10, what="the finished job purged")
     before = export(c, jid, tmp_path, "before.npy")
     os.kill(c.pid("controller"), signal.SIGKILL)
     time.sleep(0.2)

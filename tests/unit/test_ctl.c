@@ -12,7 +12,9 @@
 #include <cmocka.h>
 
 #include "controller/ctl_bench.h"
+#include "controller/ctl_api.h"
 #include "controller/ctl_jobs.h"
+#include "controller/ctl_purge.h"
 #include "controller/ctl_sched.h"
 #include "controller/ctl_state.h"
 #include "kernels/krn.h"
@@ -328,6 +330,127 @@ static void recovery_rebuilds_state(void **state)
     assert_int_equal(f->ctl.nactive, 2);
 }
 
+/* queue_all: ctl_on_queue({all: true})'s jobs, as "ID:STATE" joined by ' '. */
+static void queue_all(struct fx *f, char *out, size_t cap)
+{
+    struct proto_msg msg = {.type = PROTO_TYPE_QUEUE, .req_id = 1};
+    msg.body = json_pack("{s:b}", "all", 1);
+    struct net_peer peer = {0};
+    struct err e = {0};
+    assert_int_equal(ctl_on_queue(&f->ctl, &peer, &msg, &e), 0);
+    json_decref(msg.body);
+    const json_t *jobs = json_object_get(f->ctl.outbox[f->ctl.nout - 1].msg.body, "jobs");
+    size_t off = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < json_array_size(jobs); i++) {
+        const json_t *j = json_array_get(jobs, i);
+        off += (size_t)snprintf(out + off, cap - off, "%s%lld:%s", i ? " " : "",
+                                (long long)json_integer_value(json_object_get(j, "id")),
+                                json_string_value(json_object_get(j, "state")));
+    }
+}
+
+/* Finished jobs leave memory inactive_age after they ended and come back from
+ * the store as they were (tasks, exit codes, times); unfinished ones, and a
+ * cancelled one whose task still runs, stay; queue --all and dependencies
+ * still see purged jobs; a restart purges at once what is old enough. */
+static void finished_jobs_leave_memory_and_come_back(void **state)
+{
+    struct fx *f = *state;
+    f->ctl.cfg.inactive_age = 60;
+    add_node(&f->ctl, "n1", 8, 0, 0);
+    struct ctl_job *a = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"a\"],"
+                                         "\"array\":{\"start\":10,\"end\":12}}");
+    struct ctl_job *b = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"b\"]}");
+    struct ctl_job *c = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"c\"]}");
+    struct ctl_job *x = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"x\"]}");
+    assert_int_equal(sched(&f->ctl), 6);
+    end_task(&f->ctl, a, 0, JOB_STATE_COMPLETED, 0);
+    end_task(&f->ctl, a, 1, JOB_STATE_COMPLETED, 0);
+    end_task(&f->ctl, a, 2, JOB_STATE_FAILED, 3);
+    end_task(&f->ctl, b, 0, JOB_STATE_COMPLETED, 0);
+    struct err e = {0};
+    assert_int_equal(ctl_job_cancel(&f->ctl, x, "test", &e), 0);
+    assert_int_equal(a->state, JOB_STATE_FAILED);
+    assert_int_equal(x->state, JOB_STATE_RUNNING); /* cancelled, its task still ending */
+    double a_end = a->end_time, t_a2 = a->tasks[2].end_time;
+    commit(f);
+    double now = units_now();
+    assert_int_equal(ctl_purge_run(&f->ctl, now), 0); /* not yet */
+    assert_int_equal(ctl_purge_run(&f->ctl, now + 61), 2);
+    assert_null(ctl_job_peek(&f->ctl, 1));
+    assert_null(ctl_job_peek(&f->ctl, 2));
+    assert_ptr_equal(ctl_job_peek(&f->ctl, 3), c);
+    assert_ptr_equal(ctl_job_peek(&f->ctl, 4), x);
+    assert_int_equal(f->ctl.nresident, 2);
+    assert_int_equal(f->ctl.nactive, 2);
+
+    /* queue --all reads them from the store without keeping them */
+    char q[256];
+    queue_all(f, q, sizeof q);
+    assert_string_equal(q, "1:FAILED 2:COMPLETED 3:RUNNING 4:RUNNING");
+    assert_int_equal(f->ctl.nresident, 2);
+    commit(f);
+
+    /* read back as it was */
+    double t_read = units_now();
+    struct ctl_job *a2 = ctl_job_get(&f->ctl, 1);
+    assert_non_null(a2);
+    assert_int_equal(a2->state, JOB_STATE_FAILED);
+    assert_int_equal(a2->exit_code, 3);
+    assert_true(a2->end_time == a_end);
+    assert_string_equal(a2->spec.argv[0], "a");
+    assert_int_equal(a2->spec.array_start, 10);
+    assert_int_equal(a2->ntasks, 3);
+    assert_int_equal(a2->tasks[0].state, JOB_STATE_COMPLETED);
+    assert_int_equal(a2->tasks[2].state, JOB_STATE_FAILED);
+    assert_int_equal(a2->tasks[2].exit_code, 3);
+    assert_true(a2->tasks[2].end_time == t_a2);
+    assert_int_equal(a2->running, 0);
+    assert_int_equal(a2->done, 3);
+    assert_int_equal(f->ctl.nresident, 3);
+    assert_ptr_equal(ctl_job_get(&f->ctl, 1), a2); /* once */
+    /* purgeable inactive_age after the read, not before */
+    assert_int_equal(ctl_purge_run(&f->ctl, t_read + 30), 0);
+    assert_int_equal(ctl_purge_run(&f->ctl, units_now() + 61), 1);
+    assert_null(ctl_job_peek(&f->ctl, 1));
+
+    /* x's task ends, and with it the job: now it may go */
+    end_task(&f->ctl, x, 0, JOB_STATE_CANCELLED, -1);
+    assert_int_equal(x->state, JOB_STATE_CANCELLED);
+    assert_int_equal(ctl_purge_run(&f->ctl, units_now() + 1000), 0); /* batch open */
+    commit(f);
+    assert_int_equal(ctl_purge_run(&f->ctl, units_now() + 1000), 1);
+    assert_null(ctl_job_peek(&f->ctl, 4));
+
+    /* a dependency on a purged job: read back, COMPLETED, so it starts */
+    struct ctl_job *d = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"d\"],\"after\":[2]}");
+    assert_int_equal(sched(&f->ctl), 1);
+    assert_int_equal(d->state, JOB_STATE_RUNNING);
+    commit(f);
+
+    /* a restart with inactive_age 0: every finished job leaves memory at once */
+    struct ctl_cfg cfg = f->ctl.cfg;
+    cfg.inactive_age = 0;
+    ctl_state_free(&f->ctl);
+    ctl_state_init(&f->ctl, &cfg, f->store, NULL);
+    assert_int_equal(ctl_state_recover(&f->ctl, &e), 0);
+    assert_int_equal(f->ctl.njobs, 5);
+    assert_int_equal(f->ctl.nresident, 2); /* c and d run */
+    assert_null(ctl_job_peek(&f->ctl, 1));
+    assert_non_null(ctl_job_peek(&f->ctl, 3));
+    assert_non_null(ctl_job_peek(&f->ctl, 5));
+    assert_int_equal(f->ctl.nactive, 2);
+    queue_all(f, q, sizeof q);
+    assert_string_equal(q, "1:FAILED 2:COMPLETED 3:RUNNING 4:CANCELLED 5:RUNNING");
+    struct ctl_job *b2 = ctl_job_get(&f->ctl, 2);
+    assert_non_null(b2);
+    assert_int_equal(b2->state, JOB_STATE_COMPLETED);
+    assert_int_equal(b2->tasks[0].exit_code, 0);
+    assert_null(ctl_job_get(&f->ctl, 6));
+    (void)b;
+}
+
 /* A bench spec: the JSON round trip keeps every field; bad ones are named. */
 static void bench_spec_round_trip_and_errors(void **state)
 {
@@ -536,6 +659,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(requeue_then_fail_after_max_attempts, setup, teardown),
         cmocka_unit_test_setup_teardown(cancel_pending_and_running, setup, teardown),
         cmocka_unit_test_setup_teardown(recovery_rebuilds_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(finished_jobs_leave_memory_and_come_back, setup, teardown),
         cmocka_unit_test(bench_spec_round_trip_and_errors),
         cmocka_unit_test(bench_op_table_matches_the_kernels),
         cmocka_unit_test_setup_teardown(bench_nodes_all_expands_to_up_nodes, setup, teardown),
