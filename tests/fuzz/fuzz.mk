@@ -15,10 +15,14 @@ FUZZ_TIME       ?= 600
 FUZZ_CHECK_TIME ?= 20
 FUZZ_TARGETS    := proto cfg safetensors manifest
 FUZZ_SAN        := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_CFLAGS     := -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -I. $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_CFLAGS     := -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -MMD -MP -I. $(FUZZ_SAN) -fsanitize=fuzzer-no-link
 FUZZ_LIB_SRC    := $(wildcard shared/*.c) worker/wrk_cfg.c controller/ctl_cfg.c
 FUZZ_LIB_OBJ    := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_BINS       := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+# header dependencies (-MMD): a struct that grows in a header must rebuild
+# every target that embeds it (a stale fuzz_cfg.o overflowed ctl_cfg once)
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
 
 .PHONY: fuzz fuzz-check fuzz-build
 fuzz-build: $(FUZZ_BINS)
