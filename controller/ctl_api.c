@@ -87,10 +87,7 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
 static struct ctl_job *job_arg(struct ctl *ctl, const json_t *body, struct err *err)
 {
     uint64_t id = (uint64_t)json_integer_value(json_object_get(body, "id"));
-    struct ctl_job *job = ctl_job_get(ctl, id);
-    if (job == NULL)
-        err_set(err, ENOENT, "job %llu: no such job", (unsigned long long)id);
-    return job;
+    return ctl_job_get(ctl, id, err);
 }
 
 int ctl_on_show(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
@@ -117,7 +114,7 @@ int ctl_on_queue(struct ctl *ctl, const struct net_peer *peer, struct proto_msg 
         struct ctl_job *read = NULL;
         if (job == NULL && !purged_wanted)
             continue;
-        if (job == NULL && (job = read = ctl_job_read(ctl, id, err)) == NULL) {
+        if (job == NULL && (job = read = ctl_job_read(ctl, id, false, err)) == NULL) {
             json_decref(jobs);
             return err_prefix(err, "queue");
         }
@@ -136,10 +133,10 @@ int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
     json_t *v;
     json_array_foreach(json_object_get(msg->body, "ids"), i, v) {
         uint64_t id = (uint64_t)json_integer_value(v);
-        struct ctl_job *job = ctl_job_get(ctl, id);
         struct err e = {0};
+        struct ctl_job *job = ctl_job_get(ctl, id, &e);
         if (job == NULL)
-            err_set(&e, ENOENT, "job %llu: no such job", (unsigned long long)id);
+            ;
         else if (ctl_job_cancel(ctl, job, "cancelled by user", &e) == 0) {
             char object[32];
             snprintf(object, sizeof object, "job %llu", (unsigned long long)id);

@@ -246,6 +246,8 @@ int ctl_infer_dispatch(struct ctl *ctl, struct ctl_job *job, uint32_t offset, co
     memcpy(t->ranks, nodes, (size_t)tp * sizeof *nodes);
     t->state = JOB_STATE_RUNNING;
     t->attempts++;
+    if (t->attempts > job->attempts)
+        job->attempts = t->attempts;
     t->node = t->last_node = nodes[0];
     t->start_time = now;
     t->end_time = 0;

@@ -116,7 +116,7 @@ static int job_set_state(struct ctl *ctl, struct ctl_job *job, enum job_state to
         job->start_time = now;
     if (job_state_is_terminal(to)) {
         job->end_time = now;
-        ctl_purge_note(ctl, job, now);
+        ctl_purge_note(ctl, job, 0);
     }
     return ctl_job_save(ctl, job, false, err);
 }
@@ -161,6 +161,8 @@ int ctl_task_dispatch(struct ctl *ctl, struct ctl_job *job, uint32_t offset, int
     uint32_t index = job->spec.array_start + offset;
     t->state = JOB_STATE_RUNNING;
     t->attempts++;
+    if (t->attempts > job->attempts)
+        job->attempts = t->attempts;
     t->node = n;
     t->last_node = n;
     t->start_time = now;
@@ -266,6 +268,7 @@ int ctl_job_cancel(struct ctl *ctl, struct ctl_job *job, const char *why, struct
                        job_state_name(job->state));
     double now = units_now();
     job->cancel_requested = true;
+    job->cancel_time = now;
     snprintf(job->reason, sizeof job->reason, "%s", why);
     for (uint32_t off = 0; off < job->ntasks; off++) {
         struct ctl_task *t = &job->tasks[off];

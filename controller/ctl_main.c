@@ -233,7 +233,7 @@ static int run(struct ctl *ctl, net_sock_t *zap)
         }
         flush_outbox(ctl);
         /* the batch is committed: finished jobs whose time has come leave memory */
-        ctl_purge_run(ctl, now);
+        ctl_purge_run(ctl, units_mono());
     }
     return 0;
 }

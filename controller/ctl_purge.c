@@ -9,8 +9,9 @@
 #include "shared/log.h"
 #include "shared/units.h"
 
-void ctl_purge_note(struct ctl *ctl, struct ctl_job *job, double at)
+void ctl_purge_note(struct ctl *ctl, struct ctl_job *job, double ago)
 {
+    double at = units_mono() - (ago > 0 ? ago : 0);
     job->touched = at;
     if (ctl->npurge == ctl->purge_cap) {
         /* reuse the consumed head before growing */
@@ -69,7 +70,7 @@ uint64_t ctl_purge_run(struct ctl *ctl, double now)
         if (job == NULL || job->touched > p.at)
             continue; /* purged already, or read back since: a later entry stands */
         if (!job_state_is_terminal(job->state) || job->running > 0 || job->queued) {
-            ctl_purge_note(ctl, job, now);
+            ctl_purge_note(ctl, job, 0);
             continue;
         }
         ctl->jobs[p.id] = NULL;

@@ -11,12 +11,13 @@
  * installed.
  *
  * A purged job's slot ctl.jobs[id] is NULL. The FIFO ctl.purge holds
- * (id, at) in the order jobs became purgeable; an entry is stale when its job
+ * (id, at) in the order jobs became purgeable, on the monotonic clock (a
+ * wall-clock step cannot stall or hurry it); an entry is stale when its job
  * was read back since (job->touched > at; a newer entry follows). A job is
- * purged only when it is finished, has no task RUNNING (a cancelled job's
- * tasks may still be ending), is not on the placement queue, and no batch is
- * open (everything about it is committed, so a read-back sees what memory
- * had).
+ * purged only when it is finished, has no task RUNNING, is not on the
+ * placement queue, and no batch is open (everything about it is committed,
+ * so a read-back sees what memory had). Recovery (ctl_state_recover) does not
+ * even load a finished job whose end lies more than inactive_age back.
  * Thread-safety: the controller's event loop only.
  */
 #ifndef MOAT_CTL_PURGE_H
@@ -29,19 +30,21 @@
 
 struct ctl_purge_entry {
     uint64_t id;
-    double at; /* Unix s: the job ended or was read back; purgeable at + inactive_age */
+    double at; /* monotonic s: the job ended or was read back; purgeable at + inactive_age */
 };
 
-/* ctl_purge_note: job finished or was read back at `at` (Unix s): remember
- * it (job->touched = at) to purge it inactive_age later. Out of memory: the
- * job just stays in memory (logged once). */
-void ctl_purge_note(struct ctl *ctl, struct ctl_job *job, double at);
+/* ctl_purge_note: job finished or was read back `ago` seconds ago (0: now;
+ * recovery gives the time since its recorded end): remember it
+ * (job->touched = the monotonic time of that) to purge it inactive_age
+ * later. Out of memory: the job just stays in memory (logged once). */
+void ctl_purge_note(struct ctl *ctl, struct ctl_job *job, double ago);
 
 /* ctl_purge_sort: order the FIFO by time (after recovery, which notes jobs in
  * id order with their end times). */
 void ctl_purge_sort(struct ctl *ctl);
 
-/* ctl_purge_run: purge every job whose time has come at now (Unix s); a job
+/* ctl_purge_run: purge every job whose time has come at now (monotonic s,
+ * units_mono); a job
  * that cannot go yet (tasks still RUNNING, queued) is noted again at now.
  * Does nothing while a batch is open (store_in_batch). Returns the number of
  * jobs purged; gives freed memory back to the system (malloc_trim, at most

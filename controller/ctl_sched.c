@@ -35,10 +35,16 @@ int ctl_sched_job_ready(struct ctl *ctl, const struct ctl_job *job, double now, 
                         size_t cap)
 {
     for (int i = 0; i < job->spec.nafter; i++) {
-        const struct ctl_job *dep = ctl_job_get(ctl, job->spec.after[i]);
-        if (dep == NULL) {
+        struct err e = {0};
+        const struct ctl_job *dep = ctl_job_get(ctl, job->spec.after[i], &e);
+        if (dep == NULL && e.code == ENOENT) {
             snprintf(why, cap, "dependency %llu does not exist", (unsigned long long)job->spec.after[i]);
             return -1;
+        }
+        if (dep == NULL) { /* a purged job that could not be read back: wait, do not cancel */
+            snprintf(why, cap, "dependency %llu unreadable: %.60s",
+                     (unsigned long long)job->spec.after[i], e.msg);
+            return 0;
         }
         if (dep->state == JOB_STATE_COMPLETED)
             continue;

@@ -87,22 +87,23 @@ struct ctl_job *ctl_job_peek(const struct ctl *ctl, uint64_t id)
     return id >= 1 && id <= ctl->njobs ? ctl->jobs[id] : NULL;
 }
 
-struct ctl_job *ctl_job_get(struct ctl *ctl, uint64_t id)
+struct ctl_job *ctl_job_get(struct ctl *ctl, uint64_t id, struct err *err)
 {
-    if (id < 1 || id > ctl->njobs)
+    if (id < 1 || id > ctl->njobs) {
+        err_set(err, ENOENT, "job %llu: no such job", (unsigned long long)id);
         return NULL;
+    }
     if (ctl->jobs[id] != NULL)
         return ctl->jobs[id];
-    struct err e = {0};
-    struct ctl_job *job = ctl_job_read(ctl, id, &e);
+    struct ctl_job *job = ctl_job_read(ctl, id, true, err);
     if (job == NULL) {
-        log_error("ctl", "job %llu: cannot read it back from the store: %s",
-                  (unsigned long long)id, e.msg);
+        err_prefix(err, "job %llu: cannot read it back from the store", (unsigned long long)id);
+        log_error("ctl", "%s", err->msg);
         return NULL;
     }
     ctl->jobs[id] = job;
     ctl->nresident++;
-    ctl_purge_note(ctl, job, units_now());
+    ctl_purge_note(ctl, job, 0);
     return job;
 }
 
@@ -132,10 +133,9 @@ struct ctl_job *ctl_job_new(uint64_t id, struct job_spec *spec, double now, stru
     return job;
 }
 
-int ctl_job_add(struct ctl *ctl, struct ctl_job *job, struct err *err)
+/* jobs_grow: room in ctl->jobs for one more id. ENOMEM. */
+static int jobs_grow(struct ctl *ctl, struct err *err)
 {
-    if (job->id != ctl->njobs + 1)
-        return err_set(err, EINVAL, "job %llu: ids must be dense", (unsigned long long)job->id);
     if (ctl->njobs + 2 > ctl->jobs_cap) {
         uint64_t cap = ctl->jobs_cap ? ctl->jobs_cap * 2 : 1024;
         struct ctl_job **j = realloc(ctl->jobs, cap * sizeof *j);
@@ -145,6 +145,15 @@ int ctl_job_add(struct ctl *ctl, struct ctl_job *job, struct err *err)
         ctl->jobs_cap = cap;
         ctl->jobs[0] = NULL;
     }
+    return 0;
+}
+
+int ctl_job_add(struct ctl *ctl, struct ctl_job *job, struct err *err)
+{
+    if (job->id != ctl->njobs + 1)
+        return err_set(err, EINVAL, "job %llu: ids must be dense", (unsigned long long)job->id);
+    if (jobs_grow(ctl, err) != 0)
+        return -1;
     ctl->jobs[++ctl->njobs] = job;
     ctl->nresident++;
     ctl->nactive += !job_state_is_terminal(job->state);
@@ -236,6 +245,11 @@ int ctl_job_save(struct ctl *ctl, const struct ctl_job *job, bool append, struct
                           "start_time", time_json(job->start_time), "end_time",
                           time_json(job->end_time), "exit_code", job->exit_code, "reason",
                           job->reason, "cancel", job->cancel_requested);
+    if (o && (json_object_set_new(o, "cancel_time", time_json(job->cancel_time)) != 0 ||
+              json_object_set_new(o, "attempts", json_integer(job->attempts)) != 0)) {
+        json_decref(o);
+        o = NULL;
+    }
     if (o && job->infer)
         json_object_set(o, "infer", job->infer);
     uint8_t key[8];
@@ -390,9 +404,33 @@ static struct ctl_job *job_decode(uint64_t id, const void *val, size_t vlen, str
     job->exit_code = jint(o, "exit_code", -1);
     snprintf(job->reason, sizeof job->reason, "%s", jstr(o, "reason"));
     job->cancel_requested = json_is_true(json_object_get(o, "cancel"));
+    job->cancel_time = jnum(o, "cancel_time");
+    job->attempts = (uint32_t)jint(o, "attempts", 0);
     job->infer = json_incref(json_object_get(o, "infer"));
     json_decref(o);
     return job;
+}
+
+/* slot_purged: the next id's slot, empty: a finished job left in the store
+ * (ctl_purge.h). ENOMEM. */
+static int slot_purged(struct ctl *ctl, struct err *err)
+{
+    if (jobs_grow(ctl, err) != 0)
+        return -1;
+    ctl->jobs[++ctl->njobs] = NULL;
+    return 0;
+}
+
+/* purged_long_ago: the record (val, vlen) is of a job that finished more than
+ * inactive_age before now (Unix s): recovery leaves it in the store. */
+static bool purged_long_ago(const struct ctl *ctl, const void *val, size_t vlen, double now)
+{
+    json_t *o = json_loadb(val, vlen, 0, NULL);
+    int st = job_state_parse(jstr(o, "state"));
+    double end = jnum(o, "end_time");
+    json_decref(o);
+    return st >= 0 && job_state_is_terminal((enum job_state)st) && end > 0 &&
+           end + ctl->cfg.inactive_age <= now;
 }
 
 static int load_job_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
@@ -402,7 +440,8 @@ static int load_job_cb(const void *key, size_t klen, const void *val, size_t vle
         return 0;
     uint64_t id = store_key_get64(key);
     struct err e = {0};
-    /* Ids are dense; a gap (never expected) is filled with a placeholder FAILED job. */
+    /* Ids are dense; a gap (never expected) is filled with a placeholder FAILED job
+     * (read back as one, ctl_job_read, once purged). */
     while (ctl->njobs + 1 < id) {
         struct ctl_job *gap = job_placeholder(ctl->njobs + 1, "record missing", &e);
         if (gap == NULL || ctl_job_add(ctl, gap, &e) != 0) {
@@ -410,6 +449,8 @@ static int load_job_cb(const void *key, size_t klen, const void *val, size_t vle
             return ENOMEM;
         }
     }
+    if (purged_long_ago(ctl, val, vlen, units_now()))
+        return slot_purged(ctl, &e) != 0 ? ENOMEM : 0;
     struct ctl_job *job = job_decode(id, val, vlen, &e);
     if (job == NULL || ctl_job_add(ctl, job, &e) != 0) {
         ctl_job_free(job);
@@ -440,6 +481,8 @@ static void task_decode(struct ctl *ctl, struct ctl_job *job, uint32_t index, co
     int st = job_state_parse(jstr(o, "state"));
     t->state = st < 0 ? JOB_STATE_PENDING : (enum job_state)st;
     t->attempts = (uint32_t)jint(o, "attempts", 0);
+    if (t->attempts > job->attempts)
+        job->attempts = t->attempts;
     t->launch_fails = (uint32_t)jint(o, "launch_fails", 0);
     t->exit_code = jint(o, "exit_code", -1);
     t->signal = jint(o, "signal", 0);
@@ -486,8 +529,9 @@ static int load_task_cb(const void *key, size_t klen, const void *val, size_t vl
     uint64_t id = store_key_get64(key);
     struct ctl_job *job = ctl_job_peek(ctl, id);
     if (job == NULL) {
-        log_warn("ctl", "recover: task %llu.%u has no job; skipped", (unsigned long long)id,
-                 store_key_get32((const uint8_t *)key + 8));
+        if (id < 1 || id > ctl->njobs) /* else: its job stays in the store */
+            log_warn("ctl", "recover: task %llu.%u has no job; skipped", (unsigned long long)id,
+                     store_key_get32((const uint8_t *)key + 8));
         return 0;
     }
     task_decode(ctl, job, store_key_get32((const uint8_t *)key + 8), val, vlen, true);
@@ -495,16 +539,20 @@ static int load_task_cb(const void *key, size_t klen, const void *val, size_t vl
 }
 
 /* job_settle_finished: a finished job's counters from its tasks; tasks it never
- * started (no record) are CANCELLED. */
+ * started (no record) are CANCELLED when the job was (as ctl_job_cancel left
+ * them in memory). */
 static void job_settle_finished(struct ctl_job *job)
 {
     job->running = 0;
     for (uint32_t off = 0; off < job->ntasks; off++) {
         struct ctl_task *t = &job->tasks[off];
-        if (t->state == JOB_STATE_RUNNING)
+        if (t->state == JOB_STATE_RUNNING) {
             job->running++;
-        else if (!job_state_is_terminal(t->state))
+        } else if (!job_state_is_terminal(t->state)) {
             t->state = JOB_STATE_CANCELLED;
+            if (t->end_time == 0)
+                t->end_time = job->cancel_time > 0 ? job->cancel_time : job->end_time;
+        }
     }
     job->done = job->ntasks - job->running;
 }
@@ -525,7 +573,7 @@ static int job_tasks_cb(const void *key, size_t klen, const void *val, size_t vl
     return 0;
 }
 
-struct ctl_job *ctl_job_read(struct ctl *ctl, uint64_t id, struct err *err)
+struct ctl_job *ctl_job_read(struct ctl *ctl, uint64_t id, bool with_tasks, struct err *err)
 {
     if (id < 1 || id > ctl->njobs) {
         err_set(err, ENOENT, "job %llu: no such job", (unsigned long long)id);
@@ -544,6 +592,11 @@ struct ctl_job *ctl_job_read(struct ctl *ctl, uint64_t id, struct err *err)
     free(val);
     if (job == NULL)
         return NULL;
+    if (!with_tasks && job_state_is_terminal(job->state)) {
+        job->running = 0; /* finished: every task ended */
+        job->done = job->ntasks;
+        return job;
+    }
     struct task_walk w = {ctl, job};
     int rc = store_foreach_from(ctl->store, STORE_DB_TASKS, key, store_key_task(key, id, 0),
                                 job_tasks_cb, &w, err);
@@ -564,8 +617,11 @@ int ctl_state_recover(struct ctl *ctl, struct err *err)
         return err->code ? -1 : err_set(err, ENOMEM, "recover: jobs: out of memory");
     if (store_foreach(ctl->store, STORE_DB_TASKS, load_task_cb, ctl, err) != 0)
         return err->code ? -1 : err_set(err, ENOMEM, "recover: tasks: out of memory");
+    double now = units_now();
     for (uint64_t id = 1; id <= ctl->njobs; id++) {
         struct ctl_job *job = ctl->jobs[id];
+        if (job == NULL)
+            continue; /* finished long ago: left in the store */
         for (uint32_t off = 0; off < job->ntasks; off++) {
             struct ctl_task *t = &job->tasks[off];
             if (t->state == JOB_STATE_RUNNING)
@@ -578,7 +634,7 @@ int ctl_state_recover(struct ctl *ctl, struct err *err)
         if (job_state_is_terminal(job->state)) {
             /* Tasks a cancelled or failed job never started have no record. */
             job_settle_finished(job);
-            ctl_purge_note(ctl, job, job->end_time > 0 ? job->end_time : units_now());
+            ctl_purge_note(ctl, job, job->end_time > 0 ? now - job->end_time : 0);
             continue;
         }
         /* Tasks never started are implied PENDING; requeued ones are on the list. */
@@ -588,11 +644,11 @@ int ctl_state_recover(struct ctl *ctl, struct err *err)
     }
     ctl->nactive = 0;
     for (uint64_t id = 1; id <= ctl->njobs; id++)
-        ctl->nactive += !job_state_is_terminal(ctl->jobs[id]->state);
+        ctl->nactive += ctl->jobs[id] != NULL && !job_state_is_terminal(ctl->jobs[id]->state);
     ctl->need_sched = true;
-    /* finished jobs older than inactive_age leave memory now, not at the first pass */
+    /* the loaded finished jobs in the order they may go (noted in id order) */
     ctl_purge_sort(ctl);
-    ctl_purge_run(ctl, units_now());
+    ctl_purge_run(ctl, units_mono());
     return 0;
 }
 
@@ -650,10 +706,7 @@ struct proto_msg *ctl_out_last(struct ctl *ctl)
 
 json_t *ctl_job_json(const struct ctl *ctl, const struct ctl_job *job, bool with_tasks)
 {
-    uint32_t attempts = 0;
-    for (uint32_t i = 0; i < job->ntasks; i++)
-        if (job->tasks[i].attempts > attempts)
-            attempts = job->tasks[i].attempts;
+    uint32_t attempts = job->attempts;
     json_t *o = json_object();
     json_object_set_new(o, "id", json_integer((json_int_t)job->id));
     json_object_set_new(o, "name", json_string(job->spec.name));

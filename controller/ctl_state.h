@@ -66,7 +66,10 @@ struct ctl_job {
     uint32_t running;       /* tasks RUNNING */
     uint32_t done;          /* tasks in a terminal state */
     json_t *infer;          /* infer jobs: {shards: [{sha256, bytes}] per rank, vocab: {sha256, bytes}}; owned */
-    double touched;         /* Unix s: when it ended or was last read back (ctl_purge.h) */
+    double cancel_time;     /* Unix s of ctl_job_cancel (0: never): the end time of the
+                             * tasks it never started, which have no record */
+    uint32_t attempts;      /* the most attempts of any task (kept in the job record) */
+    double touched;         /* monotonic s: when it ended or was last read back (ctl_purge.h) */
 };
 
 /* ctl_task_on_node: task t of job runs (a rank of it) on node n. */
@@ -149,16 +152,19 @@ void ctl_state_free(struct ctl *ctl);
 int ctl_state_recover(struct ctl *ctl, struct err *err);
 
 /* ctl_job_get: job by id; a purged job is read back from the store (and is
- * purgeable again inactive_age later). NULL when unknown, or when it cannot be
- * read back (logged). ctl_job_peek: only a job in memory, NULL otherwise. */
-struct ctl_job *ctl_job_get(struct ctl *ctl, uint64_t id);
+ * purgeable again inactive_age later). NULL with err: ENOENT when unknown;
+ * else the read-back failed (ENOMEM, store errors; logged). ctl_job_peek:
+ * only a job in memory, NULL otherwise. */
+struct ctl_job *ctl_job_get(struct ctl *ctl, uint64_t id, struct err *err);
 struct ctl_job *ctl_job_peek(const struct ctl *ctl, uint64_t id);
-/* ctl_job_read: a new copy of job id from the store (job and task records),
- * not kept (caller frees with ctl_job_free): a finished job as `show` sees
- * it. A job id in [1, njobs] without a record comes back as a FAILED
- * placeholder ("record missing"), as recovery makes it. ENOENT past njobs;
- * EPROTO, ENOMEM; store errors. */
-struct ctl_job *ctl_job_read(struct ctl *ctl, uint64_t id, struct err *err);
+/* ctl_job_read: a new copy of job id from the store, not kept (caller frees
+ * with ctl_job_free): a finished job as `show` sees it. with_tasks false
+ * reads the job record alone, for a finished job's listing (`queue`: its
+ * counters come from the record; its tasks are left blank); an unfinished
+ * one is always read whole. A job id in [1, njobs] without a record comes
+ * back as a FAILED placeholder ("record missing"), as recovery makes it.
+ * ENOENT past njobs; ENOMEM; store errors. */
+struct ctl_job *ctl_job_read(struct ctl *ctl, uint64_t id, bool with_tasks, struct err *err);
 /* ctl_job_add: take ownership of job (id must be njobs + 1). ENOMEM. */
 int ctl_job_add(struct ctl *ctl, struct ctl_job *job, struct err *err);
 /* ctl_job_new: a PENDING job for spec (takes ownership of spec's contents on success). */

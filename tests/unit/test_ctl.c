@@ -375,7 +375,7 @@ static void finished_jobs_leave_memory_and_come_back(void **state)
     assert_int_equal(x->state, JOB_STATE_RUNNING); /* cancelled, its task still ending */
     double a_end = a->end_time, t_a2 = a->tasks[2].end_time;
     commit(f);
-    double now = units_now();
+    double now = units_mono();
     assert_int_equal(ctl_purge_run(&f->ctl, now), 0); /* not yet */
     assert_int_equal(ctl_purge_run(&f->ctl, now + 61), 2);
     assert_null(ctl_job_peek(&f->ctl, 1));
@@ -393,8 +393,8 @@ static void finished_jobs_leave_memory_and_come_back(void **state)
     commit(f);
 
     /* read back as it was */
-    double t_read = units_now();
-    struct ctl_job *a2 = ctl_job_get(&f->ctl, 1);
+    double t_read = units_mono();
+    struct ctl_job *a2 = ctl_job_get(&f->ctl, 1, &e);
     assert_non_null(a2);
     assert_int_equal(a2->state, JOB_STATE_FAILED);
     assert_int_equal(a2->exit_code, 3);
@@ -409,18 +409,18 @@ static void finished_jobs_leave_memory_and_come_back(void **state)
     assert_int_equal(a2->running, 0);
     assert_int_equal(a2->done, 3);
     assert_int_equal(f->ctl.nresident, 3);
-    assert_ptr_equal(ctl_job_get(&f->ctl, 1), a2); /* once */
+    assert_ptr_equal(ctl_job_get(&f->ctl, 1, &e), a2); /* once */
     /* purgeable inactive_age after the read, not before */
     assert_int_equal(ctl_purge_run(&f->ctl, t_read + 30), 0);
-    assert_int_equal(ctl_purge_run(&f->ctl, units_now() + 61), 1);
+    assert_int_equal(ctl_purge_run(&f->ctl, units_mono() + 61), 1);
     assert_null(ctl_job_peek(&f->ctl, 1));
 
     /* x's task ends, and with it the job: now it may go */
     end_task(&f->ctl, x, 0, JOB_STATE_CANCELLED, -1);
     assert_int_equal(x->state, JOB_STATE_CANCELLED);
-    assert_int_equal(ctl_purge_run(&f->ctl, units_now() + 1000), 0); /* batch open */
+    assert_int_equal(ctl_purge_run(&f->ctl, units_mono() + 1000), 0); /* batch open */
     commit(f);
-    assert_int_equal(ctl_purge_run(&f->ctl, units_now() + 1000), 1);
+    assert_int_equal(ctl_purge_run(&f->ctl, units_mono() + 1000), 1);
     assert_null(ctl_job_peek(&f->ctl, 4));
 
     /* a dependency on a purged job: read back, COMPLETED, so it starts */
@@ -443,12 +443,83 @@ static void finished_jobs_leave_memory_and_come_back(void **state)
     assert_int_equal(f->ctl.nactive, 2);
     queue_all(f, q, sizeof q);
     assert_string_equal(q, "1:FAILED 2:COMPLETED 3:RUNNING 4:CANCELLED 5:RUNNING");
-    struct ctl_job *b2 = ctl_job_get(&f->ctl, 2);
+    struct ctl_job *b2 = ctl_job_get(&f->ctl, 2, &e);
     assert_non_null(b2);
     assert_int_equal(b2->state, JOB_STATE_COMPLETED);
     assert_int_equal(b2->tasks[0].exit_code, 0);
-    assert_null(ctl_job_get(&f->ctl, 6));
+    assert_null(ctl_job_get(&f->ctl, 6, &e));
+    assert_int_equal(e.code, ENOENT);
     (void)b;
+}
+
+/* show_text: ctl_job_json(job, with tasks) as compact text (caller frees). */
+static char *show_text(struct fx *f, uint64_t id)
+{
+    struct err e = {0};
+    struct ctl_job *job = ctl_job_get(&f->ctl, id, &e);
+    if (job == NULL)
+        fail_msg("job %llu: %s", (unsigned long long)id, e.msg);
+    json_t *o = ctl_job_json(&f->ctl, job, true);
+    char *txt = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return txt;
+}
+
+/* What `show` says of a finished job is the same after it was purged and read
+ * back, field for field: tasks cancelled before they started (no record),
+ * a job cancelled by its failed dependency, retried tasks' attempts. */
+static void show_is_the_same_after_read_back(void **state)
+{
+    struct fx *f = *state;
+    f->ctl.cfg.inactive_age = 0;
+    add_node(&f->ctl, "n1", 2, 0, 0);
+    struct err e = {0};
+    assert_int_equal(ctl_node_save(&f->ctl, &f->ctl.nodes[0], &e), 0);
+    struct ctl_job *arr = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"a\"],"
+                                           "\"array\":{\"start\":0,\"end\":5}}");
+    struct ctl_job *bad = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"b\"]}");
+    struct ctl_job *dep = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"c\"],\"after\":[2]}");
+    struct ctl_job *pend = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"d\"],\"cpus\":2}");
+    assert_int_equal(sched(&f->ctl), 2); /* arr's tasks 0 and 1 */
+    /* task 0 is lost with its node once: a second attempt */
+    assert_int_equal(ctl_task_requeue(&f->ctl, arr, 0, false, "node lost", &e), 0);
+    end_task(&f->ctl, arr, 1, JOB_STATE_COMPLETED, 0);
+    assert_int_equal(sched(&f->ctl), 2); /* arr 0 again, arr 2 */
+    assert_int_equal(arr->tasks[0].attempts, 2);
+    end_task(&f->ctl, arr, 0, JOB_STATE_COMPLETED, 0);
+    assert_int_equal(ctl_job_cancel(&f->ctl, arr, "cancelled by user", &e), 0); /* 3-5 never ran */
+    end_task(&f->ctl, arr, 2, JOB_STATE_CANCELLED, -1);
+    assert_int_equal(ctl_job_cancel(&f->ctl, pend, "cancelled by user", &e), 0);
+    assert_int_equal(sched(&f->ctl), 1); /* bad */
+    end_task(&f->ctl, bad, 0, JOB_STATE_FAILED, 1);
+    sched(&f->ctl); /* dep: its dependency failed, so it is cancelled */
+    assert_int_equal(dep->state, JOB_STATE_CANCELLED);
+    assert_int_equal(arr->state, JOB_STATE_CANCELLED);
+    commit(f);
+    char *before[5];
+    for (uint64_t id = 1; id <= 4; id++)
+        before[id] = show_text(f, id);
+    assert_int_equal(ctl_purge_run(&f->ctl, units_mono() + 1), 4);
+    assert_int_equal(f->ctl.nresident, 0);
+    for (uint64_t id = 1; id <= 4; id++) {
+        char *after = show_text(f, id);
+        if (strcmp(before[id], after) != 0)
+            fail_msg("job %llu differs after read-back:\n%s\n%s", (unsigned long long)id,
+                     before[id], after);
+        free(after);
+    }
+    /* and after a restart that leaves them in the store */
+    struct ctl_cfg cfg = f->ctl.cfg;
+    ctl_state_free(&f->ctl);
+    ctl_state_init(&f->ctl, &cfg, f->store, NULL);
+    assert_int_equal(ctl_state_recover(&f->ctl, &e), 0);
+    assert_int_equal(f->ctl.nresident, 0);
+    for (uint64_t id = 1; id <= 4; id++) {
+        char *after = show_text(f, id);
+        assert_string_equal(before[id], after);
+        free(after);
+        free(before[id]);
+    }
 }
 
 /* A bench spec: the JSON round trip keeps every field; bad ones are named. */
@@ -660,6 +731,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(cancel_pending_and_running, setup, teardown),
         cmocka_unit_test_setup_teardown(recovery_rebuilds_state, setup, teardown),
         cmocka_unit_test_setup_teardown(finished_jobs_leave_memory_and_come_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(show_is_the_same_after_read_back, setup, teardown),
         cmocka_unit_test(bench_spec_round_trip_and_errors),
         cmocka_unit_test(bench_op_table_matches_the_kernels),
         cmocka_unit_test_setup_teardown(bench_nodes_all_expands_to_up_nodes, setup, teardown),
