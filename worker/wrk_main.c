@@ -392,8 +392,8 @@ static void start_infer(struct wrk *w, struct wrk_task *t)
     json_object_set(sp, "vocab_sha256", json_object_get(d, "vocab")); /* checked at every load */
     /* the attempt's CURVE keys for the TP links (tp > 1); N.B. the spec file
      * lies in the task's own directory (mode 0700), removed when the task
-     * ends, started or not (a worker killed meanwhile leaves it: the key is
-     * good for that attempt only) */
+     * ends, started or not, or (the worker killed meanwhile) when the worker
+     * starts again (wrk_tasks_sweep_dirs) */
     if (json_object_get(d, "comm_key") && json_object_get(d, "comm_keys")) {
         json_object_set(sp, "comm_key", json_object_get(d, "comm_key"));
         json_object_set(sp, "comm_keys", json_object_get(d, "comm_keys"));
@@ -843,6 +843,12 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/tasks", w.cfg.state_dir);
     if (mkdir(path, 0700) != 0 && errno != EEXIST)
         log_warn("wrk", "%s: %s; tasks cannot be launched here", path, strerror(errno));
+    int swept = wrk_tasks_sweep_dirs(path, &e);
+    if (swept < 0)
+        log_warn("wrk", "task directories of a previous run: %s", e.msg);
+    else if (swept > 0)
+        log_info("wrk", "removed %d task directories left by a previous run (killed with its tasks)",
+                 swept);
     snprintf(w.objects, sizeof w.objects, "%.500s/objects", w.cfg.state_dir);
     /* Before any thread starts: the sandbox probe clones this process. */
     if (wrk_egress_subnets_parse(&w.cfg.fabric_subnets, w.subnets, &w.nsubnets, &e) != 0 ||

@@ -1,6 +1,7 @@
 /* wrk_tasks.c: the task table, task completion, and the in-flight records. */
 #include "worker/wrk_tasks.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,4 +256,27 @@ int wrk_tasks_load(struct wrk_tasks *ts, store_t *st, struct err *err)
     if (rc > 0)
         return err_set(err, rc, "inflight: out of memory");
     return rc;
+}
+
+int wrk_tasks_sweep_dirs(const char *tasks_dir, struct err *err)
+{
+    DIR *d = opendir(tasks_dir);
+    if (d == NULL)
+        return errno == ENOENT ? 0 : err_set(err, errno, "%s: %s", tasks_dir, strerror(errno));
+    int removed = 0, failed = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+            strcmp(de->d_name, "unconfined") == 0)
+            continue;
+        char path[4352];
+        snprintf(path, sizeof path, "%s/%s", tasks_dir, de->d_name);
+        struct err e = {0};
+        if (wrk_exec_remove_tree(path, &e) == 0)
+            removed++;
+        else if (!failed++)
+            *err = e;
+    }
+    closedir(d);
+    return failed ? -1 : removed;
 }

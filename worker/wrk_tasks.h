@@ -89,6 +89,15 @@ int wrk_task_forget(store_t *st, const struct wrk_task *t, struct err *err);
 /* wrk_tasks_load: add every ended task recorded in st (after a worker restart). */
 int wrk_tasks_load(struct wrk_tasks *ts, store_t *st, struct err *err);
 
+/* wrk_tasks_sweep_dirs: at start, remove every per-attempt directory under
+ * tasks_dir (state_dir/tasks/JOB.TASK.ATTEMPT): a previous worker process was
+ * killed while those tasks ran (they died with it) and their directories,
+ * with the documents and TP link key of an infer rank, were left. An ended
+ * task's result is in the store, not there. The shared directory of
+ * unconfined tasks ("unconfined") stays. Returns the number removed, or -1
+ * with err on the first that could not be (the others are still tried). */
+int wrk_tasks_sweep_dirs(const char *tasks_dir, struct err *err);
+
 /* wrk_task_end_body: the TASK_END body for ended task t (caller owns). */
 json_t *wrk_task_end_body(const struct wrk_task *t);
 

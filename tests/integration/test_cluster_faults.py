@@ -255,3 +255,22 @@ def test_full_store_refuses_clearly_and_keeps_what_it_acknowledged(make_cluster)
     assert set(acked) <= jobs, (acked, jobs)
     ok = c.moat("--json", "submit", "--", "true", check=None)
     assert ok.rc in (0, 1)  # small jobs may still fit; the controller answers either way
+
+
+def test_restarted_worker_removes_the_dirs_of_tasks_killed_with_it(cluster):
+    # A task's directory holds its inputs (an infer rank's documents and TP
+    # link key); killed with its worker, it is removed when the worker starts.
+    jid = cluster.submit("sleep", "30")
+    wait_for(lambda: cluster.show(jid)["state"] == "RUNNING", 20, what="the task to start")
+    node = cluster.show(jid)["tasks"][0]["node"]
+    n = node.split("-")[1]
+    tasks = cluster.dir / f"worker-{n}" / "tasks"
+    left = tasks / f"{jid}.0.1"
+    wait_for(left.exists, 10, what=f"{left}")
+    (left / "input.json").write_text("[\"a sensitive document\"]")
+    os.kill(cluster.pid(f"worker-{n}"), signal.SIGKILL)
+    time.sleep(0.3)
+    assert left.exists()  # nothing removed it: the worker died at once
+    cluster.up()
+    wait_for(lambda: not left.exists(), 10, what=f"{left} removed at the worker's start")
+    cluster.moat("cancel", jid)
