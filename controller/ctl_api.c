@@ -134,10 +134,8 @@ int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
     json_array_foreach(json_object_get(msg->body, "ids"), i, v) {
         uint64_t id = (uint64_t)json_integer_value(v);
         struct err e = {0};
-        struct ctl_job *job = ctl_job_get(ctl, id, &e);
-        if (job == NULL)
-            ;
-        else if (ctl_job_cancel(ctl, job, "cancelled by user", &e) == 0) {
+        struct ctl_job *job = ctl_job_get(ctl, id, &e); /* NULL: e says why */
+        if (job != NULL && ctl_job_cancel(ctl, job, "cancelled by user", &e) == 0) {
             char object[32];
             snprintf(object, sizeof object, "job %llu", (unsigned long long)id);
             if (ctl_audit_append(ctl, peer->key, "cancel", object, NULL, &e) == 0) {
