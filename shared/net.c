@@ -201,27 +201,32 @@ net_sock_t *net_dealer_connect_curve(net_t *net, const char *endpoint, int64_t m
     return s;
 }
 
+int net_zmq_monitor_read(void *mon)
+{
+    zmq_msg_t ev, addr;
+    zmq_msg_init(&ev);
+    zmq_msg_init(&addr);
+    int event = -1;
+    if (zmq_msg_recv(&ev, mon, ZMQ_DONTWAIT) >= 0) {
+        if (zmq_msg_more(&ev))
+            zmq_msg_recv(&addr, mon, 0);
+        uint16_t e = 0; /* libzmq writes it in host order */
+        if (zmq_msg_size(&ev) >= 2)
+            memcpy(&e, zmq_msg_data(&ev), sizeof e);
+        event = e;
+    }
+    zmq_msg_close(&ev);
+    zmq_msg_close(&addr);
+    return event;
+}
+
 int net_sock_refused(net_sock_t *sock)
 {
-    while (sock->mon) {
-        zmq_msg_t ev, addr;
-        zmq_msg_init(&ev);
-        zmq_msg_init(&addr);
-        int got = zmq_msg_recv(&ev, sock->mon, ZMQ_DONTWAIT) >= 0;
-        if (got && zmq_msg_more(&ev))
-            zmq_msg_recv(&addr, sock->mon, 0);
-        if (got && zmq_msg_size(&ev) >= 2) {
-            uint16_t event; /* libzmq writes it in host order */
-            memcpy(&event, zmq_msg_data(&ev), sizeof event);
-            if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
-                sock->refused = 1;
-            else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
-                sock->refused = 0;
-        }
-        zmq_msg_close(&ev);
-        zmq_msg_close(&addr);
-        if (!got)
-            break;
+    for (int event; sock->mon && (event = net_zmq_monitor_read(sock->mon)) >= 0;) {
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+            sock->refused = 1;
+        else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            sock->refused = 0;
     }
     return sock->refused;
 }

@@ -107,6 +107,11 @@ int net_zmq_curve_server(void *zs, const char *secret_key, struct err *err);
 int net_zmq_curve_client(void *zs, const struct net_curve *c, struct err *err);
 void *net_zmq_zap_bind(void *ctx, struct err *err);
 int net_zmq_zap_serve(void *zs, net_zap_cb cb, void *arg, struct err *err);
+/* net_zmq_monitor_read: one pending event of a socket monitor's PAIR socket
+ * (zmq_socket_monitor: a frame of u16 event id in host order and u32 value,
+ * then the address), without blocking: the event id (ZMQ_EVENT_*), 0 for a
+ * malformed event, -1 when none is waiting. */
+int net_zmq_monitor_read(void *mon);
 
 /* net_dealer_connect: a DEALER connected (asynchronously; libzmq reconnects on
  * its own) to endpoint. Caller frees with net_sock_close(). */

@@ -220,6 +220,37 @@ void store_abort(store_t *st)
 
 static MDB_txn *cur_txn(store_t *st) { return st->batch; }
 
+/* read_txn: the batch's transaction if one is open (a batch sees its own
+ * writes), else a new read-only one in *own (the caller aborts it; NULL
+ * otherwise). 0 or -1 with err. */
+static int read_txn(store_t *st, MDB_txn **txn, MDB_txn **own, struct err *err)
+{
+    *own = NULL;
+    *txn = cur_txn(st);
+    if (*txn != NULL)
+        return 0;
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, own);
+    if (rc)
+        return mdb_err(err, rc, "begin read");
+    *txn = *own;
+    return 0;
+}
+
+/* read_cursor: a cursor on db in read_txn()'s transaction. */
+static int read_cursor(store_t *st, enum store_db db, MDB_txn **own, MDB_cursor **cur,
+                       struct err *err)
+{
+    MDB_txn *txn;
+    if (read_txn(st, &txn, own, err) != 0)
+        return -1;
+    int rc = mdb_cursor_open(txn, st->dbi[db], cur);
+    if (rc) {
+        mdb_txn_abort(*own);
+        return mdb_err(err, rc, "cursor");
+    }
+    return 0;
+}
+
 static int put(store_t *st, enum store_db db, const void *key, size_t klen, const void *val,
                size_t vlen, unsigned flags, struct err *err)
 {
@@ -261,13 +292,10 @@ int store_del(store_t *st, enum store_db db, const void *key, size_t klen, struc
 int store_get(store_t *st, enum store_db db, const void *key, size_t klen, void **val,
               size_t *vlen, struct err *err)
 {
-    MDB_txn *txn = cur_txn(st), *own = NULL;
+    MDB_txn *txn, *own;
+    if (read_txn(st, &txn, &own, err) != 0)
+        return -1;
     int rc;
-    if (txn == NULL) {
-        if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &own)))
-            return mdb_err(err, rc, "begin read");
-        txn = own;
-    }
     MDB_val k = {klen, (void *)key}, v;
     rc = mdb_get(txn, st->dbi[db], &k, &v);
     if (rc) {
@@ -293,18 +321,11 @@ int store_get(store_t *st, enum store_db db, const void *key, size_t klen, void 
 int store_last(store_t *st, enum store_db db, void *key, size_t cap, size_t *klen, void **val,
                size_t *vlen, struct err *err)
 {
-    MDB_txn *txn = cur_txn(st), *own = NULL;
+    MDB_txn *own;
     MDB_cursor *cur;
+    if (read_cursor(st, db, &own, &cur, err) != 0)
+        return -1;
     int rc;
-    if (txn == NULL) {
-        if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &own)))
-            return mdb_err(err, rc, "begin read");
-        txn = own;
-    }
-    if ((rc = mdb_cursor_open(txn, st->dbi[db], &cur))) {
-        mdb_txn_abort(own);
-        return mdb_err(err, rc, "cursor");
-    }
     MDB_val k, v;
     int ret = 0;
     if ((rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)))
@@ -369,18 +390,10 @@ int store_foreach(store_t *st, enum store_db db, store_foreach_cb cb, void *arg,
 int store_foreach_from(store_t *st, enum store_db db, const void *from, size_t flen,
                        store_foreach_cb cb, void *arg, struct err *err)
 {
-    MDB_txn *txn = cur_txn(st), *own = NULL;
+    MDB_txn *own;
     MDB_cursor *cur;
-    int rc;
-    if (txn == NULL) {
-        if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &own)))
-            return mdb_err(err, rc, "begin read");
-        txn = own;
-    }
-    if ((rc = mdb_cursor_open(txn, st->dbi[db], &cur))) {
-        mdb_txn_abort(own);
-        return mdb_err(err, rc, "cursor");
-    }
+    if (read_cursor(st, db, &own, &cur, err) != 0)
+        return -1;
     int ret = walk(cur, db, from, flen, cb, arg, err);
     mdb_cursor_close(cur);
     mdb_txn_abort(own);

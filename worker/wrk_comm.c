@@ -247,23 +247,10 @@ static int zap_admit(const char *key, const char *address, void *arg)
  * failure in c->hs_failed (a success clears it). Returns c->hs_failed. */
 static int read_handshake_events(wrk_comm_t *c)
 {
-    for (;;) {
-        zmq_msg_t ev, addr;
-        zmq_msg_init(&ev);
-        zmq_msg_init(&addr);
-        int got = zmq_msg_recv(&ev, c->mon, ZMQ_DONTWAIT) >= 0;
-        if (got && zmq_msg_more(&ev))
-            zmq_msg_recv(&addr, c->mon, 0);
-        if (got && zmq_msg_size(&ev) >= 2) {
-            uint16_t event;
-            memcpy(&event, zmq_msg_data(&ev), sizeof event);
+    for (int event; (event = net_zmq_monitor_read(c->mon)) >= 0;)
+        if (event > 0)
             c->hs_failed = event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED ? 0 : event;
-        }
-        zmq_msg_close(&ev);
-        zmq_msg_close(&addr);
-        if (!got)
-            return c->hs_failed;
-    }
+    return c->hs_failed;
 }
 
 /* ---- receiving ---- */
