@@ -118,8 +118,9 @@ int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_m
             continue;
         uint64_t jid = (uint64_t)jint(t, "job");
         uint32_t index = (uint32_t)jint(t, "task"), attempt = (uint32_t)jint(t, "attempt");
-        struct err ignore = {0}; /* unknown or unreadable: not running, so stale */
-        struct ctl_job *job = ctl_job_get(ctl, jid, &ignore);
+        /* N.B. peek: a job with a task running is in memory (ctl_purge.h);
+         * a purged one need not be read back to be found stale */
+        struct ctl_job *job = ctl_job_peek(ctl, jid);
         long off = job ? ctl_task_offset(job, index) : -1;
         bool current = off >= 0 && job->tasks[off].state == JOB_STATE_RUNNING &&
                        ctl_task_on_node(job, &job->tasks[off], n) && job->tasks[off].attempts == attempt;
@@ -192,8 +193,9 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     if (msg->nblobs != (rankj && json_integer_value(rankj) == 0 && st == JOB_STATE_COMPLETED ? 3 : 2))
         return err_set(err, EPROTO, "task end: expected blobs stdout, stderr (and rank 0's output), got %d",
                        msg->nblobs);
-    struct err ignore = {0}; /* unknown or unreadable: not running, so stale */
-    struct ctl_job *job = ctl_job_get(ctl, jid, &ignore);
+    /* N.B. peek: a job with a task running is in memory (ctl_purge.h); a
+     * purged one's late report is stale without reading the job back */
+    struct ctl_job *job = ctl_job_peek(ctl, jid);
     long off = job ? ctl_task_offset(job, index) : -1;
     struct ctl_task *t = off >= 0 ? &job->tasks[off] : NULL;
     bool infer = t && job->spec.kind == JOB_KIND_INFER;
