@@ -583,12 +583,15 @@ struct ctl_job *ctl_job_read(struct ctl *ctl, uint64_t id, bool with_tasks, stru
     void *val = NULL;
     size_t len = 0;
     struct ctl_job *job;
-    if (store_get(ctl->store, STORE_DB_JOBS, key, store_key_job(key, id), &val, &len, err) == 0)
+    struct err ge = {0}; /* ENOENT is no error here: the id's record is missing */
+    if (store_get(ctl->store, STORE_DB_JOBS, key, store_key_job(key, id), &val, &len, &ge) == 0)
         job = job_decode(id, val, len, err);
-    else if (err->code == ENOENT)
+    else if (ge.code == ENOENT)
         job = job_placeholder(id, "record missing", err);
-    else
+    else {
+        *err = ge;
         return NULL;
+    }
     free(val);
     if (job == NULL)
         return NULL;
