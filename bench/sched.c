@@ -9,6 +9,9 @@
  *   latency: --latency-jobs jobs submitted one by one on an idle cluster, each
  *            after the previous one started: submit->start p50/p99, from the
  *            controller's receipt of SUBMIT to the worker's fork of the task;
+ *   restart: the controller killed (SIGKILL) with all those jobs in its store and
+ *            started again (`moat local up`): its recovery time (PING
+ *            recovery_ms), the jobs it loaded, and the wall time of `local up`;
  * and the controller's peak RSS (VmHWM). Prints one JSON object per line. With
  * --slurm FILE (the JSON line of bench/slurm/run.sh from the same machine) it
  * adds a line of ratios moat/Slurm.
@@ -25,6 +28,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,6 +286,28 @@ int main(int argc, char **argv)
     free(lat);
     client_destroy(c);
 
+    /* ---- restart: kill -9 the controller with the run's jobs in its store ---- */
+    json_t *restart = NULL;
+    if (kill((pid_t)ctl_pid, SIGKILL) == 0) {
+        for (int k = 0; k < 5000 && kill((pid_t)ctl_pid, 0) == 0; k++)
+            usleep(1000);
+        t0 = units_mono();
+        int up_rc = run_capture(up, out, sizeof out); /* starts the controller alone again */
+        double up_ms = (units_mono() - t0) * 1e3;
+        c = up_rc == 0 ? client_create_curve(endpoint, &curve, &e) : NULL;
+        json_t *ping = c ? call(c, PROTO_TYPE_PING, json_object()) : NULL;
+        if (ping == NULL) {
+            fprintf(stderr, "bench-sched: no controller after the restart: %s\n", out);
+            return 1;
+        }
+        restart = json_pack("{s:s, s:s, s:O?, s:O?, s:O?, s:f}", "bench", "sched", "case", "restart",
+                            "jobs_in_store", json_object_get(ping, "jobs"), "resident",
+                            json_object_get(ping, "resident"), "recovery_ms",
+                            json_object_get(ping, "recovery_ms"), "local_up_ms", up_ms);
+        json_decref(ping);
+        client_destroy(c);
+    }
+
     char *down[] = {moat_bin, "local", "down", "--dir", dir, NULL};
     run_capture(down, out, sizeof out);
     if (!keep) {
@@ -296,6 +322,11 @@ int main(int argc, char **argv)
     putchar('\n');
     json_dumpf(latency, stdout, JSON_COMPACT);
     putchar('\n');
+    if (restart) {
+        json_dumpf(restart, stdout, JSON_COMPACT);
+        putchar('\n');
+        json_decref(restart);
+    }
     if (slurm) {
         json_error_t je;
         json_t *s = json_load_file(slurm, 0, &je);

@@ -19,9 +19,10 @@ int ctl_on_ping(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *
 {
     (void)err;
     json_int_t active = (json_int_t)ctl->nactive;
-    json_t *b = json_pack("{s:s, s:f, s:I, s:I, s:I, s:i}", "version", MOAT_VERSION, "time",
+    json_t *b = json_pack("{s:s, s:f, s:I, s:I, s:I, s:i, s:f}", "version", MOAT_VERSION, "time",
                           units_now(), "jobs", (json_int_t)ctl->njobs, "active", active,
-                          "resident", (json_int_t)ctl->nresident, "nodes", ctl->nnodes);
+                          "resident", (json_int_t)ctl->nresident, "nodes", ctl->nnodes,
+                          "recovery_ms", ctl->recovery_s * 1e3);
     return ctl_out_reply(ctl, peer, msg->req_id, b);
 }
 

@@ -93,15 +93,24 @@ struct walk {
     uint8_t head[8 + HASH_LEN];
 };
 
-static int head_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+/* head_read: the chain's recorded head into w (have_head false when absent
+ * or malformed). 0, or -1 with err on a store error. N.B. a get, not a walk
+ * of "meta": its "schema" value is a bare byte (store.h). */
+static int head_read(store_t *st, struct walk *w, struct err *err)
 {
-    struct walk *w = arg;
-    if (klen == strlen(HEAD_KEY) && memcmp(key, HEAD_KEY, klen) == 0) {
-        w->have_head = vlen == sizeof w->head;
-        if (w->have_head)
-            memcpy(w->head, val, vlen);
-        return 1;
+    void *val = NULL;
+    size_t vlen = 0;
+    struct err ge = {0};
+    if (store_get(st, STORE_DB_META, HEAD_KEY, strlen(HEAD_KEY), &val, &vlen, &ge) != 0) {
+        if (ge.code == ENOENT)
+            return 0;
+        *err = ge;
+        return -1;
     }
+    w->have_head = vlen == sizeof w->head;
+    if (w->have_head)
+        memcpy(w->head, val, vlen);
+    free(val);
     return 0;
 }
 
@@ -147,10 +156,9 @@ int ctl_audit_verify(store_t *st, uint64_t *records, uint64_t *first_bad, char h
     *first_bad = 0;
     *records = 0;
     head_hex[0] = '\0';
-    int rc = store_foreach(st, STORE_DB_META, head_cb, &w, err);
-    if (rc < 0)
+    if (head_read(st, &w, err) != 0)
         return -1;
-    rc = store_foreach(st, STORE_DB_AUDIT, verify_cb, &w, err);
+    int rc = store_foreach(st, STORE_DB_AUDIT, verify_cb, &w, err);
     if (rc < 0)
         return -1;
     *records = w.expect - 1;

@@ -223,6 +223,9 @@ static int run(struct ctl *ctl, net_sock_t *zap)
             if (ctl_sched_pass(ctl, now, &e) < 0 && ctl->store_err.code == 0)
                 log_error("ctl", "schedule: %s", e.msg);
         }
+        /* the jobs purged since the last batch leave the restart index with it */
+        if (ctl->store_err.code == 0 && ctl_live_flush(ctl, false, &e) != 0)
+            log_error("ctl", "purge: %s", e.msg);
         if (ctl->store_err.code == 0 && store_in_batch(ctl->store) &&
             store_commit(ctl->store, &ctl->store_err) != 0)
             log_error("ctl", "commit: %s", ctl->store_err.msg);
@@ -234,6 +237,9 @@ static int run(struct ctl *ctl, net_sock_t *zap)
         flush_outbox(ctl);
         /* the batch is committed: finished jobs whose time has come leave memory */
         ctl_purge_run(ctl, units_mono());
+        /* many purged and no batch to carry them: a transaction of their own */
+        if (ctl_live_flush(ctl, true, &e) != 0)
+            log_error("ctl", "purge: %s", e.msg);
     }
     return 0;
 }
@@ -302,18 +308,21 @@ int main(int argc, char **argv)
     struct ctl ctl;
     ctl_state_init(&ctl, &cfg, store, sock);
     ctl.auth = auth;
+    double t_recover = units_mono();
     if (ctl_model_init(&ctl, &e) != 0 || ctl_state_recover(&ctl, &e) != 0 ||
         ctl_auth_load(&ctl, &e) != 0) {
         ctl_state_free(&ctl);
         goto out;
     }
+    ctl.recovery_s = units_mono() - t_recover;
     if (cfg.endpoint_file[0] && write_endpoint(cfg.endpoint_file, bound, &e) != 0) {
         ctl_state_free(&ctl);
         goto out;
     }
-    log_info("ctl", "listening on %s (CURVE, key %s, %d keys allowed); %llu jobs, %d nodes recovered from %s",
-             bound, curve.public_key, ctl_auth_count(&ctl), (unsigned long long)ctl.njobs, ctl.nnodes,
-             cfg.state_dir);
+    log_info("ctl", "listening on %s (CURVE, key %s, %d keys allowed); %llu jobs (%llu in memory), "
+             "%d nodes recovered from %s in %.0f ms",
+             bound, curve.public_key, ctl_auth_count(&ctl), (unsigned long long)ctl.njobs,
+             (unsigned long long)ctl.nresident, ctl.nnodes, cfg.state_dir, ctl.recovery_s * 1e3);
     rc = run(&ctl, zap) == 0 ? 0 : 1;
     ctl_state_free(&ctl);
     log_info("ctl", "stopped");

@@ -1,12 +1,14 @@
 /* ctl_purge.c: finished jobs out of memory after inactive_age (see ctl_purge.h). */
 #include "controller/ctl_purge.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "shared/log.h"
+#include "shared/store.h"
 #include "shared/units.h"
 
 void ctl_purge_note(struct ctl *ctl, struct ctl_job *job, double ago)
@@ -76,6 +78,7 @@ uint64_t ctl_purge_run(struct ctl *ctl, double now)
         ctl->jobs[p.id] = NULL;
         ctl_job_free(job);
         ctl->nresident--;
+        ctl_live_drop(ctl, p.id);
         purged++;
     }
     if (ctl->purge_head == ctl->npurge)
@@ -93,4 +96,75 @@ uint64_t ctl_purge_run(struct ctl *ctl, double now)
         }
     }
     return purged;
+}
+
+/* ---- the index of jobs in memory (db "live") ---- */
+
+int ctl_live_put(struct ctl *ctl, uint64_t id, struct err *err)
+{
+    uint8_t key[8];
+    int rc = ctl_batch(ctl, err);
+    if (rc == 0)
+        rc = store_put(ctl->store, STORE_DB_LIVE, key, store_key_job(key, id), "", 0, 0, err);
+    if (rc != 0 && ctl->store_err.code == 0)
+        ctl->store_err = *err;
+    return rc;
+}
+
+void ctl_live_drop(struct ctl *ctl, uint64_t id)
+{
+    if (ctl->nunlive == ctl->unlive_cap) {
+        size_t cap = ctl->unlive_cap ? ctl->unlive_cap * 2 : 1024;
+        uint64_t *u = realloc(ctl->unlive, cap * sizeof *u);
+        if (u == NULL) {
+            static bool told;
+            if (!told)
+                log_warn("ctl", "purge: out of memory: purged jobs stay in the restart index");
+            told = true;
+            return;
+        }
+        ctl->unlive = u;
+        ctl->unlive_cap = cap;
+    }
+    ctl->unlive[ctl->nunlive++] = id;
+}
+
+/* live_del: delete the dropped ids in the open transaction. */
+static int live_del(struct ctl *ctl, struct err *err)
+{
+    for (size_t i = 0; i < ctl->nunlive; i++) {
+        uint8_t key[8];
+        struct err e = {0};
+        if (store_del(ctl->store, STORE_DB_LIVE, key, store_key_job(key, ctl->unlive[i]), &e) != 0 &&
+            e.code != ENOENT) {
+            *err = e;
+            return -1;
+        }
+    }
+    /* N.B. forgotten before the commit: if it fails, the entries stay in the
+     * index, which recovery tolerates (ctl_purge.h) */
+    ctl->nunlive = 0;
+    return 0;
+}
+
+int ctl_live_flush(struct ctl *ctl, bool force, struct err *err)
+{
+    if (ctl->nunlive == 0 || ctl->store == NULL)
+        return 0;
+    if (store_in_batch(ctl->store)) {
+        if (live_del(ctl, err) == 0)
+            return 0;
+        if (ctl->store_err.code == 0)
+            ctl->store_err = *err;
+        return -1;
+    }
+    if (!force || ctl->nunlive < CTL_LIVE_FLUSH_MIN)
+        return 0;
+    if (store_begin(ctl->store, err) != 0)
+        return -1;
+    if (live_del(ctl, err) != 0 || store_commit(ctl->store, err) != 0) {
+        store_abort(ctl->store);
+        return -1;
+    }
+    return 0;
 }

@@ -18,11 +18,21 @@
  * placement queue, and no batch is open (everything about it is committed,
  * so a read-back sees what memory had). Recovery (ctl_state_recover) does not
  * even load a finished job whose end lies more than inactive_age back.
+ *
+ * So that a restart costs what memory holds, not the whole history, the store
+ * keeps an index of the jobs in memory (db "live", store.h): a job enters it in
+ * its submission's batch (ctl_live_put) and leaves it in the first batch after
+ * its purge (ctl_live_flush). Recovery loads the jobs of the index only. The
+ * index may hold more than memory (a purge not yet flushed, or lost to a
+ * crash: recovery finds such a job finished long ago and drops its entry
+ * then) but never less: a job leaves it only once purged, and a purged job is
+ * finished for good.
  * Thread-safety: the controller's event loop only.
  */
 #ifndef MOAT_CTL_PURGE_H
 #define MOAT_CTL_PURGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,5 +60,24 @@ void ctl_purge_sort(struct ctl *ctl);
  * jobs purged; gives freed memory back to the system (malloc_trim, at most
  * once a second) when any. */
 uint64_t ctl_purge_run(struct ctl *ctl, double now);
+
+/* ctl_live_put: put job id in the index of jobs a restart loads, in the open
+ * batch (opened on demand; ctl_batch). ENOSPC: map full; on failure
+ * ctl->store_err is set too (the batch is void, ctl_state.h). */
+int ctl_live_put(struct ctl *ctl, uint64_t id, struct err *err);
+
+/* ctl_live_drop: job id is out of memory for good: delete it from the index
+ * at the next ctl_live_flush (kept in ctl->unlive until then). Out of memory:
+ * the entry stays in the index (recovery drops it later; logged once). */
+void ctl_live_drop(struct ctl *ctl, uint64_t id);
+
+/* ctl_live_flush: delete the dropped ids from the index. In the open batch
+ * if there is one (call it just before committing; a failure sets
+ * ctl->store_err, the batch is void); else, with force and
+ * CTL_LIVE_FLUSH_MIN or more waiting, in a transaction of its own, committed
+ * at once (an idle controller still writes them; a failure leaves them in the
+ * index, which recovery tolerates). An id already absent is no error. */
+enum { CTL_LIVE_FLUSH_MIN = 4096 };
+int ctl_live_flush(struct ctl *ctl, bool force, struct err *err);
 
 #endif

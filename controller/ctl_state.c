@@ -46,6 +46,9 @@ void ctl_state_free(struct ctl *ctl)
     free(ctl->purge);
     ctl->purge = NULL;
     ctl->purge_head = ctl->npurge = ctl->purge_cap = 0;
+    free(ctl->unlive);
+    ctl->unlive = NULL;
+    ctl->nunlive = ctl->unlive_cap = 0;
     ctl->nresident = 0;
     free(ctl->queue);
     free(ctl->nodes);
@@ -253,7 +256,10 @@ int ctl_job_save(struct ctl *ctl, const struct ctl_job *job, bool append, struct
     if (o && job->infer)
         json_object_set(o, "infer", job->infer);
     uint8_t key[8];
-    return save_json(ctl, STORE_DB_JOBS, key, store_key_job(key, job->id), o, append, err);
+    if (save_json(ctl, STORE_DB_JOBS, key, store_key_job(key, job->id), o, append, err) != 0)
+        return -1;
+    /* a new job: a restart loads it until it is purged (ctl_purge.h) */
+    return append ? ctl_live_put(ctl, job->id, err) : 0;
 }
 
 int ctl_task_save(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, struct err *err)
@@ -562,6 +568,7 @@ static void job_settle_finished(struct ctl_job *job)
 struct task_walk {
     struct ctl *ctl;
     struct ctl_job *job;
+    bool recovering; /* task_decode's */
 };
 
 static int job_tasks_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
@@ -569,8 +576,19 @@ static int job_tasks_cb(const void *key, size_t klen, const void *val, size_t vl
     struct task_walk *w = arg;
     if (klen != 12 || store_key_get64(key) != w->job->id)
         return 1; /* past this job's tasks */
-    task_decode(w->ctl, w->job, store_key_get32((const uint8_t *)key + 8), val, vlen, false);
+    task_decode(w->ctl, w->job, store_key_get32((const uint8_t *)key + 8), val, vlen,
+                w->recovering);
     return 0;
+}
+
+/* job_tasks_load: job's task records, in one range scan from its first key.
+ * 0, or -1 with err (store errors). */
+static int job_tasks_load(struct ctl *ctl, struct ctl_job *job, bool recovering, struct err *err)
+{
+    uint8_t key[12];
+    struct task_walk w = {ctl, job, recovering};
+    return store_foreach_from(ctl->store, STORE_DB_TASKS, key, store_key_task(key, job->id, 0),
+                              job_tasks_cb, &w, err) < 0 ? -1 : 0;
 }
 
 struct ctl_job *ctl_job_read(struct ctl *ctl, uint64_t id, bool with_tasks, struct err *err)
@@ -600,10 +618,7 @@ struct ctl_job *ctl_job_read(struct ctl *ctl, uint64_t id, bool with_tasks, stru
         job->done = job->ntasks;
         return job;
     }
-    struct task_walk w = {ctl, job};
-    int rc = store_foreach_from(ctl->store, STORE_DB_TASKS, key, store_key_task(key, id, 0),
-                                job_tasks_cb, &w, err);
-    if (rc < 0) {
+    if (job_tasks_load(ctl, job, false, err) != 0) {
         ctl_job_free(job);
         return NULL;
     }
@@ -612,14 +627,152 @@ struct ctl_job *ctl_job_read(struct ctl *ctl, uint64_t id, bool with_tasks, stru
     return job;
 }
 
-int ctl_state_recover(struct ctl *ctl, struct err *err)
+/* recover_scan: load from every job and task record: a store of schema 1,
+ * written before the index of jobs in memory existed (ctl_purge.h). */
+static int recover_scan(struct ctl *ctl, struct err *err)
 {
-    if (store_foreach(ctl->store, STORE_DB_NODES, load_node_cb, ctl, err) != 0)
-        return err->code ? -1 : err_set(err, ENOMEM, "recover: nodes: out of memory");
     if (store_foreach(ctl->store, STORE_DB_JOBS, load_job_cb, ctl, err) != 0)
         return err->code ? -1 : err_set(err, ENOMEM, "recover: jobs: out of memory");
     if (store_foreach(ctl->store, STORE_DB_TASKS, load_task_cb, ctl, err) != 0)
         return err->code ? -1 : err_set(err, ENOMEM, "recover: tasks: out of memory");
+    return 0;
+}
+
+/* recover_index: after recover_scan, in one batch: the index of the jobs now
+ * in memory, and the schema version that says it is there. */
+static int recover_index(struct ctl *ctl, struct err *err)
+{
+    for (uint64_t id = 1; id <= ctl->njobs; id++)
+        if (ctl->jobs[id] != NULL && ctl_live_put(ctl, id, err) != 0)
+            goto fail;
+    if (ctl_batch(ctl, err) != 0 || store_set_schema(ctl->store, err) != 0 ||
+        store_commit(ctl->store, err) != 0)
+        goto fail;
+    ctl->nunlive = 0; /* dropped before they were put */
+    log_info("ctl", "store: indexed %llu of %llu jobs for restarts (schema %d)",
+             (unsigned long long)ctl->nresident, (unsigned long long)ctl->njobs,
+             STORE_SCHEMA_VERSION);
+    return 0;
+fail:
+    store_abort(ctl->store);
+    ctl->store_err = (struct err){0};
+    return -1;
+}
+
+/* slots_reserve: jobs[1..n] empty (purged) slots; njobs = n. ENOMEM. */
+static int slots_reserve(struct ctl *ctl, uint64_t n, struct err *err)
+{
+    uint64_t cap = ctl->jobs_cap ? ctl->jobs_cap : 1024;
+    while (cap < n + 2)
+        cap *= 2;
+    if (cap > ctl->jobs_cap) {
+        struct ctl_job **j = realloc(ctl->jobs, cap * sizeof *j);
+        if (j == NULL)
+            return err_set(err, ENOMEM, "recover: %llu job slots: out of memory",
+                           (unsigned long long)n);
+        ctl->jobs = j;
+        ctl->jobs_cap = cap;
+    }
+    for (uint64_t id = ctl->njobs + 1; id <= n; id++)
+        ctl->jobs[id] = NULL;
+    ctl->jobs[0] = NULL;
+    ctl->njobs = n;
+    return 0;
+}
+
+struct id_list {
+    uint64_t *ids;
+    size_t n, cap;
+};
+
+static int collect_id_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    (void)val, (void)vlen;
+    struct id_list *l = arg;
+    if (klen != 8)
+        return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 1024;
+        uint64_t *ids = realloc(l->ids, cap * sizeof *ids);
+        if (ids == NULL)
+            return ENOMEM;
+        l->ids = ids;
+        l->cap = cap;
+    }
+    l->ids[l->n++] = store_key_get64(key);
+    return 0;
+}
+
+/* recover_live: load the jobs of the index (ctl_purge.h) and their tasks;
+ * every other id up to the last job record is an empty slot, read back on
+ * demand. An entry of a job finished long ago, or without a record, is
+ * dropped from the index. Costs what is in memory, not the store's history. */
+static int recover_live(struct ctl *ctl, struct err *err)
+{
+    uint8_t last[8];
+    size_t klen = 0, vlen = 0;
+    void *val = NULL;
+    struct err le = {0};
+    uint64_t njobs = 0;
+    if (store_last(ctl->store, STORE_DB_JOBS, last, sizeof last, &klen, &val, &vlen, &le) == 0) {
+        free(val);
+        njobs = klen == 8 ? store_key_get64(last) : 0;
+    } else if (le.code != ENOENT) {
+        *err = le;
+        return -1;
+    }
+    if (slots_reserve(ctl, njobs, err) != 0)
+        return -1;
+    struct id_list live = {0};
+    if (store_foreach(ctl->store, STORE_DB_LIVE, collect_id_cb, &live, err) != 0) {
+        free(live.ids);
+        return err->code ? -1 : err_set(err, ENOMEM, "recover: index: out of memory");
+    }
+    double now = units_now();
+    int rc = 0;
+    for (size_t i = 0; i < live.n && rc == 0; i++) {
+        uint64_t id = live.ids[i];
+        uint8_t key[8];
+        struct err ge = {0};
+        val = NULL;
+        if (id < 1 || id > njobs ||
+            store_get(ctl->store, STORE_DB_JOBS, key, store_key_job(key, id), &val, &vlen, &ge) != 0) {
+            if (ge.code != 0 && ge.code != ENOENT) {
+                *err = ge;
+                rc = -1;
+                break;
+            }
+            log_warn("ctl", "recover: job %llu is indexed but has no record; left out",
+                     (unsigned long long)id);
+            ctl_live_drop(ctl, id);
+            continue;
+        }
+        if (purged_long_ago(ctl, val, vlen, now)) {
+            free(val);
+            ctl_live_drop(ctl, id);
+            continue;
+        }
+        struct ctl_job *job = job_decode(id, val, vlen, err);
+        free(val);
+        if (job == NULL) {
+            rc = -1;
+            break;
+        }
+        ctl->jobs[id] = job;
+        ctl->nresident++;
+        rc = job_tasks_load(ctl, job, true, err);
+    }
+    free(live.ids);
+    return rc;
+}
+
+int ctl_state_recover(struct ctl *ctl, struct err *err)
+{
+    if (store_foreach(ctl->store, STORE_DB_NODES, load_node_cb, ctl, err) != 0)
+        return err->code ? -1 : err_set(err, ENOMEM, "recover: nodes: out of memory");
+    bool migrate = store_schema(ctl->store) < STORE_SCHEMA_VERSION;
+    if ((migrate ? recover_scan(ctl, err) : recover_live(ctl, err)) != 0)
+        return -1;
     double now = units_now();
     for (uint64_t id = 1; id <= ctl->njobs; id++) {
         struct ctl_job *job = ctl->jobs[id];
@@ -652,7 +805,7 @@ int ctl_state_recover(struct ctl *ctl, struct err *err)
     /* the loaded finished jobs in the order they may go (noted in id order) */
     ctl_purge_sort(ctl);
     ctl_purge_run(ctl, units_mono());
-    return 0;
+    return migrate ? recover_index(ctl, err) : 0;
 }
 
 /* ---- outbox ---- */

@@ -129,6 +129,8 @@ struct ctl {
     uint64_t nresident;       /* jobs in memory (jobs[id] != NULL) */
     struct ctl_purge_entry *purge; /* finished jobs by the time they may leave memory */
     size_t purge_head, npurge, purge_cap; /* FIFO: purge[purge_head .. npurge) */
+    uint64_t *unlive;         /* purged ids still in the store's index (ctl_live_flush) */
+    size_t nunlive, unlive_cap;
     uint64_t nactive;         /* jobs not in a terminal state */
     struct ctl_job **queue;   /* jobs with tasks to place, by priority desc then id asc */
     uint32_t nqueue, queue_cap;
@@ -137,6 +139,7 @@ struct ctl {
     struct ctl_out *outbox;
     int nout, out_cap;
     double started;           /* monotonic s at start */
+    double recovery_s;        /* how long the start's ctl_state_recover took (PING) */
     bool need_sched;          /* something changed that may allow a placement */
     struct err store_err;     /* sticky: a write of this batch failed; the batch is void */
 };
@@ -146,9 +149,12 @@ void ctl_state_init(struct ctl *ctl, const struct ctl_cfg *cfg, store_t *store, 
 /* ctl_state_free: free jobs, nodes and the outbox (not the store or socket). */
 void ctl_state_free(struct ctl *ctl);
 
-/* ctl_state_recover: rebuild jobs, tasks and nodes from the store. Nodes come back
- * unregistered, with heartbeat tolerance from now to register again. EPROTO when a
- * record cannot be read (names the record). */
+/* ctl_state_recover: rebuild jobs, tasks and nodes from the store: the jobs in
+ * the store's index of jobs in memory (ctl_purge.h) with their tasks, so the
+ * cost follows the unfinished and recent jobs, not the history. A store of
+ * schema 1 (no index yet) is read whole once, and its index written and
+ * committed. Nodes come back unregistered, with heartbeat tolerance from now
+ * to register again. ENOMEM; store errors. */
 int ctl_state_recover(struct ctl *ctl, struct err *err);
 
 /* ctl_job_get: job by id; a purged job is read back from the store (and is
@@ -179,6 +185,8 @@ int ctl_task_requeue_push(struct ctl_job *job, uint32_t offset, struct err *err)
 /* Persistence of one object into the current batch (opened on demand).
  * ENOSPC: the map is full. A failure also sets ctl->store_err: the event loop
  * then abandons the batch, answers its requests with the error and recovers. */
+/* ctl_job_save's append: a new job (its id sorts last), which also enters the
+ * index of jobs a restart loads (ctl_live_put). */
 int ctl_job_save(struct ctl *ctl, const struct ctl_job *job, bool append, struct err *err);
 int ctl_task_save(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, struct err *err);
 int ctl_node_save(struct ctl *ctl, const struct ctl_node *node, struct err *err);

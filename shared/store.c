@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +12,15 @@
 static const char *const db_names[STORE_DB_COUNT] = {"meta",     "jobs",      "tasks",
                                                      "results",  "nodes",     "inflight",
                                                      "artifacts", "docs",     "keys",
-                                                     "audit"};
+                                                     "audit",    "live"};
 
 struct store {
     MDB_env *env;
     MDB_dbi dbi[STORE_DB_COUNT];
     MDB_txn *batch; /* the write transaction of this pass, or NULL */
     uint64_t map_size, map_max;
+    int schema;         /* as found at store_open, or as committed since */
+    bool schema_set;    /* the open batch records STORE_SCHEMA_VERSION */
     char dir[512];
 };
 
@@ -121,16 +124,20 @@ store_t *store_open(const char *dir, uint64_t map_size, uint64_t map_max, struct
     }
     MDB_val k = {6, "schema"}, v;
     rc = mdb_get(txn, st->dbi[STORE_DB_META], &k, &v);
+    st->schema = STORE_SCHEMA_VERSION;
     if (rc == MDB_NOTFOUND) {
         uint8_t ver = STORE_SCHEMA_VERSION;
         v.mv_size = 1;
         v.mv_data = &ver;
         rc = mdb_put(txn, st->dbi[STORE_DB_META], &k, &v, 0);
-    } else if (rc == 0 && (v.mv_size != 1 || *(uint8_t *)v.mv_data != STORE_SCHEMA_VERSION)) {
+    } else if (rc == 0 && (v.mv_size != 1 || *(uint8_t *)v.mv_data < 1 ||
+                           *(uint8_t *)v.mv_data > STORE_SCHEMA_VERSION)) {
         mdb_txn_abort(txn);
-        err_set(err, EPROTO, "store: %s: schema version %u, this build reads %d", dir,
+        err_set(err, EPROTO, "store: %s: schema version %u, this build reads 1 to %d", dir,
                 v.mv_size ? *(uint8_t *)v.mv_data : 0, STORE_SCHEMA_VERSION);
         goto fail;
+    } else if (rc == 0) {
+        st->schema = *(uint8_t *)v.mv_data;
     }
     if (rc || (rc = mdb_txn_commit(txn))) {
         if (rc)
@@ -142,6 +149,21 @@ fail:
     mdb_env_close(st->env);
     free(st);
     return NULL;
+}
+
+int store_schema(const store_t *st) { return st->schema; }
+
+int store_set_schema(store_t *st, struct err *err)
+{
+    if (st->batch == NULL)
+        return err_set(err, EINVAL, "store: schema: no transaction");
+    uint8_t ver = STORE_SCHEMA_VERSION;
+    MDB_val k = {6, "schema"}, v = {1, &ver};
+    int rc = mdb_put(st->batch, st->dbi[STORE_DB_META], &k, &v, 0);
+    if (rc)
+        return mdb_err(err, rc, "schema");
+    st->schema_set = true;
+    return 0;
 }
 
 void store_close(store_t *st)
@@ -199,6 +221,9 @@ int store_commit(store_t *st, struct err *err)
         return err_set(err, EINVAL, "store: no batch to commit");
     int rc = mdb_txn_commit(st->batch);
     st->batch = NULL;
+    if (rc == 0 && st->schema_set)
+        st->schema = STORE_SCHEMA_VERSION;
+    st->schema_set = false;
     return rc ? mdb_err(err, rc, "commit") : 0;
 }
 
@@ -216,6 +241,7 @@ void store_abort(store_t *st)
         mdb_txn_abort(st->batch);
         st->batch = NULL;
     }
+    st->schema_set = false;
 }
 
 static MDB_txn *cur_txn(store_t *st) { return st->batch; }

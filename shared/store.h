@@ -19,7 +19,11 @@
 
 #include "shared/err.h"
 
-#define STORE_SCHEMA_VERSION 1
+/* Schema versions: 1, the first; 2 adds db "live" (the controller's index of
+ * the jobs a restart loads). A store of an older version opens and reports it
+ * (store_schema) so that its owner can migrate and then record the current
+ * one (store_set_schema); a newer one is refused. */
+#define STORE_SCHEMA_VERSION 2
 #define STORE_VALUE_VERSION 1
 
 enum store_db {
@@ -33,6 +37,7 @@ enum store_db {
     STORE_DB_DOCS,      /* key u64 job, u32 batch -> the batch's input documents (JSON) */
     STORE_DB_KEYS,      /* key Z85 public key (40 bytes) -> allowlist change (JSON, ctl_auth) */
     STORE_DB_AUDIT,     /* key u64 sequence number (from 1) -> audit record (ctl_audit); append-only */
+    STORE_DB_LIVE,      /* key u64 job id -> empty: jobs not yet out of the controller's memory (ctl_purge.h) */
     STORE_DB_COUNT
 };
 
@@ -40,10 +45,18 @@ typedef struct store store_t;
 
 /* store_open: open (creating) the environment in directory dir (created 0700 if
  * missing) with an initial map of map_size bytes that may grow to map_max.
- * Checks the schema version (EPROTO if the store was written by an incompatible
- * version). Caller frees with store_close(). */
+ * Checks the schema version: EPROTO if the store was written by a newer
+ * version (or is not a moat store); an older one opens (store_schema).
+ * Caller frees with store_close(). */
 store_t *store_open(const char *dir, uint64_t map_size, uint64_t map_max, struct err *err);
 void store_close(store_t *st);
+
+/* store_schema: the schema version the store had when opened (a new store:
+ * STORE_SCHEMA_VERSION). store_set_schema: record STORE_SCHEMA_VERSION in the
+ * open batch, once the caller has migrated what the versions between need
+ * (EINVAL with no batch open). */
+int store_schema(const store_t *st);
+int store_set_schema(store_t *st, struct err *err);
 
 /* store_begin: open the batch's write transaction (growing the map first if it is
  * 3/4 full). EBUSY if one is open. store_commit: make it durable (fsync). On

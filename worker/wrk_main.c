@@ -873,6 +873,13 @@ int main(int argc, char **argv)
     w.store = store_open(path, 16u << 20, 4ull << 30, &e);
     if (w.store == NULL)
         goto out;
+    /* schema 2 changed only the controller's databases: nothing to migrate */
+    if (store_schema(w.store) < STORE_SCHEMA_VERSION &&
+        (store_begin(w.store, &e) != 0 || store_set_schema(w.store, &e) != 0 ||
+         store_commit(w.store, &e) != 0)) {
+        store_abort(w.store);
+        goto out;
+    }
     if (wrk_tasks_load(&w.tasks, w.store, &e) != 0)
         goto out;
     if ((net = net_create(&e)) == NULL)

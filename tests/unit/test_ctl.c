@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include "controller/ctl_bench.h"
 #include "controller/ctl_api.h"
@@ -452,6 +453,183 @@ static void finished_jobs_leave_memory_and_come_back(void **state)
     (void)b;
 }
 
+
+static int count_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    (void)key, (void)klen, (void)val, (void)vlen;
+    ++*(int *)arg;
+    return 0;
+}
+
+/* live_entries: how many jobs the store's restart index holds. */
+static int live_entries(struct fx *f)
+{
+    int n = 0;
+    struct err e = {0};
+    assert_int_equal(store_foreach(f->store, STORE_DB_LIVE, count_cb, &n, &e), 0);
+    return n;
+}
+
+/* restart: the controller's state rebuilt from the store alone, with cfg. */
+static void restart(struct fx *f, const struct ctl_cfg *cfg)
+{
+    struct ctl_cfg c = *cfg;
+    struct err e = {0};
+    ctl_state_free(&f->ctl);
+    ctl_state_init(&f->ctl, &c, f->store, NULL);
+    if (ctl_state_recover(&f->ctl, &e) != 0)
+        fail_msg("recover: %s", e.msg);
+}
+
+/* A restart loads the jobs of the store's index only: purged jobs leave it in
+ * the batch after their purge; one whose purge was lost to a crash is dropped
+ * from it at the next restart; the history costs nothing to load. */
+static void restart_loads_the_index_only(void **state)
+{
+    struct fx *f = *state;
+    f->ctl.cfg.inactive_age = 60;
+    add_node(&f->ctl, "n1", 8, 0, 0);
+    struct err e = {0};
+    assert_int_equal(ctl_node_save(&f->ctl, &f->ctl.nodes[0], &e), 0);
+    struct ctl_job *a = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"a\"]}");
+    struct ctl_job *b = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"b\"]}");
+    struct ctl_job *c = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"c\"],"
+                                         "\"array\":{\"start\":0,\"end\":3}}");
+    assert_int_equal(sched(&f->ctl), 6);
+    end_task(&f->ctl, a, 0, JOB_STATE_COMPLETED, 0);
+    end_task(&f->ctl, b, 0, JOB_STATE_FAILED, 2);
+    end_task(&f->ctl, c, 1, JOB_STATE_COMPLETED, 0);
+    commit(f);
+    assert_int_equal(live_entries(f), 3);
+    /* a and b leave memory; the first batch after takes them out of the index */
+    assert_int_equal(ctl_purge_run(&f->ctl, units_mono() + 61), 2);
+    assert_int_equal(live_entries(f), 3);
+    assert_int_equal(ctl_live_flush(&f->ctl, false, &e), 0); /* no batch: waits */
+    struct ctl_job *d = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"d\"]}");
+    assert_int_equal(ctl_live_flush(&f->ctl, false, &e), 0);
+    commit(f);
+    assert_int_equal(live_entries(f), 2); /* c and d */
+
+    restart(f, &f->ctl.cfg);
+    assert_int_equal(f->ctl.njobs, 4);
+    assert_int_equal(f->ctl.nresident, 2);
+    assert_null(ctl_job_peek(&f->ctl, 1));
+    assert_null(ctl_job_peek(&f->ctl, 2));
+    c = ctl_job_peek(&f->ctl, 3);
+    d = ctl_job_peek(&f->ctl, 4);
+    assert_non_null(c);
+    assert_non_null(d);
+    /* c comes back whole: its tasks, their node's resources, its queue place */
+    assert_int_equal(c->tasks[0].state, JOB_STATE_RUNNING);
+    assert_int_equal(c->tasks[1].state, JOB_STATE_COMPLETED);
+    assert_int_equal(c->running, 3);
+    assert_int_equal(c->done, 1);
+    assert_int_equal(f->ctl.nodes[0].used_cpus, 3);
+    assert_int_equal(f->ctl.nactive, 2);
+    assert_true(d->queued);
+    /* the purged ones read back as they were */
+    struct ctl_job *b2 = ctl_job_get(&f->ctl, 2, &e);
+    assert_non_null(b2);
+    assert_int_equal(b2->state, JOB_STATE_FAILED);
+    assert_int_equal(b2->tasks[0].exit_code, 2);
+    assert_null(ctl_job_get(&f->ctl, 5, &e));
+    assert_int_equal(e.code, ENOENT);
+    /* a new job after the restart takes the next id */
+    struct ctl_job *g = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"g\"]}");
+    assert_int_equal(g->id, 5);
+    commit(f);
+
+    /* c finishes and is purged, but the controller dies before a batch
+     * carries its removal: the next restart leaves it out and drops it */
+    for (uint32_t off = 0; off < 4; off++)
+        if (off != 1)
+            end_task(&f->ctl, c, off, JOB_STATE_COMPLETED, 0);
+    commit(f);
+    assert_int_equal(ctl_purge_run(&f->ctl, units_mono() + 61), 2); /* c, b2 read back */
+    assert_int_equal(live_entries(f), 3);
+    struct ctl_cfg cfg = f->ctl.cfg;
+    cfg.inactive_age = 0;
+    restart(f, &cfg);
+    assert_int_equal(f->ctl.nresident, 2); /* d, g */
+    assert_null(ctl_job_peek(&f->ctl, 3));
+    assert_int_equal(f->ctl.nunlive, 1);
+    assert_int_equal(ctl_batch(&f->ctl, &e), 0);
+    assert_int_equal(ctl_live_flush(&f->ctl, false, &e), 0);
+    commit(f);
+    assert_int_equal(live_entries(f), 2);
+    (void)b;
+}
+
+/* A store written before the index (schema 1): the first restart reads every
+ * record, writes the index and the schema version; the next uses the index. */
+static void restart_indexes_an_older_store(void **state)
+{
+    struct fx *f = *state;
+    f->ctl.cfg.inactive_age = 0;
+    add_node(&f->ctl, "n1", 8, 0, 0);
+    struct err e = {0};
+    assert_int_equal(ctl_node_save(&f->ctl, &f->ctl.nodes[0], &e), 0);
+    struct ctl_job *a = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"a\"]}");
+    submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"b\"]}");
+    submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"c\"],\"cpus\":16}");
+    assert_int_equal(sched(&f->ctl), 2);
+    end_task(&f->ctl, a, 0, JOB_STATE_COMPLETED, 0);
+    commit(f);
+    /* make it a schema-1 store: no index, version byte 1 (as the first release wrote) */
+    store_close(f->store);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, live;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    assert_int_equal(mdb_dbi_open(txn, "live", 0, &live), 0);
+    assert_int_equal(mdb_drop(txn, live, 1), 0);
+    uint8_t one = 1;
+    MDB_val k = {6, "schema"}, v = {1, &one};
+    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    f->store = store_open(f->dir, 1 << 20, 1 << 26, &e);
+    assert_non_null(f->store);
+    assert_int_equal(store_schema(f->store), 1);
+    assert_int_equal(live_entries(f), 0);
+
+    f->ctl.store = f->store;
+    restart(f, &f->ctl.cfg);
+    assert_int_equal(store_schema(f->store), STORE_SCHEMA_VERSION);
+    assert_int_equal(f->ctl.njobs, 3);
+    assert_int_equal(f->ctl.nresident, 2); /* a finished and went */
+    assert_int_equal(live_entries(f), 2);
+    assert_int_equal(ctl_job_peek(&f->ctl, 2)->running, 1);
+    assert_true(ctl_job_peek(&f->ctl, 3)->queued);
+    /* the next restart goes by the index and finds the same */
+    restart(f, &f->ctl.cfg);
+    assert_int_equal(f->ctl.nresident, 2);
+    assert_int_equal(ctl_job_peek(&f->ctl, 2)->running, 1);
+    assert_int_equal(f->ctl.nodes[0].used_cpus, 1);
+    /* a newer store than this build is refused, by name */
+    store_close(f->store);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    uint8_t next = STORE_SCHEMA_VERSION + 1;
+    v.mv_data = &next;
+    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    f->store = store_open(f->dir, 1 << 20, 1 << 26, &e);
+    assert_null(f->store);
+    assert_int_equal(e.code, EPROTO);
+    assert_non_null(strstr(e.msg, "schema version 3"));
+    /* teardown closes what is open: put it back */
+    f->ctl.store = NULL;
+}
+
 /* show_text: ctl_job_json(job, with tasks) as compact text (caller frees). */
 static char *show_text(struct fx *f, uint64_t id)
 {
@@ -732,6 +910,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(recovery_rebuilds_state, setup, teardown),
         cmocka_unit_test_setup_teardown(finished_jobs_leave_memory_and_come_back, setup, teardown),
         cmocka_unit_test_setup_teardown(show_is_the_same_after_read_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(restart_loads_the_index_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(restart_indexes_an_older_store, setup, teardown),
         cmocka_unit_test(bench_spec_round_trip_and_errors),
         cmocka_unit_test(bench_op_table_matches_the_kernels),
         cmocka_unit_test_setup_teardown(bench_nodes_all_expands_to_up_nodes, setup, teardown),
