@@ -96,10 +96,11 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
     if (client_jobid_parse(argv[optind], &id, &err) != 0)
         return cli_fail(cli, CLI_USAGE, "%s", err.msg);
 
-    FILE *out = stdout;
-    if (outpath && (out = fopen(outpath, "wb")) == NULL)
-        return cli_fail(cli, CLI_USAGE, "--out: %s: %s", outpath, strerror(errno));
-    int rc = CLI_OK;
+    struct cli_out o;
+    int rc = cli_out_open(cli, &o, outpath);
+    if (rc != CLI_OK)
+        return rc;
+    FILE *out = o.f;
     json_t *reply = NULL;
     if (fmt == FMT_RAW && task >= 0 && !cli->json) {
         rc = raw_task(cli, id, task, out);
@@ -160,7 +161,5 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
     free(v);
 done:
     json_decref(reply);
-    if (out != stdout && fclose(out) != 0 && rc == CLI_OK)
-        rc = cli_fail(cli, CLI_FAILED, "--out: %s: %s", outpath, strerror(errno));
-    return rc;
+    return cli_out_close(cli, &o, rc);
 }

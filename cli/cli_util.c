@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +22,58 @@ int cli_fail(const struct cli *cli, int code, const char *fmt, ...)
     fflush(stdout);
     fprintf(stderr, "moat%s%s: %s\n", cli->cmd ? " " : "", cli->cmd ? cli->cmd : "", msg);
     return code;
+}
+
+int cli_out_open(const struct cli *cli, struct cli_out *o, const char *path)
+{
+    o->f = stdout;
+    o->path = path;
+    o->tmp[0] = '\0';
+    if (path == NULL)
+        return CLI_OK;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        if ((o->f = fopen(path, "wb")) == NULL)
+            return cli_fail(cli, CLI_USAGE, "--out: %s: %s", path, strerror(errno));
+        return CLI_OK;
+    }
+    if ((size_t)snprintf(o->tmp, sizeof o->tmp, "%s.XXXXXX", path) >= sizeof o->tmp)
+        return cli_fail(cli, CLI_USAGE, "--out: %s: path too long", path);
+    int fd = mkstemp(o->tmp);
+    if (fd < 0) {
+        int e = errno;
+        o->tmp[0] = '\0';
+        return cli_fail(cli, CLI_USAGE, "--out: %s: %s", path, strerror(e));
+    }
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) != 0 || (o->f = fdopen(fd, "wb")) == NULL) {
+        int e = errno;
+        close(fd);
+        unlink(o->tmp);
+        o->tmp[0] = '\0';
+        o->f = stdout;
+        return cli_fail(cli, CLI_USAGE, "--out: %s: %s", path, strerror(e));
+    }
+    return CLI_OK;
+}
+
+int cli_out_close(const struct cli *cli, struct cli_out *o, int rc)
+{
+    if (o->f == stdout)
+        return rc;
+    int e = fclose(o->f) != 0 ? errno : 0;
+    o->f = stdout;
+    if (rc == CLI_OK && e != 0)
+        rc = cli_fail(cli, CLI_FAILED, "--out: %s: %s", o->path, strerror(e));
+    if (o->tmp[0] == '\0')
+        return rc;
+    if (rc == CLI_OK && rename(o->tmp, o->path) != 0)
+        rc = cli_fail(cli, CLI_FAILED, "--out: %s: %s", o->path, strerror(errno));
+    if (rc != CLI_OK)
+        unlink(o->tmp);
+    o->tmp[0] = '\0';
+    return rc;
 }
 
 int cli_usage_error(const struct cli *cli, const char *fmt, ...)

@@ -208,6 +208,25 @@ def test_result_formats(fake, tmp_path):
     ctl(f, "result", "3", "--task", "-1", check=2)
 
 
+def test_result_out_keeps_the_file_when_the_command_fails(fake, tmp_path):
+    f = fake(lambda t, b, _: ("ERROR", {"code": ENOENT, "msg": "job 9: no such job"})
+             if b["id"] == 9 else ("REPLY", {"tasks": [{"index": 0, "stdout": "new\n"}]}))
+    out = tmp_path / "keep.txt"
+    out.write_text("precious\n")
+    ctl(f, "result", "9", "--out", out, check=2)
+    assert out.read_text() == "precious\n"
+    r = run_moat(["--controller", "tcp://127.0.0.1:1", "result", "4", "--out", str(out)],
+                 env={"MOAT_TIMEOUT": "300ms"}, check=3)
+    assert out.read_text() == "precious\n"
+    missing = tmp_path / "never.txt"
+    ctl(f, "result", "9", "--out", missing, check=2)
+    assert not missing.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]  # no temporary left
+    ctl(f, "result", "4", "--out", out, check=0)
+    assert out.read_text() == "new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
 def test_wait_exit_codes(fake):
     state = {"n": 0}
 
