@@ -278,7 +278,10 @@ int ctl_job_cancel(struct ctl *ctl, struct ctl_job *job, const char *why, struct
             job->done++;
             if (off < job->next_index && ctl_task_save(ctl, job, off, err) != 0)
                 return -1; /* requeued tasks have records to update; never-started ones do not */
-        } else if (t->state == JOB_STATE_RUNNING && !t->kill_sent && t->node >= 0) {
+        } else if (t->state == JOB_STATE_RUNNING && !t->kill_sent && t->node >= 0 &&
+                   ctl->nodes[t->node].registered) {
+            /* N.B. a node not registered (yet) is sent the KILL when it
+             * registers (ctl_on_register), or its tasks end with it */
             t->kill_sent = true;
             ctl_task_kill(ctl, job, off, "cancel");
         }

@@ -180,9 +180,20 @@ static int run(struct ctl *ctl, net_sock_t *zap)
     double next_check = 0, next_sched = 0;
     while (!g_stop) {
         struct err e = {0};
+        double poll_start = units_mono();
         if (net_poll(items, 2, POLL_MS, &e) < 0 && e.code != EINTR) {
             log_error("ctl", "%s", e.msg);
             return -1;
+        }
+        /* A poll that came back long after its timeout means this process did
+         * not run (SIGSTOP, a paused VM, a swap storm): the nodes' heartbeats
+         * wait in the socket, so that time must not count as their silence. */
+        double stalled = units_mono() - poll_start - POLL_MS / 1e3;
+        if (stalled > ctl->cfg.heartbeat_interval / 2) {
+            log_warn("ctl", "the controller did not run for %.1f s; node liveness resumes from now",
+                     stalled);
+            for (int i = 0; i < ctl->nnodes; i++)
+                ctl->nodes[i].last_seen += stalled;
         }
         /* New connections first: a handshake waits for this answer. The batch
          * is closed here, so the allowlist file may be re-read. */

@@ -124,8 +124,14 @@ int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_m
         long off = job ? ctl_task_offset(job, index) : -1;
         bool current = off >= 0 && job->tasks[off].state == JOB_STATE_RUNNING &&
                        ctl_task_on_node(job, &job->tasks[off], n) && job->tasks[off].attempts == attempt;
-        if (!current)
+        if (!current) {
             send_kill(ctl, peer, jid, index, attempt, "stale");
+        } else if (job->cancel_requested) {
+            /* cancelled while this node was away (a restart of either side):
+             * the KILL of ctl_job_cancel had no peer to go to */
+            job->tasks[off].kill_sent = true;
+            send_kill(ctl, peer, jid, index, attempt, "cancel");
+        }
     }
     snprintf(node->host, sizeof node->host, "%s", jstr(b, "host"));
     snprintf(node->backend, sizeof node->backend, "%s", jstr(b, "backend"));
@@ -287,6 +293,11 @@ int ctl_nodes_check(struct ctl *ctl, double now, double mono, struct err *err)
         for (uint32_t off = 0; off < job->ntasks; off++) {
             struct ctl_task *t = &job->tasks[off];
             if (t->state != JOB_STATE_RUNNING || t->deadline <= 0 || now < t->deadline + slack)
+                continue;
+            /* a node not registered since this controller started (or since it
+             * lost it) may hold the task's result: it reports it when it
+             * registers, or its tasks are requeued when it is declared DOWN */
+            if (t->node >= 0 && !ctl->nodes[t->node].registered)
                 continue;
             if (!t->kill_sent && t->node >= 0) {
                 t->kill_sent = true;

@@ -780,12 +780,23 @@ int ctl_state_recover(struct ctl *ctl, struct err *err)
             continue; /* finished long ago: left in the store */
         for (uint32_t off = 0; off < job->ntasks; off++) {
             struct ctl_task *t = &job->tasks[off];
-            if (t->state == JOB_STATE_RUNNING)
+            if (t->state == JOB_STATE_RUNNING) {
                 job->running++;
-            else if (job_state_is_terminal(t->state))
+            } else if (job_state_is_terminal(t->state)) {
                 job->done++;
-            else if (off < job->next_index && ctl_task_requeue_push(job, off, err) != 0)
+            } else if (job->cancel_requested && !job_state_is_terminal(job->state)) {
+                /* cancelled while others ran: ctl_job_cancel ended it in memory only
+                 * (no record); the job ends when its running tasks do */
+                t->state = JOB_STATE_CANCELLED;
+                t->end_time = job->cancel_time > 0 ? job->cancel_time : now;
+                job->done++;
+            } else if (off < job->next_index && ctl_task_requeue_push(job, off, err) != 0) {
                 return -1;
+            }
+        }
+        if (job->cancel_requested && !job_state_is_terminal(job->state)) {
+            job->next_index = job->ntasks;
+            job->requeue_head = job->nrequeue;
         }
         if (job_state_is_terminal(job->state)) {
             /* Tasks a cancelled or failed job never started have no record. */

@@ -274,3 +274,63 @@ def test_restarted_worker_removes_the_dirs_of_tasks_killed_with_it(cluster):
     cluster.up()
     wait_for(lambda: not left.exists(), 10, what=f"{left} removed at the worker's start")
     cluster.moat("cancel", jid)
+
+
+def _kill_controller(cluster):
+    cpid = cluster.pid("controller")
+    os.kill(cpid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(cpid), 5)
+
+
+def test_result_that_came_while_the_controller_was_down_outlives_the_time_limit(cluster):
+    # The task ends well within its limit, but the controller is down until
+    # long after the limit: its time-limit backstop must wait for the node to
+    # register (and report) instead of ending the task TIMEOUT without output.
+    # (elements on both nodes: the backstop's check every 0.1 s races the
+    # nodes' registration after the restart, one of them usually loses)
+    jid = cluster.submit("sh", "-c", "sleep 1; echo finished-ok",
+                         opts=["--time-limit", "2s", "--array", "0-3"])
+    wait_for(lambda: all(t["state"] == "RUNNING" for t in cluster.show(jid)["tasks"]), 20,
+             what="every element running")
+    _kill_controller(cluster)
+    # well past deadline + 2 x (kill_grace + heartbeat x tolerance + 1 s), the
+    # backstop's reach, and long enough for the workers' reconnection to back off
+    time.sleep(12)
+    cluster.up()
+    job = cluster.wait_state(jid, ("COMPLETED", "TIMEOUT", "FAILED"), timeout=30)
+    assert job["state"] == "COMPLETED", job
+    assert all(t["attempts"] == 1 for t in job["tasks"]), job
+    assert cluster.moat("result", jid).out == "finished-ok\n" * 4
+
+
+def test_cancel_acknowledged_before_a_controller_kill_is_carried_out(cluster):
+    # Elements never started have no record: after a restart they must still
+    # be cancelled, and the running ones killed (their KILL may never have
+    # left the dying controller), so that the job ends.
+    for _ in range(2):
+        jid = cluster.submit("sleep", "300", opts=["--array", "0-9%2"])
+        wait_for(lambda: sum(t["state"] == "RUNNING" for t in cluster.show(jid)["tasks"]) == 2,
+                 20, what="two elements running")
+        cluster.moat("cancel", jid)
+        _kill_controller(cluster)
+        cluster.up()
+        job = cluster.wait_state(jid, "CANCELLED", timeout=30)
+        assert all(t["state"] == "CANCELLED" for t in job["tasks"]), job
+        after = cluster.submit("true", opts=["--after", str(jid)])
+        assert cluster.wait_state(after, ("CANCELLED", "COMPLETED", "FAILED"))["state"] == "CANCELLED"
+
+
+def test_a_paused_controller_does_not_take_its_nodes_for_dead(cluster):
+    # SIGSTOP for ten times the heartbeat tolerance: the heartbeats waited in
+    # the socket, the nodes were never silent, nothing may be requeued.
+    jid = cluster.submit("sleep", "3", opts=["--array", "0-1"])
+    wait_for(lambda: all(t["state"] == "RUNNING" for t in cluster.show(jid)["tasks"]), 20,
+             what="both elements running")
+    cpid = cluster.pid("controller")
+    os.kill(cpid, signal.SIGSTOP)
+    time.sleep(6 * 0.6)
+    os.kill(cpid, signal.SIGCONT)
+    job = cluster.wait_state(jid, ("COMPLETED", "FAILED"), timeout=30)
+    assert job["state"] == "COMPLETED", job
+    assert all(t["attempts"] == 1 for t in job["tasks"]), job
+    assert all(n["state"] == "UP" for n in cluster.nodes().values())
