@@ -245,26 +245,34 @@ int ctl_auth_count(const struct ctl *ctl)
 }
 
 /* refuse: audit (rate-limited per key) and log one refusal. */
-static void refuse(struct ctl *ctl, const char *key, const char *object, const char *reason)
+/* refuse: log and audit a refusal; throttled: at most one per key per
+ * CTL_AUTH_REFUSE_EVERY (floods from unknown keys), the next counting the
+ * suppressed ones. */
+static void refuse(struct ctl *ctl, const char *key, const char *object, const char *reason,
+                   bool throttled)
 {
     struct ctl_auth *a = ctl->auth;
     double now = units_mono();
     struct refusal *r = NULL;
-    for (int i = 0; i < REFUSED_SLOTS; i++)
+    for (int i = 0; throttled && i < REFUSED_SLOTS; i++)
         if (strcmp(a->refused[i].key, key) == 0 && key[0])
             r = &a->refused[i];
-    if (r && now - r->last < CTL_AUTH_REFUSE_EVERY) {
+    if (!throttled) {
+        /* every time, with no slot */
+    } else if (r && now - r->last < CTL_AUTH_REFUSE_EVERY) {
         r->suppressed++;
         return;
     }
     unsigned suppressed = r ? r->suppressed : 0;
-    if (r == NULL) {
-        r = &a->refused[a->next_slot];
-        a->next_slot = (a->next_slot + 1) % REFUSED_SLOTS;
-        snprintf(r->key, sizeof r->key, "%s", key);
+    if (throttled) {
+        if (r == NULL) {
+            r = &a->refused[a->next_slot];
+            a->next_slot = (a->next_slot + 1) % REFUSED_SLOTS;
+            snprintf(r->key, sizeof r->key, "%s", key);
+        }
+        r->last = now;
+        r->suppressed = 0;
     }
-    r->last = now;
-    r->suppressed = 0;
     log_warn("ctl", "refused %s: %s key=%s", object, reason, key[0] ? key : "none");
     if (ctl->store_err.code != 0)
         return; /* the batch is void already; the refusal stays in the log */
@@ -283,8 +291,16 @@ int ctl_auth_zap_cb(const char *key, const char *address, void *arg)
         return 1;
     char object[96];
     snprintf(object, sizeof object, "connection from %s", address[0] ? address : "?");
-    refuse(ctl, key, object, k ? "key revoked" : "key not in the allowlist");
+    refuse(ctl, key, object, k ? "key revoked" : "key not in the allowlist", true);
     return 0;
+}
+
+bool ctl_auth_key_live(const struct ctl *ctl, const char *key)
+{
+    if (ctl->auth == NULL)
+        return true;
+    const struct auth_key *k = find(ctl->auth, key);
+    return k != NULL && !k->revoked;
 }
 
 int ctl_auth_check(struct ctl *ctl, const struct net_peer *peer, enum proto_type type,
@@ -310,7 +326,7 @@ int ctl_auth_check(struct ctl *ctl, const struct net_peer *peer, enum proto_type
         return 0;
     char object[64];
     snprintf(object, sizeof object, "request %s", proto_type_name(type));
-    refuse(ctl, peer->key, object, reason);
+    refuse(ctl, peer->key, object, reason, k == NULL || k->revoked);
     return err_set(err, EACCES, "%s: %s", proto_type_name(type), reason);
 }
 

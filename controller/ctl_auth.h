@@ -40,13 +40,20 @@ void ctl_auth_refresh(struct ctl *ctl);
 /* ctl_auth_count: allowlisted keys not revoked. */
 int ctl_auth_count(const struct ctl *ctl);
 
+/* ctl_auth_key_live: key (Z85) is on the allowlist and not revoked (true for
+ * every key when ctl->auth is NULL, as in unit tests). */
+bool ctl_auth_key_live(const struct ctl *ctl, const char *key);
+
 /* ctl_auth_zap_cb: net_zap_cb for net_zap_serve (arg: struct ctl *). Accepts a
  * key on the allowlist and not revoked; audits a refusal. */
 int ctl_auth_zap_cb(const char *key, const char *address, void *arg);
 
 /* ctl_auth_check: may peer (its key) send a message of type? 0 if so; -1 with
  * EACCES naming the reason (unknown or revoked key, or a role that may not send
- * type), after auditing the refusal. With ctl->auth NULL (unit tests) all pass. */
+ * type), after auditing the refusal: a role's refusal every time (an
+ * allowlisted key's attempt is what the audit log is for), an unknown or
+ * revoked key's at most once per CTL_AUTH_REFUSE_EVERY, with a count of the
+ * suppressed ones. With ctl->auth NULL (unit tests) all pass. */
 int ctl_auth_check(struct ctl *ctl, const struct net_peer *peer, enum proto_type type,
                    struct err *err);
 

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "controller/ctl_audit.h"
+#include "controller/ctl_auth.h"
 #include "controller/ctl_infer.h"
 #include "controller/ctl_jobs.h"
 #include "controller/ctl_result.h"
@@ -78,6 +80,55 @@ static void send_kill(struct ctl *ctl, const struct net_peer *peer, uint64_t job
     ctl_out_send(ctl, peer, PROTO_TYPE_KILL, body);
 }
 
+/* register_refused: log and audit a REGISTER refused for its key; EPERM. */
+static int register_refused(struct ctl *ctl, const struct net_peer *peer, const char *name,
+                            const char *why, struct err *err)
+{
+    log_warn("ctl", "register as node %s refused: %s; key=%s", name, why, peer->key);
+    char object[96];
+    snprintf(object, sizeof object, "register node %.64s", name);
+    struct err e = {0};
+    if (ctl->store_err.code == 0 &&
+        ctl_audit_append(ctl, peer->key, "auth.refuse", object, json_pack("{s:s}", "reason", why),
+                         &e) != 0)
+        log_error("ctl", "audit: %s", e.msg);
+    return err_set(err, EPERM, "register: node %.64s: %s", name, why);
+}
+
+/* node_key_check: may peer's key register as node name (index n, or -1 when
+ * new)? A name belongs to the key that first registered it, for as long as
+ * that key is allowlisted and not revoked, so another worker's key cannot
+ * take over its tasks and results; and a key holds one node at a time: it
+ * moves to a new name only once its old node is DOWN (its binding then ends),
+ * so one key cannot flood the controller with nodes. 0, or -1 with EPERM
+ * (audited). A peer without a key (plaintext, unit tests) is not checked. */
+static int node_key_check(struct ctl *ctl, const struct net_peer *peer, const char *name, int n,
+                          struct err *err)
+{
+    if (peer->key[0] == '\0')
+        return 0;
+    if (n >= 0 && ctl->nodes[n].key[0] && strcmp(ctl->nodes[n].key, peer->key) != 0 &&
+        ctl_auth_key_live(ctl, ctl->nodes[n].key))
+        return register_refused(ctl, peer, name, "it belongs to another worker key", err);
+    for (int m = 0; m < ctl->nnodes; m++) {
+        struct ctl_node *o = &ctl->nodes[m];
+        if (m == n || strcmp(o->key, peer->key) != 0)
+            continue;
+        if (o->state != NODE_STATE_DOWN || o->running > 0) {
+            char why[256];
+            snprintf(why, sizeof why, "this worker key is node %s's, which is %s; a key holds one "
+                     "node (a renamed worker registers once its old name is DOWN)", o->name,
+                     o->running > 0 ? "running tasks" : node_state_name(o->state));
+            return register_refused(ctl, peer, name, why, err);
+        }
+        log_info("ctl", "worker key of node %s (DOWN) now registers as node %s", o->name, name);
+        o->key[0] = '\0';
+        if (ctl_node_save(ctl, o, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
                     struct err *err)
 {
@@ -86,6 +137,26 @@ int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     if (name[0] == '\0' || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                         "0123456789._-") != strlen(name))
         return err_set(err, EINVAL, "register: name '%.64s': use letters, digits, '.', '_', '-'", name);
+    /* What the log and `moat nodes` print: plain ASCII, no control characters. */
+    static const char *const text[] = {"host", "backend", "instance", "comm_host", "sandbox",
+                                       "egress_route"};
+    for (size_t i = 0; i < sizeof text / sizeof *text; i++) {
+        const char *v = jstr(b, text[i]);
+        for (const unsigned char *p = (const unsigned char *)(v ? v : ""); *p; p++)
+            if (*p < 0x20 || *p > 0x7e)
+                return err_set(err, EINVAL, "register: %s: byte 0x%02x at %td; printable ASCII only",
+                               text[i], *p, (const char *)p - v);
+    }
+    const char *be = jstr(b, "backend"), *sbx = jstr(b, "sandbox");
+    if (strcmp(be, "cpu") != 0 && strcmp(be, "cuda") != 0)
+        return err_set(err, EINVAL, "register: backend '%.32s': expected cpu or cuda", be);
+    if (sbx && sbx[0] && strcmp(sbx, "namespaces") != 0 && strcmp(sbx, "off") != 0 &&
+        strcmp(sbx, "unavailable") != 0)
+        return err_set(err, EINVAL, "register: sandbox '%.16s': expected namespaces, off or unavailable",
+                       sbx);
+    if (jint(b, "comm_port_min") > jint(b, "comm_port_max"))
+        return err_set(err, EINVAL, "register: comm_port_min %lld > comm_port_max %lld",
+                       (long long)jint(b, "comm_port_min"), (long long)jint(b, "comm_port_max"));
     const json_t *eg = json_object_get(b, "egress");
     const char *route = jstr(b, "egress_route");
     if (json_is_true(eg)) {
@@ -96,14 +167,22 @@ int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_m
                            "the controller's egress_policy is refuse", name, route ? route : "?");
         }
     }
+    int n = ctl_node_find(ctl, name);
+    if (node_key_check(ctl, peer, name, n, err) != 0)
+        return -1;
     /* The same peer may not hold two names. */
     int other = ctl_node_by_peer(ctl, peer);
     if (other >= 0 && strcmp(ctl->nodes[other].name, name) != 0)
         ctl->nodes[other].registered = false;
-    int n = ctl_node_find(ctl, name);
     if (n < 0 && (n = node_add(ctl, name, err)) < 0)
         return -1;
     struct ctl_node *node = &ctl->nodes[n];
+    if (strcmp(node->key, peer->key) != 0) {
+        if (node->key[0])
+            log_warn("ctl", "node %s: its worker key %s is no longer allowed; now %s", name,
+                     node->key, peer->key);
+        snprintf(node->key, sizeof node->key, "%s", peer->key);
+    }
     bool restarted = strcmp(node->instance, instance) != 0;
     const json_t *tasks = json_object_get(b, "tasks");
     /* Tasks we believe run there but the worker does not hold are lost. */

@@ -286,10 +286,10 @@ int ctl_task_save(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, s
 
 int ctl_node_save(struct ctl *ctl, const struct ctl_node *n, struct err *err)
 {
-    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:I, s:s, s:s, s:s}", "name", n->name, "host",
-                          n->host, "pid", n->pid, "cpus", n->cpus, "gpus", n->gpus, "mem_bytes",
-                          (json_int_t)n->mem, "backend", n->backend, "state",
-                          node_state_name(n->state), "instance", n->instance);
+    json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:i, s:I, s:s, s:s, s:s, s:s}", "name", n->name,
+                          "host", n->host, "pid", n->pid, "cpus", n->cpus, "gpus", n->gpus,
+                          "mem_bytes", (json_int_t)n->mem, "backend", n->backend, "state",
+                          node_state_name(n->state), "instance", n->instance, "key", n->key);
     return save_json(ctl, STORE_DB_NODES, n->name, strlen(n->name), o, false, err);
 }
 
@@ -357,6 +357,7 @@ static int load_node_cb(const void *key, size_t klen, const void *val, size_t vl
     snprintf(n->host, sizeof n->host, "%s", jstr(o, "host"));
     snprintf(n->backend, sizeof n->backend, "%s", jstr(o, "backend"));
     snprintf(n->instance, sizeof n->instance, "%s", jstr(o, "instance"));
+    snprintf(n->key, sizeof n->key, "%s", jstr(o, "key")); /* "" in records before keys were bound */
     n->pid = jint(o, "pid", 0);
     n->cpus = jint(o, "cpus", 0);
     n->gpus = jint(o, "gpus", 0);

@@ -101,6 +101,7 @@ struct ctl_node {
     char egress_route[128];   /* the first such route */
     int comm_port_min, comm_port_max, comm_port_next;
     bool held;                /* this placement pass: a bench task waits for it (ctl_sched) */
+    char key[NET_KEY_LEN + 1]; /* the worker key the name belongs to (ctl_on_register); "" unbound */
 };
 
 /* ctl_node_take: reserve on n what task t of job needs there (one task, or one

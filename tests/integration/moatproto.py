@@ -27,7 +27,7 @@ TYPES = ["?", "REPLY", "ERROR", "PING", "SUBMIT", "SHOW", "QUEUE", "CANCEL", "RE
          "MODEL_COMMIT", "MODEL_LIST", "MODEL_VERIFY", "SHARD_GET", "ADMIN_KEY", "AUDIT"]
 T = {name: i for i, name in enumerate(TYPES) if i}
 
-EINVAL, ENOENT, ENOSPC, EPROTO, ENOTCONN, EACCES = 22, 2, 28, 71, 107, 13
+EINVAL, ENOENT, ENOSPC, EPROTO, ENOTCONN, EACCES, EPERM = 22, 2, 28, 71, 107, 13, 1
 
 
 def read_key(path):

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import BIN, wait_for
-from moatproto import EACCES, Client, read_key
+from moatproto import EACCES, EINVAL, EPERM, Client, read_key
 
 
 def keygen(c, dir_, name):
@@ -178,3 +178,44 @@ def test_admin_takes_keys_that_begin_with_a_dash(cluster):
     cluster.moat("admin", "key", "revoke", key)
     keys = {k["key"]: k for k in cluster.j("admin", "key", "list")["keys"]}
     assert keys[key]["state"] == "revoked", keys[key]
+
+
+def test_a_worker_key_cannot_register_as_another_node_or_as_many(cluster):
+    # worker-2's key posing as local-1 would take over local-1's tasks and
+    # forge their results; registering new names would flood the node table
+    # and draw real work to the attacker's socket.
+    jid = cluster.submit("sh", "-c", "sleep 2; echo genuine", opts=["--array", "0-3"])
+    wait_for(lambda: all(t["state"] == "RUNNING" for t in cluster.show(jid)["tasks"]), 20,
+             what="every element running")
+    victim = [t for t in cluster.show(jid)["tasks"] if t["node"] == "local-1"]
+    w = Client(cluster.endpoint, key=cluster.dir / "worker-2.key",
+               server=cluster.dir / "controller.pub")
+    reg = {"host": "vm", "pid": 1, "cpus": 64, "gpus": 0, "mem_bytes": 1 << 30,
+           "backend": "cpu", "instance": "impostor",
+           "tasks": [{"job": jid, "task": t["index"], "attempt": t["attempts"], "ended": False}
+                     for t in victim]}
+    t, body, _ = w.call("REGISTER", dict(reg, name="local-1"))
+    assert t == "ERROR" and body["code"] == EPERM and "another worker key" in body["msg"], body
+    for i in range(3):
+        t, body, _ = w.call("REGISTER", dict(reg, name=f"ghost-{i}", tasks=[]))
+        assert t == "ERROR" and body["code"] == EPERM and "local-2" in body["msg"], body
+    # what the log and `moat nodes` print is plain text
+    for field, value in (("host", "vm\nINJECTED LOG LINE"), ("backend", "\x1b[31mred"),
+                         ("backend", "tpu"), ("sandbox", "whatever")):
+        t, body, _ = w.call("REGISTER", dict(reg, name="local-2", tasks=[], **{field: value}))
+        assert t == "ERROR" and body["code"] == EINVAL and field in body["msg"], body
+    # the forged end of a victim task is not from its node: ignored
+    for v in victim:
+        w.send("TASK_END", {"job": jid, "task": v["index"], "attempt": v["attempts"],
+                            "state": "COMPLETED", "exit_code": 0, "signal": 0, "truncated": False,
+                            "start_time": time.time() - 1, "end_time": time.time()},
+               blobs=[b"FORGED\n", b""])
+        r = w.recv(5)
+        assert r is not None and r[0] == "ERROR", r  # not registered: refused
+    w.close()
+    cluster.wait(jid, timeout=30)
+    assert cluster.moat("result", jid).out == "genuine\n" * 4
+    assert set(cluster.nodes()) == {"local-1", "local-2"}
+    assert cluster.nodes()["local-1"]["state"] == "UP"
+    refused = [r for r in audit(cluster, "auth.refuse") if r["object"].startswith("register node")]
+    assert {r["object"] for r in refused} >= {"register node local-1", "register node ghost-0"}
