@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,55 @@ static void art_path(const struct ctl *ctl, char *out, size_t cap, const char *f
     snprintf(out, cap, "%s/artifacts/%s", ctl->cfg.state_dir, rel);
 }
 
+/* upload_path: where peer's upload of the file with this sha256 collects:
+ * upload/KEYID-SHA.part, KEYID the first 8 bytes of SHA-256(peer's Z85 key) in
+ * hex, so that one client's bytes never mix with another's (a stray or hostile
+ * upload of the same hash cannot spoil a genuine import). */
+static void upload_path(const struct ctl *ctl, const struct net_peer *peer, const char *sha,
+                        char *out, size_t cap)
+{
+    unsigned char d[SHA256_BYTES];
+    char hex[65], id[17] = "anonymous";
+    struct err e = {0};
+    if (peer->key[0] && sha256_once(peer->key, strlen(peer->key), d, &e) == 0) {
+        sha256_hex(d, hex);
+        snprintf(id, sizeof id, "%.16s", hex);
+    }
+    char rel[128];
+    snprintf(rel, sizeof rel, "%s-%s.part", id, sha);
+    art_path(ctl, out, cap, "upload/%s%s", rel, "");
+}
+
+/* sweep_uploads: remove the uploads (upload/\*.part) not written for max_age
+ * seconds (every one with 0): an import given up, or cut by a restart, leaves
+ * no bytes behind for long. Best effort: failures are logged. */
+static void sweep_uploads(const struct ctl *ctl, double max_age)
+{
+    char dir[PATH_MAX];
+    art_path(ctl, dir, sizeof dir, "upload%s%s", "", "");
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    double now = units_now();
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n < 6 || strcmp(de->d_name + n - 5, ".part") != 0)
+            continue;
+        char path[PATH_MAX + 256];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (lstat(path, &st) != 0 || (max_age > 0 && now - (double)st.st_mtime < max_age))
+            continue;
+        if (unlink(path) != 0)
+            log_warn("ctl", "artifacts: %s: %s", path, strerror(errno));
+        else
+            log_info("ctl", "artifacts: removed an unfinished upload (%s, %lld bytes)", de->d_name,
+                     (long long)st.st_size);
+    }
+    closedir(d);
+}
+
 int ctl_model_init(struct ctl *ctl, struct err *err)
 {
     const char *dirs[] = {"", "upload", "objects", "models"};
@@ -34,6 +84,7 @@ int ctl_model_init(struct ctl *ctl, struct err *err)
         if (mkdir(path, 0700) != 0 && errno != EEXIST)
             return err_set(err, errno, "artifacts: mkdir %s: %s", path, strerror(errno));
     }
+    sweep_uploads(ctl, 0); /* no client's upload survives a restart: it starts again */
     return 0;
 }
 
@@ -86,14 +137,17 @@ int ctl_on_model_put(struct ctl *ctl, const struct net_peer *peer, struct proto_
     if (off + len > total)
         return err_set(err, EINVAL, "model %s: %s: chunk past the declared size", name, file);
     char path[PATH_MAX];
-    art_path(ctl, path, sizeof path, "upload/%s.part%s", sha, "");
-    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    upload_path(ctl, peer, sha, path, sizeof path);
+    if (off == 0)
+        sweep_uploads(ctl, CTL_MODEL_UPLOAD_STALE);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return err_set(err, errno, "model %s: %s: %s", name, path, strerror(errno));
     struct stat st;
     int rc = fstat(fd, &st);
-    /* Chunks come in order; one sent again (its reply was lost) rewrites the same
-     * bytes. The SHA-256 check at commit is what makes the file trusted. */
+    /* Chunks come in order; one sent again (its reply was lost) restarts the
+     * upload from its offset: what follows it is cut. The SHA-256 check at
+     * commit is what makes the file trusted. */
     if (rc == 0 && (uint64_t)st.st_size < off) {
         close(fd);
         return err_set(err, EINVAL, "model %s: %s: chunk at offset %llu, expected %llu", name, file,
@@ -101,6 +155,10 @@ int ctl_on_model_put(struct ctl *ctl, const struct net_peer *peer, struct proto_
     }
     ssize_t w = rc == 0 ? pwrite(fd, msg->blobs[0].data, len, (off_t)off) : -1;
     int e = errno;
+    if (w == (ssize_t)len && ftruncate(fd, (off_t)(off + len)) != 0) {
+        e = errno;
+        w = -1;
+    }
     close(fd);
     if (w != (ssize_t)len)
         return err_set(err, w < 0 ? e : ENOSPC, "model %s: %s: write: %s", name, file,
@@ -284,7 +342,7 @@ int ctl_on_model_commit(struct ctl *ctl, const struct net_peer *peer, struct pro
             return err_set(err, EINVAL, "model %s: %s: bad sha256", name, jstr(f, "file"));
         shas[k] = sha;
         char part[PATH_MAX], obj[PATH_MAX], hex[65];
-        art_path(ctl, part, sizeof part, "upload/%s.part%s", sha, "");
+        upload_path(ctl, peer, sha, part, sizeof part);
         art_path(ctl, obj, sizeof obj, "objects/%s%s", sha, "");
         uint64_t bytes;
         if (access(obj, F_OK) == 0) { /* already have these bytes: verify again anyway */

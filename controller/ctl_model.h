@@ -1,7 +1,8 @@
 /* ctl_model.h: the controller's artifact store: model intake and shard serving.
  *
- * Layout under <state_dir>/artifacts: upload/<sha256>.part (files being
- * uploaded, never trusted), objects/<sha256> (content-addressed, verified,
+ * Layout under <state_dir>/artifacts: upload/<keyid>-<sha256>.part (files
+ * being uploaded, one per client key and file, never trusted; removed at start
+ * and when not written for CTL_MODEL_UPLOAD_STALE), objects/<sha256> (content-addressed, verified,
  * fsync'd: model files and TP shards), models/<name>-v<version>/ (hard links
  * named config.json, vocab.txt, model.safetensors). The record of truth is the
  * LMDB "artifacts" database: "model/<name>" -> the latest manifest
@@ -17,6 +18,7 @@
 #include "controller/ctl_state.h"
 
 #define CTL_MODEL_CHUNK (4u << 20) /* bytes per MODEL_PUT / SHARD_GET chunk, at most */
+#define CTL_MODEL_UPLOAD_STALE 3600.0 /* s: an upload not written for this long is removed */
 
 /* ctl_model_init: create the artifact directories. errno codes naming the path. */
 int ctl_model_init(struct ctl *ctl, struct err *err);

@@ -219,3 +219,45 @@ def test_a_worker_key_cannot_register_as_another_node_or_as_many(cluster):
     assert cluster.nodes()["local-1"]["state"] == "UP"
     refused = [r for r in audit(cluster, "auth.refuse") if r["object"].startswith("register node")]
     assert {r["object"] for r in refused} >= {"register node local-1", "register node ghost-0"}
+
+
+def test_uploads_of_two_clients_never_mix(cluster, tmp_path):
+    # Another client sending bytes for the same file hash must not spoil a
+    # genuine import (the uploads were one shared file per hash); a chunk
+    # sent again restarts the upload from its offset; and a role refusal of
+    # an allowlisted key is audited every time, not folded into a count.
+    other = keygen(cluster, tmp_path, "other")
+    cluster.moat("admin", "key", "add", other, "--role", "client", "--name", "other")
+    me = Client(cluster.endpoint, key=cluster.dir / "client.key", server=cluster.dir / "controller.pub")
+    them = Client(cluster.endpoint, key=tmp_path / "other.key", server=cluster.dir / "controller.pub")
+    sha = "ab" * 32
+
+    def put(cl, off, data, total=300):
+        body = {"name": "m", "file": "config.json", "sha256": sha, "offset": off, "total": total}
+        cl.send("MODEL_PUT", body, blobs=[data])
+        t, _, b, _ = cl.recv(10)
+        return t, b
+
+    assert put(me, 0, b"a" * 100) == ("REPLY", {"received": 100})
+    assert put(them, 0, b"x" * 150) == ("REPLY", {"received": 150})  # their own upload
+    assert put(me, 100, b"b" * 100) == ("REPLY", {"received": 200})  # mine goes on at 100
+    t, b = put(them, 300 - 20, b"y" * 20)
+    assert t == "ERROR" and "expected 150" in b["msg"], b
+    # my chunk at 0 sent again (a lost reply): the upload restarts there
+    assert put(me, 0, b"a" * 100) == ("REPLY", {"received": 100})
+    t, b = put(me, 200, b"c" * 100)
+    assert t == "ERROR" and "expected 100" in b["msg"], b
+    parts = sorted(p.name for p in (cluster.dir / "controller" / "artifacts" / "upload").iterdir())
+    assert len(parts) == 2 and all(p.endswith(f"-{sha}.part") for p in parts), parts
+    # the client key may not administer: each attempt is its own audit record
+    for _ in range(3):
+        t, b, _ = them.call("ADMIN_KEY", {"op": "list"})
+        assert t == "ERROR" and b["code"] == EACCES
+    mine = [r for r in audit(cluster, "auth.refuse") if r["actor"] == other]
+    assert len(mine) == 3, mine
+    me.close()
+    them.close()
+    # a restart removes the unfinished uploads
+    cluster.down()
+    cluster.up()
+    assert list((cluster.dir / "controller" / "artifacts" / "upload").iterdir()) == []
