@@ -19,6 +19,11 @@ static const char help[] =
     "Submit an exec job: CMD runs on a worker with ARGs (no shell; use sh -c for\n"
     "pipes). Prints the job id (with --json: {\"id\": N}). The job is stored\n"
     "durably before the id is printed.\n"
+    "Where it runs: not in this directory. Each task starts in an empty directory\n"
+    "of its own on the worker, as the worker's exec_user (nobody by default),\n"
+    "with a private /tmp and no network (exec_sandbox): give scripts and data as\n"
+    "absolute paths that user can read on the node, and take results from stdout\n"
+    "(moat result) or write them under such a path.\n"
     "\n"
     "Options:\n"
     "  --name S            a name to recognise the job by (in queue and show)\n"
@@ -32,8 +37,9 @@ static const char help[] =
     "                      otherwise, this job is CANCELLED without running)\n"
     "  --begin TIME        not before TIME: now+DUR (now+2h), HH:MM (the next such\n"
     "                      local time), YYYY-MM-DD[THH:MM[:SS]][Z]\n"
-    "  --time-limit DUR    per task: 90s, 10m, 1h30m, 01:30:00; past it the task is\n"
-    "                      killed and the job ends TIMEOUT\n"
+    "  --time-limit DUR    per task: 90s, 10m, 1h30m, 01:30:00 (a unit is needed:\n"
+    "                      90 alone is refused); past it the task is killed and\n"
+    "                      the job ends TIMEOUT\n"
     "\n"
     "Infer jobs embed documents with an imported model (moat model import):\n"
     "  --infer MODEL       the model's name\n"
@@ -46,6 +52,9 @@ static const char help[] =
     "  --batch N           documents per task (default 64); tasks of one job run\n"
     "                      side by side on free nodes (data parallelism)\n"
     "  --max-len N         tokens per document after truncation (default 256)\n"
+    "  --pooling mean      how token vectors become one per document: mean over\n"
+    "                      the tokens under the attention mask, L2-normalised (the\n"
+    "                      pooling all-MiniLM-L6-v2 was trained with; the only one)\n"
     "  --cpus N            CPUs per rank (default 1)\n"
     "  Results: moat result JOB --format npy --out emb.npy; moat search JOB QUERY\n"
     "\n"
@@ -66,15 +75,15 @@ static const char help[] =
     "  time_ms, gflops, pct_of_ref vs OpenBLAS or cuBLAS, pct_of_peak, valid)\n"
     "\n"
     "Examples:\n"
-    "  moat submit -- python3 analyse.py --day 2024-05-01\n"
+    "  moat submit -- python3 /srv/jobs/analyse.py --day 2024-05-01\n"
     "  moat submit --infer minilm --input docs.txt --tp 2 --cpus 1\n"
-    "  moat submit --array 0-999%50 --cpus 2 -- ./score.sh shard-{index}.csv\n"
+    "  moat submit --array 0-999%50 --cpus 2 -- /srv/jobs/score.sh /srv/data/shard-{index}.csv\n"
     "  moat submit --bench gemm --shape 4096,4096,4096 --dtype bf16 --nodes all\n"
-    "  id=$(moat submit -- make report) && moat submit --after $id -- ./publish.sh\n"
-    "  moat submit --begin 22:00 --time-limit 4h --name nightly -- ./nightly.sh\n";
+    "  id=$(moat submit -- make -C /srv/reports) && moat submit --after $id -- /srv/jobs/publish.sh\n"
+    "  moat submit --begin 22:00 --time-limit 4h --name nightly -- /srv/jobs/nightly.sh\n";
 
 enum { OPT_NAME = 1, OPT_CPUS, OPT_GPUS, OPT_MEM, OPT_PRIORITY, OPT_ARRAY, OPT_AFTER, OPT_BEGIN,
-       OPT_TIME_LIMIT, OPT_INFER, OPT_INPUT, OPT_TP, OPT_BATCH, OPT_MAX_LEN, OPT_ON_BAD,
+       OPT_TIME_LIMIT, OPT_INFER, OPT_INPUT, OPT_TP, OPT_BATCH, OPT_MAX_LEN, OPT_POOLING, OPT_ON_BAD,
        OPT_BENCH, OPT_SHAPE, OPT_DTYPE, OPT_NODES, OPT_REPEAT, OPT_BACKEND, OPT_THREADS };
 
 static const struct option longopts[] = {
@@ -92,6 +101,7 @@ static const struct option longopts[] = {
     {"tp", required_argument, NULL, OPT_TP},
     {"batch", required_argument, NULL, OPT_BATCH},
     {"max-len", required_argument, NULL, OPT_MAX_LEN},
+    {"pooling", required_argument, NULL, OPT_POOLING},
     {"on-bad-line", required_argument, NULL, OPT_ON_BAD},
     {"bench", required_argument, NULL, OPT_BENCH},
     {"shape", required_argument, NULL, OPT_SHAPE},
@@ -200,6 +210,7 @@ int cli_submit_run(struct cli *cli, int argc, char **argv)
     bool skip_bad = false;
     struct bench_opts bo = {.repeat = 10};
     bool res_opt = false; /* --cpus, --gpus or --mem given */
+    const char *infer_opt = NULL; /* an option only infer jobs take, as given */
     while ((c = cli_getopt(cli, argc, argv, "+", longopts, help, &first)) != -1) {
         if (c == CLI_OPT_HELP)
             goto out;
@@ -229,6 +240,8 @@ int cli_submit_run(struct cli *cli, int argc, char **argv)
         }
         res_opt |= c == OPT_CPUS || c == OPT_GPUS || c == OPT_MEM;
         if (c >= OPT_INFER && c <= OPT_ON_BAD) {
+            if (c > OPT_INPUT && infer_opt == NULL)
+                infer_opt = argv[optind - 1][0] == '-' ? argv[optind - 1] : argv[optind - 2];
             if (c == OPT_INFER)
                 model = optarg;
             else if (c == OPT_INPUT)
@@ -239,6 +252,9 @@ int cli_submit_run(struct cli *cli, int argc, char **argv)
                 rc = CLI_USAGE;
             else if (c == OPT_MAX_LEN && cli_parse_int(cli, "--max-len", optarg, 2, 512, &max_len) != 0)
                 rc = CLI_USAGE;
+            else if (c == OPT_POOLING && strcmp(optarg, "mean") != 0)
+                rc = cli_fail(cli, CLI_USAGE, "--pooling: '%s': only mean (the pooling the model "
+                              "was trained with)", optarg);
             else if (c == OPT_ON_BAD) {
                 if (strcmp(optarg, "skip") != 0 && strcmp(optarg, "fail") != 0)
                     rc = cli_fail(cli, CLI_USAGE, "--on-bad-line: '%s': expected skip or fail", optarg);
@@ -263,6 +279,10 @@ int cli_submit_run(struct cli *cli, int argc, char **argv)
     if (bo.any && bo.op == NULL) {
         rc = cli_fail(cli, CLI_USAGE, "--shape, --dtype, --nodes, --repeat, --backend and --threads "
                                       "go with --bench");
+        goto out;
+    }
+    if (infer_opt && !model) {
+        rc = cli_fail(cli, CLI_USAGE, "%s goes with --infer", infer_opt);
         goto out;
     }
     if (bo.op) {

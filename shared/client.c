@@ -369,6 +369,10 @@ int client_spec_option(struct job_spec *spec, const char *opt, const char *value
     }
     if (strcmp(opt, "time-limit") == 0) {
         double d;
+        /* Slurm's --time=90 is minutes, ours would be seconds: ask for a unit */
+        if (value[strspn(value, "0123456789. ")] == '\0')
+            return err_set(err, EINVAL, "--time-limit '%s': give a unit (%ss, %sm or %sh; "
+                           "Slurm's --time counts minutes)", value, value, value, value);
         if (units_duration_parse(value, &d, &e) != 0)
             return err_set(err, EINVAL, "--time-limit: %s", e.msg);
         if (!(d > 0) || d > 1e9)

@@ -2,6 +2,7 @@
 #include "shared/units.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +18,9 @@ static const char *skip_ws(const char *s)
     return s;
 }
 
+/* is_hex_prefix: s starts like a C hexadecimal number (0x...), which strtod reads. */
+static bool is_hex_prefix(const char *s) { return s[0] == '0' && (s[1] == 'x' || s[1] == 'X'); }
+
 int units_size_parse(const char *text, uint64_t *out, struct err *err)
 {
     static const struct { const char *unit; double mult; } units[] = {
@@ -29,7 +33,7 @@ int units_size_parse(const char *text, uint64_t *out, struct err *err)
     if (text == NULL)
         return err_set(err, EINVAL, "size: missing value");
     const char *s = skip_ws(text);
-    if (!isdigit((unsigned char)*s) && *s != '.')
+    if ((!isdigit((unsigned char)*s) && *s != '.') || is_hex_prefix(s))
         return err_set(err, EINVAL, "size '%s': expected a number with a unit like \"64 GiB\"", text);
     char *end;
     errno = 0;
@@ -86,6 +90,9 @@ static int colon_duration(const char *s, double *out)
     }
     if (*skip_ws(p) != '\0' || nf < 2)
         return -1;
+    /* a clock's fields: minutes and seconds below 60 (1:99:00 is a typo, not 2:39:00) */
+    if (f[nf - 1] > 59 || (nf == 3 && f[1] > 59) || (dash && nf == 3 && f[0] > 23))
+        return -1;
     double secs = nf == 3 ? f[0] * 3600.0 + f[1] * 60.0 + f[2] : f[0] * 60.0 + f[1];
     *out = days * 86400.0 + secs;
     return 0;
@@ -108,6 +115,9 @@ int units_duration_parse(const char *text, double *out, struct err *err)
     while (*s) {
         char *end;
         errno = 0;
+        /* decimal only: strtod would also read 0x10, inf, nan */
+        if ((!isdigit((unsigned char)*s) && *s != '.') || is_hex_prefix(s))
+            return err_set(err, EINVAL, "duration '%s': bad number", text);
         double v = strtod(s, &end);
         if (end == s || errno != 0 || v < 0 || !isfinite(v))
             return err_set(err, EINVAL, "duration '%s': bad number", text);
@@ -212,6 +222,9 @@ int units_begin_parse(const char *text, double now, double *out, struct err *err
         time_t t = utc ? timegm(&tm) : mktime(&tm);
         if (t == (time_t)-1)
             return err_set(err, EINVAL, "begin '%s': time out of range", text);
+        /* mktime moves 2024-02-30 to March 1st: a date it had to move does not exist */
+        if (tm.tm_mday != D || tm.tm_mon != Mo - 1 || tm.tm_year != Y - 1900)
+            return err_set(err, EINVAL, "begin '%s': %04d-%02d has no day %d", text, Y, Mo, D);
         *out = (double)t;
         return 0;
     }

@@ -81,6 +81,13 @@ def test_submit_json_and_command_after_options(fake):
     (["--begin", "tomorrowish"], "--begin"),
     (["--time-limit", "forever"], "--time-limit"),
     (["--time-limit", "0"], "--time-limit"),
+    (["--time-limit", "90"], "give a unit"),
+    (["--time-limit", "1:99:00"], "--time-limit"),
+    (["--mem", "0x10G"], "--mem"),
+    (["--begin", "2024-02-30"], "no day 30"),
+    (["--tp", "2"], "--tp goes with --infer"),
+    (["--on-bad-line", "skip"], "--on-bad-line goes with --infer"),
+    (["--pooling", "mean"], "--pooling goes with --infer"),
     (["--name", "a\tb"], "--name"),
     (["--nope"], "--nope"),
 ])

@@ -129,6 +129,19 @@ static void units(void **state)
     assert_true(d == now + 3600);
     assert_int_equal(units_begin_parse("HH:MM", now, &d, &e), -1);
     assert_int_equal(units_begin_parse("2027-13-01", now, &d, &e), -1);
+    /* what strtod and mktime would quietly turn into something else is refused */
+    assert_int_equal(units_size_parse("0x10G", &b, &e), -1);
+    assert_int_equal(units_duration_parse("0x10s", &d, &e), -1);
+    assert_int_equal(units_duration_parse("inf", &d, &e), -1);
+    assert_int_equal(units_duration_parse("1:99:00", &d, &e), -1);
+    assert_int_equal(units_duration_parse("0:0:61", &d, &e), -1);
+    assert_int_equal(units_duration_parse("1-25:00:00", &d, &e), -1);
+    assert_int_equal(units_duration_parse("36:00:00", &d, &e), 0); /* hours may run on */
+    assert_true(d == 129600);
+    assert_int_equal(units_begin_parse("2024-02-30", now, &d, &e), -1);
+    assert_non_null(strstr(e.msg, "no day 30"));
+    assert_int_equal(units_begin_parse("2024-04-31T10:00Z", now, &d, &e), -1);
+    assert_int_equal(units_begin_parse("2024-02-29T10:00Z", now, &d, &e), 0); /* a leap year */
     /* HH:MM means the next such local time: within a day, strictly later */
     assert_int_equal(units_begin_parse("03:00", now, &d, &e), 0);
     assert_true(d > now && d <= now + 86400 + 3600);
