@@ -116,6 +116,7 @@ struct wjob {
     uint64_t id;
     bool done;
     char state[16];
+    char reason[96];   /* the job's reason, "" if none */
     long long exit_code;
     long ntasks, nended;
     long long ndocs, docs_done; /* infer jobs: documents in all and in finished batches */
@@ -203,6 +204,7 @@ static int poll_round(struct cli *cli, struct wjob *jobs, int n, double timeout,
         }
         const json_t *job = msg.body;
         snprintf(jobs[k].state, sizeof jobs[k].state, "%s", cli_json_str(job, "state", "?"));
+        snprintf(jobs[k].reason, sizeof jobs[k].reason, "%s", cli_json_str(job, "reason", ""));
         jobs[k].exit_code = cli_json_int(job, "exit_code", -1);
         const json_t *tasks = json_object_get(job, "tasks");
         jobs[k].ntasks = (long)json_array_size(tasks);
@@ -323,11 +325,13 @@ int cli_wait_run(struct cli *cli, int argc, char **argv)
             continue;
         if (strcmp(jobs[i].state, "COMPLETED") != 0) {
             rc = CLI_FAILED;
+            char code[40] = "", why[112] = "";
             if (jobs[i].exit_code >= 0 && strcmp(jobs[i].state, "FAILED") == 0)
-                cli_fail(cli, rc, "job %llu %s (exit code %lld)", (unsigned long long)jobs[i].id,
-                         jobs[i].state, jobs[i].exit_code);
-            else
-                cli_fail(cli, rc, "job %llu %s", (unsigned long long)jobs[i].id, jobs[i].state);
+                snprintf(code, sizeof code, " (exit code %lld)", jobs[i].exit_code);
+            if (jobs[i].reason[0])
+                snprintf(why, sizeof why, ": %s", jobs[i].reason);
+            cli_fail(cli, rc, "job %llu %s%s%s", (unsigned long long)jobs[i].id, jobs[i].state,
+                     code, why);
         }
     }
     if (timed_out) {

@@ -373,6 +373,11 @@ int ctl_on_admin_key(struct ctl *ctl, const struct net_peer *peer, struct proto_
     struct auth_key *k = find(a, key);
     if (!add && k == NULL)
         return err_set(err, ENOENT, "admin key revoke: %s is not in the allowlist", key);
+    /* Revoking the key this request comes with would lock its admin out (the
+     * revocation outlives restarts); another admin key may do it. */
+    if (!add && strcmp(key, peer->key) == 0)
+        return err_set(err, EINVAL, "admin key revoke: %s is the key of this request; revoke it "
+                       "with another admin key (moat keygen, admin key add --role admin)", key);
     if ((k = find_or_add(a, key, err)) == NULL)
         return -1;
     if (add) {

@@ -11,6 +11,7 @@
  * request is checked against the current allowlist before its handler runs.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <sodium.h>
 #include <signal.h>
 #include <stdio.h>
@@ -259,7 +260,9 @@ int main(int argc, char **argv)
 {
     const char *conf = NULL;
     int opt;
-    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'}, {0}};
+    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': conf = optarg; break;
         case 'h': usage(stdout); return 0;

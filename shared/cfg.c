@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "shared/units.h"
 
@@ -194,6 +195,11 @@ int cfg_load(const char *path, const struct cfg_key *table, void *out, struct er
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return err_set(err, errno, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return err_set(err, EINVAL, "%s: not a regular file", path);
+    }
     config_t cf;
     config_init(&cf);
     int rc = -1;

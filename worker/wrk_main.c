@@ -9,6 +9,7 @@
  * it holds, so the controller can reconcile.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
@@ -791,7 +792,9 @@ int main(int argc, char **argv)
     }
     const char *conf = NULL;
     int opt;
-    while ((opt = getopt(argc, argv, "c:h")) != -1) {
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'}, {0}};
+    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': conf = optarg; break;
         case 'h': usage(stdout); return 0;

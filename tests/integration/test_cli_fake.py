@@ -243,7 +243,8 @@ def test_wait_exit_codes(fake):
             s = "COMPLETED" if state["n"] > 2 else "RUNNING"
             return "REPLY", dict(JOB, id=1, state=s)
         if b["id"] == 2:
-            return "REPLY", dict(JOB, id=2, state="FAILED", exit_code=3)
+            return "REPLY", dict(JOB, id=2, state="FAILED", exit_code=3,
+                                 reason="task 0: no CUDA device visible")
         if b["id"] == 3:
             return "REPLY", dict(JOB, id=3, state="RUNNING")
         return "ERROR", {"code": ENOENT, "msg": f"job {b['id']}: no such job"}
@@ -251,7 +252,7 @@ def test_wait_exit_codes(fake):
     r = ctl(f, "wait", "1", check=0)
     assert r.out == "" and r.err == ""  # silent when stderr is not a terminal
     r = ctl(f, "wait", "1", "2", check=1)
-    assert "job 2 FAILED (exit code 3)" in r.err
+    assert "job 2 FAILED (exit code 3): task 0: no CUDA device visible" in r.err
     t0 = time.monotonic()
     r = ctl(f, "wait", "3", "--timeout", "1s", check=1)
     assert 0.9 < time.monotonic() - t0 < 5 and "timed out" in r.err

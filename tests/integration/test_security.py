@@ -89,6 +89,11 @@ def test_revoked_key_loses_access_without_a_restart(cluster, tmp_path):
     # a client key may not administer
     r = cluster.moat("admin", "key", "list", env=env, check=1)
     assert "may not send ADMIN_KEY" in r.err
+    # an admin may not revoke its own key (it would be locked out for good)
+    me = read_key(cluster.dir / "client.pub").decode()
+    r = cluster.moat("admin", "key", "revoke", me, check=2)
+    assert "is the key of this request" in r.err
+    cluster.moat("queue")
     # a connection opened before the revocation...
     cl = Client(cluster.endpoint, key=tmp_path / "ops.key", server=cluster.dir / "controller.pub")
     assert "jobs" in cl.ok("QUEUE")
