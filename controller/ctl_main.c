@@ -161,6 +161,27 @@ static void handle(struct ctl *ctl, const struct net_peer *peer, struct proto_ms
     }
 }
 
+/* answer_malformed: a request whose header was valid but whose body was not
+ * (a field too long, of the wrong type) gets ERROR EINVAL naming the field,
+ * when its sender may send that request at all: a client then says what is
+ * wrong instead of waiting for a reply that never comes. */
+static void answer_malformed(struct ctl *ctl, const struct net_peer *peer,
+                             const struct proto_msg *msg, const struct err *why)
+{
+    if (msg->req_id == 0 || msg->type <= 0 || msg->type >= PROTO_TYPE_COUNT ||
+        handlers[msg->type] == NULL)
+        return;
+    struct err e = {0};
+    if (ctl_auth_check(ctl, peer, msg->type, &e) != 0) {
+        if (ctl_out_error(ctl, peer, msg->req_id, &e) == 0 && ctl->store_err.code != 0)
+            ctl->outbox[ctl->nout - 1].is_reply = true;
+        return;
+    }
+    err_set(&e, EINVAL, "%s", why->msg);
+    if (ctl_out_error(ctl, peer, msg->req_id, &e) == 0 && ctl->store_err.code != 0)
+        ctl->outbox[ctl->nout - 1].is_reply = true;
+}
+
 static int write_endpoint(const char *path, const char *endpoint, struct err *err)
 {
     char tmp[CFG_STR_MAX + 8];
@@ -212,6 +233,7 @@ static int run(struct ctl *ctl, net_sock_t *zap)
                 break;
             if (rc < 0) {
                 log_warn("ctl", "dropped malformed message: %s", e.msg);
+                answer_malformed(ctl, &peer, &msg, &e);
                 continue;
             }
             handle(ctl, &peer, &msg);

@@ -134,7 +134,8 @@ int net_send(net_sock_t *sock, const struct net_peer *peer, const struct proto_m
 /* net_recv: receive one message without blocking.
  * Returns 1 with *msg filled (caller frees with proto_msg_clear) and *peer set,
  * 0 when nothing is waiting, -1 with err when a message arrived but was malformed
- * (EPROTO; it has been consumed; peer is still set so the caller can answer). */
+ * (EPROTO; it has been consumed; peer is still set, and msg's type and req_id
+ * when its header was valid (proto_msg_decode), so the caller can answer). */
 int net_recv(net_sock_t *sock, struct proto_msg *msg, struct net_peer *peer, struct err *err);
 
 struct net_pollitem {

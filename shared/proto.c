@@ -405,6 +405,10 @@ int proto_msg_decode(struct proto_msg *msg, const void *const *frames, const siz
     uint64_t req_id;
     if (proto_header_decode(frames[0], lens[0], &type, &flags, &req_id, err) != 0)
         return -1;
+    /* from here on a failure leaves type and req_id, so the request can be answered */
+    msg->type = type;
+    msg->flags = flags;
+    msg->req_id = req_id;
     json_error_t jerr;
     json_t *body = json_loadb(frames[1], lens[1], JSON_REJECT_DUPLICATES, &jerr);
     if (body == NULL)
@@ -414,9 +418,6 @@ int proto_msg_decode(struct proto_msg *msg, const void *const *frames, const siz
         json_decref(body);
         return -1;
     }
-    msg->type = type;
-    msg->flags = flags;
-    msg->req_id = req_id;
     msg->body = body;
     for (int i = 2; i < nframes; i++) {
         if (proto_msg_add_blob(msg, frames[i], lens[i], err) != 0) {

@@ -86,7 +86,9 @@ int proto_body_validate(enum proto_type type, const json_t *body, struct err *er
 
 /* proto_msg_decode: build *msg from frames (header, body, blobs...) of nframes.
  * Copies the blobs; on success the caller frees with proto_msg_clear(). On error
- * *msg is left empty. EPROTO for every malformed input; ENOMEM. */
+ * *msg has no body nor blobs, and its type and req_id are those of the header
+ * when the header was valid (0 otherwise), so that the sender of a bad request
+ * can be told why. EPROTO for every malformed input; ENOMEM. */
 int proto_msg_decode(struct proto_msg *msg, const void *const *frames, const size_t *lens,
                      int nframes, struct err *err);
 

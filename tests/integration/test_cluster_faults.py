@@ -334,3 +334,14 @@ def test_a_paused_controller_does_not_take_its_nodes_for_dead(cluster):
     assert job["state"] == "COMPLETED", job
     assert all(t["attempts"] == 1 for t in job["tasks"]), job
     assert all(n["state"] == "UP" for n in cluster.nodes().values())
+
+
+def test_a_request_the_wire_refuses_is_answered_naming_the_field(cluster):
+    # It was dropped as malformed, and the CLI waited for a reply that never
+    # came ("cannot reach the controller", exit 3).
+    key = (cluster.dir / "worker-1.pub").read_text().strip()
+    r = cluster.moat("admin", "key", "add", key, "--name", "x" * 65, check=2)
+    assert "'name'" in r.err and "64" in r.err, r
+    r = cluster.moat("model", "verify", "y" * 65, check=2)
+    assert "'name'" in r.err, r
+    cluster.moat("queue")
