@@ -149,7 +149,11 @@ static int do_import(struct cli *cli, const char *dir, const char *name)
         const struct manifest_file *mf = manifest_file_find(&sm, files[i].name);
         if (mf == NULL)
             rc = cli_fail(cli, CLI_USAGE, "%s/%s: not listed in manifest.json", dir, files[i].name);
-        else if (strcmp(mf->sha256, files[i].sha256) != 0 || mf->bytes != files[i].bytes)
+        else if (mf->bytes != files[i].bytes)
+            rc = cli_fail(cli, CLI_USAGE, "%s/%s: %llu bytes, manifest.json says %llu (the file "
+                          "changed after it was signed)", dir, files[i].name,
+                          (unsigned long long)files[i].bytes, (unsigned long long)mf->bytes);
+        else if (strcmp(mf->sha256, files[i].sha256) != 0)
             rc = cli_fail(cli, CLI_USAGE, "%s/%s: SHA-256 %.16s... differs from manifest.json's %.16s... "
                           "(the file changed after it was signed)", dir, files[i].name, files[i].sha256,
                           mf->sha256);

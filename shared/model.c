@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <utf8proc.h>
 
 #include "shared/sha256.h"
 
@@ -351,6 +352,68 @@ static int wrk_position_ids_check(const st_file_t *st, struct err *err)
     return 0;
 }
 
+/* regular_file: path is (or links to) a regular file; else EINVAL naming it
+ * (a FIFO would block the reader, a directory cannot be hashed). */
+static int regular_file(const char *path, struct err *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return err_set(err, errno, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return err_set(err, EINVAL, "%s: not a regular file", path);
+    return 0;
+}
+
+/* vocab_check: vocab.txt holds exactly `tokens` lines (one token each, ids
+ * from 0 in line order, as BERT's WordPiece vocabulary), valid UTF-8 without
+ * NUL or CR, including [PAD], [UNK], [CLS] and [SEP], which the tokeniser
+ * needs (worker/wrk_tok.h). EINVAL naming the line; I/O errors. */
+static int vocab_check(const char *path, int tokens, struct err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return err_set(err, errno, "%s: %s", path, strerror(errno));
+    static const char *const special[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]"};
+    bool seen[4] = {false};
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    long lines = 0;
+    int rc = 0;
+    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+        lines++;
+        size_t len = (size_t)n;
+        if (len > 0 && line[len - 1] == '\n')
+            len--;
+        if (memchr(line, '\0', len) || memchr(line, '\r', len))
+            rc = err_set(err, EINVAL, "%s:%ld: a NUL or CR byte in a token", path, lines);
+        for (size_t i = 0; rc == 0 && i < len;) {
+            utf8proc_int32_t cp;
+            utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)line + i,
+                                                  (utf8proc_ssize_t)(len - i), &cp);
+            if (k <= 0)
+                rc = err_set(err, EINVAL, "%s:%ld: not valid UTF-8 at byte %zu", path, lines, i);
+            else
+                i += (size_t)k;
+        }
+        for (int s = 0; s < 4; s++)
+            seen[s] |= len == strlen(special[s]) && memcmp(line, special[s], len) == 0;
+    }
+    free(line);
+    if (rc == 0 && ferror(f))
+        rc = err_set(err, EIO, "%s: read error", path);
+    fclose(f);
+    if (rc != 0)
+        return rc;
+    if (lines != tokens)
+        return err_set(err, EINVAL, "%s: %ld tokens, config.json's vocab_size is %d", path, lines,
+                       tokens);
+    for (int s = 0; s < 4; s++)
+        if (!seen[s])
+            return err_set(err, EINVAL, "%s: no %s token (the tokeniser needs it)", path, special[s]);
+    return 0;
+}
+
 model_t *model_open(const char *dir, struct err *err)
 {
     struct wrk_expect *e = NULL;
@@ -364,11 +427,12 @@ model_t *model_open(const char *dir, struct err *err)
         err_set(err, ENOMEM, "model %s: out of memory", dir);
         goto fail;
     }
-    if (access(m->vocab_path, R_OK) != 0) {
-        err_set(err, errno, "%s: %s", m->vocab_path, strerror(errno));
+    if (regular_file(cfg_path, err) != 0 || regular_file(m->vocab_path, err) != 0 ||
+        regular_file(st_path, err) != 0)
         goto fail;
-    }
     if (model_config_parse(cfg_path, &m->cfg, err) != 0)
+        goto fail;
+    if (vocab_check(m->vocab_path, m->cfg.vocab, err) != 0)
         goto fail;
     m->st = st_file_open(st_path, err);
     if (m->st == NULL)

@@ -81,8 +81,10 @@ typedef struct model_shard model_shard_t;
 int model_config_parse(const char *path, struct model_config *out, struct err *err);
 
 /* model_open: open the model directory dir: parse config.json, map
- * model.safetensors and check every tensor's name, dtype and shape (and that
- * vocab.txt exists). Returns a handle (caller frees with model_destroy())
+ * model.safetensors and check every tensor's name, dtype and shape, and that
+ * vocab.txt has vocab_size valid UTF-8 tokens including the special ones the
+ * tokeniser needs; each file must be a regular file (or a link to one).
+ * Returns a handle (caller frees with model_destroy())
  * or NULL with err: ENOENT (a missing file, named), EINVAL (a bad file or a
  * tensor that does not match the architecture; the message names it: missing,
  * unexpected, wrong dtype, wrong shape), ENOTSUP, EFBIG, ENOMEM. */

@@ -747,7 +747,8 @@ static const int64_t tiny_layer_shape[][2] = {
     {TINY_H, 0}, {TINY_H, TINY_H}, {TINY_H, 0}, {TINY_H, 0}, {TINY_H, 0},
     {TINY_I, TINY_H}, {TINY_I, 0}, {TINY_H, TINY_I}, {TINY_H, 0}, {TINY_H, 0}, {TINY_H, 0}};
 
-enum tiny_fault { TINY_OK, TINY_MISSING, TINY_EXTRA, TINY_DTYPE, TINY_SHAPE, TINY_POS_IDS };
+enum tiny_fault { TINY_OK, TINY_MISSING, TINY_EXTRA, TINY_DTYPE, TINY_SHAPE, TINY_POS_IDS,
+                  TINY_VOCAB_SHORT, TINY_VOCAB_NO_CLS, TINY_VOCAB_UTF8, TINY_VOCAB_FIFO };
 
 static void write_file(const char *path, const void *data, size_t n)
 {
@@ -770,8 +771,23 @@ static void tiny_write(const char *dir, enum tiny_fault fault, const char *confi
     const char *cfg = config != NULL ? config : cfg_ok;
     snprintf(path, sizeof path, "%s/config.json", dir);
     write_file(path, cfg, strlen(cfg));
+    /* TINY_V tokens: the four the tokeniser needs, then made-up ones */
+    char vocab[TINY_V * 16];
+    size_t vl = 0;
+    for (int i = 0; i < TINY_V - (fault == TINY_VOCAB_SHORT); i++) {
+        static const char *const sp[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]"};
+        if (i < 4 && !(fault == TINY_VOCAB_NO_CLS && i == 2))
+            vl += (size_t)snprintf(vocab + vl, sizeof vocab - vl, "%s\n", sp[i]);
+        else if (fault == TINY_VOCAB_UTF8 && i == 7)
+            vl += (size_t)snprintf(vocab + vl, sizeof vocab - vl, "caf\xe9\n"); /* Latin-1 */
+        else
+            vl += (size_t)snprintf(vocab + vl, sizeof vocab - vl, "tok%d\n", i);
+    }
     snprintf(path, sizeof path, "%s/vocab.txt", dir);
-    write_file(path, "[PAD]\n[UNK]\n[CLS]\n[SEP]\n", 24);
+    if (fault == TINY_VOCAB_FIFO)
+        assert_int_equal(mkfifo(path, 0600), 0); /* reading it would block for ever */
+    else
+        write_file(path, vocab, vl);
 
     static float zeros[TINY_V * TINY_H + TINY_I * TINY_H];
     static int64_t pos_ids[TINY_P];
@@ -855,6 +871,10 @@ static void test_arch_check(void **state)
                  "tensor 'encoder.layer.0.output.dense.weight': shape [64, 129], "
                  "expected [64, 128]");
     tiny_refused(TINY_POS_IDS, NULL, EINVAL, "embeddings.position_ids");
+    tiny_refused(TINY_VOCAB_SHORT, NULL, EINVAL, "39 tokens, config.json's vocab_size is 40");
+    tiny_refused(TINY_VOCAB_NO_CLS, NULL, EINVAL, "no [CLS] token");
+    tiny_refused(TINY_VOCAB_UTF8, NULL, EINVAL, "vocab.txt:8: not valid UTF-8");
+    tiny_refused(TINY_VOCAB_FIFO, NULL, EINVAL, "vocab.txt: not a regular file");
     tiny_refused(TINY_OK,
                  "{\"model_type\":\"bert\",\"hidden_act\":\"relu\",\"hidden_size\":64,"
                  "\"num_attention_heads\":2,\"num_hidden_layers\":1,\"intermediate_size\":128,"
