@@ -19,6 +19,49 @@ bool ctl_sched_fits(const struct ctl_node *n, const struct job_spec *spec)
            (spec->mem == 0 || n->mem - n->used_mem >= spec->mem);
 }
 
+/* never_fits: no node UP could hold one task (infer: tp ranks on tp nodes) of
+ * spec even when idle; why says so, with the largest node, so that a job
+ * that waits for a bigger node than the cluster has does not read "waiting
+ * for resources" for ever. Bench tasks (whole nodes) are not judged here. */
+static bool never_fits(const struct ctl *ctl, const struct job_spec *spec, char *why, size_t cap)
+{
+    int fit = 0, up = 0, mc = 0, mg = 0;
+    uint64_t mm = 0;
+    for (int i = 0; i < ctl->nnodes; i++) {
+        const struct ctl_node *n = &ctl->nodes[i];
+        if (n->state != NODE_STATE_UP)
+            continue;
+        up++;
+        fit += n->cpus >= spec->cpus && n->gpus >= spec->gpus && (spec->mem == 0 || n->mem >= spec->mem);
+        mc = n->cpus > mc ? n->cpus : mc;
+        mg = n->gpus > mg ? n->gpus : mg;
+        mm = n->mem > mm ? n->mem : mm;
+    }
+    int need = spec->kind == JOB_KIND_INFER ? spec->tp : 1;
+    if (up == 0 || fit >= need || spec->kind == JOB_KIND_BENCH)
+        return false; /* no node yet: plain waiting */
+    if (fit == 0)
+        snprintf(why, cap, "no node UP has %d cpus, %d gpus, %.1f GiB (largest: %d, %d, %.1f GiB)",
+                 spec->cpus, spec->gpus, (double)spec->mem / 1073741824.0, mc, mg,
+                 (double)mm / 1073741824.0);
+    else
+        snprintf(why, cap, "needs %d nodes for its TP ranks, %d UP can hold one", need, fit);
+    return true;
+}
+
+/* note_waiting: job has tasks left that could not be placed this pass: if
+ * nothing of it runs and its reason says nothing more specific, say whether
+ * it waits for resources to free up or for a node big enough (never_fits). */
+static void note_waiting(const struct ctl *ctl, struct ctl_job *job)
+{
+    char why[sizeof job->reason];
+    bool plain = job->reason[0] == '\0' || strncmp(job->reason, "waiting for resources", 21) == 0 ||
+                 strncmp(job->reason, "no node UP", 10) == 0 || strncmp(job->reason, "needs ", 6) == 0;
+    if (job->running == 0 && plain)
+        snprintf(job->reason, sizeof job->reason, "%s",
+                 never_fits(ctl, &job->spec, why, sizeof why) ? why : "waiting for resources");
+}
+
 int ctl_sched_pick(const struct ctl_node *nodes, int nnodes, const struct job_spec *spec)
 {
     int best = -1;
@@ -158,6 +201,7 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
         if (free_cpus < job->spec.cpus) {
             if (free_cpus <= 0)
                 break; /* the cluster is full: this job and the rest stay as they are */
+            note_waiting(ctl, job);
             ctl->queue[w++] = job;
             continue;
         }
@@ -217,8 +261,7 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
             placed++;
         }
         if (has_work(job)) {
-            if (job->running == 0 && job->reason[0] == '\0')
-                snprintf(job->reason, sizeof job->reason, "waiting for resources");
+            note_waiting(ctl, job);
             ctl->queue[w++] = job;
         } else {
             job->queued = false;

@@ -630,6 +630,25 @@ static void restart_indexes_an_older_store(void **state)
     f->ctl.store = NULL;
 }
 
+
+/* A job no node could ever hold says so instead of "waiting for resources". */
+static void unplaceable_job_says_why(void **state)
+{
+    struct fx *f = *state;
+    add_node(&f->ctl, "n1", 2, 0, 1ull << 30);
+    struct ctl_job *big = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"a\"],\"cpus\":3}");
+    struct ctl_job *gpu = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"b\"],\"gpus\":1}");
+    struct ctl_job *busy = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"c\"],\"cpus\":2}");
+    assert_int_equal(sched(&f->ctl), 1); /* busy */
+    assert_string_equal(big->reason, "no node UP has 3 cpus, 0 gpus, 0.0 GiB (largest: 2, 0, 1.0 GiB)");
+    assert_non_null(strstr(gpu->reason, "no node UP has 1 cpus, 1 gpus"));
+    assert_int_equal(busy->state, JOB_STATE_RUNNING);
+    /* a bigger node registers: the job starts */
+    add_node(&f->ctl, "n2", 4, 0, 1ull << 30);
+    assert_int_equal(sched(&f->ctl), 1);
+    assert_int_equal(big->state, JOB_STATE_RUNNING);
+}
+
 /* show_text: ctl_job_json(job, with tasks) as compact text (caller frees). */
 static char *show_text(struct fx *f, uint64_t id)
 {
@@ -911,6 +930,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(finished_jobs_leave_memory_and_come_back, setup, teardown),
         cmocka_unit_test_setup_teardown(show_is_the_same_after_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(restart_loads_the_index_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(unplaceable_job_says_why, setup, teardown),
         cmocka_unit_test_setup_teardown(restart_indexes_an_older_store, setup, teardown),
         cmocka_unit_test(bench_spec_round_trip_and_errors),
         cmocka_unit_test(bench_op_table_matches_the_kernels),
