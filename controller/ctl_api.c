@@ -268,18 +268,36 @@ int ctl_on_result(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         proto_msg_clear(&tmp);
         return 0;
     }
-    json_t *tasks = json_array();
+    json_t *tasks = json_array(), *rows = job->spec.kind == JOB_KIND_BENCH ? json_array() : NULL;
     for (uint32_t off = 0; off < job->ntasks; off++) {
         json_t *o = task_result_json(ctl, job, off, false, NULL, err);
         if (o == NULL) {
             json_decref(tasks);
+            json_decref(rows);
             return -1;
+        }
+        /* a bench task's stdout is its JSON rows, one per line (worker/wrk_bench.h) */
+        const char *out = json_string_value(json_object_get(o, "stdout"));
+        while (rows && out && *out) {
+            const char *nl = strchr(out, '\n');
+            size_t len = nl ? (size_t)(nl - out) : strlen(out);
+            json_t *row = json_loadb(out, len, 0, NULL);
+            if (json_is_object(row))
+                json_array_append_new(rows, row);
+            else
+                json_decref(row);
+            out += len + (nl != NULL);
         }
         json_array_append_new(tasks, o);
     }
-    return ctl_out_reply(ctl, peer, msg->req_id,
-                         json_pack("{s:I, s:s, s:o}", "id", (json_int_t)job->id, "state",
-                                   job_state_name(job->state), "tasks", tasks));
+    json_t *reply = json_pack("{s:I, s:s, s:s, s:o}", "id", (json_int_t)job->id, "kind",
+                              job_kind_name(job->spec.kind), "state", job_state_name(job->state),
+                              "tasks", tasks);
+    if (reply && rows)
+        json_object_set_new(reply, "rows", rows);
+    else
+        json_decref(rows);
+    return ctl_out_reply(ctl, peer, msg->req_id, reply);
 }
 
 int ctl_on_nodes(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)

@@ -37,8 +37,11 @@ def test_gemm_on_all_nodes_gives_one_validated_row_per_node(cluster):
     # inputs come from a fixed seed: every node computes the same output
     assert rows[0]["checksum"] == rows[1]["checksum"]
     # each row is also the task's stdout, with its index
-    per_task = {t["index"]: t for t in cluster.j("result", jid)["tasks"]}
+    res = cluster.j("result", jid)
+    per_task = {t["index"]: t for t in res["tasks"]}
     assert json.loads(per_task[1]["stdout"])["node"] == "local-2"
+    # and --json gives the rows themselves, parsed (PRODUCT.md: "bench: the JSON rows")
+    assert res["kind"] == "bench" and res["rows"] == rows
 
 
 def test_other_ops_dtypes_and_one_named_node(cluster):
