@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "cli/cli.h"
@@ -213,7 +214,8 @@ static const char audit_help[] =
     "List the controller's audit log (an admin key is needed): submissions,\n"
     "cancellations, placements, model imports, key changes and refused\n"
     "connections or requests, oldest first. TIME is Unix seconds, a date\n"
-    "(YYYY-MM-DD[THH:MM[:SS]][Z]) or a duration ago ('-1h', '-30m').\n"
+    "(YYYY-MM-DD[THH:MM[:SS]][Z]), HH:MM (its last occurrence: today, or\n"
+    "yesterday when later than now) or a duration ago ('-1h', '-30m').\n"
     "Columns: SEQ, TIME, ACTOR (the first 12 characters of its public key, or\n"
     "'controller'), ACTION, OBJECT, DETAILS. With --json: {\"records\": [...]}.\n"
     "\n"
@@ -244,8 +246,12 @@ static int since_parse(struct cli *cli, const char *text, double *out)
         *out = d;
         return 0;
     }
-    if (units_begin_parse(text, now, out, &err) != 0)
-        return cli_usage_error(cli, "--since: %s", err.msg);
+    if (strncasecmp(text, "now", 3) == 0 || units_begin_parse(text, now, out, &err) != 0)
+        return cli_usage_error(cli, "--since '%s': expected Unix seconds, YYYY-MM-DD[THH:MM[:SS]][Z], "
+                               "HH:MM or -DURATION (-1h)", text);
+    /* HH:MM is the begin parser's next such time; here it is the last one */
+    if (*out > now && strchr(text, '-') == NULL)
+        *out -= 86400;
     return 0;
 }
 

@@ -336,3 +336,15 @@ def test_wait_draws_a_progress_bar_only_on_a_terminal(fake):
     bar = b"".join(chunks).decode()
     assert p.returncode == 0 and p.stdout == b""
     assert "2/4 tasks" in bar and "4/4 tasks" in bar and "1/1 jobs" in bar, bar
+
+
+def test_audit_since_reads_a_clock_time_as_the_last_one(fake):
+    f = fake(lambda t, b, _: ("REPLY", {"records": []}))
+    past = time.localtime(time.time() - 120)
+    ctl(f, "audit", "--since", time.strftime("%H:%M", past), check=0)
+    since = f.requests[-1][1]["since"]
+    assert time.time() - 240 < since <= time.time() - 60, since  # not tomorrow's
+    ctl(f, "audit", "--since", "-1h", check=0)
+    assert abs(f.requests[-1][1]["since"] - (time.time() - 3600)) < 60
+    r = ctl(f, "audit", "--since", "bogus", check=2)
+    assert "--since 'bogus'" in r.err and "begin" not in r.err
