@@ -85,6 +85,13 @@ int ctl_model_init(struct ctl *ctl, struct err *err)
             return err_set(err, errno, "artifacts: mkdir %s: %s", path, strerror(errno));
     }
     sweep_uploads(ctl, 0); /* no client's upload survives a restart: it starts again */
+    /* a trust root that cannot be read is a configuration error, found now
+     * rather than at the first import */
+    for (int i = 0; i < ctl->cfg.trust_roots.n; i++) {
+        uint8_t pk[MANIFEST_PK_BYTES];
+        if (manifest_key_read(ctl->cfg.trust_roots.items[i], pk, sizeof pk, false, err) != 0)
+            return err_prefix(err, "trust_roots");
+    }
     return 0;
 }
 
@@ -256,12 +263,17 @@ static int signed_check(struct ctl *ctl, const char *name, const json_t *b, stru
     size_t len = json_string_length(text);
     if (ctl->cfg.trust_roots.n == 0)
         return err_set(err, EACCES, "model %s: manifest.json: no trust_roots configured, so no "
-                       "signature is trusted", name);
+                       "signature is trusted (the controller's trust_roots; a local cluster "
+                       "reads DIR/trust/*.pub when it starts)", name);
     struct err ve = {0};
     for (int i = 0; i < ctl->cfg.trust_roots.n && !*signed_; i++) {
         uint8_t pk[MANIFEST_PK_BYTES];
-        if (manifest_key_read(ctl->cfg.trust_roots.items[i], pk, sizeof pk, false, err) != 0)
-            return err_prefix(err, "model %s: trust_roots", name);
+        struct err ke = {0};
+        if (manifest_key_read(ctl->cfg.trust_roots.items[i], pk, sizeof pk, false, &ke) != 0) {
+            /* checked at start; gone or changed since: the others still count */
+            log_warn("ctl", "trust_roots: %s", ke.msg);
+            continue;
+        }
         if (manifest_verify(t, len, sig, pk, &ve) == 0) {
             *signed_ = true;
             manifest_key_id(pk, signer);

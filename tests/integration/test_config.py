@@ -43,6 +43,23 @@ def test_syntax_error_and_missing_file(tmp_path):
     assert p.returncode != 0 and re.search(re.escape(str(conf)) + r":\d+: ", p.stderr), p.stderr
     p = run_daemon("moat-worker", tmp_path / "missing.conf")
     assert p.returncode != 0 and str(tmp_path / "missing.conf") in p.stderr
+    p = run_daemon("moat-controller", tmp_path)  # a directory
+    assert p.returncode != 0 and f"{tmp_path}: not a regular file" in p.stderr, p.stderr
+
+
+def test_an_unreadable_trust_root_stops_the_controller_at_start(tmp_path):
+    # It was found only at the first import, and then disabled every root.
+    d = tmp_path / "c"
+    write_extra(d)
+    (d / "trust").mkdir()
+    (d / "trust" / "a-broken.pub").write_text("not a key\n")
+    c = Cluster(d)
+    try:
+        r = c.moat("local", "up", "--dir", d, "--workers", "1", check=1, timeout=60)
+        assert "trust_roots" in r.err and "a-broken.pub" in r.err, r
+    finally:
+        c.down()
+        c.kill_strays()
 
 
 def test_local_up_reports_a_daemon_that_fails_on_its_config(tmp_path):
