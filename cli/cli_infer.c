@@ -1,12 +1,13 @@
 /* cli_infer.c: the CLI side of infer jobs: reading documents for `submit --infer`,
  * exporting embeddings (`result --format npy|jsonl`), and `moat search`.
  *
- * Input files: one document per line (empty lines are skipped), or JSON Lines
+ * Input files: one document per line (empty and blank lines are skipped, and
+ * counted on stderr; a leading UTF-8 byte order mark is dropped), or JSON Lines
  * (a .jsonl file, or one whose first non-blank character is '{') of objects with
  * a string "text" and an optional "id" kept with the result. A bad line (invalid
- * UTF-8, invalid JSON, no "text") is reported as FILE:LINE: why; with
- * --on-bad-line fail (the default) the submission stops there, with skip it is
- * left out and counted.
+ * UTF-8, a NUL byte, more than JOBSPEC_DOC_MAX_BYTES, invalid JSON, no "text")
+ * is reported as FILE:LINE: why, on one line; with --on-bad-line fail (the
+ * default) the submission stops there, with skip it is left out and counted.
  * NumPy .npy format: version 1.0 (magic "\x93NUMPY", 1, 0, u16 header length,
  * a Python dict literal padded with spaces to a multiple of 64 bytes and ending
  * in '\n'), then the little-endian f32 data in C order (numpy.lib.format docs).
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "shared/jobspec.h"
 #include "shared/units.h"
 
 int cli_infer_read_input(struct cli *cli, const char *path, bool skip_bad, json_t **texts_out,
@@ -44,15 +46,28 @@ int cli_infer_read_input(struct cli *cli, const char *path, bool skip_bad, json_
     ssize_t n;
     long lineno = 0, bad = 0;
     int rc = CLI_OK;
+    long blank = 0;
+    char msg[200];
     while ((n = getline(&line, &cap, f)) >= 0) {
         lineno++;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = '\0';
-        if (n == 0)
+        if (lineno == 1 && n >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
+            memmove(line, line + 3, (size_t)n - 2); /* a UTF-8 byte order mark is no text */
+            n -= 3;
+        }
+        if ((size_t)n == strspn(line, " \t\r\v\f")) { /* empty or blank */
+            blank++;
             continue;
+        }
         const char *why = NULL;
         json_t *text = NULL, *id = NULL;
-        if (jsonl) {
+        if (memchr(line, '\0', (size_t)n) != NULL) {
+            why = "a NUL byte";
+        } else if (!jsonl && (size_t)n > JOBSPEC_DOC_MAX_BYTES) {
+            snprintf(msg, sizeof msg, "%zd bytes; a document is at most %u", n, JOBSPEC_DOC_MAX_BYTES);
+            why = msg;
+        } else if (jsonl) {
             json_error_t je;
             json_t *o = json_loadb(line, (size_t)n, 0, &je);
             if (o == NULL)
@@ -71,27 +86,35 @@ int cli_infer_read_input(struct cli *cli, const char *path, bool skip_bad, json_
                     json_incref(id);
                     any_id = true;
                 }
+                if (text && json_string_length(text) > JOBSPEC_DOC_MAX_BYTES) {
+                    snprintf(msg, sizeof msg, "\"text\" of %zu bytes; a document is at most %u",
+                             json_string_length(text), JOBSPEC_DOC_MAX_BYTES);
+                    why = msg;
+                    json_decref(text);
+                    json_decref(id);
+                    text = id = NULL;
+                }
             }
-            char msg[200];
-            if (why) {
-                snprintf(msg, sizeof msg, "%s", why);
+            if (why && why != msg) {
+                snprintf(msg, sizeof msg, "%s", why); /* je.text lives in o */
                 why = msg;
-                fprintf(stderr, "moat %s: %s:%ld: %s\n", cli->cmd, path, lineno, why);
             }
             json_decref(o);
         } else {
             text = json_stringn(line, (size_t)n); /* NULL: not valid UTF-8 */
-            if (text == NULL) {
+            if (text == NULL)
                 why = "invalid UTF-8";
-                fprintf(stderr, "moat %s: %s:%ld: %s\n", cli->cmd, path, lineno, why);
-            }
         }
         if (why) {
             bad++;
             if (!skip_bad) {
+                /* one line: where, why, and how to go on without it */
+                fprintf(stderr, "moat %s: %s:%ld: %s (stopped; --on-bad-line skip leaves such "
+                        "lines out)\n", cli->cmd, path, lineno, why);
                 rc = CLI_USAGE;
                 break;
             }
+            fprintf(stderr, "moat %s: %s:%ld: %s; skipped\n", cli->cmd, path, lineno, why);
             continue;
         }
         json_array_append_new(texts, text);
@@ -103,10 +126,10 @@ int cli_infer_read_input(struct cli *cli, const char *path, bool skip_bad, json_
         rc = cli_fail(cli, CLI_USAGE, "--input: %s: no documents", path);
     if (rc == CLI_OK && bad)
         fprintf(stderr, "moat %s: %s: %ld bad lines skipped\n", cli->cmd, path, bad);
+    if (rc == CLI_OK && blank && !cli->json)
+        fprintf(stderr, "moat %s: %s: %ld empty lines skipped (results follow the %zu documents, "
+                "not the line numbers)\n", cli->cmd, path, blank, json_array_size(texts));
     if (rc != CLI_OK) {
-        if (bad && !skip_bad)
-            fprintf(stderr, "moat %s: stopped at the first bad line (--on-bad-line skip leaves such lines out)\n",
-                    cli->cmd);
         json_decref(texts);
         json_decref(ids);
         return rc;

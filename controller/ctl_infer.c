@@ -16,7 +16,7 @@
 #include "shared/net.h"
 #include "shared/units.h"
 
-#define DOC_MAX_BYTES (1u << 20)
+#define DOC_MAX_BYTES JOBSPEC_DOC_MAX_BYTES
 
 int ctl_infer_prepare(const struct proto_msg *msg, json_t *spec_json, json_t **docs, json_t **ids,
                       struct err *err)

@@ -348,3 +348,23 @@ def test_audit_since_reads_a_clock_time_as_the_last_one(fake):
     assert abs(f.requests[-1][1]["since"] - (time.time() - 3600)) < 60
     r = ctl(f, "audit", "--since", "bogus", check=2)
     assert "--since 'bogus'" in r.err and "begin" not in r.err
+
+
+def test_infer_input_bad_lines_are_named_on_one_line_and_skip_applies(fake, tmp_path):
+    got = {}
+
+    def h(t, b, blobs):
+        got["docs"] = json.loads(blobs[0])
+        return "REPLY", {"id": 1}
+    f = fake(h)
+    p = tmp_path / "docs.txt"
+    p.write_bytes(b"\xef\xbb\xbffirst\n\n   \t\nsec\x00ond\n" + b"x" * ((1 << 20) + 1) + b"\nlast\n")
+    r = ctl(f, "submit", "--infer", "m", "--input", p, check=2)
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and f"{p}:4: a NUL byte (stopped; --on-bad-line skip" in lines[0], r
+    assert "docs" not in got
+    r = ctl(f, "submit", "--infer", "m", "--input", p, "--on-bad-line", "skip", check=0)
+    assert got["docs"] == ["first", "last"]  # the byte order mark is not text
+    assert f"{p}:4: a NUL byte; skipped" in r.err
+    assert f"{p}:5: 1048577 bytes; a document is at most 1048576; skipped" in r.err
+    assert "2 empty lines skipped" in r.err
