@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "controller/ctl_audit.h"
+#include "controller/ctl_auth.h"
 #include "controller/ctl_bench.h"
 #include "controller/ctl_infer.h"
 #include "controller/ctl_jobs.h"
@@ -64,6 +65,7 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         json_decref(ids);
         return -1;
     }
+    snprintf(job->owner, sizeof job->owner, "%s", peer->key);
     int rc = docs ? ctl_infer_accept(ctl, job, docs, ids, err) : 0;
     json_decref(docs);
     json_decref(ids);
@@ -83,6 +85,24 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         return -1;
     log_debug("ctl", "job %llu submitted: %u tasks", (unsigned long long)job->id, job->ntasks);
     return ctl_out_reply(ctl, peer, msg->req_id, json_pack("{s:I}", "id", (json_int_t)job->id));
+}
+
+/* job_access: may peer cancel job, or read its results (what)? Its owner (the
+ * key that submitted it) and admin keys may, as in Slurm only the job's user
+ * and operators may scancel it; a job from before owners were kept is open to
+ * every client. 0, or -1 with EPERM, audited. Listing (queue, show, wait) is
+ * open to every client key. */
+static int job_access(struct ctl *ctl, const struct net_peer *peer, const struct ctl_job *job,
+                      const char *what, struct err *err)
+{
+    if (job->owner[0] == '\0' || strcmp(job->owner, peer->key) == 0 ||
+        ctl_auth_is_admin(ctl, peer->key))
+        return 0;
+    char object[64];
+    snprintf(object, sizeof object, "%s job %llu", what, (unsigned long long)job->id);
+    ctl_auth_refuse(ctl, peer->key, object, "another key's job");
+    return err_set(err, EPERM, "job %llu: submitted by another key; only it or an admin key may %s it",
+                   (unsigned long long)job->id, what);
 }
 
 static struct ctl_job *job_arg(struct ctl *ctl, const json_t *body, struct err *err)
@@ -136,6 +156,8 @@ int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         uint64_t id = (uint64_t)json_integer_value(v);
         struct err e = {0};
         struct ctl_job *job = ctl_job_get(ctl, id, &e); /* NULL: e says why */
+        if (job != NULL && job_access(ctl, peer, job, "cancel", &e) != 0)
+            job = NULL;
         if (job != NULL && ctl_job_cancel(ctl, job, "cancelled by user", &e) == 0) {
             char object[32];
             snprintf(object, sizeof object, "job %llu", (unsigned long long)id);
@@ -234,7 +256,7 @@ static json_t *task_result_json(struct ctl *ctl, const struct ctl_job *job, uint
 int ctl_on_result(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
 {
     struct ctl_job *job = job_arg(ctl, msg->body, err);
-    if (job == NULL)
+    if (job == NULL || job_access(ctl, peer, job, "read the results of", err) != 0)
         return -1;
     if (job->spec.kind == JOB_KIND_INFER)
         return ctl_infer_result(ctl, peer, msg, job, err);

@@ -295,6 +295,20 @@ int ctl_auth_zap_cb(const char *key, const char *address, void *arg)
     return 0;
 }
 
+bool ctl_auth_is_admin(const struct ctl *ctl, const char *key)
+{
+    if (ctl->auth == NULL)
+        return true;
+    const struct auth_key *k = find(ctl->auth, key);
+    return k != NULL && !k->revoked && k->e.role == KEYS_ROLE_ADMIN;
+}
+
+void ctl_auth_refuse(struct ctl *ctl, const char *key, const char *object, const char *reason)
+{
+    if (ctl->auth != NULL)
+        refuse(ctl, key, object, reason, false);
+}
+
 bool ctl_auth_key_live(const struct ctl *ctl, const char *key)
 {
     if (ctl->auth == NULL)

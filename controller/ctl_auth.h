@@ -44,6 +44,15 @@ int ctl_auth_count(const struct ctl *ctl);
  * every key when ctl->auth is NULL, as in unit tests). */
 bool ctl_auth_key_live(const struct ctl *ctl, const char *key);
 
+/* ctl_auth_is_admin: key is allowlisted, not revoked, with the admin role
+ * (true for every key when ctl->auth is NULL, as in unit tests). */
+bool ctl_auth_is_admin(const struct ctl *ctl, const char *key);
+
+/* ctl_auth_refuse: log and audit (auth.refuse, every time) that an
+ * allowlisted key was refused object for reason (not a role's refusal:
+ * ctl_auth_check does those). */
+void ctl_auth_refuse(struct ctl *ctl, const char *key, const char *object, const char *reason);
+
 /* ctl_auth_zap_cb: net_zap_cb for net_zap_serve (arg: struct ctl *). Accepts a
  * key on the allowlist and not revoked; audits a refusal. */
 int ctl_auth_zap_cb(const char *key, const char *address, void *arg);

@@ -70,6 +70,7 @@ struct ctl_job {
                              * tasks it never started, which have no record */
     uint32_t attempts;      /* the most attempts of any task (kept in the job record) */
     double touched;         /* monotonic s: when it ended or was last read back (ctl_purge.h) */
+    char owner[NET_KEY_LEN + 1]; /* Z85 key that submitted it; "" in records before owners */
 };
 
 /* ctl_task_on_node: task t of job runs (a rank of it) on node n. */

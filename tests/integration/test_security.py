@@ -266,3 +266,28 @@ def test_uploads_of_two_clients_never_mix(cluster, tmp_path):
     cluster.down()
     cluster.up()
     assert list((cluster.dir / "controller" / "artifacts" / "upload").iterdir()) == []
+
+
+def test_a_client_may_cancel_and_read_only_its_own_jobs(cluster, tmp_path):
+    # As in Slurm: anyone may list jobs; only the job's user (here: the key
+    # that submitted it) or an admin may cancel it or read its output.
+    keys = {}
+    for who in ("alice", "bob"):
+        keys[who] = keygen(cluster, tmp_path, who)
+        cluster.moat("admin", "key", "add", keys[who], "--role", "client", "--name", who)
+    env = {who: {"MOAT_KEY": str(tmp_path / f"{who}.key")} for who in keys}
+    jid = cluster.moat("submit", "--", "sh", "-c", "echo alice-secret; sleep 30",
+                       env=env["alice"]).out.strip()
+    cluster.wait_state(jid, "RUNNING")
+    assert cluster.show(jid)["owner"] == keys["alice"]
+    r = cluster.moat("result", jid, env=env["bob"], check=1)
+    assert "another key" in r.err and "alice-secret" not in r.out, r
+    r = cluster.moat("cancel", jid, env=env["bob"], check=1)
+    assert "another key" in r.err, r
+    assert cluster.show(jid, )["state"] == "RUNNING"
+    cluster.moat("queue", env=env["bob"])  # listing stays open
+    cluster.moat("cancel", jid)  # an admin key may
+    cluster.wait_state(jid, "CANCELLED", timeout=20)
+    assert "alice-secret" in cluster.moat("result", jid, env=env["alice"]).out
+    refused = {r["object"] for r in audit(cluster, "auth.refuse") if r["actor"] == keys["bob"]}
+    assert refused >= {f"read the results of job {jid}", f"cancel job {jid}"}, refused
