@@ -132,11 +132,12 @@ int cli_search_run(struct cli *cli, int argc, char **argv);
 
 /* cli_infer.c: infer jobs. cli_infer_submit: read input (see cli_infer.c for the
  * formats), set spec's "ndocs", send SUBMIT with the documents; takes ownership of
- * spec; prints the id. cli_infer_result: export a finished infer job's embeddings
- * (fmt "npy" or "jsonl", NULL: print the metadata meta). */
+ * spec; prints the id. cli_infer_result: export a finished infer job's embeddings,
+ * or with task >= 0 those of one finished batch (fmt "npy" or "jsonl"; NULL:
+ * print the metadata meta, RESULT's reply for the job or the batch). */
 int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, bool skip_bad);
-int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const char *fmt, FILE *out,
-                     const char *outpath);
+int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const char *fmt,
+                     long long task, FILE *out, const char *outpath);
 
 /* ---- output ---- */
 

@@ -213,15 +213,29 @@ static int fetch_batch(struct cli *cli, uint64_t id, long long b, struct proto_m
     return CLI_OK;
 }
 
-int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const char *fmt, FILE *out,
-                     const char *outpath)
+int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const char *fmt,
+                     long long task, FILE *out, const char *outpath)
 {
     long long batches = cli_json_int(meta, "batches", 0), done = cli_json_int(meta, "done", 0);
     long long count = cli_json_int(meta, "count", 0), dim = cli_json_int(meta, "dim", 0);
+    long long first = 0, row0 = 0;
+    if (task >= 0) { /* one batch: meta is its reply (the controller refused an unfinished one) */
+        first = task;
+        batches = done = task + 1;
+        row0 = task * cli_json_int(meta, "batch", 0);
+    }
     if (fmt == NULL) {
-        if (cli->json) {
+        if (cli->json)
             cli_json_print(meta);
-        } else {
+        else if (task >= 0)
+            printf("job %llu batch %lld: embeddings f32 [%lld, %lld] (documents %lld..%lld)\n"
+                   "export: moat result %llu --task %lld --format npy --out FILE.npy  (or --format jsonl)\n",
+                   (unsigned long long)id, task, count, dim, row0, row0 + count - 1,
+                   (unsigned long long)id, task);
+        else if (dim == 0) /* no batch finished yet: the width is not known */
+            printf("job %llu: %lld documents, %lld of %lld batches done\n", (unsigned long long)id,
+                   count, done, batches);
+        else {
             printf("job %llu: %lld documents, %lld of %lld batches done, embeddings f32 [%lld, %lld]\n",
                    (unsigned long long)id, count, done, batches, count, dim);
             if (done == batches)
@@ -230,9 +244,17 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
         }
         return CLI_OK;
     }
-    if (done != batches)
+    if (done != batches) {
+        const char *state = cli_json_str(meta, "state", "");
+        bool over = strcmp(state, "CANCELLED") == 0 || strcmp(state, "FAILED") == 0 ||
+                    strcmp(state, "TIMEOUT") == 0;
+        if (over)
+            return cli_fail(cli, CLI_FAILED, "job %llu is %s with %lld of %lld batches done; "
+                            "--task I exports one finished batch", (unsigned long long)id, state,
+                            done, batches);
         return cli_fail(cli, CLI_FAILED, "job %llu: %lld of %lld batches done; wait for the job first",
                         (unsigned long long)id, done, batches);
+    }
     bool npy = strcmp(fmt, "npy") == 0;
     if (npy && out == stdout && isatty(1))
         return cli_fail(cli, CLI_USAGE, "--format npy writes binary: give --out FILE.npy");
@@ -249,8 +271,8 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
             fputc(' ', out);
         fputc('\n', out);
     }
-    long long row = 0;
-    for (long long b = 0; b < batches; b++) {
+    long long row = row0;
+    for (long long b = first; b < batches; b++) {
         struct proto_msg msg;
         json_t *docs;
         int n, d;

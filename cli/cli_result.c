@@ -114,7 +114,8 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
         goto done;
     if (strcmp(cli_json_str(reply, "kind", ""), "infer") == 0) {
         rc = cli_infer_result(cli, id, reply,
-                              fmt == FMT_NPY ? "npy" : fmt == FMT_JSONL ? "jsonl" : NULL, out, outpath);
+                              fmt == FMT_NPY ? "npy" : fmt == FMT_JSONL ? "jsonl" : NULL, task, out,
+                              outpath);
         goto done;
     }
     if (fmt == FMT_NPY) {

@@ -431,8 +431,10 @@ int ctl_infer_result(struct ctl *ctl, const struct net_peer *peer, struct proto_
     json_decref(docs);
     int rc = -1;
     if (docs && ctl_out_reply(ctl, peer, msg->req_id,
-                              json_pack("{s:I, s:s, s:I, s:I}", "index", b, "state", "COMPLETED", "count",
-                                        (json_int_t)count, "dim", (json_int_t)(r.out_len / 4 / count))) == 0 &&
+                              json_pack("{s:s, s:I, s:s, s:I, s:I, s:i}", "kind", "infer", "index", b,
+                                        "state", "COMPLETED", "count", (json_int_t)count, "dim",
+                                        (json_int_t)(r.out_len / 4 / count), "batch",
+                                        job->spec.batch)) == 0 &&
         proto_msg_add_blob(ctl_out_last(ctl), r.out, r.out_len, err) == 0 &&
         proto_msg_add_blob(ctl_out_last(ctl), doctext, doclen, err) == 0)
         rc = 0;

@@ -3,6 +3,7 @@ and signed artifacts (manifest.json + manifest.sig, trust roots, no rollback, ha
 checked at import and at every load).
 
 Needs build/model (scripts/fetch-model.sh build/model, which scripts/test.sh runs)."""
+import json
 import math
 import os
 import shutil
@@ -254,6 +255,13 @@ def test_killed_worker_reruns_only_unfinished_batches(make_cluster, model_dir, s
     assert len(got) == len(want) == 120
     for i in range(120):
         assert max(abs(x - y) for x, y in zip(got[i], want[i])) <= 1e-5, f"row {i}"
+    # one batch alone: --task picks it, in npy and in jsonl with its global row numbers
+    c.moat("result", jid, "--task", "3", "--format", "npy", "--out", tmp_path / "b3.npy")
+    assert load_npy(tmp_path / "b3.npy") == got[18:24]
+    rows = [json.loads(l) for l in
+            c.moat("result", jid, "--task", "3", "--format", "jsonl").out.splitlines()]
+    assert [r["index"] for r in rows] == list(range(18, 24)) and rows[0]["text"] == lines[18]
+    assert "batch 3: embeddings f32 [6, 384]" in c.moat("result", jid, "--task", "3").out
 
 
 def test_result_survives_a_controller_restart(make_cluster, model_dir, signing, tmp_path):
