@@ -310,6 +310,13 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
         return ctl_out_reply(ctl, peer, msg->req_id, NULL);
     }
     node->launch_failures = 0;
+    const char *why = jstr(b, "reason"); /* the worker ended it: over its --mem */
+    if (why && why[0] && st != JOB_STATE_COMPLETED) {
+        snprintf(job->reason, sizeof job->reason, "task %u: %s", index, why);
+        for (char *c = job->reason; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
+    }
     double started = json_number_value(json_object_get(b, "start_time"));
     if (started > 0)
         t->start_time = started; /* when the process really started, not when it was sent */

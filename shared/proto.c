@@ -149,6 +149,7 @@ static const struct field f_task_end[] = {
     {"signal", FT_INT, REQ, 0, 128, 0, 0},
     {"truncated", FT_BOOL, REQ, 0, 0, 0, 0},
     {"launch_error", FT_STR, OPT, 0, 200, 0, 0},
+    {"reason", FT_STR, OPT, 0, 160, 0, 0},        /* why the worker ended it (over --mem) */
     {"rank", FT_INT, OPT, 0, 15, 0, 0},
     {"start_time", FT_NUM, REQ, 0, 1e11, 0, 0},
     {"end_time", FT_NUM, REQ, 0, 1e11, 0, 0},

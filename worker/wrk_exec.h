@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "shared/err.h"
@@ -60,6 +61,23 @@ void wrk_exec_drain(struct wrk_proc *p, int fd);
 
 /* wrk_exec_signal: send sig to the task's whole process group. */
 void wrk_exec_signal(const struct wrk_proc *p, int sig);
+
+/* struct wrk_proctab: the node's processes and their parents, read from /proc
+ * at one moment (wrk_proctab_read; free with wrk_proctab_free), so that every
+ * task's memory is measured from one scan. */
+struct wrk_proctab {
+    struct wrk_proc_link { pid_t pid, ppid; } *v; /* sorted by ppid */
+    size_t n;
+};
+void wrk_proctab_read(struct wrk_proctab *tab);
+void wrk_proctab_free(struct wrk_proctab *tab);
+
+/* wrk_exec_rss: bytes resident in memory (statm's resident pages, proc(5))
+ * summed over the task's first process and all its descendants in tab (so a
+ * process that left the task's process group still counts); pages shared
+ * between them count once per process, as Slurm's jobacct_gather/linux
+ * counts them. 0 when nothing runs. */
+uint64_t wrk_exec_rss(const struct wrk_proctab *tab, const struct wrk_proc *p);
 
 /* wrk_exec_reaped: record that p's child exited with status: drains and closes the
  * pipes (a grandchild that keeps them open does not hold the task). Sandboxed: the

@@ -41,6 +41,7 @@
 extern char **environ;
 
 #define REGISTER_RETRY 0.5 /* s between REGISTERs while unanswered */
+#define MEM_CHECK_EVERY 0.5 /* s between measurements of tasks' resident memory (mem_check) */
 /* For infer ranks and bench tasks: the cpu backend threads through its own pool
  * (its thread count comes in the spec) and keeps OpenBLAS at one thread; with
  * more, OpenBLAS would start its threads at load and they would spin for ~2^28
@@ -58,6 +59,7 @@ struct wrk {
     bool registered;
     uint64_t reg_req;
     double reg_sent, next_hb, hb_interval;
+    double next_mem_check;     /* monotonic s */
     uint64_t next_req;
     bool stop;
     bool batch_needs_sync;  /* the open batch records results (not only forgets them) */
@@ -160,6 +162,8 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
     }
     t->start_time = units_now();
     t->deadline = json_number_value(json_object_get(b, "deadline"));
+    if (strcmp(json_string_value(json_object_get(b, "kind")), "exec") == 0)
+        t->mem_limit = (uint64_t)json_integer_value(json_object_get(b, "mem"));
     /* per attempt: a new attempt never shares a directory with a dying one */
     snprintf(t->cwd, sizeof t->cwd, "%s/tasks/%llu.%u.%u", w->cfg.state_dir, (unsigned long long)job,
              index, attempt);
@@ -638,10 +642,48 @@ static void on_signals(struct wrk *w)
     }
 }
 
+/* mem_check: measure the resident memory of every running exec task with a
+ * memory limit (one scan of /proc for all of them) and end, with SIGKILL at
+ * once as an OOM kill would, each one over its limit: its state is FAILED and
+ * its reason says by how much. Slurm without cgroups does the same by
+ * polling (JobAcctGatherParams=OverMemoryKill). */
+static void mem_check(struct wrk *w)
+{
+    bool any = false;
+    for (int i = 0; i < w->tasks.n && !any; i++)
+        any = w->tasks.v[i]->phase == WRK_PHASE_RUNNING && w->tasks.v[i]->mem_limit > 0 &&
+              w->tasks.v[i]->kill == WRK_KILL_NONE;
+    if (!any)
+        return;
+    struct wrk_proctab tab;
+    wrk_proctab_read(&tab);
+    for (int i = 0; i < w->tasks.n; i++) {
+        struct wrk_task *t = w->tasks.v[i];
+        if (t->phase != WRK_PHASE_RUNNING || t->mem_limit == 0 || t->kill != WRK_KILL_NONE)
+            continue;
+        uint64_t rss = wrk_exec_rss(&tab, &t->proc);
+        if (rss > t->mem_peak)
+            t->mem_peak = rss;
+        if (rss <= t->mem_limit)
+            continue;
+        snprintf(t->end_reason, sizeof t->end_reason,
+                 "killed: %.1f MiB resident, over its --mem of %.1f MiB", (double)rss / 1048576.0,
+                 (double)t->mem_limit / 1048576.0);
+        log_warn("wrk", "task %llu.%u: %s", (unsigned long long)t->job, t->index, t->end_reason);
+        t->kill = WRK_KILL_MEMORY;
+        wrk_exec_signal(&t->proc, SIGKILL);
+    }
+    wrk_proctab_free(&tab);
+}
+
 static void timers(struct wrk *w)
 {
     infer_timers(w);
     double mono = units_mono(), now = units_now();
+    if (mono >= w->next_mem_check) {
+        w->next_mem_check = mono + MEM_CHECK_EVERY;
+        mem_check(w);
+    }
     for (int i = 0; i < w->tasks.n; i++) {
         struct wrk_task *t = w->tasks.v[i];
         if (t->phase != WRK_PHASE_RUNNING)

@@ -85,6 +85,7 @@ void wrk_task_finish(struct wrk_task *t, double now)
     case WRK_KILL_CANCEL:
     case WRK_KILL_STALE:
     case WRK_KILL_SHUTDOWN: t->state = JOB_STATE_CANCELLED; break;
+    case WRK_KILL_MEMORY: t->state = JOB_STATE_FAILED; break;
     default: t->state = t->exit_code == 0 ? JOB_STATE_COMPLETED : JOB_STATE_FAILED; break;
     }
     t->truncated = t->proc.truncated;
@@ -131,6 +132,8 @@ json_t *wrk_task_end_body(const struct wrk_task *t)
                           t->start_time, "end_time", t->end_time);
     if (b && t->launch_error[0])
         json_object_set_new(b, "launch_error", json_string(t->launch_error));
+    if (b && t->end_reason[0])
+        json_object_set_new(b, "reason", json_string(t->end_reason));
     if (b && t->infer)
         json_object_set_new(b, "rank", json_integer(t->rank));
     return b;
@@ -222,6 +225,9 @@ static int load_cb(const void *key, size_t klen, const void *val, size_t vlen, v
     const char *le = json_string_value(json_object_get(h, "launch_error"));
     if (le)
         snprintf(t->launch_error, sizeof t->launch_error, "%s", le);
+    const char *why = json_string_value(json_object_get(h, "reason"));
+    if (why)
+        snprintf(t->end_reason, sizeof t->end_reason, "%s", why);
     t->out = malloc(ol + 1);
     t->err = malloc(el + 1);
     if (t->out == NULL || t->err == NULL) {

@@ -26,7 +26,8 @@
 #include "worker/wrk_objects.h"
 
 enum wrk_phase { WRK_PHASE_FETCHING, WRK_PHASE_RUNNING, WRK_PHASE_ENDED };
-enum wrk_kill { WRK_KILL_NONE, WRK_KILL_CANCEL, WRK_KILL_TIMEOUT, WRK_KILL_STALE, WRK_KILL_SHUTDOWN };
+enum wrk_kill { WRK_KILL_NONE, WRK_KILL_CANCEL, WRK_KILL_TIMEOUT, WRK_KILL_STALE, WRK_KILL_SHUTDOWN,
+                WRK_KILL_MEMORY /* over its --mem: FAILED */ };
 
 struct wrk_task {
     uint64_t job;
@@ -38,6 +39,9 @@ struct wrk_task {
     double start_time, end_time, deadline; /* Unix s; deadline 0 = none */
     enum wrk_kill kill;
     double kill_at;            /* monotonic s for SIGKILL after SIGTERM; 0 = not due */
+    uint64_t mem_limit;        /* exec tasks: bytes resident it may hold (the spec's mem); 0 = none */
+    uint64_t mem_peak;         /* the most resident bytes measured */
+    char end_reason[160];      /* why the worker ended it, for TASK_END's reason ("" = none) */
     /* result, once ended */
     enum job_state state;
     int exit_code, signal;

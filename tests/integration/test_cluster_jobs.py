@@ -164,3 +164,20 @@ def test_finished_jobs_leave_memory_and_are_read_back(make_cluster):
     assert c.j("ping")["resident"] == 0 and c.j("ping")["jobs"] == 4
     assert c.show(arr)["state"] == "FAILED"
     assert c.moat("result", arr, "--task", "4", "--format", "raw").out == "out-4\n"
+
+
+def test_a_task_over_its_mem_is_killed_and_says_so(cluster):
+    # --mem was only a placement figure: a task could use any amount. The
+    # worker measures each task's resident memory (all its processes) and
+    # kills one over its limit, as Slurm's OverMemoryKill does without cgroups.
+    hog = "import time; x = bytearray(300 << 20); time.sleep(10)"
+    big = cluster.submit("sh", "-c", f"python3 -c '{hog}' & wait", opts=["--mem", "64MiB"])
+    fits = cluster.submit("python3", "-c", "x = bytearray(20 << 20); print(len(x))",
+                          opts=["--mem", "256MiB"])
+    r = cluster.wait(big, fits, timeout=60, check=1)
+    job = cluster.show(big)
+    assert job["state"] == "FAILED", job
+    assert "over its --mem of 64.0 MiB" in job["reason"], job
+    assert "over its --mem" in r.err  # moat wait says why
+    assert cluster.show(fits)["state"] == "COMPLETED"
+    assert cluster.moat("result", fits).out == f"{20 << 20}\n"
