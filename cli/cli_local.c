@@ -240,8 +240,18 @@ static int local_up(struct cli *cli, struct cli_local *l, int nworkers, int cpus
         cli_json_print(doc);
         json_decref(doc);
     } else {
-        printf("cluster up in %s: controller %s (pid %ld), %d worker%s UP (%d started now)\n",
+        int extra = 0; /* workers of an earlier, larger up still running: not stopped here */
+        for (int i = nworkers + 1; i <= cli_daemon_count_workers(l); i++) {
+            char name[32];
+            snprintf(name, sizeof name, "worker-%d", i);
+            extra += cli_daemon_pid(l, name) > 0;
+        }
+        printf("cluster up in %s: controller %s (pid %ld), %d worker%s UP (%d started now)",
                l->dir, l->endpoint, (long)cpid, nworkers, nworkers == 1 ? "" : "s", ns);
+        if (extra > 0)
+            printf("; %d more worker%s of this directory still run%s", extra, extra == 1 ? "" : "s",
+                   extra == 1 ? "s" : "");
+        printf("\n");
         char def[PATH_MAX];
         const char *env = getenv("MOAT_DIR");
         if (realpath(env && *env ? env : ".moat", def) == NULL || strcmp(def, l->dir) != 0)

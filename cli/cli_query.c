@@ -243,8 +243,22 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
             snprintf(att, sizeof att, "%lld", cli_json_int(task, "attempts", 0));
             job_exit(task, tex, sizeof tex);
             const char *node = cli_json_str(task, "node", "");
-            const char *row[] = {idx, cli_json_str(task, "state", "?"), att, node[0] ? node : "-",
-                                 tex};
+            const char *state = cli_json_str(task, "state", "?");
+            char nodes[200];
+            snprintf(nodes, sizeof nodes, "%s", node[0] ? node : "-");
+            const json_t *ranks = json_object_get(task, "ranks"), *rn;
+            size_t r;
+            if (json_array_size(ranks) > 1) { /* TP ranks: node of rank 0 + rank 1 + ... */
+                nodes[0] = '\0';
+                json_array_foreach(ranks, r, rn) {
+                    size_t len = strlen(nodes);
+                    snprintf(nodes + len, sizeof nodes - len, "%s%s", r ? "+" : "",
+                             json_is_string(rn) ? json_string_value(rn) : "?");
+                }
+            }
+            if (strcmp(state, "PENDING") == 0) /* waiting for another attempt: no node yet */
+                snprintf(nodes, sizeof nodes, "-");
+            const char *row[] = {idx, state, att, nodes, tex};
             cli_table_add(t, row);
         }
         cli_table_print(t);

@@ -945,6 +945,14 @@ json_t *ctl_job_json(const struct ctl *ctl, const struct ctl_job *job, bool with
             json_object_set_new(to, "node", t->last_node >= 0
                                                 ? json_string(ctl->nodes[t->last_node].name)
                                                 : json_null());
+            if (t->ranks) { /* a running TP group: every rank's node, rank order */
+                json_t *ranks = json_array();
+                for (int r = 0; r < job->spec.tp; r++)
+                    json_array_append_new(ranks, t->ranks[r] >= 0
+                                                     ? json_string(ctl->nodes[t->ranks[r]].name)
+                                                     : json_null());
+                json_object_set_new(to, "ranks", ranks);
+            }
             json_object_set_new(to, "exit_code", job_state_is_terminal(t->state)
                                                      ? json_integer(t->exit_code) : json_null());
             json_object_set_new(to, "start_time", time_json(t->start_time));

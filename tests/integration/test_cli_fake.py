@@ -171,6 +171,15 @@ def test_show_queue_nodes_output(fake):
     assert json.loads(ctl(f, "show", "7", "--json", check=0).out) == JOB
     out = ctl(f, "show", "7", check=0).out
     assert "COMPLETED" in out and "n1" in out
+    # a running TP group shows every rank's node; a task waiting to be rerun, none
+    tp = dict(JOB, id=8, kind="infer", state="RUNNING", tasks=[
+        {"index": 0, "state": "RUNNING", "attempts": 1, "node": "n2", "exit_code": None,
+         "ranks": ["n2", "n1"]},
+        {"index": 1, "state": "PENDING", "attempts": 1, "node": "n1", "exit_code": None}])
+    f.handler = lambda t, b, _: ("REPLY", tp)
+    rows = [l.split() for l in ctl(f, "show", "8", check=0).out.splitlines() if l[:5].strip().isdigit()]
+    assert rows[0][:4] == ["0", "RUNNING", "1", "n2+n1"] and rows[1][:4] == ["1", "PENDING", "1", "-"], rows
+    f.handler = h
     out = ctl(f, "queue", "--all", check=0).out.splitlines()
     assert out[0].split() == ["JOBID", "NAME", "STATE", "PROGRESS", "SUBMITTED", "TIME", "EXIT"]
     assert out[1].split()[0] == "7" and out[2].split()[0] == "12"
