@@ -334,6 +334,18 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     uint8_t *rec = ctl_result_encode(&r, &len);
     if (rec == NULL)
         return err_set(err, ENOMEM, "task end: out of memory");
+    /* A result that cannot fit even at store_map_max would fail the whole batch
+     * (and every request in it) at each resend: refuse it alone. The worker
+     * keeps it and sends it again; nothing is lost, the job says why it waits. */
+    if ((uint64_t)len + 65536 > store_room(ctl->store)) {
+        free(rec);
+        snprintf(job->reason, sizeof job->reason, "task %u: its result (%.1f MiB) waits: the store "
+                 "is full (store_map_max)", index, (double)len / 1048576.0);
+        log_warn("ctl", "task %llu.%u: result of %zu bytes refused: the store is full at store_map_max; "
+                 "its node keeps it and sends it again", (unsigned long long)jid, index, len);
+        return err_set(err, ENOSPC, "task end: the controller's store is full (store_map_max): "
+                       "result of %zu bytes not stored; keep it and send it again", len);
+    }
     uint8_t key[12];
     int rc = ctl_batch(ctl, err);
     if (rc == 0)

@@ -19,6 +19,7 @@ struct store {
     MDB_dbi dbi[STORE_DB_COUNT];
     MDB_txn *batch; /* the write transaction of this pass, or NULL */
     uint64_t map_size, map_max;
+    uint64_t batch_bytes; /* bytes put in the open batch (store_room) */
     int schema;         /* as found at store_open, or as committed since */
     bool schema_set;    /* the open batch records STORE_SCHEMA_VERSION */
     char dir[512];
@@ -210,7 +211,21 @@ int store_begin(store_t *st, struct err *err)
         st->batch = NULL;
         return mdb_err(err, rc, "begin");
     }
+    st->batch_bytes = 0;
     return 0;
+}
+
+uint64_t store_room(store_t *st)
+{
+    MDB_envinfo info;
+    MDB_stat stat;
+    mdb_env_info(st->env, &info);
+    mdb_env_stat(st->env, &stat);
+    uint64_t used = (uint64_t)(info.me_last_pgno + 1) * stat.ms_psize;
+    /* the open batch's puts, with a page of B-tree per value and 1/8 for the rest */
+    if (st->batch)
+        used += st->batch_bytes + st->batch_bytes / 8;
+    return used < st->map_max ? st->map_max - used : 0;
 }
 
 int store_in_batch(const store_t *st) { return st->batch != NULL; }
@@ -287,6 +302,7 @@ static int put(store_t *st, enum store_db db, const void *key, size_t klen, cons
     int rc = mdb_put(txn, st->dbi[db], &k, &v, flags | MDB_RESERVE);
     if (rc)
         return mdb_err(err, rc, db_names[db]);
+    st->batch_bytes += klen + vlen + 1 + 4096;
     ((uint8_t *)v.mv_data)[0] = STORE_VALUE_VERSION;
     if (vlen)
         memcpy((uint8_t *)v.mv_data + 1, val, vlen);

@@ -70,6 +70,13 @@ int store_commit_nosync(store_t *st, struct err *err);
 void store_abort(store_t *st);
 int store_in_batch(const store_t *st);
 
+/* store_room: about how many more bytes of values the store can take before
+ * its map is full at map_max: the maximum less the pages in use (LMDB's last
+ * page, so free pages it could reuse count as used: an underestimate) and what
+ * the open batch has put so far, with a page per value for the B-tree. For a
+ * caller to refuse a large write that cannot fit rather than fail its batch. */
+uint64_t store_room(store_t *st);
+
 /* store_grow: double the map (up to map_max) with no transaction open. ENOSPC at the max. */
 int store_grow(store_t *st, struct err *err);
 

@@ -345,3 +345,22 @@ def test_a_request_the_wire_refuses_is_answered_naming_the_field(cluster):
     r = cluster.moat("model", "verify", "y" * 65, check=2)
     assert "'name'" in r.err, r
     cluster.moat("queue")
+
+
+def test_a_result_too_big_for_a_full_store_waits_without_disturbing_the_rest(make_cluster):
+    # A 2 MiB store at its maximum and a task printing 2.5 MiB: storing it
+    # failed the whole batch at every resend (requests in it refused, every
+    # node made to register again). Now it is refused alone and waits on its
+    # node, and the job says why.
+    c = make_cluster(workers=1, controller_extra='store_map_size = "2 MiB";\nstore_map_max = "2 MiB";\n'
+                                                 'output_cap = "3 MiB";\n')
+    jid = c.submit("python3", "-c", "import sys; sys.stdout.write('y' * (5 << 19))")
+    wait_for(lambda: "store is full" in c.show(jid)["reason"], 30, what="the job to say why it waits")
+    assert c.show(jid)["state"] == "RUNNING"
+    # the rest of the controller is undisturbed: small requests are served,
+    # and the node stays registered (no batch failed and recovered)
+    for _ in range(20):
+        assert c.moat("--json", "submit", "--", "true").json["id"] > jid
+    log = (c.dir / "controller.log").read_text()
+    assert "batch abandoned" not in log, log[-2000:]
+    assert log.count("node local-1 registered") == 1, log[-2000:]
