@@ -36,7 +36,7 @@ CHECK_BINS :=
 BENCH_BINS :=
 
 .PHONY: all check unit integration asan clean bench
-all: $(BIN)/moat-controller $(BIN)/moat-worker $(BIN)/moat
+all: $(BIN)/moat-controller $(BIN)/moat-worker $(BIN)/moat $(BIN)/moat-reap
 
 # ---- shared library: the project's own code used by daemons and CLI ----
 SHARED_SRC := $(wildcard shared/*.c)
@@ -98,6 +98,13 @@ $(BIN)/moat-controller: $(CTL_OBJ) $(SHARED_LIB)
 $(BIN)/moat-worker: $(WRK_OBJ) $(KRN_BENCH_REF_OBJ) $(SHARED_LIB) $(KRN_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(KRN_LDLIBS) $(NCCL_LDLIBS)
+
+# moat-reap: the reaper of unsandboxed exec tasks (worker/wrk_reap.h), libc only
+# and linked statically: it starts once per task, and dynamic loading would be
+# most of its cost.
+$(BIN)/moat-reap: $(BUILD)/worker/reap/moat_reap.o $(BUILD)/worker/wrk_reap.o $(BUILD)/worker/wrk_proctab.o
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -static -o $@ $^
 
 $(BIN)/moat: $(CLI_OBJ) $(SHARED_LIB)
 	@mkdir -p $(@D)

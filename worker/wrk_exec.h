@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include "shared/err.h"
+#include "worker/wrk_proctab.h"
 
 struct wrk_buf {
     char *data;
@@ -61,16 +62,6 @@ void wrk_exec_drain(struct wrk_proc *p, int fd);
 
 /* wrk_exec_signal: send sig to the task's whole process group. */
 void wrk_exec_signal(const struct wrk_proc *p, int sig);
-
-/* struct wrk_proctab: the node's processes and their parents, read from /proc
- * at one moment (wrk_proctab_read; free with wrk_proctab_free), so that every
- * task's memory is measured from one scan. */
-struct wrk_proctab {
-    struct wrk_proc_link { pid_t pid, ppid; } *v; /* sorted by ppid */
-    size_t n;
-};
-void wrk_proctab_read(struct wrk_proctab *tab);
-void wrk_proctab_free(struct wrk_proctab *tab);
 
 /* wrk_exec_rss: bytes resident in memory (statm's resident pages, proc(5))
  * summed over the task's first process and all its descendants in tab (so a

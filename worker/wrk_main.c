@@ -64,6 +64,7 @@ struct wrk {
     bool stop;
     bool batch_needs_sync;  /* the open batch records results (not only forgets them) */
     char self[600];         /* this executable, for `--run-infer` children */
+    char reaper[620];       /* moat-reap beside it: unsandboxed exec tasks run under it */
     char objects[600];      /* <state_dir>/objects */
     struct wrk_sandbox sandbox;
     struct wrk_subnet subnets[CFG_LIST_MAX];
@@ -226,9 +227,25 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
          * directory made and removed per task costs ext4 more than the task. */
         snprintf(t->cwd, sizeof t->cwd, "%s/tasks/unconfined", w->cfg.state_dir);
         t->cwd_shared = true;
-        rc = wrk_exec_start(&t->proc, argv, envp, t->cwd,
-                            (size_t)json_integer_value(json_object_get(b, "output_cap")),
-                            &launch_error, &e);
+        /* through moat-reap (worker/wrk_reap.h): the task's processes die with
+         * this worker */
+        size_t na = 0;
+        while (argv[na])
+            na++;
+        char **rargv = calloc(na + 4, sizeof *rargv);
+        if (rargv != NULL) {
+            rargv[0] = w->reaper;
+            rargv[1] = "--reap";
+            rargv[2] = "--";
+            memcpy(rargv + 3, argv, (na + 1) * sizeof *argv);
+        }
+        rc = rargv ? wrk_exec_start(&t->proc, rargv, envp, t->cwd,
+                                    (size_t)json_integer_value(json_object_get(b, "output_cap")),
+                                    &launch_error, &e)
+                   : err_set(&e, ENOMEM, "out of memory");
+        if (rargv == NULL)
+            launch_error = true;
+        free(rargv);
     }
     free(task_env);
     free(envp);
@@ -912,6 +929,14 @@ int main(int argc, char **argv)
         log_warn("wrk", "%s: %s; infer tasks cannot fetch shards", w.objects, strerror(errno));
     ssize_t sl = readlink("/proc/self/exe", w.self, sizeof w.self - 1);
     w.self[sl > 0 ? sl : 0] = '\0';
+    {
+        const char *slash = strrchr(w.self, '/');
+        snprintf(w.reaper, sizeof w.reaper, "%.*s/moat-reap", slash ? (int)(slash - w.self) : 1,
+                 slash ? w.self : ".");
+        if (w.sandbox.mode == WRK_SANDBOX_OFF && access(w.reaper, X_OK) != 0)
+            log_warn("wrk", "%s: %s; unsandboxed exec tasks cannot start (build it with make)",
+                     w.reaper, strerror(errno));
+    }
     snprintf(path, sizeof path, "%s/store", w.cfg.state_dir);
     int rc = 1;
     net_t *net = NULL;

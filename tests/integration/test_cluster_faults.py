@@ -364,3 +364,26 @@ def test_a_result_too_big_for_a_full_store_waits_without_disturbing_the_rest(mak
     log = (c.dir / "controller.log").read_text()
     assert "batch abandoned" not in log, log[-2000:]
     assert log.count("node local-1 registered") == 1, log[-2000:]
+
+
+def test_unsandboxed_task_processes_die_with_their_worker(host_cluster, tmp_path):
+    # exec_sandbox = "off": only the task's first process had a parent-death
+    # signal, so a grandchild outlived a killed worker and ran on beside the
+    # rerun. The reaper between worker and task (worker/wrk_reap.h) kills the
+    # whole task when the worker dies, and leftovers when the task ends.
+    cluster = host_cluster
+    inner, effect = tmp_path / "inner.pid", tmp_path / "effect"
+    jid = cluster.submit("sh", "-c", f"sh -c 'echo $$ > {inner}; sleep 3; echo effect >> {effect}'")
+    pid = _pid_from(inner)
+    node = cluster.show(jid)["tasks"][0]["node"]
+    os.kill(cluster.pid("worker-" + node.split("-")[1]), signal.SIGKILL)
+    wait_for(lambda: not pid_alive(pid), 5, what="the task's grandchild to die with its worker")
+    cluster.wait(jid, timeout=60)
+    time.sleep(3.5)  # a surviving first attempt would have written by now
+    assert effect.read_text() == "effect\n"  # the rerun's line only
+    cluster.up()
+    # a background process left behind when the task ends goes with it
+    bg = tmp_path / "bg.pid"
+    jid = cluster.submit("sh", "-c", f"sleep 300 & echo $! > {bg}")
+    cluster.wait(jid)
+    wait_for(lambda: not pid_alive(_pid_from(bg)), 5, what="the task's leftover to be killed")

@@ -1,0 +1,33 @@
+/* wrk_proctab.h: the node's processes and their parents, read from /proc
+ * (proc(5): /proc/PID/stat's fourth field, after the command in parentheses),
+ * to find a task's whole process tree: for its resident memory (wrk_exec_rss)
+ * and to kill what is left of it (wrk_reap.h). No dependency beyond libc, so
+ * that moat-reap stays small.
+ * Thread-safety: a table is the caller's; reading one touches no shared state.
+ */
+#ifndef MOAT_WRK_PROCTAB_H
+#define MOAT_WRK_PROCTAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* struct wrk_proctab: every process at one moment with its parent, sorted by
+ * parent pid (wrk_proctab_read; free with wrk_proctab_free). Processes that end
+ * during the scan are left out. */
+struct wrk_proctab {
+    struct wrk_proc_link { pid_t pid, ppid; } *v;
+    size_t n;
+};
+void wrk_proctab_read(struct wrk_proctab *tab);
+void wrk_proctab_free(struct wrk_proctab *tab);
+
+/* wrk_proctab_tree: root and all its descendants in tab, breadth first, into
+ * *out (malloc'd; caller frees); their number, 0 on ENOMEM. */
+size_t wrk_proctab_tree(const struct wrk_proctab *tab, pid_t root, pid_t **out);
+
+/* wrk_proctab_rss: bytes resident of pid now (/proc/PID/statm's second field,
+ * in pages); 0 when it is gone. */
+uint64_t wrk_proctab_rss(pid_t pid);
+
+#endif

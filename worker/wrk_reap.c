@@ -1,0 +1,129 @@
+/* wrk_reap.c: the reaper of unsandboxed exec tasks (see wrk_reap.h). */
+#include "worker/wrk_reap.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "worker/wrk_proctab.h"
+
+extern char **environ;
+
+/* kill_task: SIGKILL every process of the task but this one, which is its
+ * process tree (this being a subreaper, an orphan of the task is reparented
+ * here, not to init), and reap them. */
+static void kill_task(void)
+{
+    pid_t self = getpid();
+    for (int round = 0; round < 4; round++) { /* a fork racing the scan: look again */
+        struct wrk_proctab tab;
+        wrk_proctab_read(&tab);
+        pid_t *tree;
+        size_t n = wrk_proctab_tree(&tab, self, &tree);
+        for (size_t i = 1; i < n; i++) /* tree[0] is self */
+            kill(tree[i], SIGKILL);
+        free(tree);
+        wrk_proctab_free(&tab);
+        if (n <= 1)
+            break;
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+    }
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+}
+
+/* has_children: whether this process still has a child, from
+ * /proc/self/task/PID/children (proc(5); CONFIG_PROC_CHILDREN): one small read,
+ * where the common case (CMD left nothing behind) needs no scan of /proc.
+ * True when the file cannot be read, so that the scan decides. */
+static bool has_children(void)
+{
+    char path[64], c;
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return true;
+    size_t n = fread(&c, 1, 1, f);
+    fclose(f);
+    return n == 1;
+}
+
+int wrk_reap_main(int argc, char **argv)
+{
+    if (argc < 3 || strcmp(argv[0], "--reap") != 0 || strcmp(argv[1], "--") != 0) {
+        fprintf(stderr, "usage: moat-worker --reap -- CMD [ARG...]\n");
+        return 2;
+    }
+    pid_t worker = getppid();
+    /* N.B. the worker's spawn set PDEATHSIG to SIGKILL; replace it with one we
+     * can act on, and check the worker did not die in between */
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0 || prctl(PR_SET_PDEATHSIG, SIGUSR1) != 0) {
+        fprintf(stderr, "moat: reaper: prctl: %s\n", strerror(errno));
+        return 127;
+    }
+    if (getppid() != worker)
+        return 127; /* the worker is gone already */
+    /* CMD in the task's process group with the signal mask the worker gave
+     * (posix_spawn: vfork speed, which matters at a thousand tasks a second;
+     * the subreaper mark is not inherited). A SIGKILL of the group after
+     * kill_grace ends CMD and the reaper together. */
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setsigmask(&attr, &old);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+    pid_t cmd;
+    int rc = posix_spawnp(&cmd, argv[2], NULL, &attr, argv + 2, environ);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+        fprintf(stderr, "moat: cannot execute %s: %s\n", argv[2], strerror(rc));
+        return 127;
+    }
+    int status = 0;
+    bool ended = false, worker_gone = false;
+    while (!ended && !worker_gone) {
+        siginfo_t si;
+        int sig = sigwaitinfo(&set, &si);
+        if (sig == SIGUSR1) {
+            worker_gone = true;
+        } else if (sig == SIGCHLD) {
+            pid_t pid;
+            int st;
+            while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+                if (pid == cmd) {
+                    status = st;
+                    ended = true;
+                }
+        } /* SIGTERM, SIGINT, SIGHUP: for CMD, which the group's signal reached */
+    }
+    /* CMD's leftovers were reparented here when their parents ended */
+    if (worker_gone || has_children())
+        kill_task();
+    if (worker_gone)
+        _exit(137);
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        signal(sig, SIG_DFL);
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, sig);
+        sigprocmask(SIG_UNBLOCK, &one, NULL);
+        raise(sig);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 127;
+}

@@ -1,0 +1,30 @@
+/* wrk_reap.h: the reaper that stands between the worker and an unsandboxed
+ * exec task (exec_sandbox = "off"), so that the task's processes die with the
+ * worker as a sandboxed task's die with its PID namespace.
+ *
+ * The worker runs `moat-worker --reap -- CMD ARG...` as the task's first
+ * process (its process group leader). The reaper makes itself a child
+ * subreaper (prctl PR_SET_CHILD_SUBREAPER, Linux >= 3.4: orphaned descendants
+ * become its children rather than init's), asks for SIGUSR1 when the worker
+ * dies (PR_SET_PDEATHSIG), starts CMD in the same process group
+ * (posix_spawnp, PATH searched), and waits:
+ *  - CMD ends: every process still left of the task (its process tree, and
+ *    anything still in its group) is killed, and the reaper ends as CMD did
+ *    (the same exit code, or the same signal), so the worker sees CMD's status;
+ *  - the worker dies: the reaper kills the whole task the same way and exits.
+ * SIGTERM/SIGINT/SIGHUP sent to the group (cancel, time limit) reach CMD
+ * directly; the reaper ignores them and stays to collect CMD's status; the
+ * SIGKILL after kill_grace ends it with the group.
+ * A CMD that cannot be executed: "moat: cannot execute CMD: why" on stderr,
+ * exit 127, as a shell says it.
+ */
+#ifndef MOAT_WRK_REAP_H
+#define MOAT_WRK_REAP_H
+
+/* wrk_reap_main: argv as main's from "--reap" on: {"--reap", "--", CMD, ARG...,
+ * NULL}. Does not return when CMD ends by a signal (it raises the same);
+ * returns CMD's exit code otherwise, 127 when CMD cannot be run, 2 on bad
+ * arguments. */
+int wrk_reap_main(int argc, char **argv);
+
+#endif
