@@ -104,7 +104,7 @@ $(BIN)/moat-worker: $(WRK_OBJ) $(KRN_BENCH_REF_OBJ) $(SHARED_LIB) $(KRN_LIB)
 # most of its cost.
 $(BIN)/moat-reap: $(BUILD)/worker/reap/moat_reap.o $(BUILD)/worker/wrk_reap.o $(BUILD)/worker/wrk_proctab.o
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -static -o $@ $^
+	$(CC) $(LDFLAGS) $(if $(SANFLAGS),,-static) -o $@ $^
 
 $(BIN)/moat: $(CLI_OBJ) $(SHARED_LIB)
 	@mkdir -p $(@D)

@@ -246,6 +246,27 @@ uint64_t wrk_exec_rss(const struct wrk_proctab *tab, const struct wrk_proc *p)
     return total;
 }
 
+void wrk_exec_kill(const struct wrk_proc *p, const struct wrk_proctab *tab)
+{
+    if (p->pid <= 0)
+        return;
+    struct wrk_proctab own;
+    if (tab == NULL) {
+        wrk_proctab_read(&own);
+        tab = &own;
+    }
+    pid_t *tree;
+    size_t n = p->exited ? 0 : wrk_proctab_tree(tab, p->pid, &tree);
+    /* deepest first, the first process last: nothing is left to be reparented */
+    for (size_t i = n; i-- > 1;)
+        kill(tree[i], SIGKILL);
+    if (n)
+        free(tree);
+    kill(-p->pid, SIGKILL);
+    if (tab == &own)
+        wrk_proctab_free(&own);
+}
+
 void wrk_exec_reaped(struct wrk_proc *p, int status)
 {
     p->exited = true;

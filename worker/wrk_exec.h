@@ -63,6 +63,12 @@ void wrk_exec_drain(struct wrk_proc *p, int fd);
 /* wrk_exec_signal: send sig to the task's whole process group. */
 void wrk_exec_signal(const struct wrk_proc *p, int sig);
 
+/* wrk_exec_kill: SIGKILL the task: every process of its tree in tab (read now
+ * when tab is NULL), which holds those that left its process group (setsid),
+ * and then the group. The group's SIGKILL alone would end an unsandboxed
+ * task's reaper (wrk_reap.h) before it could kill such processes. */
+void wrk_exec_kill(const struct wrk_proc *p, const struct wrk_proctab *tab);
+
 /* wrk_exec_rss: bytes resident in memory (statm's resident pages, proc(5))
  * summed over the task's first process and all its descendants in tab (so a
  * process that left the task's process group still counts); pages shared

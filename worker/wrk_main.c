@@ -239,12 +239,18 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
             rargv[2] = "--";
             memcpy(rargv + 3, argv, (na + 1) * sizeof *argv);
         }
-        rc = rargv ? wrk_exec_start(&t->proc, rargv, envp, t->cwd,
-                                    (size_t)json_integer_value(json_object_get(b, "output_cap")),
-                                    &launch_error, &e)
-                   : err_set(&e, ENOMEM, "out of memory");
-        if (rargv == NULL)
+        if (rargv == NULL) {
+            rc = err_set(&e, ENOMEM, "out of memory");
             launch_error = true;
+        } else if (access(w->reaper, X_OK) != 0) {
+            /* this node cannot run unsandboxed tasks: a launch error, so it drains */
+            rc = err_set(&e, errno, "%s: %s", w->reaper, strerror(errno));
+            launch_error = true;
+        } else {
+            rc = wrk_exec_start(&t->proc, rargv, envp, t->cwd,
+                                (size_t)json_integer_value(json_object_get(b, "output_cap")),
+                                &launch_error, &e);
+        }
         free(rargv);
     }
     free(task_env);
@@ -688,7 +694,7 @@ static void mem_check(struct wrk *w)
                  (double)t->mem_limit / 1048576.0);
         log_warn("wrk", "task %llu.%u: %s", (unsigned long long)t->job, t->index, t->end_reason);
         t->kill = WRK_KILL_MEMORY;
-        wrk_exec_signal(&t->proc, SIGKILL);
+        wrk_exec_kill(&t->proc, &tab);
     }
     wrk_proctab_free(&tab);
 }
@@ -710,7 +716,7 @@ static void timers(struct wrk *w)
             kill_task(w, t, WRK_KILL_TIMEOUT);
         }
         if (t->kill_at > 0 && mono >= t->kill_at) {
-            wrk_exec_signal(&t->proc, SIGKILL);
+            wrk_exec_kill(&t->proc, NULL);
             t->kill_at = 0;
         }
     }

@@ -65,13 +65,17 @@ int wrk_reap_main(int argc, char **argv)
     pid_t worker = getppid();
     /* N.B. the worker's spawn set PDEATHSIG to SIGKILL; replace it with one we
      * can act on, and check the worker did not die in between */
+    /* Every catchable signal blocked and taken with sigwaitinfo: one the task
+     * sends its own group (kill -USR2 0, kill -QUIT 0) is for CMD, and must
+     * not end the reaper while CMD runs on. */
     sigset_t set, old;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
+    sigfillset(&set);
+    sigdelset(&set, SIGKILL);
+    sigdelset(&set, SIGSTOP);
+    sigdelset(&set, SIGSEGV);
+    sigdelset(&set, SIGBUS);
+    sigdelset(&set, SIGFPE);
+    sigdelset(&set, SIGILL);
     sigprocmask(SIG_BLOCK, &set, &old);
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0 || prctl(PR_SET_PDEATHSIG, SIGUSR1) != 0) {
         fprintf(stderr, "moat: reaper: prctl: %s\n", strerror(errno));
@@ -84,9 +88,12 @@ int wrk_reap_main(int argc, char **argv)
      * the subreaper mark is not inherited). A SIGKILL of the group after
      * kill_grace ends CMD and the reaper together. */
     posix_spawnattr_t attr;
+    sigset_t all;
+    sigfillset(&all);
     posix_spawnattr_init(&attr);
     posix_spawnattr_setsigmask(&attr, &old);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     pid_t cmd;
     int rc = posix_spawnp(&cmd, argv[2], NULL, &attr, argv + 2, environ);
     posix_spawnattr_destroy(&attr);
@@ -99,8 +106,8 @@ int wrk_reap_main(int argc, char **argv)
     while (!ended && !worker_gone) {
         siginfo_t si;
         int sig = sigwaitinfo(&set, &si);
-        if (sig == SIGUSR1) {
-            worker_gone = true;
+        if (sig == SIGUSR1 && getppid() != worker) {
+            worker_gone = true; /* the parent-death signal (a task's own SIGUSR1 is for CMD) */
         } else if (sig == SIGCHLD) {
             pid_t pid;
             int st;
@@ -109,7 +116,7 @@ int wrk_reap_main(int argc, char **argv)
                     status = st;
                     ended = true;
                 }
-        } /* SIGTERM, SIGINT, SIGHUP: for CMD, which the group's signal reached */
+        } /* anything else sent to the group (SIGTERM on cancel...) reached CMD itself */
     }
     /* CMD's leftovers were reparented here when their parents ended */
     if (worker_gone || has_children())

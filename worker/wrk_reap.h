@@ -12,9 +12,11 @@
  *    anything still in its group) is killed, and the reaper ends as CMD did
  *    (the same exit code, or the same signal), so the worker sees CMD's status;
  *  - the worker dies: the reaper kills the whole task the same way and exits.
- * SIGTERM/SIGINT/SIGHUP sent to the group (cancel, time limit) reach CMD
- * directly; the reaper ignores them and stays to collect CMD's status; the
- * SIGKILL after kill_grace ends it with the group.
+ * Signals sent to the group (SIGTERM on cancel or time limit, or any the task
+ * sends its own group) reach CMD directly; the reaper takes every catchable
+ * one with sigwaitinfo and stays to collect CMD's status (SIGUSR1 counts as
+ * the worker's death only when its parent changed). The worker's SIGKILL
+ * after kill_grace goes to the task's whole tree (wrk_exec_kill).
  * A CMD that cannot be executed: "moat: cannot execute CMD: why" on stderr,
  * exit 127, as a shell says it.
  */
