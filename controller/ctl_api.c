@@ -93,14 +93,16 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
  * every client. 0, or -1 with EPERM, audited. Listing (queue, show, wait) is
  * open to every client key. */
 static int job_access(struct ctl *ctl, const struct net_peer *peer, const struct ctl_job *job,
-                      const char *what, struct err *err)
+                      const char *what, bool audit, struct err *err)
 {
     if (job->owner[0] == '\0' || strcmp(job->owner, peer->key) == 0 ||
         ctl_auth_is_admin(ctl, peer->key))
         return 0;
-    char object[64];
-    snprintf(object, sizeof object, "%s job %llu", what, (unsigned long long)job->id);
-    ctl_auth_refuse(ctl, peer->key, object, "another key's job");
+    if (audit) {
+        char object[64];
+        snprintf(object, sizeof object, "%s job %llu", what, (unsigned long long)job->id);
+        ctl_auth_refuse(ctl, peer->key, object, "another key's job");
+    }
     return err_set(err, EPERM, "job %llu: submitted by another key; only it or an admin key may %s it",
                    (unsigned long long)job->id, what);
 }
@@ -152,12 +154,15 @@ int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
     json_t *done = json_array(), *errors = json_array();
     size_t i;
     json_t *v;
+    uint64_t refused = 0, first_refused = 0;
     json_array_foreach(json_object_get(msg->body, "ids"), i, v) {
         uint64_t id = (uint64_t)json_integer_value(v);
         struct err e = {0};
         struct ctl_job *job = ctl_job_get(ctl, id, &e); /* NULL: e says why */
-        if (job != NULL && job_access(ctl, peer, job, "cancel", &e) != 0)
+        if (job != NULL && job_access(ctl, peer, job, "cancel", false, &e) != 0) {
             job = NULL;
+            first_refused = refused++ ? first_refused : id;
+        }
         if (job != NULL && ctl_job_cancel(ctl, job, "cancelled by user", &e) == 0) {
             char object[32];
             snprintf(object, sizeof object, "job %llu", (unsigned long long)id);
@@ -174,6 +179,13 @@ int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         }
         json_array_append_new(errors, json_pack("{s:I, s:i, s:s}", "id", (json_int_t)id, "code",
                                                 e.code, "msg", e.msg));
+    }
+    if (refused > 0) { /* one audit record for the request, not one per id */
+        char object[64], why[64];
+        snprintf(object, sizeof object, "cancel job %llu", (unsigned long long)first_refused);
+        snprintf(why, sizeof why, "another key's job (%llu such in this request)",
+                 (unsigned long long)refused);
+        ctl_auth_refuse(ctl, peer->key, object, why);
     }
     return ctl_out_reply(ctl, peer, msg->req_id,
                          json_pack("{s:o, s:o}", "cancelled", done, "errors", errors));
@@ -256,7 +268,7 @@ static json_t *task_result_json(struct ctl *ctl, const struct ctl_job *job, uint
 int ctl_on_result(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
 {
     struct ctl_job *job = job_arg(ctl, msg->body, err);
-    if (job == NULL || job_access(ctl, peer, job, "read the results of", err) != 0)
+    if (job == NULL || job_access(ctl, peer, job, "read the results of", true, err) != 0)
         return -1;
     if (job->spec.kind == JOB_KIND_INFER)
         return ctl_infer_result(ctl, peer, msg, job, err);

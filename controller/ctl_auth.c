@@ -23,6 +23,7 @@ struct auth_key {
 
 struct refusal {
     char key[KEYS_LEN + 1];
+    char object[96];       /* "" when throttled per key alone */
     double last;           /* monotonic s of the last audited refusal */
     unsigned suppressed;   /* refusals since, not audited */
 };
@@ -244,35 +245,34 @@ int ctl_auth_count(const struct ctl *ctl)
     return n;
 }
 
-/* refuse: audit (rate-limited per key) and log one refusal. */
-/* refuse: log and audit a refusal; throttled: at most one per key per
- * CTL_AUTH_REFUSE_EVERY (floods from unknown keys), the next counting the
- * suppressed ones. */
+/* refuse: log and audit a refusal, at most one record per CTL_AUTH_REFUSE_EVERY
+ * for the same key (per_object false: floods from unknown or revoked keys) or
+ * for the same key and object (per_object: an allowlisted key, whose different
+ * attempts each get a record, while one attempt repeated in a loop does not
+ * fill the store); the next record counts the suppressed ones. */
 static void refuse(struct ctl *ctl, const char *key, const char *object, const char *reason,
-                   bool throttled)
+                   bool per_object)
 {
     struct ctl_auth *a = ctl->auth;
     double now = units_mono();
     struct refusal *r = NULL;
-    for (int i = 0; throttled && i < REFUSED_SLOTS; i++)
-        if (strcmp(a->refused[i].key, key) == 0 && key[0])
+    for (int i = 0; i < REFUSED_SLOTS && r == NULL; i++)
+        if (key[0] && strcmp(a->refused[i].key, key) == 0 &&
+            (!per_object || strcmp(a->refused[i].object, object) == 0))
             r = &a->refused[i];
-    if (!throttled) {
-        /* every time, with no slot */
-    } else if (r && now - r->last < CTL_AUTH_REFUSE_EVERY) {
+    if (r && now - r->last < CTL_AUTH_REFUSE_EVERY) {
         r->suppressed++;
         return;
     }
     unsigned suppressed = r ? r->suppressed : 0;
-    if (throttled) {
-        if (r == NULL) {
-            r = &a->refused[a->next_slot];
-            a->next_slot = (a->next_slot + 1) % REFUSED_SLOTS;
-            snprintf(r->key, sizeof r->key, "%s", key);
-        }
-        r->last = now;
-        r->suppressed = 0;
+    if (r == NULL) {
+        r = &a->refused[a->next_slot];
+        a->next_slot = (a->next_slot + 1) % REFUSED_SLOTS;
+        snprintf(r->key, sizeof r->key, "%s", key);
     }
+    snprintf(r->object, sizeof r->object, "%s", per_object ? object : "");
+    r->last = now;
+    r->suppressed = 0;
     log_warn("ctl", "refused %s: %s key=%s", object, reason, key[0] ? key : "none");
     if (ctl->store_err.code != 0)
         return; /* the batch is void already; the refusal stays in the log */
@@ -291,7 +291,7 @@ int ctl_auth_zap_cb(const char *key, const char *address, void *arg)
         return 1;
     char object[96];
     snprintf(object, sizeof object, "connection from %s", address[0] ? address : "?");
-    refuse(ctl, key, object, k ? "key revoked" : "key not in the allowlist", true);
+    refuse(ctl, key, object, k ? "key revoked" : "key not in the allowlist", false);
     return 0;
 }
 
@@ -306,7 +306,7 @@ bool ctl_auth_is_admin(const struct ctl *ctl, const char *key)
 void ctl_auth_refuse(struct ctl *ctl, const char *key, const char *object, const char *reason)
 {
     if (ctl->auth != NULL)
-        refuse(ctl, key, object, reason, false);
+        refuse(ctl, key, object, reason, true);
 }
 
 bool ctl_auth_key_live(const struct ctl *ctl, const char *key)
@@ -318,7 +318,7 @@ bool ctl_auth_key_live(const struct ctl *ctl, const char *key)
 }
 
 int ctl_auth_check(struct ctl *ctl, const struct net_peer *peer, enum proto_type type,
-                   struct err *err)
+                   const json_t *body, struct err *err)
 {
     if (ctl->auth == NULL)
         return 0;
@@ -339,8 +339,11 @@ int ctl_auth_check(struct ctl *ctl, const struct net_peer *peer, enum proto_type
     if (reason == NULL)
         return 0;
     char object[64];
-    snprintf(object, sizeof object, "request %s", proto_type_name(type));
-    refuse(ctl, peer->key, object, reason, k == NULL || k->revoked);
+    /* with its op when it has one: "request ADMIN_KEY add" is not a "list" */
+    const char *op = json_string_value(json_object_get(body, "op"));
+    snprintf(object, sizeof object, "request %s%s%.8s", proto_type_name(type), op ? " " : "",
+             op ? op : "");
+    refuse(ctl, peer->key, object, reason, k != NULL && !k->revoked);
     return err_set(err, EACCES, "%s: %s", proto_type_name(type), reason);
 }
 

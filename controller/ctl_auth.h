@@ -48,23 +48,25 @@ bool ctl_auth_key_live(const struct ctl *ctl, const char *key);
  * (true for every key when ctl->auth is NULL, as in unit tests). */
 bool ctl_auth_is_admin(const struct ctl *ctl, const char *key);
 
-/* ctl_auth_refuse: log and audit (auth.refuse, every time) that an
- * allowlisted key was refused object for reason (not a role's refusal:
- * ctl_auth_check does those). */
+/* ctl_auth_refuse: log and audit (auth.refuse) that an allowlisted key was
+ * refused object for reason (not a role's refusal: ctl_auth_check does those);
+ * the same key and object at most once per CTL_AUTH_REFUSE_EVERY. */
 void ctl_auth_refuse(struct ctl *ctl, const char *key, const char *object, const char *reason);
 
 /* ctl_auth_zap_cb: net_zap_cb for net_zap_serve (arg: struct ctl *). Accepts a
  * key on the allowlist and not revoked; audits a refusal. */
 int ctl_auth_zap_cb(const char *key, const char *address, void *arg);
 
-/* ctl_auth_check: may peer (its key) send a message of type? 0 if so; -1 with
+/* ctl_auth_check: may peer (its key) send a message of type (body: its body,
+ * or NULL when it could not be read; an "op" in it is named in the record)? 0 if so; -1 with
  * EACCES naming the reason (unknown or revoked key, or a role that may not send
- * type), after auditing the refusal: a role's refusal every time (an
- * allowlisted key's attempt is what the audit log is for), an unknown or
- * revoked key's at most once per CTL_AUTH_REFUSE_EVERY, with a count of the
- * suppressed ones. With ctl->auth NULL (unit tests) all pass. */
+ * type), after auditing the refusal, at most once per CTL_AUTH_REFUSE_EVERY
+ * with a count of the suppressed ones: per key and request type for an
+ * allowlisted key (each different attempt is recorded, a loop of one is not),
+ * per key for an unknown or revoked one. With ctl->auth NULL (unit tests) all
+ * pass. */
 int ctl_auth_check(struct ctl *ctl, const struct net_peer *peer, enum proto_type type,
-                   struct err *err);
+                   const json_t *body, struct err *err);
 
 /* ctl_on_admin_key: ADMIN_KEY {op: add|revoke|list, key, role, name}. add and
  * revoke are stored and audited in the batch; list answers {keys: [{key, role,

@@ -136,7 +136,7 @@ static void handle(struct ctl *ctl, const struct net_peer *peer, struct proto_ms
 {
     struct err e = {0};
     ctl_handler_fn fn = handlers[msg->type];
-    if (ctl_auth_check(ctl, peer, msg->type, &e) != 0) {
+    if (ctl_auth_check(ctl, peer, msg->type, msg->body, &e) != 0) {
         /* Answer a refused request (so a client says why) but never a reply. */
         if (fn != NULL && ctl_out_error(ctl, peer, msg->req_id, &e) == 0 && ctl->store_err.code != 0)
             ctl->outbox[ctl->nout - 1].is_reply = true;
@@ -172,7 +172,7 @@ static void answer_malformed(struct ctl *ctl, const struct net_peer *peer,
         handlers[msg->type] == NULL)
         return;
     struct err e = {0};
-    if (ctl_auth_check(ctl, peer, msg->type, &e) != 0) {
+    if (ctl_auth_check(ctl, peer, msg->type, NULL, &e) != 0) {
         if (ctl_out_error(ctl, peer, msg->req_id, &e) == 0 && ctl->store_err.code != 0)
             ctl->outbox[ctl->nout - 1].is_reply = true;
         return;
