@@ -800,6 +800,15 @@ int ctl_state_recover(struct ctl *ctl, struct err *err)
         if (job->cancel_requested && !job_state_is_terminal(job->state)) {
             job->next_index = job->ntasks;
             job->requeue_head = job->nrequeue;
+            if (job->running == 0 && job->done == job->ntasks) {
+                /* its last running task came back PENDING (its node unknown): nothing
+                 * of it runs any more, so the cancel is complete */
+                job->state = JOB_STATE_CANCELLED;
+                job->end_time = job->cancel_time > 0 ? job->cancel_time : now;
+                job->exit_code = -1;
+                if (ctl_job_save(ctl, job, false, err) != 0)
+                    return -1;
+            }
         }
         if (job_state_is_terminal(job->state)) {
             /* Tasks a cancelled or failed job never started have no record. */

@@ -649,6 +649,34 @@ static void unplaceable_job_says_why(void **state)
     assert_int_equal(big->state, JOB_STATE_RUNNING);
 }
 
+
+/* A cancelled job whose only running task comes back with its node unknown
+ * (a node record lost): nothing of it runs, so recovery ends it. */
+static void cancelled_job_with_a_lost_node_ends_at_recovery(void **state)
+{
+    struct fx *f = *state;
+    add_node(&f->ctl, "n1", 4, 0, 0); /* never saved: unknown after a restart */
+    struct ctl_job *j = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"a\"],"
+                                         "\"array\":{\"start\":0,\"end\":3}}");
+    assert_int_equal(sched(&f->ctl), 4);
+    end_task(&f->ctl, j, 0, JOB_STATE_COMPLETED, 0);
+    end_task(&f->ctl, j, 1, JOB_STATE_COMPLETED, 0);
+    end_task(&f->ctl, j, 2, JOB_STATE_COMPLETED, 0);
+    struct err e = {0};
+    assert_int_equal(ctl_job_cancel(&f->ctl, j, "test", &e), 0);
+    assert_int_equal(j->state, JOB_STATE_RUNNING); /* task 3 is being killed */
+    commit(f);
+    restart(f, &f->ctl.cfg);
+    j = ctl_job_peek(&f->ctl, 1);
+    assert_non_null(j);
+    assert_int_equal(j->state, JOB_STATE_CANCELLED);
+    assert_int_equal(j->tasks[3].state, JOB_STATE_CANCELLED);
+    assert_int_equal(f->ctl.nactive, 0);
+    commit(f); /* its end was written */
+    restart(f, &f->ctl.cfg);
+    assert_int_equal(ctl_job_get(&f->ctl, 1, &e)->state, JOB_STATE_CANCELLED);
+}
+
 /* show_text: ctl_job_json(job, with tasks) as compact text (caller frees). */
 static char *show_text(struct fx *f, uint64_t id)
 {
@@ -931,6 +959,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(show_is_the_same_after_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(restart_loads_the_index_only, setup, teardown),
         cmocka_unit_test_setup_teardown(unplaceable_job_says_why, setup, teardown),
+        cmocka_unit_test_setup_teardown(cancelled_job_with_a_lost_node_ends_at_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(restart_indexes_an_older_store, setup, teardown),
         cmocka_unit_test(bench_spec_round_trip_and_errors),
         cmocka_unit_test(bench_op_table_matches_the_kernels),
