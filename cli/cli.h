@@ -60,16 +60,19 @@ int cli_fail(const struct cli *cli, int code, const char *fmt, ...)
 
 /* cli_out: where `--out FILE` output goes. cli_out_open: stdout when path is
  * NULL; else a temporary file beside path (PATH.XXXXXX, mode 0666 less the
- * umask) that cli_out_close renames over path when rc is CLI_OK and removes
- * otherwise, so a failed command leaves an existing FILE as it was and no
- * partial one behind; a path that exists and is not a regular file (a FIFO,
- * /dev/stdout) is written directly. CLI_USAGE (naming --out) when it cannot be
+ * umask, or the existing file's) that cli_out_close renames over path (over
+ * the file a symbolic link names) when rc is CLI_OK and removes otherwise, so
+ * a failed command leaves an existing FILE as it was and no partial one
+ * behind; a path that exists and is not a regular file (a FIFO, /dev/stdout),
+ * or one in a directory where no temporary can be made, is written directly
+ * (as before: no such protection). CLI_USAGE (naming --out) when it cannot be
  * created. cli_out_close returns rc, or CLI_FAILED when the write or rename
  * failed (named). */
 struct cli_out {
     FILE *f;
-    const char *path;
-    char tmp[4096]; /* "" when writing path itself */
+    const char *path; /* the file replaced: FILE, or what a link FILE names */
+    char real[4096];  /* that file's real path, when FILE existed */
+    char tmp[4096];   /* "" when writing path itself */
 };
 int cli_out_open(const struct cli *cli, struct cli_out *o, const char *path);
 int cli_out_close(const struct cli *cli, struct cli_out *o, int rc);

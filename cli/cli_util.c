@@ -32,14 +32,26 @@ int cli_out_open(const struct cli *cli, struct cli_out *o, const char *path)
     if (path == NULL)
         return CLI_OK;
     struct stat sb;
-    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+    bool exists = stat(path, &sb) == 0;
+    if (exists && !S_ISREG(sb.st_mode)) {
         if ((o->f = fopen(path, "wb")) == NULL)
             return cli_fail(cli, CLI_USAGE, "--out: %s: %s", path, strerror(errno));
         return CLI_OK;
     }
-    if ((size_t)snprintf(o->tmp, sizeof o->tmp, "%s.XXXXXX", path) >= sizeof o->tmp)
+    /* a link to a file: the file it names is replaced, not the link */
+    if (exists && realpath(path, o->real) != NULL)
+        o->path = o->real;
+    if ((size_t)snprintf(o->tmp, sizeof o->tmp, "%s.XXXXXX", o->path) >= sizeof o->tmp)
         return cli_fail(cli, CLI_USAGE, "--out: %s: path too long", path);
     int fd = mkstemp(o->tmp);
+    if (fd < 0 && (errno == EACCES || errno == EPERM || errno == EROFS)) {
+        /* no room beside it for a temporary (a file one may write in a directory
+         * one may not): write the file itself, as before */
+        o->tmp[0] = '\0';
+        if ((o->f = fopen(path, "wb")) == NULL)
+            return cli_fail(cli, CLI_USAGE, "--out: %s: %s", path, strerror(errno));
+        return CLI_OK;
+    }
     if (fd < 0) {
         int e = errno;
         o->tmp[0] = '\0';
@@ -47,7 +59,8 @@ int cli_out_open(const struct cli *cli, struct cli_out *o, const char *path)
     }
     mode_t mask = umask(0);
     umask(mask);
-    if (fchmod(fd, 0666 & ~mask) != 0 || (o->f = fdopen(fd, "wb")) == NULL) {
+    mode_t mode = exists ? sb.st_mode & 07777 : 0666 & ~mask; /* an existing file keeps its mode */
+    if (fchmod(fd, mode) != 0 || (o->f = fdopen(fd, "wb")) == NULL) {
         int e = errno;
         close(fd);
         unlink(o->tmp);

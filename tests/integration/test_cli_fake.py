@@ -241,6 +241,14 @@ def test_result_out_keeps_the_file_when_the_command_fails(fake, tmp_path):
     ctl(f, "result", "4", "--out", out, check=0)
     assert out.read_text() == "new\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+    # a link is written through, and an existing file keeps its mode
+    out.chmod(0o640)
+    link = tmp_path / "link.txt"
+    link.symlink_to(out)
+    out.write_text("old\n")
+    ctl(f, "result", "4", "--out", link, check=0)
+    assert link.is_symlink() and out.read_text() == "new\n"
+    assert out.stat().st_mode & 0o777 == 0o640
 
 
 def test_wait_exit_codes(fake):

@@ -387,3 +387,24 @@ def test_unsandboxed_task_processes_die_with_their_worker(host_cluster, tmp_path
     jid = cluster.submit("sh", "-c", f"sleep 300 & echo $! > {bg}")
     cluster.wait(jid)
     wait_for(lambda: not pid_alive(_pid_from(bg)), 5, what="the task's leftover to be killed")
+
+
+def test_an_unsandboxed_task_is_killed_whole_and_its_own_signals_stay_its_own(host_cluster, tmp_path):
+    # The SIGKILL for --mem (and after kill_grace) went to the process group
+    # only: it ended the reaper first, and a process that had left the group
+    # (a new session) lived on with its memory. And a task signalling its own
+    # group (kill -USR1 0) was taken for its worker's death.
+    cluster = host_cluster
+    hog = tmp_path / "hog.pid"
+    child = ("import os, time; open(%r, 'w').write(str(os.getpid())); "
+             "x = bytearray(300 << 20); time.sleep(60)" % str(hog))
+    jid = cluster.submit("python3", "-c", "import subprocess, sys; subprocess.Popen("
+                         f"[sys.executable, '-c', {child!r}], start_new_session=True).wait()",
+                         opts=["--mem", "64MiB"])
+    pid = _pid_from(hog)
+    assert cluster.wait_state(jid, ("FAILED", "COMPLETED"), timeout=30)["state"] == "FAILED"
+    wait_for(lambda: not pid_alive(pid), 5, what="the process in its own session to be killed")
+    jid = cluster.submit("sh", "-c", "trap '' USR1 USR2 QUIT; kill -USR1 0; kill -USR2 0; "
+                         "kill -QUIT 0; sleep 0.5; echo alive")
+    cluster.wait(jid)
+    assert cluster.moat("result", jid).out == "alive\n"
