@@ -63,8 +63,9 @@ int cli_keygen_run(struct cli *cli, int argc, char **argv)
         return cli_fail(cli, CLI_FAILED, "%s", err.msg);
     int rc = keys_file_write(kpath, sec, true, &err);
     memset(sec, 0, sizeof sec);
-    if (rc != 0)
-        return cli_fail(cli, CLI_FAILED, "%s", err.msg);
+    if (rc != 0) /* an existing key is bad input (2), as for moat model keygen */
+        return cli_fail(cli, err.code == EEXIST ? CLI_USAGE : CLI_FAILED, "%s%s", err.msg,
+                        err.code == EEXIST ? " (refusing to replace a key)" : "");
     if (keys_file_write(ppath, pub, false, &err) != 0)
         return cli_fail(cli, CLI_FAILED, "%s", err.msg);
     if (cli->json) {

@@ -385,3 +385,11 @@ def test_infer_input_bad_lines_are_named_on_one_line_and_skip_applies(fake, tmp_
     assert f"{p}:4: a NUL byte; skipped" in r.err
     assert f"{p}:5: 1048577 bytes; a document is at most 1048576; skipped" in r.err
     assert "2 empty lines skipped" in r.err
+
+
+def test_keygen_refuses_to_replace_a_key_as_bad_input(tmp_path):
+    run_moat(["keygen", "--out", str(tmp_path), "--name", "w"], check=0)
+    r = run_moat(["keygen", "--out", str(tmp_path), "--name", "w"], check=2)
+    assert "w.key" in r.err and "refusing to replace" in r.err, r
+    run_moat(["model", "keygen", "--out", str(tmp_path)], check=0)
+    run_moat(["model", "keygen", "--out", str(tmp_path)], check=2)  # the same answer
