@@ -255,13 +255,10 @@ void wrk_exec_kill(const struct wrk_proc *p, const struct wrk_proctab *tab)
         wrk_proctab_read(&own);
         tab = &own;
     }
-    pid_t *tree;
-    size_t n = p->exited ? 0 : wrk_proctab_tree(tab, p->pid, &tree);
-    /* deepest first, the first process last: nothing is left to be reparented */
-    for (size_t i = n; i-- > 1;)
-        kill(tree[i], SIGKILL);
-    if (n)
-        free(tree);
+    /* its descendants (pidfd-checked, deepest first), then the group, which
+     * holds the first process (not reaped yet: its pid cannot be reused) */
+    if (!p->exited)
+        wrk_proctab_kill_tree(tab, p->pid, 0);
     kill(-p->pid, SIGKILL);
     if (tab == &own)
         wrk_proctab_free(&own);

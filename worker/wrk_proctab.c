@@ -2,9 +2,12 @@
 #include "worker/wrk_proctab.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* proc_stat_ppid: the parent pid of pid from /proc/PID/stat (field 4, after
@@ -116,3 +119,45 @@ size_t wrk_proctab_tree(const struct wrk_proctab *tab, pid_t root, pid_t **out)
     return tail;
 }
 
+
+static int by_pid(const void *a, const void *b)
+{
+    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+    return (x > y) - (x < y);
+}
+
+size_t wrk_proctab_kill_tree(const struct wrk_proctab *tab, pid_t root, int with_root)
+{
+    pid_t *tree;
+    size_t n = wrk_proctab_tree(tab, root, &tree);
+    if (n == 0)
+        return 0;
+    pid_t *sorted = malloc(n * sizeof *sorted); /* membership, for the parent check */
+    if (sorted != NULL) {
+        memcpy(sorted, tree, n * sizeof *sorted);
+        qsort(sorted, n, sizeof *sorted, by_pid);
+    }
+    size_t killed = 0;
+    for (size_t i = n; i-- > (with_root ? 0 : 1);) {
+        pid_t pid = tree[i];
+        int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (fd < 0 && errno != ENOSYS)
+            continue; /* gone */
+        if (fd >= 0 && i > 0 && sorted != NULL) {
+            /* the process the pidfd holds: still the child of one of the tree? */
+            pid_t pp = proc_stat_ppid(pid);
+            if (pp < 0 || bsearch(&pp, sorted, n, sizeof *sorted, by_pid) == NULL) {
+                close(fd);
+                continue;
+            }
+        }
+        int rc = fd >= 0 ? (int)syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0)
+                         : kill(pid, SIGKILL);
+        killed += rc == 0;
+        if (fd >= 0)
+            close(fd);
+    }
+    free(sorted);
+    free(tree);
+    return killed;
+}

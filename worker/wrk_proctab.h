@@ -26,6 +26,14 @@ void wrk_proctab_free(struct wrk_proctab *tab);
  * *out (malloc'd; caller frees); their number, 0 on ENOMEM. */
 size_t wrk_proctab_tree(const struct wrk_proctab *tab, pid_t root, pid_t **out);
 
+/* wrk_proctab_kill_tree: SIGKILL root's descendants in tab, deepest first (so
+ * none is left to be reparented), and root too when with_root. Each is
+ * checked through a pidfd (pidfd_open, Linux >= 5.3) to still be the child of
+ * a process of the tree before pidfd_send_signal, so a pid that ended and was
+ * reused since the scan is not hit; plain kill() where pidfds are missing.
+ * Returns how many were signalled. */
+size_t wrk_proctab_kill_tree(const struct wrk_proctab *tab, pid_t root, int with_root);
+
 /* wrk_proctab_rss: bytes resident of pid now (/proc/PID/statm's second field,
  * in pages); 0 when it is gone. */
 uint64_t wrk_proctab_rss(pid_t pid);

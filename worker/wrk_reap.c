@@ -25,13 +25,9 @@ static void kill_task(void)
     for (int round = 0; round < 4; round++) { /* a fork racing the scan: look again */
         struct wrk_proctab tab;
         wrk_proctab_read(&tab);
-        pid_t *tree;
-        size_t n = wrk_proctab_tree(&tab, self, &tree);
-        for (size_t i = 1; i < n; i++) /* tree[0] is self */
-            kill(tree[i], SIGKILL);
-        free(tree);
+        size_t n = wrk_proctab_kill_tree(&tab, self, 0);
         wrk_proctab_free(&tab);
-        if (n <= 1)
+        if (n == 0)
             break;
         while (waitpid(-1, NULL, WNOHANG) > 0)
             ;
