@@ -55,15 +55,15 @@ static bool has_children(void)
 int wrk_reap_main(int argc, char **argv)
 {
     if (argc < 3 || strcmp(argv[0], "--reap") != 0 || strcmp(argv[1], "--") != 0) {
-        fprintf(stderr, "usage: moat-worker --reap -- CMD [ARG...]\n");
+        fprintf(stderr, "usage: moat-reap --reap -- CMD [ARG...]\n");
         return 2;
     }
     pid_t worker = getppid();
-    /* N.B. the worker's spawn set PDEATHSIG to SIGKILL; replace it with one we
-     * can act on, and check the worker did not die in between */
     /* Every catchable signal blocked and taken with sigwaitinfo: one the task
      * sends its own group (kill -USR2 0, kill -QUIT 0) is for CMD, and must
-     * not end the reaper while CMD runs on. */
+     * not end the reaper while CMD runs on. N.B. the worker's spawn set
+     * PDEATHSIG to SIGKILL: it becomes SIGUSR1, which the reaper acts on, and
+     * a worker that died in between is seen in getppid(). */
     sigset_t set, old;
     sigfillset(&set);
     sigdelset(&set, SIGKILL);

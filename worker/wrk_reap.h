@@ -2,14 +2,15 @@
  * exec task (exec_sandbox = "off"), so that the task's processes die with the
  * worker as a sandboxed task's die with its PID namespace.
  *
- * The worker runs `moat-worker --reap -- CMD ARG...` as the task's first
- * process (its process group leader). The reaper makes itself a child
+ * The worker runs `moat-reap --reap -- CMD ARG...` (bin/moat-reap, beside
+ * moat-worker; worker/reap/moat_reap.c) as the task's first process (its
+ * process group leader). The reaper makes itself a child
  * subreaper (prctl PR_SET_CHILD_SUBREAPER, Linux >= 3.4: orphaned descendants
  * become its children rather than init's), asks for SIGUSR1 when the worker
  * dies (PR_SET_PDEATHSIG), starts CMD in the same process group
  * (posix_spawnp, PATH searched), and waits:
- *  - CMD ends: every process still left of the task (its process tree, and
- *    anything still in its group) is killed, and the reaper ends as CMD did
+ *  - CMD ends: every process still left of the task (its process tree, which
+ *    as a subreaper holds CMD's orphans) is killed, and the reaper ends as CMD did
  *    (the same exit code, or the same signal), so the worker sees CMD's status;
  *  - the worker dies: the reaper kills the whole task the same way and exits.
  * Signals sent to the group (SIGTERM on cancel or time limit, or any the task
