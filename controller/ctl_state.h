@@ -170,7 +170,8 @@ struct ctl_job *ctl_job_peek(const struct ctl *ctl, uint64_t id);
  * reads the job record alone, for a finished job's listing (`queue`: its
  * counters come from the record; its tasks are left blank); an unfinished
  * one is always read whole. A job id in [1, njobs] without a record comes
- * back as a FAILED placeholder ("record missing"), as recovery makes it.
+ * back as a FAILED placeholder ("record missing"), as a recovery that reads
+ * every record (a schema-1 store) makes it.
  * ENOENT past njobs; ENOMEM; store errors. */
 struct ctl_job *ctl_job_read(struct ctl *ctl, uint64_t id, bool with_tasks, struct err *err);
 /* ctl_job_add: take ownership of job (id must be njobs + 1). ENOMEM. */
