@@ -50,6 +50,8 @@ int cli_local_run(struct cli *cli, int argc, char **argv);
 int cli_ping_run(struct cli *cli, int argc, char **argv);
 int cli_keygen_run(struct cli *cli, int argc, char **argv);
 int cli_admin_run(struct cli *cli, int argc, char **argv);
+/* cli_admin_node_run: `admin node ...` (cli_admin_run hands it over). */
+int cli_admin_node_run(struct cli *cli, int argc, char **argv);
 int cli_audit_run(struct cli *cli, int argc, char **argv);
 
 /* ---- messages ---- */

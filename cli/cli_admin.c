@@ -85,6 +85,7 @@ static const char admin_help[] =
     "usage: moat admin key add PUBKEY [--role admin|client|worker] [--name NAME]\n"
     "       moat admin key revoke PUBKEY\n"
     "       moat admin key list\n"
+    "       moat admin node drain|resume|remove NAME   (moat admin node --help)\n"
     "\n"
     "Change the controller's allowlist of CURVE public keys (an admin key is\n"
     "needed). PUBKEY is the 40-character Z85 key or a file holding it (NAME.pub).\n"
@@ -120,6 +121,12 @@ int cli_admin_run(struct cli *cli, int argc, char **argv)
     const char *role = NULL, *name = NULL;
     bool first = true;
     int c;
+    for (int i = 1; i < argc; i++) { /* admin node ...: its own options and help */
+        if (strcmp(argv[i], "node") == 0)
+            return cli_admin_node_run(cli, argc, argv);
+        if (argv[i][0] != '-' || strcmp(argv[i], "--controller") == 0)
+            break;
+    }
     /* A Z85 key may begin with '-' (it is in the alphabet, ZeroMQ RFC 32): take such
      * an argument out before getopt reads it as an option. */
     static const char z85[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -153,7 +160,7 @@ int cli_admin_run(struct cli *cli, int argc, char **argv)
         pos[n++] = dash_key;
     char **a = pos;
     if (n < 2 || strcmp(a[0], "key") != 0)
-        return cli_usage_error(cli, "expected 'key add|revoke|list'");
+        return cli_usage_error(cli, "expected 'key add|revoke|list' or 'node drain|resume|remove'");
     const char *op = a[1];
     static char cmd[32];
     snprintf(cmd, sizeof cmd, "admin key %s", op);

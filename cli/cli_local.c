@@ -150,13 +150,20 @@ static int wait_ready(struct cli *cli, const struct cli_local *l, int nworkers, 
             char want[32];
             snprintf(want, sizeof want, "local-%d", i);
             const char *st = "not registered";
+            bool ready = false;
             size_t k;
             const json_t *node;
-            json_array_foreach(json_object_get(msg.body, "nodes"), k, node)
-                if (strcmp(cli_json_str(node, "name", ""), want) == 0)
-                    st = cli_json_str(node, "state", "?");
-            up += strcmp(st, "UP") == 0;
-            if (strcmp(st, "UP") != 0 && len < sizeof state)
+            json_array_foreach(json_object_get(msg.body, "nodes"), k, node) {
+                if (strcmp(cli_json_str(node, "name", ""), want) != 0)
+                    continue;
+                st = cli_json_str(node, "state", "?");
+                /* an admin's drain outlives restarts: such a node is as up as it will get */
+                ready = json_is_true(json_object_get(node, "registered")) &&
+                        (strcmp(st, "UP") == 0 ||
+                         (strcmp(st, "DRAINING") == 0 && json_is_true(json_object_get(node, "drained"))));
+            }
+            up += ready;
+            if (!ready && len < sizeof state)
                 len += (size_t)snprintf(state + len, sizeof state - len, "%s%s %s", len ? ", " : "",
                                         want, st);
         }

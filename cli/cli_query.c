@@ -272,13 +272,14 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
 static const char nodes_help[] =
     "usage: moat nodes\n"
     "\n"
-    "List worker nodes: NAME, STATE (UP, DRAINING: gets no new work after\n"
-    "repeated launch failures, DOWN: missed its heartbeats), HOST, PID, CPUS,\n"
-    "GPUS, MEM, RUNNING (tasks now), BACKEND (cpu or cuda), SANDBOX (how exec\n"
-    "tasks run: namespaces; off: unconfined; unavailable: refused) and EGRESS\n"
-    "(yes: the node has a route beyond the fabric's subnets).\n"
+    "List worker nodes: NAME, STATE (UP; DRAINING: gets no new work, drained by\n"
+    "an admin or after repeated launch failures; DOWN: missed its heartbeats),\n"
+    "HOST, PID, CPUS, GPUS, MEM, RUNNING (tasks now), BACKEND (cpu or cuda),\n"
+    "SANDBOX (how exec tasks run: namespaces; off: unconfined; unavailable:\n"
+    "refused), EGRESS (yes: the node has a route beyond the fabric's subnets)\n"
+    "and REASON (why DRAINING). 'moat admin node' drains, resumes, removes.\n"
     "With --json: {\"nodes\": [{name, state, host, pid, cpus, gpus, mem_bytes,\n"
-    "running_tasks, backend, sandbox, egress, egress_route?}]}.\n"
+    "running_tasks, backend, sandbox, egress, egress_route?, drained, reason}]}.\n"
     "\n"
     "Examples:\n"
     "  moat nodes\n"
@@ -342,8 +343,8 @@ int cli_nodes_run(struct cli *cli, int argc, char **argv)
         return CLI_OK;
     }
     static const char *const hdr[] = {"NAME", "STATE", "HOST", "PID", "CPUS", "GPUS", "MEM",
-                                      "RUNNING", "BACKEND", "SANDBOX", "EGRESS"};
-    struct cli_table *t = cli_table_create(11, hdr, "lllrrrrrlll");
+                                      "RUNNING", "BACKEND", "SANDBOX", "EGRESS", "REASON"};
+    struct cli_table *t = cli_table_create(12, hdr, "lllrrrrrllll");
     size_t nn = json_array_size(nodes);
     const json_t **sorted = calloc(nn ? nn : 1, sizeof *sorted);
     if (sorted == NULL) {
@@ -364,7 +365,8 @@ int cli_nodes_run(struct cli *cli, int argc, char **argv)
         const char *row[] = {cli_json_str(n, "name", "?"), cli_json_str(n, "state", "?"),
                              cli_json_str(n, "host", "?"), pid, cpus, gpus, mem, run,
                              cli_json_str(n, "backend", "?"), cli_json_str(n, "sandbox", "?"),
-                             json_is_true(json_object_get(n, "egress")) ? "yes" : "no"};
+                             json_is_true(json_object_get(n, "egress")) ? "yes" : "no",
+                             cli_json_str(n, "reason", "")};
         cli_table_add(t, row);
     }
     free(sorted);

@@ -50,7 +50,7 @@ static const struct cli_cmd commands[] = {
     {"model", cli_model_run, "import, list and verify models"},
     {"search", cli_search_run, "semantic search over an infer job's embeddings"},
     {"keygen", cli_keygen_run, "make a CURVE key pair (NAME.key, NAME.pub)"},
-    {"admin", cli_admin_run, "the controller's allowlist: admin key add|revoke|list"},
+    {"admin", cli_admin_run, "allowlist and nodes: admin key add|revoke|list, admin node drain|resume|remove"},
     {"audit", cli_audit_run, "list the audit log, or verify its hash chain"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])

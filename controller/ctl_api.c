@@ -20,9 +20,12 @@ int ctl_on_ping(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *
 {
     (void)err;
     json_int_t active = (json_int_t)ctl->nactive;
+    int nodes = 0;
+    for (int i = 0; i < ctl->nnodes; i++)
+        nodes += !ctl->nodes[i].removed;
     json_t *b = json_pack("{s:s, s:f, s:I, s:I, s:I, s:i, s:f}", "version", MOAT_VERSION, "time",
                           units_now(), "jobs", (json_int_t)ctl->njobs, "active", active,
-                          "resident", (json_int_t)ctl->nresident, "nodes", ctl->nnodes,
+                          "resident", (json_int_t)ctl->nresident, "nodes", nodes,
                           "recovery_ms", ctl->recovery_s * 1e3);
     return ctl_out_reply(ctl, peer, msg->req_id, b);
 }
@@ -338,20 +341,8 @@ int ctl_on_nodes(struct ctl *ctl, const struct net_peer *peer, struct proto_msg 
 {
     (void)err;
     json_t *nodes = json_array();
-    for (int i = 0; i < ctl->nnodes; i++) {
-        const struct ctl_node *n = &ctl->nodes[i];
-        json_array_append_new(
-            nodes, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:i, s:s, s:i, s:i, s:b}", "name",
-                             n->name, "state", node_state_name(n->state), "host", n->host, "pid",
-                             n->pid, "cpus", n->cpus, "gpus", n->gpus, "mem_bytes",
-                             (json_int_t)n->mem, "running_tasks", n->running, "backend", n->backend,
-                             "used_cpus", n->used_cpus, "launch_failures", n->launch_failures,
-                             "registered", n->registered));
-        json_t *o = json_array_get(nodes, json_array_size(nodes) - 1);
-        json_object_set_new(o, "sandbox", json_string(n->sandbox[0] ? n->sandbox : "unknown"));
-        json_object_set_new(o, "egress", json_boolean(n->egress));
-        if (n->egress)
-            json_object_set_new(o, "egress_route", json_string(n->egress_route));
-    }
+    for (int i = 0; i < ctl->nnodes; i++)
+        if (!ctl->nodes[i].removed)
+            json_array_append_new(nodes, ctl_node_json(&ctl->nodes[i]));
     return ctl_out_reply(ctl, peer, msg->req_id, json_pack("{s:o}", "nodes", nodes));
 }

@@ -15,9 +15,11 @@ int ctl_bench_expand(const struct ctl *ctl, struct job_spec *spec, struct err *e
     if (spec->kind != JOB_KIND_BENCH)
         return 0;
     if (!spec->nodes_all) {
-        for (int i = 0; i < spec->nnodes; i++)
-            if (ctl_node_find(ctl, spec->nodes[i]) < 0)
+        for (int i = 0; i < spec->nnodes; i++) {
+            int n = ctl_node_find(ctl, spec->nodes[i]);
+            if (n < 0 || ctl->nodes[n].removed)
                 return err_set(err, ENOENT, "nodes: unknown node '%s' (see moat nodes)", spec->nodes[i]);
+        }
         return 0;
     }
     const char **names = calloc((size_t)ctl->nnodes + 1, sizeof *names);

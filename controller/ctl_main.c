@@ -24,6 +24,7 @@
 #include "controller/ctl_auth.h"
 #include "controller/ctl_cfg.h"
 #include "controller/ctl_model.h"
+#include "controller/ctl_nodeadm.h"
 #include "controller/ctl_nodes.h"
 #include "controller/ctl_purge.h"
 #include "controller/ctl_sched.h"
@@ -58,6 +59,7 @@ static const ctl_handler_fn handlers[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_SHARD_GET] = ctl_on_shard_get,
     [PROTO_TYPE_ADMIN_KEY] = ctl_on_admin_key,
     [PROTO_TYPE_AUDIT] = ctl_on_audit,
+    [PROTO_TYPE_ADMIN_NODE] = ctl_on_admin_node,
 };
 
 static volatile sig_atomic_t g_stop;

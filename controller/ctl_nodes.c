@@ -177,6 +177,12 @@ int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     if (n < 0 && (n = node_add(ctl, name, err)) < 0)
         return -1;
     struct ctl_node *node = &ctl->nodes[n];
+    if (node->removed) { /* an admin removed it (ctl_nodeadm.h); its worker is back */
+        log_info("ctl", "node %s was removed; it registers again", name);
+        node->removed = node->drained = false;
+        node->reason[0] = '\0';
+        node->state = NODE_STATE_DOWN;
+    }
     if (strcmp(node->key, peer->key) != 0) {
         if (node->key[0])
             log_warn("ctl", "node %s: its worker key %s is no longer allowed; now %s", name,
@@ -232,8 +238,11 @@ int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_m
         log_warn("ctl", "node %s has a route beyond the fabric: %s (egress_policy = warn)", node->name,
                  node->egress_route);
     if (restarted || node->state == NODE_STATE_DOWN) {
-        node->state = NODE_STATE_UP;
+        /* a new worker process clears a drain for launch failures, not an admin's */
+        node->state = node->drained ? NODE_STATE_DRAINING : NODE_STATE_UP;
         node->launch_failures = 0;
+        if (!node->drained)
+            node->reason[0] = '\0';
     }
     node->registered = true;
     node->peer = *peer;
@@ -300,6 +309,8 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
         if (node->launch_failures >= ctl->cfg.drain_after_launch_failures &&
             node->state == NODE_STATE_UP) {
             node->state = NODE_STATE_DRAINING;
+            snprintf(node->reason, sizeof node->reason, "%d launch failures in a row",
+                     node->launch_failures);
             log_warn("ctl", "node %s: DRAINING after %d launch failures in a row", node->name,
                      node->launch_failures);
             if (ctl_node_save(ctl, node, err) != 0)

@@ -291,7 +291,29 @@ int ctl_node_save(struct ctl *ctl, const struct ctl_node *n, struct err *err)
                           "host", n->host, "pid", n->pid, "cpus", n->cpus, "gpus", n->gpus,
                           "mem_bytes", (json_int_t)n->mem, "backend", n->backend, "state",
                           node_state_name(n->state), "instance", n->instance, "key", n->key);
+    if (o && (n->drained || n->removed || n->reason[0]))
+        json_object_update_new(o, json_pack("{s:b, s:b, s:s}", "drained", n->drained, "removed",
+                                            n->removed, "reason", n->reason));
     return save_json(ctl, STORE_DB_NODES, n->name, strlen(n->name), o, false, err);
+}
+
+json_t *ctl_node_json(const struct ctl_node *n)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:I, s:i, s:s, s:i, s:i, s:b}", "name",
+                          n->name, "state", node_state_name(n->state), "host", n->host, "pid",
+                          n->pid, "cpus", n->cpus, "gpus", n->gpus, "mem_bytes", (json_int_t)n->mem,
+                          "running_tasks", n->running, "backend", n->backend, "used_cpus",
+                          n->used_cpus, "launch_failures", n->launch_failures, "registered",
+                          n->registered);
+    if (o == NULL)
+        return NULL;
+    json_object_set_new(o, "sandbox", json_string(n->sandbox[0] ? n->sandbox : "unknown"));
+    json_object_set_new(o, "egress", json_boolean(n->egress));
+    if (n->egress)
+        json_object_set_new(o, "egress_route", json_string(n->egress_route));
+    json_object_set_new(o, "drained", json_boolean(n->drained));
+    json_object_set_new(o, "reason", json_string(n->reason));
+    return o;
 }
 
 int ctl_node_find(const struct ctl *ctl, const char *name)
@@ -366,6 +388,9 @@ static int load_node_cb(const void *key, size_t klen, const void *val, size_t vl
     const char *st = jstr(o, "state");
     n->state = !strcmp(st, "DOWN") ? NODE_STATE_DOWN
                : !strcmp(st, "DRAINING") ? NODE_STATE_DRAINING : NODE_STATE_UP;
+    n->drained = json_is_true(json_object_get(o, "drained"));
+    n->removed = json_is_true(json_object_get(o, "removed"));
+    snprintf(n->reason, sizeof n->reason, "%s", jstr(o, "reason"));
     n->registered = false;
     n->last_seen = units_mono();
     json_decref(o);

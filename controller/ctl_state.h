@@ -103,6 +103,10 @@ struct ctl_node {
     int comm_port_min, comm_port_max, comm_port_next;
     bool held;                /* this placement pass: a bench task waits for it (ctl_sched) */
     char key[NET_KEY_LEN + 1]; /* the worker key the name belongs to (ctl_on_register); "" unbound */
+    bool drained;             /* an admin drained it: DRAINING, not UP, until resumed (ctl_nodeadm.h) */
+    bool removed;             /* an admin removed it: not listed, gets nothing; its name
+                               * still resolves (old tasks name it) and a REGISTER revives it */
+    char reason[81];          /* why DRAINING: the admin's reason or the launch failures; "" */
 };
 
 /* ctl_node_take: reserve on n what task t of job needs there (one task, or one
@@ -196,7 +200,8 @@ int ctl_node_save(struct ctl *ctl, const struct ctl_node *node, struct err *err)
 /* ctl_batch: make sure the batch transaction is open. */
 int ctl_batch(struct ctl *ctl, struct err *err);
 
-/* ctl_node_find / ctl_node_by_peer: index or -1. */
+/* ctl_node_find / ctl_node_by_peer: index or -1. ctl_node_find also finds a
+ * removed node (its name stays known); check ->removed where that matters. */
 int ctl_node_find(const struct ctl *ctl, const char *name);
 int ctl_node_by_peer(const struct ctl *ctl, const struct net_peer *peer);
 
@@ -209,5 +214,7 @@ struct proto_msg *ctl_out_last(struct ctl *ctl);
 
 /* ctl_task_json / ctl_job_json: the views of PRODUCT.md (show, queue). Caller owns. */
 json_t *ctl_job_json(const struct ctl *ctl, const struct ctl_job *job, bool with_tasks);
+/* ctl_node_json: a node as NODES lists it (docs/protocol.md). Caller owns; NULL: ENOMEM. */
+json_t *ctl_node_json(const struct ctl_node *n);
 
 #endif

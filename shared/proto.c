@@ -29,6 +29,7 @@ static const char *const type_names[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_SHARD_GET] = "SHARD_GET",
     [PROTO_TYPE_ADMIN_KEY] = "ADMIN_KEY",
     [PROTO_TYPE_AUDIT] = "AUDIT",
+    [PROTO_TYPE_ADMIN_NODE] = "ADMIN_NODE",
 };
 
 const char *proto_type_name(int type)
@@ -225,6 +226,11 @@ static const struct field f_audit[] = {
     {"limit", FT_INT, OPT, 1, 10000, 0, 0},
     {"verify", FT_BOOL, OPT, 0, 0, 0, 0},
     {0}};
+static const struct field f_admin_node[] = {
+    {"op", FT_STR, REQ, 0, 8, 0, 0},        /* drain, resume, remove */
+    {"name", FT_STR, REQ, 0, 64, 0, 0},
+    {"reason", FT_STR, OPT, 0, 80, 0, 0},   /* drain: why (shown by NODES) */
+    {0}};
 static const struct field f_error[] = {
     {"code", FT_INT, REQ, 0, 4095, 0, 0},
     {"msg", FT_STR, REQ, 0, 512, 0, 0},
@@ -253,6 +259,7 @@ static const struct field *const tables[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_SHARD_GET] = f_shard_get,
     [PROTO_TYPE_ADMIN_KEY] = f_admin_key,
     [PROTO_TYPE_AUDIT] = f_audit,
+    [PROTO_TYPE_ADMIN_NODE] = f_admin_node,
 };
 
 static int check_int(const json_t *v, double min, double max)
