@@ -248,7 +248,7 @@ int main(int argc, char **argv)
     json_int_t aid = json_integer_value(json_object_get(idb, "id"));
     json_decref(idb);
     t_done = wait_idle(c);
-    json_t *aj = call(c, PROTO_TYPE_SHOW, json_pack("{s:I}", "id", aid));
+    json_t *aj = call(c, PROTO_TYPE_SHOW, json_pack("{s:I, s:i}", "id", aid, "tasks_limit", 0));
     json_t *array = json_pack("{s:s, s:s, s:I, s:f, s:s}", "bench", "sched", "case", "array", "tasks",
                               (json_int_t)jobs, "complete_rate", jobs / (t_done - t0), "state",
                               json_string_value(json_object_get(aj, "state")));

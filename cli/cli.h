@@ -152,10 +152,28 @@ void cli_json_print(const json_t *doc);
 
 /* A table: header row then rows; columns padded to their widest cell, the last
  * column not padded; right-aligned columns named by align ('l' or 'r' each). */
+/* cli_paged_json: write reply, the first page of a paged listing (SHOW,
+ * RESULT: "tasks" and "tasks_next", docs/protocol.md), to out as one JSON
+ * document holding every page's tasks, fetched with page(cli, ctx, from,
+ * &reply) while tasks_next says more remain. Pages are streamed, so memory
+ * stays one page; a single page is printed as cli_json_print does (compact to
+ * a file). extra_key (or NULL): another array each page carries (a bench
+ * job's "rows"), concatenated. tasks_next is left out. Takes reply. Returns
+ * CLI_OK or the failed page's exit code (the document is then closed early). */
+typedef int (*cli_page_fn)(struct cli *cli, void *ctx, long long from, json_t **reply);
+int cli_paged_json(struct cli *cli, json_t *reply, cli_page_fn page, void *ctx, const char *extra_key,
+                   FILE *out);
+
 struct cli_table;
 struct cli_table *cli_table_create(int ncols, const char *const *header, const char *align);
 void cli_table_add(struct cli_table *t, const char *const *cells);
 void cli_table_print(struct cli_table *t); /* prints and frees */
+/* cli_table_flush: print the rows added so far (the header the first time) and
+ * drop them, so that a long listing goes out page by page; widths only grow. */
+void cli_table_flush(struct cli_table *t);
+/* cli_table_min_width: column col is at least width characters wide (a page
+ * printed early keeps the width a later, wider one needs). */
+void cli_table_min_width(struct cli_table *t, int col, int width);
 
 /* Field readers that tolerate absent or mistyped fields (the controller's shapes
  * are checked by tests, not trusted blindly by the CLI). */

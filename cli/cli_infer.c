@@ -407,7 +407,8 @@ int cli_search_run(struct cli *cli, int argc, char **argv)
     if (client_jobid_parse(argv[optind], &id, &e) != 0)
         return cli_fail(cli, CLI_USAGE, "%s", e.msg);
     json_t *job;
-    int rc = cli_request(cli, PROTO_TYPE_SHOW, json_pack("{s:I}", "id", (json_int_t)id), true, &job, NULL, NULL);
+    int rc = cli_request(cli, PROTO_TYPE_SHOW,
+                         json_pack("{s:I, s:i}", "id", (json_int_t)id, "tasks_limit", 0), true, &job, NULL, NULL);
     if (rc != CLI_OK)
         return rc;
     struct corpus corp = {0}, q = {0};
@@ -443,7 +444,9 @@ int cli_search_run(struct cli *cli, int argc, char **argv)
     double deadline = units_mono() + timeout;
     for (;;) {
         json_t *s;
-        if ((rc = cli_request(cli, PROTO_TYPE_SHOW, json_pack("{s:I}", "id", (json_int_t)qid), true, &s, NULL, NULL)) != CLI_OK)
+        if ((rc = cli_request(cli, PROTO_TYPE_SHOW,
+                              json_pack("{s:I, s:i}", "id", (json_int_t)qid, "tasks_limit", 0), true,
+                              &s, NULL, NULL)) != CLI_OK)
             goto out;
         const char *st = cli_json_str(s, "state", "?");
         bool finished = !strcmp(st, "COMPLETED"), ended = finished || !strcmp(st, "FAILED") ||

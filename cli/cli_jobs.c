@@ -172,7 +172,9 @@ static int poll_round(struct cli *cli, struct wjob *jobs, int n, double timeout,
         jobs[i].req = 0;
         if (jobs[i].done)
             continue;
-        if (client_send(cli->client, PROTO_TYPE_SHOW, json_pack("{s:I}", "id", (json_int_t)jobs[i].id),
+        /* the job's counters, not its tasks (a page of them would be wasted) */
+        if (client_send(cli->client, PROTO_TYPE_SHOW,
+                        json_pack("{s:I, s:i}", "id", (json_int_t)jobs[i].id, "tasks_limit", 0),
                         &jobs[i].req, &err) != 0)
             break; /* queue full: the rest next round */
         outstanding++;
@@ -206,23 +208,10 @@ static int poll_round(struct cli *cli, struct wjob *jobs, int n, double timeout,
         snprintf(jobs[k].state, sizeof jobs[k].state, "%s", cli_json_str(job, "state", "?"));
         snprintf(jobs[k].reason, sizeof jobs[k].reason, "%s", cli_json_str(job, "reason", ""));
         jobs[k].exit_code = cli_json_int(job, "exit_code", -1);
-        const json_t *tasks = json_object_get(job, "tasks");
-        jobs[k].ntasks = (long)json_array_size(tasks);
-        jobs[k].nended = 0;
+        jobs[k].ntasks = (long)cli_json_int(job, "ntasks", 0);
+        jobs[k].nended = (long)cli_json_int(job, "done", 0);
         jobs[k].ndocs = cli_json_int(job, "ndocs", 0);
-        long long batch = cli_json_int(job, "batch", 0);
-        jobs[k].docs_done = 0;
-        size_t i;
-        const json_t *t;
-        json_array_foreach(tasks, i, t) {
-            int st = job_state_parse(cli_json_str(t, "state", "?"));
-            if (st >= 0 && job_state_is_terminal((enum job_state)st))
-                jobs[k].nended++;
-            if (st == JOB_STATE_COMPLETED && batch > 0) {
-                long long left = jobs[k].ndocs - (long long)i * batch;
-                jobs[k].docs_done += left < batch ? left : batch;
-            }
-        }
+        jobs[k].docs_done = cli_json_int(job, "docs_done", 0);
         if (jobs[k].docs_at_start < 0)
             jobs[k].docs_at_start = jobs[k].docs_done;
         int st = job_state_parse(jobs[k].state);

@@ -152,41 +152,121 @@ int cli_queue_run(struct cli *cli, int argc, char **argv)
 /* ---- show ---- */
 
 static const char show_help[] =
-    "usage: moat show JOB\n"
+    "usage: moat show JOB [--state STATE]\n"
     "\n"
-    "Show one job: its state, times, exit code and every task (array element):\n"
-    "index, state, attempts, node and exit code. With --json the job object:\n"
-    "{id, name, kind, state, attempts, submit_time, start_time, end_time,\n"
-    " exit_code, progress, tasks: [{index, state, attempts, node, exit_code}]}.\n"
+    "Show one job: its state, times, exit code, its tasks' counts by state and\n"
+    "every task (array element): index, state, attempts, node and exit code.\n"
+    "--state STATE lists only the tasks in STATE (PENDING, RUNNING, COMPLETED,\n"
+    "FAILED, CANCELLED, TIMEOUT). With --json the job object: {id, name, kind,\n"
+    "state, attempts, submit_time, start_time, end_time, exit_code, progress,\n"
+    " ntasks, task_states: {STATE: count}, tasks: [{index, state, attempts, node,\n"
+    " exit_code, start_time, end_time}]}. A job of many tasks is fetched and\n"
+    "printed in pages of 10,000 tasks.\n"
     "\n"
     "Examples:\n"
     "  moat show 17\n"
+    "  moat show 17 --state FAILED\n"
     "  moat show 17 --json | jq '[.tasks[] | select(.state==\"FAILED\") | .index]'\n";
+
+static void task_row(struct cli_table *t, const json_t *task)
+{
+    char idx[24], att[16], tex[16];
+    snprintf(idx, sizeof idx, "%lld", cli_json_int(task, "index", 0));
+    snprintf(att, sizeof att, "%lld", cli_json_int(task, "attempts", 0));
+    job_exit(task, tex, sizeof tex);
+    const char *node = cli_json_str(task, "node", "");
+    const char *state = cli_json_str(task, "state", "?");
+    char nodes[200];
+    snprintf(nodes, sizeof nodes, "%s", node[0] ? node : "-");
+    const json_t *ranks = json_object_get(task, "ranks"), *rn;
+    size_t r;
+    if (json_array_size(ranks) > 1) { /* TP ranks: node of rank 0 + rank 1 + ... */
+        nodes[0] = '\0';
+        json_array_foreach(ranks, r, rn) {
+            size_t len = strlen(nodes);
+            snprintf(nodes + len, sizeof nodes - len, "%s%s", r ? "+" : "",
+                     json_is_string(rn) ? json_string_value(rn) : "?");
+        }
+    }
+    if (strcmp(state, "PENDING") == 0) /* waiting for another attempt: no node yet */
+        snprintf(nodes, sizeof nodes, "-");
+    const char *row[] = {idx, state, att, nodes, tex};
+    cli_table_add(t, row);
+}
+
+/* show_page: the next page of job id's tasks from index from (-1: the first;
+ * see ctl_on_show), only those in state when not NULL. */
+static int show_page(struct cli *cli, uint64_t id, long long from, const char *state, json_t **reply)
+{
+    json_t *body = json_pack("{s:I}", "id", (json_int_t)id);
+    if (from >= 0)
+        json_object_set_new(body, "tasks_from", json_integer(from));
+    if (state)
+        json_object_set_new(body, "tasks_state", json_string(state));
+    return cli_request(cli, PROTO_TYPE_SHOW, body, true, reply, NULL, NULL);
+}
+
+struct show_ctx {
+    uint64_t id;
+    const char *state;
+};
+
+static int show_next(struct cli *cli, void *ctx, long long from, json_t **reply)
+{
+    const struct show_ctx *sc = ctx;
+    return show_page(cli, sc->id, from, sc->state, reply);
+}
+
+static long long next_of(const json_t *reply)
+{
+    const json_t *n = json_object_get(reply, "tasks_next");
+    return json_is_integer(n) ? json_integer_value(n) : -1;
+}
 
 int cli_show_run(struct cli *cli, int argc, char **argv)
 {
-    static const struct option longopts[] = {CLI_COMMON_OPTS};
+    enum { OPT_STATE = 1 };
+    static const struct option longopts[] = {
+        {"state", required_argument, NULL, OPT_STATE},
+        CLI_COMMON_OPTS,
+    };
+    const char *state = NULL;
     bool first = true;
     int c;
-    while ((c = cli_getopt(cli, argc, argv, "", longopts, show_help, &first)) != -1)
-        return c == CLI_OPT_HELP ? CLI_OK : CLI_USAGE;
+    while ((c = cli_getopt(cli, argc, argv, "", longopts, show_help, &first)) != -1) {
+        if (c == CLI_OPT_HELP)
+            return CLI_OK;
+        if (c == '?')
+            return CLI_USAGE;
+        if (c == OPT_STATE)
+            state = optarg;
+    }
     if (optind >= argc)
         return cli_usage_error(cli, "missing JOB");
     if (optind + 1 < argc)
         return cli_usage_error(cli, "unexpected argument '%s' (one job at a time)", argv[optind + 1]);
+    static char upper[16];
+    if (state) {
+        size_t k = 0;
+        for (; state[k] && k + 1 < sizeof upper; k++)
+            upper[k] = (char)toupper((unsigned char)state[k]);
+        upper[k] = '\0';
+        if (job_state_parse(upper) < 0)
+            return cli_usage_error(cli, "--state '%s': expected PENDING, RUNNING, COMPLETED, FAILED, "
+                                   "CANCELLED or TIMEOUT", state);
+        state = upper;
+    }
     uint64_t id;
     struct err err = {0};
     if (client_jobid_parse(argv[optind], &id, &err) != 0)
         return cli_fail(cli, CLI_USAGE, "%s", err.msg);
     json_t *reply;
-    int rc = cli_request(cli, PROTO_TYPE_SHOW, json_pack("{s:I}", "id", (json_int_t)id), true,
-                         &reply, NULL, NULL);
+    int rc = show_page(cli, id, -1, state, &reply);
     if (rc != CLI_OK)
         return rc;
     if (cli->json) {
-        cli_json_print(reply);
-        json_decref(reply);
-        return CLI_OK;
+        struct show_ctx sc = {id, state};
+        return cli_paged_json(cli, reply, show_next, &sc, NULL, stdout);
     }
     char sub[32], st[32], en[32], el[32], ex[16];
     const char *name = cli_json_str(reply, "name", "");
@@ -230,41 +310,49 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
     printf("  started:   %s\n", cli_time_format(cli_json_num(reply, "start_time", 0), st, sizeof st));
     printf("  ended:     %s\n", cli_time_format(cli_json_num(reply, "end_time", 0), en, sizeof en));
     printf("  run time:  %s\n", el);
-    const json_t *tasks = json_object_get(reply, "tasks");
-    if (json_is_array(tasks) && json_array_size(tasks) > 0) {
-        printf("\n");
-        static const char *const hdr[] = {"INDEX", "STATE", "ATTEMPTS", "NODE", "EXIT"};
-        struct cli_table *t = cli_table_create(5, hdr, "rlrlr");
-        size_t i;
-        const json_t *task;
-        json_array_foreach(tasks, i, task) {
-            char idx[24], att[16], tex[16];
-            snprintf(idx, sizeof idx, "%lld", cli_json_int(task, "index", 0));
-            snprintf(att, sizeof att, "%lld", cli_json_int(task, "attempts", 0));
-            job_exit(task, tex, sizeof tex);
-            const char *node = cli_json_str(task, "node", "");
-            const char *state = cli_json_str(task, "state", "?");
-            char nodes[200];
-            snprintf(nodes, sizeof nodes, "%s", node[0] ? node : "-");
-            const json_t *ranks = json_object_get(task, "ranks"), *rn;
-            size_t r;
-            if (json_array_size(ranks) > 1) { /* TP ranks: node of rank 0 + rank 1 + ... */
-                nodes[0] = '\0';
-                json_array_foreach(ranks, r, rn) {
-                    size_t len = strlen(nodes);
-                    snprintf(nodes + len, sizeof nodes - len, "%s%s", r ? "+" : "",
-                             json_is_string(rn) ? json_string_value(rn) : "?");
-                }
+    long long ntasks = cli_json_int(reply, "ntasks", 0);
+    const json_t *counts = json_object_get(reply, "task_states");
+    if (ntasks > 1 && json_is_object(counts)) {
+        printf("  tasks:     %lld (", ntasks);
+        static const char *const order[] = {"COMPLETED", "RUNNING", "PENDING", "FAILED", "TIMEOUT",
+                                            "CANCELLED"};
+        bool sep = false;
+        for (size_t k = 0; k < sizeof order / sizeof *order; k++) {
+            long long n = cli_json_int(counts, order[k], 0);
+            if (n > 0) {
+                printf("%s%lld %s", sep ? ", " : "", n, order[k]);
+                sep = true;
             }
-            if (strcmp(state, "PENDING") == 0) /* waiting for another attempt: no node yet */
-                snprintf(nodes, sizeof nodes, "-");
-            const char *row[] = {idx, state, att, nodes, tex};
-            cli_table_add(t, row);
         }
-        cli_table_print(t);
+        printf(")\n");
     }
-    json_decref(reply);
-    return CLI_OK;
+    static const char *const hdr[] = {"INDEX", "STATE", "ATTEMPTS", "NODE", "EXIT"};
+    struct cli_table *t = NULL;
+    for (;;) {
+        const json_t *tasks = json_object_get(reply, "tasks"), *task;
+        size_t i;
+        if (t == NULL && json_array_size(tasks) > 0) {
+            printf("\n");
+            t = cli_table_create(5, hdr, "rlrlr");
+            const char *arr = cli_json_str(reply, "array", ""), *dash = strchr(arr, '-');
+            if (dash) /* the widest index is the last: the width of every page */
+                cli_table_min_width(t, 0, (int)strcspn(dash + 1, "%"));
+        }
+        json_array_foreach(tasks, i, task)
+            task_row(t, task);
+        cli_table_flush(t);
+        long long next = next_of(reply);
+        json_decref(reply);
+        reply = NULL;
+        if (next < 0)
+            break;
+        if ((rc = show_page(cli, id, next, state, &reply)) != CLI_OK)
+            break;
+    }
+    if (t == NULL && state && rc == CLI_OK)
+        printf("\n  no task is %s\n", state);
+    cli_table_print(t);
+    return rc;
 }
 
 /* ---- nodes ---- */

@@ -36,6 +36,14 @@ static int index_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* result_page: RESULT {id, tasks_from}: the page of task outputs from index from. */
+static int result_page(struct cli *cli, void *ctx, long long from, json_t **reply)
+{
+    json_t *body = json_pack("{s:I, s:I}", "id", (json_int_t)*(const uint64_t *)ctx, "tasks_from",
+                             (json_int_t)from);
+    return cli_request(cli, PROTO_TYPE_RESULT, body, true, reply, NULL, NULL);
+}
+
 /* raw_task: RESULT {id, task, raw} -> the stdout blob written to out. */
 static int raw_task(struct cli *cli, uint64_t id, long long task, FILE *out)
 {
@@ -122,44 +130,49 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
         rc = cli_fail(cli, CLI_USAGE, "--format npy: only for infer jobs");
         goto done;
     }
-    if (cli->json) {
-        size_t flags = JSON_COMPACT;
-        if (out == stdout) {
-            cli_json_print(reply);
-        } else {
-            json_dumpf(reply, out, flags);
-            fputc('\n', out);
+    if (cli->json) { /* pages streamed into one document (cli_paged_json) */
+        rc = cli_paged_json(cli, reply, result_page, &id, "rows", out);
+        reply = NULL;
+        goto done;
+    }
+    /* The task objects (one with --task) in index order, page by page. */
+    for (;;) {
+        json_t *tasks = json_object_get(reply, "tasks");
+        if (task < 0 && !json_is_array(tasks)) {
+            rc = cli_fail(cli, CLI_FAILED, "controller reply has no task list");
+            goto done;
         }
-        goto done;
-    }
-    /* Collect the task objects (one with --task) in index order. */
-    json_t *tasks = json_object_get(reply, "tasks");
-    size_t n = task >= 0 ? 1 : json_array_size(tasks);
-    if (task < 0 && !json_is_array(tasks)) {
-        rc = cli_fail(cli, CLI_FAILED, "controller reply has no task list");
-        goto done;
-    }
-    json_t **v = calloc(n ? n : 1, sizeof *v);
-    if (v == NULL) {
-        rc = cli_fail(cli, CLI_FAILED, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++)
-        v[i] = task >= 0 ? reply : json_array_get(tasks, i);
-    qsort(v, n, sizeof *v, index_cmp);
-    for (size_t i = 0; i < n && rc == CLI_OK; i++) {
-        if (fmt == FMT_JSONL) {
-            json_dumpf(v[i], out, JSON_COMPACT);
-            fputc('\n', out);
-        } else if (fmt == FMT_RAW) {
-            rc = raw_task(cli, id, cli_json_int(v[i], "index", 0), out);
-        } else {
-            const json_t *s = json_object_get(v[i], "stdout");
-            if (json_is_string(s))
-                fwrite(json_string_value(s), 1, json_string_length(s), out);
+        size_t n = task >= 0 ? 1 : json_array_size(tasks);
+        json_t **v = calloc(n ? n : 1, sizeof *v);
+        if (v == NULL) {
+            rc = cli_fail(cli, CLI_FAILED, "out of memory");
+            goto done;
         }
+        for (size_t i = 0; i < n; i++)
+            v[i] = task >= 0 ? reply : json_array_get(tasks, i);
+        qsort(v, n, sizeof *v, index_cmp); /* a page is in index order; be sure of it */
+        for (size_t i = 0; i < n && rc == CLI_OK; i++) {
+            if (fmt == FMT_JSONL) {
+                json_dumpf(v[i], out, JSON_COMPACT);
+                fputc('\n', out);
+            } else if (fmt == FMT_RAW) {
+                rc = raw_task(cli, id, cli_json_int(v[i], "index", 0), out);
+            } else {
+                const json_t *s = json_object_get(v[i], "stdout");
+                if (json_is_string(s))
+                    fwrite(json_string_value(s), 1, json_string_length(s), out);
+            }
+        }
+        free(v);
+        const json_t *nx = json_object_get(reply, "tasks_next");
+        if (rc != CLI_OK || task >= 0 || !json_is_integer(nx))
+            break;
+        long long from = json_integer_value(nx);
+        json_decref(reply);
+        reply = NULL;
+        if ((rc = result_page(cli, &id, from, &reply)) != CLI_OK)
+            break;
     }
-    free(v);
 done:
     json_decref(reply);
     return cli_out_close(cli, &o, rc);

@@ -289,10 +289,87 @@ void cli_json_print(const json_t *doc)
     fputc('\n', stdout);
 }
 
+/* pages_write: tasks (stolen) then the later pages' tasks, comma-separated;
+ * each later page's extra array (rows) appended to *extra. */
+static int pages_write(struct cli *cli, json_t *tasks, long long next, cli_page_fn page, void *ctx,
+                       const char *extra_key, json_t *extra, FILE *out)
+{
+    bool first = true;
+    for (;;) {
+        size_t i;
+        const json_t *t;
+        json_array_foreach(tasks, i, t) {
+            if (!first)
+                fputc(',', out);
+            json_dumpf(t, out, JSON_COMPACT);
+            first = false;
+        }
+        json_decref(tasks);
+        if (next < 0)
+            return CLI_OK;
+        json_t *r;
+        int rc = page(cli, ctx, next, &r);
+        if (rc != CLI_OK)
+            return rc;
+        const json_t *n = json_object_get(r, "tasks_next");
+        next = json_is_integer(n) ? json_integer_value(n) : -1;
+        tasks = json_incref(json_object_get(r, "tasks"));
+        if (extra)
+            json_array_extend(extra, json_object_get(r, extra_key));
+        json_decref(r);
+    }
+}
+
+int cli_paged_json(struct cli *cli, json_t *reply, cli_page_fn page, void *ctx, const char *extra_key,
+                   FILE *out)
+{
+    const json_t *n = json_object_get(reply, "tasks_next");
+    long long next = json_is_integer(n) ? json_integer_value(n) : -1;
+    json_object_del(reply, "tasks_next");
+    if (next < 0) {
+        if (out == stdout) {
+            cli_json_print(reply);
+        } else {
+            json_dumpf(reply, out, JSON_COMPACT);
+            fputc('\n', out);
+        }
+        json_decref(reply);
+        return CLI_OK;
+    }
+    json_t *tasks = json_incref(json_object_get(reply, "tasks"));
+    json_t *extra = extra_key ? json_incref(json_object_get(reply, extra_key)) : NULL;
+    json_object_del(reply, "tasks");
+    if (extra_key)
+        json_object_del(reply, extra_key);
+    char *head = json_dumps(reply, JSON_COMPACT);
+    json_decref(reply);
+    size_t hl = head ? strlen(head) : 0;
+    if (hl < 2) {
+        free(head);
+        json_decref(tasks);
+        json_decref(extra);
+        return cli_fail(cli, CLI_FAILED, "out of memory");
+    }
+    head[hl - 1] = '\0'; /* its closing brace: the tasks go in first */
+    fprintf(out, "%s%s\"tasks\":[", head, hl > 2 ? "," : "");
+    free(head);
+    int rc = pages_write(cli, tasks, next, page, ctx, extra_key, extra, out);
+    fputc(']', out); /* also when cut short: what came is valid JSON; rc says it is cut */
+    if (extra) {
+        fprintf(out, ",\"%s\":", extra_key);
+        json_dumpf(extra, out, JSON_COMPACT);
+        json_decref(extra);
+    }
+    fputs("}\n", out);
+    return rc;
+}
+
 struct cli_table {
     int ncols, nrows, cap;
     char **cells; /* nrows * ncols, row 0 the header */
     char align[16];
+    int width[16];     /* the widest cell so far per column (cli_table_flush) */
+    bool header_shown; /* row 0 was printed by an earlier cli_table_flush */
 };
 
 struct cli_table *cli_table_create(int ncols, const char *const *header, const char *align)
@@ -323,11 +400,17 @@ void cli_table_add(struct cli_table *t, const char *const *cells)
     t->nrows++;
 }
 
-void cli_table_print(struct cli_table *t)
+void cli_table_min_width(struct cli_table *t, int col, int width)
+{
+    if (t && col >= 0 && col < 16 && width > t->width[col])
+        t->width[col] = width;
+}
+
+void cli_table_flush(struct cli_table *t)
 {
     if (t == NULL)
         return;
-    int width[16] = {0};
+    int *width = t->width;
     for (int r = 0; r < t->nrows; r++)
         for (int c = 0; c < t->ncols && c < 16; c++) {
             const char *s = t->cells[r * t->ncols + c];
@@ -335,7 +418,7 @@ void cli_table_print(struct cli_table *t)
             if (w > width[c])
                 width[c] = w;
         }
-    for (int r = 0; r < t->nrows; r++) {
+    for (int r = t->header_shown ? 1 : 0; r < t->nrows; r++) {
         for (int c = 0; c < t->ncols && c < 16; c++) {
             const char *s = t->cells[r * t->ncols + c];
             s = s ? s : "";
@@ -351,6 +434,17 @@ void cli_table_print(struct cli_table *t)
         }
         fputc('\n', stdout);
     }
+    for (int i = t->ncols; i < t->nrows * t->ncols; i++)
+        free(t->cells[i]);
+    t->nrows = t->nrows ? 1 : 0; /* keep the header */
+    t->header_shown = true;
+}
+
+void cli_table_print(struct cli_table *t)
+{
+    if (t == NULL)
+        return;
+    cli_table_flush(t);
     for (int i = 0; i < t->nrows * t->ncols; i++)
         free(t->cells[i]);
     free(t->cells);

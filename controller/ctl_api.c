@@ -116,12 +116,61 @@ static struct ctl_job *job_arg(struct ctl *ctl, const json_t *body, struct err *
     return ctl_job_get(ctl, id, err);
 }
 
+/* SHOW: the job, its tasks' counts by state, and one page of its tasks: from
+ * array index tasks_from (default the first) at most tasks_limit of them
+ * (default CTL_SHOW_PAGE; 0: none), only those in tasks_state when given.
+ * tasks_next: the index to ask for next, null when the page reached the end.
+ * A page bounds the reply and the controller's memory for it (a job of a
+ * million tasks made one reply of gigabytes of JSON, and stalled the loop). */
 int ctl_on_show(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
 {
     struct ctl_job *job = job_arg(ctl, msg->body, err);
     if (job == NULL)
         return -1;
-    return ctl_out_reply(ctl, peer, msg->req_id, ctl_job_json(ctl, job, true));
+    const json_t *b = msg->body, *fromj = json_object_get(b, "tasks_from");
+    const json_t *limj = json_object_get(b, "tasks_limit"), *stj = json_object_get(b, "tasks_state");
+    int want = -1;
+    if (stj && (want = job_state_parse(json_string_value(stj))) < 0)
+        return err_set(err, EINVAL, "tasks_state: '%s' is not a state", json_string_value(stj));
+    uint64_t from = fromj ? (uint64_t)json_integer_value(fromj) : job->spec.array_start;
+    uint32_t limit = limj ? (uint32_t)json_integer_value(limj) : CTL_SHOW_PAGE;
+    uint64_t off = from > job->spec.array_start ? from - job->spec.array_start : 0;
+    json_t *o = ctl_job_json(job), *tasks = json_array(), *counts = json_object();
+    if (o == NULL || tasks == NULL || counts == NULL) {
+        json_decref(o);
+        json_decref(tasks);
+        json_decref(counts);
+        return err_set(err, ENOMEM, "show: out of memory");
+    }
+    uint32_t n[JOB_STATE_COUNT] = {0};
+    uint64_t docs_done = 0; /* infer: the documents of its COMPLETED batches */
+    for (uint32_t i = 0; i < job->ntasks; i++) {
+        n[job->tasks[i].state < JOB_STATE_COUNT ? job->tasks[i].state : 0]++;
+        if (job->spec.kind == JOB_KIND_INFER && job->tasks[i].state == JOB_STATE_COMPLETED) {
+            uint64_t first = (uint64_t)i * (uint64_t)job->spec.batch;
+            uint64_t left = job->spec.ndocs > first ? job->spec.ndocs - first : 0;
+            docs_done += left < (uint64_t)job->spec.batch ? left : (uint64_t)job->spec.batch;
+        }
+    }
+    if (job->spec.kind == JOB_KIND_INFER)
+        json_object_set_new(o, "docs_done", json_integer((json_int_t)docs_done));
+    for (int st = 0; st < JOB_STATE_COUNT; st++)
+        if (n[st])
+            json_object_set_new(counts, job_state_name((enum job_state)st), json_integer(n[st]));
+    for (uint32_t listed = 0; off < job->ntasks && listed < limit; off++) {
+        if (want < 0 || job->tasks[off].state == (enum job_state)want) {
+            json_array_append_new(tasks, ctl_task_json(ctl, job, (uint32_t)off));
+            listed++;
+        }
+    }
+    while (want >= 0 && off < job->ntasks && job->tasks[off].state != (enum job_state)want)
+        off++; /* next: a task the filter keeps */
+    json_object_set_new(o, "task_states", counts);
+    json_object_set_new(o, "tasks", tasks);
+    json_object_set_new(o, "tasks_next", off < job->ntasks
+                                             ? json_integer((json_int_t)(job->spec.array_start + off))
+                                             : json_null());
+    return ctl_out_reply(ctl, peer, msg->req_id, o);
 }
 
 int ctl_on_queue(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
@@ -146,7 +195,7 @@ int ctl_on_queue(struct ctl *ctl, const struct net_peer *peer, struct proto_msg 
         }
         if ((all || !job_state_is_terminal(job->state)) &&
             (want < 0 || job->state == (enum job_state)want))
-            json_array_append_new(jobs, ctl_job_json(ctl, job, false));
+            json_array_append_new(jobs, ctl_job_json(job));
         ctl_job_free(read);
     }
     return ctl_out_reply(ctl, peer, msg->req_id, json_pack("{s:o}", "jobs", jobs));
@@ -305,9 +354,18 @@ int ctl_on_result(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         proto_msg_clear(&tmp);
         return 0;
     }
+    /* A page: from tasks_from, up to tasks_limit tasks or CTL_RESULT_PAGE_BYTES
+     * of output (at least one task), as SHOW pages its tasks. */
+    const json_t *fromj = json_object_get(msg->body, "tasks_from");
+    const json_t *limj = json_object_get(msg->body, "tasks_limit");
+    uint64_t from = fromj ? (uint64_t)json_integer_value(fromj) : job->spec.array_start;
+    uint64_t off = from > job->spec.array_start ? from - job->spec.array_start : 0;
+    uint32_t limit = limj ? (uint32_t)json_integer_value(limj) : CTL_SHOW_PAGE;
+    size_t bytes = 0;
     json_t *tasks = json_array(), *rows = job->spec.kind == JOB_KIND_BENCH ? json_array() : NULL;
-    for (uint32_t off = 0; off < job->ntasks; off++) {
-        json_t *o = task_result_json(ctl, job, off, false, NULL, err);
+    for (uint32_t listed = 0; off < job->ntasks && listed < limit && bytes < CTL_RESULT_PAGE_BYTES;
+         off++, listed++) {
+        json_t *o = task_result_json(ctl, job, (uint32_t)off, false, NULL, err);
         if (o == NULL) {
             json_decref(tasks);
             json_decref(rows);
@@ -315,6 +373,8 @@ int ctl_on_result(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         }
         /* a bench task's stdout is its JSON rows, one per line (worker/wrk_bench.h) */
         const char *out = json_string_value(json_object_get(o, "stdout"));
+        bytes += json_string_length(json_object_get(o, "stdout")) +
+                 json_string_length(json_object_get(o, "stderr"));
         while (rows && out && *out) {
             const char *nl = strchr(out, '\n');
             size_t len = nl ? (size_t)(nl - out) : strlen(out);
@@ -334,6 +394,10 @@ int ctl_on_result(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         json_object_set_new(reply, "rows", rows);
     else
         json_decref(rows);
+    if (reply)
+        json_object_set_new(reply, "tasks_next",
+                            off < job->ntasks ? json_integer((json_int_t)(job->spec.array_start + off))
+                                              : json_null());
     return ctl_out_reply(ctl, peer, msg->req_id, reply);
 }
 

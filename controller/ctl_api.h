@@ -8,6 +8,11 @@
 
 #include "controller/ctl_state.h"
 
+/* SHOW's default page: tasks in one reply when the request names no tasks_limit. */
+#define CTL_SHOW_PAGE 10000
+/* RESULT's page also ends once its outputs (stdout + stderr) reach this many bytes. */
+#define CTL_RESULT_PAGE_BYTES (4u << 20)
+
 int ctl_on_ping(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
 int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
 int ctl_on_show(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);

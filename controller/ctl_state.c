@@ -908,7 +908,30 @@ struct proto_msg *ctl_out_last(struct ctl *ctl)
 
 /* ---- views ---- */
 
-json_t *ctl_job_json(const struct ctl *ctl, const struct ctl_job *job, bool with_tasks)
+json_t *ctl_task_json(const struct ctl *ctl, const struct ctl_job *job, uint32_t off)
+{
+    const struct ctl_task *t = &job->tasks[off];
+    json_t *to = json_object();
+    json_object_set_new(to, "index", json_integer(job->spec.array_start + off));
+    json_object_set_new(to, "state", json_string(job_state_name(t->state)));
+    json_object_set_new(to, "attempts", json_integer(t->attempts));
+    json_object_set_new(to, "node", t->last_node >= 0 ? json_string(ctl->nodes[t->last_node].name)
+                                                      : json_null());
+    if (t->ranks) { /* a running TP group: every rank's node, rank order */
+        json_t *ranks = json_array();
+        for (int r = 0; r < job->spec.tp; r++)
+            json_array_append_new(ranks, t->ranks[r] >= 0 ? json_string(ctl->nodes[t->ranks[r]].name)
+                                                          : json_null());
+        json_object_set_new(to, "ranks", ranks);
+    }
+    json_object_set_new(to, "exit_code",
+                        job_state_is_terminal(t->state) ? json_integer(t->exit_code) : json_null());
+    json_object_set_new(to, "start_time", time_json(t->start_time));
+    json_object_set_new(to, "end_time", time_json(t->end_time));
+    return to;
+}
+
+json_t *ctl_job_json(const struct ctl_job *job)
 {
     uint32_t attempts = job->attempts;
     json_t *o = json_object();
@@ -967,33 +990,6 @@ json_t *ctl_job_json(const struct ctl *ctl, const struct ctl_job *job, bool with
         for (int i = 0; i < job->spec.nafter; i++)
             json_array_append_new(a, json_integer((json_int_t)job->spec.after[i]));
         json_object_set_new(o, "after", a);
-    }
-    if (with_tasks) {
-        json_t *tasks = json_array();
-        for (uint32_t i = 0; i < job->ntasks; i++) {
-            const struct ctl_task *t = &job->tasks[i];
-            json_t *to = json_object();
-            json_object_set_new(to, "index", json_integer(job->spec.array_start + i));
-            json_object_set_new(to, "state", json_string(job_state_name(t->state)));
-            json_object_set_new(to, "attempts", json_integer(t->attempts));
-            json_object_set_new(to, "node", t->last_node >= 0
-                                                ? json_string(ctl->nodes[t->last_node].name)
-                                                : json_null());
-            if (t->ranks) { /* a running TP group: every rank's node, rank order */
-                json_t *ranks = json_array();
-                for (int r = 0; r < job->spec.tp; r++)
-                    json_array_append_new(ranks, t->ranks[r] >= 0
-                                                     ? json_string(ctl->nodes[t->ranks[r]].name)
-                                                     : json_null());
-                json_object_set_new(to, "ranks", ranks);
-            }
-            json_object_set_new(to, "exit_code", job_state_is_terminal(t->state)
-                                                     ? json_integer(t->exit_code) : json_null());
-            json_object_set_new(to, "start_time", time_json(t->start_time));
-            json_object_set_new(to, "end_time", time_json(t->end_time));
-            json_array_append_new(tasks, to);
-        }
-        json_object_set_new(o, "tasks", tasks);
     }
     return o;
 }

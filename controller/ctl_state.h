@@ -212,8 +212,11 @@ int ctl_out_send(struct ctl *ctl, const struct net_peer *peer, enum proto_type t
 /* ctl_out_last: the last queued message (to attach blobs). */
 struct proto_msg *ctl_out_last(struct ctl *ctl);
 
-/* ctl_task_json / ctl_job_json: the views of PRODUCT.md (show, queue). Caller owns. */
-json_t *ctl_job_json(const struct ctl *ctl, const struct ctl_job *job, bool with_tasks);
+/* ctl_job_json: a job as PRODUCT.md's show and queue give it, without its
+ * tasks; ctl_task_json: task off (offset in job->tasks) as show lists it.
+ * Caller owns; NULL (or holes) only when out of memory. */
+json_t *ctl_job_json(const struct ctl_job *job);
+json_t *ctl_task_json(const struct ctl *ctl, const struct ctl_job *job, uint32_t off);
 /* ctl_node_json: a node as NODES lists it (docs/protocol.md). Caller owns; NULL: ENOMEM. */
 json_t *ctl_node_json(const struct ctl_node *n);
 

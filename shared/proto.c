@@ -100,6 +100,9 @@ static const struct field f_submit[] = {
     {0}};
 static const struct field f_show[] = {
     {"id", FT_INT, REQ, 1, I64MAX, 0, 0},
+    {"tasks_from", FT_INT, OPT, 0, 4294967295.0, 0, 0}, /* array index of the page's first task */
+    {"tasks_limit", FT_INT, OPT, 0, 100000, 0, 0},      /* tasks in the page (default 10,000) */
+    {"tasks_state", FT_STR, OPT, 0, 16, 0, 0},          /* only tasks in this state */
     {0}};
 static const struct field f_queue[] = {
     {"state", FT_STR, OPT, 0, 16, 0, 0},
@@ -112,6 +115,8 @@ static const struct field f_result[] = {
     {"id", FT_INT, REQ, 1, I64MAX, 0, 0},
     {"task", FT_INT, OPT, 0, 4294967295.0, 0, 0},
     {"raw", FT_BOOL, OPT, 0, 0, 0, 0},
+    {"tasks_from", FT_INT, OPT, 0, 4294967295.0, 0, 0}, /* without task: the page's first index */
+    {"tasks_limit", FT_INT, OPT, 1, 100000, 0, 0},      /* and at most this many tasks */
     {0}};
 static const struct field f_task_ref[] = {
     {"job", FT_INT, REQ, 1, I64MAX, 0, 0},

@@ -332,9 +332,9 @@ def test_wait_draws_a_progress_bar_only_on_a_terminal(fake):
     def h(t, b, _):
         calls["n"] += 1
         done = calls["n"] > 3
-        tasks = [{"index": i, "state": "COMPLETED" if done or i < 2 else "RUNNING", "attempts": 1,
-                  "node": "n", "exit_code": 0} for i in range(4)]
-        return "REPLY", dict(JOB, state="COMPLETED" if done else "RUNNING", tasks=tasks)
+        assert b.get("tasks_limit") == 0, b  # wait needs the counters, not the tasks
+        return "REPLY", dict(JOB, state="COMPLETED" if done else "RUNNING", tasks=[], ntasks=4,
+                             done=4 if done else 2)
     f = fake(h)
     master, slave = pty.openpty()
     p = subprocess.run([str(MOAT), "--controller", f.endpoint, "wait", "7"], stdout=subprocess.PIPE,

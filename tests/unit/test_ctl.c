@@ -677,14 +677,17 @@ static void cancelled_job_with_a_lost_node_ends_at_recovery(void **state)
     assert_int_equal(ctl_job_get(&f->ctl, 1, &e)->state, JOB_STATE_CANCELLED);
 }
 
-/* show_text: ctl_job_json(job, with tasks) as compact text (caller frees). */
+/* show_text: ctl_job_json(job) with every ctl_task_json as compact text (caller frees). */
 static char *show_text(struct fx *f, uint64_t id)
 {
     struct err e = {0};
     struct ctl_job *job = ctl_job_get(&f->ctl, id, &e);
     if (job == NULL)
         fail_msg("job %llu: %s", (unsigned long long)id, e.msg);
-    json_t *o = ctl_job_json(&f->ctl, job, true);
+    json_t *o = ctl_job_json(job), *tasks = json_array();
+    for (uint32_t off = 0; off < job->ntasks; off++)
+        json_array_append_new(tasks, ctl_task_json(&f->ctl, job, off));
+    json_object_set_new(o, "tasks", tasks);
     char *txt = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
     return txt;
