@@ -217,20 +217,25 @@ int main(int argc, char **argv)
     }
     t_acked = units_mono();
     double t_done = wait_idle(c);
-    json_t *q = call(c, PROTO_TYPE_QUEUE, json_pack("{s:b}", "all", 1));
-    size_t nj = json_array_size(json_object_get(q, "jobs")), nl = 0;
-    double *lat = calloc(nj + (size_t)latency_jobs + 1, sizeof *lat);
+    size_t nl = 0;
+    double *lat = calloc((size_t)jobs + (size_t)latency_jobs + 1, sizeof *lat);
     size_t i;
     json_t *j;
     long failed = 0;
-    json_array_foreach(json_object_get(q, "jobs"), i, j) {
-        failed += strcmp(json_string_value(json_object_get(j, "state")), "COMPLETED") != 0;
-        double s = json_number_value(json_object_get(j, "submit_time"));
-        double st = json_number_value(json_object_get(j, "start_time"));
-        if (st > 0)
-            lat[nl++] = (st - s) * 1e3;
+    for (json_int_t from = 1; from > 0;) { /* QUEUE answers in pages */
+        json_t *q = call(c, PROTO_TYPE_QUEUE, json_pack("{s:b, s:I, s:i}", "all", 1, "from", from,
+                                                        "limit", 100000));
+        json_array_foreach(json_object_get(q, "jobs"), i, j) {
+            failed += strcmp(json_string_value(json_object_get(j, "state")), "COMPLETED") != 0;
+            double s = json_number_value(json_object_get(j, "submit_time"));
+            double st = json_number_value(json_object_get(j, "start_time"));
+            if (st > 0 && nl < (size_t)jobs)
+                lat[nl++] = (st - s) * 1e3;
+        }
+        const json_t *nx = json_object_get(q, "next");
+        from = json_is_integer(nx) ? json_integer_value(nx) : 0;
+        json_decref(q);
     }
-    json_decref(q);
     double sp50 = pct(lat, nl, 0.5), sp99 = pct(lat, nl, 0.99);
     json_t *single = json_pack("{s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:I}", "bench", "sched",
                                "case", "single", "jobs", (json_int_t)jobs, "workers", (json_int_t)workers,

@@ -153,16 +153,21 @@ void cli_json_print(const json_t *doc);
 /* A table: header row then rows; columns padded to their widest cell, the last
  * column not padded; right-aligned columns named by align ('l' or 'r' each). */
 /* cli_paged_json: write reply, the first page of a paged listing (SHOW,
- * RESULT: "tasks" and "tasks_next", docs/protocol.md), to out as one JSON
- * document holding every page's tasks, fetched with page(cli, ctx, from,
- * &reply) while tasks_next says more remain. Pages are streamed, so memory
- * stays one page; a single page is printed as cli_json_print does (compact to
- * a file). extra_key (or NULL): another array each page carries (a bench
- * job's "rows"), concatenated. tasks_next is left out. Takes reply. Returns
- * CLI_OK or the failed page's exit code (the document is then closed early). */
+ * RESULT: "tasks" and "tasks_next"; QUEUE: "jobs" and "next";
+ * docs/protocol.md), to out as one JSON document holding every page's
+ * list_key items, fetched with page(cli, ctx, from, &reply) while next_key
+ * says more remain. Pages are streamed, so memory stays one page; a single
+ * page is printed as cli_json_print does (compact to a file). extra_key (or
+ * NULL): another array each page carries (a bench job's "rows"),
+ * concatenated. next_key is left out. Takes reply. Returns CLI_OK or the
+ * failed page's exit code (the document is then closed early). */
 typedef int (*cli_page_fn)(struct cli *cli, void *ctx, long long from, json_t **reply);
-int cli_paged_json(struct cli *cli, json_t *reply, cli_page_fn page, void *ctx, const char *extra_key,
-                   FILE *out);
+struct cli_pages {
+    const char *list_key, *next_key, *extra_key;
+    cli_page_fn page;
+    void *ctx;
+};
+int cli_paged_json(struct cli *cli, json_t *reply, const struct cli_pages *pg, FILE *out);
 
 struct cli_table;
 struct cli_table *cli_table_create(int ncols, const char *const *header, const char *align);

@@ -78,6 +78,14 @@ static void job_exit(const json_t *job, char *buf, int cap)
         snprintf(buf, (size_t)cap, "-");
 }
 
+/* queue_page: QUEUE with the first request's body (ctx) from job id from. */
+static int queue_page(struct cli *cli, void *ctx, long long from, json_t **reply)
+{
+    json_t *body = json_deep_copy(ctx);
+    json_object_set_new(body, "from", json_integer(from));
+    return cli_request(cli, PROTO_TYPE_QUEUE, body, true, reply, NULL, NULL);
+}
+
 int cli_queue_run(struct cli *cli, int argc, char **argv)
 {
     enum { OPT_STATE = 1, OPT_ALL };
@@ -96,7 +104,12 @@ int cli_queue_run(struct cli *cli, int argc, char **argv)
         if (c == OPT_ALL)
             all = true;
         if (c == OPT_STATE) {
-            state = job_state_parse(optarg);
+            char up[16];
+            size_t k = 0;
+            for (; optarg[k] && k + 1 < sizeof up; k++)
+                up[k] = (char)toupper((unsigned char)optarg[k]);
+            up[k] = '\0';
+            state = job_state_parse(up);
             if (state < 0)
                 return cli_fail(cli, CLI_USAGE,
                                 "--state: '%s': expected PENDING, RUNNING, COMPLETED, FAILED, "
@@ -114,39 +127,50 @@ int cli_queue_run(struct cli *cli, int argc, char **argv)
     if (all)
         json_object_set_new(body, "all", json_true());
     json_t *reply;
-    int rc = cli_request(cli, PROTO_TYPE_QUEUE, body, true, &reply, NULL, NULL);
-    if (rc != CLI_OK)
+    int rc = cli_request(cli, PROTO_TYPE_QUEUE, json_incref(body), true, &reply, NULL, NULL);
+    if (rc != CLI_OK) {
+        json_decref(body);
         return rc;
-    const json_t *jobs = json_object_get(reply, "jobs");
-    if (!json_is_array(jobs)) {
+    }
+    if (!json_is_array(json_object_get(reply, "jobs"))) {
         json_decref(reply);
+        json_decref(body);
         return cli_fail(cli, CLI_FAILED, "controller reply has no job list");
     }
     if (cli->json) {
-        cli_json_print(reply);
-        json_decref(reply);
-        return CLI_OK;
+        struct cli_pages pg = {"jobs", "next", NULL, queue_page, body};
+        rc = cli_paged_json(cli, reply, &pg, stdout);
+        json_decref(body);
+        return rc;
     }
     static const char *const hdr[] = {"JOBID", "NAME", "STATE", "PROGRESS", "SUBMITTED", "TIME",
                                       "EXIT"};
     struct cli_table *t = cli_table_create(7, hdr, "rllrlrr");
-    size_t i;
-    const json_t *job;
-    json_array_foreach(jobs, i, job) {
-        char id[24], prog[16], sub[32], el[32], ex[16];
-        snprintf(id, sizeof id, "%lld", cli_json_int(job, "id", 0));
-        snprintf(prog, sizeof prog, "%.0f%%", 100.0 * cli_json_num(job, "progress", 0));
-        cli_time_format(cli_json_num(job, "submit_time", 0), sub, sizeof sub);
-        job_elapsed(job, el, sizeof el);
-        job_exit(job, ex, sizeof ex);
-        const char *name = cli_json_str(job, "name", "");
-        const char *row[] = {id, name[0] ? name : "-", cli_json_str(job, "state", "?"), prog, sub,
-                             el, ex};
-        cli_table_add(t, row);
+    for (;;) {
+        size_t i;
+        const json_t *job;
+        json_array_foreach(json_object_get(reply, "jobs"), i, job) {
+            char id[24], prog[16], sub[32], el[32], ex[16];
+            snprintf(id, sizeof id, "%lld", cli_json_int(job, "id", 0));
+            snprintf(prog, sizeof prog, "%.0f%%", 100.0 * cli_json_num(job, "progress", 0));
+            cli_time_format(cli_json_num(job, "submit_time", 0), sub, sizeof sub);
+            job_elapsed(job, el, sizeof el);
+            job_exit(job, ex, sizeof ex);
+            const char *name = cli_json_str(job, "name", "");
+            const char *row[] = {id, name[0] ? name : "-", cli_json_str(job, "state", "?"), prog,
+                                 sub, el, ex};
+            cli_table_add(t, row);
+        }
+        cli_table_flush(t); /* a long history goes out page by page */
+        const json_t *nx = json_object_get(reply, "next");
+        long long next = json_is_integer(nx) ? json_integer_value(nx) : -1;
+        json_decref(reply);
+        if (next < 0 || (rc = queue_page(cli, body, next, &reply)) != CLI_OK)
+            break;
     }
     cli_table_print(t);
-    json_decref(reply);
-    return CLI_OK;
+    json_decref(body);
+    return rc;
 }
 
 /* ---- show ---- */
@@ -266,7 +290,8 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
         return rc;
     if (cli->json) {
         struct show_ctx sc = {id, state};
-        return cli_paged_json(cli, reply, show_next, &sc, NULL, stdout);
+        struct cli_pages pg = {"tasks", "tasks_next", NULL, show_next, &sc};
+        return cli_paged_json(cli, reply, &pg, stdout);
     }
     char sub[32], st[32], en[32], el[32], ex[16];
     const char *name = cli_json_str(reply, "name", "");

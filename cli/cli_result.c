@@ -131,7 +131,8 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
         goto done;
     }
     if (cli->json) { /* pages streamed into one document (cli_paged_json) */
-        rc = cli_paged_json(cli, reply, result_page, &id, "rows", out);
+        struct cli_pages pg = {"tasks", "tasks_next", "rows", result_page, &id};
+        rc = cli_paged_json(cli, reply, &pg, out);
         reply = NULL;
         goto done;
     }

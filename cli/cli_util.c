@@ -289,10 +289,10 @@ void cli_json_print(const json_t *doc)
     fputc('\n', stdout);
 }
 
-/* pages_write: tasks (stolen) then the later pages' tasks, comma-separated;
- * each later page's extra array (rows) appended to *extra. */
-static int pages_write(struct cli *cli, json_t *tasks, long long next, cli_page_fn page, void *ctx,
-                       const char *extra_key, json_t *extra, FILE *out)
+/* pages_write: items (stolen) then the later pages' items, comma-separated;
+ * each later page's extra array (rows) appended to extra. */
+static int pages_write(struct cli *cli, const struct cli_pages *pg, json_t *tasks, long long next,
+                       json_t *extra, FILE *out)
 {
     bool first = true;
     for (;;) {
@@ -308,24 +308,23 @@ static int pages_write(struct cli *cli, json_t *tasks, long long next, cli_page_
         if (next < 0)
             return CLI_OK;
         json_t *r;
-        int rc = page(cli, ctx, next, &r);
+        int rc = pg->page(cli, pg->ctx, next, &r);
         if (rc != CLI_OK)
             return rc;
-        const json_t *n = json_object_get(r, "tasks_next");
+        const json_t *n = json_object_get(r, pg->next_key);
         next = json_is_integer(n) ? json_integer_value(n) : -1;
-        tasks = json_incref(json_object_get(r, "tasks"));
+        tasks = json_incref(json_object_get(r, pg->list_key));
         if (extra)
-            json_array_extend(extra, json_object_get(r, extra_key));
+            json_array_extend(extra, json_object_get(r, pg->extra_key));
         json_decref(r);
     }
 }
 
-int cli_paged_json(struct cli *cli, json_t *reply, cli_page_fn page, void *ctx, const char *extra_key,
-                   FILE *out)
+int cli_paged_json(struct cli *cli, json_t *reply, const struct cli_pages *pg, FILE *out)
 {
-    const json_t *n = json_object_get(reply, "tasks_next");
+    const json_t *n = json_object_get(reply, pg->next_key);
     long long next = json_is_integer(n) ? json_integer_value(n) : -1;
-    json_object_del(reply, "tasks_next");
+    json_object_del(reply, pg->next_key);
     if (next < 0) {
         if (out == stdout) {
             cli_json_print(reply);
@@ -336,27 +335,27 @@ int cli_paged_json(struct cli *cli, json_t *reply, cli_page_fn page, void *ctx, 
         json_decref(reply);
         return CLI_OK;
     }
-    json_t *tasks = json_incref(json_object_get(reply, "tasks"));
-    json_t *extra = extra_key ? json_incref(json_object_get(reply, extra_key)) : NULL;
-    json_object_del(reply, "tasks");
-    if (extra_key)
-        json_object_del(reply, extra_key);
+    json_t *items = json_incref(json_object_get(reply, pg->list_key));
+    json_t *extra = pg->extra_key ? json_incref(json_object_get(reply, pg->extra_key)) : NULL;
+    json_object_del(reply, pg->list_key);
+    if (pg->extra_key)
+        json_object_del(reply, pg->extra_key);
     char *head = json_dumps(reply, JSON_COMPACT);
     json_decref(reply);
     size_t hl = head ? strlen(head) : 0;
     if (hl < 2) {
         free(head);
-        json_decref(tasks);
+        json_decref(items);
         json_decref(extra);
         return cli_fail(cli, CLI_FAILED, "out of memory");
     }
-    head[hl - 1] = '\0'; /* its closing brace: the tasks go in first */
-    fprintf(out, "%s%s\"tasks\":[", head, hl > 2 ? "," : "");
+    head[hl - 1] = '\0'; /* its closing brace: the list goes in first */
+    fprintf(out, "%s%s\"%s\":[", head, hl > 2 ? "," : "", pg->list_key);
     free(head);
-    int rc = pages_write(cli, tasks, next, page, ctx, extra_key, extra, out);
+    int rc = pages_write(cli, pg, items, next, extra, out);
     fputc(']', out); /* also when cut short: what came is valid JSON; rc says it is cut */
     if (extra) {
-        fprintf(out, ",\"%s\":", extra_key);
+        fprintf(out, ",\"%s\":", pg->extra_key);
         json_dumpf(extra, out, JSON_COMPACT);
         json_decref(extra);
     }

@@ -173,32 +173,49 @@ int ctl_on_show(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *
     return ctl_out_reply(ctl, peer, msg->req_id, o);
 }
 
+/* QUEUE: one page of the jobs asked for, by id from `from`: at most `limit`
+ * jobs, and at most CTL_QUEUE_SCAN ids looked at (a purged job is read from
+ * the store for this), so that one request over a long history neither builds
+ * a reply of every job nor holds the loop; `next`: the id to go on from, null
+ * at the end. A page may be short, or empty, and still have a next. */
 int ctl_on_queue(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
 {
-    const json_t *st = json_object_get(msg->body, "state");
+    const json_t *b = msg->body, *st = json_object_get(b, "state");
     int want = -1;
     if (st && (want = job_state_parse(json_string_value(st))) < 0)
         return err_set(err, EINVAL, "state: '%s' is not a job state", json_string_value(st));
-    bool all = json_is_true(json_object_get(msg->body, "all")) || want >= 0;
+    bool all = json_is_true(json_object_get(b, "all")) || want >= 0;
+    const json_t *fromj = json_object_get(b, "from"), *limj = json_object_get(b, "limit");
+    uint64_t id = fromj ? (uint64_t)json_integer_value(fromj) : 1;
+    uint32_t limit = limj ? (uint32_t)json_integer_value(limj) : CTL_SHOW_PAGE;
     /* a purged job (finished: ctl_purge.h) is read from the store for this
      * listing only, and only when finished jobs are asked for */
     bool purged_wanted = all && (want < 0 || job_state_is_terminal((enum job_state)want));
     json_t *jobs = json_array();
-    for (uint64_t id = 1; id <= ctl->njobs; id++) {
+    uint32_t listed = 0, scanned = 0;
+    for (id = id ? id : 1; id <= ctl->njobs && listed < limit && scanned < CTL_QUEUE_SCAN; id++) {
         const struct ctl_job *job = ctl->jobs[id];
         struct ctl_job *read = NULL;
         if (job == NULL && !purged_wanted)
             continue;
+        scanned++;
         if (job == NULL && (job = read = ctl_job_read(ctl, id, false, err)) == NULL) {
             json_decref(jobs);
             return err_prefix(err, "queue");
         }
         if ((all || !job_state_is_terminal(job->state)) &&
-            (want < 0 || job->state == (enum job_state)want))
+            (want < 0 || job->state == (enum job_state)want)) {
             json_array_append_new(jobs, ctl_job_json(job));
+            listed++;
+        }
         ctl_job_free(read);
     }
-    return ctl_out_reply(ctl, peer, msg->req_id, json_pack("{s:o}", "jobs", jobs));
+    if (!purged_wanted) /* the rest are purged ones, not wanted: none left */
+        while (id <= ctl->njobs && ctl->jobs[id] == NULL)
+            id++;
+    return ctl_out_reply(ctl, peer, msg->req_id,
+                         json_pack("{s:o, s:o}", "jobs", jobs, "next",
+                                   id <= ctl->njobs ? json_integer((json_int_t)id) : json_null()));
 }
 
 int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)

@@ -12,6 +12,8 @@
 #define CTL_SHOW_PAGE 10000
 /* RESULT's page also ends once its outputs (stdout + stderr) reach this many bytes. */
 #define CTL_RESULT_PAGE_BYTES (4u << 20)
+/* QUEUE looks at this many jobs at most per request (purged ones are read from LMDB). */
+#define CTL_QUEUE_SCAN 50000
 
 int ctl_on_ping(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
 int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);

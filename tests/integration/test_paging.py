@@ -72,3 +72,24 @@ def test_result_pages_by_output_size_and_stitches_them(cluster):
     assert "tasks_next" not in doc
     assert "".join(t["stdout"] for t in doc["tasks"]) == want
 
+
+
+def test_queue_pages_through_a_long_history(make_cluster):
+    c = make_cluster(workers=1, controller_extra='inactive_age = "0 s";\n')
+    cl = Client(c.endpoint, c.dir)
+    try:
+        spec = {"kind": "exec", "argv": ["true"]}
+        ids = list(cl.submit_burst([spec] * 30).values())
+        assert len(ids) == 30
+        c.wait(*ids, timeout=120)
+        page = cl.ok("QUEUE", {"all": True, "limit": 7, "from": 3})
+        assert [j["id"] for j in page["jobs"]] == list(range(3, 10)) and page["next"] == 10
+        last = cl.ok("QUEUE", {"all": True, "from": 25})
+        assert [j["id"] for j in last["jobs"]] == list(range(25, 31)) and last["next"] is None
+        # finished jobs only come with all: nothing to list, nothing next
+        assert cl.ok("QUEUE", {}) == {"jobs": [], "next": None}
+    finally:
+        cl.close()
+    doc = c.j("queue", "--all")
+    assert [j["id"] for j in doc["jobs"]] == list(range(1, 31)) and "next" not in doc
+    assert len(c.j("queue", "--state", "completed")["jobs"]) == 30
