@@ -1,7 +1,8 @@
 /* wrk_sandbox.c: namespaces, mounts and the task init of sandboxed exec tasks.
  *
  * N.B. the init and the command are clones of a possibly multi-threaded worker:
- * they make system calls only (no malloc, no stdio, no locks) until execve.
+ * they make system calls only (no malloc, no stdio, no locks, no libc call
+ * that reaches other threads, as setuid does) until execve.
  */
 #include "worker/wrk_sandbox.h"
 
@@ -24,6 +25,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -209,6 +211,23 @@ static void setup(const struct child_args *a)
         fail(a, STEP_CHDIR);
 }
 
+const char *wrk_sandbox_drop_ids(uid_t uid, gid_t gid)
+{
+    /* N.B. not glibc's setgroups/setresgid/setresuid: those first make every
+     * other thread of the process change too (nptl's setxid broadcast), and
+     * in a clone of a multi-threaded worker that list of threads is the
+     * worker's: the broadcast waits for a thread that is not there, or for a
+     * lock another worker thread held at the clone, for ever (a task that
+     * hung RUNNING). Here there is one thread, and the system calls suffice. */
+    if (syscall(SYS_setgroups, 1, &gid) != 0)
+        return "setgroups";
+    if (syscall(SYS_setresgid, gid, gid, gid) != 0)
+        return "setgid";
+    if (syscall(SYS_setresuid, uid, uid, uid) != 0)
+        return "setuid";
+    return NULL;
+}
+
 /* command: the grandchild; becomes the task's program. */
 static _Noreturn void command(const struct child_args *a)
 {
@@ -219,12 +238,8 @@ static _Noreturn void command(const struct child_args *a)
     struct rlimit as = {sb->mem ? sb->mem : RLIM_INFINITY, sb->mem ? sb->mem : RLIM_INFINITY};
     struct rlimit np = {sb->procs, sb->procs}, nf = {sb->files, sb->files};
     struct rlimit cpu = {sb->cpu ? sb->cpu : RLIM_INFINITY, sb->cpu ? sb->cpu : RLIM_INFINITY};
-    if (setgroups(1, &sb->gid) != 0)
-        what = "setgroups";
-    else if (setresgid(sb->gid, sb->gid, sb->gid) != 0)
-        what = "setgid";
-    else if (setresuid(sb->uid, sb->uid, sb->uid) != 0)
-        what = "setuid";
+    if ((what = wrk_sandbox_drop_ids(sb->uid, sb->gid)) != NULL)
+        ;
     else if (setrlimit(RLIMIT_AS, &as) != 0 || setrlimit(RLIMIT_NPROC, &np) != 0 ||
              setrlimit(RLIMIT_NOFILE, &nf) != 0 || setrlimit(RLIMIT_CPU, &cpu) != 0)
         what = "setrlimit";

@@ -76,6 +76,12 @@ int wrk_sandbox_init(struct wrk_sandbox *sb, const struct wrk_cfg *cfg, uint64_t
  * naming the step that failed (EPERM, ENOSYS, ...). */
 int wrk_sandbox_probe(const struct wrk_sandbox *sb, struct err *err);
 
+/* wrk_sandbox_drop_ids: in a process cloned from the (multi-threaded)
+ * worker, become uid and gid with gid as the only supplementary group, by
+ * the raw system calls (see the .c). NULL on success, else the step that
+ * failed ("setgroups", "setgid", "setuid") with errno set. Async-signal-safe. */
+const char *wrk_sandbox_drop_ids(uid_t uid, gid_t gid);
+
 /* wrk_sandbox_envp: the scrubbed environment of a task: PATH=/usr/bin:/bin,
  * HOME=home, LANG=C.UTF-8, TMPDIR=/tmp, then the task's own variables (only
  * those named MOAT_*). One allocation: caller frees with free(). NULL: ENOMEM. */
