@@ -51,15 +51,53 @@ static bool never_fits(const struct ctl *ctl, const struct job_spec *spec, char 
 
 /* note_waiting: job has tasks left that could not be placed this pass: if
  * nothing of it runs and its reason says nothing more specific, say whether
- * it waits for resources to free up or for a node big enough (never_fits). */
-static void note_waiting(const struct ctl *ctl, struct ctl_job *job)
+ * it waits for resources to free up (on the node reserved for it, when
+ * reserved is one) or for a node big enough (never_fits). */
+static void note_waiting(const struct ctl *ctl, struct ctl_job *job, int reserved)
 {
     char why[sizeof job->reason];
     bool plain = job->reason[0] == '\0' || strncmp(job->reason, "waiting for resources", 21) == 0 ||
                  strncmp(job->reason, "no node UP", 10) == 0 || strncmp(job->reason, "needs ", 6) == 0;
-    if (job->running == 0 && plain)
-        snprintf(job->reason, sizeof job->reason, "%s",
-                 never_fits(ctl, &job->spec, why, sizeof why) ? why : "waiting for resources");
+    if (job->running != 0 || !plain)
+        return;
+    if (never_fits(ctl, &job->spec, why, sizeof why))
+        snprintf(job->reason, sizeof job->reason, "%s", why);
+    else if (reserved >= 0)
+        snprintf(job->reason, sizeof job->reason, "waiting for resources (node %.56s reserved)",
+                 ctl->nodes[reserved].name);
+    else
+        snprintf(job->reason, sizeof job->reason, "waiting for resources");
+}
+
+/* reserve: job (ready, next in priority order) has a task that no node has
+ * room for now: hold for it, for the rest of this pass, the nodes big enough
+ * for one task (one per TP rank) that have the most free cpus, so that jobs
+ * after it in the queue do not take what frees up there and starve it (a
+ * 2-cpu job behind a long array of 1-cpu tasks would otherwise wait for the
+ * whole array). Jobs after it still run on the other nodes. The pass after
+ * comes to this job first again. Returns the first node held, or -1 (none
+ * big enough: never_fits says why). free_cpus loses the held nodes' cpus. */
+static int reserve(struct ctl *ctl, const struct ctl_job *job, long *free_cpus)
+{
+    const struct job_spec *spec = &job->spec;
+    int first = -1, need = spec->kind == JOB_KIND_INFER ? spec->tp : 1;
+    for (int r = 0; r < need; r++) {
+        int best = -1;
+        for (int i = 0; i < ctl->nnodes; i++) {
+            const struct ctl_node *n = &ctl->nodes[i];
+            if (n->state != NODE_STATE_UP || !n->registered || n->held || n->cpus < spec->cpus ||
+                n->gpus < spec->gpus || (spec->mem && n->mem < spec->mem))
+                continue;
+            if (best < 0 || n->cpus - n->used_cpus > ctl->nodes[best].cpus - ctl->nodes[best].used_cpus)
+                best = i;
+        }
+        if (best < 0)
+            break;
+        ctl->nodes[best].held = true;
+        *free_cpus -= ctl->nodes[best].cpus - ctl->nodes[best].used_cpus;
+        first = first < 0 ? best : first;
+    }
+    return first;
 }
 
 int ctl_sched_pick(const struct ctl_node *nodes, int nnodes, const struct job_spec *spec)
@@ -198,13 +236,8 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
             job->queued = false;
             continue;
         }
-        if (free_cpus < job->spec.cpus) {
-            if (free_cpus <= 0)
-                break; /* the cluster is full: this job and the rest stay as they are */
-            note_waiting(ctl, job);
-            ctl->queue[w++] = job;
-            continue;
-        }
+        if (free_cpus <= 0)
+            break; /* the cluster is full: this job and the rest stay as they are */
         char why[96];
         int ready = ctl_sched_job_ready(ctl, job, now, why, sizeof why);
         if (ready < 0) {
@@ -219,11 +252,14 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
             continue;
         }
         job->reason[0] = '\0';
+        bool blocked = false; /* a task of it found no node with room */
         while (job->spec.kind == JOB_KIND_INFER && has_work(job) &&
                free_cpus >= (long)job->spec.cpus * job->spec.tp) {
             int16_t group[JOBSPEC_TP_MAX];
-            if (ctl_infer_pick(ctl, &job->spec, group) != 0)
+            if (ctl_infer_pick(ctl, &job->spec, group) != 0) {
+                blocked = true;
                 break;
+            }
             uint32_t off = job->requeue_head < job->nrequeue ? job->requeue[job->requeue_head]
                                                              : job->next_index;
             if (ctl_infer_dispatch(ctl, job, off, group, now, err) != 0) {
@@ -242,12 +278,14 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
         }
         if (job->spec.kind == JOB_KIND_BENCH && bench_pass(ctl, job, now, &free_cpus, &placed, err) != 0)
             return -1;
-        while (job->spec.kind == JOB_KIND_EXEC && has_work(job) && free_cpus >= job->spec.cpus) {
+        while (job->spec.kind == JOB_KIND_EXEC && has_work(job)) {
             if (job->spec.array_max && job->running >= job->spec.array_max)
                 break;
-            int n = ctl_sched_pick(ctl->nodes, ctl->nnodes, &job->spec);
-            if (n < 0)
+            int n = free_cpus >= job->spec.cpus ? ctl_sched_pick(ctl->nodes, ctl->nnodes, &job->spec) : -1;
+            if (n < 0) {
+                blocked = true;
                 break;
+            }
             uint32_t off = job->requeue_head < job->nrequeue ? job->requeue[job->requeue_head]
                                                              : job->next_index;
             if (ctl_task_dispatch(ctl, job, off, n, now, err) != 0 ||
@@ -261,7 +299,7 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
             placed++;
         }
         if (has_work(job)) {
-            note_waiting(ctl, job);
+            note_waiting(ctl, job, blocked ? reserve(ctl, job, &free_cpus) : -1);
             ctl->queue[w++] = job;
         } else {
             job->queued = false;

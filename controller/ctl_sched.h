@@ -3,8 +3,12 @@
  * Policy: jobs in priority order (higher first), then oldest (lower id) first;
  * within a job, requeued tasks before never-started ones, in index order. A task
  * goes to the UP, registered node with room for its cpus, gpus and memory that
- * has the most free cpus (spreading load); a job that does not fit does not
- * block smaller jobs behind it (backfill without reservations). A job is
+ * has the most free cpus (spreading load). A job that has a task no node has
+ * room for now gets a reservation: the node big enough for it with the most
+ * free cpus (a TP group: one per rank) takes nothing from jobs after it in the
+ * queue until the job fits there; those jobs still run on the other nodes, so
+ * a small job is never held up by a big one except on that node, and a big
+ * job of higher priority is not starved by a stream of small ones. A job is
  * eligible once its begin time has passed and every --after job has COMPLETED;
  * if one of those ends otherwise, the job is CANCELLED ("dependency never
  * satisfied"). An array job with %MAX never has more than MAX tasks running.
@@ -17,8 +21,9 @@
 
 #include "controller/ctl_state.h"
 
-/* ctl_sched_fits: node n is schedulable (UP, registered, not held for a waiting
- * bench task in this pass) and has room for one task of spec. */
+/* ctl_sched_fits: node n is schedulable (UP, registered, not held in this
+ * pass for a waiting bench task or a reservation) and has room for one task
+ * of spec. */
 bool ctl_sched_fits(const struct ctl_node *n, const struct job_spec *spec);
 
 /* ctl_sched_pick: index of the best node for one task of spec, or -1 if none fits. */

@@ -182,6 +182,55 @@ static void places_by_resources_priority_and_age(void **state)
     commit(f);
 }
 
+/* A job of high priority that needs more cpus than any node has free gets a
+ * node reserved: the small tasks of a low-priority array go elsewhere, so the
+ * big job starts when that node's running tasks end, not after the array. */
+static void a_big_job_is_not_starved_by_small_ones(void **state)
+{
+    struct fx *f = *state;
+    add_node(&f->ctl, "n1", 2, 0, 0);
+    add_node(&f->ctl, "n2", 2, 0, 0);
+    struct ctl_job *arr = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"a\"],\"priority\":-10,"
+                                           "\"array\":{\"start\":0,\"end\":59}}");
+    assert_int_equal(sched(&f->ctl), 4); /* both nodes full */
+    struct ctl_job *big = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"b\"],\"cpus\":2,"
+                                           "\"priority\":1000}");
+    assert_int_equal(sched(&f->ctl), 0);
+    /* one task ends on n1: n1 has 1 cpu free, not enough for big; n1 is held */
+    uint32_t on1 = 0;
+    while (arr->tasks[on1].node != 0)
+        on1++;
+    end_task(&f->ctl, arr, on1, JOB_STATE_COMPLETED, 0);
+    assert_int_equal(sched(&f->ctl), 0);
+    assert_int_equal(f->ctl.nodes[0].used_cpus, 1);
+    assert_string_equal(big->reason, "waiting for resources (node n1 reserved)");
+    /* a task ends on n2: the array goes on there */
+    uint32_t on2 = 0;
+    while (arr->tasks[on2].state != JOB_STATE_RUNNING || arr->tasks[on2].node != 1)
+        on2++;
+    end_task(&f->ctl, arr, on2, JOB_STATE_COMPLETED, 0);
+    assert_int_equal(sched(&f->ctl), 1);
+    assert_int_equal(f->ctl.nodes[1].used_cpus, 2);
+    assert_int_equal(f->ctl.nodes[0].used_cpus, 1);
+    /* n1's other task ends: big starts there, ahead of the 54 array tasks left */
+    uint32_t last = on1 + 1;
+    while (arr->tasks[last].state != JOB_STATE_RUNNING || arr->tasks[last].node != 0)
+        last++;
+    end_task(&f->ctl, arr, last, JOB_STATE_COMPLETED, 0);
+    assert_int_equal(sched(&f->ctl), 1);
+    assert_int_equal(big->state, JOB_STATE_RUNNING);
+    assert_string_equal(f->ctl.nodes[big->tasks[0].node].name, "n1");
+    assert_string_equal(big->reason, "");
+    /* a job bigger than any node reserves nothing: the array keeps both nodes' room */
+    struct ctl_job *huge = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"c\"],\"cpus\":3,"
+                                            "\"priority\":2000}");
+    end_task(&f->ctl, big, 0, JOB_STATE_COMPLETED, 0);
+    assert_int_equal(sched(&f->ctl), 2);
+    assert_int_equal(huge->state, JOB_STATE_PENDING);
+    assert_non_null(strstr(huge->reason, "no node UP has 3 cpus"));
+    commit(f);
+}
+
 static void array_max_bounds_concurrency(void **state)
 {
     struct fx *f = *state;
@@ -953,6 +1002,7 @@ int main(void)
         cmocka_unit_test(transitions_table),
         cmocka_unit_test_setup_teardown(illegal_end_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(places_by_resources_priority_and_age, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_big_job_is_not_starved_by_small_ones, setup, teardown),
         cmocka_unit_test_setup_teardown(array_max_bounds_concurrency, setup, teardown),
         cmocka_unit_test_setup_teardown(after_and_begin, setup, teardown),
         cmocka_unit_test_setup_teardown(requeue_then_fail_after_max_attempts, setup, teardown),
