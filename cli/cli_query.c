@@ -51,7 +51,8 @@ static const char queue_help[] =
     "(a finished state implies --all). With --json: {\"jobs\": [job, ...]}.\n"
     "\n"
     "Columns: JOBID, NAME, STATE, PROGRESS (share of tasks ended), SUBMITTED,\n"
-    "TIME (running time so far, or total), EXIT (exit code of a finished job).\n"
+    "TIME (running time so far, or total), EXIT (exit code of a finished job),\n"
+    "REASON (why it waits, or why it ended as it did).\n"
     "\n"
     "Examples:\n"
     "  moat queue\n"
@@ -144,8 +145,8 @@ int cli_queue_run(struct cli *cli, int argc, char **argv)
         return rc;
     }
     static const char *const hdr[] = {"JOBID", "NAME", "STATE", "PROGRESS", "SUBMITTED", "TIME",
-                                      "EXIT"};
-    struct cli_table *t = cli_table_create(7, hdr, "rllrlrr");
+                                      "EXIT", "REASON"};
+    struct cli_table *t = cli_table_create(8, hdr, "rllrlrrl");
     for (;;) {
         size_t i;
         const json_t *job;
@@ -158,7 +159,7 @@ int cli_queue_run(struct cli *cli, int argc, char **argv)
             job_exit(job, ex, sizeof ex);
             const char *name = cli_json_str(job, "name", "");
             const char *row[] = {id, name[0] ? name : "-", cli_json_str(job, "state", "?"), prog,
-                                 sub, el, ex};
+                                 sub, el, ex, cli_json_str(job, "reason", "")};
             cli_table_add(t, row);
         }
         cli_table_flush(t); /* a long history goes out page by page */
@@ -247,6 +248,69 @@ static long long next_of(const json_t *reply)
     return json_is_integer(n) ? json_integer_value(n) : -1;
 }
 
+/* size_format: bytes -> "1.5 GiB". Returns buf. */
+static char *size_format(double bytes, char *buf, int cap)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 5) {
+        bytes /= 1024;
+        u++;
+    }
+    snprintf(buf, (size_t)cap, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+    return buf;
+}
+
+/* show_spec: what the job asked for: its command, array, resources, priority,
+ * time limit, begin time and dependencies (what scontrol show job gives). */
+static void show_spec(const json_t *job)
+{
+    const json_t *argv = json_object_get(job, "argv"), *v;
+    size_t i;
+    if (json_array_size(argv) > 0) {
+        printf("  command:  ");
+        json_array_foreach(argv, i, v) {
+            const char *a = json_string_value(v);
+            a = a ? a : "";
+            /* quoted when a shell would split it or it is empty */
+            bool plain = a[0] && strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                           "0123456789-_./=:,+@%{}") == strlen(a);
+            printf(plain ? " %s" : " '%s'", a);
+        }
+        printf("\n");
+    }
+    const char *arr = cli_json_str(job, "array", "");
+    if (arr[0])
+        printf("  array:     %s\n", arr);
+    if (strcmp(cli_json_str(job, "kind", ""), "bench") != 0) { /* a bench task takes its node */
+        char res[96];
+        long long cpus = cli_json_int(job, "cpus", 1), gpus = cli_json_int(job, "gpus", 0);
+        int n = snprintf(res, sizeof res, "%lld cpu%s", cpus, cpus == 1 ? "" : "s");
+        if (gpus > 0)
+            n += snprintf(res + n, sizeof res - (size_t)n, ", %lld gpu%s", gpus, gpus == 1 ? "" : "s");
+        double m = cli_json_num(job, "mem", 0);
+        char mem[32];
+        if (m > 0)
+            snprintf(res + n, sizeof res - (size_t)n, ", %s", size_format(m, mem, sizeof mem));
+        printf("  resources: %s per %s\n", res,
+               strcmp(cli_json_str(job, "kind", ""), "infer") == 0 ? "TP rank" : "task");
+    }
+    printf("  priority:  %lld\n", cli_json_int(job, "priority", 0));
+    double tl = cli_json_num(job, "time_limit", 0), begin = cli_json_num(job, "begin", 0);
+    char buf[32];
+    if (tl > 0)
+        printf("  limit:     %s\n", units_duration_format(tl, buf, sizeof buf));
+    if (begin > 0)
+        printf("  begin:     %s\n", cli_time_format(begin, buf, sizeof buf));
+    const json_t *after = json_object_get(job, "after");
+    if (json_array_size(after) > 0) {
+        printf("  after:     ");
+        json_array_foreach(after, i, v)
+            printf("%s%lld", i ? "," : "", (long long)json_integer_value(v));
+        printf(" (each must COMPLETE)\n");
+    }
+}
+
 int cli_show_run(struct cli *cli, int argc, char **argv)
 {
     enum { OPT_STATE = 1 };
@@ -324,6 +388,7 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
         printf("  model:     %s, TP %lld, %lld documents in batches of %lld (max %lld tokens)\n",
                cli_json_str(reply, "model", "?"), cli_json_int(reply, "tp", 1), cli_json_int(reply, "ndocs", 0),
                cli_json_int(reply, "batch", 0), cli_json_int(reply, "max_len", 0));
+    show_spec(reply);
     printf("  state:     %s\n", cli_json_str(reply, "state", "?"));
     const char *reason = cli_json_str(reply, "reason", "");
     if (reason[0])
@@ -398,16 +463,6 @@ static const char nodes_help[] =
     "  moat nodes\n"
     "  moat nodes --json | jq -r '.nodes[] | select(.state != \"UP\") | .name'\n";
 
-static void size_format(double bytes, char *buf, int cap)
-{
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    int u = 0;
-    while (bytes >= 1024 && u < 5) {
-        bytes /= 1024;
-        u++;
-    }
-    snprintf(buf, (size_t)cap, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
-}
 
 /* node_cmp: by name, numbers in names compared as numbers (local-2 < local-10). */
 static int node_cmp(const void *a, const void *b)

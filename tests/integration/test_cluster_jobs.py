@@ -181,3 +181,23 @@ def test_a_task_over_its_mem_is_killed_and_says_so(cluster):
     assert "over its --mem" in r.err  # moat wait says why
     assert cluster.show(fits)["state"] == "COMPLETED"
     assert cluster.moat("result", fits).out == f"{20 << 20}\n"
+
+
+def test_show_and_queue_say_what_a_job_asked_for_and_why_it_waits(cluster):
+    c = cluster
+    a = c.submit("sh", "-c", 'echo {index} "a b"',
+                 opts=["--array", "0-9%2", "--mem", "100MiB", "--time-limit", "90m",
+                       "--priority", "5", "--begin", "now+2h"])
+    b = c.submit("true", opts=["--after", str(a), "--cpus", "2"])
+    text = c.moat("show", a).out
+    for line in ("command:   sh -c 'echo {index} \"a b\"'", "array:     0-9%2",
+                 "resources: 1 cpu, 100.0 MiB per task", "priority:  5", "limit:     1h30m00s",
+                 "reason:    begin time not reached"):
+        assert line in text, text
+    assert "begin:     " in text
+    text = c.moat("show", b).out
+    assert "after:     " + str(a) in text and "resources: 2 cpus per task" in text, text
+    rows = {l.split()[0]: l for l in c.moat("queue").out.splitlines()[1:]}
+    assert rows[str(a)].endswith("begin time not reached"), rows
+    assert rows[str(b)].endswith(f"waiting for job {a}"), rows
+    assert "REASON" in c.moat("queue").out.splitlines()[0]
