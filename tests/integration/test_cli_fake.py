@@ -181,7 +181,8 @@ def test_show_queue_nodes_output(fake):
     assert rows[0][:4] == ["0", "RUNNING", "1", "n2+n1"] and rows[1][:4] == ["1", "PENDING", "1", "-"], rows
     f.handler = h
     out = ctl(f, "queue", "--all", check=0).out.splitlines()
-    assert out[0].split() == ["JOBID", "NAME", "STATE", "PROGRESS", "SUBMITTED", "TIME", "EXIT"]
+    assert out[0].split() == ["JOBID", "NAME", "STATE", "PROGRESS", "SUBMITTED", "TIME", "EXIT",
+                             "REASON"]
     assert out[1].split()[0] == "7" and out[2].split()[0] == "12"
     assert out[0].index("STATE") == out[1].index("COMPLETED")  # aligned
     assert f.requests[-1] == ("QUEUE", {"all": True})
