@@ -137,6 +137,7 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
         goto done;
     }
     /* The task objects (one with --task) in index order, page by page. */
+    long long cut = 0, first_cut = -1; /* tasks whose output was truncated */
     for (;;) {
         json_t *tasks = json_object_get(reply, "tasks");
         if (task < 0 && !json_is_array(tasks)) {
@@ -153,6 +154,8 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
             v[i] = task >= 0 ? reply : json_array_get(tasks, i);
         qsort(v, n, sizeof *v, index_cmp); /* a page is in index order; be sure of it */
         for (size_t i = 0; i < n && rc == CLI_OK; i++) {
+            if (json_is_true(json_object_get(v[i], "truncated")) && cut++ == 0)
+                first_cut = cli_json_int(v[i], "index", 0);
             if (fmt == FMT_JSONL) {
                 json_dumpf(v[i], out, JSON_COMPACT);
                 fputc('\n', out);
@@ -174,6 +177,10 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
         if ((rc = result_page(cli, &id, from, &reply)) != CLI_OK)
             break;
     }
+    if (cut > 0 && fmt != FMT_JSONL) /* jsonl says so in each line */
+        fprintf(stderr, "moat result: the output of %s%lld%s was cut at the controller's "
+                "output_cap; the rest was not kept\n", cut == 1 ? "task " : "", cut == 1 ? first_cut : cut,
+                cut == 1 ? "" : " tasks");
 done:
     json_decref(reply);
     return cli_out_close(cli, &o, rc);

@@ -322,6 +322,13 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     }
     node->launch_failures = 0;
     const char *why = jstr(b, "reason"); /* the worker ended it: over its --mem */
+    char limit[64];
+    if ((why == NULL || why[0] == '\0') && st == JOB_STATE_TIMEOUT) {
+        char d[32];
+        snprintf(limit, sizeof limit, "its time limit (%s) was reached",
+                 units_duration_format(job->spec.time_limit, d, sizeof d));
+        why = limit;
+    }
     if (why && why[0] && st != JOB_STATE_COMPLETED) {
         snprintf(job->reason, sizeof job->reason, "task %u: %s", index, why);
         for (char *c = job->reason; *c; c++)
@@ -414,6 +421,8 @@ int ctl_nodes_check(struct ctl *ctl, double now, double mono, struct err *err)
             } else if (now > t->deadline + 2 * slack) {
                 log_warn("ctl", "task %llu.%u: past its time limit and not ended by its node; TIMEOUT",
                          (unsigned long long)id, job->spec.array_start + off);
+                snprintf(job->reason, sizeof job->reason, "task %u: past its time limit, not ended "
+                         "by its node", job->spec.array_start + off);
                 if (ctl_task_end(ctl, job, off, JOB_STATE_TIMEOUT, -1, 0, now, err) != 0)
                     return -1;
             }

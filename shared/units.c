@@ -131,20 +131,26 @@ int units_duration_parse(const char *text, double *out, struct err *err)
             n++;
         }
         double mult;
-        if (n == 0 || !strcmp(unit, "s") || !strcmp(unit, "sec") || !strcmp(unit, "secs"))
+        /* the words too: Slurm's --begin takes now+1hour, now+3days */
+        if (n == 0 || !strcmp(unit, "s") || !strcmp(unit, "sec") || !strcmp(unit, "secs") ||
+            !strcmp(unit, "second") || !strcmp(unit, "seconds"))
             mult = 1;
         else if (!strcmp(unit, "ms"))
             mult = 1e-3;
         else if (!strcmp(unit, "us"))
             mult = 1e-6;
-        else if (!strcmp(unit, "m") || !strcmp(unit, "min") || !strcmp(unit, "mins"))
+        else if (!strcmp(unit, "m") || !strcmp(unit, "min") || !strcmp(unit, "mins") ||
+                 !strcmp(unit, "minute") || !strcmp(unit, "minutes"))
             mult = 60;
-        else if (!strcmp(unit, "h") || !strcmp(unit, "hr") || !strcmp(unit, "hrs"))
+        else if (!strcmp(unit, "h") || !strcmp(unit, "hr") || !strcmp(unit, "hrs") ||
+                 !strcmp(unit, "hour") || !strcmp(unit, "hours"))
             mult = 3600;
         else if (!strcmp(unit, "d") || !strcmp(unit, "day") || !strcmp(unit, "days"))
             mult = 86400;
+        else if (!strcmp(unit, "w") || !strcmp(unit, "week") || !strcmp(unit, "weeks"))
+            mult = 7 * 86400;
         else
-            return err_set(err, EINVAL, "duration '%s': unknown unit '%s' (use ms, s, m, h, d)", text, unit);
+            return err_set(err, EINVAL, "duration '%s': unknown unit '%s' (use ms, s, m, h, d, w)", text, unit);
         if (n == 0 && terms > 0)
             return err_set(err, EINVAL, "duration '%s': a unit is needed after each number", text);
         total += v * mult;

@@ -223,6 +223,21 @@ def test_result_formats(fake, tmp_path):
     assert f.requests[-1] == ("RESULT", {"id": 3, "task": 1, "raw": True})
     ctl(f, "result", "3", "--format", "npy", check=2)
     ctl(f, "result", "3", "--task", "-1", check=2)
+    assert ctl(f, "result", "3", check=0).err == ""  # nothing was cut
+    tasks[0]["truncated"] = True  # index 1's output was cut at output_cap: said on stderr
+    r = ctl(f, "result", "3", check=0)
+    assert r.out == "a\nb\n" and "output of task 1 was cut" in r.err, r
+
+
+def test_result_follows_tasks_next_through_the_pages(fake):
+    pages = {None: {"tasks": [{"index": 0, "stdout": "a"}], "tasks_next": 1},
+             1: {"tasks": [{"index": 1, "stdout": "b", "truncated": True}], "tasks_next": 2},
+             2: {"tasks": [{"index": 2, "stdout": "c"}], "tasks_next": None}}
+    f = fake(lambda t, b, _: ("REPLY", pages[b.get("tasks_from")]))
+    assert ctl(f, "result", "3", check=0).out == "abc"
+    doc = json.loads(ctl(f, "result", "3", "--json", check=0).out)
+    assert [t["stdout"] for t in doc["tasks"]] == ["a", "b", "c"] and "tasks_next" not in doc
+    assert [b.get("tasks_from") for _, b in f.requests[-3:]] == [None, 1, 2]
 
 
 def test_result_out_keeps_the_file_when_the_command_fails(fake, tmp_path):

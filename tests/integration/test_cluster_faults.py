@@ -120,7 +120,8 @@ def test_time_limit_ends_task_as_timeout(host_cluster, tmp_path):
     assert job["end_time"] - t0 < 15, job
     wait_for(lambda: not pid_alive(pid), 10, what="the task's process to be gone")
     r = cluster.moat("wait", jid, check=1)
-    assert "TIMEOUT" in r.err
+    assert "TIMEOUT" in r.err and "time limit (1s) was reached" in r.err, r.err
+    assert job["reason"] == "task 0: its time limit (1s) was reached", job
 
 
 def test_garbage_on_the_controller_port_leaves_it_serving(cluster):

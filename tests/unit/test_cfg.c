@@ -120,6 +120,10 @@ static void units(void **state)
     assert_true(d == 330);
     assert_int_equal(units_duration_parse("10", &d, &e), 0);
     assert_true(d == 10);
+    assert_int_equal(units_duration_parse("1hour", &d, &e), 0); /* Slurm's now+1hour */
+    assert_true(d == 3600);
+    assert_int_equal(units_duration_parse("2 weeks 1 minute", &d, &e), 0);
+    assert_true(d == 14 * 86400 + 60);
     assert_int_equal(units_duration_parse("1 fortnight", &d, &e), -1);
     assert_int_equal(units_duration_parse("5 3", &d, &e), -1);
     double now = 1800000000.0; /* 2027-01-15T08:00:00Z */
