@@ -136,6 +136,11 @@ BENCH_BINS += $(BIN)/bench-infer
 $(BIN)/bench-infer: $(BUILD)/bench/infer/bench_infer.o $(WRK_LIBOBJ) $(KRN_BENCH_REF_OBJ) $(SHARED_LIB) $(KRN_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(KRN_LDLIBS) $(NCCL_LDLIBS)
+# bench/store drives the controller's own TASK_END path in process.
+BENCH_BINS += $(BIN)/bench-store
+$(BIN)/bench-store: $(BUILD)/bench/store/bench_store.o $(CTL_LIBOBJ) $(SHARED_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
 bench: all $(BENCH_BINS)
 
 # ---- test entry points ----
