@@ -302,12 +302,17 @@ static void show_spec(const json_t *job)
         printf("  limit:     %s\n", units_duration_format(tl, buf, sizeof buf));
     if (begin > 0)
         printf("  begin:     %s\n", cli_time_format(begin, buf, sizeof buf));
-    const json_t *after = json_object_get(job, "after");
-    if (json_array_size(after) > 0) {
+    static const char *const dep_key[] = {"after", "after_any", "after_notok"};
+    static const char *const dep_what[] = {"each must COMPLETE", "each must end, in any state",
+                                           "each must end other than COMPLETED"};
+    for (int k = 0; k < 3; k++) {
+        const json_t *after = json_object_get(job, dep_key[k]);
+        if (json_array_size(after) == 0)
+            continue;
         printf("  after:     ");
         json_array_foreach(after, i, v)
             printf("%s%lld", i ? "," : "", (long long)json_integer_value(v));
-        printf(" (each must COMPLETE)\n");
+        printf(" (%s)\n", dep_what[k]);
     }
 }
 

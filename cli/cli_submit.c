@@ -37,6 +37,11 @@ static const char help[] =
     "                      by it; %MAX: at most MAX tasks run at once\n"
     "  --after JOB[,JOB]   start only after these jobs COMPLETED (if one ends\n"
     "                      otherwise, this job is CANCELLED without running)\n"
+    "  --after-any JOB[,JOB]  start once these jobs ended, in any state (cleanup)\n"
+    "  --after-notok JOB[,JOB]  start only if these jobs ended other than\n"
+    "                      COMPLETED (alerts); if one COMPLETED, CANCELLED\n"
+    "  --dependency SPEC   Slurm's form of the three: afterok:J[:J...],\n"
+    "                      afterany:J[:J...], afternotok:J[:J...], comma-separated\n"
     "  --begin TIME        not before TIME: now+DUR (now+2h), HH:MM (the next such\n"
     "                      local time), YYYY-MM-DD[THH:MM[:SS]][Z]\n"
     "  --time-limit DUR    per task: 90s, 10m, 1h30m, 01:30:00 (a unit is needed:\n"
@@ -85,7 +90,7 @@ static const char help[] =
     "  moat submit --begin 22:00 --time-limit 4h --name nightly -- /srv/jobs/nightly.sh\n";
 
 enum { OPT_NAME = 1, OPT_CPUS, OPT_GPUS, OPT_MEM, OPT_PRIORITY, OPT_ARRAY, OPT_AFTER, OPT_BEGIN,
-       OPT_TIME_LIMIT, OPT_INFER, OPT_INPUT, OPT_TP, OPT_BATCH, OPT_MAX_LEN, OPT_POOLING, OPT_ON_BAD,
+       OPT_TIME_LIMIT, OPT_AFTER_ANY, OPT_AFTER_NOTOK, OPT_DEPENDENCY, OPT_INFER, OPT_INPUT, OPT_TP, OPT_BATCH, OPT_MAX_LEN, OPT_POOLING, OPT_ON_BAD,
        OPT_BENCH, OPT_SHAPE, OPT_DTYPE, OPT_NODES, OPT_REPEAT, OPT_BACKEND, OPT_THREADS };
 
 static const struct option longopts[] = {
@@ -96,6 +101,9 @@ static const struct option longopts[] = {
     {"priority", required_argument, NULL, OPT_PRIORITY},
     {"array", required_argument, NULL, OPT_ARRAY},
     {"after", required_argument, NULL, OPT_AFTER},
+    {"after-any", required_argument, NULL, OPT_AFTER_ANY},
+    {"after-notok", required_argument, NULL, OPT_AFTER_NOTOK},
+    {"dependency", required_argument, NULL, OPT_DEPENDENCY},
     {"begin", required_argument, NULL, OPT_BEGIN},
     {"time-limit", required_argument, NULL, OPT_TIME_LIMIT},
     {"infer", required_argument, NULL, OPT_INFER},

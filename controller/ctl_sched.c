@@ -127,15 +127,23 @@ int ctl_sched_job_ready(struct ctl *ctl, const struct ctl_job *job, double now, 
                      (unsigned long long)job->spec.after[i], e.msg);
             return 0;
         }
-        if (dep->state == JOB_STATE_COMPLETED)
-            continue;
-        if (job_state_is_terminal(dep->state)) {
+        enum jobspec_dep kind = job->spec.after_kind ? (enum jobspec_dep)job->spec.after_kind[i]
+                                                     : JOBSPEC_DEP_OK;
+        if (!job_state_is_terminal(dep->state)) {
+            snprintf(why, cap, "waiting for job %llu", (unsigned long long)dep->id);
+            return 0;
+        }
+        bool ok = dep->state == JOB_STATE_COMPLETED;
+        if (kind == JOBSPEC_DEP_OK && !ok) {
             snprintf(why, cap, "dependency %llu ended %s", (unsigned long long)dep->id,
                      job_state_name(dep->state));
             return -1;
         }
-        snprintf(why, cap, "waiting for job %llu", (unsigned long long)dep->id);
-        return 0;
+        if (kind == JOBSPEC_DEP_NOTOK && ok) {
+            snprintf(why, cap, "dependency %llu COMPLETED (afternotok: runs only if it does not)",
+                     (unsigned long long)dep->id);
+            return -1;
+        }
     }
     if (job->spec.begin > now) {
         snprintf(why, cap, "begin time not reached");

@@ -985,11 +985,19 @@ json_t *ctl_job_json(const struct ctl_job *job)
         json_object_set_new(o, "begin", json_real(job->spec.begin));
     if (job->spec.time_limit > 0)
         json_object_set_new(o, "time_limit", json_real(job->spec.time_limit));
-    if (job->spec.nafter) {
-        json_t *a = json_array();
-        for (int i = 0; i < job->spec.nafter; i++)
+    for (int kind = 0; kind < JOBSPEC_DEP_COUNT; kind++) {
+        json_t *a = NULL;
+        for (int i = 0; i < job->spec.nafter; i++) {
+            if (job->spec.after_kind && job->spec.after_kind[i] != kind)
+                continue;
+            if (!job->spec.after_kind && kind != JOBSPEC_DEP_OK)
+                continue;
+            if (a == NULL)
+                a = json_array();
             json_array_append_new(a, json_integer((json_int_t)job->spec.after[i]));
-        json_object_set_new(o, "after", a);
+        }
+        if (a)
+            json_object_set_new(o, jobspec_dep_key((enum jobspec_dep)kind), a);
     }
     return o;
 }

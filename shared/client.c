@@ -343,19 +343,47 @@ int client_spec_option(struct job_spec *spec, const char *opt, const char *value
         spec->array_max = tmp.array_max;
         return 0;
     }
-    if (strcmp(opt, "after") == 0) {
+    if (strcmp(opt, "after") == 0 || strcmp(opt, "after-any") == 0 || strcmp(opt, "after-notok") == 0) {
         uint64_t ids[JOBSPEC_AFTER_MAX];
         int n = 0;
+        enum jobspec_dep kind = opt[5] == '\0' ? JOBSPEC_DEP_OK
+                                : opt[6] == 'a' ? JOBSPEC_DEP_ANY : JOBSPEC_DEP_NOTOK;
         if (client_jobids_parse(value, ids, &n, JOBSPEC_AFTER_MAX, &e) != 0)
-            return err_set(err, EINVAL, "--after: %s", e.msg);
-        if (spec->nafter + n > JOBSPEC_AFTER_MAX)
-            return err_set(err, EINVAL, "--after: more than %d jobs", JOBSPEC_AFTER_MAX);
-        uint64_t *grown = realloc(spec->after, (size_t)(spec->nafter + n) * sizeof *grown);
-        if (grown == NULL)
-            return err_set(err, ENOMEM, "--after: out of memory");
-        memcpy(grown + spec->nafter, ids, (size_t)n * sizeof *ids);
-        spec->after = grown;
-        spec->nafter += n;
+            return err_set(err, EINVAL, "--%s: %s", opt, e.msg);
+        if (jobspec_add_after(spec, ids, n, kind, &e) != 0)
+            return err_set(err, e.code, "--%s: %s", opt, e.msg);
+        return 0;
+    }
+    if (strcmp(opt, "dependency") == 0) { /* Slurm's: afterok:1:2,afterany:3,afternotok:4 */
+        char buf[4096];
+        if (strlen(value) >= sizeof buf)
+            return err_set(err, EINVAL, "--dependency: longer than %zu bytes", sizeof buf - 1);
+        snprintf(buf, sizeof buf, "%s", value);
+        for (char *save = NULL, *item = strtok_r(buf, ",", &save); item;
+             item = strtok_r(NULL, ",", &save)) {
+            char *colon = strchr(item, ':');
+            enum jobspec_dep kind;
+            if (colon == NULL)
+                return err_set(err, EINVAL, "--dependency: '%s': expected TYPE:JOB[:JOB...]", item);
+            *colon = '\0';
+            if (strcmp(item, "afterok") == 0)
+                kind = JOBSPEC_DEP_OK;
+            else if (strcmp(item, "afterany") == 0)
+                kind = JOBSPEC_DEP_ANY;
+            else if (strcmp(item, "afternotok") == 0)
+                kind = JOBSPEC_DEP_NOTOK;
+            else
+                return err_set(err, EINVAL, "--dependency: type '%s': expected afterok, afterany or "
+                               "afternotok", item);
+            char *rest = colon + 1;
+            for (char *one; (one = strsep(&rest, ":")) != NULL;) {
+                uint64_t id;
+                if (client_jobid_parse(one, &id, &e) != 0)
+                    return err_set(err, EINVAL, "--dependency: %s", e.msg);
+                if (jobspec_add_after(spec, &id, 1, kind, &e) != 0)
+                    return err_set(err, e.code, "--dependency: %s", e.msg);
+            }
+        }
         return 0;
     }
     if (strcmp(opt, "begin") == 0) {

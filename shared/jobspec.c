@@ -36,6 +36,35 @@ const char *job_kind_name(enum job_kind k)
     return (unsigned)k < JOB_KIND_COUNT ? kind_names[k] : "?";
 }
 
+const char *jobspec_dep_key(enum jobspec_dep kind)
+{
+    static const char *const keys[JOBSPEC_DEP_COUNT] = {"after", "after_any", "after_notok"};
+    return (unsigned)kind < JOBSPEC_DEP_COUNT ? keys[kind] : "after";
+}
+
+int jobspec_add_after(struct job_spec *spec, const uint64_t *ids, int n, enum jobspec_dep kind,
+                      struct err *err)
+{
+    if (n <= 0)
+        return 0;
+    if (spec->nafter + n > JOBSPEC_AFTER_MAX)
+        return err_set(err, EINVAL, "dependencies: more than %d jobs", JOBSPEC_AFTER_MAX);
+    uint64_t *ids2 = realloc(spec->after, (size_t)(spec->nafter + n) * sizeof *ids2);
+    if (ids2 == NULL)
+        return err_set(err, ENOMEM, "dependencies: out of memory");
+    spec->after = ids2;
+    uint8_t *kinds = realloc(spec->after_kind, (size_t)(spec->nafter + n));
+    if (kinds == NULL)
+        return err_set(err, ENOMEM, "dependencies: out of memory");
+    spec->after_kind = kinds;
+    for (int i = 0; i < n; i++) {
+        spec->after[spec->nafter + i] = ids[i];
+        spec->after_kind[spec->nafter + i] = (uint8_t)kind;
+    }
+    spec->nafter += n;
+    return 0;
+}
+
 void jobspec_clear(struct job_spec *spec)
 {
     if (spec == NULL)
@@ -44,6 +73,7 @@ void jobspec_clear(struct job_spec *spec)
         free(spec->argv[i]);
     free(spec->argv);
     free(spec->after);
+    free(spec->after_kind);
     for (int i = 0; i < spec->nnodes; i++)
         free(spec->nodes[i]);
     free(spec->nodes);
@@ -129,7 +159,8 @@ int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err
 }
 
 static const char *const known_keys[] = {"kind", "name", "argv", "cpus", "gpus", "mem",
-                                         "priority", "array", "after", "begin", "time_limit",
+                                         "priority", "array", "after", "after_any", "after_notok",
+                                         "begin", "time_limit",
                                          "model", "ndocs", "tp", "batch", "max_len", "bench",
                                          "nodes", NULL};
 
@@ -404,21 +435,20 @@ static int from_json(struct job_spec *spec, const json_t *obj, struct err *err)
         spec->array_max = (uint32_t)m;
     }
 
-    const json_t *after = json_object_get(obj, "after");
-    if (after) {
+    for (int kind = 0; kind < JOBSPEC_DEP_COUNT; kind++) {
+        const char *key = jobspec_dep_key((enum jobspec_dep)kind);
+        const json_t *after = json_object_get(obj, key);
+        if (after == NULL)
+            continue;
         if (!json_is_array(after) || json_array_size(after) > JOBSPEC_AFTER_MAX)
-            return err_set(err, EINVAL, "spec: after: expected an array of at most %d job ids",
+            return err_set(err, EINVAL, "spec: %s: expected an array of at most %d job ids", key,
                            JOBSPEC_AFTER_MAX);
-        size_t n = json_array_size(after);
-        if (n) {
-            spec->after = calloc(n, sizeof *spec->after);
-            if (spec->after == NULL)
-                return err_set(err, ENOMEM, "spec: out of memory");
-        }
         json_array_foreach(after, i, a) {
             if (!json_is_integer(a) || json_integer_value(a) < 1)
-                return err_set(err, EINVAL, "spec: after[%zu]: expected a job id", i);
-            spec->after[spec->nafter++] = (uint64_t)json_integer_value(a);
+                return err_set(err, EINVAL, "spec: %s[%zu]: expected a job id", key, i);
+            uint64_t id = (uint64_t)json_integer_value(a);
+            if (jobspec_add_after(spec, &id, 1, (enum jobspec_dep)kind, err) != 0)
+                return err_prefix(err, "spec");
         }
     }
 
@@ -465,11 +495,17 @@ json_t *jobspec_to_json(const struct job_spec *spec)
         json_object_set_new(o, "array", json_pack("{s:I, s:I, s:I}", "start", (json_int_t)spec->array_start,
                                                   "end", (json_int_t)spec->array_end, "max",
                                                   (json_int_t)spec->array_max));
-    if (spec->nafter) {
-        json_t *after = json_array();
-        for (int i = 0; i < spec->nafter; i++)
+    for (int kind = 0; kind < JOBSPEC_DEP_COUNT; kind++) {
+        json_t *after = NULL;
+        for (int i = 0; i < spec->nafter; i++) {
+            if (spec->after_kind[i] != kind)
+                continue;
+            if (after == NULL)
+                after = json_array();
             json_array_append_new(after, json_integer((json_int_t)spec->after[i]));
-        json_object_set_new(o, "after", after);
+        }
+        if (after)
+            json_object_set_new(o, jobspec_dep_key((enum jobspec_dep)kind), after);
     }
     if (spec->begin > 0)
         json_object_set_new(o, "begin", json_real(spec->begin));

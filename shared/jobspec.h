@@ -43,6 +43,12 @@ enum job_kind { JOB_KIND_EXEC, JOB_KIND_INFER, JOB_KIND_BENCH, JOB_KIND_COUNT };
 #define JOBSPEC_ARGV_MAX 4096
 #define JOBSPEC_ARGV_BYTES 65536
 #define JOBSPEC_AFTER_MAX 256
+
+/* Dependency kinds, as Slurm's: afterok (the default: the job must COMPLETE),
+ * afterany (it must end, in any state), afternotok (it must end other than
+ * COMPLETED). JSON: "after", "after_any", "after_notok": arrays of job ids. */
+enum jobspec_dep { JOBSPEC_DEP_OK, JOBSPEC_DEP_ANY, JOBSPEC_DEP_NOTOK, JOBSPEC_DEP_COUNT };
+
 #define JOBSPEC_ARRAY_MAX 1000000u
 #define JOBSPEC_TP_MAX 16
 #define JOBSPEC_DOC_MAX_BYTES (1u << 20) /* an infer document, in bytes of UTF-8 */
@@ -64,7 +70,8 @@ struct job_spec {
     bool is_array;
     uint32_t array_start, array_end; /* inclusive; one task (index 0) when !is_array */
     uint32_t array_max;   /* at most this many tasks running at once; 0 = unlimited */
-    uint64_t *after;      /* nafter job ids that must COMPLETE first, owned */
+    uint64_t *after;      /* nafter job ids this job waits for, owned */
+    uint8_t *after_kind;  /* per after[i], enum jobspec_dep; owned (NULL when nafter is 0) */
     int nafter;
     double begin;         /* absolute Unix seconds; 0 = as soon as possible */
     double time_limit;    /* seconds per task; 0 = none */
@@ -119,6 +126,13 @@ bool jobspec_bench_op_ok(const char *op, int nshape);
  * nodes_all (the controller's expansion of "all"). EINVAL for n outside
  * [1, JOBSPEC_NODES_MAX], ENOMEM. */
 int jobspec_set_nodes(struct job_spec *spec, const char *const *names, int n, struct err *err);
+
+/* jobspec_dep_key: the JSON key of kind ("after", "after_any", "after_notok"). */
+const char *jobspec_dep_key(enum jobspec_dep kind);
+/* jobspec_add_after: append n job ids of kind to spec's dependencies.
+ * EINVAL past JOBSPEC_AFTER_MAX in all; ENOMEM. */
+int jobspec_add_after(struct job_spec *spec, const uint64_t *ids, int n, enum jobspec_dep kind,
+                      struct err *err);
 
 /* jobspec_clear: free argv, after and nodes; NULL is a no-op. */
 void jobspec_clear(struct job_spec *spec);

@@ -76,6 +76,29 @@ def test_after_waits_for_success_and_cancels_on_failure(host_cluster, tmp_path):
     cluster.moat("wait", c, check=1)
 
 
+def test_afterany_and_afternotok_as_in_slurm(cluster):
+    c = cluster
+    bad = c.submit("sh", "-c", "sleep 1; exit 3")
+    good = c.submit("true")
+    cleanup = c.submit("true", opts=["--after-any", bad])
+    alert = c.submit("true", opts=["--after-notok", bad])
+    needs_ok = c.submit("true", opts=["--after", bad])
+    no_alert = c.submit("true", opts=["--after-notok", good])
+    both = c.submit("true", opts=["--dependency", f"afterany:{bad}:{good},afterok:{good}"])
+    assert c.show(both)["after_any"] == [bad, good] and c.show(both)["after"] == [good]
+    assert c.show(cleanup)["state"] == "PENDING" and "waiting for job" in c.show(cleanup)["reason"]
+    c.moat("wait", cleanup, alert, both, "--timeout", "60s", timeout=90)
+    for j in (cleanup, alert, both):
+        assert c.show(j)["state"] == "COMPLETED", c.show(j)
+    c.wait_state(needs_ok, "CANCELLED")
+    j = c.wait_state(no_alert, "CANCELLED")
+    assert "COMPLETED (afternotok" in j["reason"], j
+    assert "each must end, in any state" in c.moat("show", cleanup).out
+    for bad_spec in ("afterok", "afterok:", "after:1", "afterany:x", f"afterok:{good}:"):
+        r = c.moat("submit", "--dependency", bad_spec, "--", "true", check=2)
+        assert "--dependency" in r.err, r
+
+
 def test_begin_delays_start(cluster):
     t0 = time.time()
     jid = cluster.submit("true", opts=["--begin", "now+2s"])
