@@ -162,6 +162,10 @@ void cli_json_print(const json_t *doc);
  * concatenated. next_key is left out. Takes reply. Returns CLI_OK or the
  * failed page's exit code (the document is then closed early). */
 typedef int (*cli_page_fn)(struct cli *cli, void *ctx, long long from, json_t **reply);
+/* cli_next_check: a page asked from `asked` says the next starts at next (-1:
+ * none): CLI_OK, or CLI_FAILED (printed) when next does not move on, so that
+ * a confused controller cannot make a listing loop for ever. */
+int cli_next_check(const struct cli *cli, long long asked, long long next);
 struct cli_pages {
     const char *list_key, *next_key, *extra_key;
     cli_page_fn page;

@@ -124,8 +124,10 @@ int cli_admin_run(struct cli *cli, int argc, char **argv)
     for (int i = 1; i < argc; i++) { /* admin node ...: its own options and help */
         if (strcmp(argv[i], "node") == 0)
             return cli_admin_node_run(cli, argc, argv);
-        if (argv[i][0] != '-' || strcmp(argv[i], "--controller") == 0)
+        if (argv[i][0] != '-')
             break;
+        if (strcmp(argv[i], "--controller") == 0)
+            i++; /* its value */
     }
     /* A Z85 key may begin with '-' (it is in the alphabet, ZeroMQ RFC 32): take such
      * an argument out before getopt reads it as an option. */

@@ -67,8 +67,12 @@ int cli_admin_node_run(struct cli *cli, int argc, char **argv)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             return cli_usage_error(cli, "--reason: control characters are not allowed");
     json_t *body = json_pack("{s:s, s:s}", "op", op, "name", name);
-    if (reason)
-        json_object_set_new(body, "reason", json_string(reason));
+    if (body == NULL)
+        return cli_usage_error(cli, "NAME '%.70s': not UTF-8", name);
+    if (reason && json_object_set_new(body, "reason", json_string(reason)) != 0) {
+        json_decref(body);
+        return cli_usage_error(cli, "--reason: not UTF-8");
+    }
     json_t *reply;
     int rc = cli_request(cli, PROTO_TYPE_ADMIN_NODE, body, true, &reply, NULL, NULL);
     if (rc != CLI_OK)

@@ -147,6 +147,7 @@ int cli_queue_run(struct cli *cli, int argc, char **argv)
     static const char *const hdr[] = {"JOBID", "NAME", "STATE", "PROGRESS", "SUBMITTED", "TIME",
                                       "EXIT", "REASON"};
     struct cli_table *t = cli_table_create(8, hdr, "rllrlrrl");
+    long long asked = 0; /* the first page is from job 1 */
     for (;;) {
         size_t i;
         const json_t *job;
@@ -166,7 +167,8 @@ int cli_queue_run(struct cli *cli, int argc, char **argv)
         const json_t *nx = json_object_get(reply, "next");
         long long next = json_is_integer(nx) ? json_integer_value(nx) : -1;
         json_decref(reply);
-        if (next < 0 || (rc = queue_page(cli, body, next, &reply)) != CLI_OK)
+        if (next < 0 || (rc = cli_next_check(cli, asked, next)) != CLI_OK ||
+            (rc = queue_page(cli, body, asked = next, &reply)) != CLI_OK)
             break;
     }
     cli_table_print(t);
@@ -423,6 +425,7 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
     }
     static const char *const hdr[] = {"INDEX", "STATE", "ATTEMPTS", "NODE", "EXIT"};
     struct cli_table *t = NULL;
+    long long asked = -1;
     for (;;) {
         const json_t *tasks = json_object_get(reply, "tasks"), *task;
         size_t i;
@@ -439,9 +442,9 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
         long long next = next_of(reply);
         json_decref(reply);
         reply = NULL;
-        if (next < 0)
+        if (next < 0 || (rc = cli_next_check(cli, asked, next)) != CLI_OK)
             break;
-        if ((rc = show_page(cli, id, next, state, &reply)) != CLI_OK)
+        if ((rc = show_page(cli, id, asked = next, state, &reply)) != CLI_OK)
             break;
     }
     if (t == NULL && state && rc == CLI_OK)

@@ -138,6 +138,7 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
     }
     /* The task objects (one with --task) in index order, page by page. */
     long long cut = 0, first_cut = -1; /* tasks whose output was truncated */
+    long long asked = -1;                /* the index the last page was asked from */
     for (;;) {
         json_t *tasks = json_object_get(reply, "tasks");
         if (task < 0 && !json_is_array(tasks)) {
@@ -174,7 +175,8 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
         long long from = json_integer_value(nx);
         json_decref(reply);
         reply = NULL;
-        if ((rc = result_page(cli, &id, from, &reply)) != CLI_OK)
+        if ((rc = cli_next_check(cli, asked, from)) != CLI_OK ||
+            (rc = result_page(cli, &id, asked = from, &reply)) != CLI_OK)
             break;
     }
     if (cut > 0 && fmt != FMT_JSONL) /* jsonl says so in each line */

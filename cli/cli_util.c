@@ -289,6 +289,14 @@ void cli_json_print(const json_t *doc)
     fputc('\n', stdout);
 }
 
+int cli_next_check(const struct cli *cli, long long asked, long long next)
+{
+    if (next >= 0 && next <= asked)
+        return cli_fail(cli, CLI_FAILED, "the controller's next page (%lld) does not follow the one "
+                        "asked for (%lld); stopped", next, asked);
+    return CLI_OK;
+}
+
 /* pages_write: items (stolen) then the later pages' items, comma-separated;
  * each later page's extra array (rows) appended to extra. */
 static int pages_write(struct cli *cli, const struct cli_pages *pg, json_t *tasks, long long next,
@@ -308,11 +316,16 @@ static int pages_write(struct cli *cli, const struct cli_pages *pg, json_t *task
         if (next < 0)
             return CLI_OK;
         json_t *r;
+        long long asked = next;
         int rc = pg->page(cli, pg->ctx, next, &r);
         if (rc != CLI_OK)
             return rc;
         const json_t *n = json_object_get(r, pg->next_key);
         next = json_is_integer(n) ? json_integer_value(n) : -1;
+        if ((rc = cli_next_check(cli, asked, next)) != CLI_OK) {
+            json_decref(r);
+            return rc;
+        }
         tasks = json_incref(json_object_get(r, pg->list_key));
         if (extra)
             json_array_extend(extra, json_object_get(r, pg->extra_key));

@@ -167,7 +167,8 @@ int ctl_on_show(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *
         off++; /* next: a task the filter keeps */
     json_object_set_new(o, "task_states", counts);
     json_object_set_new(o, "tasks", tasks);
-    json_object_set_new(o, "tasks_next", off < job->ntasks
+    /* limit 0 asks for the counters: no page, so no next one either */
+    json_object_set_new(o, "tasks_next", off < job->ntasks && limit > 0
                                              ? json_integer((json_int_t)(job->spec.array_start + off))
                                              : json_null());
     return ctl_out_reply(ctl, peer, msg->req_id, o);

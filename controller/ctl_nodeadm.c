@@ -44,6 +44,13 @@ int ctl_on_admin_node(struct ctl *ctl, const struct net_peer *peer, struct proto
             return err_set(err, EBUSY, "admin node remove: node %s is %s%s; stop its worker first "
                            "(drain it to let its tasks end)", name, node_state_name(node->state),
                            node->running > 0 ? " with tasks" : "");
+        for (uint32_t q = 0; q < ctl->nqueue; q++) { /* a bench task waits for this very node */
+            const struct ctl_job *job = ctl->queue[q];
+            for (int k = 0; job->spec.kind == JOB_KIND_BENCH && k < job->spec.nnodes; k++)
+                if (strcmp(job->spec.nodes[k], name) == 0 && !job_state_is_terminal(job->state))
+                    return err_set(err, EBUSY, "admin node remove: bench job %llu waits for node "
+                                   "%s; cancel it first", (unsigned long long)job->id, name);
+        }
         node->removed = true;
         node->drained = false;
         node->reason[0] = '\0';

@@ -69,19 +69,22 @@ static void note_waiting(const struct ctl *ctl, struct ctl_job *job, int reserve
         snprintf(job->reason, sizeof job->reason, "waiting for resources");
 }
 
-/* reserve: job (ready, next in priority order) has a task that no node has
- * room for now: hold for it, for the rest of this pass, the nodes big enough
- * for one task (one per TP rank) that have the most free cpus, so that jobs
- * after it in the queue do not take what frees up there and starve it (a
- * 2-cpu job behind a long array of 1-cpu tasks would otherwise wait for the
- * whole array). Jobs after it still run on the other nodes. The pass after
- * comes to this job first again. Returns the first node held, or -1 (none
- * big enough: never_fits says why). free_cpus loses the held nodes' cpus. */
+/* reserve: job (ready; the first in priority order this pass to be blocked)
+ * has a task that no node has room for now: hold for it, for the rest of the
+ * pass, the nodes big enough for one task (one per TP rank) that have the
+ * most free cpus, so that jobs after it in the queue do not take what frees
+ * up there and starve it (a 2-cpu job behind a long array of 1-cpu tasks
+ * would otherwise wait for the whole array). Jobs after it still run on the
+ * other nodes, and the pass after comes to this job first again. Nothing is
+ * held unless all the nodes it needs exist, and one of them has a cpu free
+ * that a later job could take (else there is nothing to keep from them).
+ * Returns the first node held, or -1. free_cpus loses the held nodes' cpus. */
 static int reserve(struct ctl *ctl, const struct ctl_job *job, long *free_cpus)
 {
     const struct job_spec *spec = &job->spec;
-    int first = -1, need = spec->kind == JOB_KIND_INFER ? spec->tp : 1;
-    for (int r = 0; r < need; r++) {
+    int need = spec->kind == JOB_KIND_INFER ? spec->tp : 1, held[JOBSPEC_TP_MAX], nheld = 0;
+    bool at_stake = false;
+    for (int r = 0; r < need && r < JOBSPEC_TP_MAX; r++) {
         int best = -1;
         for (int i = 0; i < ctl->nnodes; i++) {
             const struct ctl_node *n = &ctl->nodes[i];
@@ -94,10 +97,17 @@ static int reserve(struct ctl *ctl, const struct ctl_job *job, long *free_cpus)
         if (best < 0)
             break;
         ctl->nodes[best].held = true;
-        *free_cpus -= ctl->nodes[best].cpus - ctl->nodes[best].used_cpus;
-        first = first < 0 ? best : first;
+        held[nheld++] = best;
+        at_stake |= ctl->nodes[best].cpus > ctl->nodes[best].used_cpus;
     }
-    return first;
+    if (nheld < need || !at_stake) {
+        for (int k = 0; k < nheld; k++)
+            ctl->nodes[held[k]].held = false;
+        return -1;
+    }
+    for (int k = 0; k < nheld; k++)
+        *free_cpus -= ctl->nodes[held[k]].cpus - ctl->nodes[held[k]].used_cpus;
+    return held[0];
 }
 
 int ctl_sched_pick(const struct ctl_node *nodes, int nnodes, const struct job_spec *spec)
@@ -226,6 +236,31 @@ static int bench_pass(struct ctl *ctl, struct ctl_job *job, double now, long *fr
     return 0;
 }
 
+/* refresh_reasons: the jobs from queue position from on, which a pass that
+ * found the cluster full did not look at: bring their reasons up to date
+ * (a dependency that has ended, a begin time that has come), at most once a
+ * second, so that queue and show do not go on saying what is no longer so.
+ * A job whose dependency failed is cancelled by the next pass that reaches it. */
+static void refresh_reasons(struct ctl *ctl, uint32_t from, double now)
+{
+    if (now - ctl->reasons_at < 1.0 && now >= ctl->reasons_at)
+        return;
+    ctl->reasons_at = now;
+    for (uint32_t k = from; k < ctl->nqueue; k++) {
+        struct ctl_job *job = ctl->queue[k];
+        char why[96];
+        int ready = has_work(job) ? ctl_sched_job_ready(ctl, job, now, why, sizeof why) : -1;
+        if (ready < 0)
+            continue;
+        if (ready == 0) {
+            snprintf(job->reason, sizeof job->reason, "%s", why);
+        } else if (job->running == 0) {
+            job->reason[0] = '\0';
+            note_waiting(ctl, job, -1);
+        }
+    }
+}
+
 int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
 {
     long free_cpus = 0;
@@ -237,6 +272,7 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
             free_cpus += n->cpus - n->used_cpus;
     }
     int placed = 0;
+    bool reserved = false;
     uint32_t w = 0, i = 0;
     for (; i < ctl->nqueue; i++) {
         struct ctl_job *job = ctl->queue[i];
@@ -244,8 +280,10 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
             job->queued = false;
             continue;
         }
-        if (free_cpus <= 0)
-            break; /* the cluster is full: this job and the rest stay as they are */
+        if (free_cpus <= 0) {
+            refresh_reasons(ctl, i, now); /* the cluster is full: the rest stay as they are */
+            break;
+        }
         char why[96];
         int ready = ctl_sched_job_ready(ctl, job, now, why, sizeof why);
         if (ready < 0) {
@@ -261,8 +299,11 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
         }
         job->reason[0] = '\0';
         bool blocked = false; /* a task of it found no node with room */
-        while (job->spec.kind == JOB_KIND_INFER && has_work(job) &&
-               free_cpus >= (long)job->spec.cpus * job->spec.tp) {
+        while (job->spec.kind == JOB_KIND_INFER && has_work(job)) {
+            if (free_cpus < (long)job->spec.cpus * job->spec.tp) {
+                blocked = true;
+                break;
+            }
             int16_t group[JOBSPEC_TP_MAX];
             if (ctl_infer_pick(ctl, &job->spec, group) != 0) {
                 blocked = true;
@@ -271,8 +312,10 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
             uint32_t off = job->requeue_head < job->nrequeue ? job->requeue[job->requeue_head]
                                                              : job->next_index;
             if (ctl_infer_dispatch(ctl, job, off, group, now, err) != 0) {
-                if (err->code == EAGAIN)
-                    break; /* no port free on rank 0's node now */
+                if (err->code == EAGAIN) {
+                    blocked = true; /* no port free on rank 0's node now */
+                    break;
+                }
                 return -1;
             }
             if (audit_place(ctl, job, off, err) != 0)
@@ -307,7 +350,10 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
             placed++;
         }
         if (has_work(job)) {
-            note_waiting(ctl, job, blocked ? reserve(ctl, job, &free_cpus) : -1);
+            int held = -1;
+            if (blocked && !reserved) /* one reservation a pass: the first job blocked */
+                reserved = (held = reserve(ctl, job, &free_cpus)) >= 0;
+            note_waiting(ctl, job, held);
             ctl->queue[w++] = job;
         } else {
             job->queued = false;

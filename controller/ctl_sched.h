@@ -3,12 +3,14 @@
  * Policy: jobs in priority order (higher first), then oldest (lower id) first;
  * within a job, requeued tasks before never-started ones, in index order. A task
  * goes to the UP, registered node with room for its cpus, gpus and memory that
- * has the most free cpus (spreading load). A job that has a task no node has
- * room for now gets a reservation: the node big enough for it with the most
- * free cpus (a TP group: one per rank) takes nothing from jobs after it in the
- * queue until the job fits there; those jobs still run on the other nodes, so
- * a small job is never held up by a big one except on that node, and a big
- * job of higher priority is not starved by a stream of small ones. A job is
+ * has the most free cpus (spreading load). The first job in this order that
+ * has a task no node has room for now gets a reservation for the pass: the
+ * node big enough for it with the most free cpus (a TP group: one per rank)
+ * takes nothing from jobs after it, so a big job of higher priority is not
+ * starved by a stream of small ones; those jobs still run on the other
+ * nodes, and other blocked jobs reserve nothing (one reservation a pass, so
+ * that waiting big jobs cannot idle the whole cluster; no backfill by time
+ * limits). A job is
  * eligible once its begin time has passed and every --after job has COMPLETED;
  * if one of those ends otherwise, the job is CANCELLED ("dependency never
  * satisfied"). An array job with %MAX never has more than MAX tasks running.

@@ -147,6 +147,7 @@ struct ctl {
     double started;           /* monotonic s at start */
     double recovery_s;        /* how long the start's ctl_state_recover took (PING) */
     bool need_sched;          /* something changed that may allow a placement */
+    double reasons_at;        /* Unix s: the last refresh of unexamined jobs' reasons (ctl_sched) */
     struct err store_err;     /* sticky: a write of this batch failed; the batch is void */
 };
 

@@ -409,3 +409,26 @@ def test_keygen_refuses_to_replace_a_key_as_bad_input(tmp_path):
     assert "w.key" in r.err and "refusing to replace" in r.err, r
     run_moat(["model", "keygen", "--out", str(tmp_path)], check=0)
     run_moat(["model", "keygen", "--out", str(tmp_path)], check=2)  # the same answer
+
+
+def test_a_page_that_does_not_move_on_stops_the_listing(fake):
+    # a confused controller answering the same page for ever: the CLI stops, exit 1
+    f = fake(lambda t, b, _: ("REPLY", {"tasks": [{"index": 0, "stdout": "x"}], "tasks_next": 0}
+                               if t == "RESULT" else
+                               {"jobs": [dict(JOB, tasks=None)], "next": 1}))
+    r = ctl(f, "result", "3", check=1, env={"MOAT_TIMEOUT": "2s"})
+    assert "does not follow" in r.err and r.out == "xx"
+    r = ctl(f, "queue", check=1)
+    assert "does not follow" in r.err
+    r = ctl(f, "--json", "queue", check=1)
+    assert "does not follow" in r.err and json.loads(r.out)["jobs"]
+
+
+def test_admin_node_takes_the_controller_option_anywhere(fake):
+    f = fake(lambda t, b, _: ("REPLY", {"name": b["name"], "state": "DRAINING", "reason": "r"}))
+    r = run_moat(["admin", "--controller", f.endpoint, "node", "drain", "n1", "--reason", "r"],
+                 check=0, env=FAKE_ENV)
+    assert r.out == "node n1: DRAINING (r)\n"
+    assert f.requests[-1] == ("ADMIN_NODE", {"op": "drain", "name": "n1", "reason": "r"})
+    ctl(f, "admin", "node", "remove", "n1", check=0)
+    assert f.requests[-1] == ("ADMIN_NODE", {"op": "remove", "name": "n1"})

@@ -231,6 +231,68 @@ static void a_big_job_is_not_starved_by_small_ones(void **state)
     commit(f);
 }
 
+/* Reservations are bounded: a TP job that cannot fit at all holds nothing,
+ * a TP job that can is not starved, and only the first blocked job of a pass
+ * holds a node, so waiting big jobs cannot idle the cluster. */
+static void reservations_hold_only_what_can_be_used(void **state)
+{
+    struct fx *f = *state;
+    add_node(&f->ctl, "n1", 4, 0, 0);
+    add_node(&f->ctl, "n2", 4, 0, 0);
+    struct ctl_job *tp3 = submit(&f->ctl, "{\"kind\":\"infer\",\"model\":\"m\",\"ndocs\":10,"
+                                           "\"tp\":3,\"priority\":10}");
+    struct ctl_job *small = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"c\"],"
+                                             "\"array\":{\"start\":0,\"end\":3}}");
+    assert_int_equal(sched(&f->ctl), 4); /* two nodes cannot hold 3 ranks: nothing held */
+    assert_int_equal(small->running, 4);
+    assert_non_null(strstr(tp3->reason, "needs 3 nodes"));
+    struct err e = {0};
+    assert_int_equal(ctl_job_cancel(&f->ctl, tp3, "test", &e), 0);
+    for (uint32_t o = 0; o < 4; o++)
+        end_task(&f->ctl, small, o, JOB_STATE_COMPLETED, 0);
+    /* two 3-cpu jobs leave 1 cpu free on each node */
+    submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"a\"],\"cpus\":3}");
+    submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"a\"],\"cpus\":3}");
+    assert_int_equal(sched(&f->ctl), 2);
+    struct ctl_job *b1 = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"b\"],\"cpus\":2,\"priority\":10}");
+    struct ctl_job *b2 = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"b\"],\"cpus\":2,\"priority\":10}");
+    struct ctl_job *ones = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"c\"],"
+                                            "\"array\":{\"start\":0,\"end\":1}}");
+    assert_int_equal(sched(&f->ctl), 1); /* b1 holds n1; b2 holds nothing; a 1-cpu task takes n2's */
+    assert_string_equal(b1->reason, "waiting for resources (node n1 reserved)");
+    assert_string_equal(b2->reason, "waiting for resources");
+    assert_int_equal(ones->running, 1);
+    assert_string_equal(f->ctl.nodes[ones->tasks[0].node].name, "n2");
+    commit(f);
+}
+
+/* A TP job of high priority behind a low-priority array gets its ranks' nodes
+ * reserved as cpus free up, instead of losing each freed cpu to the array. */
+static void a_tp_job_is_not_starved_by_small_ones(void **state)
+{
+    struct fx *f = *state;
+    add_node(&f->ctl, "n1", 2, 0, 0);
+    add_node(&f->ctl, "n2", 2, 0, 0);
+    struct ctl_job *arr = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"c\"],\"priority\":-10,"
+                                           "\"array\":{\"start\":0,\"end\":99}}");
+    assert_int_equal(sched(&f->ctl), 4);
+    struct ctl_job *tp = submit(&f->ctl, "{\"kind\":\"infer\",\"model\":\"m\",\"ndocs\":10,"
+                                          "\"tp\":2,\"priority\":10}");
+    /* tasks end one by one: none of the freed cpus goes to the array. (Its
+     * nodes have no comm ports here, so the TP job cannot start: it holds.) */
+    for (int k = 0; k < 3; k++) {
+        uint32_t o = 0;
+        while (arr->tasks[o].state != JOB_STATE_RUNNING)
+            o++;
+        end_task(&f->ctl, arr, o, JOB_STATE_COMPLETED, 0);
+        assert_int_equal(sched(&f->ctl), 0);
+        assert_true(f->ctl.nodes[0].held && f->ctl.nodes[1].held);
+        assert_non_null(strstr(tp->reason, "reserved"));
+    }
+    assert_int_equal(arr->running, 1);
+    commit(f);
+}
+
 static void array_max_bounds_concurrency(void **state)
 {
     struct fx *f = *state;
@@ -1003,6 +1065,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(illegal_end_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(places_by_resources_priority_and_age, setup, teardown),
         cmocka_unit_test_setup_teardown(a_big_job_is_not_starved_by_small_ones, setup, teardown),
+        cmocka_unit_test_setup_teardown(reservations_hold_only_what_can_be_used, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_tp_job_is_not_starved_by_small_ones, setup, teardown),
         cmocka_unit_test_setup_teardown(array_max_bounds_concurrency, setup, teardown),
         cmocka_unit_test_setup_teardown(after_and_begin, setup, teardown),
         cmocka_unit_test_setup_teardown(requeue_then_fail_after_max_attempts, setup, teardown),
