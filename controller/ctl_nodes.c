@@ -297,8 +297,13 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
         return ctl_infer_on_end(ctl, peer, msg, n, job, (uint32_t)off, (int)json_integer_value(rankj), err);
     if (t == NULL || infer || t->state != JOB_STATE_RUNNING || t->node != n || t->attempts != attempt) {
         /* A duplicate, or an attempt that is no longer current: acknowledge, store nothing. */
-        log_debug("ctl", "task %llu.%u attempt %u from %s: not current; ignored",
-                  (unsigned long long)jid, index, attempt, node->name);
+        if (t && attempt < t->attempts) /* it was rerun elsewhere (its node was taken for lost) */
+            log_info("ctl", "task %llu.%u attempt %u from %s ended %s after it was requeued; "
+                     "attempt %u counts, this result is dropped", (unsigned long long)jid, index,
+                     attempt, node->name, jstr(b, "state"), t->attempts);
+        else
+            log_debug("ctl", "task %llu.%u attempt %u from %s: not current; ignored",
+                      (unsigned long long)jid, index, attempt, node->name);
         return ctl_out_reply(ctl, peer, msg->req_id, NULL);
     }
     const json_t *le = json_object_get(b, "launch_error");
