@@ -302,6 +302,8 @@ static void show_spec(const json_t *job)
     char buf[32];
     if (tl > 0)
         printf("  limit:     %s\n", units_duration_format(tl, buf, sizeof buf));
+    if (cli_json_int(job, "retries", 0) > 0)
+        printf("  retries:   %lld (a failed task runs again)\n", cli_json_int(job, "retries", 0));
     if (begin > 0)
         printf("  begin:     %s\n", cli_time_format(begin, buf, sizeof buf));
     static const char *const dep_key[] = {"after", "after_any", "after_notok"};

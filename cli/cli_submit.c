@@ -47,6 +47,9 @@ static const char help[] =
     "  --time-limit DUR    per task: 90s, 10m, 1h30m, 01:30:00 (a unit is needed:\n"
     "                      90 alone is refused); past it the task is killed and\n"
     "                      the job ends TIMEOUT\n"
+    "  --retries N         a task that fails (exits non-zero, is killed, passes its\n"
+    "                      time limit) runs again, up to N more times, 0..100\n"
+    "                      (default 0); only the last attempt's output is kept\n"
     "\n"
     "Infer jobs embed documents with an imported model (moat model import):\n"
     "  --infer MODEL       the model's name\n"
@@ -90,7 +93,7 @@ static const char help[] =
     "  moat submit --begin 22:00 --time-limit 4h --name nightly -- /srv/jobs/nightly.sh\n";
 
 enum { OPT_NAME = 1, OPT_CPUS, OPT_GPUS, OPT_MEM, OPT_PRIORITY, OPT_ARRAY, OPT_AFTER, OPT_BEGIN,
-       OPT_TIME_LIMIT, OPT_AFTER_ANY, OPT_AFTER_NOTOK, OPT_DEPENDENCY, OPT_INFER, OPT_INPUT, OPT_TP, OPT_BATCH, OPT_MAX_LEN, OPT_POOLING, OPT_ON_BAD,
+       OPT_TIME_LIMIT, OPT_RETRIES, OPT_AFTER_ANY, OPT_AFTER_NOTOK, OPT_DEPENDENCY, OPT_INFER, OPT_INPUT, OPT_TP, OPT_BATCH, OPT_MAX_LEN, OPT_POOLING, OPT_ON_BAD,
        OPT_BENCH, OPT_SHAPE, OPT_DTYPE, OPT_NODES, OPT_REPEAT, OPT_BACKEND, OPT_THREADS };
 
 static const struct option longopts[] = {
@@ -106,6 +109,7 @@ static const struct option longopts[] = {
     {"dependency", required_argument, NULL, OPT_DEPENDENCY},
     {"begin", required_argument, NULL, OPT_BEGIN},
     {"time-limit", required_argument, NULL, OPT_TIME_LIMIT},
+    {"retries", required_argument, NULL, OPT_RETRIES},
     {"infer", required_argument, NULL, OPT_INFER},
     {"input", required_argument, NULL, OPT_INPUT},
     {"tp", required_argument, NULL, OPT_TP},

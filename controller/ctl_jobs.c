@@ -238,7 +238,7 @@ int ctl_task_requeue(struct ctl *ctl, struct ctl_job *job, uint32_t offset, bool
                        job->spec.array_start + offset, job_state_name(t->state));
     if (launch_failure)
         t->launch_fails++;
-    uint32_t counted = t->attempts - t->launch_fails;
+    uint32_t counted = t->attempts - t->launch_fails - t->retried; /* node losses */
     if (job->cancel_requested || counted >= (uint32_t)ctl->cfg.max_attempts) {
         enum job_state to = job->cancel_requested ? JOB_STATE_CANCELLED : JOB_STATE_FAILED;
         if (to == JOB_STATE_FAILED)

@@ -326,6 +326,21 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
         return ctl_out_reply(ctl, peer, msg->req_id, NULL);
     }
     node->launch_failures = 0;
+    if (job->spec.kind == JOB_KIND_EXEC && (st == JOB_STATE_FAILED || st == JOB_STATE_TIMEOUT) &&
+        !job->cancel_requested && t->retried < (uint32_t)job->spec.retries) {
+        /* --retries: run it again; this attempt's output is not kept (one result a task) */
+        char again[96];
+        t->retried++;
+        snprintf(again, sizeof again, "attempt %u %s (exit %d); retry %u of %d", attempt,
+                 st == JOB_STATE_TIMEOUT ? "timed out" : "failed", (int)jint(b, "exit_code"),
+                 t->retried, job->spec.retries);
+        log_info("ctl", "task %llu.%u: %s", (unsigned long long)jid, index, again);
+        if (ctl_task_requeue(ctl, job, (uint32_t)off, false, again, err) != 0)
+            return -1;
+        if (job->running > 0 || job->done > 0) /* else ctl_task_requeue said so */
+            snprintf(job->reason, sizeof job->reason, "task %u: %.80s", index, again);
+        return ctl_out_reply(ctl, peer, msg->req_id, NULL);
+    }
     const char *why = jstr(b, "reason"); /* the worker ended it: over its --mem */
     char limit[64];
     if ((why == NULL || why[0] == '\0') && st == JOB_STATE_TIMEOUT) {

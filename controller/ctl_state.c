@@ -272,6 +272,8 @@ int ctl_task_save(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, s
                           (int)t->launch_fails, "node", node, "exit_code", t->exit_code, "signal",
                           t->signal, "start_time", time_json(t->start_time), "end_time",
                           time_json(t->end_time), "deadline", time_json(t->deadline));
+    if (o && t->retried)
+        json_object_set_new(o, "retried", json_integer(t->retried));
     if (o && t->ranks) {
         json_t *ranks = json_array();
         for (int r = 0; r < job->spec.tp; r++)
@@ -518,6 +520,7 @@ static void task_decode(struct ctl *ctl, struct ctl_job *job, uint32_t index, co
     if (t->attempts > job->attempts)
         job->attempts = t->attempts;
     t->launch_fails = (uint32_t)jint(o, "launch_fails", 0);
+    t->retried = (uint32_t)jint(o, "retried", 0);
     t->exit_code = jint(o, "exit_code", -1);
     t->signal = jint(o, "signal", 0);
     t->start_time = jnum(o, "start_time");
@@ -985,6 +988,8 @@ json_t *ctl_job_json(const struct ctl_job *job)
         json_object_set_new(o, "begin", json_real(job->spec.begin));
     if (job->spec.time_limit > 0)
         json_object_set_new(o, "time_limit", json_real(job->spec.time_limit));
+    if (job->spec.retries > 0)
+        json_object_set_new(o, "retries", json_integer(job->spec.retries));
     for (int kind = 0; kind < JOBSPEC_DEP_COUNT; kind++) {
         json_t *a = NULL;
         for (int i = 0; i < job->spec.nafter; i++) {

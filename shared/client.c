@@ -395,6 +395,12 @@ int client_spec_option(struct job_spec *spec, const char *opt, const char *value
         spec->begin = t;
         return 0;
     }
+    if (strcmp(opt, "retries") == 0) {
+        if (parse_int_opt(opt, value, 0, 100, &v, err) != 0)
+            return -1;
+        spec->retries = (int)v;
+        return 0;
+    }
     if (strcmp(opt, "time-limit") == 0) {
         double d;
         /* Slurm's --time=90 is minutes, ours would be seconds: ask for a unit */

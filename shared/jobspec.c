@@ -160,7 +160,7 @@ int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err
 
 static const char *const known_keys[] = {"kind", "name", "argv", "cpus", "gpus", "mem",
                                          "priority", "array", "after", "after_any", "after_notok",
-                                         "begin", "time_limit",
+                                         "begin", "time_limit", "retries",
                                          "model", "ndocs", "tp", "batch", "max_len", "bench",
                                          "nodes", NULL};
 
@@ -415,6 +415,8 @@ static int from_json(struct job_spec *spec, const json_t *obj, struct err *err)
     spec->priority = (int)v;
     if (get_num(obj, "begin", 0, 1e11, &spec->begin, err)) return -1;
     if (get_num(obj, "time_limit", 0, 1e9, &spec->time_limit, err)) return -1;
+    if (get_int(obj, "retries", 0, 100, 0, &v, err)) return -1;
+    spec->retries = (int)v;
 
     const json_t *arr = json_object_get(obj, "array");
     if (arr) {
@@ -511,6 +513,8 @@ json_t *jobspec_to_json(const struct job_spec *spec)
         json_object_set_new(o, "begin", json_real(spec->begin));
     if (spec->time_limit > 0)
         json_object_set_new(o, "time_limit", json_real(spec->time_limit));
+    if (spec->retries > 0)
+        json_object_set_new(o, "retries", json_integer(spec->retries));
     if (spec->kind == JOB_KIND_INFER) {
         json_object_del(o, "argv");
         json_object_set_new(o, "model", json_string(spec->model));

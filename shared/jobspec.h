@@ -75,6 +75,8 @@ struct job_spec {
     int nafter;
     double begin;         /* absolute Unix seconds; 0 = as soon as possible */
     double time_limit;    /* seconds per task; 0 = none */
+    int retries;          /* exec: a task that FAILED or hit its time limit runs again up to
+                           * this many times, 0..100 (JSON "retries"; default 0) */
     /* infer jobs */
     char model[65];       /* an imported model's name */
     uint32_t ndocs;       /* documents in the input, >= 1 */

@@ -99,6 +99,26 @@ def test_afterany_and_afternotok_as_in_slurm(cluster):
         assert "--dependency" in r.err, r
 
 
+def test_retries_run_a_failed_task_again(host_cluster, tmp_path):
+    c = host_cluster  # its tasks count their runs in tmp_path: unsandboxed
+    count = tmp_path / "runs"
+    # fails twice (exit 3), then succeeds
+    script = f"n=$(cat {count} 2>/dev/null || echo 0); echo $((n+1)) > {count}; echo run $n; [ $n -ge 2 ] || exit 3"
+    ok = c.submit("sh", "-c", script, opts=["--retries", "3"])
+    never = c.submit("false", opts=["--retries", "1"])
+    plain = c.submit("false")
+    c.moat("wait", ok, never, plain, "--timeout", "60s", timeout=90, check=1)
+    j = c.show(ok)
+    assert j["state"] == "COMPLETED" and j["tasks"][0]["attempts"] == 3 and j["retries"] == 3, j
+    assert count.read_text() == "3\n"
+    assert c.moat("result", ok).out == "run 2\n"  # the last attempt's output
+    j = c.show(never)
+    assert j["state"] == "FAILED" and j["tasks"][0]["attempts"] == 2, j
+    assert c.show(plain)["tasks"][0]["attempts"] == 1
+    assert "retries:   3" in c.moat("show", ok).out
+    c.moat("submit", "--retries", "101", "--", "true", check=2)
+
+
 def test_begin_delays_start(cluster):
     t0 = time.time()
     jid = cluster.submit("true", opts=["--begin", "now+2s"])
