@@ -52,7 +52,7 @@ int ctl_bench_node(const struct ctl *ctl, const struct ctl_job *job, uint32_t of
 
 bool ctl_bench_node_free(const struct ctl_node *n)
 {
-    return n->state == NODE_STATE_UP && n->registered && !n->held && n->running == 0;
+    return n->state == NODE_STATE_UP && n->registered && !n->held && !n->reserved && n->running == 0;
 }
 
 json_t *ctl_bench_json(const struct job_spec *spec)

@@ -15,8 +15,8 @@ bool ctl_sched_fits(const struct ctl_node *n, const struct job_spec *spec)
 {
     return n->state == NODE_STATE_UP && n->registered && !n->held &&
            n->cpus - n->used_cpus >= spec->cpus &&
-           n->gpus - n->used_gpus >= spec->gpus &&
-           (spec->mem == 0 || n->mem - n->used_mem >= spec->mem);
+           (spec->gpus == 0 || n->gpus - n->used_gpus >= spec->gpus) &&
+           (spec->mem == 0 || (n->used_mem <= n->mem && n->mem - n->used_mem >= spec->mem));
 }
 
 /* never_fits: no node UP could hold one task (infer: tp ranks on tp nodes) of
@@ -69,45 +69,69 @@ static void note_waiting(const struct ctl *ctl, struct ctl_job *job, int reserve
         snprintf(job->reason, sizeof job->reason, "waiting for resources");
 }
 
+/* A reservation: what a blocked job's task (one TP rank) would take on a
+ * node, counted as used there for the rest of the pass (ctl_sched_pass undoes
+ * it), so that jobs after it may use only what the job would leave. */
+struct resv {
+    int node, cpus, gpus;
+    uint64_t mem;
+};
+
 /* reserve: job (ready; the first in priority order this pass to be blocked)
- * has a task that no node has room for now: hold for it, for the rest of the
- * pass, the nodes big enough for one task (one per TP rank) that have the
- * most free cpus, so that jobs after it in the queue do not take what frees
- * up there and starve it (a 2-cpu job behind a long array of 1-cpu tasks
- * would otherwise wait for the whole array). Jobs after it still run on the
- * other nodes, and the pass after comes to this job first again. Nothing is
- * held unless all the nodes it needs exist, and one of them has a cpu free
- * that a later job could take (else there is nothing to keep from them).
- * Returns the first node held, or -1. free_cpus loses the held nodes' cpus. */
-static int reserve(struct ctl *ctl, const struct ctl_job *job, long *free_cpus)
+ * has a task that no node has room for now. On the nodes big enough for one
+ * task (one per TP rank) with the most free cpus, count the task's cpus,
+ * gpus and memory as used for the rest of the pass: jobs after it in the
+ * queue may use what it would leave there (cpus beside a GPU job waiting for
+ * its GPU), but not take what frees up and starve it (a 2-cpu job behind a
+ * long array of 1-cpu tasks would otherwise wait for the whole array); the
+ * pass after comes to this job first again. Nothing is reserved unless all
+ * the nodes it needs exist. Fills out[] (JOBSPEC_TP_MAX), returns how many,
+ * 0 for none; free_cpus loses the cpus reserved. */
+static int reserve(struct ctl *ctl, const struct ctl_job *job, long *free_cpus, struct resv *out)
 {
     const struct job_spec *spec = &job->spec;
-    int need = spec->kind == JOB_KIND_INFER ? spec->tp : 1, held[JOBSPEC_TP_MAX], nheld = 0;
-    bool at_stake = false;
+    int need = spec->kind == JOB_KIND_INFER ? spec->tp : 1, n = 0;
     for (int r = 0; r < need && r < JOBSPEC_TP_MAX; r++) {
         int best = -1;
         for (int i = 0; i < ctl->nnodes; i++) {
-            const struct ctl_node *n = &ctl->nodes[i];
-            if (n->state != NODE_STATE_UP || !n->registered || n->held || n->cpus < spec->cpus ||
-                n->gpus < spec->gpus || (spec->mem && n->mem < spec->mem))
+            const struct ctl_node *nd = &ctl->nodes[i];
+            if (nd->state != NODE_STATE_UP || !nd->registered || nd->held || nd->reserved ||
+                nd->cpus < spec->cpus || nd->gpus < spec->gpus || (spec->mem && nd->mem < spec->mem))
                 continue;
-            if (best < 0 || n->cpus - n->used_cpus > ctl->nodes[best].cpus - ctl->nodes[best].used_cpus)
+            if (best < 0 || nd->cpus - nd->used_cpus > ctl->nodes[best].cpus - ctl->nodes[best].used_cpus)
                 best = i;
         }
         if (best < 0)
             break;
-        ctl->nodes[best].held = true;
-        held[nheld++] = best;
-        at_stake |= ctl->nodes[best].cpus > ctl->nodes[best].used_cpus;
+        ctl->nodes[best].reserved = true;
+        out[n++] = (struct resv){best, spec->cpus, spec->gpus, spec->mem};
     }
-    if (nheld < need || !at_stake) {
-        for (int k = 0; k < nheld; k++)
-            ctl->nodes[held[k]].held = false;
-        return -1;
+    if (n < need) {
+        for (int k = 0; k < n; k++)
+            ctl->nodes[out[k].node].reserved = false;
+        return 0;
     }
-    for (int k = 0; k < nheld; k++)
-        *free_cpus -= ctl->nodes[held[k]].cpus - ctl->nodes[held[k]].used_cpus;
-    return held[0];
+    for (int k = 0; k < n; k++) {
+        struct ctl_node *nd = &ctl->nodes[out[k].node];
+        int avail = nd->cpus - nd->used_cpus;
+        *free_cpus -= avail <= 0 ? 0 : avail < out[k].cpus ? avail : out[k].cpus;
+        nd->used_cpus += out[k].cpus;
+        nd->used_gpus += out[k].gpus;
+        nd->used_mem += out[k].mem;
+    }
+    return n;
+}
+
+/* unreserve: give back what reserve counted as used. */
+static void unreserve(struct ctl *ctl, const struct resv *r, int n)
+{
+    for (int k = 0; k < n; k++) {
+        struct ctl_node *nd = &ctl->nodes[r[k].node];
+        nd->used_cpus -= r[k].cpus;
+        nd->used_gpus -= r[k].gpus;
+        nd->used_mem -= r[k].mem;
+        nd->reserved = false;
+    }
 }
 
 int ctl_sched_pick(const struct ctl_node *nodes, int nnodes, const struct job_spec *spec)
@@ -261,7 +285,7 @@ static void refresh_reasons(struct ctl *ctl, uint32_t from, double now)
     }
 }
 
-int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
+static int sched_pass(struct ctl *ctl, double now, struct resv *resv, int *nresv, struct err *err)
 {
     long free_cpus = 0;
     for (int i = 0; i < ctl->nnodes; i++)
@@ -272,7 +296,6 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
             free_cpus += n->cpus - n->used_cpus;
     }
     int placed = 0;
-    bool reserved = false;
     uint32_t w = 0, i = 0;
     for (; i < ctl->nqueue; i++) {
         struct ctl_job *job = ctl->queue[i];
@@ -351,8 +374,9 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
         }
         if (has_work(job)) {
             int held = -1;
-            if (blocked && !reserved) /* one reservation a pass: the first job blocked */
-                reserved = (held = reserve(ctl, job, &free_cpus)) >= 0;
+            if (blocked && *nresv == 0 && /* one reservation a pass: the first job blocked */
+                (*nresv = reserve(ctl, job, &free_cpus, resv)) > 0)
+                held = resv[0].node;
             note_waiting(ctl, job, held);
             ctl->queue[w++] = job;
         } else {
@@ -366,5 +390,14 @@ int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
         w += ctl->nqueue - i;
     }
     ctl->nqueue = w;
+    return placed;
+}
+
+int ctl_sched_pass(struct ctl *ctl, double now, struct err *err)
+{
+    struct resv resv[JOBSPEC_TP_MAX];
+    int nresv = 0;
+    int placed = sched_pass(ctl, now, resv, &nresv, err);
+    unreserve(ctl, resv, nresv); /* also after a failure: nodes keep only real use */
     return placed;
 }

@@ -4,12 +4,13 @@
  * within a job, requeued tasks before never-started ones, in index order. A task
  * goes to the UP, registered node with room for its cpus, gpus and memory that
  * has the most free cpus (spreading load). The first job in this order that
- * has a task no node has room for now gets a reservation for the pass: the
- * node big enough for it with the most free cpus (a TP group: one per rank)
- * takes nothing from jobs after it, so a big job of higher priority is not
- * starved by a stream of small ones; those jobs still run on the other
+ * has a task no node has room for now gets a reservation for the pass: on
+ * the node big enough for it with the most free cpus (a TP group: one per
+ * rank) its task's cpus, gpus and memory count as used, so jobs after it
+ * may use only what it would leave there and cannot starve a big job of
+ * higher priority with a stream of small ones; they still run on the other
  * nodes, and other blocked jobs reserve nothing (one reservation a pass, so
- * that waiting big jobs cannot idle the whole cluster; no backfill by time
+ * that waiting big jobs cannot idle the cluster; no backfill by time
  * limits). A job is
  * eligible once its begin time has passed and every --after job has COMPLETED;
  * if one of those ends otherwise, the job is CANCELLED ("dependency never
@@ -24,8 +25,8 @@
 #include "controller/ctl_state.h"
 
 /* ctl_sched_fits: node n is schedulable (UP, registered, not held in this
- * pass for a waiting bench task or a reservation) and has room for one task
- * of spec. */
+ * pass for a waiting bench task) and has room for one task of spec (what a
+ * reservation set aside in this pass counted as used). */
 bool ctl_sched_fits(const struct ctl_node *n, const struct job_spec *spec);
 
 /* ctl_sched_pick: index of the best node for one task of spec, or -1 if none fits. */

@@ -103,6 +103,8 @@ struct ctl_node {
     char egress_route[128];   /* the first such route */
     int comm_port_min, comm_port_max, comm_port_next;
     bool held;                /* this placement pass: a bench task waits for it (ctl_sched) */
+    bool reserved;            /* this placement pass: a blocked job's task is counted in its
+                               * used_* (ctl_sched.c reserve; undone at the end of the pass) */
     char key[NET_KEY_LEN + 1]; /* the worker key the name belongs to (ctl_on_register); "" unbound */
     bool drained;             /* an admin drained it: DRAINING, not UP, until resumed (ctl_nodeadm.h) */
     bool removed;             /* an admin removed it: not listed, gets nothing; its name

@@ -266,6 +266,28 @@ static void reservations_hold_only_what_can_be_used(void **state)
     commit(f);
 }
 
+/* A job waiting for a GPU reserves only what its task takes: the node's
+ * other cpus still run cpu-only work. */
+static void a_reservation_leaves_the_rest_of_its_node(void **state)
+{
+    struct fx *f = *state;
+    add_node(&f->ctl, "gpu", 8, 1, 0);
+    struct ctl_job *g1 = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"a\"],\"gpus\":1}");
+    assert_int_equal(sched(&f->ctl), 1);
+    struct ctl_job *g2 = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"b\"],\"gpus\":1,"
+                                          "\"cpus\":2,\"priority\":10}");
+    struct ctl_job *cpu = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"c\"],"
+                                           "\"array\":{\"start\":0,\"end\":99}}");
+    assert_int_equal(sched(&f->ctl), 5); /* 8 cpus - g1's 1 - g2's 2 set aside */
+    assert_int_equal(cpu->running, 5);
+    assert_string_equal(g2->reason, "waiting for resources (node gpu reserved)");
+    end_task(&f->ctl, g1, 0, JOB_STATE_COMPLETED, 0);
+    assert_int_equal(sched(&f->ctl), 2); /* g2 gets the GPU and its 2 cpus; the last cpu, a task */
+    assert_int_equal(g2->state, JOB_STATE_RUNNING);
+    assert_int_equal(f->ctl.nodes[0].used_cpus, 8);
+    commit(f);
+}
+
 /* A TP job of high priority behind a low-priority array gets its ranks' nodes
  * reserved as cpus free up, instead of losing each freed cpu to the array. */
 static void a_tp_job_is_not_starved_by_small_ones(void **state)
@@ -278,18 +300,22 @@ static void a_tp_job_is_not_starved_by_small_ones(void **state)
     assert_int_equal(sched(&f->ctl), 4);
     struct ctl_job *tp = submit(&f->ctl, "{\"kind\":\"infer\",\"model\":\"m\",\"ndocs\":10,"
                                           "\"tp\":2,\"priority\":10}");
-    /* tasks end one by one: none of the freed cpus goes to the array. (Its
+    /* tasks end one by one: the array gets no freed cpu a rank needs. (The
      * nodes have no comm ports here, so the TP job cannot start: it holds.) */
+    static const int want[3] = {0, 0, 1}; /* the third end leaves n1 a cpu beyond its rank's */
     for (int k = 0; k < 3; k++) {
         uint32_t o = 0;
         while (arr->tasks[o].state != JOB_STATE_RUNNING)
             o++;
         end_task(&f->ctl, arr, o, JOB_STATE_COMPLETED, 0);
-        assert_int_equal(sched(&f->ctl), 0);
-        assert_true(f->ctl.nodes[0].held && f->ctl.nodes[1].held);
+        assert_int_equal(sched(&f->ctl), want[k]);
         assert_non_null(strstr(tp->reason, "reserved"));
+        /* what the pass set aside is given back: nodes count only real tasks */
+        assert_int_equal(f->ctl.nodes[0].used_cpus + f->ctl.nodes[1].used_cpus, (int)arr->running);
+        if (k > 0) /* each rank's cpu is still free */
+            assert_true(f->ctl.nodes[0].used_cpus < 2 && f->ctl.nodes[1].used_cpus < 2);
     }
-    assert_int_equal(arr->running, 1);
+    assert_int_equal(arr->running, 2);
     commit(f);
 }
 
@@ -1067,6 +1093,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_big_job_is_not_starved_by_small_ones, setup, teardown),
         cmocka_unit_test_setup_teardown(reservations_hold_only_what_can_be_used, setup, teardown),
         cmocka_unit_test_setup_teardown(a_tp_job_is_not_starved_by_small_ones, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_reservation_leaves_the_rest_of_its_node, setup, teardown),
         cmocka_unit_test_setup_teardown(array_max_bounds_concurrency, setup, teardown),
         cmocka_unit_test_setup_teardown(after_and_begin, setup, teardown),
         cmocka_unit_test_setup_teardown(requeue_then_fail_after_max_attempts, setup, teardown),
