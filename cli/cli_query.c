@@ -87,6 +87,22 @@ static int queue_page(struct cli *cli, void *ctx, long long from, json_t **reply
     return cli_request(cli, PROTO_TYPE_QUEUE, body, true, reply, NULL, NULL);
 }
 
+/* state_arg: --state's value, in any case, as a job state; -1 (printed) when
+ * it is none. */
+static int state_arg(const struct cli *cli, const char *text)
+{
+    char up[16];
+    size_t k = 0;
+    for (; text[k] && k + 1 < sizeof up; k++)
+        up[k] = (char)toupper((unsigned char)text[k]);
+    up[k] = '\0';
+    int st = text[k] ? -1 : job_state_parse(up);
+    if (st < 0)
+        cli_usage_error(cli, "--state '%s': expected PENDING, RUNNING, COMPLETED, FAILED, "
+                        "CANCELLED or TIMEOUT", text);
+    return st;
+}
+
 int cli_queue_run(struct cli *cli, int argc, char **argv)
 {
     enum { OPT_STATE = 1, OPT_ALL };
@@ -104,18 +120,8 @@ int cli_queue_run(struct cli *cli, int argc, char **argv)
             return CLI_USAGE;
         if (c == OPT_ALL)
             all = true;
-        if (c == OPT_STATE) {
-            char up[16];
-            size_t k = 0;
-            for (; optarg[k] && k + 1 < sizeof up; k++)
-                up[k] = (char)toupper((unsigned char)optarg[k]);
-            up[k] = '\0';
-            state = job_state_parse(up);
-            if (state < 0)
-                return cli_fail(cli, CLI_USAGE,
-                                "--state: '%s': expected PENDING, RUNNING, COMPLETED, FAILED, "
-                                "CANCELLED or TIMEOUT", optarg);
-        }
+        if (c == OPT_STATE && (state = state_arg(cli, optarg)) < 0)
+            return CLI_USAGE;
     }
     if (optind < argc)
         return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
@@ -342,16 +348,11 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
         return cli_usage_error(cli, "missing JOB");
     if (optind + 1 < argc)
         return cli_usage_error(cli, "unexpected argument '%s' (one job at a time)", argv[optind + 1]);
-    static char upper[16];
     if (state) {
-        size_t k = 0;
-        for (; state[k] && k + 1 < sizeof upper; k++)
-            upper[k] = (char)toupper((unsigned char)state[k]);
-        upper[k] = '\0';
-        if (job_state_parse(upper) < 0)
-            return cli_usage_error(cli, "--state '%s': expected PENDING, RUNNING, COMPLETED, FAILED, "
-                                   "CANCELLED or TIMEOUT", state);
-        state = upper;
+        int st = state_arg(cli, state);
+        if (st < 0)
+            return CLI_USAGE;
+        state = job_state_name((enum job_state)st);
     }
     uint64_t id;
     struct err err = {0};
