@@ -54,7 +54,7 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
     }
     for (int i = 0; i < spec.nafter; i++) {
         if (spec.after[i] < 1 || spec.after[i] > ctl->njobs) {
-            err_set(err, ENOENT, "after: job %llu does not exist", (unsigned long long)spec.after[i]);
+            err_set(err, ENOENT, "dependency: job %llu does not exist", (unsigned long long)spec.after[i]);
             jobspec_clear(&spec);
             json_decref(docs);
             json_decref(ids);

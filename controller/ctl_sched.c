@@ -149,6 +149,10 @@ int ctl_sched_pick(const struct ctl_node *nodes, int nnodes, const struct job_sp
 int ctl_sched_job_ready(struct ctl *ctl, const struct ctl_job *job, double now, char *why,
                         size_t cap)
 {
+    /* every dependency is looked at: one that can no longer be met cancels
+     * the job whatever its place in the list; else the first one unmet is
+     * what the job waits for */
+    bool waiting = false;
     for (int i = 0; i < job->spec.nafter; i++) {
         struct err e = {0};
         const struct ctl_job *dep = ctl_job_get(ctl, job->spec.after[i], &e);
@@ -157,15 +161,19 @@ int ctl_sched_job_ready(struct ctl *ctl, const struct ctl_job *job, double now, 
             return -1;
         }
         if (dep == NULL) { /* a purged job that could not be read back: wait, do not cancel */
-            snprintf(why, cap, "dependency %llu unreadable: %.60s",
-                     (unsigned long long)job->spec.after[i], e.msg);
-            return 0;
+            if (!waiting)
+                snprintf(why, cap, "dependency %llu unreadable: %.60s",
+                         (unsigned long long)job->spec.after[i], e.msg);
+            waiting = true;
+            continue;
         }
         enum jobspec_dep kind = job->spec.after_kind ? (enum jobspec_dep)job->spec.after_kind[i]
                                                      : JOBSPEC_DEP_OK;
         if (!job_state_is_terminal(dep->state)) {
-            snprintf(why, cap, "waiting for job %llu", (unsigned long long)dep->id);
-            return 0;
+            if (!waiting)
+                snprintf(why, cap, "waiting for job %llu", (unsigned long long)dep->id);
+            waiting = true;
+            continue;
         }
         bool ok = dep->state == JOB_STATE_COMPLETED;
         if (kind == JOBSPEC_DEP_OK && !ok) {
@@ -179,6 +187,8 @@ int ctl_sched_job_ready(struct ctl *ctl, const struct ctl_job *job, double now, 
             return -1;
         }
     }
+    if (waiting)
+        return 0;
     if (job->spec.begin > now) {
         snprintf(why, cap, "begin time not reached");
         return 0;

@@ -359,8 +359,11 @@ int client_spec_option(struct job_spec *spec, const char *opt, const char *value
         if (strlen(value) >= sizeof buf)
             return err_set(err, EINVAL, "--dependency: longer than %zu bytes", sizeof buf - 1);
         snprintf(buf, sizeof buf, "%s", value);
-        for (char *save = NULL, *item = strtok_r(buf, ",", &save); item;
-             item = strtok_r(NULL, ",", &save)) {
+        char *list = buf;
+        for (char *item; (item = strsep(&list, ",")) != NULL;) {
+            if (*item == '\0') /* "", "a,,b", a trailing comma: a script lost an id */
+                return err_set(err, EINVAL, "--dependency '%s': an empty entry; expected "
+                               "TYPE:JOB[:JOB...][,...]", value);
             char *colon = strchr(item, ':');
             enum jobspec_dep kind;
             if (colon == NULL)

@@ -94,7 +94,16 @@ def test_afterany_and_afternotok_as_in_slurm(cluster):
     j = c.wait_state(no_alert, "CANCELLED")
     assert "COMPLETED (afternotok" in j["reason"], j
     assert "each must end, in any state" in c.moat("show", cleanup).out
-    for bad_spec in ("afterok", "afterok:", "after:1", "afterany:x", f"afterok:{good}:"):
+    # a dependency that can no longer be met cancels the job whatever its place
+    later = c.submit("true", opts=["--begin", "now+1h"])
+    for order in ([later, bad], [bad, later]):
+        j = c.submit("true", opts=["--after", ",".join(map(str, order))])
+        assert c.wait_state(j, "CANCELLED")["reason"] == f"dependency {bad} ended FAILED"
+    j = c.submit("true", opts=["--after-any", str(later), "--after-notok", str(good)])
+    assert "COMPLETED (afternotok" in c.wait_state(j, "CANCELLED")["reason"]
+    c.moat("cancel", later)
+    for bad_spec in ("afterok", "afterok:", "after:1", "afterany:x", f"afterok:{good}:", "",
+                     f"afterok:{good},", f",afterok:{good}", f"afterok:{good},,afterany:{good}"):
         r = c.moat("submit", "--dependency", bad_spec, "--", "true", check=2)
         assert "--dependency" in r.err, r
 
