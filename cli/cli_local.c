@@ -108,7 +108,11 @@ static int check_started(struct cli *cli, const struct cli_local *l, struct star
     return CLI_OK;
 }
 
-static int wait_ready(struct cli *cli, const struct cli_local *l, int nworkers, struct started *s, int ns)
+/* wait_ready: until every worker local-1..N is registered as the process
+ * wpids[i] (not a registration of a worker killed before this `up`, which
+ * the controller has not yet found dead) and UP, or drained by an admin. */
+static int wait_ready(struct cli *cli, const struct cli_local *l, int nworkers, const pid_t *wpids,
+                      struct started *s, int ns)
 {
     struct err err = {0};
     struct net_curve curve;
@@ -158,7 +162,10 @@ static int wait_ready(struct cli *cli, const struct cli_local *l, int nworkers, 
                     continue;
                 st = cli_json_str(node, "state", "?");
                 /* an admin's drain outlives restarts: such a node is as up as it will get */
+                if (cli_json_int(node, "pid", 0) != (long long)wpids[i - 1])
+                    st = "registered as a process that is gone";
                 ready = json_is_true(json_object_get(node, "registered")) &&
+                        cli_json_int(node, "pid", 0) == (long long)wpids[i - 1] &&
                         (strcmp(st, "UP") == 0 ||
                          (strcmp(st, "DRAINING") == 0 && json_is_true(json_object_get(node, "drained"))));
             }
@@ -235,7 +242,7 @@ static int local_up(struct cli *cli, struct cli_local *l, int nworkers, int cpus
         }
         wpids[i - 1] = pid;
     }
-    int rc = wait_ready(cli, l, nworkers, s, ns);
+    int rc = wait_ready(cli, l, nworkers, wpids, s, ns);
     if (rc != CLI_OK)
         return rc;
     if (cli->json) {
