@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <lmdb.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,7 +182,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-store: --mb must be > 0 and --rounds 1..99\n");
         return 2;
     }
-    char tmp[] = "/tmp/moat-bench-store-XXXXXX";
+    char tmp[] = "/tmp/moat-bench-store-XXXXXX"; /* mkdtemp's template */
+    bool own = base == NULL;                      /* made here: removed at the end */
     if (base == NULL && (base = mkdtemp(tmp)) == NULL)
         die("mkdtemp", strerror(errno));
     char mdir[4096], rdir[4096];
@@ -223,5 +225,9 @@ int main(int argc, char **argv)
     wipe(mdir);
     wipe(rdir);
     free(payload);
+    rmdir(mdir); /* only empty ones go: a --dir the caller gave keeps its other files */
+    rmdir(rdir);
+    if (own)
+        rmdir(base);
     return 0;
 }
