@@ -16,9 +16,11 @@
  * (median kept), so that a noisy disk hits both alike. One JSON object per
  * line on stdout: {bench, case, size, per_commit, results, moat_mb_s,
  * raw_mb_s, ratio, moat_results_s, raw_results_s}.
- * Usage: bench-store [--dir DIR] [--mb M] [--rounds R]
+ * Usage: bench-store [--dir DIR] [--mb M] [--rounds R] [--size BYTES] [--per B]
  *   DIR: where the two environments go (default: a new one under /tmp);
- *   M: payload per case and round (default 32 MB).
+ *   M: payload per case and round (default 32 MB);
+ *   --size, --per: run only the cases of that result size / cadence (to
+ *   profile one case; the sizes and cadences are those listed above).
  */
 #include <errno.h>
 #include <lmdb.h>
@@ -166,6 +168,7 @@ int main(int argc, char **argv)
     const char *base = NULL;
     double mb = 32;
     int rounds = 3;
+    long only_size = 0, only_per = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--dir") && i + 1 < argc)
             base = argv[++i];
@@ -173,13 +176,22 @@ int main(int argc, char **argv)
             mb = atof(argv[++i]);
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
             rounds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--size") && i + 1 < argc)
+            only_size = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--per") && i + 1 < argc)
+            only_per = atol(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench-store [--dir DIR] [--mb M] [--rounds R]\n");
+            fprintf(stderr, "usage: bench-store [--dir DIR] [--mb M] [--rounds R] [--size BYTES] [--per B]\n");
             return 2;
         }
     }
     if (!(mb > 0) || rounds < 1 || rounds > 99) {
         fprintf(stderr, "bench-store: --mb must be > 0 and --rounds 1..99\n");
+        return 2;
+    }
+    if ((only_size && only_size != 1024 && only_size != 49152 && only_size != 1048576) ||
+        (only_per && only_per != 1 && only_per != 64)) {
+        fprintf(stderr, "bench-store: --size must be 1024, 49152 or 1048576 and --per 1 or 64\n");
         return 2;
     }
     char tmp[] = "/tmp/moat-bench-store-XXXXXX"; /* mkdtemp's template */
@@ -199,6 +211,8 @@ int main(int argc, char **argv)
     log_level_set(LOG_LEVEL_WARN);
     for (size_t s = 0; s < 3; s++) {
         for (size_t p = 0; p < 2; p++) {
+            if ((only_size && (size_t)only_size != sizes[s]) || (only_per && (uint32_t)only_per != pers[p]))
+                continue;
             /* fsync per commit bounds the per-result case: fewer results there */
             double want = mb * 1e6 / (double)sizes[s];
             uint32_t n = (uint32_t)(pers[p] == 1 ? (want > 2000 ? 2000 : want) : want);
