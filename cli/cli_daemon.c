@@ -321,7 +321,8 @@ int cli_daemon_controller_conf_write(const struct cli_local *l, char *err, size_
     return 0;
 }
 
-int cli_daemon_worker_conf_write(const struct cli_local *l, int i, int cpus, char *err, size_t cap)
+int cli_daemon_worker_conf_write(const struct cli_local *l, int i, int nworkers, int cpus, char *err,
+                                 size_t cap)
 {
     char name[32], qname[40], path[PATH_MAX + 32], qep[300], state[PATH_MAX + 32],
         qstate[PATH_MAX + 40], extra_all[PATH_MAX + 32], extra_one[PATH_MAX + 32], ncpus[24],
@@ -340,11 +341,14 @@ int cli_daemon_worker_conf_write(const struct cli_local *l, int i, int cpus, cha
     quote(l->endpoint, qep, sizeof qep);
     quote(state, qstate, sizeof qstate);
     snprintf(ncpus, sizeof ncpus, "%d", cpus);
+    /* N.B. the workers of one machine share its CPUs: each would pin its
+     * tasks to the same first ones (wrk_bind.h), so only a lone worker pins */
     const char *keys[] = {"name", "controller", "state_dir", "curve_secret_key_file",
-                          "controller_public_key_file", "cpus"};
-    const char *vals[] = {qname, qep, qstate, qkey, qctlpub, ncpus};
+                          "controller_public_key_file", "cpu_bind", "cpus"};
+    const char *vals[] = {qname, qep, qstate, qkey, qctlpub, nworkers > 1 ? "\"none\"" : "\"cpus\"",
+                          ncpus};
     const char *extras[] = {extra_all, extra_one};
-    if (write_conf(path, keys, vals, cpus > 0 ? 6 : 5, extras, 2) != 0) {
+    if (write_conf(path, keys, vals, cpus > 0 ? 7 : 6, extras, 2) != 0) {
         snprintf(err, cap, "%s: %s", path, strerror(errno));
         return -1;
     }

@@ -16,6 +16,7 @@ static const struct cfg_key keys[] = {
     {"cpus", CFG_INT, "0", 0, 1000000, F(cpus)},
     {"mem", CFG_SIZE, "0", 0, 1.8e19, F(mem)},
     {"gpus", CFG_INT, "-1", -1, 1024, F(gpus)},
+    {"cpu_bind", CFG_STR, "cpus", 0, 0, F(cpu_bind)},
     {"resend_interval", CFG_DURATION, "1 s", 0.01, 3600, F(resend_interval)},
     {"kill_grace", CFG_DURATION, "5 s", 0, 3600, F(kill_grace)},
     {"comm_host", CFG_STR, "127.0.0.1", 0, 0, F(comm_host)},
@@ -55,6 +56,8 @@ int wrk_cfg_load(const char *path, struct wrk_cfg *cfg, struct err *err)
     cfg->comm_port_max = hi;
     if (cfg->comm_host[0] == '\0' || strlen(cfg->comm_host) > 63)
         return err_set(err, EINVAL, "%s: comm_host: an address of this node on the fabric is needed", where);
+    if (strcmp(cfg->cpu_bind, "cpus") != 0 && strcmp(cfg->cpu_bind, "none") != 0)
+        return err_set(err, EINVAL, "%s: cpu_bind: expected \"cpus\" or \"none\"", where);
     if (strcmp(cfg->exec_sandbox, "required") != 0 && strcmp(cfg->exec_sandbox, "off") != 0)
         return err_set(err, EINVAL, "%s: exec_sandbox: expected \"required\" or \"off\"", where);
     if (cfg->exec_user[0] == '\0')

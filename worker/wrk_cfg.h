@@ -10,9 +10,10 @@ struct wrk_cfg {
     char name[CFG_STR_MAX];
     char controller[CFG_STR_MAX];
     char state_dir[CFG_STR_MAX];
-    int64_t cpus;        /* 0 = all online */
+    int64_t cpus;        /* 0 = all this worker may run on */
     uint64_t mem;        /* bytes; 0 = physical memory */
     int64_t gpus;        /* -1 = detect */
+    char cpu_bind[CFG_STR_MAX]; /* "cpus": each task pinned to CPUs of its own; "none" (wrk_bind.h) */
     double resend_interval, kill_grace; /* s */
     char comm_host[CFG_STR_MAX]; /* where this node's TP rank 0 listens */
     char comm_ports[CFG_STR_MAX]; /* "MIN-MAX" */

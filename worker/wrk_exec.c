@@ -30,6 +30,7 @@ enum { STAGE_NONE, STAGE_SETUP, STAGE_EXEC };
 struct spawn_args {
     char *const *argv, *const *envp;
     const char *cwd;
+    const cpu_set_t *cpus; /* NULL: the worker's */
     int out_w, err_w;
     pid_t parent;
     sigset_t mask;      /* the worker's mask, restored to empty in the child */
@@ -51,7 +52,7 @@ static int spawn_child(void *arg)
     sigset_t none;
     sigemptyset(&none);
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(a->out_w, 1) < 0 || dup2(a->err_w, 2) < 0 ||
+    if ((a->cpus && sched_setaffinity(0, sizeof *a->cpus, a->cpus) != 0) || devnull < 0 || dup2(devnull, 0) < 0 || dup2(a->out_w, 1) < 0 || dup2(a->err_w, 2) < 0 ||
         chdir(a->cwd) != 0) {
         a->stage = STAGE_SETUP;
         a->errnum = errno;
@@ -65,7 +66,7 @@ static int spawn_child(void *arg)
 }
 
 int wrk_exec_start(struct wrk_proc *p, char *const argv[], char *const envp[], const char *cwd,
-                   size_t cap, bool *launch_error, struct err *err)
+                   const cpu_set_t *cpus, size_t cap, bool *launch_error, struct err *err)
 {
     static char *stack;
     memset(p, 0, sizeof *p);
@@ -87,8 +88,8 @@ int wrk_exec_start(struct wrk_proc *p, char *const argv[], char *const envp[], c
         err_set(err, errno, "pipe: %s", strerror(errno));
         goto fail;
     }
-    struct spawn_args a = {.argv = argv, .envp = envp, .cwd = cwd, .out_w = out[1], .err_w = er[1],
-                           .parent = getpid()};
+    struct spawn_args a = {.argv = argv, .envp = envp, .cwd = cwd, .cpus = cpus, .out_w = out[1],
+                           .err_w = er[1], .parent = getpid()};
     /* Block every signal across clone so no handler runs on the child's stack. */
     sigset_t all;
     sigfillset(&all);
@@ -137,8 +138,8 @@ fail:
 }
 
 int wrk_exec_start_sandboxed(struct wrk_proc *p, const struct wrk_sandbox *sb, char *const argv[],
-                             char *const envp[], const char *cwd, size_t cap, bool *launch_error,
-                             struct err *err)
+                             char *const envp[], const char *cwd, const cpu_set_t *cpus, size_t cap,
+                             bool *launch_error, struct err *err)
 {
     memset(p, 0, sizeof *p);
     p->out_fd = p->err_fd = p->status_fd = -1;
@@ -154,7 +155,7 @@ int wrk_exec_start_sandboxed(struct wrk_proc *p, const struct wrk_sandbox *sb, c
         goto fail;
     }
     int status_fd;
-    pid_t pid = wrk_sandbox_spawn(sb, argv, envp, cwd, out[1], er[1], &status_fd, err);
+    pid_t pid = wrk_sandbox_spawn(sb, argv, envp, cwd, cpus, out[1], er[1], &status_fd, err);
     if (pid < 0)
         goto fail;
     close(out[1]);

@@ -12,6 +12,7 @@
 #ifndef MOAT_WRK_EXEC_H
 #define MOAT_WRK_EXEC_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,13 +39,15 @@ struct wrk_proc {
 };
 
 /* wrk_exec_start: fork and exec argv (argv[argc] == NULL, PATH searched) with
- * environment envp in directory cwd (created if missing). On success the caller
+ * environment envp in directory cwd (created if missing), pinned to the CPUs
+ * of cpus when not NULL (sched_setaffinity before execve; wrk_bind.h), else
+ * on the worker's. On success the caller
  * owns *p and frees it with wrk_exec_release().
  * Errors: the launch failed (fork, pipes, cwd) -> -1 with err and *launch_error
  * true; the command could not be executed -> 0 with the child exiting 127 and the
  * reason in its stderr. */
 int wrk_exec_start(struct wrk_proc *p, char *const argv[], char *const envp[], const char *cwd,
-                   size_t cap, bool *launch_error, struct err *err);
+                   const cpu_set_t *cpus, size_t cap, bool *launch_error, struct err *err);
 
 struct wrk_sandbox;
 
@@ -53,8 +56,8 @@ struct wrk_sandbox;
  * user; p->pid is the task's init. A sandbox that cannot be set up is a launch
  * error. */
 int wrk_exec_start_sandboxed(struct wrk_proc *p, const struct wrk_sandbox *sb, char *const argv[],
-                             char *const envp[], const char *cwd, size_t cap, bool *launch_error,
-                             struct err *err);
+                             char *const envp[], const char *cwd, const cpu_set_t *cpus, size_t cap,
+                             bool *launch_error, struct err *err);
 
 /* wrk_exec_drain: read what fd (p->out_fd or p->err_fd) has without blocking; closes
  * it at EOF. */

@@ -34,6 +34,7 @@
 #include "worker/wrk_exec.h"
 #include "worker/wrk_infer.h"
 #include "worker/wrk_objects.h"
+#include "worker/wrk_bind.h"
 #include "worker/wrk_res.h"
 #include "worker/wrk_sandbox.h"
 #include "worker/wrk_tasks.h"
@@ -67,14 +68,16 @@ struct wrk {
     char reaper[620];       /* moat-reap beside it: unsandboxed exec tasks run under it */
     char objects[600];      /* <state_dir>/objects */
     struct wrk_sandbox sandbox;
+    struct wrk_bind bind;   /* which CPUs and GPUs each task gets */
     struct wrk_subnet subnets[CFG_LIST_MAX];
     int nsubnets;
     char reg_refused[160];  /* the controller's last refusal of REGISTER, logged once */
 };
 
 static void start_infer(struct wrk *w, struct wrk_task *t);
-static int start_bench(struct wrk *w, struct wrk_task *t, const json_t *b, bool *launch_error,
-                       struct err *err);
+static int start_bench(struct wrk *w, struct wrk_task *t, const json_t *b, const cpu_set_t *cpus,
+                       char *const *bind_env, bool *launch_error, struct err *err);
+static void end_unstarted(struct wrk *w, struct wrk_task *t, bool launch_error, const char *why);
 
 static void send_msg(struct wrk *w, enum proto_type type, uint64_t req, json_t *body,
                      const struct wrk_task *blobs_of)
@@ -144,6 +147,43 @@ static char **json_strv(const json_t *arr, char **extra_env)
     return v;
 }
 
+/* Environment a task's binding adds (wrk_bind.h), first in its envp so that
+ * it wins over the worker's own: MOAT_CPUS, and on a GPU node
+ * CUDA_VISIBLE_DEVICES and MOAT_GPUS. Owned strings, NULL-terminated. */
+struct bind_env {
+    char *v[4];
+    char cpus[32];
+};
+
+static int bind_env_make(struct wrk *w, const struct wrk_task *t, int cpus, struct bind_env *be,
+                         struct err *err)
+{
+    memset(be, 0, sizeof *be);
+    snprintf(be->cpus, sizeof be->cpus, "MOAT_CPUS=%d", cpus);
+    be->v[0] = be->cpus;
+    return wrk_bind_env(&w->bind, &t->slot, &be->v[1], &be->v[2], err);
+}
+
+static void bind_env_free(struct bind_env *be)
+{
+    free(be->v[1]);
+    free(be->v[2]);
+}
+
+/* skip_var: a worker variable the task does not inherit: MOAT_* (the task's
+ * own come first), and CUDA_VISIBLE_DEVICES where the binding sets one. */
+static bool skip_var(const struct wrk *w, const char *v)
+{
+    return strncmp(v, "MOAT_", 5) == 0 ||
+           (w->bind.ngpus > 0 && strncmp(v, "CUDA_VISIBLE_DEVICES=", 21) == 0);
+}
+
+/* give_back: the task's CPUs and GPUs return to the pool (it ended, or never started). */
+static void give_back(struct wrk *w, struct wrk_task *t)
+{
+    wrk_bind_give(&w->bind, &t->slot);
+}
+
 static void on_dispatch(struct wrk *w, const struct proto_msg *m)
 {
     const json_t *b = m->body;
@@ -171,6 +211,19 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
     struct err e = {0};
     bool launch_error = false;
     const char *kind = json_string_value(json_object_get(b, "kind"));
+    /* its CPUs and GPUs, held until its process is reaped (a bench task: the
+     * whole node, as the controller counts it) */
+    int want_cpus = (int)json_integer_value(json_object_get(b, "cpus"));
+    if (wrk_bind_take(&w->bind, want_cpus, (int)json_integer_value(json_object_get(b, "gpus")),
+                      &t->slot, &e) != 0) {
+        end_unstarted(w, t, true, e.msg);
+        return;
+    }
+    if (t->slot.shared)
+        log_warn("wrk", "task %llu.%u: fewer CPUs or GPUs free here than it asked; it shares some "
+                 "with another task", (unsigned long long)job, index);
+    cpu_set_t cpus;
+    bool pinned = wrk_bind_cpuset(&w->bind, &t->slot, &cpus);
     if (strcmp(kind, "infer") == 0 && m->nblobs == 1 && json_object_get(b, "shard") &&
         json_object_get(b, "vocab") && json_object_get(b, "rank") && json_object_get(b, "tp")) {
         t->infer = true;
@@ -188,15 +241,18 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
     }
     /* Task environment: the task's MOAT_* variables, then the worker's own
      * without its MOAT_* ones (getenv takes the first match). */
-    char **task_env = json_strv(json_object_get(b, "env"), NULL);
+    struct bind_env be;
+    int rc = bind_env_make(w, t, want_cpus, &be, &e);
+    char **task_env = rc == 0 ? json_strv(json_object_get(b, "env"), be.v) : NULL;
     size_t nenv = 0;
     while (environ[nenv])
         nenv++;
-    char **envp = task_env ? calloc(json_array_size(json_object_get(b, "env")) + nenv + 1, sizeof *envp) : NULL;
+    char **envp = task_env ? calloc(json_array_size(json_object_get(b, "env")) + 4 + nenv + 1, sizeof *envp) : NULL;
     char **argv = json_strv(json_object_get(b, "argv"), NULL);
-    int rc;
-    if (strcmp(kind, "bench") == 0) {
-        rc = start_bench(w, t, b, &launch_error, &e);
+    if (rc != 0) {
+        launch_error = true;
+    } else if (strcmp(kind, "bench") == 0) {
+        rc = start_bench(w, t, b, pinned ? &cpus : NULL, be.v, &launch_error, &e);
     } else if (strcmp(kind, "exec") != 0) {
         rc = err_set(&e, ENOTSUP, "task kind '%.16s' is not supported by this worker", kind);
         launch_error = true;
@@ -209,6 +265,7 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
     } else if (w->sandbox.mode == WRK_SANDBOX_NAMESPACES) {
         char **senv = wrk_sandbox_envp(task_env, t->cwd);
         rc = senv ? wrk_exec_start_sandboxed(&t->proc, &w->sandbox, argv, senv, t->cwd,
+                                             pinned ? &cpus : NULL,
                                              (size_t)json_integer_value(json_object_get(b, "output_cap")),
                                              &launch_error, &e)
                   : err_set(&e, ENOMEM, "out of memory");
@@ -220,7 +277,7 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
         for (size_t i = 0; task_env[i]; i++)
             envp[k++] = task_env[i];
         for (size_t i = 0; i < nenv; i++)
-            if (strncmp(environ[i], "MOAT_", 5) != 0)
+            if (!skip_var(w, environ[i]))
                 envp[k++] = environ[i];
         envp[k] = NULL;
         /* Unconfined tasks share one directory (as Slurm jobs share theirs): a
@@ -247,7 +304,7 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
             rc = err_set(&e, errno, "%s: %s", w->reaper, strerror(errno));
             launch_error = true;
         } else {
-            rc = wrk_exec_start(&t->proc, rargv, envp, t->cwd,
+            rc = wrk_exec_start(&t->proc, rargv, envp, t->cwd, pinned ? &cpus : NULL,
                                 (size_t)json_integer_value(json_object_get(b, "output_cap")),
                                 &launch_error, &e);
         }
@@ -256,7 +313,9 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
     free(task_env);
     free(envp);
     free(argv);
+    bind_env_free(&be);
     if (rc != 0) {
+        give_back(w, t);
         log_warn("wrk", "task %llu.%u attempt %u: launch failed: %s", (unsigned long long)job, index,
                  attempt, e.msg);
         snprintf(t->launch_error, sizeof t->launch_error, "%s", e.msg);
@@ -279,8 +338,8 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
 
 /* start_bench: launch a bench task as `moat-worker --run-bench JSON` (worker/wrk_bench.h)
  * in the shared unconfined directory (its threads come in the JSON). */
-static int start_bench(struct wrk *w, struct wrk_task *t, const json_t *b, bool *launch_error,
-                       struct err *err)
+static int start_bench(struct wrk *w, struct wrk_task *t, const json_t *b, const cpu_set_t *cpus,
+                       char *const *bind_env, bool *launch_error, struct err *err)
 {
     const json_t *bench = json_object_get(b, "bench");
     if (!json_is_object(bench)) {
@@ -298,7 +357,7 @@ static int start_bench(struct wrk *w, struct wrk_task *t, const json_t *b, bool 
     size_t nenv = 0;
     while (environ[nenv])
         nenv++;
-    char **envp = calloc(nenv + 3, sizeof *envp);
+    char **envp = calloc(nenv + 3 + 4, sizeof *envp);
     if (text == NULL || envp == NULL) {
         free(text);
         free(envp);
@@ -310,13 +369,15 @@ static int start_bench(struct wrk *w, struct wrk_task *t, const json_t *b, bool 
     size_t k = 0;
     envp[k++] = jobvar;
     envp[k++] = (char *)OPENBLAS_ENV;
+    for (size_t i = 0; bind_env[i]; i++)
+        envp[k++] = bind_env[i];
     for (size_t i = 0; i < nenv; i++)
-        if (strncmp(environ[i], "MOAT_", 5) != 0 && strncmp(environ[i], "OPENBLAS_NUM_THREADS=", 21) != 0)
+        if (!skip_var(w, environ[i]) && strncmp(environ[i], "OPENBLAS_NUM_THREADS=", 21) != 0)
             envp[k++] = environ[i];
     snprintf(t->cwd, sizeof t->cwd, "%s/tasks/unconfined", w->cfg.state_dir);
     t->cwd_shared = true;
     char *argv[] = {w->self, "--run-bench", text, NULL};
-    int rc = wrk_exec_start(&t->proc, argv, envp, t->cwd,
+    int rc = wrk_exec_start(&t->proc, argv, envp, t->cwd, cpus,
                             (size_t)json_integer_value(json_object_get(b, "output_cap")), launch_error,
                             err);
     free(envp);
@@ -330,6 +391,7 @@ static void end_unstarted(struct wrk *w, struct wrk_task *t, bool launch_error, 
 {
     struct err e = {0};
     wrk_fetch_abort(&t->fetch);
+    give_back(w, t);
     log_warn("wrk", "task %llu.%u attempt %u: %s", (unsigned long long)t->job, t->index, t->attempt, why);
     if (launch_error)
         snprintf(t->launch_error, sizeof t->launch_error, "%s", why);
@@ -440,21 +502,28 @@ static void start_infer(struct wrk *w, struct wrk_task *t)
     size_t nenv = 0;
     while (environ[nenv])
         nenv++;
-    char **envp = calloc(nenv + 3, sizeof *envp);
+    struct bind_env be;
+    cpu_set_t cpus;
+    bool pinned = wrk_bind_cpuset(&w->bind, &t->slot, &cpus);
+    char **envp = bind_env_make(w, t, (int)json_integer_value(json_object_get(t->dispatch, "cpus")), &be, &e) == 0 ? calloc(nenv + 3 + 4, sizeof *envp) : NULL;
     char jobvar[64];
     snprintf(jobvar, sizeof jobvar, "MOAT_JOB_ID=%llu", (unsigned long long)t->job);
     size_t k = 0;
     if (envp) {
         envp[k++] = jobvar;
         envp[k++] = (char *)OPENBLAS_ENV;
+        for (size_t i = 0; be.v[i]; i++)
+            envp[k++] = be.v[i];
         for (size_t i = 0; i < nenv; i++)
-            if (strncmp(environ[i], "MOAT_", 5) != 0 && strncmp(environ[i], "OPENBLAS_NUM_THREADS=", 21) != 0)
+            if (!skip_var(w, environ[i]) && strncmp(environ[i], "OPENBLAS_NUM_THREADS=", 21) != 0)
                 envp[k++] = environ[i];
     }
     bool launch_error = true;
-    int rc = envp ? wrk_exec_start(&t->proc, argv, envp, t->cwd, 65536, &launch_error, &e)
+    int rc = envp ? wrk_exec_start(&t->proc, argv, envp, t->cwd, pinned ? &cpus : NULL, 65536,
+                                   &launch_error, &e)
                   : err_set(&e, ENOMEM, "out of memory");
     free(envp);
+    bind_env_free(&be);
     json_decref(t->dispatch);
     t->dispatch = NULL;
     if (rc != 0) {
@@ -574,6 +643,7 @@ static void on_reply(struct wrk *w, const struct proto_msg *m)
                 log_error("wrk", "inflight: %s", e.msg);
                 return;
             }
+            give_back(w, t);
             wrk_tasks_remove(&w->tasks, i);
             return;
         }
@@ -654,6 +724,7 @@ static void on_signals(struct wrk *w)
         if (t == NULL)
             continue;
         wrk_exec_reaped(&t->proc, status);
+        give_back(w, t);
         wrk_task_finish(t, units_now());
         struct err e = {0};
         if (wrk_task_save(w->store, t, &e) != 0)
@@ -958,6 +1029,12 @@ int main(int argc, char **argv)
     }
     if (wrk_tasks_load(&w.tasks, w.store, &e) != 0)
         goto out;
+    char why[200];
+    if (wrk_bind_init(&w.bind, w.res.cpus, w.res.gpus, strcmp(w.cfg.cpu_bind, "cpus") == 0, NULL,
+                      getenv("CUDA_VISIBLE_DEVICES"), why, sizeof why, &e) != 0)
+        goto out;
+    if (why[0])
+        log_warn("wrk", "%s", why);
     if ((net = net_create(&e)) == NULL)
         goto out;
     struct net_curve curve = {0};
@@ -986,6 +1063,7 @@ out:
     if (rc != 0 && e.code)
         log_error("wrk", "%s", e.msg);
     wrk_tasks_free(&w.tasks);
+    wrk_bind_free(&w.bind);
     net_sock_close(w.sock);
     net_destroy(net);
     store_close(w.store);

@@ -1,6 +1,7 @@
 /* wrk_res.c: resource detection for registration. */
 #include "worker/wrk_res.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/sysinfo.h>
@@ -17,7 +18,11 @@ void wrk_res_detect(const struct wrk_cfg *cfg, struct wrk_res *res)
     for (char *c = res->name; *c; c++)
         if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", *c) == NULL)
             *c = '-';
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    /* the CPUs this worker may run on (taskset, a cpuset), else every online one */
+    cpu_set_t aff;
+    long n = sched_getaffinity(0, sizeof aff, &aff) == 0 ? CPU_COUNT(&aff) : 0;
+    if (n <= 0)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
     res->cpus = cfg->cpus > 0 ? (int)cfg->cpus : (n > 0 ? (int)n : 1);
     struct sysinfo si;
     res->mem = cfg->mem ? cfg->mem

@@ -16,7 +16,8 @@ struct wrk_res {
 };
 
 /* wrk_res_detect: fill *res from the configuration and the machine: cpus from
- * sysconf(_SC_NPROCESSORS_ONLN), memory from sysinfo(2), GPUs from the CUDA runtime
+ * the worker's affinity mask (sched_getaffinity(2); else
+ * sysconf(_SC_NPROCESSORS_ONLN)), memory from sysinfo(2), GPUs from the CUDA runtime
  * (krn_cuda_device_count; 0 in a build without CUDA). Never fails. */
 void wrk_res_detect(const struct wrk_cfg *cfg, struct wrk_res *res);
 

@@ -39,7 +39,7 @@ enum { REC_READY = 1, REC_FAILED, REC_EXIT };
 /* Set-up steps, named in errors. */
 enum step {
     STEP_NONE, STEP_PDEATHSIG, STEP_FDS, STEP_PRIVATE, STEP_TASKDIR, STEP_TMPFS, STEP_STATEDIR,
-    STEP_BIND, STEP_PROC, STEP_LOOPBACK, STEP_CHDIR, STEP_COUNT
+    STEP_BIND, STEP_PROC, STEP_LOOPBACK, STEP_CHDIR, STEP_AFFINITY, STEP_COUNT
 };
 static const char *const step_names[STEP_COUNT] = {
     [STEP_NONE] = "?",
@@ -53,6 +53,7 @@ static const char *const step_names[STEP_COUNT] = {
     [STEP_PROC] = "mount /proc",
     [STEP_LOOPBACK] = "loopback up",
     [STEP_CHDIR] = "chdir",
+    [STEP_AFFINITY] = "CPU affinity",
 };
 
 static const char *const mode_names[WRK_SANDBOX_MODE_COUNT] = {"namespaces", "off", "unavailable"};
@@ -66,6 +67,7 @@ struct child_args {
     const struct wrk_sandbox *sb;
     char *const *argv, *const *envp;
     const char *cwd;
+    const cpu_set_t *cpus;    /* NULL: the worker's CPUs */
     int out_w, err_w;
     int status_w;             /* pipe write end: records */
     int alive_r;              /* EOF when the worker has died */
@@ -209,6 +211,8 @@ static void setup(const struct child_args *a)
         fail(a, STEP_LOOPBACK);
     if (!a->probe && chdir(a->cwd) != 0)
         fail(a, STEP_CHDIR);
+    if (a->cpus && sched_setaffinity(0, sizeof *a->cpus, a->cpus) != 0) /* the init and all after it */
+        fail(a, STEP_AFFINITY);
 }
 
 const char *wrk_sandbox_drop_ids(uid_t uid, gid_t gid)
@@ -382,13 +386,14 @@ int wrk_sandbox_probe(const struct wrk_sandbox *sb, struct err *err)
 }
 
 pid_t wrk_sandbox_spawn(const struct wrk_sandbox *sb, char *const argv[], char *const envp[],
-                        const char *cwd, int out_w, int err_w, int *status_fd, struct err *err)
+                        const char *cwd, const cpu_set_t *cpus, int out_w, int err_w, int *status_fd,
+                        struct err *err)
 {
     size_t n = strlen(sb->state_dir);
     if (strncmp(cwd, sb->state_dir, n) != 0 || cwd[n] != '/')
         return err_set(err, EINVAL, "sandbox: task directory %s is not under %s", cwd, sb->state_dir);
-    struct child_args a = {.sb = sb, .argv = argv, .envp = envp, .cwd = cwd, .out_w = out_w,
-                           .err_w = err_w};
+    struct child_args a = {.sb = sb, .argv = argv, .envp = envp, .cwd = cwd, .cpus = cpus,
+                           .out_w = out_w, .err_w = err_w};
     pid_t pid = clone_init(&a, status_fd, err);
     if (pid < 0)
         return -1;
@@ -413,12 +418,18 @@ bool wrk_sandbox_status_read(int status_fd, int *status)
     }
 }
 
+/* the task's own variables that pass into the sandbox */
+static bool task_var(const char *v)
+{
+    return strncmp(v, "MOAT_", 5) == 0 || strncmp(v, "CUDA_VISIBLE_DEVICES=", 21) == 0;
+}
+
 char **wrk_sandbox_envp(char *const task_env[], const char *home)
 {
     static const char *const fixed[] = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "TMPDIR=/tmp"};
     size_t n = 0, bytes = strlen(home) + 6;
     for (size_t i = 0; task_env && task_env[i]; i++) {
-        if (strncmp(task_env[i], "MOAT_", 5) != 0)
+        if (!task_var(task_env[i]))
             continue;
         n++;
         bytes += strlen(task_env[i]) + 1;
@@ -434,7 +445,7 @@ char **wrk_sandbox_envp(char *const task_env[], const char *home)
     v[k++] = s;
     s += sprintf(s, "HOME=%s", home) + 1;
     for (size_t i = 0; task_env && task_env[i]; i++) {
-        if (strncmp(task_env[i], "MOAT_", 5) != 0)
+        if (!task_var(task_env[i]))
             continue;
         v[k++] = s;
         s = stpcpy(s, task_env[i]) + 1;

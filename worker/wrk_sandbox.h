@@ -31,6 +31,7 @@
 #define MOAT_WRK_SANDBOX_H
 
 #include <limits.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -84,11 +85,12 @@ const char *wrk_sandbox_drop_ids(uid_t uid, gid_t gid);
 
 /* wrk_sandbox_envp: the scrubbed environment of a task: PATH=/usr/bin:/bin,
  * HOME=home, LANG=C.UTF-8, TMPDIR=/tmp, then the task's own variables (only
- * those named MOAT_*). One allocation: caller frees with free(). NULL: ENOMEM. */
+ * those named MOAT_*, and its CUDA_VISIBLE_DEVICES: wrk_bind.h). One allocation: caller frees with free(). NULL: ENOMEM. */
 char **wrk_sandbox_envp(char *const task_env[], const char *home);
 
 /* wrk_sandbox_spawn: start argv (PATH searched) in the sandbox with environment
- * envp, in directory cwd (an existing directory under sb->state_dir), stdout and
+ * envp, in directory cwd (an existing directory under sb->state_dir), pinned to
+ * the CPUs of cpus when not NULL (wrk_bind.h), stdout and
  * stderr to out_w and err_w (the caller closes its copies). Returns the init's
  * pid, which is also the task's process group, with *status_fd the read end of
  * the status pipe (non-blocking, close-on-exec: read it with
@@ -97,7 +99,8 @@ char **wrk_sandbox_envp(char *const task_env[], const char *home);
  * that cannot be executed is not an error here: it exits 127 with the reason on
  * its stderr. */
 pid_t wrk_sandbox_spawn(const struct wrk_sandbox *sb, char *const argv[], char *const envp[],
-                        const char *cwd, int out_w, int err_w, int *status_fd, struct err *err);
+                        const char *cwd, const cpu_set_t *cpus, int out_w, int err_w, int *status_fd,
+                        struct err *err);
 
 /* wrk_sandbox_status_read: the command's wait status as the init reported it
  * before exiting. false when there is none (the init was killed: its own status

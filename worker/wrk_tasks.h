@@ -22,6 +22,7 @@
 
 #include "shared/jobspec.h"
 #include "shared/store.h"
+#include "worker/wrk_bind.h"
 #include "worker/wrk_exec.h"
 #include "worker/wrk_objects.h"
 
@@ -41,6 +42,7 @@ struct wrk_task {
     double kill_at;            /* monotonic s for SIGKILL after SIGTERM; 0 = not due */
     uint64_t mem_limit;        /* exec tasks: bytes resident it may hold (the spec's mem); 0 = none */
     uint64_t mem_peak;         /* the most resident bytes measured */
+    struct wrk_slot slot;      /* its CPUs and GPUs (wrk_bind.h), until reaped */
     char end_reason[160];      /* why the worker ended it, for TASK_END's reason ("" = none) */
     /* result, once ended */
     enum job_state state;

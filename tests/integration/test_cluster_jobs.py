@@ -253,3 +253,61 @@ def test_show_and_queue_say_what_a_job_asked_for_and_why_it_waits(cluster):
     assert rows[str(a)].endswith("begin time not reached"), rows
     assert rows[str(b)].endswith(f"waiting for job {a}"), rows
     assert "REASON" in c.moat("queue").out.splitlines()[0]
+
+
+BIND_PROBE = ("grep Cpus_allowed_list /proc/self/status; echo cpus=$MOAT_CPUS; "
+              "echo gpus=$MOAT_GPUS; echo cuda=${CUDA_VISIBLE_DEVICES-unset}; echo nproc=$(nproc); "
+              "sleep 2")
+
+
+def _probe(c, jid):
+    """{index: (cpu list, fields)} from BIND_PROBE's output, and the job."""
+    job = c.show(jid)
+    out = {}
+    for t in c.j("result", jid)["tasks"]:
+        lines = t["stdout"].splitlines()
+        cpus = lines[0].split(":")[1].strip()
+        out[t["index"]] = (cpus, dict(l.split("=", 1) for l in lines[1:]))
+    return job, out
+
+
+def _overlap(job):
+    a, b = job["tasks"][0], job["tasks"][1]
+    return a["start_time"] < b["end_time"] and b["start_time"] < a["end_time"]
+
+
+def test_task_binding_cpus_and_gpus(make_cluster):
+    """A lone worker pins each task to CPUs of its own (cpu_bind = "cpus") and
+    gives each GPU task its own device through CUDA_VISIBLE_DEVICES; a task
+    that asked for no GPU sees none. Sandboxed and unsandboxed (moat-reap)."""
+    mine = sorted(os.sched_getaffinity(0))
+    for extra in ("", 'exec_sandbox = "off";\n'):
+        c = make_cluster(workers=1, worker_extra=extra + "gpus = 2;\n",
+                         name="sb" if not extra else "host")
+        jid = c.submit("sh", "-c", BIND_PROBE, opts=["--array", "0-1", "--cpus", "1", "--gpus", "1"])
+        none = c.submit("sh", "-c", BIND_PROBE, opts=["--cpus", "1"])
+        c.wait(jid, none, timeout=60)
+        job, got = _probe(c, jid)
+        for i in (0, 1):
+            cpus, f = got[i]
+            assert cpus.isdigit() and int(cpus) in mine, got  # one CPU, one of the worker's
+            assert f["nproc"] == "1" and f["cpus"] == "1", got
+            assert f["cuda"] in ("0", "1") and f["gpus"] == f["cuda"], got
+        if _overlap(job):  # side by side: their own CPU and GPU each
+            assert got[0][1]["cuda"] != got[1][1]["cuda"], got
+            if len(mine) >= 2:
+                assert got[0][0] != got[1][0], got
+        _, got = _probe(c, none)
+        assert got[0][1]["cuda"] == "" and got[0][1]["gpus"] == "", got
+        c.down()
+
+
+def test_workers_sharing_a_machine_do_not_pin(cluster):
+    """`moat local up` with 2 workers writes cpu_bind = "none": both workers'
+    tasks would otherwise be pinned to the same first CPUs."""
+    assert 'cpu_bind = "none"' in (cluster.dir / "worker-1.conf").read_text()
+    jid = cluster.submit("sh", "-c", BIND_PROBE.replace("sleep 2", "true"), opts=["--cpus", "1"])
+    cluster.wait(jid)
+    _, got = _probe(cluster, jid)
+    assert got[0][1]["nproc"] == str(len(os.sched_getaffinity(0))), got
+    assert got[0][1]["cuda"] == "unset", got  # a node without GPUs: the environment as it was
