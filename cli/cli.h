@@ -56,7 +56,8 @@ int cli_audit_run(struct cli *cli, int argc, char **argv);
 
 /* ---- messages ---- */
 
-/* cli_fail: print "moat CMD: msg" on stderr; returns code (for `return cli_fail(...)`). */
+/* cli_fail: print "moat CMD: msg" on stderr; returns code (for `return cli_fail(...)`).
+ * The first such line of a run is kept for cli_json_error. */
 int cli_fail(const struct cli *cli, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -145,6 +146,17 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
                      long long task, FILE *out, const char *outpath);
 
 /* ---- output ---- */
+
+/* cli_stdout_claim: the command writes its output on stdout (cli_json_print,
+ * cli_paged_json and cli_out_open call it): a failure after that adds no
+ * error document, so that a run prints one JSON document at most. */
+void cli_stdout_claim(void);
+
+/* cli_json_error: with --json, a failed command (exit code != 0) that wrote
+ * nothing on stdout prints {"error": "moat CMD: why", "exit": code} there
+ * (the same line as on stderr), so that a script reading stdout always gets
+ * one document. Called once, by main. */
+void cli_json_error(int code);
 
 /* cli_json_print: one JSON document on stdout (indented on a terminal, compact
  * otherwise), then a newline. Does not take ownership. */

@@ -12,6 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
+static char last_error[1100]; /* the first failure's line, for cli_json_error */
+static bool stdout_claimed;
+
 int cli_fail(const struct cli *cli, int code, const char *fmt, ...)
 {
     char msg[1024];
@@ -21,7 +24,23 @@ int cli_fail(const struct cli *cli, int code, const char *fmt, ...)
     va_end(ap);
     fflush(stdout);
     fprintf(stderr, "moat%s%s: %s\n", cli->cmd ? " " : "", cli->cmd ? cli->cmd : "", msg);
+    if (last_error[0] == '\0')
+        snprintf(last_error, sizeof last_error, "moat%s%s: %s", cli->cmd ? " " : "",
+                 cli->cmd ? cli->cmd : "", msg);
     return code;
+}
+
+void cli_stdout_claim(void) { stdout_claimed = true; }
+
+void cli_json_error(int code)
+{
+    if (stdout_claimed)
+        return;
+    json_t *o = json_pack("{s:s, s:i}", "error", last_error[0] ? last_error : "failed (see stderr)",
+                          "exit", code);
+    if (o)
+        cli_json_print(o);
+    json_decref(o);
 }
 
 int cli_out_open(const struct cli *cli, struct cli_out *o, const char *path)
@@ -29,8 +48,10 @@ int cli_out_open(const struct cli *cli, struct cli_out *o, const char *path)
     o->f = stdout;
     o->path = path;
     o->tmp[0] = '\0';
-    if (path == NULL)
+    if (path == NULL) {
+        cli_stdout_claim();
         return CLI_OK;
+    }
     struct stat sb;
     bool exists = stat(path, &sb) == 0;
     if (exists && !S_ISREG(sb.st_mode)) {
@@ -284,6 +305,7 @@ int cli_request_blobs(struct cli *cli, enum proto_type type, json_t *body,
 
 void cli_json_print(const json_t *doc)
 {
+    stdout_claimed = true;
     size_t flags = JSON_ENCODE_ANY | (isatty(STDOUT_FILENO) ? JSON_INDENT(2) : JSON_COMPACT);
     json_dumpf(doc, stdout, flags);
     fputc('\n', stdout);
@@ -338,6 +360,8 @@ int cli_paged_json(struct cli *cli, json_t *reply, const struct cli_pages *pg, F
     const json_t *n = json_object_get(reply, pg->next_key);
     long long next = json_is_integer(n) ? json_integer_value(n) : -1;
     json_object_del(reply, pg->next_key);
+    if (out == stdout)
+        cli_stdout_claim();
     if (next < 0) {
         if (out == stdout) {
             cli_json_print(reply);

@@ -15,7 +15,8 @@ static const char usage[] =
     "\n"
     "Options (before or after the command):\n"
     "  --controller ENDPOINT  the controller to talk to, e.g. tcp://10.0.0.1:7700\n"
-    "  --json                 print one JSON document on stdout (for scripts)\n"
+    "  --json                 print one JSON document on stdout (for scripts); on\n"
+    "                         failure {\"error\": \"moat CMD: why\", \"exit\": N}\n"
     "  -h, --help             this help; 'moat COMMAND --help' for a command's\n"
     "\n"
     "The controller is, in order: --controller, $MOAT_CONTROLLER, or the file\n"
@@ -103,6 +104,8 @@ int main(int argc, char **argv)
             fflush(stdout);
             if (ferror(stdout) && rc == CLI_OK)
                 rc = cli_fail(&cli, CLI_FAILED, "writing output failed");
+            else if (rc != CLI_OK && cli.json)
+                cli_json_error(rc);
             return rc;
         }
     }

@@ -118,6 +118,24 @@ def test_controller_error_exit_codes(fake):
     assert r.err.strip() == "moat show: store full"
 
 
+def test_json_errors_are_one_document_on_stdout(fake):
+    """With --json a failure prints {"error", "exit"} on stdout (the line of
+    stderr), so that `moat --json ... | jq` always reads a document; a command
+    that already printed its document (wait, queue) adds none."""
+    f = fake(lambda t, b, _: ("ERROR", {"code": ENOENT, "msg": f"job {b['id']}: no such job"}))
+    r = ctl(f, "--json", "show", "4", check=2)
+    assert json.loads(r.out) == {"error": "moat show: job 4: no such job", "exit": 2}
+    assert r.err.strip() == "moat show: job 4: no such job"
+    r = ctl(f, "submit", "--json", "--cpus", "two", "--", "true", check=2)
+    assert json.loads(r.out) == {"error": "moat submit: --cpus: 'two': expected an integer", "exit": 2}
+    r = run_moat(["--json", "--controller", "tcp://127.0.0.1:1", "queue"],
+                 env={"MOAT_TIMEOUT": "300ms"}, check=3)
+    doc = json.loads(r.out)
+    assert doc["exit"] == 3 and "cannot reach the controller" in doc["error"]
+    r = ctl(f, "show", "4", check=2)
+    assert r.out == ""  # without --json: nothing on stdout
+
+
 def test_no_reply_exit_3(fake):
     f = fake(lambda t, b, _: None)
     t0 = time.monotonic()
