@@ -23,10 +23,16 @@ int cli_fail(const struct cli *cli, int code, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     fflush(stdout);
-    fprintf(stderr, "moat%s%s: %s\n", cli->cmd ? " " : "", cli->cmd ? cli->cmd : "", msg);
+    /* the controller's message may start with the command's own name
+     * ("admin node remove: ..."): said once */
+    const char *m = msg;
+    size_t cl = cli->cmd ? strlen(cli->cmd) : 0;
+    if (cl && strncmp(m, cli->cmd, cl) == 0 && m[cl] == ':' && m[cl + 1] == ' ')
+        m += cl + 2;
+    fprintf(stderr, "moat%s%s: %s\n", cli->cmd ? " " : "", cli->cmd ? cli->cmd : "", m);
     if (last_error[0] == '\0')
         snprintf(last_error, sizeof last_error, "moat%s%s: %s", cli->cmd ? " " : "",
-                 cli->cmd ? cli->cmd : "", msg);
+                 cli->cmd ? cli->cmd : "", m);
     return code;
 }
 

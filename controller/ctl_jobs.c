@@ -144,6 +144,29 @@ static int job_maybe_finish(struct ctl *ctl, struct ctl_job *job, double now, st
                         : timeout  ? JOB_STATE_TIMEOUT
                                    : JOB_STATE_COMPLETED;
     job->exit_code = code;
+    /* unless a task's end said why it ended for good (reason_final), the
+     * reason left is a passing one (waiting, a retry): a job that completed
+     * has none, one that failed says which task and how */
+    if (to == JOB_STATE_COMPLETED && !job->reason_final)
+        job->reason[0] = '\0';
+    if ((to == JOB_STATE_FAILED || to == JOB_STATE_TIMEOUT) && !job->reason_final) {
+        /* what queue's REASON and show say when no task's end gave a reason:
+         * the first task that did not complete, and how (Slurm: NonZeroExitCode) */
+        uint32_t bad = 0, nbad = 0;
+        for (uint32_t i = 0; i < job->ntasks; i++)
+            if (job->tasks[i].state == to && nbad++ == 0)
+                bad = i;
+        const struct ctl_task *t = &job->tasks[bad];
+        char more[48] = "";
+        if (nbad > 1)
+            snprintf(more, sizeof more, " (and %u more)", nbad - 1);
+        if (t->signal > 0)
+            snprintf(job->reason, sizeof job->reason, "task %u: killed by signal %d%s",
+                     job->spec.array_start + bad, t->signal, more);
+        else
+            snprintf(job->reason, sizeof job->reason, "task %u: exit code %d%s",
+                     job->spec.array_start + bad, t->exit_code, more);
+    }
     if (job->state == JOB_STATE_PENDING && to != JOB_STATE_CANCELLED && to != JOB_STATE_FAILED)
         job->state = JOB_STATE_RUNNING; /* every task ended without the job being seen running */
     log_debug("ctl", "job %llu %s exit=%d", (unsigned long long)job->id, job_state_name(to), code);
@@ -241,9 +264,11 @@ int ctl_task_requeue(struct ctl *ctl, struct ctl_job *job, uint32_t offset, bool
     uint32_t counted = t->attempts - t->launch_fails - t->retried; /* node losses */
     if (job->cancel_requested || counted >= (uint32_t)ctl->cfg.max_attempts) {
         enum job_state to = job->cancel_requested ? JOB_STATE_CANCELLED : JOB_STATE_FAILED;
-        if (to == JOB_STATE_FAILED)
+        if (to == JOB_STATE_FAILED) {
             snprintf(job->reason, sizeof job->reason, "task %u: %s after %u attempts",
                      job->spec.array_start + offset, why, counted);
+            job->reason_final = true;
+        }
         return ctl_task_end(ctl, job, offset, to, -1, 0, units_now(), err);
     }
     node_release(ctl, job, t);

@@ -351,6 +351,7 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     }
     if (why && why[0] && st != JOB_STATE_COMPLETED) {
         snprintf(job->reason, sizeof job->reason, "task %u: %s", index, why);
+        job->reason_final = true;
         for (char *c = job->reason; *c; c++)
             if ((unsigned char)*c < 0x20 || *c == 0x7f)
                 *c = '?';

@@ -927,8 +927,9 @@ json_t *ctl_task_json(const struct ctl *ctl, const struct ctl_job *job, uint32_t
                                                           : json_null());
         json_object_set_new(to, "ranks", ranks);
     }
-    json_object_set_new(to, "exit_code",
-                        job_state_is_terminal(t->state) ? json_integer(t->exit_code) : json_null());
+    /* null until it ends, and for one that never ran (cancelled while pending) */
+    json_object_set_new(to, "exit_code", job_state_is_terminal(t->state) && t->attempts > 0
+                                             ? json_integer(t->exit_code) : json_null());
     json_object_set_new(to, "start_time", time_json(t->start_time));
     json_object_set_new(to, "end_time", time_json(t->end_time));
     return to;
@@ -946,8 +947,8 @@ json_t *ctl_job_json(const struct ctl_job *job)
     json_object_set_new(o, "submit_time", time_json(job->submit_time));
     json_object_set_new(o, "start_time", time_json(job->start_time));
     json_object_set_new(o, "end_time", time_json(job->end_time));
-    json_object_set_new(o, "exit_code",
-                        job_state_is_terminal(job->state) ? json_integer(job->exit_code) : json_null());
+    json_object_set_new(o, "exit_code", job_state_is_terminal(job->state) && attempts > 0
+                                            ? json_integer(job->exit_code) : json_null());
     json_object_set_new(o, "progress", json_real(job->ntasks ? (double)job->done / job->ntasks : 1.0));
     json_object_set_new(o, "priority", json_integer(job->spec.priority));
     json_object_set_new(o, "cpus", json_integer(job->spec.cpus));

@@ -107,7 +107,7 @@ def test_submit_without_command_is_usage(fake):
 
 def test_controller_error_exit_codes(fake):
     codes = {"1": (EINVAL, "spec: cpus: too many"), "2": (ENOENT, "job 2: no such job"),
-             "3": (ENOSPC, "store full")}
+             "3": (ENOSPC, "store full"), "4": (EINVAL, "show: job 4 is odd")}
     f = fake(lambda t, b, _: ("ERROR", {"code": codes[str(b["id"])][0],
                                         "msg": codes[str(b["id"])][1]}))
     r = ctl(f, "show", "1", check=2)
@@ -116,6 +116,8 @@ def test_controller_error_exit_codes(fake):
     assert r.err.strip() == "moat show: job 2: no such job"
     r = ctl(f, "show", "3", check=1)
     assert r.err.strip() == "moat show: store full"
+    r = ctl(f, "show", "4", check=2)  # the controller named the command too: once
+    assert r.err.strip() == "moat show: job 4 is odd"
 
 
 def test_json_errors_are_one_document_on_stdout(fake):

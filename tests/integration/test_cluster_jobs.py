@@ -39,6 +39,7 @@ def test_array_indices_start_anywhere_and_exit_codes_count(cluster):
     codes = {t["index"]: (t["state"], t["exit_code"]) for t in job["tasks"]}
     assert codes[12] == ("FAILED", 3)
     assert all(codes[i] == ("COMPLETED", 0) for i in (10, 11, 13, 14))
+    assert job["reason"] == "task 12: exit code 3", job  # queue's REASON says which and how
 
 
 def test_plain_job_and_exit_status_contract(cluster):
@@ -123,6 +124,8 @@ def test_retries_run_a_failed_task_again(host_cluster, tmp_path):
     assert c.moat("result", ok).out == "run 2\n"  # the last attempt's output
     j = c.show(never)
     assert j["state"] == "FAILED" and j["tasks"][0]["attempts"] == 2, j
+    assert j["reason"] == "task 0: exit code 1", j  # not the last retry's note
+    assert c.show(ok)["reason"] == "", c.show(ok)
     assert c.show(plain)["tasks"][0]["attempts"] == 1
     assert "retries:   3" in c.moat("show", ok).out
     c.moat("submit", "--retries", "101", "--", "true", check=2)
@@ -139,7 +142,8 @@ def test_begin_delays_start(cluster):
     assert job["start_time"] >= t0 + 2 - 0.01, job
     assert cluster.show(later)["state"] == "PENDING"
     cluster.moat("cancel", later)
-    cluster.wait_state(later, "CANCELLED")
+    j = cluster.wait_state(later, "CANCELLED")
+    assert j["exit_code"] is None and j["tasks"][0]["exit_code"] is None, j  # it never ran
 
 
 def test_array_max_bounds_concurrency(cluster):
