@@ -230,7 +230,7 @@ static int local_up(struct cli *cli, struct cli_local *l, int nworkers, int cpus
         snprintf(name, sizeof name, "worker-%d", i);
         pid_t pid = cli_daemon_pid(l, name);
         if (pid == 0) {
-            if (cli_daemon_worker_conf_write(l, i, nworkers, cpus, err, sizeof err) != 0)
+            if (cli_daemon_worker_conf_write(l, i, nkeys, cpus, err, sizeof err) != 0)
                 return cli_fail(cli, CLI_FAILED, "%s", err);
             pid = cli_daemon_start(l, "moat-worker", name, err, sizeof err);
             if (pid < 0)

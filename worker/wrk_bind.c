@@ -39,12 +39,24 @@ int wrk_bind_init(struct wrk_bind *b, int cpus, int gpus, bool pin_cpus, const c
         snprintf(why, why_cap, "cpus = %d, but this worker may run on %d CPUs: tasks are not pinned "
                  "(cpu_bind)", cpus, have);
     }
-    /* GPU names: the worker's own CUDA_VISIBLE_DEVICES entries, in order */
+    /* GPU names: the worker's own CUDA_VISIBLE_DEVICES entries, in order;
+     * offering more than it names would give a task a device the worker was
+     * not given, or one device to two tasks */
     const char *v = visible && visible[0] ? visible : NULL;
+    if (v) {
+        int named = 1;
+        for (const char *c = v; *c; c++)
+            named += *c == ',';
+        if (gpus > named) {
+            wrk_bind_free(b);
+            return err_set(err, EINVAL, "gpus = %d, but CUDA_VISIBLE_DEVICES (\"%.64s\") names %d: "
+                           "offer at most %d, or name more", gpus, v, named, named);
+        }
+    }
     for (int g = 0; g < gpus; g++) {
         char name[128];
         size_t len = 0;
-        if (v && *v) {
+        if (v) {
             len = strcspn(v, ",");
             if (len >= sizeof name)
                 len = sizeof name - 1;
@@ -149,7 +161,7 @@ int wrk_bind_env(const struct wrk_bind *b, const struct wrk_slot *s, char **cuda
                  struct err *err)
 {
     *cuda = *moat = NULL;
-    if (b->ngpus == 0)
+    if (b->ngpus == 0 && !b->hide_gpus)
         return 0;
     size_t len = 1;
     for (int k = 0; k < s->ngpus; k++)

@@ -17,7 +17,9 @@
  * the worker under taskset or a cpuset to give it fewer), the first `cpus` of
  * them when worker.conf says fewer; GPUs 0..gpus-1 of what the worker sees,
  * named as the worker's own CUDA_VISIBLE_DEVICES names them when it has one
- * (indices or GPU-UUIDs), else by index.
+ * (indices or GPU-UUIDs; it must name at least gpus of them), else by index.
+ * A worker offering no GPU on a machine where CUDA sees some (gpus = 0) sets
+ * hide_gpus: its tasks see none either.
  * A worker told to offer more CPUs than it may run on (cpus = 16 on 2) does
  * not pin: there are not enough to give each task CPUs of its own, and the
  * kernel spreads the tasks better than a fixed share would.
@@ -44,6 +46,7 @@ struct wrk_bind {
     int ngpus;         /* GPUs in the pool (the node's gpus) */
     char **gpu;        /* [ngpus] each as CUDA_VISIBLE_DEVICES names it; owned */
     int *gpu_users;    /* [ngpus] */
+    bool hide_gpus;    /* a node offering none where CUDA sees some: tasks see none */
 };
 
 /* One task's share: indices into the pool. */
@@ -60,7 +63,8 @@ struct wrk_slot {
  * worker's mask (NULL: read with sched_getaffinity); visible: its
  * CUDA_VISIBLE_DEVICES (NULL or "": GPUs by index). why (may be NULL) gets a
  * line for the log when pinning was asked and is off. Errors: ENOMEM; cpus <
- * 1 or gpus < 0 (EINVAL). Free with wrk_bind_free. */
+ * 1, gpus < 0, or gpus more than visible names (EINVAL, naming both). Free
+ * with wrk_bind_free (also after an error). */
 int wrk_bind_init(struct wrk_bind *b, int cpus, int gpus, bool pin_cpus, const cpu_set_t *affinity,
                   const char *visible, char *why, size_t why_cap, struct err *err);
 
@@ -81,9 +85,9 @@ void wrk_bind_give(struct wrk_bind *b, struct wrk_slot *s);
 bool wrk_bind_cpuset(const struct wrk_bind *b, const struct wrk_slot *s, cpu_set_t *out);
 
 /* wrk_bind_env: *cuda = "CUDA_VISIBLE_DEVICES=a,b" and *moat = "MOAT_GPUS=a,b"
- * for s's task (a task that asked for no GPU: empty lists), both owned by the
- * caller (free); on a node without GPUs both NULL, and the task's environment
- * is left as it is. Errors: ENOMEM -> -1 with err. */
+ * for s's task (a task that asked for no GPU, or on a node with hide_gpus:
+ * empty lists), both owned by the caller (free); on a node without GPUs (and
+ * without hide_gpus) both NULL, and the task's environment is left as it is. Errors: ENOMEM -> -1 with err. */
 int wrk_bind_env(const struct wrk_bind *b, const struct wrk_slot *s, char **cuda, char **moat,
                  struct err *err);
 

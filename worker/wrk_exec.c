@@ -25,7 +25,7 @@
  * as posix_spawn does): no page tables are copied and the parent sleeps until the
  * child has called execve or died, so the child reports a failure by writing into
  * this struct. N.B. the child may only make system calls: no malloc, no stdio. */
-enum { STAGE_NONE, STAGE_SETUP, STAGE_EXEC };
+enum { STAGE_NONE, STAGE_SETUP, STAGE_AFFINITY, STAGE_EXEC };
 
 struct spawn_args {
     char *const *argv, *const *envp;
@@ -51,8 +51,13 @@ static int spawn_child(void *arg)
             signal(sig, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
+    if (a->cpus && sched_setaffinity(0, sizeof *a->cpus, a->cpus) != 0) {
+        a->stage = STAGE_AFFINITY;
+        a->errnum = errno;
+        _exit(127);
+    }
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if ((a->cpus && sched_setaffinity(0, sizeof *a->cpus, a->cpus) != 0) || devnull < 0 || dup2(devnull, 0) < 0 || dup2(a->out_w, 1) < 0 || dup2(a->err_w, 2) < 0 ||
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(a->out_w, 1) < 0 || dup2(a->err_w, 2) < 0 ||
         chdir(a->cwd) != 0) {
         a->stage = STAGE_SETUP;
         a->errnum = errno;
@@ -109,10 +114,13 @@ int wrk_exec_start(struct wrk_proc *p, char *const argv[], char *const envp[], c
     p->err_fd = er[0];
     fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
     fcntl(p->err_fd, F_SETFL, O_NONBLOCK);
-    if (a.stage == STAGE_SETUP) {
+    if (a.stage == STAGE_SETUP || a.stage == STAGE_AFFINITY) {
         int status;
         waitpid(pid, &status, 0);
         wrk_exec_release(p);
+        if (a.stage == STAGE_AFFINITY)
+            return err_set(err, a.errnum, "task setup: pinning to its %d CPUs (cpu_bind): %s",
+                           CPU_COUNT(cpus), strerror(a.errnum));
         return err_set(err, a.errnum, "task setup in %s: %s", cwd, strerror(a.errnum));
     }
     *launch_error = false;

@@ -149,9 +149,10 @@ static char **json_strv(const json_t *arr, char **extra_env)
 
 /* Environment a task's binding adds (wrk_bind.h), first in its envp so that
  * it wins over the worker's own: MOAT_CPUS, and on a GPU node
- * CUDA_VISIBLE_DEVICES and MOAT_GPUS. Owned strings, NULL-terminated. */
+ * CUDA_VISIBLE_DEVICES and MOAT_GPUS, with the worker's CUDA_DEVICE_ORDER
+ * (which the names may rely on; a sandbox passes only these). NULL-terminated. */
 struct bind_env {
-    char *v[4];
+    char *v[5];
     char cpus[32];
 };
 
@@ -161,21 +162,29 @@ static int bind_env_make(struct wrk *w, const struct wrk_task *t, int cpus, stru
     memset(be, 0, sizeof *be);
     snprintf(be->cpus, sizeof be->cpus, "MOAT_CPUS=%d", cpus);
     be->v[0] = be->cpus;
-    return wrk_bind_env(&w->bind, &t->slot, &be->v[1], &be->v[2], err);
+    if (wrk_bind_env(&w->bind, &t->slot, &be->v[1], &be->v[2], err) != 0)
+        return -1;
+    const char *order = getenv("CUDA_DEVICE_ORDER");
+    if (be->v[1] && order && (be->v[3] = malloc(strlen(order) + 20)) != NULL)
+        sprintf(be->v[3], "CUDA_DEVICE_ORDER=%s", order);
+    return 0;
 }
 
 static void bind_env_free(struct bind_env *be)
 {
     free(be->v[1]);
     free(be->v[2]);
+    free(be->v[3]);
 }
 
 /* skip_var: a worker variable the task does not inherit: MOAT_* (the task's
- * own come first), and CUDA_VISIBLE_DEVICES where the binding sets one. */
+ * own come first), and CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER where the
+ * binding sets them. */
 static bool skip_var(const struct wrk *w, const char *v)
 {
     return strncmp(v, "MOAT_", 5) == 0 ||
-           (w->bind.ngpus > 0 && strncmp(v, "CUDA_VISIBLE_DEVICES=", 21) == 0);
+           ((w->bind.ngpus > 0 || w->bind.hide_gpus) &&
+            (strncmp(v, "CUDA_VISIBLE_DEVICES=", 21) == 0 || strncmp(v, "CUDA_DEVICE_ORDER=", 18) == 0));
 }
 
 /* give_back: the task's CPUs and GPUs return to the pool (it ended, or never started). */
@@ -1035,6 +1044,8 @@ int main(int argc, char **argv)
         goto out;
     if (why[0])
         log_warn("wrk", "%s", why);
+    /* offering none where CUDA sees some: its tasks see none either */
+    w.bind.hide_gpus = w.res.gpus == 0 && krn_cuda_device_count() > 0;
     if ((net = net_create(&e)) == NULL)
         goto out;
     struct net_curve curve = {0};
@@ -1062,6 +1073,8 @@ int main(int argc, char **argv)
 out:
     if (rc != 0 && e.code)
         log_error("wrk", "%s", e.msg);
+    for (int i = 0; i < w.tasks.n; i++)
+        give_back(&w, w.tasks.v[i]);
     wrk_tasks_free(&w.tasks);
     wrk_bind_free(&w.bind);
     net_sock_close(w.sock);

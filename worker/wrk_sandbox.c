@@ -421,7 +421,8 @@ bool wrk_sandbox_status_read(int status_fd, int *status)
 /* the task's own variables that pass into the sandbox */
 static bool task_var(const char *v)
 {
-    return strncmp(v, "MOAT_", 5) == 0 || strncmp(v, "CUDA_VISIBLE_DEVICES=", 21) == 0;
+    return strncmp(v, "MOAT_", 5) == 0 || strncmp(v, "CUDA_VISIBLE_DEVICES=", 21) == 0 ||
+           strncmp(v, "CUDA_DEVICE_ORDER=", 18) == 0;
 }
 
 char **wrk_sandbox_envp(char *const task_env[], const char *home)

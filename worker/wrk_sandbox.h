@@ -85,7 +85,8 @@ const char *wrk_sandbox_drop_ids(uid_t uid, gid_t gid);
 
 /* wrk_sandbox_envp: the scrubbed environment of a task: PATH=/usr/bin:/bin,
  * HOME=home, LANG=C.UTF-8, TMPDIR=/tmp, then the task's own variables (only
- * those named MOAT_*, and its CUDA_VISIBLE_DEVICES: wrk_bind.h). One allocation: caller frees with free(). NULL: ENOMEM. */
+ * those named MOAT_*, and its CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER:
+ * wrk_bind.h). One allocation: caller frees with free(). NULL: ENOMEM. */
 char **wrk_sandbox_envp(char *const task_env[], const char *home);
 
 /* wrk_sandbox_spawn: start argv (PATH searched) in the sandbox with environment

@@ -260,7 +260,8 @@ def test_show_and_queue_say_what_a_job_asked_for_and_why_it_waits(cluster):
 
 
 BIND_PROBE = ("grep Cpus_allowed_list /proc/self/status; echo cpus=$MOAT_CPUS; "
-              "echo gpus=$MOAT_GPUS; echo cuda=${CUDA_VISIBLE_DEVICES-unset}; echo nproc=$(nproc); "
+              "echo gpus=$MOAT_GPUS; echo cuda=${CUDA_VISIBLE_DEVICES-unset}; "
+              "echo nproc=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc); "
               "sleep 2")
 
 
@@ -283,11 +284,14 @@ def _overlap(job):
 def test_task_binding_cpus_and_gpus(make_cluster):
     """A lone worker pins each task to CPUs of its own (cpu_bind = "cpus") and
     gives each GPU task its own device through CUDA_VISIBLE_DEVICES; a task
-    that asked for no GPU sees none. Sandboxed and unsandboxed (moat-reap)."""
+    that asked for no GPU sees none. Sandboxed and unsandboxed (moat-reap).
+    The worker's own CUDA_VISIBLE_DEVICES names the devices it may give."""
     mine = sorted(os.sched_getaffinity(0))
     for extra in ("", 'exec_sandbox = "off";\n'):
-        c = make_cluster(workers=1, worker_extra=extra + "gpus = 2;\n",
+        c = make_cluster(workers=1, worker_extra=extra + "gpus = 2;\n", up=False,
                          name="sb" if not extra else "host")
+        c.env.update({"CUDA_VISIBLE_DEVICES": "5,7", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"})
+        c.up(1)
         jid = c.submit("sh", "-c", BIND_PROBE, opts=["--array", "0-1", "--cpus", "1", "--gpus", "1"])
         none = c.submit("sh", "-c", BIND_PROBE, opts=["--cpus", "1"])
         c.wait(jid, none, timeout=60)
@@ -296,7 +300,7 @@ def test_task_binding_cpus_and_gpus(make_cluster):
             cpus, f = got[i]
             assert cpus.isdigit() and int(cpus) in mine, got  # one CPU, one of the worker's
             assert f["nproc"] == "1" and f["cpus"] == "1", got
-            assert f["cuda"] in ("0", "1") and f["gpus"] == f["cuda"], got
+            assert f["cuda"] in ("5", "7") and f["gpus"] == f["cuda"], got
         if _overlap(job):  # side by side: their own CPU and GPU each
             assert got[0][1]["cuda"] != got[1][1]["cuda"], got
             if len(mine) >= 2:
@@ -306,12 +310,23 @@ def test_task_binding_cpus_and_gpus(make_cluster):
         c.down()
 
 
-def test_workers_sharing_a_machine_do_not_pin(cluster):
+def test_workers_sharing_a_machine_do_not_pin(make_cluster):
     """`moat local up` with 2 workers writes cpu_bind = "none": both workers'
     tasks would otherwise be pinned to the same first CPUs."""
+    cluster = make_cluster(worker_extra="gpus = 0;\n")
     assert 'cpu_bind = "none"' in (cluster.dir / "worker-1.conf").read_text()
     jid = cluster.submit("sh", "-c", BIND_PROBE.replace("sleep 2", "true"), opts=["--cpus", "1"])
     cluster.wait(jid)
     _, got = _probe(cluster, jid)
     assert got[0][1]["nproc"] == str(len(os.sched_getaffinity(0))), got
-    assert got[0][1]["cuda"] == "unset", got  # a node without GPUs: the environment as it was
+    # a node offering no GPU: the environment as it was, or (CUDA sees some) none
+    assert got[0][1]["cuda"] in ("", os.environ.get("CUDA_VISIBLE_DEVICES", "unset")), got
+
+
+def test_worker_refuses_more_gpus_than_it_is_given(make_cluster):
+    c = make_cluster(workers=1, worker_extra="gpus = 2;\n", up=False)
+    c.env["CUDA_VISIBLE_DEVICES"] = "3"
+    r = c.up(1, check=None)
+    assert r.rc != 0, r
+    log = (c.dir / "worker-1.log").read_text()
+    assert "gpus = 2, but CUDA_VISIBLE_DEVICES" in log, log

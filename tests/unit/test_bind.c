@@ -157,14 +157,26 @@ static void test_gpus_and_env(void **state)
         assert_int_equal(b.gpu_users[g], 0);
     wrk_bind_free(&b);
 
-    /* no CUDA_VISIBLE_DEVICES, or a shorter one: by index */
+    /* no CUDA_VISIBLE_DEVICES: by index; a shorter one than gpus is refused
+     * (a second "GPU" would be one the worker was not given) */
     assert_int_equal(wrk_bind_init(&b, 1, 2, false, &aff, "", NULL, 0, &e), 0);
     assert_string_equal(b.gpu[0], "0");
     assert_string_equal(b.gpu[1], "1");
     wrk_bind_free(&b);
-    assert_int_equal(wrk_bind_init(&b, 1, 2, false, &aff, "3", NULL, 0, &e), 0);
-    assert_string_equal(b.gpu[0], "3");
-    assert_string_equal(b.gpu[1], "1");
+    assert_int_equal(wrk_bind_init(&b, 1, 2, false, &aff, "3", NULL, 0, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_non_null(strstr(e.msg, "CUDA_VISIBLE_DEVICES"));
+    assert_null(b.gpu);
+
+    /* gpus = 0 where CUDA sees devices: tasks see none */
+    assert_int_equal(wrk_bind_init(&b, 1, 0, false, &aff, NULL, NULL, 0, &e), 0);
+    b.hide_gpus = true;
+    assert_int_equal(wrk_bind_take(&b, 1, 0, &s1, &e), 0);
+    assert_int_equal(wrk_bind_env(&b, &s1, &cuda, &moat, &e), 0);
+    assert_string_equal(cuda, "CUDA_VISIBLE_DEVICES=");
+    free(cuda);
+    free(moat);
+    wrk_bind_give(&b, &s1);
     wrk_bind_free(&b);
 
     /* a node without GPUs leaves the environment alone */
