@@ -58,10 +58,23 @@ int jobspec_add_after(struct job_spec *spec, const uint64_t *ids, int n, enum jo
         return err_set(err, ENOMEM, "dependencies: out of memory");
     spec->after_kind = kinds;
     for (int i = 0; i < n; i++) {
-        spec->after[spec->nafter + i] = ids[i];
-        spec->after_kind[spec->nafter + i] = (uint8_t)kind;
+        bool dup = false;
+        for (int k = 0; k < spec->nafter && !dup; k++) {
+            if (spec->after[k] != ids[i])
+                continue;
+            dup = spec->after_kind[k] == (uint8_t)kind; /* said twice: once is enough */
+            if ((spec->after_kind[k] == JOBSPEC_DEP_OK && kind == JOBSPEC_DEP_NOTOK) ||
+                (spec->after_kind[k] == JOBSPEC_DEP_NOTOK && kind == JOBSPEC_DEP_OK))
+                return err_set(err, EINVAL, "dependency: job %llu is both afterok (--after) and "
+                               "afternotok (--after-notok): this job could never run",
+                               (unsigned long long)ids[i]);
+        }
+        if (dup)
+            continue;
+        spec->after[spec->nafter] = ids[i];
+        spec->after_kind[spec->nafter] = (uint8_t)kind;
+        spec->nafter++;
     }
-    spec->nafter += n;
     return 0;
 }
 

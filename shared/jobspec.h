@@ -131,8 +131,10 @@ int jobspec_set_nodes(struct job_spec *spec, const char *const *names, int n, st
 
 /* jobspec_dep_key: the JSON key of kind ("after", "after_any", "after_notok"). */
 const char *jobspec_dep_key(enum jobspec_dep kind);
-/* jobspec_add_after: append n job ids of kind to spec's dependencies.
- * EINVAL past JOBSPEC_AFTER_MAX in all; ENOMEM. */
+/* jobspec_add_after: append n job ids of kind to spec's dependencies; an id
+ * already there with the same kind is not repeated. EINVAL past
+ * JOBSPEC_AFTER_MAX in all, or for an id that would be both afterok and
+ * afternotok (the job could never run); ENOMEM. */
 int jobspec_add_after(struct job_spec *spec, const uint64_t *ids, int n, enum jobspec_dep kind,
                       struct err *err);
 

@@ -90,6 +90,8 @@ def test_submit_json_and_command_after_options(fake):
     (["--pooling", "mean"], "--pooling goes with --infer"),
     (["--name", "a\tb"], "--name"),
     (["--nope"], "--nope"),
+    (["--after", "5", "--after-notok", "5"], "could never run"),
+    (["--dependency", "afternotok:5,afterok:6:5"], "could never run"),
 ])
 def test_submit_bad_input_exit_2_names_the_argument(fake, args, word):
     f = fake(lambda t, b, _: ("REPLY", {"id": 1}))
@@ -97,6 +99,14 @@ def test_submit_bad_input_exit_2_names_the_argument(fake, args, word):
     lines = r.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("moat submit: ") and word in lines[0], r
     assert f.requests == []  # validated before sending
+
+
+def test_submit_repeated_dependencies_are_sent_once(fake):
+    f = fake(lambda t, b, _: ("REPLY", {"id": 1}))
+    ctl(f, "submit", "--after", "3,3", "--after", "3", "--dependency", "afterok:3,afterany:3",
+        "--", "true", check=0)
+    spec = f.requests[0][1]["spec"]
+    assert spec["after"] == [3] and spec["after_any"] == [3], spec
 
 
 def test_submit_without_command_is_usage(fake):
