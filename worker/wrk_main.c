@@ -31,10 +31,10 @@
 #include "worker/wrk_bench.h"
 #include "worker/wrk_cfg.h"
 #include "worker/wrk_egress.h"
+#include "worker/wrk_bind.h"
 #include "worker/wrk_exec.h"
 #include "worker/wrk_infer.h"
 #include "worker/wrk_objects.h"
-#include "worker/wrk_bind.h"
 #include "worker/wrk_res.h"
 #include "worker/wrk_sandbox.h"
 #include "worker/wrk_tasks.h"
@@ -514,7 +514,8 @@ static void start_infer(struct wrk *w, struct wrk_task *t)
     struct bind_env be;
     cpu_set_t cpus;
     bool pinned = wrk_bind_cpuset(&w->bind, &t->slot, &cpus);
-    char **envp = bind_env_make(w, t, (int)json_integer_value(json_object_get(t->dispatch, "cpus")), &be, &e) == 0 ? calloc(nenv + 3 + 4, sizeof *envp) : NULL;
+    int ncpus = (int)json_integer_value(json_object_get(t->dispatch, "cpus"));
+    char **envp = bind_env_make(w, t, ncpus, &be, &e) == 0 ? calloc(nenv + 3 + 4, sizeof *envp) : NULL;
     char jobvar[64];
     snprintf(jobvar, sizeof jobvar, "MOAT_JOB_ID=%llu", (unsigned long long)t->job);
     size_t k = 0;
