@@ -132,9 +132,9 @@ int ctl_on_show(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *
     int want = -1;
     if (stj && (want = job_state_parse(json_string_value(stj))) < 0)
         return err_set(err, EINVAL, "tasks_state: '%s' is not a state", json_string_value(stj));
-    uint64_t from = fromj ? (uint64_t)json_integer_value(fromj) : job->spec.array_start;
+    uint64_t from = fromj ? (uint64_t)json_integer_value(fromj) : 0;
     uint32_t limit = limj ? (uint32_t)json_integer_value(limj) : CTL_SHOW_PAGE;
-    uint64_t off = from > job->spec.array_start ? from - job->spec.array_start : 0;
+    uint64_t off = jobspec_offset_from(&job->spec, from);
     json_t *o = ctl_job_json(job), *tasks = json_array(), *counts = json_object();
     if (o == NULL || tasks == NULL || counts == NULL) {
         json_decref(o);
@@ -169,7 +169,7 @@ int ctl_on_show(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *
     json_object_set_new(o, "tasks", tasks);
     /* limit 0 asks for the counters: no page, so no next one either */
     json_object_set_new(o, "tasks_next", off < job->ntasks && limit > 0
-                                             ? json_integer((json_int_t)(job->spec.array_start + off))
+                                             ? json_integer((json_int_t)jobspec_index(&job->spec, off))
                                              : json_null());
     return ctl_out_reply(ctl, peer, msg->req_id, o);
 }
@@ -299,7 +299,7 @@ static json_t *task_result_json(struct ctl *ctl, const struct ctl_job *job, uint
                                  struct proto_msg *blobs_to, struct err *err)
 {
     const struct ctl_task *t = &job->tasks[off];
-    uint32_t index = job->spec.array_start + off;
+    uint32_t index = jobspec_index(&job->spec, off);
     json_t *o = json_pack("{s:I, s:s, s:o}", "index", (json_int_t)index, "state",
                           job_state_name(t->state), "exit_code",
                           job_state_is_terminal(t->state) ? json_integer(t->exit_code) : json_null());
@@ -376,8 +376,8 @@ int ctl_on_result(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
      * of output (at least one task), as SHOW pages its tasks. */
     const json_t *fromj = json_object_get(msg->body, "tasks_from");
     const json_t *limj = json_object_get(msg->body, "tasks_limit");
-    uint64_t from = fromj ? (uint64_t)json_integer_value(fromj) : job->spec.array_start;
-    uint64_t off = from > job->spec.array_start ? from - job->spec.array_start : 0;
+    uint64_t from = fromj ? (uint64_t)json_integer_value(fromj) : 0;
+    uint64_t off = jobspec_offset_from(&job->spec, from);
     uint32_t limit = limj ? (uint32_t)json_integer_value(limj) : CTL_SHOW_PAGE;
     size_t bytes = 0;
     json_t *tasks = json_array(), *rows = job->spec.kind == JOB_KIND_BENCH ? json_array() : NULL;
@@ -414,7 +414,7 @@ int ctl_on_result(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         json_decref(rows);
     if (reply)
         json_object_set_new(reply, "tasks_next",
-                            off < job->ntasks ? json_integer((json_int_t)(job->spec.array_start + off))
+                            off < job->ntasks ? json_integer((json_int_t)jobspec_index(&job->spec, off))
                                               : json_null());
     return ctl_out_reply(ctl, peer, msg->req_id, reply);
 }

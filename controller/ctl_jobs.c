@@ -29,9 +29,7 @@ bool ctl_state_transition_ok(enum job_state from, enum job_state to)
 
 long ctl_task_offset(const struct ctl_job *job, uint64_t index)
 {
-    if (index < job->spec.array_start || index - job->spec.array_start >= job->ntasks)
-        return -1;
-    return (long)(index - job->spec.array_start);
+    return index > UINT32_MAX ? -1 : jobspec_offset(&job->spec, (uint32_t)index);
 }
 
 json_t *ctl_task_argv_expand(const struct job_spec *spec, uint32_t index)
@@ -95,7 +93,7 @@ void ctl_task_kill(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, 
         if (idx < 0)
             continue;
         json_t *body = json_pack("{s:I, s:I, s:I, s:s}", "job", (json_int_t)job->id, "task",
-                                 (json_int_t)(job->spec.array_start + offset), "attempt",
+                                 (json_int_t)jobspec_index(&job->spec, offset), "attempt",
                                  (json_int_t)t->attempts, "reason", reason);
         ctl_out_send(ctl, &ctl->nodes[idx].peer, PROTO_TYPE_KILL, body);
     }
@@ -162,10 +160,10 @@ static int job_maybe_finish(struct ctl *ctl, struct ctl_job *job, double now, st
             snprintf(more, sizeof more, " (and %u more)", nbad - 1);
         if (t->signal > 0)
             snprintf(job->reason, sizeof job->reason, "task %u: killed by signal %d%s",
-                     job->spec.array_start + bad, t->signal, more);
+                     jobspec_index(&job->spec, bad), t->signal, more);
         else
             snprintf(job->reason, sizeof job->reason, "task %u: exit code %d%s",
-                     job->spec.array_start + bad, t->exit_code, more);
+                     jobspec_index(&job->spec, bad), t->exit_code, more);
     }
     if (job->state == JOB_STATE_PENDING && to != JOB_STATE_CANCELLED && to != JOB_STATE_FAILED)
         job->state = JOB_STATE_RUNNING; /* every task ended without the job being seen running */
@@ -180,8 +178,8 @@ int ctl_task_dispatch(struct ctl *ctl, struct ctl_job *job, uint32_t offset, int
     struct ctl_node *node = &ctl->nodes[n];
     if (!ctl_state_transition_ok(t->state, JOB_STATE_RUNNING))
         return err_set(err, EINVAL, "task %llu.%u: cannot start from %s", (unsigned long long)job->id,
-                       job->spec.array_start + offset, job_state_name(t->state));
-    uint32_t index = job->spec.array_start + offset;
+                       jobspec_index(&job->spec, offset), job_state_name(t->state));
+    uint32_t index = jobspec_index(&job->spec, offset);
     t->state = JOB_STATE_RUNNING;
     t->attempts++;
     if (t->attempts > job->attempts)
@@ -236,7 +234,7 @@ int ctl_task_end(struct ctl *ctl, struct ctl_job *job, uint32_t offset, enum job
     struct ctl_task *t = &job->tasks[offset];
     if (!job_state_is_terminal(state) || !ctl_state_transition_ok(t->state, state))
         return err_set(err, EINVAL, "task %llu.%u: %s -> %s is not a legal transition",
-                       (unsigned long long)job->id, job->spec.array_start + offset,
+                       (unsigned long long)job->id, jobspec_index(&job->spec, offset),
                        job_state_name(t->state), job_state_name(state));
     bool was_running = t->state == JOB_STATE_RUNNING;
     node_release(ctl, job, t);
@@ -258,7 +256,7 @@ int ctl_task_requeue(struct ctl *ctl, struct ctl_job *job, uint32_t offset, bool
     struct ctl_task *t = &job->tasks[offset];
     if (t->state != JOB_STATE_RUNNING)
         return err_set(err, EINVAL, "task %llu.%u: requeue from %s", (unsigned long long)job->id,
-                       job->spec.array_start + offset, job_state_name(t->state));
+                       jobspec_index(&job->spec, offset), job_state_name(t->state));
     if (launch_failure)
         t->launch_fails++;
     uint32_t counted = t->attempts - t->launch_fails - t->retried; /* node losses */
@@ -266,7 +264,7 @@ int ctl_task_requeue(struct ctl *ctl, struct ctl_job *job, uint32_t offset, bool
         enum job_state to = job->cancel_requested ? JOB_STATE_CANCELLED : JOB_STATE_FAILED;
         if (to == JOB_STATE_FAILED) {
             snprintf(job->reason, sizeof job->reason, "task %u: %s after %u attempts",
-                     job->spec.array_start + offset, why, counted);
+                     jobspec_index(&job->spec, offset), why, counted);
             job->reason_final = true;
         }
         return ctl_task_end(ctl, job, offset, to, -1, 0, units_now(), err);

@@ -61,10 +61,10 @@ static int requeue_lost(struct ctl *ctl, int n, const json_t *keep, const char *
             struct ctl_task *t = &job->tasks[off];
             if (t->state != JOB_STATE_RUNNING || !ctl_task_on_node(job, t, n))
                 continue;
-            if (keep && listed(keep, id, job->spec.array_start + off, t->attempts))
+            if (keep && listed(keep, id, jobspec_index(&job->spec, off), t->attempts))
                 continue;
             log_warn("ctl", "task %llu.%u: %s; requeued", (unsigned long long)id,
-                     job->spec.array_start + off, why);
+                     jobspec_index(&job->spec, off), why);
             if (ctl_task_requeue(ctl, job, off, false, why, err) != 0)
                 return -1;
         }
@@ -441,9 +441,9 @@ int ctl_nodes_check(struct ctl *ctl, double now, double mono, struct err *err)
                 ctl_task_kill(ctl, job, off, "timeout");
             } else if (now > t->deadline + 2 * slack) {
                 log_warn("ctl", "task %llu.%u: past its time limit and not ended by its node; TIMEOUT",
-                         (unsigned long long)id, job->spec.array_start + off);
+                         (unsigned long long)id, jobspec_index(&job->spec, off));
                 snprintf(job->reason, sizeof job->reason, "task %u: past its time limit, not ended "
-                         "by its node", job->spec.array_start + off);
+                         "by its node", jobspec_index(&job->spec, off));
                 if (ctl_task_end(ctl, job, off, JOB_STATE_TIMEOUT, -1, 0, now, err) != 0)
                     return -1;
             }

@@ -207,7 +207,7 @@ static int audit_place(struct ctl *ctl, const struct ctl_job *job, uint32_t offs
     }
     char object[64];
     snprintf(object, sizeof object, "task %llu.%u", (unsigned long long)job->id,
-             job->spec.kind == JOB_KIND_INFER ? offset : job->spec.array_start + offset);
+             job->spec.kind == JOB_KIND_INFER ? offset : jobspec_index(&job->spec, offset));
     return ctl_audit_append(ctl, CTL_AUDIT_ACTOR_SELF, "place", object,
                             json_pack("{s:o, s:i}", "nodes", nodes, "attempt", (int)t->attempts), err);
 }

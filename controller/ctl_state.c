@@ -283,7 +283,7 @@ int ctl_task_save(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, s
         json_object_set_new(o, "ranks_done", json_integer(t->ranks_done));
     }
     uint8_t key[12];
-    uint32_t index = job->spec.array_start + offset;
+    uint32_t index = jobspec_index(&job->spec, offset);
     return save_json(ctl, STORE_DB_TASKS, key, store_key_task(key, job->id, index), o, false, err);
 }
 
@@ -502,12 +502,12 @@ static void task_decode(struct ctl *ctl, struct ctl_job *job, uint32_t index, co
                         size_t vlen, bool recovering)
 {
     uint64_t id = job->id;
-    if (job->tasks == NULL || index < job->spec.array_start ||
-        index - job->spec.array_start >= job->ntasks) {
+    long offset = job->tasks ? jobspec_offset(&job->spec, index) : -1;
+    if (offset < 0 || (uint32_t)offset >= job->ntasks) {
         log_warn("ctl", "task %llu.%u has no job; skipped", (unsigned long long)id, index);
         return;
     }
-    uint32_t off = index - job->spec.array_start;
+    uint32_t off = (uint32_t)offset;
     json_t *o = json_loadb(val, vlen, 0, NULL);
     if (o == NULL) {
         log_error("ctl", "task %llu.%u: unreadable record", (unsigned long long)id, index);
@@ -915,7 +915,7 @@ json_t *ctl_task_json(const struct ctl *ctl, const struct ctl_job *job, uint32_t
 {
     const struct ctl_task *t = &job->tasks[off];
     json_t *to = json_object();
-    json_object_set_new(to, "index", json_integer(job->spec.array_start + off));
+    json_object_set_new(to, "index", json_integer(jobspec_index(&job->spec, off)));
     json_object_set_new(to, "state", json_string(job_state_name(t->state)));
     json_object_set_new(to, "attempts", json_integer(t->attempts));
     json_object_set_new(to, "node", t->last_node >= 0 ? json_string(ctl->nodes[t->last_node].name)
@@ -964,12 +964,8 @@ json_t *ctl_job_json(const struct ctl_job *job)
         json_array_append_new(argv, json_string(job->spec.argv[i]));
     json_object_set_new(o, "argv", argv);
     if (job->spec.is_array) {
-        char buf[48];
-        if (job->spec.array_max)
-            snprintf(buf, sizeof buf, "%u-%u%%%u", job->spec.array_start, job->spec.array_end,
-                     job->spec.array_max);
-        else
-            snprintf(buf, sizeof buf, "%u-%u", job->spec.array_start, job->spec.array_end);
+        char buf[JOBSPEC_ARRAY_RANGES_MAX * 32];
+        jobspec_array_format(&job->spec, buf, sizeof buf);
         json_object_set_new(o, "array", json_string(buf));
     }
     if (job->spec.kind == JOB_KIND_INFER) {

@@ -6,7 +6,8 @@
  * that acknowledges a change sits in the outbox until the batch has committed.
  * Invariants:
  *  - jobs are indexed by id (ids are dense, from 1); a job's tasks are an array
- *    indexed by offset (array index - array_start); a finished job may have
+ *    indexed by offset (jobspec_index/jobspec_offset map it to the array
+ *    index); a finished job may have
  *    left memory (jobs[id] == NULL, controller/ctl_purge.h): ctl_job_get()
  *    reads it back, ctl_job_peek() does not;
  *  - a task that never left PENDING has no task record in the store;

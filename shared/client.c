@@ -334,13 +334,8 @@ int client_spec_option(struct job_spec *spec, const char *opt, const char *value
         return 0;
     }
     if (strcmp(opt, "array") == 0) {
-        struct job_spec tmp = *spec;
-        if (jobspec_array_parse(value, &tmp, &e) != 0)
+        if (jobspec_array_parse(value, spec, &e) != 0) /* nothing of spec changes on error */
             return err_set(err, EINVAL, "%s", e.msg);
-        spec->is_array = tmp.is_array;
-        spec->array_start = tmp.array_start;
-        spec->array_end = tmp.array_end;
-        spec->array_max = tmp.array_max;
         return 0;
     }
     if (strcmp(opt, "after") == 0 || strcmp(opt, "after-any") == 0 || strcmp(opt, "after-notok") == 0) {

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -87,10 +88,133 @@ void jobspec_clear(struct job_spec *spec)
     free(spec->argv);
     free(spec->after);
     free(spec->after_kind);
+    free(spec->array_ranges);
     for (int i = 0; i < spec->nnodes; i++)
         free(spec->nodes[i]);
     free(spec->nodes);
     memset(spec, 0, sizeof *spec);
+}
+
+static uint32_t range_count(const struct jobspec_range *r)
+{
+    return (r->last - r->start) / r->step + 1;
+}
+
+uint32_t jobspec_index(const struct job_spec *spec, uint32_t off)
+{
+    if (!spec->is_array)
+        return off;
+    if (spec->array_ranges == NULL)
+        return spec->array_start + off;
+    for (int i = 0; i < spec->array_nranges; i++) {
+        const struct jobspec_range *r = &spec->array_ranges[i];
+        uint32_t n = range_count(r);
+        if (off < n)
+            return r->start + off * r->step;
+        off -= n;
+    }
+    return spec->array_end; /* off out of range: the caller's bug */
+}
+
+long jobspec_offset(const struct job_spec *spec, uint32_t index)
+{
+    uint32_t n = jobspec_ntasks(spec);
+    if (!spec->is_array)
+        return index < n ? (long)index : -1;
+    if (spec->array_ranges == NULL)
+        return index >= spec->array_start && index <= spec->array_end
+                   ? (long)(index - spec->array_start) : -1;
+    uint32_t off = 0;
+    for (int i = 0; i < spec->array_nranges; i++) {
+        const struct jobspec_range *r = &spec->array_ranges[i];
+        if (index < r->start)
+            return -1;
+        if (index <= r->last)
+            return (index - r->start) % r->step ? -1 : (long)(off + (index - r->start) / r->step);
+        off += range_count(r);
+    }
+    return -1;
+}
+
+uint32_t jobspec_offset_from(const struct job_spec *spec, uint64_t index)
+{
+    uint32_t n = jobspec_ntasks(spec);
+    if (!spec->is_array)
+        return index < n ? (uint32_t)index : n;
+    if (spec->array_ranges == NULL)
+        return index <= spec->array_start ? 0
+               : index > spec->array_end ? n : (uint32_t)(index - spec->array_start);
+    uint32_t off = 0;
+    for (int i = 0; i < spec->array_nranges; i++) {
+        const struct jobspec_range *r = &spec->array_ranges[i];
+        if (index <= r->start)
+            return off;
+        if (index <= r->last) /* the first of this range at or after index */
+            return off + (uint32_t)((index - r->start + r->step - 1) / r->step);
+        off += range_count(r);
+    }
+    return n;
+}
+
+void jobspec_array_format(const struct job_spec *spec, char *buf, size_t cap)
+{
+    size_t len = 0;
+    if (cap == 0)
+        return;
+    buf[0] = '\0';
+    if (!spec->is_array)
+        return;
+    struct jobspec_range one = {spec->array_start, spec->array_end, 1};
+    const struct jobspec_range *rs = spec->array_ranges ? spec->array_ranges : &one;
+    int nr = spec->array_ranges ? spec->array_nranges : 1;
+    for (int i = 0; i < nr && len < cap; i++) {
+        const struct jobspec_range *r = &rs[i];
+        int w = r->start == r->last ? snprintf(buf + len, cap - len, "%s%u", i ? "," : "", r->start)
+                : r->step == 1 ? snprintf(buf + len, cap - len, "%s%u-%u", i ? "," : "", r->start, r->last)
+                : snprintf(buf + len, cap - len, "%s%u-%u:%u", i ? "," : "", r->start, r->last, r->step);
+        len += (size_t)(w > 0 ? w : 0);
+    }
+    if (spec->array_max && len < cap)
+        snprintf(buf + len, cap - len, "%%%u", spec->array_max);
+}
+
+/* array_set: spec's array from n ranges (each last already a member), sorting
+ * them; a single step-1 range is kept as start..end alone. what names the
+ * source in errors ("--array '...'", "spec: array"). */
+static int range_cmp(const void *a, const void *b)
+{
+    const struct jobspec_range *x = a, *y = b;
+    return (x->start > y->start) - (x->start < y->start);
+}
+
+static int array_set(struct job_spec *spec, struct jobspec_range *rs, int n, uint32_t max,
+                     const char *what, struct err *err)
+{
+    qsort(rs, (size_t)n, sizeof *rs, range_cmp);
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && rs[i].start <= rs[i - 1].last)
+            return err_set(err, EINVAL, "%s: indices %u-%u and %u-%u overlap or interleave: give "
+                           "ranges that do not", what, rs[i - 1].start, rs[i - 1].last, rs[i].start,
+                           rs[i].last);
+        total += range_count(&rs[i]);
+    }
+    if (total > JOBSPEC_ARRAY_MAX)
+        return err_set(err, EINVAL, "%s: more than %u elements", what, JOBSPEC_ARRAY_MAX);
+    struct jobspec_range *keep = NULL;
+    if (n > 1 || rs[0].step != 1) {
+        if ((keep = malloc((size_t)n * sizeof *keep)) == NULL)
+            return err_set(err, ENOMEM, "%s: out of memory", what);
+        memcpy(keep, rs, (size_t)n * sizeof *keep);
+    }
+    free(spec->array_ranges);
+    spec->array_ranges = keep;
+    spec->array_nranges = keep ? n : 0;
+    spec->is_array = true;
+    spec->array_start = rs[0].start;
+    spec->array_end = rs[n - 1].last;
+    spec->array_max = max;
+    return 0;
 }
 
 uint32_t jobspec_ntasks(const struct job_spec *spec)
@@ -99,7 +223,14 @@ uint32_t jobspec_ntasks(const struct job_spec *spec)
         return spec->batch > 0 ? (spec->ndocs + (uint32_t)spec->batch - 1) / (uint32_t)spec->batch : 1;
     if (spec->kind == JOB_KIND_BENCH)
         return (uint32_t)spec->nnodes;
-    return spec->is_array ? spec->array_end - spec->array_start + 1 : 1;
+    if (!spec->is_array)
+        return 1;
+    if (spec->array_ranges == NULL)
+        return spec->array_end - spec->array_start + 1;
+    uint32_t n = 0;
+    for (int i = 0; i < spec->array_nranges; i++)
+        n += range_count(&spec->array_ranges[i]);
+    return n;
 }
 
 static int get_int(const json_t *obj, const char *key, long long min, long long max, long long def,
@@ -138,37 +269,60 @@ static int get_num(const json_t *obj, const char *key, double min, double max, d
 
 int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err)
 {
-    char *end;
+    struct jobspec_range rs[JOBSPEC_ARRAY_RANGES_MAX];
+    int n = 0;
+    unsigned long max = 0;
+    char what[96];
+    snprintf(what, sizeof what, "--array '%.60s'", text);
     const char *p = text;
-    if (!isdigit((unsigned char)*p))
-        return err_set(err, EINVAL, "--array '%s': expected A-B[%%MAX]", text);
-    unsigned long a = strtoul(p, &end, 10), b = a, max = 0;
-    p = end;
-    if (*p == '-') {
-        if (!isdigit((unsigned char)p[1]))
-            return err_set(err, EINVAL, "--array '%s': expected A-B[%%MAX]", text);
-        b = strtoul(p + 1, &end, 10);
+    for (;;) {
+        char *end;
+        if (!isdigit((unsigned char)*p))
+            return err_set(err, EINVAL, "%s: expected A, A-B or A-B:STEP items, comma-separated, "
+                           "then %%MAX", what);
+        if (n == JOBSPEC_ARRAY_RANGES_MAX)
+            return err_set(err, EINVAL, "%s: more than %d items", what, JOBSPEC_ARRAY_RANGES_MAX);
+        errno = 0;
+        unsigned long a = strtoul(p, &end, 10), b = a, step = 1;
         p = end;
+        if (*p == '-') {
+            if (!isdigit((unsigned char)p[1]))
+                return err_set(err, EINVAL, "%s: expected a number after '-'", what);
+            b = strtoul(p + 1, &end, 10);
+            p = end;
+            if (*p == ':') {
+                if (!isdigit((unsigned char)p[1]))
+                    return err_set(err, EINVAL, "%s: expected a step after ':'", what);
+                step = strtoul(p + 1, &end, 10);
+                p = end;
+                if (step == 0)
+                    return err_set(err, EINVAL, "%s: a step must be at least 1", what);
+            }
+        }
+        if (errno == ERANGE || a > 0xfffffffeUL || b > 0xfffffffeUL || step > 0xfffffffeUL)
+            return err_set(err, EINVAL, "%s: an index is above %lu", what, 0xfffffffeUL);
+        if (b < a)
+            return err_set(err, EINVAL, "%s: end %lu is before start %lu", what, b, a);
+        rs[n++] = (struct jobspec_range){(uint32_t)a, (uint32_t)(a + (b - a) / step * step),
+                                         (uint32_t)step};
+        if (*p != ',')
+            break;
+        p++;
     }
     if (*p == '%') {
+        char *end;
         if (!isdigit((unsigned char)p[1]))
-            return err_set(err, EINVAL, "--array '%s': expected a number after %%", text);
+            return err_set(err, EINVAL, "%s: expected a number after %%", what);
         max = strtoul(p + 1, &end, 10);
         p = end;
         if (max == 0)
-            return err_set(err, EINVAL, "--array '%s': %%MAX must be at least 1", text);
+            return err_set(err, EINVAL, "%s: %%MAX must be at least 1", what);
+        if (max > JOBSPEC_ARRAY_MAX)
+            max = JOBSPEC_ARRAY_MAX;
     }
     if (*p != '\0')
-        return err_set(err, EINVAL, "--array '%s': unexpected '%c'", text, *p);
-    if (b < a)
-        return err_set(err, EINVAL, "--array '%s': end %lu is before start %lu", text, b, a);
-    if (b > 0xfffffffeUL || b - a + 1 > JOBSPEC_ARRAY_MAX)
-        return err_set(err, EINVAL, "--array '%s': more than %u elements", text, JOBSPEC_ARRAY_MAX);
-    spec->is_array = true;
-    spec->array_start = (uint32_t)a;
-    spec->array_end = (uint32_t)b;
-    spec->array_max = (uint32_t)max;
-    return 0;
+        return err_set(err, EINVAL, "%s: unexpected '%c'", what, *p);
+    return array_set(spec, rs, n, (uint32_t)max, what, err);
 }
 
 static const char *const known_keys[] = {"kind", "name", "argv", "cpus", "gpus", "mem",
@@ -434,20 +588,46 @@ static int from_json(struct job_spec *spec, const json_t *obj, struct err *err)
     const json_t *arr = json_object_get(obj, "array");
     if (arr) {
         long long s, e, m;
-        if (!json_is_object(arr) || json_object_size(arr) > 3)
-            return err_set(err, EINVAL, "spec: array: expected {start, end, max}");
+        const json_t *ranges = json_is_object(arr) ? json_object_get(arr, "ranges") : NULL;
+        if (!json_is_object(arr) || json_object_size(arr) > 3 + (ranges != NULL))
+            return err_set(err, EINVAL, "spec: array: expected {start, end, max[, ranges]}");
         if (get_int(arr, "start", 0, 0xfffffffeLL, -1, &s, err) ||
             get_int(arr, "end", 0, 0xfffffffeLL, -1, &e, err) ||
             get_int(arr, "max", 0, JOBSPEC_ARRAY_MAX, 0, &m, err))
             return -1;
         if (s < 0 || e < 0)
             return err_set(err, EINVAL, "spec: array: start and end are required");
-        if (e < s || e - s + 1 > (long long)JOBSPEC_ARRAY_MAX)
+        if (e < s || (ranges == NULL && e - s + 1 > (long long)JOBSPEC_ARRAY_MAX))
             return err_set(err, EINVAL, "spec: array: bad range %lld-%lld", s, e);
-        spec->is_array = true;
-        spec->array_start = (uint32_t)s;
-        spec->array_end = (uint32_t)e;
-        spec->array_max = (uint32_t)m;
+        struct jobspec_range rs[JOBSPEC_ARRAY_RANGES_MAX];
+        int n = 1;
+        rs[0] = (struct jobspec_range){(uint32_t)s, (uint32_t)e, 1};
+        if (ranges) {
+            if (!json_is_array(ranges) || json_array_size(ranges) < 1 ||
+                json_array_size(ranges) > JOBSPEC_ARRAY_RANGES_MAX)
+                return err_set(err, EINVAL, "spec: array: ranges: expected 1 to %d [start, last, step]",
+                               JOBSPEC_ARRAY_RANGES_MAX);
+            n = 0;
+            size_t k;
+            const json_t *r;
+            json_array_foreach(ranges, k, r) {
+                json_int_t v[3];
+                for (int j = 0; j < 3; j++) {
+                    const json_t *x = json_array_get(r, (size_t)j);
+                    v[j] = json_is_integer(x) ? json_integer_value(x) : -1;
+                }
+                if (!json_is_array(r) || json_array_size(r) != 3 || v[0] < 0 || v[0] > 0xfffffffeLL ||
+                    v[1] < v[0] || v[1] > 0xfffffffeLL || v[2] < 1 || v[2] > 0xfffffffeLL ||
+                    (v[1] - v[0]) % v[2] != 0)
+                    return err_set(err, EINVAL, "spec: array: ranges[%zu]: expected [start, last, "
+                                   "step], last = start + k * step", k);
+                rs[n++] = (struct jobspec_range){(uint32_t)v[0], (uint32_t)v[1], (uint32_t)v[2]};
+            }
+        }
+        if (array_set(spec, rs, n, (uint32_t)m, "spec: array", err) != 0)
+            return -1;
+        if (spec->array_start != (uint32_t)s || spec->array_end != (uint32_t)e)
+            return err_set(err, EINVAL, "spec: array: start and end are not the ranges' first and last");
     }
 
     for (int kind = 0; kind < JOBSPEC_DEP_COUNT; kind++) {
@@ -506,10 +686,20 @@ json_t *jobspec_to_json(const struct job_spec *spec)
     json_object_set_new(o, "gpus", json_integer(spec->gpus));
     json_object_set_new(o, "mem", json_integer((json_int_t)spec->mem));
     json_object_set_new(o, "priority", json_integer(spec->priority));
-    if (spec->is_array)
-        json_object_set_new(o, "array", json_pack("{s:I, s:I, s:I}", "start", (json_int_t)spec->array_start,
-                                                  "end", (json_int_t)spec->array_end, "max",
-                                                  (json_int_t)spec->array_max));
+    if (spec->is_array) {
+        json_t *a = json_pack("{s:I, s:I, s:I}", "start", (json_int_t)spec->array_start, "end",
+                              (json_int_t)spec->array_end, "max", (json_int_t)spec->array_max);
+        if (a && spec->array_ranges) {
+            json_t *rs = json_array();
+            for (int i = 0; i < spec->array_nranges; i++) {
+                const struct jobspec_range *r = &spec->array_ranges[i];
+                json_array_append_new(rs, json_pack("[I, I, I]", (json_int_t)r->start,
+                                                    (json_int_t)r->last, (json_int_t)r->step));
+            }
+            json_object_set_new(a, "ranges", rs);
+        }
+        json_object_set_new(o, "array", a);
+    }
     for (int kind = 0; kind < JOBSPEC_DEP_COUNT; kind++) {
         json_t *after = NULL;
         for (int i = 0; i < spec->nafter; i++) {

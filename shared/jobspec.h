@@ -5,7 +5,8 @@
  * again), and is stored verbatim in the job record. Every deadline is absolute
  * (Unix seconds), so a restart never resets it.
  * JSON shape (docs/protocol.md): {"kind":"exec", "name":S, "argv":[S...], "cpus":N,
- *   "gpus":N, "mem":BYTES, "priority":N, "array":{"start":A,"end":B,"max":M},
+ *   "gpus":N, "mem":BYTES, "priority":N, "array":{"start":A,"end":B,"max":M}
+ *   (and "ranges":[[START,LAST,STEP]...] when the indices are not all of A..B),
  *   "after":[ID...], "begin":UNIX_S, "time_limit":SECONDS}; an infer job has no
  *   argv or array but {"model":S, "ndocs":N, "tp":N, "batch":N, "max_len":N}:
  *   one task per batch of documents, each run by a TP group of tp ranks, every
@@ -23,6 +24,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "shared/err.h"
@@ -50,6 +52,13 @@ enum job_kind { JOB_KIND_EXEC, JOB_KIND_INFER, JOB_KIND_BENCH, JOB_KIND_COUNT };
 enum jobspec_dep { JOBSPEC_DEP_OK, JOBSPEC_DEP_ANY, JOBSPEC_DEP_NOTOK, JOBSPEC_DEP_COUNT };
 
 #define JOBSPEC_ARRAY_MAX 1000000u
+#define JOBSPEC_ARRAY_RANGES_MAX 128
+
+/* One range of array indices: start, start + step, ... up to last (which is
+ * one of them). */
+struct jobspec_range {
+    uint32_t start, last, step;
+};
 #define JOBSPEC_TP_MAX 16
 #define JOBSPEC_DOC_MAX_BYTES (1u << 20) /* an infer document, in bytes of UTF-8 */
 #define JOBSPEC_DOCS_MAX 100000000u
@@ -68,8 +77,11 @@ struct job_spec {
     uint64_t mem;         /* bytes; 0 = no requirement */
     int priority;         /* higher runs first; [-1000000, 1000000] */
     bool is_array;
-    uint32_t array_start, array_end; /* inclusive; one task (index 0) when !is_array */
+    uint32_t array_start, array_end; /* first and last index; one task (index 0) when !is_array */
     uint32_t array_max;   /* at most this many tasks running at once; 0 = unlimited */
+    struct jobspec_range *array_ranges; /* the indices when not all of start..end:
+                                         * ascending, disjoint; owned; else NULL */
+    int array_nranges;
     uint64_t *after;      /* nafter job ids this job waits for, owned */
     uint8_t *after_kind;  /* per after[i], enum jobspec_dep; owned (NULL when nafter is 0) */
     int nafter;
@@ -114,9 +126,28 @@ json_t *jobspec_to_json(const struct job_spec *spec);
  * of a bench job, or 1). */
 uint32_t jobspec_ntasks(const struct job_spec *spec);
 
-/* jobspec_array_parse: "A-B[%MAX]" or "A[%MAX]" -> fields of spec. EINVAL on bad syntax,
- * B < A, or more than JOBSPEC_ARRAY_MAX elements. */
+/* jobspec_array_parse: Slurm's --array syntax -> fields of spec: comma-separated
+ * items A, A-B or A-B:STEP, then optionally %MAX ("0-15:4,20,30-32%2"); items
+ * in any order, sorted here, but neither overlapping nor interleaving (each
+ * after the last index of the one before). Replaces spec's array fields
+ * (freeing old ranges). EINVAL naming the item on bad syntax, B < A, STEP 0,
+ * overlap, more than JOBSPEC_ARRAY_RANGES_MAX items or JOBSPEC_ARRAY_MAX
+ * elements; ENOMEM. */
 int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err);
+
+/* jobspec_index: the array index of task offset off (0 <= off < ntasks); for a
+ * job without an array (infer batches, bench nodes, a plain exec job) off. */
+uint32_t jobspec_index(const struct job_spec *spec, uint32_t off);
+
+/* jobspec_offset: the task offset of array index index, or -1 when it is not
+ * one of the job's. jobspec_offset_from: the offset of the first task whose
+ * index is >= index (ntasks when none): where a listing from index starts. */
+long jobspec_offset(const struct job_spec *spec, uint32_t index);
+uint32_t jobspec_offset_from(const struct job_spec *spec, uint64_t index);
+
+/* jobspec_array_format: the array as --array took it ("0-15:4,20%2") into
+ * buf; "" without an array. Cut to cap (NUL-terminated). */
+void jobspec_array_format(const struct job_spec *spec, char *buf, size_t cap);
 
 /* jobspec_bench_op_ok: op is a bench op and nshape fits it (krn.h's shape
  * vectors: gemm 3-4, attention 4-5, layernorm/softmax/embedding/l2norm 2,

@@ -42,6 +42,21 @@ def test_array_indices_start_anywhere_and_exit_codes_count(cluster):
     assert job["reason"] == "task 12: exit code 3", job  # queue's REASON says which and how
 
 
+def test_array_lists_and_steps_run_just_those_indices(cluster):
+    jid = cluster.submit("sh", "-c", "echo {index} $MOAT_TASK_INDEX",
+                         opts=["--array", "10-20:5,1-3,7%2"])
+    cluster.wait(jid)
+    job = cluster.show(jid)
+    want = [1, 2, 3, 7, 10, 15, 20]
+    assert job["array"] == "1-3,7,10-20:5%2" and [t["index"] for t in job["tasks"]] == want, job
+    assert cluster.moat("result", jid).out == "".join(f"{i} {i}\n" for i in want)
+    assert cluster.j("result", jid, "--task", "15")["stdout"] == "15 15\n"
+    r = cluster.moat("result", jid, "--task", "4", check=2)
+    assert "no task 4" in r.err, r
+    r = cluster.moat("submit", "--array", "1-5,3", "--", "true", check=2)
+    assert "--array" in r.err and "overlap" in r.err, r
+
+
 def test_plain_job_and_exit_status_contract(cluster):
     jid = cluster.moat("submit", "--", "sh", "-c", "printf 'a\\377b'").out.strip()
     assert jid.isdigit()

@@ -113,6 +113,77 @@ static void spec_finish_validates_like_the_controller(void **state)
     jobspec_clear(&s);
 }
 
+/* Slurm's --array lists: index <-> offset both ways, the listing start, the
+ * JSON round trip, the text form, and each refusal. */
+static void array_lists_and_steps(void **state)
+{
+    (void)state;
+    struct job_spec s;
+    struct err e = {0};
+    memset(&s, 0, sizeof s);
+    assert_int_equal(jobspec_array_parse("30-32,0-15:4,20%2", &s, &e), 0);
+    static const uint32_t want[] = {0, 4, 8, 12, 20, 30, 31, 32};
+    assert_int_equal(jobspec_ntasks(&s), 8);
+    assert_int_equal(s.array_start, 0);
+    assert_int_equal(s.array_end, 32);
+    assert_int_equal(s.array_max, 2);
+    for (uint32_t off = 0; off < 8; off++) {
+        assert_int_equal(jobspec_index(&s, off), want[off]);
+        assert_int_equal(jobspec_offset(&s, want[off]), off);
+    }
+    assert_int_equal(jobspec_offset(&s, 5), -1);  /* between steps */
+    assert_int_equal(jobspec_offset(&s, 16), -1); /* past 12, not 15 (the range's last is 12) */
+    assert_int_equal(jobspec_offset(&s, 33), -1);
+    assert_int_equal(jobspec_offset_from(&s, 0), 0);
+    assert_int_equal(jobspec_offset_from(&s, 5), 2);  /* 8 */
+    assert_int_equal(jobspec_offset_from(&s, 13), 4); /* 20 */
+    assert_int_equal(jobspec_offset_from(&s, 31), 6);
+    assert_int_equal(jobspec_offset_from(&s, 33), 8);
+    char text[128];
+    jobspec_array_format(&s, text, sizeof text);
+    assert_string_equal(text, "0-12:4,20,30-32%2");
+
+    /* through the spec's JSON and back, as the controller stores it */
+    char *argv[] = {"echo", "{index}"};
+    json_t *obj;
+    assert_int_equal(client_spec_finish(&s, 2, argv, &obj, &e), 0);
+    struct job_spec back;
+    assert_int_equal(jobspec_from_json(&back, obj, &e), 0);
+    assert_int_equal(jobspec_ntasks(&back), 8);
+    for (uint32_t off = 0; off < 8; off++)
+        assert_int_equal(jobspec_index(&back, off), want[off]);
+    jobspec_clear(&back);
+    /* a stored spec whose ranges were tampered with is refused */
+    json_t *r0 = json_array_get(json_object_get(json_object_get(obj, "array"), "ranges"), 0);
+    json_array_set_new(r0, 1, json_integer(13)); /* 0..13 step 4: 13 is not a member */
+    assert_int_equal(jobspec_from_json(&back, obj, &e), -1);
+    assert_non_null(strstr(e.msg, "ranges[0]"));
+    json_decref(obj);
+    jobspec_clear(&s);
+
+    /* a plain range keeps no list; re-parsing replaces the old one */
+    memset(&s, 0, sizeof s);
+    assert_int_equal(jobspec_array_parse("1,3", &s, &e), 0);
+    assert_non_null(s.array_ranges);
+    assert_int_equal(jobspec_array_parse("5-9", &s, &e), 0);
+    assert_null(s.array_ranges);
+    assert_int_equal(jobspec_index(&s, 4), 9);
+    jobspec_array_format(&s, text, sizeof text);
+    assert_string_equal(text, "5-9");
+    static const char *const bad[][2] = {
+        {"1-3,2", "overlap"}, {"0-10:2,1-9:2", "interleave"}, {"1-3:0", "step"},
+        {"1,", "expected"},   {"1-", "after '-'"},            {"1-5:", "step after"},
+        {"3-1", "before"},    {"0-999999,1000000-1000001", "more than"}, {"1;2", "unexpected"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(jobspec_array_parse(bad[i][0], &s, &e), -1);
+        if (strstr(e.msg, bad[i][1]) == NULL || strstr(e.msg, "--array") == NULL)
+            fail_msg("'%s': %s", bad[i][0], e.msg);
+        assert_int_equal(jobspec_ntasks(&s), 5); /* unchanged */
+    }
+    jobspec_clear(&s);
+}
+
 static void spec_finish_rejects_missing_or_empty_command(void **state)
 {
     (void)state;
@@ -206,6 +277,7 @@ int main(void)
         cmocka_unit_test(spec_option_rejects_bad_values_naming_the_option),
         cmocka_unit_test(spec_option_mem_message_quotes_the_value),
         cmocka_unit_test(spec_finish_validates_like_the_controller),
+        cmocka_unit_test(array_lists_and_steps),
         cmocka_unit_test(spec_finish_rejects_missing_or_empty_command),
         cmocka_unit_test(jobid_parse_accepts_only_positive_integers),
         cmocka_unit_test(jobids_parse_lists_and_bounds),
