@@ -39,15 +39,87 @@ static const char cancel_help[] =
     "usage: moat cancel JOB...\n"
     "\n"
     "Cancel jobs: pending tasks never start, running ones are killed (their whole\n"
-    "process group); the job ends CANCELLED. Silent on success; with --json:\n"
-    "{\"cancelled\": [ids], \"errors\": [{id, code, msg}]}. The other jobs are\n"
-    "cancelled even when one fails: exit 2 when a job does not exist or has\n"
-    "already ended, 1 when one could not be cancelled for another reason.\n"
+    "process group); the job ends CANCELLED. JOB_I cancels element I of an array\n"
+    "job alone, JOB_[LIST] those of LIST (as --array takes it: 3-5,9), as\n"
+    "Slurm's scancel does: a pending one never starts, a running one is killed;\n"
+    "neither is retried, and the job ends when its other tasks do (CANCELLED\n"
+    "unless one FAILED). Silent on success; with --json: {\"cancelled\": [ids],\n"
+    "\"cancelled_tasks\": [{id, index}], \"errors\": [{id, [index,] code, msg}]}.\n"
+    "The others are cancelled even when one fails: exit 2 when a job or element\n"
+    "does not exist or has already ended, 1 when one could not be cancelled for\n"
+    "another reason.\n"
     "\n"
     "Examples:\n"
     "  moat cancel 17\n"
     "  moat cancel 17 18 19\n"
+    "  moat cancel 17_3 17_[10-20:2]\n"
     "  moat queue --state PENDING --json | jq -r '.jobs[].id' | xargs moat cancel\n";
+
+#define CANCEL_MAX 100000
+
+/* cancel_parse: one argument: comma-separated JOB, JOB_I or JOB_[LIST] items ->
+ * ids and tasks ({id, index} objects). */
+static int cancel_parse(struct cli *cli, const char *arg, json_t *ids, json_t *tasks)
+{
+    const char *p = arg;
+    for (;;) {
+        char num[32];
+        size_t len = strspn(p, "0123456789");
+        if (len == 0 || len >= sizeof num)
+            return cli_fail(cli, CLI_USAGE, "'%s': expected JOB, JOB_I or JOB_[LIST], comma-separated",
+                            arg);
+        memcpy(num, p, len);
+        num[len] = '\0';
+        p += len;
+        uint64_t id;
+        struct err err = {0};
+        if (client_jobid_parse(num, &id, &err) != 0)
+            return cli_fail(cli, CLI_USAGE, "%s", err.msg);
+        if (*p != '_') {
+            json_array_append_new(ids, json_integer((json_int_t)id));
+        } else {
+            /* the elements: one index, or a list in brackets as --array takes it */
+            char list[256];
+            const char *end;
+            p++;
+            if (*p == '[') {
+                end = strchr(p, ']');
+                len = end ? (size_t)(end - p - 1) : 0;
+                p++;
+            } else {
+                len = strspn(p, "0123456789");
+                end = p + len - 1;
+            }
+            if (len == 0 || len >= sizeof list)
+                return cli_fail(cli, CLI_USAGE, "'%s': expected an index or [LIST] after %s_", arg, num);
+            memcpy(list, p, len);
+            list[len] = '\0';
+            p = end + 1;
+            struct job_spec one;
+            memset(&one, 0, sizeof one);
+            if (jobspec_array_parse(list, &one, &err) == 0 && one.array_max)
+                err_set(&err, EINVAL, "no %%MAX here");
+            if (err.code) {
+                jobspec_clear(&one);
+                return cli_fail(cli, CLI_USAGE, "'%s': elements of job %s: %s", arg, num, err.msg);
+            }
+            uint32_t n = jobspec_ntasks(&one);
+            if (json_array_size(tasks) + n > CANCEL_MAX) {
+                jobspec_clear(&one);
+                return cli_fail(cli, CLI_USAGE, "more than %d array elements at once", CANCEL_MAX);
+            }
+            for (uint32_t k = 0; k < n; k++)
+                json_array_append_new(tasks, json_pack("{s:I, s:I}", "id", (json_int_t)id, "index",
+                                                       (json_int_t)jobspec_index(&one, k)));
+            jobspec_clear(&one);
+        }
+        if (*p == '\0')
+            return CLI_OK;
+        if (*p++ != ',')
+            return cli_fail(cli, CLI_USAGE, "'%s': expected JOB, JOB_I or JOB_[LIST], comma-separated",
+                            arg);
+    }
+}
 
 int cli_cancel_run(struct cli *cli, int argc, char **argv)
 {
@@ -56,21 +128,24 @@ int cli_cancel_run(struct cli *cli, int argc, char **argv)
     int c;
     while ((c = cli_getopt(cli, argc, argv, "", longopts, cancel_help, &first)) != -1)
         return c == CLI_OPT_HELP ? CLI_OK : CLI_USAGE;
-    uint64_t *ids;
-    int n, rc = parse_jobs(cli, argc, argv, &ids, &n);
-    if (rc != CLI_OK)
+    if (optind >= argc)
+        return cli_usage_error(cli, "missing JOB");
+    json_t *arr = json_array(), *tasks = json_array();
+    int rc = CLI_OK;
+    for (int i = optind; i < argc && rc == CLI_OK; i++)
+        rc = cancel_parse(cli, argv[i], arr, tasks);
+    if (rc == CLI_OK && json_array_size(arr) > CANCEL_MAX)
+        rc = cli_fail(cli, CLI_USAGE, "more than %d jobs at once", CANCEL_MAX);
+    if (rc != CLI_OK) {
+        json_decref(arr);
+        json_decref(tasks);
         return rc;
-    if (n > 100000) {
-        free(ids);
-        return cli_fail(cli, CLI_USAGE, "more than 100000 jobs at once");
     }
-    json_t *arr = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(arr, json_integer((json_int_t)ids[i]));
-    free(ids);
-    json_t *reply;
-    rc = cli_request(cli, PROTO_TYPE_CANCEL, json_pack("{s:o}", "ids", arr), true, &reply, NULL,
-                     NULL);
+    json_t *reply, *body = json_pack("{s:o}", "ids", arr);
+    if (json_array_size(tasks) > 0)
+        json_object_set(body, "tasks", tasks);
+    json_decref(tasks);
+    rc = cli_request(cli, PROTO_TYPE_CANCEL, body, true, &reply, NULL, NULL);
     if (rc != CLI_OK)
         return rc;
     if (cli->json)
@@ -87,6 +162,8 @@ int cli_cancel_run(struct cli *cli, int argc, char **argv)
         int why = code == ENOENT || code == EINVAL ? CLI_USAGE : CLI_FAILED;
         if (strncmp(msg, prefix, strlen(prefix)) == 0)
             cli_fail(cli, why, "%s", msg);
+        else if (json_object_get(e, "index"))
+            cli_fail(cli, why, "%s_%lld: %s", prefix, cli_json_int(e, "index", 0), msg);
         else
             cli_fail(cli, why, "%s: %s", prefix, msg);
         if (rc != CLI_USAGE)

@@ -250,6 +250,35 @@ int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         json_array_append_new(errors, json_pack("{s:I, s:i, s:s}", "id", (json_int_t)id, "code",
                                                 e.code, "msg", e.msg));
     }
+    json_t *done_tasks = json_array();
+    json_array_foreach(json_object_get(msg->body, "tasks"), i, v) {
+        uint64_t id = (uint64_t)json_integer_value(json_object_get(v, "id"));
+        uint32_t index = (uint32_t)json_integer_value(json_object_get(v, "index"));
+        struct err e = {0};
+        struct ctl_job *job = ctl_job_get(ctl, id, &e);
+        if (job != NULL && job_access(ctl, peer, job, "cancel", false, &e) != 0) {
+            job = NULL;
+            first_refused = refused++ ? first_refused : id;
+        }
+        if (job != NULL && ctl_task_cancel(ctl, job, index, &e) == 0) {
+            char object[48];
+            snprintf(object, sizeof object, "job %llu task %u", (unsigned long long)id, index);
+            if (ctl_audit_append(ctl, peer->key, "cancel", object, NULL, &e) == 0) {
+                json_array_append_new(done_tasks, json_pack("{s:I, s:I}", "id", (json_int_t)id,
+                                                            "index", (json_int_t)index));
+                continue;
+            }
+        }
+        if (ctl->store_err.code) {
+            json_decref(done);
+            json_decref(errors);
+            json_decref(done_tasks);
+            *err = ctl->store_err;
+            return -1;
+        }
+        json_array_append_new(errors, json_pack("{s:I, s:I, s:i, s:s}", "id", (json_int_t)id, "index",
+                                                (json_int_t)index, "code", e.code, "msg", e.msg));
+    }
     if (refused > 0) { /* one audit record for the request, not one per id */
         char object[64], why[64];
         snprintf(object, sizeof object, "cancel job %llu", (unsigned long long)first_refused);
@@ -258,7 +287,8 @@ int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         ctl_auth_refuse(ctl, peer->key, object, why);
     }
     return ctl_out_reply(ctl, peer, msg->req_id,
-                         json_pack("{s:o, s:o}", "cancelled", done, "errors", errors));
+                         json_pack("{s:o, s:o, s:o}", "cancelled", done, "cancelled_tasks", done_tasks,
+                                   "errors", errors));
 }
 
 json_t *ctl_json_lossy_string(const uint8_t *s, size_t len)

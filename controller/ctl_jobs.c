@@ -131,6 +131,8 @@ static int job_maybe_finish(struct ctl *ctl, struct ctl_job *job, double now, st
         failed |= t->state == JOB_STATE_FAILED;
         timeout |= t->state == JOB_STATE_TIMEOUT;
         cancelled |= t->state == JOB_STATE_CANCELLED;
+        if (t->attempts == 0)
+            continue; /* never ran (cancelled while pending): no exit code to count */
         if (t->exit_code > code)
             code = t->exit_code;
         else if (t->exit_code < 0 && code == 0 && t->state != JOB_STATE_COMPLETED)
@@ -147,7 +149,8 @@ static int job_maybe_finish(struct ctl *ctl, struct ctl_job *job, double now, st
      * has none, one that failed says which task and how */
     if (to == JOB_STATE_COMPLETED && !job->reason_final)
         job->reason[0] = '\0';
-    if ((to == JOB_STATE_FAILED || to == JOB_STATE_TIMEOUT) && !job->reason_final) {
+    if ((to == JOB_STATE_FAILED || to == JOB_STATE_TIMEOUT ||
+         (to == JOB_STATE_CANCELLED && !job->cancel_requested)) && !job->reason_final) {
         /* what queue's REASON and show say when no task's end gave a reason:
          * the first task that did not complete, and how (Slurm: NonZeroExitCode) */
         uint32_t bad = 0, nbad = 0;
@@ -158,7 +161,10 @@ static int job_maybe_finish(struct ctl *ctl, struct ctl_job *job, double now, st
         char more[48] = "";
         if (nbad > 1)
             snprintf(more, sizeof more, " (and %u more)", nbad - 1);
-        if (t->signal > 0)
+        if (to == JOB_STATE_CANCELLED)
+            snprintf(job->reason, sizeof job->reason, "task %u: cancelled%s%s",
+                     jobspec_index(&job->spec, bad), t->cancel ? " by user" : "", more);
+        else if (t->signal > 0)
             snprintf(job->reason, sizeof job->reason, "task %u: killed by signal %d%s",
                      jobspec_index(&job->spec, bad), t->signal, more);
         else
@@ -260,8 +266,8 @@ int ctl_task_requeue(struct ctl *ctl, struct ctl_job *job, uint32_t offset, bool
     if (launch_failure)
         t->launch_fails++;
     uint32_t counted = t->attempts - t->launch_fails - t->retried; /* node losses */
-    if (job->cancel_requested || counted >= (uint32_t)ctl->cfg.max_attempts) {
-        enum job_state to = job->cancel_requested ? JOB_STATE_CANCELLED : JOB_STATE_FAILED;
+    if (job->cancel_requested || t->cancel || counted >= (uint32_t)ctl->cfg.max_attempts) {
+        enum job_state to = job->cancel_requested || t->cancel ? JOB_STATE_CANCELLED : JOB_STATE_FAILED;
         if (to == JOB_STATE_FAILED) {
             snprintf(job->reason, sizeof job->reason, "task %u: %s after %u attempts",
                      jobspec_index(&job->spec, offset), why, counted);
@@ -282,6 +288,38 @@ int ctl_task_requeue(struct ctl *ctl, struct ctl_job *job, uint32_t offset, bool
         return ctl_job_save(ctl, job, false, err);
     }
     return 0;
+}
+
+int ctl_task_cancel(struct ctl *ctl, struct ctl_job *job, uint32_t index, struct err *err)
+{
+    long off = ctl_task_offset(job, index);
+    if (job->spec.kind != JOB_KIND_EXEC || !job->spec.is_array)
+        return err_set(err, EINVAL, "job %llu is not an array: cancel the whole job",
+                       (unsigned long long)job->id);
+    if (off < 0)
+        return err_set(err, ENOENT, "job %llu has no task %u", (unsigned long long)job->id, index);
+    struct ctl_task *t = &job->tasks[off];
+    if (job_state_is_terminal(job->state) || job_state_is_terminal(t->state) || t->cancel)
+        return err_set(err, EINVAL, "job %llu task %u: already %s", (unsigned long long)job->id,
+                       index, t->cancel && !job_state_is_terminal(t->state)
+                                  ? "being cancelled" : job_state_name(t->state));
+    double now = units_now();
+    t->cancel = true;
+    if (t->state == JOB_STATE_PENDING) {
+        /* N.B. it keeps its place in next_index / the requeue list: the
+         * scheduler passes over tasks no longer PENDING (ctl_sched.c) */
+        t->state = JOB_STATE_CANCELLED;
+        t->end_time = now;
+        job->done++;
+        if (ctl_task_save(ctl, job, (uint32_t)off, err) != 0)
+            return -1; /* a record even if it never started: a restart must not run it */
+        return job_maybe_finish(ctl, job, now, err);
+    }
+    if (!t->kill_sent && t->node >= 0 && ctl->nodes[t->node].registered) {
+        t->kill_sent = true; /* else sent when its node registers (ctl_on_register) */
+        ctl_task_kill(ctl, job, (uint32_t)off, "cancel");
+    }
+    return ctl_task_save(ctl, job, (uint32_t)off, err);
 }
 
 int ctl_job_cancel(struct ctl *ctl, struct ctl_job *job, const char *why, struct err *err)

@@ -42,6 +42,15 @@ int ctl_task_requeue(struct ctl *ctl, struct ctl_job *job, uint32_t offset, bool
  * job's reason. EINVAL when the job has already ended. */
 int ctl_job_cancel(struct ctl *ctl, struct ctl_job *job, const char *why, struct err *err);
 
+/* ctl_task_cancel: cancel one element of an exec array job (Slurm's scancel
+ * J_I): a pending one ends CANCELLED now (with a task record, so a restart
+ * does not run it), a running one is sent KILL and ends CANCELLED, neither
+ * requeued nor retried. The job ends as usual when its last task does
+ * (CANCELLED when no task FAILED or timed out). Errors: ENOENT for an index
+ * not in the array; EINVAL when the job is not an exec array, or the job or
+ * task has ended (or is being cancelled). */
+int ctl_task_cancel(struct ctl *ctl, struct ctl_job *job, uint32_t index, struct err *err);
+
 /* ctl_task_kill: queue a KILL (reason: cancel, timeout, stale) for every rank of the
  * running task offset. */
 void ctl_task_kill(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, const char *reason);

@@ -211,7 +211,7 @@ int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_m
                        ctl_task_on_node(job, &job->tasks[off], n) && job->tasks[off].attempts == attempt;
         if (!current) {
             send_kill(ctl, peer, jid, index, attempt, "stale");
-        } else if (job->cancel_requested) {
+        } else if (job->cancel_requested || job->tasks[off].cancel) {
             /* cancelled while this node was away (a restart of either side):
              * the KILL of ctl_job_cancel had no peer to go to */
             job->tasks[off].kill_sent = true;
@@ -327,7 +327,7 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     }
     node->launch_failures = 0;
     if (job->spec.kind == JOB_KIND_EXEC && (st == JOB_STATE_FAILED || st == JOB_STATE_TIMEOUT) &&
-        !job->cancel_requested && t->retried < (uint32_t)job->spec.retries) {
+        !job->cancel_requested && !t->cancel && t->retried < (uint32_t)job->spec.retries) {
         /* --retries: run it again; this attempt's output is not kept (one result a task) */
         char again[96];
         t->retried++;

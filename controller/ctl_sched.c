@@ -212,8 +212,16 @@ static int audit_place(struct ctl *ctl, const struct ctl_job *job, uint32_t offs
                             json_pack("{s:o, s:i}", "nodes", nodes, "attempt", (int)t->attempts), err);
 }
 
-static bool has_work(const struct ctl_job *job)
+/* has_work: whether job has a task to start; first passes over the tasks at the
+ * head of the requeue list and at next_index that are no longer PENDING (an
+ * array element cancelled alone, ctl_task_cancel). */
+static bool has_work(struct ctl_job *job)
 {
+    while (job->requeue_head < job->nrequeue &&
+           job->tasks[job->requeue[job->requeue_head]].state != JOB_STATE_PENDING)
+        job->requeue_head++;
+    while (job->next_index < job->ntasks && job->tasks[job->next_index].state != JOB_STATE_PENDING)
+        job->next_index++;
     return !job_state_is_terminal(job->state) && !job->cancel_requested &&
            (job->requeue_head < job->nrequeue || job->next_index < job->ntasks);
 }

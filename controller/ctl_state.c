@@ -274,6 +274,8 @@ int ctl_task_save(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, s
                           time_json(t->end_time), "deadline", time_json(t->deadline));
     if (o && t->retried)
         json_object_set_new(o, "retried", json_integer(t->retried));
+    if (o && t->cancel)
+        json_object_set_new(o, "cancel", json_true());
     if (o && t->ranks) {
         json_t *ranks = json_array();
         for (int r = 0; r < job->spec.tp; r++)
@@ -521,6 +523,7 @@ static void task_decode(struct ctl *ctl, struct ctl_job *job, uint32_t index, co
         job->attempts = t->attempts;
     t->launch_fails = (uint32_t)jint(o, "launch_fails", 0);
     t->retried = (uint32_t)jint(o, "retried", 0);
+    t->cancel = json_is_true(json_object_get(o, "cancel"));
     t->exit_code = jint(o, "exit_code", -1);
     t->signal = jint(o, "signal", 0);
     t->start_time = jnum(o, "start_time");

@@ -41,6 +41,8 @@ struct ctl_task {
     double start_time, end_time; /* Unix s; 0 = not yet */
     double deadline;        /* absolute Unix s of the time limit; 0 = none */
     bool kill_sent;
+    bool cancel;            /* cancelled alone (moat cancel J_I): ends CANCELLED, never
+                             * requeued or retried; persisted in its record */
     /* infer tasks: the TP group of the current attempt */
     int16_t *ranks;         /* tp node indices while RUNNING (ranks[0] == node); owned; else NULL */
     uint32_t ranks_done;    /* bit r: rank r reported COMPLETED for this attempt */

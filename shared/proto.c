@@ -110,8 +110,13 @@ static const struct field f_queue[] = {
     {"from", FT_INT, OPT, 0, I64MAX, 0, 0},    /* job id the page starts at (default 1) */
     {"limit", FT_INT, OPT, 1, 100000, 0, 0},   /* jobs in the page (default 10,000) */
     {0}};
+static const struct field f_cancel_task[] = {
+    {"id", FT_INT, REQ, 1, I64MAX, 0, 0},
+    {"index", FT_INT, REQ, 0, 4294967295.0, 0, 0},
+    {0}};
 static const struct field f_cancel[] = {
     {"ids", FT_INT_ARRAY, REQ, 1, I64MAX, 100000, 0},
+    {"tasks", FT_OBJ_ARRAY, OPT, 0, 0, 100000, f_cancel_task}, /* array elements alone (J_I) */
     {0}};
 static const struct field f_result[] = {
     {"id", FT_INT, REQ, 1, I64MAX, 0, 0},

@@ -57,6 +57,53 @@ def test_array_lists_and_steps_run_just_those_indices(cluster):
     assert "--array" in r.err and "overlap" in r.err, r
 
 
+def test_cancel_array_elements_alone(cluster):
+    """moat cancel J_I / J_[LIST], as Slurm's scancel: a running element is
+    killed, pending ones never start, the rest run; nothing is retried."""
+    c = cluster
+    jid = c.submit("sh", "-c", "if [ {index} = 0 ]; then sleep 60; fi; echo {index}",
+                   opts=["--array", "0-4%1", "--retries", "2"])
+    c.wait_state(jid, "RUNNING")
+    wait_for(lambda: c.show(jid)["tasks"][0]["state"] == "RUNNING", 20, what="element 0 running")
+    r = c.j("cancel", f"{jid}_0", f"{jid}_[2,4]")
+    assert r["cancelled_tasks"] == [{"id": jid, "index": i} for i in (0, 2, 4)], r
+    c.moat("wait", jid, "--timeout", "30s", check=1)
+    job = c.show(jid)
+    states = {t["index"]: (t["state"], t["attempts"]) for t in job["tasks"]}
+    assert states == {0: ("CANCELLED", 1), 1: ("COMPLETED", 1), 2: ("CANCELLED", 0),
+                      3: ("COMPLETED", 1), 4: ("CANCELLED", 0)}, job
+    assert job["state"] == "CANCELLED" and job["reason"] == "task 0: cancelled by user (and 2 more)"
+    assert c.moat("result", jid).out == "1\n3\n"
+    r = c.moat("cancel", f"{jid}_1", f"{jid}_9", check=2)
+    assert "already COMPLETED" in r.err and "no task 9" in r.err, r
+    plain = c.submit("true")
+    c.wait(plain)
+    r = c.moat("cancel", f"{plain}_0", check=2)
+    assert "not an array" in r.err, r
+    c.moat("cancel", "1_x", check=2)
+    c.moat("cancel", f"{jid}_[1%2]", check=2)
+
+
+def test_cancelled_element_stays_cancelled_after_a_controller_kill(cluster):
+    """An element cancelled before it ran has a task record: a controller
+    killed right after (kill -9) and started again does not run it."""
+    c = cluster
+    jid = c.submit("sh", "-c", "if [ {index} = 0 ]; then sleep 3; fi; echo {index}",
+                   opts=["--array", "0-2%1"])
+    wait_for(lambda: c.show(jid)["tasks"][0]["state"] == "RUNNING", 20, what="element 0 running")
+    c.moat("cancel", f"{jid}_2")
+    os.kill(c.pid("controller"), signal.SIGKILL)
+    wait_for(lambda: not pid_alive(c.pid("controller")), 10, what="controller gone")
+    c.up()
+    c.moat("wait", jid, "--timeout", "60s", check=1)
+    job = c.show(jid)
+    states = [(t["state"], t["attempts"], t["exit_code"]) for t in job["tasks"]]
+    assert states == [("COMPLETED", 1, 0), ("COMPLETED", 1, 0), ("CANCELLED", 0, None)], job
+    assert job["state"] == "CANCELLED" and job["exit_code"] == 0, job
+    assert job["reason"] == "task 2: cancelled by user", job
+    assert c.moat("result", jid).out == "0\n1\n"
+
+
 def test_plain_job_and_exit_status_contract(cluster):
     jid = cluster.moat("submit", "--", "sh", "-c", "printf 'a\\377b'").out.strip()
     assert jid.isdigit()
