@@ -216,6 +216,8 @@ int ctl_task_dispatch(struct ctl *ctl, struct ctl_job *job, uint32_t offset, int
     json_array_append_new(env, json_string(buf));
     snprintf(buf, sizeof buf, "MOAT_JOB_NAME=%s", job->spec.name);
     json_array_append_new(env, json_string(buf));
+    for (int i = 0; i < job->spec.nenv; i++) /* --env: NAMEs are never MOAT_* (jobspec.h) */
+        json_array_append_new(env, json_string(job->spec.env[i]));
     /* what the node reserved: the spec's, or the whole node for a bench task */
     json_t *body = json_pack("{s:I, s:I, s:I, s:s, s:o, s:o, s:i, s:i, s:I, s:f, s:I}",
                              "job", (json_int_t)job->id, "task", (json_int_t)index, "attempt",

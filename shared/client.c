@@ -333,6 +333,11 @@ int client_spec_option(struct job_spec *spec, const char *opt, const char *value
         spec->mem = bytes;
         return 0;
     }
+    if (strcmp(opt, "env") == 0) {
+        if (jobspec_add_env(spec, value, &e) != 0)
+            return err_set(err, EINVAL, "--%s", e.msg);
+        return 0;
+    }
     if (strcmp(opt, "array") == 0) {
         if (jobspec_array_parse(value, spec, &e) != 0) /* nothing of spec changes on error */
             return err_set(err, EINVAL, "%s", e.msg);

@@ -101,7 +101,7 @@ int client_jobids_parse(const char *text, uint64_t *out, int *n, int cap, struct
 
 /* client_spec_option: apply one `moat submit` option to spec. opt is the long
  * option name without dashes ("name", "cpus", "gpus", "mem", "priority", "array",
- * "after", "begin", "time-limit"), value its argument, now the reference time for
+ * "after", "begin", "time-limit", "env", ...), value its argument, now the reference time for
  * --begin (Unix seconds). spec must be zeroed or filled by earlier calls (spec->cpus
  * 0 is read as "not given"); --after may be repeated and accumulates. EINVAL with a
  * message naming the option ("--mem: size 'x': bad number"), ENOMEM. On failure

@@ -79,6 +79,50 @@ int jobspec_add_after(struct job_spec *spec, const uint64_t *ids, int n, enum jo
     return 0;
 }
 
+int jobspec_add_env(struct job_spec *spec, const char *kv, struct err *err)
+{
+    size_t name_len = strcspn(kv, "=");
+    if (kv[name_len] != '=' || name_len == 0 || name_len > 256 ||
+        !(isalpha((unsigned char)kv[0]) || kv[0] == '_'))
+        return err_set(err, EINVAL, "env '%.64s': expected NAME=VALUE, NAME a letter or '_' then "
+                       "letters, digits, '_'", kv);
+    for (size_t i = 1; i < name_len; i++)
+        if (!isalnum((unsigned char)kv[i]) && kv[i] != '_')
+            return err_set(err, EINVAL, "env '%.64s': NAME may hold letters, digits and '_' only", kv);
+    if (strncmp(kv, "MOAT_", 5) == 0)
+        return err_set(err, EINVAL, "env '%.64s': MOAT_* variables are set by moat", kv);
+    if (strchr(kv, '\n') != NULL)
+        return err_set(err, EINVAL, "env '%.64s': a newline in VALUE", kv);
+    size_t bytes = strlen(kv) + 1;
+    int same = -1;
+    for (int i = 0; i < spec->nenv; i++) {
+        if (strncmp(spec->env[i], kv, name_len + 1) == 0)
+            same = i;
+        else
+            bytes += strlen(spec->env[i]) + 1;
+    }
+    if (same < 0 && spec->nenv >= JOBSPEC_ENV_MAX)
+        return err_set(err, EINVAL, "env: more than %d variables", JOBSPEC_ENV_MAX);
+    if (bytes > JOBSPEC_ENV_BYTES)
+        return err_set(err, EINVAL, "env: more than %d bytes in all", JOBSPEC_ENV_BYTES);
+    char *copy = strdup(kv);
+    if (copy == NULL)
+        return err_set(err, ENOMEM, "env: out of memory");
+    if (same >= 0) {
+        free(spec->env[same]);
+        spec->env[same] = copy;
+        return 0;
+    }
+    char **v = realloc(spec->env, (size_t)(spec->nenv + 1) * sizeof *v);
+    if (v == NULL) {
+        free(copy);
+        return err_set(err, ENOMEM, "env: out of memory");
+    }
+    spec->env = v;
+    spec->env[spec->nenv++] = copy;
+    return 0;
+}
+
 void jobspec_clear(struct job_spec *spec)
 {
     if (spec == NULL)
@@ -89,6 +133,9 @@ void jobspec_clear(struct job_spec *spec)
     free(spec->after);
     free(spec->after_kind);
     free(spec->array_ranges);
+    for (int i = 0; i < spec->nenv; i++)
+        free(spec->env[i]);
+    free(spec->env);
     for (int i = 0; i < spec->nnodes; i++)
         free(spec->nodes[i]);
     free(spec->nodes);
@@ -327,7 +374,7 @@ int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err
 
 static const char *const known_keys[] = {"kind", "name", "argv", "cpus", "gpus", "mem",
                                          "priority", "array", "after", "after_any", "after_notok",
-                                         "begin", "time_limit", "retries",
+                                         "begin", "time_limit", "retries", "env",
                                          "model", "ndocs", "tp", "batch", "max_len", "bench",
                                          "nodes", NULL};
 
@@ -570,6 +617,18 @@ static int from_json(struct job_spec *spec, const json_t *obj, struct err *err)
         return err_set(err, EINVAL, "spec: argv: more than %d bytes", JOBSPEC_ARGV_BYTES);
     if (argv && json_string_length(json_array_get(argv, 0)) == 0)
         return err_set(err, EINVAL, "spec: argv[0]: empty command");
+    const json_t *env = json_object_get(obj, "env");
+    if (env && k != JOB_KIND_EXEC)
+        return err_set(err, EINVAL, "spec: env: only exec jobs take env");
+    if (env && (!json_is_array(env) || json_array_size(env) > JOBSPEC_ENV_MAX))
+        return err_set(err, EINVAL, "spec: env: expected an array of at most %d \"NAME=VALUE\"",
+                       JOBSPEC_ENV_MAX);
+    json_array_foreach(env, i, a) {
+        if (!json_is_string(a) || strlen(json_string_value(a)) != json_string_length(a))
+            return err_set(err, EINVAL, "spec: env[%zu]: expected a string without NUL", i);
+        if (jobspec_add_env(spec, json_string_value(a), err) != 0)
+            return err_prefix(err, "spec");
+    }
 
     long long v;
     if (get_int(obj, "cpus", 1, 1000000, 1, &v, err)) return -1;
@@ -718,6 +777,12 @@ json_t *jobspec_to_json(const struct job_spec *spec)
         json_object_set_new(o, "time_limit", json_real(spec->time_limit));
     if (spec->retries > 0)
         json_object_set_new(o, "retries", json_integer(spec->retries));
+    if (spec->nenv > 0) {
+        json_t *env = json_array();
+        for (int i = 0; i < spec->nenv; i++)
+            json_array_append_new(env, json_string(spec->env[i]));
+        json_object_set_new(o, "env", env);
+    }
     if (spec->kind == JOB_KIND_INFER) {
         json_object_del(o, "argv");
         json_object_set_new(o, "model", json_string(spec->model));

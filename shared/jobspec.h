@@ -7,7 +7,8 @@
  * JSON shape (docs/protocol.md): {"kind":"exec", "name":S, "argv":[S...], "cpus":N,
  *   "gpus":N, "mem":BYTES, "priority":N, "array":{"start":A,"end":B,"max":M}
  *   (and "ranges":[[START,LAST,STEP]...] when the indices are not all of A..B),
- *   "after":[ID...], "begin":UNIX_S, "time_limit":SECONDS}; an infer job has no
+ *   "after":[ID...], "begin":UNIX_S, "time_limit":SECONDS, "env":["NAME=VALUE"...]};
+ *   an infer job has no
  *   argv or array but {"model":S, "ndocs":N, "tp":N, "batch":N, "max_len":N}:
  *   one task per batch of documents, each run by a TP group of tp ranks, every
  *   rank on its own node with cpus/gpus/mem of its own. A bench job has no argv,
@@ -53,6 +54,8 @@ enum jobspec_dep { JOBSPEC_DEP_OK, JOBSPEC_DEP_ANY, JOBSPEC_DEP_NOTOK, JOBSPEC_D
 
 #define JOBSPEC_ARRAY_MAX 1000000u
 #define JOBSPEC_ARRAY_RANGES_MAX 128
+#define JOBSPEC_ENV_MAX 128      /* --env variables of a job */
+#define JOBSPEC_ENV_BYTES 32768  /* their "NAME=VALUE" strings in all */
 
 /* One range of array indices: start, start + step, ... up to last (which is
  * one of them). */
@@ -89,6 +92,9 @@ struct job_spec {
     double time_limit;    /* seconds per task; 0 = none */
     int retries;          /* exec: a task that FAILED or hit its time limit runs again up to
                            * this many times, 0..100 (JSON "retries"; default 0) */
+    char **env;           /* exec: nenv "NAME=VALUE" its tasks' environment adds (--env;
+                           * JSON "env"), one per NAME; owned */
+    int nenv;
     /* infer jobs */
     char model[65];       /* an imported model's name */
     uint32_t ndocs;       /* documents in the input, >= 1 */
@@ -134,6 +140,13 @@ uint32_t jobspec_ntasks(const struct job_spec *spec);
  * overlap, more than JOBSPEC_ARRAY_RANGES_MAX items or JOBSPEC_ARRAY_MAX
  * elements; ENOMEM. */
 int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err);
+
+/* jobspec_add_env: set variable "NAME=VALUE" (kv) for spec's tasks, replacing an
+ * earlier one of the same NAME. NAME: a letter or '_', then letters, digits,
+ * '_' (POSIX's portable names); not MOAT_* (moat sets those); no NUL or
+ * newline in VALUE. EINVAL naming kv on a bad one or past JOBSPEC_ENV_MAX /
+ * JOBSPEC_ENV_BYTES; ENOMEM. spec is unchanged on error. */
+int jobspec_add_env(struct job_spec *spec, const char *kv, struct err *err);
 
 /* jobspec_index: the array index of task offset off (0 <= off < ntasks); for a
  * job without an array (infer batches, bench nodes, a plain exec job) off. */

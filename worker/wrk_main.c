@@ -187,6 +187,16 @@ static bool skip_var(const struct wrk *w, const char *v)
             (strncmp(v, "CUDA_VISIBLE_DEVICES=", 21) == 0 || strncmp(v, "CUDA_DEVICE_ORDER=", 18) == 0));
 }
 
+/* env_named: whether list (NULL-terminated "NAME=VALUE") sets v's NAME. */
+static bool env_named(char *const *list, const char *v)
+{
+    size_t n = strcspn(v, "=") + 1;
+    for (size_t i = 0; list[i]; i++)
+        if (strncmp(list[i], v, n) == 0)
+            return true;
+    return false;
+}
+
 /* give_back: the task's CPUs and GPUs return to the pool (it ended, or never started). */
 static void give_back(struct wrk *w, struct wrk_task *t)
 {
@@ -286,8 +296,8 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
         for (size_t i = 0; task_env[i]; i++)
             envp[k++] = task_env[i];
         for (size_t i = 0; i < nenv; i++)
-            if (!skip_var(w, environ[i]))
-                envp[k++] = environ[i];
+            if (!skip_var(w, environ[i]) && !env_named(task_env, environ[i]))
+                envp[k++] = environ[i]; /* the worker's, but not one the task sets (--env) */
         envp[k] = NULL;
         /* Unconfined tasks share one directory (as Slurm jobs share theirs): a
          * directory made and removed per task costs ext4 more than the task. */

@@ -418,11 +418,14 @@ bool wrk_sandbox_status_read(int status_fd, int *status)
     }
 }
 
-/* the task's own variables that pass into the sandbox */
-static bool task_var(const char *v)
+/* name_in: whether v ("NAME=...") names a variable that list (NULL-terminated) has. */
+static bool name_in(const char *v, char *const list[])
 {
-    return strncmp(v, "MOAT_", 5) == 0 || strncmp(v, "CUDA_VISIBLE_DEVICES=", 21) == 0 ||
-           strncmp(v, "CUDA_DEVICE_ORDER=", 18) == 0;
+    size_t n = strcspn(v, "=") + 1;
+    for (size_t i = 0; list && list[i]; i++)
+        if (strncmp(list[i], v, n) == 0)
+            return true;
+    return false;
 }
 
 char **wrk_sandbox_envp(char *const task_env[], const char *home)
@@ -430,8 +433,6 @@ char **wrk_sandbox_envp(char *const task_env[], const char *home)
     static const char *const fixed[] = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "TMPDIR=/tmp"};
     size_t n = 0, bytes = strlen(home) + 6;
     for (size_t i = 0; task_env && task_env[i]; i++) {
-        if (!task_var(task_env[i]))
-            continue;
         n++;
         bytes += strlen(task_env[i]) + 1;
     }
@@ -441,15 +442,16 @@ char **wrk_sandbox_envp(char *const task_env[], const char *home)
         return NULL;
     char *s = (char *)(v + slots);
     size_t k = 0;
-    for (size_t i = 0; i < 3; i++)
-        v[k++] = (char *)fixed[i];
-    v[k++] = s;
-    s += sprintf(s, "HOME=%s", home) + 1;
     for (size_t i = 0; task_env && task_env[i]; i++) {
-        if (!task_var(task_env[i]))
-            continue;
         v[k++] = s;
         s = stpcpy(s, task_env[i]) + 1;
+    }
+    for (size_t i = 0; i < 3; i++) /* the task's own (--env PATH=...) win */
+        if (!name_in(fixed[i], task_env))
+            v[k++] = (char *)fixed[i];
+    if (!name_in("HOME=", task_env)) {
+        v[k++] = s;
+        s += sprintf(s, "HOME=%s", home) + 1;
     }
     v[k] = NULL;
     return v;

@@ -83,10 +83,11 @@ int wrk_sandbox_probe(const struct wrk_sandbox *sb, struct err *err);
  * failed ("setgroups", "setgid", "setuid") with errno set. Async-signal-safe. */
 const char *wrk_sandbox_drop_ids(uid_t uid, gid_t gid);
 
-/* wrk_sandbox_envp: the scrubbed environment of a task: PATH=/usr/bin:/bin,
- * HOME=home, LANG=C.UTF-8, TMPDIR=/tmp, then the task's own variables (only
- * those named MOAT_*, and its CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER:
- * wrk_bind.h). One allocation: caller frees with free(). NULL: ENOMEM. */
+/* wrk_sandbox_envp: the scrubbed environment of a task: the task's own
+ * variables (the DISPATCH's env: MOAT_* and the job's --env; the binding's
+ * CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER, wrk_bind.h), then PATH=/usr/bin:/bin,
+ * HOME=home, LANG=C.UTF-8, TMPDIR=/tmp unless the task's own name them; none
+ * of the worker's. One allocation: caller frees with free(). NULL: ENOMEM. */
 char **wrk_sandbox_envp(char *const task_env[], const char *home);
 
 /* wrk_sandbox_spawn: start argv (PATH searched) in the sandbox with environment

@@ -104,6 +104,21 @@ def test_cancelled_element_stays_cancelled_after_a_controller_kill(cluster):
     assert c.moat("result", jid).out == "0\n1\n"
 
 
+def test_env_reaches_the_tasks(make_cluster):
+    """--env NAME=VALUE (Slurm's --export): in the task's environment, the last
+    of a NAME winning, over the sandbox's PATH too; sandboxed and not."""
+    probe = 'echo "$DATA|$MODE|$PATH|$(env | grep -c ^PATH=)"'
+    for extra in ("", 'exec_sandbox = "off";\n'):
+        c = make_cluster(workers=1, worker_extra=extra, name="host" if extra else "sb")
+        jid = c.submit("sh", "-c", probe, opts=["--env", "DATA=/srv/x y", "--env", "MODE=a",
+                                                 "--env", "MODE=b", "--env", "PATH=/opt/bin:/usr/bin:/bin"])
+        c.wait(jid)
+        assert c.moat("result", jid).out == "/srv/x y|b|/opt/bin:/usr/bin:/bin|1\n"
+        c.down()
+    r = c.moat("submit", "--env", "MOAT_NODE=x", "--", "true", check=2)
+    assert "--env 'MOAT_NODE=x': MOAT_* variables are set by moat" in r.err, r
+
+
 def test_plain_job_and_exit_status_contract(cluster):
     jid = cluster.moat("submit", "--", "sh", "-c", "printf 'a\\377b'").out.strip()
     assert jid.isdigit()

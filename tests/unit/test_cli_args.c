@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -184,6 +185,62 @@ static void array_lists_and_steps(void **state)
     jobspec_clear(&s);
 }
 
+/* --env: one value per NAME (the last wins), kept through the spec's JSON; bad
+ * names, MOAT_*, newlines and the limits refused with spec unchanged. */
+static void env_variables(void **state)
+{
+    (void)state;
+    struct job_spec s;
+    struct err e = {0};
+    memset(&s, 0, sizeof s);
+    assert_int_equal(client_spec_option(&s, "env", "DATA=/srv/x", NOW, &e), 0);
+    assert_int_equal(client_spec_option(&s, "env", "MODE=a", NOW, &e), 0);
+    assert_int_equal(client_spec_option(&s, "env", "MODE=b=c", NOW, &e), 0);
+    assert_int_equal(client_spec_option(&s, "env", "_EMPTY=", NOW, &e), 0);
+    assert_int_equal(s.nenv, 3);
+    assert_string_equal(s.env[1], "MODE=b=c");
+    static const char *const bad[][2] = {
+        {"MODE", "NAME=VALUE"}, {"=x", "NAME=VALUE"}, {"9A=x", "NAME=VALUE"}, {"A-B=x", "letters"},
+        {"MOAT_JOB_ID=3", "set by moat"}, {"A=x\ny", "newline"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(client_spec_option(&s, "env", bad[i][0], NOW, &e), -1);
+        if (strstr(e.msg, bad[i][1]) == NULL || strncmp(e.msg, "--env '", 7) != 0)
+            fail_msg("'%s': %s", bad[i][0], e.msg);
+    }
+    assert_int_equal(s.nenv, 3);
+    char big[JOBSPEC_ENV_BYTES];
+    memset(big, 'v', sizeof big - 1);
+    big[0] = 'B';
+    big[1] = '=';
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(client_spec_option(&s, "env", big, NOW, &e), -1);
+    assert_non_null(strstr(e.msg, "bytes"));
+    char *argv[] = {"true"};
+    json_t *obj;
+    assert_int_equal(client_spec_finish(&s, 1, argv, &obj, &e), 0);
+    struct job_spec back;
+    assert_int_equal(jobspec_from_json(&back, obj, &e), 0);
+    assert_int_equal(back.nenv, 3);
+    assert_string_equal(back.env[0], "DATA=/srv/x");
+    assert_string_equal(back.env[2], "_EMPTY=");
+    jobspec_clear(&back);
+    /* the controller refuses what the CLI would: a crafted MOAT_ name */
+    json_array_append_new(json_object_get(obj, "env"), json_string("MOAT_NODE=x"));
+    assert_int_equal(jobspec_from_json(&back, obj, &e), -1);
+    assert_non_null(strstr(e.msg, "spec: env"));
+    json_decref(obj);
+    jobspec_clear(&s);
+    for (int i = 0; i < JOBSPEC_ENV_MAX; i++) {
+        char kv[32];
+        snprintf(kv, sizeof kv, "V%d=1", i);
+        assert_int_equal(jobspec_add_env(&s, kv, &e), 0);
+    }
+    assert_int_equal(jobspec_add_env(&s, "ONE_MORE=1", &e), -1);
+    assert_int_equal(jobspec_add_env(&s, "V7=2", &e), 0); /* a replacement still fits */
+    jobspec_clear(&s);
+}
+
 static void spec_finish_rejects_missing_or_empty_command(void **state)
 {
     (void)state;
@@ -278,6 +335,7 @@ int main(void)
         cmocka_unit_test(spec_option_mem_message_quotes_the_value),
         cmocka_unit_test(spec_finish_validates_like_the_controller),
         cmocka_unit_test(array_lists_and_steps),
+        cmocka_unit_test(env_variables),
         cmocka_unit_test(spec_finish_rejects_missing_or_empty_command),
         cmocka_unit_test(jobid_parse_accepts_only_positive_integers),
         cmocka_unit_test(jobids_parse_lists_and_bounds),
