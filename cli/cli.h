@@ -45,6 +45,8 @@ int cli_show_run(struct cli *cli, int argc, char **argv);
 int cli_nodes_run(struct cli *cli, int argc, char **argv);
 int cli_result_run(struct cli *cli, int argc, char **argv);
 int cli_cancel_run(struct cli *cli, int argc, char **argv);
+int cli_hold_run(struct cli *cli, int argc, char **argv);
+int cli_release_run(struct cli *cli, int argc, char **argv);
 int cli_wait_run(struct cli *cli, int argc, char **argv);
 int cli_local_run(struct cli *cli, int argc, char **argv);
 int cli_ping_run(struct cli *cli, int argc, char **argv);

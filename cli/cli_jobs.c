@@ -173,6 +173,77 @@ int cli_cancel_run(struct cli *cli, int argc, char **argv)
     return rc;
 }
 
+/* ---- hold, release ---- */
+
+static const char hold_help[] =
+    "usage: moat hold JOB...\n"
+    "\n"
+    "Hold jobs, as Slurm's scontrol hold: no task of them starts until 'moat\n"
+    "release JOB' (tasks already running go on); queue and show say 'held'.\n"
+    "The hold is stored with the job and outlives restarts. 'moat submit --hold'\n"
+    "submits a job held. Silent on success; with --json: {\"done\": [ids],\n"
+    "\"errors\": [{id, code, msg}]}. Exit 2 when a job does not exist or has\n"
+    "ended (the others are held all the same).\n"
+    "\n"
+    "Examples:\n"
+    "  moat hold 17 18\n"
+    "  moat release 17\n";
+
+static const char release_help[] =
+    "usage: moat release JOB...\n"
+    "\n"
+    "Release held jobs ('moat hold', 'moat submit --hold'): their tasks start as\n"
+    "resources allow. Silent on success; with --json: {\"done\": [ids],\n"
+    "\"errors\": [{id, code, msg}]}. Exit 2 when a job does not exist or has ended.\n"
+    "\n"
+    "Examples:\n"
+    "  moat release 17\n"
+    "  moat queue --json | jq -r '.jobs[] | select(.held) | .id' | xargs moat release\n";
+
+static int hold_run(struct cli *cli, int argc, char **argv, bool release)
+{
+    static const struct option longopts[] = {CLI_COMMON_OPTS};
+    bool first = true;
+    int c;
+    while ((c = cli_getopt(cli, argc, argv, "", longopts, release ? release_help : hold_help,
+                           &first)) != -1)
+        return c == CLI_OPT_HELP ? CLI_OK : CLI_USAGE;
+    uint64_t *ids;
+    int n, rc = parse_jobs(cli, argc, argv, &ids, &n);
+    if (rc != CLI_OK)
+        return rc;
+    if (n > CANCEL_MAX) {
+        free(ids);
+        return cli_fail(cli, CLI_USAGE, "more than %d jobs at once", CANCEL_MAX);
+    }
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, json_integer((json_int_t)ids[i]));
+    free(ids);
+    json_t *reply;
+    rc = cli_request(cli, PROTO_TYPE_HOLD, json_pack("{s:o, s:b}", "ids", arr, "release", release),
+                     true, &reply, NULL, NULL);
+    if (rc != CLI_OK)
+        return rc;
+    if (cli->json)
+        cli_json_print(reply);
+    size_t i;
+    const json_t *e;
+    json_array_foreach(json_object_get(reply, "errors"), i, e) {
+        long long code = cli_json_int(e, "code", 0);
+        int why = code == ENOENT || code == EINVAL ? CLI_USAGE : CLI_FAILED;
+        cli_fail(cli, why, "%s", cli_json_str(e, "msg", "refused"));
+        if (rc != CLI_USAGE)
+            rc = why;
+    }
+    json_decref(reply);
+    return rc;
+}
+
+int cli_hold_run(struct cli *cli, int argc, char **argv) { return hold_run(cli, argc, argv, false); }
+
+int cli_release_run(struct cli *cli, int argc, char **argv) { return hold_run(cli, argc, argv, true); }
+
 /* ---- wait ---- */
 
 static const char wait_help[] =

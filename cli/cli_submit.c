@@ -59,6 +59,7 @@ static const char help[] =
     "  --env NAME=VALUE    set a variable in the tasks' environment (repeat for\n"
     "                      more; Slurm's --export NAME=VALUE); a sandboxed task\n"
     "                      has otherwise PATH, HOME, LANG, TMPDIR and MOAT_* only\n"
+    "  --hold              submit held: nothing starts until 'moat release JOB'\n"
     "\n"
     "Infer jobs embed documents with an imported model (moat model import):\n"
     "  --infer MODEL       the model's name\n"
@@ -102,7 +103,7 @@ static const char help[] =
     "  moat submit --begin 22:00 --time-limit 4h --name nightly -- /srv/jobs/nightly.sh\n";
 
 enum { OPT_NAME = 1, OPT_CPUS, OPT_GPUS, OPT_MEM, OPT_PRIORITY, OPT_ARRAY, OPT_AFTER, OPT_BEGIN,
-       OPT_TIME_LIMIT, OPT_RETRIES, OPT_ENV, OPT_AFTER_ANY, OPT_AFTER_NOTOK, OPT_DEPENDENCY, OPT_INFER, OPT_INPUT, OPT_TP, OPT_BATCH, OPT_MAX_LEN, OPT_POOLING, OPT_ON_BAD,
+       OPT_TIME_LIMIT, OPT_RETRIES, OPT_ENV, OPT_HOLD, OPT_AFTER_ANY, OPT_AFTER_NOTOK, OPT_DEPENDENCY, OPT_INFER, OPT_INPUT, OPT_TP, OPT_BATCH, OPT_MAX_LEN, OPT_POOLING, OPT_ON_BAD,
        OPT_BENCH, OPT_SHAPE, OPT_DTYPE, OPT_NODES, OPT_REPEAT, OPT_BACKEND, OPT_THREADS };
 
 static const struct option longopts[] = {
@@ -120,6 +121,7 @@ static const struct option longopts[] = {
     {"time-limit", required_argument, NULL, OPT_TIME_LIMIT},
     {"retries", required_argument, NULL, OPT_RETRIES},
     {"env", required_argument, NULL, OPT_ENV},
+    {"hold", no_argument, NULL, OPT_HOLD},
     {"infer", required_argument, NULL, OPT_INFER},
     {"input", required_argument, NULL, OPT_INPUT},
     {"tp", required_argument, NULL, OPT_TP},

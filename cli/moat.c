@@ -43,6 +43,8 @@ static const struct cli_cmd commands[] = {
     {"queue", cli_queue_run, "list jobs (pending and running; --all for finished too)"},
     {"show", cli_show_run, "show one job and its tasks"},
     {"cancel", cli_cancel_run, "cancel jobs (running tasks are killed)"},
+    {"hold", cli_hold_run, "hold jobs: no task of them starts until released"},
+    {"release", cli_release_run, "release held jobs"},
     {"wait", cli_wait_run, "wait until jobs end; exit 0 when all COMPLETED"},
     {"result", cli_result_run, "print a job's output"},
     {"nodes", cli_nodes_run, "list worker nodes"},

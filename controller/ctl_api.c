@@ -69,6 +69,10 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         return -1;
     }
     snprintf(job->owner, sizeof job->owner, "%s", peer->key);
+    if (job->spec.hold) { /* --hold: held from the start (ctl_job_hold) */
+        job->held = true;
+        snprintf(job->reason, sizeof job->reason, "held (moat release %llu)", (unsigned long long)job->id);
+    }
     int rc = docs ? ctl_infer_accept(ctl, job, docs, ids, err) : 0;
     json_decref(docs);
     json_decref(ids);
@@ -289,6 +293,49 @@ int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
     return ctl_out_reply(ctl, peer, msg->req_id,
                          json_pack("{s:o, s:o, s:o}", "cancelled", done, "cancelled_tasks", done_tasks,
                                    "errors", errors));
+}
+
+int ctl_on_hold(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
+{
+    bool release = json_is_true(json_object_get(msg->body, "release"));
+    const char *verb = release ? "release" : "hold";
+    json_t *done = json_array(), *errors = json_array();
+    size_t i;
+    json_t *v;
+    uint64_t refused = 0, first_refused = 0;
+    json_array_foreach(json_object_get(msg->body, "ids"), i, v) {
+        uint64_t id = (uint64_t)json_integer_value(v);
+        struct err e = {0};
+        struct ctl_job *job = ctl_job_get(ctl, id, &e);
+        if (job != NULL && job_access(ctl, peer, job, verb, false, &e) != 0) {
+            job = NULL;
+            first_refused = refused++ ? first_refused : id;
+        }
+        if (job != NULL && ctl_job_hold(ctl, job, !release, &e) == 0) {
+            char object[32];
+            snprintf(object, sizeof object, "job %llu", (unsigned long long)id);
+            if (ctl_audit_append(ctl, peer->key, verb, object, NULL, &e) == 0) {
+                json_array_append_new(done, json_integer((json_int_t)id));
+                continue;
+            }
+        }
+        if (ctl->store_err.code) {
+            json_decref(done);
+            json_decref(errors);
+            *err = ctl->store_err;
+            return -1;
+        }
+        json_array_append_new(errors, json_pack("{s:I, s:i, s:s}", "id", (json_int_t)id, "code",
+                                                e.code, "msg", e.msg));
+    }
+    if (refused > 0) {
+        char object[64], why[64];
+        snprintf(object, sizeof object, "%s job %llu", verb, (unsigned long long)first_refused);
+        snprintf(why, sizeof why, "another key's job (%llu such in this request)",
+                 (unsigned long long)refused);
+        ctl_auth_refuse(ctl, peer->key, object, why);
+    }
+    return ctl_out_reply(ctl, peer, msg->req_id, json_pack("{s:o, s:o}", "done", done, "errors", errors));
 }
 
 json_t *ctl_json_lossy_string(const uint8_t *s, size_t len)

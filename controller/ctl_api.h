@@ -20,6 +20,10 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
 int ctl_on_show(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
 int ctl_on_queue(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
 int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
+/* ctl_on_hold: HOLD {ids, release?}: hold (or release) each job, its owner's
+ * or any with an admin key, audited; reply {done: [ids], errors: [{id, code,
+ * msg}]} as CANCEL's (ctl_job_hold). */
+int ctl_on_hold(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
 int ctl_on_result(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
 int ctl_on_nodes(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
 

@@ -324,6 +324,25 @@ int ctl_task_cancel(struct ctl *ctl, struct ctl_job *job, uint32_t index, struct
     return ctl_task_save(ctl, job, (uint32_t)off, err);
 }
 
+int ctl_job_hold(struct ctl *ctl, struct ctl_job *job, bool hold, struct err *err)
+{
+    if (job_state_is_terminal(job->state))
+        return err_set(err, EINVAL, "job %llu: already %s", (unsigned long long)job->id,
+                       job_state_name(job->state));
+    if (job->held == hold)
+        return 0;
+    if (hold && job->done + job->running >= job->ntasks)
+        return err_set(err, EINVAL, "job %llu: every task of it has started: nothing to hold",
+                       (unsigned long long)job->id);
+    job->held = hold;
+    if (hold)
+        snprintf(job->reason, sizeof job->reason, "held (moat release %llu)", (unsigned long long)job->id);
+    else
+        job->reason[0] = '\0'; /* the next pass says what it waits for, if anything */
+    ctl->need_sched = true;
+    return ctl_job_save(ctl, job, false, err);
+}
+
 int ctl_job_cancel(struct ctl *ctl, struct ctl_job *job, const char *why, struct err *err)
 {
     if (job_state_is_terminal(job->state))

@@ -51,6 +51,13 @@ int ctl_job_cancel(struct ctl *ctl, struct ctl_job *job, const char *why, struct
  * task has ended (or is being cancelled). */
 int ctl_task_cancel(struct ctl *ctl, struct ctl_job *job, uint32_t index, struct err *err);
 
+/* ctl_job_hold: hold job (hold true: no task of it starts until released, as
+ * Slurm's scontrol hold; running tasks go on) or release it (false), saved
+ * with the job record. Holding a held job, or releasing one not held, is no
+ * change and no error. EINVAL when the job has ended, or (hold) when every
+ * task of it has started. */
+int ctl_job_hold(struct ctl *ctl, struct ctl_job *job, bool hold, struct err *err);
+
 /* ctl_task_kill: queue a KILL (reason: cancel, timeout, stale) for every rank of the
  * running task offset. */
 void ctl_task_kill(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, const char *reason);

@@ -187,6 +187,10 @@ int ctl_sched_job_ready(struct ctl *ctl, const struct ctl_job *job, double now, 
             return -1;
         }
     }
+    if (job->held) {
+        snprintf(why, cap, "held (moat release %llu)", (unsigned long long)job->id);
+        return 0;
+    }
     if (waiting)
         return 0;
     if (job->spec.begin > now) {

@@ -248,6 +248,10 @@ int ctl_job_save(struct ctl *ctl, const struct ctl_job *job, bool append, struct
                           "start_time", time_json(job->start_time), "end_time",
                           time_json(job->end_time), "exit_code", job->exit_code, "reason",
                           job->reason, "cancel", job->cancel_requested);
+    if (o && job->held && json_object_set_new(o, "held", json_true()) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
     if (o && (json_object_set_new(o, "cancel_time", time_json(job->cancel_time)) != 0 ||
               json_object_set_new(o, "attempts", json_integer(job->attempts)) != 0 ||
               json_object_set_new(o, "owner", json_string(job->owner)) != 0)) {
@@ -441,6 +445,7 @@ static struct ctl_job *job_decode(uint64_t id, const void *val, size_t vlen, str
     job->exit_code = jint(o, "exit_code", -1);
     snprintf(job->reason, sizeof job->reason, "%s", jstr(o, "reason"));
     job->cancel_requested = json_is_true(json_object_get(o, "cancel"));
+    job->held = json_is_true(json_object_get(o, "held"));
     job->cancel_time = jnum(o, "cancel_time");
     job->attempts = (uint32_t)jint(o, "attempts", 0);
     snprintf(job->owner, sizeof job->owner, "%s", jstr(o, "owner"));
@@ -961,6 +966,7 @@ json_t *ctl_job_json(const struct ctl_job *job)
     json_object_set_new(o, "running", json_integer(job->running));
     json_object_set_new(o, "done", json_integer(job->done));
     json_object_set_new(o, "reason", json_string(job->reason));
+    json_object_set_new(o, "held", json_boolean(job->held));
     json_object_set_new(o, "owner", job->owner[0] ? json_string(job->owner) : json_null());
     json_t *argv = json_array();
     for (int i = 0; i < job->spec.argc; i++)

@@ -62,6 +62,7 @@ struct ctl_job {
     bool cancel_requested;
     bool queued;            /* on ctl.queue (has tasks left to place) */
     char reason[96];        /* why PENDING or why it ended, "" if nothing to say */
+    bool held;              /* moat hold (or submit --hold): starts no task until released */
     bool reason_final;      /* reason is why a task ended for good (not persisted: a
                              * job ending after a restart says which task failed) */
     uint32_t ntasks;

@@ -294,6 +294,10 @@ int client_spec_option(struct job_spec *spec, const char *opt, const char *value
 {
     struct err e = {0};
     long long v;
+    if (strcmp(opt, "hold") == 0) { /* a flag: no value */
+        spec->hold = true;
+        return 0;
+    }
     if (value == NULL)
         return err_set(err, EINVAL, "--%s: missing value", opt);
     if (strcmp(opt, "name") == 0) {

@@ -374,7 +374,7 @@ int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err
 
 static const char *const known_keys[] = {"kind", "name", "argv", "cpus", "gpus", "mem",
                                          "priority", "array", "after", "after_any", "after_notok",
-                                         "begin", "time_limit", "retries", "env",
+                                         "begin", "time_limit", "retries", "env", "hold",
                                          "model", "ndocs", "tp", "batch", "max_len", "bench",
                                          "nodes", NULL};
 
@@ -617,6 +617,10 @@ static int from_json(struct job_spec *spec, const json_t *obj, struct err *err)
         return err_set(err, EINVAL, "spec: argv: more than %d bytes", JOBSPEC_ARGV_BYTES);
     if (argv && json_string_length(json_array_get(argv, 0)) == 0)
         return err_set(err, EINVAL, "spec: argv[0]: empty command");
+    const json_t *hold = json_object_get(obj, "hold");
+    if (hold && !json_is_boolean(hold))
+        return err_set(err, EINVAL, "spec: hold: expected true or false");
+    spec->hold = json_is_true(hold);
     const json_t *env = json_object_get(obj, "env");
     if (env && k != JOB_KIND_EXEC)
         return err_set(err, EINVAL, "spec: env: only exec jobs take env");
@@ -777,6 +781,8 @@ json_t *jobspec_to_json(const struct job_spec *spec)
         json_object_set_new(o, "time_limit", json_real(spec->time_limit));
     if (spec->retries > 0)
         json_object_set_new(o, "retries", json_integer(spec->retries));
+    if (spec->hold)
+        json_object_set_new(o, "hold", json_true());
     if (spec->nenv > 0) {
         json_t *env = json_array();
         for (int i = 0; i < spec->nenv; i++)

@@ -7,7 +7,8 @@
  * JSON shape (docs/protocol.md): {"kind":"exec", "name":S, "argv":[S...], "cpus":N,
  *   "gpus":N, "mem":BYTES, "priority":N, "array":{"start":A,"end":B,"max":M}
  *   (and "ranges":[[START,LAST,STEP]...] when the indices are not all of A..B),
- *   "after":[ID...], "begin":UNIX_S, "time_limit":SECONDS, "env":["NAME=VALUE"...]};
+ *   "after":[ID...], "begin":UNIX_S, "time_limit":SECONDS, "env":["NAME=VALUE"...],
+ *   "hold":true};
  *   an infer job has no
  *   argv or array but {"model":S, "ndocs":N, "tp":N, "batch":N, "max_len":N}:
  *   one task per batch of documents, each run by a TP group of tp ranks, every
@@ -92,6 +93,8 @@ struct job_spec {
     double time_limit;    /* seconds per task; 0 = none */
     int retries;          /* exec: a task that FAILED or hit its time limit runs again up to
                            * this many times, 0..100 (JSON "retries"; default 0) */
+    bool hold;            /* submitted held (--hold; JSON "hold"): the job starts held
+                           * (ctl_job_hold) */
     char **env;           /* exec: nenv "NAME=VALUE" its tasks' environment adds (--env;
                            * JSON "env"), one per NAME; owned */
     int nenv;

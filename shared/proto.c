@@ -30,6 +30,7 @@ static const char *const type_names[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_ADMIN_KEY] = "ADMIN_KEY",
     [PROTO_TYPE_AUDIT] = "AUDIT",
     [PROTO_TYPE_ADMIN_NODE] = "ADMIN_NODE",
+    [PROTO_TYPE_HOLD] = "HOLD",
 };
 
 const char *proto_type_name(int type)
@@ -117,6 +118,10 @@ static const struct field f_cancel_task[] = {
 static const struct field f_cancel[] = {
     {"ids", FT_INT_ARRAY, REQ, 1, I64MAX, 100000, 0},
     {"tasks", FT_OBJ_ARRAY, OPT, 0, 0, 100000, f_cancel_task}, /* array elements alone (J_I) */
+    {0}};
+static const struct field f_hold[] = {
+    {"ids", FT_INT_ARRAY, REQ, 1, I64MAX, 100000, 0},
+    {"release", FT_BOOL, OPT, 0, 0, 0, 0}, /* true: release (default: hold) */
     {0}};
 static const struct field f_result[] = {
     {"id", FT_INT, REQ, 1, I64MAX, 0, 0},
@@ -272,6 +277,7 @@ static const struct field *const tables[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_ADMIN_KEY] = f_admin_key,
     [PROTO_TYPE_AUDIT] = f_audit,
     [PROTO_TYPE_ADMIN_NODE] = f_admin_node,
+    [PROTO_TYPE_HOLD] = f_hold,
 };
 
 static int check_int(const json_t *v, double min, double max)

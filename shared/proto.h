@@ -50,6 +50,7 @@ enum proto_type {
     PROTO_TYPE_ADMIN_KEY,  /* admin -> controller: {op, key?, role?, name?}: the allowlist */
     PROTO_TYPE_AUDIT,      /* admin -> controller: {since?, after?, limit?, verify?}: the audit log */
     PROTO_TYPE_ADMIN_NODE, /* admin -> controller: {op, name, reason?}: drain, resume, remove a node */
+    PROTO_TYPE_HOLD,       /* client -> controller: {ids, release?}: hold pending work, or release it */
     PROTO_TYPE_COUNT
 };
 

@@ -119,6 +119,37 @@ def test_env_reaches_the_tasks(make_cluster):
     assert "--env 'MOAT_NODE=x': MOAT_* variables are set by moat" in r.err, r
 
 
+def test_hold_and_release(cluster):
+    """moat hold / release / submit --hold, as scontrol hold/release and
+    sbatch -H: a held job starts nothing (a running array goes on with what
+    runs), says so, keeps the hold over a controller kill, and runs once
+    released."""
+    c = cluster
+    held = c.submit("echo", "a", opts=["--hold"])
+    arr = c.submit("sh", "-c", "sleep 1; echo {index}", opts=["--array", "0-3%1"])
+    wait_for(lambda: c.show(arr)["tasks"][0]["state"] == "RUNNING", 20, what="element 0 running")
+    c.moat("hold", arr)
+    time.sleep(2.5)  # element 0 ends; no other starts
+    j = c.show(arr)
+    assert [t["state"] for t in j["tasks"]] == ["COMPLETED", "PENDING", "PENDING", "PENDING"], j
+    assert j["held"] and j["reason"] == f"held (moat release {arr})", j
+    h = c.show(held)
+    assert h["state"] == "PENDING" and h["held"] and h["reason"] == f"held (moat release {held})", h
+    assert f"held (moat release {held})" in c.moat("queue").out
+    os.kill(c.pid("controller"), signal.SIGKILL)
+    wait_for(lambda: not pid_alive(c.pid("controller")), 10, what="controller gone")
+    c.up()
+    time.sleep(1)
+    assert c.show(held)["state"] == "PENDING" and c.show(held)["held"]
+    r = c.j("release", held, arr)
+    assert r == {"done": [held, arr], "errors": []}, r
+    c.wait(held, arr, timeout=60)
+    assert c.moat("result", held).out == "a\n" and c.moat("result", arr).out == "0\n1\n2\n3\n"
+    assert not c.show(arr)["held"] and c.show(arr)["reason"] == ""
+    r = c.moat("hold", held, "999", check=2)
+    assert "already COMPLETED" in r.err and "no such job" in r.err, r
+
+
 def test_plain_job_and_exit_status_contract(cluster):
     jid = cluster.moat("submit", "--", "sh", "-c", "printf 'a\\377b'").out.strip()
     assert jid.isdigit()
