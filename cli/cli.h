@@ -150,8 +150,9 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
 /* ---- output ---- */
 
 /* cli_stdout_claim: the command writes its output on stdout (cli_json_print,
- * cli_paged_json and cli_out_open call it): a failure after that adds no
- * error document, so that a run prints one JSON document at most. */
+ * cli_paged_json, and result once its first reply came, call it): a failure
+ * after that adds no error document, so that a run prints one JSON document
+ * at most. */
 void cli_stdout_claim(void);
 
 /* cli_json_error: with --json, a failed command (exit code != 0) that wrote

@@ -62,6 +62,7 @@ static const char cancel_help[] =
 static int cancel_parse(struct cli *cli, const char *arg, json_t *ids, json_t *tasks)
 {
     const char *p = arg;
+    bool elements = false; /* a JOB_I came before in this argument */
     for (;;) {
         char num[32];
         size_t len = strspn(p, "0123456789");
@@ -76,10 +77,17 @@ static int cancel_parse(struct cli *cli, const char *arg, json_t *ids, json_t *t
         if (client_jobid_parse(num, &id, &err) != 0)
             return cli_fail(cli, CLI_USAGE, "%s", err.msg);
         if (*p != '_') {
+            /* N.B. "17_3,5" reads in Slurm's way as elements 3 and 5 to some: refused,
+             * not taken for the whole of job 5 */
+            if (elements)
+                return cli_fail(cli, CLI_USAGE, "'%s': a whole job (%s) after an element: for "
+                                "elements write JOB_[LIST] (17_[3,5]); for jobs, separate arguments",
+                                arg, num);
             json_array_append_new(ids, json_integer((json_int_t)id));
         } else {
             /* the elements: one index, or a list in brackets as --array takes it */
-            char list[256];
+            char list[4096];
+            elements = true;
             const char *end;
             p++;
             if (*p == '[') {
@@ -101,7 +109,9 @@ static int cancel_parse(struct cli *cli, const char *arg, json_t *ids, json_t *t
                 err_set(&err, EINVAL, "no %%MAX here");
             if (err.code) {
                 jobspec_clear(&one);
-                return cli_fail(cli, CLI_USAGE, "'%s': elements of job %s: %s", arg, num, err.msg);
+                const char *why = strncmp(err.msg, "--array '", 9) == 0 && strstr(err.msg, "': ")
+                                      ? strstr(err.msg, "': ") + 3 : err.msg; /* said once: arg */
+                return cli_fail(cli, CLI_USAGE, "'%s': elements of job %s: %s", arg, num, why);
             }
             uint32_t n = jobspec_ntasks(&one);
             if (json_array_size(tasks) + n > CANCEL_MAX) {

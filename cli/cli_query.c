@@ -435,9 +435,14 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
         if (t == NULL && json_array_size(tasks) > 0) {
             printf("\n");
             t = cli_table_create(5, hdr, "rlrlr");
-            const char *arr = cli_json_str(reply, "array", ""), *dash = strchr(arr, '-');
-            if (dash) /* the widest index is the last: the width of every page */
-                cli_table_min_width(t, 0, (int)strcspn(dash + 1, "%"));
+            /* the widest index is the last (the end of the last range of
+             * "1-3,7,10-20:5%2"): the width of every page */
+            const char *arr = cli_json_str(reply, "array", ""), *last = strrchr(arr, ',');
+            last = last ? last + 1 : arr;
+            const char *dash = strchr(last, '-');
+            int w = (int)strspn(dash ? dash + 1 : last, "0123456789");
+            if (w > 0)
+                cli_table_min_width(t, 0, w);
         }
         json_array_foreach(tasks, i, task)
             task_row(t, task);

@@ -120,6 +120,8 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
     rc = cli_request(cli, PROTO_TYPE_RESULT, body, true, &reply, NULL, NULL);
     if (rc != CLI_OK)
         goto done;
+    if (out == stdout) /* the output starts: a failure after it adds no --json error document */
+        cli_stdout_claim();
     if (strcmp(cli_json_str(reply, "kind", ""), "infer") == 0) {
         rc = cli_infer_result(cli, id, reply,
                               fmt == FMT_NPY ? "npy" : fmt == FMT_JSONL ? "jsonl" : NULL, task, out,

@@ -54,10 +54,8 @@ int cli_out_open(const struct cli *cli, struct cli_out *o, const char *path)
     o->f = stdout;
     o->path = path;
     o->tmp[0] = '\0';
-    if (path == NULL) {
-        cli_stdout_claim();
+    if (path == NULL) /* N.B. stdout is claimed at the first write (cli_stdout_claim) */
         return CLI_OK;
-    }
     struct stat sb;
     bool exists = stat(path, &sb) == 0;
     if (exists && !S_ISREG(sb.st_mode)) {

@@ -86,7 +86,10 @@ int main(int argc, char **argv)
             print_usage(stdout);
             return CLI_OK;
         } else if (a[0] == '-') {
-            return cli_fail(&cli, CLI_USAGE, "unknown option '%s' (see 'moat --help')", a);
+            cli_fail(&cli, CLI_USAGE, "unknown option '%s' (see 'moat --help')", a);
+            if (cli.json)
+                cli_json_error(CLI_USAGE);
+            return CLI_USAGE;
         } else {
             break;
         }
@@ -96,8 +99,12 @@ int main(int argc, char **argv)
         return CLI_USAGE;
     }
     struct err err = {0};
-    if (client_timeout_parse(getenv("MOAT_TIMEOUT"), &cli.timeout, &err) != 0)
-        return cli_fail(&cli, CLI_USAGE, "%s", err.msg);
+    if (client_timeout_parse(getenv("MOAT_TIMEOUT"), &cli.timeout, &err) != 0) {
+        cli_fail(&cli, CLI_USAGE, "%s", err.msg);
+        if (cli.json)
+            cli_json_error(CLI_USAGE);
+        return CLI_USAGE;
+    }
     for (int c = 0; c < NCOMMANDS; c++) {
         if (strcmp(argv[i], commands[c].name) == 0) {
             cli.cmd = commands[c].name;
@@ -111,5 +118,8 @@ int main(int argc, char **argv)
             return rc;
         }
     }
-    return cli_fail(&cli, CLI_USAGE, "unknown command '%s' (see 'moat --help')", argv[i]);
+    cli_fail(&cli, CLI_USAGE, "unknown command '%s' (see 'moat --help')", argv[i]);
+    if (cli.json)
+        cli_json_error(CLI_USAGE);
+    return CLI_USAGE;
 }

@@ -254,29 +254,60 @@ int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         json_array_append_new(errors, json_pack("{s:I, s:i, s:s}", "id", (json_int_t)id, "code",
                                                 e.code, "msg", e.msg));
     }
-    json_t *done_tasks = json_array();
-    json_array_foreach(json_object_get(msg->body, "tasks"), i, v) {
-        uint64_t id = (uint64_t)json_integer_value(json_object_get(v, "id"));
-        uint32_t index = (uint32_t)json_integer_value(json_object_get(v, "index"));
+    /* elements alone: one audit record per run of one job's elements, naming
+     * how many and the first of them (a J_[LIST] can be 100,000) */
+    json_t *done_tasks = json_array(), *run = NULL;
+    uint64_t run_id = 0, run_n = 0;
+    const json_t *tasks = json_object_get(msg->body, "tasks");
+    for (i = 0; i <= json_array_size(tasks); i++) {
+        v = json_array_get(tasks, i); /* NULL past the end: the last run's record */
+        uint64_t id = v ? (uint64_t)json_integer_value(json_object_get(v, "id")) : 0;
+        uint32_t index = v ? (uint32_t)json_integer_value(json_object_get(v, "index")) : 0;
         struct err e = {0};
+        if (run && id != run_id) {
+            char object[32];
+            snprintf(object, sizeof object, "job %llu", (unsigned long long)run_id);
+            json_t *details = json_pack("{s:I, s:o}", "tasks", (json_int_t)run_n, "indices", run);
+            run = NULL;
+            if (ctl_audit_append(ctl, peer->key, "cancel", object, details, &e) != 0) {
+                if (ctl->store_err.code) {
+                    json_decref(done);
+                    json_decref(errors);
+                    json_decref(done_tasks);
+                    *err = ctl->store_err;
+                    return -1;
+                }
+                json_array_append_new(errors, json_pack("{s:I, s:i, s:s}", "id", (json_int_t)run_id,
+                                                        "code", e.code, "msg", e.msg));
+            }
+        }
+        if (v == NULL)
+            break;
         struct ctl_job *job = ctl_job_get(ctl, id, &e);
         if (job != NULL && job_access(ctl, peer, job, "cancel", false, &e) != 0) {
             job = NULL;
             first_refused = refused++ ? first_refused : id;
         }
         if (job != NULL && ctl_task_cancel(ctl, job, index, &e) == 0) {
-            char object[48];
-            snprintf(object, sizeof object, "job %llu task %u", (unsigned long long)id, index);
-            if (ctl_audit_append(ctl, peer->key, "cancel", object, NULL, &e) == 0) {
-                json_array_append_new(done_tasks, json_pack("{s:I, s:I}", "id", (json_int_t)id,
-                                                            "index", (json_int_t)index));
-                continue;
+            json_array_append_new(done_tasks, json_pack("{s:I, s:I}", "id", (json_int_t)id,
+                                                        "index", (json_int_t)index));
+            if (run == NULL) {
+                run = json_array();
+                run_id = id;
+                run_n = 0;
             }
+            run_n++;
+            if (json_array_size(run) < 1000)
+                json_array_append_new(run, json_integer((json_int_t)index));
+            else if (json_array_size(run) == 1000)
+                json_array_append_new(run, json_string("..."));
+            continue;
         }
         if (ctl->store_err.code) {
             json_decref(done);
             json_decref(errors);
             json_decref(done_tasks);
+            json_decref(run);
             *err = ctl->store_err;
             return -1;
         }

@@ -120,7 +120,7 @@ static int job_set_state(struct ctl *ctl, struct ctl_job *job, enum job_state to
 }
 
 /* job_maybe_finish: when every task is terminal, derive the job's final state. */
-static int job_maybe_finish(struct ctl *ctl, struct ctl_job *job, double now, struct err *err)
+int ctl_job_maybe_finish(struct ctl *ctl, struct ctl_job *job, double now, struct err *err)
 {
     if (job->done < job->ntasks || job_state_is_terminal(job->state))
         return 0;
@@ -255,7 +255,7 @@ int ctl_task_end(struct ctl *ctl, struct ctl_job *job, uint32_t offset, enum job
     job->done++;
     if (ctl_task_save(ctl, job, offset, err) != 0)
         return -1;
-    return job_maybe_finish(ctl, job, units_now(), err);
+    return ctl_job_maybe_finish(ctl, job, units_now(), err);
 }
 
 int ctl_task_requeue(struct ctl *ctl, struct ctl_job *job, uint32_t offset, bool launch_failure,
@@ -301,10 +301,11 @@ int ctl_task_cancel(struct ctl *ctl, struct ctl_job *job, uint32_t index, struct
     if (off < 0)
         return err_set(err, ENOENT, "job %llu has no task %u", (unsigned long long)job->id, index);
     struct ctl_task *t = &job->tasks[off];
-    if (job_state_is_terminal(job->state) || job_state_is_terminal(t->state) || t->cancel)
+    if (t->cancel || (job->cancel_requested && t->state == JOB_STATE_CANCELLED))
+        return 0; /* cancelled already (a request sent again, or the job with it): no change */
+    if (job_state_is_terminal(job->state) || job_state_is_terminal(t->state))
         return err_set(err, EINVAL, "job %llu task %u: already %s", (unsigned long long)job->id,
-                       index, t->cancel && !job_state_is_terminal(t->state)
-                                  ? "being cancelled" : job_state_name(t->state));
+                       index, job_state_name(t->state));
     double now = units_now();
     t->cancel = true;
     if (t->state == JOB_STATE_PENDING) {
@@ -315,7 +316,7 @@ int ctl_task_cancel(struct ctl *ctl, struct ctl_job *job, uint32_t index, struct
         job->done++;
         if (ctl_task_save(ctl, job, (uint32_t)off, err) != 0)
             return -1; /* a record even if it never started: a restart must not run it */
-        return job_maybe_finish(ctl, job, now, err);
+        return ctl_job_maybe_finish(ctl, job, now, err);
     }
     if (!t->kill_sent && t->node >= 0 && ctl->nodes[t->node].registered) {
         t->kill_sent = true; /* else sent when its node registers (ctl_on_register) */
@@ -345,6 +346,8 @@ int ctl_job_hold(struct ctl *ctl, struct ctl_job *job, bool hold, struct err *er
 
 int ctl_job_cancel(struct ctl *ctl, struct ctl_job *job, const char *why, struct err *err)
 {
+    if (job->cancel_requested)
+        return 0; /* a request sent again (the CLI resends after 1 s): no change */
     if (job_state_is_terminal(job->state))
         return err_set(err, EINVAL, "job %llu: already %s", (unsigned long long)job->id,
                        job_state_name(job->state));
@@ -372,5 +375,5 @@ int ctl_job_cancel(struct ctl *ctl, struct ctl_job *job, const char *why, struct
     job->requeue_head = job->nrequeue;
     if (ctl_job_save(ctl, job, false, err) != 0)
         return -1;
-    return job_maybe_finish(ctl, job, now, err);
+    return ctl_job_maybe_finish(ctl, job, now, err);
 }

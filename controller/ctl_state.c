@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "controller/ctl_jobs.h"
 #include "controller/ctl_purge.h"
 #include "shared/log.h"
 #include "shared/units.h"
@@ -829,10 +830,21 @@ int ctl_state_recover(struct ctl *ctl, struct err *err)
                 t->state = JOB_STATE_CANCELLED;
                 t->end_time = job->cancel_time > 0 ? job->cancel_time : now;
                 job->done++;
+            } else if (t->cancel) {
+                /* cancelled alone while it ran, and its node is unknown now
+                 * (task_decode made it PENDING): it stays cancelled */
+                t->state = JOB_STATE_CANCELLED;
+                t->end_time = now;
+                job->done++;
+                if (ctl_task_save(ctl, job, off, err) != 0)
+                    return -1;
             } else if (off < job->next_index && ctl_task_requeue_push(job, off, err) != 0) {
                 return -1;
             }
         }
+        if (!job_state_is_terminal(job->state) && !job->cancel_requested && job->running == 0 &&
+            job->done == job->ntasks && ctl_job_maybe_finish(ctl, job, now, err) != 0)
+            return -1; /* its last task was such a one */
         if (job->cancel_requested && !job_state_is_terminal(job->state)) {
             job->next_index = job->ntasks;
             job->requeue_head = job->nrequeue;

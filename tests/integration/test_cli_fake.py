@@ -144,6 +144,10 @@ def test_json_errors_are_one_document_on_stdout(fake):
                  env={"MOAT_TIMEOUT": "300ms"}, check=3)
     doc = json.loads(r.out)
     assert doc["exit"] == 3 and "cannot reach the controller" in doc["error"]
+    r = ctl(f, "--json", "result", "4", check=2)  # result opens its output first: still one
+    assert json.loads(r.out) == {"error": "moat result: job 4: no such job", "exit": 2}
+    r = run_moat(["--json", "queue"], env={"MOAT_TIMEOUT": "soon"}, check=2)
+    assert json.loads(r.out)["error"].startswith("moat: MOAT_TIMEOUT")
     r = ctl(f, "show", "4", check=2)
     assert r.out == ""  # without --json: nothing on stdout
 

@@ -67,6 +67,9 @@ def test_cancel_array_elements_alone(cluster):
     wait_for(lambda: c.show(jid)["tasks"][0]["state"] == "RUNNING", 20, what="element 0 running")
     r = c.j("cancel", f"{jid}_0", f"{jid}_[2,4]")
     assert r["cancelled_tasks"] == [{"id": jid, "index": i} for i in (0, 2, 4)], r
+    c.moat("cancel", f"{jid}_2")  # again (as the CLI resends a slow request): no error
+    r = c.moat("cancel", f"{jid}_1,7", check=2)  # not all of job 7: refused before sending
+    assert "a whole job (7) after an element" in r.err, r
     c.moat("wait", jid, "--timeout", "30s", check=1)
     job = c.show(jid)
     states = {t["index"]: (t["state"], t["attempts"]) for t in job["tasks"]}
@@ -88,7 +91,7 @@ def test_cancelled_element_stays_cancelled_after_a_controller_kill(cluster):
     """An element cancelled before it ran has a task record: a controller
     killed right after (kill -9) and started again does not run it."""
     c = cluster
-    jid = c.submit("sh", "-c", "if [ {index} = 0 ]; then sleep 3; fi; echo {index}",
+    jid = c.submit("sh", "-c", "if [ {index} = 0 ]; then sleep 6; fi; echo {index}",
                    opts=["--array", "0-2%1"])
     wait_for(lambda: c.show(jid)["tasks"][0]["state"] == "RUNNING", 20, what="element 0 running")
     c.moat("cancel", f"{jid}_2")

@@ -618,6 +618,48 @@ static void restart(struct fx *f, const struct ctl_cfg *cfg)
         fail_msg("recover: %s", e.msg);
 }
 
+/* An array element cancelled alone: not dispatched once cancelled while
+ * pending (the scheduler passes over it); and one cancelled while it ran
+ * whose node is unknown at a restart (task_decode makes it PENDING) stays
+ * cancelled instead of running again, and the job ends with it. */
+static void cancelled_element_never_runs_again(void **state)
+{
+    struct fx *f = *state;
+    add_node(&f->ctl, "n1", 2, 0, 0);
+    struct err e = {0};
+    assert_int_equal(ctl_node_save(&f->ctl, &f->ctl.nodes[0], &e), 0);
+    struct ctl_job *a = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"a\"],"
+                                         "\"array\":{\"start\":0,\"end\":3}}");
+    assert_int_equal(sched(&f->ctl), 2); /* 0 and 1 run; 2 and 3 wait for cpus */
+    assert_int_equal(ctl_task_cancel(&f->ctl, a, 2, &e), 0); /* pending */
+    assert_int_equal(ctl_task_cancel(&f->ctl, a, 2, &e), 0); /* again: no change */
+    assert_int_equal(ctl_task_cancel(&f->ctl, a, 7, &e), -1);
+    assert_int_equal(e.code, ENOENT);
+    assert_int_equal(ctl_task_cancel(&f->ctl, a, 1, &e), 0); /* running: KILL sent */
+    assert_true(a->tasks[1].cancel && a->tasks[1].state == JOB_STATE_RUNNING);
+    end_task(&f->ctl, a, 0, JOB_STATE_COMPLETED, 0);
+    assert_int_equal(sched(&f->ctl), 1); /* 3, not 2 */
+    assert_int_equal(a->tasks[2].state, JOB_STATE_CANCELLED);
+    assert_int_equal(a->tasks[2].attempts, 0);
+    assert_int_equal(a->tasks[3].state, JOB_STATE_RUNNING);
+    end_task(&f->ctl, a, 3, JOB_STATE_COMPLETED, 0);
+    commit(f);
+    /* the node of element 1 is gone from the store: a restart cannot place it */
+    assert_int_equal(store_begin(f->store, &e), 0);
+    assert_int_equal(store_del(f->store, STORE_DB_NODES, "n1", 2, &e), 0);
+    commit(f);
+    restart(f, &f->ctl.cfg);
+    struct ctl_job *a2 = ctl_job_get(&f->ctl, 1, &e);
+    assert_non_null(a2);
+    assert_int_equal(a2->tasks[1].state, JOB_STATE_CANCELLED);
+    assert_int_equal(a2->state, JOB_STATE_CANCELLED);
+    assert_string_equal(a2->reason, "task 1: cancelled by user (and 1 more)");
+    assert_int_equal(a2->exit_code, 0); /* the largest of those that ran (2 never did) */
+    add_node(&f->ctl, "n1", 2, 0, 0);
+    assert_int_equal(sched(&f->ctl), 0); /* nothing of it runs again */
+    commit(f);
+}
+
 /* A restart loads the jobs of the store's index only: purged jobs leave it in
  * the batch after their purge; one whose purge was lost to a crash is dropped
  * from it at the next restart; the history costs nothing to load. */
@@ -1102,6 +1144,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(finished_jobs_leave_memory_and_come_back, setup, teardown),
         cmocka_unit_test_setup_teardown(show_is_the_same_after_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(restart_loads_the_index_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(cancelled_element_never_runs_again, setup, teardown),
         cmocka_unit_test_setup_teardown(unplaceable_job_says_why, setup, teardown),
         cmocka_unit_test_setup_teardown(cancelled_job_with_a_lost_node_ends_at_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(restart_indexes_an_older_store, setup, teardown),
