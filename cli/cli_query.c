@@ -468,12 +468,14 @@ static const char nodes_help[] =
     "\n"
     "List worker nodes: NAME, STATE (UP; DRAINING: gets no new work, drained by\n"
     "an admin or after repeated launch failures; DOWN: missed its heartbeats),\n"
-    "HOST, PID, CPUS, GPUS, MEM, RUNNING (tasks now), BACKEND (cpu or cuda),\n"
+    "HOST, PID, CPUS and GPUS (in use/offered), MEM (offered), RUNNING (tasks\n"
+    "now), BACKEND (cpu or cuda),\n"
     "SANDBOX (how exec tasks run: namespaces; off: unconfined; unavailable:\n"
     "refused), EGRESS (yes: the node has a route beyond the fabric's subnets)\n"
     "and REASON (why DRAINING). 'moat admin node' drains, resumes, removes.\n"
     "With --json: {\"nodes\": [{name, state, host, pid, cpus, gpus, mem_bytes,\n"
-    "running_tasks, backend, sandbox, egress, egress_route?, drained, reason}]}.\n"
+    "used_cpus, used_gpus, used_mem, running_tasks, backend, sandbox, egress,\n"
+    "egress_route?, drained, reason}]}.\n"
     "\n"
     "Examples:\n"
     "  moat nodes\n"
@@ -542,8 +544,9 @@ int cli_nodes_run(struct cli *cli, int argc, char **argv)
         const json_t *n = sorted[k];
         char pid[16], cpus[16], gpus[16], mem[32], run[16];
         snprintf(pid, sizeof pid, "%lld", cli_json_int(n, "pid", 0));
-        snprintf(cpus, sizeof cpus, "%lld", cli_json_int(n, "cpus", 0));
-        snprintf(gpus, sizeof gpus, "%lld", cli_json_int(n, "gpus", 0));
+        /* in use / offered, as sinfo's CPUS(A/I/O/T) starts */
+        snprintf(cpus, sizeof cpus, "%lld/%lld", cli_json_int(n, "used_cpus", 0), cli_json_int(n, "cpus", 0));
+        snprintf(gpus, sizeof gpus, "%lld/%lld", cli_json_int(n, "used_gpus", 0), cli_json_int(n, "gpus", 0));
         size_format(cli_json_num(n, "mem_bytes", 0), mem, sizeof mem);
         snprintf(run, sizeof run, "%lld", cli_json_int(n, "running_tasks", 0));
         const char *row[] = {cli_json_str(n, "name", "?"), cli_json_str(n, "state", "?"),

@@ -316,6 +316,8 @@ json_t *ctl_node_json(const struct ctl_node *n)
                           n->registered);
     if (o == NULL)
         return NULL;
+    json_object_set_new(o, "used_gpus", json_integer(n->used_gpus));
+    json_object_set_new(o, "used_mem", json_integer((json_int_t)n->used_mem));
     json_object_set_new(o, "sandbox", json_string(n->sandbox[0] ? n->sandbox : "unknown"));
     json_object_set_new(o, "egress", json_boolean(n->egress));
     if (n->egress)

@@ -200,7 +200,7 @@ def test_show_queue_nodes_output(fake):
         if t == "NODES":
             return "REPLY", {"nodes": [{"name": "n1", "state": "UP", "host": "h", "pid": 9,
                                         "cpus": 4, "gpus": 0, "mem_bytes": 2**30,
-                                        "running_tasks": 1, "backend": "cpu"}]}
+                                        "used_cpus": 1, "running_tasks": 1, "backend": "cpu"}]}
     f = fake(h)
     assert json.loads(ctl(f, "show", "7", "--json", check=0).out) == JOB
     out = ctl(f, "show", "7", check=0).out
@@ -226,6 +226,7 @@ def test_show_queue_nodes_output(fake):
     assert f.requests[-1] == ("QUEUE", {"state": "RUNNING"})
     nodes = ctl(f, "nodes", check=0).out.splitlines()
     assert nodes[0].split()[:3] == ["NAME", "STATE", "HOST"] and "1.0 GiB" in nodes[1]
+    assert nodes[1].split()[4:6] == ["1/4", "0/0"], nodes  # CPUS, GPUS: in use/offered
     assert json.loads(ctl(f, "--json", "nodes", check=0).out)["nodes"][0]["name"] == "n1"
 
 
