@@ -11,6 +11,7 @@
 #include "controller/ctl_infer.h"
 #include "controller/ctl_jobs.h"
 #include "controller/ctl_result.h"
+#include "controller/ctl_sched.h"
 #include "shared/log.h"
 #include "shared/units.h"
 
@@ -47,6 +48,14 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         return -1;
     }
     if (ctl_bench_expand(ctl, &spec, err) != 0) {
+        jobspec_clear(&spec);
+        json_decref(docs);
+        json_decref(ids);
+        return -1;
+    }
+    char why[160];
+    if (!ctl_sched_feasible(ctl, &spec, why, sizeof why)) { /* as sbatch: refused, not PENDING for ever */
+        err_set(err, EINVAL, "submit: %s: the job could never start", why);
         jobspec_clear(&spec);
         json_decref(docs);
         json_decref(ids);

@@ -19,6 +19,33 @@ bool ctl_sched_fits(const struct ctl_node *n, const struct job_spec *spec)
            (spec->mem == 0 || (n->used_mem <= n->mem && n->mem - n->used_mem >= spec->mem));
 }
 
+bool ctl_sched_feasible(const struct ctl *ctl, const struct job_spec *spec, char *why, size_t cap)
+{
+    int fit = 0, known = 0, mc = 0, mg = 0;
+    uint64_t mm = 0;
+    for (int i = 0; i < ctl->nnodes; i++) {
+        const struct ctl_node *n = &ctl->nodes[i];
+        if (n->removed)
+            continue;
+        known++;
+        fit += n->cpus >= spec->cpus && n->gpus >= spec->gpus && (spec->mem == 0 || n->mem >= spec->mem);
+        mc = n->cpus > mc ? n->cpus : mc;
+        mg = n->gpus > mg ? n->gpus : mg;
+        mm = n->mem > mm ? n->mem : mm;
+    }
+    int need = spec->kind == JOB_KIND_INFER ? spec->tp : 1;
+    if (known == 0 || fit >= need || spec->kind == JOB_KIND_BENCH)
+        return true;
+    if (fit == 0)
+        snprintf(why, cap, "no node of this cluster has %d cpus, %d gpus, %.1f GiB (largest: %d, %d, "
+                 "%.1f GiB)", spec->cpus, spec->gpus, (double)spec->mem / 1073741824.0, mc, mg,
+                 (double)mm / 1073741824.0);
+    else
+        snprintf(why, cap, "it needs %d nodes for its TP ranks; %d of this cluster can hold one", need,
+                 fit);
+    return false;
+}
+
 /* never_fits: no node UP could hold one task (infer: tp ranks on tp nodes) of
  * spec even when idle; why says so, with the largest node, so that a job
  * that waits for a bigger node than the cluster has does not read "waiting

@@ -29,6 +29,14 @@
  * reservation set aside in this pass counted as used). */
 bool ctl_sched_fits(const struct ctl_node *n, const struct job_spec *spec);
 
+/* ctl_sched_feasible: whether some node of the cluster (any state but
+ * removed, however busy) is big enough for one task of spec (an infer job:
+ * tp such nodes), as Slurm and Flux judge a submission; true when no node is
+ * known yet (they may register later) and for bench jobs (whole nodes). When
+ * false, why says what was asked and the largest node
+ * ("no node of this cluster has 64 cpus, ... (largest: 2, 0, 23.5 GiB)"). */
+bool ctl_sched_feasible(const struct ctl *ctl, const struct job_spec *spec, char *why, size_t cap);
+
 /* ctl_sched_pick: index of the best node for one task of spec, or -1 if none fits. */
 int ctl_sched_pick(const struct ctl_node *nodes, int nnodes, const struct job_spec *spec);
 

@@ -1,5 +1,6 @@
 """Jobs on a real local cluster (moat local up): arrays, dependencies, begin times,
 %MAX, exit codes, and `moat local` itself."""
+import json
 import os
 import signal
 import time
@@ -151,6 +152,21 @@ def test_hold_and_release(cluster):
     assert not c.show(arr)["held"] and c.show(arr)["reason"] == ""
     r = c.moat("hold", held, "999", check=2)
     assert "already COMPLETED" in r.err and "no such job" in r.err, r
+
+
+def test_a_job_no_node_could_hold_is_refused_at_submit(cluster):
+    """As sbatch ('Requested node configuration is not available') and Flux
+    (unsatisfiable): refused with exit 2 and the largest node, not PENDING
+    for ever; what only waits for room is accepted."""
+    c = cluster
+    cpus = c.nodes()["local-1"]["cpus"]
+    r = c.moat("submit", "--cpus", str(cpus + 1), "--", "true", check=2)
+    assert f"no node of this cluster has {cpus + 1} cpus" in r.err and "could never start" in r.err, r
+    r = c.moat("--json", "submit", "--gpus", "1024", "--", "true", check=2)
+    assert "1024 gpus" in json.loads(r.out)["error"], r
+    assert c.j("queue", "--all")["jobs"] == []  # nothing was stored
+    ok = c.submit("true", opts=["--cpus", str(cpus)])
+    c.wait(ok)
 
 
 def test_plain_job_and_exit_status_contract(cluster):
