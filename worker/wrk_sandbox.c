@@ -232,6 +232,50 @@ const char *wrk_sandbox_drop_ids(uid_t uid, gid_t gid)
     return NULL;
 }
 
+/* exec_task_path: execve file, looked up (when it has no '/') in the PATH of
+ * envp, not the worker's as execvpe would (a task's --env PATH=... decides
+ * where its command is found, and the worker's own PATH may hold directories
+ * the exec user cannot read). errno as execvp leaves it: EACCES if a file was
+ * found but could not be executed, else the last failure (ENOENT). Only
+ * system calls and stack buffers: safe in a clone of the worker. Returns
+ * only on failure. */
+static void exec_task_path(const char *file, char *const argv[], char *const envp[])
+{
+    if (strchr(file, '/') != NULL) {
+        execve(file, argv, envp);
+        return;
+    }
+    const char *path = "/usr/bin:/bin";
+    for (size_t i = 0; envp[i]; i++)
+        if (strncmp(envp[i], "PATH=", 5) == 0) {
+            path = envp[i] + 5;
+            break;
+        }
+    size_t flen = strlen(file);
+    bool denied = false;
+    int last = ENOENT;
+    for (const char *p = path;; p++) {
+        const char *end = strchr(p, ':');
+        size_t dlen = end ? (size_t)(end - p) : strlen(p);
+        char full[4096];
+        if (dlen + flen + 2 <= sizeof full) {
+            memcpy(full, dlen ? p : ".", dlen ? dlen : 1); /* an empty entry: the directory itself */
+            size_t n = dlen ? dlen : 1;
+            full[n] = '/';
+            memcpy(full + n + 1, file, flen + 1);
+            execve(full, argv, envp);
+            if (errno == EACCES)
+                denied = true;
+            else if (errno != ENOENT && errno != ENOTDIR)
+                last = errno;
+        }
+        if (end == NULL)
+            break;
+        p = end;
+    }
+    errno = denied ? EACCES : last;
+}
+
 /* command: the grandchild; becomes the task's program. */
 static _Noreturn void command(const struct child_args *a)
 {
@@ -261,7 +305,7 @@ static _Noreturn void command(const struct child_args *a)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    execvpe(a->argv[0], a->argv, a->envp);
+    exec_task_path(a->argv[0], a->argv, a->envp);
     const char *why = strerror(errno);
     write_str(2, "moat: cannot execute ");
     write_str(2, a->argv[0]);

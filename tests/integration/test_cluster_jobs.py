@@ -118,6 +118,13 @@ def test_env_reaches_the_tasks(make_cluster):
                                                  "--env", "MODE=b", "--env", "PATH=/opt/bin:/usr/bin:/bin"])
         c.wait(jid)
         assert c.moat("result", jid).out == "/srv/x y|b|/opt/bin:/usr/bin:/bin|1\n"
+        # the task's PATH, not the worker's, is where its command is looked up
+        nowhere = c.submit("true", opts=["--env", "PATH=/nonexistent"])
+        missing = c.submit("no-such-command-here")
+        c.moat("wait", nowhere, missing, check=1)
+        for j in (nowhere, missing):
+            r = c.j("result", j)["tasks"][0]
+            assert r["exit_code"] == 127 and "No such file or directory" in r["stderr"], r
         c.down()
     r = c.moat("submit", "--env", "MOAT_NODE=x", "--", "true", check=2)
     assert "--env 'MOAT_NODE=x': MOAT_* variables are set by moat" in r.err, r
