@@ -224,13 +224,21 @@ static int local_up(struct cli *cli, struct cli_local *l, int nworkers, int cpus
         snprintf(s[ns].prog, sizeof s[ns].prog, "moat-controller");
         ns++;
     }
+    /* the workers that will share this machine: those asked for, and any
+     * already running beyond them (an earlier up with more) */
+    int sharing = nworkers;
+    for (int i = nworkers + 1; i <= nkeys; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "worker-%d", i);
+        sharing += cli_daemon_pid(l, name) > 0;
+    }
     pid_t wpids[LOCAL_WORKERS_MAX];
     for (int i = 1; i <= nworkers; i++) {
         char name[32];
         snprintf(name, sizeof name, "worker-%d", i);
         pid_t pid = cli_daemon_pid(l, name);
         if (pid == 0) {
-            if (cli_daemon_worker_conf_write(l, i, nkeys, cpus, err, sizeof err) != 0)
+            if (cli_daemon_worker_conf_write(l, i, sharing, cpus, err, sizeof err) != 0)
                 return cli_fail(cli, CLI_FAILED, "%s", err);
             pid = cli_daemon_start(l, "moat-worker", name, err, sizeof err);
             if (pid < 0)
@@ -260,8 +268,9 @@ static int local_up(struct cli *cli, struct cli_local *l, int nworkers, int cpus
             snprintf(name, sizeof name, "worker-%d", i);
             extra += cli_daemon_pid(l, name) > 0;
         }
-        printf("cluster up in %s: controller %s (pid %ld), %d worker%s UP (%d started now)",
-               l->dir, l->endpoint, (long)cpid, nworkers, nworkers == 1 ? "" : "s", ns);
+        printf("cluster up in %s: controller %s (pid %ld), %d worker%s UP (%d daemon%s started now)",
+               l->dir, l->endpoint, (long)cpid, nworkers, nworkers == 1 ? "" : "s", ns,
+               ns == 1 ? "" : "s");
         if (extra > 0)
             printf("; %d more worker%s of this directory still run%s", extra, extra == 1 ? "" : "s",
                    extra == 1 ? "s" : "");

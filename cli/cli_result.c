@@ -120,9 +120,9 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
     rc = cli_request(cli, PROTO_TYPE_RESULT, body, true, &reply, NULL, NULL);
     if (rc != CLI_OK)
         goto done;
-    if (out == stdout) /* the output starts: a failure after it adds no --json error document */
-        cli_stdout_claim();
     if (strcmp(cli_json_str(reply, "kind", ""), "infer") == 0) {
+        if (out == stdout) /* the output starts: a failure after it adds no --json error document */
+            cli_stdout_claim();
         rc = cli_infer_result(cli, id, reply,
                               fmt == FMT_NPY ? "npy" : fmt == FMT_JSONL ? "jsonl" : NULL, task, out,
                               outpath);
@@ -132,6 +132,8 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
         rc = cli_fail(cli, CLI_USAGE, "--format npy: only for infer jobs");
         goto done;
     }
+    if (out == stdout)
+        cli_stdout_claim();
     if (cli->json) { /* pages streamed into one document (cli_paged_json) */
         struct cli_pages pg = {"tasks", "tasks_next", "rows", result_page, &id};
         rc = cli_paged_json(cli, reply, &pg, out);

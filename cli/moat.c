@@ -96,6 +96,10 @@ int main(int argc, char **argv)
     }
     if (i >= argc) {
         print_usage(stderr);
+        if (cli.json) {
+            cli_fail(&cli, CLI_USAGE, "missing COMMAND (see 'moat --help')");
+            cli_json_error(CLI_USAGE);
+        }
         return CLI_USAGE;
     }
     struct err err = {0};

@@ -225,41 +225,129 @@ void jobspec_array_format(const struct job_spec *spec, char *buf, size_t cap)
         snprintf(buf + len, cap - len, "%%%u", spec->array_max);
 }
 
-/* array_set: spec's array from n ranges (each last already a member), sorting
- * them; a single step-1 range is kept as start..end alone. what names the
- * source in errors ("--array '...'", "spec: array"). */
+/* array_set: spec's array from n ranges (each last already a member), in any
+ * order, read as a set as Slurm reads --array: sorted; repeats dropped; a
+ * single index inside a stepped range's span but off its steps splits it
+ * (1-10:3,2 -> 1,2,4-10:3); step-1 ranges that touch or overlap merge, and
+ * so do adjacent single indices (3,4,5 -> 3-5). Two stepped ranges that
+ * interleave are refused (that set has no short form here). A single
+ * step-1 range is kept as start..end alone. rs is scratch (reordered).
+ * what names the source in errors ("--array '...'", "spec: array"). */
 static int range_cmp(const void *a, const void *b)
 {
     const struct jobspec_range *x = a, *y = b;
-    return (x->start > y->start) - (x->start < y->start);
+    if (x->start != y->start)
+        return (x->start > y->start) - (x->start < y->start);
+    return (x->last > y->last) - (x->last < y->last);
+}
+
+static bool range_has(const struct jobspec_range *r, uint32_t x)
+{
+    return x >= r->start && x <= r->last && (x - r->start) % r->step == 0;
 }
 
 static int array_set(struct job_spec *spec, struct jobspec_range *rs, int n, uint32_t max,
                      const char *what, struct err *err)
 {
     qsort(rs, (size_t)n, sizeof *rs, range_cmp);
-    uint64_t total = 0;
+    /* out: sorted and disjoint at every step; a single index adds at most 2
+     * ranges (itself and a split-off part), so 3n is room enough */
+    struct jobspec_range *out = malloc((size_t)n * 3 * sizeof *out);
+    if (out == NULL)
+        return err_set(err, ENOMEM, "%s: out of memory", what);
+    int k = 0;
+    /* 1: the ranges of more than one index, in order of their starts */
     for (int i = 0; i < n; i++) {
-        if (i > 0 && rs[i].start <= rs[i - 1].last)
-            return err_set(err, EINVAL, "%s: indices %u-%u and %u-%u overlap or interleave: give "
-                           "ranges that do not", what, rs[i - 1].start, rs[i - 1].last, rs[i].start,
-                           rs[i].last);
-        total += range_count(&rs[i]);
+        struct jobspec_range r = rs[i];
+        if (r.start == r.last)
+            continue;
+        struct jobspec_range *p = k ? &out[k - 1] : NULL;
+        if (p == NULL || r.start > p->last) {
+            out[k++] = r;
+        } else if (p->step == 1 && r.step == 1) { /* overlapping runs */
+            if (r.last > p->last)
+                p->last = r.last;
+        } else if (r.step % p->step == 0 && range_has(p, r.start) && r.last <= p->last) {
+            continue; /* every index of r is one of p's */
+        } else if (p->step % r.step == 0 && range_has(&r, p->start) && p->last <= r.last) {
+            *p = r; /* every index of p is one of r's */
+        } else {
+            err_set(err, EINVAL, "%s: indices %u-%u:%u and %u-%u:%u interleave: list them "
+                    "otherwise", what, p->start, p->last, p->step, r.start, r.last, r.step);
+            free(out);
+            return -1;
+        }
     }
-    if (total > JOBSPEC_ARRAY_MAX)
-        return err_set(err, EINVAL, "%s: more than %u elements", what, JOBSPEC_ARRAY_MAX);
+    /* 2: the single indices: dropped when a range has them, else put in
+     * order, splitting a stepped range whose span they fall in */
+    for (int i = 0; i < n; i++) {
+        if (rs[i].start != rs[i].last)
+            continue;
+        uint32_t x = rs[i].start;
+        int lo = 0, hi = k; /* the first range whose last index is >= x */
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            if (out[mid].last < x)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        int j = lo;
+        if (j < k && out[j].start <= x) {
+            struct jobspec_range *p = &out[j];
+            if (range_has(p, x))
+                continue;
+            uint32_t below = p->start + (x - p->start) / p->step * p->step;
+            struct jobspec_range up = {below + p->step, p->last, p->step};
+            if (up.start == up.last)
+                up.step = 1;
+            p->last = below;
+            if (p->last == p->start)
+                p->step = 1;
+            memmove(&out[j + 3], &out[j + 1], (size_t)(k - j - 1) * sizeof *out);
+            out[j + 1] = (struct jobspec_range){x, x, 1};
+            out[j + 2] = up;
+            k += 2;
+        } else {
+            memmove(&out[j + 1], &out[j], (size_t)(k - j) * sizeof *out);
+            out[j] = (struct jobspec_range){x, x, 1};
+            k++;
+        }
+    }
+    /* 3: neighbours that run on by one merge (3,4,5 -> 3-5) */
+    int m = 0;
+    for (int i = 0; i < k; i++) {
+        if (m > 0 && out[m - 1].step == 1 && out[i].step == 1 && out[i].start == out[m - 1].last + 1)
+            out[m - 1].last = out[i].last;
+        else
+            out[m++] = out[i];
+    }
+    k = m;
+    uint64_t total = 0;
+    for (int i = 0; i < k; i++)
+        total += range_count(&out[i]);
+    if (total > JOBSPEC_ARRAY_MAX || k > JOBSPEC_ARRAY_RANGES_MAX) {
+        free(out);
+        return total > JOBSPEC_ARRAY_MAX
+                   ? err_set(err, EINVAL, "%s: more than %u elements", what, JOBSPEC_ARRAY_MAX)
+                   : err_set(err, EINVAL, "%s: more than %d ranges once merged", what,
+                             JOBSPEC_ARRAY_RANGES_MAX);
+    }
+    uint32_t first = out[0].start, last = out[k - 1].last;
     struct jobspec_range *keep = NULL;
-    if (n > 1 || rs[0].step != 1) {
-        if ((keep = malloc((size_t)n * sizeof *keep)) == NULL)
-            return err_set(err, ENOMEM, "%s: out of memory", what);
-        memcpy(keep, rs, (size_t)n * sizeof *keep);
+    if (k > 1 || out[0].step != 1) {
+        keep = realloc(out, (size_t)k * sizeof *keep); /* shrinking: fails only in theory */
+        if (keep == NULL)
+            keep = out;
+    } else {
+        free(out);
     }
+    spec->is_array = true;
+    spec->array_start = first;
+    spec->array_end = last;
     free(spec->array_ranges);
     spec->array_ranges = keep;
-    spec->array_nranges = keep ? n : 0;
-    spec->is_array = true;
-    spec->array_start = rs[0].start;
-    spec->array_end = rs[n - 1].last;
+    spec->array_nranges = keep ? k : 0;
     spec->array_max = max;
     return 0;
 }
@@ -314,9 +402,10 @@ static int get_num(const json_t *obj, const char *key, double min, double max, d
     return 0;
 }
 
-int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err)
+/* array_parse: jobspec_array_parse with rs room for every comma-separated item. */
+static int array_parse(const char *text, struct jobspec_range *rs, struct job_spec *spec,
+                       struct err *err)
 {
-    struct jobspec_range rs[JOBSPEC_ARRAY_RANGES_MAX];
     int n = 0;
     unsigned long max = 0;
     char what[96];
@@ -327,8 +416,6 @@ int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err
         if (!isdigit((unsigned char)*p))
             return err_set(err, EINVAL, "%s: expected A, A-B or A-B:STEP items, comma-separated, "
                            "then %%MAX", what);
-        if (n == JOBSPEC_ARRAY_RANGES_MAX)
-            return err_set(err, EINVAL, "%s: more than %d items", what, JOBSPEC_ARRAY_RANGES_MAX);
         errno = 0;
         unsigned long a = strtoul(p, &end, 10), b = a, step = 1;
         p = end;
@@ -370,6 +457,21 @@ int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err
     if (*p != '\0')
         return err_set(err, EINVAL, "%s: unexpected '%c'", what, *p);
     return array_set(spec, rs, n, (uint32_t)max, what, err);
+}
+
+int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err)
+{
+    size_t items = 1;
+    for (const char *c = text; *c; c++)
+        items += *c == ',';
+    if (items > JOBSPEC_ARRAY_ITEMS_MAX)
+        return err_set(err, EINVAL, "--array: more than %d items", JOBSPEC_ARRAY_ITEMS_MAX);
+    struct jobspec_range *rs = malloc(items * sizeof *rs);
+    if (rs == NULL)
+        return err_set(err, ENOMEM, "--array: out of memory");
+    int rc = array_parse(text, rs, spec, err);
+    free(rs);
+    return rc;
 }
 
 static const char *const known_keys[] = {"kind", "name", "argv", "cpus", "gpus", "mem",

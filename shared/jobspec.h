@@ -54,7 +54,8 @@ enum job_kind { JOB_KIND_EXEC, JOB_KIND_INFER, JOB_KIND_BENCH, JOB_KIND_COUNT };
 enum jobspec_dep { JOBSPEC_DEP_OK, JOBSPEC_DEP_ANY, JOBSPEC_DEP_NOTOK, JOBSPEC_DEP_COUNT };
 
 #define JOBSPEC_ARRAY_MAX 1000000u
-#define JOBSPEC_ARRAY_RANGES_MAX 128
+#define JOBSPEC_ARRAY_RANGES_MAX 1024 /* ranges of a job's indices, once merged */
+#define JOBSPEC_ARRAY_ITEMS_MAX 10000 /* comma-separated items of one --array */
 #define JOBSPEC_ENV_MAX 128      /* --env variables of a job */
 #define JOBSPEC_ENV_BYTES 32768  /* their "NAME=VALUE" strings in all */
 
@@ -136,12 +137,13 @@ json_t *jobspec_to_json(const struct job_spec *spec);
 uint32_t jobspec_ntasks(const struct job_spec *spec);
 
 /* jobspec_array_parse: Slurm's --array syntax -> fields of spec: comma-separated
- * items A, A-B or A-B:STEP, then optionally %MAX ("0-15:4,20,30-32%2"); items
- * in any order, sorted here, but neither overlapping nor interleaving (each
- * after the last index of the one before). Replaces spec's array fields
- * (freeing old ranges). EINVAL naming the item on bad syntax, B < A, STEP 0,
- * overlap, more than JOBSPEC_ARRAY_RANGES_MAX items or JOBSPEC_ARRAY_MAX
- * elements; ENOMEM. */
+ * items A, A-B or A-B:STEP, then optionally %MAX ("0-15:4,20,30-32%2"), read
+ * as a set: any order, repeats and overlaps allowed (merged), except two
+ * stepped ranges that interleave (0-10:2,1-9:2). Replaces spec's array
+ * fields (freeing old ranges). EINVAL naming the item on bad syntax, B < A,
+ * STEP 0, interleaving, more than JOBSPEC_ARRAY_ITEMS_MAX items,
+ * JOBSPEC_ARRAY_RANGES_MAX ranges once merged or JOBSPEC_ARRAY_MAX elements;
+ * ENOMEM. */
 int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err);
 
 /* jobspec_add_env: set variable "NAME=VALUE" (kv) for spec's tasks, replacing an
