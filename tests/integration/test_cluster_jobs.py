@@ -54,8 +54,12 @@ def test_array_lists_and_steps_run_just_those_indices(cluster):
     assert cluster.j("result", jid, "--task", "15")["stdout"] == "15 15\n"
     r = cluster.moat("result", jid, "--task", "4", check=2)
     assert "no task 4" in r.err, r
-    r = cluster.moat("submit", "--array", "1-5,3", "--", "true", check=2)
-    assert "--array" in r.err and "overlap" in r.err, r
+    r = cluster.moat("submit", "--array", "0-10:2,1-9:2", "--", "true", check=2)
+    assert "--array" in r.err and "interleave" in r.err, r
+    again = cluster.submit("sh", "-c", "echo {index}", opts=["--array", "7,3,3,4-5"])  # a set
+    cluster.wait(again)
+    assert cluster.show(again)["array"] == "3-5,7"
+    assert cluster.moat("result", again).out == "3\n4\n5\n7\n"
 
 
 def test_cancel_array_elements_alone(cluster):
