@@ -165,19 +165,32 @@ int cli_cancel_run(struct cli *cli, int argc, char **argv)
     const json_t *e;
     json_array_foreach(errors, i, e) {
         const char *msg = cli_json_str(e, "msg", "cannot cancel");
-        char prefix[48];
+        char prefix[48], more[64] = "";
         snprintf(prefix, sizeof prefix, "job %lld", cli_json_int(e, "id", 0));
-        /* The controller's message may already name the job. */
         long long code = cli_json_int(e, "code", 0);
+        /* elements of one job refused alike (a J_[0-99999] past the array's
+         * end): one line, not one per element */
+        size_t same = 0;
+        while (json_object_get(e, "index") && i + same + 1 < json_array_size(errors)) {
+            const json_t *n = json_array_get(errors, i + same + 1);
+            if (!json_object_get(n, "index") || cli_json_int(n, "id", 0) != cli_json_int(e, "id", 0) ||
+                cli_json_int(n, "code", 0) != code)
+                break;
+            same++;
+        }
+        if (same > 0)
+            snprintf(more, sizeof more, " (and %zu more elements alike)", same);
+        /* The controller's message may already name the job. */
         int why = code == ENOENT || code == EINVAL ? CLI_USAGE : CLI_FAILED;
         if (strncmp(msg, prefix, strlen(prefix)) == 0)
-            cli_fail(cli, why, "%s", msg);
+            cli_fail(cli, why, "%s%s", msg, more);
         else if (json_object_get(e, "index"))
-            cli_fail(cli, why, "%s_%lld: %s", prefix, cli_json_int(e, "index", 0), msg);
+            cli_fail(cli, why, "%s_%lld: %s%s", prefix, cli_json_int(e, "index", 0), msg, more);
         else
             cli_fail(cli, why, "%s: %s", prefix, msg);
         if (rc != CLI_USAGE)
             rc = why;
+        i += same;
     }
     json_decref(reply);
     return rc;

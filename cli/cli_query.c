@@ -312,6 +312,10 @@ static void show_spec(const json_t *job)
         printf("  retries:   %lld (a failed task runs again)\n", cli_json_int(job, "retries", 0));
     if (begin > 0)
         printf("  begin:     %s\n", cli_time_format(begin, buf, sizeof buf));
+    const json_t *env = json_object_get(job, "env");
+    for (size_t i = 0; i < json_array_size(env); i++)
+        printf("%s%s%s", i ? ", " : "  env:       ", json_string_value(json_array_get(env, i)),
+               i + 1 == json_array_size(env) ? " (--env; values not shown)\n" : "");
     static const char *const dep_key[] = {"after", "after_any", "after_notok"};
     static const char *const dep_what[] = {"each must COMPLETE", "each must end, in any state",
                                            "each must end other than COMPLETED"};

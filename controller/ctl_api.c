@@ -419,7 +419,8 @@ static json_t *task_result_json(struct ctl *ctl, const struct ctl_job *job, uint
     uint32_t index = jobspec_index(&job->spec, off);
     json_t *o = json_pack("{s:I, s:s, s:o}", "index", (json_int_t)index, "state",
                           job_state_name(t->state), "exit_code",
-                          job_state_is_terminal(t->state) ? json_integer(t->exit_code) : json_null());
+                          job_state_is_terminal(t->state) && t->attempts > 0 ? json_integer(t->exit_code)
+                                                                              : json_null());
     uint8_t key[12];
     void *val = NULL;
     size_t len = 0;

@@ -346,8 +346,9 @@ int ctl_job_hold(struct ctl *ctl, struct ctl_job *job, bool hold, struct err *er
 
 int ctl_job_cancel(struct ctl *ctl, struct ctl_job *job, const char *why, struct err *err)
 {
-    if (job->cancel_requested)
-        return 0; /* a request sent again (the CLI resends after 1 s): no change */
+    if (job->cancel_requested || job->state == JOB_STATE_CANCELLED)
+        return 0; /* a request sent again (the CLI resends after 1 s), or every
+                   * element was cancelled alone: no change */
     if (job_state_is_terminal(job->state))
         return err_set(err, EINVAL, "job %llu: already %s", (unsigned long long)job->id,
                        job_state_name(job->state));

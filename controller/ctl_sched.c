@@ -19,6 +19,22 @@ bool ctl_sched_fits(const struct ctl_node *n, const struct job_spec *spec)
            (spec->mem == 0 || (n->used_mem <= n->mem && n->mem - n->used_mem >= spec->mem));
 }
 
+/* asked_and_largest: "3 cpus, 1 gpus (largest: 2 cpus, 0 gpus, 1.0 GiB)": what
+ * spec asks of one node (gpus and memory only when asked) and the largest
+ * node's figures. */
+static void asked_and_largest(const struct job_spec *spec, int mc, int mg, uint64_t mm, char *buf,
+                              size_t cap)
+{
+    int len = snprintf(buf, cap, "%d cpus", spec->cpus);
+    if (spec->gpus > 0 && len >= 0 && (size_t)len < cap)
+        len += snprintf(buf + len, cap - (size_t)len, ", %d gpus", spec->gpus);
+    if (spec->mem > 0 && len >= 0 && (size_t)len < cap)
+        len += snprintf(buf + len, cap - (size_t)len, ", %.1f GiB", (double)spec->mem / 1073741824.0);
+    if (len >= 0 && (size_t)len < cap)
+        snprintf(buf + len, cap - (size_t)len, " (largest: %d cpus, %d gpus, %.1f GiB)", mc, mg,
+                 (double)mm / 1073741824.0);
+}
+
 bool ctl_sched_feasible(const struct ctl *ctl, const struct job_spec *spec, char *why, size_t cap)
 {
     int fit = 0, known = 0, mc = 0, mg = 0;
@@ -37,9 +53,11 @@ bool ctl_sched_feasible(const struct ctl *ctl, const struct job_spec *spec, char
     if (known == 0 || fit >= need || spec->kind == JOB_KIND_BENCH)
         return true;
     if (fit == 0)
-        snprintf(why, cap, "no node of this cluster has %d cpus, %d gpus, %.1f GiB (largest: %d, %d, "
-                 "%.1f GiB)", spec->cpus, spec->gpus, (double)spec->mem / 1073741824.0, mc, mg,
-                 (double)mm / 1073741824.0);
+    {
+        char asked[128];
+        asked_and_largest(spec, mc, mg, mm, asked, sizeof asked);
+        snprintf(why, cap, "no node of this cluster has %s", asked);
+    }
     else
         snprintf(why, cap, "it needs %d nodes for its TP ranks; %d of this cluster can hold one", need,
                  fit);
@@ -68,9 +86,11 @@ static bool never_fits(const struct ctl *ctl, const struct job_spec *spec, char 
     if (up == 0 || fit >= need || spec->kind == JOB_KIND_BENCH)
         return false; /* no node yet: plain waiting */
     if (fit == 0)
-        snprintf(why, cap, "no node UP has %d cpus, %d gpus, %.1f GiB (largest: %d, %d, %.1f GiB)",
-                 spec->cpus, spec->gpus, (double)spec->mem / 1073741824.0, mc, mg,
-                 (double)mm / 1073741824.0);
+    {
+        char asked[128];
+        asked_and_largest(spec, mc, mg, mm, asked, sizeof asked);
+        snprintf(why, cap, "no node UP has %.80s", asked);
+    }
     else
         snprintf(why, cap, "needs %d nodes for its TP ranks, %d UP can hold one", need, fit);
     return true;
@@ -198,7 +218,8 @@ int ctl_sched_job_ready(struct ctl *ctl, const struct ctl_job *job, double now, 
                                                      : JOBSPEC_DEP_OK;
         if (!job_state_is_terminal(dep->state)) {
             if (!waiting)
-                snprintf(why, cap, "waiting for job %llu", (unsigned long long)dep->id);
+                snprintf(why, cap, "waiting for job %llu%s", (unsigned long long)dep->id,
+                         dep->held ? " (held)" : "");
             waiting = true;
             continue;
         }

@@ -1010,6 +1010,13 @@ json_t *ctl_job_json(const struct ctl_job *job)
         json_object_set_new(o, "time_limit", json_real(job->spec.time_limit));
     if (job->spec.retries > 0)
         json_object_set_new(o, "retries", json_integer(job->spec.retries));
+    if (job->spec.nenv > 0) { /* --env: the names only (values may be credentials) */
+        json_t *names = json_array();
+        for (int i = 0; i < job->spec.nenv; i++)
+            json_array_append_new(names, json_stringn(job->spec.env[i],
+                                                      strcspn(job->spec.env[i], "=")));
+        json_object_set_new(o, "env", names);
+    }
     for (int kind = 0; kind < JOBSPEC_DEP_COUNT; kind++) {
         json_t *a = NULL;
         for (int i = 0; i < job->spec.nafter; i++) {

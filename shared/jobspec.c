@@ -91,6 +91,9 @@ int jobspec_add_env(struct job_spec *spec, const char *kv, struct err *err)
             return err_set(err, EINVAL, "env '%.64s': NAME may hold letters, digits and '_' only", kv);
     if (strncmp(kv, "MOAT_", 5) == 0)
         return err_set(err, EINVAL, "env '%.64s': MOAT_* variables are set by moat", kv);
+    if (strncmp(kv, "CUDA_VISIBLE_DEVICES=", 21) == 0)
+        return err_set(err, EINVAL, "env '%.64s': set by moat from --gpus (a task sees its own "
+                       "GPUs)", kv);
     if (strchr(kv, '\n') != NULL)
         return err_set(err, EINVAL, "env '%.64s': a newline in VALUE", kv);
     size_t bytes = strlen(kv) + 1;

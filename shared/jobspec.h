@@ -148,7 +148,8 @@ int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err
 
 /* jobspec_add_env: set variable "NAME=VALUE" (kv) for spec's tasks, replacing an
  * earlier one of the same NAME. NAME: a letter or '_', then letters, digits,
- * '_' (POSIX's portable names); not MOAT_* (moat sets those); no NUL or
+ * '_' (POSIX's portable names); not MOAT_* nor CUDA_VISIBLE_DEVICES (moat
+ * sets those: wrk_bind.h); no NUL or
  * newline in VALUE. EINVAL naming kv on a bad one or past JOBSPEC_ENV_MAX /
  * JOBSPEC_ENV_BYTES; ENOMEM. spec is unchanged on error. */
 int jobspec_add_env(struct job_spec *spec, const char *kv, struct err *err);

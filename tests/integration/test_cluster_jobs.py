@@ -82,8 +82,11 @@ def test_cancel_array_elements_alone(cluster):
                       3: ("COMPLETED", 1), 4: ("CANCELLED", 0)}, job
     assert job["state"] == "CANCELLED" and job["reason"] == "task 0: cancelled by user (and 2 more)"
     assert c.moat("result", jid).out == "1\n3\n"
-    r = c.moat("cancel", f"{jid}_1", f"{jid}_9", check=2)
-    assert "already COMPLETED" in r.err and "no task 9" in r.err, r
+    r = c.moat("cancel", f"{jid}_1", f"{jid}_[9-5000]", check=2)
+    assert "already COMPLETED" in r.err and "no task 9 (and 4991 more elements alike)" in r.err, r
+    assert len(r.err.splitlines()) == 2, r  # one line for the 4,992 elements past the end
+    assert c.j("result", jid, "--task", "2")["exit_code"] is None  # never ran
+    c.moat("cancel", str(jid))  # every element cancelled or done: no change, no error
     plain = c.submit("true")
     c.wait(plain)
     r = c.moat("cancel", f"{plain}_0", check=2)
@@ -122,6 +125,8 @@ def test_env_reaches_the_tasks(make_cluster):
                                                  "--env", "MODE=b", "--env", "PATH=/opt/bin:/usr/bin:/bin"])
         c.wait(jid)
         assert c.moat("result", jid).out == "/srv/x y|b|/opt/bin:/usr/bin:/bin|1\n"
+        assert c.show(jid)["env"] == ["DATA", "MODE", "PATH"]  # names only
+        assert "env:       DATA, MODE, PATH (--env; values not shown)" in c.moat("show", jid).out
         # the task's PATH, not the worker's, is where its command is looked up
         nowhere = c.submit("true", opts=["--env", "PATH=/nonexistent"])
         missing = c.submit("no-such-command-here")
@@ -132,6 +137,8 @@ def test_env_reaches_the_tasks(make_cluster):
         c.down()
     r = c.moat("submit", "--env", "MOAT_NODE=x", "--", "true", check=2)
     assert "--env 'MOAT_NODE=x': MOAT_* variables are set by moat" in r.err, r
+    r = c.moat("submit", "--env", "CUDA_VISIBLE_DEVICES=3", "--", "true", check=2)
+    assert "set by moat from --gpus" in r.err, r
 
 
 def test_hold_and_release(cluster):
@@ -150,6 +157,9 @@ def test_hold_and_release(cluster):
     assert j["held"] and j["reason"] == f"held (moat release {arr})", j
     h = c.show(held)
     assert h["state"] == "PENDING" and h["held"] and h["reason"] == f"held (moat release {held})", h
+    after = c.submit("true", opts=["--after", str(held)])
+    wait_for(lambda: c.show(after)["reason"] == f"waiting for job {held} (held)", 10,
+             what="the dependant says its dependency is held")
     assert f"held (moat release {held})" in c.moat("queue").out
     os.kill(c.pid("controller"), signal.SIGKILL)
     wait_for(lambda: not pid_alive(c.pid("controller")), 10, what="controller gone")
@@ -158,7 +168,7 @@ def test_hold_and_release(cluster):
     assert c.show(held)["state"] == "PENDING" and c.show(held)["held"]
     r = c.j("release", held, arr)
     assert r == {"done": [held, arr], "errors": []}, r
-    c.wait(held, arr, timeout=60)
+    c.wait(held, arr, after, timeout=60)
     assert c.moat("result", held).out == "a\n" and c.moat("result", arr).out == "0\n1\n2\n3\n"
     assert not c.show(arr)["held"] and c.show(arr)["reason"] == ""
     r = c.moat("hold", held, "999", check=2)

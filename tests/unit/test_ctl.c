@@ -819,8 +819,8 @@ static void unplaceable_job_says_why(void **state)
     struct ctl_job *gpu = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"b\"],\"gpus\":1}");
     struct ctl_job *busy = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"c\"],\"cpus\":2}");
     assert_int_equal(sched(&f->ctl), 1); /* busy */
-    assert_string_equal(big->reason, "no node UP has 3 cpus, 0 gpus, 0.0 GiB (largest: 2, 0, 1.0 GiB)");
-    assert_non_null(strstr(gpu->reason, "no node UP has 1 cpus, 1 gpus"));
+    assert_string_equal(big->reason, "no node UP has 3 cpus (largest: 2 cpus, 0 gpus, 1.0 GiB)");
+    assert_non_null(strstr(gpu->reason, "no node UP has 1 cpus, 1 gpus (largest"));
     assert_int_equal(busy->state, JOB_STATE_RUNNING);
     /* a bigger node registers: the job starts */
     add_node(&f->ctl, "n2", 4, 0, 1ull << 30);
