@@ -168,10 +168,10 @@ int cli_cancel_run(struct cli *cli, int argc, char **argv)
         char prefix[48], more[64] = "";
         snprintf(prefix, sizeof prefix, "job %lld", cli_json_int(e, "id", 0));
         long long code = cli_json_int(e, "code", 0);
-        /* elements of one job refused alike (a J_[0-99999] past the array's
-         * end): one line, not one per element */
+        /* elements of one job not in its array (a J_[0-99999] past the
+         * array's end): one line, not one per element */
         size_t same = 0;
-        while (json_object_get(e, "index") && i + same + 1 < json_array_size(errors)) {
+        while (code == ENOENT && json_object_get(e, "index") && i + same + 1 < json_array_size(errors)) {
             const json_t *n = json_array_get(errors, i + same + 1);
             if (!json_object_get(n, "index") || cli_json_int(n, "id", 0) != cli_json_int(e, "id", 0) ||
                 cli_json_int(n, "code", 0) != code)
@@ -179,7 +179,7 @@ int cli_cancel_run(struct cli *cli, int argc, char **argv)
             same++;
         }
         if (same > 0)
-            snprintf(more, sizeof more, " (and %zu more elements alike)", same);
+            snprintf(more, sizeof more, " (and %zu more not in its array)", same);
         /* The controller's message may already name the job. */
         int why = code == ENOENT || code == EINVAL ? CLI_USAGE : CLI_FAILED;
         if (strncmp(msg, prefix, strlen(prefix)) == 0)

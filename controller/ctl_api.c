@@ -246,10 +246,12 @@ int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
             job = NULL;
             first_refused = refused++ ? first_refused : id;
         }
-        if (job != NULL && ctl_job_cancel(ctl, job, "cancelled by user", &e) == 0) {
+        int rc = job != NULL ? ctl_job_cancel(ctl, job, "cancelled by user", &e) : -1;
+        if (rc >= 0) {
             char object[32];
             snprintf(object, sizeof object, "job %llu", (unsigned long long)id);
-            if (ctl_audit_append(ctl, peer->key, "cancel", object, NULL, &e) == 0) {
+            /* 1: cancelled already (a request sent again): reported, not audited again */
+            if (rc == 1 || ctl_audit_append(ctl, peer->key, "cancel", object, NULL, &e) == 0) {
                 json_array_append_new(done, json_integer((json_int_t)id));
                 continue;
             }
@@ -297,9 +299,12 @@ int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
             job = NULL;
             first_refused = refused++ ? first_refused : id;
         }
-        if (job != NULL && ctl_task_cancel(ctl, job, index, &e) == 0) {
+        int rc = job != NULL ? ctl_task_cancel(ctl, job, index, &e) : -1;
+        if (rc >= 0) {
             json_array_append_new(done_tasks, json_pack("{s:I, s:I}", "id", (json_int_t)id,
                                                         "index", (json_int_t)index));
+            if (rc == 1)
+                continue; /* cancelled already: not audited again */
             if (run == NULL) {
                 run = json_array();
                 run_id = id;

@@ -302,7 +302,7 @@ int ctl_task_cancel(struct ctl *ctl, struct ctl_job *job, uint32_t index, struct
         return err_set(err, ENOENT, "job %llu has no task %u", (unsigned long long)job->id, index);
     struct ctl_task *t = &job->tasks[off];
     if (t->cancel || (job->cancel_requested && t->state == JOB_STATE_CANCELLED))
-        return 0; /* cancelled already (a request sent again, or the job with it): no change */
+        return 1; /* cancelled already (a request sent again, or the job with it): no change */
     if (job_state_is_terminal(job->state) || job_state_is_terminal(t->state))
         return err_set(err, EINVAL, "job %llu task %u: already %s", (unsigned long long)job->id,
                        index, job_state_name(t->state));
@@ -346,9 +346,8 @@ int ctl_job_hold(struct ctl *ctl, struct ctl_job *job, bool hold, struct err *er
 
 int ctl_job_cancel(struct ctl *ctl, struct ctl_job *job, const char *why, struct err *err)
 {
-    if (job->cancel_requested || job->state == JOB_STATE_CANCELLED)
-        return 0; /* a request sent again (the CLI resends after 1 s), or every
-                   * element was cancelled alone: no change */
+    if (job->cancel_requested)
+        return 1; /* a request sent again (the CLI resends after 1 s): no change */
     if (job_state_is_terminal(job->state))
         return err_set(err, EINVAL, "job %llu: already %s", (unsigned long long)job->id,
                        job_state_name(job->state));

@@ -39,18 +39,18 @@ int ctl_task_requeue(struct ctl *ctl, struct ctl_job *job, uint32_t offset, bool
 
 /* ctl_job_cancel: cancel pending tasks now and send KILL to running ones; the job
  * becomes CANCELLED when the last running task has ended. why is recorded as the
- * job's reason. A job cancelled already is no change (a request the CLI sent
- * again). EINVAL when the job has ended otherwise. */
+ * job's reason. Returns 0, or 1 when the job was cancelled already (no change:
+ * a request the CLI sent again). EINVAL when the job has ended otherwise. */
 int ctl_job_cancel(struct ctl *ctl, struct ctl_job *job, const char *why, struct err *err);
 
 /* ctl_task_cancel: cancel one element of an exec array job (Slurm's scancel
  * J_I): a pending one ends CANCELLED now (with a task record, so a restart
  * does not run it), a running one is sent KILL and ends CANCELLED, neither
  * requeued nor retried. The job ends as usual when its last task does
- * (CANCELLED when no task FAILED or timed out). An element cancelled already
- * is no change (a request sent again). Errors: ENOENT for an index not in
- * the array; EINVAL when the job is not an exec array, or the job or task
- * has ended otherwise. */
+ * (CANCELLED when no task FAILED or timed out). Returns 0, or 1 when the
+ * element was cancelled already (no change: a request sent again). Errors:
+ * ENOENT for an index not in the array; EINVAL when the job is not an exec
+ * array, or the job or task has ended otherwise. */
 int ctl_task_cancel(struct ctl *ctl, struct ctl_job *job, uint32_t index, struct err *err);
 
 /* ctl_job_maybe_finish: when every task of job has ended, give the job its

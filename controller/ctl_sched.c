@@ -10,6 +10,7 @@
 #include "controller/ctl_infer.h"
 #include "controller/ctl_jobs.h"
 #include "shared/log.h"
+#include "shared/units.h"
 
 bool ctl_sched_fits(const struct ctl_node *n, const struct job_spec *spec)
 {
@@ -50,14 +51,17 @@ bool ctl_sched_feasible(const struct ctl *ctl, const struct job_spec *spec, char
         mm = n->mem > mm ? n->mem : mm;
     }
     int need = spec->kind == JOB_KIND_INFER ? spec->tp : 1;
-    if (known == 0 || fit >= need || spec->kind == JOB_KIND_BENCH)
+    /* N.B. within a heartbeat tolerance of the controller's start, the
+     * workers of a new cluster may still be registering (a big one after the
+     * small ones): not judged yet, the job waits with its reason instead */
+    bool settling = units_mono() - ctl->started <
+                    ctl->cfg.heartbeat_interval * (double)ctl->cfg.heartbeat_tolerance;
+    if (known == 0 || fit >= need || spec->kind == JOB_KIND_BENCH || settling)
         return true;
+    char asked[128];
+    asked_and_largest(spec, mc, mg, mm, asked, sizeof asked);
     if (fit == 0)
-    {
-        char asked[128];
-        asked_and_largest(spec, mc, mg, mm, asked, sizeof asked);
         snprintf(why, cap, "no node of this cluster has %s", asked);
-    }
     else
         snprintf(why, cap, "it needs %d nodes for its TP ranks; %d of this cluster can hold one", need,
                  fit);
@@ -85,12 +89,10 @@ static bool never_fits(const struct ctl *ctl, const struct job_spec *spec, char 
     int need = spec->kind == JOB_KIND_INFER ? spec->tp : 1;
     if (up == 0 || fit >= need || spec->kind == JOB_KIND_BENCH)
         return false; /* no node yet: plain waiting */
+    char asked[128];
+    asked_and_largest(spec, mc, mg, mm, asked, sizeof asked);
     if (fit == 0)
-    {
-        char asked[128];
-        asked_and_largest(spec, mc, mg, mm, asked, sizeof asked);
         snprintf(why, cap, "no node UP has %.80s", asked);
-    }
     else
         snprintf(why, cap, "needs %d nodes for its TP ranks, %d UP can hold one", need, fit);
     return true;
@@ -381,7 +383,7 @@ static int sched_pass(struct ctl *ctl, double now, struct resv *resv, int *nresv
         int ready = ctl_sched_job_ready(ctl, job, now, why, sizeof why);
         if (ready < 0) {
             job->queued = false;
-            if (ctl_job_cancel(ctl, job, why, err) != 0)
+            if (ctl_job_cancel(ctl, job, why, err) < 0)
                 return -1;
             continue;
         }

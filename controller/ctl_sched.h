@@ -32,7 +32,9 @@ bool ctl_sched_fits(const struct ctl_node *n, const struct job_spec *spec);
 /* ctl_sched_feasible: whether some node of the cluster (any state but
  * removed, however busy) is big enough for one task of spec (an infer job:
  * tp such nodes), as Slurm and Flux judge a submission; true when no node is
- * known yet (they may register later) and for bench jobs (whole nodes). When
+ * known yet, within a heartbeat tolerance (heartbeat_interval x
+ * heartbeat_tolerance) of the controller's start (nodes may still be
+ * registering), and for bench jobs (whole nodes). When
  * false, why says what was asked and the largest node
  * ("no node of this cluster has 64 cpus, ... (largest: 2, 0, 23.5 GiB)"). */
 bool ctl_sched_feasible(const struct ctl *ctl, const struct job_spec *spec, char *why, size_t cap);

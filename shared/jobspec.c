@@ -231,9 +231,10 @@ void jobspec_array_format(const struct job_spec *spec, char *buf, size_t cap)
 /* array_set: spec's array from n ranges (each last already a member), in any
  * order, read as a set as Slurm reads --array: sorted; repeats dropped; a
  * single index inside a stepped range's span but off its steps splits it
- * (1-10:3,2 -> 1,2,4-10:3); step-1 ranges that touch or overlap merge, and
- * so do adjacent single indices (3,4,5 -> 3-5). Two stepped ranges that
- * interleave are refused (that set has no short form here). A single
+ * (1-10:3,2 -> 1-2,4-10:3); step-1 ranges that touch or overlap merge, and
+ * so do adjacent single indices (3,4,5 -> 3-5). Sets this cannot write
+ * (interleaving steps), or writes in more than JOBSPEC_ARRAY_RANGES_MAX
+ * ranges, are listed index by index and cut into runs (expand_set). A single
  * step-1 range is kept as start..end alone. rs is scratch (reordered).
  * what names the source in errors ("--array '...'", "spec: array"). */
 static int range_cmp(const void *a, const void *b)
@@ -249,9 +250,67 @@ static bool range_has(const struct jobspec_range *r, uint32_t x)
     return x >= r->start && x <= r->last && (x - r->start) % r->step == 0;
 }
 
+static int u32_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* expand_set: the indices of rs[0..n) one by one, sorted, repeats dropped,
+ * cut into runs of one step each (greedily, from the lowest): for the sets
+ * array_set's merge cannot write (interleaving steps: 0-10:2,1-9:2 -> 0-10)
+ * or writes in too many ranges (0,2,4,... given one by one). *out is new
+ * (caller frees), *k its length. EINVAL past JOBSPEC_ARRAY_MAX elements. */
+static int expand_set(const struct jobspec_range *rs, int n, struct jobspec_range **out, int *k,
+                      const char *what, struct err *err)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += range_count(&rs[i]);
+    if (sum > 4ull * JOBSPEC_ARRAY_MAX) /* repeats aside, far too many */
+        return err_set(err, EINVAL, "%s: more than %u elements", what, JOBSPEC_ARRAY_MAX);
+    uint32_t *x = malloc((size_t)sum * sizeof *x);
+    if (x == NULL)
+        return err_set(err, ENOMEM, "%s: out of memory", what);
+    size_t m = 0;
+    for (int i = 0; i < n; i++)
+        for (uint64_t v = rs[i].start; v <= rs[i].last; v += rs[i].step)
+            x[m++] = (uint32_t)v;
+    qsort(x, m, sizeof *x, u32_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < m; i++)
+        if (u == 0 || x[i] != x[u - 1])
+            x[u++] = x[i];
+    if (u > JOBSPEC_ARRAY_MAX) {
+        free(x);
+        return err_set(err, EINVAL, "%s: more than %u elements", what, JOBSPEC_ARRAY_MAX);
+    }
+    struct jobspec_range *o = malloc(u * sizeof *o);
+    if (o == NULL) {
+        free(x);
+        return err_set(err, ENOMEM, "%s: out of memory", what);
+    }
+    int runs = 0;
+    for (size_t i = 0; i < u;) {
+        size_t j = i;
+        uint32_t step = i + 1 < u ? x[i + 1] - x[i] : 1;
+        while (j + 1 < u && x[j + 1] - x[j] == step)
+            j++;
+        if (j == i + 1 && step != 1)
+            j = i; /* two indices far apart: a single, the second starts the next run */
+        o[runs++] = (struct jobspec_range){x[i], x[j], j > i ? step : 1};
+        i = j + 1;
+    }
+    free(x);
+    *out = o;
+    *k = runs;
+    return 0;
+}
+
 static int array_set(struct job_spec *spec, struct jobspec_range *rs, int n, uint32_t max,
                      const char *what, struct err *err)
 {
+    bool expanded = false;
     qsort(rs, (size_t)n, sizeof *rs, range_cmp);
     /* out: sorted and disjoint at every step; a single index adds at most 2
      * ranges (itself and a split-off part), so 3n is room enough */
@@ -274,16 +333,17 @@ static int array_set(struct job_spec *spec, struct jobspec_range *rs, int n, uin
             continue; /* every index of r is one of p's */
         } else if (p->step % r.step == 0 && range_has(&r, p->start) && p->last <= r.last) {
             *p = r; /* every index of p is one of r's */
-        } else {
-            err_set(err, EINVAL, "%s: indices %u-%u:%u and %u-%u:%u interleave: list them "
-                    "otherwise", what, p->start, p->last, p->step, r.start, r.last, r.step);
+        } else { /* interleaving steps: written out index by index instead */
             free(out);
-            return -1;
+            if (expand_set(rs, n, &out, &k, what, err) != 0)
+                return -1;
+            expanded = true;
+            break;
         }
     }
     /* 2: the single indices: dropped when a range has them, else put in
      * order, splitting a stepped range whose span they fall in */
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && !expanded; i++) {
         if (rs[i].start != rs[i].last)
             continue;
         uint32_t x = rs[i].start;
@@ -326,6 +386,11 @@ static int array_set(struct job_spec *spec, struct jobspec_range *rs, int n, uin
             out[m++] = out[i];
     }
     k = m;
+    if (k > JOBSPEC_ARRAY_RANGES_MAX && !expanded) { /* 0,2,4,... one by one: runs of a step */
+        free(out);
+        if (expand_set(rs, n, &out, &k, what, err) != 0)
+            return -1;
+    }
     uint64_t total = 0;
     for (int i = 0; i < k; i++)
         total += range_count(&out[i]);

@@ -138,10 +138,10 @@ uint32_t jobspec_ntasks(const struct job_spec *spec);
 
 /* jobspec_array_parse: Slurm's --array syntax -> fields of spec: comma-separated
  * items A, A-B or A-B:STEP, then optionally %MAX ("0-15:4,20,30-32%2"), read
- * as a set: any order, repeats and overlaps allowed (merged), except two
- * stepped ranges that interleave (0-10:2,1-9:2). Replaces spec's array
+ * as a set, as Slurm reads it: any order, repeats, overlaps and interleaving
+ * steps allowed (merged: 0-10:2,1-9:2 is 0-10). Replaces spec's array
  * fields (freeing old ranges). EINVAL naming the item on bad syntax, B < A,
- * STEP 0, interleaving, more than JOBSPEC_ARRAY_ITEMS_MAX items,
+ * STEP 0, more than JOBSPEC_ARRAY_ITEMS_MAX items,
  * JOBSPEC_ARRAY_RANGES_MAX ranges once merged or JOBSPEC_ARRAY_MAX elements;
  * ENOMEM. */
 int jobspec_array_parse(const char *text, struct job_spec *spec, struct err *err);

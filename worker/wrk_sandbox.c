@@ -232,17 +232,39 @@ const char *wrk_sandbox_drop_ids(uid_t uid, gid_t gid)
     return NULL;
 }
 
+/* exec_sh: run a file execve refused as not a binary (ENOEXEC: a script
+ * without #!) with /bin/sh, as execvp does. */
+static void exec_sh(const char *path, char *const argv[], char *const envp[])
+{
+    size_t argc = 0;
+    while (argv[argc])
+        argc++;
+    if (argc > 4096)
+        return;
+    char *sh[argc + 2];
+    sh[0] = "/bin/sh";
+    sh[1] = (char *)path;
+    for (size_t i = 1; i <= argc; i++)
+        sh[i + 1] = argv[i];
+    execve("/bin/sh", sh, envp);
+}
+
 /* exec_task_path: execve file, looked up (when it has no '/') in the PATH of
  * envp, not the worker's as execvpe would (a task's --env PATH=... decides
  * where its command is found, and the worker's own PATH may hold directories
- * the exec user cannot read). errno as execvp leaves it: EACCES if a file was
- * found but could not be executed, else the last failure (ENOENT). Only
+ * the exec user cannot read). As glibc's execvp: a file that is not a binary
+ * runs with /bin/sh; the search goes on past ENOENT, ENOTDIR, EACCES,
+ * ESTALE, ENODEV and ETIMEDOUT and stops at any other error; errno is then
+ * EACCES if a file was found but could not be executed, else the last
+ * failure (ENOENT; ENAMETOOLONG for a name too long for any entry). Only
  * system calls and stack buffers: safe in a clone of the worker. Returns
  * only on failure. */
 static void exec_task_path(const char *file, char *const argv[], char *const envp[])
 {
     if (strchr(file, '/') != NULL) {
         execve(file, argv, envp);
+        if (errno == ENOEXEC)
+            exec_sh(file, argv, envp);
         return;
     }
     const char *path = "/usr/bin:/bin";
@@ -257,17 +279,24 @@ static void exec_task_path(const char *file, char *const argv[], char *const env
     for (const char *p = path;; p++) {
         const char *end = strchr(p, ':');
         size_t dlen = end ? (size_t)(end - p) : strlen(p);
+        size_t n = dlen ? dlen : 1; /* an empty entry: the current directory */
         char full[4096];
-        if (dlen + flen + 2 <= sizeof full) {
-            memcpy(full, dlen ? p : ".", dlen ? dlen : 1); /* an empty entry: the directory itself */
-            size_t n = dlen ? dlen : 1;
+        if (n + 1 + flen + 1 <= sizeof full) {
+            memcpy(full, dlen ? p : ".", n);
             full[n] = '/';
             memcpy(full + n + 1, file, flen + 1);
             execve(full, argv, envp);
+            if (errno == ENOEXEC) {
+                exec_sh(full, argv, envp);
+                return;
+            }
             if (errno == EACCES)
                 denied = true;
-            else if (errno != ENOENT && errno != ENOTDIR)
-                last = errno;
+            else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE && errno != ENODEV &&
+                     errno != ETIMEDOUT)
+                return; /* a real failure of the file found: said as it is */
+        } else {
+            last = ENAMETOOLONG;
         }
         if (end == NULL)
             break;

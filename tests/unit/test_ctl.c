@@ -632,7 +632,7 @@ static void cancelled_element_never_runs_again(void **state)
                                          "\"array\":{\"start\":0,\"end\":3}}");
     assert_int_equal(sched(&f->ctl), 2); /* 0 and 1 run; 2 and 3 wait for cpus */
     assert_int_equal(ctl_task_cancel(&f->ctl, a, 2, &e), 0); /* pending */
-    assert_int_equal(ctl_task_cancel(&f->ctl, a, 2, &e), 0); /* again: no change */
+    assert_int_equal(ctl_task_cancel(&f->ctl, a, 2, &e), 1); /* again: no change */
     assert_int_equal(ctl_task_cancel(&f->ctl, a, 7, &e), -1);
     assert_int_equal(e.code, ENOENT);
     assert_int_equal(ctl_task_cancel(&f->ctl, a, 1, &e), 0); /* running: KILL sent */
