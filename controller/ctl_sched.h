@@ -36,7 +36,7 @@ bool ctl_sched_fits(const struct ctl_node *n, const struct job_spec *spec);
  * heartbeat_tolerance) of the controller's start (nodes may still be
  * registering), and for bench jobs (whole nodes). When
  * false, why says what was asked and the largest node
- * ("no node of this cluster has 64 cpus, ... (largest: 2, 0, 23.5 GiB)"). */
+ * ("no node of this cluster has 64 cpus (largest: 2 cpus, 0 gpus, 23.5 GiB)"). */
 bool ctl_sched_feasible(const struct ctl *ctl, const struct job_spec *spec, char *why, size_t cap);
 
 /* ctl_sched_pick: index of the best node for one task of spec, or -1 if none fits. */
