@@ -44,9 +44,10 @@ int cli_ping_run(struct cli *cli, int argc, char **argv)
 /* ---- queue ---- */
 
 static const char queue_help[] =
-    "usage: moat queue [--state STATE] [--all]\n"
+    "usage: moat queue [--state STATE] [--all] [--me]\n"
     "\n"
-    "List jobs, oldest first: pending and running ones, or all with --all.\n"
+    "List jobs, oldest first: pending and running ones, or all with --all;\n"
+    "with --me only those submitted with this client's key (squeue --me).\n"
     "STATE is one of PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT\n"
     "(a finished state implies --all). With --json: {\"jobs\": [job, ...]}.\n"
     "\n"
@@ -57,6 +58,7 @@ static const char queue_help[] =
     "Examples:\n"
     "  moat queue\n"
     "  moat queue --state FAILED\n"
+    "  moat queue --me --all\n"
     "  moat queue --all --json | jq '.jobs[] | select(.state==\"RUNNING\") | .id'\n";
 
 static void job_elapsed(const json_t *job, char *buf, int cap)
@@ -105,13 +107,14 @@ static int state_arg(const struct cli *cli, const char *text)
 
 int cli_queue_run(struct cli *cli, int argc, char **argv)
 {
-    enum { OPT_STATE = 1, OPT_ALL };
+    enum { OPT_STATE = 1, OPT_ALL, OPT_ME };
     static const struct option longopts[] = {
         {"state", required_argument, NULL, OPT_STATE},
         {"all", no_argument, NULL, OPT_ALL},
+        {"me", no_argument, NULL, OPT_ME},
         CLI_COMMON_OPTS,
     };
-    bool first = true, all = false;
+    bool first = true, all = false, me = false;
     int c, state = -1;
     while ((c = cli_getopt(cli, argc, argv, "", longopts, queue_help, &first)) != -1) {
         if (c == CLI_OPT_HELP)
@@ -120,6 +123,8 @@ int cli_queue_run(struct cli *cli, int argc, char **argv)
             return CLI_USAGE;
         if (c == OPT_ALL)
             all = true;
+        if (c == OPT_ME)
+            me = true;
         if (c == OPT_STATE && (state = state_arg(cli, optarg)) < 0)
             return CLI_USAGE;
     }
@@ -133,6 +138,8 @@ int cli_queue_run(struct cli *cli, int argc, char **argv)
     }
     if (all)
         json_object_set_new(body, "all", json_true());
+    if (me)
+        json_object_set_new(body, "mine", json_true());
     json_t *reply;
     int rc = cli_request(cli, PROTO_TYPE_QUEUE, json_incref(body), true, &reply, NULL, NULL);
     if (rc != CLI_OK) {

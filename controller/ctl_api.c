@@ -199,6 +199,7 @@ int ctl_on_queue(struct ctl *ctl, const struct net_peer *peer, struct proto_msg 
     if (st && (want = job_state_parse(json_string_value(st))) < 0)
         return err_set(err, EINVAL, "state: '%s' is not a job state", json_string_value(st));
     bool all = json_is_true(json_object_get(b, "all")) || want >= 0;
+    bool mine = json_is_true(json_object_get(b, "mine"));
     const json_t *fromj = json_object_get(b, "from"), *limj = json_object_get(b, "limit");
     uint64_t id = fromj ? (uint64_t)json_integer_value(fromj) : 1;
     uint32_t limit = limj ? (uint32_t)json_integer_value(limj) : CTL_SHOW_PAGE;
@@ -218,7 +219,8 @@ int ctl_on_queue(struct ctl *ctl, const struct net_peer *peer, struct proto_msg 
             return err_prefix(err, "queue");
         }
         if ((all || !job_state_is_terminal(job->state)) &&
-            (want < 0 || job->state == (enum job_state)want)) {
+            (want < 0 || job->state == (enum job_state)want) &&
+            (!mine || strcmp(job->owner, peer->key) == 0)) {
             json_array_append_new(jobs, ctl_job_json(job));
             listed++;
         }

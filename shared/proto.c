@@ -108,6 +108,7 @@ static const struct field f_show[] = {
 static const struct field f_queue[] = {
     {"state", FT_STR, OPT, 0, 16, 0, 0},
     {"all", FT_BOOL, OPT, 0, 0, 0, 0},
+    {"mine", FT_BOOL, OPT, 0, 0, 0, 0},        /* only jobs the sender's key submitted */
     {"from", FT_INT, OPT, 0, I64MAX, 0, 0},    /* job id the page starts at (default 1) */
     {"limit", FT_INT, OPT, 1, 100000, 0, 0},   /* jobs in the page (default 10,000) */
     {0}};

@@ -294,3 +294,17 @@ def test_a_client_may_cancel_and_read_only_its_own_jobs(cluster, tmp_path):
     assert "alice-secret" in cluster.moat("result", jid, env=env["alice"]).out
     refused = {r["object"] for r in audit(cluster, "auth.refuse") if r["actor"] == keys["bob"]}
     assert refused >= {f"read the results of job {jid}", f"cancel job {jid}"}, refused
+
+
+def test_queue_me_lists_only_my_jobs(cluster, tmp_path):
+    """moat queue --me (squeue --me): the jobs this client's key submitted."""
+    other = keygen(cluster, tmp_path, "colleague")
+    cluster.moat("admin", "key", "add", other, "--role", "client", "--name", "colleague")
+    theirs_env = {"MOAT_KEY": str(tmp_path / "colleague.key")}
+    mine = cluster.submit("true", opts=["--begin", "now+1h"])
+    theirs = cluster.moat("--json", "submit", "--begin", "now+1h", "--", "true", env=theirs_env).json["id"]
+    assert {j["id"] for j in cluster.j("queue")["jobs"]} == {mine, theirs}
+    assert [j["id"] for j in cluster.j("queue", "--me")["jobs"]] == [mine]
+    r = cluster.moat("--json", "queue", "--me", env=theirs_env)
+    assert [j["id"] for j in r.json["jobs"]] == [theirs]
+    assert f"{theirs}" not in cluster.moat("queue", "--me").out.split()
