@@ -143,7 +143,13 @@ int cli_search_run(struct cli *cli, int argc, char **argv);
  * spec; prints the id. cli_infer_result: export a finished infer job's embeddings,
  * or with task >= 0 those of one finished batch (fmt "npy" or "jsonl"; NULL:
  * print the metadata meta, RESULT's reply for the job or the batch). */
-int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, bool skip_bad);
+int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, bool skip_bad, bool wait);
+
+/* cli_submitted: say the id of job id, just submitted ("N" on a line; with
+ * --json {"id": N}); with wait (submit --wait, as sbatch --wait) then wait
+ * for it as 'moat wait' does, whose exit status (and --json document, which
+ * holds the id, instead of {"id"}) it returns. */
+int cli_submitted(struct cli *cli, uint64_t id, bool wait);
 int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const char *fmt,
                      long long task, FILE *out, const char *outpath);
 

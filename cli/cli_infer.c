@@ -144,7 +144,7 @@ int cli_infer_read_input(struct cli *cli, const char *path, bool skip_bad, json_
     return CLI_OK;
 }
 
-int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, bool skip_bad)
+int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, bool skip_bad, bool wait)
 {
     json_t *texts, *ids;
     int rc = cli_infer_read_input(cli, input, skip_bad, &texts, &ids);
@@ -181,14 +181,7 @@ int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, bool skip
         return rc;
     json_int_t id = json_integer_value(json_object_get(reply, "id"));
     json_decref(reply);
-    if (cli->json) {
-        json_t *doc = json_pack("{s:I}", "id", id);
-        cli_json_print(doc);
-        json_decref(doc);
-    } else {
-        printf("%lld\n", (long long)id);
-    }
-    return CLI_OK;
+    return cli_submitted(cli, (uint64_t)id, wait);
 }
 
 /* fetch_batch: embeddings and documents of batch b. Caller frees msg. */

@@ -267,6 +267,29 @@ int cli_hold_run(struct cli *cli, int argc, char **argv) { return hold_run(cli, 
 
 int cli_release_run(struct cli *cli, int argc, char **argv) { return hold_run(cli, argc, argv, true); }
 
+/* ---- after submit ---- */
+
+int cli_submitted(struct cli *cli, uint64_t id, bool wait)
+{
+    if (!wait || !cli->json) {
+        if (cli->json) {
+            json_t *doc = json_pack("{s:I}", "id", (json_int_t)id);
+            cli_json_print(doc);
+            json_decref(doc);
+        } else {
+            printf("%llu\n", (unsigned long long)id);
+            fflush(stdout); /* the id before a long wait */
+        }
+    }
+    if (!wait)
+        return CLI_OK;
+    char arg[32];
+    snprintf(arg, sizeof arg, "%llu", (unsigned long long)id);
+    char *argv[] = {"wait", arg, NULL};
+    optind = 0; /* getopt starts over on this argv */
+    return cli_wait_run(cli, 2, argv);
+}
+
 /* ---- wait ---- */
 
 static const char wait_help[] =

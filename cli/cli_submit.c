@@ -60,6 +60,8 @@ static const char help[] =
     "                      more; Slurm's --export NAME=VALUE); a sandboxed task\n"
     "                      has otherwise PATH, HOME, LANG, TMPDIR and MOAT_* only\n"
     "  --hold              submit held: nothing starts until 'moat release JOB'\n"
+    "  --wait              then wait for the job to end, as 'moat wait' (sbatch\n"
+    "                      --wait): exit 0 when it COMPLETED, 1 otherwise\n"
     "\n"
     "Infer jobs embed documents with an imported model (moat model import):\n"
     "  --infer MODEL       the model's name\n"
@@ -103,7 +105,7 @@ static const char help[] =
     "  moat submit --begin 22:00 --time-limit 4h --name nightly -- /srv/jobs/nightly.sh\n";
 
 enum { OPT_NAME = 1, OPT_CPUS, OPT_GPUS, OPT_MEM, OPT_PRIORITY, OPT_ARRAY, OPT_AFTER, OPT_BEGIN,
-       OPT_TIME_LIMIT, OPT_RETRIES, OPT_ENV, OPT_HOLD, OPT_AFTER_ANY, OPT_AFTER_NOTOK, OPT_DEPENDENCY, OPT_INFER, OPT_INPUT, OPT_TP, OPT_BATCH, OPT_MAX_LEN, OPT_POOLING, OPT_ON_BAD,
+       OPT_TIME_LIMIT, OPT_RETRIES, OPT_ENV, OPT_HOLD, OPT_WAIT, OPT_AFTER_ANY, OPT_AFTER_NOTOK, OPT_DEPENDENCY, OPT_INFER, OPT_INPUT, OPT_TP, OPT_BATCH, OPT_MAX_LEN, OPT_POOLING, OPT_ON_BAD,
        OPT_BENCH, OPT_SHAPE, OPT_DTYPE, OPT_NODES, OPT_REPEAT, OPT_BACKEND, OPT_THREADS };
 
 static const struct option longopts[] = {
@@ -122,6 +124,7 @@ static const struct option longopts[] = {
     {"retries", required_argument, NULL, OPT_RETRIES},
     {"env", required_argument, NULL, OPT_ENV},
     {"hold", no_argument, NULL, OPT_HOLD},
+    {"wait", no_argument, NULL, OPT_WAIT},
     {"infer", required_argument, NULL, OPT_INFER},
     {"input", required_argument, NULL, OPT_INPUT},
     {"tp", required_argument, NULL, OPT_TP},
@@ -233,7 +236,7 @@ int cli_submit_run(struct cli *cli, int argc, char **argv)
     int c, rc = CLI_OK;
     const char *model = NULL, *input = NULL;
     long long tp = 1, batch = 64, max_len = 256;
-    bool skip_bad = false;
+    bool skip_bad = false, wait = false;
     struct bench_opts bo = {.repeat = 10};
     bool res_opt = false; /* --cpus, --gpus or --mem given */
     const char *infer_opt = NULL; /* an option only infer jobs take, as given */
@@ -262,6 +265,10 @@ int cli_submit_run(struct cli *cli, int argc, char **argv)
                 rc = CLI_USAGE;
             if (rc != CLI_OK)
                 goto out;
+            continue;
+        }
+        if (c == OPT_WAIT) { /* not a spec field: what the CLI does after */
+            wait = true;
             continue;
         }
         res_opt |= c == OPT_CPUS || c == OPT_GPUS || c == OPT_MEM;
@@ -347,7 +354,7 @@ int cli_submit_run(struct cli *cli, int argc, char **argv)
         json_object_set_new(obj, "tp", json_integer(tp));
         json_object_set_new(obj, "batch", json_integer(batch));
         json_object_set_new(obj, "max_len", json_integer(max_len));
-        rc = cli_infer_submit(cli, obj, input, skip_bad);
+        rc = cli_infer_submit(cli, obj, input, skip_bad, wait);
         goto out;
     } else if (client_spec_finish(&spec, argc - optind, argv + optind, &obj, &err) != 0) {
         rc = cli_fail(cli, CLI_USAGE, "%s", err.msg);
@@ -359,15 +366,10 @@ int cli_submit_run(struct cli *cli, int argc, char **argv)
     if (rc != CLI_OK)
         goto out;
     json_t *id = json_object_get(reply, "id");
-    if (!json_is_integer(id)) {
+    if (!json_is_integer(id))
         rc = cli_fail(cli, CLI_FAILED, "controller reply has no job id");
-    } else if (cli->json) {
-        json_t *doc = json_pack("{s:I}", "id", json_integer_value(id));
-        cli_json_print(doc);
-        json_decref(doc);
-    } else {
-        printf("%lld\n", (long long)json_integer_value(id));
-    }
+    else
+        rc = cli_submitted(cli, (uint64_t)json_integer_value(id), wait);
     json_decref(reply);
 out:
     jobspec_clear(&spec);

@@ -192,6 +192,17 @@ def test_a_job_no_node_could_hold_is_refused_at_submit(cluster):
     c.wait(ok)
 
 
+def test_submit_wait_returns_when_the_job_ends(cluster):
+    """submit --wait, as sbatch --wait: the id, then the job's outcome as exit status."""
+    r = cluster.moat("submit", "--wait", "--", "sh", "-c", "sleep 1; echo hi", check=0)
+    jid = int(r.out.strip())
+    assert cluster.show(jid)["state"] == "COMPLETED"  # ended before submit returned
+    r = cluster.moat("submit", "--wait", "--", "false", check=1)
+    assert "FAILED (exit code 1)" in r.err, r
+    doc = cluster.j("submit", "--wait", "--", "true")  # one document: wait's, with the id
+    assert doc["timed_out"] is False and doc["jobs"][0]["state"] == "COMPLETED", doc
+
+
 def test_plain_job_and_exit_status_contract(cluster):
     jid = cluster.moat("submit", "--", "sh", "-c", "printf 'a\\377b'").out.strip()
     assert jid.isdigit()
