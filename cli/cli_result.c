@@ -12,7 +12,7 @@ static const char help[] =
     "  (infer jobs: metadata, or the embeddings with --format npy|jsonl)\n"
     "\n"
     "Print what a job's tasks wrote to stdout, task after task in index order.\n"
-    "  --task I         only array element (task) I\n"
+    "  --task I         only array element (task) I (also written JOB_I, as 17_3)\n"
     "  --out FILE       write to FILE instead of stdout\n"
     "  --format jsonl   one JSON object per task and line:\n"
     "                   {index, state, exit_code, stdout, stderr, truncated}\n"
@@ -101,7 +101,21 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
         return cli_usage_error(cli, "unexpected argument '%s' (one job at a time)", argv[optind + 1]);
     uint64_t id;
     struct err err = {0};
-    if (client_jobid_parse(argv[optind], &id, &err) != 0)
+    char jobarg[32];
+    const char *us = strchr(argv[optind], '_');
+    if (us && (size_t)(us - argv[optind]) < sizeof jobarg) { /* JOB_I, as sacct -j 17_3: --task I */
+        long long elem;
+        memcpy(jobarg, argv[optind], (size_t)(us - argv[optind]));
+        jobarg[us - argv[optind]] = '\0';
+        if (cli_parse_int(cli, "JOB_I", us + 1, 0, 4294967295LL, &elem) != 0)
+            return CLI_USAGE;
+        if (task >= 0 && task != elem)
+            return cli_fail(cli, CLI_USAGE, "%s and --task %lld name different tasks", argv[optind], task);
+        task = elem;
+    } else {
+        snprintf(jobarg, sizeof jobarg, "%.31s", argv[optind]);
+    }
+    if (client_jobid_parse(jobarg, &id, &err) != 0)
         return cli_fail(cli, CLI_USAGE, "%s", err.msg);
 
     struct cli_out o;

@@ -52,8 +52,12 @@ def test_array_lists_and_steps_run_just_those_indices(cluster):
     assert job["array"] == "1-3,7,10-20:5%2" and [t["index"] for t in job["tasks"]] == want, job
     assert cluster.moat("result", jid).out == "".join(f"{i} {i}\n" for i in want)
     assert cluster.j("result", jid, "--task", "15")["stdout"] == "15 15\n"
+    assert cluster.moat("result", f"{jid}_15").out == "15 15\n"  # JOB_I, as sacct -j 17_3
     r = cluster.moat("result", jid, "--task", "4", check=2)
     assert "no task 4" in r.err, r
+    cluster.moat("result", f"{jid}_4", check=2)
+    r = cluster.moat("result", f"{jid}_15", "--task", "7", check=2)
+    assert "name different tasks" in r.err, r
     r = cluster.moat("submit", "--array", "0-999999,1000000", "--", "true", check=2)
     assert "--array" in r.err and "more than 1000000 elements" in r.err, r
     again = cluster.submit("sh", "-c", "echo {index}", opts=["--array", "7,3,3,4-5"])  # a set
