@@ -103,7 +103,9 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
     struct err err = {0};
     char jobarg[32];
     const char *us = strchr(argv[optind], '_');
-    if (us && (size_t)(us - argv[optind]) < sizeof jobarg) { /* JOB_I, as sacct -j 17_3: --task I */
+    if (us && (size_t)(us - argv[optind]) >= sizeof jobarg)
+        return cli_fail(cli, CLI_USAGE, "job id '%.40s...': too long", argv[optind]);
+    if (us) { /* JOB_I, as sacct -j 17_3: --task I */
         long long elem;
         memcpy(jobarg, argv[optind], (size_t)(us - argv[optind]));
         jobarg[us - argv[optind]] = '\0';
@@ -112,8 +114,10 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
         if (task >= 0 && task != elem)
             return cli_fail(cli, CLI_USAGE, "%s and --task %lld name different tasks", argv[optind], task);
         task = elem;
+    } else if (strlen(argv[optind]) < sizeof jobarg) {
+        snprintf(jobarg, sizeof jobarg, "%s", argv[optind]);
     } else {
-        snprintf(jobarg, sizeof jobarg, "%.31s", argv[optind]);
+        return cli_fail(cli, CLI_USAGE, "job id '%.40s...': too long", argv[optind]);
     }
     if (client_jobid_parse(jobarg, &id, &err) != 0)
         return cli_fail(cli, CLI_USAGE, "%s", err.msg);

@@ -52,6 +52,42 @@ static bool has_children(void)
     return n == 1;
 }
 
+/* spawn_sh: start /bin/sh FILE ARG... for cmd = {FILE, ARG..., NULL}, FILE
+ * found as posix_spawnp found it (in PATH when it has no '/'). Returns
+ * posix_spawn's error, ENOEXEC when the file is not found again. */
+static int spawn_sh(pid_t *pid, const posix_spawnattr_t *attr, char *const cmd[])
+{
+    char found[4096];
+    const char *file = cmd[0];
+    if (strchr(file, '/') == NULL) {
+        const char *path = getenv("PATH");
+        file = NULL;
+        for (const char *p = path ? path : "/usr/bin:/bin"; p && !file;) {
+            const char *end = strchr(p, ':');
+            int dlen = end ? (int)(end - p) : (int)strlen(p);
+            int n = snprintf(found, sizeof found, "%.*s/%s", dlen ? dlen : 1, dlen ? p : ".", cmd[0]);
+            if (n > 0 && (size_t)n < sizeof found && access(found, X_OK) == 0)
+                file = found;
+            p = end ? end + 1 : NULL;
+        }
+        if (file == NULL)
+            return ENOEXEC;
+    }
+    size_t argc = 0;
+    while (cmd[argc])
+        argc++;
+    char **sh = calloc(argc + 2, sizeof *sh);
+    if (sh == NULL)
+        return ENOMEM;
+    sh[0] = "/bin/sh";
+    sh[1] = (char *)file;
+    for (size_t i = 1; i < argc; i++)
+        sh[i + 1] = cmd[i];
+    int rc = posix_spawn(pid, "/bin/sh", NULL, attr, sh, environ);
+    free(sh);
+    return rc;
+}
+
 int wrk_reap_main(int argc, char **argv)
 {
     if (argc < 3 || strcmp(argv[0], "--reap") != 0 || strcmp(argv[1], "--") != 0) {
@@ -92,6 +128,8 @@ int wrk_reap_main(int argc, char **argv)
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     pid_t cmd;
     int rc = posix_spawnp(&cmd, argv[2], NULL, &attr, argv + 2, environ);
+    if (rc == ENOEXEC) /* a script without #!: /bin/sh runs it, as execvp does */
+        rc = spawn_sh(&cmd, &attr, argv + 2);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) {
         fprintf(stderr, "moat: cannot execute %s: %s\n", argv[2], strerror(rc));

@@ -18,8 +18,9 @@
  * one with sigwaitinfo and stays to collect CMD's status (SIGUSR1 counts as
  * the worker's death only when its parent changed). The worker's SIGKILL
  * after kill_grace goes to the task's whole tree (wrk_exec_kill).
- * A CMD that cannot be executed: "moat: cannot execute CMD: why" on stderr,
- * exit 127, as a shell says it.
+ * A CMD that is not a binary (a script without #!) runs with /bin/sh, as
+ * execvp does. A CMD that cannot be executed: "moat: cannot execute CMD: why"
+ * on stderr, exit 127, as a shell says it.
  */
 #ifndef MOAT_WRK_REAP_H
 #define MOAT_WRK_REAP_H

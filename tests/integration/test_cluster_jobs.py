@@ -207,6 +207,21 @@ def test_submit_wait_returns_when_the_job_ends(cluster):
     assert doc["timed_out"] is False and doc["jobs"][0]["state"] == "COMPLETED", doc
 
 
+def test_a_script_without_shebang_runs_with_sh(host_cluster, tmp_path):
+    """As execvp (and before moat-reap): a script with no #! runs with /bin/sh,
+    by path and found in PATH. Unsandboxed here (the script is under /tmp,
+    which a sandboxed task does not see; the sandbox's own path search does
+    the same, worker/wrk_sandbox.c exec_task_path)."""
+    c = host_cluster
+    script = tmp_path / "plain-script"
+    script.write_text('echo "ran with $1"\n')
+    script.chmod(0o755)
+    a = c.submit(str(script), "x")
+    b = c.submit("plain-script", "y", opts=["--env", f"PATH={tmp_path}:/usr/bin:/bin"])
+    c.wait(a, b)
+    assert c.moat("result", a).out == "ran with x\n" and c.moat("result", b).out == "ran with y\n"
+
+
 def test_plain_job_and_exit_status_contract(cluster):
     jid = cluster.moat("submit", "--", "sh", "-c", "printf 'a\\377b'").out.strip()
     assert jid.isdigit()
