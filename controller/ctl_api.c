@@ -234,26 +234,49 @@ int ctl_on_queue(struct ctl *ctl, const struct net_peer *peer, struct proto_msg 
                                    id <= ctl->njobs ? json_integer((json_int_t)id) : json_null()));
 }
 
-int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
+/* Refusals of other keys' jobs within one request: one auth audit record for
+ * them all (ctl_auth_refuse), not one per id. */
+struct refusals {
+    uint64_t n, first;
+};
+
+static void refusals_audit(struct ctl *ctl, const struct net_peer *peer, const char *verb,
+                           const struct refusals *r)
 {
-    json_t *done = json_array(), *errors = json_array();
+    if (r->n == 0)
+        return;
+    char object[64], why[64];
+    snprintf(object, sizeof object, "%s job %llu", verb, (unsigned long long)r->first);
+    snprintf(why, sizeof why, "another key's job (%llu such in this request)", (unsigned long long)r->n);
+    ctl_auth_refuse(ctl, peer->key, object, why);
+}
+
+/* jobs_apply: op on each job of ids (read back when purged) that peer may act
+ * on (job_access for verb): done gets the ids op took (0) or found done
+ * already (1: a request sent again, not audited again), each audited as
+ * verb; errors gets {id, code, msg} for the rest; refusals counts other
+ * keys' jobs. -1 with err (and done, errors freed) when the store failed:
+ * the request as a whole fails. */
+static int jobs_apply(struct ctl *ctl, const struct net_peer *peer, const json_t *ids, const char *verb,
+                      int (*op)(struct ctl *, struct ctl_job *, const void *, struct err *),
+                      const void *arg, json_t *done, json_t *errors, struct refusals *ref,
+                      struct err *err)
+{
     size_t i;
-    json_t *v;
-    uint64_t refused = 0, first_refused = 0;
-    json_array_foreach(json_object_get(msg->body, "ids"), i, v) {
+    const json_t *v;
+    json_array_foreach(ids, i, v) {
         uint64_t id = (uint64_t)json_integer_value(v);
         struct err e = {0};
         struct ctl_job *job = ctl_job_get(ctl, id, &e); /* NULL: e says why */
-        if (job != NULL && job_access(ctl, peer, job, "cancel", false, &e) != 0) {
+        if (job != NULL && job_access(ctl, peer, job, verb, false, &e) != 0) {
             job = NULL;
-            first_refused = refused++ ? first_refused : id;
+            ref->first = ref->n++ ? ref->first : id;
         }
-        int rc = job != NULL ? ctl_job_cancel(ctl, job, "cancelled by user", &e) : -1;
+        int rc = job != NULL ? op(ctl, job, arg, &e) : -1;
         if (rc >= 0) {
             char object[32];
             snprintf(object, sizeof object, "job %llu", (unsigned long long)id);
-            /* 1: cancelled already (a request sent again): reported, not audited again */
-            if (rc == 1 || ctl_audit_append(ctl, peer->key, "cancel", object, NULL, &e) == 0) {
+            if (rc == 1 || ctl_audit_append(ctl, peer->key, verb, object, NULL, &e) == 0) {
                 json_array_append_new(done, json_integer((json_int_t)id));
                 continue;
             }
@@ -267,6 +290,29 @@ int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         json_array_append_new(errors, json_pack("{s:I, s:i, s:s}", "id", (json_int_t)id, "code",
                                                 e.code, "msg", e.msg));
     }
+    return 0;
+}
+
+static int op_cancel(struct ctl *ctl, struct ctl_job *job, const void *arg, struct err *err)
+{
+    (void)arg;
+    return ctl_job_cancel(ctl, job, "cancelled by user", err);
+}
+
+static int op_hold(struct ctl *ctl, struct ctl_job *job, const void *arg, struct err *err)
+{
+    return ctl_job_hold(ctl, job, *(const bool *)arg, err);
+}
+
+int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
+{
+    json_t *done = json_array(), *errors = json_array();
+    size_t i;
+    json_t *v;
+    struct refusals ref = {0};
+    if (jobs_apply(ctl, peer, json_object_get(msg->body, "ids"), "cancel", op_cancel, NULL, done,
+                   errors, &ref, err) != 0)
+        return -1;
     /* elements alone: one audit record per run of one job's elements, naming
      * how many and the first of them (a J_[LIST] can be 100,000) */
     json_t *done_tasks = json_array(), *run = NULL;
@@ -299,7 +345,7 @@ int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         struct ctl_job *job = ctl_job_get(ctl, id, &e);
         if (job != NULL && job_access(ctl, peer, job, "cancel", false, &e) != 0) {
             job = NULL;
-            first_refused = refused++ ? first_refused : id;
+            ref.first = ref.n++ ? ref.first : id;
         }
         int rc = job != NULL ? ctl_task_cancel(ctl, job, index, &e) : -1;
         if (rc >= 0) {
@@ -330,13 +376,7 @@ int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         json_array_append_new(errors, json_pack("{s:I, s:I, s:i, s:s}", "id", (json_int_t)id, "index",
                                                 (json_int_t)index, "code", e.code, "msg", e.msg));
     }
-    if (refused > 0) { /* one audit record for the request, not one per id */
-        char object[64], why[64];
-        snprintf(object, sizeof object, "cancel job %llu", (unsigned long long)first_refused);
-        snprintf(why, sizeof why, "another key's job (%llu such in this request)",
-                 (unsigned long long)refused);
-        ctl_auth_refuse(ctl, peer->key, object, why);
-    }
+    refusals_audit(ctl, peer, "cancel", &ref);
     return ctl_out_reply(ctl, peer, msg->req_id,
                          json_pack("{s:o, s:o, s:o}", "cancelled", done, "cancelled_tasks", done_tasks,
                                    "errors", errors));
@@ -344,44 +384,14 @@ int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
 
 int ctl_on_hold(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
 {
-    bool release = json_is_true(json_object_get(msg->body, "release"));
-    const char *verb = release ? "release" : "hold";
+    bool hold = !json_is_true(json_object_get(msg->body, "release"));
+    const char *verb = hold ? "hold" : "release";
     json_t *done = json_array(), *errors = json_array();
-    size_t i;
-    json_t *v;
-    uint64_t refused = 0, first_refused = 0;
-    json_array_foreach(json_object_get(msg->body, "ids"), i, v) {
-        uint64_t id = (uint64_t)json_integer_value(v);
-        struct err e = {0};
-        struct ctl_job *job = ctl_job_get(ctl, id, &e);
-        if (job != NULL && job_access(ctl, peer, job, verb, false, &e) != 0) {
-            job = NULL;
-            first_refused = refused++ ? first_refused : id;
-        }
-        if (job != NULL && ctl_job_hold(ctl, job, !release, &e) == 0) {
-            char object[32];
-            snprintf(object, sizeof object, "job %llu", (unsigned long long)id);
-            if (ctl_audit_append(ctl, peer->key, verb, object, NULL, &e) == 0) {
-                json_array_append_new(done, json_integer((json_int_t)id));
-                continue;
-            }
-        }
-        if (ctl->store_err.code) {
-            json_decref(done);
-            json_decref(errors);
-            *err = ctl->store_err;
-            return -1;
-        }
-        json_array_append_new(errors, json_pack("{s:I, s:i, s:s}", "id", (json_int_t)id, "code",
-                                                e.code, "msg", e.msg));
-    }
-    if (refused > 0) {
-        char object[64], why[64];
-        snprintf(object, sizeof object, "%s job %llu", verb, (unsigned long long)first_refused);
-        snprintf(why, sizeof why, "another key's job (%llu such in this request)",
-                 (unsigned long long)refused);
-        ctl_auth_refuse(ctl, peer->key, object, why);
-    }
+    struct refusals ref = {0};
+    if (jobs_apply(ctl, peer, json_object_get(msg->body, "ids"), verb, op_hold, &hold, done, errors,
+                   &ref, err) != 0)
+        return -1;
+    refusals_audit(ctl, peer, verb, &ref);
     return ctl_out_reply(ctl, peer, msg->req_id, json_pack("{s:o, s:o}", "done", done, "errors", errors));
 }
 

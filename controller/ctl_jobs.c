@@ -331,7 +331,7 @@ int ctl_job_hold(struct ctl *ctl, struct ctl_job *job, bool hold, struct err *er
         return err_set(err, EINVAL, "job %llu: already %s", (unsigned long long)job->id,
                        job_state_name(job->state));
     if (job->held == hold)
-        return 0;
+        return 1; /* no change */
     if (hold && job->done + job->running >= job->ntasks)
         return err_set(err, EINVAL, "job %llu: every task of it has started: nothing to hold",
                        (unsigned long long)job->id);

@@ -61,9 +61,9 @@ int ctl_job_maybe_finish(struct ctl *ctl, struct ctl_job *job, double now, struc
 
 /* ctl_job_hold: hold job (hold true: no task of it starts until released, as
  * Slurm's scontrol hold; running tasks go on) or release it (false), saved
- * with the job record. Holding a held job, or releasing one not held, is no
- * change and no error. EINVAL when the job has ended, or (hold) when every
- * task of it has started. */
+ * with the job record. Returns 0, or 1 for no change (holding a held job,
+ * releasing one not held). EINVAL when the job has ended, or (hold) when
+ * every task of it has started. */
 int ctl_job_hold(struct ctl *ctl, struct ctl_job *job, bool hold, struct err *err);
 
 /* ctl_task_kill: queue a KILL (reason: cancel, timeout, stale) for every rank of the
