@@ -36,35 +36,47 @@ static void asked_and_largest(const struct job_spec *spec, int mc, int mg, uint6
                  (double)mm / 1073741824.0);
 }
 
-bool ctl_sched_feasible(const struct ctl *ctl, const struct job_spec *spec, char *why, size_t cap)
+/* Nodes as big as one task of a spec needs, among those looked at (every one
+ * not removed, or those UP only), and the largest figures among them. */
+struct node_sizes {
+    int looked, fit, cpus, gpus;
+    uint64_t mem;
+};
+
+static struct node_sizes node_sizes(const struct ctl *ctl, const struct job_spec *spec, bool up_only)
 {
-    int fit = 0, known = 0, mc = 0, mg = 0;
-    uint64_t mm = 0;
+    struct node_sizes z = {0};
     for (int i = 0; i < ctl->nnodes; i++) {
         const struct ctl_node *n = &ctl->nodes[i];
-        if (n->removed)
+        if (n->removed || (up_only && n->state != NODE_STATE_UP))
             continue;
-        known++;
-        fit += n->cpus >= spec->cpus && n->gpus >= spec->gpus && (spec->mem == 0 || n->mem >= spec->mem);
-        mc = n->cpus > mc ? n->cpus : mc;
-        mg = n->gpus > mg ? n->gpus : mg;
-        mm = n->mem > mm ? n->mem : mm;
+        z.looked++;
+        z.fit += n->cpus >= spec->cpus && n->gpus >= spec->gpus && (spec->mem == 0 || n->mem >= spec->mem);
+        z.cpus = n->cpus > z.cpus ? n->cpus : z.cpus;
+        z.gpus = n->gpus > z.gpus ? n->gpus : z.gpus;
+        z.mem = n->mem > z.mem ? n->mem : z.mem;
     }
+    return z;
+}
+
+bool ctl_sched_feasible(const struct ctl *ctl, const struct job_spec *spec, char *why, size_t cap)
+{
+    struct node_sizes z = node_sizes(ctl, spec, false);
     int need = spec->kind == JOB_KIND_INFER ? spec->tp : 1;
     /* N.B. within a heartbeat tolerance of the controller's start, the
      * workers of a new cluster may still be registering (a big one after the
      * small ones): not judged yet, the job waits with its reason instead */
     bool settling = units_mono() - ctl->started <
                     ctl->cfg.heartbeat_interval * (double)ctl->cfg.heartbeat_tolerance;
-    if (known == 0 || fit >= need || spec->kind == JOB_KIND_BENCH || settling)
+    if (z.looked == 0 || z.fit >= need || spec->kind == JOB_KIND_BENCH || settling)
         return true;
     char asked[128];
-    asked_and_largest(spec, mc, mg, mm, asked, sizeof asked);
-    if (fit == 0)
+    asked_and_largest(spec, z.cpus, z.gpus, z.mem, asked, sizeof asked);
+    if (z.fit == 0)
         snprintf(why, cap, "no node of this cluster has %s", asked);
     else
         snprintf(why, cap, "it needs %d nodes for its TP ranks; %d of this cluster can hold one", need,
-                 fit);
+                 z.fit);
     return false;
 }
 
@@ -74,27 +86,16 @@ bool ctl_sched_feasible(const struct ctl *ctl, const struct job_spec *spec, char
  * for resources" for ever. Bench tasks (whole nodes) are not judged here. */
 static bool never_fits(const struct ctl *ctl, const struct job_spec *spec, char *why, size_t cap)
 {
-    int fit = 0, up = 0, mc = 0, mg = 0;
-    uint64_t mm = 0;
-    for (int i = 0; i < ctl->nnodes; i++) {
-        const struct ctl_node *n = &ctl->nodes[i];
-        if (n->state != NODE_STATE_UP)
-            continue;
-        up++;
-        fit += n->cpus >= spec->cpus && n->gpus >= spec->gpus && (spec->mem == 0 || n->mem >= spec->mem);
-        mc = n->cpus > mc ? n->cpus : mc;
-        mg = n->gpus > mg ? n->gpus : mg;
-        mm = n->mem > mm ? n->mem : mm;
-    }
+    struct node_sizes z = node_sizes(ctl, spec, true);
     int need = spec->kind == JOB_KIND_INFER ? spec->tp : 1;
-    if (up == 0 || fit >= need || spec->kind == JOB_KIND_BENCH)
+    if (z.looked == 0 || z.fit >= need || spec->kind == JOB_KIND_BENCH)
         return false; /* no node yet: plain waiting */
     char asked[128];
-    asked_and_largest(spec, mc, mg, mm, asked, sizeof asked);
-    if (fit == 0)
+    asked_and_largest(spec, z.cpus, z.gpus, z.mem, asked, sizeof asked);
+    if (z.fit == 0)
         snprintf(why, cap, "no node UP has %.80s", asked);
     else
-        snprintf(why, cap, "needs %d nodes for its TP ranks, %d UP can hold one", need, fit);
+        snprintf(why, cap, "needs %d nodes for its TP ranks, %d UP can hold one", need, z.fit);
     return true;
 }
 
