@@ -50,6 +50,8 @@ static int by_time(const void *a, const void *b)
 
 void ctl_purge_sort(struct ctl *ctl)
 {
+    if (ctl->npurge <= ctl->purge_head)
+        return; /* nothing (and purge may be NULL: qsort must not see it) */
     qsort(ctl->purge + ctl->purge_head, ctl->npurge - ctl->purge_head, sizeof *ctl->purge,
           by_time);
 }
