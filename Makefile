@@ -99,10 +99,13 @@ $(BIN)/moat-worker: $(WRK_OBJ) $(KRN_BENCH_REF_OBJ) $(SHARED_LIB) $(KRN_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(KRN_LDLIBS) $(NCCL_LDLIBS)
 
-# moat-reap: the reaper of unsandboxed exec tasks (worker/wrk_reap.h), libc only
-# and linked statically: it starts once per task, and dynamic loading would be
-# most of its cost.
-$(BIN)/moat-reap: $(BUILD)/worker/reap/moat_reap.o $(BUILD)/worker/wrk_reap.o $(BUILD)/worker/wrk_proctab.o
+# moat-reap: the reaper service of unsandboxed exec tasks (worker/wrk_reap.h),
+# libc only and linked statically: small, so that its copies cost little.
+# The per-task reaper shares the service's memory without being its thread
+# (worker/wrk_reap_task.h): no sanitizer runtime there, whose per-thread state
+# it would share.
+$(BUILD)/worker/wrk_reap_task.o: override SANFLAGS =
+$(BIN)/moat-reap: $(BUILD)/worker/reap/moat_reap.o $(BUILD)/worker/wrk_reap.o $(BUILD)/worker/wrk_reap_task.o
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $(if $(SANFLAGS),,-static) -o $@ $^
 
@@ -120,6 +123,9 @@ CHECK_BINS += $(UNIT_BINS)
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(CTL_LIBOBJ) $(WRK_LIBOBJ) $(KRN_BENCH_REF_OBJ) $(SHARED_LIB) $(KRN_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(CTL_LIBOBJ) $(WRK_LIBOBJ) $(KRN_BENCH_REF_OBJ) $(SHARED_LIB) $(KRN_LIB) $(DEP_LIBS) $(KRN_LDLIBS) $(NCCL_LDLIBS) -lcmocka
+
+# test_reap drives bin/moat-reap
+$(BUILD)/tests/test_reap: $(BIN)/moat-reap
 
 # ---- the cuda backend on the CPU emulator (no GPU, no nvcc needed): its own fragment ----
 # (after the unit tests: it builds emulated copies of those with a GPU part)
@@ -141,6 +147,11 @@ BENCH_BINS += $(BIN)/bench-store
 $(BIN)/bench-store: $(BUILD)/bench/store/bench_store.o $(CTL_LIBOBJ) $(SHARED_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+# bench/reap drives the worker's handle on the reaper service.
+BENCH_BINS += $(BIN)/bench-reap
+$(BIN)/bench-reap: $(BUILD)/bench/reap/bench_reap.o $(BUILD)/worker/wrk_reaper.o $(BUILD)/worker/wrk_proctab.o $(SHARED_LIB) $(BIN)/moat-reap
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o %.a,$^) $(DEP_LIBS)
 bench: all $(BENCH_BINS)
 
 # ---- test entry points ----

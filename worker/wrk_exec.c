@@ -1,6 +1,8 @@
 /* wrk_exec.c: fork/exec of exec tasks, output capture, process-group kill. */
 #include "worker/wrk_exec.h"
 
+#include "worker/wrk_reap.h"
+#include "worker/wrk_reaper.h"
 #include "worker/wrk_sandbox.h"
 
 #include <dirent.h>
@@ -145,6 +147,53 @@ fail:
     return -1;
 }
 
+int wrk_exec_start_reaped(struct wrk_proc *p, struct wrk_reaper *r, char *const argv[],
+                          char *const envp[], const char *cwd, const cpu_set_t *cpus, size_t cap,
+                          bool *launch_error, struct err *err)
+{
+    memset(p, 0, sizeof *p);
+    p->out_fd = p->err_fd = p->status_fd = -1;
+    p->cap = cap;
+    *launch_error = true;
+    if (mkdir(cwd, 0700) != 0 && errno != EEXIST)
+        return err_set(err, errno, "task directory %s: %s", cwd, strerror(errno));
+    int out[2] = {-1, -1}, er[2] = {-1, -1};
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(er, O_CLOEXEC) != 0) {
+        err_set(err, errno, "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    int stage = WRK_REAP_STARTED, errnum = 0;
+    pid_t pid = wrk_reaper_launch(r, argv, envp, cwd, cpus, out[1], er[1], &stage, &errnum, err);
+    if (pid < 0)
+        goto fail;
+    close(out[1]);
+    close(er[1]);
+    p->pid = pid;
+    p->reaped = true;
+    p->out_fd = out[0];
+    p->err_fd = er[0];
+    fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
+    fcntl(p->err_fd, F_SETFL, O_NONBLOCK);
+    if (stage != WRK_REAP_STARTED) {
+        int status;
+        waitpid(pid, &status, 0);
+        wrk_exec_release(p);
+        p->pid = 0;
+        if (stage == WRK_REAP_AFFINITY)
+            return err_set(err, errnum, "task setup: pinning to its %d CPUs (cpu_bind): %s",
+                           cpus ? CPU_COUNT(cpus) : 0, strerror(errnum));
+        return err_set(err, errnum, "task setup in %s: %s", cwd, strerror(errnum));
+    }
+    *launch_error = false;
+    return 0;
+fail:
+    for (int i = 0; i < 2; i++) {
+        if (out[i] >= 0) close(out[i]);
+        if (er[i] >= 0) close(er[i]);
+    }
+    return -1;
+}
+
 int wrk_exec_start_sandboxed(struct wrk_proc *p, const struct wrk_sandbox *sb, char *const argv[],
                              char *const envp[], const char *cwd, const cpu_set_t *cpus, size_t cap,
                              bool *launch_error, struct err *err)
@@ -249,7 +298,7 @@ uint64_t wrk_exec_rss(const struct wrk_proctab *tab, const struct wrk_proc *p)
     pid_t *tree;
     size_t n = wrk_proctab_tree(tab, p->pid, &tree);
     uint64_t total = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = p->reaped ? 1 : 0; i < n; i++) /* tree[0] is the root */
         total += wrk_proctab_rss(tree[i]);
     free(tree);
     return total;

@@ -35,6 +35,8 @@ struct wrk_proc {
     bool exited;
     int status;            /* waitpid status once exited */
     bool sandboxed;        /* pid is the task's init (wrk_sandbox.h) */
+    bool reaped;           /* pid is the task's reaper (wrk_reap.h), whose memory
+                            * is the reaper service's, not the task's */
     int status_fd;         /* sandboxed: the init's status pipe; -1 once closed */
 };
 
@@ -48,6 +50,16 @@ struct wrk_proc {
  * reason in its stderr. */
 int wrk_exec_start(struct wrk_proc *p, char *const argv[], char *const envp[], const char *cwd,
                    const cpu_set_t *cpus, size_t cap, bool *launch_error, struct err *err);
+
+struct wrk_reaper;
+
+/* wrk_exec_start_reaped: like wrk_exec_start(), for an unsandboxed task: the
+ * reaper service r starts it under a reaper of its own (wrk_reap.h), which
+ * is p->pid (this process's child and the group leader); CMD runs below it
+ * and dies with this worker. envp's PATH decides where argv[0] is found. */
+int wrk_exec_start_reaped(struct wrk_proc *p, struct wrk_reaper *r, char *const argv[],
+                          char *const envp[], const char *cwd, const cpu_set_t *cpus, size_t cap,
+                          bool *launch_error, struct err *err);
 
 struct wrk_sandbox;
 
@@ -74,7 +86,8 @@ void wrk_exec_kill(const struct wrk_proc *p, const struct wrk_proctab *tab);
 
 /* wrk_exec_rss: bytes resident in memory (statm's resident pages, proc(5))
  * summed over the task's first process and all its descendants in tab (so a
- * process that left the task's process group still counts); pages shared
+ * process that left the task's process group still counts), but for an
+ * unsandboxed task's reaper (p->reaped: CMD and below); pages shared
  * between them count once per process, as Slurm's jobacct_gather/linux
  * counts them. 0 when nothing runs. */
 uint64_t wrk_exec_rss(const struct wrk_proctab *tab, const struct wrk_proc *p);

@@ -36,6 +36,7 @@
 #include "worker/wrk_infer.h"
 #include "worker/wrk_objects.h"
 #include "worker/wrk_res.h"
+#include "worker/wrk_reaper.h"
 #include "worker/wrk_sandbox.h"
 #include "worker/wrk_tasks.h"
 
@@ -65,7 +66,7 @@ struct wrk {
     bool stop;
     bool batch_needs_sync;  /* the open batch records results (not only forgets them) */
     char self[600];         /* this executable, for `--run-infer` children */
-    char reaper[620];       /* moat-reap beside it: unsandboxed exec tasks run under it */
+    struct wrk_reaper reaper; /* moat-reap beside it: unsandboxed exec tasks run under it */
     char objects[600];      /* <state_dir>/objects */
     struct wrk_sandbox sandbox;
     struct wrk_bind bind;   /* which CPUs and GPUs each task gets */
@@ -303,31 +304,11 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
          * directory made and removed per task costs ext4 more than the task. */
         snprintf(t->cwd, sizeof t->cwd, "%s/tasks/unconfined", w->cfg.state_dir);
         t->cwd_shared = true;
-        /* through moat-reap (worker/wrk_reap.h): the task's processes die with
-         * this worker */
-        size_t na = 0;
-        while (argv[na])
-            na++;
-        char **rargv = calloc(na + 4, sizeof *rargv);
-        if (rargv != NULL) {
-            rargv[0] = w->reaper;
-            rargv[1] = "--reap";
-            rargv[2] = "--";
-            memcpy(rargv + 3, argv, (na + 1) * sizeof *argv);
-        }
-        if (rargv == NULL) {
-            rc = err_set(&e, ENOMEM, "out of memory");
-            launch_error = true;
-        } else if (access(w->reaper, X_OK) != 0) {
-            /* this node cannot run unsandboxed tasks: a launch error, so it drains */
-            rc = err_set(&e, errno, "%s: %s", w->reaper, strerror(errno));
-            launch_error = true;
-        } else {
-            rc = wrk_exec_start(&t->proc, rargv, envp, t->cwd, pinned ? &cpus : NULL,
-                                (size_t)json_integer_value(json_object_get(b, "output_cap")),
-                                &launch_error, &e);
-        }
-        free(rargv);
+        /* under a reaper of its own from moat-reap (worker/wrk_reap.h): the
+         * task's processes die with it and with this worker */
+        rc = wrk_exec_start_reaped(&t->proc, &w->reaper, argv, envp, t->cwd, pinned ? &cpus : NULL,
+                                   (size_t)json_integer_value(json_object_get(b, "output_cap")),
+                                   &launch_error, &e);
     }
     free(task_env);
     free(envp);
@@ -741,8 +722,10 @@ static void on_signals(struct wrk *w)
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         struct wrk_task *t = task_by_pid(w, pid);
-        if (t == NULL)
+        if (t == NULL) {
+            wrk_reaper_ended(&w->reaper, pid, status);
             continue;
+        }
         wrk_exec_reaped(&t->proc, status);
         give_back(w, t);
         wrk_task_finish(t, units_now());
@@ -1028,11 +1011,13 @@ int main(int argc, char **argv)
     w.self[sl > 0 ? sl : 0] = '\0';
     {
         const char *slash = strrchr(w.self, '/');
-        snprintf(w.reaper, sizeof w.reaper, "%.*s/moat-reap", slash ? (int)(slash - w.self) : 1,
+        char reaper[640];
+        snprintf(reaper, sizeof reaper, "%.*s/moat-reap", slash ? (int)(slash - w.self) : 1,
                  slash ? w.self : ".");
-        if (w.sandbox.mode == WRK_SANDBOX_OFF && access(w.reaper, X_OK) != 0)
+        wrk_reaper_init(&w.reaper, reaper);
+        if (w.sandbox.mode == WRK_SANDBOX_OFF && access(reaper, X_OK) != 0)
             log_warn("wrk", "%s: %s; unsandboxed exec tasks cannot start (build it with make)",
-                     w.reaper, strerror(errno));
+                     reaper, strerror(errno));
     }
     snprintf(path, sizeof path, "%s/store", w.cfg.state_dir);
     int rc = 1;
@@ -1088,6 +1073,7 @@ out:
         give_back(&w, w.tasks.v[i]);
     wrk_tasks_free(&w.tasks);
     wrk_bind_free(&w.bind);
+    wrk_reaper_stop(&w.reaper);
     net_sock_close(w.sock);
     net_destroy(net);
     store_close(w.store);

@@ -1,8 +1,8 @@
 /* wrk_proctab.h: the node's processes and their parents, read from /proc
  * (proc(5): /proc/PID/stat's fourth field, after the command in parentheses),
  * to find a task's whole process tree: for its resident memory (wrk_exec_rss)
- * and to kill what is left of it (wrk_reap.h). No dependency beyond libc, so
- * that moat-reap stays small.
+ * and to kill all of it (wrk_exec_kill). The per-task reaper (wrk_reap_task.c)
+ * has a scan of its own, for it may not allocate.
  * Thread-safety: a table is the caller's; reading one touches no shared state.
  */
 #ifndef MOAT_WRK_PROCTAB_H

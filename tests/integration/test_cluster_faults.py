@@ -390,6 +390,51 @@ def test_unsandboxed_task_processes_die_with_their_worker(host_cluster, tmp_path
     wait_for(lambda: not pid_alive(_pid_from(bg)), 5, what="the task's leftover to be killed")
 
 
+def _reap_service(worker_pid):
+    """The worker's reaper service (worker/wrk_reap.h): its child named
+    moat-reap (a task's reaper, also its child, is named moat-reaper)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if ppid == worker_pid and comm == "moat-reap":
+            found.append(int(entry))
+    return found
+
+
+def test_a_killed_reaper_service_is_replaced_and_its_tasks_run_on(host_cluster, tmp_path):
+    # Unsandboxed tasks start through one reaper service per worker; a task's
+    # reaper is the worker's child, not the service's. Killing the service
+    # leaves running tasks alone, and the next launch starts another.
+    cluster = host_cluster
+    flag = tmp_path / "go"
+    jid = cluster.submit("sh", "-c", f"while [ ! -e {flag} ]; do sleep 0.05; done; echo ran",
+                         opts=["--array", "0-1"])
+    wait_for(lambda: all(t["state"] == "RUNNING" for t in cluster.show(jid)["tasks"]), 10,
+             what="both tasks running")
+    workers = {cluster.pid(f"worker-{i}") for i in (1, 2)}
+    services = [s for w in workers for s in _reap_service(w)]
+    assert services, "no reaper service found"
+    for s in services:
+        os.kill(s, signal.SIGKILL)
+    flag.write_text("")
+    cluster.wait(jid)
+    assert cluster.show(jid)["state"] == "COMPLETED"
+    assert [t["exit_code"] for t in cluster.show(jid)["tasks"]] == [0, 0]
+    jid = cluster.submit("sh", "-c", "echo again")
+    cluster.wait(jid)
+    assert cluster.show(jid)["state"] == "COMPLETED"
+    assert cluster.moat("result", jid).out == "again\n"
+    logs = "".join((cluster.dir / f"worker-{i}.log").read_text() for i in (1, 2))
+    assert "reaper service" in logs and "ended (signal 9)" in logs, logs[-2000:]
+
+
 def test_an_unsandboxed_task_is_killed_whole_and_its_own_signals_stay_its_own(host_cluster, tmp_path):
     # The SIGKILL for --mem (and after kill_grace) went to the process group
     # only: it ended the reaper first, and a process that had left the group
