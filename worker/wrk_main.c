@@ -179,11 +179,12 @@ static void bind_env_free(struct bind_env *be)
 }
 
 /* skip_var: a worker variable the task does not inherit: MOAT_* (the task's
- * own come first), and CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER where the
- * binding sets them. */
+ * own come first), CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER where the
+ * binding sets them, and a string that is no NAME=VALUE (a parent may leave
+ * one in environ; the reaper service refuses it). */
 static bool skip_var(const struct wrk *w, const char *v)
 {
-    return strncmp(v, "MOAT_", 5) == 0 ||
+    return strncmp(v, "MOAT_", 5) == 0 || strchr(v, '=') == NULL ||
            ((w->bind.ngpus > 0 || w->bind.hide_gpus) &&
             (strncmp(v, "CUDA_VISIBLE_DEVICES=", 21) == 0 || strncmp(v, "CUDA_DEVICE_ORDER=", 18) == 0));
 }

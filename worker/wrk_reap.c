@@ -119,6 +119,7 @@ struct region {
 };
 static struct region *regions;
 static size_t nregions, cap_regions;
+static unsigned long long handled; /* signals this service has a handler for (bit sig - 1) */
 
 static struct wrk_reap_slot *slot_of(const struct region *g)
 {
@@ -204,6 +205,7 @@ static int fill(struct region *g, const struct wrk_reap_head *h, const char *bod
             s->path = *e + 5;
     s->stack_top = g->base + PAGE + REAPER_STACK;
     s->spawn_stack_top = g->base + 2 * PAGE + REAPER_STACK + SPAWN_STACK;
+    s->handled = handled;
     return 0;
 }
 
@@ -290,6 +292,12 @@ int wrk_reap_serve(int sock, pid_t worker)
     if (sock > 3)
         close_fds(3, (unsigned)sock - 1);
     close_fds((unsigned)sock + 1, ~0u);
+    /* none in a plain build; a sanitizer's, which no reaper may run */
+    for (int sig = 1; sig < NSIG && sig <= 64; sig++) {
+        struct sigaction sa;
+        if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN)
+            handled |= 1ull << (sig - 1);
+    }
     /* 0-2 open, so that received descriptors land above them (wrk_reap_task.c) */
     for (int fd = 0; fd < 3; fd++)
         if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)

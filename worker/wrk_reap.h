@@ -32,15 +32,15 @@
  * execvp does. A CMD that cannot be executed: "moat: cannot execute CMD: why"
  * on stderr, exit 127, as a shell says it.
  *
- * Why a service: a per-task exec of moat-reap cost as much CPU as the task
- * `true` itself (glibc's start-up alone is ~0.3 ms on a VM, where CPUID
- * traps), and a fork of the service ~0.5 ms (page tables, COW faults, TLB
- * shootdowns); a CLONE_VM copy costs ~0.05 ms
- * (bench/results/sched-2026-11-30-reapsvc.md). The service keeps no state
- * between requests but the reapers' memory regions, reused once the kernel
- * has cleared a region's tid (CLONE_CHILD_CLEARTID: that reaper ended). It
- * dies with the worker (PR_SET_PDEATHSIG SIGKILL); a task's reaper does not
- * need it once started.
+ * Why a service: on a 2-vCPU VM, starting `true` bare costs ~0.65 ms of CPU;
+ * an exec of moat-reap per task added ~0.8 ms more (glibc's start-up alone is
+ * ~0.3 ms there, where CPUID traps), a service forking a reaper per task
+ * ~0.5 ms (page tables, COW faults, TLB shootdowns), a service cloning one
+ * with CLONE_VM ~0.3-0.45 ms (bench-reap; bench/results/sched-2026-11-30-reapsvc.md).
+ * The service keeps no state between requests but the reapers' memory
+ * regions, reused once the kernel has cleared a region's tids (the reaper
+ * and its spawn child ended). It dies with the worker (PR_SET_PDEATHSIG
+ * SIGKILL); a task's reaper does not need it once started.
  *
  * Limits, from the shared memory: the reapers and the service are one
  * memory to the kernel, so an OOM kill of any of them (small, so unlikely

@@ -266,6 +266,12 @@ int wrk_reap_task_run(void *arg)
     uint64_t set = ~(sigbit(SIGKILL) | sigbit(SIGSTOP) | sigbit(SIGSEGV) | sigbit(SIGBUS) |
                      sigbit(SIGFPE) | sigbit(SIGILL));
     rawsys4(SYS_rt_sigprocmask, SIG_BLOCK, &set, 0, KSIGSET);
+    for (int sig = 1; sig <= 64; sig++)
+        if (s->handled & sigbit(sig)) {
+            /* the kernel's struct sigaction: handler, flags, restorer, mask */
+            struct { void *handler; unsigned long flags; void *restorer; uint64_t mask; } dfl = {0};
+            rawsys4(SYS_rt_sigaction, sig, &dfl, 0, KSIGSET);
+        }
     rawsys1(SYS_close, s->service_fds[0]);
     rawsys1(SYS_close, s->service_fds[1]);
     rawsys2(SYS_setpgid, 0, 0);

@@ -33,6 +33,9 @@ struct wrk_reap_slot {
                                 * for the /bin/sh fallback */
     char **envp;               /* NULL-terminated */
     const char *path;          /* PATH from envp, or "/bin:/usr/bin" as execvp(3) */
+    unsigned long long handled; /* signals (bit sig - 1) the service handles (a
+                                 * sanitizer's): the reaper sets them back to
+                                 * SIG_DFL, so its own end is by the signal */
     char *stack_top;           /* the reaper's stack, 16-byte aligned */
     char *spawn_stack_top;     /* the stack CMD's process runs on until execve */
     /* the kernel's: the reaper's pid from the clone (CLONE_PARENT_SETTID) until

@@ -25,6 +25,7 @@ void wrk_reaper_init(struct wrk_reaper *r, const char *path)
     snprintf(r->path, sizeof r->path, "%s", path);
     r->pid = 0;
     r->sock = -1;
+    r->reply_ms = REPLY_TIMEOUT_MS;
 }
 
 void wrk_reaper_stop(struct wrk_reaper *r)
@@ -131,14 +132,14 @@ static int send_request(int sock, const char *msg, size_t len, int out_w, int er
     return 0;
 }
 
-/* recv_reply: the answer, within REPLY_TIMEOUT_MS. 0, or -1 with errno
- * (ETIMEDOUT; EPIPE at EOF). */
-static int recv_reply(int sock, struct wrk_reap_reply *rep)
+/* recv_reply: the answer, within ms. 0, or -1 with errno (ETIMEDOUT; EPIPE
+ * at EOF). */
+static int recv_reply(int sock, struct wrk_reap_reply *rep, int ms)
 {
     size_t got = 0;
     while (got < sizeof *rep) {
         struct pollfd p = {.fd = sock, .events = POLLIN};
-        int k = poll(&p, 1, REPLY_TIMEOUT_MS);
+        int k = poll(&p, 1, ms);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0) {
@@ -222,7 +223,7 @@ pid_t wrk_reaper_launch(struct wrk_reaper *r, char *const argv[], char *const en
     if (rc != 0)
         return -1;
     struct wrk_reap_reply rep;
-    if (recv_reply(r->sock, &rep) != 0) {
+    if (recv_reply(r->sock, &rep, r->reply_ms) != 0) {
         /* No answer: the service is killed, and a reaper it made never gets
          * its "go" (wrk_reap.h)... unless the answer and the "go" were sent
          * as the wait ran out: then that reaper, the worker's child and so
@@ -243,7 +244,7 @@ pid_t wrk_reaper_launch(struct wrk_reaper *r, char *const argv[], char *const en
         }
         forget(r);
         return err_set(err, e, "reaper service %s: %s", r->path,
-                       e == ETIMEDOUT ? "no answer in 10 s" : strerror(e));
+                       e == ETIMEDOUT ? "no answer in time" : strerror(e));
     }
     if (rep.stage == WRK_REAP_SERVICE || rep.pid <= 0)
         return err_set(err, rep.errnum ? rep.errnum : EPROTO, "reaper service %s: launch: %s", r->path,

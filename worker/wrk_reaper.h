@@ -17,6 +17,7 @@ struct wrk_reaper {
     char path[640]; /* bin/moat-reap */
     pid_t pid;      /* the service; 0 when none runs */
     int sock;       /* the worker's end of its socket; -1 when none */
+    int reply_ms;   /* how long a launch waits for the answer (10,000) */
 };
 
 /* wrk_reaper_init: a handle for the service at path (no process yet). */
@@ -32,7 +33,8 @@ void wrk_reaper_init(struct wrk_reaper *r, const char *path);
  * WRK_REAP_SETUP or WRK_REAP_AFFINITY and *errnum when its setup failed (it
  * exits 127 and the caller waits for it); or -1 with err when the service
  * could not be started or failed (a launch error; no task process is left
- * running). Blocks for one round trip (tens of microseconds), at most 10 s.
+ * running). Blocks for one round trip (tens of microseconds), at most
+ * r->reply_ms (then the service is killed and another started next time).
  */
 pid_t wrk_reaper_launch(struct wrk_reaper *r, char *const argv[], char *const envp[], const char *cwd,
                         const cpu_set_t *cpus, int out_w, int err_w, int *stage, int *errnum,

@@ -4,14 +4,17 @@
  * The scheduler's exec jobs/s on a small node is bound by CPU per launch
  * (bench/sched.c); this isolates the reaper's share. Two ways to run CMD
  * (default `true`, looked up in PATH) N times, one at a time, each waited for:
- *   bare:    clone(CLONE_VM | CLONE_VFORK) + execvpe, as the worker started
- *            tasks before there was a reaper: the reference;
+ *   bare:    clone(CLONE_VM | CLONE_VFORK) + execvpe of CMD and nothing
+ *            else: the reference (the worker's spawn before there was a
+ *            reaper also reset signals, set the group and parent-death
+ *            signal, opened /dev/null and changed directory, so the ratio
+ *            overstates the reaper's cost by those few calls);
  *   service: through the reaper service (worker/wrk_reaper.h): a request,
  *            a CLONE_VM copy of the service as the task's reaper, which
  *            starts CMD, waits and reaps (what the worker does now).
  * CPU time (this process and its waited-for children: getrusage) and wall
- * time per launch; the ways alternate for R rounds so that noise hits both
- * alike, the median round kept. One JSON object per way on stdout: {bench,
+ * time per launch; the ways alternate for R rounds (which goes first
+ * alternating too) so that noise hits both alike, the median round kept. One JSON object per way on stdout: {bench,
  * case, launches, cpu_ms_per_launch, wall_ms_per_launch, cpu_ratio_to_bare}.
  * N.B. the service's own CPU counts once it has exited (at the end of each
  * round), so its share is in the service figure.
@@ -146,9 +149,11 @@ int main(int argc, char **argv)
         return 1;
     double cpu[2][99], wall[2][99];
     for (int r = 0; r < rounds; r++)
-        for (int way = 0; way < 2; way++)
+        for (int k = 0; k < 2; k++) {
+            int way = k ^ (r & 1);
             if (round_of(way, n, reap, &cpu[way][r], &wall[way][r]) != 0)
                 return 1;
+        }
     double med_cpu[2], med_wall[2];
     for (int way = 0; way < 2; way++) {
         qsort(cpu[way], (size_t)rounds, sizeof(double), by_value);

@@ -414,9 +414,11 @@ def test_a_killed_reaper_service_is_replaced_and_its_tasks_run_on(host_cluster, 
     # leaves running tasks alone, and the next launch starts another.
     cluster = host_cluster
     flag = tmp_path / "go"
-    jid = cluster.submit("sh", "-c", f"while [ ! -e {flag} ]; do sleep 0.05; done; echo ran",
+    jid = cluster.submit("sh", "-c", f"touch {tmp_path}/started-{{index}}; "
+                         f"while [ ! -e {flag} ]; do sleep 0.05; done; echo ran",
                          opts=["--array", "0-1"])
-    wait_for(lambda: all(t["state"] == "RUNNING" for t in cluster.show(jid)["tasks"]), 10,
+    # RUNNING is the controller's word at dispatch; the files say both run
+    wait_for(lambda: all((tmp_path / f"started-{i}").exists() for i in (0, 1)), 20,
              what="both tasks running")
     workers = {cluster.pid(f"worker-{i}") for i in (1, 2)}
     services = [s for w in workers for s in _reap_service(w)]

@@ -10,7 +10,8 @@
  * with the task; forty tasks at once and then forty more (reused regions)
  * each end as they should; a request larger than a standard region works;
  * the command dies with a reaper killed under it; a killed service is
- * replaced on the next launch. A worker's death killing
+ * replaced on the next launch, seen to end or not; one that does not answer
+ * in time is killed and replaced. A worker's death killing
  * its tasks is tested end to end in tests/integration/test_cluster_faults.py.
  */
 #include <errno.h>
@@ -191,6 +192,11 @@ static void test_status_output_signal(void **state)
     assert_string_equal(out, want);
     /* the reaper ($PPID) holds the task's stdin, stdout and stderr, nothing
      * of the service's */
+    /* CMD's own: 0-2 and ls's directory, no socket of the service's */
+    char *a6[] = {"sh", "-c", "ls /proc/self/fd | sort | tr '\\n' ' '", NULL};
+    r = start("/tmp", a6, base_env);
+    finish(&r, &out, NULL);
+    assert_string_equal(out, "0 1 2 3 ");
     if (geteuid() == 0) { /* the reaper is not dumpable: its fds are root's to see */
         char *a5[] = {"sh", "-c", "ls /proc/$PPID/fd | sort | tr '\\n' ' '", NULL};
         r = start("/tmp", a5, base_env);
@@ -202,6 +208,11 @@ static void test_status_output_signal(void **state)
     st = finish(&r, NULL, NULL);
     assert_true(WIFSIGNALED(st));
     assert_int_equal(WTERMSIG(st), SIGTERM);
+    char *a7[] = {"sh", "-c", "kill -SEGV $$", NULL}; /* one that dumps core */
+    r = start("/tmp", a7, base_env);
+    st = finish(&r, NULL, NULL);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGSEGV);
     char *a4[] = {"moat-no-such-command", NULL};
     r = start("/tmp", a4, base_env);
     st = finish(&r, &out, &err);
@@ -394,6 +405,42 @@ static void test_service_replaced(void **state)
     r = start("/tmp", b, base_env);
     assert_true(reaper.pid > 0 && reaper.pid != old);
     assert_int_equal(WEXITSTATUS(finish(&r, NULL, NULL)), 0);
+    /* killed and not yet seen to end: the launch's send fails, and it
+     * starts another service once */
+    old = reaper.pid;
+    assert_int_equal(kill(old, SIGKILL), 0);
+    assert_int_equal(waitpid(old, &status, 0), old);
+    r = start("/tmp", b, base_env);
+    assert_true(reaper.pid > 0 && reaper.pid != old);
+    assert_int_equal(WEXITSTATUS(finish(&r, NULL, NULL)), 0);
+}
+
+static void test_service_that_does_not_answer(void **state)
+{
+    (void)state;
+    char *b[] = {"true", NULL};
+    struct run r = start("/tmp", b, base_env); /* a service runs */
+    assert_int_equal(WEXITSTATUS(finish(&r, NULL, NULL)), 0);
+    pid_t old = reaper.pid;
+    assert_int_equal(kill(old, SIGSTOP), 0);
+    reaper.reply_ms = 300;
+    int o[2], stage, errnum;
+    assert_int_equal(pipe2(o, O_CLOEXEC), 0);
+    struct err e = {0};
+    assert_int_equal(wrk_reaper_launch(&reaper, b, base_env, "/tmp", NULL, o[1], o[1], &stage,
+                                       &errnum, &e), -1);
+    assert_int_equal(e.code, ETIMEDOUT);
+    assert_non_null(strstr(e.msg, "no answer in time"));
+    close(o[0]);
+    close(o[1]);
+    int status;
+    assert_int_equal(waitpid(old, &status, 0), old); /* killed */
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    wrk_reaper_ended(&reaper, old, status);
+    reaper.reply_ms = 10000;
+    r = start("/tmp", b, base_env);
+    assert_true(reaper.pid != old);
+    assert_int_equal(WEXITSTATUS(finish(&r, NULL, NULL)), 0);
 }
 
 int main(void)
@@ -408,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_large_request),
         cmocka_unit_test(test_command_dies_with_its_reaper),
         cmocka_unit_test(test_service_replaced),
+        cmocka_unit_test(test_service_that_does_not_answer),
     };
     return cmocka_run_group_tests_name("reap", tests, setup, teardown);
 }
