@@ -72,28 +72,83 @@ static int spawn_child(void *arg)
     _exit(127);
 }
 
-int wrk_exec_start(struct wrk_proc *p, char *const argv[], char *const envp[], const char *cwd,
-                   const cpu_set_t *cpus, size_t cap, bool *launch_error, struct err *err)
+/* pipes_close: whichever ends of out and er are open; all -1 after. */
+static void pipes_close(int out[2], int er[2])
 {
-    static char *stack;
+    for (int i = 0; i < 2; i++) {
+        if (out[i] >= 0)
+            close(out[i]);
+        if (er[i] >= 0)
+            close(er[i]);
+        out[i] = er[i] = -1;
+    }
+}
+
+/* launch_begin: *p emptied for a task whose streams keep at most cap bytes,
+ * *launch_error true until the task runs, cwd made (0700) and the stdout and
+ * stderr pipes made (close-on-exec). 0, or -1 with err and nothing open. */
+static int launch_begin(struct wrk_proc *p, size_t cap, bool *launch_error, const char *cwd,
+                        int out[2], int er[2], struct err *err)
+{
     memset(p, 0, sizeof *p);
     p->out_fd = p->err_fd = p->status_fd = -1;
     p->cap = cap;
     *launch_error = true;
+    out[0] = out[1] = er[0] = er[1] = -1;
+    if (mkdir(cwd, 0700) != 0 && errno != EEXIST)
+        return err_set(err, errno, "task directory %s: %s", cwd, strerror(errno));
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(er, O_CLOEXEC) != 0) {
+        err_set(err, errno, "pipe: %s", strerror(errno));
+        pipes_close(out, er);
+        return -1;
+    }
+    return 0;
+}
+
+/* launch_adopt: pid runs with the pipes' write ends: those are closed here
+ * and the read ends become p's, non-blocking. */
+static void launch_adopt(struct wrk_proc *p, pid_t pid, int out[2], int er[2])
+{
+    close(out[1]);
+    close(er[1]);
+    p->pid = pid;
+    p->out_fd = out[0];
+    p->err_fd = er[0];
+    fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
+    fcntl(p->err_fd, F_SETFL, O_NONBLOCK);
+}
+
+/* setup_failed: the task's first process, p->pid, could not set itself up
+ * (pinning to cpus when affinity, else its descriptors or directory) with
+ * errnum and exits: it is waited for and p released. Returns -1 with err. */
+static int setup_failed(struct wrk_proc *p, bool affinity, int errnum, const cpu_set_t *cpus,
+                        const char *cwd, struct err *err)
+{
+    int status;
+    waitpid(p->pid, &status, 0);
+    wrk_exec_release(p);
+    p->pid = 0;
+    if (affinity)
+        return err_set(err, errnum, "task setup: pinning to its %d CPUs (cpu_bind): %s",
+                       cpus ? CPU_COUNT(cpus) : 0, strerror(errnum));
+    return err_set(err, errnum, "task setup in %s: %s", cwd, strerror(errnum));
+}
+
+int wrk_exec_start(struct wrk_proc *p, char *const argv[], char *const envp[], const char *cwd,
+                   const cpu_set_t *cpus, size_t cap, bool *launch_error, struct err *err)
+{
+    static char *stack;
+    int out[2], er[2];
+    if (launch_begin(p, cap, launch_error, cwd, out, er, err) != 0)
+        return -1;
     if (stack == NULL) {
         stack = mmap(NULL, SPAWN_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
                      -1, 0);
         if (stack == MAP_FAILED) {
             stack = NULL;
+            pipes_close(out, er);
             return err_set(err, errno, "spawn stack: %s", strerror(errno));
         }
-    }
-    if (mkdir(cwd, 0700) != 0 && errno != EEXIST)
-        return err_set(err, errno, "task directory %s: %s", cwd, strerror(errno));
-    int out[2] = {-1, -1}, er[2] = {-1, -1};
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(er, O_CLOEXEC) != 0) {
-        err_set(err, errno, "pipe: %s", strerror(errno));
-        goto fail;
     }
     struct spawn_args a = {.argv = argv, .envp = envp, .cwd = cwd, .cpus = cpus, .out_w = out[1],
                            .err_w = er[1], .parent = getpid()};
@@ -105,26 +160,13 @@ int wrk_exec_start(struct wrk_proc *p, char *const argv[], char *const envp[], c
     int clone_errno = errno;
     pthread_sigmask(SIG_SETMASK, &a.mask, NULL);
     if (pid < 0) {
-        err_set(err, clone_errno, "clone: %s", strerror(clone_errno));
-        goto fail;
+        pipes_close(out, er);
+        return err_set(err, clone_errno, "clone: %s", strerror(clone_errno));
     }
     setpgid(pid, pid); /* also in the parent, so a kill right away reaches the group */
-    close(out[1]);
-    close(er[1]);
-    p->pid = pid;
-    p->out_fd = out[0];
-    p->err_fd = er[0];
-    fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
-    fcntl(p->err_fd, F_SETFL, O_NONBLOCK);
-    if (a.stage == STAGE_SETUP || a.stage == STAGE_AFFINITY) {
-        int status;
-        waitpid(pid, &status, 0);
-        wrk_exec_release(p);
-        if (a.stage == STAGE_AFFINITY)
-            return err_set(err, a.errnum, "task setup: pinning to its %d CPUs (cpu_bind): %s",
-                           CPU_COUNT(cpus), strerror(a.errnum));
-        return err_set(err, a.errnum, "task setup in %s: %s", cwd, strerror(a.errnum));
-    }
+    launch_adopt(p, pid, out, er);
+    if (a.stage == STAGE_SETUP || a.stage == STAGE_AFFINITY)
+        return setup_failed(p, a.stage == STAGE_AFFINITY, a.errnum, cpus, cwd, err);
     *launch_error = false;
     if (a.stage == STAGE_EXEC) {
         char line[300];
@@ -139,99 +181,51 @@ int wrk_exec_start(struct wrk_proc *p, char *const argv[], char *const envp[], c
         }
     }
     return 0;
-fail:
-    for (int i = 0; i < 2; i++) {
-        if (out[i] >= 0) close(out[i]);
-        if (er[i] >= 0) close(er[i]);
-    }
-    return -1;
 }
 
 int wrk_exec_start_reaped(struct wrk_proc *p, struct wrk_reaper *r, char *const argv[],
                           char *const envp[], const char *cwd, const cpu_set_t *cpus, size_t cap,
                           bool *launch_error, struct err *err)
 {
-    memset(p, 0, sizeof *p);
-    p->out_fd = p->err_fd = p->status_fd = -1;
-    p->cap = cap;
-    *launch_error = true;
-    if (mkdir(cwd, 0700) != 0 && errno != EEXIST)
-        return err_set(err, errno, "task directory %s: %s", cwd, strerror(errno));
-    int out[2] = {-1, -1}, er[2] = {-1, -1};
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(er, O_CLOEXEC) != 0) {
-        err_set(err, errno, "pipe: %s", strerror(errno));
-        goto fail;
-    }
+    int out[2], er[2];
+    if (launch_begin(p, cap, launch_error, cwd, out, er, err) != 0)
+        return -1;
     int stage = WRK_REAP_STARTED, errnum = 0;
     pid_t pid = wrk_reaper_launch(r, argv, envp, cwd, cpus, out[1], er[1], &stage, &errnum, err);
-    if (pid < 0)
-        goto fail;
-    close(out[1]);
-    close(er[1]);
-    p->pid = pid;
-    p->reaped = true;
-    p->out_fd = out[0];
-    p->err_fd = er[0];
-    fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
-    fcntl(p->err_fd, F_SETFL, O_NONBLOCK);
-    if (stage != WRK_REAP_STARTED) {
-        int status;
-        waitpid(pid, &status, 0);
-        wrk_exec_release(p);
-        p->pid = 0;
-        if (stage == WRK_REAP_AFFINITY)
-            return err_set(err, errnum, "task setup: pinning to its %d CPUs (cpu_bind): %s",
-                           cpus ? CPU_COUNT(cpus) : 0, strerror(errnum));
-        return err_set(err, errnum, "task setup in %s: %s", cwd, strerror(errnum));
+    if (pid < 0) {
+        pipes_close(out, er);
+        return -1;
     }
+    launch_adopt(p, pid, out, er);
+    p->reaped = true;
+    if (stage != WRK_REAP_STARTED)
+        return setup_failed(p, stage == WRK_REAP_AFFINITY, errnum, cpus, cwd, err);
     *launch_error = false;
     return 0;
-fail:
-    for (int i = 0; i < 2; i++) {
-        if (out[i] >= 0) close(out[i]);
-        if (er[i] >= 0) close(er[i]);
-    }
-    return -1;
 }
 
 int wrk_exec_start_sandboxed(struct wrk_proc *p, const struct wrk_sandbox *sb, char *const argv[],
                              char *const envp[], const char *cwd, const cpu_set_t *cpus, size_t cap,
                              bool *launch_error, struct err *err)
 {
-    memset(p, 0, sizeof *p);
-    p->out_fd = p->err_fd = p->status_fd = -1;
-    p->cap = cap;
-    *launch_error = true;
-    if (mkdir(cwd, 0700) != 0 && errno != EEXIST)
-        return err_set(err, errno, "task directory %s: %s", cwd, strerror(errno));
-    if (chown(cwd, sb->uid, sb->gid) != 0)
-        return err_set(err, errno, "task directory %s: chown to %s: %s", cwd, sb->user, strerror(errno));
-    int out[2] = {-1, -1}, er[2] = {-1, -1};
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(er, O_CLOEXEC) != 0) {
-        err_set(err, errno, "pipe: %s", strerror(errno));
-        goto fail;
-    }
+    int out[2], er[2];
+    if (launch_begin(p, cap, launch_error, cwd, out, er, err) != 0)
+        return -1;
     int status_fd;
-    pid_t pid = wrk_sandbox_spawn(sb, argv, envp, cwd, cpus, out[1], er[1], &status_fd, err);
-    if (pid < 0)
-        goto fail;
-    close(out[1]);
-    close(er[1]);
-    p->pid = pid;
+    pid_t pid = -1;
+    if (chown(cwd, sb->uid, sb->gid) != 0)
+        err_set(err, errno, "task directory %s: chown to %s: %s", cwd, sb->user, strerror(errno));
+    else
+        pid = wrk_sandbox_spawn(sb, argv, envp, cwd, cpus, out[1], er[1], &status_fd, err);
+    if (pid < 0) {
+        pipes_close(out, er);
+        return -1;
+    }
+    launch_adopt(p, pid, out, er);
     p->sandboxed = true;
     p->status_fd = status_fd;
-    p->out_fd = out[0];
-    p->err_fd = er[0];
-    fcntl(p->out_fd, F_SETFL, O_NONBLOCK);
-    fcntl(p->err_fd, F_SETFL, O_NONBLOCK);
     *launch_error = false;
     return 0;
-fail:
-    for (int i = 0; i < 2; i++) {
-        if (out[i] >= 0) close(out[i]);
-        if (er[i] >= 0) close(er[i]);
-    }
-    return -1;
 }
 
 static void buf_add(struct wrk_proc *p, struct wrk_buf *b, const char *data, size_t n)
