@@ -104,8 +104,9 @@ int wrk_reap_parse(const struct wrk_reap_head *h, char *body, const char **cwd, 
 
 /* wrk_reap_serve: the service loop on sock for the worker whose pid is worker
  * (this process's parent). Returns 0 when the worker closes the socket, 1
- * when the worker is already gone, 2 on a malformed request (the worker
- * starts a new service on its next launch). Per-task reapers are the worker's
+ * when the worker is already gone, 2 on a malformed request or when it
+ * cannot set itself up (not dumpable, descriptors 0-2); the worker starts a
+ * new service on its next launch. Per-task reapers are the worker's
  * children and outlive the service. */
 int wrk_reap_serve(int sock, pid_t worker);
 
