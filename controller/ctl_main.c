@@ -305,6 +305,10 @@ int main(int argc, char **argv)
         return 2;
     }
     log_level_set((enum log_level)log_level_parse(cfg.log_level));
+    if (keys_process_guard(&e) != 0) {
+        log_error("ctl", "%s", e.msg);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);

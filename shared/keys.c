@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -125,5 +126,12 @@ int keys_file_write(const char *path, const char *key, bool secret, struct err *
         unlink(path);
         return err_set(err, e ? e : EIO, "%s: write failed: %s", path, strerror(e ? e : EIO));
     }
+    return 0;
+}
+
+int keys_process_guard(struct err *err)
+{
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        return err_set(err, errno, "prctl(PR_SET_DUMPABLE, 0): %s", strerror(errno));
     return 0;
 }

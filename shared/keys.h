@@ -50,4 +50,17 @@ int keys_file_read(const char *path, bool secret, char key[KEYS_LEN + 1], struct
  * else 0644. EEXIST when path exists (keys are never overwritten silently). */
 int keys_file_write(const char *path, const char *key, bool secret, struct err *err);
 
+/* keys_process_guard: make this process non-dumpable (prctl(2) PR_SET_DUMPABLE
+ * 0) before it reads a secret key, so that the key stays out of core files and
+ * out of reach of other processes of the same user: ptrace(2) and
+ * /proc/PID/{mem,environ,fd} then need CAP_SYS_PTRACE, and the kernel owns
+ * /proc/PID as root. An exec task run unsandboxed runs as the daemon's user;
+ * without this it could read the daemon's keys where Yama allows (ptrace_scope
+ * 0, Debian's default). Cores of the daemon are still written when the
+ * administrator sets fs.suid_dumpable = 2 (root-owned, see proc(5)). The flag
+ * is per process, inherited by fork and reset by execve of an ordinary
+ * program (so tasks are unaffected). 0, or -1 with err naming prctl and
+ * its errno. */
+int keys_process_guard(struct err *err);
+
 #endif

@@ -30,6 +30,7 @@
 
 #include "kernels/krn.h"
 #include "shared/err.h"
+#include "shared/keys.h"
 #include "worker/wrk_arpath.h"
 #include "worker/wrk_bert.h"
 #include "worker/wrk_comm.h"
@@ -603,6 +604,11 @@ int wrk_infer_main(int argc, char **argv)
     if (argc != 2 || argv[1] == NULL) {
         fprintf(stderr, "moat-infer: usage: moat-worker --run-infer SPEC.json\n");
         return 2;
+    }
+    /* The spec holds this rank's CURVE secret key (tp > 1). */
+    if (keys_process_guard(&err) != 0) {
+        fprintf(stderr, "moat-infer: %s\n", err.msg);
+        return 1;
     }
     struct infer_spec spec;
     if (spec_parse(argv[1], &spec, &err) != 0) {

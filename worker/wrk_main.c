@@ -953,6 +953,12 @@ int main(int argc, char **argv)
         return 2;
     }
     log_level_set((enum log_level)log_level_parse(w.cfg.log_level));
+    /* Before the probe clones us and before any key is read: its clones,
+     * the sandbox inits, stay non-dumpable too (tasks are exec'd). */
+    if (keys_process_guard(&e) != 0) {
+        log_error("wrk", "%s", e.msg);
+        return 1;
+    }
     wrk_res_detect(&w.cfg, &w.res);
     w.hb_interval = 1.0;
     uint8_t rnd[16];

@@ -2,12 +2,17 @@
 allowlisted keys; an unlisted key is refused and audited; a revoked key loses
 access without a restart; the audit log's hash chain names the first edited
 record. Real daemons on loopback, through `moat local up`."""
+import json
+import os
+import shutil
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import BIN, wait_for
+from conftest import BIN, wait_for, write_extra
 from moatproto import EACCES, EINVAL, EPERM, Client, read_key
 
 
@@ -308,3 +313,78 @@ def test_queue_me_lists_only_my_jobs(cluster, tmp_path):
     r = cluster.moat("--json", "queue", "--me", env=theirs_env)
     assert [j["id"] for j in r.json["jobs"]] == [theirs]
     assert f"{theirs}" not in cluster.moat("queue", "--me").out.split()
+
+
+NOBODY = 65534
+
+
+def _as_nobody():
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+def _moat_as_nobody(dir_, *args, timeout=90):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(dir_), "MOAT_DIR": str(dir_ / "c")}
+    return subprocess.run([str(BIN / "moat"), *map(str, args)], env=env, capture_output=True,
+                          text=True, timeout=timeout, preexec_fn=_as_nobody)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: runs a cluster as user nobody")
+def test_an_unsandboxed_task_cannot_read_the_daemons_memory():
+    """An unsandboxed exec task runs as the daemons' own user. The daemons and
+    the reaper service are not dumpable (keys_process_guard), so the task may
+    not open their /proc/PID/environ or /proc/PID/mem, as it would not be let
+    ptrace(2) them, while it may open its own; the kernel owns their /proc
+    files as root."""
+    probe = _moat_as_nobody(Path("/tmp"), "--help", timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(f"user nobody cannot run {BIN / 'moat'}: {probe.stderr.strip()[:200]}")
+    top = Path(tempfile.mkdtemp(prefix="moat-test-nobody-", dir="/tmp"))
+    try:
+        os.chown(top, NOBODY, NOBODY)
+        d = top / "c"
+        write_extra(d, worker='exec_sandbox = "off";\n')
+        for p in [d, *d.iterdir()]:
+            os.chown(p, NOBODY, NOBODY)
+        r = _moat_as_nobody(top, "--json", "local", "up", "--workers", "1", "--dir", d)
+        assert r.returncode == 0, r.stderr
+        up = json.loads(r.stdout)
+        daemons = {"controller": up["controller_pid"], "worker": up["worker_pids"][0]}
+        # the first unsandboxed launch starts the reaper service
+        r = _moat_as_nobody(top, "submit", "--wait", "--", "true")
+        assert r.returncode == 0, r.stderr
+        daemons["reaper service"] = next(
+            int(p.name) for p in Path("/proc").iterdir()
+            if p.name.isdigit() and b"moat-reap\0--serve\0" in _cmdline(p)
+            and _ppid(p) == daemons["worker"])
+        for name, pid in daemons.items():
+            st = Path(f"/proc/{pid}/status").stat()
+            assert st.st_uid == 0, f"{name} (pid {pid}) is dumpable: /proc owned by {st.st_uid}"
+        tries = [f"{pid}/{f}" for pid in [*daemons.values(), "self"] for f in ("environ", "mem")]
+        script = "; ".join(f"true </proc/{t} 2>/dev/null && echo {t}:open || echo {t}:refused"
+                           for t in tries)
+        r = _moat_as_nobody(top, "--json", "submit", "--wait", "--", "sh", "-c", script)
+        assert r.returncode == 0, r.stderr
+        out = _moat_as_nobody(top, "result", json.loads(r.stdout)["jobs"][0]["id"]).stdout.split()
+        assert "self/environ:open" in out and "self/mem:open" in out, out
+        for name, pid in daemons.items():
+            for f in ("environ", "mem"):
+                assert f"{pid}/{f}:refused" in out, f"the task opened {name}'s {f}: {out}"
+    finally:
+        _moat_as_nobody(top, "local", "down", "--dir", top / "c", timeout=60)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def _cmdline(p):
+    try:
+        return (p / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _ppid(p):
+    try:
+        return int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
