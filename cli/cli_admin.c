@@ -303,6 +303,10 @@ int cli_audit_run(struct cli *cli, int argc, char **argv)
             gave_since = true;
             if (since_parse(cli, optarg, &since) != 0)
                 return CLI_USAGE;
+            if (!(since <= 1e11)) /* the protocol's bound; NaN too */
+                return cli_usage_error(cli, "--since '%s': time out of range", optarg);
+            if (since < 0) /* before 1970: every record */
+                since = 0;
         }
     }
     if (optind < argc && strcmp(argv[optind], "verify") == 0) {

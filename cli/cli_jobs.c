@@ -46,8 +46,9 @@ static const char cancel_help[] =
     "unless one FAILED). Silent on success; with --json: {\"cancelled\": [ids],\n"
     "\"cancelled_tasks\": [{id, index}], \"errors\": [{id, [index,] code, msg}]}.\n"
     "The others are cancelled even when one fails: exit 2 when a job or element\n"
-    "does not exist or has already ended, 1 when one could not be cancelled for\n"
-    "another reason.\n"
+    "does not exist or has already ended otherwise than cancelled, 1 when one\n"
+    "could not be cancelled for another reason. Cancelling again what was\n"
+    "cancelled is no error (a request may be sent twice), and is not audited again.\n"
     "\n"
     "Examples:\n"
     "  moat cancel 17\n"
@@ -57,18 +58,29 @@ static const char cancel_help[] =
 
 #define CANCEL_MAX 100000
 
+/* shown: arg as an error message quotes it: its first 60 bytes and "..."
+ * when longer (a J_[LIST] can be 100 KiB), in buf. */
+static const char *shown(const char *arg, char buf[72])
+{
+    if (strlen(arg) <= 63)
+        return arg;
+    snprintf(buf, 72, "%.60s...", arg);
+    return buf;
+}
+
 /* cancel_parse: one argument: comma-separated JOB, JOB_I or JOB_[LIST] items ->
  * ids and tasks ({id, index} objects). */
 static int cancel_parse(struct cli *cli, const char *arg, json_t *ids, json_t *tasks)
 {
     const char *p = arg;
+    char sa[72];
     bool elements = false; /* a JOB_I came before in this argument */
     for (;;) {
         char num[32];
         size_t len = strspn(p, "0123456789");
         if (len == 0 || len >= sizeof num)
             return cli_fail(cli, CLI_USAGE, "'%s': expected JOB, JOB_I or JOB_[LIST], comma-separated",
-                            arg);
+                            shown(arg, sa));
         memcpy(num, p, len);
         num[len] = '\0';
         p += len;
@@ -82,36 +94,41 @@ static int cancel_parse(struct cli *cli, const char *arg, json_t *ids, json_t *t
             if (elements)
                 return cli_fail(cli, CLI_USAGE, "'%s': a whole job (%s) after an element: for "
                                 "elements write JOB_[LIST] (17_[3,5]); for jobs, separate arguments",
-                                arg, num);
+                                shown(arg, sa), num);
             json_array_append_new(ids, json_integer((json_int_t)id));
         } else {
             /* the elements: one index, or a list in brackets as --array takes it */
-            char list[4096];
             elements = true;
             const char *end;
             p++;
             if (*p == '[') {
                 end = strchr(p, ']');
-                len = end ? (size_t)(end - p - 1) : 0;
+                if (end == NULL)
+                    return cli_fail(cli, CLI_USAGE, "'%s': no ']' after %s_[", shown(arg, sa), num);
+                len = (size_t)(end - p - 1);
                 p++;
             } else {
                 len = strspn(p, "0123456789");
                 end = p + len - 1;
             }
-            if (len == 0 || len >= sizeof list)
-                return cli_fail(cli, CLI_USAGE, "'%s': expected an index or [LIST] after %s_", arg, num);
-            memcpy(list, p, len);
-            list[len] = '\0';
+            if (len == 0)
+                return cli_fail(cli, CLI_USAGE, "'%s': expected an index or [LIST] after %s_",
+                                shown(arg, sa), num);
+            char *list = strndup(p, len);
+            if (list == NULL)
+                return cli_fail(cli, CLI_FAILED, "out of memory");
             p = end + 1;
             struct job_spec one;
             memset(&one, 0, sizeof one);
             if (jobspec_array_parse(list, &one, &err) == 0 && one.array_max)
                 err_set(&err, EINVAL, "no %%MAX here");
+            free(list);
             if (err.code) {
                 jobspec_clear(&one);
                 const char *why = strncmp(err.msg, "--array '", 9) == 0 && strstr(err.msg, "': ")
                                       ? strstr(err.msg, "': ") + 3 : err.msg; /* said once: arg */
-                return cli_fail(cli, CLI_USAGE, "'%s': elements of job %s: %s", arg, num, why);
+                return cli_fail(cli, CLI_USAGE, "'%s': elements of job %s: %s", shown(arg, sa), num,
+                                why);
             }
             uint32_t n = jobspec_ntasks(&one);
             if (json_array_size(tasks) + n > CANCEL_MAX) {
@@ -127,7 +144,7 @@ static int cancel_parse(struct cli *cli, const char *arg, json_t *ids, json_t *t
             return CLI_OK;
         if (*p++ != ',')
             return cli_fail(cli, CLI_USAGE, "'%s': expected JOB, JOB_I or JOB_[LIST], comma-separated",
-                            arg);
+                            shown(arg, sa));
     }
 }
 

@@ -11,7 +11,8 @@ static const char help[] =
     "usage: moat result JOB [--task I] [--out FILE] [--format jsonl|raw|npy]\n"
     "  (infer jobs: metadata, or the embeddings with --format npy|jsonl)\n"
     "\n"
-    "Print what a job's tasks wrote to stdout, task after task in index order.\n"
+    "Print what a job's tasks wrote, task after task in index order: their\n"
+    "stdout to stdout, their stderr to stderr (jsonl and --json keep both apart).\n"
     "  --task I         only array element (task) I (also written JOB_I, as 17_3)\n"
     "  --out FILE       write to FILE instead of stdout\n"
     "  --format jsonl   one JSON object per task and line:\n"
@@ -158,6 +159,10 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
         reply = NULL;
         goto done;
     }
+    /* Not ended: what is there so far, and a word that more may come. */
+    const char *state = cli_json_str(reply, "state", "");
+    bool ended = state[0] == '\0' || task >= 0 || (job_state_parse(state) >= 0 &&
+                                                     job_state_is_terminal(job_state_parse(state)));
     /* The task objects (one with --task) in index order, page by page. */
     long long cut = 0, first_cut = -1; /* tasks whose output was truncated */
     long long asked = -1;                /* the index the last page was asked from */
@@ -184,10 +189,15 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
                 fputc('\n', out);
             } else if (fmt == FMT_RAW) {
                 rc = raw_task(cli, id, cli_json_int(v[i], "index", 0), out);
-            } else {
+            } else { /* stdout to out, stderr to ours, as the task wrote them */
                 const json_t *s = json_object_get(v[i], "stdout");
+                const json_t *e = json_object_get(v[i], "stderr");
                 if (json_is_string(s))
                     fwrite(json_string_value(s), 1, json_string_length(s), out);
+                if (json_is_string(e) && json_string_length(e) > 0) {
+                    fflush(out);
+                    fwrite(json_string_value(e), 1, json_string_length(e), stderr);
+                }
             }
         }
         free(v);
@@ -201,6 +211,9 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
             (rc = result_page(cli, &id, asked = from, &reply)) != CLI_OK)
             break;
     }
+    if (rc == CLI_OK && !ended)
+        fprintf(stderr, "moat result: job %llu is %s: the output of its ended tasks only\n",
+                (unsigned long long)id, state);
     if (cut > 0 && fmt != FMT_JSONL) /* jsonl says so in each line */
         fprintf(stderr, "moat result: the output of %s%lld%s was cut at the controller's "
                 "output_cap; the rest was not kept\n", cut == 1 ? "task " : "", cut == 1 ? first_cut : cut,

@@ -304,6 +304,8 @@ int client_spec_option(struct job_spec *spec, const char *opt, const char *value
         size_t len = strlen(value);
         if (len > JOBSPEC_NAME_MAX)
             return err_set(err, EINVAL, "--name: longer than %d bytes", JOBSPEC_NAME_MAX);
+        if (strcmp(value, "--") == 0) /* `--name -- CMD`: getopt took the separator */
+            return err_set(err, EINVAL, "--name: missing value before --");
         for (const char *c = value; *c; c++)
             if ((unsigned char)*c < 0x20 || *c == 0x7f)
                 return err_set(err, EINVAL, "--name: control characters are not allowed");
@@ -330,10 +332,17 @@ int client_spec_option(struct job_spec *spec, const char *opt, const char *value
     }
     if (strcmp(opt, "mem") == 0) {
         uint64_t bytes;
+        /* Slurm's --mem=512 is megabytes, ours would be bytes: ask for a unit */
+        if (value[0] != '\0' && value[strspn(value, "0123456789. ")] == '\0'
+            && strspn(value, "0") != strlen(value))
+            return err_set(err, EINVAL, "--mem '%s': give a unit (%sM, %sMiB or %sG; "
+                           "Slurm's --mem counts megabytes)", value, value, value, value);
         if (units_size_parse(value, &bytes, &e) != 0)
             return err_set(err, EINVAL, "--mem: %s", e.msg);
         if (bytes > JOBID_MAX)
             return err_set(err, EINVAL, "--mem: '%s': too large", value);
+        if (bytes > 0 && bytes < (1u << 20))
+            return err_set(err, EINVAL, "--mem: '%s': less than 1 MiB (0 asks for none)", value);
         spec->mem = bytes;
         return 0;
     }

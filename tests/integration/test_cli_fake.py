@@ -70,6 +70,9 @@ def test_submit_json_and_command_after_options(fake):
 
 @pytest.mark.parametrize("args,word", [
     (["--mem", "x"], "--mem: size 'x'"),
+    (["--mem", "512"], "--mem '512': give a unit"),
+    (["--mem", "100KiB"], "--mem: '100KiB': less than 1 MiB"),
+    (["--name", "--"], "--name: missing value"),
     (["--cpus", "0"], "--cpus"),
     (["--cpus", "two"], "--cpus"),
     (["--gpus", "2000"], "--gpus"),
@@ -258,10 +261,16 @@ def test_result_formats(fake, tmp_path):
     assert f.requests[-1] == ("RESULT", {"id": 3, "task": 1, "raw": True})
     ctl(f, "result", "3", "--format", "npy", check=2)
     ctl(f, "result", "3", "--task", "-1", check=2)
-    assert ctl(f, "result", "3", check=0).err == ""  # nothing was cut
+    assert ctl(f, "result", "3", check=0).err == "e"  # the tasks' stderr; nothing was cut
     tasks[0]["truncated"] = True  # index 1's output was cut at output_cap: said on stderr
     r = ctl(f, "result", "3", check=0)
     assert r.out == "a\nb\n" and "output of task 1 was cut" in r.err, r
+    tasks[0]["truncated"] = False
+    f = fake(lambda t, b, _: ("REPLY", {"id": 3, "kind": "exec", "state": "RUNNING",
+                                        "tasks": tasks[1:]}))
+    r = ctl(f, "result", "3", check=0)
+    assert r.out == "a\n" and r.err == "e" + "moat result: job 3 is RUNNING: the output of its " \
+        "ended tasks only\n", r
 
 
 def test_result_follows_tasks_next_through_the_pages(fake):
@@ -340,6 +349,16 @@ def test_cancel(fake):
     assert r.err.strip() == "moat cancel: job 100: no such job"
     ctl(f, "cancel", check=2)
     ctl(f, "cancel", "x", check=2)
+    # a list of any length (this one is 4.5 KiB); errors quote a long one cut short
+    lst = ",".join(str(i) for i in range(0, 3001, 3))
+    ctl(f, "cancel", f"7_[{lst}]", check=0)
+    assert [t["index"] for t in f.requests[-1][1]["tasks"]] == list(range(0, 3001, 3))
+    n = len(f.requests)
+    r = ctl(f, "cancel", f"7_[{lst}", check=2)
+    assert r.err.strip() == f"moat cancel: '7_[{lst[:57]}...': no ']' after 7_[", r.err
+    r = ctl(f, "cancel", f"7_[{lst},x]", check=2)
+    assert r.err.count("\n") == 1 and "elements of job 7" in r.err and len(r.err) < 200, r.err
+    assert len(f.requests) == n
 
 
 def test_late_reply_is_not_taken_for_the_next_one(fake):
@@ -416,6 +435,14 @@ def test_audit_since_reads_a_clock_time_as_the_last_one(fake):
     assert abs(f.requests[-1][1]["since"] - (time.time() - 3600)) < 60
     r = ctl(f, "audit", "--since", "bogus", check=2)
     assert "--since 'bogus'" in r.err and "begin" not in r.err
+    # before 1970 is every record; after the protocol's bound is a usage error,
+    # found before any request (and before the table's header)
+    ctl(f, "audit", "--since", "-1000000h", check=0)
+    assert f.requests[-1][1]["since"] == 0
+    n = len(f.requests)
+    r = ctl(f, "audit", "--since", "9999999999999999999", check=2)
+    assert "--since '9999999999999999999': time out of range" in r.err and r.out == ""
+    assert len(f.requests) == n
 
 
 def test_infer_input_bad_lines_are_named_on_one_line_and_skip_applies(fake, tmp_path):

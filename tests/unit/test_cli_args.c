@@ -90,6 +90,17 @@ static void spec_option_mem_message_quotes_the_value(void **state)
     memset(&s, 0, sizeof s);
     assert_int_equal(client_spec_option(&s, "mem", "x", NOW, &e), -1);
     assert_non_null(strstr(e.msg, "--mem: size 'x'"));
+    /* Slurm's --mem=512 means megabytes: a bare number is refused, not taken as bytes */
+    assert_int_equal(client_spec_option(&s, "mem", "512", NOW, &e), -1);
+    assert_non_null(strstr(e.msg, "--mem '512': give a unit"));
+    assert_int_equal(client_spec_option(&s, "mem", "0.5", NOW, &e), -1);
+    assert_int_equal(client_spec_option(&s, "mem", "512 KiB", NOW, &e), -1);
+    assert_non_null(strstr(e.msg, "less than 1 MiB"));
+    assert_int_equal(s.mem, 0);
+    assert_int_equal(client_spec_option(&s, "mem", "0", NOW, &e), 0);
+    assert_int_equal(s.mem, 0);
+    assert_int_equal(client_spec_option(&s, "mem", "1MiB", NOW, &e), 0);
+    assert_int_equal(s.mem, 1u << 20);
 }
 
 static void spec_finish_validates_like_the_controller(void **state)
