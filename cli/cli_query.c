@@ -75,7 +75,10 @@ static void job_exit(const json_t *job, char *buf, int cap)
 {
     const json_t *v = json_object_get(job, "exit_code");
     int st = job_state_parse(cli_json_str(job, "state", "?"));
-    if (json_is_integer(v) && st >= 0 && job_state_is_terminal((enum job_state)st))
+    long long sig = cli_json_int(job, "signal", 0); /* tasks: what killed one */
+    if (json_is_integer(v) && st >= 0 && job_state_is_terminal((enum job_state)st) && sig > 0)
+        snprintf(buf, (size_t)cap, "signal %lld", sig);
+    else if (json_is_integer(v) && st >= 0 && job_state_is_terminal((enum job_state)st))
         snprintf(buf, (size_t)cap, "%lld", (long long)json_integer_value(v));
     else
         snprintf(buf, (size_t)cap, "-");
@@ -165,7 +168,7 @@ int cli_queue_run(struct cli *cli, int argc, char **argv)
         size_t i;
         const json_t *job;
         json_array_foreach(json_object_get(reply, "jobs"), i, job) {
-            char id[24], prog[16], sub[32], el[32], ex[16];
+            char id[24], prog[16], sub[32], el[32], ex[32];
             snprintf(id, sizeof id, "%lld", cli_json_int(job, "id", 0));
             snprintf(prog, sizeof prog, "%.0f%%", 100.0 * cli_json_num(job, "progress", 0));
             cli_time_format(cli_json_num(job, "submit_time", 0), sub, sizeof sub);
@@ -195,12 +198,13 @@ static const char show_help[] =
     "usage: moat show JOB [--state STATE]\n"
     "\n"
     "Show one job: its state, times, exit code, its tasks' counts by state and\n"
-    "every task (array element): index, state, attempts, node and exit code.\n"
+    "every task (array element): index, state, attempts, node and exit code\n"
+    "(\"signal N\" for one a signal killed).\n"
     "--state STATE lists only the tasks in STATE (PENDING, RUNNING, COMPLETED,\n"
     "FAILED, CANCELLED, TIMEOUT). With --json the job object: {id, name, kind,\n"
     "state, attempts, submit_time, start_time, end_time, exit_code, progress,\n"
     " ntasks, task_states: {STATE: count}, tasks: [{index, state, attempts, node,\n"
-    " exit_code, start_time, end_time}]}. A job of many tasks is fetched and\n"
+    " exit_code, signal, start_time, end_time}]}. A job of many tasks is fetched and\n"
     "printed in pages of 10,000 tasks.\n"
     "\n"
     "Examples:\n"
@@ -210,7 +214,7 @@ static const char show_help[] =
 
 static void task_row(struct cli_table *t, const json_t *task)
 {
-    char idx[24], att[16], tex[16];
+    char idx[24], att[16], tex[32];
     snprintf(idx, sizeof idx, "%lld", cli_json_int(task, "index", 0));
     snprintf(att, sizeof att, "%lld", cli_json_int(task, "attempts", 0));
     job_exit(task, tex, sizeof tex);
@@ -378,7 +382,7 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
         struct cli_pages pg = {"tasks", "tasks_next", NULL, show_next, &sc};
         return cli_paged_json(cli, reply, &pg, stdout);
     }
-    char sub[32], st[32], en[32], el[32], ex[16];
+    char sub[32], st[32], en[32], el[32], ex[32];
     const char *name = cli_json_str(reply, "name", "");
     job_exit(reply, ex, sizeof ex);
     job_elapsed(reply, el, sizeof el);

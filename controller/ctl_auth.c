@@ -333,8 +333,13 @@ int ctl_auth_check(struct ctl *ctl, const struct net_peer *peer, enum proto_type
     else if (k->revoked)
         reason = "key revoked";
     else if (type_roles[type] && !(type_roles[type] & (1u << k->e.role))) {
-        snprintf(why, sizeof why, "a %s key may not send %s", keys_role_name(k->e.role),
-                 proto_type_name(type));
+        int least = 0; /* the least trusted role that may: what the sender would need */
+        for (int r = 0; r < KEYS_ROLE_COUNT; r++)
+            if (type_roles[type] & (1u << r))
+                least = r;
+        snprintf(why, sizeof why, "a %s key may not send %s (it takes %s %s key)",
+                 keys_role_name(k->e.role), proto_type_name(type),
+                 least == KEYS_ROLE_ADMIN ? "an" : "a", keys_role_name((enum keys_role)least));
         reason = why;
     }
     if (reason == NULL)

@@ -952,6 +952,9 @@ json_t *ctl_task_json(const struct ctl *ctl, const struct ctl_job *job, uint32_t
     /* null until it ends, and for one that never ran (cancelled while pending) */
     json_object_set_new(to, "exit_code", job_state_is_terminal(t->state) && t->attempts > 0
                                              ? json_integer(t->exit_code) : json_null());
+    /* the signal that killed it (exit_code -1), 0 when it exited; null likewise */
+    json_object_set_new(to, "signal", job_state_is_terminal(t->state) && t->attempts > 0
+                                          ? json_integer(t->signal) : json_null());
     json_object_set_new(to, "start_time", time_json(t->start_time));
     json_object_set_new(to, "end_time", time_json(t->end_time));
     return to;

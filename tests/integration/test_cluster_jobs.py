@@ -510,3 +510,18 @@ def test_worker_refuses_more_gpus_than_it_is_given(make_cluster):
     assert r.rc != 0, r
     log = (c.dir / "worker-1.log").read_text()
     assert "gpus = 2, but CUDA_VISIBLE_DEVICES" in log, log
+
+
+def test_show_names_the_signal_that_killed_a_task(cluster):
+    """Slurm shows 0:9 for a task SIGKILL ended; show's task objects carry
+    `signal` beside exit_code -1, and plain show says "signal 9"."""
+    jid = cluster.submit("sh", "-c", "if [ {index} = 1 ]; then kill -9 $$; fi; exit {index}",
+                         opts=["--array", "0-2"])
+    cluster.wait(jid, check=1)
+    tasks = {t["index"]: t for t in cluster.show(jid)["tasks"]}
+    assert (tasks[0]["exit_code"], tasks[0]["signal"]) == (0, 0), tasks
+    assert (tasks[1]["exit_code"], tasks[1]["signal"]) == (-1, 9), tasks
+    assert (tasks[2]["exit_code"], tasks[2]["signal"]) == (2, 0), tasks
+    rows = {ln.split()[0]: ln for ln in cluster.moat("show", jid).out.splitlines()
+            if ln.split() and ln.split()[0] in ("0", "1", "2")}
+    assert rows["1"].rstrip().endswith("signal 9") and rows["2"].rstrip().endswith(" 2"), rows
