@@ -107,6 +107,11 @@ int cli_usage_error(const struct cli *cli, const char *fmt, ...)
 int cli_getopt(struct cli *cli, int argc, char **argv, const char *shortopts,
                const struct option *longopts, const char *help, bool *first);
 
+/* cli_jobtask_parse: "JOB" or "JOB_I" (an array element, as sacct -j 17_3
+ * writes it) -> *id and *index (-1 for a whole job). Prints a usage error and
+ * returns CLI_USAGE for anything else, else CLI_OK. */
+int cli_jobtask_parse(const struct cli *cli, const char *text, uint64_t *id, long long *index);
+
 /* cli_parse_int: optarg of --opt -> integer in [min, max]; prints and returns -1. */
 int cli_parse_int(const struct cli *cli, const char *opt, const char *text, long long min,
                   long long max, long long *out);

@@ -195,11 +195,12 @@ int cli_queue_run(struct cli *cli, int argc, char **argv)
 /* ---- show ---- */
 
 static const char show_help[] =
-    "usage: moat show JOB [--state STATE]\n"
+    "usage: moat show JOB [--state STATE] | moat show JOB_I\n"
     "\n"
     "Show one job: its state, times, exit code, its tasks' counts by state and\n"
     "every task (array element): index, state, attempts, node and exit code\n"
     "(\"signal N\" for one a signal killed).\n"
+    "JOB_I (17_3) shows the job with its task (array element) I alone.\n"
     "--state STATE lists only the tasks in STATE (PENDING, RUNNING, COMPLETED,\n"
     "FAILED, CANCELLED, TIMEOUT). With --json the job object: {id, name, kind,\n"
     "state, attempts, submit_time, start_time, end_time, exit_code, progress,\n"
@@ -248,6 +249,25 @@ static int show_page(struct cli *cli, uint64_t id, long long from, const char *s
     if (state)
         json_object_set_new(body, "tasks_state", json_string(state));
     return cli_request(cli, PROTO_TYPE_SHOW, body, true, reply, NULL, NULL);
+}
+
+/* show_one: SHOW of job id with task index alone (tasks_from index, one task):
+ * a usage error when the job has no such task (the page's first is another). */
+static int show_one(struct cli *cli, uint64_t id, long long index, json_t **reply)
+{
+    json_t *body = json_pack("{s:I, s:I, s:i}", "id", (json_int_t)id, "tasks_from",
+                             (json_int_t)index, "tasks_limit", 1);
+    int rc = cli_request(cli, PROTO_TYPE_SHOW, body, true, reply, NULL, NULL);
+    if (rc != CLI_OK)
+        return rc;
+    const json_t *t = json_array_get(json_object_get(*reply, "tasks"), 0);
+    if (t == NULL || cli_json_int(t, "index", -1) != index) {
+        json_decref(*reply);
+        *reply = NULL;
+        return cli_fail(cli, CLI_USAGE, "job %llu has no task %lld", (unsigned long long)id, index);
+    }
+    json_object_set_new(*reply, "tasks_next", json_null()); /* this one is all */
+    return CLI_OK;
 }
 
 struct show_ctx {
@@ -370,13 +390,20 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
         state = job_state_name((enum job_state)st);
     }
     uint64_t id;
-    struct err err = {0};
-    if (client_jobid_parse(argv[optind], &id, &err) != 0)
-        return cli_fail(cli, CLI_USAGE, "%s", err.msg);
+    long long only; /* JOB_I: element I alone, as scontrol show job 17_3 */
+    if (cli_jobtask_parse(cli, argv[optind], &id, &only) != CLI_OK)
+        return CLI_USAGE;
+    if (only >= 0 && state)
+        return cli_usage_error(cli, "--state goes with a whole job, not %s", argv[optind]);
     json_t *reply;
-    int rc = show_page(cli, id, -1, state, &reply);
+    int rc = only >= 0 ? show_one(cli, id, only, &reply) : show_page(cli, id, -1, state, &reply);
     if (rc != CLI_OK)
         return rc;
+    if (cli->json && only >= 0) {
+        cli_json_print(reply);
+        json_decref(reply);
+        return CLI_OK;
+    }
     if (cli->json) {
         struct show_ctx sc = {id, state};
         struct cli_pages pg = {"tasks", "tasks_next", NULL, show_next, &sc};

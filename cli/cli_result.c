@@ -101,27 +101,14 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
     if (optind + 1 < argc)
         return cli_usage_error(cli, "unexpected argument '%s' (one job at a time)", argv[optind + 1]);
     uint64_t id;
-    struct err err = {0};
-    char jobarg[32];
-    const char *us = strchr(argv[optind], '_');
-    if (us && (size_t)(us - argv[optind]) >= sizeof jobarg)
-        return cli_fail(cli, CLI_USAGE, "job id '%.40s...': too long", argv[optind]);
-    if (us) { /* JOB_I, as sacct -j 17_3: --task I */
-        long long elem;
-        memcpy(jobarg, argv[optind], (size_t)(us - argv[optind]));
-        jobarg[us - argv[optind]] = '\0';
-        if (cli_parse_int(cli, "JOB_I", us + 1, 0, 4294967295LL, &elem) != 0)
-            return CLI_USAGE;
+    long long elem;
+    if (cli_jobtask_parse(cli, argv[optind], &id, &elem) != CLI_OK)
+        return CLI_USAGE;
+    if (elem >= 0) { /* JOB_I, as sacct -j 17_3: --task I */
         if (task >= 0 && task != elem)
             return cli_fail(cli, CLI_USAGE, "%s and --task %lld name different tasks", argv[optind], task);
         task = elem;
-    } else if (strlen(argv[optind]) < sizeof jobarg) {
-        snprintf(jobarg, sizeof jobarg, "%s", argv[optind]);
-    } else {
-        return cli_fail(cli, CLI_USAGE, "job id '%.40s...': too long", argv[optind]);
     }
-    if (client_jobid_parse(jobarg, &id, &err) != 0)
-        return cli_fail(cli, CLI_USAGE, "%s", err.msg);
 
     struct cli_out o;
     int rc = cli_out_open(cli, &o, outpath);

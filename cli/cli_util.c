@@ -169,6 +169,24 @@ int cli_getopt(struct cli *cli, int argc, char **argv, const char *shortopts,
     }
 }
 
+int cli_jobtask_parse(const struct cli *cli, const char *text, uint64_t *id, long long *index)
+{
+    char jobarg[32];
+    const char *us = strchr(text, '_');
+    size_t len = us ? (size_t)(us - text) : strlen(text);
+    if (len >= sizeof jobarg)
+        return cli_fail(cli, CLI_USAGE, "job id '%.40s...': too long", text);
+    memcpy(jobarg, text, len);
+    jobarg[len] = '\0';
+    *index = -1;
+    if (us && cli_parse_int(cli, "JOB_I", us + 1, 0, 4294967295LL, index) != 0)
+        return CLI_USAGE;
+    struct err err = {0};
+    if (client_jobid_parse(jobarg, id, &err) != 0)
+        return cli_fail(cli, CLI_USAGE, "%s", err.msg);
+    return CLI_OK;
+}
+
 int cli_parse_int(const struct cli *cli, const char *opt, const char *text, long long min,
                   long long max, long long *out)
 {

@@ -525,3 +525,9 @@ def test_show_names_the_signal_that_killed_a_task(cluster):
     rows = {ln.split()[0]: ln for ln in cluster.moat("show", jid).out.splitlines()
             if ln.split() and ln.split()[0] in ("0", "1", "2")}
     assert rows["1"].rstrip().endswith("signal 9") and rows["2"].rstrip().endswith(" 2"), rows
+    # JOB_I shows that element alone, as scontrol show job 17_1 does
+    one = cluster.j("show", f"{jid}_1")
+    assert one["tasks"] == [tasks[1]] and one["tasks_next"] is None, one
+    assert "signal 9" in cluster.moat("show", f"{jid}_1").out
+    r = cluster.moat("show", f"{jid}_7", check=2)
+    assert r.err.strip() == f"moat show: job {jid} has no task 7", r
