@@ -56,6 +56,8 @@ int cli_out_open(const struct cli *cli, struct cli_out *o, const char *path)
     o->tmp[0] = '\0';
     if (path == NULL) /* N.B. stdout is claimed at the first write (cli_stdout_claim) */
         return CLI_OK;
+    if (path[0] == '\0')
+        return cli_fail(cli, CLI_USAGE, "--out: empty file name");
     struct stat sb;
     bool exists = stat(path, &sb) == 0;
     if (exists && !S_ISREG(sb.st_mode)) {
@@ -211,6 +213,8 @@ int cli_endpoint(const struct cli *cli, char *buf, size_t cap)
         snprintf(buf, cap, "%s", cli->controller);
         return 0;
     }
+    if (cli->controller) /* given, and empty: not a reason to try another */
+        return cli_fail(cli, CLI_USAGE, "--controller: empty endpoint");
     const char *env = getenv("MOAT_CONTROLLER");
     if (env && *env) {
         snprintf(buf, cap, "%s", env);

@@ -294,6 +294,10 @@ def test_result_out_keeps_the_file_when_the_command_fails(fake, tmp_path):
     r = run_moat(["--controller", "tcp://127.0.0.1:1", "result", "4", "--out", str(out)],
                  env={"MOAT_TIMEOUT": "300ms"}, check=3)
     assert out.read_text() == "precious\n"
+    r = ctl(f, "result", "4", "--out", "", check=2)
+    assert r.err.strip() == "moat result: --out: empty file name", r
+    r = run_moat(["--controller", "", "result", "4"], env={"MOAT_CONTROLLER": f.endpoint}, check=2)
+    assert r.err.strip() == "moat result: --controller: empty endpoint", r
     missing = tmp_path / "never.txt"
     ctl(f, "result", "9", "--out", missing, check=2)
     assert not missing.exists()
