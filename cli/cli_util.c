@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <utf8proc.h>
 
 static char last_error[1100]; /* the first failure's line, for cli_json_error */
 static bool stdout_claimed;
@@ -468,6 +469,27 @@ void cli_table_min_width(struct cli_table *t, int col, int width)
         t->width[col] = width;
 }
 
+/* display_width: the terminal columns s takes: UTF-8 code points by
+ * utf8proc_charwidth (wide CJK 2, combining marks 0), a byte that is not
+ * UTF-8 one column (as a terminal shows a replacement character). */
+static int display_width(const char *s)
+{
+    int w = 0;
+    const utf8proc_uint8_t *p = (const utf8proc_uint8_t *)s;
+    while (*p) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n = utf8proc_iterate(p, -1, &cp);
+        if (n <= 0) {
+            w++;
+            p++;
+            continue;
+        }
+        w += utf8proc_charwidth(cp);
+        p += n;
+    }
+    return w;
+}
+
 void cli_table_flush(struct cli_table *t)
 {
     if (t == NULL)
@@ -476,7 +498,7 @@ void cli_table_flush(struct cli_table *t)
     for (int r = 0; r < t->nrows; r++)
         for (int c = 0; c < t->ncols && c < 16; c++) {
             const char *s = t->cells[r * t->ncols + c];
-            int w = s ? (int)strlen(s) : 0;
+            int w = s ? display_width(s) : 0;
             if (w > width[c])
                 width[c] = w;
         }
@@ -485,12 +507,13 @@ void cli_table_flush(struct cli_table *t)
             const char *s = t->cells[r * t->ncols + c];
             s = s ? s : "";
             bool last = c == t->ncols - 1;
+            int pad = width[c] - display_width(s); /* printf's widths count bytes */
             if (t->align[c] == 'r')
-                printf("%*s", width[c], s);
+                printf("%*s%s", pad > 0 ? pad : 0, "", s);
             else if (last)
                 printf("%s", s);
             else
-                printf("%-*s", width[c], s);
+                printf("%s%*s", s, pad > 0 ? pad : 0, "");
             if (!last)
                 fputs("  ", stdout);
         }

@@ -223,6 +223,17 @@ def test_show_queue_nodes_output(fake):
     assert out[1].split()[0] == "7" and out[2].split()[0] == "12"
     assert out[0].index("STATE") == out[1].index("COMPLETED")  # aligned
     assert f.requests[-1] == ("QUEUE", {"all": True})
+    # columns line up on a terminal for names of accents, marks and wide CJK:
+    # padded by display width (2 per CJK character, 0 per combining mark)
+    wide = [dict(JOB, tasks=None, name="日本語"), dict(JOB, tasks=None, id=13, name="e\u0301te"),
+            dict(JOB, tasks=None, id=14, name="plain")]
+    f.handler = lambda t, b, _: ("REPLY", {"jobs": wide})
+    out = ctl(f, "queue", check=0).out.splitlines()
+    col = out[0].index("STATE")
+    assert out[1].index("COMPLETED") == col - 3  # 3 characters that take 6 columns
+    assert out[2].index("COMPLETED") == col + 1  # 4 code points that take 3
+    assert out[3].index("COMPLETED") == col
+    f.handler = h
     ctl(f, "queue", "--state", "failed", check=0)
     assert f.requests[-1] == ("QUEUE", {"state": "FAILED", "all": True})
     ctl(f, "queue", "--state", "running", check=0)
