@@ -198,20 +198,53 @@ static const char show_help[] =
     "usage: moat show JOB [--state STATE] | moat show JOB_I\n"
     "\n"
     "Show one job: its state, times, exit code, its tasks' counts by state and\n"
-    "every task (array element): index, state, attempts, node and exit code\n"
-    "(\"signal N\" for one a signal killed).\n"
+    "every task (array element): index, state, attempts, node, CPU time, peak\n"
+    "resident memory (MAXRSS, as sacct's) and exit code (\"signal N\" for one a\n"
+    "signal killed).\n"
     "JOB_I (17_3) shows the job with its task (array element) I alone.\n"
     "--state STATE lists only the tasks in STATE (PENDING, RUNNING, COMPLETED,\n"
     "FAILED, CANCELLED, TIMEOUT). With --json the job object: {id, name, kind,\n"
     "state, attempts, submit_time, start_time, end_time, exit_code, progress,\n"
-    " ntasks, task_states: {STATE: count}, tasks: [{index, state, attempts, node,\n"
-    " exit_code, signal, start_time, end_time}]}. A job of many tasks is fetched and\n"
+    " ntasks, task_states: {STATE: count}, cpu_time, max_rss, tasks: [{index, state,\n"
+    " attempts, node, exit_code, signal, cpu_time (s), max_rss (bytes), start_time,\n"
+    " end_time}]}. A job of many tasks is fetched and\n"
     "printed in pages of 10,000 tasks.\n"
     "\n"
     "Examples:\n"
     "  moat show 17\n"
     "  moat show 17 --state FAILED\n"
     "  moat show 17 --json | jq '[.tasks[] | select(.state==\"FAILED\") | .index]'\n";
+
+/* size_format: bytes -> "1.5 GiB". Returns buf. */
+static char *size_format(double bytes, char *buf, int cap)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 5) {
+        bytes /= 1024;
+        u++;
+    }
+    snprintf(buf, (size_t)cap, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
+    return buf;
+}
+
+/* usage_format: o's cpu_time and max_rss (a task's, or a job's over its
+ * tasks) as "1.25s" / "1m 05s" and "1.5 GiB" in cpu and rss; "-" for what o
+ * does not have (not ended, or no node said). */
+static void usage_format(const json_t *o, char *cpu, int ccap, char *rss, int rcap)
+{
+    const json_t *c = json_object_get(o, "cpu_time"), *m = json_object_get(o, "max_rss");
+    if (json_is_number(c) && json_number_value(c) < 60)
+        snprintf(cpu, (size_t)ccap, "%.2fs", json_number_value(c));
+    else if (json_is_number(c))
+        units_duration_format(json_number_value(c), cpu, ccap);
+    else
+        snprintf(cpu, (size_t)ccap, "-");
+    if (json_is_integer(m) && json_integer_value(m) > 0)
+        size_format((double)json_integer_value(m), rss, rcap);
+    else
+        snprintf(rss, (size_t)rcap, "-");
+}
 
 static void task_row(struct cli_table *t, const json_t *task)
 {
@@ -235,7 +268,9 @@ static void task_row(struct cli_table *t, const json_t *task)
     }
     if (strcmp(state, "PENDING") == 0) /* waiting for another attempt: no node yet */
         snprintf(nodes, sizeof nodes, "-");
-    const char *row[] = {idx, state, att, nodes, tex};
+    char cpu[32], rss[32];
+    usage_format(task, cpu, sizeof cpu, rss, sizeof rss);
+    const char *row[] = {idx, state, att, nodes, cpu, rss, tex};
     cli_table_add(t, row);
 }
 
@@ -285,19 +320,6 @@ static long long next_of(const json_t *reply)
 {
     const json_t *n = json_object_get(reply, "tasks_next");
     return json_is_integer(n) ? json_integer_value(n) : -1;
-}
-
-/* size_format: bytes -> "1.5 GiB". Returns buf. */
-static char *size_format(double bytes, char *buf, int cap)
-{
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    int u = 0;
-    while (bytes >= 1024 && u < 5) {
-        bytes /= 1024;
-        u++;
-    }
-    snprintf(buf, (size_t)cap, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
-    return buf;
 }
 
 /* show_spec: what the job asked for: its command, array, resources, priority,
@@ -452,6 +474,11 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
     printf("  started:   %s\n", cli_time_format(cli_json_num(reply, "start_time", 0), st, sizeof st));
     printf("  ended:     %s\n", cli_time_format(cli_json_num(reply, "end_time", 0), en, sizeof en));
     printf("  run time:  %s\n", el);
+    char cpu[32], rss[32];
+    usage_format(reply, cpu, sizeof cpu, rss, sizeof rss);
+    if (cli_json_num(reply, "cpu_time", 0) > 0 || cli_json_int(reply, "max_rss", 0) > 0)
+        printf("  usage:     %s CPU in all, %s peak resident (its largest task)\n",
+               cpu, rss);
     long long ntasks = cli_json_int(reply, "ntasks", 0);
     const json_t *counts = json_object_get(reply, "task_states");
     if (ntasks > 1 && json_is_object(counts)) {
@@ -468,7 +495,7 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
         }
         printf(")\n");
     }
-    static const char *const hdr[] = {"INDEX", "STATE", "ATTEMPTS", "NODE", "EXIT"};
+    static const char *const hdr[] = {"INDEX", "STATE", "ATTEMPTS", "NODE", "CPU", "MAXRSS", "EXIT"};
     struct cli_table *t = NULL;
     long long asked = -1;
     for (;;) {
@@ -476,7 +503,7 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
         size_t i;
         if (t == NULL && json_array_size(tasks) > 0) {
             printf("\n");
-            t = cli_table_create(5, hdr, "rlrlr");
+            t = cli_table_create(7, hdr, "rlrlrrr");
             /* the widest index is the last (the end of the last range of
              * "1-3,7,10-20:5%2"): the width of every page */
             const char *arr = cli_json_str(reply, "array", ""), *last = strrchr(arr, ',');

@@ -157,8 +157,14 @@ int ctl_on_show(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *
     }
     uint32_t n[JOB_STATE_COUNT] = {0};
     uint64_t docs_done = 0; /* infer: the documents of its COMPLETED batches */
+    double cpu = 0;         /* its ended tasks' CPU seconds, and their largest peak */
+    uint32_t rss_kib = 0;
     for (uint32_t i = 0; i < job->ntasks; i++) {
         n[job->tasks[i].state < JOB_STATE_COUNT ? job->tasks[i].state : 0]++;
+        if (job_state_is_terminal(job->tasks[i].state)) {
+            cpu += job->tasks[i].cpu_time;
+            rss_kib = job->tasks[i].max_rss_kib > rss_kib ? job->tasks[i].max_rss_kib : rss_kib;
+        }
         if (job->spec.kind == JOB_KIND_INFER && job->tasks[i].state == JOB_STATE_COMPLETED) {
             uint64_t first = (uint64_t)i * (uint64_t)job->spec.batch;
             uint64_t left = job->spec.ndocs > first ? job->spec.ndocs - first : 0;
@@ -167,6 +173,8 @@ int ctl_on_show(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *
     }
     if (job->spec.kind == JOB_KIND_INFER)
         json_object_set_new(o, "docs_done", json_integer((json_int_t)docs_done));
+    json_object_set_new(o, "cpu_time", json_real(cpu));
+    json_object_set_new(o, "max_rss", json_integer((json_int_t)rss_kib * 1024));
     for (int st = 0; st < JOB_STATE_COUNT; st++)
         if (n[st])
             json_object_set_new(counts, job_state_name((enum job_state)st), json_integer(n[st]));

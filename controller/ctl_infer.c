@@ -248,6 +248,8 @@ int ctl_infer_dispatch(struct ctl *ctl, struct ctl_job *job, uint32_t offset, co
     t->attempts++;
     if (t->attempts > job->attempts)
         job->attempts = t->attempts;
+    t->cpu_time = 0; /* the sum of this attempt's ranks, as they end */
+    t->max_rss_kib = 0;
     t->node = t->last_node = nodes[0];
     t->start_time = now;
     t->end_time = 0;
@@ -363,6 +365,8 @@ int ctl_infer_on_end(struct ctl *ctl, const struct net_peer *peer, struct proto_
             return -1;
         }
     }
+    if (!(t->ranks_done & (1u << rank))) /* not a resent report */
+        ctl_task_usage_add(t, b);
     t->ranks_done |= 1u << rank;
     if (t->ranks_done == (1u << job->spec.tp) - 1) {
         if (ctl_task_end(ctl, job, offset, JOB_STATE_COMPLETED, 0, 0, units_now(), err) != 0)

@@ -190,6 +190,8 @@ int ctl_task_dispatch(struct ctl *ctl, struct ctl_job *job, uint32_t offset, int
     t->attempts++;
     if (t->attempts > job->attempts)
         job->attempts = t->attempts;
+    t->cpu_time = 0; /* this attempt's, once it ends */
+    t->max_rss_kib = 0;
     t->node = n;
     t->last_node = n;
     t->start_time = now;
@@ -256,6 +258,19 @@ int ctl_task_end(struct ctl *ctl, struct ctl_job *job, uint32_t offset, enum job
     if (ctl_task_save(ctl, job, offset, err) != 0)
         return -1;
     return ctl_job_maybe_finish(ctl, job, units_now(), err);
+}
+
+void ctl_task_usage_add(struct ctl_task *t, const json_t *b)
+{
+    double cpu = json_number_value(json_object_get(b, "cpu_time")); /* 0 when absent */
+    json_int_t rss = json_integer_value(json_object_get(b, "max_rss"));
+    if (cpu > 0)
+        t->cpu_time += (float)cpu;
+    uint64_t kib = rss > 0 ? ((uint64_t)rss + 1023) / 1024 : 0;
+    if (kib > UINT32_MAX)
+        kib = UINT32_MAX;
+    if (kib > t->max_rss_kib)
+        t->max_rss_kib = (uint32_t)kib;
 }
 
 int ctl_task_requeue(struct ctl *ctl, struct ctl_job *job, uint32_t offset, bool launch_failure,

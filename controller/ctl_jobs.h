@@ -31,6 +31,12 @@ int ctl_task_dispatch(struct ctl *ctl, struct ctl_job *job, uint32_t offset, int
 int ctl_task_end(struct ctl *ctl, struct ctl_job *job, uint32_t offset, enum job_state state,
                  int exit_code, int signal, double end_time, struct err *err);
 
+/* ctl_task_usage_add: add to t the resource usage a TASK_END body b reports
+ * (cpu_time seconds, summed; max_rss bytes, the larger kept, in KiB); absent
+ * fields (an older worker) add nothing. Once per rank and attempt: the caller
+ * drops duplicates. */
+void ctl_task_usage_add(struct ctl_task *t, const json_t *b);
+
 /* ctl_task_requeue: a RUNNING task lost its node (or could not be launched:
  * launch_failure true, not held against the job): back to PENDING for another
  * attempt, or FAILED when max_attempts are used up. */

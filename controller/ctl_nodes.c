@@ -396,6 +396,7 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
             ctl->store_err = *err;
         return -1;
     }
+    ctl_task_usage_add(t, b);
     if (ctl_task_end(ctl, job, (uint32_t)off, (enum job_state)st, r.exit_code, r.signal,
                      json_number_value(json_object_get(b, "end_time")), err) != 0)
         return -1;

@@ -279,6 +279,10 @@ int ctl_task_save(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, s
                           time_json(t->end_time), "deadline", time_json(t->deadline));
     if (o && t->retried)
         json_object_set_new(o, "retried", json_integer(t->retried));
+    if (o && (t->cpu_time > 0 || t->max_rss_kib > 0)) {
+        json_object_set_new(o, "cpu_time", json_real(t->cpu_time));
+        json_object_set_new(o, "max_rss_kib", json_integer(t->max_rss_kib));
+    }
     if (o && t->cancel)
         json_object_set_new(o, "cancel", json_true());
     if (o && t->ranks) {
@@ -534,6 +538,9 @@ static void task_decode(struct ctl *ctl, struct ctl_job *job, uint32_t index, co
     t->cancel = json_is_true(json_object_get(o, "cancel"));
     t->exit_code = jint(o, "exit_code", -1);
     t->signal = jint(o, "signal", 0);
+    t->cpu_time = (float)jnum(o, "cpu_time");
+    long long kib = jint(o, "max_rss_kib", 0);
+    t->max_rss_kib = kib > 0 && kib <= UINT32_MAX ? (uint32_t)kib : 0;
     t->start_time = jnum(o, "start_time");
     t->end_time = jnum(o, "end_time");
     t->deadline = jnum(o, "deadline");
@@ -955,6 +962,11 @@ json_t *ctl_task_json(const struct ctl *ctl, const struct ctl_job *job, uint32_t
     /* the signal that killed it (exit_code -1), 0 when it exited; null likewise */
     json_object_set_new(to, "signal", job_state_is_terminal(t->state) && t->attempts > 0
                                           ? json_integer(t->signal) : json_null());
+    /* what its node(s) measured (TASK_END): null until it ends, or when none said */
+    bool used = job_state_is_terminal(t->state) && (t->cpu_time > 0 || t->max_rss_kib > 0);
+    json_object_set_new(to, "cpu_time", used ? json_real(t->cpu_time) : json_null());
+    json_object_set_new(to, "max_rss", used ? json_integer((json_int_t)t->max_rss_kib * 1024)
+                                            : json_null());
     json_object_set_new(to, "start_time", time_json(t->start_time));
     json_object_set_new(to, "end_time", time_json(t->end_time));
     return to;

@@ -40,6 +40,11 @@ struct ctl_task {
     int signal;
     double start_time, end_time; /* Unix s; 0 = not yet */
     double deadline;        /* absolute Unix s of the time limit; 0 = none */
+    /* resource usage of the current attempt as its node(s) reported it at
+     * its end (TASK_END cpu_time, max_rss; an infer task: its ranks' CPU
+     * summed, their largest peak); 0 until then */
+    float cpu_time;         /* s */
+    uint32_t max_rss_kib;   /* KiB */
     bool kill_sent;
     bool cancel;            /* cancelled alone (moat cancel J_I): ends CANCELLED, never
                              * requeued or retried; persisted in its record */

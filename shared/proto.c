@@ -172,6 +172,8 @@ static const struct field f_task_end[] = {
     {"rank", FT_INT, OPT, 0, 15, 0, 0},
     {"start_time", FT_NUM, REQ, 0, 1e11, 0, 0},
     {"end_time", FT_NUM, REQ, 0, 1e11, 0, 0},
+    {"cpu_time", FT_NUM, OPT, 0, 1e12, 0, 0},     /* s: user + system of all its processes */
+    {"max_rss", FT_INT, OPT, 0, I64MAX, 0, 0},    /* bytes: peak resident memory */
     {0}};
 static const struct field f_dispatch[] = {
     {"job", FT_INT, REQ, 1, I64MAX, 0, 0},

@@ -316,12 +316,18 @@ void wrk_exec_kill(const struct wrk_proc *p, const struct wrk_proctab *tab)
         wrk_proctab_free(&own);
 }
 
-void wrk_exec_reaped(struct wrk_proc *p, int status)
+void wrk_exec_reaped(struct wrk_proc *p, int status, const struct rusage *ru)
 {
     p->exited = true;
     p->status = status;
+    if (ru != NULL) {
+        p->cpu_time = (double)ru->ru_utime.tv_sec + (double)ru->ru_utime.tv_usec / 1e6 +
+                      (double)ru->ru_stime.tv_sec + (double)ru->ru_stime.tv_usec / 1e6;
+        p->max_rss = ru->ru_maxrss > 0 ? (uint64_t)ru->ru_maxrss * 1024 : 0; /* KiB on Linux */
+    }
     if (p->sandboxed && p->status_fd >= 0) {
-        wrk_sandbox_status_read(p->status_fd, &p->status);
+        if (!wrk_sandbox_status_read(p->status_fd, &p->status, &p->max_rss))
+            p->max_rss = 0; /* the init's, killed before it could say: the worker's copy */
         close(p->status_fd);
         p->status_fd = -1;
     }

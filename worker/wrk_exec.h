@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "shared/err.h"
@@ -38,6 +39,9 @@ struct wrk_proc {
     bool reaped;           /* pid is the task's reaper (wrk_reap.h), whose memory
                             * is the reaper service's, not the task's */
     int status_fd;         /* sandboxed: the init's status pipe; -1 once closed */
+    /* once exited (wrk_exec_reaped): its resource usage, as wait4(2) gives it */
+    double cpu_time;       /* user + system CPU seconds of it and all it waited for */
+    uint64_t max_rss;      /* bytes: the peak resident memory of its largest process */
 };
 
 /* wrk_exec_start: fork and exec argv (argv[argc] == NULL, PATH searched) with
@@ -92,10 +96,18 @@ void wrk_exec_kill(const struct wrk_proc *p, const struct wrk_proctab *tab);
  * counts them. 0 when nothing runs. */
 uint64_t wrk_exec_rss(const struct wrk_proctab *tab, const struct wrk_proc *p);
 
-/* wrk_exec_reaped: record that p's child exited with status: drains and closes the
- * pipes (a grandchild that keeps them open does not hold the task). Sandboxed: the
- * command's status as its init reported it replaces the init's own. */
-void wrk_exec_reaped(struct wrk_proc *p, int status);
+/* wrk_exec_reaped: record that p's child exited with status and resource usage
+ * ru (wait4(2); NULL: none): drains and closes the pipes (a grandchild that
+ * keeps them open does not hold the task). p->cpu_time is ru's user + system
+ * time, which counts every process of the task that was waited for (the
+ * reaper's or the init's, and theirs: all of them); p->max_rss is ru_maxrss,
+ * the largest single process's peak (getrusage(2)). Sandboxed: the command's
+ * status as its init reported it replaces the init's own, and so does its
+ * peak (wrk_sandbox_status_read). N.B. Linux counts in a process's peak the
+ * memory it had before its execve: a floor of the init's (a copy of the
+ * worker's anonymous memory, a few MiB) for a sandboxed task, of the reaper
+ * service's (under 1 MiB) for an unsandboxed one. */
+void wrk_exec_reaped(struct wrk_proc *p, int status, const struct rusage *ru);
 
 /* wrk_exec_release: close fds and free buffers. */
 void wrk_exec_release(struct wrk_proc *p);

@@ -721,13 +721,14 @@ static void on_signals(struct wrk *w)
     }
     int status;
     pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    struct rusage ru;
+    while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
         struct wrk_task *t = task_by_pid(w, pid);
         if (t == NULL) {
             wrk_reaper_ended(&w->reaper, pid, status);
             continue;
         }
-        wrk_exec_reaped(&t->proc, status);
+        wrk_exec_reaped(&t->proc, status, &ru);
         give_back(w, t);
         wrk_task_finish(t, units_now());
         struct err e = {0};

@@ -34,7 +34,7 @@
 #define STATUS_FD 3 /* the status pipe's write end in the init */
 
 /* Records on the status pipe, init -> worker: {kind, a, b}. */
-enum { REC_READY = 1, REC_FAILED, REC_EXIT };
+enum { REC_READY = 1, REC_FAILED, REC_EXIT, REC_USAGE /* {_, peak RSS of the reaped, KiB} */ };
 
 /* Set-up steps, named in errors. */
 enum step {
@@ -305,7 +305,8 @@ static void exec_task_path(const char *file, char *const argv[], char *const env
     errno = denied ? EACCES : last;
 }
 
-/* command: the grandchild; becomes the task's program. */
+/* command: the grandchild; becomes the task's program. It shares the init's
+ * memory until execve (command_main): stack and system calls only. */
 static _Noreturn void command(const struct child_args *a)
 {
     const struct wrk_sandbox *sb = a->sb;
@@ -344,6 +345,16 @@ static _Noreturn void command(const struct child_args *a)
     _exit(127);
 }
 
+/* command_main: the command's clone entry. It is cloned CLONE_VM |
+ * CLONE_VFORK, as posix_spawn(3) clones its child: it runs on the init's
+ * memory (the init waits) until its execve, so it has no copy of the worker's
+ * memory of its own, which would be the floor of its ru_maxrss (Linux counts
+ * a process's peak before execve too) and costs page-table copies. */
+static int command_main(void *arg)
+{
+    command(arg);
+}
+
 /* init_main: PID 1 of the task's namespace. */
 static int init_main(void *arg)
 {
@@ -359,14 +370,17 @@ static int init_main(void *arg)
     struct child_args me = *a;
     me.status_w = STATUS_FD;
     put_rec(STATUS_FD, REC_READY, 0, 0);
-    pid_t cmd = _Fork();
+    void *stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    pid_t cmd = stack == MAP_FAILED ? -1
+                                    : clone(command_main, (char *)stack + STACK_SIZE,
+                                            CLONE_VM | CLONE_VFORK | SIGCHLD, &me);
     if (cmd < 0) {
-        write_str(2, "moat: sandbox: fork failed\n");
+        write_str(2, "moat: sandbox: cannot start the command (clone failed)\n");
         put_rec(STATUS_FD, REC_EXIT, 127 << 8, 0);
         _exit(0);
     }
-    if (cmd == 0)
-        command(&me);
+    munmap(stack, STACK_SIZE); /* the command has exec'd (or exited) by now */
     sigset_t all;
     sigfillset(&all);
     for (;;) {
@@ -382,6 +396,13 @@ static int init_main(void *arg)
         pid_t pid;
         while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
             if (pid == cmd) {
+                /* the init's own memory is a copy of the worker's: only
+                 * what it reaped (the command and the namespace's others
+                 * so far) is the task's */
+                struct rusage ru;
+                if (getrusage(RUSAGE_CHILDREN, &ru) == 0)
+                    put_rec(STATUS_FD, REC_USAGE,
+                            ru.ru_maxrss > INT32_MAX ? INT32_MAX : (int32_t)ru.ru_maxrss, 0);
                 put_rec(STATUS_FD, REC_EXIT, st, 0);
                 _exit(0); /* the namespace's other processes die with their init */
             }
@@ -475,7 +496,7 @@ pid_t wrk_sandbox_spawn(const struct wrk_sandbox *sb, char *const argv[], char *
     return pid;
 }
 
-bool wrk_sandbox_status_read(int status_fd, int *status)
+bool wrk_sandbox_status_read(int status_fd, int *status, uint64_t *max_rss)
 {
     int32_t rec[3];
     for (;;) {
@@ -484,6 +505,8 @@ bool wrk_sandbox_status_read(int status_fd, int *status)
             continue;
         if (n != (ssize_t)sizeof rec)
             return false;
+        if (rec[0] == REC_USAGE && rec[1] >= 0)
+            *max_rss = (uint64_t)rec[1] * 1024;
         if (rec[0] == REC_EXIT) {
             *status = rec[1];
             return true;

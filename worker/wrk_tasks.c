@@ -89,6 +89,9 @@ void wrk_task_finish(struct wrk_task *t, double now)
     default: t->state = t->exit_code == 0 ? JOB_STATE_COMPLETED : JOB_STATE_FAILED; break;
     }
     t->truncated = t->proc.truncated;
+    t->cpu_time = t->proc.cpu_time;
+    /* the sum over its processes when --mem had it measured, if larger */
+    t->max_rss = t->proc.max_rss > t->mem_peak ? t->proc.max_rss : t->mem_peak;
     t->out = t->proc.out.data;
     t->out_len = t->proc.out.len;
     t->err = t->proc.err.data;
@@ -136,6 +139,10 @@ json_t *wrk_task_end_body(const struct wrk_task *t)
         json_object_set_new(b, "reason", json_string(t->end_reason));
     if (b && t->infer)
         json_object_set_new(b, "rank", json_integer(t->rank));
+    if (b && !t->launch_error[0]) {
+        json_object_set_new(b, "cpu_time", json_real(t->cpu_time));
+        json_object_set_new(b, "max_rss", json_integer((json_int_t)t->max_rss));
+    }
     return b;
 }
 
@@ -222,6 +229,9 @@ static int load_cb(const void *key, size_t klen, const void *val, size_t vlen, v
     t->truncated = json_is_true(json_object_get(h, "truncated"));
     t->start_time = json_number_value(json_object_get(h, "start_time"));
     t->end_time = json_number_value(json_object_get(h, "end_time"));
+    t->cpu_time = json_number_value(json_object_get(h, "cpu_time"));
+    json_int_t rss = json_integer_value(json_object_get(h, "max_rss"));
+    t->max_rss = rss > 0 ? (uint64_t)rss : 0;
     const char *le = json_string_value(json_object_get(h, "launch_error"));
     if (le)
         snprintf(t->launch_error, sizeof t->launch_error, "%s", le);

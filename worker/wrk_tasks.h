@@ -9,7 +9,8 @@
  * (PR_SET_PDEATHSIG) and the controller requeues them.
  * Record layout (after the store's version byte): u32 big-endian length of a
  * JSON header {job, task, attempt, state, exit_code, signal, truncated,
- * start_time, end_time[, launch_error][, rank]}, the header, stdout bytes,
+ * start_time, end_time[, launch_error][, reason][, rank][, cpu_time, max_rss]},
+ * the header, stdout bytes,
  * stderr bytes, result bytes (lengths in the header as out_len, err_len, res_len;
  * the result is an infer rank 0's embeddings).
  * Thread-safety: the worker's loop only.
@@ -47,6 +48,8 @@ struct wrk_task {
     /* result, once ended */
     enum job_state state;
     int exit_code, signal;
+    double cpu_time;           /* user + system CPU seconds of all its processes (wrk_exec_reaped) */
+    uint64_t max_rss;          /* bytes: the larger of its largest process's peak and mem_peak */
     bool truncated;
     char launch_error[200];
     char *out, *err;           /* owned */

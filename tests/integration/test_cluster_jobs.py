@@ -5,6 +5,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from conftest import pid_alive, wait_for
 
 
@@ -531,3 +533,33 @@ def test_show_names_the_signal_that_killed_a_task(cluster):
     assert "signal 9" in cluster.moat("show", f"{jid}_1").out
     r = cluster.moat("show", f"{jid}_7", check=2)
     assert r.err.strip() == f"moat show: job {jid} has no task 7", r
+
+
+USAGE_PROBE = ("import sys, time\n"
+               "if sys.argv[1] == '1':\n"
+               "    b = bytearray(96 << 20)\n"
+               "    t = time.process_time()\n"
+               "    while time.process_time() - t < 0.6: pass\n")
+
+
+@pytest.mark.parametrize("extra", ["", 'exec_sandbox = "off";\n'], ids=["sandboxed", "unsandboxed"])
+def test_show_reports_each_tasks_cpu_time_and_peak_memory(make_cluster, extra):
+    """As sacct's TotalCPU and MaxRSS: each task's CPU seconds and peak resident
+    memory, measured by its node at its end (wait4, and the sandbox's init for
+    what it reaped), kept in the task's record across a controller restart;
+    the job's are the sum and the largest."""
+    c = make_cluster(workers=1, worker_extra=extra)
+    jid = c.submit("python3", "-c", USAGE_PROBE, "{index}", opts=["--array", "0-1"])
+    c.wait(jid)
+    for attempt in range(2):
+        job = c.show(jid)
+        small, big = sorted(job["tasks"], key=lambda t: t["index"])
+        assert 0.5 <= big["cpu_time"] < 5 and 96 << 20 <= big["max_rss"] < 400 << 20, big
+        assert 0 < small["cpu_time"] < 0.5 and 0 < small["max_rss"] < 64 << 20, small
+        assert abs(job["cpu_time"] - small["cpu_time"] - big["cpu_time"]) < 1e-3, job
+        assert job["max_rss"] == big["max_rss"], job
+        if attempt == 0:  # the figures are in LMDB, not only in memory
+            os.kill(c.pid("controller"), signal.SIGKILL)
+            c.up(1)
+    rows = [ln.split() for ln in c.moat("show", jid).out.splitlines() if ln.split()[:1] == ["1"]]
+    assert rows and rows[0][4].endswith("s") and rows[0][6] == "MiB", rows

@@ -119,6 +119,11 @@ def test_tp2_and_tp1_embed_like_the_reference(make_cluster, model_dir, signing, 
     c.wait(j2, j1, timeout=240)
     show = c.show(j2)
     assert show["state"] == "COMPLETED" and show["ntasks"] == 3, show
+    # each batch's usage: its ranks' CPU summed, their largest peak (a rank
+    # holds its shard of the weights: tens of MiB)
+    for s in (show, c.show(j1)):
+        assert all(t["cpu_time"] > 0 and t["max_rss"] >= 16 << 20 for t in s["tasks"]), s
+        assert abs(s["cpu_time"] - sum(t["cpu_time"] for t in s["tasks"])) < 1e-3, s
     # a TP=2 batch ran on both nodes at once: each worker holds one rank
     meta = c.j("result", j2)
     assert (meta["count"], meta["dim"], meta["dtype"]) == (n, DIM, "f32"), meta
