@@ -120,12 +120,19 @@ static int job_set_state(struct ctl *ctl, struct ctl_job *job, enum job_state to
 }
 
 /* job_maybe_finish: when every task is terminal, derive the job's final state. */
+void ctl_job_final_reason(struct ctl_job *job)
+{
+    if (job->final_reason == NULL)
+        job->final_reason = strdup(job->reason); /* NULL (no memory): the generic one */
+}
+
 int ctl_job_maybe_finish(struct ctl *ctl, struct ctl_job *job, double now, struct err *err)
 {
     if (job->done < job->ntasks || job_state_is_terminal(job->state))
         return 0;
-    bool failed = false, timeout = false, cancelled = false;
-    int code = 0;
+    bool failed = false, timeout = false, cancelled = false, killed = false;
+    int code = 0; /* the highest exit code of its tasks; else -1 if one failed or timed
+                   * out without one (a signal, its node lost); a cancel is said by the state */
     for (uint32_t i = 0; i < job->ntasks; i++) {
         const struct ctl_task *t = &job->tasks[i];
         failed |= t->state == JOB_STATE_FAILED;
@@ -135,22 +142,25 @@ int ctl_job_maybe_finish(struct ctl *ctl, struct ctl_job *job, double now, struc
             continue; /* never ran (cancelled while pending): no exit code to count */
         if (t->exit_code > code)
             code = t->exit_code;
-        else if (t->exit_code < 0 && code == 0 && t->state != JOB_STATE_COMPLETED)
-            code = -1;
+        killed |= t->exit_code < 0 && (t->state == JOB_STATE_FAILED || t->state == JOB_STATE_TIMEOUT);
     }
+    if (code == 0 && killed)
+        code = -1;
     enum job_state to = job->cancel_requested || (cancelled && !failed && !timeout)
                             ? JOB_STATE_CANCELLED
                         : failed   ? JOB_STATE_FAILED
                         : timeout  ? JOB_STATE_TIMEOUT
                                    : JOB_STATE_COMPLETED;
     job->exit_code = code;
-    /* unless a task's end said why it ended for good (reason_final), the
+    /* unless a task's end said why it ended for good (final_reason), the
      * reason left is a passing one (waiting, a retry): a job that completed
      * has none, one that failed says which task and how */
-    if (to == JOB_STATE_COMPLETED && !job->reason_final)
+    if (job->final_reason)
+        snprintf(job->reason, sizeof job->reason, "%s", job->final_reason);
+    else if (to == JOB_STATE_COMPLETED)
         job->reason[0] = '\0';
     if ((to == JOB_STATE_FAILED || to == JOB_STATE_TIMEOUT ||
-         (to == JOB_STATE_CANCELLED && !job->cancel_requested)) && !job->reason_final) {
+         (to == JOB_STATE_CANCELLED && !job->cancel_requested)) && !job->final_reason) {
         /* what queue's REASON and show say when no task's end gave a reason:
          * the first task that did not complete, and how (Slurm: NonZeroExitCode) */
         uint32_t bad = 0, nbad = 0;
@@ -288,7 +298,7 @@ int ctl_task_requeue(struct ctl *ctl, struct ctl_job *job, uint32_t offset, bool
         if (to == JOB_STATE_FAILED) {
             snprintf(job->reason, sizeof job->reason, "task %u: %s after %u attempts",
                      jobspec_index(&job->spec, offset), why, counted);
-            job->reason_final = true;
+            ctl_job_final_reason(job);
         }
         return ctl_task_end(ctl, job, offset, to, -1, 0, units_now(), err);
     }

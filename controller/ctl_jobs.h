@@ -59,9 +59,16 @@ int ctl_job_cancel(struct ctl *ctl, struct ctl_job *job, const char *why, struct
  * array, or the job or task has ended otherwise. */
 int ctl_task_cancel(struct ctl *ctl, struct ctl_job *job, uint32_t index, struct err *err);
 
+/* ctl_job_final_reason: job->reason (just written) says why a task ended for
+ * good: keep it as the reason the job will end with (the first such one
+ * stands), whatever passing reasons (waiting, held) the scheduler writes
+ * before the job's other tasks end. */
+void ctl_job_final_reason(struct ctl_job *job);
+
 /* ctl_job_maybe_finish: when every task of job has ended, give the job its
  * final state (CANCELLED if cancelled or a task was and none failed, FAILED,
- * TIMEOUT, else COMPLETED), exit code (the largest of the tasks that ran) and
+ * TIMEOUT, else COMPLETED), exit code (the largest of the tasks that ran; -1
+ * when none exited non-zero and one failed or timed out without an exit code) and
  * reason, and save it; else nothing. */
 int ctl_job_maybe_finish(struct ctl *ctl, struct ctl_job *job, double now, struct err *err);
 

@@ -351,10 +351,10 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     }
     if (why && why[0] && st != JOB_STATE_COMPLETED) {
         snprintf(job->reason, sizeof job->reason, "task %u: %s", index, why);
-        job->reason_final = true;
         for (char *c = job->reason; *c; c++)
             if ((unsigned char)*c < 0x20 || *c == 0x7f)
                 *c = '?';
+        ctl_job_final_reason(job);
     }
     double started = json_number_value(json_object_get(b, "start_time"));
     if (started > 0)

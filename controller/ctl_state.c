@@ -34,6 +34,7 @@ void ctl_job_free(struct ctl_job *job)
     for (uint32_t i = 0; job->tasks && i < job->ntasks; i++)
         free(job->tasks[i].ranks);
     free(job->tasks);
+    free(job->final_reason);
     json_decref(job->infer);
     free(job->requeue);
     free(job);

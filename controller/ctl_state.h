@@ -68,8 +68,12 @@ struct ctl_job {
     bool queued;            /* on ctl.queue (has tasks left to place) */
     char reason[96];        /* why PENDING or why it ended, "" if nothing to say */
     bool held;              /* moat hold (or submit --hold): starts no task until released */
-    bool reason_final;      /* reason is why a task ended for good (not persisted: a
-                             * job ending after a restart says which task failed) */
+    char *final_reason;     /* why the first task that ended for good with a reason
+                             * did (over its --mem, its node lost max_attempts
+                             * times), owned, else NULL; the job's reason when it
+                             * ends, whatever passing reasons came between (not
+                             * persisted: a job ending after a restart says
+                             * which task failed and how) */
     uint32_t ntasks;
     struct ctl_task *tasks;
     uint32_t next_index;    /* offset of the first task never dispatched */

@@ -410,6 +410,46 @@ static void requeue_then_fail_after_max_attempts(void **state)
     commit(f);
 }
 
+/* A task that fails for good while others of its job still wait or run: the
+ * job ends FAILED with that task's reason and a non-zero exit code, whatever
+ * the passes between wrote and however its other tasks ended (a helper saw
+ * "FAILED (exit code 0)" with no reason after node losses). */
+static void a_task_failed_for_good_gives_the_job_its_reason_and_exit_code(void **state)
+{
+    struct fx *f = *state;
+    add_node(&f->ctl, "n1", 1, 0, 0);
+    struct ctl_job *job = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"x\"],"
+                                          "\"array\":{\"start\":0,\"end\":2}}");
+    struct err e = {0};
+    for (int i = 0; i < 3; i++) { /* task 0 loses its node max_attempts times */
+        assert_int_equal(sched(&f->ctl), 1);
+        assert_int_equal(job->tasks[0].state, JOB_STATE_RUNNING);
+        assert_int_equal(ctl_task_requeue(&f->ctl, job, 0, false, "node lost", &e), 0);
+    }
+    assert_int_equal(job->tasks[0].state, JOB_STATE_FAILED);
+    assert_int_equal(job->state, JOB_STATE_RUNNING); /* tasks 1 and 2 are still to run */
+    for (uint32_t off = 1; off < 3; off++) { /* the passes write passing reasons */
+        assert_int_equal(sched(&f->ctl), 1);
+        end_task(&f->ctl, job, off, JOB_STATE_COMPLETED, 0);
+    }
+    assert_int_equal(job->state, JOB_STATE_FAILED);
+    assert_string_equal(job->reason, "task 0: node lost after 3 attempts");
+    assert_int_equal(job->exit_code, -1); /* not the later task's 0 */
+    commit(f);
+    /* a positive exit code wins over a signal, in any order */
+    struct ctl_job *j2 = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"x\"],"
+                                         "\"array\":{\"start\":0,\"end\":2}}");
+    int codes[3] = {-1, 0, 3};
+    for (uint32_t off = 0; off < 3; off++) {
+        assert_int_equal(sched(&f->ctl), 1);
+        end_task(&f->ctl, j2, off, codes[off] == 0 ? JOB_STATE_COMPLETED : JOB_STATE_FAILED,
+                 codes[off]);
+    }
+    assert_int_equal(j2->state, JOB_STATE_FAILED);
+    assert_int_equal(j2->exit_code, 3);
+    commit(f);
+}
+
 static void cancel_pending_and_running(void **state)
 {
     struct fx *f = *state;
@@ -1139,6 +1179,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(array_max_bounds_concurrency, setup, teardown),
         cmocka_unit_test_setup_teardown(after_and_begin, setup, teardown),
         cmocka_unit_test_setup_teardown(requeue_then_fail_after_max_attempts, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_task_failed_for_good_gives_the_job_its_reason_and_exit_code,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(cancel_pending_and_running, setup, teardown),
         cmocka_unit_test_setup_teardown(recovery_rebuilds_state, setup, teardown),
         cmocka_unit_test_setup_teardown(finished_jobs_leave_memory_and_come_back, setup, teardown),
