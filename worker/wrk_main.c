@@ -1015,6 +1015,10 @@ int main(int argc, char **argv)
         log_info("wrk", "exec sandbox: namespaces, user %s", w.sandbox.user);
     if (mkdir(w.objects, 0700) != 0 && errno != EEXIST)
         log_warn("wrk", "%s: %s; infer tasks cannot fetch shards", w.objects, strerror(errno));
+    int parts = wrk_objects_sweep(w.objects, &e);
+    if (parts > 0)
+        log_info("wrk", "removed %d unfinished shard transfer%s left by a previous run", parts,
+                 parts == 1 ? "" : "s");
     ssize_t sl = readlink("/proc/self/exe", w.self, sizeof w.self - 1);
     w.self[sl > 0 ? sl : 0] = '\0';
     {

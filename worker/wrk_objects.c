@@ -1,6 +1,7 @@
 /* wrk_objects.c: verified, content-addressed artifact cache of a worker. */
 #include "worker/wrk_objects.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,6 +12,23 @@ char *wrk_objects_path(const char *dir, const char *sha, char *out, size_t cap)
 {
     snprintf(out, cap, "%.400s/%.64s", dir, sha);
     return out;
+}
+
+int wrk_objects_sweep(const char *dir, struct err *err)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return err_set(err, errno, "%s: %s", dir, strerror(errno));
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        if (len > 5 && strcmp(de->d_name + len - 5, ".part") == 0 &&
+            unlinkat(dirfd(d), de->d_name, 0) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
 }
 
 bool wrk_objects_have(const char *dir, const char *sha)

@@ -38,6 +38,13 @@ char *wrk_objects_path(const char *dir, const char *sha, char *out, size_t cap);
 /* wrk_objects_have: the object is in the cache (it was verified when stored). */
 bool wrk_objects_have(const char *dir, const char *sha);
 
+/* wrk_objects_sweep: remove the temporary files (<sha>.<tag>.part) of fetches
+ * a previous run of the worker did not finish (it was killed mid-transfer;
+ * each is as large as the part of a shard that came). Call before any fetch
+ * starts. Returns how many, or -1 with err naming dir when it cannot be read;
+ * a file that cannot be removed is skipped. */
+int wrk_objects_sweep(const char *dir, struct err *err);
+
 /* wrk_fetch_begin: start receiving object sha of total bytes into dir; tag makes
  * the temporary file name unique per task. errno codes naming the path. */
 int wrk_fetch_begin(struct wrk_fetch *f, const char *dir, const char *sha, uint64_t total,

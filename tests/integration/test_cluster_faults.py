@@ -456,3 +456,20 @@ def test_an_unsandboxed_task_is_killed_whole_and_its_own_signals_stay_its_own(ho
                          "kill -QUIT 0; sleep 0.5; echo alive")
     cluster.wait(jid)
     assert cluster.moat("result", jid).out == "alive\n"
+
+
+def test_a_restarted_worker_removes_shard_transfers_it_left_unfinished(cluster):
+    """A worker killed in the middle of fetching a shard leaves its temporary
+    file (tens of MiB) in objects/; its next start removes such files and
+    keeps the verified objects beside them."""
+    objects = cluster.dir / "worker-1" / "objects"
+    os.kill(cluster.pid("worker-1"), signal.SIGKILL)
+    wait_for(lambda: not pid_alive(cluster.pid("worker-1")), 10, what="worker-1 to die")
+    part = objects / ("ab" * 32 + ".7.0.1.part")
+    part.write_bytes(b"\0" * 4096)
+    kept = objects / ("cd" * 32)
+    kept.write_bytes(b"verified")
+    cluster.up()
+    wait_for(lambda: not part.exists(), 10, what="the .part file to go")
+    assert kept.read_bytes() == b"verified"
+    assert "removed 1 unfinished shard transfer left" in (cluster.dir / "worker-1.log").read_text()
