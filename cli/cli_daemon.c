@@ -340,6 +340,18 @@ int cli_daemon_worker_conf_write(const struct cli_local *l, int i, int nworkers,
     quote(name, qname, sizeof qname);
     quote(l->endpoint, qep, sizeof qep);
     quote(state, qstate, sizeof qstate);
+    if (cpus <= 0) { /* what an earlier up wrote: "cpus = N;" on a line of its own */
+        char *old = cli_file_slurp(path);
+        for (const char *p = old; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : "") {
+            int n;
+            char end;
+            if (sscanf(p, "cpus = %d%c", &n, &end) == 2 && end == ';' && n > 0) {
+                cpus = n;
+                break;
+            }
+        }
+        free(old);
+    }
     snprintf(ncpus, sizeof ncpus, "%d", cpus);
     /* N.B. the workers of one machine share its CPUs: each would pin its
      * tasks to the same first ones (wrk_bind.h), so only a lone worker pins */

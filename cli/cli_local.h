@@ -44,7 +44,9 @@ char *cli_file_slurp(const char *path);
 int cli_dir_create(const char *path);
 
 /* cli_daemon_controller_conf_write, cli_daemon_worker_conf_write: (re)write
- * DIR/controller.conf or DIR/worker-I.conf (node name local-I; cpus when > 0;
+ * DIR/controller.conf or DIR/worker-I.conf (node name local-I; cpus when > 0,
+ * else the cpus the file already has, as an earlier up --cpus-per-worker wrote
+ * it, so that a restart of one daemon keeps the cluster's sizes;
  * cpu_bind "none" when nworkers > 1, as the workers share the machine's CPUs)
  * from l->endpoint and the extra files. -1 with a message in err. */
 int cli_daemon_controller_conf_write(const struct cli_local *l, char *err, size_t cap);

@@ -563,3 +563,19 @@ def test_show_reports_each_tasks_cpu_time_and_peak_memory(make_cluster, extra):
             c.up(1)
     rows = [ln.split() for ln in c.moat("show", jid).out.splitlines() if ln.split()[:1] == ["1"]]
     assert rows and rows[0][4].endswith("s") and rows[0][6] == "MiB", rows
+
+
+def test_local_up_again_keeps_the_cpus_per_worker_it_was_given(make_cluster):
+    """`local up` restarts whichever daemon is not running; a worker it starts
+    again offers what --cpus-per-worker gave it before, not all the CPUs."""
+    c = make_cluster(workers=1, up=False)
+    c.up(1, extra_args=["--cpus-per-worker", "1"])
+    assert c.nodes()["local-1"]["cpus"] == 1
+    os.kill(c.pid("worker-1"), signal.SIGKILL)
+    wait_for(lambda: not pid_alive(c.pid("worker-1")), 10, what="worker-1 to die")
+    c.up()
+    wait_for(lambda: c.nodes()["local-1"]["state"] == "UP", 20, what="local-1 UP again")
+    assert c.nodes()["local-1"]["cpus"] == 1
+    c.down()
+    c.up(1, extra_args=["--cpus-per-worker", "2"])  # asked again: the new figure
+    assert c.nodes()["local-1"]["cpus"] == 2
