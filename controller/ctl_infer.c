@@ -42,10 +42,23 @@ int ctl_infer_prepare(const struct proto_msg *msg, json_t *spec_json, json_t **d
     json_t *idv = NULL;
     if (msg->nblobs == 2) {
         idv = json_loadb(msg->blobs[1].data, msg->blobs[1].len, 0, &je);
+        if (idv == NULL) {
+            json_decref(d);
+            return err_set(err, EINVAL, "infer: ids: not JSON (byte %d: %.80s)", je.position, je.text);
+        }
         if (!json_is_array(idv) || json_array_size(idv) != json_array_size(d)) {
             json_decref(d);
             json_decref(idv);
             return err_set(err, EINVAL, "infer: ids: expected a JSON array as long as the documents");
+        }
+        json_array_foreach(idv, i, v) { /* docs/protocol.md: strings, integers, null (none) */
+            if ((!json_is_string(v) || json_string_length(v) > DOC_MAX_BYTES) && !json_is_integer(v) &&
+                !json_is_null(v)) {
+                json_decref(d);
+                json_decref(idv);
+                return err_set(err, EINVAL, "infer: id %zu: expected a string (at most %u bytes), an "
+                               "integer or null", i + 1, DOC_MAX_BYTES);
+            }
         }
     }
     json_object_set_new(spec_json, "ndocs", json_integer((json_int_t)json_array_size(d)));

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_moat, wait_for
+from moatproto import Client
 
 MODEL = Path(os.environ.get("MOAT_MODEL_DIR", ROOT / "build" / "model"))
 SENTENCES = ROOT / "tests" / "data" / "emb" / "sentences.txt"
@@ -154,6 +155,20 @@ def test_bad_input_lines_are_named_and_policy_applies(make_cluster, model_dir, s
     assert r.rc == 2 and "not imported" in r.err, r
     r = c.moat("submit", "--infer", "minilm", "--input", jl, "--tp", "5", "--on-bad-line", "skip", check=None)
     assert r.rc == 2 and "tp" in r.err.lower(), r
+    # the controller checks what the CLI checks: ids strings or integers
+    cl = Client(c.endpoint, c.dir)
+    spec = {"kind": "infer", "model": "minilm", "tp": 1, "batch": 8, "max_len": 128}
+    for ids, why in [(b"[1.5]", "infer: id 1: expected a string"),
+                     (b"[[1]]", "infer: id 1: expected a string"),
+                     (b"[99999999999999999999999]", "infer: ids: not JSON")]:
+        rid = cl.send("SUBMIT", {"spec": spec}, blobs=[b'["one"]', ids])
+        r = cl.recv(10)
+        assert r and r[1] == rid and r[0] == "ERROR" and why in r[2]["msg"], (ids, r)
+    rid = cl.send("SUBMIT", {"spec": spec}, blobs=[b'["one", "two"]', b'["a", 7]'])
+    r = cl.recv(10)
+    assert r and r[0] == "REPLY", r
+    cl.close()
+    c.moat("cancel", r[2]["id"])
 
 
 def test_import_refuses_a_damaged_model(make_cluster, model_dir, signing, tmp_path):
