@@ -69,6 +69,8 @@ int proto_header_decode(const void *buf, size_t len, enum proto_type *type, uint
         return err_set(err, EPROTO, "header: unknown type %u", p[3]);
     if (get16(p + 6) != 0)
         return err_set(err, EPROTO, "header: reserved bits set");
+    if (get16(p + 4) & ~PROTO_FLAGS_KNOWN)
+        return err_set(err, EPROTO, "header: unknown flags 0x%04x", get16(p + 4));
     uint64_t id = 0;
     for (int i = 0; i < 8; i++)
         id = (id << 8) | p[8 + i];

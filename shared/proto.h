@@ -25,6 +25,7 @@
 #define PROTO_MAGIC 0x4D54u
 #define PROTO_VERSION 1u
 #define PROTO_HEADER_LEN 16
+#define PROTO_FLAGS_KNOWN 0x0000 /* version 1 defines no flag: any set is refused */
 #define PROTO_MAX_BLOBS 8
 
 enum proto_type {
@@ -76,7 +77,8 @@ void proto_header_encode(uint8_t out[PROTO_HEADER_LEN], enum proto_type type, ui
                          uint64_t req_id);
 
 /* proto_header_decode: parse and check a header frame of len bytes.
- * EPROTO: wrong length, magic, version, reserved bits or unknown type. */
+ * EPROTO: wrong length, magic, version, reserved bits, a flag outside
+ * PROTO_FLAGS_KNOWN or unknown type. */
 int proto_header_decode(const void *buf, size_t len, enum proto_type *type, uint16_t *flags,
                         uint64_t *req_id, struct err *err);
 

@@ -33,14 +33,14 @@ static void header_round_trip(void **state)
 {
     (void)state;
     uint8_t hdr[PROTO_HEADER_LEN];
-    proto_header_encode(hdr, PROTO_TYPE_TASK_END, 7, 0x0102030405060708ull);
+    proto_header_encode(hdr, PROTO_TYPE_TASK_END, 0, 0x0102030405060708ull);
     enum proto_type t;
     uint16_t flags;
     uint64_t id;
     struct err e = {0};
     assert_int_equal(proto_header_decode(hdr, sizeof hdr, &t, &flags, &id, &e), 0);
     assert_int_equal(t, PROTO_TYPE_TASK_END);
-    assert_int_equal(flags, 7);
+    assert_int_equal(flags, 0);
     assert_true(id == 0x0102030405060708ull);
     assert_int_equal(hdr[0], 0x4D); /* big-endian magic */
     assert_int_equal(hdr[8], 0x01);
@@ -77,6 +77,10 @@ static void header_rejects_bad_input(void **state)
     bad[7] = 1;
     assert_int_equal(proto_header_decode(bad, sizeof bad, &t, &f, &id, &e), -1);
     assert_non_null(strstr(e.msg, "reserved"));
+    memcpy(bad, hdr, sizeof bad);
+    bad[5] = 1; /* flags: none is defined in version 1 */
+    assert_int_equal(proto_header_decode(bad, sizeof bad, &t, &f, &id, &e), -1);
+    assert_string_equal(e.msg, "header: unknown flags 0x0001");
 }
 
 static void body_round_trip_with_blobs(void **state)
