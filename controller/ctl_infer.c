@@ -340,10 +340,17 @@ int ctl_infer_on_end(struct ctl *ctl, const struct net_peer *peer, struct proto_
     const char *state = json_string_value(json_object_get(b, "state"));
     if (strcmp(state, "COMPLETED") != 0) {
         char why[96];
-        snprintf(why, sizeof why, "rank %d on %s ended %s", rank, ctl->nodes[n].name, state);
-        log_warn("ctl", "task %llu.%u: %s: %.*s", (unsigned long long)job->id, offset, why,
-                 msg->nblobs > 1 ? (int)(msg->blobs[1].len > 200 ? 200 : msg->blobs[1].len) : 0,
-                 msg->nblobs > 1 ? (const char *)msg->blobs[1].data : "");
+        int sig = (int)json_integer_value(json_object_get(b, "signal"));
+        if (sig > 0) /* its stderr's last line is then whatever it last said */
+            snprintf(why, sizeof why, "rank %d on %.40s killed by signal %d", rank, ctl->nodes[n].name,
+                     sig);
+        else
+            snprintf(why, sizeof why, "rank %d on %.40s ended %.12s (exit code %d)", rank,
+                     ctl->nodes[n].name, state, (int)json_integer_value(json_object_get(b, "exit_code")));
+        int elen = msg->nblobs > 1 ? (int)(msg->blobs[1].len > 200 ? 200 : msg->blobs[1].len) : 0;
+        log_warn("ctl", "task %llu.%u: %s%s%.*s", (unsigned long long)job->id, offset, why,
+                 elen ? "; its stderr began: " : "", elen,
+                 elen ? (const char *)msg->blobs[1].data : "");
         if (job->cancel_requested || strcmp(state, "CANCELLED") == 0) {
             ctl_task_kill(ctl, job, offset, "cancel");
             if (ctl_task_end(ctl, job, offset, JOB_STATE_CANCELLED, -1, 0, units_now(), err) != 0)

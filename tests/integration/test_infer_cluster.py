@@ -284,6 +284,30 @@ def test_killed_worker_reruns_only_unfinished_batches(make_cluster, model_dir, s
     assert "batch 3: embeddings f32 [6, 384]" in c.moat("result", jid, "--task", "3").out
 
 
+def test_a_rank_killed_by_a_signal_is_said_so_and_its_batch_reruns(make_cluster, model_dir,
+                                                                   signing, tmp_path):
+    c = imported(make_cluster, model_dir, workers=1, signing=signing)
+    docs = tmp_path / "docs.txt"
+    docs.write_text("\n".join(SENTENCES.read_text().splitlines()[:60]) + "\n")
+    jid = c.j("submit", "--infer", "minilm", "--input", docs, "--batch", "30")["id"]
+    worker = c.pid("worker-1")
+
+    def a_rank():
+        for p in Path("/proc").iterdir():
+            try:
+                if p.name.isdigit() and b"--run-infer" in (p / "cmdline").read_bytes() and \
+                        int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == worker:
+                    return int(p.name)
+            except (OSError, ValueError, IndexError):
+                pass
+    os.kill(wait_for(a_rank, 120, interval=0.02, what="a rank process"), signal.SIGKILL)
+    c.wait(jid, timeout=240)
+    show = c.show(jid)
+    assert show["state"] == "COMPLETED" and max(t["attempts"] for t in show["tasks"]) == 2, show
+    log = (c.dir / "controller.log").read_text()
+    assert "rank 0 on local-1 killed by signal 9" in log, log[-2000:]
+
+
 def test_result_survives_a_controller_restart(make_cluster, model_dir, signing, tmp_path):
     # inactive_age 0: the finished job leaves the controller's memory at once,
     # so both exports read it back from the store (controller/ctl_purge.h)
