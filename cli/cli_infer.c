@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -30,6 +31,11 @@ int cli_infer_read_input(struct cli *cli, const char *path, bool skip_bad, json_
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return cli_fail(cli, CLI_USAGE, "--input: %s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fclose(f);
+        return cli_fail(cli, CLI_USAGE, "--input: %s: is a directory (give a text or JSONL file)", path);
+    }
     size_t plen = strlen(path);
     bool jsonl = plen > 6 && strcmp(path + plen - 6, ".jsonl") == 0;
     if (!jsonl) {
@@ -69,7 +75,8 @@ int cli_infer_read_input(struct cli *cli, const char *path, bool skip_bad, json_
             why = msg;
         } else if (jsonl) {
             json_error_t je;
-            json_t *o = json_loadb(line, (size_t)n, 0, &je);
+            /* {"text": "a", "text": "b"} is ambiguous: refused, not the last taken */
+            json_t *o = json_loadb(line, (size_t)n, JSON_REJECT_DUPLICATES, &je);
             if (o == NULL)
                 why = je.text[0] ? je.text : "invalid JSON";
             else if (!json_is_string(json_object_get(o, "text")))
@@ -125,10 +132,12 @@ int cli_infer_read_input(struct cli *cli, const char *path, bool skip_bad, json_
     if (rc == CLI_OK && json_array_size(texts) == 0)
         rc = cli_fail(cli, CLI_USAGE, "--input: %s: no documents", path);
     if (rc == CLI_OK && bad)
-        fprintf(stderr, "moat %s: %s: %ld bad lines skipped\n", cli->cmd, path, bad);
+        fprintf(stderr, "moat %s: %s: %ld bad line%s skipped\n", cli->cmd, path, bad,
+                bad == 1 ? "" : "s");
     if (rc == CLI_OK && blank && !cli->json)
-        fprintf(stderr, "moat %s: %s: %ld empty lines skipped (results follow the %zu documents, "
-                "not the line numbers)\n", cli->cmd, path, blank, json_array_size(texts));
+        fprintf(stderr, "moat %s: %s: %ld empty line%s skipped (results follow the %zu document%s, "
+                "not the line numbers)\n", cli->cmd, path, blank, blank == 1 ? "" : "s",
+                json_array_size(texts), json_array_size(texts) == 1 ? "" : "s");
     if (rc != CLI_OK) {
         json_decref(texts);
         json_decref(ids);

@@ -477,7 +477,16 @@ def test_infer_input_bad_lines_are_named_on_one_line_and_skip_applies(fake, tmp_
     assert got["docs"] == ["first", "last"]  # the byte order mark is not text
     assert f"{p}:4: a NUL byte; skipped" in r.err
     assert f"{p}:5: 1048577 bytes; a document is at most 1048576; skipped" in r.err
-    assert "2 empty lines skipped" in r.err
+    assert "2 empty lines skipped" in r.err and "2 bad lines skipped" in r.err
+    # JSONL: a repeated key is a bad line (which "text" was meant?), not the last one
+    j = tmp_path / "docs.jsonl"
+    j.write_text('{"text": "alpha", "text": "beta"}\n{"text": "gamma"}\n')
+    r = ctl(f, "submit", "--infer", "m", "--input", j, "--on-bad-line", "skip", check=0)
+    assert got["docs"] == ["gamma"] and f"{j}:1: duplicate object key" in r.err, r
+    assert "1 bad line skipped" in r.err, r
+    r = ctl(f, "submit", "--infer", "m", "--input", tmp_path, check=2)
+    assert r.err.strip() == f"moat submit: --input: {tmp_path}: is a directory (give a text or " \
+        "JSONL file)", r
 
 
 def test_keygen_refuses_to_replace_a_key_as_bad_input(tmp_path):
