@@ -53,6 +53,12 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         json_decref(ids);
         return -1;
     }
+    if (spec.kind == JOB_KIND_INFER && ctl_infer_check(ctl, &spec, err) != 0) {
+        jobspec_clear(&spec);
+        json_decref(docs);
+        json_decref(ids);
+        return -1;
+    }
     char why[160];
     if (!ctl_sched_feasible(ctl, &spec, why, sizeof why)) { /* as sbatch: refused, not PENDING for ever */
         err_set(err, EINVAL, "submit: %s: the job could never start", why);

@@ -13,6 +13,7 @@
 #include "controller/ctl_result.h"
 #include "controller/ctl_sched.h"
 #include "shared/log.h"
+#include "shared/model.h"
 #include "shared/net.h"
 #include "shared/units.h"
 
@@ -64,6 +65,26 @@ int ctl_infer_prepare(const struct proto_msg *msg, json_t *spec_json, json_t **d
     json_object_set_new(spec_json, "ndocs", json_integer((json_int_t)json_array_size(d)));
     *docs = d;
     *ids = idv;
+    return 0;
+}
+
+int ctl_infer_check(struct ctl *ctl, const struct job_spec *spec, struct err *err)
+{
+    json_t *man = ctl_model_manifest(ctl, spec->model, err);
+    if (man == NULL)
+        return -1;
+    const json_t *cfg = json_object_get(man, "config");
+    struct model_config c = {
+        .heads = (int)json_integer_value(json_object_get(cfg, "heads")),
+        .intermediate = (int)json_integer_value(json_object_get(cfg, "intermediate")),
+        .max_position = (int)json_integer_value(json_object_get(cfg, "max_position")),
+    };
+    json_decref(man);
+    if (model_tp_check(&c, spec->tp, 0, err) != 0)
+        return err_prefix(err, "model %s", spec->model);
+    if (spec->max_len > c.max_position)
+        return err_set(err, EINVAL, "max_len %d: model %s takes at most %d tokens", spec->max_len,
+                       spec->model, c.max_position);
     return 0;
 }
 

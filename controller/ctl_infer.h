@@ -24,6 +24,13 @@
 int ctl_infer_prepare(const struct proto_msg *msg, json_t *spec_json, json_t **docs, json_t **ids,
                       struct err *err);
 
+/* ctl_infer_check: what an infer spec asks of its model, from the model's
+ * manifest alone (no weights read): the model is imported (ENOENT), tp
+ * divides its attention heads and FFN width (EINVAL, model_tp_check) and
+ * max_len fits its position table (EINVAL). Before the cluster is asked
+ * whether it could ever run the job: a tp no model takes is said as such. */
+int ctl_infer_check(struct ctl *ctl, const struct job_spec *spec, struct err *err);
+
 /* ctl_infer_accept: check the model and TP degree, extract shards if needed, set
  * job->infer and store the documents batch by batch (in the current batch of the
  * store). ENOENT unknown model, EINVAL bad tp. */

@@ -153,8 +153,11 @@ def test_bad_input_lines_are_named_and_policy_applies(make_cluster, model_dir, s
     assert r.rc == 2 and f'{jl}:2: no string field "text"' in r.err, r
     r = c.moat("submit", "--infer", "nosuchmodel", "--input", jl, "--on-bad-line", "skip", check=None)
     assert r.rc == 2 and "not imported" in r.err, r
+    # a tp the model cannot take says so, before whether the cluster could run it
     r = c.moat("submit", "--infer", "minilm", "--input", jl, "--tp", "5", "--on-bad-line", "skip", check=None)
-    assert r.rc == 2 and "tp" in r.err.lower(), r
+    assert r.rc == 2 and "model minilm: tp 5: must divide num_attention_heads 12" in r.err, r
+    r = c.moat("submit", "--infer", "minilm", "--input", jl, "--tp", "4", "--on-bad-line", "skip", check=None)
+    assert r.rc == 2 and "could never start" in r.err, r
     # the controller checks what the CLI checks: ids strings or integers
     cl = Client(c.endpoint, c.dir)
     spec = {"kind": "infer", "model": "minilm", "tp": 1, "batch": 8, "max_len": 128}
