@@ -147,7 +147,9 @@ int cli_search_run(struct cli *cli, int argc, char **argv);
  * formats), set spec's "ndocs", send SUBMIT with the documents; takes ownership of
  * spec; prints the id. cli_infer_result: export a finished infer job's embeddings,
  * or with task >= 0 those of one finished batch (fmt "npy" or "jsonl"; NULL:
- * print the metadata meta, RESULT's reply for the job or the batch). */
+ * print the metadata meta, RESULT's reply for the job or the batch); with
+ * partial, those of an unfinished or failed job too: the rows of batches not
+ * COMPLETED are NaN in npy and left out of jsonl, and stderr says which. */
 int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, bool skip_bad, bool wait);
 
 /* cli_submitted: say the id of job id, just submitted ("N" on a line; with
@@ -156,7 +158,7 @@ int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, bool skip
  * holds the id, instead of {"id"}) it returns. */
 int cli_submitted(struct cli *cli, uint64_t id, bool wait);
 int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const char *fmt,
-                     long long task, FILE *out, const char *outpath);
+                     long long task, bool partial, FILE *out, const char *outpath);
 
 /* ---- output ---- */
 

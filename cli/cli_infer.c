@@ -215,8 +215,39 @@ static int fetch_batch(struct cli *cli, uint64_t id, long long b, struct proto_m
     return CLI_OK;
 }
 
+/* done_batches: which of job id's batches are COMPLETED (SHOW, page by page,
+ * tasks_state COMPLETED) into done[batches]. */
+static int done_batches(struct cli *cli, uint64_t id, long long batches, bool *done)
+{
+    long long from = 0, asked = -1;
+    for (;;) {
+        json_t *reply;
+        int rc = cli_request(cli, PROTO_TYPE_SHOW,
+                             json_pack("{s:I, s:I, s:s}", "id", (json_int_t)id, "tasks_from",
+                                       (json_int_t)from, "tasks_state", "COMPLETED"),
+                             true, &reply, NULL, NULL);
+        if (rc != CLI_OK)
+            return rc;
+        size_t i;
+        const json_t *t;
+        json_array_foreach(json_object_get(reply, "tasks"), i, t) {
+            long long b = cli_json_int(t, "index", -1);
+            if (b >= 0 && b < batches)
+                done[b] = true;
+        }
+        const json_t *nx = json_object_get(reply, "tasks_next");
+        from = json_is_integer(nx) ? json_integer_value(nx) : -1;
+        json_decref(reply);
+        if (from < 0)
+            return CLI_OK;
+        if ((rc = cli_next_check(cli, asked, from)) != CLI_OK)
+            return rc;
+        asked = from;
+    }
+}
+
 int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const char *fmt,
-                     long long task, FILE *out, const char *outpath)
+                     long long task, bool partial, FILE *out, const char *outpath)
 {
     long long batches = cli_json_int(meta, "batches", 0), done = cli_json_int(meta, "done", 0);
     long long count = cli_json_int(meta, "count", 0), dim = cli_json_int(meta, "dim", 0);
@@ -246,20 +277,34 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
         }
         return CLI_OK;
     }
-    if (done != batches) {
+    bool *ok = NULL; /* --partial: which batches are there */
+    if (done != batches && partial && task < 0) {
+        if (done == 0 || dim == 0)
+            return cli_fail(cli, CLI_FAILED, "job %llu: no batch done yet: nothing to export",
+                            (unsigned long long)id);
+        if ((ok = calloc((size_t)batches, sizeof *ok)) == NULL)
+            return cli_fail(cli, CLI_FAILED, "out of memory");
+        int rc = done_batches(cli, id, batches, ok);
+        if (rc != CLI_OK) {
+            free(ok);
+            return rc;
+        }
+    } else if (done != batches) {
         const char *state = cli_json_str(meta, "state", "");
         bool over = strcmp(state, "CANCELLED") == 0 || strcmp(state, "FAILED") == 0 ||
                     strcmp(state, "TIMEOUT") == 0;
         if (over)
             return cli_fail(cli, CLI_FAILED, "job %llu is %s with %lld of %lld batches done; "
-                            "--task I exports one finished batch", (unsigned long long)id, state,
-                            done, batches);
-        return cli_fail(cli, CLI_FAILED, "job %llu: %lld of %lld batches done; wait for the job first",
-                        (unsigned long long)id, done, batches);
+                            "--partial exports those (the others' rows NaN), --task I one",
+                            (unsigned long long)id, state, done, batches);
+        return cli_fail(cli, CLI_FAILED, "job %llu: %lld of %lld batches done; wait for the job first "
+                        "(or --partial)", (unsigned long long)id, done, batches);
     }
     bool npy = strcmp(fmt, "npy") == 0;
-    if (npy && out == stdout && isatty(1))
+    if (npy && out == stdout && isatty(1)) {
+        free(ok);
         return cli_fail(cli, CLI_USAGE, "--format npy writes binary: give --out FILE.npy");
+    }
     if (npy) {
         char dict[128];
         int hl = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
@@ -273,14 +318,27 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
             fputc(' ', out);
         fputc('\n', out);
     }
-    long long row = row0;
+    long long row = row0, missing = 0, first_missing = -1;
+    long long bsize = cli_json_int(meta, "batch", 0);
     for (long long b = first; b < batches; b++) {
+        if (ok && !ok[b]) { /* --partial: a batch not done */
+            long long n = count - b * bsize < bsize ? count - b * bsize : bsize;
+            float nan = __builtin_nanf("");
+            for (long long k = 0; npy && k < n * dim; k++)
+                fwrite(&nan, 4, 1, out);
+            row += n;
+            missing += n;
+            first_missing = first_missing < 0 ? b : first_missing;
+            continue;
+        }
         struct proto_msg msg;
         json_t *docs;
         int n, d;
         int rc = fetch_batch(cli, id, b, &msg, &docs, &n, &d);
-        if (rc != CLI_OK)
+        if (rc != CLI_OK) {
+            free(ok);
             return rc;
+        }
         const float *e = msg.blobs[0].data;
         if (npy) {
             fwrite(e, 4, (size_t)n * (size_t)d, out); /* x86-64 and aarch64 are little-endian */
@@ -303,8 +361,15 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
         json_decref(docs);
         proto_msg_clear(&msg);
     }
+    free(ok);
+    if (missing > 0)
+        fprintf(stderr, "moat result: job %llu: %lld of %lld batches not done (the first: batch %lld, "
+                "documents %lld..); their %lld rows are %s\n", (unsigned long long)id,
+                batches - done, batches, first_missing, first_missing * bsize, missing,
+                npy ? "NaN" : "left out");
     if (outpath && !cli->json)
-        fprintf(stderr, "moat result: %lld embeddings of dimension %lld written to %s\n", count, dim, outpath);
+        fprintf(stderr, "moat result: %lld embeddings of dimension %lld written to %s\n",
+                count - (npy ? 0 : missing), dim, outpath);
     return CLI_OK;
 }
 

@@ -9,7 +9,9 @@
 
 static const char help[] =
     "usage: moat result JOB [--task I] [--out FILE] [--format jsonl|raw|npy]\n"
-    "  (infer jobs: metadata, or the embeddings with --format npy|jsonl)\n"
+    "  (infer jobs: metadata, or the embeddings with --format npy|jsonl; --partial\n"
+    "  exports those of a job not all of whose batches COMPLETED (failed, cancelled\n"
+    "  or running): in npy the other rows are NaN, in jsonl they are left out)\n"
     "\n"
     "Print what a job's tasks wrote, task after task in index order: their\n"
     "stdout to stdout, their stderr to stderr (jsonl and --json keep both apart).\n"
@@ -64,9 +66,10 @@ static int raw_task(struct cli *cli, uint64_t id, long long task, FILE *out)
 
 int cli_result_run(struct cli *cli, int argc, char **argv)
 {
-    enum { OPT_TASK = 1, OPT_OUT, OPT_FORMAT };
+    enum { OPT_TASK = 1, OPT_OUT, OPT_FORMAT, OPT_PARTIAL };
     static const struct option longopts[] = {
         {"task", required_argument, NULL, OPT_TASK},
+        {"partial", no_argument, NULL, OPT_PARTIAL},
         {"out", required_argument, NULL, OPT_OUT},
         {"format", required_argument, NULL, OPT_FORMAT},
         CLI_COMMON_OPTS,
@@ -74,6 +77,7 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
     bool first = true;
     int c;
     long long task = -1;
+    bool partial = false; /* infer: export what is done */
     const char *outpath = NULL;
     enum format fmt = FMT_TEXT;
     while ((c = cli_getopt(cli, argc, argv, "", longopts, help, &first)) != -1) {
@@ -85,6 +89,7 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
             return CLI_USAGE;
         if (c == OPT_OUT)
             outpath = optarg;
+        partial |= c == OPT_PARTIAL;
         if (c == OPT_FORMAT) {
             if (strcmp(optarg, "jsonl") == 0)
                 fmt = FMT_JSONL;
@@ -130,12 +135,12 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
         if (out == stdout) /* the output starts: a failure after it adds no --json error document */
             cli_stdout_claim();
         rc = cli_infer_result(cli, id, reply,
-                              fmt == FMT_NPY ? "npy" : fmt == FMT_JSONL ? "jsonl" : NULL, task, out,
-                              outpath);
+                              fmt == FMT_NPY ? "npy" : fmt == FMT_JSONL ? "jsonl" : NULL, task,
+                              partial, out, outpath);
         goto done;
     }
-    if (fmt == FMT_NPY) {
-        rc = cli_fail(cli, CLI_USAGE, "--format npy: only for infer jobs");
+    if (fmt == FMT_NPY || partial) {
+        rc = cli_fail(cli, CLI_USAGE, "%s: only for infer jobs", partial ? "--partial" : "--format npy");
         goto done;
     }
     if (out == stdout)

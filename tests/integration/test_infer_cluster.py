@@ -311,6 +311,35 @@ def test_a_rank_killed_by_a_signal_is_said_so_and_its_batch_reruns(make_cluster,
     assert "rank 0 on local-1 killed by signal 9" in log, log[-2000:]
 
 
+def test_partial_exports_what_a_cancelled_job_finished(make_cluster, model_dir, signing, tmp_path):
+    c = imported(make_cluster, model_dir, workers=1, signing=signing)
+    docs = tmp_path / "docs.txt"
+    docs.write_text("\n".join(SENTENCES.read_text().splitlines()[:120]) + "\n")
+    jid = c.j("submit", "--infer", "minilm", "--input", docs, "--batch", "6")["id"]
+    wait_for(lambda: sum(t["state"] == "COMPLETED" for t in c.show(jid)["tasks"]) >= 2, 180,
+             what="two batches done")
+    c.moat("cancel", jid)
+    show = c.wait_state(jid, "CANCELLED")
+    done = sorted(t["index"] for t in show["tasks"] if t["state"] == "COMPLETED")
+    assert 2 <= len(done) < 20, show
+    r = c.moat("result", jid, "--format", "npy", "--out", tmp_path / "x.npy", check=1)
+    assert "--partial exports those" in r.err, r
+    r = c.moat("result", jid, "--format", "npy", "--partial", "--out", tmp_path / "p.npy")
+    assert f"{20 - len(done)} of 20 batches not done" in r.err and "rows are NaN" in r.err, r
+    rows = load_npy(tmp_path / "p.npy")
+    assert len(rows) == 120
+    for b in range(20):
+        block = rows[6 * b:6 * b + 6]
+        if b in done:  # as the batch exports alone
+            c.moat("result", jid, "--task", b, "--format", "npy", "--out", tmp_path / "b.npy")
+            assert block == load_npy(tmp_path / "b.npy"), b
+        else:
+            assert all(math.isnan(x) for row in block for x in row), b
+    lines = c.moat("result", jid, "--format", "jsonl", "--partial").out.splitlines()
+    assert [json.loads(l)["index"] for l in lines] == [6 * b + k for b in done for k in range(6)]
+    c.moat("result", jid + 100, "--partial", check=2)
+
+
 def test_result_survives_a_controller_restart(make_cluster, model_dir, signing, tmp_path):
     # inactive_age 0: the finished job leaves the controller's memory at once,
     # so both exports read it back from the store (controller/ctl_purge.h)
