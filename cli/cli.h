@@ -47,6 +47,7 @@ int cli_result_run(struct cli *cli, int argc, char **argv);
 int cli_cancel_run(struct cli *cli, int argc, char **argv);
 int cli_hold_run(struct cli *cli, int argc, char **argv);
 int cli_release_run(struct cli *cli, int argc, char **argv);
+int cli_requeue_run(struct cli *cli, int argc, char **argv);
 int cli_wait_run(struct cli *cli, int argc, char **argv);
 int cli_local_run(struct cli *cli, int argc, char **argv);
 int cli_ping_run(struct cli *cli, int argc, char **argv);

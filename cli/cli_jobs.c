@@ -240,29 +240,52 @@ static const char release_help[] =
     "  moat release 17\n"
     "  moat queue --json | jq -r '.jobs[] | select(.held) | .id' | xargs moat release\n";
 
-static int hold_run(struct cli *cli, int argc, char **argv, bool release)
+static const char requeue_help[] =
+    "usage: moat requeue JOB...\n"
+    "\n"
+    "Run again the tasks of ended jobs (FAILED, TIMEOUT or CANCELLED) that did\n"
+    "not complete, as Slurm's scontrol requeue: an array's failed elements, an\n"
+    "infer job's failed or cancelled batches. Each is a new attempt with its\n"
+    "budgets anew (max_attempts, --retries); COMPLETED tasks and their results\n"
+    "stay, so an infer job ends with every embedding. The job is PENDING again.\n"
+    "Silent on success; with --json: {\"requeued\": [ids], \"errors\": [{id,\n"
+    "code, msg}]}. Exit 2 when a job does not exist, has not ended or COMPLETED,\n"
+    "or is a bench job (the others are requeued all the same).\n"
+    "\n"
+    "Examples:\n"
+    "  moat requeue 17\n"
+    "  moat queue --all --state FAILED --json | jq -r '.jobs[].id' | xargs moat requeue\n";
+
+/* ids_run: JOB... into a request of type (body {ids} and what extra adds,
+ * which it takes), its errors one line each (exit 2 for ENOENT and EINVAL). */
+static int ids_run(struct cli *cli, int argc, char **argv, const char *help, enum proto_type type,
+                   json_t *extra)
 {
     static const struct option longopts[] = {CLI_COMMON_OPTS};
     bool first = true;
     int c;
-    while ((c = cli_getopt(cli, argc, argv, "", longopts, release ? release_help : hold_help,
-                           &first)) != -1)
+    while ((c = cli_getopt(cli, argc, argv, "", longopts, help, &first)) != -1) {
+        json_decref(extra);
         return c == CLI_OPT_HELP ? CLI_OK : CLI_USAGE;
+    }
     uint64_t *ids;
     int n, rc = parse_jobs(cli, argc, argv, &ids, &n);
-    if (rc != CLI_OK)
+    if (rc != CLI_OK) {
+        json_decref(extra);
         return rc;
+    }
     if (n > CANCEL_MAX) {
         free(ids);
+        json_decref(extra);
         return cli_fail(cli, CLI_USAGE, "more than %d jobs at once", CANCEL_MAX);
     }
     json_t *arr = json_array();
     for (int i = 0; i < n; i++)
         json_array_append_new(arr, json_integer((json_int_t)ids[i]));
     free(ids);
-    json_t *reply;
-    rc = cli_request(cli, PROTO_TYPE_HOLD, json_pack("{s:o, s:b}", "ids", arr, "release", release),
-                     true, &reply, NULL, NULL);
+    json_t *reply, *body = extra ? extra : json_object();
+    json_object_set_new(body, "ids", arr);
+    rc = cli_request(cli, type, body, true, &reply, NULL, NULL);
     if (rc != CLI_OK)
         return rc;
     if (cli->json)
@@ -280,9 +303,20 @@ static int hold_run(struct cli *cli, int argc, char **argv, bool release)
     return rc;
 }
 
-int cli_hold_run(struct cli *cli, int argc, char **argv) { return hold_run(cli, argc, argv, false); }
+int cli_hold_run(struct cli *cli, int argc, char **argv)
+{
+    return ids_run(cli, argc, argv, hold_help, PROTO_TYPE_HOLD, json_pack("{s:b}", "release", 0));
+}
 
-int cli_release_run(struct cli *cli, int argc, char **argv) { return hold_run(cli, argc, argv, true); }
+int cli_release_run(struct cli *cli, int argc, char **argv)
+{
+    return ids_run(cli, argc, argv, release_help, PROTO_TYPE_HOLD, json_pack("{s:b}", "release", 1));
+}
+
+int cli_requeue_run(struct cli *cli, int argc, char **argv)
+{
+    return ids_run(cli, argc, argv, requeue_help, PROTO_TYPE_REQUEUE, NULL);
+}
 
 /* ---- after submit ---- */
 

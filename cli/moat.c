@@ -45,6 +45,7 @@ static const struct cli_cmd commands[] = {
     {"cancel", cli_cancel_run, "cancel jobs (running tasks are killed)"},
     {"hold", cli_hold_run, "hold jobs: no task of them starts until released"},
     {"release", cli_release_run, "release held jobs"},
+    {"requeue", cli_requeue_run, "run again what ended jobs did not complete"},
     {"wait", cli_wait_run, "wait until jobs end; exit 0 when all COMPLETED"},
     {"result", cli_result_run, "print a job's output"},
     {"nodes", cli_nodes_run, "list worker nodes"},

@@ -409,6 +409,24 @@ int ctl_on_hold(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *
     return ctl_out_reply(ctl, peer, msg->req_id, json_pack("{s:o, s:o}", "done", done, "errors", errors));
 }
 
+static int op_requeue(struct ctl *ctl, struct ctl_job *job, const void *arg, struct err *err)
+{
+    (void)arg;
+    return ctl_job_requeue(ctl, job, err);
+}
+
+int ctl_on_requeue(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
+{
+    json_t *done = json_array(), *errors = json_array();
+    struct refusals ref = {0};
+    if (jobs_apply(ctl, peer, json_object_get(msg->body, "ids"), "requeue", op_requeue, NULL, done,
+                   errors, &ref, err) != 0)
+        return -1;
+    refusals_audit(ctl, peer, "requeue", &ref);
+    return ctl_out_reply(ctl, peer, msg->req_id,
+                         json_pack("{s:o, s:o}", "requeued", done, "errors", errors));
+}
+
 json_t *ctl_json_lossy_string(const uint8_t *s, size_t len)
 {
     char *out = malloc(len * 3 + 1);

@@ -20,6 +20,11 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
 int ctl_on_show(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
 int ctl_on_queue(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
 int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
+/* ctl_on_requeue: REQUEUE {ids}: ctl_job_requeue each job its owner's key (or
+ * an admin's) sent, audited as "requeue"; {requeued: [ids], errors: [{id,
+ * code, msg}]}, the rest requeued all the same. */
+int ctl_on_requeue(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
+
 /* ctl_on_hold: HOLD {ids, release?}: hold (or release) each job, its owner's
  * or any with an admin key, audited; reply {done: [ids], errors: [{id, code,
  * msg}]} as CANCEL's (ctl_job_hold). */

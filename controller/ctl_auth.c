@@ -58,6 +58,7 @@ static const unsigned type_roles[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_SHARD_GET] = RW,         [PROTO_TYPE_ADMIN_KEY] = RA,
     [PROTO_TYPE_AUDIT] = RA,             [PROTO_TYPE_ADMIN_NODE] = RA,
     [PROTO_TYPE_HOLD] = RA | RC,
+    [PROTO_TYPE_REQUEUE] = RA | RC,
 };
 
 static int config_add(struct ctl_auth *a, const struct keys_entry *e, struct err *err)

@@ -120,6 +120,69 @@ static int job_set_state(struct ctl *ctl, struct ctl_job *job, enum job_state to
 }
 
 /* job_maybe_finish: when every task is terminal, derive the job's final state. */
+int ctl_job_requeue(struct ctl *ctl, struct ctl_job *job, struct err *err)
+{
+    unsigned long long id = (unsigned long long)job->id;
+    if (!job_state_is_terminal(job->state))
+        return err_set(err, EINVAL, "job %llu is %s: requeue runs again what an ended job did not "
+                       "complete", id, job_state_name(job->state));
+    if (job->state == JOB_STATE_COMPLETED)
+        return err_set(err, EINVAL, "job %llu: COMPLETED: nothing to run again", id);
+    if (job->spec.kind == JOB_KIND_BENCH)
+        return err_set(err, EINVAL, "job %llu: a bench job is not requeued: submit it again", id);
+    if (job->running > 0)
+        return err_set(err, EBUSY, "job %llu: %u of its tasks still run", id, job->running);
+    if (ctl_batch(ctl, err) != 0)
+        return -1;
+    uint32_t n = 0;
+    for (uint32_t off = 0; off < job->ntasks; off++) {
+        struct ctl_task *t = &job->tasks[off];
+        if (t->state == JOB_STATE_COMPLETED)
+            continue;
+        uint8_t key[12];
+        struct err e = {0};
+        if (store_del(ctl->store, STORE_DB_RESULTS, key,
+                      store_key_task(key, job->id, jobspec_index(&job->spec, off)), &e) != 0 &&
+            e.code != ENOENT) {
+            *err = e;
+            return -1;
+        }
+        t->state = JOB_STATE_PENDING;
+        t->node = -1;
+        t->exit_code = -1;
+        t->signal = 0;
+        t->start_time = t->end_time = t->deadline = 0;
+        t->kill_sent = t->cancel = false;
+        t->cpu_time = 0;
+        t->max_rss_kib = 0;
+        free(t->ranks);
+        t->ranks = NULL;
+        t->ranks_done = 0;
+        t->attempts_base = t->attempts;
+        t->launch_fails = t->retried = 0;
+        if (ctl_task_save(ctl, job, off, err) != 0)
+            return -1;
+        n++;
+    }
+    job->state = JOB_STATE_PENDING;
+    ctl->nactive++;
+    job->end_time = 0;
+    job->exit_code = -1;
+    job->cancel_requested = false;
+    job->cancel_time = 0;
+    free(job->final_reason);
+    job->final_reason = NULL;
+    job->done -= n < job->done ? n : job->done;
+    job->next_index = 0; /* the scheduler walks past what is not PENDING */
+    job->requeue_head = job->nrequeue = 0;
+    snprintf(job->reason, sizeof job->reason, "requeued: %u task%s to run again", n, n == 1 ? "" : "s");
+    ctl_live_keep(ctl, job->id);
+    if (ctl_live_put(ctl, job->id, err) != 0 || ctl_job_save(ctl, job, false, err) != 0)
+        return -1;
+    log_info("ctl", "job %llu: requeued, %u tasks to run again", id, n);
+    return ctl_queue_add(ctl, job, err);
+}
+
 void ctl_job_final_reason(struct ctl_job *job)
 {
     if (job->final_reason == NULL)
@@ -292,7 +355,8 @@ int ctl_task_requeue(struct ctl *ctl, struct ctl_job *job, uint32_t offset, bool
                        jobspec_index(&job->spec, offset), job_state_name(t->state));
     if (launch_failure)
         t->launch_fails++;
-    uint32_t counted = t->attempts - t->launch_fails - t->retried; /* node losses */
+    /* node losses since the last requeue */
+    uint32_t counted = t->attempts - t->attempts_base - t->launch_fails - t->retried;
     if (job->cancel_requested || t->cancel || counted >= (uint32_t)ctl->cfg.max_attempts) {
         enum job_state to = job->cancel_requested || t->cancel ? JOB_STATE_CANCELLED : JOB_STATE_FAILED;
         if (to == JOB_STATE_FAILED) {

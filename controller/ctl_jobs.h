@@ -59,6 +59,19 @@ int ctl_job_cancel(struct ctl *ctl, struct ctl_job *job, const char *why, struct
  * array, or the job or task has ended otherwise. */
 int ctl_task_cancel(struct ctl *ctl, struct ctl_job *job, uint32_t index, struct err *err);
 
+/* ctl_job_requeue: run again the tasks of an ended job (FAILED, TIMEOUT or
+ * CANCELLED) that did not complete, as Slurm's scontrol requeue does for a
+ * batch job: each goes back to PENDING for a new attempt, its node-loss,
+ * launch-failure and --retries budgets anew (attempt numbers go on, so that a
+ * late report of an old attempt is still told apart: attempts_base) and its
+ * old result deleted; COMPLETED tasks and their results stay. The job is
+ * PENDING again (an explicit exception to the state table), its reason says
+ * so, and it is back in the restart index (ctl_purge.h) and the queue.
+ * exec and infer jobs. EINVAL: the job has not ended, or COMPLETED, or is a
+ * bench job (submit it again); EBUSY: a task of it is still RUNNING; store
+ * errors. */
+int ctl_job_requeue(struct ctl *ctl, struct ctl_job *job, struct err *err);
+
 /* ctl_job_final_reason: job->reason (just written) says why a task ended for
  * good: keep it as the reason the job will end with (the first such one
  * stands), whatever passing reasons (waiting, held) the scheduler writes

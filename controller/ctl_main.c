@@ -61,6 +61,7 @@ static const ctl_handler_fn handlers[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_AUDIT] = ctl_on_audit,
     [PROTO_TYPE_ADMIN_NODE] = ctl_on_admin_node,
     [PROTO_TYPE_HOLD] = ctl_on_hold,
+    [PROTO_TYPE_REQUEUE] = ctl_on_requeue,
 };
 
 static volatile sig_atomic_t g_stop;

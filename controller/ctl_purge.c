@@ -113,6 +113,15 @@ int ctl_live_put(struct ctl *ctl, uint64_t id, struct err *err)
     return rc;
 }
 
+void ctl_live_keep(struct ctl *ctl, uint64_t id)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < ctl->nunlive; i++)
+        if (ctl->unlive[i] != id)
+            ctl->unlive[k++] = ctl->unlive[i];
+    ctl->nunlive = k;
+}
+
 void ctl_live_drop(struct ctl *ctl, uint64_t id)
 {
     if (ctl->nunlive == ctl->unlive_cap) {

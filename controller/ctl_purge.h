@@ -25,8 +25,9 @@
  * its purge (ctl_live_flush). Recovery loads the jobs of the index only. The
  * index may hold more than memory (a purge not yet flushed, or lost to a
  * crash: recovery finds such a job finished long ago and drops its entry
- * then) but never less: a job leaves it only once purged, and a purged job is
- * finished for good.
+ * then) but never less: a job leaves it only once purged, and a purged job
+ * stays finished unless `moat requeue` makes it unfinished again, which puts
+ * it back (ctl_live_keep, ctl_live_put) in the batch that requeues it.
  * Thread-safety: the controller's event loop only.
  */
 #ifndef MOAT_CTL_PURGE_H
@@ -65,6 +66,11 @@ uint64_t ctl_purge_run(struct ctl *ctl, double now);
  * batch (opened on demand; ctl_batch). ENOSPC: map full; on failure
  * ctl->store_err is set too (the batch is void, ctl_state.h). */
 int ctl_live_put(struct ctl *ctl, uint64_t id, struct err *err);
+
+/* ctl_live_keep: job id is unfinished again (moat requeue, ctl_job_requeue):
+ * forget a drop of it not yet flushed, so that the index keeps it; then
+ * ctl_live_put it. */
+void ctl_live_keep(struct ctl *ctl, uint64_t id);
 
 /* ctl_live_drop: job id is out of memory for good: delete it from the index
  * at the next ctl_live_flush (kept in ctl->unlive until then). Out of memory:

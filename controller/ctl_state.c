@@ -280,6 +280,8 @@ int ctl_task_save(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, s
                           time_json(t->end_time), "deadline", time_json(t->deadline));
     if (o && t->retried)
         json_object_set_new(o, "retried", json_integer(t->retried));
+    if (o && t->attempts_base)
+        json_object_set_new(o, "attempts_base", json_integer(t->attempts_base));
     if (o && (t->cpu_time > 0 || t->max_rss_kib > 0)) {
         json_object_set_new(o, "cpu_time", json_real(t->cpu_time));
         json_object_set_new(o, "max_rss_kib", json_integer(t->max_rss_kib));
@@ -536,6 +538,9 @@ static void task_decode(struct ctl *ctl, struct ctl_job *job, uint32_t index, co
         job->attempts = t->attempts;
     t->launch_fails = (uint32_t)jint(o, "launch_fails", 0);
     t->retried = (uint32_t)jint(o, "retried", 0);
+    t->attempts_base = (uint32_t)jint(o, "attempts_base", 0);
+    if (t->attempts_base > t->attempts)
+        t->attempts_base = t->attempts;
     t->cancel = json_is_true(json_object_get(o, "cancel"));
     t->exit_code = jint(o, "exit_code", -1);
     t->signal = jint(o, "signal", 0);

@@ -34,6 +34,8 @@ struct ctl_task {
     uint32_t attempts;      /* dispatches so far; the current attempt's number */
     uint32_t launch_fails;  /* dispatches the node could not launch (not held against the job) */
     uint32_t retried;       /* attempts started again after a failure (spec.retries) */
+    uint32_t attempts_base; /* attempts before the last moat requeue: not held against
+                             * max_attempts (ctl_job_requeue); persisted */
     int node;               /* index into ctl.nodes while RUNNING, else -1 */
     int last_node;          /* node of the latest attempt, -1 before the first */
     int exit_code;          /* -1 until ended or when killed by a signal */

@@ -31,6 +31,7 @@ static const char *const type_names[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_AUDIT] = "AUDIT",
     [PROTO_TYPE_ADMIN_NODE] = "ADMIN_NODE",
     [PROTO_TYPE_HOLD] = "HOLD",
+    [PROTO_TYPE_REQUEUE] = "REQUEUE",
 };
 
 const char *proto_type_name(int type)
@@ -125,6 +126,9 @@ static const struct field f_cancel[] = {
 static const struct field f_hold[] = {
     {"ids", FT_INT_ARRAY, REQ, 1, I64MAX, 100000, 0},
     {"release", FT_BOOL, OPT, 0, 0, 0, 0}, /* true: release (default: hold) */
+    {0}};
+static const struct field f_requeue[] = {
+    {"ids", FT_INT_ARRAY, REQ, 1, I64MAX, 100000, 0},
     {0}};
 static const struct field f_result[] = {
     {"id", FT_INT, REQ, 1, I64MAX, 0, 0},
@@ -283,6 +287,7 @@ static const struct field *const tables[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_AUDIT] = f_audit,
     [PROTO_TYPE_ADMIN_NODE] = f_admin_node,
     [PROTO_TYPE_HOLD] = f_hold,
+    [PROTO_TYPE_REQUEUE] = f_requeue,
 };
 
 static int check_int(const json_t *v, double min, double max)

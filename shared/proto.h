@@ -52,6 +52,7 @@ enum proto_type {
     PROTO_TYPE_AUDIT,      /* admin -> controller: {since?, after?, limit?, verify?}: the audit log */
     PROTO_TYPE_ADMIN_NODE, /* admin -> controller: {op, name, reason?}: drain, resume, remove a node */
     PROTO_TYPE_HOLD,       /* client -> controller: {ids, release?}: hold pending work, or release it */
+    PROTO_TYPE_REQUEUE,    /* client -> controller: {ids}: run an ended job's unfinished tasks again */
     PROTO_TYPE_COUNT
 };
 

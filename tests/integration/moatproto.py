@@ -25,7 +25,7 @@ VERSION = 1
 TYPES = ["?", "REPLY", "ERROR", "PING", "SUBMIT", "SHOW", "QUEUE", "CANCEL", "RESULT",
          "NODES", "REGISTER", "HEARTBEAT", "TASK_END", "DISPATCH", "KILL", "MODEL_PUT",
          "MODEL_COMMIT", "MODEL_LIST", "MODEL_VERIFY", "SHARD_GET", "ADMIN_KEY", "AUDIT",
-         "ADMIN_NODE", "HOLD"]
+         "ADMIN_NODE", "HOLD", "REQUEUE"]
 T = {name: i for i, name in enumerate(TYPES) if i}
 
 EINVAL, ENOENT, ENOSPC, EPROTO, ENOTCONN, EACCES, EPERM = 22, 2, 28, 71, 107, 13, 1

@@ -392,7 +392,7 @@ def test_late_reply_is_not_taken_for_the_next_one(fake):
 
 
 @pytest.mark.parametrize("cmd", ["submit", "queue", "show", "cancel", "wait", "result", "nodes",
-                                 "local", "ping", "hold", "release"])
+                                 "local", "ping", "hold", "release", "requeue"])
 def test_help_for_every_command(cmd):
     r = run_moat([cmd, "--help"], check=0)
     assert r.out.startswith(f"usage: moat {cmd}") and "\n" in r.out

@@ -579,3 +579,42 @@ def test_local_up_again_keeps_the_cpus_per_worker_it_was_given(make_cluster):
     c.down()
     c.up(1, extra_args=["--cpus-per-worker", "2"])  # asked again: the new figure
     assert c.nodes()["local-1"]["cpus"] == 2
+
+
+def test_requeue_runs_again_only_what_did_not_complete(make_cluster, tmp_path):
+    """moat requeue (Slurm's scontrol requeue): an ended job's failed elements
+    run again as new attempts; completed ones keep their attempt and output.
+    With inactive_age 0 an ended job leaves the controller's memory, and the
+    restart index with the next batch: a requeue reads it back and puts it in
+    the index again, whether its drop from the index is still pending (job a)
+    or done (job b), so a controller killed before they end still ends them."""
+    c = make_cluster(workers=1, controller_extra='inactive_age = "0 s";\n',
+                     worker_extra='exec_sandbox = "off";\n')
+    mark = tmp_path / "mark"
+    cmd = ["sh", "-c", f'[ {{index}} != 1 ] || [ -e {mark} ] || exit 3; '
+           f'[ -e {mark} ] && sleep 2; echo run-{{index}}']
+    b = c.submit(*cmd, opts=["--array", "0-2"])
+    c.wait(b, check=1)
+    a = c.submit(*cmd, opts=["--array", "0-2"])  # a write: b's drop from the index is done
+    c.wait(a, check=1)
+    assert c.show(a)["exit_code"] == 3
+    c.moat("requeue", a + 1, check=2)  # no such job
+    mark.write_text("")
+    r = c.j("requeue", a, b)
+    assert r == {"requeued": [a, b], "errors": []}, r
+    job = c.show(a)
+    assert job["state"] in ("PENDING", "RUNNING") and job["exit_code"] is None, job
+    assert c.moat("requeue", a, check=2).err.strip().endswith("requeue runs again what an "
+                                                              "ended job did not complete")
+    wait_for(lambda: c.show(a)["tasks"][1]["state"] == "RUNNING", 20, what="element 1 to run")
+    os.kill(c.pid("controller"), signal.SIGKILL)
+    c.up(1)
+    c.wait(a, b, timeout=60)
+    for jid in (a, b):
+        job = c.show(jid)
+        assert job["state"] == "COMPLETED" and job["exit_code"] == 0, job
+        assert [t["attempts"] for t in job["tasks"]] == [1, 2, 1], job["tasks"]
+        assert c.moat("result", jid).out == "run-0\nrun-1\nrun-2\n"
+    r = c.moat("requeue", a, check=2)
+    assert r.err.strip() == f"moat requeue: job {a}: COMPLETED: nothing to run again", r
+    assert [x["action"] for x in c.j("audit")["records"]].count("requeue") == 2
