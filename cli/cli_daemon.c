@@ -342,13 +342,18 @@ int cli_daemon_worker_conf_write(const struct cli_local *l, int i, int nworkers,
     quote(state, qstate, sizeof qstate);
     if (cpus <= 0) { /* what an earlier up wrote: "cpus = N;" on a line of its own */
         char *old = cli_file_slurp(path);
+        char *extras = old ? strstr(old, "\n# from ") : NULL;
+        if (extras) /* the extra files' text follows: theirs is not ours to keep */
+            *extras = '\0';
         for (const char *p = old; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : "") {
-            int n;
-            char end;
-            if (sscanf(p, "cpus = %d%c", &n, &end) == 2 && end == ';' && n > 0) {
-                cpus = n;
-                break;
-            }
+            if (strncmp(p, "cpus = ", 7) != 0)
+                continue;
+            char *end;
+            errno = 0;
+            long n = strtol(p + 7, &end, 10);
+            if (errno == 0 && *end == ';' && n > 0 && n <= 1000000) /* as --cpus-per-worker */
+                cpus = (int)n;
+            break;
         }
         free(old);
     }

@@ -318,16 +318,25 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
             fputc(' ', out);
         fputc('\n', out);
     }
-    long long row = row0, missing = 0, first_missing = -1;
+    long long row = row0, missing = 0, nmissing = 0, first_missing = -1;
+    float *nanrow = NULL; /* --partial, npy: a row of NaN */
     long long bsize = cli_json_int(meta, "batch", 0);
     for (long long b = first; b < batches; b++) {
         if (ok && !ok[b]) { /* --partial: a batch not done */
             long long n = count - b * bsize < bsize ? count - b * bsize : bsize;
-            float nan = __builtin_nanf("");
-            for (long long k = 0; npy && k < n * dim; k++)
-                fwrite(&nan, 4, 1, out);
+            if (npy && nanrow == NULL) {
+                if ((nanrow = malloc((size_t)dim * sizeof *nanrow)) == NULL) {
+                    free(ok);
+                    return cli_fail(cli, CLI_FAILED, "out of memory");
+                }
+                for (long long k = 0; k < dim; k++)
+                    nanrow[k] = __builtin_nanf("");
+            }
+            for (long long r = 0; npy && r < n; r++)
+                fwrite(nanrow, sizeof *nanrow, (size_t)dim, out);
             row += n;
             missing += n;
+            nmissing++;
             first_missing = first_missing < 0 ? b : first_missing;
             continue;
         }
@@ -337,6 +346,7 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
         int rc = fetch_batch(cli, id, b, &msg, &docs, &n, &d);
         if (rc != CLI_OK) {
             free(ok);
+            free(nanrow);
             return rc;
         }
         const float *e = msg.blobs[0].data;
@@ -362,10 +372,11 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
         proto_msg_clear(&msg);
     }
     free(ok);
-    if (missing > 0)
+    free(nanrow);
+    if (missing > 0) /* counted as exported (SHOW), not as RESULT said a moment before */
         fprintf(stderr, "moat result: job %llu: %lld of %lld batches not done (the first: batch %lld, "
                 "documents %lld..); their %lld rows are %s\n", (unsigned long long)id,
-                batches - done, batches, first_missing, first_missing * bsize, missing,
+                nmissing, batches, first_missing, first_missing * bsize, missing,
                 npy ? "NaN" : "left out");
     if (outpath && !cli->json)
         fprintf(stderr, "moat result: %lld embeddings of dimension %lld written to %s\n",

@@ -229,8 +229,9 @@ static char *size_format(double bytes, char *buf, int cap)
 }
 
 /* usage_format: o's cpu_time and max_rss (a task's, or a job's over its
- * tasks) as "1.25s" / "1m 05s" and "1.5 GiB" in cpu and rss; "-" for what o
- * does not have (not ended, or no node said). */
+ * tasks) as "1.25s" / "1m05s" and "1.5GiB" (one word each: a table's cells
+ * split on blanks) in cpu and rss; "-" for what o does not have (not ended,
+ * shorter than a sample, or no node said). */
 static void usage_format(const json_t *o, char *cpu, int ccap, char *rss, int rcap)
 {
     const json_t *c = json_object_get(o, "cpu_time"), *m = json_object_get(o, "max_rss");
@@ -240,9 +241,11 @@ static void usage_format(const json_t *o, char *cpu, int ccap, char *rss, int rc
         units_duration_format(json_number_value(c), cpu, ccap);
     else
         snprintf(cpu, (size_t)ccap, "-");
-    if (json_is_integer(m) && json_integer_value(m) > 0)
-        size_format((double)json_integer_value(m), rss, rcap);
-    else
+    if (json_is_integer(m) && json_integer_value(m) > 0) {
+        char *sp = strchr(size_format((double)json_integer_value(m), rss, rcap), ' ');
+        if (sp)
+            memmove(sp, sp + 1, strlen(sp));
+    } else
         snprintf(rss, (size_t)rcap, "-");
 }
 
@@ -476,7 +479,7 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
     printf("  run time:  %s\n", el);
     char cpu[32], rss[32];
     usage_format(reply, cpu, sizeof cpu, rss, sizeof rss);
-    if (cli_json_num(reply, "cpu_time", 0) > 0 || cli_json_int(reply, "max_rss", 0) > 0)
+    if (only < 0 && (cli_json_num(reply, "cpu_time", 0) > 0 || cli_json_int(reply, "max_rss", 0) > 0))
         printf("  usage:     %s CPU in all, %s peak resident (its largest task)\n",
                cpu, rss);
     long long ntasks = cli_json_int(reply, "ntasks", 0);

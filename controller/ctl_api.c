@@ -179,7 +179,7 @@ int ctl_on_show(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *
     }
     if (job->spec.kind == JOB_KIND_INFER)
         json_object_set_new(o, "docs_done", json_integer((json_int_t)docs_done));
-    json_object_set_new(o, "cpu_time", json_real(cpu));
+    json_object_set_new(o, "cpu_time", json_real(ctl_usage_seconds(cpu)));
     json_object_set_new(o, "max_rss", json_integer((json_int_t)rss_kib * 1024));
     for (int st = 0; st < JOB_STATE_COUNT; st++)
         if (n[st])

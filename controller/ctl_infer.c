@@ -360,9 +360,12 @@ int ctl_infer_on_end(struct ctl *ctl, const struct net_peer *peer, struct proto_
     }
     const char *state = json_string_value(json_object_get(b, "state"));
     if (strcmp(state, "COMPLETED") != 0) {
-        char why[96];
+        char why[200];
         int sig = (int)json_integer_value(json_object_get(b, "signal"));
-        if (sig > 0) /* its stderr's last line is then whatever it last said */
+        const char *told = json_string_value(json_object_get(b, "reason")); /* over its --mem */
+        if (told && told[0])
+            snprintf(why, sizeof why, "rank %d on %.40s: %.100s", rank, ctl->nodes[n].name, told);
+        else if (sig > 0 && strcmp(state, "FAILED") == 0) /* not a kill the worker chose */
             snprintf(why, sizeof why, "rank %d on %.40s killed by signal %d", rank, ctl->nodes[n].name,
                      sig);
         else

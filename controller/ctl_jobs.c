@@ -218,7 +218,8 @@ int ctl_job_maybe_finish(struct ctl *ctl, struct ctl_job *job, double now, struc
     /* unless a task's end said why it ended for good (final_reason), the
      * reason left is a passing one (waiting, a retry): a job that completed
      * has none, one that failed says which task and how */
-    if (job->final_reason)
+    bool user_cancel = to == JOB_STATE_CANCELLED && job->cancel_requested; /* says so itself */
+    if (job->final_reason && !user_cancel)
         snprintf(job->reason, sizeof job->reason, "%s", job->final_reason);
     else if (to == JOB_STATE_COMPLETED)
         job->reason[0] = '\0';

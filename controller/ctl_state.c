@@ -2,6 +2,7 @@
 #include "controller/ctl_state.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -283,7 +284,7 @@ int ctl_task_save(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, s
     if (o && t->attempts_base)
         json_object_set_new(o, "attempts_base", json_integer(t->attempts_base));
     if (o && (t->cpu_time > 0 || t->max_rss_kib > 0)) {
-        json_object_set_new(o, "cpu_time", json_real(t->cpu_time));
+        json_object_set_new(o, "cpu_time", json_real(ctl_usage_seconds(t->cpu_time)));
         json_object_set_new(o, "max_rss_kib", json_integer(t->max_rss_kib));
     }
     if (o && t->cancel)
@@ -946,6 +947,11 @@ struct proto_msg *ctl_out_last(struct ctl *ctl)
 
 /* ---- views ---- */
 
+double ctl_usage_seconds(double s)
+{
+    return round(s * 1e6) / 1e6;
+}
+
 json_t *ctl_task_json(const struct ctl *ctl, const struct ctl_job *job, uint32_t off)
 {
     const struct ctl_task *t = &job->tasks[off];
@@ -968,11 +974,13 @@ json_t *ctl_task_json(const struct ctl *ctl, const struct ctl_job *job, uint32_t
     /* the signal that killed it (exit_code -1), 0 when it exited; null likewise */
     json_object_set_new(to, "signal", job_state_is_terminal(t->state) && t->attempts > 0
                                           ? json_integer(t->signal) : json_null());
-    /* what its node(s) measured (TASK_END): null until it ends, or when none said */
+    /* what its node(s) measured (TASK_END): null until it ends, or when none
+     * said; max_rss null too for a task shorter than a sample (0.5 s) */
     bool used = job_state_is_terminal(t->state) && (t->cpu_time > 0 || t->max_rss_kib > 0);
-    json_object_set_new(to, "cpu_time", used ? json_real(t->cpu_time) : json_null());
-    json_object_set_new(to, "max_rss", used ? json_integer((json_int_t)t->max_rss_kib * 1024)
-                                            : json_null());
+    json_object_set_new(to, "cpu_time", used ? json_real(ctl_usage_seconds(t->cpu_time)) : json_null());
+    json_object_set_new(to, "max_rss", used && t->max_rss_kib > 0
+                                           ? json_integer((json_int_t)t->max_rss_kib * 1024)
+                                           : json_null());
     json_object_set_new(to, "start_time", time_json(t->start_time));
     json_object_set_new(to, "end_time", time_json(t->end_time));
     return to;

@@ -238,6 +238,11 @@ struct proto_msg *ctl_out_last(struct ctl *ctl);
  * Caller owns; NULL (or holes) only when out of memory. */
 json_t *ctl_job_json(const struct ctl_job *job);
 json_t *ctl_task_json(const struct ctl *ctl, const struct ctl_job *job, uint32_t off);
+
+/* ctl_usage_seconds: CPU seconds as JSON gives them, rounded to the
+ * microsecond (wait4's unit): a float's 0.011667 does not become
+ * 0.011667000129818916. */
+double ctl_usage_seconds(double s);
 /* ctl_node_json: a node as NODES lists it (docs/protocol.md). Caller owns; NULL: ENOMEM. */
 json_t *ctl_node_json(const struct ctl_node *n);
 

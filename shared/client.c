@@ -334,7 +334,7 @@ int client_spec_option(struct job_spec *spec, const char *opt, const char *value
         uint64_t bytes;
         /* Slurm's --mem=512 is megabytes, ours would be bytes: ask for a unit */
         if (value[0] != '\0' && value[strspn(value, "0123456789. ")] == '\0'
-            && strspn(value, "0") != strlen(value))
+            && value[strspn(value, "0. ")] != '\0') /* "0", "0.0": none, as with a unit */
             return err_set(err, EINVAL, "--mem '%s': give a unit (%sM, %sMiB or %sG; "
                            "Slurm's --mem counts megabytes)", value, value, value, value);
         if (units_size_parse(value, &bytes, &e) != 0)

@@ -292,7 +292,7 @@ uint64_t wrk_exec_rss(const struct wrk_proctab *tab, const struct wrk_proc *p)
     pid_t *tree;
     size_t n = wrk_proctab_tree(tab, p->pid, &tree);
     uint64_t total = 0;
-    for (size_t i = p->reaped ? 1 : 0; i < n; i++) /* tree[0] is the root */
+    for (size_t i = p->reaped || p->sandboxed ? 1 : 0; i < n; i++) /* tree[0] is the root */
         total += wrk_proctab_rss(tree[i]);
     free(tree);
     return total;
@@ -323,11 +323,10 @@ void wrk_exec_reaped(struct wrk_proc *p, int status, const struct rusage *ru)
     if (ru != NULL) {
         p->cpu_time = (double)ru->ru_utime.tv_sec + (double)ru->ru_utime.tv_usec / 1e6 +
                       (double)ru->ru_stime.tv_sec + (double)ru->ru_stime.tv_usec / 1e6;
-        p->max_rss = ru->ru_maxrss > 0 ? (uint64_t)ru->ru_maxrss * 1024 : 0; /* KiB on Linux */
+        p->max_rss = p->reaped && ru->ru_maxrss > 0 ? (uint64_t)ru->ru_maxrss * 1024 : 0; /* KiB */
     }
     if (p->sandboxed && p->status_fd >= 0) {
-        if (!wrk_sandbox_status_read(p->status_fd, &p->status, &p->max_rss))
-            p->max_rss = 0; /* the init's, killed before it could say: the worker's copy */
+        wrk_sandbox_status_read(p->status_fd, &p->status);
         close(p->status_fd);
         p->status_fd = -1;
     }

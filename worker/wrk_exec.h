@@ -91,9 +91,10 @@ void wrk_exec_kill(const struct wrk_proc *p, const struct wrk_proctab *tab);
 /* wrk_exec_rss: bytes resident in memory (statm's resident pages, proc(5))
  * summed over the task's first process and all its descendants in tab (so a
  * process that left the task's process group still counts), but for an
- * unsandboxed task's reaper (p->reaped: CMD and below); pages shared
- * between them count once per process, as Slurm's jobacct_gather/linux
- * counts them. 0 when nothing runs. */
+ * unsandboxed task's reaper (p->reaped: CMD and below) or a sandboxed task's
+ * init (p->sandboxed: the command and below; the init's pages are a copy of
+ * the worker's); pages shared between them count once per process, as
+ * Slurm's jobacct_gather/linux counts them. 0 when nothing runs. */
 uint64_t wrk_exec_rss(const struct wrk_proctab *tab, const struct wrk_proc *p);
 
 /* wrk_exec_reaped: record that p's child exited with status and resource usage
@@ -101,12 +102,13 @@ uint64_t wrk_exec_rss(const struct wrk_proctab *tab, const struct wrk_proc *p);
  * keeps them open does not hold the task). p->cpu_time is ru's user + system
  * time, which counts every process of the task that was waited for (the
  * reaper's or the init's, and theirs: all of them); p->max_rss is ru_maxrss,
- * the largest single process's peak (getrusage(2)). Sandboxed: the command's
- * status as its init reported it replaces the init's own, and so does its
- * peak (wrk_sandbox_status_read). N.B. Linux counts in a process's peak the
- * memory it had before its execve: a floor of the init's (a copy of the
- * worker's anonymous memory, a few MiB) for a sandboxed task, of the reaper
- * service's (under 1 MiB) for an unsandboxed one. */
+ * the largest single process's peak (getrusage(2)), kept for an unsandboxed
+ * task only (p->reaped), 0 otherwise: Linux counts in a process's peak the
+ * memory it held before its execve, which is the reaper service's (under 1
+ * MiB) for such a task, but a copy of the worker's for a sandboxed one (its
+ * init's) or a rank (forked from the worker): those are measured by sampling
+ * (wrk_exec_rss) alone. Sandboxed: the command's status as its init reported
+ * it replaces the init's own. */
 void wrk_exec_reaped(struct wrk_proc *p, int status, const struct rusage *ru);
 
 /* wrk_exec_release: close fds and free buffers. */

@@ -741,29 +741,29 @@ static void on_signals(struct wrk *w)
     }
 }
 
-/* mem_check: measure the resident memory of every running exec task with a
- * memory limit (one scan of /proc for all of them) and end, with SIGKILL at
- * once as an OOM kill would, each one over its limit: its state is FAILED and
- * its reason says by how much. Slurm without cgroups does the same by
+/* mem_check: measure the resident memory of every running task (one scan of
+ * /proc for all of them), keep each one's peak (its max_rss at its end, as
+ * Slurm's jobacct_gather samples MaxRSS), and end, with SIGKILL at once as an
+ * OOM kill would, each exec task over its memory limit: its state is FAILED
+ * and its reason says by how much. Slurm without cgroups does the same by
  * polling (JobAcctGatherParams=OverMemoryKill). */
 static void mem_check(struct wrk *w)
 {
     bool any = false;
     for (int i = 0; i < w->tasks.n && !any; i++)
-        any = w->tasks.v[i]->phase == WRK_PHASE_RUNNING && w->tasks.v[i]->mem_limit > 0 &&
-              w->tasks.v[i]->kill == WRK_KILL_NONE;
+        any = w->tasks.v[i]->phase == WRK_PHASE_RUNNING && w->tasks.v[i]->kill == WRK_KILL_NONE;
     if (!any)
         return;
     struct wrk_proctab tab;
     wrk_proctab_read(&tab);
     for (int i = 0; i < w->tasks.n; i++) {
         struct wrk_task *t = w->tasks.v[i];
-        if (t->phase != WRK_PHASE_RUNNING || t->mem_limit == 0 || t->kill != WRK_KILL_NONE)
+        if (t->phase != WRK_PHASE_RUNNING || t->kill != WRK_KILL_NONE)
             continue;
         uint64_t rss = wrk_exec_rss(&tab, &t->proc);
         if (rss > t->mem_peak)
             t->mem_peak = rss;
-        if (rss <= t->mem_limit)
+        if (t->mem_limit == 0 || rss <= t->mem_limit)
             continue;
         snprintf(t->end_reason, sizeof t->end_reason,
                  "killed: %.1f MiB resident, over its --mem of %.1f MiB", (double)rss / 1048576.0,

@@ -34,7 +34,7 @@
 #define STATUS_FD 3 /* the status pipe's write end in the init */
 
 /* Records on the status pipe, init -> worker: {kind, a, b}. */
-enum { REC_READY = 1, REC_FAILED, REC_EXIT, REC_USAGE /* {_, peak RSS of the reaped, KiB} */ };
+enum { REC_READY = 1, REC_FAILED, REC_EXIT };
 
 /* Set-up steps, named in errors. */
 enum step {
@@ -338,6 +338,15 @@ NOT_SANITIZED static _Noreturn void command(const struct child_args *a)
         write_str(2, "\n");
         _exit(127);
     }
+    /* as posix_spawn's POSIX_SPAWN_SETSIGDEF: no handler of the worker's (on
+     * the init's memory) may run between the unblock and the execve */
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction old;
+        if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &old) == 0 &&
+            old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)
+            sigaction(sig, &dfl, NULL);
+    }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -353,9 +362,9 @@ NOT_SANITIZED static _Noreturn void command(const struct child_args *a)
 
 /* command_main: the command's clone entry. It is cloned CLONE_VM |
  * CLONE_VFORK, as posix_spawn(3) clones its child: it runs on the init's
- * memory (the init waits) until its execve, so it has no copy of the worker's
- * memory of its own, which would be the floor of its ru_maxrss (Linux counts
- * a process's peak before execve too) and costs page-table copies. */
+ * memory (the init waits) until its execve, so no page tables of the init's
+ * copy of the worker are copied again for it (N.B. its ru_maxrss still starts
+ * at the init's peak: Linux counts the memory before execve). */
 NOT_SANITIZED static int command_main(void *arg)
 {
     command(arg);
@@ -402,13 +411,6 @@ NOT_SANITIZED static int init_main(void *arg)
         pid_t pid;
         while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
             if (pid == cmd) {
-                /* the init's own memory is a copy of the worker's: only
-                 * what it reaped (the command and the namespace's others
-                 * so far) is the task's */
-                struct rusage ru;
-                if (getrusage(RUSAGE_CHILDREN, &ru) == 0)
-                    put_rec(STATUS_FD, REC_USAGE,
-                            ru.ru_maxrss > INT32_MAX ? INT32_MAX : (int32_t)ru.ru_maxrss, 0);
                 put_rec(STATUS_FD, REC_EXIT, st, 0);
                 _exit(0); /* the namespace's other processes die with their init */
             }
@@ -502,7 +504,7 @@ pid_t wrk_sandbox_spawn(const struct wrk_sandbox *sb, char *const argv[], char *
     return pid;
 }
 
-bool wrk_sandbox_status_read(int status_fd, int *status, uint64_t *max_rss)
+bool wrk_sandbox_status_read(int status_fd, int *status)
 {
     int32_t rec[3];
     for (;;) {
@@ -511,8 +513,6 @@ bool wrk_sandbox_status_read(int status_fd, int *status, uint64_t *max_rss)
             continue;
         if (n != (ssize_t)sizeof rec)
             return false;
-        if (rec[0] == REC_USAGE && rec[1] >= 0)
-            *max_rss = (uint64_t)rec[1] * 1024;
         if (rec[0] == REC_EXIT) {
             *status = rec[1];
             return true;

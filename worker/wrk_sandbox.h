@@ -9,8 +9,8 @@
  *        |                            --vfork--> command: exec_user, own process group,
  *        +-- status pipe <-- init                no_new_privs, rlimits, scrubbed env
  *
- * (The command is cloned CLONE_VM | CLONE_VFORK, as posix_spawn does: no copy
- * of the init's memory, which is a copy of the worker's, until its execve.)
+ * (The command is cloned CLONE_VM | CLONE_VFORK, as posix_spawn does: no page
+ * tables of the init's memory, a copy of the worker's, are copied for it.)
  * Before the command starts the init makes mount propagation private, mounts
  * tmpfs on /tmp, /var/tmp and /dev/shm, covers state_dir with a tmpfs that holds
  * only the task's own directory (a bind mount of <state_dir>/tasks/J.I.A, which
@@ -107,12 +107,8 @@ pid_t wrk_sandbox_spawn(const struct wrk_sandbox *sb, char *const argv[], char *
                         struct err *err);
 
 /* wrk_sandbox_status_read: the command's wait status as the init reported it
- * before exiting, and in *max_rss (bytes) the peak resident memory of the
- * largest process it had reaped by then (getrusage(2) RUSAGE_CHILDREN
- * ru_maxrss): the init's own is a copy of the worker's and says nothing of the
- * task (but the command's counts the init's memory it ran on before its
- * execve). false when there is none (the init was killed: its own status stands,
- * *max_rss is left as it was). */
-bool wrk_sandbox_status_read(int status_fd, int *status, uint64_t *max_rss);
+ * before exiting. false when there is none (the init was killed: its own status
+ * stands). */
+bool wrk_sandbox_status_read(int status_fd, int *status);
 
 #endif

@@ -42,14 +42,15 @@ struct wrk_task {
     enum wrk_kill kill;
     double kill_at;            /* monotonic s for SIGKILL after SIGTERM; 0 = not due */
     uint64_t mem_limit;        /* exec tasks: bytes resident it may hold (the spec's mem); 0 = none */
-    uint64_t mem_peak;         /* the most resident bytes measured */
+    uint64_t mem_peak;         /* the most resident bytes measured (mem_check, every 0.5 s) */
     struct wrk_slot slot;      /* its CPUs and GPUs (wrk_bind.h), until reaped */
     char end_reason[160];      /* why the worker ended it, for TASK_END's reason ("" = none) */
     /* result, once ended */
     enum job_state state;
     int exit_code, signal;
     double cpu_time;           /* user + system CPU seconds of all its processes (wrk_exec_reaped) */
-    uint64_t max_rss;          /* bytes: the larger of its largest process's peak and mem_peak */
+    uint64_t max_rss;          /* bytes: mem_peak, or an unsandboxed task's largest
+                                * process's peak if larger (wrk_exec_reaped) */
     bool truncated;
     char launch_error[200];
     char *out, *err;           /* owned */

@@ -99,6 +99,8 @@ static void spec_option_mem_message_quotes_the_value(void **state)
     assert_int_equal(s.mem, 0);
     assert_int_equal(client_spec_option(&s, "mem", "0", NOW, &e), 0);
     assert_int_equal(s.mem, 0);
+    assert_int_equal(client_spec_option(&s, "mem", "0.0", NOW, &e), 0);
+    assert_int_equal(s.mem, 0);
     assert_int_equal(client_spec_option(&s, "mem", "1MiB", NOW, &e), 0);
     assert_int_equal(s.mem, 1u << 20);
 }

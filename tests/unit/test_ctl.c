@@ -448,6 +448,19 @@ static void a_task_failed_for_good_gives_the_job_its_reason_and_exit_code(void *
     assert_int_equal(j2->state, JOB_STATE_FAILED);
     assert_int_equal(j2->exit_code, 3);
     commit(f);
+    /* a user's cancel after a task failed for good: the job says it was cancelled */
+    struct ctl_job *j3 = submit(&f->ctl, "{\"kind\":\"exec\",\"argv\":[\"x\"],"
+                                         "\"array\":{\"start\":0,\"end\":1}}");
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sched(&f->ctl), 1);
+        assert_int_equal(ctl_task_requeue(&f->ctl, j3, 0, false, "node lost", &e), 0);
+    }
+    assert_int_equal(sched(&f->ctl), 1); /* task 1 runs */
+    assert_int_equal(ctl_job_cancel(&f->ctl, j3, "cancelled by user", &e), 0);
+    end_task(&f->ctl, j3, 1, JOB_STATE_CANCELLED, -1);
+    assert_int_equal(j3->state, JOB_STATE_CANCELLED);
+    assert_string_equal(j3->reason, "cancelled by user");
+    commit(f);
 }
 
 static void cancel_pending_and_running(void **state)
