@@ -323,7 +323,7 @@ void wrk_exec_reaped(struct wrk_proc *p, int status, const struct rusage *ru)
     if (ru != NULL) {
         p->cpu_time = (double)ru->ru_utime.tv_sec + (double)ru->ru_utime.tv_usec / 1e6 +
                       (double)ru->ru_stime.tv_sec + (double)ru->ru_stime.tv_usec / 1e6;
-        p->max_rss = p->reaped && ru->ru_maxrss > 0 ? (uint64_t)ru->ru_maxrss * 1024 : 0; /* KiB */
+        p->max_rss = !p->sandboxed && ru->ru_maxrss > 0 ? (uint64_t)ru->ru_maxrss * 1024 : 0; /* KiB */
     }
     if (p->sandboxed && p->status_fd >= 0) {
         wrk_sandbox_status_read(p->status_fd, &p->status);

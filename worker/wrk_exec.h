@@ -102,13 +102,14 @@ uint64_t wrk_exec_rss(const struct wrk_proctab *tab, const struct wrk_proc *p);
  * keeps them open does not hold the task). p->cpu_time is ru's user + system
  * time, which counts every process of the task that was waited for (the
  * reaper's or the init's, and theirs: all of them); p->max_rss is ru_maxrss,
- * the largest single process's peak (getrusage(2)), kept for an unsandboxed
- * task only (p->reaped), 0 otherwise: Linux counts in a process's peak the
- * memory it held before its execve, which is the reaper service's (under 1
- * MiB) for such a task, but a copy of the worker's for a sandboxed one (its
- * init's) or a rank (forked from the worker): those are measured by sampling
- * (wrk_exec_rss) alone. Sandboxed: the command's status as its init reported
- * it replaces the init's own. */
+ * the largest single process's peak (getrusage(2)), 0 for a sandboxed task:
+ * Linux counts in a process's peak the memory it held before its execve,
+ * which is the reaper service's (under 1 MiB) for an unsandboxed task and
+ * the worker's resident memory at the fork for a rank (tens of MiB at most,
+ * less than the shard a rank loads), but for a sandboxed task the init's,
+ * a copy of the worker's that outgrows small tasks: those are measured by
+ * sampling (wrk_exec_rss) alone. Sandboxed: the command's status as its init
+ * reported it replaces the init's own. */
 void wrk_exec_reaped(struct wrk_proc *p, int status, const struct rusage *ru);
 
 /* wrk_exec_release: close fds and free buffers. */

@@ -91,7 +91,7 @@ void wrk_task_finish(struct wrk_task *t, double now)
     t->truncated = t->proc.truncated;
     t->cpu_time = t->proc.cpu_time;
     /* sampled (the sum over its processes), or its largest process's peak
-     * (an unsandboxed task's only: wrk_exec_reaped) if larger */
+     * (not a sandboxed task's: wrk_exec_reaped) if larger */
     t->max_rss = t->proc.max_rss > t->mem_peak ? t->proc.max_rss : t->mem_peak;
     t->out = t->proc.out.data;
     t->out_len = t->proc.out.len;

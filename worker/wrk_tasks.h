@@ -49,8 +49,8 @@ struct wrk_task {
     enum job_state state;
     int exit_code, signal;
     double cpu_time;           /* user + system CPU seconds of all its processes (wrk_exec_reaped) */
-    uint64_t max_rss;          /* bytes: mem_peak, or an unsandboxed task's largest
-                                * process's peak if larger (wrk_exec_reaped) */
+    uint64_t max_rss;          /* bytes: mem_peak, or its largest process's peak if
+                                * larger, but for a sandboxed task (wrk_exec_reaped) */
     bool truncated;
     char launch_error[200];
     char *out, *err;           /* owned */
