@@ -53,8 +53,9 @@ int keys_file_write(const char *path, const char *key, bool secret, struct err *
 /* keys_process_guard: make this process non-dumpable (prctl(2) PR_SET_DUMPABLE
  * 0) before it reads a secret key, so that the key stays out of core files and
  * out of reach of other processes of the same user: ptrace(2) and
- * /proc/PID/{mem,environ,fd} then need CAP_SYS_PTRACE, and the kernel owns
- * /proc/PID as root. An exec task run unsandboxed runs as the daemon's user;
+ * /proc/PID/{mem,environ,fd} then need CAP_SYS_PTRACE, and the kernel gives
+ * the files under /proc/PID to root (status, stat, statm and cmdline stay
+ * readable to all, as `moat local status` and the --mem scan need). An exec task run unsandboxed runs as the daemon's user;
  * without this it could read the daemon's keys where Yama allows (ptrace_scope
  * 0, Debian's default). Cores of the daemon are still written when the
  * administrator sets fs.suid_dumpable = 2 (root-owned, see proc(5)). The flag
