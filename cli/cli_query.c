@@ -44,11 +44,12 @@ int cli_ping_run(struct cli *cli, int argc, char **argv)
 /* ---- queue ---- */
 
 static const char queue_help[] =
-    "usage: moat queue [--state STATE] [--all] [--me]\n"
+    "usage: moat queue [--state STATE[,STATE...]] [--all] [--me]\n"
     "\n"
     "List jobs, oldest first: pending and running ones, or all with --all;\n"
     "with --me only those submitted with this client's key (squeue --me).\n"
-    "STATE is one of PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT\n"
+    "--state lists only jobs in the states given, each one of PENDING, RUNNING,\n"
+    "COMPLETED, FAILED, CANCELLED, TIMEOUT, or Slurm's PD, R, CD, F, CA, TO\n"
     "(a finished state implies --all). With --json: {\"jobs\": [job, ...]}.\n"
     "\n"
     "Columns: JOBID, NAME, STATE, PROGRESS (share of tasks ended), SUBMITTED,\n"
@@ -58,7 +59,7 @@ static const char queue_help[] =
     "Examples:\n"
     "  moat queue\n"
     "  moat queue --state FAILED\n"
-    "  moat queue --me --all\n"
+    "  moat queue --state failed,timeout --me\n"
     "  moat queue --all --json | jq '.jobs[] | select(.state==\"RUNNING\") | .id'\n";
 
 static void job_elapsed(const json_t *job, char *buf, int cap)
@@ -92,20 +93,40 @@ static int queue_page(struct cli *cli, void *ctx, long long from, json_t **reply
     return cli_request(cli, PROTO_TYPE_QUEUE, body, true, reply, NULL, NULL);
 }
 
-/* state_arg: --state's value, in any case, as a job state; -1 (printed) when
- * it is none. */
-static int state_arg(const struct cli *cli, const char *text)
+/* Slurm's compact state codes (squeue -t PD,R), next to moat's names. */
+static const char *const state_codes[JOB_STATE_COUNT] = {"PD", "R", "CD", "F", "CA", "TO"};
+
+/* state_one: one state name or code, in any case; -1 when it is neither. */
+static int state_one(const char *text, size_t len)
 {
     char up[16];
-    size_t k = 0;
-    for (; text[k] && k + 1 < sizeof up; k++)
+    if (len == 0 || len >= sizeof up)
+        return -1;
+    for (size_t k = 0; k < len; k++)
         up[k] = (char)toupper((unsigned char)text[k]);
-    up[k] = '\0';
-    int st = text[k] ? -1 : job_state_parse(up);
-    if (st < 0)
-        cli_usage_error(cli, "--state '%s': expected PENDING, RUNNING, COMPLETED, FAILED, "
-                        "CANCELLED or TIMEOUT", text);
-    return st;
+    up[len] = '\0';
+    for (int s = 0; s < JOB_STATE_COUNT; s++)
+        if (strcmp(up, state_codes[s]) == 0)
+            return s;
+    return job_state_parse(up);
+}
+
+/* state_arg: --state's value, a comma-separated list of states, added to
+ * *mask (a bit per state); -1 (printed) when one is no state. */
+static int state_arg(const struct cli *cli, const char *text, unsigned *mask)
+{
+    for (const char *p = text;; p++) {
+        size_t len = strcspn(p, ",");
+        int st = state_one(p, len);
+        if (st < 0)
+            return cli_usage_error(cli, "--state '%.*s': expected PENDING, RUNNING, COMPLETED, FAILED, "
+                                   "CANCELLED or TIMEOUT (or PD, R, CD, F, CA, TO), comma-separated",
+                                   (int)(len < 40 ? len : 40), p);
+        *mask |= 1u << st;
+        if (p[len] == '\0')
+            return 0;
+        p += len;
+    }
 }
 
 int cli_queue_run(struct cli *cli, int argc, char **argv)
@@ -118,7 +139,8 @@ int cli_queue_run(struct cli *cli, int argc, char **argv)
         CLI_COMMON_OPTS,
     };
     bool first = true, all = false, me = false;
-    int c, state = -1;
+    unsigned states = 0; /* bit per state asked for */
+    int c;
     while ((c = cli_getopt(cli, argc, argv, "", longopts, queue_help, &first)) != -1) {
         if (c == CLI_OPT_HELP)
             return CLI_OK;
@@ -128,17 +150,23 @@ int cli_queue_run(struct cli *cli, int argc, char **argv)
             all = true;
         if (c == OPT_ME)
             me = true;
-        if (c == OPT_STATE && (state = state_arg(cli, optarg)) < 0)
+        if (c == OPT_STATE && state_arg(cli, optarg, &states) != 0)
             return CLI_USAGE;
     }
     if (optind < argc)
         return cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);
     json_t *body = json_object();
-    if (state >= 0) {
-        json_object_set_new(body, "state", json_string(job_state_name((enum job_state)state)));
-        if (job_state_is_terminal((enum job_state)state))
-            all = true;
-    }
+    json_t *names = json_array();
+    for (int s = 0; s < JOB_STATE_COUNT; s++)
+        if (states & 1u << s) {
+            json_array_append_new(names, json_string(job_state_name((enum job_state)s)));
+            all = all || job_state_is_terminal((enum job_state)s);
+        }
+    if (json_array_size(names) == 1) /* one: `state`, which controllers before lists took */
+        json_object_set(body, "state", json_array_get(names, 0));
+    else if (json_array_size(names) > 1)
+        json_object_set(body, "states", names);
+    json_decref(names);
     if (all)
         json_object_set_new(body, "all", json_true());
     if (me)
@@ -409,10 +437,13 @@ int cli_show_run(struct cli *cli, int argc, char **argv)
     if (optind + 1 < argc)
         return cli_usage_error(cli, "unexpected argument '%s' (one job at a time)", argv[optind + 1]);
     if (state) {
-        int st = state_arg(cli, state);
-        if (st < 0)
+        unsigned mask = 0;
+        if (state_arg(cli, state, &mask) != 0)
             return CLI_USAGE;
-        state = job_state_name((enum job_state)st);
+        if (mask & (mask - 1))
+            return cli_usage_error(cli, "--state '%s': show lists the tasks of one state at a time",
+                                   state);
+        state = job_state_name((enum job_state)__builtin_ctz(mask));
     }
     uint64_t id;
     long long only; /* JOB_I: element I alone, as scontrol show job 17_3 */

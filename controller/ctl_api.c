@@ -201,6 +201,28 @@ int ctl_on_show(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *
     return ctl_out_reply(ctl, peer, msg->req_id, o);
 }
 
+/* queue_states: QUEUE's `state` (one job state) and `states` (any of several:
+ * squeue --states=PD,R), as a bit per job state in *mask (0: neither). */
+static int queue_states(const json_t *b, unsigned *mask, struct err *err)
+{
+    const json_t *st = json_object_get(b, "state"), *sts = json_object_get(b, "states");
+    *mask = 0;
+    int s = st ? job_state_parse(json_string_value(st)) : 0;
+    if (s < 0)
+        return err_set(err, EINVAL, "state: '%.16s' is not a job state", json_string_value(st));
+    if (st)
+        *mask |= 1u << s;
+    size_t i;
+    const json_t *v;
+    json_array_foreach(sts, i, v) {
+        if ((s = job_state_parse(json_string_value(v))) < 0)
+            return err_set(err, EINVAL, "states[%zu]: '%.16s' is not a job state", i,
+                           json_string_value(v));
+        *mask |= 1u << s;
+    }
+    return 0;
+}
+
 /* QUEUE: one page of the jobs asked for, by id from `from`: at most `limit`
  * jobs, and at most CTL_QUEUE_SCAN ids looked at (a purged job is read from
  * the store for this), so that one request over a long history neither builds
@@ -208,18 +230,20 @@ int ctl_on_show(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *
  * at the end. A page may be short, or empty, and still have a next. */
 int ctl_on_queue(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
 {
-    const json_t *b = msg->body, *st = json_object_get(b, "state");
-    int want = -1;
-    if (st && (want = job_state_parse(json_string_value(st))) < 0)
-        return err_set(err, EINVAL, "state: '%s' is not a job state", json_string_value(st));
-    bool all = json_is_true(json_object_get(b, "all")) || want >= 0;
+    const json_t *b = msg->body;
+    unsigned want = 0; /* bit per job state asked for; 0: any */
+    if (queue_states(b, &want, err) != 0)
+        return -1;
+    bool all = json_is_true(json_object_get(b, "all")) || want != 0;
     bool mine = json_is_true(json_object_get(b, "mine"));
     const json_t *fromj = json_object_get(b, "from"), *limj = json_object_get(b, "limit");
     uint64_t id = fromj ? (uint64_t)json_integer_value(fromj) : 1;
     uint32_t limit = limj ? (uint32_t)json_integer_value(limj) : CTL_SHOW_PAGE;
+    unsigned terminal = 1u << JOB_STATE_COMPLETED | 1u << JOB_STATE_FAILED |
+                        1u << JOB_STATE_CANCELLED | 1u << JOB_STATE_TIMEOUT;
     /* a purged job (finished: ctl_purge.h) is read from the store for this
      * listing only, and only when finished jobs are asked for */
-    bool purged_wanted = all && (want < 0 || job_state_is_terminal((enum job_state)want));
+    bool purged_wanted = all && (want == 0 || (want & terminal) != 0);
     json_t *jobs = json_array();
     uint32_t listed = 0, scanned = 0;
     for (id = id ? id : 1; id <= ctl->njobs && listed < limit && scanned < CTL_QUEUE_SCAN; id++) {
@@ -233,7 +257,7 @@ int ctl_on_queue(struct ctl *ctl, const struct net_peer *peer, struct proto_msg 
             return err_prefix(err, "queue");
         }
         if ((all || !job_state_is_terminal(job->state)) &&
-            (want < 0 || job->state == (enum job_state)want) &&
+            (want == 0 || (want & 1u << job->state) != 0) &&
             (!mine || strcmp(job->owner, peer->key) == 0)) {
             json_array_append_new(jobs, ctl_job_json(job));
             listed++;

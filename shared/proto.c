@@ -110,6 +110,7 @@ static const struct field f_show[] = {
     {0}};
 static const struct field f_queue[] = {
     {"state", FT_STR, OPT, 0, 16, 0, 0},
+    {"states", FT_STR_ARRAY, OPT, 0, 16, 24, 0}, /* any of these (squeue -t PD,R) */
     {"all", FT_BOOL, OPT, 0, 0, 0, 0},
     {"mine", FT_BOOL, OPT, 0, 0, 0, 0},        /* only jobs the sender's key submitted */
     {"from", FT_INT, OPT, 0, I64MAX, 0, 0},    /* job id the page starts at (default 1) */

@@ -238,6 +238,16 @@ def test_show_queue_nodes_output(fake):
     assert f.requests[-1] == ("QUEUE", {"state": "FAILED", "all": True})
     ctl(f, "queue", "--state", "running", check=0)
     assert f.requests[-1] == ("QUEUE", {"state": "RUNNING"})
+    # squeue -t: a list, Slurm's codes, repeated options adding up
+    ctl(f, "queue", "--state", "pd,R", "--state", "to", check=0)
+    assert f.requests[-1] == ("QUEUE", {"states": ["PENDING", "RUNNING", "TIMEOUT"], "all": True})
+    ctl(f, "queue", "--state", "CA", check=0)
+    assert f.requests[-1] == ("QUEUE", {"state": "CANCELLED", "all": True})
+    n = len(f.requests)
+    for bad in ("running,", "R,,PD", "DONE", "x" * 80):
+        r = ctl(f, "queue", "--state", bad, check=2)
+        assert "--state '" in r.err and "expected PENDING" in r.err, r.err
+    assert len(f.requests) == n  # refused before asking the controller
     nodes = ctl(f, "nodes", check=0).out.splitlines()
     assert nodes[0].split()[:3] == ["NAME", "STATE", "HOST"] and "1.0 GiB" in nodes[1]
     assert nodes[1].split()[4:6] == ["1/4", "0/0"], nodes  # CPUS, GPUS: in use/offered

@@ -236,6 +236,12 @@ def test_plain_job_and_exit_status_contract(cluster):
     assert [j["id"] for j in q] == [int(jid)] and "tasks" not in q[0]
     assert cluster.j("queue")["jobs"] == []  # finished jobs only with --all
     assert cluster.j("queue", "--state", "COMPLETED")["jobs"][0]["id"] == int(jid)
+    bad = cluster.submit("false")
+    cluster.wait(bad, check=1)
+    assert [j["id"] for j in cluster.j("queue", "--state", "F,CD")["jobs"]] == [int(jid), int(bad)]
+    assert [j["id"] for j in cluster.j("queue", "--state", "failed,pd")["jobs"]] == [int(bad)]
+    assert cluster.j("queue", "--state", "R,PD")["jobs"] == []
+    cluster.moat("show", jid, "--state", "F,CD", check=2)
     cluster.moat("show", "999", check=2)
     cluster.moat("wait", "999", check=2)
     cluster.moat("cancel", "999", check=2)
