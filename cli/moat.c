@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "shared/proto.h"
+#include "shared/version.h"
 
 static const char usage[] =
     "usage: moat [--controller ENDPOINT] [--json] COMMAND [ARGS...]\n"
@@ -18,6 +20,7 @@ static const char usage[] =
     "  --json                 print one JSON document on stdout (for scripts); on\n"
     "                         failure {\"error\": \"moat CMD: why\", \"exit\": N}\n"
     "  -h, --help             this help; 'moat COMMAND --help' for a command's\n"
+    "  --version              moat's version (and the wire protocol's)\n"
     "\n"
     "The controller is, in order: --controller, $MOAT_CONTROLLER, or the file\n"
     "'endpoint' in $MOAT_DIR (default ./.moat), which 'moat local up' writes.\n"
@@ -83,6 +86,12 @@ int main(int argc, char **argv)
             cli.controller = argv[++i];
         } else if (strncmp(a, "--controller=", 13) == 0) {
             cli.controller = a + 13;
+        } else if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0) {
+            if (cli.json)
+                printf("{\"version\": \"%s\", \"protocol\": %u}\n", MOAT_VERSION, PROTO_VERSION);
+            else
+                printf("moat %s (protocol %u)\n", MOAT_VERSION, PROTO_VERSION);
+            return CLI_OK;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0 || strcmp(a, "help") == 0) {
             print_usage(stdout);
             return CLI_OK;

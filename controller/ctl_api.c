@@ -14,8 +14,7 @@
 #include "controller/ctl_sched.h"
 #include "shared/log.h"
 #include "shared/units.h"
-
-#define MOAT_VERSION "0.1.0"
+#include "shared/version.h"
 
 int ctl_on_ping(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
 {

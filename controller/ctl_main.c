@@ -32,6 +32,7 @@
 #include "shared/keys.h"
 #include "shared/log.h"
 #include "shared/units.h"
+#include "shared/version.h"
 
 #define BATCH_MAX 4096      /* messages handled per pass */
 #define POLL_MS 50
@@ -74,7 +75,7 @@ static void on_signal(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: moat-controller -c FILE\n"
+    fprintf(f, "usage: moat-controller -c FILE | --version\n"
                "  Runs the moat controller in the foreground; logs go to stderr.\n"
                "  FILE is a libconfig file; conf/controller.conf documents every key.\n");
 }
@@ -287,11 +288,13 @@ int main(int argc, char **argv)
     const char *conf = NULL;
     int opt;
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'}, {0}};
-    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'}, {0}};
+    while ((opt = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': conf = optarg; break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("moat-controller %s (protocol %u)\n", MOAT_VERSION, PROTO_VERSION); return 0;
         default: usage(stderr); return 2;
         }
     }
@@ -363,9 +366,9 @@ int main(int argc, char **argv)
         ctl_state_free(&ctl);
         goto out;
     }
-    log_info("ctl", "listening on %s (CURVE, key %s, %d keys allowed); %llu jobs (%llu in memory), "
-             "%d nodes recovered from %s in %.0f ms",
-             bound, curve.public_key, ctl_auth_count(&ctl), (unsigned long long)ctl.njobs,
+    log_info("ctl", "moat-controller %s listening on %s (CURVE, key %s, %d keys allowed); %llu jobs "
+             "(%llu in memory), %d nodes recovered from %s in %.0f ms",
+             MOAT_VERSION, bound, curve.public_key, ctl_auth_count(&ctl), (unsigned long long)ctl.njobs,
              (unsigned long long)ctl.nresident, ctl.nnodes, cfg.state_dir, ctl.recovery_s * 1e3);
     rc = run(&ctl, zap) == 0 ? 0 : 1;
     ctl_state_free(&ctl);

@@ -12,6 +12,7 @@
 #include "controller/ctl_result.h"
 #include "shared/log.h"
 #include "shared/units.h"
+#include "shared/version.h"
 
 static const char *jstr(const json_t *o, const char *k)
 {
@@ -139,7 +140,7 @@ int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_m
         return err_set(err, EINVAL, "register: name '%.64s': use letters, digits, '.', '_', '-'", name);
     /* What the log and `moat nodes` print: plain ASCII, no control characters. */
     static const char *const text[] = {"host", "backend", "instance", "comm_host", "sandbox",
-                                       "egress_route"};
+                                       "egress_route", "version"};
     for (size_t i = 0; i < sizeof text / sizeof *text; i++) {
         const char *v = jstr(b, text[i]);
         for (const unsigned char *p = (const unsigned char *)(v ? v : ""); *p; p++)
@@ -229,6 +230,11 @@ int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     snprintf(node->comm_host, sizeof node->comm_host, "%s", ch ? ch : "");
     node->comm_port_min = (int)jint(b, "comm_port_min");
     node->comm_port_max = (int)jint(b, "comm_port_max");
+    const char *ver = jstr(b, "version");
+    if ((restarted || node->state == NODE_STATE_DOWN) && strcmp(ver ? ver : "", MOAT_VERSION) != 0)
+        log_warn("ctl", "node %s runs moat-worker %s, this controller %s", name,
+                 ver && ver[0] ? ver : "(before 0.1.0)", MOAT_VERSION);
+    snprintf(node->version, sizeof node->version, "%s", ver ? ver : "");
     const char *sb = jstr(b, "sandbox");
     snprintf(node->sandbox, sizeof node->sandbox, "%s", sb ? sb : "");
     bool had_egress = node->egress;

@@ -327,6 +327,7 @@ json_t *ctl_node_json(const struct ctl_node *n)
     json_object_set_new(o, "used_gpus", json_integer(n->used_gpus));
     json_object_set_new(o, "used_mem", json_integer((json_int_t)n->used_mem));
     json_object_set_new(o, "sandbox", json_string(n->sandbox[0] ? n->sandbox : "unknown"));
+    json_object_set_new(o, "version", json_string(n->version));
     json_object_set_new(o, "egress", json_boolean(n->egress));
     if (n->egress)
         json_object_set_new(o, "egress_route", json_string(n->egress_route));

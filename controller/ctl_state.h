@@ -104,6 +104,7 @@ static inline bool ctl_task_on_node(const struct ctl_job *job, const struct ctl_
 
 struct ctl_node {
     char name[65], host[256], backend[33], instance[65];
+    char version[33];         /* the worker's, from REGISTER ("" when it did not say) */
     int pid, cpus, gpus;
     uint64_t mem;
     int used_cpus, used_gpus;

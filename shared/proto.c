@@ -160,6 +160,7 @@ static const struct field f_register[] = {
     {"sandbox", FT_STR, OPT, 0, 16, 0, 0},        /* namespaces, off, unavailable */
     {"egress", FT_BOOL, OPT, 0, 0, 0, 0},         /* a route beyond fabric_subnets */
     {"egress_route", FT_STR, OPT, 0, 127, 0, 0},  /* the first such route */
+    {"version", FT_STR, OPT, 0, 32, 0, 0},        /* the worker's MOAT_VERSION */
     {0}};
 static const struct field f_heartbeat[] = {
     {"name", FT_STR, REQ, 0, 64, 0, 0},

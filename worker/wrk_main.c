@@ -28,6 +28,7 @@
 #include "shared/proto.h"
 #include "shared/store.h"
 #include "shared/units.h"
+#include "shared/version.h"
 #include "worker/wrk_bench.h"
 #include "worker/wrk_cfg.h"
 #include "worker/wrk_egress.h"
@@ -109,6 +110,7 @@ static void send_register(struct wrk *w)
                           w->res.host, "pid", (int)getpid(), "cpus", w->res.cpus, "gpus",
                           w->res.gpus, "mem_bytes", (json_int_t)w->res.mem, "backend",
                           w->res.backend, "instance", w->instance, "tasks", tasks);
+    json_object_set_new(b, "version", json_string(MOAT_VERSION));
     json_object_set_new(b, "comm_host", json_string(w->cfg.comm_host));
     json_object_set_new(b, "comm_port_min", json_integer(w->cfg.comm_port_min));
     json_object_set_new(b, "comm_port_max", json_integer(w->cfg.comm_port_max));
@@ -627,7 +629,8 @@ static void on_reply(struct wrk *w, const struct proto_msg *m)
         if (hb > 0)
             w->hb_interval = (double)hb / 1000.0;
         w->next_hb = units_mono() + w->hb_interval;
-        log_info("wrk", "registered as %s (heartbeat %.2f s)", w->res.name, w->hb_interval);
+        log_info("wrk", "moat-worker %s registered as %s (heartbeat %.2f s)", MOAT_VERSION, w->res.name,
+                 w->hb_interval);
         for (int i = 0; i < w->tasks.n; i++)
             if (w->tasks.v[i]->phase == WRK_PHASE_ENDED)
                 w->tasks.v[i]->need_send = true; /* unacknowledged results go again */
@@ -914,7 +917,7 @@ static int run(struct wrk *w)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: moat-worker -c FILE\n"
+    fprintf(f, "usage: moat-worker -c FILE | --version\n"
                "  Runs a moat worker in the foreground; logs go to stderr.\n"
                "  FILE is a libconfig file; conf/worker.conf documents every key.\n");
 }
@@ -934,11 +937,13 @@ int main(int argc, char **argv)
     const char *conf = NULL;
     int opt;
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'}, {0}};
-    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'}, {0}};
+    while ((opt = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': conf = optarg; break;
         case 'h': usage(stdout); return 0;
+        case 'V': printf("moat-worker %s (protocol %u)\n", MOAT_VERSION, PROTO_VERSION); return 0;
         default: usage(stderr); return 2;
         }
     }

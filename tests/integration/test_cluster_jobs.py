@@ -243,6 +243,12 @@ def test_plain_job_and_exit_status_contract(cluster):
     assert cluster.j("queue", "--state", "R,PD")["jobs"] == []
     cluster.moat("show", jid, "--state", "F,CD", check=2)
     cluster.moat("show", "999", check=2)
+    # one version everywhere: the CLI's, the controller's (PING), each worker's (REGISTER)
+    version = cluster.j("--version")["version"]
+    assert cluster.moat("--version").out == f"moat {version} (protocol 1)\n"
+    assert cluster.j("ping")["version"] == version
+    assert {n["version"] for n in cluster.j("nodes")["nodes"]} == {version}
+    assert f"moat-controller {version} listening" in (cluster.dir / "controller.log").read_text()
     cluster.moat("wait", "999", check=2)
     cluster.moat("cancel", "999", check=2)
     cluster.moat("queue", env={"MOAT_DIR": str(cluster.dir / "nowhere")}, check=3)

@@ -211,7 +211,7 @@ def test_a_worker_key_cannot_register_as_another_node_or_as_many(cluster):
         assert t == "ERROR" and body["code"] == EPERM and "local-2" in body["msg"], body
     # what the log and `moat nodes` print is plain text
     for field, value in (("host", "vm\nINJECTED LOG LINE"), ("backend", "\x1b[31mred"),
-                         ("backend", "tpu"), ("sandbox", "whatever")):
+                         ("backend", "tpu"), ("sandbox", "whatever"), ("version", "1.0\r")):
         t, body, _ = w.call("REGISTER", dict(reg, name="local-2", tasks=[], **{field: value}))
         assert t == "ERROR" and body["code"] == EINVAL and field in body["msg"], body
     # the forged end of a victim task is not from its node: ignored
