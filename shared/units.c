@@ -179,6 +179,19 @@ int units_begin_parse(const char *text, double now, double *out, struct err *err
 {
     if (text == NULL || *text == '\0')
         return err_set(err, EINVAL, "begin: missing value");
+    /* sbatch's words for times of day (sbatch(1), --begin) */
+    static const struct { const char *word, *time; } words[] = {
+        {"today", NULL}, {"midnight", "00:00"}, {"tomorrow", "00:00"}, {"noon", "12:00"},
+        {"fika", "15:00"}, {"teatime", "16:00"}};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
+        if (strcasecmp(text, words[i].word) != 0)
+            continue;
+        if (words[i].time == NULL) { /* the start of today: already past */
+            *out = now;
+            return 0;
+        }
+        return units_begin_parse(words[i].time, now, out, err);
+    }
     if (strncasecmp(text, "now", 3) == 0) {
         const char *rest = text + 3;
         if (*rest == '\0') {
@@ -260,7 +273,8 @@ int units_begin_parse(const char *text, double now, double *out, struct err *err
         return 0;
     }
     return err_set(err, EINVAL,
-                   "begin '%s': expected now, now+DURATION, HH:MM or YYYY-MM-DD[THH:MM[:SS]]", text);
+                   "begin '%s': expected now, now+DURATION, HH:MM, YYYY-MM-DD[THH:MM[:SS]], today, "
+                   "tomorrow, midnight, noon, fika or teatime", text);
 }
 
 char *units_duration_format(double seconds, char *buf, int cap)

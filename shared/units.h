@@ -23,7 +23,10 @@ int units_duration_parse(const char *text, double *out, struct err *err);
 /* units_begin_parse: a --begin value -> absolute Unix time (seconds) in *out.
  * Accepts "now", "now+DUR", ISO 8601 "YYYY-MM-DDTHH:MM[:SS]" (local time) or with
  * a trailing "Z" (UTC) and "YYYY-MM-DD", and "HH:MM[:SS]" meaning the next such
- * local time after now. now is the reference time (Unix seconds). EINVAL on bad input. */
+ * local time after now, and sbatch's words: "today" (now), "midnight" and
+ * "tomorrow" (the next 00:00), "noon" (12:00), "fika" (15:00), "teatime"
+ * (16:00), each the next such local time (sbatch(1), --begin). now is the
+ * reference time (Unix seconds). EINVAL on bad input. */
 int units_begin_parse(const char *text, double now, double *out, struct err *err);
 
 /* units_now: wall-clock time in Unix seconds (CLOCK_REALTIME). */

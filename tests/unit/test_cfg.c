@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -149,6 +150,25 @@ static void units(void **state)
     /* HH:MM means the next such local time: within a day, strictly later */
     assert_int_equal(units_begin_parse("03:00", now, &d, &e), 0);
     assert_true(d > now && d <= now + 86400 + 3600);
+    /* sbatch's words, the next such local time: here in UTC, at 08:00 */
+    char *tz = getenv("TZ") ? strdup(getenv("TZ")) : NULL;
+    setenv("TZ", "UTC", 1);
+    tzset();
+    static const struct { const char *word; double after; } words[] = {
+        {"today", 0}, {"noon", 4 * 3600}, {"fika", 7 * 3600}, {"TeaTime", 8 * 3600},
+        {"midnight", 16 * 3600}, {"tomorrow", 16 * 3600}};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++) {
+        assert_int_equal(units_begin_parse(words[i].word, now, &d, &e), 0);
+        assert_true(d == now + words[i].after);
+    }
+    assert_int_equal(units_begin_parse("tomorrowish", now, &d, &e), -1);
+    assert_non_null(strstr(e.msg, "teatime"));
+    if (tz)
+        setenv("TZ", tz, 1);
+    else
+        unsetenv("TZ");
+    tzset();
+    free(tz);
 }
 
 int main(void)
