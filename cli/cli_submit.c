@@ -59,8 +59,9 @@ static const char help[] =
     "                      time limit) runs again, up to N more times, 0..100\n"
     "                      (default 0); only the last attempt's output is kept\n"
     "  --env NAME=VALUE    set a variable in the tasks' environment (repeat for\n"
-    "                      more; Slurm's --export NAME=VALUE); a sandboxed task\n"
-    "                      has otherwise PATH, HOME, LANG, TMPDIR and MOAT_* only\n"
+    "                      more; Slurm's --export NAME=VALUE); --env NAME passes\n"
+    "                      NAME's value here; a sandboxed task has otherwise\n"
+    "                      PATH, HOME, LANG, TMPDIR and MOAT_* only\n"
     "  --hold              submit held: nothing starts until 'moat release JOB'\n"
     "  --wait              then wait for the job to end, as 'moat wait' (sbatch\n"
     "                      --wait): exit 0 when it COMPLETED, 1 otherwise\n"
@@ -304,7 +305,22 @@ int cli_submit_run(struct cli *cli, int argc, char **argv)
             if (o->val == c)
                 name = o->name;
         struct err err = {0};
-        if (name == NULL || client_spec_option(&spec, name, optarg, now, &err) != 0) {
+        char *kv = NULL; /* --env NAME: NAME=its value here, as sbatch --export=NAME */
+        if (c == OPT_ENV && strchr(optarg, '=') == NULL) {
+            const char *v = getenv(optarg);
+            if (v == NULL) {
+                rc = cli_fail(cli, CLI_USAGE, "--env %.64s: not set in this environment (give "
+                              "NAME=VALUE)", optarg);
+                goto out;
+            }
+            if (asprintf(&kv, "%s=%s", optarg, v) < 0) {
+                rc = cli_fail(cli, CLI_FAILED, "--env: out of memory");
+                goto out;
+            }
+        }
+        int orc = name ? client_spec_option(&spec, name, kv ? kv : optarg, now, &err) : -1;
+        free(kv);
+        if (orc != 0) {
             rc = cli_fail(cli, CLI_USAGE, "%s", name ? err.msg : "internal: unknown option");
             goto out;
         }

@@ -59,6 +59,18 @@ def test_submit_sends_the_documented_spec(fake):
     assert spec["time_limit"] == 5400
 
 
+def test_env_name_alone_passes_its_value_from_here(fake):
+    f = fake(lambda t, b, _: ("REPLY", {"id": 7}))
+    ctl(f, "submit", "--env", "DATA", "--env", "MODE=full", "--env", "EMPTY", "--", "true",
+        env={"DATA": "/srv/a b=c", "EMPTY": ""}, check=0)
+    assert f.requests[-1][1]["spec"]["env"] == ["DATA=/srv/a b=c", "MODE=full", "EMPTY="]
+    r = ctl(f, "submit", "--env", "MOAT_UNSET_HERE", "--", "true", check=2)
+    assert "--env MOAT_UNSET_HERE: not set in this environment" in r.err, r.err
+    r = ctl(f, "submit", "--env", "BAD-NAME", "--", "true", env={"BAD-NAME": "x"}, check=2)
+    assert "letters, digits and '_'" in r.err, r.err
+    assert len(f.requests) == 1
+
+
 def test_submit_json_and_command_after_options(fake):
     f = fake(lambda t, b, _: ("REPLY", {"id": 5}))
     r = ctl(f, "submit", "--json", "echo", "-n", "hi", check=0)  # no --: stops at CMD
