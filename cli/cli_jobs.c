@@ -248,13 +248,16 @@ static const char requeue_help[] =
     "infer job's failed or cancelled batches. Each is a new attempt with its\n"
     "budgets anew (max_attempts, --retries); COMPLETED tasks and their results\n"
     "stay, so an infer job ends with every embedding. The job is PENDING again.\n"
+    "A job CANCELLED because its --after job failed is requeued like any other:\n"
+    "name both (moat requeue 17 18) and it waits for the first to COMPLETE.\n"
     "Silent on success; with --json: {\"requeued\": [ids], \"errors\": [{id,\n"
     "code, msg}]}. Exit 2 when a job does not exist, has not ended or COMPLETED,\n"
     "or is a bench job (the others are requeued all the same).\n"
     "\n"
     "Examples:\n"
     "  moat requeue 17\n"
-    "  moat queue --all --state FAILED --json | jq -r '.jobs[].id' | xargs moat requeue\n";
+    "  moat requeue 17 18                   # 18 ran --after 17: both again\n"
+    "  moat queue --state FAILED,TIMEOUT --json | jq -r '.jobs[].id' | xargs moat requeue\n";
 
 /* ids_run: JOB... into a request of type (body {ids} and what extra adds,
  * which it takes), its errors one line each (exit 2 for ENOENT and EINVAL). */

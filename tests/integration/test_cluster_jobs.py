@@ -643,3 +643,19 @@ def test_requeue_runs_again_only_what_did_not_complete(make_cluster, tmp_path):
     r = c.moat("requeue", a, check=2)
     assert r.err.strip() == f"moat requeue: job {a}: COMPLETED: nothing to run again", r
     assert [x["action"] for x in c.j("audit")["records"]].count("requeue") == 2
+
+
+def test_requeue_of_a_job_and_its_cancelled_dependent_runs_both(host_cluster, tmp_path):
+    """A dependent cancelled because its --after job failed comes back with it:
+    `moat requeue A B` (in either order) runs A again, then B once A COMPLETED."""
+    c = host_cluster
+    mark = tmp_path / "mark"
+    a = c.submit("sh", "-c", f"[ -e {mark} ] && echo a")
+    b = c.submit("echo", "b", opts=["--after", a])
+    c.wait(a, b, check=1)
+    assert c.show(b)["state"] == "CANCELLED", c.show(b)
+    mark.write_text("")
+    assert c.j("requeue", b, a) == {"requeued": [b, a], "errors": []}
+    c.wait(a, b, timeout=60)
+    assert c.moat("result", b).out == "b\n" and c.moat("result", a).out == "a\n"
+    assert c.show(b)["start_time"] >= c.show(a)["end_time"]
