@@ -48,6 +48,17 @@ static int result_page(struct cli *cli, void *ctx, long long from, json_t **repl
 }
 
 /* raw_task: RESULT {id, task, raw} -> the stdout blob written to out. */
+/* task_note: a word on stderr when the task of reply (a RESULT of one task)
+ * has not ended, so that an empty output is not taken for its whole output. */
+static void task_note(uint64_t id, long long task, const json_t *reply)
+{
+    const char *state = cli_json_str(reply, "state", "");
+    int st = job_state_parse(state);
+    if (st >= 0 && !job_state_is_terminal((enum job_state)st))
+        fprintf(stderr, "moat result: task %lld of job %llu is %s: no output until it ends\n", task,
+                (unsigned long long)id, state);
+}
+
 static int raw_task(struct cli *cli, uint64_t id, long long task, FILE *out)
 {
     json_t *reply;
@@ -59,6 +70,7 @@ static int raw_task(struct cli *cli, uint64_t id, long long task, FILE *out)
         return rc;
     if (msg.nblobs >= 1 && msg.blobs[0].len > 0)
         fwrite(msg.blobs[0].data, 1, msg.blobs[0].len, out);
+    task_note(id, task, reply);
     json_decref(reply);
     proto_msg_clear(&msg);
     return CLI_OK;
@@ -203,6 +215,8 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
             (rc = result_page(cli, &id, asked = from, &reply)) != CLI_OK)
             break;
     }
+    if (rc == CLI_OK && task >= 0)
+        task_note(id, task, reply);
     if (rc == CLI_OK && !ended)
         fprintf(stderr, "moat result: job %llu is %s: the output of its ended tasks only\n",
                 (unsigned long long)id, state);

@@ -659,3 +659,15 @@ def test_requeue_of_a_job_and_its_cancelled_dependent_runs_both(host_cluster, tm
     c.wait(a, b, timeout=60)
     assert c.moat("result", b).out == "b\n" and c.moat("result", a).out == "a\n"
     assert c.show(b)["start_time"] >= c.show(a)["end_time"]
+
+
+def test_result_of_a_task_not_ended_says_so(cluster):
+    jid = cluster.submit("echo", "hi", opts=["--hold"])
+    for args in (("result", jid, "--task", "0"), ("result", f"{jid}_0", "--format", "raw")):
+        r = cluster.moat(*args)
+        assert r.out == "" and r.err == f"moat result: task 0 of job {jid} is PENDING: no output " \
+                                         "until it ends\n", r
+    cluster.moat("release", jid)
+    cluster.wait(jid)
+    r = cluster.moat("result", f"{jid}_0")
+    assert (r.out, r.err) == ("hi\n", ""), r
