@@ -349,19 +349,23 @@ int cli_submitted(struct cli *cli, uint64_t id, bool wait)
 static const char wait_help[] =
     "usage: moat wait JOB... [--timeout DUR]\n"
     "\n"
-    "Wait until every JOB has ended. Exit 0 when all COMPLETED, 1 when any ended\n"
+    "Wait until every JOB has ended (JOB_I: element I of an array job alone).\n"
+    "Exit 0 when all COMPLETED, 1 when any ended\n"
     "otherwise (FAILED, CANCELLED, TIMEOUT; each is named on stderr) or when\n"
     "--timeout (e.g. 30s, 10m, 2h) passed first. On a terminal, a progress bar\n"
     "(tasks ended / total, elapsed time) is drawn on stderr; otherwise wait is\n"
-    "silent. With --json: {\"jobs\": [{id, state, exit_code}], \"timed_out\": B}.\n"
+    "silent. With --json: {\"jobs\": [{id, state, exit_code}], \"timed_out\": B}\n"
+    "(and \"index\" for a JOB_I).\n"
     "A controller restart while waiting is ridden out (up to $MOAT_TIMEOUT).\n"
     "\n"
     "Examples:\n"
     "  moat wait 17 && moat result 17\n"
-    "  moat wait 17 18 --timeout 1h || echo 'did not complete'\n";
+    "  moat wait 17 18 --timeout 1h || echo 'did not complete'\n"
+    "  moat wait 17_3 && moat result 17_3\n";
 
 struct wjob {
     uint64_t id;
+    long long index;   /* JOB_I: the element waited for; -1: the whole job */
     bool done;
     char state[16];
     char reason[96];   /* the job's reason, "" if none */
@@ -371,6 +375,16 @@ struct wjob {
     long long docs_at_start;    /* docs_done when wait first saw the job (-1: not yet) */
     uint64_t req;      /* outstanding SHOW request id, 0 if none */
 };
+
+/* wjob_name: "17", or "17_3" for an element, in buf. */
+static const char *wjob_name(const struct wjob *j, char buf[48])
+{
+    if (j->index >= 0)
+        snprintf(buf, 48, "%llu_%lld", (unsigned long long)j->id, j->index);
+    else
+        snprintf(buf, 48, "%llu", (unsigned long long)j->id);
+    return buf;
+}
 
 static void draw_bar(const struct wjob *jobs, int n, double elapsed, bool final)
 {
@@ -420,10 +434,13 @@ static int poll_round(struct cli *cli, struct wjob *jobs, int n, double timeout,
         jobs[i].req = 0;
         if (jobs[i].done)
             continue;
-        /* the job's counters, not its tasks (a page of them would be wasted) */
-        if (client_send(cli->client, PROTO_TYPE_SHOW,
-                        json_pack("{s:I, s:i}", "id", (json_int_t)jobs[i].id, "tasks_limit", 0),
-                        &jobs[i].req, &err) != 0)
+        /* the job's counters, not its tasks (a page of them would be wasted);
+         * for an element, a page of that one task */
+        json_t *body = json_pack("{s:I, s:i}", "id", (json_int_t)jobs[i].id, "tasks_limit",
+                                 jobs[i].index >= 0);
+        if (jobs[i].index >= 0)
+            json_object_set_new(body, "tasks_from", json_integer(jobs[i].index));
+        if (client_send(cli->client, PROTO_TYPE_SHOW, body, &jobs[i].req, &err) != 0)
             break; /* queue full: the rest next round */
         outstanding++;
     }
@@ -453,6 +470,27 @@ static int poll_round(struct cli *cli, struct wjob *jobs, int n, double timeout,
             return cli_fail(cli, bad ? CLI_USAGE : CLI_FAILED, "%s", err.msg);
         }
         const json_t *job = msg.body;
+        if (jobs[k].index >= 0) { /* the element stands for the job */
+            const json_t *t = json_array_get(json_object_get(job, "tasks"), 0);
+            if (t == NULL || cli_json_int(t, "index", -1) != jobs[k].index) {
+                proto_msg_clear(&msg);
+                return cli_fail(cli, CLI_USAGE, "job %llu has no task %lld",
+                                (unsigned long long)jobs[k].id, jobs[k].index);
+            }
+            snprintf(jobs[k].state, sizeof jobs[k].state, "%s", cli_json_str(t, "state", "?"));
+            char mine[32]; /* the job's reason, when it is about this task */
+            int ml = snprintf(mine, sizeof mine, "task %lld: ", jobs[k].index);
+            const char *why = cli_json_str(job, "reason", "");
+            snprintf(jobs[k].reason, sizeof jobs[k].reason, "%s",
+                     strncmp(why, mine, (size_t)ml) == 0 ? why + ml : "");
+            jobs[k].exit_code = cli_json_int(t, "exit_code", -1);
+            int st = job_state_parse(jobs[k].state);
+            jobs[k].done = st >= 0 && job_state_is_terminal((enum job_state)st);
+            jobs[k].ntasks = 1;
+            jobs[k].nended = jobs[k].done;
+            proto_msg_clear(&msg);
+            continue;
+        }
         snprintf(jobs[k].state, sizeof jobs[k].state, "%s", cli_json_str(job, "state", "?"));
         snprintf(jobs[k].reason, sizeof jobs[k].reason, "%s", cli_json_str(job, "reason", ""));
         jobs[k].exit_code = cli_json_int(job, "exit_code", -1);
@@ -492,21 +530,33 @@ int cli_wait_run(struct cli *cli, int argc, char **argv)
                 return cli_fail(cli, CLI_USAGE, "--timeout: '%s': must be more than 0 s", optarg);
         }
     }
-    uint64_t *ids;
-    int n, rc = parse_jobs(cli, argc, argv, &ids, &n);
-    if (rc != CLI_OK)
-        return rc;
+    int n = 0, rc = CLI_OK;
+    for (int i = optind; i < argc; i++)
+        for (const char *p = argv[i]; p; p = strchr(p + 1, ','))
+            n++;
+    if (n == 0)
+        return cli_usage_error(cli, "missing JOB");
     struct wjob *jobs = calloc((size_t)n, sizeof *jobs);
-    if (jobs == NULL) {
-        free(ids);
+    if (jobs == NULL)
         return cli_fail(cli, CLI_FAILED, "out of memory");
-    }
-    for (int i = 0; i < n; i++) {
-        jobs[i].id = ids[i];
-        jobs[i].docs_at_start = -1;
-        snprintf(jobs[i].state, sizeof jobs[i].state, "?");
-    }
-    free(ids);
+    n = 0; /* JOB or JOB_I, comma-separated or not */
+    for (int i = optind; i < argc; i++)
+        for (const char *p = argv[i]; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+            char item[48];
+            size_t len = strcspn(p, ",");
+            if (len >= sizeof item) {
+                free(jobs);
+                return cli_usage_error(cli, "'%.40s...': not a JOB or JOB_I", p);
+            }
+            snprintf(item, sizeof item, "%.*s", (int)len, p);
+            if (cli_jobtask_parse(cli, item, &jobs[n].id, &jobs[n].index) != CLI_OK) {
+                free(jobs);
+                return CLI_USAGE;
+            }
+            jobs[n].docs_at_start = -1;
+            snprintf(jobs[n].state, sizeof jobs[n].state, "?");
+            n++;
+        }
     rc = cli_connect(cli);
     if (rc != CLI_OK)
         goto out;
@@ -567,12 +617,13 @@ int cli_wait_run(struct cli *cli, int argc, char **argv)
                 snprintf(code, sizeof code, " (exit code %lld)", jobs[i].exit_code);
             if (jobs[i].reason[0])
                 snprintf(why, sizeof why, ": %s", jobs[i].reason);
-            cli_fail(cli, rc, "job %llu %s%s%s", (unsigned long long)jobs[i].id, jobs[i].state,
+            char nm[48];
+            cli_fail(cli, rc, "job %s %s%s%s", wjob_name(&jobs[i], nm), jobs[i].state,
                      code, why);
         }
     }
     if (timed_out) {
-        char buf[32], list[256] = "";
+        char buf[32], list[256] = "", nm[48];
         size_t len = 0;
         int shown = 0, left = 0;
         for (int i = 0; i < n; i++) {
@@ -580,8 +631,8 @@ int cli_wait_run(struct cli *cli, int argc, char **argv)
                 continue;
             left++;
             if (shown < 5 && len < sizeof list)
-                len += (size_t)snprintf(list + len, sizeof list - len, "%sjob %llu %s",
-                                        shown ? ", " : "", (unsigned long long)jobs[i].id,
+                len += (size_t)snprintf(list + len, sizeof list - len, "%sjob %s %s",
+                                        shown ? ", " : "", wjob_name(&jobs[i], nm),
                                         jobs[i].state);
             shown++;
         }
@@ -593,6 +644,8 @@ int cli_wait_run(struct cli *cli, int argc, char **argv)
         json_t *arr = json_array();
         for (int i = 0; i < n; i++) {
             json_t *o = json_pack("{s:I, s:s}", "id", (json_int_t)jobs[i].id, "state", jobs[i].state);
+            if (jobs[i].index >= 0)
+                json_object_set_new(o, "index", json_integer(jobs[i].index));
             if (jobs[i].done)
                 json_object_set_new(o, "exit_code", json_integer(jobs[i].exit_code));
             else

@@ -671,3 +671,18 @@ def test_result_of_a_task_not_ended_says_so(cluster):
     cluster.wait(jid)
     r = cluster.moat("result", f"{jid}_0")
     assert (r.out, r.err) == ("hi\n", ""), r
+
+
+def test_wait_for_one_element_of_an_array(cluster):
+    jid = cluster.submit("sh", "-c", "[ {index} = 1 ] && exit 3; [ {index} = 2 ] && sleep 30; "
+                         "echo {index}", opts=["--array", "0-2"])
+    r = cluster.j("wait", f"{jid}_0", "--timeout", "20s")  # while element 2 still runs
+    assert r["jobs"] == [{"id": jid, "index": 0, "state": "COMPLETED", "exit_code": 0}], r
+    r = cluster.moat("wait", f"{jid}_1,{jid}_0", check=1)
+    assert r.err.strip() == f"moat wait: job {jid}_1 FAILED (exit code 3)", r
+    assert cluster.show(jid)["state"] == "RUNNING"
+    r = cluster.moat("wait", f"{jid}_2", "--timeout", "1s", check=1)
+    assert f"1 job not ended: job {jid}_2 RUNNING" in r.err, r
+    assert "has no task 9" in cluster.moat("wait", f"{jid}_9", check=2).err
+    cluster.moat("wait", f"{jid}_x", check=2)
+    cluster.moat("cancel", jid)
