@@ -137,6 +137,28 @@ static int fail_batch(struct ctl *ctl)
     return 0;
 }
 
+/* peer_log_ok: whether a line about a peer's unsolicited message may go to
+ * the log: at most 20 per 10 s in all, so that a peer cannot flood it; the
+ * number left out is said with the next line let through. */
+static bool peer_log_ok(void)
+{
+    static double window;
+    static unsigned shown, dropped;
+    double now = units_mono();
+    if (now - window >= 10.0) {
+        if (dropped)
+            log_warn("ctl", "%u lines about peers' unsolicited messages left out in 10 s", dropped);
+        window = now;
+        shown = dropped = 0;
+    }
+    if (shown < 20) {
+        shown++;
+        return true;
+    }
+    dropped++;
+    return false;
+}
+
 static void handle(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg)
 {
     struct err e = {0};
@@ -148,12 +170,12 @@ static void handle(struct ctl *ctl, const struct net_peer *peer, struct proto_ms
         return;
     }
     if (fn == NULL) {
-        if (msg->type == PROTO_TYPE_ERROR)
-            log_warn("ctl", "peer reported an error: %s",
+        if (msg->type == PROTO_TYPE_ERROR && peer_log_ok())
+            log_warn("ctl", "peer %.40s reported an error: %.200s", peer->key,
                      json_string_value(json_object_get(msg->body, "msg")));
-        else if (msg->type != PROTO_TYPE_REPLY)
-            log_warn("ctl", "dropped %s: not a request the controller serves",
-                     proto_type_name(msg->type));
+        else if (msg->type != PROTO_TYPE_REPLY && msg->type != PROTO_TYPE_ERROR && peer_log_ok())
+            log_warn("ctl", "dropped %s from %.40s: not a request the controller serves",
+                     proto_type_name(msg->type), peer->key);
         return;
     }
     if (fn(ctl, peer, msg, &e) != 0) {

@@ -1,6 +1,8 @@
 /* log.h: the daemons' and CLI's log lines on stderr. Libraries never log.
  *
- * Line format: "2026-11-29T18:06:32.123Z LEVEL component: message".
+ * Line format: "2026-11-29T18:06:32.123Z LEVEL component: message", one
+ * line per call: control characters in the message (C0, DEL, C1) are written
+ * as \xNN, so text from a peer cannot forge a line or drive a terminal.
  * Thread-safety: one line is written with a single write(2), so lines from
  * threads do not interleave; the level is a process-wide setting.
  */

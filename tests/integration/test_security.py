@@ -392,3 +392,23 @@ def _ppid(p):
         return int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return -1
+
+
+def test_a_peer_cannot_forge_log_lines_or_flood_the_log(cluster):
+    # Text from peers reaches the log quoted in a line of the controller's:
+    # a newline in it must not start a line of the attacker's making, an
+    # escape sequence must not reach an operator's terminal, and unsolicited
+    # messages are logged at most 20 per 10 s.
+    c = Client(cluster.endpoint, key=cluster.dir / "client.key",
+               server=cluster.dir / "controller.pub")
+    forged = "2026-11-30T23:55:11.601Z info ctl: node FORGED registered"
+    for i in range(60):
+        c.send("ERROR", {"code": 1, "msg": f"x{i}\n{forged}\x1b[31mRED"})
+    assert c.call("PING")[0] == "REPLY"  # served all along
+    c.close()
+    log = (cluster.dir / "controller.log").read_text()
+    lines = [ln for ln in log.splitlines() if "reported an error" in ln]
+    assert len(lines) == 20, len(lines)
+    assert "x0\\x0a2026-11-30T23:55:11.601Z info ctl: node FORGED registered\\x1b[31mRED" in lines[0]
+    assert not any(ln.startswith(forged) for ln in log.splitlines())
+    assert "\x1b" not in log
