@@ -166,7 +166,18 @@ int ctl_infer_pick(const struct ctl *ctl, const struct job_spec *spec, int16_t *
     return 0;
 }
 
-/* pick_port: a port of node n's comm range not used by a running task's rank 0. */
+/* same_machine: whether nodes a and b share a machine, as far as their rank 0
+ * listening goes: the same host name, or the same comm_host (workers of one
+ * machine, as `moat local up` starts them, all listen on 127.0.0.1). */
+static bool same_machine(const struct ctl *ctl, int a, int b)
+{
+    const struct ctl_node *x = &ctl->nodes[a], *y = &ctl->nodes[b];
+    return a == b || strcmp(x->host, y->host) == 0 ||
+           (x->comm_host[0] && strcmp(x->comm_host, y->comm_host) == 0);
+}
+
+/* pick_port: a port of node n's comm range not used by a running task's rank 0
+ * on n's machine (any node of it: their ranges may overlap). */
 static int pick_port(struct ctl *ctl, int n)
 {
     struct ctl_node *node = &ctl->nodes[n];
@@ -181,8 +192,8 @@ static int pick_port(struct ctl *ctl, int n)
             if (j == NULL || j->spec.kind != JOB_KIND_INFER || j->running == 0)
                 continue;
             for (uint32_t k = 0; k < j->ntasks && !busy; k++)
-                busy = j->tasks[k].state == JOB_STATE_RUNNING && j->tasks[k].node == n &&
-                       j->tasks[k].comm_port == port;
+                busy = j->tasks[k].state == JOB_STATE_RUNNING && j->tasks[k].comm_port == port &&
+                       j->tasks[k].node >= 0 && same_machine(ctl, j->tasks[k].node, n);
         }
         if (!busy)
             return port;

@@ -138,6 +138,22 @@ def test_tp2_and_tp1_embed_like_the_reference(make_cluster, model_dir, signing, 
     assert len(lines) == n and '"index": 0' in lines[0].replace('":0', '": 0')
 
 
+def test_tp_groups_side_by_side_on_one_machine_get_ports_of_their_own(make_cluster, model_dir,
+                                                                       signing, tmp_path):
+    # Workers of one machine (as local up starts them) share 127.0.0.1 and a
+    # port range: two groups whose rank 0 sit on different workers must not
+    # both be told to listen on the same port (each batch's first attempt
+    # failed with "Address already in use" and ran again).
+    c = imported(make_cluster, model_dir, workers=4, signing=signing)
+    docs = tmp_path / "docs.txt"
+    docs.write_text("".join(SENTENCES.read_text().splitlines(keepends=True)[:24]))
+    jid = c.j("submit", "--infer", "minilm", "--input", docs, "--tp", "2", "--batch", "3")["id"]
+    c.wait(jid, timeout=240)
+    tasks = c.show(jid)["tasks"]
+    assert len(tasks) == 8 and all(t["attempts"] == 1 for t in tasks), tasks
+    assert "Address already in use" not in (c.dir / "controller.log").read_text()
+
+
 def test_bad_input_lines_are_named_and_policy_applies(make_cluster, model_dir, signing, tmp_path):
     c = imported(make_cluster, model_dir, workers=1, signing=signing)
     bad = tmp_path / "bad.txt"
