@@ -10,6 +10,7 @@
 #include "controller/ctl_bench.h"
 #include "controller/ctl_infer.h"
 #include "controller/ctl_jobs.h"
+#include "controller/ctl_quota.h"
 #include "controller/ctl_result.h"
 #include "controller/ctl_sched.h"
 #include "shared/log.h"
@@ -83,6 +84,12 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         return -1;
     }
     snprintf(job->owner, sizeof job->owner, "%s", peer->key);
+    if (ctl_quota_check(ctl, job->owner, job->ntasks, err) != 0) {
+        ctl_job_free(job);
+        json_decref(docs);
+        json_decref(ids);
+        return err_prefix(err, "submit");
+    }
     if (job->spec.hold) { /* --hold: held from the start (ctl_job_hold) */
         job->held = true;
         snprintf(job->reason, sizeof job->reason, "held (moat release %llu)", (unsigned long long)job->id);

@@ -23,6 +23,8 @@ static const struct cfg_key keys[] = {
     {"output_cap", CFG_SIZE, "1 MiB", 0, 536870912, F(output_cap)},
     {"kill_grace", CFG_DURATION, "5 s", 0, 3600, F(kill_grace)},
     {"inactive_age", CFG_DURATION, "5 m", 0, 31536000, F(inactive_age)},
+    {"max_tasks", CFG_INT, "4000000", 1, 1000000000, F(max_tasks)},
+    {"max_tasks_per_key", CFG_INT, "1000000", 1, 1000000000, F(max_tasks_per_key)},
     {"log_level", CFG_STR, "info", 0, 0, F(log_level)},
     {"egress_policy", CFG_STR, "warn", 0, 0, F(egress_policy)},
     {"trust_roots", CFG_STR_LIST, "", 0, 0, F(trust_roots)},

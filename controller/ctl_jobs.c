@@ -1,4 +1,5 @@
 /* ctl_jobs.c: job and task transitions, their records and messages. */
+#include "controller/ctl_quota.h"
 #include "controller/ctl_jobs.h"
 
 #include <errno.h>
@@ -107,8 +108,10 @@ static int job_set_state(struct ctl *ctl, struct ctl_job *job, enum job_state to
     if (!ctl_state_transition_ok(job->state, to))
         return err_set(err, EINVAL, "job %llu: %s -> %s is not a legal transition",
                        (unsigned long long)job->id, job_state_name(job->state), job_state_name(to));
-    if (job_state_is_terminal(to))
+    if (job_state_is_terminal(to)) {
         ctl->nactive--;
+        ctl_quota_note(ctl, job, false, err); /* never fails for a job it counts */
+    }
     job->state = to;
     if (to == JOB_STATE_RUNNING && job->start_time == 0)
         job->start_time = now;
@@ -132,6 +135,8 @@ int ctl_job_requeue(struct ctl *ctl, struct ctl_job *job, struct err *err)
         return err_set(err, EINVAL, "job %llu: a bench job is not requeued: submit it again", id);
     if (job->running > 0)
         return err_set(err, EBUSY, "job %llu: %u of its tasks still run", id, job->running);
+    if (ctl_quota_check(ctl, job->owner, job->ntasks, err) != 0)
+        return err_prefix(err, "requeue");
     if (ctl_batch(ctl, err) != 0)
         return -1;
     uint32_t n = 0;
@@ -166,6 +171,8 @@ int ctl_job_requeue(struct ctl *ctl, struct ctl_job *job, struct err *err)
     }
     job->state = JOB_STATE_PENDING;
     ctl->nactive++;
+    if (ctl_quota_note(ctl, job, true, err) != 0)
+        return -1;
     job->end_time = 0;
     job->exit_code = -1;
     job->cancel_requested = false;

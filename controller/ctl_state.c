@@ -1,4 +1,5 @@
 /* ctl_state.c: jobs, tasks, nodes in memory; their records in the store; recovery; outbox. */
+#include "controller/ctl_quota.h"
 #include "controller/ctl_state.h"
 
 #include <errno.h>
@@ -53,6 +54,7 @@ void ctl_state_free(struct ctl *ctl)
     ctl->unlive = NULL;
     ctl->nunlive = ctl->unlive_cap = 0;
     ctl->nresident = 0;
+    ctl_quota_free(ctl);
     free(ctl->queue);
     free(ctl->nodes);
     for (int i = 0; i < ctl->nout; i++)
@@ -163,7 +165,7 @@ int ctl_job_add(struct ctl *ctl, struct ctl_job *job, struct err *err)
     ctl->jobs[++ctl->njobs] = job;
     ctl->nresident++;
     ctl->nactive += !job_state_is_terminal(job->state);
-    return 0;
+    return job_state_is_terminal(job->state) ? 0 : ctl_quota_note(ctl, job, true, err);
 }
 
 static bool queue_before(const struct ctl_job *a, const struct ctl_job *b)
@@ -889,6 +891,8 @@ int ctl_state_recover(struct ctl *ctl, struct err *err)
     ctl->nactive = 0;
     for (uint64_t id = 1; id <= ctl->njobs; id++)
         ctl->nactive += ctl->jobs[id] != NULL && !job_state_is_terminal(ctl->jobs[id]->state);
+    if (ctl_quota_recount(ctl, err) != 0)
+        return -1;
     ctl->need_sched = true;
     /* the loaded finished jobs in the order they may go (noted in id order) */
     ctl_purge_sort(ctl);

@@ -146,6 +146,12 @@ struct ctl_out {
 
 struct ctl_auth;
 
+/* One owner key's tasks of unfinished jobs (ctl_quota.h). */
+struct ctl_owner_tasks {
+    char key[NET_KEY_LEN + 1];
+    uint64_t tasks;
+};
+
 struct ctl {
     struct ctl_cfg cfg;
     store_t *store;
@@ -159,6 +165,9 @@ struct ctl {
     uint64_t *unlive;         /* purged ids still in the store's index (ctl_live_flush) */
     size_t nunlive, unlive_cap;
     uint64_t nactive;         /* jobs not in a terminal state */
+    uint64_t active_tasks;    /* their tasks (ctl_quota.h) */
+    struct ctl_owner_tasks *owners; /* the same per owner key, owned */
+    int nowners, owners_cap;
     struct ctl_job **queue;   /* jobs with tasks to place, by priority desc then id asc */
     uint32_t nqueue, queue_cap;
     struct ctl_node *nodes;

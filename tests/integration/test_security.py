@@ -412,3 +412,39 @@ def test_a_peer_cannot_forge_log_lines_or_flood_the_log(cluster):
     assert "x0\\x0a2026-11-30T23:55:11.601Z info ctl: node FORGED registered\\x1b[31mRED" in lines[0]
     assert not any(ln.startswith(forged) for ln in log.splitlines())
     assert "\x1b" not in log
+
+
+def test_unfinished_tasks_are_limited_per_key_and_in_all(make_cluster, tmp_path):
+    # A key submitting arrays of held tasks could take the controller's
+    # memory (about 100 bytes per task until its job ends): max_tasks_per_key
+    # and max_tasks refuse what would pass them, as Slurm's MaxSubmitJobs and
+    # MaxJobCount; a job that ends gives its tasks back; a restart recounts.
+    c = make_cluster(workers=1, controller_extra="max_tasks_per_key = 10;\nmax_tasks = 15;\n")
+    other = keygen(c, tmp_path, "other")
+    c.moat("admin", "key", "add", other, "--role", "client")
+    env = {"MOAT_KEY": str(tmp_path / "other.key")}
+
+    def submit(n, check=0, as_other=False):
+        return c.moat("submit", "--hold", "--array", f"0-{n - 1}", "--", "true",
+                      env=env if as_other else None, check=check)
+
+    a = submit(6).out.strip()
+    r = submit(5, check=1)
+    assert r.err.strip() == ("moat submit: 5 tasks: this key's unfinished jobs hold 6, "
+                             "and max_tasks_per_key is 10; submit again when some have ended"), r
+    submit(6, as_other=True)
+    r = submit(4, as_other=True, check=1)  # 10 of its own, but 16 in all
+    assert "unfinished jobs hold 12, and the controller's max_tasks is 15" in r.err, r
+    submit(3, as_other=True)
+    c.down()
+    c.up(1)  # recounted from the store: 6 + 9
+    assert "max_tasks is 15" in submit(1, check=1).err
+    c.moat("cancel", a)
+    c.wait(a, check=1)
+    b = submit(4).out.strip()  # the cancelled job's 6 are free again
+    assert "this key's unfinished jobs hold 4" in submit(7, check=1).err
+    c.moat("cancel", b)
+    c.wait(b, check=1)
+    r = c.moat("requeue", a, b, check=1)  # 6 + 4 again: the second would pass max_tasks
+    assert "4 tasks: unfinished jobs hold 15, and the controller's max_tasks is 15" in r.err, r
+    assert c.show(b)["state"] == "CANCELLED" and c.show(a)["state"] == "PENDING"
