@@ -100,8 +100,9 @@ static int register_refused(struct ctl *ctl, const struct net_peer *peer, const 
  * new)? A name belongs to the key that first registered it, for as long as
  * that key is allowlisted and not revoked, so another worker's key cannot
  * take over its tasks and results; and a key holds one node at a time: it
- * moves to a new name only once its old node is DOWN (its binding then ends),
- * so one key cannot flood the controller with nodes. 0, or -1 with EPERM
+ * moves to a new name only once its old node is DOWN (its binding then ends,
+ * and the old node is removed), so one key cannot flood the controller with
+ * nodes. 0, or -1 with EPERM
  * (audited). A peer without a key (plaintext, unit tests) is not checked. */
 static int node_key_check(struct ctl *ctl, const struct net_peer *peer, const char *name, int n,
                           struct err *err)
@@ -122,12 +123,29 @@ static int node_key_check(struct ctl *ctl, const struct net_peer *peer, const ch
                      o->running > 0 ? "running tasks" : node_state_name(o->state));
             return register_refused(ctl, peer, name, why, err);
         }
-        log_info("ctl", "worker key of node %s (DOWN) now registers as node %s", o->name, name);
+        log_info("ctl", "worker key of node %s (DOWN) now registers as node %s; %s is removed",
+                 o->name, name, o->name);
         o->key[0] = '\0';
+        /* out of the node table's listings and placement, as moat admin node
+         * remove: a key moving from name to name leaves no trail of DOWN nodes */
+        o->removed = true;
+        snprintf(o->reason, sizeof o->reason, "renamed %.40s", name);
         if (ctl_node_save(ctl, o, err) != 0)
             return -1;
     }
     return 0;
+}
+
+/* node_limit: seconds without a heartbeat after which node is lost: the
+ * tolerance times its interval, the one it was last told if longer (a
+ * controller restarted with a shorter heartbeat_interval: the worker keeps
+ * its old pace until it registers again). */
+static double node_limit(const struct ctl *ctl, const struct ctl_node *node)
+{
+    double every = ctl->cfg.heartbeat_interval;
+    if (node->hb_given > every)
+        every = node->hb_given;
+    return every * (double)ctl->cfg.heartbeat_tolerance;
 }
 
 int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
@@ -184,13 +202,30 @@ int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_m
         node->reason[0] = '\0';
         node->state = NODE_STATE_DOWN;
     }
+    bool restarted = strcmp(node->instance, instance) != 0;
+    double mono = units_mono();
+    if (restarted && node->prev_instance[0] && strcmp(instance, node->prev_instance) == 0 &&
+        node->registered && node->state != NODE_STATE_DOWN && mono - node->last_seen <= node_limit(ctl, node)) {
+        /* The instance the current one replaced is alive too: two workers
+         * (a cloned machine, a copied config) share the name and would take
+         * each other's place, requeueing each other's tasks, for ever. */
+        if (mono - node->dup_logged >= 60.0) {
+            log_error("ctl", "node %s: two live workers register under this name: pid %d on %s "
+                      "(registered) and the instance it replaced; the latter is refused until "
+                      "the former stops: give each worker a name of its own", name, node->pid,
+                      node->host);
+            node->dup_logged = mono;
+        }
+        return err_set(err, EBUSY, "register: node %.64s is held by another live worker (pid %d "
+                       "on %.64s): stop one of them, or give each its own name", name, node->pid,
+                       node->host);
+    }
     if (strcmp(node->key, peer->key) != 0) {
         if (node->key[0])
             log_warn("ctl", "node %s: its worker key %s is no longer allowed; now %s", name,
                      node->key, peer->key);
         snprintf(node->key, sizeof node->key, "%s", peer->key);
     }
-    bool restarted = strcmp(node->instance, instance) != 0;
     const json_t *tasks = json_object_get(b, "tasks");
     /* Tasks we believe run there but the worker does not hold are lost. */
     if (requeue_lost(ctl, n, tasks, restarted ? "worker restarted" : "worker lost the task", err) != 0)
@@ -221,6 +256,8 @@ int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     }
     snprintf(node->host, sizeof node->host, "%s", jstr(b, "host"));
     snprintf(node->backend, sizeof node->backend, "%s", jstr(b, "backend"));
+    if (restarted)
+        snprintf(node->prev_instance, sizeof node->prev_instance, "%s", node->instance);
     snprintf(node->instance, sizeof node->instance, "%s", instance);
     node->pid = (int)jint(b, "pid");
     node->cpus = (int)jint(b, "cpus");
@@ -253,6 +290,7 @@ int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     node->registered = true;
     node->peer = *peer;
     node->last_seen = units_mono();
+    node->hb_given = ctl->cfg.heartbeat_interval;
     if (ctl_node_save(ctl, node, err) != 0)
         return -1;
     log_info("ctl", "node %s registered: host=%s pid=%d cpus=%d gpus=%d backend=%s%s", node->name,
@@ -411,12 +449,11 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
 
 int ctl_nodes_check(struct ctl *ctl, double now, double mono, struct err *err)
 {
-    double limit = ctl->cfg.heartbeat_interval * (double)ctl->cfg.heartbeat_tolerance;
     for (int n = 0; n < ctl->nnodes; n++) {
         struct ctl_node *node = &ctl->nodes[n];
         if (node->state == NODE_STATE_DOWN && node->running == 0)
             continue;
-        if (mono - node->last_seen <= limit)
+        if (mono - node->last_seen <= node_limit(ctl, node))
             continue;
         log_warn("ctl", "node %s: no heartbeat for %.1f s; DOWN", node->name, mono - node->last_seen);
         node->state = NODE_STATE_DOWN;
@@ -429,7 +466,8 @@ int ctl_nodes_check(struct ctl *ctl, double now, double mono, struct err *err)
             return -1;
     }
     /* Backstop for time limits: the worker enforces them; this covers a silent worker. */
-    double slack = ctl->cfg.kill_grace + limit + 1.0;
+    double slack = ctl->cfg.kill_grace +
+                   ctl->cfg.heartbeat_interval * (double)ctl->cfg.heartbeat_tolerance + 1.0;
     for (uint64_t id = 1; id <= ctl->njobs; id++) {
         struct ctl_job *job = ctl->jobs[id];
         if (job == NULL || job->running == 0 || job->spec.time_limit <= 0)

@@ -310,6 +310,10 @@ int ctl_node_save(struct ctl *ctl, const struct ctl_node *n, struct err *err)
                           "host", n->host, "pid", n->pid, "cpus", n->cpus, "gpus", n->gpus,
                           "mem_bytes", (json_int_t)n->mem, "backend", n->backend, "state",
                           node_state_name(n->state), "instance", n->instance, "key", n->key);
+    if (o)
+        json_object_update_new(o, json_pack("{s:f, s:s, s:b, s:s, s:s}", "heartbeat_s", n->hb_given,
+                                            "sandbox", n->sandbox, "egress", n->egress,
+                                            "egress_route", n->egress_route, "version", n->version));
     if (o && (n->drained || n->removed || n->reason[0]))
         json_object_update_new(o, json_pack("{s:b, s:b, s:s}", "drained", n->drained, "removed",
                                             n->removed, "reason", n->reason));
@@ -413,6 +417,12 @@ static int load_node_cb(const void *key, size_t klen, const void *val, size_t vl
     n->drained = json_is_true(json_object_get(o, "drained"));
     n->removed = json_is_true(json_object_get(o, "removed"));
     snprintf(n->reason, sizeof n->reason, "%s", jstr(o, "reason"));
+    /* as the node last registered (records before these fields: unknown) */
+    n->hb_given = jnum(o, "heartbeat_s");
+    snprintf(n->sandbox, sizeof n->sandbox, "%s", jstr(o, "sandbox"));
+    n->egress = json_is_true(json_object_get(o, "egress"));
+    snprintf(n->egress_route, sizeof n->egress_route, "%s", jstr(o, "egress_route"));
+    snprintf(n->version, sizeof n->version, "%s", jstr(o, "version"));
     n->registered = false;
     n->last_seen = units_mono();
     json_decref(o);

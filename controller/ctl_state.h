@@ -105,6 +105,12 @@ static inline bool ctl_task_on_node(const struct ctl_job *job, const struct ctl_
 struct ctl_node {
     char name[65], host[256], backend[33], instance[65];
     char version[33];         /* the worker's, from REGISTER ("" when it did not say) */
+    char prev_instance[65];   /* the instance the current one replaced ("" if none): it
+                               * registering again means two live workers share the name */
+    double dup_logged;        /* monotonic s: the last log line about such a twin */
+    double hb_given;          /* s: the heartbeat interval this node was last told
+                               * (persisted: a restarted controller with a shorter
+                               * one waits as long as the worker was told) */
     int pid, cpus, gpus;
     uint64_t mem;
     int used_cpus, used_gpus;

@@ -473,3 +473,54 @@ def test_a_restarted_worker_removes_shard_transfers_it_left_unfinished(cluster):
     wait_for(lambda: not part.exists(), 10, what="the .part file to go")
     assert kept.read_bytes() == b"verified"
     assert "removed 1 unfinished shard transfer left" in (cluster.dir / "worker-1.log").read_text()
+
+
+def test_two_live_workers_under_one_name_do_not_take_turns(make_cluster, tmp_path):
+    """A cloned machine or a copied config: a second worker with the same name
+    and key (its own state_dir) replaces the first once; when the first comes
+    back it is refused as long as the second lives, instead of the two taking
+    each other's place every second and requeueing each other's tasks."""
+    import subprocess
+    from conftest import BIN
+    c = make_cluster(workers=1, worker_extra='exec_sandbox = "off";\n')
+    conf = (c.dir / "worker-1.conf").read_text().replace(str(c.dir / "worker-1") + '"',
+                                                         str(tmp_path / "twin") + '"')
+    (tmp_path / "twin.conf").write_text(conf)
+    log = open(tmp_path / "twin.log", "w")
+    twin = subprocess.Popen([str(BIN / "moat-worker"), "-c", str(tmp_path / "twin.conf")], stderr=log)
+    try:
+        ctl_log = c.dir / "controller.log"
+        wait_for(lambda: "two live workers register under this name" in ctl_log.read_text(), 20,
+                 what="the twin to be noticed")
+        jid = c.submit("sh", "-c", "sleep 1; echo {index}", opts=["--array", "0-3"])
+        c.wait(jid, timeout=60)
+        assert all(t["attempts"] == 1 for t in c.show(jid)["tasks"]), c.show(jid)["tasks"]
+        text = ctl_log.read_text()
+        assert text.count("node local-1 registered") <= 3, text
+        assert text.count("two live workers register under this name") == 1
+        refused = (c.dir / "worker-1.log").read_text() + (tmp_path / "twin.log").read_text()
+        assert "is held by another live worker" in refused, refused
+    finally:
+        twin.kill()
+        twin.wait()
+        log.close()
+
+
+def test_a_shorter_heartbeat_after_a_controller_restart_spares_the_workers(make_cluster):
+    """Workers keep the heartbeat interval they were told until they register
+    again: a controller restarted with a shorter one must not declare them
+    lost and requeue their running tasks for it."""
+    c = make_cluster(workers=1, up=False)
+    extra = c.dir / "controller.extra.conf"
+    extra.write_text(extra.read_text().replace('"200 ms"', '"4 s"'))
+    c.up(1)
+    jid = c.submit("sh", "-c", "sleep 8; echo done")
+    c.wait_state(jid, "RUNNING")
+    pid = c.pid("controller")
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not pid_alive(pid), 15, what="the controller to stop")
+    extra.write_text(extra.read_text().replace('"4 s"', '"200 ms"'))
+    c.up(1)
+    c.wait(jid, timeout=60)
+    assert c.show(jid)["tasks"][0]["attempts"] == 1, c.show(jid)
+    assert "no heartbeat" not in (c.dir / "controller.log").read_text()

@@ -448,3 +448,21 @@ def test_unfinished_tasks_are_limited_per_key_and_in_all(make_cluster, tmp_path)
     r = c.moat("requeue", a, b, check=1)  # 6 + 4 again: the second would pass max_tasks
     assert "4 tasks: unfinished jobs hold 15, and the controller's max_tasks is 15" in r.err, r
     assert c.show(b)["state"] == "CANCELLED" and c.show(a)["state"] == "PENDING"
+
+
+def test_a_worker_key_moving_from_name_to_name_leaves_no_trail(cluster, tmp_path):
+    # A key holds one node; once that node is DOWN it may register under a
+    # new name (a renamed worker), and the old node is removed: a key cannot
+    # pile up DOWN nodes (each drawing dispatches until it is found silent).
+    key = keygen(cluster, tmp_path, "roamer")
+    cluster.moat("admin", "key", "add", key, "--role", "worker")
+    w = Client(cluster.endpoint, key=tmp_path / "roamer.key", server=cluster.dir / "controller.pub")
+    reg = {"host": "vm", "pid": 1, "cpus": 1, "gpus": 0, "mem_bytes": 1 << 30, "backend": "cpu",
+           "instance": "i", "tasks": []}
+    for i in range(4):
+        t, body, _ = w.call("REGISTER", dict(reg, name=f"ghost-{i}", instance=f"i{i}"))
+        assert t == "REPLY", body
+        wait_for(lambda: cluster.nodes()[f"ghost-{i}"]["state"] == "DOWN", 10, what="silence noticed")
+    w.close()
+    assert sorted(cluster.nodes()) == ["ghost-3", "local-1", "local-2"]
+    assert "ghost-2 is removed" in (cluster.dir / "controller.log").read_text()
