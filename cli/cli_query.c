@@ -52,7 +52,7 @@ static const char queue_help[] =
     "COMPLETED, FAILED, CANCELLED, TIMEOUT, or Slurm's PD, R, CD, F, CA, TO\n"
     "(a finished state implies --all). With --json: {\"jobs\": [job, ...]}.\n"
     "\n"
-    "Columns: JOBID, NAME, STATE, PROGRESS (share of tasks ended), SUBMITTED,\n"
+    "Columns: JOBID, NAME, STATE, PROGRESS (share of tasks COMPLETED), SUBMITTED,\n"
     "TIME (running time so far, or total), EXIT (exit code of a finished job),\n"
     "REASON (why it waits, or why it ended as it did).\n"
     "\n"

@@ -201,8 +201,8 @@ int ctl_job_maybe_finish(struct ctl *ctl, struct ctl_job *job, double now, struc
     if (job->done < job->ntasks || job_state_is_terminal(job->state))
         return 0;
     bool failed = false, timeout = false, cancelled = false, killed = false;
-    int code = 0; /* the highest exit code of its tasks; else -1 if one failed or timed
-                   * out without one (a signal, its node lost); a cancel is said by the state */
+    int code = 0; /* the highest exit code of its tasks; else -1 if one ended without
+                   * one (a signal, its node lost, killed by a cancel) */
     for (uint32_t i = 0; i < job->ntasks; i++) {
         const struct ctl_task *t = &job->tasks[i];
         failed |= t->state == JOB_STATE_FAILED;
@@ -212,7 +212,8 @@ int ctl_job_maybe_finish(struct ctl *ctl, struct ctl_job *job, double now, struc
             continue; /* never ran (cancelled while pending): no exit code to count */
         if (t->exit_code > code)
             code = t->exit_code;
-        killed |= t->exit_code < 0 && (t->state == JOB_STATE_FAILED || t->state == JOB_STATE_TIMEOUT);
+        /* killed: by a signal, its node lost, or a cancel while it ran */
+        killed |= t->exit_code < 0 && t->state != JOB_STATE_COMPLETED;
     }
     if (code == 0 && killed)
         code = -1;
@@ -336,6 +337,7 @@ int ctl_task_end(struct ctl *ctl, struct ctl_job *job, uint32_t offset, enum job
     if (was_running)
         job->running--;
     job->done++;
+    job->completed += state == JOB_STATE_COMPLETED;
     if (ctl_task_save(ctl, job, offset, err) != 0)
         return -1;
     return ctl_job_maybe_finish(ctl, job, units_now(), err);

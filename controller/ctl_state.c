@@ -253,6 +253,11 @@ int ctl_job_save(struct ctl *ctl, const struct ctl_job *job, bool append, struct
                           "start_time", time_json(job->start_time), "end_time",
                           time_json(job->end_time), "exit_code", job->exit_code, "reason",
                           job->reason, "cancel", job->cancel_requested);
+    if (o && job_state_is_terminal(job->state) &&
+        json_object_set_new(o, "completed", json_integer(job->completed)) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
     if (o && job->held && json_object_set_new(o, "held", json_true()) != 0) {
         json_decref(o);
         o = NULL;
@@ -467,6 +472,8 @@ static struct ctl_job *job_decode(uint64_t id, const void *val, size_t vlen, str
     job->start_time = jnum(o, "start_time");
     job->end_time = jnum(o, "end_time");
     job->exit_code = jint(o, "exit_code", -1);
+    /* records of jobs that ended before the count was kept: all of them */
+    job->completed = (uint32_t)jint(o, "completed", job->state == JOB_STATE_COMPLETED ? job->ntasks : 0);
     snprintf(job->reason, sizeof job->reason, "%s", jstr(o, "reason"));
     job->cancel_requested = json_is_true(json_object_get(o, "cancel"));
     job->held = json_is_true(json_object_get(o, "held"));
@@ -619,8 +626,10 @@ static int load_task_cb(const void *key, size_t klen, const void *val, size_t vl
 static void job_settle_finished(struct ctl_job *job)
 {
     job->running = 0;
+    job->completed = 0;
     for (uint32_t off = 0; off < job->ntasks; off++) {
         struct ctl_task *t = &job->tasks[off];
+        job->completed += t->state == JOB_STATE_COMPLETED;
         if (t->state == JOB_STATE_RUNNING) {
             job->running++;
         } else if (!job_state_is_terminal(t->state)) {
@@ -853,6 +862,7 @@ int ctl_state_recover(struct ctl *ctl, struct err *err)
                 job->running++;
             } else if (job_state_is_terminal(t->state)) {
                 job->done++;
+                job->completed += t->state == JOB_STATE_COMPLETED;
             } else if (job->cancel_requested && !job_state_is_terminal(job->state)) {
                 /* cancelled while others ran: ctl_job_cancel ended it in memory only
                  * (no record); the job ends when its running tasks do */
@@ -1015,7 +1025,8 @@ json_t *ctl_job_json(const struct ctl_job *job)
     json_object_set_new(o, "end_time", time_json(job->end_time));
     json_object_set_new(o, "exit_code", job_state_is_terminal(job->state) && attempts > 0
                                             ? json_integer(job->exit_code) : json_null());
-    json_object_set_new(o, "progress", json_real(job->ntasks ? (double)job->done / job->ntasks : 1.0));
+    /* the share of its tasks COMPLETED: what a cancelled or failed job got done */
+    json_object_set_new(o, "progress", json_real(job->ntasks ? (double)job->completed / job->ntasks : 1.0));
     json_object_set_new(o, "priority", json_integer(job->spec.priority));
     json_object_set_new(o, "cpus", json_integer(job->spec.cpus));
     json_object_set_new(o, "gpus", json_integer(job->spec.gpus));

@@ -83,6 +83,8 @@ struct ctl_job {
     uint32_t nrequeue, requeue_cap, requeue_head;
     uint32_t running;       /* tasks RUNNING */
     uint32_t done;          /* tasks in a terminal state */
+    uint32_t completed;     /* of them COMPLETED (the job's progress); kept in the job's
+                             * record once it ended, for a listing without its tasks */
     json_t *infer;          /* infer jobs: {shards: [{sha256, bytes}] per rank, vocab: {sha256, bytes}}; owned */
     double cancel_time;     /* Unix s of ctl_job_cancel (0: never): the end time of the
                              * tasks it never started, which have no record */

@@ -394,13 +394,15 @@ def test_finished_jobs_leave_memory_and_are_read_back(make_cluster):
     c.moat("wait", arr, ok, timeout=90, check=None)
     wait_for(lambda: c.j("ping")["resident"] == 0, 10, what="finished jobs purged")
     job = c.show(arr)
-    assert job["state"] == "FAILED" and job["name"] == "purged" and job["progress"] == 1
+    # progress: the share COMPLETED (5 of 10), from the tasks read back, and
+    # from the job's record alone in a listing
+    assert job["state"] == "FAILED" and job["name"] == "purged" and job["progress"] == 0.5
     assert [t["exit_code"] for t in sorted(job["tasks"], key=lambda t: t["index"])] == \
         [i % 2 for i in range(10)]
     assert c.moat("result", arr, "--task", "7", "--format", "raw").out == "out-7\n"
     assert c.moat("result", ok).out == "fine\n"
-    listed = {j["id"]: j["state"] for j in c.j("queue", "--all")["jobs"]}
-    assert listed == {arr: "FAILED", ok: "COMPLETED"}
+    listed = {j["id"]: (j["state"], j["progress"]) for j in c.j("queue", "--all")["jobs"]}
+    assert listed == {arr: ("FAILED", 0.5), ok: ("COMPLETED", 1)}
     assert c.j("queue")["jobs"] == []
     after = c.submit("true", opts=["--after", ok])
     failed_dep = c.submit("true", opts=["--after", arr])
@@ -686,3 +688,17 @@ def test_wait_for_one_element_of_an_array(cluster):
     assert "has no task 9" in cluster.moat("wait", f"{jid}_9", check=2).err
     cluster.moat("wait", f"{jid}_x", check=2)
     cluster.moat("cancel", jid)
+
+
+def test_a_cancelled_job_shows_what_it_got_done(host_cluster, tmp_path):
+    # A job cancelled after 2 of its 5 elements completed: 40%, not the 100%
+    # of its tasks having ended, and no exit code 0 as if all went well.
+    c = host_cluster
+    jid = c.submit("sh", "-c", "[ {index} -lt 2 ] || sleep 30", opts=["--array", "0-4"])
+    wait_for(lambda: c.show(jid)["task_states"].get("COMPLETED") == 2, 20, what="2 completed")
+    c.moat("cancel", jid)
+    c.wait(jid, check=1)
+    job = c.show(jid)
+    assert (job["state"], job["progress"], job["exit_code"]) == ("CANCELLED", 0.4, -1), job
+    row = c.moat("queue", "--all").out.splitlines()[-1].split()
+    assert row[2:4] == ["CANCELLED", "40%"], row
