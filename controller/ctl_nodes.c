@@ -400,9 +400,20 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
                 *c = '?';
         ctl_job_final_reason(job);
     }
+    /* When the process really started and ended, by the worker's clock; a
+     * time before the dispatch or after now (5 minutes of clock skew aside),
+     * or an end before the start, is not believed (a worker's broken clock, a
+     * forged message): the dispatch and now stand for them. */
     double started = json_number_value(json_object_get(b, "start_time"));
-    if (started > 0)
-        t->start_time = started; /* when the process really started, not when it was sent */
+    double ended = json_number_value(json_object_get(b, "end_time")), now = units_now();
+    if (!(started >= t->start_time - 300 && started <= ended && ended <= now + 300)) {
+        log_warn("ctl", "task %llu.%u: node %s's times (start %.3f, end %.3f) are outside the "
+                 "dispatch (%.3f) and now (%.3f); using those", (unsigned long long)jid, index,
+                 node->name, started, ended, t->start_time, now);
+        started = t->start_time;
+        ended = now;
+    }
+    t->start_time = started;
     struct ctl_result r = {
         .exit_code = (int)jint(b, "exit_code"),
         .signal = (int)jint(b, "signal"),
@@ -441,8 +452,8 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
         return -1;
     }
     ctl_task_usage_add(t, b);
-    if (ctl_task_end(ctl, job, (uint32_t)off, (enum job_state)st, r.exit_code, r.signal,
-                     json_number_value(json_object_get(b, "end_time")), err) != 0)
+    if (ctl_task_end(ctl, job, (uint32_t)off, (enum job_state)st, r.exit_code, r.signal, ended,
+                     err) != 0)
         return -1;
     return ctl_out_reply(ctl, peer, msg->req_id, NULL);
 }

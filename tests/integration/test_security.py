@@ -466,3 +466,34 @@ def test_a_worker_key_moving_from_name_to_name_leaves_no_trail(cluster, tmp_path
     w.close()
     assert sorted(cluster.nodes()) == ["ghost-3", "local-1", "local-2"]
     assert "ghost-2 is removed" in (cluster.dir / "controller.log").read_text()
+
+
+def test_a_workers_absurd_times_for_a_task_are_not_believed(make_cluster, tmp_path):
+    # A worker's TASK_END says when the process started and ended: a start
+    # after the end, or times far from the dispatch and now (a broken clock,
+    # a forged message) are replaced by the dispatch time and now.
+    c = make_cluster(workers=1)
+    key = keygen(c, tmp_path, "clock")
+    c.moat("admin", "key", "add", key, "--role", "worker")
+    c.moat("admin", "node", "drain", "local-1")
+    w = Client(c.endpoint, key=tmp_path / "clock.key", server=c.dir / "controller.pub")
+    t, body, _ = w.call("REGISTER", {"name": "clock", "host": "vm", "pid": 1, "cpus": 1, "gpus": 0,
+                                     "mem_bytes": 1 << 30, "backend": "cpu", "instance": "i",
+                                     "tasks": []})
+    assert t == "REPLY", body
+    before = time.time()
+    jid = c.submit("true")
+    while True:
+        w.send("HEARTBEAT", {"name": "clock", "instance": "i", "running": 0})
+        r = w.recv(0.1)
+        if r and r[0] == "DISPATCH":
+            break
+    d = r[2]
+    w.send("TASK_END", {"job": d["job"], "task": d["task"], "attempt": d["attempt"],
+                        "state": "COMPLETED", "exit_code": 0, "signal": 0, "truncated": False,
+                        "start_time": 1e11, "end_time": 0.0}, blobs=[b"", b""])
+    c.wait(jid, timeout=20)
+    w.close()
+    task = c.show(jid)["tasks"][0]
+    assert before - 1 <= task["start_time"] <= task["end_time"] <= time.time() + 1, task
+    assert "are outside the dispatch" in (c.dir / "controller.log").read_text()
