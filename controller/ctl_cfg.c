@@ -25,6 +25,7 @@ static const struct cfg_key keys[] = {
     {"inactive_age", CFG_DURATION, "5 m", 0, 31536000, F(inactive_age)},
     {"max_tasks", CFG_INT, "4000000", 1, 1000000000, F(max_tasks)},
     {"max_tasks_per_key", CFG_INT, "1000000", 1, 1000000000, F(max_tasks_per_key)},
+    {"upload_max", CFG_SIZE, "16 GiB", 1048576, 1.8e19, F(upload_max)},
     {"log_level", CFG_STR, "info", 0, 0, F(log_level)},
     {"egress_policy", CFG_STR, "warn", 0, 0, F(egress_policy)},
     {"trust_roots", CFG_STR_LIST, "", 0, 0, F(trust_roots)},

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "controller/ctl_audit.h"
@@ -43,6 +44,32 @@ static void upload_path(const struct ctl *ctl, const struct net_peer *peer, cons
     char rel[128];
     snprintf(rel, sizeof rel, "%s-%s.part", id, sha);
     art_path(ctl, out, cap, "upload/%s%s", rel, "");
+}
+
+/* uploads_held: bytes of the unfinished uploads (upload/<id>-*.part) of the
+ * key whose upload path is path, that one aside. */
+static uint64_t uploads_held(const struct ctl *ctl, const char *path)
+{
+    char dir[PATH_MAX];
+    art_path(ctl, dir, sizeof dir, "upload%s%s", "", "");
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    size_t idlen = strcspn(base, "-") + 1; /* "<id>-" */
+    uint64_t sum = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, base, idlen) != 0 || strcmp(de->d_name, base) == 0)
+            continue;
+        char p[PATH_MAX + 256];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISREG(st.st_mode))
+            sum += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    return sum;
 }
 
 /* sweep_uploads: remove the uploads (upload/\*.part) not written for max_age
@@ -147,6 +174,21 @@ int ctl_on_model_put(struct ctl *ctl, const struct net_peer *peer, struct proto_
     upload_path(ctl, peer, sha, path, sizeof path);
     if (off == 0)
         sweep_uploads(ctl, CTL_MODEL_UPLOAD_STALE);
+    /* One key's unfinished uploads are bounded (upload_max), and no upload
+     * takes the last CTL_MODEL_FREE_MIN of the state directory's disk from
+     * the store: bytes sent by a client are on disk before they are checked. */
+    uint64_t held = uploads_held(ctl, path), cap = ctl->cfg.upload_max;
+    if (total > cap || held + off + len > cap)
+        return err_set(err, EDQUOT, "model %s: %s: %.1f MiB: this key's unfinished uploads hold "
+                       "%.1f MiB, and upload_max is %.1f MiB (an unfinished upload goes after an "
+                       "hour unwritten)", name, file, total / 1048576.0, held / 1048576.0,
+                       cap / 1048576.0);
+    struct statvfs vfs;
+    if (statvfs(ctl->cfg.state_dir, &vfs) == 0 &&
+        (uint64_t)vfs.f_bavail * vfs.f_frsize < len + CTL_MODEL_FREE_MIN)
+        return err_set(err, ENOSPC, "model %s: %s: the state directory's disk has %.1f MiB free; "
+                       "uploads leave %u MiB to the store", name, file,
+                       (double)vfs.f_bavail * vfs.f_frsize / 1048576.0, CTL_MODEL_FREE_MIN >> 20);
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return err_set(err, errno, "model %s: %s: %s", name, path, strerror(errno));

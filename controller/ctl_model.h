@@ -19,6 +19,7 @@
 
 #define CTL_MODEL_CHUNK (4u << 20) /* bytes per MODEL_PUT / SHARD_GET chunk, at most */
 #define CTL_MODEL_UPLOAD_STALE 3600.0 /* s: an upload not written for this long is removed */
+#define CTL_MODEL_FREE_MIN (512u << 20) /* bytes of the state directory's disk uploads leave free */
 
 /* ctl_model_init: create the artifact directories. errno codes naming the path. */
 int ctl_model_init(struct ctl *ctl, struct err *err);

@@ -129,9 +129,9 @@ class Client:
         type_, rid = parse_header(frames[0])
         return type_, rid, json.loads(frames[1]), frames[2:]
 
-    def call(self, type_, body=None, timeout=10.0):
+    def call(self, type_, body=None, timeout=10.0, blobs=()):
         """(type, body, blobs) of the reply to one request; TimeoutError if none."""
-        rid = self.send(type_, body)
+        rid = self.send(type_, body, blobs)
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()

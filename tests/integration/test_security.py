@@ -2,6 +2,7 @@
 allowlisted keys; an unlisted key is refused and audited; a revoked key loses
 access without a restart; the audit log's hash chain names the first edited
 record. Real daemons on loopback, through `moat local up`."""
+import errno
 import json
 import os
 import shutil
@@ -497,3 +498,25 @@ def test_a_workers_absurd_times_for_a_task_are_not_believed(make_cluster, tmp_pa
     task = c.show(jid)["tasks"][0]
     assert before - 1 <= task["start_time"] <= task["end_time"] <= time.time() + 1, task
     assert "are outside the dispatch" in (c.dir / "controller.log").read_text()
+
+
+def test_one_keys_unfinished_uploads_are_bounded(make_cluster):
+    # Bytes a client sends for a model import are on disk before they are
+    # checked: one key's unfinished uploads stop at upload_max, so a key
+    # cannot fill the state directory's disk under the store.
+    c = make_cluster(workers=1, controller_extra='upload_max = "8 MiB";\n')
+    cl = Client(c.endpoint, key=c.dir / "client.key", server=c.dir / "controller.pub")
+
+    def put(sha, off, size, total):
+        return cl.call("MODEL_PUT", {"name": "m", "file": "model.safetensors", "sha256": sha * 32,
+                                     "offset": off, "total": total}, blobs=[b"x" * size])
+
+    assert put("ab", 0, 4 << 20, 6 << 20)[0] == "REPLY"
+    assert put("ab", 4 << 20, 2 << 20, 6 << 20)[0] == "REPLY"
+    t, body, _ = put("cd", 0, 3 << 20, 4 << 20)  # 6 MiB held + 3
+    assert t == "ERROR" and body["code"] == errno.EDQUOT, body
+    assert "unfinished uploads hold 6.0 MiB, and upload_max is 8.0 MiB" in body["msg"], body
+    t, body, _ = put("ef", 0, 1 << 20, 9 << 20)  # declared past the limit on its own
+    assert t == "ERROR" and body["code"] == errno.EDQUOT, body
+    assert put("cd", 0, 2 << 20, 2 << 20)[0] == "REPLY"  # 6 + 2: within
+    cl.close()
