@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 static const char *const db_names[STORE_DB_COUNT] = {"meta",     "jobs",      "tasks",
                                                      "results",  "nodes",     "inflight",
@@ -239,7 +240,15 @@ int store_commit(store_t *st, struct err *err)
     if (rc == 0 && st->schema_set)
         st->schema = STORE_SCHEMA_VERSION;
     st->schema_set = false;
-    return rc ? mdb_err(err, rc, "commit") : 0;
+    if (rc == 0)
+        return 0;
+    /* LMDB says EIO for a short write: a full disk, most of the time */
+    struct statvfs vfs;
+    if ((rc == EIO || rc == ENOSPC) && statvfs(st->dir, &vfs) == 0 &&
+        (uint64_t)vfs.f_bavail * vfs.f_frsize < (4u << 20))
+        return err_set(err, ENOSPC, "store: commit: the disk of %s is full (%llu KiB free)", st->dir,
+                       (unsigned long long)vfs.f_bavail * vfs.f_frsize / 1024);
+    return mdb_err(err, rc, "commit");
 }
 
 int store_commit_nosync(store_t *st, struct err *err)

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -141,6 +143,47 @@ static void bad_dir(void **state)
     assert_non_null(strstr(e.msg, "/proc/moat-cannot-be-here"));
 }
 
+/* A commit on a full disk says so and names the directory (LMDB itself says
+ * "Input/output error" for the short write). Needs a 3 MiB tmpfs of its own:
+ * skipped where this process may not mount one in a namespace of its own. */
+static void full_disk_is_named(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/moat-test-fullXXXXXX";
+    assert_non_null(mkdtemp(dir));
+    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount("tmpfs", dir, "tmpfs", 0, "size=3m") != 0) {
+        rmdir(dir);
+        printf("SKIP full_disk_is_named: cannot mount a tmpfs here (%s)\n", strerror(errno));
+        skip();
+    }
+    char path[64];
+    snprintf(path, sizeof path, "%s/s", dir);
+    struct err e = {0};
+    store_t *st = store_open(path, 1 << 20, 64 << 20, &e);
+    assert_non_null(st);
+    static char val[100000];
+    memset(val, 'x', sizeof val);
+    int rc = 0;
+    for (int i = 0; i < 100 && rc == 0; i++) {
+        char k[16];
+        int kl = snprintf(k, sizeof k, "k%03d", i);
+        assert_int_equal(store_begin(st, &e), 0);
+        rc = store_put(st, STORE_DB_JOBS, k, (size_t)kl, val, sizeof val, 0, &e);
+        if (rc == 0)
+            rc = store_commit(st, &e);
+        else
+            store_abort(st);
+    }
+    assert_int_equal(rc, -1);
+    assert_int_equal(e.code, ENOSPC);
+    assert_non_null(strstr(e.msg, "is full"));
+    assert_non_null(strstr(e.msg, path));
+    store_close(st);
+    umount(dir);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -148,6 +191,7 @@ int main(void)
         cmocka_unit_test(put_get_and_no_double_store),
         cmocka_unit_test(full_map_fails_cleanly_then_grows),
         cmocka_unit_test(bad_dir),
+        cmocka_unit_test(full_disk_is_named),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
