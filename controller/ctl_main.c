@@ -137,7 +137,7 @@ static int fail_batch(struct ctl *ctl)
     return 0;
 }
 
-/* peer_log_ok: whether a line about a peer's unsolicited message may go to
+/* peer_log_ok: whether a line about a peer's unsolicited or malformed message may go to
  * the log: at most 20 per 10 s in all, so that a peer cannot flood it; the
  * number left out is said with the next line let through. */
 static bool peer_log_ok(void)
@@ -259,7 +259,9 @@ static int run(struct ctl *ctl, net_sock_t *zap)
             if (rc == 0)
                 break;
             if (rc < 0) {
-                log_warn("ctl", "dropped malformed message: %s", e.msg);
+                if (peer_log_ok())
+                    log_warn("ctl", "dropped malformed message from %.40s: %s",
+                             peer.key[0] ? peer.key : "?", e.msg);
                 answer_malformed(ctl, &peer, &msg, &e);
                 continue;
             }
