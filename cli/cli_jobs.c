@@ -347,21 +347,23 @@ int cli_submitted(struct cli *cli, uint64_t id, bool wait)
 /* ---- wait ---- */
 
 static const char wait_help[] =
-    "usage: moat wait JOB... [--timeout DUR]\n"
+    "usage: moat wait JOB... [--timeout DUR] [--progress DUR]\n"
     "\n"
     "Wait until every JOB has ended (JOB_I: element I of an array job alone).\n"
     "Exit 0 when all COMPLETED, 1 when any ended\n"
     "otherwise (FAILED, CANCELLED, TIMEOUT; each is named on stderr) or when\n"
     "--timeout (e.g. 30s, 10m, 2h) passed first. On a terminal, a progress bar\n"
     "(tasks ended / total, elapsed time) is drawn on stderr; otherwise wait is\n"
-    "silent. With --json: {\"jobs\": [{id, state, exit_code}], \"timed_out\": B}\n"
+    "silent; --progress DUR writes a line of it every DUR instead, for a log (a\n"
+    "batch script's, CI's). With --json: {\"jobs\": [{id, state, exit_code}], \"timed_out\": B}\n"
     "(and \"index\" for a JOB_I).\n"
     "A controller restart while waiting is ridden out (up to $MOAT_TIMEOUT).\n"
     "\n"
     "Examples:\n"
     "  moat wait 17 && moat result 17\n"
     "  moat wait 17 18 --timeout 1h || echo 'did not complete'\n"
-    "  moat wait 17_3 && moat result 17_3\n";
+    "  moat wait 17_3 && moat result 17_3\n"
+    "  moat wait 17 --progress 1m 2>> run.log\n";
 
 struct wjob {
     uint64_t id;
@@ -386,8 +388,11 @@ static const char *wjob_name(const struct wjob *j, char buf[48])
     return buf;
 }
 
-static void draw_bar(const struct wjob *jobs, int n, double elapsed, bool final)
+/* draw_bar: the progress on stderr: redrawn in place on a terminal, or (as_line,
+ * wait --progress) one plain line for a log. */
+static void draw_bar(const struct wjob *jobs, int n, double elapsed, bool final, bool as_line)
 {
+    const char *pre = as_line ? "" : "\r", *post = as_line ? "\n" : "\033[K";
     long tot = 0, ended = 0;
     int jdone = 0;
     for (int i = 0; i < n; i++) {
@@ -412,13 +417,13 @@ static void draw_bar(const struct wjob *jobs, int n, double elapsed, bool final)
         char eta[32] = "?";
         if (rate > 0)
             units_duration_format((double)(docs - done_docs) / rate, eta, sizeof eta);
-        fprintf(stderr, "\r[%s] %lld/%lld docs, %.1f docs/s, ETA %s, %s\033[K", bar, done_docs, docs, rate,
-                eta, units_duration_format(elapsed, el, sizeof el));
+        fprintf(stderr, "%s[%s] %lld/%lld docs, %.1f docs/s, ETA %s, %s%s", pre, bar, done_docs, docs,
+                rate, eta, units_duration_format(elapsed, el, sizeof el), post);
     } else {
-        fprintf(stderr, "\r[%s] %ld/%ld tasks, %d/%d jobs, %s\033[K", bar, ended, tot, jdone, n,
-                units_duration_format(elapsed, el, sizeof el));
+        fprintf(stderr, "%s[%s] %ld/%ld tasks, %d/%d jobs, %s%s", pre, bar, ended, tot, jdone, n,
+                units_duration_format(elapsed, el, sizeof el), post);
     }
-    if (final)
+    if (final && !as_line)
         fputc('\n', stderr);
     fflush(stderr);
 }
@@ -509,13 +514,14 @@ static int poll_round(struct cli *cli, struct wjob *jobs, int n, double timeout,
 
 int cli_wait_run(struct cli *cli, int argc, char **argv)
 {
-    enum { OPT_TIMEOUT = 1 };
+    enum { OPT_TIMEOUT = 1, OPT_PROGRESS };
     static const struct option longopts[] = {
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"progress", required_argument, NULL, OPT_PROGRESS},
         CLI_COMMON_OPTS,
     };
     bool first = true;
-    double limit = 0;
+    double limit = 0, every = 0; /* --progress: a line each `every` s */
     int c;
     while ((c = cli_getopt(cli, argc, argv, "", longopts, wait_help, &first)) != -1) {
         if (c == CLI_OPT_HELP)
@@ -528,6 +534,13 @@ int cli_wait_run(struct cli *cli, int argc, char **argv)
                 return cli_fail(cli, CLI_USAGE, "--timeout: %s", err.msg);
             if (!(limit > 0))
                 return cli_fail(cli, CLI_USAGE, "--timeout: '%s': must be more than 0 s", optarg);
+        }
+        if (c == OPT_PROGRESS) {
+            struct err err = {0};
+            if (units_duration_parse(optarg, &every, &err) != 0)
+                return cli_fail(cli, CLI_USAGE, "--progress: %s", err.msg);
+            if (!(every >= 0.1))
+                return cli_fail(cli, CLI_USAGE, "--progress: '%s': at least 0.1 s", optarg);
         }
     }
     int n = 0, rc = CLI_OK;
@@ -561,8 +574,8 @@ int cli_wait_run(struct cli *cli, int argc, char **argv)
     if (rc != CLI_OK)
         goto out;
 
-    bool bar = isatty(STDERR_FILENO);
-    double start = units_mono(), last_answer = start, interval = 0.05;
+    bool bar = isatty(STDERR_FILENO) && every == 0;
+    double start = units_mono(), last_answer = start, interval = 0.05, last_line = start;
     bool timed_out = false;
     for (;;) {
         double now = units_mono();
@@ -580,7 +593,11 @@ int cli_wait_run(struct cli *cli, int argc, char **argv)
         for (int i = 0; i < n; i++)
             remaining += !jobs[i].done;
         if (bar)
-            draw_bar(jobs, n, now - start, remaining == 0);
+            draw_bar(jobs, n, now - start, remaining == 0, false);
+        if (every > 0 && (remaining == 0 || now - last_line >= every)) {
+            draw_bar(jobs, n, now - start, remaining == 0, true);
+            last_line = now;
+        }
         if (remaining == 0)
             break;
         if (now - last_answer >= cli->timeout) {

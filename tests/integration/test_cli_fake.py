@@ -462,6 +462,23 @@ def test_wait_draws_a_progress_bar_only_on_a_terminal(fake):
     assert "2/4 tasks" in bar and "4/4 tasks" in bar and "1/1 jobs" in bar, bar
 
 
+def test_wait_progress_writes_plain_lines_for_a_log(fake):
+    calls = {"n": 0}
+
+    def h(t, b, _):
+        calls["n"] += 1
+        done = calls["n"] > 8
+        return "REPLY", dict(JOB, state="COMPLETED" if done else "RUNNING", tasks=[], ntasks=4,
+                             done=4 if done else 2)
+    f = fake(h)
+    r = ctl(f, "wait", "7", "--progress", "0.3s", check=0)  # stderr is a pipe here
+    lines = r.err.splitlines()
+    assert len(lines) >= 2 and "\r" not in r.err and "\x1b" not in r.err, r.err
+    assert "2/4 tasks, 0/1 jobs" in lines[0] and "4/4 tasks, 1/1 jobs" in lines[-1], lines
+    assert ctl(f, "wait", "7", check=0).err == ""  # silent without it
+    assert "--progress: duration 'soon'" in ctl(f, "wait", "7", "--progress", "soon", check=2).err
+
+
 def test_audit_since_reads_a_clock_time_as_the_last_one(fake):
     f = fake(lambda t, b, _: ("REPLY", {"records": []}))
     past = time.localtime(time.time() - 120)
