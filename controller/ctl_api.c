@@ -34,10 +34,10 @@ int ctl_on_ping(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *
 int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
 {
     struct job_spec spec;
-    json_t *sj = json_object_get(msg->body, "spec"), *docs = NULL, *ids = NULL;
+    json_t *sj = json_object_get(msg->body, "spec"), *docs = NULL, *ids = NULL, *lines = NULL;
     const char *kind = json_string_value(json_object_get(sj, "kind"));
     if (kind && strcmp(kind, "infer") == 0) {
-        if (ctl_infer_prepare(msg, sj, &docs, &ids, err) != 0)
+        if (ctl_infer_prepare(msg, sj, &docs, &ids, &lines, err) != 0)
             return -1;
     } else if (msg->nblobs) {
         return err_set(err, EINVAL, "submit: only infer jobs carry documents");
@@ -45,18 +45,21 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
     if (jobspec_from_json(&spec, sj, err) != 0) {
         json_decref(docs);
         json_decref(ids);
+        json_decref(lines);
         return -1;
     }
     if (ctl_bench_expand(ctl, &spec, err) != 0) {
         jobspec_clear(&spec);
         json_decref(docs);
         json_decref(ids);
+        json_decref(lines);
         return -1;
     }
     if (spec.kind == JOB_KIND_INFER && ctl_infer_check(ctl, &spec, err) != 0) {
         jobspec_clear(&spec);
         json_decref(docs);
         json_decref(ids);
+        json_decref(lines);
         return -1;
     }
     char why[160];
@@ -65,6 +68,7 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         jobspec_clear(&spec);
         json_decref(docs);
         json_decref(ids);
+        json_decref(lines);
         return -1;
     }
     for (int i = 0; i < spec.nafter; i++) {
@@ -81,6 +85,7 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         jobspec_clear(&spec);
         json_decref(docs);
         json_decref(ids);
+        json_decref(lines);
         return -1;
     }
     snprintf(job->owner, sizeof job->owner, "%s", peer->key);
@@ -94,9 +99,10 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         job->held = true;
         snprintf(job->reason, sizeof job->reason, "held (moat release %llu)", (unsigned long long)job->id);
     }
-    int rc = docs ? ctl_infer_accept(ctl, job, docs, ids, err) : 0;
+    int rc = docs ? ctl_infer_accept(ctl, job, docs, ids, lines, err) : 0;
     json_decref(docs);
     json_decref(ids);
+    json_decref(lines);
     if (rc != 0 || ctl_job_save(ctl, job, true, err) != 0 || ctl_job_add(ctl, job, err) != 0) {
         ctl_job_free(job);
         return -1;

@@ -20,11 +20,12 @@
 #define DOC_MAX_BYTES JOBSPEC_DOC_MAX_BYTES
 
 int ctl_infer_prepare(const struct proto_msg *msg, json_t *spec_json, json_t **docs, json_t **ids,
-                      struct err *err)
+                      json_t **lines, struct err *err)
 {
-    *docs = *ids = NULL;
-    if (msg->nblobs < 1 || msg->nblobs > 2)
-        return err_set(err, EINVAL, "infer: the documents must come as one blob (and ids as a second)");
+    *docs = *ids = *lines = NULL;
+    if (msg->nblobs < 1 || msg->nblobs > 3)
+        return err_set(err, EINVAL, "infer: the documents must come as one blob (ids as a second, "
+                       "line numbers as a third)");
     json_error_t je;
     json_t *d = json_loadb(msg->blobs[0].data, msg->blobs[0].len, 0, &je);
     if (!json_is_array(d)) {
@@ -41,13 +42,16 @@ int ctl_infer_prepare(const struct proto_msg *msg, json_t *spec_json, json_t **d
         }
     }
     json_t *idv = NULL;
-    if (msg->nblobs == 2) {
-        idv = json_loadb(msg->blobs[1].data, msg->blobs[1].len, 0, &je);
+    if (msg->nblobs >= 2) {
+        idv = json_loadb(msg->blobs[1].data, msg->blobs[1].len, JSON_DECODE_ANY, &je);
         if (idv == NULL) {
             json_decref(d);
             return err_set(err, EINVAL, "infer: ids: not JSON (byte %d: %.80s)", je.position, je.text);
         }
-        if (!json_is_array(idv) || json_array_size(idv) != json_array_size(d)) {
+        if (json_is_null(idv)) { /* no ids, line numbers follow */
+            json_decref(idv);
+            idv = NULL;
+        } else if (!json_is_array(idv) || json_array_size(idv) != json_array_size(d)) {
             json_decref(d);
             json_decref(idv);
             return err_set(err, EINVAL, "infer: ids: expected a JSON array as long as the documents");
@@ -62,9 +66,30 @@ int ctl_infer_prepare(const struct proto_msg *msg, json_t *spec_json, json_t **d
             }
         }
     }
+    json_t *lv = NULL;
+    if (msg->nblobs == 3) {
+        lv = json_loadb(msg->blobs[2].data, msg->blobs[2].len, 0, &je);
+        bool ok = json_is_array(lv) && json_array_size(lv) == json_array_size(d);
+        json_array_foreach(ok ? lv : NULL, i, v) {
+            if (!json_is_integer(v) || json_integer_value(v) < 1) {
+                json_decref(d);
+                json_decref(idv);
+                json_decref(lv);
+                return err_set(err, EINVAL, "infer: line %zu: expected a line number (an integer >= 1)",
+                               i + 1);
+            }
+        }
+        if (!ok) {
+            json_decref(d);
+            json_decref(idv);
+            json_decref(lv);
+            return err_set(err, EINVAL, "infer: lines: expected a JSON array as long as the documents");
+        }
+    }
     json_object_set_new(spec_json, "ndocs", json_integer((json_int_t)json_array_size(d)));
     *docs = d;
     *ids = idv;
+    *lines = lv;
     return 0;
 }
 
@@ -89,7 +114,7 @@ int ctl_infer_check(struct ctl *ctl, const struct job_spec *spec, struct err *er
 }
 
 int ctl_infer_accept(struct ctl *ctl, struct ctl_job *job, const json_t *docs, const json_t *ids,
-                     struct err *err)
+                     const json_t *lines, struct err *err)
 {
     json_t *man = ctl_model_manifest(ctl, job->spec.model, err);
     if (man == NULL)
@@ -119,15 +144,19 @@ int ctl_infer_accept(struct ctl *ctl, struct ctl_job *job, const json_t *docs, c
     job->infer = json_pack("{s:o, s:o}", "shards", shards, "vocab", vocab);
     uint32_t B = (uint32_t)job->spec.batch;
     for (uint32_t b = 0; b < job->ntasks; b++) {
-        json_t *texts = json_array(), *idb = ids ? json_array() : NULL;
+        json_t *texts = json_array(), *idb = ids ? json_array() : NULL, *lnb = lines ? json_array() : NULL;
         for (uint32_t k = b * B; k < (b + 1) * B && k < job->spec.ndocs; k++) {
             json_array_append(texts, json_array_get(docs, k));
             if (idb)
                 json_array_append(idb, json_array_get(ids, k));
+            if (lnb)
+                json_array_append(lnb, json_array_get(lines, k));
         }
         json_t *rec = json_pack("{s:o}", "texts", texts);
         if (idb)
             json_object_set_new(rec, "ids", idb);
+        if (lnb)
+            json_object_set_new(rec, "lines", lnb);
         char *text = json_dumps(rec, JSON_COMPACT);
         json_decref(rec);
         uint8_t key[12];

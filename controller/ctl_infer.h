@@ -2,7 +2,8 @@
  * embeddings checkpointed.
  *
  * An infer job's input is stored at submit, one record per batch (STORE_DB_DOCS:
- * key (job, batch) -> {"texts": [...], "ids": [...]}); task b embeds batch b.
+ * key (job, batch) -> {"texts": [...], "ids": [...], "lines": [...]}, ids and
+ * lines when the SUBMIT carried them); task b embeds batch b.
  * Each task runs on a TP group: tp ranks on tp distinct nodes, placed together
  * (gang) or not at all; rank 0 listens for its peers on a port of its node's
  * comm range. Each rank gets the SHA-256 of its shard and of the vocabulary,
@@ -18,11 +19,13 @@
 #include "controller/ctl_state.h"
 
 /* ctl_infer_prepare: for a SUBMIT of kind infer: read the documents (blob 0: a JSON
- * array of strings; blob 1, optional: a JSON array of ids of the same length) and
- * set spec_json's "ndocs". EINVAL naming the document at fault. On success *docs
- * (and *ids, or NULL) are new references the caller owns. */
+ * array of strings; blob 1, optional: a JSON array of ids of the same length, or
+ * null for none; blob 2, optional: a JSON array of the documents' 1-based line
+ * numbers in the user's input file, as long) and set spec_json's "ndocs".
+ * EINVAL naming the document, id or line at fault. On success *docs (and *ids,
+ * *lines, or NULL) are new references the caller owns. */
 int ctl_infer_prepare(const struct proto_msg *msg, json_t *spec_json, json_t **docs, json_t **ids,
-                      struct err *err);
+                      json_t **lines, struct err *err);
 
 /* ctl_infer_check: what an infer spec asks of its model, from the model's
  * manifest alone (no weights read): the model is imported (ENOENT), tp
@@ -35,7 +38,7 @@ int ctl_infer_check(struct ctl *ctl, const struct job_spec *spec, struct err *er
  * job->infer and store the documents batch by batch (in the current batch of the
  * store). ENOENT unknown model, EINVAL bad tp. */
 int ctl_infer_accept(struct ctl *ctl, struct ctl_job *job, const json_t *docs, const json_t *ids,
-                     struct err *err);
+                     const json_t *lines, struct err *err);
 
 /* ctl_infer_pick: tp distinct schedulable nodes with room for one rank each, most
  * free cpus first, into out[0..tp) (node indices; the first 32,768 nodes are
