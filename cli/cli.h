@@ -144,22 +144,44 @@ int cli_request_blobs(struct cli *cli, enum proto_type type, json_t *body,
 int cli_model_run(struct cli *cli, int argc, char **argv);
 int cli_search_run(struct cli *cli, int argc, char **argv);
 
-/* cli_infer.c: infer jobs. cli_infer_submit: read input (see cli_infer.c for the
- * formats), set spec's "ndocs", send SUBMIT with the documents; takes ownership of
- * spec; prints the id. cli_infer_result: export a finished infer job's embeddings,
- * or with task >= 0 those of one finished batch (fmt "npy" or "jsonl"; NULL:
- * print the metadata meta, RESULT's reply for the job or the batch); with
- * partial, those of an unfinished or failed job too: the rows of batches not
- * COMPLETED are NaN in npy and left out of jsonl, and stderr says which. */
-int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, bool skip_bad, bool wait);
+/* cli_infer.c: infer jobs.
+ * cli_infer_read_input: the documents of path ("-": stdin) into in (see
+ * cli_infer.c for the formats): format 1 JSONL, 0 text, -1 by the extension
+ * (.jsonl and .ndjson JSONL, .txt text), else by the first non-blank line ('{':
+ * JSONL). in->texts (strings), in->ids (NULL when no line had an "id", else one
+ * per document, null for none) and in->lines (the 1-based line number of each
+ * document) are the caller's to json_decref; in->blank and in->bad count the
+ * empty and the skipped bad lines. Returns CLI_OK, or CLI_USAGE printed
+ * ("FILE:LINE: why" for a bad line without skip_bad).
+ * cli_infer_submit: read input as that, set spec's "ndocs", send SUBMIT with
+ * the documents, ids and line numbers; takes ownership of spec; prints the id
+ * (with --json {id, documents, skipped_empty, skipped_bad}).
+ * cli_infer_result: export a finished infer job's embeddings,
+ * or with task >= 0 those of one finished batch (fmt "npy", "raw" or "jsonl";
+ * NULL: print the metadata meta, RESULT's reply for the job or the batch, to
+ * out); with partial, those of an unfinished or failed job too: the rows of
+ * batches not COMPLETED are NaN in npy and raw and left out of jsonl, and
+ * stderr says which. With --json and outpath, *summary (else NULL) receives
+ * {path, format, count, dim, dtype, missing} for the caller to print once out
+ * is in place (caller json_decrefs). */
+struct cli_infer_input {
+    json_t *texts, *ids, *lines;
+    long blank, bad;
+};
+int cli_infer_read_input(struct cli *cli, const char *path, int format, bool skip_bad,
+                         struct cli_infer_input *in);
+int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, int format, bool skip_bad,
+                     bool wait);
 
 /* cli_submitted: say the id of job id, just submitted ("N" on a line; with
  * --json {"id": N}); with wait (submit --wait, as sbatch --wait) then wait
  * for it as 'moat wait' does, whose exit status (and --json document, which
- * holds the id, instead of {"id"}) it returns. */
+ * holds the id, instead of {"id"}) it returns. cli_submitted_with: the same,
+ * with extra's fields (or NULL; taken) after "id" in the --json document. */
 int cli_submitted(struct cli *cli, uint64_t id, bool wait);
+int cli_submitted_with(struct cli *cli, uint64_t id, bool wait, json_t *extra);
 int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const char *fmt,
-                     long long task, bool partial, FILE *out, const char *outpath);
+                     long long task, bool partial, FILE *out, const char *outpath, json_t **summary);
 
 /* ---- output ---- */
 

@@ -1,10 +1,13 @@
 /* cli_infer.c: the CLI side of infer jobs: reading documents for `submit --infer`,
- * exporting embeddings (`result --format npy|jsonl`), and `moat search`.
+ * exporting embeddings (`result --format npy|raw|jsonl`), and `moat search`.
  *
- * Input files: one document per line (empty and blank lines are skipped, and
- * counted on stderr; a leading UTF-8 byte order mark is dropped), or JSON Lines
- * (a .jsonl file, or one whose first non-blank character is '{') of objects with
- * a string "text" and an optional "id" kept with the result. A bad line (invalid
+ * Input files ("-": stdin): one document per line (empty and blank lines are
+ * skipped, and counted on stderr; a leading UTF-8 byte order mark is dropped),
+ * or JSON Lines (--input-format jsonl, a .jsonl or .ndjson file, or, when
+ * neither option nor extension (.txt: text) says, one whose first non-blank
+ * line starts with '{') of objects with a string "text" and an optional "id"
+ * kept with the result. Each document keeps its 1-based line number, sent as
+ * SUBMIT's third blob and given back in the jsonl export. A bad line (invalid
  * UTF-8, a NUL byte, more than JOBSPEC_DOC_MAX_BYTES, invalid JSON, no "text")
  * is reported as FILE:LINE: why, on one line; with --on-bad-line fail (the
  * default) the submission stops there, with skip it is left out and counted.
@@ -25,27 +28,39 @@
 #include "shared/jobspec.h"
 #include "shared/units.h"
 
-int cli_infer_read_input(struct cli *cli, const char *path, bool skip_bad, json_t **texts_out,
-                         json_t **ids_out)
+/* input_format_by_name: 1 (JSONL: .jsonl, .ndjson) or 0 (text: .txt) as path's
+ * extension says, -1 when it says nothing (the first non-blank line decides). */
+static int input_format_by_name(const char *path)
 {
-    FILE *f = fopen(path, "rb");
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    if (dot == NULL || (slash && dot < slash))
+        return -1;
+    if (strcmp(dot, ".jsonl") == 0 || strcmp(dot, ".ndjson") == 0)
+        return 1;
+    if (strcmp(dot, ".txt") == 0)
+        return 0;
+    return -1;
+}
+
+int cli_infer_read_input(struct cli *cli, const char *path, int format, bool skip_bad,
+                         struct cli_infer_input *in)
+{
+    memset(in, 0, sizeof *in);
+    bool std_in = strcmp(path, "-") == 0;
+    const char *name = std_in ? "stdin" : path; /* in FILE:LINE messages */
+    FILE *f = std_in ? stdin : fopen(path, "rb");
     if (f == NULL)
         return cli_fail(cli, CLI_USAGE, "--input: %s: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        fclose(f);
-        return cli_fail(cli, CLI_USAGE, "--input: %s: is a directory (give a text or JSONL file)", path);
+        if (!std_in)
+            fclose(f);
+        return cli_fail(cli, CLI_USAGE, "--input: %s: is a directory (give a text or JSONL file)", name);
     }
-    size_t plen = strlen(path);
-    bool jsonl = plen > 6 && strcmp(path + plen - 6, ".jsonl") == 0;
-    if (!jsonl) {
-        int ch;
-        while ((ch = fgetc(f)) != EOF && (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'))
-            ;
-        jsonl = ch == '{';
-        rewind(f);
-    }
-    json_t *texts = json_array(), *ids = json_array();
+    /* --input-format, else the extension, else the first non-blank line (no
+     * rewind: stdin may be a pipe) */
+    int jsonl = format >= 0 ? format : std_in ? -1 : input_format_by_name(path);
+    json_t *texts = json_array(), *ids = json_array(), *lines = json_array();
     bool any_id = false;
     char *line = NULL;
     size_t cap = 0;
@@ -62,10 +77,13 @@ int cli_infer_read_input(struct cli *cli, const char *path, bool skip_bad, json_
             memmove(line, line + 3, (size_t)n - 2); /* a UTF-8 byte order mark is no text */
             n -= 3;
         }
-        if ((size_t)n == strspn(line, " \t\r\v\f")) { /* empty or blank */
+        size_t lead = strspn(line, " \t\r\v\f");
+        if ((size_t)n == lead) { /* empty or blank */
             blank++;
             continue;
         }
+        if (jsonl < 0)
+            jsonl = line[lead] == '{';
         const char *why = NULL;
         json_t *text = NULL, *id = NULL;
         if (memchr(line, '\0', (size_t)n) != NULL) {
@@ -115,65 +133,78 @@ int cli_infer_read_input(struct cli *cli, const char *path, bool skip_bad, json_
         if (why) {
             bad++;
             if (!skip_bad) {
-                /* one line: where, why, and how to go on without it */
-                fprintf(stderr, "moat %s: %s:%ld: %s (stopped; --on-bad-line skip leaves such "
-                        "lines out)\n", cli->cmd, path, lineno, why);
-                rc = CLI_USAGE;
+                /* one line: where, why, and how to go on without it (and the
+                 * reason of --json's error document) */
+                rc = cli_fail(cli, CLI_USAGE, "%s:%ld: %s (stopped; --on-bad-line skip leaves such "
+                              "lines out)", name, lineno, why);
                 break;
             }
-            fprintf(stderr, "moat %s: %s:%ld: %s; skipped\n", cli->cmd, path, lineno, why);
+            fprintf(stderr, "moat %s: %s:%ld: %s; skipped\n", cli->cmd, name, lineno, why);
             continue;
         }
         json_array_append_new(texts, text);
         json_array_append_new(ids, id ? id : json_null());
+        json_array_append_new(lines, json_integer(lineno));
     }
     free(line);
-    fclose(f);
+    if (!std_in)
+        fclose(f);
     if (rc == CLI_OK && json_array_size(texts) == 0)
-        rc = cli_fail(cli, CLI_USAGE, "--input: %s: no documents", path);
+        rc = cli_fail(cli, CLI_USAGE, "--input: %s: no documents", name);
     if (rc == CLI_OK && bad)
-        fprintf(stderr, "moat %s: %s: %ld bad line%s skipped\n", cli->cmd, path, bad,
+        fprintf(stderr, "moat %s: %s: %ld bad line%s skipped\n", cli->cmd, name, bad,
                 bad == 1 ? "" : "s");
-    if (rc == CLI_OK && blank && !cli->json)
-        fprintf(stderr, "moat %s: %s: %ld empty line%s skipped (results follow the %zu document%s, "
-                "not the line numbers)\n", cli->cmd, path, blank, blank == 1 ? "" : "s",
-                json_array_size(texts), json_array_size(texts) == 1 ? "" : "s");
+    if (rc == CLI_OK && blank)
+        fprintf(stderr, "moat %s: %s: %ld empty line%s skipped (each result's \"line\" is its "
+                "document's line number)\n", cli->cmd, name, blank, blank == 1 ? "" : "s");
     if (rc != CLI_OK) {
         json_decref(texts);
         json_decref(ids);
+        json_decref(lines);
         return rc;
     }
-    *texts_out = texts;
+    in->texts = texts;
+    in->lines = lines;
+    in->blank = blank;
+    in->bad = bad;
     if (any_id) {
-        *ids_out = ids;
+        in->ids = ids;
     } else {
-        *ids_out = NULL;
+        in->ids = NULL;
         json_decref(ids);
     }
     return CLI_OK;
 }
 
-int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, bool skip_bad, bool wait)
+int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, int format, bool skip_bad,
+                     bool wait)
 {
-    json_t *texts, *ids;
-    int rc = cli_infer_read_input(cli, input, skip_bad, &texts, &ids);
+    struct cli_infer_input in;
+    int rc = cli_infer_read_input(cli, input, format, skip_bad, &in);
     if (rc != CLI_OK) {
         json_decref(spec);
         return rc;
     }
-    json_object_set_new(spec, "ndocs", json_integer((json_int_t)json_array_size(texts)));
-    char *t = json_dumps(texts, JSON_COMPACT), *i = ids ? json_dumps(ids, JSON_COMPACT) : NULL;
-    json_decref(texts);
-    json_decref(ids);
-    struct proto_blob blobs[2] = {{t, t ? strlen(t) : 0}, {i, i ? strlen(i) : 0}};
+    size_t ndocs = json_array_size(in.texts);
+    json_object_set_new(spec, "ndocs", json_integer((json_int_t)ndocs));
+    /* blobs [documents, ids (null: none), lines] (docs/protocol.md SUBMIT) */
+    char *t = json_dumps(in.texts, JSON_COMPACT);
+    char *i = in.ids ? json_dumps(in.ids, JSON_COMPACT) : strdup("null");
+    char *l = json_dumps(in.lines, JSON_COMPACT);
+    json_decref(in.texts);
+    json_decref(in.ids);
+    json_decref(in.lines);
+    struct proto_blob blobs[3] = {{t, t ? strlen(t) : 0}, {i, i ? strlen(i) : 0}, {l, l ? strlen(l) : 0}};
     /* The controller's max_message (default 8 MiB) bounds one message; past it
      * libzmq drops the connection, which would look like an unreachable controller. */
     const char *lim = getenv("MOAT_MAX_MESSAGE");
     double limit = lim ? atof(lim) : 8.0 * 1048576;
-    if (t && (double)(blobs[0].len + blobs[1].len) + 65536 > limit) {
-        double mib = (double)(blobs[0].len + blobs[1].len) / 1048576.0;
+    size_t total = blobs[0].len + blobs[1].len + blobs[2].len;
+    if (t && i && l && (double)total + 65536 > limit) {
+        double mib = (double)total / 1048576.0;
         free(t);
         free(i);
+        free(l);
         json_decref(spec);
         return cli_fail(cli, CLI_USAGE,
                         "--input: %s: %.1f MiB of documents exceed one message (%.0f MiB, the controller's "
@@ -181,16 +212,23 @@ int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, bool skip
                         "MOAT_MAX_MESSAGE (bytes)", input, mib, limit / 1048576.0);
     }
     json_t *reply;
-    rc = t ? cli_request_blobs(cli, PROTO_TYPE_SUBMIT, json_pack("{s:o}", "spec", spec), blobs,
-                               i ? 2 : 1, true, &reply, NULL, NULL)
-           : cli_fail(cli, CLI_FAILED, "out of memory");
+    if (t && i && l) {
+        rc = cli_request_blobs(cli, PROTO_TYPE_SUBMIT, json_pack("{s:o}", "spec", spec), blobs, 3, true,
+                               &reply, NULL, NULL);
+    } else {
+        json_decref(spec);
+        rc = cli_fail(cli, CLI_FAILED, "out of memory");
+    }
     free(t);
     free(i);
+    free(l);
     if (rc != CLI_OK)
         return rc;
     json_int_t id = json_integer_value(json_object_get(reply, "id"));
     json_decref(reply);
-    return cli_submitted(cli, (uint64_t)id, wait);
+    json_t *extra = json_pack("{s:I, s:I, s:I}", "documents", (json_int_t)ndocs, "skipped_empty",
+                              (json_int_t)in.blank, "skipped_bad", (json_int_t)in.bad);
+    return cli_submitted_with(cli, (uint64_t)id, wait, extra);
 }
 
 /* fetch_batch: embeddings and documents of batch b. Caller frees msg. */
@@ -247,8 +285,9 @@ static int done_batches(struct cli *cli, uint64_t id, long long batches, bool *d
 }
 
 int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const char *fmt,
-                     long long task, bool partial, FILE *out, const char *outpath)
+                     long long task, bool partial, FILE *out, const char *outpath, json_t **summary)
 {
+    *summary = NULL;
     long long batches = cli_json_int(meta, "batches", 0), done = cli_json_int(meta, "done", 0);
     long long count = cli_json_int(meta, "count", 0), dim = cli_json_int(meta, "dim", 0);
     long long first = 0, row0 = 0;
@@ -257,22 +296,25 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
         batches = done = task + 1;
         row0 = task * cli_json_int(meta, "batch", 0);
     }
-    if (fmt == NULL) {
-        if (cli->json)
+    if (fmt == NULL) { /* the metadata, to --out when given */
+        if (cli->json && out == stdout) {
             cli_json_print(meta);
-        else if (task >= 0)
-            printf("job %llu batch %lld: embeddings f32 [%lld, %lld] (documents %lld..%lld)\n"
-                   "export: moat result %llu --task %lld --format npy --out FILE.npy  (or --format jsonl)\n",
+        } else if (cli->json) {
+            json_dumpf(meta, out, JSON_COMPACT);
+            fputc('\n', out);
+        } else if (task >= 0)
+            fprintf(out, "job %llu batch %lld: embeddings f32 [%lld, %lld] (documents %lld..%lld)\n"
+                   "export: moat result %llu --task %lld --format npy --out FILE.npy  (or jsonl, raw)\n",
                    (unsigned long long)id, task, count, dim, row0, row0 + count - 1,
                    (unsigned long long)id, task);
         else if (dim == 0) /* no batch finished yet: the width is not known */
-            printf("job %llu: %lld documents, %lld of %lld batches done\n", (unsigned long long)id,
+            fprintf(out, "job %llu: %lld documents, %lld of %lld batches done\n", (unsigned long long)id,
                    count, done, batches);
         else {
-            printf("job %llu: %lld documents, %lld of %lld batches done, embeddings f32 [%lld, %lld]\n",
+            fprintf(out, "job %llu: %lld documents, %lld of %lld batches done, embeddings f32 [%lld, %lld]\n",
                    (unsigned long long)id, count, done, batches, count, dim);
             if (done == batches)
-                printf("export: moat result %llu --format npy --out FILE.npy  (or --format jsonl)\n",
+                fprintf(out, "export: moat result %llu --format npy --out FILE.npy  (or jsonl, raw)\n",
                        (unsigned long long)id);
         }
         return CLI_OK;
@@ -300,10 +342,12 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
         return cli_fail(cli, CLI_FAILED, "job %llu: %lld of %lld batches done; wait for the job first "
                         "(or --partial)", (unsigned long long)id, done, batches);
     }
-    bool npy = strcmp(fmt, "npy") == 0;
-    if (npy && out == stdout && isatty(1)) {
+    /* npy: header then the rows; raw: the rows alone (f32 [count, dim], little-endian) */
+    bool npy = strcmp(fmt, "npy") == 0, raw = strcmp(fmt, "raw") == 0, bin = npy || raw;
+    if (bin && out == stdout && isatty(1)) {
         free(ok);
-        return cli_fail(cli, CLI_USAGE, "--format npy writes binary: give --out FILE.npy");
+        return cli_fail(cli, CLI_USAGE, "--format %s writes binary: give --out FILE.%s", fmt,
+                        npy ? "npy" : "f32");
     }
     if (npy) {
         char dict[128];
@@ -324,7 +368,7 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
     for (long long b = first; b < batches; b++) {
         if (ok && !ok[b]) { /* --partial: a batch not done */
             long long n = count - b * bsize < bsize ? count - b * bsize : bsize;
-            if (npy && nanrow == NULL) {
+            if (bin && nanrow == NULL) {
                 if ((nanrow = malloc((size_t)dim * sizeof *nanrow)) == NULL) {
                     free(ok);
                     return cli_fail(cli, CLI_FAILED, "out of memory");
@@ -332,7 +376,7 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
                 for (long long k = 0; k < dim; k++)
                     nanrow[k] = __builtin_nanf("");
             }
-            for (long long r = 0; npy && r < n; r++)
+            for (long long r = 0; bin && r < n; r++)
                 fwrite(nanrow, sizeof *nanrow, (size_t)dim, out);
             row += n;
             missing += n;
@@ -350,10 +394,11 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
             return rc;
         }
         const float *e = msg.blobs[0].data;
-        if (npy) {
+        if (bin) {
             fwrite(e, 4, (size_t)n * (size_t)d, out); /* x86-64 and aarch64 are little-endian */
         } else {
             const json_t *texts = json_object_get(docs, "texts"), *ids = json_object_get(docs, "ids");
+            const json_t *lines = json_object_get(docs, "lines"); /* absent: jobs from before */
             for (int i = 0; i < n; i++, row++) {
                 json_t *vec = json_array();
                 for (int k = 0; k < d; k++)
@@ -363,7 +408,12 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
                 const json_t *idv = json_array_get(ids, (size_t)i);
                 if (idv && !json_is_null(idv))
                     json_object_set(o, "id", (json_t *)idv);
-                json_dumpf(o, out, JSON_COMPACT);
+                const json_t *lv = json_array_get(lines, (size_t)i);
+                if (json_is_integer(lv))
+                    json_object_set(o, "line", (json_t *)lv);
+                /* 9 significant digits give back the same f32 (IEEE 754 binary32:
+                 * FLT_DECIMAL_DIG); 17, a double's, only lengthen the file */
+                json_dumpf(o, out, JSON_COMPACT | JSON_REAL_PRECISION(9));
                 fputc('\n', out);
                 json_decref(o);
             }
@@ -377,10 +427,15 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
         fprintf(stderr, "moat result: job %llu: %lld of %lld batches not done (the first: batch %lld, "
                 "documents %lld..); their %lld rows are %s\n", (unsigned long long)id,
                 nmissing, batches, first_missing, first_missing * bsize, missing,
-                npy ? "NaN" : "left out");
+                bin ? "NaN" : "left out");
+    long long rows = count - (bin ? 0 : missing);
     if (outpath && !cli->json)
-        fprintf(stderr, "moat result: %lld embeddings of dimension %lld written to %s\n",
-                count - (npy ? 0 : missing), dim, outpath);
+        fprintf(stderr, "moat result: %lld embeddings of dimension %lld written to %s\n", rows, dim,
+                outpath);
+    if (outpath && cli->json)
+        *summary = json_pack("{s:s, s:s, s:I, s:I, s:s, s:I}", "path", outpath, "format", fmt, "count",
+                             (json_int_t)rows, "dim", (json_int_t)dim, "dtype", "f32", "missing",
+                             (json_int_t)missing);
     return CLI_OK;
 }
 

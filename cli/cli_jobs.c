@@ -325,9 +325,16 @@ int cli_requeue_run(struct cli *cli, int argc, char **argv)
 
 int cli_submitted(struct cli *cli, uint64_t id, bool wait)
 {
+    return cli_submitted_with(cli, id, wait, NULL);
+}
+
+int cli_submitted_with(struct cli *cli, uint64_t id, bool wait, json_t *extra)
+{
     if (!wait || !cli->json) {
         if (cli->json) {
             json_t *doc = json_pack("{s:I}", "id", (json_int_t)id);
+            if (extra)
+                json_object_update(doc, extra);
             cli_json_print(doc);
             json_decref(doc);
         } else {
@@ -335,6 +342,7 @@ int cli_submitted(struct cli *cli, uint64_t id, bool wait)
             fflush(stdout); /* the id before a long wait */
         }
     }
+    json_decref(extra);
     if (!wait)
         return CLI_OK;
     char arg[32];

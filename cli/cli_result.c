@@ -9,9 +9,12 @@
 
 static const char help[] =
     "usage: moat result JOB [--task I] [--out FILE] [--format jsonl|raw|npy]\n"
-    "  (infer jobs: metadata, or the embeddings with --format npy|jsonl; --partial\n"
+    "  (infer jobs: metadata, or the embeddings in input order: --format npy,\n"
+    "  raw (little-endian f32 [N, dim], no header) or jsonl ({index, line, text,\n"
+    "  id, embedding} per document; line: its line number in the input); --partial\n"
     "  exports those of a job not all of whose batches COMPLETED (failed, cancelled\n"
-    "  or running): in npy the other rows are NaN, in jsonl they are left out)\n"
+    "  or running): in npy and raw the other rows are NaN, in jsonl they are left\n"
+    "  out; with --json and --out, {path, format, count, dim, dtype, missing})\n"
     "\n"
     "Print what a job's tasks wrote, task after task in index order: their\n"
     "stdout to stdout, their stderr to stderr (jsonl and --json keep both apart).\n"
@@ -132,7 +135,7 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
     if (rc != CLI_OK)
         return rc;
     FILE *out = o.f;
-    json_t *reply = NULL;
+    json_t *reply = NULL, *summary = NULL;
     if (fmt == FMT_RAW && task >= 0 && !cli->json) {
         rc = raw_task(cli, id, task, out);
         goto done;
@@ -146,9 +149,9 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
     if (strcmp(cli_json_str(reply, "kind", ""), "infer") == 0) {
         if (out == stdout) /* the output starts: a failure after it adds no --json error document */
             cli_stdout_claim();
-        rc = cli_infer_result(cli, id, reply,
-                              fmt == FMT_NPY ? "npy" : fmt == FMT_JSONL ? "jsonl" : NULL, task,
-                              partial, out, outpath);
+        static const char *const names[] = {[FMT_TEXT] = NULL, [FMT_JSONL] = "jsonl",
+                                            [FMT_RAW] = "raw", [FMT_NPY] = "npy"};
+        rc = cli_infer_result(cli, id, reply, names[fmt], task, partial, out, outpath, &summary);
         goto done;
     }
     if (fmt == FMT_NPY || partial) {
@@ -226,5 +229,9 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
                 cut == 1 ? "" : " tasks");
 done:
     json_decref(reply);
-    return cli_out_close(cli, &o, rc);
+    rc = cli_out_close(cli, &o, rc);
+    if (rc == CLI_OK && summary) /* once the file is in place */
+        cli_json_print(summary);
+    json_decref(summary);
+    return rc;
 }

@@ -12,7 +12,7 @@
 static const char help[] =
     "usage: moat submit [OPTIONS] -- CMD [ARG...]\n"
     "       moat submit --infer MODEL --input FILE [--tp N] [--batch N] [--max-len N]\n"
-    "                   [--on-bad-line fail|skip] [OPTIONS]\n"
+    "                   [--input-format text|jsonl] [--on-bad-line fail|skip] [OPTIONS]\n"
     "       moat submit --bench OP --shape N,N,... [--dtype T] [--nodes all|LIST]\n"
     "                   [--repeat N] [--backend auto|cpu|cuda] [--threads N] [OPTIONS]\n"
     "\n"
@@ -69,9 +69,13 @@ static const char help[] =
     "Infer jobs embed documents with an imported model (moat model import):\n"
     "  --infer MODEL       the model's name\n"
     "  --input FILE        one document per line, or JSON Lines with \"text\" (and\n"
-    "                      an optional \"id\") per line; bad lines are reported as\n"
-    "                      FILE:LINE and stop the submission, or are left out with\n"
-    "                      --on-bad-line skip\n"
+    "                      an optional \"id\") per line; - reads stdin; empty lines\n"
+    "                      are skipped (each result keeps its \"line\" number); bad\n"
+    "                      lines are reported as FILE:LINE and stop the submission,\n"
+    "                      or are left out with --on-bad-line skip\n"
+    "  --input-format F    text or jsonl; default: by the extension (.jsonl and\n"
+    "                      .ndjson JSONL, .txt text), else JSONL when the first\n"
+    "                      non-blank line starts with '{'\n"
     "  --tp N              tensor-parallel degree: each batch runs on N nodes\n"
     "                      (Megatron-style layer split; default 1)\n"
     "  --batch N           documents per task (default 64); tasks of one job run\n"
@@ -108,7 +112,7 @@ static const char help[] =
     "  moat submit --begin 22:00 --time-limit 4h --name nightly -- /srv/jobs/nightly.sh\n";
 
 enum { OPT_NAME = 1, OPT_CPUS, OPT_GPUS, OPT_MEM, OPT_PRIORITY, OPT_ARRAY, OPT_AFTER, OPT_BEGIN,
-       OPT_TIME_LIMIT, OPT_RETRIES, OPT_ENV, OPT_HOLD, OPT_WAIT, OPT_AFTER_ANY, OPT_AFTER_NOTOK, OPT_DEPENDENCY, OPT_INFER, OPT_INPUT, OPT_TP, OPT_BATCH, OPT_MAX_LEN, OPT_POOLING, OPT_ON_BAD,
+       OPT_TIME_LIMIT, OPT_RETRIES, OPT_ENV, OPT_HOLD, OPT_WAIT, OPT_AFTER_ANY, OPT_AFTER_NOTOK, OPT_DEPENDENCY, OPT_INFER, OPT_INPUT, OPT_TP, OPT_BATCH, OPT_MAX_LEN, OPT_POOLING, OPT_INPUT_FORMAT, OPT_ON_BAD,
        OPT_BENCH, OPT_SHAPE, OPT_DTYPE, OPT_NODES, OPT_REPEAT, OPT_BACKEND, OPT_THREADS };
 
 static const struct option longopts[] = {
@@ -134,6 +138,7 @@ static const struct option longopts[] = {
     {"batch", required_argument, NULL, OPT_BATCH},
     {"max-len", required_argument, NULL, OPT_MAX_LEN},
     {"pooling", required_argument, NULL, OPT_POOLING},
+    {"input-format", required_argument, NULL, OPT_INPUT_FORMAT},
     {"on-bad-line", required_argument, NULL, OPT_ON_BAD},
     {"bench", required_argument, NULL, OPT_BENCH},
     {"shape", required_argument, NULL, OPT_SHAPE},
@@ -240,6 +245,7 @@ int cli_submit_run(struct cli *cli, int argc, char **argv)
     const char *model = NULL, *input = NULL;
     long long tp = 1, batch = 64, max_len = 256;
     bool skip_bad = false, wait = false;
+    int input_format = -1; /* --input-format: 1 jsonl, 0 text, -1 by the file */
     struct bench_opts bo = {.repeat = 10};
     bool res_opt = false; /* --cpus, --gpus or --mem given */
     const char *infer_opt = NULL; /* an option only infer jobs take, as given */
@@ -291,7 +297,11 @@ int cli_submit_run(struct cli *cli, int argc, char **argv)
             else if (c == OPT_POOLING && strcmp(optarg, "mean") != 0)
                 rc = cli_fail(cli, CLI_USAGE, "--pooling: '%s': only mean (the pooling the model "
                               "was trained with)", optarg);
-            else if (c == OPT_ON_BAD) {
+            else if (c == OPT_INPUT_FORMAT) {
+                if (strcmp(optarg, "text") != 0 && strcmp(optarg, "jsonl") != 0)
+                    rc = cli_fail(cli, CLI_USAGE, "--input-format: '%s': expected text or jsonl", optarg);
+                input_format = strcmp(optarg, "jsonl") == 0;
+            } else if (c == OPT_ON_BAD) {
                 if (strcmp(optarg, "skip") != 0 && strcmp(optarg, "fail") != 0)
                     rc = cli_fail(cli, CLI_USAGE, "--on-bad-line: '%s': expected skip or fail", optarg);
                 skip_bad = strcmp(optarg, "skip") == 0;
@@ -372,7 +382,7 @@ int cli_submit_run(struct cli *cli, int argc, char **argv)
         json_object_set_new(obj, "tp", json_integer(tp));
         json_object_set_new(obj, "batch", json_integer(batch));
         json_object_set_new(obj, "max_len", json_integer(max_len));
-        rc = cli_infer_submit(cli, obj, input, skip_bad, wait);
+        rc = cli_infer_submit(cli, obj, input, input_format, skip_bad, wait);
         goto out;
     } else if (client_spec_finish(&spec, argc - optind, argv + optind, &obj, &err) != 0) {
         rc = cli_fail(cli, CLI_USAGE, "%s", err.msg);

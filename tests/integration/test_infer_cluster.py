@@ -161,8 +161,16 @@ def test_bad_input_lines_are_named_and_policy_applies(make_cluster, model_dir, s
     r = c.moat("submit", "--infer", "minilm", "--input", bad, check=None)
     assert r.rc == 2 and f"{bad}:3: invalid UTF-8" in r.err, r
     assert c.j("queue", "--all")["jobs"] == []
-    jid = c.j("submit", "--infer", "minilm", "--input", bad, "--on-bad-line", "skip")["id"]
+    bad.write_bytes(b"first document\n\nsecond document\nbroken \xff\xfe bytes\nfourth\n")
+    sub = c.j("submit", "--infer", "minilm", "--input", bad, "--on-bad-line", "skip")
+    assert (sub["documents"], sub["skipped_empty"], sub["skipped_bad"]) == (3, 1, 1), sub
+    jid = sub["id"]
     assert c.show(jid)["ndocs"] == 3
+    # each document's line number in the input travels to the controller and back
+    c.wait(jid, timeout=240)
+    rows = [json.loads(x) for x in c.moat("result", jid, "--format", "jsonl").out.splitlines()]
+    assert [(r["line"], r["text"]) for r in rows] == \
+        [(1, "first document"), (3, "second document"), (5, "fourth")], rows
     jl = tmp_path / "docs.jsonl"
     jl.write_text('{"id": "a", "text": "one"}\n{"id": 7}\n{"text": "three"}\n')
     r = c.moat("submit", "--infer", "minilm", "--input", jl, check=None)
@@ -183,6 +191,15 @@ def test_bad_input_lines_are_named_and_policy_applies(make_cluster, model_dir, s
         rid = cl.send("SUBMIT", {"spec": spec}, blobs=[b'["one"]', ids])
         r = cl.recv(10)
         assert r and r[1] == rid and r[0] == "ERROR" and why in r[2]["msg"], (ids, r)
+    # and the line numbers: integers >= 1, one per document (ids null: none)
+    for blobs, why in [([b'["one"]', b"null", b"[0]"], "infer: line 1: expected a line number"),
+                       ([b'["one"]', b"null", b'["1"]'], "infer: line 1: expected a line number"),
+                       ([b'["one"]', b"null", b"[1, 2]"], "infer: lines: expected a JSON array as long"),
+                       ([b'["one"]', b"null", b"{}"], "infer: lines: expected a JSON array as long"),
+                       ([b'["one"]', b"null", b"[1]", b"[]"], "infer: the documents must come as one")]:
+        rid = cl.send("SUBMIT", {"spec": spec}, blobs=blobs)
+        r = cl.recv(10)
+        assert r and r[1] == rid and r[0] == "ERROR" and why in r[2]["msg"], (blobs, r)
     rid = cl.send("SUBMIT", {"spec": spec}, blobs=[b'["one", "two"]', b'["a", 7]'])
     r = cl.recv(10)
     assert r and r[0] == "REPLY", r

@@ -1,0 +1,176 @@
+"""The infer commands of the CLI (submit --infer, result of an infer job, search)
+against a scripted fake controller (moatproto.FakeController): what they send
+(docs/protocol.md), what they write and print. Needs only bin/moat."""
+import json
+import struct
+
+import pytest
+
+from conftest import run_moat as _run_moat
+from moatproto import FAKE_ENV, FakeController
+
+
+def run_moat(args, env=None, **kw):
+    return _run_moat(args, env=dict(FAKE_ENV, **(env or {})), **kw)
+
+
+@pytest.fixture
+def fake():
+    made = []
+
+    def make(handler):
+        f = FakeController(handler)
+        made.append(f)
+        return f
+
+    yield make
+    for f in made:
+        f.close()
+
+
+def ctl(f, *args, check=None, input=None):
+    return run_moat(["--controller", f.endpoint] + list(args), check=check, input=input)
+
+
+def f32(x):
+    """x rounded to the nearest f32, as a Python float."""
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+# Job 5: 3 documents in batches of 2, dim 3; the values are f32 whose shortest
+# exact decimal needs all 9 digits, and 0.1f (0.100000001, 17 digits: 0.10000000149011612)
+ROWS = [[0.1, 1 / 3, -2.5e-8], [1e30, -0.7, 123.456], [2 / 3, 1e-38, -1.0]]
+DOCS = [{"texts": ["alpha", "gamma"], "ids": ["a", None], "lines": [1, 3]},
+        {"texts": ["delta"], "ids": ["d"], "lines": [6]}]
+META = {"id": 5, "kind": "infer", "state": "COMPLETED", "count": 3, "dim": 3, "dtype": "f32",
+        "batches": 2, "done": 2, "batch": 2}
+
+
+def emb_bytes(rows):
+    return b"".join(struct.pack("<%df" % len(r), *r) for r in rows)
+
+
+def infer_job(t, b, _):
+    if t == "RESULT" and "task" in b:
+        k = b["task"]
+        rows = ROWS[2 * k:2 * k + 2]
+        return "REPLY", {"kind": "infer", "index": k, "state": "COMPLETED", "count": len(rows),
+                         "dim": 3, "batch": 2}, [emb_bytes(rows), json.dumps(DOCS[k]).encode()]
+    if t == "RESULT":
+        return "REPLY", META
+
+
+def test_infer_raw_export_is_the_whole_job_f32_in_input_order(fake, tmp_path):
+    f = fake(infer_job)
+    out = tmp_path / "p.raw"
+    r = ctl(f, "result", "5", "--format", "raw", "--out", out, check=0)
+    assert out.read_bytes() == emb_bytes(ROWS), r  # no header, [3, 3] little-endian f32
+    assert "3 embeddings of dimension 3 written to" in r.err and r.out == "", r
+    # one batch: --task as before
+    ctl(f, "result", "5", "--task", "1", "--format", "raw", "--out", out, check=0)
+    assert out.read_bytes() == emb_bytes(ROWS[2:])
+
+
+def test_infer_metadata_goes_to_out(fake, tmp_path):
+    f = fake(infer_job)
+    meta = tmp_path / "meta.txt"
+    r = ctl(f, "result", "5", "--out", meta, check=0)
+    assert r.out == "" and meta.read_text().startswith("job 5: 3 documents, 2 of 2 batches done"), r
+    r = ctl(f, "--json", "result", "5", "--out", meta, check=0)
+    assert r.out == "" and json.loads(meta.read_text()) == META, r
+
+
+def test_infer_jsonl_export_carries_the_input_line(fake):
+    f = fake(infer_job)
+    r = ctl(f, "result", "5", "--format", "jsonl", check=0)
+    objs = [json.loads(x) for x in r.out.splitlines()]
+    assert [(o["index"], o.get("line"), o["text"], o.get("id")) for o in objs] == \
+        [(0, 1, "alpha", "a"), (1, 3, "gamma", None), (2, 6, "delta", "d")], r.out
+
+
+def test_infer_jsonl_export_round_trips_f32_in_9_digits(fake):
+    f = fake(infer_job)
+    r = ctl(f, "result", "5", "--format", "jsonl", check=0)
+    objs = [json.loads(x) for x in r.out.splitlines()]
+    for o, row in zip(objs, ROWS):  # every value gives back the f32 it came from
+        assert [f32(v) for v in o["embedding"]] == [f32(v) for v in row], o
+    assert "0.100000001," in r.out and "0.10000000149011612" not in r.out, r.out
+
+
+def test_infer_export_json_summary(fake, tmp_path):
+    f = fake(infer_job)
+    out = tmp_path / "j.npy"
+    r = ctl(f, "--json", "result", "5", "--format", "npy", "--out", out, check=0)
+    assert json.loads(r.out) == {"path": str(out), "format": "npy", "count": 3, "dim": 3,
+                                 "dtype": "f32", "missing": 0}, r
+    assert out.read_bytes()[:6] == b"\x93NUMPY" and out.read_bytes().endswith(emb_bytes(ROWS))
+
+
+def submit_recorder(got):
+    def h(t, b, blobs):
+        got["spec"] = b["spec"]
+        got["blobs"] = [json.loads(x) for x in blobs]
+        return "REPLY", {"id": 5}
+    return h
+
+
+def test_submit_sends_line_numbers_and_json_counts_the_skipped(fake, tmp_path):
+    got = {}
+    f = fake(submit_recorder(got))
+    p = tmp_path / "docs.txt"
+    p.write_bytes(b"one\n\ntwo\n  \nbad \xff\nthree\n")
+    r = ctl(f, "--json", "submit", "--infer", "m", "--input", p, "--on-bad-line", "skip", check=0)
+    assert json.loads(r.out) == {"id": 5, "documents": 3, "skipped_empty": 2, "skipped_bad": 1}, r
+    assert got["blobs"] == [["one", "two", "three"], None, [1, 3, 6]], got
+    assert "2 empty lines skipped" in r.err and f"{p}:5: invalid UTF-8; skipped" in r.err, r
+    j = tmp_path / "docs.jsonl"
+    j.write_text('\n{"text": "x", "id": 9}\n{"text": "y"}\n')
+    ctl(f, "submit", "--infer", "m", "--input", j, check=0)
+    assert got["blobs"] == [["x", "y"], [9, None], [2, 3]], got
+
+
+def test_submit_bad_line_json_error_says_where_and_why(fake, tmp_path):
+    f = fake(submit_recorder({}))
+    p = tmp_path / "docs.txt"
+    p.write_bytes(b"one\nbad \xff\n")
+    r = ctl(f, "--json", "submit", "--infer", "m", "--input", p, check=2)
+    doc = json.loads(r.out)
+    assert doc["exit"] == 2 and f"{p}:2: invalid UTF-8 (stopped" in doc["error"], r
+    assert f.requests == []
+
+
+def test_input_format_by_extension_then_option_then_content(fake, tmp_path):
+    got = {}
+    f = fake(submit_recorder(got))
+    braces = '{"text": "not json to this user"}\nplain\n'
+    txt = tmp_path / "docs.txt"
+    txt.write_text(braces)
+    ctl(f, "submit", "--infer", "m", "--input", txt, check=0)  # .txt: text, whatever it holds
+    assert got["blobs"][0] == ['{"text": "not json to this user"}', "plain"], got
+    nd = tmp_path / "docs.ndjson"
+    nd.write_text('{"text": "a"}\n')
+    ctl(f, "submit", "--infer", "m", "--input", nd, check=0)
+    assert got["blobs"][0] == ["a"]
+    other = tmp_path / "docs.data"  # no telling extension: the first line decides
+    other.write_text('{"text": "b"}\n')
+    ctl(f, "submit", "--infer", "m", "--input", other, check=0)
+    assert got["blobs"][0] == ["b"]
+    ctl(f, "submit", "--infer", "m", "--input", other, "--input-format", "text", check=0)
+    assert got["blobs"][0] == ['{"text": "b"}']
+    r = ctl(f, "submit", "--infer", "m", "--input", txt, "--input-format", "jsonl", check=2)
+    assert f"{txt}:2: " in r.err, r
+    r = ctl(f, "submit", "--infer", "m", "--input", txt, "--input-format", "csv", check=2)
+    assert r.err.strip() == "moat submit: --input-format: 'csv': expected text or jsonl", r
+    r = ctl(f, "submit", "--input-format", "text", "--", "true", check=2)
+    assert "--input-format goes with --infer" in r.err, r
+
+
+def test_input_dash_reads_stdin(fake):
+    got = {}
+    f = fake(submit_recorder(got))
+    ctl(f, "submit", "--infer", "m", "--input", "-", input="first\n\nsecond\n", check=0)
+    assert got["blobs"] == [["first", "second"], None, [1, 3]], got
+    ctl(f, "submit", "--infer", "m", "--input", "-", input='{"text": "j", "id": "i"}\n', check=0)
+    assert got["blobs"] == [["j"], ["i"], [1]], got  # sniffed from the first line
+    r = ctl(f, "submit", "--infer", "m", "--input", "-", input="ok\nno\x00pe\n", check=2)
+    assert "stdin:2: a NUL byte" in r.err, r
