@@ -448,14 +448,18 @@ static const char search_help[] =
     "are embedded on the cluster as a small infer job with the same model and TP\n"
     "degree, then every query prints its N nearest documents (cosine similarity;\n"
     "the embeddings are L2-normalised, so it is a dot product). Default N is 3.\n"
-    "With --json: {\"queries\": [{query, hits: [{index, id, score, text}]}]}.\n"
+    "A hit is named by its document's id when the job has ids, else #INDEX (its\n"
+    "row in the export). A QUERY may not be empty.\n"
+    "With --json: {\"queries\": [{query, hits: [{index, id, line, score, text}]}]}\n"
+    "(line: the document's line number in the input, null when not known).\n"
     "\n"
     "Example:\n"
     "  moat search 4 \"a computer program that never works\" \"love and marriage\"\n";
 
 struct corpus {
     float *emb;   /* [n, dim] */
-    json_t *texts, *ids;
+    json_t *texts, *ids, *lines; /* ids, lines: one per document, null when none */
+    bool any_id;  /* some document has an id */
     long long n;
     int dim;
 };
@@ -478,6 +482,7 @@ static int load_corpus(struct cli *cli, uint64_t id, struct corpus *c)
     c->emb = malloc((size_t)c->n * (size_t)c->dim * sizeof *c->emb);
     c->texts = json_array();
     c->ids = json_array();
+    c->lines = json_array();
     if (c->emb == NULL)
         return cli_fail(cli, CLI_FAILED, "out of memory");
     long long row = 0;
@@ -494,9 +499,12 @@ static int load_corpus(struct cli *cli, uint64_t id, struct corpus *c)
         }
         memcpy(c->emb + row * c->dim, msg.blobs[0].data, (size_t)n * (size_t)d * sizeof(float));
         json_array_extend(c->texts, json_object_get(docs, "texts"));
+        const json_t *ids = json_object_get(docs, "ids"), *lines = json_object_get(docs, "lines");
         for (int i = 0; i < n; i++) {
-            const json_t *ids = json_object_get(docs, "ids");
-            json_array_append(c->ids, ids ? json_array_get(ids, (size_t)i) : json_null());
+            const json_t *idv = json_array_get(ids, (size_t)i), *lv = json_array_get(lines, (size_t)i);
+            c->any_id |= idv != NULL && !json_is_null(idv);
+            json_array_append_new(c->ids, idv ? json_incref((json_t *)idv) : json_null());
+            json_array_append_new(c->lines, json_is_integer(lv) ? json_incref((json_t *)lv) : json_null());
         }
         row += n;
         json_decref(docs);
@@ -510,6 +518,7 @@ static void corpus_free(struct corpus *c)
     free(c->emb);
     json_decref(c->texts);
     json_decref(c->ids);
+    json_decref(c->lines);
 }
 
 int cli_search_run(struct cli *cli, int argc, char **argv)
@@ -539,6 +548,9 @@ int cli_search_run(struct cli *cli, int argc, char **argv)
     struct err e = {0};
     if (client_jobid_parse(argv[optind], &id, &e) != 0)
         return cli_fail(cli, CLI_USAGE, "%s", e.msg);
+    for (int i = optind + 1; i < argc; i++) /* an empty query finds nothing meant */
+        if (argv[i][strspn(argv[i], " \t\r\n\v\f")] == '\0')
+            return cli_usage_error(cli, "query %d: empty (give the text to search for)", i - optind);
     json_t *job;
     int rc = cli_request(cli, PROTO_TYPE_SHOW,
                          json_pack("{s:I, s:i}", "id", (json_int_t)id, "tasks_limit", 0), true, &job, NULL, NULL);
@@ -629,8 +641,9 @@ int cli_search_run(struct cli *cli, int argc, char **argv)
         }
         json_t *hits = json_array();
         for (int h = 0; h < nb; h++)
-            json_array_append_new(hits, json_pack("{s:I, s:O, s:f, s:O}", "index", (json_int_t)best[h], "id",
-                                                  json_array_get(corp.ids, (size_t)best[h]), "score",
+            json_array_append_new(hits, json_pack("{s:I, s:O, s:O, s:f, s:O}", "index", (json_int_t)best[h],
+                                                  "id", json_array_get(corp.ids, (size_t)best[h]), "line",
+                                                  json_array_get(corp.lines, (size_t)best[h]), "score",
                                                   (double)score[h], "text",
                                                   json_array_get(corp.texts, (size_t)best[h])));
         json_array_append_new(all, json_pack("{s:O, s:o}", "query", json_array_get(texts, (size_t)i), "hits", hits));
@@ -652,7 +665,19 @@ int cli_search_run(struct cli *cli, int argc, char **argv)
                 for (char *p = text; *p; p++)
                     if (*p == '\t' || *p == '\n')
                         *p = ' ';
-                printf("  %.3f  #%-6lld %s\n", cli_json_num(hit, "score", 0), cli_json_int(hit, "index", 0), text);
+                /* the document's id when the job has ids (what the user gave), else #row */
+                const json_t *idv = json_object_get(hit, "id");
+                char name[64];
+                if (corp.any_id && json_is_string(idv))
+                    snprintf(name, sizeof name, "%s", json_string_value(idv));
+                else if (corp.any_id && json_is_integer(idv))
+                    snprintf(name, sizeof name, "%lld", (long long)json_integer_value(idv));
+                else
+                    snprintf(name, sizeof name, "#%lld", cli_json_int(hit, "index", 0));
+                for (char *p = name; *p; p++)
+                    if (*p == '\t' || *p == '\n' || *p == '\r')
+                        *p = ' ';
+                printf("  %.3f  %-7s %s\n", cli_json_num(hit, "score", 0), name, text);
             }
         }
         json_decref(all);

@@ -174,3 +174,55 @@ def test_input_dash_reads_stdin(fake):
     assert got["blobs"] == [["j"], ["i"], [1]], got  # sniffed from the first line
     r = ctl(f, "submit", "--infer", "m", "--input", "-", input="ok\nno\x00pe\n", check=2)
     assert "stdin:2: a NUL byte" in r.err, r
+
+
+def search_cluster(ids):
+    """A fake controller holding job 5 (the documents above, ids or none) and
+    answering a query job 6 whose embedding is ROWS[1]'s direction."""
+    docs = [dict(d) for d in DOCS]
+    if not ids:
+        for d in docs:
+            del d["ids"]
+    unit = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+
+    def h(t, b, _):
+        if t == "SHOW":
+            return "REPLY", {"id": b["id"], "state": "COMPLETED", "model": "m", "tp": 1}
+        if t == "SUBMIT":
+            return "REPLY", {"id": 6}
+        if t == "RESULT" and b["id"] == 6:
+            if "task" in b:
+                return "REPLY", {"kind": "infer", "index": 0, "count": 1, "dim": 3}, \
+                    [emb_bytes([unit[1]]), b'{"texts": ["q"]}']
+            return "REPLY", dict(META, id=6, count=1, batches=1, done=1)
+        if t == "RESULT" and "task" in b:
+            k = b["task"]
+            rows = unit[2 * k:2 * k + 2]
+            return "REPLY", {"kind": "infer", "index": k, "count": len(rows), "dim": 3}, \
+                [emb_bytes(rows), json.dumps(docs[k]).encode()]
+        if t == "RESULT":
+            return "REPLY", META
+    return h
+
+
+def test_search_names_hits_by_id(fake):
+    f = fake(search_cluster(ids=True))
+    r = ctl(f, "search", "5", "-k", "2", "q", check=0)
+    hits = r.out.splitlines()[1:]
+    assert hits[0].split()[:2] == ["1.000", "#1"] and hits[0].endswith("gamma"), r.out  # no id: #row
+    assert hits[1].split()[:2] == ["0.000", "a"] and hits[1].endswith("alpha"), r.out
+    doc = json.loads(ctl(f, "--json", "search", "5", "-k", "1", "q", check=0).out)
+    assert doc["queries"][0]["hits"][0]["line"] == 3 and doc["queries"][0]["hits"][0]["id"] is None
+    f2 = fake(search_cluster(ids=False))
+    r = ctl(f2, "search", "5", "-k", "1", "q", check=0)
+    assert r.out.splitlines()[1].split()[:2] == ["1.000", "#1"], r.out
+
+
+def test_search_refuses_an_empty_query(fake):
+    f = fake(search_cluster(ids=True))
+    n = len(f.requests)
+    for q in ("", "  "):
+        r = ctl(f, "search", "5", "fine", q, check=2)
+        assert r.err.strip() == "moat search: query 2: empty (give the text to search for) (see " \
+            "'moat search --help')", r
+    assert len(f.requests) == n  # refused before asking anything
