@@ -204,8 +204,10 @@ int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     }
     bool restarted = strcmp(node->instance, instance) != 0;
     double mono = units_mono();
-    if (restarted && node->prev_instance[0] && strcmp(instance, node->prev_instance) == 0 &&
-        node->registered && node->state != NODE_STATE_DOWN && mono - node->last_seen <= node_limit(ctl, node)) {
+    bool twin = restarted && node->prev_instance[0] && strcmp(instance, node->prev_instance) == 0 &&
+                node->registered && node->state != NODE_STATE_DOWN &&
+                mono - node->last_seen <= node_limit(ctl, node);
+    if (twin) {
         /* The instance the current one replaced is alive too: two workers
          * (a cloned machine, a copied config) share the name and would take
          * each other's place, requeueing each other's tasks, for ever. */
