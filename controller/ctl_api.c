@@ -34,6 +34,7 @@ int ctl_on_ping(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *
 int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
 {
     struct job_spec spec;
+    struct ctl_job *job = NULL;
     json_t *sj = json_object_get(msg->body, "spec"), *docs = NULL, *ids = NULL, *lines = NULL;
     const char *kind = json_string_value(json_object_get(sj, "kind"));
     if (kind && strcmp(kind, "infer") == 0) {
@@ -42,71 +43,39 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
     } else if (msg->nblobs) {
         return err_set(err, EINVAL, "submit: only infer jobs carry documents");
     }
-    if (jobspec_from_json(&spec, sj, err) != 0) {
-        json_decref(docs);
-        json_decref(ids);
-        json_decref(lines);
-        return -1;
-    }
-    if (ctl_bench_expand(ctl, &spec, err) != 0) {
-        jobspec_clear(&spec);
-        json_decref(docs);
-        json_decref(ids);
-        json_decref(lines);
-        return -1;
-    }
-    if (spec.kind == JOB_KIND_INFER && ctl_infer_check(ctl, &spec, err) != 0) {
-        jobspec_clear(&spec);
-        json_decref(docs);
-        json_decref(ids);
-        json_decref(lines);
-        return -1;
-    }
+    if (jobspec_from_json(&spec, sj, err) != 0)
+        goto fail_docs;
     char why[160];
+    if (ctl_bench_expand(ctl, &spec, err) != 0 ||
+        (spec.kind == JOB_KIND_INFER && ctl_infer_check(ctl, &spec, err) != 0))
+        goto fail_spec;
     if (!ctl_sched_feasible(ctl, &spec, why, sizeof why)) { /* as sbatch: refused, not PENDING for ever */
         err_set(err, EINVAL, "submit: %s: the job could never start", why);
-        jobspec_clear(&spec);
-        json_decref(docs);
-        json_decref(ids);
-        json_decref(lines);
-        return -1;
+        goto fail_spec;
     }
     for (int i = 0; i < spec.nafter; i++) {
         if (spec.after[i] < 1 || spec.after[i] > ctl->njobs) {
             err_set(err, ENOENT, "dependency: job %llu does not exist", (unsigned long long)spec.after[i]);
-            jobspec_clear(&spec);
-            json_decref(docs);
-            json_decref(ids);
-            return -1;
+            goto fail_spec;
         }
     }
-    struct ctl_job *job = ctl_job_new(ctl->njobs + 1, &spec, units_now(), err);
-    if (job == NULL) {
-        jobspec_clear(&spec);
-        json_decref(docs);
-        json_decref(ids);
-        json_decref(lines);
-        return -1;
-    }
+    if ((job = ctl_job_new(ctl->njobs + 1, &spec, units_now(), err)) == NULL)
+        goto fail_spec;
     snprintf(job->owner, sizeof job->owner, "%s", peer->key);
     if (ctl_quota_check(ctl, job->owner, job->ntasks, err) != 0) {
-        ctl_job_free(job);
-        json_decref(docs);
-        json_decref(ids);
-        return err_prefix(err, "submit");
+        err_prefix(err, "submit");
+        goto fail_job;
     }
     if (job->spec.hold) { /* --hold: held from the start (ctl_job_hold) */
         job->held = true;
         snprintf(job->reason, sizeof job->reason, "held (moat release %llu)", (unsigned long long)job->id);
     }
-    int rc = docs ? ctl_infer_accept(ctl, job, docs, ids, lines, err) : 0;
+    if ((docs && ctl_infer_accept(ctl, job, docs, ids, lines, err) != 0) ||
+        ctl_job_save(ctl, job, true, err) != 0 || ctl_job_add(ctl, job, err) != 0)
+        goto fail_job;
     json_decref(docs);
     json_decref(ids);
     json_decref(lines);
-    if (rc != 0 || ctl_job_save(ctl, job, true, err) != 0 || ctl_job_add(ctl, job, err) != 0) {
-        ctl_job_free(job);
-        return -1;
-    }
     if (ctl_queue_add(ctl, job, err) != 0)
         return -1;
     char object[32];
@@ -119,6 +88,17 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
         return -1;
     log_debug("ctl", "job %llu submitted: %u tasks", (unsigned long long)job->id, job->ntasks);
     return ctl_out_reply(ctl, peer, msg->req_id, json_pack("{s:I}", "id", (json_int_t)job->id));
+
+fail_job: /* the job owns the spec */
+    ctl_job_free(job);
+    goto fail_docs;
+fail_spec:
+    jobspec_clear(&spec);
+fail_docs:
+    json_decref(docs);
+    json_decref(ids);
+    json_decref(lines);
+    return -1;
 }
 
 /* job_access: may peer cancel job, or read its results (what)? Its owner (the

@@ -137,8 +137,8 @@ int ctl_job_requeue(struct ctl *ctl, struct ctl_job *job, struct err *err)
         return err_set(err, EBUSY, "job %llu: %u of its tasks still run", id, job->running);
     if (ctl_quota_check(ctl, job->owner, job->ntasks, err) != 0)
         return err_prefix(err, "requeue");
-    if (ctl_batch(ctl, err) != 0)
-        return -1;
+    if (ctl_batch(ctl, err) != 0 || ctl_quota_note(ctl, job, true, err) != 0)
+        return -1; /* nothing changed yet; a store failure below voids the batch (a recount) */
     uint32_t n = 0;
     for (uint32_t off = 0; off < job->ntasks; off++) {
         struct ctl_task *t = &job->tasks[off];
@@ -171,8 +171,6 @@ int ctl_job_requeue(struct ctl *ctl, struct ctl_job *job, struct err *err)
     }
     job->state = JOB_STATE_PENDING;
     ctl->nactive++;
-    if (ctl_quota_note(ctl, job, true, err) != 0)
-        return -1;
     job->end_time = 0;
     job->exit_code = -1;
     job->cancel_requested = false;

@@ -36,14 +36,8 @@ int ctl_quota_check(const struct ctl *ctl, const char *owner, uint64_t ntasks, s
 int ctl_quota_note(struct ctl *ctl, const struct ctl_job *job, bool held, struct err *err)
 {
     uint64_t n = job->ntasks;
-    if (held)
-        ctl->active_tasks += n;
-    else
-        ctl->active_tasks -= n < ctl->active_tasks ? n : ctl->active_tasks;
     struct ctl_owner_tasks *o = owner_find(ctl, job->owner);
-    if (o == NULL && !held)
-        return 0;
-    if (o == NULL) {
+    if (o == NULL && held) {
         if (ctl->nowners == ctl->owners_cap) {
             int cap = ctl->owners_cap ? 2 * ctl->owners_cap : 8;
             struct ctl_owner_tasks *v = realloc(ctl->owners, (size_t)cap * sizeof *v);
@@ -56,10 +50,14 @@ int ctl_quota_note(struct ctl *ctl, const struct ctl_job *job, bool held, struct
         snprintf(o->key, sizeof o->key, "%s", job->owner);
         o->tasks = 0;
     }
-    if (held)
+    if (held) {
+        ctl->active_tasks += n;
         o->tasks += n;
-    else
-        o->tasks -= n < o->tasks ? n : o->tasks;
+    } else {
+        ctl->active_tasks -= n < ctl->active_tasks ? n : ctl->active_tasks;
+        if (o != NULL)
+            o->tasks -= n < o->tasks ? n : o->tasks;
+    }
     return 0;
 }
 

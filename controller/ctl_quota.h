@@ -24,9 +24,8 @@
 int ctl_quota_check(const struct ctl *ctl, const char *owner, uint64_t ntasks, struct err *err);
 
 /* ctl_quota_note: job's tasks begin (held true) or stop (false) to count, for
- * its owner and in all. ENOMEM only when a new owner's entry cannot be made:
- * the count in all still moves, the owner's is then not kept (a later
- * ctl_quota_recount makes it right). */
+ * its owner and in all. ENOMEM only when a new owner's entry cannot be made
+ * (held true): then nothing changed. Never fails with held false. */
 int ctl_quota_note(struct ctl *ctl, const struct ctl_job *job, bool held, struct err *err);
 
 /* ctl_quota_recount: the counts from the jobs in memory (every unfinished job

@@ -160,12 +160,13 @@ int ctl_job_add(struct ctl *ctl, struct ctl_job *job, struct err *err)
 {
     if (job->id != ctl->njobs + 1)
         return err_set(err, EINVAL, "job %llu: ids must be dense", (unsigned long long)job->id);
-    if (jobs_grow(ctl, err) != 0)
+    if (jobs_grow(ctl, err) != 0 ||
+        (!job_state_is_terminal(job->state) && ctl_quota_note(ctl, job, true, err) != 0))
         return -1;
     ctl->jobs[++ctl->njobs] = job;
     ctl->nresident++;
     ctl->nactive += !job_state_is_terminal(job->state);
-    return job_state_is_terminal(job->state) ? 0 : ctl_quota_note(ctl, job, true, err);
+    return 0;
 }
 
 static bool queue_before(const struct ctl_job *a, const struct ctl_job *b)
