@@ -1,8 +1,19 @@
-/* cfg.c: table-driven libconfig loading with file:line: key: messages. */
+/* cfg.c: table-driven libconfig loading with file:line: key: messages.
+ *
+ * Integers are read as written: libconfig 1.5 parses an integer literal without
+ * the L suffix into an int and keeps its low 32 bits only (4294967299 becomes 3,
+ * 6442450944 becomes -2147483648), and config_setting_get_int64 returns that.
+ * So cfg_load scans the file's text for the literal given to each top-level key
+ * (scan_ints) and takes that, after checking that its low 32 bits (all 64 for
+ * an L literal) are what libconfig read: a scanner mistake is an error, never a
+ * silently different number.
+ */
 #include "shared/cfg.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +48,7 @@ static int parse_text(const struct cfg_key *k, const char *text, void *out, char
             return -1;
         }
         if (!in_bounds(k, (double)v)) {
-            snprintf(why, cap, "%lld is out of range [%.0f, %.0f]", v, k->min, k->max);
+            snprintf(why, cap, "%s is out of range [%.0f, %.0f]", text, k->min, k->max);
             return -1;
         }
         *(int64_t *)field = v;
@@ -106,42 +117,220 @@ int cfg_defaults(const struct cfg_key *table, void *out, struct err *err)
 {
     char why[160];
     for (const struct cfg_key *k = table; k->name; k++)
-        if (parse_text(k, k->def, out, why, sizeof why) != 0)
+        if (parse_text(k, k->def, out, why, sizeof why) != 0 ||
+            (k->check && k->check((char *)out + k->offset, why, sizeof why) != 0))
             return err_set(err, EINVAL, "default of %s: %s", k->name, why);
     return 0;
 }
 
-static int setting_value(const struct cfg_key *k, config_setting_t *s, void *out, char *why,
-                         size_t cap)
+/* ---- integers as written ---- */
+
+#define LITS_MAX 64
+
+struct lit {
+    char name[64];
+    char text[48]; /* "" when the literal is longer */
+};
+
+struct lits {
+    struct lit v[LITS_MAX];
+    int n;
+};
+
+/* scan_ints: the integer literals given to top-level settings ("KEY = 12;" or
+ * "KEY : 12L") in text, skipping comments (#, //, / * * /) and strings. Tokens as
+ * libconfig 1.5's scanner (scanner.l) makes them: names [A-Za-z*][-A-Za-z0-9_*]*,
+ * numbers from a digit, '.' or a sign. Floats are recorded too and
+ * never looked up (their settings are not integers). */
+static void scan_ints(const char *p, struct lits *out)
 {
-    char buf[64];
+    char ident[64] = "", key[64] = "";
+    int depth = 0;
+    bool want = false; /* just after "KEY =" at the top level */
+    out->n = 0;
+    while (*p) {
+        unsigned char c = (unsigned char)*p;
+        if (isspace(c)) {
+            p++;
+        } else if (c == '#' || (c == '/' && p[1] == '/')) {
+            while (*p && *p != '\n')
+                p++;
+        } else if (c == '/' && p[1] == '*') {
+            p += 2;
+            while (*p && !(p[0] == '*' && p[1] == '/'))
+                p++;
+            p += *p ? 2 : 0;
+        } else if (c == '"') {
+            for (p++; *p && *p != '"'; p++)
+                if (*p == '\\' && p[1])
+                    p++;
+            p += *p ? 1 : 0;
+            want = false;
+        } else if (isalpha(c) || c == '*' || c == '@') {
+            size_t n = 0;
+            while (isalnum((unsigned char)*p) || strchr("_-*@", *p) != NULL) {
+                if (n < sizeof ident - 1)
+                    ident[n++] = *p;
+                p++;
+            }
+            ident[n] = '\0';
+            want = false;
+        } else if (c == '=' || c == ':') {
+            want = depth == 0;
+            if (want)
+                memcpy(key, ident, sizeof key);
+            p++;
+        } else if (isdigit(c) || c == '.' ||
+                   ((c == '+' || c == '-') && (isdigit((unsigned char)p[1]) || p[1] == '.'))) {
+            const char *b = p++;
+            bool hex = b[0] == '0' && (b[1] == 'x' || b[1] == 'X');
+            while (isalnum((unsigned char)*p) || *p == '.' ||
+                   ((*p == '+' || *p == '-') && !hex && (p[-1] == 'e' || p[-1] == 'E')))
+                p++;
+            if (want && out->n < LITS_MAX) {
+                struct lit *l = &out->v[out->n++];
+                memcpy(l->name, key, sizeof l->name);
+                size_t n = (size_t)(p - b);
+                n = n < sizeof l->text ? n : 0;
+                memcpy(l->text, b, n);
+                l->text[n] = '\0';
+            }
+            want = false;
+        } else {
+            depth += (c == '{' || c == '[' || c == '(') - (c == '}' || c == ']' || c == ')');
+            want = false;
+            p++;
+        }
+    }
+}
+
+/* int_as_written: s's integer as the file writes it: *v, and its text in lit
+ * (cap >= 48). 0; 1 when the literal does not fit 64 bits (lit is filled);
+ * -1 with why when it cannot be re-read or disagrees with libconfig. */
+static int int_as_written(config_setting_t *s, const struct lits *lits, long long *v, char *lit,
+                          char *why, size_t cap)
+{
+    const char *name = config_setting_name(s);
+    long long lv = config_setting_get_int64(s);
+    bool wide = config_setting_type(s) == CONFIG_TYPE_INT64;
+    const struct lit *l = NULL;
+    for (int i = 0; i < lits->n && l == NULL; i++)
+        if (strcmp(lits->v[i].name, name) == 0)
+            l = &lits->v[i];
+    if (l == NULL || l->text[0] == '\0') {
+        snprintf(why, cap, "cannot read this integer as written (libconfig reads %lld); "
+                 "write it on the key's own line", lv);
+        return -1;
+    }
+    snprintf(lit, 48, "%s", l->text);
+    char digits[48];
+    size_t n = strlen(l->text);
+    while (n > 0 && (l->text[n - 1] == 'L' || l->text[n - 1] == 'l'))
+        n--;
+    memcpy(digits, l->text, n);
+    digits[n] = '\0';
+    const char *d = digits + (digits[0] == '+');
+    bool hex = d[0] == '0' && (d[1] == 'x' || d[1] == 'X');
+    char *end;
+    errno = 0;
+    long long mine = hex ? (long long)strtoull(d, &end, 16) : strtoll(d, &end, 10);
+    if (*d == '\0' || *end != '\0') {
+        snprintf(why, cap, "'%s': expected an integer", l->text);
+        return -1;
+    }
+    if (errno == ERANGE)
+        return 1;
+    /* libconfig keeps the low 32 bits of a literal without L: they must agree */
+    if (wide ? mine != lv : (int32_t)(uint32_t)(unsigned long long)mine != (int32_t)lv) {
+        snprintf(why, cap, "cannot read '%s' as written (libconfig reads %lld)", l->text, lv);
+        return -1;
+    }
+    *v = mine;
+    return 0;
+}
+
+/* has_unit: text, a size or duration that parsed, names its unit: it holds a
+ * letter, or is a [DD-]HH:MM:SS duration, or its number is zero (0 of
+ * anything is 0). */
+static bool has_unit(const char *text)
+{
+    bool zero = true;
+    for (const char *c = text; *c; c++) {
+        if (isalpha((unsigned char)*c) || *c == ':')
+            return true;
+        if (isdigit((unsigned char)*c) && *c != '0')
+            zero = false;
+    }
+    return zero;
+}
+
+static int setting_value(const struct cfg_key *k, config_setting_t *s, const struct lits *lits,
+                         void *out, char *why, size_t cap)
+{
+    char lit[48];
+    long long iv = 0;
     int type = config_setting_type(s);
     switch (k->type) {
     case CFG_STR:
-    case CFG_DURATION:
         if (type != CONFIG_TYPE_STRING) {
-            snprintf(why, cap, k->type == CFG_STR ? "expected a string"
-                                                  : "expected a string with a unit, like \"30 s\"");
+            snprintf(why, cap, "expected a string");
             return -1;
         }
         return parse_text(k, config_setting_get_string(s), out, why, cap);
-    case CFG_SIZE:
+    case CFG_DURATION:
+        if (type != CONFIG_TYPE_STRING) {
+            snprintf(why, cap, "expected a string with a unit, like \"30 s\"");
+            return -1;
+        }
+        if (parse_text(k, config_setting_get_string(s), out, why, cap) != 0)
+            return -1;
+        if (!has_unit(config_setting_get_string(s))) {
+            snprintf(why, cap, "give a unit, e.g. \"30 s\" (not \"%.40s\")", config_setting_get_string(s));
+            return -1;
+        }
+        return 0;
+    case CFG_SIZE: {
         if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
-            snprintf(buf, sizeof buf, "%lld", config_setting_get_int64(s));
-            return parse_text(k, buf, out, why, cap);
+            int r = int_as_written(s, lits, &iv, lit, why, cap);
+            if (r < 0)
+                return -1;
+            if (r > 0 || iv != 0) { /* bytes? Slurm's megabytes? say which */
+                snprintf(why, cap, "give a unit, e.g. \"8 GiB\" (not %s)", lit);
+                return -1;
+            }
+            return parse_text(k, "0", out, why, cap);
         }
         if (type != CONFIG_TYPE_STRING) {
             snprintf(why, cap, "expected a size with a unit, like \"64 GiB\"");
             return -1;
         }
-        return parse_text(k, config_setting_get_string(s), out, why, cap);
-    case CFG_INT:
+        const char *text = config_setting_get_string(s);
+        if (parse_text(k, text, out, why, cap) != 0)
+            return -1;
+        if (!has_unit(text)) {
+            snprintf(why, cap, "give a unit, e.g. \"8 GiB\" (not \"%.40s\")", text);
+            return -1;
+        }
+        return 0;
+    }
+    case CFG_INT: {
         if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
             snprintf(why, cap, "expected an integer");
             return -1;
         }
-        snprintf(buf, sizeof buf, "%lld", config_setting_get_int64(s));
-        return parse_text(k, buf, out, why, cap);
+        int r = int_as_written(s, lits, &iv, lit, why, cap);
+        if (r < 0)
+            return -1;
+        if (r > 0 || !in_bounds(k, (double)iv)) {
+            if (k->min == k->max)
+                snprintf(why, cap, "%s does not fit in 64 bits", lit);
+            else
+                snprintf(why, cap, "%s is out of range [%.0f, %.0f]", lit, k->min, k->max);
+            return -1;
+        }
+        *(int64_t *)((char *)out + k->offset) = iv;
+        return 0;
+    }
     case CFG_BOOL:
         if (type != CONFIG_TYPE_BOOL) {
             snprintf(why, cap, "expected true or false");
@@ -200,10 +389,26 @@ int cfg_load(const char *path, const struct cfg_key *table, void *out, struct er
         fclose(f);
         return err_set(err, EINVAL, "%s: not a regular file", path);
     }
+    /* the text once, for libconfig and for scan_ints */
+    char *text = st.st_size < (16 << 20) ? malloc((size_t)st.st_size + 1) : NULL;
+    size_t len = text ? fread(text, 1, (size_t)st.st_size, f) : 0;
+    if (text == NULL || ferror(f)) {
+        free(text);
+        fclose(f);
+        return err_set(err, text ? EIO : EFBIG, "%s: %s", path, text ? "read error" : "larger than 16 MiB");
+    }
+    text[len] = '\0';
+    struct lits *lits = malloc(sizeof *lits);
+    if (lits == NULL) {
+        free(text);
+        fclose(f);
+        return err_set(err, ENOMEM, "%s: out of memory", path);
+    }
+    scan_ints(text, lits);
     config_t cf;
     config_init(&cf);
     int rc = -1;
-    if (config_read(&cf, f) != CONFIG_TRUE) {
+    if (config_read_string(&cf, text) != CONFIG_TRUE) {
         err_set(err, EINVAL, "%s:%d: %s", path, config_error_line(&cf), config_error_text(&cf));
         goto out;
     }
@@ -220,7 +425,8 @@ int cfg_load(const char *path, const struct cfg_key *table, void *out, struct er
             goto out;
         }
         char why[160];
-        if (setting_value(k, s, out, why, sizeof why) != 0) {
+        if (setting_value(k, s, lits, out, why, sizeof why) != 0 ||
+            (k->check && k->check((char *)out + k->offset, why, sizeof why) != 0)) {
             err_set(err, EINVAL, "%s:%d: %s: %s", path, config_setting_source_line(s), name, why);
             goto out;
         }
@@ -228,6 +434,77 @@ int cfg_load(const char *path, const struct cfg_key *table, void *out, struct er
     rc = 0;
 out:
     config_destroy(&cf);
+    free(lits);
+    free(text);
     fclose(f);
     return rc;
+}
+
+/* ---- checks ---- */
+
+int cfg_check_nonempty(const void *field, char *why, size_t cap)
+{
+    if (((const char *)field)[0] != '\0')
+        return 0;
+    snprintf(why, cap, "empty");
+    return -1;
+}
+
+/* endpoint_check: ep is "tcp://HOST:PORT" (bind: HOST may be "*", PORT "*")
+ * or "ipc://PATH"; the way libzmq reads them (zmq_tcp(7), zmq_ipc(7)), which
+ * would otherwise take port 99999 modulo 65536. */
+static int endpoint_check(const char *ep, bool bind, char *why, size_t cap)
+{
+    if (strncmp(ep, "ipc://", 6) == 0) {
+        size_t n = strlen(ep + 6);
+        if (n == 0 || n > 107) /* sun_path holds 108 bytes with the NUL (unix(7)) */
+            snprintf(why, cap, "'%.200s': expected ipc://PATH, PATH 1-107 bytes", ep);
+        return n == 0 || n > 107 ? -1 : 0;
+    }
+    if (strncmp(ep, "tcp://", 6) != 0) {
+        snprintf(why, cap, "'%.200s': expected tcp://HOST:PORT or ipc://PATH", ep);
+        return -1;
+    }
+    const char *host = ep + 6, *colon;
+    if (host[0] == '[') { /* an IPv6 address: [::1]:7700 */
+        const char *close = strchr(host, ']');
+        colon = close && close[1] == ':' ? close + 1 : NULL;
+    } else {
+        colon = strrchr(host, ':');
+    }
+    if (colon == NULL || colon == host) {
+        snprintf(why, cap, "'%.200s': expected tcp://HOST:PORT", ep);
+        return -1;
+    }
+    if (!bind && colon - host == 1 && host[0] == '*') {
+        snprintf(why, cap, "'%.200s': '*' is for listening; name the host", ep);
+        return -1;
+    }
+    const char *port = colon + 1;
+    if (bind && strcmp(port, "*") == 0)
+        return 0;
+    if (*port == '\0' || strspn(port, "0123456789") != strlen(port)) {
+        snprintf(why, cap, "'%.200s': port '%.16s' is not a number%s", ep, port, bind ? " or '*'" : "");
+        return -1;
+    }
+    if (strlen(port) > 5 || atoi(port) < 1 || atoi(port) > 65535) {
+        snprintf(why, cap, "'%.200s': port out of range 1-65535", ep);
+        return -1;
+    }
+    return 0;
+}
+
+int cfg_check_listen(const void *field, char *why, size_t cap)
+{
+    const struct cfg_list *l = field;
+    for (int i = 0; i < l->n; i++)
+        if (endpoint_check(l->items[i], true, why, cap) != 0)
+            return -1;
+    return 0;
+}
+
+int cfg_check_connect(const void *field, char *why, size_t cap)
+{
+    const char *ep = field;
+    return ep[0] ? endpoint_check(ep, false, why, cap) : 0;
 }

@@ -18,8 +18,8 @@
 enum cfg_type {
     CFG_STR,      /* char[CFG_STR_MAX] */
     CFG_INT,      /* int64_t */
-    CFG_SIZE,     /* uint64_t bytes, from a string with a unit or an integer */
-    CFG_DURATION, /* double seconds, from a string with a unit */
+    CFG_SIZE,     /* uint64_t bytes, from a string with a unit ("0" or 0 may go without) */
+    CFG_DURATION, /* double seconds, from a string with a unit ("0" or [DD-]HH:MM:SS may go without) */
     CFG_BOOL,     /* int 0/1 */
     CFG_STR_LIST, /* struct cfg_list */
     CFG_TYPE_COUNT
@@ -39,14 +39,30 @@ struct cfg_key {
     const char *def;   /* default as text, parsed like a file value ("1 s", "3", "a,b" for lists) */
     double min, max;   /* numeric bounds (INT, SIZE in bytes, DURATION in s); min == max: none */
     size_t offset;     /* offsetof the field in the daemon's struct */
+    /* check: NULL, or a further test of the parsed field (defaults included):
+     * 0, or -1 with why (cap bytes) saying what is wrong, without the key */
+    int (*check)(const void *field, char *why, size_t cap);
 };
+
+/* Checks for cfg_key.check. cfg_check_nonempty: a CFG_STR that must not be "".
+ * cfg_check_listen: a CFG_STR_LIST of endpoints to bind, each "tcp://HOST:PORT"
+ * (HOST may be "*", PORT 1-65535 or "*" for one the system picks) or
+ * "ipc://PATH". cfg_check_connect: a CFG_STR endpoint to connect to, the same
+ * without the wildcards. */
+int cfg_check_nonempty(const void *field, char *why, size_t cap);
+int cfg_check_listen(const void *field, char *why, size_t cap);
+int cfg_check_connect(const void *field, char *why, size_t cap);
 
 /* cfg_defaults: fill out from the table's defaults. EINVAL if a default does not
  * parse (a programmer error, reported rather than asserted). */
 int cfg_defaults(const struct cfg_key *table, void *out, struct err *err);
 
 /* cfg_load: defaults, then the values in path. Errors (EINVAL, ENOENT) carry
- * "PATH:LINE: KEY: what is wrong" (or "PATH: ..." when there is no line). */
+ * "PATH:LINE: KEY: what is wrong" (or "PATH: ..." when there is no line).
+ * Integers are taken as written in the file: libconfig 1.5 (Debian's
+ * libconfig-dev) keeps only the low 32 bits of a literal without the L suffix
+ * (4294967299 reads as 3), so cfg_load re-reads each top-level integer from
+ * the file's text and checks that it agrees with libconfig's low bits. */
 int cfg_load(const char *path, const struct cfg_key *table, void *out, struct err *err);
 
 #endif

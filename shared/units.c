@@ -33,6 +33,8 @@ int units_size_parse(const char *text, uint64_t *out, struct err *err)
     if (text == NULL)
         return err_set(err, EINVAL, "size: missing value");
     const char *s = skip_ws(text);
+    if (*s == '-')
+        return err_set(err, EINVAL, "size '%s': must not be negative", text);
     if ((!isdigit((unsigned char)*s) && *s != '.') || is_hex_prefix(s))
         return err_set(err, EINVAL, "size '%s': expected a number with a unit like \"64 GiB\"", text);
     char *end;
@@ -115,6 +117,8 @@ int units_duration_parse(const char *text, double *out, struct err *err)
     while (*s) {
         char *end;
         errno = 0;
+        if (*s == '-')
+            return err_set(err, EINVAL, "duration '%s': must not be negative", text);
         /* decimal only: strtod would also read 0x10, inf, nan */
         if ((!isdigit((unsigned char)*s) && *s != '.') || is_hex_prefix(s))
             return err_set(err, EINVAL, "duration '%s': bad number", text);

@@ -16,6 +16,15 @@ CASES = [
     ("moat-worker", 'name = "w";\ncpus = "many";\n', 2, "cpus", ""),
     ("moat-worker", 'mem = "lots";\n', 1, "mem", "size"),
     ("moat-worker", "bogus = 1;\n", 1, "bogus", "unknown"),
+    # libconfig 1.5 read these as 3 and 0 ("all memory")
+    ("moat-controller", "heartbeat_tolerance = 4294967299;\n", 1, "heartbeat_tolerance",
+     "4294967299 is out of range"),
+    ("moat-worker", "mem = 17179869184;\n", 1, "mem", "give a unit"),
+    # libzmq would bind port 34463
+    ("moat-controller", 'listen = [ "tcp://127.0.0.1:99999" ];\n', 1, "listen",
+     "port out of range 1-65535"),
+    ("moat-worker", 'comm_ports = "27503-27501";\n', 1, "comm_ports", "greater than max"),
+    ("moat-worker", 'state_dir = "";\n', 1, "state_dir", "empty"),
 ]
 
 
@@ -84,10 +93,10 @@ def test_shipped_config_files_parse(tmp_path, name):
     (checked up to the point where they would bind or open their state)."""
     text = (ROOT / "conf" / name).read_text()
     # keep the documented values but point state somewhere writable, and an
-    # unusable endpoint so the daemon stops right after parsing.
+    # endpoint that cannot be bound so the daemon stops right after parsing.
     text = re.sub(r'(?m)^state_dir = .*$', f'state_dir = "{tmp_path}/state";', text)
-    text = re.sub(r'(?m)^listen = .*$', 'listen = [ "bogus://x" ];', text)
-    text = re.sub(r'(?m)^controller = .*$', 'controller = "bogus://x";', text)
+    text = re.sub(r'(?m)^listen = .*$', 'listen = [ "ipc:///nonexistent/moat.sock" ];', text)
+    text = re.sub(r'(?m)^controller = .*$', 'controller = "ipc:///nonexistent/moat.sock";', text)
     conf = tmp_path / name
     conf.write_text(text)
     prog = "moat-controller" if name.startswith("controller") else "moat-worker"

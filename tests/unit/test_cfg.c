@@ -39,6 +39,18 @@ static void expect_error(const char *text, const char *needle)
         fail_msg("error '%s' lacks '%s'", e.msg, want);
 }
 
+static void expect_wrk_error(const char *text, const char *needle)
+{
+    struct wrk_cfg cfg;
+    struct err e = {0};
+    const char *p = write_conf(text);
+    assert_int_equal(wrk_cfg_load(p, &cfg, &e), -1);
+    char want[256];
+    snprintf(want, sizeof want, "%s:%s", p, needle);
+    if (strstr(e.msg, want) == NULL)
+        fail_msg("error '%s' lacks '%s'", e.msg, want);
+}
+
 /* The shipped files document every key with its default: loading them must give
  * exactly the built-in defaults. */
 static void shipped_conf_equals_defaults(void **state)
@@ -63,7 +75,7 @@ static void values_with_units(void **state)
     struct ctl_cfg cfg;
     struct err e = {0};
     const char *p = write_conf("heartbeat_interval = \"250 ms\";\nstore_map_size = \"2 GiB\";\n"
-                               "output_cap = 4096;\nlisten = \"tcp://127.0.0.1:1\";\n");
+                               "output_cap = \"4 KiB\";\nlisten = \"tcp://127.0.0.1:1\";\n");
     assert_int_equal(ctl_cfg_load(p, &cfg, &e), 0);
     assert_true(cfg.heartbeat_interval == 0.25);
     assert_true(cfg.store_map_size == 2ull << 30);
@@ -97,6 +109,99 @@ static void bad_files_name_line_and_key(void **state)
     assert_non_null(strstr(e.msg, "name"));
 }
 
+/* libconfig 1.5 keeps the low 32 bits of an integer without L: the value
+ * written is what counts, in range checks and in their messages. */
+static void integers_are_read_as_written(void **state)
+{
+    (void)state;
+    expect_error("heartbeat_tolerance = 4294967299;\n", "1: heartbeat_tolerance: 4294967299 is out of range [1, 1000]");
+    expect_error("\nmax_attempts = 4294967297;\n", "2: max_attempts: 4294967297 is out of range");
+    expect_error("heartbeat_tolerance = 99999999999;\n", "1: heartbeat_tolerance: 99999999999 is out of range");
+    expect_error("max_attempts=4294967299L;\n", "1: max_attempts: 4294967299L is out of range");
+    expect_error("max_attempts = 99999999999999999999;\n", "1: max_attempts: 99999999999999999999 is out of range");
+    expect_wrk_error("mem = 17179869184;\n", "1: mem: give a unit, e.g. \"8 GiB\"");
+    expect_wrk_error("mem = 6442450944;\n", "1: mem: give a unit, e.g. \"8 GiB\"");
+    expect_wrk_error("cpus = 4294967297;\n", "1: cpus: 4294967297 is out of range");
+    struct ctl_cfg cfg;
+    struct err e = {0};
+    /* comments and strings that look like settings are not read as them */
+    const char *p = write_conf("# max_attempts = 99999999999;\nlog_level = \"info\"; /* max_attempts = 9 */\n"
+                               "egress_policy = \"warn\"; // max_attempts = 4294967299\n"
+                               "max_attempts = 7; heartbeat_tolerance : 0x10;\ndrain_after_launch_failures = 5L;\n");
+    if (ctl_cfg_load(p, &cfg, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(cfg.max_attempts, 7);
+    assert_int_equal(cfg.heartbeat_tolerance, 16);
+    assert_int_equal(cfg.drain_after_launch_failures, 5);
+    struct wrk_cfg w;
+    p = write_conf("gpus = -1;\nmem = 0;\nexec_mem_limit = \"0\";\ncpus = 4;\n");
+    if (wrk_cfg_load(p, &w, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(w.gpus, -1);
+    assert_int_equal(w.cpus, 4);
+    assert_true(w.mem == 0 && w.exec_mem_limit == 0);
+}
+
+/* Sizes and durations say their unit, as on the command line: is 4096 bytes
+ * or Slurm's megabytes? Zero and HH:MM:SS need none. */
+static void sizes_and_durations_need_a_unit(void **state)
+{
+    (void)state;
+    expect_wrk_error("mem = 4096;\n", "1: mem: give a unit, e.g. \"8 GiB\"");
+    expect_wrk_error("\nexec_tmp_size = \"1048576\";\n", "2: exec_tmp_size: give a unit, e.g. \"8 GiB\"");
+    expect_error("output_cap = \"4096\";\n", "1: output_cap: give a unit, e.g. \"8 GiB\"");
+    expect_error("heartbeat_interval = \"5\";\n", "1: heartbeat_interval: give a unit, e.g. \"30 s\"");
+    expect_error("heartbeat_interval = 5;\n", "1: heartbeat_interval: expected a string with a unit");
+    expect_error("kill_grace = \"-1 s\";\n", "1: kill_grace: duration '-1 s': must not be negative");
+    expect_error("output_cap = \"-1 KiB\";\n", "1: output_cap: size '-1 KiB': must not be negative");
+    struct ctl_cfg cfg;
+    struct err e = {0};
+    const char *p = write_conf("kill_grace = \"0\";\ninactive_age = \"01:30\";\noutput_cap = 0;\n");
+    if (ctl_cfg_load(p, &cfg, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_true(cfg.kill_grace == 0 && cfg.inactive_age == 90 && cfg.output_cap == 0);
+}
+
+/* libzmq reads a port modulo 65536 (99999 binds 34463): endpoints are checked. */
+static void endpoints_are_checked(void **state)
+{
+    (void)state;
+    expect_error("listen = [ \"tcp://127.0.0.1:99999\" ];\n",
+                 "1: listen: 'tcp://127.0.0.1:99999': port out of range 1-65535");
+    expect_error("listen = [ \"tcp://127.0.0.1:7700\", \"tcp://127.0.0.1:0\" ];\n",
+                 "1: listen: 'tcp://127.0.0.1:0': port out of range 1-65535");
+    expect_error("listen = \"tcp://127.0.0.1:http\";\n", "1: listen: 'tcp://127.0.0.1:http': port 'http' is not a number");
+    expect_error("listen = \"tcp://127.0.0.1\";\n", "1: listen: 'tcp://127.0.0.1': expected tcp://HOST:PORT");
+    expect_error("listen = \"bogus://x\";\n", "1: listen: 'bogus://x': expected tcp://HOST:PORT or ipc://PATH");
+    expect_wrk_error("controller = \"tcp://127.0.0.1:70000\";\n",
+                     "1: controller: 'tcp://127.0.0.1:70000': port out of range 1-65535");
+    expect_wrk_error("controller = \"tcp://*:7700\";\n", "1: controller: 'tcp://*:7700': '*' is for listening");
+    expect_wrk_error("controller = \"tcp://127.0.0.1:*\";\n", "1: controller: 'tcp://127.0.0.1:*': port '*' is not a number");
+    struct ctl_cfg cfg;
+    struct err e = {0};
+    const char *p = write_conf("listen = [ \"tcp://127.0.0.1:*\", \"tcp://*:7700\", \"tcp://[::1]:65535\", "
+                               "\"ipc:///tmp/moat.sock\" ];\n");
+    if (ctl_cfg_load(p, &cfg, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(cfg.listen.n, 4);
+    struct wrk_cfg w;
+    p = write_conf("controller = \"tcp://ctl.example:1\";\n");
+    if (wrk_cfg_load(p, &w, &e) != 0)
+        fail_msg("%s", e.msg);
+}
+
+/* Messages name the line, the key and what is wrong with it. */
+static void messages_say_what_is_wrong(void **state)
+{
+    (void)state;
+    expect_wrk_error("\ncomm_ports = \"27503-27501\";\n",
+                     "2: comm_ports: '27503-27501': MIN 27503 is greater than MAX 27501");
+    expect_wrk_error("comm_ports = \"0-10\";\n", "1: comm_ports: '0-10': ports are 1-65535");
+    expect_wrk_error("comm_ports = \"29500\";\n", "1: comm_ports: '29500': expected \"MIN-MAX\"");
+    expect_wrk_error("state_dir = \"\";\n", "1: state_dir: empty");
+    expect_error("\nstate_dir = \"\";\n", "2: state_dir: empty");
+}
+
 static void units(void **state)
 {
     (void)state;
@@ -110,6 +215,9 @@ static void units(void **state)
     assert_int_equal(units_size_parse("1.5KB", &b, &e), 0);
     assert_true(b == 1500);
     assert_int_equal(units_size_parse("-1", &b, &e), -1);
+    assert_non_null(strstr(e.msg, "must not be negative"));
+    assert_int_equal(units_duration_parse("-1 s", &d, &e), -1);
+    assert_non_null(strstr(e.msg, "must not be negative"));
     assert_int_equal(units_size_parse("12 bananas", &b, &e), -1);
     assert_int_equal(units_duration_parse("1h30m", &d, &e), 0);
     assert_true(d == 5400);
@@ -177,6 +285,10 @@ int main(void)
         cmocka_unit_test(shipped_conf_equals_defaults),
         cmocka_unit_test(values_with_units),
         cmocka_unit_test(bad_files_name_line_and_key),
+        cmocka_unit_test(integers_are_read_as_written),
+        cmocka_unit_test(sizes_and_durations_need_a_unit),
+        cmocka_unit_test(endpoints_are_checked),
+        cmocka_unit_test(messages_say_what_is_wrong),
         cmocka_unit_test(units),
     };
     int rc = cmocka_run_group_tests_name("cfg", tests, NULL, NULL);
