@@ -29,7 +29,9 @@ struct refusal {
 };
 
 struct ctl_auth {
-    struct keys_entry *config;   /* allowlist_file's entries, then the inline ones */
+    struct keys_entry *config;   /* allowlist_file's entries, then the inline ones; one per key */
+    int *config_line;            /* config[i]'s line in its file (-1: inline) */
+    const char **config_where;   /* config[i]'s file: path or "allowlist" */
     int nconfig;
     char path[CFG_STR_MAX];      /* allowlist_file, "" for none */
     struct stat st;              /* of path when it was read */
@@ -61,12 +63,51 @@ static const unsigned type_roles[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_REQUEUE] = RA | RC,
 };
 
-static int config_add(struct ctl_auth *a, const struct keys_entry *e, struct err *err)
+/* where_text: "PATH line N" or "allowlist[N]" for config entry i. */
+static const char *where_text(const struct ctl_auth *a, int i, char *buf, size_t cap)
 {
+    if (a->config_where[i] == NULL)
+        snprintf(buf, cap, "allowlist[%d]", a->config_line[i]);
+    else
+        snprintf(buf, cap, "line %d", a->config_line[i]);
+    return buf;
+}
+
+/* config_add: e to the config entries, from line of allowlist_file (path) or,
+ * path NULL, item line of the inline list. A key listed again with the same
+ * role takes the later name; with another role it is refused: which one was
+ * meant? */
+static int config_add(struct ctl_auth *a, const struct keys_entry *e, const char *path, int line,
+                      struct err *err)
+{
+    for (int i = 0; i < a->nconfig; i++) {
+        if (strcmp(a->config[i].key, e->key) != 0)
+            continue;
+        if (a->config[i].role == e->role) {
+            memcpy(a->config[i].name, e->name, sizeof e->name);
+            return 0;
+        }
+        char at[48];
+        if (path)
+            return err_set(err, EINVAL, "%s:%d: key %s: already listed at %s as %s", path, line,
+                           e->key, where_text(a, i, at, sizeof at), keys_role_name(a->config[i].role));
+        return err_set(err, EINVAL, "allowlist[%d]: key %s: already listed at %s%s%s as %s", line,
+                       e->key, a->config_where[i] ? a->config_where[i] : "",
+                       a->config_where[i] ? " " : "", where_text(a, i, at, sizeof at),
+                       keys_role_name(a->config[i].role));
+    }
     struct keys_entry *c = realloc(a->config, (size_t)(a->nconfig + 1) * sizeof *c);
-    if (c == NULL)
+    if (c != NULL)
+        a->config = c;
+    int *l = c ? realloc(a->config_line, (size_t)(a->nconfig + 1) * sizeof *l) : NULL;
+    if (l != NULL)
+        a->config_line = l;
+    const char **w = l ? realloc(a->config_where, (size_t)(a->nconfig + 1) * sizeof *w) : NULL;
+    if (w == NULL)
         return err_set(err, ENOMEM, "allowlist: out of memory");
-    a->config = c;
+    a->config_where = w;
+    a->config_where[a->nconfig] = path;
+    a->config_line[a->nconfig] = line;
     a->config[a->nconfig++] = *e;
     return 0;
 }
@@ -88,7 +129,7 @@ static int load_file(struct ctl_auth *a, const char *path, struct err *err)
         if (r < 0)
             rc = err_set(err, EINVAL, "%s:%d: %s", path, lineno, e2.msg);
         else if (r > 0)
-            rc = config_add(a, &e, err);
+            rc = config_add(a, &e, a->path, lineno, err);
     }
     fclose(f);
     return rc;
@@ -103,7 +144,7 @@ static int read_config(struct ctl_auth *a, struct err *err)
     for (int i = 0; i < a->inline_list.n; i++) {
         struct keys_entry e;
         int r = keys_line_parse(a->inline_list.items[i], &e, err);
-        if (r < 0 || (r > 0 && config_add(a, &e, err) != 0))
+        if (r < 0 || (r > 0 && config_add(a, &e, NULL, i, err) != 0))
             return -1;
     }
     return 0;
@@ -125,6 +166,68 @@ struct ctl_auth *ctl_auth_create(const struct ctl_cfg *cfg, struct err *err)
     return a;
 }
 
+/* audit_change: one audit record for a key whose allowlist_file entry came
+ * (before NULL), went (after NULL) or changed role or name. */
+static void audit_change(struct ctl *ctl, const struct keys_entry *before,
+                         const struct keys_entry *after)
+{
+    const struct keys_entry *k = after ? after : before;
+    const char *action = before == NULL ? "key.add" : after == NULL ? "key.remove" : "key.change";
+    json_t *d = json_pack("{s:s, s:s, s:s}", "role", keys_role_name(k->role), "name", k->name,
+                          "source", ctl->auth->path);
+    if (d && before && after) {
+        json_object_set_new(d, "old_role", json_string(keys_role_name(before->role)));
+        json_object_set_new(d, "old_name", json_string(before->name));
+    }
+    char object[64];
+    snprintf(object, sizeof object, "key %s", k->key);
+    struct err e = {0};
+    if (ctl_audit_append(ctl, CTL_AUDIT_ACTOR_SELF, action, object, d, &e) != 0)
+        log_error("ctl", "audit: %s", e.msg);
+    log_info("ctl", "allowlist %s: key %s %s (%s %s)", ctl->auth->path, k->key,
+             before == NULL ? "added" : after == NULL ? "removed" : "changed", keys_role_name(k->role),
+             k->name);
+}
+
+/* audit_diff: the records for what changed from old[0..nold) to a's config. */
+static void audit_diff(struct ctl *ctl, const struct keys_entry *old, int nold)
+{
+    const struct ctl_auth *a = ctl->auth;
+    for (int i = 0; i < a->nconfig; i++) {
+        const struct keys_entry *was = NULL;
+        for (int j = 0; j < nold && was == NULL; j++)
+            if (strcmp(old[j].key, a->config[i].key) == 0)
+                was = &old[j];
+        if (was == NULL || was->role != a->config[i].role || strcmp(was->name, a->config[i].name) != 0)
+            audit_change(ctl, was, &a->config[i]);
+    }
+    for (int j = 0; j < nold; j++) {
+        bool kept = false;
+        for (int i = 0; i < a->nconfig && !kept; i++)
+            kept = strcmp(old[j].key, a->config[i].key) == 0;
+        if (!kept)
+            audit_change(ctl, &old[j], NULL);
+    }
+}
+
+/* warn_if_empty: no key may connect, admins' included: say so and how to fix it. */
+static void warn_if_empty(const struct ctl *ctl)
+{
+    const struct ctl_auth *a = ctl->auth;
+    if (a == NULL || ctl_auth_count(ctl) > 0)
+        return;
+    log_warn("ctl", "allowlist: no key is allowed (allowlist_file %s and allowlist list none, none "
+             "added with 'moat admin key add'): every connection is refused, an admin's too, until "
+             "a key is listed in %s%s", a->path[0] ? a->path : "\"\"",
+             a->path[0] ? a->path : "allowlist_file",
+             a->path[0] ? " (re-read when it changes)" : " and the controller restarted");
+}
+
+void ctl_auth_warn_empty(const struct ctl *ctl)
+{
+    warn_if_empty(ctl);
+}
+
 void ctl_auth_refresh(struct ctl *ctl)
 {
     struct ctl_auth *a = ctl->auth;
@@ -135,21 +238,34 @@ void ctl_auth_refresh(struct ctl *ctl)
         st.st_mtim.tv_sec == a->st.st_mtim.tv_sec && st.st_mtim.tv_nsec == a->st.st_mtim.tv_nsec)
         return;
     struct keys_entry *old = a->config;
+    int *old_line = a->config_line;
+    const char **old_where = a->config_where;
     int nold = a->nconfig;
     struct err e = {0};
     a->config = NULL;
+    a->config_line = NULL;
+    a->config_where = NULL;
     if (read_config(a, &e) != 0 || ctl_auth_load(ctl, &e) != 0) {
         log_error("ctl", "allowlist not reloaded, the previous one stays: %s", e.msg);
         free(a->config);
+        free(a->config_line);
+        free(a->config_where);
         a->config = old;
+        a->config_line = old_line;
+        a->config_where = old_where;
         a->nconfig = nold;
         a->st = st; /* do not retry until it changes again */
         struct err e2 = {0};
         ctl_auth_load(ctl, &e2);
         return;
     }
+    /* N.B. the records join this pass's batch: committed with the pass */
+    audit_diff(ctl, old, nold);
     free(old);
+    free(old_line);
+    free(old_where);
     log_info("ctl", "allowlist %s reloaded: %d keys allowed", a->path, ctl_auth_count(ctl));
+    warn_if_empty(ctl);
 }
 
 void ctl_auth_destroy(struct ctl_auth *a)
@@ -157,6 +273,8 @@ void ctl_auth_destroy(struct ctl_auth *a)
     if (a == NULL)
         return;
     free(a->config);
+    free(a->config_line);
+    free(a->config_where);
     free(a->keys);
     free(a);
 }
@@ -338,9 +456,9 @@ int ctl_auth_check(struct ctl *ctl, const struct net_peer *peer, enum proto_type
         for (int r = 0; r < KEYS_ROLE_COUNT; r++)
             if (type_roles[type] & (1u << r))
                 least = r;
-        snprintf(why, sizeof why, "a %s key may not send %s (it takes %s %s key)",
-                 keys_role_name(k->e.role), proto_type_name(type),
-                 least == KEYS_ROLE_ADMIN ? "an" : "a", keys_role_name((enum keys_role)least));
+        snprintf(why, sizeof why, "%s %s key may not send %s (it takes %s %s key)",
+                 keys_role_article(k->e.role), keys_role_name(k->e.role), proto_type_name(type),
+                 keys_role_article((enum keys_role)least), keys_role_name((enum keys_role)least));
         reason = why;
     }
     if (reason == NULL)

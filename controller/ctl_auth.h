@@ -23,7 +23,9 @@
 #define CTL_AUTH_REFUSE_EVERY 10.0 /* s */
 
 /* ctl_auth_create: the allowlist of cfg (reads cfg->allowlist_file unless "").
- * Caller frees with ctl_auth_destroy(). EINVAL "FILE:LINE: why", errno of the file. */
+ * Caller frees with ctl_auth_destroy(). EINVAL "FILE:LINE: why" (a bad line; a
+ * key listed again with another role: "FILE:LINE: key K: already listed at
+ * line N as ROLE"), errno of the file. */
 struct ctl_auth *ctl_auth_create(const struct ctl_cfg *cfg, struct err *err);
 void ctl_auth_destroy(struct ctl_auth *auth);
 
@@ -34,8 +36,15 @@ int ctl_auth_load(struct ctl *ctl, struct err *err);
 /* ctl_auth_refresh: re-read allowlist_file if it changed since it was read
  * (checked on every new connection and once per loop check), then re-apply the
  * keys database; a file that no longer parses is logged and the old list kept.
- * Does nothing while a batch is open. */
+ * Each key the new file adds, drops or lists with another role or name gets an
+ * audit record (actor "controller"; key.add, key.remove, key.change with
+ * details {role, name, source: the file[, old_role, old_name]}) in a batch
+ * that the event loop commits. Does nothing while a batch is open. */
 void ctl_auth_refresh(struct ctl *ctl);
+
+/* ctl_auth_warn_empty: log a warning when no key is allowed: then every
+ * connection is refused, an admin's too, until allowlist_file lists one. */
+void ctl_auth_warn_empty(const struct ctl *ctl);
 
 /* ctl_auth_count: allowlisted keys not revoked. */
 int ctl_auth_count(const struct ctl *ctl);

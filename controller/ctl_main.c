@@ -394,6 +394,7 @@ int main(int argc, char **argv)
              "(%llu in memory), %d nodes recovered from %s in %.0f ms",
              MOAT_VERSION, bound, curve.public_key, ctl_auth_count(&ctl), (unsigned long long)ctl.njobs,
              (unsigned long long)ctl.nresident, ctl.nnodes, cfg.state_dir, ctl.recovery_s * 1e3);
+    ctl_auth_warn_empty(&ctl);
     rc = run(&ctl, zap) == 0 ? 0 : 1;
     ctl_state_free(&ctl);
     log_info("ctl", "stopped");

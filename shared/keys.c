@@ -17,6 +17,11 @@ const char *keys_role_name(enum keys_role role)
     return (unsigned)role < KEYS_ROLE_COUNT ? role_names[role] : "?";
 }
 
+const char *keys_role_article(enum keys_role role)
+{
+    return role == KEYS_ROLE_ADMIN ? "an" : "a";
+}
+
 int keys_role_parse(const char *text)
 {
     for (int i = 0; text && i < KEYS_ROLE_COUNT; i++)
@@ -69,9 +74,13 @@ int keys_line_parse(const char *line, struct keys_entry *e, struct err *err)
         n--;
     if (n > KEYS_NAME_MAX)
         return err_set(err, EINVAL, "allowlist: %.12s...: name longer than %d bytes", key, KEYS_NAME_MAX);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
             return err_set(err, EINVAL, "allowlist: %.12s...: control character in the name", key);
+        if (p[i] == '#')
+            return err_set(err, EINVAL, "allowlist: %.12s...: '#' in the name (\"%.*s\"): comments "
+                           "go on lines of their own", key, (int)n, p);
+    }
     e->role = (enum keys_role)keys_role_parse(role);
     memcpy(e->key, key, KEYS_LEN + 1);
     memcpy(e->name, p, n);
@@ -85,6 +94,12 @@ int keys_file_read(const char *path, bool secret, char key[KEYS_LEN + 1], struct
     if (f == NULL)
         return err_set(err, errno, "%s: %s", path, strerror(errno));
     struct stat st;
+    if (fstat(fileno(f), &st) == 0 && !S_ISREG(st.st_mode)) {
+        fclose(f);
+        if (S_ISDIR(st.st_mode))
+            return err_set(err, EISDIR, "%s: is a directory, not a key file", path);
+        return err_set(err, EINVAL, "%s: not a regular file", path);
+    }
     if (secret && fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0) {
         fclose(f);
         return err_set(err, EACCES, "%s: a secret key must not be readable by others (chmod 600)", path);

@@ -4,7 +4,9 @@
  * line; blank lines and lines starting with '#' are ignored. `moat keygen`
  * writes NAME.key (the secret key, mode 0600) and NAME.pub (the public key).
  * An allowlist line is "ROLE KEY [NAME]": ROLE admin, client or worker, KEY a
- * public key, NAME up to 64 printable characters (a label for logs and audit).
+ * public key, NAME the rest of the line, up to 64 printable characters but '#'
+ * (a label for logs and audit; a trailing "# comment" would otherwise be
+ * taken into it, so it is refused).
  * No I/O beyond the files named; no zmq.h (key pairs come from net.h).
  * Thread-safety: reentrant.
  */
@@ -24,6 +26,8 @@
 enum keys_role { KEYS_ROLE_ADMIN, KEYS_ROLE_CLIENT, KEYS_ROLE_WORKER, KEYS_ROLE_COUNT };
 
 const char *keys_role_name(enum keys_role role);
+/* keys_role_article: "an" for admin, "a" for the others ("an admin key"). */
+const char *keys_role_article(enum keys_role role);
 /* keys_role_parse: "admin" -> KEYS_ROLE_ADMIN, ...; -1 for anything else. */
 int keys_role_parse(const char *text);
 
@@ -41,7 +45,8 @@ struct keys_entry {
 int keys_line_parse(const char *line, struct keys_entry *e, struct err *err);
 
 /* keys_file_read: the key in path into key (KEYS_LEN + 1 bytes). errno of the
- * open (ENOENT, EACCES) or EINVAL ("PATH: not a Z85 key"), naming path. A secret
+ * open (ENOENT, EACCES), EISDIR for a directory, EINVAL for another file that
+ * is not a regular one or holds no key ("PATH: not a Z85 key"), naming path. A secret
  * key file readable by others than its owner is refused with EACCES when
  * secret is true. */
 int keys_file_read(const char *path, bool secret, char key[KEYS_LEN + 1], struct err *err);

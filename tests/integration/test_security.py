@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, wait_for, write_extra
+from conftest import BIN, run_moat, wait_for, write_extra
 from moatproto import EACCES, EINVAL, EPERM, Client, read_key
 
 
@@ -520,3 +520,88 @@ def test_one_keys_unfinished_uploads_are_bounded(make_cluster):
     assert t == "ERROR" and body["code"] == errno.EDQUOT, body
     assert put("cd", 0, 2 << 20, 2 << 20)[0] == "REPLY"  # 6 + 2: within
     cl.close()
+
+
+def rewrite(path, text):
+    """Replace path's text at once (a new inode: the controller sees a change)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def test_allowlist_file_edits_are_audited_and_checked(cluster, tmp_path):
+    """Keys added, dropped or given another role by editing allowlist_file are
+    audited as `moat admin key` changes are; a key listed twice with different
+    roles or a comment taken into a name keeps the old list."""
+    allow = cluster.dir / "allowlist"
+    base = allow.read_text()
+    ops = keygen(cluster, tmp_path, "ops")
+
+    def records(action):
+        return [r for r in audit(cluster, action) if r["object"] == f"key {ops}"]
+
+    rewrite(allow, base + f"client {ops} ops\n")
+    add = wait_for(lambda: records("key.add"), 10, what="key.add record")
+    assert add[0]["actor"] == "controller" and add[0]["details"]["role"] == "client", add
+    assert add[0]["details"]["source"] == str(allow), add
+    rewrite(allow, base + f"admin {ops} ops\n")
+    ch = wait_for(lambda: records("key.change"), 10, what="key.change record")
+    assert ch[0]["details"]["role"] == "admin" and ch[0]["details"]["old_role"] == "client", ch
+    n = len(base.strip().splitlines())
+    rewrite(allow, base + f"admin {ops} ops\nclient {ops} ops-too\n")
+    log = cluster.dir / "controller.log"
+    wait_for(lambda: "already listed" in log.read_text(), 10, what="duplicate refused")
+    assert f"{allow}:{n + 2}: key {ops}: already listed at line {n + 1} as admin" in log.read_text()
+    rewrite(allow, base + f"admin {ops} ops # the ops team\n")
+    wait_for(lambda: "comments go on lines of their own" in log.read_text(), 10,
+             what="comment in a name refused")
+    keys = {k["key"]: k for k in cluster.j("admin", "key", "list")["keys"]}
+    assert keys[ops]["role"] == "admin" and keys[ops]["name"] == "ops", keys[ops]
+    rewrite(allow, base)
+    wait_for(lambda: records("key.remove"), 10, what="key.remove record")
+    assert ops not in {k["key"] for k in cluster.j("admin", "key", "list")["keys"]}
+    assert cluster.j("audit", "verify")["ok"]
+    # the refusal names the roles with the right article
+    cl = Client(cluster.endpoint, key=cluster.dir / "client.key",
+                server=cluster.dir / "controller.pub")
+    t, body, _ = cl.call("REGISTER", {"name": "x"})
+    cl.close()
+    assert t == "ERROR" and "an admin key may not send REGISTER (it takes a worker key)" in body["msg"], body
+
+
+def start_controller(tmp_path, allow_text, key=None):
+    """moat-controller on its own with allowlist_file holding allow_text."""
+    if not (tmp_path / "ctl.key").exists():
+        run_moat(["keygen", "--out", tmp_path, "--name", "ctl"], check=0)
+    (tmp_path / "allowlist").write_text(allow_text)
+    conf = tmp_path / "c.conf"
+    conf.write_text(f'listen = [ "tcp://127.0.0.1:*" ];\nstate_dir = "{tmp_path}/state";\n'
+                    f'curve_secret_key_file = "{key or tmp_path / "ctl.key"}";\n'
+                    f'allowlist_file = "{tmp_path}/allowlist";\n'
+                    f'endpoint_file = "{tmp_path}/endpoint";\n')
+    return subprocess.Popen([str(BIN / "moat-controller"), "-c", str(conf)],
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_an_empty_allowlist_is_warned_about(tmp_path):
+    p = start_controller(tmp_path, "# nobody yet\n")
+    try:
+        wait_for(lambda: (tmp_path / "endpoint").exists(), 10, what="controller up")
+        time.sleep(0.3)
+    finally:
+        p.terminate()
+        err = p.communicate(timeout=10)[1]
+    assert "no key is allowed" in err and "every connection is refused, an admin's too" in err, err
+
+
+def test_a_bad_allowlist_or_key_path_stops_the_controller(tmp_path):
+    run_moat(["keygen", "--out", tmp_path, "--name", "ctl"], check=0)
+    k = read_key(tmp_path / "ctl.pub").decode()
+    p = start_controller(tmp_path, f"admin {k} a\nworker {k} b\n")
+    err = p.communicate(timeout=10)[1]
+    assert p.returncode != 0
+    assert f"{tmp_path}/allowlist:2: key {k}: already listed at line 1 as admin" in err, err
+    (tmp_path / "keydir").mkdir()
+    p = start_controller(tmp_path, f"admin {k} a\n", key=tmp_path / "keydir")
+    err = p.communicate(timeout=10)[1]
+    assert p.returncode != 0 and "keydir: is a directory, not a key file" in err, err
