@@ -966,6 +966,17 @@ int main(int argc, char **argv)
         return 1;
     }
     wrk_res_detect(&w.cfg, &w.res);
+    {
+        struct wrk_res_warn rw;
+        if (wrk_res_check(&w.cfg, getenv("CUDA_VISIBLE_DEVICES"), &rw, &e) != 0) {
+            log_error("wrk", "%s: %s", conf, e.msg);
+            return 1;
+        }
+        if (rw.cpus[0])
+            log_warn("wrk", "%s", rw.cpus);
+        if (rw.mem[0])
+            log_warn("wrk", "%s", rw.mem);
+    }
     w.hb_interval = 1.0;
     uint8_t rnd[16];
     int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);

@@ -1,5 +1,6 @@
 """A bad config file gives one line "FILE:LINE: KEY: what is wrong" and a non-zero
 exit, from either daemon and through `moat local up`; conf/*.conf as shipped load."""
+import os
 import re
 import subprocess
 
@@ -102,3 +103,25 @@ def test_shipped_config_files_parse(tmp_path, name):
     prog = "moat-controller" if name.startswith("controller") else "moat-worker"
     p = run_daemon(prog, conf)
     assert f"{conf}:" not in p.stderr, p.stderr  # no config error
+
+
+def test_worker_refuses_gpus_it_cannot_see(make_cluster):
+    """gpus = N with no such devices: a --gpus job would be dispatched there and
+    fail; the worker refuses to start instead, naming the key and what it saw."""
+    c = make_cluster(workers=1, worker_extra="gpus = 1000;\n", up=False)
+    c.env.pop("CUDA_VISIBLE_DEVICES", None)
+    os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+    r = c.up(1, check=None)
+    assert r.rc != 0, r
+    log = (c.dir / "worker-1.log").read_text()
+    assert "gpus = 1000, but this machine shows" in log and "/dev/nvidiaN" in log, log
+
+
+def test_worker_warns_of_cpus_and_mem_beyond_the_machine(make_cluster):
+    """Slurm would drain such a node; a warning at start is enough (tests
+    oversubscribe on purpose), and the worker runs."""
+    c = make_cluster(workers=1, worker_extra='cpus = 999;\nmem = "100 TiB";\n')
+    assert c.nodes()["local-1"]["state"] == "UP"
+    log = (c.dir / "worker-1.log").read_text()
+    assert f"cpus = 999, but this machine has {os.cpu_count()} online CPUs" in log, log
+    assert "mem = 109951162777600 bytes, but this machine has" in log, log
