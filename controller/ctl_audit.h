@@ -9,7 +9,8 @@
  * written in the same batch transaction as the change it records: both commit or
  * neither does.
  * actor: the Z85 public key of the peer that asked, or "controller".
- * Actions: submit, cancel, place, model.import, key.add, key.revoke, auth.refuse.
+ * Actions: submit, cancel, place, model.import, key.add, key.revoke, key.remove,
+ * key.change (allowlist_file edits), auth.refuse (docs/protocol.md has them all).
  * What it protects against: edits, deletions, insertions and reorderings of the
  * LMDB file by someone who does not recompute the chain; see docs/security.md.
  * Thread-safety: the controller's event loop only.
