@@ -594,14 +594,24 @@ def test_an_empty_allowlist_is_warned_about(tmp_path):
     assert "no key is allowed" in err and "every connection is refused, an admin's too" in err, err
 
 
+def stopped(p, timeout=10):
+    """p's stderr once it exits; killed (and the test failed) if it does not."""
+    try:
+        return p.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise AssertionError("the controller kept running")
+
+
 def test_a_bad_allowlist_or_key_path_stops_the_controller(tmp_path):
     run_moat(["keygen", "--out", tmp_path, "--name", "ctl"], check=0)
     k = read_key(tmp_path / "ctl.pub").decode()
     p = start_controller(tmp_path, f"admin {k} a\nworker {k} b\n")
-    err = p.communicate(timeout=10)[1]
+    err = stopped(p)
     assert p.returncode != 0
     assert f"{tmp_path}/allowlist:2: key {k}: already listed at line 1 as admin" in err, err
     (tmp_path / "keydir").mkdir()
     p = start_controller(tmp_path, f"admin {k} a\n", key=tmp_path / "keydir")
-    err = p.communicate(timeout=10)[1]
+    err = stopped(p)
     assert p.returncode != 0 and "keydir: is a directory, not a key file" in err, err
