@@ -30,10 +30,12 @@
 #include "controller/ctl_sched.h"
 #include "controller/ctl_state.h"
 #include "shared/keys.h"
+#include "shared/lockfile.h"
 #include "shared/log.h"
 #include "shared/units.h"
 #include "shared/version.h"
 
+#define CTL_LOCK_FILE "moat-controller.lock" /* in state_dir, held while running */
 #define BATCH_MAX 4096      /* messages handled per pass */
 #define POLL_MS 50
 #define CHECK_EVERY 0.1     /* s between liveness/deadline checks */
@@ -333,6 +335,21 @@ int main(int argc, char **argv)
         return 2;
     }
     log_level_set((enum log_level)log_level_parse(cfg.log_level));
+    /* Before anything reads the state: two controllers on one state_dir would
+     * both recover its jobs and then collide on every write. */
+    long holder = 0;
+    lockfile_t *lock = lockfile_acquire(cfg.state_dir, CTL_LOCK_FILE, &holder, &e);
+    if (lock == NULL) {
+        char who[32] = "";
+        if (holder > 0)
+            snprintf(who, sizeof who, " (pid %ld)", holder);
+        if (e.code == EWOULDBLOCK)
+            fprintf(stderr, "moat-controller: state_dir %s is in use by another moat-controller%s\n",
+                    cfg.state_dir, who);
+        else
+            fprintf(stderr, "moat-controller: state_dir: %s\n", e.msg);
+        return 2;
+    }
     if (keys_process_guard(&e) != 0) {
         log_error("ctl", "%s", e.msg);
         return 1;
@@ -407,5 +424,6 @@ out:
     store_close(store);
     ctl_auth_destroy(auth);
     sodium_memzero(curve.secret_key, sizeof curve.secret_key);
+    lockfile_release(lock); /* last: the state is closed */
     return rc;
 }

@@ -23,6 +23,7 @@
 
 #include "kernels/krn.h"
 #include "shared/keys.h"
+#include "shared/lockfile.h"
 #include "shared/log.h"
 #include "shared/net.h"
 #include "shared/proto.h"
@@ -43,6 +44,7 @@
 
 extern char **environ;
 
+#define WRK_LOCK_FILE "moat-worker.lock" /* in state_dir, held while running */
 #define REGISTER_RETRY 0.5 /* s between REGISTERs while unanswered */
 #define MEM_CHECK_EVERY 0.5 /* s between measurements of tasks' resident memory (mem_check) */
 /* For infer ranks and bench tasks: the cpu backend threads through its own pool
@@ -959,6 +961,22 @@ int main(int argc, char **argv)
         return 2;
     }
     log_level_set((enum log_level)log_level_parse(w.cfg.log_level));
+    /* Before anything touches the state: a second worker on this state_dir
+     * would sweep away the running one's task directories, then both would
+     * register in turn. */
+    long holder = 0;
+    lockfile_t *lock = lockfile_acquire(w.cfg.state_dir, WRK_LOCK_FILE, &holder, &e);
+    if (lock == NULL) {
+        char who[32] = "";
+        if (holder > 0)
+            snprintf(who, sizeof who, " (pid %ld)", holder);
+        if (e.code == EWOULDBLOCK)
+            fprintf(stderr, "moat-worker: state_dir %s is in use by another moat-worker%s\n",
+                    w.cfg.state_dir, who);
+        else
+            fprintf(stderr, "moat-worker: state_dir: %s\n", e.msg);
+        return 2;
+    }
     /* Before the probe clones us and before any key is read: its clones,
      * the sandbox inits, stay non-dumpable too (tasks are exec'd). */
     if (keys_process_guard(&e) != 0) {
@@ -1002,10 +1020,6 @@ int main(int argc, char **argv)
     }
 
     char path[CFG_STR_MAX + 32];
-    if (mkdir(w.cfg.state_dir, 0700) != 0 && errno != EEXIST) {
-        log_error("wrk", "state_dir %s: %s", w.cfg.state_dir, strerror(errno));
-        return 1;
-    }
     snprintf(path, sizeof path, "%s/tasks", w.cfg.state_dir);
     if (mkdir(path, 0700) != 0 && errno != EEXIST)
         log_warn("wrk", "%s: %s; tasks cannot be launched here", path, strerror(errno));
@@ -1105,5 +1119,6 @@ out:
     net_sock_close(w.sock);
     net_destroy(net);
     store_close(w.store);
+    lockfile_release(lock); /* last: the state is closed */
     return rc;
 }
