@@ -611,7 +611,11 @@ int cli_wait_run(struct cli *cli, int argc, char **argv)
         if (now - last_answer >= cli->timeout) {
             if (bar)
                 fputc('\n', stderr);
-            char buf[32];
+            char buf[32], why[CLIENT_WHY_MAX];
+            if (client_link_why(cli->client, why, sizeof why)) {
+                rc = cli_fail(cli, CLI_UNREACHABLE, "%s", why);
+                goto out;
+            }
             rc = cli_fail(cli, CLI_UNREACHABLE, "cannot reach the controller at %s: no reply in %s",
                           client_endpoint(cli->client),
                           units_duration_format(cli->timeout, buf, sizeof buf));

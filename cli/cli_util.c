@@ -304,6 +304,9 @@ int cli_request_blobs(struct cli *cli, enum proto_type type, json_t *body,
             json_decref(body);
             if (err.code == EACCES) /* the link itself was refused */
                 return cli_fail(cli, CLI_UNREACHABLE, "%s", err.msg);
+            char why[CLIENT_WHY_MAX];
+            if (err.code == ETIMEDOUT && client_link_why(cli->client, why, sizeof why))
+                return cli_fail(cli, CLI_UNREACHABLE, "%s", why);
             if (err.code == ETIMEDOUT) {
                 char buf[32];
                 return cli_fail(cli, CLI_UNREACHABLE, "cannot reach the controller at %s: no reply in %s",

@@ -107,6 +107,15 @@ const char *client_endpoint(const client_t *c)
     return c->endpoint;
 }
 
+bool client_link_why(client_t *c, char *buf, size_t cap)
+{
+    if (net_sock_link(c->sock, false) != NET_LINK_NO_HANDSHAKE)
+        return false;
+    snprintf(buf, cap, "connected to %s but the CURVE handshake did not complete: wrong controller "
+             "public key, or this client's key is not allowlisted", c->endpoint);
+    return true;
+}
+
 int client_send(client_t *c, enum proto_type type, json_t *body, uint64_t *req_id,
                 struct err *err)
 {

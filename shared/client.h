@@ -54,6 +54,17 @@ void client_destroy(client_t *c);
  * client_destroy. */
 const char *client_endpoint(const client_t *c);
 
+#define CLIENT_WHY_MAX 700 /* client_link_why's buf: enough for any endpoint taken */
+
+/* client_link_why: why no reply came, when the link's monitor can tell more
+ * than "no reply": the TCP connection to the controller was made but no CURVE
+ * handshake completed (the controller key given is not the controller's,
+ * or, where the controller drops rather than refuses it, this client's key
+ * is not allowlisted). Writes one line (cap bytes) into buf and returns true;
+ * false, buf untouched, otherwise (no connection made, or the link is up:
+ * then "no reply" is the whole story). Reads the link's pending events only. */
+bool client_link_why(client_t *c, char *buf, size_t cap);
+
 /* client_call: send request type with body and wait up to timeout_s for its reply.
  * Takes ownership of body (NULL: {}). On success *reply holds a REPLY or an ERROR
  * message (check reply->type; client_reply_error() reads an ERROR) and the caller

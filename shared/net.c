@@ -21,8 +21,18 @@ struct net {
 struct net_sock {
     void *zs;
     int router;
-    void *mon;        /* CURVE DEALER: PAIR receiving the socket's handshake events */
+    void *mon;        /* CURVE DEALER: PAIR receiving the socket's monitor events */
     int refused;      /* the last handshake failed authentication (ZAP said no) */
+    bool up;          /* the last handshake succeeded; not disconnected since */
+    bool tcp_started; /* a TCP connect started in the current attempt */
+    unsigned seen;    /* LINK_SEEN_* since the last success or restart */
+};
+
+enum { /* what a DEALER's monitor showed (net_sock_link) */
+    LINK_SEEN_UNRESOLVED = 1u << 0,
+    LINK_SEEN_TCP_FAILED = 1u << 1,
+    LINK_SEEN_CONNECTED = 1u << 2,
+    LINK_SEEN_REFUSED = 1u << 3,
 };
 
 net_t *net_create(struct err *err)
@@ -183,8 +193,10 @@ net_sock_t *net_dealer_connect_curve(net_t *net, const char *endpoint, int64_t m
     if (curve) { /* N.B. monitor before connecting, or the first events are lost */
         char ep[64];
         snprintf(ep, sizeof ep, "inproc://moat-net-monitor-%p", (void *)s);
-        if (zmq_socket_monitor(s->zs, ep, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                              ZMQ_EVENT_HANDSHAKE_SUCCEEDED) == 0 &&
+        int events = ZMQ_EVENT_CONNECT_DELAYED | ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED |
+                     ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                     ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
+        if (zmq_socket_monitor(s->zs, ep, events) == 0 &&
             (s->mon = zmq_socket(net->ctx, ZMQ_PAIR)) != NULL && zmq_connect(s->mon, ep) != 0) {
             zmq_close(s->mon);
             s->mon = NULL;
@@ -220,15 +232,59 @@ int net_zmq_monitor_read(void *mon)
     return event;
 }
 
-int net_sock_refused(net_sock_t *sock)
+/* monitor_drain: fold the pending monitor events into sock's link state.
+ * libzmq reports an attempt as CONNECT_DELAYED (a TCP connect started; none
+ * for a name that does not resolve), then CONNECTED or CONNECT_RETRIED, then
+ * (CURVE) HANDSHAKE_SUCCEEDED, HANDSHAKE_FAILED_AUTH (ZAP's no) or a
+ * DISCONNECTED without either (the server dropped the handshake). */
+static void monitor_drain(net_sock_t *sock)
 {
     for (int event; sock->mon && (event = net_zmq_monitor_read(sock->mon)) >= 0;) {
-        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        switch (event) {
+        case ZMQ_EVENT_CONNECT_DELAYED: sock->tcp_started = true; break;
+        case ZMQ_EVENT_CONNECTED: sock->seen |= LINK_SEEN_CONNECTED; break;
+        case ZMQ_EVENT_CONNECT_RETRIED:
+            sock->seen |= sock->tcp_started ? LINK_SEEN_TCP_FAILED : LINK_SEEN_UNRESOLVED;
+            sock->tcp_started = false;
+            break;
+        case ZMQ_EVENT_DISCONNECTED: sock->up = false; break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
             sock->refused = 1;
-        else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            sock->seen |= LINK_SEEN_REFUSED;
+            break;
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
             sock->refused = 0;
+            sock->up = true;
+            sock->seen = 0;
+            break;
+        default: break;
+        }
     }
+}
+
+int net_sock_refused(net_sock_t *sock)
+{
+    monitor_drain(sock);
     return sock->refused;
+}
+
+enum net_link net_sock_link(net_sock_t *sock, bool restart)
+{
+    monitor_drain(sock);
+    unsigned seen = sock->seen;
+    if (restart)
+        sock->seen = 0;
+    if (sock->up)
+        return NET_LINK_UP;
+    if (seen & LINK_SEEN_REFUSED)
+        return NET_LINK_REFUSED;
+    if (seen & LINK_SEEN_CONNECTED)
+        return NET_LINK_NO_HANDSHAKE;
+    if (seen & LINK_SEEN_TCP_FAILED)
+        return NET_LINK_TCP_FAILED;
+    if (seen & LINK_SEEN_UNRESOLVED)
+        return NET_LINK_UNRESOLVED;
+    return NET_LINK_NONE;
 }
 
 void net_sock_close(net_sock_t *sock)

@@ -15,6 +15,7 @@
 #ifndef MOAT_NET_H
 #define MOAT_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -121,6 +122,39 @@ net_sock_t *net_dealer_connect(net_t *net, const char *endpoint, int64_t max_msg
  * server's ZAP handler (its key is not allowed); 0 once one succeeds, and for
  * other sockets. Reads the socket's pending handshake events; never blocks. */
 int net_sock_refused(net_sock_t *sock);
+
+/* What a CURVE DEALER's connection to its endpoint has come to, from the
+ * socket's monitor events (libzmq's zmq_socket_monitor), for messages that
+ * say why nothing gets through. From worst to best news:
+ *   NET_LINK_NONE        no attempt has ended yet (or no monitor: a plaintext
+ *                        socket, or its monitor could not be set up)
+ *   NET_LINK_UNRESOLVED  attempts were retried without any TCP connect
+ *                        starting: the host name does not resolve
+ *   NET_LINK_TCP_FAILED  TCP connects were made and failed (refused,
+ *                        unreachable, timed out): nothing listens there
+ *   NET_LINK_NO_HANDSHAKE TCP connected, but no CURVE handshake completed:
+ *                        the server key is not the server's, or the server
+ *                        dropped the connection for another reason
+ *   NET_LINK_REFUSED     the server's ZAP handler refused this side's key
+ *   NET_LINK_UP          the last handshake succeeded and the connection has
+ *                        not dropped since
+ * Except for NET_LINK_UP, the answer sums up what happened since the last
+ * successful handshake or the last net_sock_link(sock, true): the worst of
+ * REFUSED > NO_HANDSHAKE > TCP_FAILED > UNRESOLVED, so that an answer does
+ * not depend on the moment of a retry it is asked at. */
+enum net_link {
+    NET_LINK_NONE,
+    NET_LINK_UNRESOLVED,
+    NET_LINK_TCP_FAILED,
+    NET_LINK_NO_HANDSHAKE,
+    NET_LINK_REFUSED,
+    NET_LINK_UP,
+};
+
+/* net_sock_link: the link's state (above), after reading the socket's pending
+ * monitor events; never blocks. restart: forget the events summed up so far
+ * (the next call sums up only what happens from now on). */
+enum net_link net_sock_link(net_sock_t *sock, bool restart);
 
 /* net_sock_close: close without lingering. NULL is a no-op. */
 void net_sock_close(net_sock_t *sock);

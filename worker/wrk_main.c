@@ -46,12 +46,24 @@ extern char **environ;
 
 #define WRK_LOCK_FILE "moat-worker.lock" /* in state_dir, held while running */
 #define REGISTER_RETRY 0.5 /* s between REGISTERs while unanswered */
+#define UNREGISTERED_FIRST 10.0 /* s without a REGISTER answer before saying why */
+#define UNREGISTERED_EVERY 60.0 /* s between those lines after the first */
+#define REPEAT_LOG_EVERY 60.0   /* s between two logs of one repeated failure */
 #define MEM_CHECK_EVERY 0.5 /* s between measurements of tasks' resident memory (mem_check) */
 /* For infer ranks and bench tasks: the cpu backend threads through its own pool
  * (its thread count comes in the spec) and keeps OpenBLAS at one thread; with
  * more, OpenBLAS would start its threads at load and they would spin for ~2^28
  * cycles, taking cores from the pool for the process's first ~0.1 s. */
 #define OPENBLAS_ENV "OPENBLAS_NUM_THREADS=1"
+
+/* A failure that repeats (a send that keeps failing, the controller's same
+ * error to every heartbeat) is logged once, then at most every
+ * REPEAT_LOG_EVERY with the number of repeats left out in between. */
+struct wrk_repeat {
+    char last[ERR_MSG_MAX];
+    double at;           /* monotonic s of the last line logged */
+    unsigned suppressed; /* repeats since */
+};
 
 struct wrk {
     struct wrk_cfg cfg;
@@ -76,7 +88,31 @@ struct wrk {
     struct wrk_subnet subnets[CFG_LIST_MAX];
     int nsubnets;
     char reg_refused[160];  /* the controller's last refusal of REGISTER, logged once */
+    double unreg_since;     /* monotonic s since which REGISTER has had no answer */
+    double unreg_next_log;  /* when to say why next (UNREGISTERED_*) */
+    char public_key[NET_KEY_LEN + 1]; /* this worker's, for those lines */
+    struct wrk_repeat send_fail;
 };
+
+/* repeat_pass: whether to log msg now (see struct wrk_repeat); tail (cap
+ * bytes) gets what to append to the line: "" or the count of repeats not
+ * logged since the last one. */
+static bool repeat_pass(struct wrk_repeat *r, const char *msg, char *tail, size_t cap)
+{
+    double now = units_mono();
+    bool same = strcmp(r->last, msg) == 0;
+    if (same && now - r->at < REPEAT_LOG_EVERY) {
+        r->suppressed++;
+        return false;
+    }
+    tail[0] = '\0';
+    if (same && r->suppressed)
+        snprintf(tail, cap, " (%u more times in %.0f s)", r->suppressed, now - r->at);
+    snprintf(r->last, sizeof r->last, "%s", msg);
+    r->at = now;
+    r->suppressed = 0;
+    return true;
+}
 
 static void start_infer(struct wrk *w, struct wrk_task *t);
 static int start_bench(struct wrk *w, struct wrk_task *t, const json_t *b, const cpu_set_t *cpus,
@@ -93,8 +129,14 @@ static void send_msg(struct wrk *w, enum proto_type type, uint64_t req, json_t *
                      proto_msg_add_blob(&m, blobs_of->err, blobs_of->err_len, &e) != 0 ||
                      (blobs_of->res && proto_msg_add_blob(&m, blobs_of->res, blobs_of->res_len, &e) != 0)))
         log_error("wrk", "task end: %s", e.msg);
-    else if (net_send(w->sock, NULL, &m, &e) != 0)
-        log_warn("wrk", "send %s: %s", proto_type_name(type), e.msg);
+    else if (net_send(w->sock, NULL, &m, &e) != 0) {
+        /* EAGAIN while the controller is out of reach: every REGISTER and
+         * heartbeat would say it again; the "not registered" line says why */
+        char tail[48];
+        err_prefix(&e, "send %s", proto_type_name(type));
+        if (repeat_pass(&w->send_fail, e.msg, tail, sizeof tail))
+            log_warn("wrk", "%s%s", e.msg, tail);
+    }
     proto_msg_clear(&m);
 }
 
@@ -627,6 +669,7 @@ static void on_reply(struct wrk *w, const struct proto_msg *m)
 {
     if (m->req_id == w->reg_req && w->reg_req) {
         w->registered = true;
+        w->reg_refused[0] = '\0';
         json_int_t hb = json_integer_value(json_object_get(m->body, "heartbeat_ms"));
         if (hb > 0)
             w->hb_interval = (double)hb / 1000.0;
@@ -689,8 +732,11 @@ static void on_message(struct wrk *w, const struct proto_msg *m)
             return;
         }
         if (e.code == ENOTCONN) {
-            if (w->registered)
+            if (w->registered) {
                 log_info("wrk", "controller does not know this worker (%s); registering", e.msg);
+                w->unreg_since = units_mono();
+                w->unreg_next_log = w->unreg_since + UNREGISTERED_FIRST;
+            }
             w->registered = false;
             if (units_mono() - w->reg_sent > REGISTER_RETRY / 5)
                 send_register(w);
@@ -707,6 +753,49 @@ static void on_message(struct wrk *w, const struct proto_msg *m)
             reply_error(w, m->req_id, &e);
         }
     }
+}
+
+/* unregistered_say: while REGISTER goes unanswered, say why now and then
+ * (UNREGISTERED_FIRST, then every UNREGISTERED_EVERY), from what the link's
+ * monitor saw since the last line: without it the worker retried silently
+ * forever (a wrong key, a controller that is not there). */
+static void unregistered_say(struct wrk *w, double mono)
+{
+    if (mono < w->unreg_next_log)
+        return;
+    w->unreg_next_log = mono + UNREGISTERED_EVERY;
+    const char *ep = w->cfg.controller;
+    char why[1400] = "";
+    switch (net_sock_link(w->sock, true)) {
+    case NET_LINK_UNRESOLVED:
+        snprintf(why, sizeof why, "the host of the controller address %s does not resolve: "
+                 "is controller right?", ep);
+        break;
+    case NET_LINK_TCP_FAILED:
+        snprintf(why, sizeof why, "cannot connect to the controller at %s (connection refused or "
+                 "host unreachable): is it running, and is controller the address it listens on?", ep);
+        break;
+    case NET_LINK_NO_HANDSHAKE:
+        snprintf(why, sizeof why, "connected to the controller at %s but the CURVE handshake did not "
+                 "complete: is controller_public_key_file (%s) its public key?", ep,
+                 w->cfg.controller_public_key_file);
+        break;
+    case NET_LINK_REFUSED:
+        snprintf(why, sizeof why, "the controller at %s refused this worker's key (%s): add it to its "
+                 "allowlist (moat admin key add KEY --role worker), or it was revoked", ep,
+                 w->public_key);
+        break;
+    case NET_LINK_UP: /* connected: refused, or no answer at all */
+        if (w->reg_refused[0])
+            snprintf(why, sizeof why, "the controller at %s refused it: %s", ep, w->reg_refused);
+        break;
+    default: break; /* nothing seen yet */
+    }
+    if (why[0] == '\0')
+        snprintf(why, sizeof why, "no answer from the controller at %s: is it running, is "
+                 "controller_public_key_file its public key, is this worker's key (%s) in its "
+                 "allowlist?", ep, w->public_key);
+    log_warn("wrk", "not registered after %.0f s: %s", mono - w->unreg_since, why);
 }
 
 static struct wrk_task *task_by_pid(struct wrk *w, pid_t pid)
@@ -804,6 +893,7 @@ static void timers(struct wrk *w)
     if (!w->registered) {
         if (mono - w->reg_sent >= REGISTER_RETRY)
             send_register(w);
+        unregistered_say(w, mono);
         return;
     }
     if (mono >= w->next_hb) {
@@ -1100,6 +1190,9 @@ int main(int argc, char **argv)
     sodium_memzero(curve.secret_key, sizeof curve.secret_key);
     if (w.sock == NULL)
         goto out;
+    memcpy(w.public_key, curve.public_key, sizeof w.public_key);
+    w.unreg_since = units_mono();
+    w.unreg_next_log = w.unreg_since + UNREGISTERED_FIRST;
     log_info("wrk", "node %s: %d cpus, %d gpus, %llu bytes, backend %s; controller %s; %d results to re-send",
              w.res.name, w.res.cpus, w.res.gpus, (unsigned long long)w.res.mem, w.res.backend,
              w.cfg.controller, w.tasks.n);
