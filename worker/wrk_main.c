@@ -91,7 +91,7 @@ struct wrk {
     double unreg_since;     /* monotonic s since which REGISTER has had no answer */
     double unreg_next_log;  /* when to say why next (UNREGISTERED_*) */
     char public_key[NET_KEY_LEN + 1]; /* this worker's, for those lines */
-    struct wrk_repeat send_fail;
+    struct wrk_repeat send_fail, ctl_error;
 };
 
 /* repeat_pass: whether to log msg now (see struct wrk_repeat); tail (cap
@@ -741,7 +741,10 @@ static void on_message(struct wrk *w, const struct proto_msg *m)
             if (units_mono() - w->reg_sent > REGISTER_RETRY / 5)
                 send_register(w);
         } else {
-            log_warn("wrk", "controller: %s", e.msg);
+            /* a revoked key gets this for every heartbeat */
+            char tail[48];
+            if (repeat_pass(&w->ctl_error, e.msg, tail, sizeof tail))
+                log_warn("wrk", "controller: %s%s", e.msg, tail);
         }
         return;
     }

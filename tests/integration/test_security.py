@@ -615,3 +615,15 @@ def test_a_bad_allowlist_or_key_path_stops_the_controller(tmp_path):
     p = start_controller(tmp_path, f"admin {k} a\n", key=tmp_path / "keydir")
     err = stopped(p)
     assert p.returncode != 0 and "keydir: is a directory, not a key file" in err, err
+
+
+def test_a_revoked_worker_logs_the_refusal_once_not_every_heartbeat(cluster):
+    # It logged "HEARTBEAT: key revoked" at every heartbeat, for as long as it ran.
+    wkey = read_key(cluster.dir / "worker-2.pub").decode()
+    cluster.moat("admin", "key", "revoke", wkey)
+    wait_for(lambda: cluster.nodes()["local-2"]["state"] == "DOWN", 15, what="local-2 DOWN")
+    time.sleep(2.0)  # heartbeats every 200 ms: ten more refusals at least
+    lines = [ln for ln in (cluster.dir / "worker-2.log").read_text().splitlines()
+             if "key revoked" in ln]
+    assert len(lines) == 1, lines
+    assert "warn wrk: controller: HEARTBEAT: key revoked" in lines[0], lines
