@@ -188,6 +188,10 @@ int wrk_exec_start_reaped(struct wrk_proc *p, struct wrk_reaper *r, char *const 
                           bool *launch_error, struct err *err)
 {
     int out[2], er[2];
+    if (argv == NULL || argv[0] == NULL) {
+        *launch_error = true;
+        return err_set(err, EINVAL, "argv: empty");
+    }
     if (launch_begin(p, cap, launch_error, cwd, out, er, err) != 0)
         return -1;
     int stage = WRK_REAP_STARTED, errnum = 0;
@@ -209,6 +213,10 @@ int wrk_exec_start_sandboxed(struct wrk_proc *p, const struct wrk_sandbox *sb, c
                              bool *launch_error, struct err *err)
 {
     int out[2], er[2];
+    if (argv == NULL || argv[0] == NULL) { /* the sandboxed child would look up NULL */
+        *launch_error = true;
+        return err_set(err, EINVAL, "argv: empty");
+    }
     if (launch_begin(p, cap, launch_error, cwd, out, er, err) != 0)
         return -1;
     int status_fd;

@@ -60,7 +60,8 @@ struct wrk_reaper;
 /* wrk_exec_start_reaped: like wrk_exec_start(), for an unsandboxed task: the
  * reaper service r starts it under a reaper of its own (wrk_reap.h), which
  * is p->pid (this process's child and the group leader); CMD runs below it
- * and dies with this worker. envp's PATH decides where argv[0] is found. */
+ * and dies with this worker. envp's PATH decides where argv[0] is found.
+ * An empty argv is a launch error (EINVAL, "argv: empty"), as below. */
 int wrk_exec_start_reaped(struct wrk_proc *p, struct wrk_reaper *r, char *const argv[],
                           char *const envp[], const char *cwd, const cpu_set_t *cpus, size_t cap,
                           bool *launch_error, struct err *err);

@@ -251,6 +251,28 @@ static void give_back(struct wrk *w, struct wrk_task *t)
     wrk_bind_give(&w->bind, &t->slot);
 }
 
+/* dispatch_check: what the message checks (shared/proto.c) leave to the
+ * worker: names of objects that become paths under its objects directory,
+ * and an exec task's argv. The controller is trusted, but a path out of
+ * objects/ or a NULL argv[0] in the sandboxed child would cost more than
+ * this. Returns 0, or -1 with why (cap bytes) naming the field. */
+static int dispatch_check(const json_t *b, const char *kind, char *why, size_t cap)
+{
+    static const char *const names[] = {"shard", "vocab"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const json_t *v = json_object_get(b, names[i]);
+        if (v && !wrk_objects_name_valid(json_string_value(v))) {
+            snprintf(why, cap, "%s: not a SHA-256 in 64 lowercase hex digits", names[i]);
+            return -1;
+        }
+    }
+    if (strcmp(kind, "exec") == 0 && json_array_size(json_object_get(b, "argv")) == 0) {
+        snprintf(why, cap, "argv: empty");
+        return -1;
+    }
+    return 0;
+}
+
 static void on_dispatch(struct wrk *w, const struct proto_msg *m)
 {
     const json_t *b = m->body;
@@ -278,6 +300,11 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
     struct err e = {0};
     bool launch_error = false;
     const char *kind = json_string_value(json_object_get(b, "kind"));
+    char why[96];
+    if (dispatch_check(b, kind, why, sizeof why) != 0) {
+        end_unstarted(w, t, true, why); /* logs it */
+        return;
+    }
     /* its CPUs and GPUs, held until its process is reaped (a bench task: the
      * whole node, as the controller counts it) */
     int want_cpus = (int)json_integer_value(json_object_get(b, "cpus"));

@@ -8,6 +8,17 @@
 #include <string.h>
 #include <unistd.h>
 
+bool wrk_objects_name_valid(const char *sha)
+{
+    if (sha == NULL)
+        return false;
+    size_t n = 0;
+    for (; sha[n]; n++)
+        if (!((sha[n] >= '0' && sha[n] <= '9') || (sha[n] >= 'a' && sha[n] <= 'f')))
+            return false;
+    return n == 64;
+}
+
 char *wrk_objects_path(const char *dir, const char *sha, char *out, size_t cap)
 {
     snprintf(out, cap, "%.400s/%.64s", dir, sha);

@@ -32,7 +32,13 @@ struct wrk_fetch {
     int done;                     /* atomic: 0 running, 1 stored, -errno failed */
 };
 
-/* wrk_objects_path: <dir>/<sha> into out (cap bytes). Returns out. */
+/* wrk_objects_name_valid: sha is 64 lowercase hex digits (a SHA-256), the
+ * only names the objects directory holds: anything else from a DISPATCH
+ * ("../x", "/etc/x") would make a path outside it. */
+bool wrk_objects_name_valid(const char *sha);
+
+/* wrk_objects_path: <dir>/<sha> into out (cap bytes). Returns out. sha must
+ * pass wrk_objects_name_valid() (callers check it where it comes in). */
 char *wrk_objects_path(const char *dir, const char *sha, char *out, size_t cap);
 
 /* wrk_objects_have: the object is in the cache (it was verified when stored). */

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+import pytest
 import zmq
 
 from conftest import BIN
@@ -14,7 +15,7 @@ from moatproto import FAKE_DIR, T, TYPES, curve_server, header, write_pair
 
 
 class Fake:
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, sandbox="off"):
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
@@ -24,7 +25,7 @@ class Fake:
         self.conf = tmp_path / "w.conf"
         self.conf.write_text(f'name = "fake-w";\ncontroller = "tcp://127.0.0.1:{self.port}";\n'
                              f'state_dir = "{tmp_path}/w";\nresend_interval = "200 ms";\n'
-                             f'kill_grace = "1 s";\nexec_sandbox = "off";\n'
+                             f'kill_grace = "1 s";\nexec_sandbox = "{sandbox}";\n'
                              f'curve_secret_key_file = "{tmp_path}/worker.key";\n'
                              f'controller_public_key_file = "{FAKE_DIR}/controller.pub";\n')
         self.log = open(tmp_path / "worker.log", "ab")
@@ -60,12 +61,12 @@ class Fake:
                 return m
         raise AssertionError(f"no {want} from the worker in {timeout} s")
 
-    def send(self, type_, body, rid=None, raw_body=None):
+    def send(self, type_, body, rid=None, raw_body=None, blobs=()):
         if rid is None:
             self.rid += 1
             rid = self.rid
         payload = raw_body if raw_body is not None else json.dumps(body).encode()
-        self.sock.send_multipart([self.peer, header(type_, rid), payload])
+        self.sock.send_multipart([self.peer, header(type_, rid), payload, *blobs])
 
     def register(self):
         t, rid, body, _ = self.expect("REGISTER")
@@ -152,5 +153,52 @@ def test_malformed_messages_leave_the_worker_serving(tmp_path):
         end = f.expect("TASK_END")
         assert end[2]["job"] == 2 and end[2]["state"] == "COMPLETED"
         assert f.proc.poll() is None
+    finally:
+        f.close()
+
+
+SHA = "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize("field,value", [
+    ("shard", "../../escape"), ("shard", "/etc/x"), ("shard", SHA.upper()),
+    ("vocab", "../" + SHA[:61]), ("vocab", SHA[:63]),
+])
+def test_dispatch_with_an_object_name_that_is_no_sha256_is_refused(tmp_path, field, value):
+    # The names became paths under objects/: "../../x" fetched to objects/../../x.part.
+    f = Fake(tmp_path)
+    try:
+        f.start()
+        f.register()
+        d = dict(dispatch([]), kind="infer", rank=0, tp=1, shard=SHA, shard_bytes=10, vocab=SHA,
+                 vocab_bytes=10)
+        d[field] = value
+        f.send("DISPATCH", d, blobs=[json.dumps({"texts": ["x"]}).encode()])
+        seen = []
+        end = f.expect("TASK_END", keep=seen)
+        assert "SHARD_GET" not in [m[0] for m in seen], seen  # none went out first
+        assert end[2]["state"] == "FAILED", end[2]
+        assert end[2]["launch_error"].startswith(f"{field}: not a SHA-256"), end[2]
+        assert not list(tmp_path.rglob("*.part")) and not (tmp_path / "escape").exists()
+        assert f.proc.poll() is None
+    finally:
+        f.close()
+
+
+@pytest.mark.parametrize("sandbox", ["off", "required"])
+def test_dispatch_with_an_empty_argv_is_refused_before_launch(tmp_path, sandbox):
+    # Sandboxed, the task's child looked up argv[0] == NULL (a crash).
+    f = Fake(tmp_path, sandbox=sandbox)
+    try:
+        f.start()
+        f.register()
+        f.send("DISPATCH", dispatch([], job=3))
+        end = f.expect("TASK_END")
+        assert (end[2]["job"], end[2]["state"]) == (3, "FAILED"), end[2]
+        assert end[2]["launch_error"] == "argv: empty", end[2]
+        f.send("REPLY", {}, end[1])
+        f.send("DISPATCH", dispatch(["true"], job=4))  # and it serves on
+        end = f.expect("TASK_END")
+        assert (end[2]["job"], end[2]["state"]) == (4, "COMPLETED"), end[2]
     finally:
         f.close()
