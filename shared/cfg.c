@@ -168,7 +168,7 @@ static void scan_ints(const char *p, struct lits *out)
             want = false;
         } else if (isalpha(c) || c == '*' || c == '@') {
             size_t n = 0;
-            while (isalnum((unsigned char)*p) || strchr("_-*@", *p) != NULL) {
+            while (isalnum((unsigned char)*p) || (*p && strchr("_-*@", *p) != NULL)) {
                 if (n < sizeof ident - 1)
                     ident[n++] = *p;
                 p++;
