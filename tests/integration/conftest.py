@@ -167,6 +167,23 @@ def write_extra(dir_, controller="", worker="", per_worker=None):
         (dir_ / f"worker-{i}.extra.conf").write_text(text)
 
 
+@pytest.fixture
+def fake():
+    """make(handler): a scripted fake controller (moatproto.FakeController),
+    closed at the end of the test."""
+    from moatproto import FakeController
+    made = []
+
+    def make(handler):
+        f = FakeController(handler)
+        made.append(f)
+        return f
+
+    yield make
+    for f in made:
+        f.close()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _built():
     assert MOAT.exists(), "bin/moat is missing: run 'make' first"

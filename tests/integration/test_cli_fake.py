@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import run_moat as _run_moat
-from moatproto import EINVAL, ENOENT, ENOSPC, FAKE_ENV, FakeController
+from moatproto import EINVAL, ENOENT, ENOSPC, FAKE_ENV
 
 
 def run_moat(args, env=None, **kw):
@@ -18,20 +18,6 @@ def run_moat(args, env=None, **kw):
 JOB = {"id": 7, "name": "j", "kind": "exec", "state": "COMPLETED", "attempts": 1,
        "submit_time": 1.0, "start_time": 2.0, "end_time": 3.0, "exit_code": 0, "progress": 1.0,
        "tasks": [{"index": 0, "state": "COMPLETED", "attempts": 1, "node": "n1", "exit_code": 0}]}
-
-
-@pytest.fixture
-def fake():
-    made = []
-
-    def make(handler):
-        f = FakeController(handler)
-        made.append(f)
-        return f
-
-    yield make
-    for f in made:
-        f.close()
 
 
 def ctl(f, *args, check=None, env=None):

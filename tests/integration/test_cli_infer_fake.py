@@ -7,25 +7,11 @@ import struct
 import pytest
 
 from conftest import run_moat as _run_moat
-from moatproto import FAKE_ENV, FakeController
+from moatproto import FAKE_ENV
 
 
 def run_moat(args, env=None, **kw):
     return _run_moat(args, env=dict(FAKE_ENV, **(env or {})), **kw)
-
-
-@pytest.fixture
-def fake():
-    made = []
-
-    def make(handler):
-        f = FakeController(handler)
-        made.append(f)
-        return f
-
-    yield make
-    for f in made:
-        f.close()
 
 
 def ctl(f, *args, check=None, input=None):
