@@ -35,7 +35,6 @@
 #include "shared/units.h"
 #include "shared/version.h"
 
-#define CTL_LOCK_FILE "moat-controller.lock" /* in state_dir, held while running */
 #define BATCH_MAX 4096      /* messages handled per pass */
 #define POLL_MS 50
 #define CHECK_EVERY 0.1     /* s between liveness/deadline checks */
@@ -337,17 +336,9 @@ int main(int argc, char **argv)
     log_level_set((enum log_level)log_level_parse(cfg.log_level));
     /* Before anything reads the state: two controllers on one state_dir would
      * both recover its jobs and then collide on every write. */
-    long holder = 0;
-    lockfile_t *lock = lockfile_acquire(cfg.state_dir, CTL_LOCK_FILE, &holder, &e);
+    lockfile_t *lock = lockfile_state_dir(cfg.state_dir, "moat-controller", &e);
     if (lock == NULL) {
-        char who[32] = "";
-        if (holder > 0)
-            snprintf(who, sizeof who, " (pid %ld)", holder);
-        if (e.code == EWOULDBLOCK)
-            fprintf(stderr, "moat-controller: state_dir %s is in use by another moat-controller%s\n",
-                    cfg.state_dir, who);
-        else
-            fprintf(stderr, "moat-controller: state_dir: %s\n", e.msg);
+        fprintf(stderr, "moat-controller: %s\n", e.msg);
         return 2;
     }
     if (keys_process_guard(&e) != 0) {

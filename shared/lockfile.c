@@ -102,3 +102,22 @@ void lockfile_release(lockfile_t *lock)
     close(lock->fd); /* drops the flock: the description's only descriptor */
     free(lock);
 }
+
+lockfile_t *lockfile_state_dir(const char *dir, const char *daemon, struct err *err)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s.lock", daemon);
+    long holder = 0;
+    lockfile_t *lock = lockfile_acquire(dir, name, &holder, err);
+    if (lock != NULL)
+        return lock;
+    if (err->code != EWOULDBLOCK) {
+        err_prefix(err, "state_dir");
+        return NULL;
+    }
+    char who[32] = "";
+    if (holder > 0)
+        snprintf(who, sizeof who, " (pid %ld)", holder);
+    err_set(err, EWOULDBLOCK, "state_dir %s is in use by another %s%s", dir, daemon, who);
+    return NULL;
+}

@@ -27,6 +27,12 @@ typedef struct lockfile lockfile_t;
  * (EACCES, ENOENT, ENOLCK), err naming the path. */
 lockfile_t *lockfile_acquire(const char *dir, const char *name, long *holder, struct err *err);
 
+/* lockfile_state_dir: a daemon's lock on its state_dir: the file
+ * "<daemon>.lock" in dir, as lockfile_acquire. On failure err says, in one
+ * line for the daemon to print, "state_dir DIR is in use by another DAEMON
+ * (pid N)" (EWOULDBLOCK), or "state_dir: why". */
+lockfile_t *lockfile_state_dir(const char *dir, const char *daemon, struct err *err);
+
 /* lockfile_release: unlock and close. The file stays. NULL is a no-op. */
 void lockfile_release(lockfile_t *lock);
 

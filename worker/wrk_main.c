@@ -44,7 +44,6 @@
 
 extern char **environ;
 
-#define WRK_LOCK_FILE "moat-worker.lock" /* in state_dir, held while running */
 #define REGISTER_RETRY 0.5 /* s between REGISTERs while unanswered */
 #define UNREGISTERED_FIRST 10.0 /* s without a REGISTER answer before saying why */
 #define UNREGISTERED_EVERY 60.0 /* s between those lines after the first */
@@ -1084,17 +1083,9 @@ int main(int argc, char **argv)
     /* Before anything touches the state: a second worker on this state_dir
      * would sweep away the running one's task directories, then both would
      * register in turn. */
-    long holder = 0;
-    lockfile_t *lock = lockfile_acquire(w.cfg.state_dir, WRK_LOCK_FILE, &holder, &e);
+    lockfile_t *lock = lockfile_state_dir(w.cfg.state_dir, "moat-worker", &e);
     if (lock == NULL) {
-        char who[32] = "";
-        if (holder > 0)
-            snprintf(who, sizeof who, " (pid %ld)", holder);
-        if (e.code == EWOULDBLOCK)
-            fprintf(stderr, "moat-worker: state_dir %s is in use by another moat-worker%s\n",
-                    w.cfg.state_dir, who);
-        else
-            fprintf(stderr, "moat-worker: state_dir: %s\n", e.msg);
+        fprintf(stderr, "moat-worker: %s\n", e.msg);
         return 2;
     }
     /* Before the probe clones us and before any key is read: its clones,
