@@ -49,6 +49,7 @@ extern char **environ;
 #define UNREGISTERED_EVERY 60.0 /* s between those lines after the first */
 #define REPEAT_LOG_EVERY 60.0   /* s between two logs of one repeated failure */
 #define MEM_CHECK_EVERY 0.5 /* s between measurements of tasks' resident memory (mem_check) */
+#define FETCH_RESEND 30.0   /* s without an answer to a SHARD_GET before it is sent again */
 /* For infer ranks and bench tasks: the cpu backend threads through its own pool
  * (its thread count comes in the spec) and keeps OpenBLAS at one thread; with
  * more, OpenBLAS would start its threads at load and they would spin for ~2^28
@@ -483,11 +484,14 @@ static void end_unstarted(struct wrk *w, struct wrk_task *t, bool launch_error, 
         log_warn("wrk", "task %llu.%u: %s", (unsigned long long)t->job, t->index, e.msg);
 }
 
-/* fetch_next: ask for the next chunk of the object being fetched. */
+/* fetch_next: ask for the next chunk of the object being fetched (again, with a
+ * new request id, when the last request got no answer: a reply to the old one
+ * is then ignored). */
 static void fetch_next(struct wrk *w, struct wrk_task *t)
 {
     uint64_t left = t->fetch.total - t->fetch.off;
     t->fetch_req = ++w->next_req;
+    t->fetch_sent = units_mono();
     send_msg(w, PROTO_TYPE_SHARD_GET, t->fetch_req,
              json_pack("{s:s, s:I, s:I}", "sha256", t->fetch.sha, "offset", (json_int_t)t->fetch.off,
                        "len", (json_int_t)(left < (4u << 20) ? left : (4u << 20))),
@@ -638,14 +642,25 @@ static void on_fetch_reply(struct wrk *w, struct wrk_task *t, const struct proto
     /* stored on a thread; timers() moves on when it is in the cache */
 }
 
-/* infer_timers: fetched objects being stored, and tasks waiting for another task's fetch. */
+/* fetch_in_flight: t has a SHARD_GET out that its next chunk waits for. */
+static bool fetch_in_flight(const struct wrk_task *t)
+{
+    return t->phase == WRK_PHASE_FETCHING && t->fetch.fd >= 0 && !t->fetch.finishing && !t->fetch_wait;
+}
+
+/* infer_timers: fetched objects being stored, tasks waiting for another task's
+ * fetch, and SHARD_GETs unanswered for FETCH_RESEND s (sent again). */
 static void infer_timers(struct wrk *w)
 {
     for (int i = 0; i < w->tasks.n; i++) {
         struct wrk_task *t = w->tasks.v[i];
         if (t->phase != WRK_PHASE_FETCHING)
             continue;
-        if (t->fetch.finishing) {
+        if (fetch_in_flight(t) && w->registered && units_mono() - t->fetch_sent > FETCH_RESEND) {
+            log_warn("wrk", "task %llu.%u: no answer to a shard request in %.0f s; asking again",
+                     (unsigned long long)t->job, t->index, FETCH_RESEND);
+            fetch_next(w, t);
+        } else if (t->fetch.finishing) {
             struct err e = {0};
             int rc = wrk_fetch_poll(&t->fetch, &e);
             if (rc < 0) {
@@ -702,9 +717,13 @@ static void on_reply(struct wrk *w, const struct proto_msg *m)
         w->next_hb = units_mono() + w->hb_interval;
         log_info("wrk", "moat-worker %s registered as %s (heartbeat %.2f s)", MOAT_VERSION, w->res.name,
                  w->hb_interval);
-        for (int i = 0; i < w->tasks.n; i++)
-            if (w->tasks.v[i]->phase == WRK_PHASE_ENDED)
-                w->tasks.v[i]->need_send = true; /* unacknowledged results go again */
+        for (int i = 0; i < w->tasks.n; i++) {
+            struct wrk_task *t = w->tasks.v[i];
+            if (t->phase == WRK_PHASE_ENDED)
+                t->need_send = true; /* unacknowledged results go again */
+            else if (fetch_in_flight(t))
+                fetch_next(w, t); /* a restarted controller never answers the last one */
+        }
         return;
     }
     for (int i = 0; i < w->tasks.n; i++) {

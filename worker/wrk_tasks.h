@@ -64,6 +64,7 @@ struct wrk_task {
     int fetch_stage;           /* 0 shard, 1 vocabulary, 2 all present */
     struct wrk_fetch fetch;
     uint64_t fetch_req;        /* request id of the SHARD_GET in flight */
+    double fetch_sent;         /* monotonic s it was sent */
     bool fetch_wait;           /* another task is fetching the same object */
     char *res;                 /* rank 0's embeddings once ended (f32 [n, dim]), owned */
     size_t res_len;

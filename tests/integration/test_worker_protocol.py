@@ -202,3 +202,33 @@ def test_dispatch_with_an_empty_argv_is_refused_before_launch(tmp_path, sandbox)
         assert (end[2]["job"], end[2]["state"]) == (4, "COMPLETED"), end[2]
     finally:
         f.close()
+
+
+def test_a_shard_request_lost_with_a_restarted_controller_is_sent_again(tmp_path):
+    # The controller died between a SHARD_GET and its answer: after the worker
+    # registered with the new one, the request was never repeated and the batch
+    # stayed RUNNING for ever.
+    f = Fake(tmp_path)
+    try:
+        f.start()
+        f.register()
+        d = dict(dispatch([]), kind="infer", rank=0, tp=1, shard=SHA, shard_bytes=10, vocab=SHA,
+                 vocab_bytes=10)
+        f.send("DISPATCH", d, blobs=[json.dumps({"texts": ["x"]}).encode()])
+        first = f.expect("SHARD_GET")
+        assert (first[2]["sha256"], first[2]["offset"]) == (SHA, 0), first
+        # unanswered; the restarted controller does not know the worker
+        while (m := f.recv(5.0)) is not None and m[0] != "HEARTBEAT":
+            pass
+        assert m is not None, "no heartbeat"
+        f.send("ERROR", {"code": 107, "msg": "heartbeat: node fake-w is not registered; register first"},
+               m[1])
+        f.register()
+        again = f.expect("SHARD_GET")
+        assert again[2] == first[2] and again[1] != first[1], (first, again)
+        f.send("ERROR", {"code": 2, "msg": "no such object"}, again[1])
+        end = f.expect("TASK_END")
+        assert end[2]["state"] == "FAILED", end[2]  # the controller said why; its stderr holds it
+        assert f.proc.poll() is None
+    finally:
+        f.close()
