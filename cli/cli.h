@@ -154,8 +154,11 @@ int cli_search_run(struct cli *cli, int argc, char **argv);
  * empty and the skipped bad lines. Returns CLI_OK, or CLI_USAGE printed
  * ("FILE:LINE: why" for a bad line without skip_bad).
  * cli_infer_submit: read input as that, set spec's "ndocs", send SUBMIT with
- * the documents, ids and line numbers; takes ownership of spec; prints the id
- * (with --json {id, documents, skipped_empty, skipped_bad}).
+ * the documents, ids and line numbers (in parts of whole batches when they do
+ * not fit one message of $MOAT_MAX_MESSAGE bytes, default 8 MiB: the SUBMIT
+ * with the first, DOCS with the rest; a part refused cancels the job); takes
+ * ownership of spec; prints the id (with --json {id, documents,
+ * skipped_empty, skipped_bad}).
  * cli_infer_result: export a finished infer job's embeddings,
  * or with task >= 0 those of one finished batch (fmt "npy", "raw" or "jsonl";
  * NULL: print the metadata meta, RESULT's reply for the job or the batch, to

@@ -176,6 +176,66 @@ int cli_infer_read_input(struct cli *cli, const char *path, int format, bool ski
     return CLI_OK;
 }
 
+/* doc_bytes: the bytes document k of in takes in the blobs of SUBMIT and DOCS
+ * (its text, id and line number as JSON, and their commas). */
+static size_t doc_bytes(const struct cli_infer_input *in, size_t k)
+{
+    size_t n = json_dumpb(json_array_get(in->texts, k), NULL, 0, JSON_ENCODE_ANY) + 1;
+    if (in->ids)
+        n += json_dumpb(json_array_get(in->ids, k), NULL, 0, JSON_ENCODE_ANY) + 1;
+    return n + 21; /* a line number: at most 20 digits */
+}
+
+/* slice_blobs: blobs [documents, ids (null: none), lines] of documents [from,
+ * to) of in, as SUBMIT and DOCS carry them (docs/protocol.md); NULL data when
+ * out of memory. Free each data. */
+static void slice_blobs(const struct cli_infer_input *in, size_t from, size_t to, struct proto_blob b[3])
+{
+    json_t *t = json_array(), *i = in->ids ? json_array() : NULL, *l = json_array();
+    for (size_t k = from; k < to; k++) {
+        json_array_append(t, json_array_get(in->texts, k));
+        if (i)
+            json_array_append(i, json_array_get(in->ids, k));
+        json_array_append(l, json_array_get(in->lines, k));
+    }
+    char *ts = json_dumps(t, JSON_COMPACT), *is = i ? json_dumps(i, JSON_COMPACT) : strdup("null");
+    char *ls = json_dumps(l, JSON_COMPACT);
+    json_decref(t);
+    json_decref(i);
+    json_decref(l);
+    b[0] = (struct proto_blob){ts, ts ? strlen(ts) : 0};
+    b[1] = (struct proto_blob){is, is ? strlen(is) : 0};
+    b[2] = (struct proto_blob){ls, ls ? strlen(ls) : 0};
+}
+
+/* send_part: SUBMIT (spec taken; *id receives the job's) or, when spec is NULL,
+ * DOCS to job *id, with documents [from, to) of in. An exit code. */
+static int send_part(struct cli *cli, json_t *spec, const struct cli_infer_input *in, size_t from,
+                     size_t to, uint64_t *id)
+{
+    struct proto_blob b[3];
+    slice_blobs(in, from, to, b);
+    json_t *reply = NULL;
+    int rc;
+    if (b[0].data == NULL || b[1].data == NULL || b[2].data == NULL) {
+        json_decref(spec);
+        rc = cli_fail(cli, CLI_FAILED, "out of memory");
+    } else if (spec) {
+        rc = cli_request_blobs(cli, PROTO_TYPE_SUBMIT, json_pack("{s:o}", "spec", spec), b, 3, true,
+                               &reply, NULL, NULL);
+        if (rc == CLI_OK)
+            *id = (uint64_t)cli_json_int(reply, "id", 0);
+    } else {
+        rc = cli_request_blobs(cli, PROTO_TYPE_DOCS,
+                               json_pack("{s:I, s:I}", "id", (json_int_t)*id, "first", (json_int_t)from),
+                               b, 3, true, &reply, NULL, NULL);
+    }
+    json_decref(reply);
+    for (int k = 0; k < 3; k++)
+        free((void *)b[k].data);
+    return rc;
+}
+
 int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, int format, bool skip_bad,
                      bool wait)
 {
@@ -186,49 +246,79 @@ int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, int forma
         return rc;
     }
     size_t ndocs = json_array_size(in.texts);
+    size_t B = (size_t)cli_json_int(spec, "batch", 64);
     json_object_set_new(spec, "ndocs", json_integer((json_int_t)ndocs));
-    /* blobs [documents, ids (null: none), lines] (docs/protocol.md SUBMIT) */
-    char *t = json_dumps(in.texts, JSON_COMPACT);
-    char *i = in.ids ? json_dumps(in.ids, JSON_COMPACT) : strdup("null");
-    char *l = json_dumps(in.lines, JSON_COMPACT);
+    /* The controller's max_message (default 8 MiB) bounds one message; past it
+     * libzmq drops the connection, which would look like an unreachable
+     * controller. Documents that do not fit one go in parts of whole batches:
+     * the SUBMIT with the first, DOCS with each next (docs/protocol.md). */
+    const char *lim = getenv("MOAT_MAX_MESSAGE");
+    double limit = lim ? atof(lim) : 8.0 * 1048576;
+    double budget = limit - 65536; /* the header, the spec */
+    size_t *ends = NULL, nparts = 0, cap = 0, bytes = 0;
+    for (size_t b0 = 0; b0 < ndocs && rc == CLI_OK; b0 += B) {
+        size_t b1 = b0 + B < ndocs ? b0 + B : ndocs, sb = 0;
+        for (size_t k = b0; k < b1; k++)
+            sb += doc_bytes(&in, k);
+        if ((double)sb > budget) {
+            rc = cli_fail(cli, CLI_USAGE, "--input: %s: documents %zu..%zu (a batch of --batch %zu) take "
+                          "%.1f MiB, more than one message (%.1f MiB, the controller's max_message): "
+                          "lower --batch, or raise max_message and set MOAT_MAX_MESSAGE (bytes)", input,
+                          b0 + 1, b1, B, (double)sb / 1048576.0, limit / 1048576.0);
+            break;
+        }
+        if (b0 > 0 && (double)(bytes + sb) > budget) { /* the part so far ends at b0 */
+            if (nparts == cap) {
+                size_t *e = realloc(ends, (cap = cap ? 2 * cap : 16) * sizeof *e);
+                if (e == NULL) {
+                    rc = cli_fail(cli, CLI_FAILED, "out of memory");
+                    break;
+                }
+                ends = e;
+            }
+            ends[nparts++] = b0;
+            bytes = 0;
+        }
+        bytes += sb;
+    }
+    uint64_t id = 0;
+    size_t sent = 0;
+    bool tty = !cli->json && isatty(STDERR_FILENO);
+    for (size_t p = 0; rc == CLI_OK && p <= nparts; p++) {
+        size_t to = p < nparts ? ends[p] : ndocs;
+        json_t *first = p == 0 ? spec : NULL;
+        spec = NULL;
+        rc = send_part(cli, first, &in, sent, to, &id);
+        if (rc == CLI_OK)
+            sent = to;
+        if (rc == CLI_OK && nparts > 0 && tty)
+            fprintf(stderr, "\rmoat %s: job %llu: %zu of %zu documents sent%s", cli->cmd,
+                    (unsigned long long)id, sent, ndocs, sent == ndocs ? "\n" : "");
+    }
+    json_decref(spec); /* not sent: a failure before the first part */
+    free(ends);
     json_decref(in.texts);
     json_decref(in.ids);
     json_decref(in.lines);
-    struct proto_blob blobs[3] = {{t, t ? strlen(t) : 0}, {i, i ? strlen(i) : 0}, {l, l ? strlen(l) : 0}};
-    /* The controller's max_message (default 8 MiB) bounds one message; past it
-     * libzmq drops the connection, which would look like an unreachable controller. */
-    const char *lim = getenv("MOAT_MAX_MESSAGE");
-    double limit = lim ? atof(lim) : 8.0 * 1048576;
-    size_t total = blobs[0].len + blobs[1].len + blobs[2].len;
-    if (t && i && l && (double)total + 65536 > limit) {
-        double mib = (double)total / 1048576.0;
-        free(t);
-        free(i);
-        free(l);
-        json_decref(spec);
-        return cli_fail(cli, CLI_USAGE,
-                        "--input: %s: %.1f MiB of documents exceed one message (%.0f MiB, the controller's "
-                        "max_message); split the input into several jobs or raise max_message and set "
-                        "MOAT_MAX_MESSAGE (bytes)", input, mib, limit / 1048576.0);
+    if (rc != CLI_OK && id != 0) {
+        /* a job that would wait for documents that never come: cancelled now
+         * (else the controller's documents_timeout would) */
+        if (tty)
+            fputc('\n', stderr);
+        json_t *reply;
+        if (cli_request(cli, PROTO_TYPE_CANCEL, json_pack("{s:[I]}", "ids", (json_int_t)id), false, &reply,
+                        NULL, NULL) == CLI_OK) {
+            json_decref(reply);
+            fprintf(stderr, "moat %s: job %llu cancelled: %zu of its %zu documents were sent\n", cli->cmd,
+                    (unsigned long long)id, sent, ndocs);
+        }
+        return rc;
     }
-    json_t *reply;
-    if (t && i && l) {
-        rc = cli_request_blobs(cli, PROTO_TYPE_SUBMIT, json_pack("{s:o}", "spec", spec), blobs, 3, true,
-                               &reply, NULL, NULL);
-    } else {
-        json_decref(spec);
-        rc = cli_fail(cli, CLI_FAILED, "out of memory");
-    }
-    free(t);
-    free(i);
-    free(l);
     if (rc != CLI_OK)
         return rc;
-    json_int_t id = json_integer_value(json_object_get(reply, "id"));
-    json_decref(reply);
     json_t *extra = json_pack("{s:I, s:I, s:I}", "documents", (json_int_t)ndocs, "skipped_empty",
                               (json_int_t)in.blank, "skipped_bad", (json_int_t)in.bad);
-    return cli_submitted_with(cli, (uint64_t)id, wait, extra);
+    return cli_submitted_with(cli, id, wait, extra);
 }
 
 /* fetch_batch: embeddings and documents of batch b. Caller frees msg. */

@@ -127,6 +127,14 @@ static struct ctl_job *job_arg(struct ctl *ctl, const json_t *body, struct err *
     return ctl_job_get(ctl, id, err);
 }
 
+int ctl_on_docs(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
+{
+    struct ctl_job *job = job_arg(ctl, msg->body, err);
+    if (job == NULL || job_access(ctl, peer, job, "add documents to", true, err) != 0)
+        return -1;
+    return ctl_infer_add(ctl, peer, msg, job, err);
+}
+
 /* SHOW: the job, its tasks' counts by state, and one page of its tasks: from
  * array index tasks_from (default the first) at most tasks_limit of them
  * (default CTL_SHOW_PAGE; 0: none), only those in tasks_state when given.

@@ -25,6 +25,11 @@ int ctl_on_cancel(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
  * code, msg}]}, the rest requeued all the same. */
 int ctl_on_requeue(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
 
+/* ctl_on_docs: DOCS {id, first}: the next documents of an infer job submitted in
+ * parts, from its owner's key (or an admin's; others EPERM, audited);
+ * ctl_infer_add. */
+int ctl_on_docs(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
+
 /* ctl_on_hold: HOLD {ids, release?}: hold (or release) each job, its owner's
  * or any with an admin key, audited; reply {done: [ids], errors: [{id, code,
  * msg}]} as CANCEL's (ctl_job_hold). */

@@ -61,6 +61,7 @@ static const unsigned type_roles[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_AUDIT] = RA,             [PROTO_TYPE_ADMIN_NODE] = RA,
     [PROTO_TYPE_HOLD] = RA | RC,
     [PROTO_TYPE_REQUEUE] = RA | RC,
+    [PROTO_TYPE_DOCS] = RA | RC,
 };
 
 /* where_text: "PATH line N" or "allowlist[N]" for config entry i. */

@@ -26,6 +26,7 @@ static const struct cfg_key keys[] = {
     {"max_tasks", CFG_INT, "4000000", 1, 1000000000, F(max_tasks), NULL},
     {"max_tasks_per_key", CFG_INT, "1000000", 1, 1000000000, F(max_tasks_per_key), NULL},
     {"upload_max", CFG_SIZE, "16 GiB", 1048576, 1.8e19, F(upload_max), NULL},
+    {"documents_timeout", CFG_DURATION, "10 m", 1, 604800, F(documents_timeout), NULL},
     {"log_level", CFG_STR, "info", 0, 0, F(log_level), NULL},
     {"egress_policy", CFG_STR, "warn", 0, 0, F(egress_policy), NULL},
     {"trust_roots", CFG_STR_LIST, "", 0, 0, F(trust_roots), NULL},

@@ -22,6 +22,7 @@ struct ctl_cfg {
     int64_t max_tasks;           /* tasks of unfinished jobs, in all (ctl_quota.h) */
     int64_t max_tasks_per_key;   /* the same, per owner key */
     uint64_t upload_max;         /* bytes of one key's unfinished model uploads (ctl_model.h) */
+    double documents_timeout;    /* s an infer job submitted in parts waits for its next DOCS */
     char log_level[CFG_STR_MAX];
     char egress_policy[CFG_STR_MAX];         /* a node with a route off the fabric: warn, refuse */
     struct cfg_list trust_roots;             /* Ed25519 public key files for artifacts */

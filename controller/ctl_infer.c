@@ -19,8 +19,11 @@
 
 #define DOC_MAX_BYTES JOBSPEC_DOC_MAX_BYTES
 
-int ctl_infer_prepare(const struct proto_msg *msg, json_t *spec_json, json_t **docs, json_t **ids,
-                      json_t **lines, struct err *err)
+/* parse_docs: blobs [documents, ids?, lines?] of a SUBMIT or DOCS (docs/protocol.md),
+ * each checked; *docs (*ids, *lines or NULL) new references. EINVAL naming the
+ * document, id or line at fault. */
+static int parse_docs(const struct proto_msg *msg, json_t **docs, json_t **ids, json_t **lines,
+                      struct err *err)
 {
     *docs = *ids = *lines = NULL;
     if (msg->nblobs < 1 || msg->nblobs > 3)
@@ -86,10 +89,30 @@ int ctl_infer_prepare(const struct proto_msg *msg, json_t *spec_json, json_t **d
             return err_set(err, EINVAL, "infer: lines: expected a JSON array as long as the documents");
         }
     }
-    json_object_set_new(spec_json, "ndocs", json_integer((json_int_t)json_array_size(d)));
     *docs = d;
     *ids = idv;
     *lines = lv;
+    return 0;
+}
+
+int ctl_infer_prepare(const struct proto_msg *msg, json_t *spec_json, json_t **docs, json_t **ids,
+                      json_t **lines, struct err *err)
+{
+    if (parse_docs(msg, docs, ids, lines, err) != 0)
+        return -1;
+    /* ndocs: the job's documents in all; more than these come by DOCS */
+    json_int_t n = (json_int_t)json_array_size(*docs);
+    const json_t *total = json_object_get(spec_json, "ndocs");
+    if (json_is_integer(total) && json_integer_value(total) < n) {
+        json_decref(*docs);
+        json_decref(*ids);
+        json_decref(*lines);
+        *docs = *ids = *lines = NULL;
+        return err_set(err, EINVAL, "spec: ndocs: %lld, fewer than the %lld documents sent",
+                       (long long)json_integer_value(total), (long long)n);
+    }
+    if (!json_is_integer(total)) /* not there: these are all (else jobspec_from_json refuses it) */
+        json_object_set_new(spec_json, "ndocs", json_integer(n));
     return 0;
 }
 
@@ -110,6 +133,54 @@ int ctl_infer_check(struct ctl *ctl, const struct job_spec *spec, struct err *er
     if (spec->max_len > c.max_position)
         return err_set(err, EINVAL, "max_len %d: model %s takes at most %d tokens", spec->max_len,
                        spec->model, c.max_position);
+    return 0;
+}
+
+/* store_docs: the documents docs (ids, lines or NULL, as long) that follow the
+ * job's docs_received so far, batch by batch into STORE_DB_DOCS (in the current
+ * batch of the store), and count them in docs_received. Every part but the
+ * last holds whole batches (so a batch's record is written once). EINVAL past
+ * the job's ndocs or for a part not made of whole batches; store errors. */
+static int store_docs(struct ctl *ctl, struct ctl_job *job, const json_t *docs, const json_t *ids,
+                      const json_t *lines, struct err *err)
+{
+    uint32_t B = (uint32_t)job->spec.batch, first = job->docs_received;
+    size_t n = json_array_size(docs);
+    if (n == 0 || n > job->spec.ndocs - first)
+        return err_set(err, EINVAL, "infer: %zu documents from document %u: the job has %u", n, first,
+                       job->spec.ndocs);
+    if (first + n < job->spec.ndocs && n % B != 0)
+        return err_set(err, EINVAL, "infer: a part of %zu documents: every part but the last must "
+                       "hold whole batches (a multiple of batch %u)", n, B);
+    for (uint32_t b = first / B; (size_t)b * B < first + n; b++) {
+        json_t *texts = json_array(), *idb = ids ? json_array() : NULL, *lnb = lines ? json_array() : NULL;
+        for (size_t k = (size_t)b * B - first; k < (size_t)(b + 1) * B - first && k < n; k++) {
+            json_array_append(texts, json_array_get(docs, k));
+            if (idb)
+                json_array_append(idb, json_array_get(ids, k));
+            if (lnb)
+                json_array_append(lnb, json_array_get(lines, k));
+        }
+        json_t *rec = json_pack("{s:o}", "texts", texts);
+        if (idb)
+            json_object_set_new(rec, "ids", idb);
+        if (lnb)
+            json_object_set_new(rec, "lines", lnb);
+        char *text = json_dumps(rec, JSON_COMPACT);
+        json_decref(rec);
+        uint8_t key[12];
+        int rc = text ? ctl_batch(ctl, err) : err_set(err, ENOMEM, "infer: out of memory");
+        if (rc == 0)
+            rc = store_put(ctl->store, STORE_DB_DOCS, key, store_key_task(key, job->id, b), text,
+                           strlen(text), 0, err);
+        free(text);
+        if (rc != 0) {
+            if (ctl->store_err.code == 0 && err->code == ENOSPC)
+                ctl->store_err = *err;
+            return -1;
+        }
+    }
+    job->docs_received = first + (uint32_t)n;
     return 0;
 }
 
@@ -142,34 +213,70 @@ int ctl_infer_accept(struct ctl *ctl, struct ctl_job *job, const json_t *docs, c
         return -1;
     }
     job->infer = json_pack("{s:o, s:o}", "shards", shards, "vocab", vocab);
-    uint32_t B = (uint32_t)job->spec.batch;
-    for (uint32_t b = 0; b < job->ntasks; b++) {
-        json_t *texts = json_array(), *idb = ids ? json_array() : NULL, *lnb = lines ? json_array() : NULL;
-        for (uint32_t k = b * B; k < (b + 1) * B && k < job->spec.ndocs; k++) {
-            json_array_append(texts, json_array_get(docs, k));
-            if (idb)
-                json_array_append(idb, json_array_get(ids, k));
-            if (lnb)
-                json_array_append(lnb, json_array_get(lines, k));
-        }
-        json_t *rec = json_pack("{s:o}", "texts", texts);
-        if (idb)
-            json_object_set_new(rec, "ids", idb);
-        if (lnb)
-            json_object_set_new(rec, "lines", lnb);
-        char *text = json_dumps(rec, JSON_COMPACT);
-        json_decref(rec);
-        uint8_t key[12];
-        int rc = text ? ctl_batch(ctl, err) : err_set(err, ENOMEM, "infer: out of memory");
+    job->docs_received = 0;
+    job->docs_mono = units_mono();
+    return store_docs(ctl, job, docs, ids, lines, err);
+}
+
+int ctl_infer_add(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
+                  struct ctl_job *job, struct err *err)
+{
+    unsigned long long id = (unsigned long long)job->id;
+    if (job->spec.kind != JOB_KIND_INFER)
+        return err_set(err, EINVAL, "job %llu: not an infer job: it takes no documents", id);
+    if (job_state_is_terminal(job->state) || job->cancel_requested)
+        return err_set(err, EINVAL, "job %llu: %s%s%s%s: it takes no more documents", id,
+                       job->cancel_requested && !job_state_is_terminal(job->state)
+                           ? "being cancelled" : job_state_name(job->state),
+                       job->reason[0] ? " (" : "", job->reason, job->reason[0] ? ")" : "");
+    json_int_t first = json_integer_value(json_object_get(msg->body, "first"));
+    json_t *docs, *ids, *lines;
+    if (parse_docs(msg, &docs, &ids, &lines, err) != 0)
+        return err_prefix(err, "job %llu", id);
+    json_int_t n = (json_int_t)json_array_size(docs);
+    int rc = 0;
+    if (n > 0 && first + n <= job->docs_received) {
+        /* sent again after a lost reply: stored already, the same answer */
+    } else if (!ctl_job_receiving(job)) {
+        rc = err_set(err, EINVAL, "job %llu: it has all its %u documents", id, job->spec.ndocs);
+    } else if (first != job->docs_received) {
+        rc = err_set(err, EINVAL, "job %llu: first: %lld, but it has %u documents so far: the next "
+                     "part starts there", id, (long long)first, job->docs_received);
+    } else if ((rc = store_docs(ctl, job, docs, ids, lines, err)) != 0) {
+        err_prefix(err, "job %llu", id);
+    } else {
+        job->docs_mono = units_mono();
+        ctl->need_sched = true;
+        rc = ctl_job_save(ctl, job, false, err);
         if (rc == 0)
-            rc = store_put(ctl->store, STORE_DB_DOCS, key, store_key_task(key, job->id, b), text,
-                           strlen(text), 0, err);
-        free(text);
-        if (rc != 0) {
-            if (ctl->store_err.code == 0 && err->code == ENOSPC)
-                ctl->store_err = *err;
+            rc = ctl_queue_add(ctl, job, err);
+        if (rc == 0 && !ctl_job_receiving(job))
+            log_info("ctl", "job %llu: all %u documents received", id, job->spec.ndocs);
+    }
+    json_decref(docs);
+    json_decref(ids);
+    json_decref(lines);
+    if (rc != 0)
+        return -1;
+    return ctl_out_reply(ctl, peer, msg->req_id,
+                         json_pack("{s:I, s:I, s:I}", "id", (json_int_t)job->id, "received",
+                                   (json_int_t)job->docs_received, "ndocs", (json_int_t)job->spec.ndocs));
+}
+
+int ctl_infer_expire(struct ctl *ctl, double mono, struct err *err)
+{
+    for (uint64_t id = 1; id <= ctl->njobs; id++) {
+        struct ctl_job *job = ctl->jobs[id];
+        if (job == NULL || !ctl_job_receiving(job) || job->cancel_requested ||
+            job_state_is_terminal(job->state) || mono - job->docs_mono < ctl->cfg.documents_timeout)
+            continue;
+        char why[96];
+        snprintf(why, sizeof why, "documents stopped coming: %u of %u received", job->docs_received,
+                 job->spec.ndocs);
+        log_warn("ctl", "job %llu: %s, none for %.0f s (documents_timeout): cancelled",
+                 (unsigned long long)id, why, mono - job->docs_mono);
+        if (ctl_job_cancel(ctl, job, why, err) < 0)
             return -1;
-        }
     }
     return 0;
 }

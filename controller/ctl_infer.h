@@ -21,11 +21,31 @@
 /* ctl_infer_prepare: for a SUBMIT of kind infer: read the documents (blob 0: a JSON
  * array of strings; blob 1, optional: a JSON array of ids of the same length, or
  * null for none; blob 2, optional: a JSON array of the documents' 1-based line
- * numbers in the user's input file, as long) and set spec_json's "ndocs".
+ * numbers in the user's input file, as long) and set spec_json's "ndocs" to
+ * their count, unless it gives the job's documents in all (then the rest come
+ * by DOCS, ctl_infer_add; EINVAL when it is fewer than these).
  * EINVAL naming the document, id or line at fault. On success *docs (and *ids,
  * *lines, or NULL) are new references the caller owns. */
 int ctl_infer_prepare(const struct proto_msg *msg, json_t *spec_json, json_t **docs, json_t **ids,
                       json_t **lines, struct err *err);
+
+/* ctl_infer_add: DOCS {id, first} to infer job (its sender may, ctl_api.c): the
+ * blobs as SUBMIT's, the documents from index `first` (0-based) on, stored batch
+ * by batch in this store batch; the reply {id, received, ndocs} goes out once
+ * they are committed. The part must start where the documents so far end, and
+ * every part but the last hold whole batches; a part sent again after a lost
+ * reply (all of it stored already) gets the same reply. EINVAL: not an infer
+ * job, ended or being cancelled, all its documents there, another first, a
+ * part past ndocs or not of whole batches, or a bad document, id or line. */
+int ctl_infer_add(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
+                  struct ctl_job *job, struct err *err);
+
+/* ctl_infer_expire: cancel every infer job still receiving documents whose last
+ * part came documents_timeout or longer before mono (monotonic s; a restart
+ * counts as a part), with the reason "documents stopped coming: N of M
+ * received" (logged); its finished batches stay. -1 with err when a record
+ * could not be written. */
+int ctl_infer_expire(struct ctl *ctl, double mono, struct err *err);
 
 /* ctl_infer_check: what an infer spec asks of its model, from the model's
  * manifest alone (no weights read): the model is imported (ENOENT), tp
@@ -36,7 +56,9 @@ int ctl_infer_check(struct ctl *ctl, const struct job_spec *spec, struct err *er
 
 /* ctl_infer_accept: check the model and TP degree, extract shards if needed, set
  * job->infer and store the documents batch by batch (in the current batch of the
- * store). ENOENT unknown model, EINVAL bad tp. */
+ * store); when they are not all the job's (spec ndocs), they must be whole
+ * batches (EINVAL) and the job waits for the rest (DOCS). ENOENT unknown model,
+ * EINVAL bad tp. */
 int ctl_infer_accept(struct ctl *ctl, struct ctl_job *job, const json_t *docs, const json_t *ids,
                      const json_t *lines, struct err *err);
 

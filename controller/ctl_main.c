@@ -23,6 +23,7 @@
 #include "controller/ctl_audit.h"
 #include "controller/ctl_auth.h"
 #include "controller/ctl_cfg.h"
+#include "controller/ctl_infer.h"
 #include "controller/ctl_model.h"
 #include "controller/ctl_nodeadm.h"
 #include "controller/ctl_nodes.h"
@@ -38,6 +39,7 @@
 #define BATCH_MAX 4096      /* messages handled per pass */
 #define POLL_MS 50
 #define CHECK_EVERY 0.1     /* s between liveness/deadline checks */
+#define PARTS_EVERY 2.0     /* s between looks for infer jobs whose documents stopped coming */
 #define SCHED_EVERY 0.25    /* s between passes that only look at begin times */
 
 typedef int (*ctl_handler_fn)(struct ctl *, const struct net_peer *, struct proto_msg *,
@@ -64,6 +66,7 @@ static const ctl_handler_fn handlers[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_ADMIN_NODE] = ctl_on_admin_node,
     [PROTO_TYPE_HOLD] = ctl_on_hold,
     [PROTO_TYPE_REQUEUE] = ctl_on_requeue,
+    [PROTO_TYPE_DOCS] = ctl_on_docs,
 };
 
 static volatile sig_atomic_t g_stop;
@@ -227,7 +230,7 @@ static int run(struct ctl *ctl, net_sock_t *zap)
 {
     struct net_pollitem items[2] = {{.sock = ctl->sock, .events = NET_POLLIN},
                                     {.sock = zap, .events = NET_POLLIN}};
-    double next_check = 0, next_sched = 0;
+    double next_check = 0, next_sched = 0, next_parts = 0;
     while (!g_stop) {
         struct err e = {0};
         double poll_start = units_mono();
@@ -280,6 +283,11 @@ static int run(struct ctl *ctl, net_sock_t *zap)
             next_check = mono + CHECK_EVERY;
             if (ctl_nodes_check(ctl, now, mono, &e) != 0 && ctl->store_err.code == 0)
                 log_error("ctl", "node check: %s", e.msg);
+        }
+        if (ctl->store_err.code == 0 && mono >= next_parts) {
+            next_parts = mono + PARTS_EVERY;
+            if (ctl_infer_expire(ctl, mono, &e) != 0 && ctl->store_err.code == 0)
+                log_error("ctl", "documents check: %s", e.msg);
         }
         if (ctl->store_err.code == 0 && (ctl->need_sched || mono >= next_sched)) {
             ctl->need_sched = false;

@@ -267,9 +267,10 @@ static int audit_place(struct ctl *ctl, const struct ctl_job *job, uint32_t offs
                             json_pack("{s:o, s:i}", "nodes", nodes, "attempt", (int)t->attempts), err);
 }
 
-/* has_work: whether job has a task to start; first passes over the tasks at the
- * head of the requeue list and at next_index that are no longer PENDING (an
- * array element cancelled alone, ctl_task_cancel). */
+/* has_work: whether job has a task to start (an infer job still receiving
+ * documents: among its batches that came, ctl_job_ready); first passes over the
+ * tasks at the head of the requeue list and at next_index that are no longer
+ * PENDING (an array element cancelled alone, ctl_task_cancel). */
 static bool has_work(struct ctl_job *job)
 {
     while (job->requeue_head < job->nrequeue &&
@@ -278,7 +279,7 @@ static bool has_work(struct ctl_job *job)
     while (job->next_index < job->ntasks && job->tasks[job->next_index].state != JOB_STATE_PENDING)
         job->next_index++;
     return !job_state_is_terminal(job->state) && !job->cancel_requested &&
-           (job->requeue_head < job->nrequeue || job->next_index < job->ntasks);
+           (job->requeue_head < job->nrequeue || job->next_index < ctl_job_ready(job));
 }
 
 /* bench_wait_why: why a bench task cannot start on node n (-1: unknown). */
@@ -373,7 +374,7 @@ static int sched_pass(struct ctl *ctl, double now, struct resv *resv, int *nresv
     for (; i < ctl->nqueue; i++) {
         struct ctl_job *job = ctl->queue[i];
         if (!has_work(job)) {
-            job->queued = false;
+            job->queued = false; /* DOCS puts a job receiving documents back */
             continue;
         }
         if (free_cpus <= 0) {

@@ -138,6 +138,7 @@ struct ctl_job *ctl_job_new(uint64_t id, struct job_spec *spec, double now, stru
     job->exit_code = -1;
     job->ntasks = n;
     job->tasks = tasks;
+    job->docs_received = job->spec.ndocs; /* all, unless the SUBMIT said more follow */
     return job;
 }
 
@@ -271,6 +272,8 @@ int ctl_job_save(struct ctl *ctl, const struct ctl_job *job, bool append, struct
     }
     if (o && job->infer)
         json_object_set(o, "infer", job->infer);
+    if (o && ctl_job_receiving(job))
+        json_object_set_new(o, "docs_received", json_integer(job->docs_received));
     uint8_t key[8];
     if (save_json(ctl, STORE_DB_JOBS, key, store_key_job(key, job->id), o, append, err) != 0)
         return -1;
@@ -482,6 +485,9 @@ static struct ctl_job *job_decode(uint64_t id, const void *val, size_t vlen, str
     job->attempts = (uint32_t)jint(o, "attempts", 0);
     snprintf(job->owner, sizeof job->owner, "%s", jstr(o, "owner"));
     job->infer = json_incref(json_object_get(o, "infer"));
+    json_int_t got = jint(o, "docs_received", job->spec.ndocs); /* absent: all came */
+    job->docs_received = got >= 0 && got < job->spec.ndocs ? (uint32_t)got : job->spec.ndocs;
+    job->docs_mono = units_mono(); /* its sender has documents_timeout from now to go on */
     json_decref(o);
     return job;
 }
@@ -1035,7 +1041,15 @@ json_t *ctl_job_json(const struct ctl_job *job)
     json_object_set_new(o, "ntasks", json_integer(job->ntasks));
     json_object_set_new(o, "running", json_integer(job->running));
     json_object_set_new(o, "done", json_integer(job->done));
-    json_object_set_new(o, "reason", json_string(job->reason));
+    char wait_docs[96]; /* an infer job with all it got done: said as it is, not stored */
+    if (ctl_job_receiving(job) && job->running == 0 && !job->held && !job->cancel_requested &&
+        !job_state_is_terminal(job->state) && job->next_index >= ctl_job_ready(job) &&
+        job->requeue_head >= job->nrequeue)
+        snprintf(wait_docs, sizeof wait_docs, "waiting for documents (%u of %u received)",
+                 job->docs_received, job->spec.ndocs);
+    else
+        wait_docs[0] = '\0';
+    json_object_set_new(o, "reason", json_string(wait_docs[0] ? wait_docs : job->reason));
     json_object_set_new(o, "held", json_boolean(job->held));
     json_object_set_new(o, "owner", job->owner[0] ? json_string(job->owner) : json_null());
     json_t *argv = json_array();
@@ -1053,6 +1067,7 @@ json_t *ctl_job_json(const struct ctl_job *job)
         json_object_set_new(o, "batch", json_integer(job->spec.batch));
         json_object_set_new(o, "max_len", json_integer(job->spec.max_len));
         json_object_set_new(o, "ndocs", json_integer(job->spec.ndocs));
+        json_object_set_new(o, "docs_received", json_integer(job->docs_received));
     }
     if (job->spec.kind == JOB_KIND_BENCH) {
         json_t *spec = jobspec_to_json(&job->spec);

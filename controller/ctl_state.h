@@ -86,12 +86,31 @@ struct ctl_job {
     uint32_t completed;     /* of them COMPLETED (the job's progress); kept in the job's
                              * record once it ended, for a listing without its tasks */
     json_t *infer;          /* infer jobs: {shards: [{sha256, bytes}] per rank, vocab: {sha256, bytes}}; owned */
+    uint32_t docs_received; /* infer: its first documents stored so far; spec.ndocs once all
+                             * came, fewer while it waits for DOCS (kept in its record) */
+    double docs_mono;       /* monotonic s of its last documents (or of recovery) */
     double cancel_time;     /* Unix s of ctl_job_cancel (0: never): the end time of the
                              * tasks it never started, which have no record */
     uint32_t attempts;      /* the most attempts of any task (kept in the job record) */
     double touched;         /* monotonic s: when it ended or was last read back (ctl_purge.h) */
     char owner[NET_KEY_LEN + 1]; /* Z85 key that submitted it; "" in records before owners */
 };
+
+/* ctl_job_ready: how many of job's first tasks have their input: all of them,
+ * but for an infer job still receiving documents (DOCS), its whole batches
+ * received so far. The scheduler starts no task at or past it. */
+static inline uint32_t ctl_job_ready(const struct ctl_job *job)
+{
+    if (job->docs_received >= job->spec.ndocs || job->spec.batch <= 0)
+        return job->ntasks;
+    return job->docs_received / (uint32_t)job->spec.batch;
+}
+
+/* ctl_job_receiving: an infer job whose documents have not all come (DOCS). */
+static inline bool ctl_job_receiving(const struct ctl_job *job)
+{
+    return job->docs_received < job->spec.ndocs;
+}
 
 /* ctl_task_on_node: task t of job runs (a rank of it) on node n. */
 static inline bool ctl_task_on_node(const struct ctl_job *job, const struct ctl_task *t, int n)

@@ -32,6 +32,7 @@ static const char *const type_names[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_ADMIN_NODE] = "ADMIN_NODE",
     [PROTO_TYPE_HOLD] = "HOLD",
     [PROTO_TYPE_REQUEUE] = "REQUEUE",
+    [PROTO_TYPE_DOCS] = "DOCS",
 };
 
 const char *proto_type_name(int type)
@@ -130,6 +131,10 @@ static const struct field f_hold[] = {
     {0}};
 static const struct field f_requeue[] = {
     {"ids", FT_INT_ARRAY, REQ, 1, I64MAX, 100000, 0},
+    {0}};
+static const struct field f_docs[] = {
+    {"id", FT_INT, REQ, 1, I64MAX, 0, 0},
+    {"first", FT_INT, REQ, 0, 4294967295.0, 0, 0}, /* 0-based index of its first document */
     {0}};
 static const struct field f_result[] = {
     {"id", FT_INT, REQ, 1, I64MAX, 0, 0},
@@ -290,6 +295,7 @@ static const struct field *const tables[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_ADMIN_NODE] = f_admin_node,
     [PROTO_TYPE_HOLD] = f_hold,
     [PROTO_TYPE_REQUEUE] = f_requeue,
+    [PROTO_TYPE_DOCS] = f_docs,
 };
 
 static int check_int(const json_t *v, double min, double max)

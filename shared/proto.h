@@ -53,6 +53,7 @@ enum proto_type {
     PROTO_TYPE_ADMIN_NODE, /* admin -> controller: {op, name, reason?}: drain, resume, remove a node */
     PROTO_TYPE_HOLD,       /* client -> controller: {ids, release?}: hold pending work, or release it */
     PROTO_TYPE_REQUEUE,    /* client -> controller: {ids}: run an ended job's unfinished tasks again */
+    PROTO_TYPE_DOCS,       /* client -> controller: {id, first}, blobs as SUBMIT's: an infer job's next documents */
     PROTO_TYPE_COUNT
 };
 

@@ -14,8 +14,8 @@ def run_moat(args, env=None, **kw):
     return _run_moat(args, env=dict(FAKE_ENV, **(env or {})), **kw)
 
 
-def ctl(f, *args, check=None, input=None):
-    return run_moat(["--controller", f.endpoint] + list(args), check=check, input=input)
+def ctl(f, *args, check=None, input=None, env=None):
+    return run_moat(["--controller", f.endpoint] + list(args), check=check, input=input, env=env)
 
 
 def f32(x):
@@ -212,3 +212,66 @@ def test_search_refuses_an_empty_query(fake):
         assert r.err.strip() == "moat search: query 2: empty (give the text to search for) (see " \
             "'moat search --help')", r
     assert len(f.requests) == n  # refused before asking anything
+
+
+def parts_recorder(parts, fail_docs_at=None):
+    """A controller taking SUBMIT and DOCS: each part as (type, body, [texts, ids,
+    lines]) into parts; the DOCS whose first is fail_docs_at refused."""
+    def h(t, b, blobs):
+        if t in ("SUBMIT", "DOCS"):
+            parts.append((t, b, [json.loads(x) for x in blobs], sum(len(x) for x in blobs)))
+            if t == "DOCS" and b["first"] == fail_docs_at:
+                return "ERROR", {"code": 28, "msg": "the disk of /state is full"}
+            return "REPLY", {"id": 5}
+        if t == "CANCEL":
+            return "REPLY", {"cancelled": b["ids"], "errors": []}
+    return h
+
+
+def test_documents_past_one_message_go_in_parts_of_whole_batches(fake, tmp_path):
+    parts = []
+    f = fake(parts_recorder(parts))
+    p = tmp_path / "docs.jsonl"
+    lines = [json.dumps({"text": f"document {i} " + "word " * 60, "id": f"d{i}"}) for i in range(500)]
+    lines.insert(7, "")  # an empty line: the line numbers after it move on by one
+    p.write_text("\n".join(lines) + "\n")
+    limit = 128 * 1024
+    r = ctl(f, "--json", "submit", "--infer", "m", "--input", p, "--batch", "16",
+            env={"MOAT_MAX_MESSAGE": str(limit)}, check=0)
+    assert json.loads(r.out)["id"] == 5 and json.loads(r.out)["documents"] == 500, r
+    assert parts[0][0] == "SUBMIT" and parts[0][1]["spec"]["ndocs"] == 500, parts[0][1]
+    assert len(parts) >= 3 and all(t == "DOCS" and b == {"id": 5, "first": first}
+                                   for (t, b, _, _), first in
+                                   zip(parts[1:], [sum(len(x[2][0]) for x in parts[:k])
+                                                   for k in range(1, len(parts))])), \
+        [(t, b) for t, b, _, _ in parts]
+    # every part but the last whole batches, each under the limit
+    assert all(len(x[2][0]) % 16 == 0 for x in parts[:-1]), [len(x[2][0]) for x in parts]
+    assert all(size < limit - 65536 for *_, size in parts), [x[3] for x in parts]
+    texts = [t for x in parts for t in x[2][0]]
+    ids = [i for x in parts for i in x[2][1]]
+    nums = [n for x in parts for n in x[2][2]]
+    assert texts == [json.loads(x)["text"] for x in lines if x] and ids == [f"d{i}" for i in range(500)]
+    assert nums == list(range(1, 8)) + list(range(9, 502)), nums
+    # all of it in one message when it fits, as before
+    parts.clear()
+    ctl(f, "submit", "--infer", "m", "--input", p, "--batch", "16", check=0)
+    assert [t for t, *_ in parts] == ["SUBMIT"] and len(parts[0][2][0]) == 500
+
+
+def test_a_part_refused_cancels_the_job_and_says_so(fake, tmp_path):
+    parts = []
+    f = fake(parts_recorder(parts, fail_docs_at=128))
+    p = tmp_path / "docs.txt"
+    p.write_text("".join(f"line {i} " + "text " * 100 + "\n" for i in range(400)))
+    r = ctl(f, "submit", "--infer", "m", "--input", p, "--batch", "64",
+            env={"MOAT_MAX_MESSAGE": str(140 * 1024)}, check=1)
+    assert "the disk of /state is full" in r.err, r
+    assert "job 5 cancelled: 128 of its 400 documents were sent" in r.err, r
+    assert f.requests[-1] == ("CANCEL", {"ids": [5]}), f.requests[-1]
+    # a batch that cannot fit one message at all: said before anything is sent
+    f.requests.clear()
+    r = ctl(f, "submit", "--infer", "m", "--input", p, "--batch", "256",
+            env={"MOAT_MAX_MESSAGE": str(140 * 1024)}, check=2)
+    assert "documents 1..256 (a batch of --batch 256) take 0.1 MiB, more than one message" in r.err, r
+    assert f.requests == []

@@ -390,3 +390,96 @@ def test_result_survives_a_controller_restart(make_cluster, model_dir, signing, 
     after = export(c, jid, tmp_path, "after.npy")
     assert before == after and len(after) == 3
     assert c.j("model", "verify", "minilm")["ok"] is True
+
+
+def test_documents_past_one_message_go_in_parts_and_embed_as_one_job(make_cluster, model_dir, signing,
+                                                                      tmp_path):
+    c = imported(make_cluster, model_dir, workers=1, signing=signing)
+    sent = SENTENCES.read_text().splitlines()
+    docs = tmp_path / "docs.jsonl"
+    rows = [json.dumps({"text": f"{sent[i % len(sent)]} " + "and so on " * 20, "id": f"s{i}"})
+            for i in range(400)]
+    rows.insert(3, "")
+    docs.write_text("\n".join(rows) + "\n")
+    args = ("--json", "submit", "--infer", "minilm", "--input", docs, "--batch", "16", "--max-len", "16")
+    # the CLI takes the controller's messages to be 128 KiB at most: 400 documents
+    # of ~250 bytes go in parts (SUBMIT, then DOCS), as a corpus past max_message would
+    parts = c.moat(*args, env={"MOAT_MAX_MESSAGE": str(128 * 1024)}).json["id"]
+    whole = c.moat(*args).json["id"]
+    c.wait(parts, whole, timeout=240)
+    show = c.show(parts)
+    assert (show["state"], show["ndocs"], show["docs_received"], show["ntasks"]) == \
+        ("COMPLETED", 400, 400, 25), show
+    assert f"job {parts}: all 400 documents received" in (c.dir / "controller.log").read_text()
+    assert export(c, parts, tmp_path, "p.npy") == export(c, whole, tmp_path, "w.npy")
+    got = [json.loads(x) for x in c.moat("result", parts, "--format", "jsonl").out.splitlines()]
+    want = [(json.loads(r)["id"], n + 1) for n, r in enumerate(rows) if r]
+    assert [(g["id"], g["line"]) for g in got] == want, got[:5]
+
+
+def test_a_job_whose_documents_stop_coming_runs_what_came_then_is_cancelled(make_cluster, model_dir,
+                                                                           signing):
+    c = imported(make_cluster, model_dir, workers=1, signing=signing,
+                 controller_extra='documents_timeout = "4 s";\n')
+    cl = Client(c.endpoint, c.dir)
+    spec = {"kind": "infer", "model": "minilm", "tp": 1, "batch": 2, "max_len": 16, "ndocs": 7}
+
+    def call(t, body, docs):
+        blobs = [json.dumps(docs).encode(), b"null", json.dumps(list(range(1, len(docs) + 1))).encode()]
+        return cl.call(t, body, blobs=blobs, timeout=10)
+
+    t, b, _ = call("SUBMIT", {"spec": spec}, ["a", "b", "c"])
+    assert t == "ERROR" and "every part but the last must hold whole batches (a multiple of batch 2)" \
+        in b["msg"], b
+    t, b, _ = call("SUBMIT", {"spec": dict(spec, ndocs=1)}, ["a", "b"])
+    assert t == "ERROR" and "ndocs: 1, fewer than the 2 documents sent" in b["msg"], b
+    t, b, _ = call("SUBMIT", {"spec": spec}, ["alpha", "beta"])
+    assert t == "REPLY", b
+    jid = b["id"]
+    t, b, _ = call("DOCS", {"id": jid, "first": 4}, ["gamma", "delta"])
+    assert t == "ERROR" and "first: 4, but it has 2 documents so far" in b["msg"], b
+    for _ in range(2):  # the same part again (its reply lost): the same answer, stored once
+        t, b, _ = call("DOCS", {"id": jid, "first": 2}, ["gamma", "delta"])
+        assert t == "REPLY" and b == {"id": jid, "received": 4, "ndocs": 7}, b
+    t, b, _ = call("DOCS", {"id": jid, "first": 4}, ["e", "f", "g", "h"])
+    assert t == "ERROR" and "4 documents from document 4: the job has 7" in b["msg"], b
+    exec_job = c.submit("true")
+    t, b, _ = call("DOCS", {"id": exec_job, "first": 0}, ["x"])
+    assert t == "ERROR" and "not an infer job" in b["msg"], b
+    # the batches that came run; the job then waits for the rest
+    show = wait_for(lambda: (lambda s: s if [x["state"] for x in s["tasks"]][:2] == ["COMPLETED"] * 2
+                             else None)(c.show(jid)), 120, what="the two batches received done")
+    assert show["state"] != "COMPLETED" and show["docs_received"] == 4 and show["ntasks"] == 4, show
+    assert show["reason"] == "waiting for documents (4 of 7 received)", show
+    # none for documents_timeout: cancelled, what it finished kept
+    show = c.wait_state(jid, "CANCELLED", timeout=30)
+    assert show["reason"] == "documents stopped coming: 4 of 7 received", show
+    got = [json.loads(x) for x in c.moat("result", jid, "--format", "jsonl", "--partial").out.splitlines()]
+    assert [g["text"] for g in got] == ["alpha", "beta", "gamma", "delta"], got
+    t, b, _ = call("DOCS", {"id": jid, "first": 4}, ["e"])
+    assert t == "ERROR" and "CANCELLED (documents stopped coming" in b["msg"], b
+    r = c.moat("requeue", jid, check=None)
+    assert r.rc != 0 and "only 4 of its 7 documents came" in r.err, r
+    cl.close()
+
+
+def test_parts_go_on_after_a_controller_restart(make_cluster, model_dir, signing, tmp_path):
+    c = imported(make_cluster, model_dir, workers=1, signing=signing)
+    cl = Client(c.endpoint, c.dir)
+    spec = {"kind": "infer", "model": "minilm", "tp": 1, "batch": 2, "max_len": 16, "ndocs": 3}
+    t, b, _ = cl.call("SUBMIT", {"spec": spec}, blobs=[b'["one", "two"]', b'["i1", "i2"]', b"[1, 2]"])
+    assert t == "REPLY", b
+    jid = b["id"]
+    cl.close()
+    os.kill(c.pid("controller"), signal.SIGKILL)  # the part was acknowledged: it is in LMDB
+    time.sleep(0.2)
+    c.up()
+    assert c.show(jid)["docs_received"] == 2
+    cl = Client(c.endpoint, c.dir)
+    t, b, _ = cl.call("DOCS", {"id": jid, "first": 2}, blobs=[b'["three"]', b'["i3"]', b"[5]"], timeout=10)
+    assert t == "REPLY" and b["received"] == 3, b
+    cl.close()
+    c.wait(jid, timeout=120)
+    got = [json.loads(x) for x in c.moat("result", jid, "--format", "jsonl").out.splitlines()]
+    assert [(g["text"], g["id"], g["line"]) for g in got] == [("one", "i1", 1), ("two", "i2", 2),
+                                                              ("three", "i3", 5)], got
