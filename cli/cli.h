@@ -29,6 +29,8 @@ struct cli {
     bool json;                /* --json */
     double timeout;           /* seconds per request (MOAT_TIMEOUT) */
     client_t *client;         /* connected lazily by cli_connect() */
+    json_t *json_extra;       /* fields for wait's --json document (submit --wait's
+                               * counts), owned; NULL for none */
 };
 
 /* One command: name, handler (argc/argv start at the command's own name), one-line

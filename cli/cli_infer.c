@@ -8,9 +8,10 @@
  * line starts with '{') of objects with a string "text" and an optional "id"
  * kept with the result. Each document keeps its 1-based line number, sent as
  * SUBMIT's third blob and given back in the jsonl export. A bad line (invalid
- * UTF-8, a NUL byte, more than JOBSPEC_DOC_MAX_BYTES, invalid JSON, no "text")
- * is reported as FILE:LINE: why, on one line; with --on-bad-line fail (the
- * default) the submission stops there, with skip it is left out and counted.
+ * UTF-8, a NUL byte, more than JOBSPEC_DOC_MAX_BYTES, invalid JSON, no "text",
+ * or an "id" an earlier line has, since results are found by id) is reported
+ * as FILE:LINE: why, on one line; with --on-bad-line fail (the default) the
+ * submission stops there, with skip it is left out and counted.
  * NumPy .npy format: version 1.0 (magic "\x93NUMPY", 1, 0, u16 header length,
  * a Python dict literal padded with spaces to a multiple of 64 bytes and ending
  * in '\n'), then the little-endian f32 data in C order (numpy.lib.format docs).
@@ -42,6 +43,31 @@ static int input_format_by_name(const char *path)
     return -1;
 }
 
+/* id_repeats: whether id (a string or an integer) is in seen, an object of the
+ * ids so far ("s:" + string, or "i:" + decimal -> line number): then msg says
+ * which line has it. Else id is added with lineno. */
+static bool id_repeats(json_t *seen, const json_t *id, long lineno, char *msg, size_t cap)
+{
+    size_t len = json_is_string(id) ? json_string_length(id) : 0;
+    char *key = malloc(len + 32);
+    if (key == NULL)
+        return false;
+    size_t klen = json_is_string(id)
+                      ? (memcpy(key, "s:", 2), memcpy(key + 2, json_string_value(id), len), len + 2)
+                      : (size_t)snprintf(key, 32, "i:%lld", (long long)json_integer_value(id));
+    const json_t *prev = json_object_getn(seen, key, klen);
+    if (prev) {
+        char *shown = json_dumps(id, JSON_ENCODE_ANY);
+        snprintf(msg, cap, "\"id\" %.60s%s is line %lld's too: ids must be unique", shown ? shown : "?",
+                 shown && strlen(shown) > 60 ? "..." : "", (long long)json_integer_value(prev));
+        free(shown);
+    } else {
+        json_object_setn_new(seen, key, klen, json_integer(lineno));
+    }
+    free(key);
+    return prev != NULL;
+}
+
 int cli_infer_read_input(struct cli *cli, const char *path, int format, bool skip_bad,
                          struct cli_infer_input *in)
 {
@@ -61,6 +87,7 @@ int cli_infer_read_input(struct cli *cli, const char *path, int format, bool ski
      * rewind: stdin may be a pipe) */
     int jsonl = format >= 0 ? format : std_in ? -1 : input_format_by_name(path);
     json_t *texts = json_array(), *ids = json_array(), *lines = json_array();
+    json_t *seen = json_object(); /* each id -> the line that has it */
     bool any_id = false;
     char *line = NULL;
     size_t cap = 0;
@@ -125,6 +152,12 @@ int cli_infer_read_input(struct cli *cli, const char *path, int format, bool ski
                 why = msg;
             }
             json_decref(o);
+            if (why == NULL && id != NULL && id_repeats(seen, id, lineno, msg, sizeof msg)) {
+                why = msg; /* results are found by id: two documents may not share one */
+                json_decref(text);
+                json_decref(id);
+                text = id = NULL;
+            }
         } else {
             text = json_stringn(line, (size_t)n); /* NULL: not valid UTF-8 */
             if (text == NULL)
@@ -147,6 +180,7 @@ int cli_infer_read_input(struct cli *cli, const char *path, int format, bool ski
         json_array_append_new(lines, json_integer(lineno));
     }
     free(line);
+    json_decref(seen);
     if (!std_in)
         fclose(f);
     if (rc == CLI_OK && json_array_size(texts) == 0)

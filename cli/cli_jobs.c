@@ -342,9 +342,16 @@ int cli_submitted_with(struct cli *cli, uint64_t id, bool wait, json_t *extra)
             fflush(stdout); /* the id before a long wait */
         }
     }
-    json_decref(extra);
-    if (!wait)
+    if (!wait) {
+        json_decref(extra);
         return CLI_OK;
+    }
+    if (cli->json) { /* in wait's document, beside its jobs */
+        json_decref(cli->json_extra);
+        cli->json_extra = extra;
+    } else {
+        json_decref(extra);
+    }
     char arg[32];
     snprintf(arg, sizeof arg, "%llu", (unsigned long long)id);
     char *argv[] = {"wait", arg, NULL};
@@ -682,6 +689,10 @@ int cli_wait_run(struct cli *cli, int argc, char **argv)
             json_array_append_new(arr, o);
         }
         json_t *doc = json_pack("{s:o, s:b}", "jobs", arr, "timed_out", timed_out);
+        if (cli->json_extra)
+            json_object_update(doc, cli->json_extra);
+        json_decref(cli->json_extra);
+        cli->json_extra = NULL;
         cli_json_print(doc);
         json_decref(doc);
     }

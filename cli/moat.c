@@ -124,6 +124,7 @@ int main(int argc, char **argv)
             cli.cmd = commands[c].name;
             int rc = commands[c].run(&cli, argc - i, argv + i);
             client_destroy(cli.client);
+            json_decref(cli.json_extra);
             fflush(stdout);
             if (ferror(stdout) && rc == CLI_OK)
                 rc = cli_fail(&cli, CLI_FAILED, "writing output failed");

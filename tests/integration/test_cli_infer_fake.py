@@ -275,3 +275,34 @@ def test_a_part_refused_cancels_the_job_and_says_so(fake, tmp_path):
             env={"MOAT_MAX_MESSAGE": str(140 * 1024)}, check=2)
     assert "documents 1..256 (a batch of --batch 256) take 0.1 MiB, more than one message" in r.err, r
     assert f.requests == []
+
+
+def test_a_repeated_id_is_a_bad_line(fake, tmp_path):
+    got = {}
+    f = fake(submit_recorder(got))
+    p = tmp_path / "docs.jsonl"
+    p.write_text('{"text": "a", "id": "x"}\n{"text": "b", "id": 7}\n{"text": "c", "id": "7"}\n'
+                 '{"text": "d", "id": "x"}\n{"text": "e", "id": 7}\n{"text": "f"}\n{"text": "g"}\n')
+    r = ctl(f, "submit", "--infer", "m", "--input", p, check=2)
+    assert f'{p}:4: "id" "x" is line 1\'s too: ids must be unique (stopped' in r.err, r
+    assert f.requests == []
+    # skip: the later line is left out, counted; the string "7" is not the integer 7
+    r = ctl(f, "--json", "submit", "--infer", "m", "--input", p, "--on-bad-line", "skip", check=0)
+    assert json.loads(r.out)["skipped_bad"] == 2 and f'{p}:5: "id" 7 is line 2\'s too' in r.err, r
+    assert got["blobs"] == [["a", "b", "c", "f", "g"], ["x", 7, "7", None, None], [1, 2, 3, 6, 7]], got
+
+
+def test_json_submit_wait_keeps_the_document_counts(fake, tmp_path):
+    def h(t, b, blobs):
+        if t == "SUBMIT":
+            return "REPLY", {"id": 5}
+        if t == "SHOW":
+            return "REPLY", {"id": 5, "state": "COMPLETED", "exit_code": 0, "ntasks": 1, "done": 1,
+                             "kind": "infer", "ndocs": 2, "docs_done": 2, "tasks": [], "tasks_next": None}
+    f = fake(h)
+    p = tmp_path / "docs.txt"
+    p.write_text("one\n\ntwo\n")
+    r = ctl(f, "--json", "submit", "--infer", "m", "--input", p, "--wait", check=0)
+    doc = json.loads(r.out)
+    assert doc["jobs"][0]["id"] == 5 and doc["jobs"][0]["state"] == "COMPLETED", doc
+    assert (doc["documents"], doc["skipped_empty"], doc["skipped_bad"]) == (2, 1, 0), doc
