@@ -287,8 +287,17 @@ int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, int forma
      * controller. Documents that do not fit one go in parts of whole batches:
      * the SUBMIT with the first, DOCS with each next (docs/protocol.md). */
     const char *lim = getenv("MOAT_MAX_MESSAGE");
-    double limit = lim ? atof(lim) : 8.0 * 1048576;
-    double budget = limit - 65536; /* the header, the spec */
+    char *end = NULL;
+    double limit = lim ? strtod(lim, &end) : 8.0 * 1048576;
+    if (lim && (end == lim || *end != '\0' || !(limit >= 65536))) {
+        json_decref(spec);
+        json_decref(in.texts);
+        json_decref(in.ids);
+        json_decref(in.lines);
+        return cli_fail(cli, CLI_USAGE, "MOAT_MAX_MESSAGE: '%s': expected bytes, at least 65536 (the "
+                        "controller's max_message)", lim);
+    }
+    double budget = limit - 16384; /* the header and the spec (a few KiB) */
     size_t *ends = NULL, nparts = 0, cap = 0, bytes = 0;
     for (size_t b0 = 0; b0 < ndocs && rc == CLI_OK; b0 += B) {
         size_t b1 = b0 + B < ndocs ? b0 + B : ndocs, sb = 0;
@@ -296,9 +305,10 @@ int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, int forma
             sb += doc_bytes(&in, k);
         if ((double)sb > budget) {
             rc = cli_fail(cli, CLI_USAGE, "--input: %s: documents %zu..%zu (a batch of --batch %zu) take "
-                          "%.1f MiB, more than one message (%.1f MiB, the controller's max_message): "
-                          "lower --batch, or raise max_message and set MOAT_MAX_MESSAGE (bytes)", input,
-                          b0 + 1, b1, B, (double)sb / 1048576.0, limit / 1048576.0);
+                          "%.2f MiB, more than one message holds (%.2f MiB of the controller's "
+                          "max_message, %.2f MiB): lower --batch, or raise max_message and set "
+                          "MOAT_MAX_MESSAGE (bytes)", input, b0 + 1, b1, B, (double)sb / 1048576.0,
+                          budget / 1048576.0, limit / 1048576.0);
             break;
         }
         if (b0 > 0 && (double)(bytes + sb) > budget) { /* the part so far ends at b0 */

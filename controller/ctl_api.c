@@ -59,13 +59,14 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
             goto fail_spec;
         }
     }
+    /* before the tasks are allocated: an infer spec's ndocs is the client's word */
+    if (ctl_quota_check(ctl, peer->key, jobspec_ntasks(&spec), err) != 0) {
+        err_prefix(err, "submit");
+        goto fail_spec;
+    }
     if ((job = ctl_job_new(ctl->njobs + 1, &spec, units_now(), err)) == NULL)
         goto fail_spec;
     snprintf(job->owner, sizeof job->owner, "%s", peer->key);
-    if (ctl_quota_check(ctl, job->owner, job->ntasks, err) != 0) {
-        err_prefix(err, "submit");
-        goto fail_job;
-    }
     if (job->spec.hold) { /* --hold: held from the start (ctl_job_hold) */
         job->held = true;
         snprintf(job->reason, sizeof job->reason, "held (moat release %llu)", (unsigned long long)job->id);
@@ -76,7 +77,8 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
     json_decref(docs);
     json_decref(ids);
     json_decref(lines);
-    if (ctl_queue_add(ctl, job, err) != 0)
+    if (ctl_queue_add(ctl, job, err) != 0 ||
+        (ctl_job_receiving(job) && ctl_receiving_add(ctl, job->id, err) != 0))
         return -1;
     char object[32];
     snprintf(object, sizeof object, "job %llu", (unsigned long long)job->id);

@@ -21,9 +21,10 @@
 
 /* parse_docs: blobs [documents, ids?, lines?] of a SUBMIT or DOCS (docs/protocol.md),
  * each checked; *docs (*ids, *lines or NULL) new references. EINVAL naming the
- * document, id or line at fault. */
-static int parse_docs(const struct proto_msg *msg, json_t **docs, json_t **ids, json_t **lines,
-                      struct err *err)
+ * document, id or line at fault by its 1-based number in the job (base: the
+ * documents before the part). */
+static int parse_docs(const struct proto_msg *msg, size_t base, json_t **docs, json_t **ids,
+                      json_t **lines, struct err *err)
 {
     *docs = *ids = *lines = NULL;
     if (msg->nblobs < 1 || msg->nblobs > 3)
@@ -40,8 +41,8 @@ static int parse_docs(const struct proto_msg *msg, json_t **docs, json_t **ids, 
     json_array_foreach(d, i, v) {
         if (!json_is_string(v) || json_string_length(v) > DOC_MAX_BYTES) {
             json_decref(d);
-            return err_set(err, EINVAL, "infer: document %zu: expected a string of at most %u bytes", i + 1,
-                           DOC_MAX_BYTES);
+            return err_set(err, EINVAL, "infer: document %zu: expected a string of at most %u bytes",
+                           base + i + 1, DOC_MAX_BYTES);
         }
     }
     json_t *idv = NULL;
@@ -65,7 +66,7 @@ static int parse_docs(const struct proto_msg *msg, json_t **docs, json_t **ids, 
                 json_decref(d);
                 json_decref(idv);
                 return err_set(err, EINVAL, "infer: id %zu: expected a string (at most %u bytes), an "
-                               "integer or null", i + 1, DOC_MAX_BYTES);
+                               "integer or null", base + i + 1, DOC_MAX_BYTES);
             }
         }
     }
@@ -79,7 +80,7 @@ static int parse_docs(const struct proto_msg *msg, json_t **docs, json_t **ids, 
                 json_decref(idv);
                 json_decref(lv);
                 return err_set(err, EINVAL, "infer: line %zu: expected a line number (an integer >= 1)",
-                               i + 1);
+                               base + i + 1);
             }
         }
         if (!ok) {
@@ -98,7 +99,7 @@ static int parse_docs(const struct proto_msg *msg, json_t **docs, json_t **ids, 
 int ctl_infer_prepare(const struct proto_msg *msg, json_t *spec_json, json_t **docs, json_t **ids,
                       json_t **lines, struct err *err)
 {
-    if (parse_docs(msg, docs, ids, lines, err) != 0)
+    if (parse_docs(msg, 0, docs, ids, lines, err) != 0)
         return -1;
     /* ndocs: the job's documents in all; more than these come by DOCS */
     json_int_t n = (json_int_t)json_array_size(*docs);
@@ -224,19 +225,20 @@ int ctl_infer_add(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
     unsigned long long id = (unsigned long long)job->id;
     if (job->spec.kind != JOB_KIND_INFER)
         return err_set(err, EINVAL, "job %llu: not an infer job: it takes no documents", id);
-    if (job_state_is_terminal(job->state) || job->cancel_requested)
-        return err_set(err, EINVAL, "job %llu: %s%s%s%s: it takes no more documents", id,
-                       job->cancel_requested && !job_state_is_terminal(job->state)
-                           ? "being cancelled" : job_state_name(job->state),
-                       job->reason[0] ? " (" : "", job->reason, job->reason[0] ? ")" : "");
     json_int_t first = json_integer_value(json_object_get(msg->body, "first"));
     json_t *docs, *ids, *lines;
-    if (parse_docs(msg, &docs, &ids, &lines, err) != 0)
+    if (parse_docs(msg, (size_t)first, &docs, &ids, &lines, err) != 0)
         return err_prefix(err, "job %llu", id);
     json_int_t n = (json_int_t)json_array_size(docs);
     int rc = 0;
     if (n > 0 && first + n <= job->docs_received) {
-        /* sent again after a lost reply: stored already, the same answer */
+        /* sent again after a lost reply: stored already, the same answer,
+         * whatever became of the job since (the CLI resends until answered) */
+    } else if (job_state_is_terminal(job->state) || job->cancel_requested) {
+        rc = err_set(err, EINVAL, "job %llu: %s%s%s%s: it takes no more documents", id,
+                     job->cancel_requested && !job_state_is_terminal(job->state)
+                         ? "being cancelled" : job_state_name(job->state),
+                     job->reason[0] ? " (" : "", job->reason, job->reason[0] ? ")" : "");
     } else if (!ctl_job_receiving(job)) {
         rc = err_set(err, EINVAL, "job %llu: it has all its %u documents", id, job->spec.ndocs);
     } else if (first != job->docs_received) {
@@ -265,10 +267,16 @@ int ctl_infer_add(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
 
 int ctl_infer_expire(struct ctl *ctl, double mono, struct err *err)
 {
-    for (uint64_t id = 1; id <= ctl->njobs; id++) {
-        struct ctl_job *job = ctl->jobs[id];
+    for (size_t k = 0; k < ctl->nreceiving;) {
+        uint64_t id = ctl->receiving[k];
+        struct ctl_job *job = id <= ctl->njobs ? ctl->jobs[id] : NULL;
         if (job == NULL || !ctl_job_receiving(job) || job->cancel_requested ||
-            job_state_is_terminal(job->state) || mono - job->docs_mono < ctl->cfg.documents_timeout)
+            job_state_is_terminal(job->state)) {
+            ctl->receiving[k] = ctl->receiving[--ctl->nreceiving]; /* waits no more */
+            continue;
+        }
+        k++;
+        if (mono - job->docs_mono < ctl->cfg.documents_timeout)
             continue;
         char why[96];
         snprintf(why, sizeof why, "documents stopped coming: %u of %u received", job->docs_received,

@@ -56,6 +56,7 @@ void ctl_state_free(struct ctl *ctl)
     ctl->nresident = 0;
     ctl_quota_free(ctl);
     free(ctl->queue);
+    free(ctl->receiving);
     free(ctl->nodes);
     for (int i = 0; i < ctl->nout; i++)
         proto_msg_clear(&ctl->outbox[i].msg);
@@ -175,6 +176,20 @@ static bool queue_before(const struct ctl_job *a, const struct ctl_job *b)
     if (a->spec.priority != b->spec.priority)
         return a->spec.priority > b->spec.priority;
     return a->id < b->id;
+}
+
+int ctl_receiving_add(struct ctl *ctl, uint64_t id, struct err *err)
+{
+    if (ctl->nreceiving == ctl->receiving_cap) {
+        size_t cap = ctl->receiving_cap ? 2 * ctl->receiving_cap : 16;
+        uint64_t *r = realloc(ctl->receiving, cap * sizeof *r);
+        if (r == NULL)
+            return err_set(err, ENOMEM, "receiving: out of memory");
+        ctl->receiving = r;
+        ctl->receiving_cap = cap;
+    }
+    ctl->receiving[ctl->nreceiving++] = id;
+    return 0;
 }
 
 int ctl_queue_add(struct ctl *ctl, struct ctl_job *job, struct err *err)
@@ -913,6 +928,8 @@ int ctl_state_recover(struct ctl *ctl, struct err *err)
         /* Tasks never started are implied PENDING; requeued ones are on the list. */
         if ((job->next_index < job->ntasks || job->nrequeue > job->requeue_head) &&
             ctl_queue_add(ctl, job, err) != 0)
+            return -1;
+        if (ctl_job_receiving(job) && !job->cancel_requested && ctl_receiving_add(ctl, id, err) != 0)
             return -1;
     }
     ctl->nactive = 0;

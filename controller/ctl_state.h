@@ -195,6 +195,9 @@ struct ctl {
     uint64_t active_tasks;    /* their tasks (ctl_quota.h) */
     struct ctl_owner_tasks *owners; /* the same per owner key, owned */
     int nowners, owners_cap;
+    uint64_t *receiving;      /* ids of infer jobs that were waiting for documents (DOCS);
+                               * ctl_infer_expire drops those no longer waiting */
+    size_t nreceiving, receiving_cap;
     struct ctl_job **queue;   /* jobs with tasks to place, by priority desc then id asc */
     uint32_t nqueue, queue_cap;
     struct ctl_node *nodes;
@@ -241,6 +244,9 @@ int ctl_job_add(struct ctl *ctl, struct ctl_job *job, struct err *err);
 /* ctl_job_new: a PENDING job for spec (takes ownership of spec's contents on success). */
 struct ctl_job *ctl_job_new(uint64_t id, struct job_spec *spec, double now, struct err *err);
 void ctl_job_free(struct ctl_job *job);
+
+/* ctl_receiving_add: note job id as waiting for documents (ctl.receiving). ENOMEM. */
+int ctl_receiving_add(struct ctl *ctl, uint64_t id, struct err *err);
 
 /* ctl_queue_add: put job on the placement queue in priority order (no-op if queued). */
 int ctl_queue_add(struct ctl *ctl, struct ctl_job *job, struct err *err);

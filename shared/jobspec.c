@@ -712,6 +712,9 @@ static int infer_fields(struct job_spec *spec, const json_t *obj, struct err *er
     spec->tp = (int)v;
     if (get_int(obj, "batch", 1, 65536, 64, &v, err)) return -1;
     spec->batch = (int)v;
+    if ((spec->ndocs + (uint64_t)spec->batch - 1) / (uint64_t)spec->batch > JOBSPEC_ARRAY_MAX)
+        return err_set(err, EINVAL, "spec: ndocs %u in batches of %d: more than %u batches (a larger "
+                       "batch, or several jobs)", spec->ndocs, spec->batch, JOBSPEC_ARRAY_MAX);
     if (get_int(obj, "max_len", 2, 512, 256, &v, err)) return -1;
     spec->max_len = (int)v;
     return 0;

@@ -235,7 +235,7 @@ def test_documents_past_one_message_go_in_parts_of_whole_batches(fake, tmp_path)
     lines = [json.dumps({"text": f"document {i} " + "word " * 60, "id": f"d{i}"}) for i in range(500)]
     lines.insert(7, "")  # an empty line: the line numbers after it move on by one
     p.write_text("\n".join(lines) + "\n")
-    limit = 128 * 1024
+    limit = 96 * 1024
     r = ctl(f, "--json", "submit", "--infer", "m", "--input", p, "--batch", "16",
             env={"MOAT_MAX_MESSAGE": str(limit)}, check=0)
     assert json.loads(r.out)["id"] == 5 and json.loads(r.out)["documents"] == 500, r
@@ -247,7 +247,7 @@ def test_documents_past_one_message_go_in_parts_of_whole_batches(fake, tmp_path)
         [(t, b) for t, b, _, _ in parts]
     # every part but the last whole batches, each under the limit
     assert all(len(x[2][0]) % 16 == 0 for x in parts[:-1]), [len(x[2][0]) for x in parts]
-    assert all(size < limit - 65536 for *_, size in parts), [x[3] for x in parts]
+    assert all(size < limit - 16384 for *_, size in parts), [x[3] for x in parts]
     texts = [t for x in parts for t in x[2][0]]
     ids = [i for x in parts for i in x[2][1]]
     nums = [n for x in parts for n in x[2][2]]
@@ -261,19 +261,24 @@ def test_documents_past_one_message_go_in_parts_of_whole_batches(fake, tmp_path)
 
 def test_a_part_refused_cancels_the_job_and_says_so(fake, tmp_path):
     parts = []
-    f = fake(parts_recorder(parts, fail_docs_at=128))
+    f = fake(parts_recorder(parts, fail_docs_at=192))
     p = tmp_path / "docs.txt"
     p.write_text("".join(f"line {i} " + "text " * 100 + "\n" for i in range(400)))
     r = ctl(f, "submit", "--infer", "m", "--input", p, "--batch", "64",
             env={"MOAT_MAX_MESSAGE": str(140 * 1024)}, check=1)
     assert "the disk of /state is full" in r.err, r
-    assert "job 5 cancelled: 128 of its 400 documents were sent" in r.err, r
+    assert "job 5 cancelled: 192 of its 400 documents were sent" in r.err, r
     assert f.requests[-1] == ("CANCEL", {"ids": [5]}), f.requests[-1]
     # a batch that cannot fit one message at all: said before anything is sent
     f.requests.clear()
     r = ctl(f, "submit", "--infer", "m", "--input", p, "--batch", "256",
             env={"MOAT_MAX_MESSAGE": str(140 * 1024)}, check=2)
-    assert "documents 1..256 (a batch of --batch 256) take 0.1 MiB, more than one message" in r.err, r
+    assert "documents 1..256 (a batch of --batch 256) take 0.13 MiB, more than one message holds " \
+        "(0.12 MiB of the controller's max_message, 0.14 MiB)" in r.err, r
+    assert f.requests == []
+    for bad in ("lots", "1000", "8M"):
+        r = ctl(f, "submit", "--infer", "m", "--input", p, env={"MOAT_MAX_MESSAGE": bad}, check=2)
+        assert f"MOAT_MAX_MESSAGE: '{bad}': expected bytes, at least 65536" in r.err, r
     assert f.requests == []
 
 

@@ -420,7 +420,7 @@ def test_documents_past_one_message_go_in_parts_and_embed_as_one_job(make_cluste
 def test_a_job_whose_documents_stop_coming_runs_what_came_then_is_cancelled(make_cluster, model_dir,
                                                                            signing):
     c = imported(make_cluster, model_dir, workers=1, signing=signing,
-                 controller_extra='documents_timeout = "4 s";\n')
+                 controller_extra='documents_timeout = "4 s";\nmax_tasks_per_key = 1000;\n')
     cl = Client(c.endpoint, c.dir)
     spec = {"kind": "infer", "model": "minilm", "tp": 1, "batch": 2, "max_len": 16, "ndocs": 7}
 
@@ -433,6 +433,12 @@ def test_a_job_whose_documents_stop_coming_runs_what_came_then_is_cancelled(make
         in b["msg"], b
     t, b, _ = call("SUBMIT", {"spec": dict(spec, ndocs=1)}, ["a", "b"])
     assert t == "ERROR" and "ndocs: 1, fewer than the 2 documents sent" in b["msg"], b
+    # ndocs is the client's word: bounded before any task is allocated
+    t, b, _ = call("SUBMIT", {"spec": dict(spec, ndocs=100000000, batch=1)}, ["a"])
+    assert t == "ERROR" and "more than 1000000 batches" in b["msg"], b
+    t, b, _ = call("SUBMIT", {"spec": dict(spec, ndocs=20000, batch=2)}, ["a", "b"])
+    assert t == "ERROR" and b["code"] == 122 and "max_tasks_per_key" in b["msg"], b
+
     t, b, _ = call("SUBMIT", {"spec": spec}, ["alpha", "beta"])
     assert t == "REPLY", b
     jid = b["id"]
@@ -443,6 +449,8 @@ def test_a_job_whose_documents_stop_coming_runs_what_came_then_is_cancelled(make
         assert t == "REPLY" and b == {"id": jid, "received": 4, "ndocs": 7}, b
     t, b, _ = call("DOCS", {"id": jid, "first": 4}, ["e", "f", "g", "h"])
     assert t == "ERROR" and "4 documents from document 4: the job has 7" in b["msg"], b
+    t, b, _ = cl.call("DOCS", {"id": jid, "first": 4}, blobs=[b'["e", 5]'], timeout=10)
+    assert t == "ERROR" and "infer: document 6: expected a string" in b["msg"], b  # the job's 6th
     exec_job = c.submit("true")
     t, b, _ = call("DOCS", {"id": exec_job, "first": 0}, ["x"])
     assert t == "ERROR" and "not an infer job" in b["msg"], b
@@ -478,8 +486,11 @@ def test_parts_go_on_after_a_controller_restart(make_cluster, model_dir, signing
     cl = Client(c.endpoint, c.dir)
     t, b, _ = cl.call("DOCS", {"id": jid, "first": 2}, blobs=[b'["three"]', b'["i3"]', b"[5]"], timeout=10)
     assert t == "REPLY" and b["received"] == 3, b
-    cl.close()
     c.wait(jid, timeout=120)
+    # the last part again, its reply lost and the job ended meanwhile: the same reply
+    t, b, _ = cl.call("DOCS", {"id": jid, "first": 2}, blobs=[b'["three"]', b'["i3"]', b"[5]"], timeout=10)
+    assert t == "REPLY" and b["received"] == 3, b
+    cl.close()
     got = [json.loads(x) for x in c.moat("result", jid, "--format", "jsonl").out.splitlines()]
     assert [(g["text"], g["id"], g["line"]) for g in got] == [("one", "i1", 1), ("two", "i2", 2),
                                                               ("three", "i3", 5)], got

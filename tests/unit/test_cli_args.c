@@ -127,6 +127,33 @@ static void spec_finish_validates_like_the_controller(void **state)
     jobspec_clear(&s);
 }
 
+/* An infer spec's ndocs is the client's word: its batches are bounded as an
+ * array's elements are (JOBSPEC_ARRAY_MAX), before the controller allocates them. */
+static void infer_batches_are_bounded(void **state)
+{
+    (void)state;
+    struct job_spec s;
+    struct err e = {0};
+    json_t *o = json_pack("{s:s, s:s, s:i, s:i}", "kind", "infer", "model", "m", "ndocs", 1000000,
+                          "batch", 1);
+    assert_int_equal(jobspec_from_json(&s, o, &e), 0); /* 1,000,000 batches: the bound itself */
+    assert_int_equal(jobspec_ntasks(&s), 1000000);
+    jobspec_clear(&s);
+    json_object_set_new(o, "ndocs", json_integer(1000001));
+    assert_int_equal(jobspec_from_json(&s, o, &e), -1);
+    assert_non_null(strstr(e.msg, "ndocs 1000001 in batches of 1: more than 1000000 batches"));
+    json_object_set_new(o, "batch", json_integer(2)); /* the same documents in larger batches */
+    assert_int_equal(jobspec_from_json(&s, o, &e), 0);
+    assert_int_equal(jobspec_ntasks(&s), 500001);
+    jobspec_clear(&s);
+    json_object_set_new(o, "ndocs", json_integer(100000000));
+    json_object_set_new(o, "batch", json_integer(65536));
+    assert_int_equal(jobspec_from_json(&s, o, &e), 0);
+    assert_int_equal(jobspec_ntasks(&s), 1526);
+    jobspec_clear(&s);
+    json_decref(o);
+}
+
 /* Slurm's --array lists: index <-> offset both ways, the listing start, the
  * JSON round trip, the text form, and each refusal. */
 static void array_lists_and_steps(void **state)
@@ -369,6 +396,7 @@ int main(void)
         cmocka_unit_test(spec_option_mem_message_quotes_the_value),
         cmocka_unit_test(spec_finish_validates_like_the_controller),
         cmocka_unit_test(array_lists_and_steps),
+        cmocka_unit_test(infer_batches_are_bounded),
         cmocka_unit_test(env_variables),
         cmocka_unit_test(spec_finish_rejects_missing_or_empty_command),
         cmocka_unit_test(jobid_parse_accepts_only_positive_integers),
