@@ -146,19 +146,39 @@ int cli_request_blobs(struct cli *cli, enum proto_type type, json_t *body,
 int cli_model_run(struct cli *cli, int argc, char **argv);
 int cli_search_run(struct cli *cli, int argc, char **argv);
 
+/* cli_input.c: the documents of an infer job's input file, one at a time (the
+ * formats: see cli_input.c). cli_docs_open: path ("-": stdin, kept in memory),
+ * format 1 JSONL, 0 text, -1 by the extension or the first line; an exit code
+ * (printed). cli_docs_next: 1 with the next document's text, its id (or NULL;
+ * both new references) and its 1-based line number; 0 at the end; -1 when a
+ * bad line stopped it (without skip_bad) or a read error (printed; r->rc the
+ * exit code). Bad lines skipped are said on stderr as they come, and counted
+ * in bad; empty and blank lines in blank. cli_docs_rewind: from the start
+ * again, counters anew, skipped lines not said again. cli_docs_close: frees. */
+struct cli_docs {
+    struct cli *cli;
+    FILE *f;
+    char *mem;              /* stdin's bytes, owned */
+    const char *name;       /* "stdin" or the path, in FILE:LINE messages */
+    int jsonl0, jsonl;      /* the format as opened, and as decided so far */
+    bool skip_bad, quiet, any_id;
+    json_t *seen;           /* ids so far -> their line numbers */
+    char *line;
+    size_t cap;
+    long lineno, blank, bad;
+    int rc;
+};
+int cli_docs_open(struct cli *cli, const char *path, int format, bool skip_bad, struct cli_docs *r);
+int cli_docs_next(struct cli_docs *r, json_t **text, json_t **id, long *lineno);
+void cli_docs_rewind(struct cli_docs *r);
+void cli_docs_close(struct cli_docs *r);
+
 /* cli_infer.c: infer jobs.
- * cli_infer_read_input: the documents of path ("-": stdin) into in (see
- * cli_infer.c for the formats): format 1 JSONL, 0 text, -1 by the extension
- * (.jsonl and .ndjson JSONL, .txt text), else by the first non-blank line ('{':
- * JSONL). in->texts (strings), in->ids (NULL when no line had an "id", else one
- * per document, null for none) and in->lines (the 1-based line number of each
- * document) are the caller's to json_decref; in->blank and in->bad count the
- * empty and the skipped bad lines. Returns CLI_OK, or CLI_USAGE printed
- * ("FILE:LINE: why" for a bad line without skip_bad).
- * cli_infer_submit: read input as that, set spec's "ndocs", send SUBMIT with
- * the documents, ids and line numbers (in parts of whole batches when they do
- * not fit one message of $MOAT_MAX_MESSAGE bytes, default 8 MiB: the SUBMIT
- * with the first, DOCS with the rest; a part refused cancels the job); takes
+ * cli_infer_submit: read input (cli_docs; once to check and count it, once to
+ * send it), set spec's "ndocs", send SUBMIT with the documents, ids and line
+ * numbers (in parts of whole batches when they do not fit one message of
+ * $MOAT_MAX_MESSAGE bytes, default 8 MiB: the SUBMIT with the first, DOCS with
+ * the rest; a part refused cancels the job); takes
  * ownership of spec; prints the id (with --json {id, documents,
  * skipped_empty, skipped_bad}).
  * cli_infer_result: export a finished infer job's embeddings,
@@ -169,12 +189,6 @@ int cli_search_run(struct cli *cli, int argc, char **argv);
  * stderr says which. With --json and outpath, *summary (else NULL) receives
  * {path, format, count, dim, dtype, missing} for the caller to print once out
  * is in place (caller json_decrefs). */
-struct cli_infer_input {
-    json_t *texts, *ids, *lines;
-    long blank, bad;
-};
-int cli_infer_read_input(struct cli *cli, const char *path, int format, bool skip_bad,
-                         struct cli_infer_input *in);
 int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, int format, bool skip_bad,
                      bool wait);
 

@@ -1,17 +1,7 @@
-/* cli_infer.c: the CLI side of infer jobs: reading documents for `submit --infer`,
- * exporting embeddings (`result --format npy|raw|jsonl`), and `moat search`.
+/* cli_infer.c: the CLI side of infer jobs: sending documents for `submit --infer`
+ * (read by cli_input.c), exporting embeddings (`result --format npy|raw|jsonl`),
+ * and `moat search`.
  *
- * Input files ("-": stdin): one document per line (empty and blank lines are
- * skipped, and counted on stderr; a leading UTF-8 byte order mark is dropped),
- * or JSON Lines (--input-format jsonl, a .jsonl or .ndjson file, or, when
- * neither option nor extension (.txt: text) says, one whose first non-blank
- * line starts with '{') of objects with a string "text" and an optional "id"
- * kept with the result. Each document keeps its 1-based line number, sent as
- * SUBMIT's third blob and given back in the jsonl export. A bad line (invalid
- * UTF-8, a NUL byte, more than JOBSPEC_DOC_MAX_BYTES, invalid JSON, no "text",
- * or an "id" an earlier line has, since results are found by id) is reported
- * as FILE:LINE: why, on one line; with --on-bad-line fail (the default) the
- * submission stops there, with skip it is left out and counted.
  * NumPy .npy format: version 1.0 (magic "\x93NUMPY", 1, 0, u16 header length,
  * a Python dict literal padded with spaces to a multiple of 64 bytes and ending
  * in '\n'), then the little-endian f32 data in C order (numpy.lib.format docs).
@@ -29,229 +19,54 @@
 #include "shared/jobspec.h"
 #include "shared/units.h"
 
-/* input_format_by_name: 1 (JSONL: .jsonl, .ndjson) or 0 (text: .txt) as path's
- * extension says, -1 when it says nothing (the first non-blank line decides). */
-static int input_format_by_name(const char *path)
+/* doc_bytes: about the bytes a document takes in the blobs of SUBMIT and DOCS:
+ * its text and id (or null) as JSON, a line number, and their commas. */
+static size_t doc_bytes(const json_t *text, const json_t *id)
 {
-    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
-    if (dot == NULL || (slash && dot < slash))
-        return -1;
-    if (strcmp(dot, ".jsonl") == 0 || strcmp(dot, ".ndjson") == 0)
-        return 1;
-    if (strcmp(dot, ".txt") == 0)
-        return 0;
-    return -1;
-}
-
-/* id_repeats: whether id (a string or an integer) is in seen, an object of the
- * ids so far ("s:" + string, or "i:" + decimal -> line number): then msg says
- * which line has it. Else id is added with lineno. */
-static bool id_repeats(json_t *seen, const json_t *id, long lineno, char *msg, size_t cap)
-{
-    size_t len = json_is_string(id) ? json_string_length(id) : 0;
-    char *key = malloc(len + 32);
-    if (key == NULL)
-        return false;
-    size_t klen = json_is_string(id)
-                      ? (memcpy(key, "s:", 2), memcpy(key + 2, json_string_value(id), len), len + 2)
-                      : (size_t)snprintf(key, 32, "i:%lld", (long long)json_integer_value(id));
-    const json_t *prev = json_object_getn(seen, key, klen);
-    if (prev) {
-        char *shown = json_dumps(id, JSON_ENCODE_ANY);
-        snprintf(msg, cap, "\"id\" %.60s%s is line %lld's too: ids must be unique", shown ? shown : "?",
-                 shown && strlen(shown) > 60 ? "..." : "", (long long)json_integer_value(prev));
-        free(shown);
-    } else {
-        json_object_setn_new(seen, key, klen, json_integer(lineno));
-    }
-    free(key);
-    return prev != NULL;
-}
-
-int cli_infer_read_input(struct cli *cli, const char *path, int format, bool skip_bad,
-                         struct cli_infer_input *in)
-{
-    memset(in, 0, sizeof *in);
-    bool std_in = strcmp(path, "-") == 0;
-    const char *name = std_in ? "stdin" : path; /* in FILE:LINE messages */
-    FILE *f = std_in ? stdin : fopen(path, "rb");
-    if (f == NULL)
-        return cli_fail(cli, CLI_USAGE, "--input: %s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        if (!std_in)
-            fclose(f);
-        return cli_fail(cli, CLI_USAGE, "--input: %s: is a directory (give a text or JSONL file)", name);
-    }
-    /* --input-format, else the extension, else the first non-blank line (no
-     * rewind: stdin may be a pipe) */
-    int jsonl = format >= 0 ? format : std_in ? -1 : input_format_by_name(path);
-    json_t *texts = json_array(), *ids = json_array(), *lines = json_array();
-    json_t *seen = json_object(); /* each id -> the line that has it */
-    bool any_id = false;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    long lineno = 0, bad = 0;
-    int rc = CLI_OK;
-    long blank = 0;
-    char msg[200];
-    while ((n = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-            line[--n] = '\0';
-        if (lineno == 1 && n >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
-            memmove(line, line + 3, (size_t)n - 2); /* a UTF-8 byte order mark is no text */
-            n -= 3;
-        }
-        size_t lead = strspn(line, " \t\r\v\f");
-        if ((size_t)n == lead) { /* empty or blank */
-            blank++;
-            continue;
-        }
-        if (jsonl < 0)
-            jsonl = line[lead] == '{';
-        const char *why = NULL;
-        json_t *text = NULL, *id = NULL;
-        if (memchr(line, '\0', (size_t)n) != NULL) {
-            why = "a NUL byte";
-        } else if (!jsonl && (size_t)n > JOBSPEC_DOC_MAX_BYTES) {
-            snprintf(msg, sizeof msg, "%zd bytes; a document is at most %u", n, JOBSPEC_DOC_MAX_BYTES);
-            why = msg;
-        } else if (jsonl) {
-            json_error_t je;
-            /* {"text": "a", "text": "b"} is ambiguous: refused, not the last taken */
-            json_t *o = json_loadb(line, (size_t)n, JSON_REJECT_DUPLICATES, &je);
-            if (o == NULL)
-                why = je.text[0] ? je.text : "invalid JSON";
-            else if (!json_is_string(json_object_get(o, "text")))
-                why = "no string field \"text\"";
-            else {
-                text = json_incref(json_object_get(o, "text"));
-                id = json_object_get(o, "id");
-                if (id && !json_is_string(id) && !json_is_integer(id)) {
-                    why = "\"id\" must be a string or an integer";
-                    json_decref(text);
-                    text = NULL;
-                    id = NULL;
-                } else if (id) {
-                    json_incref(id);
-                    any_id = true;
-                }
-                if (text && json_string_length(text) > JOBSPEC_DOC_MAX_BYTES) {
-                    snprintf(msg, sizeof msg, "\"text\" of %zu bytes; a document is at most %u",
-                             json_string_length(text), JOBSPEC_DOC_MAX_BYTES);
-                    why = msg;
-                    json_decref(text);
-                    json_decref(id);
-                    text = id = NULL;
-                }
-            }
-            if (why && why != msg) {
-                snprintf(msg, sizeof msg, "%s", why); /* je.text lives in o */
-                why = msg;
-            }
-            json_decref(o);
-            if (why == NULL && id != NULL && id_repeats(seen, id, lineno, msg, sizeof msg)) {
-                why = msg; /* results are found by id: two documents may not share one */
-                json_decref(text);
-                json_decref(id);
-                text = id = NULL;
-            }
-        } else {
-            text = json_stringn(line, (size_t)n); /* NULL: not valid UTF-8 */
-            if (text == NULL)
-                why = "invalid UTF-8";
-        }
-        if (why) {
-            bad++;
-            if (!skip_bad) {
-                /* one line: where, why, and how to go on without it (and the
-                 * reason of --json's error document) */
-                rc = cli_fail(cli, CLI_USAGE, "%s:%ld: %s (stopped; --on-bad-line skip leaves such "
-                              "lines out)", name, lineno, why);
-                break;
-            }
-            fprintf(stderr, "moat %s: %s:%ld: %s; skipped\n", cli->cmd, name, lineno, why);
-            continue;
-        }
-        json_array_append_new(texts, text);
-        json_array_append_new(ids, id ? id : json_null());
-        json_array_append_new(lines, json_integer(lineno));
-    }
-    free(line);
-    json_decref(seen);
-    if (!std_in)
-        fclose(f);
-    if (rc == CLI_OK && json_array_size(texts) == 0)
-        rc = cli_fail(cli, CLI_USAGE, "--input: %s: no documents", name);
-    if (rc == CLI_OK && bad)
-        fprintf(stderr, "moat %s: %s: %ld bad line%s skipped\n", cli->cmd, name, bad,
-                bad == 1 ? "" : "s");
-    if (rc == CLI_OK && blank)
-        fprintf(stderr, "moat %s: %s: %ld empty line%s skipped (each result's \"line\" is its "
-                "document's line number)\n", cli->cmd, name, blank, blank == 1 ? "" : "s");
-    if (rc != CLI_OK) {
-        json_decref(texts);
-        json_decref(ids);
-        json_decref(lines);
-        return rc;
-    }
-    in->texts = texts;
-    in->lines = lines;
-    in->blank = blank;
-    in->bad = bad;
-    if (any_id) {
-        in->ids = ids;
-    } else {
-        in->ids = NULL;
-        json_decref(ids);
-    }
-    return CLI_OK;
-}
-
-/* doc_bytes: the bytes document k of in takes in the blobs of SUBMIT and DOCS
- * (its text, id and line number as JSON, and their commas). */
-static size_t doc_bytes(const struct cli_infer_input *in, size_t k)
-{
-    size_t n = json_dumpb(json_array_get(in->texts, k), NULL, 0, JSON_ENCODE_ANY) + 1;
-    if (in->ids)
-        n += json_dumpb(json_array_get(in->ids, k), NULL, 0, JSON_ENCODE_ANY) + 1;
+    size_t n = json_dumpb(text, NULL, 0, JSON_ENCODE_ANY) + 1;
+    n += id ? json_dumpb(id, NULL, 0, JSON_ENCODE_ANY) + 1 : 5;
     return n + 21; /* a line number: at most 20 digits */
 }
 
-/* slice_blobs: blobs [documents, ids (null: none), lines] of documents [from,
- * to) of in, as SUBMIT and DOCS carry them (docs/protocol.md); NULL data when
- * out of memory. Free each data. */
-static void slice_blobs(const struct cli_infer_input *in, size_t from, size_t to, struct proto_blob b[3])
+/* struct part: the documents of one SUBMIT or DOCS: texts, ids (null for
+ * none), line numbers. */
+struct part {
+    json_t *texts, *ids, *lines;
+    size_t bytes; /* doc_bytes of them */
+};
+
+static void part_clear(struct part *p)
 {
-    json_t *t = json_array(), *i = in->ids ? json_array() : NULL, *l = json_array();
-    for (size_t k = from; k < to; k++) {
-        json_array_append(t, json_array_get(in->texts, k));
-        if (i)
-            json_array_append(i, json_array_get(in->ids, k));
-        json_array_append(l, json_array_get(in->lines, k));
-    }
-    char *ts = json_dumps(t, JSON_COMPACT), *is = i ? json_dumps(i, JSON_COMPACT) : strdup("null");
-    char *ls = json_dumps(l, JSON_COMPACT);
-    json_decref(t);
-    json_decref(i);
-    json_decref(l);
-    b[0] = (struct proto_blob){ts, ts ? strlen(ts) : 0};
-    b[1] = (struct proto_blob){is, is ? strlen(is) : 0};
-    b[2] = (struct proto_blob){ls, ls ? strlen(ls) : 0};
+    json_array_clear(p->texts);
+    json_array_clear(p->ids);
+    json_array_clear(p->lines);
+    p->bytes = 0;
+}
+
+/* part_move: append from's documents to to's and empty from. */
+static void part_move(struct part *to, struct part *from)
+{
+    json_array_extend(to->texts, from->texts);
+    json_array_extend(to->ids, from->ids);
+    json_array_extend(to->lines, from->lines);
+    to->bytes += from->bytes;
+    part_clear(from);
 }
 
 /* send_part: SUBMIT (spec taken; *id receives the job's) or, when spec is NULL,
- * DOCS to job *id, with documents [from, to) of in. An exit code. */
-static int send_part(struct cli *cli, json_t *spec, const struct cli_infer_input *in, size_t from,
-                     size_t to, uint64_t *id)
+ * DOCS to job *id, with p's documents, the job's from index first on; blobs
+ * [documents, ids (null when no document of the input has one), lines]
+ * (docs/protocol.md). An exit code. */
+static int send_part(struct cli *cli, json_t *spec, const struct part *p, bool with_ids, size_t first,
+                     uint64_t *id)
 {
-    struct proto_blob b[3];
-    slice_blobs(in, from, to, b);
+    char *t = json_dumps(p->texts, JSON_COMPACT);
+    char *i = with_ids ? json_dumps(p->ids, JSON_COMPACT) : strdup("null");
+    char *l = json_dumps(p->lines, JSON_COMPACT);
+    struct proto_blob b[3] = {{t, t ? strlen(t) : 0}, {i, i ? strlen(i) : 0}, {l, l ? strlen(l) : 0}};
     json_t *reply = NULL;
     int rc;
-    if (b[0].data == NULL || b[1].data == NULL || b[2].data == NULL) {
+    if (t == NULL || i == NULL || l == NULL) {
         json_decref(spec);
         rc = cli_fail(cli, CLI_FAILED, "out of memory");
     } else if (spec) {
@@ -261,27 +76,130 @@ static int send_part(struct cli *cli, json_t *spec, const struct cli_infer_input
             *id = (uint64_t)cli_json_int(reply, "id", 0);
     } else {
         rc = cli_request_blobs(cli, PROTO_TYPE_DOCS,
-                               json_pack("{s:I, s:I}", "id", (json_int_t)*id, "first", (json_int_t)from),
+                               json_pack("{s:I, s:I}", "id", (json_int_t)*id, "first", (json_int_t)first),
                                b, 3, true, &reply, NULL, NULL);
     }
     json_decref(reply);
-    for (int k = 0; k < 3; k++)
-        free((void *)b[k].data);
+    free(t);
+    free(i);
+    free(l);
+    return rc;
+}
+
+/* check_input: the first reading: the documents (or the bad line that stops
+ * it), counted into *ndocs, and the largest batch of B in doc_bytes, its
+ * first document's index into *big_at. An exit code. */
+static int check_input(struct cli_docs *r, size_t B, size_t *ndocs, size_t *big, size_t *big_at)
+{
+    size_t n = 0, batch = 0;
+    *big = *big_at = 0;
+    json_t *text, *id;
+    long lineno;
+    int got;
+    while ((got = cli_docs_next(r, &text, &id, &lineno)) == 1) {
+        batch += doc_bytes(text, id);
+        json_decref(text);
+        json_decref(id);
+        if (++n % B == 0) {
+            if (batch > *big) {
+                *big = batch;
+                *big_at = n - B;
+            }
+            batch = 0;
+        }
+    }
+    if (n % B != 0 && batch > *big) { /* the last batch, short */
+        *big = batch;
+        *big_at = n - n % B;
+    }
+    *ndocs = n;
+    if (got < 0)
+        return r->rc;
+    if (n == 0)
+        return cli_fail(r->cli, CLI_USAGE, "--input: %s: no documents", r->name);
+    if (r->bad)
+        fprintf(stderr, "moat %s: %s: %ld bad line%s skipped\n", r->cli->cmd, r->name, r->bad,
+                r->bad == 1 ? "" : "s");
+    if (r->blank)
+        fprintf(stderr, "moat %s: %s: %ld empty line%s skipped (each result's \"line\" is its "
+                "document's line number)\n", r->cli->cmd, r->name, r->blank, r->blank == 1 ? "" : "s");
+    return CLI_OK;
+}
+
+/* send_input: the second reading: every document of r in parts of whole batches
+ * of B, each part at most budget bytes (doc_bytes), the first with spec (taken)
+ * as SUBMIT, the next as DOCS; *id the job's, *sent the documents acknowledged.
+ * An exit code; the input changing between the readings is an error. */
+static int send_input(struct cli *cli, struct cli_docs *r, json_t *spec, size_t ndocs, size_t B,
+                      double budget, uint64_t *id, size_t *sent)
+{
+    struct part part = {json_array(), json_array(), json_array(), 0};
+    struct part batch = {json_array(), json_array(), json_array(), 0};
+    bool with_ids = r->any_id, tty = !cli->json && isatty(STDERR_FILENO);
+    size_t n = 0;
+    int rc = CLI_OK, got = 1;
+    while (rc == CLI_OK && got == 1) {
+        json_t *text = NULL, *id_v = NULL;
+        long lineno = 0;
+        if ((got = cli_docs_next(r, &text, &id_v, &lineno)) < 0) {
+            rc = r->rc;
+            break;
+        }
+        if (got == 1) {
+            if (++n > ndocs) {
+                json_decref(text);
+                json_decref(id_v);
+                break; /* said below */
+            }
+            batch.bytes += doc_bytes(text, id_v);
+            json_array_append_new(batch.texts, text);
+            json_array_append_new(batch.ids, id_v ? id_v : json_null());
+            json_array_append_new(batch.lines, json_integer(lineno));
+        }
+        if (json_array_size(batch.texts) < B && got == 1)
+            continue;
+        /* a whole batch (or the last): it goes with the part, or after it */
+        if (json_array_size(part.texts) > 0 && (double)(part.bytes + batch.bytes) > budget) {
+            rc = send_part(cli, spec, &part, with_ids, *sent, id);
+            spec = NULL;
+            if (rc == CLI_OK) {
+                *sent += json_array_size(part.texts);
+                if (tty)
+                    fprintf(stderr, "\rmoat %s: job %llu: %zu of %zu documents sent", cli->cmd,
+                            (unsigned long long)*id, *sent, ndocs);
+            }
+            part_clear(&part);
+        }
+        part_move(&part, &batch);
+    }
+    if (rc == CLI_OK && n != ndocs)
+        rc = cli_fail(cli, CLI_FAILED, "--input: %s: changed while it was read (%zu documents, then %s%zu)",
+                      r->name, ndocs, n > ndocs ? "more than " : "", n > ndocs ? ndocs : n);
+    if (rc == CLI_OK && json_array_size(part.texts) > 0) {
+        bool parts = spec == NULL;
+        rc = send_part(cli, spec, &part, with_ids, *sent, id);
+        spec = NULL;
+        if (rc == CLI_OK)
+            *sent += json_array_size(part.texts);
+        if (rc == CLI_OK && parts && tty)
+            fprintf(stderr, "\rmoat %s: job %llu: %zu of %zu documents sent\n", cli->cmd,
+                    (unsigned long long)*id, *sent, ndocs);
+    }
+    json_decref(spec); /* not sent */
+    json_decref(part.texts);
+    json_decref(part.ids);
+    json_decref(part.lines);
+    json_decref(batch.texts);
+    json_decref(batch.ids);
+    json_decref(batch.lines);
+    if (rc != CLI_OK && tty && *sent > 0)
+        fputc('\n', stderr);
     return rc;
 }
 
 int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, int format, bool skip_bad,
                      bool wait)
 {
-    struct cli_infer_input in;
-    int rc = cli_infer_read_input(cli, input, format, skip_bad, &in);
-    if (rc != CLI_OK) {
-        json_decref(spec);
-        return rc;
-    }
-    size_t ndocs = json_array_size(in.texts);
-    size_t B = (size_t)cli_json_int(spec, "batch", 64);
-    json_object_set_new(spec, "ndocs", json_integer((json_int_t)ndocs));
     /* The controller's max_message (default 8 MiB) bounds one message; past it
      * libzmq drops the connection, which would look like an unreachable
      * controller. Documents that do not fit one go in parts of whole batches:
@@ -291,64 +209,38 @@ int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, int forma
     double limit = lim ? strtod(lim, &end) : 8.0 * 1048576;
     if (lim && (end == lim || *end != '\0' || !(limit >= 65536))) {
         json_decref(spec);
-        json_decref(in.texts);
-        json_decref(in.ids);
-        json_decref(in.lines);
         return cli_fail(cli, CLI_USAGE, "MOAT_MAX_MESSAGE: '%s': expected bytes, at least 65536 (the "
                         "controller's max_message)", lim);
     }
     double budget = limit - 16384; /* the header and the spec (a few KiB) */
-    size_t *ends = NULL, nparts = 0, cap = 0, bytes = 0;
-    for (size_t b0 = 0; b0 < ndocs && rc == CLI_OK; b0 += B) {
-        size_t b1 = b0 + B < ndocs ? b0 + B : ndocs, sb = 0;
-        for (size_t k = b0; k < b1; k++)
-            sb += doc_bytes(&in, k);
-        if ((double)sb > budget) {
-            rc = cli_fail(cli, CLI_USAGE, "--input: %s: documents %zu..%zu (a batch of --batch %zu) take "
-                          "%.2f MiB, more than one message holds (%.2f MiB of the controller's "
-                          "max_message, %.2f MiB): lower --batch, or raise max_message and set "
-                          "MOAT_MAX_MESSAGE (bytes)", input, b0 + 1, b1, B, (double)sb / 1048576.0,
-                          budget / 1048576.0, limit / 1048576.0);
-            break;
-        }
-        if (b0 > 0 && (double)(bytes + sb) > budget) { /* the part so far ends at b0 */
-            if (nparts == cap) {
-                size_t *e = realloc(ends, (cap = cap ? 2 * cap : 16) * sizeof *e);
-                if (e == NULL) {
-                    rc = cli_fail(cli, CLI_FAILED, "out of memory");
-                    break;
-                }
-                ends = e;
-            }
-            ends[nparts++] = b0;
-            bytes = 0;
-        }
-        bytes += sb;
+    size_t B = (size_t)cli_json_int(spec, "batch", 64), ndocs = 0, big = 0, big_at = 0;
+    struct cli_docs r;
+    int rc = cli_docs_open(cli, input, format, skip_bad, &r);
+    if (rc == CLI_OK)
+        rc = check_input(&r, B, &ndocs, &big, &big_at);
+    if (rc == CLI_OK && (double)big > budget)
+        rc = cli_fail(cli, CLI_USAGE, "--input: %s: documents %zu..%zu (a batch of --batch %zu) take "
+                      "%.2f MiB, more than one message holds (%.2f MiB of the controller's "
+                      "max_message, %.2f MiB): lower --batch, or raise max_message and set "
+                      "MOAT_MAX_MESSAGE (bytes)", input, big_at + 1,
+                      big_at + B < ndocs ? big_at + B : ndocs, B, (double)big / 1048576.0,
+                      budget / 1048576.0, limit / 1048576.0);
+    if (rc != CLI_OK) {
+        if (r.f)
+            cli_docs_close(&r);
+        json_decref(spec);
+        return rc;
     }
+    long blank = r.blank, bad = r.bad;
+    json_object_set_new(spec, "ndocs", json_integer((json_int_t)ndocs));
+    cli_docs_rewind(&r);
     uint64_t id = 0;
     size_t sent = 0;
-    bool tty = !cli->json && isatty(STDERR_FILENO);
-    for (size_t p = 0; rc == CLI_OK && p <= nparts; p++) {
-        size_t to = p < nparts ? ends[p] : ndocs;
-        json_t *first = p == 0 ? spec : NULL;
-        spec = NULL;
-        rc = send_part(cli, first, &in, sent, to, &id);
-        if (rc == CLI_OK)
-            sent = to;
-        if (rc == CLI_OK && nparts > 0 && tty)
-            fprintf(stderr, "\rmoat %s: job %llu: %zu of %zu documents sent%s", cli->cmd,
-                    (unsigned long long)id, sent, ndocs, sent == ndocs ? "\n" : "");
-    }
-    json_decref(spec); /* not sent: a failure before the first part */
-    free(ends);
-    json_decref(in.texts);
-    json_decref(in.ids);
-    json_decref(in.lines);
+    rc = send_input(cli, &r, spec, ndocs, B, budget, &id, &sent);
+    cli_docs_close(&r);
     if (rc != CLI_OK && id != 0) {
         /* a job that would wait for documents that never come: cancelled now
          * (else the controller's documents_timeout would) */
-        if (tty)
-            fputc('\n', stderr);
         json_t *reply;
         if (cli_request(cli, PROTO_TYPE_CANCEL, json_pack("{s:[I]}", "ids", (json_int_t)id), false, &reply,
                         NULL, NULL) == CLI_OK) {
@@ -361,7 +253,7 @@ int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, int forma
     if (rc != CLI_OK)
         return rc;
     json_t *extra = json_pack("{s:I, s:I, s:I}", "documents", (json_int_t)ndocs, "skipped_empty",
-                              (json_int_t)in.blank, "skipped_bad", (json_int_t)in.bad);
+                              (json_int_t)blank, "skipped_bad", (json_int_t)bad);
     return cli_submitted_with(cli, id, wait, extra);
 }
 

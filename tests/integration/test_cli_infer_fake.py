@@ -311,3 +311,26 @@ def test_json_submit_wait_keeps_the_document_counts(fake, tmp_path):
     doc = json.loads(r.out)
     assert doc["jobs"][0]["id"] == 5 and doc["jobs"][0]["state"] == "COMPLETED", doc
     assert (doc["documents"], doc["skipped_empty"], doc["skipped_bad"]) == (2, 1, 0), doc
+
+
+def test_input_from_a_pipe_is_read_once_and_sent_whole(fake, tmp_path):
+    # The input is read twice (checked, then sent in parts): a pipe cannot be,
+    # so it is kept as it came, as stdin is.
+    import os
+    import threading
+    parts = []
+    f = fake(parts_recorder(parts))
+    fifo = tmp_path / "docs.fifo"
+    os.mkfifo(fifo)
+    text = "".join(f"pipe document {i} " + "x" * 200 + "\n" for i in range(300))
+
+    def writer():
+        with open(fifo, "w") as w:
+            w.write(text)
+    t = threading.Thread(target=writer)
+    t.start()
+    ctl(f, "submit", "--infer", "m", "--input", fifo, "--batch", "10",
+        env={"MOAT_MAX_MESSAGE": str(65536)}, check=0)
+    t.join()
+    assert len(parts) >= 2 and [x for p in parts for x in p[2][0]] == text.splitlines(), len(parts)
+    assert [n for p in parts for n in p[2][2]] == list(range(1, 301))

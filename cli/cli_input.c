@@ -1,0 +1,249 @@
+/* cli_input.c: the documents of `moat submit --infer --input FILE`, one at a time.
+ *
+ * Input files ("-": stdin): one document per line (empty and blank lines are
+ * skipped, and counted; a leading UTF-8 byte order mark is dropped), or JSON
+ * Lines (--input-format jsonl, a .jsonl or .ndjson file, or, when neither
+ * option nor extension (.txt: text) says, one whose first non-blank line
+ * starts with '{') of objects with a string "text" and an optional "id" kept
+ * with the result (RFC 8259 JSON; JSON Lines: jsonlines.org). Each document
+ * keeps its 1-based line number. A bad line (invalid UTF-8, a NUL byte, more
+ * than JOBSPEC_DOC_MAX_BYTES, invalid JSON, no "text", or an "id" an earlier
+ * line has, since results are found by id) is reported as FILE:LINE: why, on
+ * one line; with --on-bad-line fail (the default) the reading stops there,
+ * with skip it is left out and counted.
+ *
+ * The input is read twice (cli_docs_rewind): once to check and count it, once
+ * to send it, so that the CLI holds one message's worth of documents, not the
+ * corpus. stdin and other inputs that cannot be read twice (a pipe, a FIFO)
+ * are kept in memory as they came.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "shared/jobspec.h"
+
+/* input_format_by_name: 1 (JSONL: .jsonl, .ndjson) or 0 (text: .txt) as path's
+ * extension says, -1 when it says nothing (the first non-blank line decides). */
+static int input_format_by_name(const char *path)
+{
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    if (dot == NULL || (slash && dot < slash))
+        return -1;
+    if (strcmp(dot, ".jsonl") == 0 || strcmp(dot, ".ndjson") == 0)
+        return 1;
+    if (strcmp(dot, ".txt") == 0)
+        return 0;
+    return -1;
+}
+
+/* id_repeats: whether id (a string or an integer) is in seen, an object of the
+ * ids so far ("s:" + string, or "i:" + decimal -> line number): then msg says
+ * which line has it. Else id is added with lineno. */
+static bool id_repeats(json_t *seen, const json_t *id, long lineno, char *msg, size_t cap)
+{
+    size_t len = json_is_string(id) ? json_string_length(id) : 0;
+    char *key = malloc(len + 32);
+    if (key == NULL)
+        return false;
+    size_t klen = json_is_string(id)
+                      ? (memcpy(key, "s:", 2), memcpy(key + 2, json_string_value(id), len), len + 2)
+                      : (size_t)snprintf(key, 32, "i:%lld", (long long)json_integer_value(id));
+    const json_t *prev = json_object_getn(seen, key, klen);
+    if (prev) {
+        char *shown = json_dumps(id, JSON_ENCODE_ANY);
+        snprintf(msg, cap, "\"id\" %.60s%s is line %lld's too: ids must be unique", shown ? shown : "?",
+                 shown && strlen(shown) > 60 ? "..." : "", (long long)json_integer_value(prev));
+        free(shown);
+    } else {
+        json_object_setn_new(seen, key, klen, json_integer(lineno));
+    }
+    free(key);
+    return prev != NULL;
+}
+
+/* slurp: all of f into a new buffer (*len bytes). ENOMEM or a read error. */
+static char *slurp(FILE *f, size_t *len)
+{
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        char *b = realloc(buf, cap *= 2);
+        if (b == NULL)
+            free(buf);
+        buf = b;
+    }
+    if (buf && ferror(f)) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+int cli_docs_open(struct cli *cli, const char *path, int format, bool skip_bad, struct cli_docs *r)
+{
+    memset(r, 0, sizeof *r);
+    r->cli = cli;
+    r->skip_bad = skip_bad;
+    bool std_in = strcmp(path, "-") == 0;
+    r->name = std_in ? "stdin" : path; /* in FILE:LINE messages */
+    if (std_in) {
+        size_t len = 0;
+        if ((r->mem = slurp(stdin, &len)) == NULL)
+            return cli_fail(cli, CLI_USAGE, "--input: stdin: %s", errno ? strerror(errno) : "read error");
+        /* fmemopen of 0 bytes fails (EINVAL): an empty stdin reads as /dev/null */
+        r->f = len ? fmemopen(r->mem, len, "r") : fopen("/dev/null", "rb");
+    } else {
+        r->f = fopen(path, "rb");
+    }
+    if (r->f == NULL) {
+        int e = errno;
+        free(r->mem);
+        r->mem = NULL;
+        return cli_fail(cli, CLI_USAGE, "--input: %s: %s", path, strerror(e));
+    }
+    struct stat sb;
+    if (!std_in && fstat(fileno(r->f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        cli_docs_close(r);
+        return cli_fail(cli, CLI_USAGE, "--input: %s: is a directory (give a text or JSONL file)", path);
+    }
+    if (!std_in && fstat(fileno(r->f), &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        /* a pipe (<(zcat F.gz)), a FIFO, a device: read once, kept in memory as stdin */
+        size_t len = 0;
+        r->mem = slurp(r->f, &len);
+        fclose(r->f);
+        r->f = r->mem == NULL ? NULL : len ? fmemopen(r->mem, len, "r") : fopen("/dev/null", "rb");
+        if (r->f == NULL) {
+            int e = errno;
+            cli_docs_close(r);
+            return cli_fail(cli, CLI_USAGE, "--input: %s: %s", path, strerror(e ? e : ENOMEM));
+        }
+    }
+    /* --input-format, else the extension, else the first non-blank line */
+    r->jsonl0 = r->jsonl = format >= 0 ? format : std_in ? -1 : input_format_by_name(path);
+    r->seen = json_object();
+    return r->seen ? CLI_OK : cli_fail(cli, CLI_FAILED, "out of memory");
+}
+
+void cli_docs_rewind(struct cli_docs *r)
+{
+    rewind(r->f);
+    r->jsonl = r->jsonl0;
+    r->lineno = r->blank = r->bad = 0;
+    r->quiet = true; /* its bad lines were said the first time */
+    json_object_clear(r->seen);
+}
+
+void cli_docs_close(struct cli_docs *r)
+{
+    if (r->f)
+        fclose(r->f);
+    free(r->mem);
+    free(r->line);
+    json_decref(r->seen);
+    memset(r, 0, sizeof *r);
+}
+
+int cli_docs_next(struct cli_docs *r, json_t **textp, json_t **idp, long *linep)
+{
+    char msg[200];
+    ssize_t n;
+    while ((n = getline(&r->line, &r->cap, r->f)) >= 0) {
+        char *line = r->line;
+        r->lineno++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (r->lineno == 1 && n >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
+            memmove(line, line + 3, (size_t)n - 2); /* a UTF-8 byte order mark is no text */
+            n -= 3;
+        }
+        size_t lead = strspn(line, " \t\r\v\f");
+        if ((size_t)n == lead) { /* empty or blank */
+            r->blank++;
+            continue;
+        }
+        if (r->jsonl < 0)
+            r->jsonl = line[lead] == '{';
+        const char *why = NULL;
+        json_t *text = NULL, *id = NULL;
+        if (memchr(line, '\0', (size_t)n) != NULL) {
+            why = "a NUL byte";
+        } else if (!r->jsonl && (size_t)n > JOBSPEC_DOC_MAX_BYTES) {
+            snprintf(msg, sizeof msg, "%zd bytes; a document is at most %u", n, JOBSPEC_DOC_MAX_BYTES);
+            why = msg;
+        } else if (r->jsonl) {
+            json_error_t je;
+            /* {"text": "a", "text": "b"} is ambiguous: refused, not the last taken */
+            json_t *o = json_loadb(line, (size_t)n, JSON_REJECT_DUPLICATES, &je);
+            if (o == NULL)
+                why = je.text[0] ? je.text : "invalid JSON";
+            else if (!json_is_string(json_object_get(o, "text")))
+                why = "no string field \"text\"";
+            else {
+                text = json_incref(json_object_get(o, "text"));
+                id = json_object_get(o, "id");
+                if (id && !json_is_string(id) && !json_is_integer(id)) {
+                    why = "\"id\" must be a string or an integer";
+                    json_decref(text);
+                    text = NULL;
+                    id = NULL;
+                } else if (id) {
+                    json_incref(id);
+                }
+                if (text && json_string_length(text) > JOBSPEC_DOC_MAX_BYTES) {
+                    snprintf(msg, sizeof msg, "\"text\" of %zu bytes; a document is at most %u",
+                             json_string_length(text), JOBSPEC_DOC_MAX_BYTES);
+                    why = msg;
+                    json_decref(text);
+                    json_decref(id);
+                    text = id = NULL;
+                }
+            }
+            if (why && why != msg) {
+                snprintf(msg, sizeof msg, "%s", why); /* je.text lives in o */
+                why = msg;
+            }
+            json_decref(o);
+            if (why == NULL && id != NULL && id_repeats(r->seen, id, r->lineno, msg, sizeof msg)) {
+                why = msg; /* results are found by id: two documents may not share one */
+                json_decref(text);
+                json_decref(id);
+                text = id = NULL;
+            }
+        } else {
+            text = json_stringn(line, (size_t)n); /* NULL: not valid UTF-8 */
+            if (text == NULL)
+                why = "invalid UTF-8";
+        }
+        if (why) {
+            r->bad++;
+            if (!r->skip_bad) {
+                /* one line: where, why, and how to go on without it (and the
+                 * reason of --json's error document) */
+                r->rc = cli_fail(r->cli, CLI_USAGE, "%s:%ld: %s (stopped; --on-bad-line skip leaves "
+                                 "such lines out)", r->name, r->lineno, why);
+                return -1;
+            }
+            if (!r->quiet)
+                fprintf(stderr, "moat %s: %s:%ld: %s; skipped\n", r->cli->cmd, r->name, r->lineno, why);
+            continue;
+        }
+        r->any_id |= id != NULL;
+        *textp = text;
+        *idp = id;
+        *linep = r->lineno;
+        return 1;
+    }
+    if (ferror(r->f)) {
+        r->rc = cli_fail(r->cli, CLI_USAGE, "--input: %s: %s", r->name, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
