@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "shared/client.h"
 #include "shared/err.h"
@@ -154,11 +155,18 @@ int cli_search_run(struct cli *cli, int argc, char **argv);
  * bad line stopped it (without skip_bad) or a read error (printed; r->rc the
  * exit code). Bad lines skipped are said on stderr as they come, and counted
  * in bad; empty and blank lines in blank. cli_docs_rewind: from the start
- * again, counters anew, skipped lines not said again. cli_docs_close: frees. */
+ * again, counters anew, skipped lines not said again; an exit code (printed):
+ * a file changed since it was opened. cli_docs_close: frees. */
 struct cli_docs {
     struct cli *cli;
-    FILE *f;
-    char *mem;              /* stdin's bytes, owned */
+    FILE *f;                /* stdin (not ours while std_in) or ours */
+    bool std_in;
+    struct stat st;         /* the file's at open: a change before the second reading */
+    FILE *copy;             /* unrewindable input: what the first reading read, into mem */
+    char *mem;              /* owned */
+    size_t mem_len;
+    long *dups;             /* lines the first reading found repeating an id */
+    size_t ndups, dups_cap, ndup_next;
     const char *name;       /* "stdin" or the path, in FILE:LINE messages */
     int jsonl0, jsonl;      /* the format as opened, and as decided so far */
     bool skip_bad, quiet, any_id;
@@ -170,7 +178,7 @@ struct cli_docs {
 };
 int cli_docs_open(struct cli *cli, const char *path, int format, bool skip_bad, struct cli_docs *r);
 int cli_docs_next(struct cli_docs *r, json_t **text, json_t **id, long *lineno);
-void cli_docs_rewind(struct cli_docs *r);
+int cli_docs_rewind(struct cli_docs *r);
 void cli_docs_close(struct cli_docs *r);
 
 /* cli_infer.c: infer jobs.

@@ -158,6 +158,10 @@ static int send_input(struct cli *cli, struct cli_docs *r, json_t *spec, size_t 
         }
         if (json_array_size(batch.texts) < B && got == 1)
             continue;
+        if ((double)batch.bytes > budget) { /* the first reading found none such */
+            rc = cli_fail(cli, CLI_FAILED, "--input: %s: changed while it was read", r->name);
+            break;
+        }
         /* a whole batch (or the last): it goes with the part, or after it */
         if (json_array_size(part.texts) > 0 && (double)(part.bytes + batch.bytes) > budget) {
             rc = send_part(cli, spec, &part, with_ids, *sent, id);
@@ -222,7 +226,7 @@ int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, int forma
         rc = cli_fail(cli, CLI_USAGE, "--input: %s: documents %zu..%zu (a batch of --batch %zu) take "
                       "%.2f MiB, more than one message holds (%.2f MiB of the controller's "
                       "max_message, %.2f MiB): lower --batch, or raise max_message and set "
-                      "MOAT_MAX_MESSAGE (bytes)", input, big_at + 1,
+                      "MOAT_MAX_MESSAGE (bytes)", r.name, big_at + 1,
                       big_at + B < ndocs ? big_at + B : ndocs, B, (double)big / 1048576.0,
                       budget / 1048576.0, limit / 1048576.0);
     if (rc != CLI_OK) {
@@ -233,10 +237,12 @@ int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, int forma
     }
     long blank = r.blank, bad = r.bad;
     json_object_set_new(spec, "ndocs", json_integer((json_int_t)ndocs));
-    cli_docs_rewind(&r);
     uint64_t id = 0;
     size_t sent = 0;
-    rc = send_input(cli, &r, spec, ndocs, B, budget, &id, &sent);
+    if ((rc = cli_docs_rewind(&r)) == CLI_OK)
+        rc = send_input(cli, &r, spec, ndocs, B, budget, &id, &sent);
+    else
+        json_decref(spec);
     cli_docs_close(&r);
     if (rc != CLI_OK && id != 0) {
         /* a job that would wait for documents that never come: cancelled now

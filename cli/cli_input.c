@@ -14,8 +14,10 @@
  *
  * The input is read twice (cli_docs_rewind): once to check and count it, once
  * to send it, so that the CLI holds one message's worth of documents, not the
- * corpus. stdin and other inputs that cannot be read twice (a pipe, a FIFO)
- * are kept in memory as they came.
+ * corpus (and, for JSONL with ids, each id once while checking them: about
+ * 160 bytes an id). A file that changes in between (size, mtime, inode) is
+ * an error. stdin and other inputs that cannot be read twice (a pipe, a
+ * FIFO) are copied into memory as the first reading goes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -65,90 +67,97 @@ static bool id_repeats(json_t *seen, const json_t *id, long lineno, char *msg, s
     return prev != NULL;
 }
 
-/* slurp: all of f into a new buffer (*len bytes). ENOMEM or a read error. */
-static char *slurp(FILE *f, size_t *len)
-{
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        char *b = realloc(buf, cap *= 2);
-        if (b == NULL)
-            free(buf);
-        buf = b;
-    }
-    if (buf && ferror(f)) {
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
 int cli_docs_open(struct cli *cli, const char *path, int format, bool skip_bad, struct cli_docs *r)
 {
     memset(r, 0, sizeof *r);
     r->cli = cli;
     r->skip_bad = skip_bad;
-    bool std_in = strcmp(path, "-") == 0;
-    r->name = std_in ? "stdin" : path; /* in FILE:LINE messages */
-    if (std_in) {
-        size_t len = 0;
-        if ((r->mem = slurp(stdin, &len)) == NULL)
-            return cli_fail(cli, CLI_USAGE, "--input: stdin: %s", errno ? strerror(errno) : "read error");
-        /* fmemopen of 0 bytes fails (EINVAL): an empty stdin reads as /dev/null */
-        r->f = len ? fmemopen(r->mem, len, "r") : fopen("/dev/null", "rb");
-    } else {
-        r->f = fopen(path, "rb");
-    }
-    if (r->f == NULL) {
-        int e = errno;
-        free(r->mem);
-        r->mem = NULL;
-        return cli_fail(cli, CLI_USAGE, "--input: %s: %s", path, strerror(e));
-    }
-    struct stat sb;
-    if (!std_in && fstat(fileno(r->f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+    r->std_in = strcmp(path, "-") == 0;
+    r->name = r->std_in ? "stdin" : path; /* in FILE:LINE messages */
+    r->f = r->std_in ? stdin : fopen(path, "rb");
+    if (r->f == NULL)
+        return cli_fail(cli, CLI_USAGE, "--input: %s: %s", path, strerror(errno));
+    if (fstat(fileno(r->f), &r->st) == 0 && S_ISDIR(r->st.st_mode)) {
         cli_docs_close(r);
-        return cli_fail(cli, CLI_USAGE, "--input: %s: is a directory (give a text or JSONL file)", path);
+        return cli_fail(cli, CLI_USAGE, "--input: %s: is a directory (give a text or JSONL file)", r->name);
     }
-    if (!std_in && fstat(fileno(r->f), &sb) == 0 && !S_ISREG(sb.st_mode)) {
-        /* a pipe (<(zcat F.gz)), a FIFO, a device: read once, kept in memory as stdin */
-        size_t len = 0;
-        r->mem = slurp(r->f, &len);
-        fclose(r->f);
-        r->f = r->mem == NULL ? NULL : len ? fmemopen(r->mem, len, "r") : fopen("/dev/null", "rb");
-        if (r->f == NULL) {
-            int e = errno;
+    if (r->std_in || !S_ISREG(r->st.st_mode)) {
+        /* stdin, a pipe (<(zcat F.gz)), a FIFO, a device: cannot be read twice, so
+         * the first reading keeps a copy of what it read (and stops at the
+         * first bad line as the file does) */
+        if ((r->copy = open_memstream(&r->mem, &r->mem_len)) == NULL) {
             cli_docs_close(r);
-            return cli_fail(cli, CLI_USAGE, "--input: %s: %s", path, strerror(e ? e : ENOMEM));
+            return cli_fail(cli, CLI_FAILED, "out of memory");
         }
     }
     /* --input-format, else the extension, else the first non-blank line */
-    r->jsonl0 = r->jsonl = format >= 0 ? format : std_in ? -1 : input_format_by_name(path);
+    r->jsonl0 = r->jsonl = format >= 0 ? format : r->std_in ? -1 : input_format_by_name(path);
     r->seen = json_object();
     return r->seen ? CLI_OK : cli_fail(cli, CLI_FAILED, "out of memory");
 }
 
-void cli_docs_rewind(struct cli_docs *r)
+int cli_docs_rewind(struct cli_docs *r)
 {
-    rewind(r->f);
+    if (r->copy) {
+        fclose(r->copy); /* the buffer is final */
+        r->copy = NULL;
+        if (!r->std_in)
+            fclose(r->f);
+        /* fmemopen of 0 bytes fails (EINVAL): an empty copy reads as /dev/null */
+        r->f = r->mem_len ? fmemopen(r->mem, r->mem_len, "r") : fopen("/dev/null", "rb");
+        r->std_in = false; /* r->f is ours now */
+        if (r->f == NULL)
+            return cli_fail(r->cli, CLI_FAILED, "--input: %s: %s", r->name, strerror(errno));
+    } else {
+        struct stat now;
+        if (fstat(fileno(r->f), &now) != 0 || now.st_size != r->st.st_size || now.st_ino != r->st.st_ino ||
+            now.st_mtim.tv_sec != r->st.st_mtim.tv_sec || now.st_mtim.tv_nsec != r->st.st_mtim.tv_nsec)
+            return cli_fail(r->cli, CLI_FAILED, "--input: %s: changed while it was read", r->name);
+        rewind(r->f);
+    }
     r->jsonl = r->jsonl0;
     r->lineno = r->blank = r->bad = 0;
     r->quiet = true; /* its bad lines were said the first time */
-    json_object_clear(r->seen);
+    json_decref(r->seen); /* the second reading skips the lines the first found repeating an id */
+    r->seen = NULL;
+    r->ndup_next = 0;
+    return CLI_OK;
 }
 
 void cli_docs_close(struct cli_docs *r)
 {
-    if (r->f)
+    if (r->copy)
+        fclose(r->copy);
+    if (r->f && !r->std_in)
         fclose(r->f);
     free(r->mem);
     free(r->line);
+    free(r->dups);
     json_decref(r->seen);
     memset(r, 0, sizeof *r);
+}
+
+/* dup_note: line repeats an id (the first reading): kept for the second. */
+static void dup_note(struct cli_docs *r, long line)
+{
+    if (r->ndups == r->dups_cap) {
+        size_t cap = r->dups_cap ? 2 * r->dups_cap : 64;
+        long *d = realloc(r->dups, cap * sizeof *d);
+        if (d == NULL)
+            return; /* the second reading then takes the line: the controller's ids check stays */
+        r->dups = d;
+        r->dups_cap = cap;
+    }
+    r->dups[r->ndups++] = line;
+}
+
+/* dup_seen: the second reading: line repeats an id, as the first found (lines
+ * come in order, so the list is walked once). */
+static bool dup_seen(struct cli_docs *r, long line)
+{
+    while (r->ndup_next < r->ndups && r->dups[r->ndup_next] < line)
+        r->ndup_next++;
+    return r->ndup_next < r->ndups && r->dups[r->ndup_next] == line;
 }
 
 int cli_docs_next(struct cli_docs *r, json_t **textp, json_t **idp, long *linep)
@@ -158,6 +167,10 @@ int cli_docs_next(struct cli_docs *r, json_t **textp, json_t **idp, long *linep)
     while ((n = getline(&r->line, &r->cap, r->f)) >= 0) {
         char *line = r->line;
         r->lineno++;
+        if (r->copy && fwrite(line, 1, (size_t)n, r->copy) != (size_t)n) {
+            r->rc = cli_fail(r->cli, CLI_FAILED, "--input: %s: out of memory for its copy", r->name);
+            return -1;
+        }
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = '\0';
         if (r->lineno == 1 && n >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
@@ -211,7 +224,12 @@ int cli_docs_next(struct cli_docs *r, json_t **textp, json_t **idp, long *linep)
                 why = msg;
             }
             json_decref(o);
-            if (why == NULL && id != NULL && id_repeats(r->seen, id, r->lineno, msg, sizeof msg)) {
+            if (why == NULL && id != NULL &&
+                (r->seen ? id_repeats(r->seen, id, r->lineno, msg, sizeof msg) : dup_seen(r, r->lineno))) {
+                if (r->seen)
+                    dup_note(r, r->lineno);
+                else
+                    snprintf(msg, sizeof msg, "\"id\" repeats an earlier line's");
                 why = msg; /* results are found by id: two documents may not share one */
                 json_decref(text);
                 json_decref(id);

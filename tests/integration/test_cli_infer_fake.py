@@ -334,3 +334,29 @@ def test_input_from_a_pipe_is_read_once_and_sent_whole(fake, tmp_path):
     t.join()
     assert len(parts) >= 2 and [x for p in parts for x in p[2][0]] == text.splitlines(), len(parts)
     assert [n for p in parts for n in p[2][2]] == list(range(1, 301))
+
+
+def test_an_unrewindable_input_stops_at_its_first_bad_line(fake):
+    # it is copied as it is read, not read whole first: /dev/urandom never ends
+    f = fake(parts_recorder([]))
+    r = ctl(f, "submit", "--infer", "m", "--input", "/dev/urandom", check=2)
+    assert "/dev/urandom:1: " in r.err and "(stopped;" in r.err, r
+    assert f.requests == []
+
+
+def test_an_input_changed_while_sent_is_an_error_and_the_job_cancelled(fake, tmp_path):
+    p = tmp_path / "docs.txt"
+    p.write_text("".join(f"document {i} " + "y" * 300 + "\n" for i in range(400)))
+    parts = []
+    record = parts_recorder(parts)
+
+    def h(t, b, blobs):
+        if t == "SUBMIT":  # between the two readings' first part and the rest
+            with open(p, "a") as w:
+                w.write("one more line\n")
+        return record(t, b, blobs)
+    f = fake(h)
+    r = ctl(f, "submit", "--infer", "m", "--input", p, "--batch", "8",
+            env={"MOAT_MAX_MESSAGE": str(65536)}, check=1)
+    assert f"--input: {p}: changed while it was read (400 documents, then more than 400)" in r.err, r
+    assert f.requests[-1] == ("CANCEL", {"ids": [5]}), f.requests[-1]
