@@ -79,7 +79,12 @@ static void node_release(struct ctl *ctl, const struct ctl_job *job, struct ctl_
             continue;
         ctl_node_give(&ctl->nodes[idx], t);
     }
-    free(t->ranks);
+    if (t->ranks && job->spec.tp > 1) { /* kept to be shown, as last_node is */
+        free(t->last_ranks);
+        t->last_ranks = t->ranks;
+    } else {
+        free(t->ranks);
+    }
     t->ranks = NULL;
     t->node = -1;
     ctl->need_sched = true;

@@ -33,8 +33,10 @@ void ctl_job_free(struct ctl_job *job)
     if (job == NULL)
         return;
     jobspec_clear(&job->spec);
-    for (uint32_t i = 0; job->tasks && i < job->ntasks; i++)
+    for (uint32_t i = 0; job->tasks && i < job->ntasks; i++) {
         free(job->tasks[i].ranks);
+        free(job->tasks[i].last_ranks);
+    }
     free(job->tasks);
     free(job->final_reason);
     json_decref(job->infer);
@@ -322,6 +324,12 @@ int ctl_task_save(struct ctl *ctl, const struct ctl_job *job, uint32_t offset, s
         json_object_set_new(o, "ranks", ranks);
         json_object_set_new(o, "comm_port", json_integer(t->comm_port));
         json_object_set_new(o, "ranks_done", json_integer(t->ranks_done));
+    } else if (o && t->last_ranks) {
+        json_t *ranks = json_array();
+        for (int r = 0; r < job->spec.tp; r++)
+            json_array_append_new(ranks, json_string(t->last_ranks[r] >= 0 ? ctl->nodes[t->last_ranks[r]].name
+                                                                           : ""));
+        json_object_set_new(o, "last_ranks", ranks);
     }
     uint8_t key[12];
     uint32_t index = jobspec_index(&job->spec, offset);
@@ -608,6 +616,12 @@ static void task_decode(struct ctl *ctl, struct ctl_job *job, uint32_t index, co
         t->comm_port = jint(o, "comm_port", 0);
         t->ranks_done = (uint32_t)jint(o, "ranks_done", 0);
     }
+    const json_t *last = json_object_get(o, "last_ranks");
+    if (t->state != JOB_STATE_RUNNING && json_is_array(last) && job->spec.tp > 1 &&
+        json_array_size(last) == (size_t)job->spec.tp &&
+        (t->last_ranks = calloc((size_t)job->spec.tp, sizeof *t->last_ranks)) != NULL)
+        for (int r = 0; r < job->spec.tp; r++)
+            t->last_ranks[r] = (int16_t)ctl_node_find(ctl, json_string_value(json_array_get(last, (size_t)r)) ?: "");
     if (t->state == JOB_STATE_RUNNING && recovering) {
         if (n >= 0 && (t->ranks || job->spec.kind != JOB_KIND_INFER)) {
             t->node = n;
@@ -1010,11 +1024,12 @@ json_t *ctl_task_json(const struct ctl *ctl, const struct ctl_job *job, uint32_t
     json_object_set_new(to, "attempts", json_integer(t->attempts));
     json_object_set_new(to, "node", t->last_node >= 0 ? json_string(ctl->nodes[t->last_node].name)
                                                       : json_null());
-    if (t->ranks) { /* a running TP group: every rank's node, rank order */
+    /* a TP group: every rank's node, rank order: running, else of the latest attempt */
+    const int16_t *rk = t->ranks ? t->ranks : t->last_ranks;
+    if (rk) {
         json_t *ranks = json_array();
         for (int r = 0; r < job->spec.tp; r++)
-            json_array_append_new(ranks, t->ranks[r] >= 0 ? json_string(ctl->nodes[t->ranks[r]].name)
-                                                          : json_null());
+            json_array_append_new(ranks, rk[r] >= 0 ? json_string(ctl->nodes[rk[r]].name) : json_null());
         json_object_set_new(to, "ranks", ranks);
     }
     /* null until it ends, and for one that never ran (cancelled while pending) */

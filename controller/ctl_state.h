@@ -52,6 +52,8 @@ struct ctl_task {
                              * requeued or retried; persisted in its record */
     /* infer tasks: the TP group of the current attempt */
     int16_t *ranks;         /* tp node indices while RUNNING (ranks[0] == node); owned; else NULL */
+    int16_t *last_ranks;    /* tp > 1: the latest ended attempt's ranks' nodes (-1: unknown), as
+                             * last_node is rank 0's; owned; NULL before one ended */
     uint32_t ranks_done;    /* bit r: rank r reported COMPLETED for this attempt */
     int comm_port;          /* rank 0's rendezvous port on its node */
     /* what each of its nodes reserved for it (ctl_node_take), given back as is */

@@ -125,7 +125,14 @@ def test_tp2_and_tp1_embed_like_the_reference(make_cluster, model_dir, signing, 
     for s in (show, c.show(j1)):
         assert all(t["cpu_time"] > 0 and t["max_rss"] >= 16 << 20 for t in s["tasks"]), s
         assert abs(s["cpu_time"] - sum(t["cpu_time"] for t in s["tasks"])) < 1e-3, s
-    # a TP=2 batch ran on both nodes at once: each worker holds one rank
+    # a TP=2 batch ran on both nodes at once: each worker holds one rank, and
+    # the ended batch still names both (node: rank 0's)
+    assert all(sorted(t["ranks"]) == ["local-1", "local-2"] and t["node"] == t["ranks"][0]
+               for t in show["tasks"]), show["tasks"]
+    os.kill(c.pid("controller"), signal.SIGKILL)  # kept in the task records
+    time.sleep(0.2)
+    c.up()
+    assert [t["ranks"] for t in c.show(j2)["tasks"]] == [t["ranks"] for t in show["tasks"]]
     meta = c.j("result", j2)
     assert (meta["count"], meta["dim"], meta["dtype"]) == (n, DIM, "f32"), meta
     e2, e1, gold = export(c, j2, tmp_path, "tp2.npy"), export(c, j1, tmp_path, "tp1.npy"), golden_rows(n)
