@@ -239,6 +239,9 @@ int ctl_infer_add(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
                      job->cancel_requested && !job_state_is_terminal(job->state)
                          ? "being cancelled" : job_state_name(job->state),
                      job->reason[0] ? " (" : "", job->reason, job->reason[0] ? ")" : "");
+    } else if (job->docs_closed) {
+        rc = err_set(err, EINVAL, "job %llu: documents stopped coming (%u of %u received, none for "
+                     "documents_timeout): it takes no more", id, job->docs_received, job->spec.ndocs);
     } else if (!ctl_job_receiving(job)) {
         rc = err_set(err, EINVAL, "job %llu: it has all its %u documents", id, job->spec.ndocs);
     } else if (first != job->docs_received) {
@@ -278,12 +281,26 @@ int ctl_infer_expire(struct ctl *ctl, double mono, struct err *err)
         k++;
         if (mono - job->docs_mono < ctl->cfg.documents_timeout)
             continue;
-        char why[96];
-        snprintf(why, sizeof why, "documents stopped coming: %u of %u received", job->docs_received,
-                 job->spec.ndocs);
-        log_warn("ctl", "job %llu: %s, none for %.0f s (documents_timeout): cancelled",
-                 (unsigned long long)id, why, mono - job->docs_mono);
-        if (ctl_job_cancel(ctl, job, why, err) < 0)
+        /* the batches never received end CANCELLED; those received run on */
+        char *why = ctl_docs_closed_why(job);
+        if (why == NULL)
+            return err_set(err, ENOMEM, "documents check: out of memory");
+        log_warn("ctl", "job %llu: %s, none for %.0f s (documents_timeout): the batches received "
+                 "run on, the rest are cancelled", (unsigned long long)id, why, mono - job->docs_mono);
+        double now = units_now();
+        job->docs_closed = true;
+        snprintf(job->reason, sizeof job->reason, "%s", why);
+        free(job->final_reason);
+        job->final_reason = why; /* its reason when it ends */
+        for (uint32_t off = ctl_job_ready(job); off < job->ntasks; off++) {
+            struct ctl_task *t = &job->tasks[off];
+            if (t->state == JOB_STATE_PENDING) { /* never started: no record (ctl_state.c recovery) */
+                t->state = JOB_STATE_CANCELLED;
+                t->end_time = now;
+                job->done++;
+            }
+        }
+        if (ctl_job_save(ctl, job, false, err) != 0 || ctl_job_maybe_finish(ctl, job, now, err) != 0)
             return -1;
     }
     return 0;

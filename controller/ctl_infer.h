@@ -40,11 +40,12 @@ int ctl_infer_prepare(const struct proto_msg *msg, json_t *spec_json, json_t **d
 int ctl_infer_add(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
                   struct ctl_job *job, struct err *err);
 
-/* ctl_infer_expire: cancel every infer job still receiving documents whose last
+/* ctl_infer_expire: close every infer job still receiving documents whose last
  * part came documents_timeout or longer before mono (monotonic s; a restart
- * counts as a part), with the reason "documents stopped coming: N of M
- * received" (logged); its finished batches stay. -1 with err when a record
- * could not be written. */
+ * counts as a part): the batches never received end CANCELLED (docs_closed,
+ * kept in its record), those received run on, and the job ends CANCELLED
+ * with the reason "documents stopped coming: N of M received" (logged). -1
+ * with err when a record could not be written. */
 int ctl_infer_expire(struct ctl *ctl, double mono, struct err *err);
 
 /* ctl_infer_check: what an infer spec asks of its model, from the model's

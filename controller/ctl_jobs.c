@@ -138,7 +138,7 @@ int ctl_job_requeue(struct ctl *ctl, struct ctl_job *job, struct err *err)
         return err_set(err, EINVAL, "job %llu: COMPLETED: nothing to run again", id);
     if (job->spec.kind == JOB_KIND_BENCH)
         return err_set(err, EINVAL, "job %llu: a bench job is not requeued: submit it again", id);
-    if (ctl_job_receiving(job))
+    if (job->docs_received < job->spec.ndocs)
         return err_set(err, EINVAL, "job %llu: only %u of its %u documents came: submit them again as a "
                        "new job", id, job->docs_received, job->spec.ndocs);
     if (job->running > 0)

@@ -180,6 +180,14 @@ static bool queue_before(const struct ctl_job *a, const struct ctl_job *b)
     return a->id < b->id;
 }
 
+char *ctl_docs_closed_why(const struct ctl_job *job)
+{
+    char why[96];
+    snprintf(why, sizeof why, "documents stopped coming: %u of %u received", job->docs_received,
+             job->spec.ndocs);
+    return strdup(why);
+}
+
 int ctl_receiving_add(struct ctl *ctl, uint64_t id, struct err *err)
 {
     if (ctl->nreceiving == ctl->receiving_cap) {
@@ -289,8 +297,10 @@ int ctl_job_save(struct ctl *ctl, const struct ctl_job *job, bool append, struct
     }
     if (o && job->infer)
         json_object_set(o, "infer", job->infer);
-    if (o && ctl_job_receiving(job))
+    if (o && job->docs_received < job->spec.ndocs)
         json_object_set_new(o, "docs_received", json_integer(job->docs_received));
+    if (o && job->docs_closed)
+        json_object_set_new(o, "docs_closed", json_true());
     uint8_t key[8];
     if (save_json(ctl, STORE_DB_JOBS, key, store_key_job(key, job->id), o, append, err) != 0)
         return -1;
@@ -511,6 +521,9 @@ static struct ctl_job *job_decode(uint64_t id, const void *val, size_t vlen, str
     json_int_t got = jint(o, "docs_received", job->spec.ndocs); /* absent: all came */
     job->docs_received = got >= 0 && got < job->spec.ndocs ? (uint32_t)got : job->spec.ndocs;
     job->docs_mono = units_mono(); /* its sender has documents_timeout from now to go on */
+    job->docs_closed = json_is_true(json_object_get(o, "docs_closed")) && job->docs_received < job->spec.ndocs;
+    if (job->docs_closed && !job_state_is_terminal(job->state)) /* its reason when it ends */
+        job->final_reason = ctl_docs_closed_why(job);
     json_decref(o);
     return job;
 }
@@ -904,6 +917,11 @@ int ctl_state_recover(struct ctl *ctl, struct err *err)
                  * (no record); the job ends when its running tasks do */
                 t->state = JOB_STATE_CANCELLED;
                 t->end_time = job->cancel_time > 0 ? job->cancel_time : now;
+                job->done++;
+            } else if (job->docs_closed && off >= ctl_job_ready(job)) {
+                /* its documents never came (ctl_infer_expire): no record */
+                t->state = JOB_STATE_CANCELLED;
+                t->end_time = now;
                 job->done++;
             } else if (t->cancel) {
                 /* cancelled alone while it ran, and its node is unknown now

@@ -91,6 +91,8 @@ struct ctl_job {
     uint32_t docs_received; /* infer: its first documents stored so far; spec.ndocs once all
                              * came, fewer while it waits for DOCS (kept in its record) */
     double docs_mono;       /* monotonic s of its last documents (or of recovery) */
+    bool docs_closed;       /* its documents stopped coming (documents_timeout): the batches
+                             * never received are CANCELLED, the others run (kept in its record) */
     double cancel_time;     /* Unix s of ctl_job_cancel (0: never): the end time of the
                              * tasks it never started, which have no record */
     uint32_t attempts;      /* the most attempts of any task (kept in the job record) */
@@ -108,10 +110,11 @@ static inline uint32_t ctl_job_ready(const struct ctl_job *job)
     return job->docs_received / (uint32_t)job->spec.batch;
 }
 
-/* ctl_job_receiving: an infer job whose documents have not all come (DOCS). */
+/* ctl_job_receiving: an infer job whose documents have not all come (DOCS) and
+ * may still. */
 static inline bool ctl_job_receiving(const struct ctl_job *job)
 {
-    return job->docs_received < job->spec.ndocs;
+    return job->docs_received < job->spec.ndocs && !job->docs_closed;
 }
 
 /* ctl_task_on_node: task t of job runs (a rank of it) on node n. */
@@ -246,6 +249,11 @@ int ctl_job_add(struct ctl *ctl, struct ctl_job *job, struct err *err);
 /* ctl_job_new: a PENDING job for spec (takes ownership of spec's contents on success). */
 struct ctl_job *ctl_job_new(uint64_t id, struct job_spec *spec, double now, struct err *err);
 void ctl_job_free(struct ctl_job *job);
+
+/* ctl_docs_closed_why: "documents stopped coming: N of M received", new (caller
+ * frees), NULL when out of memory: the reason of an infer job closed by
+ * ctl_infer_expire. */
+char *ctl_docs_closed_why(const struct ctl_job *job);
 
 /* ctl_receiving_add: note job id as waiting for documents (ctl.receiving). ENOMEM. */
 int ctl_receiving_add(struct ctl *ctl, uint64_t id, struct err *err);

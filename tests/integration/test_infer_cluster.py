@@ -501,3 +501,32 @@ def test_parts_go_on_after_a_controller_restart(make_cluster, model_dir, signing
     got = [json.loads(x) for x in c.moat("result", jid, "--format", "jsonl").out.splitlines()]
     assert [(g["text"], g["id"], g["line"]) for g in got] == [("one", "i1", 1), ("two", "i2", 2),
                                                               ("three", "i3", 5)], got
+
+
+def test_batches_received_run_on_when_the_documents_stop_coming(make_cluster, model_dir, signing):
+    c = imported(make_cluster, model_dir, workers=1, signing=signing,
+                 controller_extra='documents_timeout = "3 s";\n')
+    cpus = c.nodes()["local-1"]["cpus"]
+    busy = c.submit("sleep", "8", opts=("--cpus", cpus))  # the node is full past the timeout
+    c.wait_state(busy, "RUNNING")
+    cl = Client(c.endpoint, c.dir)
+    spec = {"kind": "infer", "model": "minilm", "tp": 1, "batch": 2, "max_len": 16, "ndocs": 6}
+    t, b, _ = cl.call("SUBMIT", {"spec": spec}, blobs=[b'["one", "two"]', b"null", b"[1, 2]"], timeout=10)
+    assert t == "REPLY", b
+    jid = b["id"]
+    cl.close()
+    # the timeout passes while batch 0 waits for the node: the batches never
+    # received are cancelled, batch 0 stays to run
+    show = wait_for(lambda: (lambda s: s if s["tasks"][1]["state"] == "CANCELLED" else None)(c.show(jid)),
+                    20, what="the batches never received cancelled")
+    assert [x["state"] for x in show["tasks"]] == ["PENDING", "CANCELLED", "CANCELLED"], show
+    assert show["state"] == "PENDING" and show["reason"] == "documents stopped coming: 2 of 6 received", show
+    os.kill(c.pid("controller"), signal.SIGKILL)  # the job record says so (no task records)
+    time.sleep(0.2)
+    c.up()
+    assert [x["state"] for x in c.show(jid)["tasks"]][1:] == ["CANCELLED", "CANCELLED"]
+    show = c.wait_state(jid, "CANCELLED", timeout=60)
+    assert [x["state"] for x in show["tasks"]] == ["COMPLETED", "CANCELLED", "CANCELLED"], show
+    assert show["reason"] == "documents stopped coming: 2 of 6 received", show
+    got = [json.loads(x) for x in c.moat("result", jid, "--format", "jsonl", "--partial").out.splitlines()]
+    assert [g["text"] for g in got] == ["one", "two"], got
