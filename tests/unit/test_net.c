@@ -146,7 +146,8 @@ static enum net_link link_after(const char *endpoint, double s)
     assert_int_equal(net_curve_keypair(c.server_key, other, &e), 0);
     net_sock_t *d = net_dealer_connect_curve(net, endpoint, 0, &c, &e);
     assert_non_null(d);
-    assert_int_equal(net_sock_link(d, false), NET_LINK_NONE);
+    /* N.B. no check that nothing is known yet: on loopback a closed port can
+     * refuse the connection before the first look (seen under load) */
     double end = units_mono() + s;
     enum net_link link = NET_LINK_NONE;
     while (units_mono() < end && (link = net_sock_link(d, false)) == NET_LINK_NONE)
