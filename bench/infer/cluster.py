@@ -68,6 +68,21 @@ class RssSampler(threading.Thread):
             time.sleep(0.05)
 
 
+def signed_model(env, tmp, src):
+    """The connected side: a copy of the model in src, under tmp/model, signed as
+    minilm v1 with a key this run makes, whose public half the cluster in tmp
+    (MOAT_DIR) trusts (tmp/trust/bench.pub). Returns the copy's path."""
+    import shutil
+    model = tmp / "model"
+    shutil.copytree(src, model)
+    moat(env, "model", "keygen", "--out", tmp / "signing")
+    (tmp / "trust").mkdir()
+    shutil.copy(tmp / "signing" / "artifact.pub", tmp / "trust" / "bench.pub")
+    moat(env, "model", "sign", model, "--key", tmp / "signing" / "artifact.key", "--name", "minilm",
+         "--version", 1)
+    return model
+
+
 def run_job(env, docs, tp, batch, max_len, cpus):
     t0 = time.monotonic()
     jid = moat(env, "--json", "submit", "--infer", "minilm", "--input", docs, "--tp", tp,
@@ -114,15 +129,7 @@ def main():
                                         str(a.max_len)], capture_output=True, text=True, check=True).stdout)
     tokens = inproc.get("tokens") or 0
     print(json.dumps({"bench": "infer", "case": "in_process_tp1", **inproc}), flush=True)
-    # connected side: a copy of the model signed with a key this run makes and trusts
-    import shutil
-    model = tmp / "model"
-    shutil.copytree(a.model, model)
-    moat(env, "model", "keygen", "--out", tmp / "signing")
-    (tmp / "trust").mkdir()
-    shutil.copy(tmp / "signing" / "artifact.pub", tmp / "trust" / "bench.pub")
-    moat(env, "model", "sign", model, "--key", tmp / "signing" / "artifact.key", "--name", "minilm",
-         "--version", 1)
+    model = signed_model(env, tmp, a.model)
     try:
         moat(env, "local", "up", "--workers", 2, "--cpus-per-worker", max(1, a.threads // 2))
         moat(env, "model", "import", model, "--name", "minilm")

@@ -31,15 +31,8 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-MOAT = ROOT / "bin" / "moat"
-
-
-def moat(env, *args):
-    p = subprocess.run([str(MOAT), *map(str, args)], env=env, capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit(f"bench-intake: moat {' '.join(map(str, args))}: {p.stderr.strip()}")
-    return p.stdout
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cluster import MOAT, ROOT, moat, signed_model  # noqa: E402  (the same local cluster setup)
 
 
 class PingProbe(threading.Thread):
@@ -105,13 +98,7 @@ def main():
     whole = 2 * size + (64 << 20)  # one message holds the documents, line numbers and all
     (tmp / "controller.extra.conf").write_text(f'log_level = "warn";\nmax_message = "{whole >> 20} MiB";\n')
     (tmp / "worker.extra.conf").write_text('log_level = "warn";\n')
-    model = tmp / "model"
-    shutil.copytree(a.model, model)
-    moat(env, "model", "keygen", "--out", tmp / "signing")
-    (tmp / "trust").mkdir()
-    shutil.copy(tmp / "signing" / "artifact.pub", tmp / "trust" / "bench.pub")
-    moat(env, "model", "sign", model, "--key", tmp / "signing" / "artifact.key", "--name", "minilm",
-         "--version", 1)
+    model = signed_model(env, tmp, a.model)
     got = {"parts": [], "one_message": []}
     try:
         moat(env, "local", "up", "--workers", 1)
