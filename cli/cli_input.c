@@ -78,8 +78,9 @@ int cli_docs_open(struct cli *cli, const char *path, int format, bool skip_bad, 
     if (r->f == NULL)
         return cli_fail(cli, CLI_USAGE, "--input: %s: %s", path, strerror(errno));
     if (fstat(fileno(r->f), &r->st) == 0 && S_ISDIR(r->st.st_mode)) {
-        cli_docs_close(r);
-        return cli_fail(cli, CLI_USAGE, "--input: %s: is a directory (give a text or JSONL file)", r->name);
+        int rc = cli_fail(cli, CLI_USAGE, "--input: %s: is a directory (give a text or JSONL file)", r->name);
+        cli_docs_close(r); /* after: it clears r->name */
+        return rc;
     }
     if (r->std_in || !S_ISREG(r->st.st_mode)) {
         /* stdin, a pipe (<(zcat F.gz)), a FIFO, a device: cannot be read twice, so
