@@ -507,7 +507,7 @@ def test_batches_received_run_on_when_the_documents_stop_coming(make_cluster, mo
     c = imported(make_cluster, model_dir, workers=1, signing=signing,
                  controller_extra='documents_timeout = "3 s";\n')
     cpus = c.nodes()["local-1"]["cpus"]
-    busy = c.submit("sleep", "8", opts=("--cpus", cpus))  # the node is full past the timeout
+    busy = c.submit("sleep", "12", opts=("--cpus", cpus))  # the node is full well past the timeout
     c.wait_state(busy, "RUNNING")
     cl = Client(c.endpoint, c.dir)
     spec = {"kind": "infer", "model": "minilm", "tp": 1, "batch": 2, "max_len": 16, "ndocs": 6}
