@@ -427,7 +427,7 @@ def test_documents_past_one_message_go_in_parts_and_embed_as_one_job(make_cluste
 def test_a_job_whose_documents_stop_coming_runs_what_came_then_is_cancelled(make_cluster, model_dir,
                                                                            signing):
     c = imported(make_cluster, model_dir, workers=1, signing=signing,
-                 controller_extra='documents_timeout = "4 s";\nmax_tasks_per_key = 1000;\n')
+                 controller_extra='documents_timeout = "8 s";\nmax_tasks_per_key = 1000;\n')
     cl = Client(c.endpoint, c.dir)
     spec = {"kind": "infer", "model": "minilm", "tp": 1, "batch": 2, "max_len": 16, "ndocs": 7}
 
