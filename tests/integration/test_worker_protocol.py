@@ -160,6 +160,13 @@ def test_malformed_messages_leave_the_worker_serving(tmp_path):
 SHA = "0123456789abcdef" * 4
 
 
+def infer_dispatch():
+    """A DISPATCH of rank 0 of a TP=1 infer task whose shard and vocabulary
+    (SHA, 10 bytes each) the worker must fetch first (SHARD_GET)."""
+    return dict(dispatch([]), kind="infer", rank=0, tp=1, shard=SHA, shard_bytes=10, vocab=SHA,
+                vocab_bytes=10)
+
+
 @pytest.mark.parametrize("field,value", [
     ("shard", "../../escape"), ("shard", "/etc/x"), ("shard", SHA.upper()),
     ("vocab", "../" + SHA[:61]), ("vocab", SHA[:63]),
@@ -170,8 +177,7 @@ def test_dispatch_with_an_object_name_that_is_no_sha256_is_refused(tmp_path, fie
     try:
         f.start()
         f.register()
-        d = dict(dispatch([]), kind="infer", rank=0, tp=1, shard=SHA, shard_bytes=10, vocab=SHA,
-                 vocab_bytes=10)
+        d = infer_dispatch()
         d[field] = value
         f.send("DISPATCH", d, blobs=[json.dumps({"texts": ["x"]}).encode()])
         seen = []
@@ -212,8 +218,7 @@ def test_a_shard_request_lost_with_a_restarted_controller_is_sent_again(tmp_path
     try:
         f.start()
         f.register()
-        d = dict(dispatch([]), kind="infer", rank=0, tp=1, shard=SHA, shard_bytes=10, vocab=SHA,
-                 vocab_bytes=10)
+        d = infer_dispatch()
         f.send("DISPATCH", d, blobs=[json.dumps({"texts": ["x"]}).encode()])
         first = f.expect("SHARD_GET")
         assert (first[2]["sha256"], first[2]["offset"]) == (SHA, 0), first
