@@ -34,9 +34,10 @@ int ctl_infer_prepare(const struct proto_msg *msg, json_t *spec_json, json_t **d
  * by batch in this store batch; the reply {id, received, ndocs} goes out once
  * they are committed. The part must start where the documents so far end, and
  * every part but the last hold whole batches; a part sent again after a lost
- * reply (all of it stored already) gets the same reply. EINVAL: not an infer
- * job, ended or being cancelled, all its documents there, another first, a
- * part past ndocs or not of whole batches, or a bad document, id or line. */
+ * reply (all of it stored already) gets the same reply, whatever became of the
+ * job since. EINVAL: not an infer job, ended or being cancelled, closed by
+ * ctl_infer_expire, all its documents there, another first, a part past ndocs
+ * or not of whole batches, or a bad document, id or line (numbered in the job). */
 int ctl_infer_add(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
                   struct ctl_job *job, struct err *err);
 
