@@ -286,36 +286,24 @@ int cli_request_blobs(struct cli *cli, enum proto_type type, json_t *body,
     struct err err = {0};
     /* Requests that are safe to repeat are sent again (1 s, 2 s, 4 s, ...) until
      * cli->timeout passes, so that a controller restart in between costs a
-     * retry rather than an error. SUBMIT is sent once: a repeat could make two
-     * jobs. */
+     * retry rather than an error; the first reply to any of the sends is the
+     * answer. SUBMIT is sent once: a repeat could make two jobs. */
     bool repeat = type != PROTO_TYPE_SUBMIT;
-    double deadline = units_mono() + cli->timeout, step = 1.0;
-    for (;;) {
-        double left = deadline - units_mono();
-        double wait = repeat && step < left ? step : left;
-        if (wait < 0)
-            wait = 0;
-        int r = client_call_blobs(cli->client, type,
-                                  repeat ? json_deep_copy(body) : json_incref(body), send, nsend,
-                                  wait, &msg, &err);
-        if (r == 0)
-            break;
-        if (err.code != ETIMEDOUT || units_mono() >= deadline) {
-            json_decref(body);
-            if (err.code == EACCES) /* the link itself was refused */
-                return cli_fail(cli, CLI_UNREACHABLE, "%s", err.msg);
-            char why[CLIENT_WHY_MAX];
-            if (err.code == ETIMEDOUT && client_link_why(cli->client, why, sizeof why))
-                return cli_fail(cli, CLI_UNREACHABLE, "%s", why);
-            if (err.code == ETIMEDOUT) {
-                char buf[32];
-                return cli_fail(cli, CLI_UNREACHABLE, "cannot reach the controller at %s: no reply in %s",
-                                client_endpoint(cli->client),
-                                units_duration_format(cli->timeout, buf, sizeof buf));
-            }
-            return cli_fail(cli, CLI_FAILED, "%s", err.msg);
+    if (client_call_repeat(cli->client, type, body, send, nsend, cli->timeout, repeat, &msg, NULL,
+                           &err) != 0) {
+        json_decref(body);
+        if (err.code == EACCES) /* the link itself was refused */
+            return cli_fail(cli, CLI_UNREACHABLE, "%s", err.msg);
+        char why[CLIENT_WHY_MAX];
+        if (err.code == ETIMEDOUT && client_link_why(cli->client, why, sizeof why))
+            return cli_fail(cli, CLI_UNREACHABLE, "%s", why);
+        if (err.code == ETIMEDOUT) {
+            char buf[32];
+            return cli_fail(cli, CLI_UNREACHABLE, "cannot reach the controller at %s: no reply in %s",
+                            client_endpoint(cli->client),
+                            units_duration_format(cli->timeout, buf, sizeof buf));
         }
-        step *= 2;
+        return cli_fail(cli, CLI_FAILED, "%s", err.msg);
     }
     json_decref(body);
     if (client_reply_error(&msg, &err) != 0) {

@@ -207,6 +207,69 @@ int client_call_blobs(client_t *c, enum proto_type type, json_t *body, const str
                    units_duration_format(timeout_s, buf, sizeof buf));
 }
 
+#define REPEAT_MAX 40 /* sends of one request: 8 after EAGAIN, 32 doublings of the wait */
+#define EAGAIN_MAX 8
+
+int client_call_repeat(client_t *c, enum proto_type type, const json_t *body,
+                       const struct proto_blob *blobs, int nblobs, double timeout_s, bool resend,
+                       struct proto_msg *reply, int *sends, struct err *err)
+{
+    uint64_t ids[REPEAT_MAX];
+    int n = 0, again = 0;
+    double now = units_mono(), deadline = now + timeout_s, step = 1.0, next_send = now;
+    memset(reply, 0, sizeof *reply);
+    if (sends)
+        *sends = 0;
+    for (;;) {
+        if (units_mono() >= next_send && n < REPEAT_MAX) {
+            json_t *copy = body ? json_deep_copy(body) : json_object();
+            if (client_send_blobs(c, type, copy, blobs, nblobs, &ids[n], err) != 0)
+                return err_prefix(err, "%s", proto_type_name(type));
+            n++;
+            if (sends)
+                *sends = n;
+            next_send = resend && n < REPEAT_MAX ? units_mono() + step : deadline;
+            step *= 2;
+        }
+        double wake = next_send < deadline ? next_send : deadline;
+        double left = wake - units_mono();
+        struct err rerr = {0};
+        int rc = client_recv(c, left > 0 ? left : 0, reply, &rerr);
+        if (rc == 1) {
+            bool ours = false;
+            for (int i = 0; i < n && !ours; i++)
+                ours = reply->req_id == ids[i];
+            if (!ours || (reply->type != PROTO_TYPE_REPLY && reply->type != PROTO_TYPE_ERROR)) {
+                proto_msg_clear(reply); /* a late reply to an abandoned request */
+                continue;
+            }
+            struct err why = {0};
+            if (reply->type == PROTO_TYPE_ERROR && client_reply_error(reply, &why) != 0 &&
+                why.code == EAGAIN && again < EAGAIN_MAX && n < REPEAT_MAX &&
+                units_mono() < deadline) {
+                proto_msg_clear(reply); /* nothing of it was stored: send it again now */
+                again++;
+                next_send = units_mono();
+                step = 1.0;
+                continue;
+            }
+            return 0;
+        }
+        if (rc < 0 && rerr.code == EPROTO)
+            continue; /* malformed reply: not ours to trust; keep waiting */
+        if (rc < 0)
+            return err_set(err, rerr.code, "%s: %s", proto_type_name(type), rerr.msg);
+        if (net_sock_refused(c->sock))
+            return err_set(err, EACCES, "%s refused this client's key (not in its allowlist, or revoked)",
+                           c->endpoint);
+        if (units_mono() >= deadline)
+            break;
+    }
+    char buf[32];
+    return err_set(err, ETIMEDOUT, "no reply from %s in %s", c->endpoint,
+                   units_duration_format(timeout_s, buf, sizeof buf));
+}
+
 int client_reply_error(const struct proto_msg *reply, struct err *err)
 {
     if (reply->type == PROTO_TYPE_ERROR) {

@@ -86,6 +86,22 @@ int client_send_blobs(client_t *c, enum proto_type type, json_t *body, const str
 int client_call_blobs(client_t *c, enum proto_type type, json_t *body, const struct proto_blob *blobs,
                       int nblobs, double timeout_s, struct proto_msg *reply, struct err *err);
 
+/* client_call_repeat: one request, answered once, over a link that may lose it.
+ * Sends type with a copy of body (not taken; NULL: {}) and the blobs, and waits up
+ * to timeout_s in all for a reply to it. With resend, a silence of 1 s, 2 s, 4 s,
+ * ... sends it again (a controller restart in between loses what was in flight),
+ * and a reply to any of the sends is taken, so that a request that takes the
+ * controller longer than the first wait is answered by its own reply rather than
+ * by a repeat's (a REQUEUE's repeat would say the job is no longer ended). Only
+ * for requests that are safe to repeat. With or without resend, an ERROR EAGAIN
+ * reply (the controller's batch was void, nothing of the request was stored:
+ * controller/ctl_main.c fail_batch) sends it again at once, at most 8 times.
+ * *reply and errors as client_call_blobs; *sends (may be NULL) gets how many
+ * times it went. */
+int client_call_repeat(client_t *c, enum proto_type type, const json_t *body,
+                       const struct proto_blob *blobs, int nblobs, double timeout_s, bool resend,
+                       struct proto_msg *reply, int *sends, struct err *err);
+
 /* client_recv: wait up to timeout_s for the next reply of any request.
  * Returns 1 with *reply filled (caller frees with proto_msg_clear), 0 on timeout,
  * -1 with err (a malformed reply is consumed and reported as EPROTO; the caller

@@ -28,7 +28,7 @@ TYPES = ["?", "REPLY", "ERROR", "PING", "SUBMIT", "SHOW", "QUEUE", "CANCEL", "RE
          "ADMIN_NODE", "HOLD", "REQUEUE", "DOCS"]
 T = {name: i for i, name in enumerate(TYPES) if i}
 
-EINVAL, ENOENT, ENOSPC, EPROTO, ENOTCONN, EACCES, EPERM = 22, 2, 28, 71, 107, 13, 1
+EINVAL, ENOENT, ENOSPC, EPROTO, ENOTCONN, EACCES, EPERM, EAGAIN = 22, 2, 28, 71, 107, 13, 1, 11
 
 
 def read_key(path):

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import run_moat as _run_moat
-from moatproto import EINVAL, ENOENT, ENOSPC, FAKE_ENV
+from moatproto import EAGAIN, EINVAL, ENOENT, ENOSPC, FAKE_ENV
 
 
 def run_moat(args, env=None, **kw):
@@ -384,19 +384,49 @@ def test_cancel(fake):
     assert len(f.requests) == n
 
 
-def test_late_reply_is_not_taken_for_the_next_one(fake):
-    """A reply to an abandoned request must not answer a later one."""
+def test_slow_reply_answers_its_request_not_a_repeats(fake):
+    """A request the controller takes over a second to do is sent again (the
+    first send may have died with a controller restart); the reply to the
+    first send is the answer, even when the repeat's came first: a REQUEUE
+    that worked must not be reported as "job 7 is PENDING" (the repeat's
+    reply, once the first had requeued it)."""
     calls = {"n": 0}
 
     def h(t, b, _):
         calls["n"] += 1
         if calls["n"] == 1:
-            time.sleep(1.3)  # first PING answered late (after the CLI resent it)
-            return "REPLY", {"version": "late", "time": 0, "jobs": 0, "nodes": 0}
-        return "REPLY", {"version": "ok", "time": 0, "jobs": 0, "nodes": 0}
+            time.sleep(1.3)  # the CLI sends it again meanwhile
+            return "REPLY", {"requeued": [7], "errors": []}
+        return "ERROR", {"code": EINVAL, "msg": "job 7 is PENDING: requeue runs again what an "
+                                                "ended job did not complete"}
     f = fake(h)
-    r = ctl(f, "--json", "ping", check=0)
-    assert r.json["version"] == "ok"
+    r = ctl(f, "requeue", "7", check=0)
+    assert r.err == "", r.err
+    assert [t for t, _ in f.requests] == ["REQUEUE", "REQUEUE"], f.requests
+
+
+def test_a_void_batch_is_sent_again_at_once(fake):
+    """ERROR EAGAIN is the controller's "your batch was void, nothing stored"
+    (its map grew): the CLI sends the request again at once, SUBMIT too (a
+    repeat cannot make two jobs when the first made none), and stops after
+    8 tries with that error."""
+    calls = {"n": 0}
+
+    def h(t, b, _):
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            return "ERROR", {"code": EAGAIN, "msg": "store was full and has grown; retry the request"}
+        return "REPLY", {"id": 12}
+    f = fake(h)
+    t0 = time.monotonic()
+    r = ctl(f, "submit", "--", "true", check=0)
+    assert r.out == "12\n" and time.monotonic() - t0 < 5, r
+    assert [t for t, _ in f.requests] == ["SUBMIT"] * 3
+    f2 = fake(lambda t, b, _: ("ERROR", {"code": EAGAIN, "msg": "store was full and has grown; "
+                                                              "retry the request"}))
+    r = ctl(f2, "cancel", "3", check=1)
+    assert r.err.strip() == "moat cancel: store was full and has grown; retry the request", r.err
+    assert len(f2.requests) == 9, f2.requests
 
 
 @pytest.mark.parametrize("cmd", ["submit", "queue", "show", "cancel", "wait", "result", "nodes",
