@@ -973,7 +973,14 @@ int ctl_state_recover(struct ctl *ctl, struct err *err)
     /* the loaded finished jobs in the order they may go (noted in id order) */
     ctl_purge_sort(ctl);
     ctl_purge_run(ctl, units_mono());
-    return migrate ? recover_index(ctl, err) : 0;
+    if (migrate && recover_index(ctl, err) != 0)
+        return -1;
+    /* A node's silence counts from now: its heartbeats of the recovery (seconds
+     * for a million task records) wait unread in the socket. */
+    double mono = units_mono();
+    for (int i = 0; i < ctl->nnodes; i++)
+        ctl->nodes[i].last_seen = mono;
+    return 0;
 }
 
 /* ---- outbox ---- */

@@ -225,8 +225,9 @@ void ctl_state_free(struct ctl *ctl);
  * the store's index of jobs in memory (ctl_purge.h) with their tasks, so the
  * cost follows the unfinished and recent jobs, not the history. A store of
  * schema 1 (no index yet) is read whole once, and its index written and
- * committed. Nodes come back unregistered, with heartbeat tolerance from now
- * to register again. ENOMEM; store errors. */
+ * committed. Nodes come back unregistered, with heartbeat tolerance from the
+ * end of the recovery (not from when their records were read) to register
+ * again. ENOMEM; store errors. */
 int ctl_state_recover(struct ctl *ctl, struct err *err);
 
 /* ctl_job_get: job by id; a purged job is read back from the store (and is

@@ -78,12 +78,22 @@ def wait_for(pred, timeout, interval=0.05, what="condition"):
 
 
 def pid_alive(pid):
+    """Whether any thread of process pid still runs: a killed multi-threaded
+    process's leader is a zombie while its other threads still exit, and they
+    hold its files (a controller's state_dir lock) until the last one is gone."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (FileNotFoundError, ProcessLookupError, IndexError):
+        tids = os.listdir(f"/proc/{pid}/task")
+    except (FileNotFoundError, ProcessLookupError):
         return False
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            return True
+    return False
 
 
 class Cluster:

@@ -647,6 +647,43 @@ def test_requeue_runs_again_only_what_did_not_complete(make_cluster, tmp_path):
     assert [x["action"] for x in c.j("audit")["records"]].count("requeue") == 2
 
 
+def test_requeue_of_a_million_elements_answers_and_keeps_the_nodes(make_cluster):
+    """A REQUEUE of a cancelled 1,000,000-element array held the controller's
+    loop for seconds: the CLI sent it again after 1 s and took the repeat's
+    reply ("job is PENDING": exit 1 though the job was requeued), and the
+    commit's seconds counted as the nodes' silence (DOWN). Never-started
+    elements are now reset without a record, the time of a commit is the
+    controller's own, and a reply to any send of a request answers it."""
+    c = make_cluster(workers=1)
+    c.moat("admin", "node", "drain", "local-1")
+    jid = c.submit("true", opts=["--array", "0-999999"])
+    c.moat("cancel", jid)
+    state = lambda: {j["id"]: j["state"] for j in c.j("queue", "--all")["jobs"]}[jid]
+    wait_for(lambda: state() == "CANCELLED", 60, what="the cancel")
+    assert c.j("requeue", jid, timeout=120) == {"requeued": [jid], "errors": []}
+    assert state() == "PENDING"
+
+    def restart():
+        cpid = c.pid("controller")
+        os.kill(cpid, signal.SIGKILL)
+        wait_for(lambda: not pid_alive(cpid), 30, what="the controller to go")
+        c.up(1)
+
+    restart()  # the requeue was committed
+    assert state() == "PENDING"
+    job = c.j("show", f"{jid}_0")  # element 0 alone
+    assert job["tasks"][0]["state"] == "PENDING" and job["task_states"] == {"PENDING": 1000000}, job
+    # Cancelled elements have records: reading a million of them at the next
+    # start took seconds, and were counted as the nodes' silence.
+    for lo in range(0, 1000000, 100000):  # at most 100,000 elements a cancel
+        c.moat("cancel", f"{jid}_[{lo}-{min(lo + 99999, 999998)}]", timeout=120)
+    restart()
+    job = c.j("show", f"{jid}_999999")
+    assert job["task_states"] == {"CANCELLED": 999999, "PENDING": 1}, job
+    assert " DOWN" not in (c.dir / "controller.log").read_text()
+    assert c.nodes()["local-1"]["state"] == "DRAINING"
+
+
 def test_requeue_of_a_job_and_its_cancelled_dependent_runs_both(host_cluster, tmp_path):
     """A dependent cancelled because its --after job failed comes back with it:
     `moat requeue A B` (in either order) runs A again, then B once A COMPLETED."""
