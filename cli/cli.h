@@ -67,23 +67,25 @@ int cli_audit_run(struct cli *cli, int argc, char **argv);
 int cli_fail(const struct cli *cli, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* cli_out: where `--out FILE` output goes. cli_out_open: stdout when path is
+/* cli_out: where `--out FILE` (or another option's file, named opt in errors:
+ * "--ids") output goes. cli_out_open: stdout when path is
  * NULL; else a temporary file beside path (PATH.XXXXXX, mode 0666 less the
  * umask, or the existing file's) that cli_out_close renames over path (over
  * the file a symbolic link names) when rc is CLI_OK and removes otherwise, so
  * a failed command leaves an existing FILE as it was and no partial one
  * behind; a path that exists and is not a regular file (a FIFO, /dev/stdout),
  * or one in a directory where no temporary can be made, is written directly
- * (as before: no such protection). CLI_USAGE (naming --out) when it cannot be
+ * (as before: no such protection). CLI_USAGE (naming opt) when it cannot be
  * created. cli_out_close returns rc, or CLI_FAILED when the write or rename
  * failed (named). */
 struct cli_out {
     FILE *f;
+    const char *opt;  /* the option that named it, for errors: "--out" */
     const char *path; /* the file replaced: FILE, or what a link FILE names */
     char real[4096];  /* that file's real path, when FILE existed */
     char tmp[4096];   /* "" when writing path itself */
 };
-int cli_out_open(const struct cli *cli, struct cli_out *o, const char *path);
+int cli_out_open(const struct cli *cli, struct cli_out *o, const char *opt, const char *path);
 int cli_out_close(const struct cli *cli, struct cli_out *o, int rc);
 
 /* cli_usage_error: cli_fail with CLI_USAGE and a hint to see `moat CMD --help`. */
@@ -194,9 +196,12 @@ void cli_docs_close(struct cli_docs *r);
  * NULL: print the metadata meta, RESULT's reply for the job or the batch, to
  * out); with partial, those of an unfinished or failed job too: the rows of
  * batches not COMPLETED are NaN in npy and raw and left out of jsonl, and
- * stderr says which. With --json and outpath, *summary (else NULL) receives
- * {path, format, count, dim, dtype, missing} for the caller to print once out
- * is in place (caller json_decrefs). */
+ * stderr says which. ids (NULL: none; npy and raw only) receives one JSON
+ * line per row, in row order: {index, line, id} (line: the document's input
+ * line number; id: absent when it had none; {index, missing: true} for a
+ * row of a batch not COMPLETED). With --json and outpath, *summary (else
+ * NULL) receives {path, format, count, dim, dtype, missing} (and ids: idspath)
+ * for the caller to print once out is in place (caller json_decrefs). */
 int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, int format, bool skip_bad,
                      bool wait);
 
@@ -208,7 +213,8 @@ int cli_infer_submit(struct cli *cli, json_t *spec, const char *input, int forma
 int cli_submitted(struct cli *cli, uint64_t id, bool wait);
 int cli_submitted_with(struct cli *cli, uint64_t id, bool wait, json_t *extra);
 int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const char *fmt,
-                     long long task, bool partial, FILE *out, const char *outpath, json_t **summary);
+                     long long task, bool partial, FILE *out, const char *outpath, FILE *ids,
+                     const char *idspath, json_t **summary);
 
 /* ---- output ---- */
 

@@ -316,8 +316,30 @@ static int done_batches(struct cli *cli, uint64_t id, long long batches, bool *d
     }
 }
 
+/* ids_row: one line of the --ids file: row's input line and id (ids, lines:
+ * the batch's arrays, i its place in them), or that it is missing. -1 when out
+ * of memory. */
+static int ids_row(FILE *f, long long row, const json_t *ids, const json_t *lines, int i, bool missing)
+{
+    json_t *o = json_pack("{s:I}", "index", (json_int_t)row);
+    if (o == NULL)
+        return -1;
+    const json_t *lv = json_array_get(lines, (size_t)i), *idv = json_array_get(ids, (size_t)i);
+    if (missing)
+        json_object_set_new(o, "missing", json_true());
+    if (json_is_integer(lv))
+        json_object_set(o, "line", (json_t *)lv);
+    if (idv && !json_is_null(idv))
+        json_object_set(o, "id", (json_t *)idv);
+    json_dumpf(o, f, JSON_COMPACT);
+    fputc('\n', f);
+    json_decref(o);
+    return 0;
+}
+
 int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const char *fmt,
-                     long long task, bool partial, FILE *out, const char *outpath, json_t **summary)
+                     long long task, bool partial, FILE *out, const char *outpath, FILE *ids,
+                     const char *idspath, json_t **summary)
 {
     *summary = NULL;
     long long batches = cli_json_int(meta, "batches", 0), done = cli_json_int(meta, "done", 0);
@@ -408,8 +430,16 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
                 for (long long k = 0; k < dim; k++)
                     nanrow[k] = __builtin_nanf("");
             }
-            for (long long r = 0; bin && r < n; r++)
+            bool oom = false;
+            for (long long r = 0; bin && r < n && !oom; r++) {
                 fwrite(nanrow, sizeof *nanrow, (size_t)dim, out);
+                oom = ids && ids_row(ids, row + r, NULL, NULL, 0, true) != 0;
+            }
+            if (oom) {
+                free(ok);
+                free(nanrow);
+                return cli_fail(cli, CLI_FAILED, "out of memory");
+            }
             row += n;
             missing += n;
             nmissing++;
@@ -428,6 +458,17 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
         const float *e = msg.blobs[0].data;
         if (bin) {
             fwrite(e, 4, (size_t)n * (size_t)d, out); /* x86-64 and aarch64 are little-endian */
+            for (int i = 0; ids && i < n; i++) {
+                if (ids_row(ids, row + i, json_object_get(docs, "ids"), json_object_get(docs, "lines"), i,
+                            false) != 0) {
+                    json_decref(docs);
+                    proto_msg_clear(&msg);
+                    free(ok);
+                    free(nanrow);
+                    return cli_fail(cli, CLI_FAILED, "out of memory");
+                }
+            }
+            row += n;
         } else {
             const json_t *texts = json_object_get(docs, "texts"), *ids = json_object_get(docs, "ids");
             const json_t *lines = json_object_get(docs, "lines"); /* absent: jobs from before */
@@ -464,10 +505,15 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
     if (outpath && !cli->json)
         fprintf(stderr, "moat result: %lld embeddings of dimension %lld written to %s\n", rows, dim,
                 outpath);
-    if (outpath && cli->json)
+    if (idspath && !cli->json)
+        fprintf(stderr, "moat result: the ids of those %lld rows written to %s\n", rows, idspath);
+    if (outpath && cli->json) {
         *summary = json_pack("{s:s, s:s, s:I, s:I, s:s, s:I}", "path", outpath, "format", fmt, "count",
                              (json_int_t)rows, "dim", (json_int_t)dim, "dtype", "f32", "missing",
                              (json_int_t)missing);
+        if (*summary && idspath)
+            json_object_set_new(*summary, "ids", json_string(idspath));
+    }
     return CLI_OK;
 }
 

@@ -14,7 +14,9 @@ static const char help[] =
     "  id, embedding} per document; line: its line number in the input); --partial\n"
     "  exports those of a job not all of whose batches COMPLETED (failed, cancelled\n"
     "  or running): in npy and raw the other rows are NaN, in jsonl they are left\n"
-    "  out; with --json and --out, {path, format, count, dim, dtype, missing})\n"
+    "  out; with --json and --out, {path, format, count, dim, dtype, missing};\n"
+    "  --ids FILE with npy or raw: one JSON line per row, {index, line, id}, id\n"
+    "  absent when the document had none, {index, missing: true} for a NaN row)\n"
     "\n"
     "Print what a job's tasks wrote, task after task in index order: their\n"
     "stdout to stdout, their stderr to stderr (jsonl and --json keep both apart).\n"
@@ -31,6 +33,7 @@ static const char help[] =
     "Examples:\n"
     "  moat result 17\n"
     "  moat result 17 --task 3 --format raw --out part3.bin\n"
+    "  moat result 18 --format npy --out emb.npy --ids emb.ids.jsonl\n"
     "  moat result 17 --format jsonl | jq -r 'select(.exit_code != 0) | .stderr'\n";
 
 enum format { FMT_TEXT, FMT_JSONL, FMT_RAW, FMT_NPY };
@@ -81,11 +84,12 @@ static int raw_task(struct cli *cli, uint64_t id, long long task, FILE *out)
 
 int cli_result_run(struct cli *cli, int argc, char **argv)
 {
-    enum { OPT_TASK = 1, OPT_OUT, OPT_FORMAT, OPT_PARTIAL };
+    enum { OPT_TASK = 1, OPT_OUT, OPT_FORMAT, OPT_PARTIAL, OPT_IDS };
     static const struct option longopts[] = {
         {"task", required_argument, NULL, OPT_TASK},
         {"partial", no_argument, NULL, OPT_PARTIAL},
         {"out", required_argument, NULL, OPT_OUT},
+        {"ids", required_argument, NULL, OPT_IDS},
         {"format", required_argument, NULL, OPT_FORMAT},
         CLI_COMMON_OPTS,
     };
@@ -93,7 +97,7 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
     int c;
     long long task = -1;
     bool partial = false; /* infer: export what is done */
-    const char *outpath = NULL;
+    const char *outpath = NULL, *idspath = NULL;
     enum format fmt = FMT_TEXT;
     while ((c = cli_getopt(cli, argc, argv, "", longopts, help, &first)) != -1) {
         if (c == CLI_OPT_HELP)
@@ -104,6 +108,8 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
             return CLI_USAGE;
         if (c == OPT_OUT)
             outpath = optarg;
+        if (c == OPT_IDS)
+            idspath = optarg;
         partial |= c == OPT_PARTIAL;
         if (c == OPT_FORMAT) {
             if (strcmp(optarg, "jsonl") == 0)
@@ -116,6 +122,11 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
                 return cli_fail(cli, CLI_USAGE, "--format: '%s': expected jsonl, raw or npy", optarg);
         }
     }
+    if (idspath && fmt != FMT_NPY && fmt != FMT_RAW)
+        return cli_fail(cli, CLI_USAGE, "--ids goes with --format npy or raw (jsonl has them in "
+                        "each line)");
+    if (idspath && outpath && strcmp(idspath, outpath) == 0)
+        return cli_fail(cli, CLI_USAGE, "--ids %s: the same file as --out", idspath);
     if (optind >= argc)
         return cli_usage_error(cli, "missing JOB");
     if (optind + 1 < argc)
@@ -130,8 +141,10 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
         task = elem;
     }
 
-    struct cli_out o;
-    int rc = cli_out_open(cli, &o, outpath);
+    struct cli_out o, oi = {.f = stdout};
+    int rc = cli_out_open(cli, &o, "--out", outpath);
+    if (rc == CLI_OK && idspath && (rc = cli_out_open(cli, &oi, "--ids", idspath)) != CLI_OK)
+        cli_out_close(cli, &o, rc);
     if (rc != CLI_OK)
         return rc;
     FILE *out = o.f;
@@ -151,11 +164,13 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
             cli_stdout_claim();
         static const char *const names[] = {[FMT_TEXT] = NULL, [FMT_JSONL] = "jsonl",
                                             [FMT_RAW] = "raw", [FMT_NPY] = "npy"};
-        rc = cli_infer_result(cli, id, reply, names[fmt], task, partial, out, outpath, &summary);
+        rc = cli_infer_result(cli, id, reply, names[fmt], task, partial, out, outpath,
+                              idspath ? oi.f : NULL, idspath, &summary);
         goto done;
     }
-    if (fmt == FMT_NPY || partial) {
-        rc = cli_fail(cli, CLI_USAGE, "%s: only for infer jobs", partial ? "--partial" : "--format npy");
+    if (fmt == FMT_NPY || partial || idspath) {
+        rc = cli_fail(cli, CLI_USAGE, "%s: only for infer jobs",
+                      partial ? "--partial" : idspath ? "--ids" : "--format npy");
         goto done;
     }
     if (out == stdout)
@@ -229,6 +244,7 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
                 cut == 1 ? "" : " tasks");
 done:
     json_decref(reply);
+    rc = cli_out_close(cli, &oi, rc); /* the ids first: a failure there leaves FILE as it was */
     rc = cli_out_close(cli, &o, rc);
     if (rc == CLI_OK && summary) /* once the file is in place */
         cli_json_print(summary);

@@ -50,40 +50,41 @@ void cli_json_error(int code)
     json_decref(o);
 }
 
-int cli_out_open(const struct cli *cli, struct cli_out *o, const char *path)
+int cli_out_open(const struct cli *cli, struct cli_out *o, const char *opt, const char *path)
 {
     o->f = stdout;
+    o->opt = opt;
     o->path = path;
     o->tmp[0] = '\0';
     if (path == NULL) /* N.B. stdout is claimed at the first write (cli_stdout_claim) */
         return CLI_OK;
     if (path[0] == '\0')
-        return cli_fail(cli, CLI_USAGE, "--out: empty file name");
+        return cli_fail(cli, CLI_USAGE, "%s: empty file name", opt);
     struct stat sb;
     bool exists = stat(path, &sb) == 0;
     if (exists && !S_ISREG(sb.st_mode)) {
         if ((o->f = fopen(path, "wb")) == NULL)
-            return cli_fail(cli, CLI_USAGE, "--out: %s: %s", path, strerror(errno));
+            return cli_fail(cli, CLI_USAGE, "%s: %s: %s", opt, path, strerror(errno));
         return CLI_OK;
     }
     /* a link to a file: the file it names is replaced, not the link */
     if (exists && realpath(path, o->real) != NULL)
         o->path = o->real;
     if ((size_t)snprintf(o->tmp, sizeof o->tmp, "%s.XXXXXX", o->path) >= sizeof o->tmp)
-        return cli_fail(cli, CLI_USAGE, "--out: %s: path too long", path);
+        return cli_fail(cli, CLI_USAGE, "%s: %s: path too long", opt, path);
     int fd = mkstemp(o->tmp);
     if (fd < 0 && (errno == EACCES || errno == EPERM || errno == EROFS)) {
         /* no room beside it for a temporary (a file one may write in a directory
          * one may not): write the file itself, as before */
         o->tmp[0] = '\0';
         if ((o->f = fopen(path, "wb")) == NULL)
-            return cli_fail(cli, CLI_USAGE, "--out: %s: %s", path, strerror(errno));
+            return cli_fail(cli, CLI_USAGE, "%s: %s: %s", opt, path, strerror(errno));
         return CLI_OK;
     }
     if (fd < 0) {
         int e = errno;
         o->tmp[0] = '\0';
-        return cli_fail(cli, CLI_USAGE, "--out: %s: %s", path, strerror(e));
+        return cli_fail(cli, CLI_USAGE, "%s: %s: %s", opt, path, strerror(e));
     }
     mode_t mask = umask(0);
     umask(mask);
@@ -94,7 +95,7 @@ int cli_out_open(const struct cli *cli, struct cli_out *o, const char *path)
         unlink(o->tmp);
         o->tmp[0] = '\0';
         o->f = stdout;
-        return cli_fail(cli, CLI_USAGE, "--out: %s: %s", path, strerror(e));
+        return cli_fail(cli, CLI_USAGE, "%s: %s: %s", opt, path, strerror(e));
     }
     return CLI_OK;
 }
@@ -106,11 +107,11 @@ int cli_out_close(const struct cli *cli, struct cli_out *o, int rc)
     int e = fclose(o->f) != 0 ? errno : 0;
     o->f = stdout;
     if (rc == CLI_OK && e != 0)
-        rc = cli_fail(cli, CLI_FAILED, "--out: %s: %s", o->path, strerror(e));
+        rc = cli_fail(cli, CLI_FAILED, "%s: %s: %s", o->opt, o->path, strerror(e));
     if (o->tmp[0] == '\0')
         return rc;
     if (rc == CLI_OK && rename(o->tmp, o->path) != 0)
-        rc = cli_fail(cli, CLI_FAILED, "--out: %s: %s", o->path, strerror(errno));
+        rc = cli_fail(cli, CLI_FAILED, "%s: %s: %s", o->opt, o->path, strerror(errno));
     if (rc != CLI_OK)
         unlink(o->tmp);
     o->tmp[0] = '\0';

@@ -94,6 +94,32 @@ def test_infer_export_json_summary(fake, tmp_path):
     assert out.read_bytes()[:6] == b"\x93NUMPY" and out.read_bytes().endswith(emb_bytes(ROWS))
 
 
+def test_npy_export_ids_beside_it_one_line_per_row(fake, tmp_path):
+    """--ids FILE: the rows' documents in npy/raw row order, {index, line, id};
+    no id when the document had none; the --json summary names it."""
+    f = fake(infer_job)
+    out, ids = tmp_path / "e.npy", tmp_path / "e.ids.jsonl"
+    r = ctl(f, "result", "5", "--format", "npy", "--out", out, "--ids", ids, check=0)
+    assert [json.loads(x) for x in ids.read_text().splitlines()] == \
+        [{"index": 0, "line": 1, "id": "a"}, {"index": 1, "line": 3}, {"index": 2, "line": 6, "id": "d"}]
+    assert f"ids of those 3 rows written to {ids}" in r.err, r
+    r = ctl(f, "--json", "result", "5", "--format", "raw", "--out", tmp_path / "e.f32", "--ids", ids,
+            check=0)
+    assert json.loads(r.out)["ids"] == str(ids) and out.read_bytes().endswith((tmp_path / "e.f32").read_bytes())
+    assert len(ids.read_text().splitlines()) == 3
+    # jsonl has them already; the same file twice; a job that is not infer
+    ids.write_text("kept\n")
+    for args, word in ((["--format", "jsonl"], "--ids goes with --format npy or raw"),
+                       ([], "--ids goes with --format npy or raw"),
+                       (["--format", "npy", "--out", ids], "the same file as --out")):
+        r = ctl(f, "result", "5", *args, "--ids", ids, check=2)
+        assert word in r.err, r
+    g = fake(lambda t, b, _: ("REPLY", {"id": 7, "state": "COMPLETED", "tasks": []}))
+    r = ctl(g, "result", "7", "--format", "raw", "--out", tmp_path / "x", "--ids", ids, check=2)
+    assert "--ids: only for infer jobs" in r.err, r
+    assert ids.read_text() == "kept\n"  # a failed export leaves it as it was
+
+
 def submit_recorder(got):
     def h(t, b, blobs):
         got["spec"] = b["spec"]

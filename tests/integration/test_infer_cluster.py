@@ -364,10 +364,14 @@ def test_partial_exports_what_a_cancelled_job_finished(make_cluster, model_dir, 
     assert 2 <= len(done) < 20, show
     r = c.moat("result", jid, "--format", "npy", "--out", tmp_path / "x.npy", check=1)
     assert "--partial exports those" in r.err, r
-    r = c.moat("result", jid, "--format", "npy", "--partial", "--out", tmp_path / "p.npy")
+    r = c.moat("result", jid, "--format", "npy", "--partial", "--out", tmp_path / "p.npy",
+               "--ids", tmp_path / "p.ids")
     assert f"{20 - len(done)} of 20 batches not done" in r.err and "rows are NaN" in r.err, r
     rows = load_npy(tmp_path / "p.npy")
     assert len(rows) == 119
+    ids = [json.loads(x) for x in (tmp_path / "p.ids").read_text().splitlines()]
+    assert ids == [{"index": i, "line": i + 1} if i // 6 in done else {"index": i, "missing": True}
+                   for i in range(119)], ids
     for b in range(20):
         block = rows[6 * b:6 * b + 6]
         if b in done:  # as the batch exports alone
