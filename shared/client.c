@@ -112,7 +112,8 @@ bool client_link_why(client_t *c, char *buf, size_t cap)
     if (net_sock_link(c->sock, false) != NET_LINK_NO_HANDSHAKE)
         return false;
     snprintf(buf, cap, "connected to %s but the CURVE handshake did not complete: wrong controller "
-             "public key, or this client's key is not allowlisted", c->endpoint);
+             "public key, this client's key is not allowlisted, or the controller is too busy to answer "
+             "(recovering a large store, or a long request)", c->endpoint);
     return true;
 }
 

@@ -60,8 +60,9 @@ const char *client_endpoint(const client_t *c);
  * than "no reply": the TCP connection to the controller was made but no CURVE
  * handshake completed (the controller key given is not the controller's,
  * or, where the controller drops rather than refuses it, this client's key
- * is not allowlisted). Writes one line (cap bytes) into buf and returns true;
- * false, buf untouched, otherwise (no connection made, or the link is up:
+ * is not allowlisted, or the controller did not serve the handshake in time:
+ * it answers handshakes between requests and after its recovery). Writes one
+ * line (cap bytes) into buf and returns true; false, buf untouched, otherwise (no connection made, or the link is up:
  * then "no reply" is the whole story). Reads the link's pending events only. */
 bool client_link_why(client_t *c, char *buf, size_t cap);
 

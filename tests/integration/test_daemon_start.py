@@ -114,8 +114,9 @@ def test_cli_with_a_wrong_controller_key_says_the_handshake_failed(cluster, tmp_
     r = c.moat("queue", env={"MOAT_CONTROLLER_KEY": str(tmp_path / "other-controller.pub"),
                              "MOAT_TIMEOUT": "2s"}, check=3)
     assert r.err.strip() == (f"moat queue: connected to {c.endpoint} but the CURVE handshake did not "
-                             "complete: wrong controller public key, or this client's key is "
-                             "not allowlisted"), r
+                             "complete: wrong controller public key, this client's key is "
+                             "not allowlisted, or the controller is too busy to answer (recovering "
+                             "a large store, or a long request)"), r
     # a controller that is not there is still "no reply"
     r = c.moat("queue", env={"MOAT_CONTROLLER": "tcp://127.0.0.1:1", "MOAT_TIMEOUT": "1s"},
                check=3)
