@@ -124,6 +124,11 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(CTL_LIBOBJ) $(WRK_LIBOBJ) 
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(CTL_LIBOBJ) $(WRK_LIBOBJ) $(KRN_BENCH_REF_OBJ) $(SHARED_LIB) $(KRN_LIB) $(DEP_LIBS) $(KRN_LDLIBS) $(NCCL_LDLIBS) -lcmocka
 
+# test_cli_idset tests a part of the CLI
+$(BUILD)/tests/test_cli_idset: $(BUILD)/tests/unit/test_cli_idset.o $(BUILD)/cli/cli_idset.o $(SHARED_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -lcmocka
+
 # test_reap drives bin/moat-reap
 $(BUILD)/tests/test_reap: $(BIN)/moat-reap
 

@@ -149,6 +149,19 @@ int cli_request_blobs(struct cli *cli, enum proto_type type, json_t *body,
 int cli_model_run(struct cli *cli, int argc, char **argv);
 int cli_search_run(struct cli *cli, int argc, char **argv);
 
+/* cli_idset.c: the ids of a JSONL input, to find a repeat (a set of 96-bit
+ * BLAKE2b digests of the typed ids with their first line; see cli_idset.c).
+ * cli_idset_add: 0 when id (a JSON string or integer, borrowed) is new (kept
+ * with line), 1 when it was seen before (*first: that line, -1 past 2^32),
+ * -1 out of memory. cli_idset_free: frees; a zeroed set is empty. */
+struct cli_idslot;
+struct cli_idset {
+    struct cli_idslot *slots; /* owned; cap of them, a power of two */
+    size_t cap, n;
+};
+int cli_idset_add(struct cli_idset *set, const json_t *id, long line, long *first);
+void cli_idset_free(struct cli_idset *set);
+
 /* cli_input.c: the documents of an infer job's input file, one at a time (the
  * formats: see cli_input.c). cli_docs_open: path ("-": stdin, kept in memory),
  * format 1 JSONL, 0 text, -1 by the extension or the first line; an exit code
@@ -172,7 +185,8 @@ struct cli_docs {
     const char *name;       /* "stdin" or the path, in FILE:LINE messages */
     int jsonl0, jsonl;      /* the format as opened, and as decided so far */
     bool skip_bad, quiet, any_id;
-    json_t *seen;           /* ids so far -> their line numbers */
+    bool checking;          /* the first reading: ids go into seen */
+    struct cli_idset seen;  /* its ids so far, with their line numbers */
     char *line;
     size_t cap;
     long lineno, blank, bad;

@@ -14,8 +14,8 @@
  *
  * The input is read twice (cli_docs_rewind): once to check and count it, once
  * to send it, so that the CLI holds one message's worth of documents, not the
- * corpus (and, for JSONL with ids, each id once while checking them: about
- * 160 bytes an id). A file that changes in between (size, mtime, inode) is
+ * corpus (and, for JSONL with ids, each id's digest while checking them:
+ * about 28 bytes an id, cli_idset.c). A file that changes in between (size, mtime, inode) is
  * an error. stdin and other inputs that cannot be read twice (a pipe, a
  * FIFO) are copied into memory as the first reading goes.
  */
@@ -42,29 +42,23 @@ static int input_format_by_name(const char *path)
     return -1;
 }
 
-/* id_repeats: whether id (a string or an integer) is in seen, an object of the
- * ids so far ("s:" + string, or "i:" + decimal -> line number): then msg says
- * which line has it. Else id is added with lineno. */
-static bool id_repeats(json_t *seen, const json_t *id, long lineno, char *msg, size_t cap)
+/* id_repeats: 1 when id (a string or an integer) was seen on an earlier line
+ * (msg then says which), 0 when it is new (now kept with lineno), -1 out of
+ * memory. */
+static int id_repeats(struct cli_idset *seen, const json_t *id, long lineno, char *msg, size_t cap)
 {
-    size_t len = json_is_string(id) ? json_string_length(id) : 0;
-    char *key = malloc(len + 32);
-    if (key == NULL)
-        return false;
-    size_t klen = json_is_string(id)
-                      ? (memcpy(key, "s:", 2), memcpy(key + 2, json_string_value(id), len), len + 2)
-                      : (size_t)snprintf(key, 32, "i:%lld", (long long)json_integer_value(id));
-    const json_t *prev = json_object_getn(seen, key, klen);
-    if (prev) {
+    long first;
+    int rc = cli_idset_add(seen, id, lineno, &first);
+    if (rc == 1) {
         char *shown = json_dumps(id, JSON_ENCODE_ANY);
-        snprintf(msg, cap, "\"id\" %.60s%s is line %lld's too: ids must be unique", shown ? shown : "?",
-                 shown && strlen(shown) > 60 ? "..." : "", (long long)json_integer_value(prev));
+        char where[40] = "an earlier line's";
+        if (first > 0)
+            snprintf(where, sizeof where, "line %ld's", first);
+        snprintf(msg, cap, "\"id\" %.60s%s is %s too: ids must be unique", shown ? shown : "?",
+                 shown && strlen(shown) > 60 ? "..." : "", where);
         free(shown);
-    } else {
-        json_object_setn_new(seen, key, klen, json_integer(lineno));
     }
-    free(key);
-    return prev != NULL;
+    return rc;
 }
 
 int cli_docs_open(struct cli *cli, const char *path, int format, bool skip_bad, struct cli_docs *r)
@@ -93,8 +87,8 @@ int cli_docs_open(struct cli *cli, const char *path, int format, bool skip_bad, 
     }
     /* --input-format, else the extension, else the first non-blank line */
     r->jsonl0 = r->jsonl = format >= 0 ? format : r->std_in ? -1 : input_format_by_name(path);
-    r->seen = json_object();
-    return r->seen ? CLI_OK : cli_fail(cli, CLI_FAILED, "out of memory");
+    r->checking = true;
+    return CLI_OK;
 }
 
 int cli_docs_rewind(struct cli_docs *r)
@@ -119,8 +113,8 @@ int cli_docs_rewind(struct cli_docs *r)
     r->jsonl = r->jsonl0;
     r->lineno = r->blank = r->bad = 0;
     r->quiet = true; /* its bad lines were said the first time */
-    json_decref(r->seen); /* the second reading skips the lines the first found repeating an id */
-    r->seen = NULL;
+    cli_idset_free(&r->seen); /* the second reading skips the lines the first found repeating an id */
+    r->checking = false;
     r->ndup_next = 0;
     return CLI_OK;
 }
@@ -134,7 +128,7 @@ void cli_docs_close(struct cli_docs *r)
     free(r->mem);
     free(r->line);
     free(r->dups);
-    json_decref(r->seen);
+    cli_idset_free(&r->seen);
     memset(r, 0, sizeof *r);
 }
 
@@ -225,9 +219,19 @@ int cli_docs_next(struct cli_docs *r, json_t **textp, json_t **idp, long *linep)
                 why = msg;
             }
             json_decref(o);
-            if (why == NULL && id != NULL &&
-                (r->seen ? id_repeats(r->seen, id, r->lineno, msg, sizeof msg) : dup_seen(r, r->lineno))) {
-                if (r->seen)
+            int rep = why == NULL && id != NULL
+                          ? r->checking ? id_repeats(&r->seen, id, r->lineno, msg, sizeof msg)
+                                        : dup_seen(r, r->lineno)
+                          : 0;
+            if (rep < 0) {
+                json_decref(text);
+                json_decref(id);
+                r->rc = cli_fail(r->cli, CLI_FAILED, "--input: %s:%ld: out of memory for the ids to check",
+                                 r->name, r->lineno);
+                return -1;
+            }
+            if (rep) {
+                if (r->checking)
                     dup_note(r, r->lineno);
                 else
                     snprintf(msg, sizeof msg, "\"id\" repeats an earlier line's");
