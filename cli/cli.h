@@ -163,7 +163,7 @@ int cli_idset_add(struct cli_idset *set, const json_t *id, long line, long *firs
 void cli_idset_free(struct cli_idset *set);
 
 /* cli_input.c: the documents of an infer job's input file, one at a time (the
- * formats: see cli_input.c). cli_docs_open: path ("-": stdin, kept in memory),
+ * formats: see cli_input.c). cli_docs_open: path ("-": stdin, copied to $TMPDIR),
  * format 1 JSONL, 0 text, -1 by the extension or the first line; an exit code
  * (printed). cli_docs_next: 1 with the next document's text, its id (or NULL;
  * both new references) and its 1-based line number; 0 at the end; -1 when a
@@ -177,9 +177,9 @@ struct cli_docs {
     FILE *f;                /* stdin (not ours while std_in) or ours */
     bool std_in;
     struct stat st;         /* the file's at open: a change before the second reading */
-    FILE *copy;             /* unrewindable input: what the first reading read, into mem */
-    char *mem;              /* owned */
-    size_t mem_len;
+    FILE *copy;             /* unrewindable input: what the first reading read, in an
+                             * unlinked file of copy_dir (owned) */
+    char copy_dir[4096];    /* $TMPDIR, or /tmp */
     long *dups;             /* lines the first reading found repeating an id */
     size_t ndups, dups_cap, ndup_next;
     const char *name;       /* "stdin" or the path, in FILE:LINE messages */

@@ -15,15 +15,17 @@
  * The input is read twice (cli_docs_rewind): once to check and count it, once
  * to send it, so that the CLI holds one message's worth of documents, not the
  * corpus (and, for JSONL with ids, each id's digest while checking them:
- * about 28 bytes an id, cli_idset.c). A file that changes in between (size, mtime, inode) is
- * an error. stdin and other inputs that cannot be read twice (a pipe, a
- * FIFO) are copied into memory as the first reading goes.
+ * about 28 bytes an id, cli_idset.c). A file that changes in between (size,
+ * mtime, inode) is an error. stdin and other inputs that cannot be read twice
+ * (a pipe, a FIFO) are copied as the first reading goes into an unlinked
+ * file of $TMPDIR (default /tmp), read back the second time.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "shared/jobspec.h"
@@ -79,10 +81,29 @@ int cli_docs_open(struct cli *cli, const char *path, int format, bool skip_bad, 
     if (r->std_in || !S_ISREG(r->st.st_mode)) {
         /* stdin, a pipe (<(zcat F.gz)), a FIFO, a device: cannot be read twice, so
          * the first reading keeps a copy of what it read (and stops at the
-         * first bad line as the file does) */
-        if ((r->copy = open_memstream(&r->mem, &r->mem_len)) == NULL) {
+         * first bad line as the file does) in an unlinked file of $TMPDIR, as
+         * sort(1) spills: a corpus is not held in memory */
+        const char *dir = getenv("TMPDIR");
+        if (dir == NULL || dir[0] == '\0')
+            dir = "/tmp";
+        if ((size_t)snprintf(r->copy_dir, sizeof r->copy_dir, "%s", dir) >= sizeof r->copy_dir) {
+            int rc = cli_fail(cli, CLI_USAGE, "TMPDIR: %.60s...: path too long", dir);
             cli_docs_close(r);
-            return cli_fail(cli, CLI_FAILED, "out of memory");
+            return rc;
+        }
+        char tmp[sizeof r->copy_dir + 32];
+        snprintf(tmp, sizeof tmp, "%s/moat-input.XXXXXX", dir);
+        int fd = mkstemp(tmp);
+        if (fd >= 0)
+            unlink(tmp); /* gone when the CLI is, whatever way it ends */
+        if (fd < 0 || (r->copy = fdopen(fd, "w+b")) == NULL) {
+            int e = errno;
+            if (fd >= 0)
+                close(fd);
+            int rc = cli_fail(cli, CLI_FAILED, "--input: %s: a copy in %s (TMPDIR): %s", r->name, dir,
+                              strerror(e));
+            cli_docs_close(r);
+            return rc;
         }
     }
     /* --input-format, else the extension, else the first non-blank line */
@@ -94,15 +115,14 @@ int cli_docs_open(struct cli *cli, const char *path, int format, bool skip_bad, 
 int cli_docs_rewind(struct cli_docs *r)
 {
     if (r->copy) {
-        fclose(r->copy); /* the buffer is final */
-        r->copy = NULL;
+        if (fflush(r->copy) != 0 || fseeko(r->copy, 0, SEEK_SET) != 0)
+            return cli_fail(r->cli, CLI_FAILED, "--input: %s: its copy in %s (TMPDIR): %s", r->name,
+                            r->copy_dir, strerror(errno));
         if (!r->std_in)
             fclose(r->f);
-        /* fmemopen of 0 bytes fails (EINVAL): an empty copy reads as /dev/null */
-        r->f = r->mem_len ? fmemopen(r->mem, r->mem_len, "r") : fopen("/dev/null", "rb");
-        r->std_in = false; /* r->f is ours now */
-        if (r->f == NULL)
-            return cli_fail(r->cli, CLI_FAILED, "--input: %s: %s", r->name, strerror(errno));
+        r->f = r->copy; /* ours */
+        r->copy = NULL;
+        r->std_in = false;
     } else {
         struct stat now;
         if (fstat(fileno(r->f), &now) != 0 || now.st_size != r->st.st_size || now.st_ino != r->st.st_ino ||
@@ -125,7 +145,6 @@ void cli_docs_close(struct cli_docs *r)
         fclose(r->copy);
     if (r->f && !r->std_in)
         fclose(r->f);
-    free(r->mem);
     free(r->line);
     free(r->dups);
     cli_idset_free(&r->seen);
@@ -163,7 +182,8 @@ int cli_docs_next(struct cli_docs *r, json_t **textp, json_t **idp, long *linep)
         char *line = r->line;
         r->lineno++;
         if (r->copy && fwrite(line, 1, (size_t)n, r->copy) != (size_t)n) {
-            r->rc = cli_fail(r->cli, CLI_FAILED, "--input: %s: out of memory for its copy", r->name);
+            r->rc = cli_fail(r->cli, CLI_FAILED, "--input: %s: its copy in %s (TMPDIR): %s", r->name,
+                             r->copy_dir, strerror(errno));
             return -1;
         }
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))

@@ -190,6 +190,23 @@ def test_input_dash_reads_stdin(fake):
     assert "stdin:2: a NUL byte" in r.err, r
 
 
+def test_stdin_is_copied_to_tmpdir_not_held_in_memory(fake, tmp_path):
+    """stdin cannot be read twice: its copy goes to an unlinked file in
+    $TMPDIR (a corpus piped from zcat is not held in memory), gone after."""
+    got = {}
+    f = fake(submit_recorder(got))
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    ctl(f, "submit", "--infer", "m", "--input", "-", input="a\n\nb\n", env={"TMPDIR": str(spool)},
+        check=0)
+    assert got["blobs"] == [["a", "b"], None, [1, 3]], got
+    assert list(spool.iterdir()) == []
+    r = ctl(f, "submit", "--infer", "m", "--input", "-", input="a\n",
+            env={"TMPDIR": str(tmp_path / "none")}, check=1)
+    assert r.err.strip() == f"moat submit: --input: stdin: a copy in {tmp_path / 'none'} (TMPDIR): " \
+                            "No such file or directory", r
+
+
 def search_cluster(ids):
     """A fake controller holding job 5 (the documents above, ids or none) and
     answering a query job 6 whose embedding is ROWS[1]'s direction."""
