@@ -226,17 +226,6 @@ static int write_endpoint(const char *path, const char *endpoint, struct err *er
     return 0;
 }
 
-/* own_stall: the controller spent seconds on its own work (not waiting in poll):
- * when that is over half a heartbeat interval, the nodes' heartbeats of that
- * time wait unread in the socket, so their silence is counted from later. */
-static void own_stall(struct ctl *ctl, double seconds)
-{
-    if (seconds <= ctl->cfg.heartbeat_interval / 2)
-        return;
-    for (int i = 0; i < ctl->nnodes; i++)
-        ctl->nodes[i].last_seen += seconds;
-}
-
 static int run(struct ctl *ctl, net_sock_t *zap)
 {
     struct net_pollitem items[2] = {{.sock = ctl->sock, .events = NET_POLLIN},
@@ -259,7 +248,6 @@ static int run(struct ctl *ctl, net_sock_t *zap)
             for (int i = 0; i < ctl->nnodes; i++)
                 ctl->nodes[i].last_seen += stalled;
         }
-        double work_start = units_mono();
         /* New connections first: a handshake waits for this answer. The batch
          * is closed here, so the allowlist file may be re-read. */
         ctl_auth_refresh(ctl);
@@ -267,6 +255,13 @@ static int run(struct ctl *ctl, net_sock_t *zap)
             log_error("ctl", "%s", e.msg);
             return -1;
         }
+        /* Every node's messages sent before the drain starts are read by its end
+         * (a ROUTER takes its peers' messages in turn: a node is served
+         * among any number of busy clients): a node's silence is counted up to
+         * here, so that no long request in the drain, commit or schedule of a
+         * pass (a REQUEUE of a million tasks) counts as its silence, while a
+         * dead node's silence still grows from pass to pass under any load. */
+        double heard = units_mono();
         for (int n = 0; n < BATCH_MAX && ctl->store_err.code == 0; n++) {
             struct proto_msg msg;
             struct net_peer peer;
@@ -284,13 +279,9 @@ static int run(struct ctl *ctl, net_sock_t *zap)
             proto_msg_clear(&msg);
         }
         double mono = units_mono(), now = units_now();
-        /* A long pass (a shard extraction, a REQUEUE of a million tasks, a slow
-         * disk) is the controller's own stall: heartbeats waited in the queue
-         * meanwhile, so it must not count against the nodes' silence. */
-        own_stall(ctl, mono - work_start);
         if (ctl->store_err.code == 0 && mono >= next_check) {
             next_check = mono + CHECK_EVERY;
-            if (ctl_nodes_check(ctl, now, mono, &e) != 0 && ctl->store_err.code == 0)
+            if (ctl_nodes_check(ctl, now, heard, &e) != 0 && ctl->store_err.code == 0)
                 log_error("ctl", "node check: %s", e.msg);
         }
         if (ctl->store_err.code == 0 && mono >= next_parts) {
@@ -313,7 +304,7 @@ static int run(struct ctl *ctl, net_sock_t *zap)
         if (ctl->store_err.code != 0) {
             if (fail_batch(ctl) != 0)
                 return -1;
-            continue; /* the nodes' clocks start anew from the store */
+            continue; /* the nodes' clocks start anew with the recovery */
         }
         flush_outbox(ctl);
         /* the batch is committed: finished jobs whose time has come leave memory */
@@ -321,9 +312,6 @@ static int run(struct ctl *ctl, net_sock_t *zap)
         /* many purged and no batch to carry them: a transaction of their own */
         if (ctl_live_flush(ctl, true, &e) != 0)
             log_error("ctl", "purge: %s", e.msg);
-        /* the schedule, the commit of a large batch and the purge are the
-         * controller's own time too */
-        own_stall(ctl, units_mono() - mono);
     }
     return 0;
 }

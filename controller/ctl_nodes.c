@@ -460,15 +460,15 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     return ctl_out_reply(ctl, peer, msg->req_id, NULL);
 }
 
-int ctl_nodes_check(struct ctl *ctl, double now, double mono, struct err *err)
+int ctl_nodes_check(struct ctl *ctl, double now, double heard, struct err *err)
 {
     for (int n = 0; n < ctl->nnodes; n++) {
         struct ctl_node *node = &ctl->nodes[n];
         if (node->state == NODE_STATE_DOWN && node->running == 0)
             continue;
-        if (mono - node->last_seen <= node_limit(ctl, node))
+        if (heard - node->last_seen <= node_limit(ctl, node))
             continue;
-        log_warn("ctl", "node %s: no heartbeat for %.1f s; DOWN", node->name, mono - node->last_seen);
+        log_warn("ctl", "node %s: no heartbeat for %.1f s; DOWN", node->name, heard - node->last_seen);
         node->state = NODE_STATE_DOWN;
         node->registered = false;
         if (ctl_node_save(ctl, node, err) != 0)

@@ -21,8 +21,10 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
 
 /* ctl_nodes_check: mark nodes silent for heartbeat_interval x heartbeat_tolerance
  * DOWN and requeue their tasks; KILL tasks well past their deadline that the worker
- * has not ended, and end them as TIMEOUT if they still linger. now/mono: Unix and
- * monotonic seconds. -1 with err if a record could not be written. */
-int ctl_nodes_check(struct ctl *ctl, double now, double mono, struct err *err);
+ * has not ended, and end them as TIMEOUT if they still linger. now: Unix
+ * seconds; heard: the monotonic time up to which every node's messages have
+ * been read (the start of the last drain of the socket), against which a
+ * node's silence is counted. -1 with err if a record could not be written. */
+int ctl_nodes_check(struct ctl *ctl, double now, double heard, struct err *err);
 
 #endif

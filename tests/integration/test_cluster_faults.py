@@ -337,6 +337,42 @@ def test_a_paused_controller_does_not_take_its_nodes_for_dead(cluster):
     assert all(n["state"] == "UP" for n in cluster.nodes().values())
 
 
+def test_a_dead_node_is_found_while_requests_keep_the_controller_busy(make_cluster):
+    """Long passes (here SHOWs of a million-element array, kept queued) are
+    the controller's own time, not the nodes' silence; but a node that died
+    meanwhile must still be found DOWN while the load goes on, not after it
+    (its silence was credited back pass after pass, for as long as the load
+    lasted)."""
+    c = make_cluster(workers=1)
+    run = c.submit("sleep", "300")
+    wait_for(lambda: c.show(run)["state"] == "RUNNING", 20, what="the task running")
+    big = c.submit("true", opts=["--array", "0-999998", "--hold"])  # the key's quota: 10^6
+    cl = Client(c.endpoint, c.dir)
+    log = c.dir / "controller.log"
+    try:
+        outstanding = set()
+        killed = None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            while len(outstanding) < 60:
+                outstanding.add(cl.send("SHOW", {"id": big}))
+            r = cl.recv(0.05)
+            if r is not None:
+                outstanding.discard(r[1])
+            if killed is None and time.monotonic() > deadline - 85:  # the load is on
+                os.kill(c.pid("worker-1"), signal.SIGKILL)
+                killed = time.monotonic()
+            if killed is not None and "local-1: no heartbeat" in log.read_text():
+                break
+        else:
+            raise AssertionError("no DOWN while the load went on")
+        # within a few of the (long) passes, under a load that never stopped
+        assert time.monotonic() - killed < 45, time.monotonic() - killed
+    finally:
+        cl.close()
+    c.wait_state(run, "PENDING", timeout=60)  # requeued: no node left to run it
+
+
 def test_a_request_the_wire_refuses_is_answered_naming_the_field(cluster):
     # It was dropped as malformed, and the CLI waited for a reply that never
     # came ("cannot reach the controller", exit 3).
