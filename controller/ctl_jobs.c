@@ -164,6 +164,8 @@ int ctl_job_requeue(struct ctl *ctl, struct ctl_job *job, struct err *err)
         if (store_del(ctl->store, untouched ? STORE_DB_TASKS : STORE_DB_RESULTS, key, klen, &e) != 0 &&
             e.code != ENOENT) {
             *err = e;
+            if (ctl->store_err.code == 0)
+                ctl->store_err = e; /* the batch is void: MAP_FULL grows the map (fail_batch) */
             return -1;
         }
         t->state = JOB_STATE_PENDING;

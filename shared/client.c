@@ -224,12 +224,16 @@ int client_call_repeat(client_t *c, enum proto_type type, const json_t *body,
     for (;;) {
         if (units_mono() >= next_send && n < REPEAT_MAX) {
             json_t *copy = body ? json_deep_copy(body) : json_object();
+            if (copy == NULL)
+                return err_set(err, ENOMEM, "%s: out of memory", proto_type_name(type));
             if (client_send_blobs(c, type, copy, blobs, nblobs, &ids[n], err) != 0)
                 return err_prefix(err, "%s", proto_type_name(type));
             n++;
             if (sends)
                 *sends = n;
-            next_send = resend && n < REPEAT_MAX ? units_mono() + step : deadline;
+            /* N.B. never again once not to resend: not even when a stray reply
+             * wakes this loop at its deadline (a second SUBMIT, a second job) */
+            next_send = resend && n < REPEAT_MAX ? units_mono() + step : HUGE_VAL;
             step *= 2;
         }
         double wake = next_send < deadline ? next_send : deadline;

@@ -3,12 +3,13 @@ sends (docs/protocol.md), what it prints, and its exit codes (PRODUCT.md).
 Needs only bin/moat."""
 import json
 import os
+import threading
 import time
 
 import pytest
 
 from conftest import run_moat as _run_moat
-from moatproto import EAGAIN, EINVAL, ENOENT, ENOSPC, FAKE_ENV
+from moatproto import EAGAIN, EINVAL, ENOENT, ENOSPC, FAKE_ENV, curve_server, message, parse_header
 
 
 def run_moat(args, env=None, **kw):
@@ -403,6 +404,42 @@ def test_slow_reply_answers_its_request_not_a_repeats(fake):
     r = ctl(f, "requeue", "7", check=0)
     assert r.err == "", r.err
     assert [t for t, _ in f.requests] == ["REQUEUE", "REQUEUE"], f.requests
+
+
+def test_submit_is_sent_once_even_when_stray_replies_wake_it_at_its_deadline():
+    """SUBMIT is never repeated (a repeat could make two jobs): replies to other
+    requests arriving at its deadline woke the wait loop when its next send was
+    due at the deadline, and a second SUBMIT went."""
+    import zmq
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.ROUTER)
+    s.setsockopt(zmq.LINGER, 0)
+    curve_server(s)
+    port = s.bind_to_random_port("tcp://127.0.0.1")
+    got, stop = [], threading.Event()
+
+    def serve():
+        peer, t0 = None, None
+        while not stop.is_set():
+            if s.poll(1):
+                frames = s.recv_multipart()
+                peer = frames[0]
+                got.append(parse_header(frames[1])[0])
+                t0 = t0 or time.monotonic()
+            if peer is not None and 1.5 < time.monotonic() - t0 < 3.0:  # around the 2 s deadline
+                s.send_multipart([peer] + message("REPLY", 424242, {}))
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        r = run_moat(["--controller", f"tcp://127.0.0.1:{port}", "submit", "--", "true"],
+                     env={"MOAT_TIMEOUT": "2s"})
+    finally:
+        stop.set()
+        th.join()
+        s.close(0)
+        ctx.term()
+    assert r.rc == 3 and "no reply in 2s" in r.err, r
+    assert got == ["SUBMIT"], got
 
 
 def test_a_void_batch_is_sent_again_at_once(fake):
