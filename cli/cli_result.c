@@ -1,9 +1,11 @@
 /* cli_result.c: moat result: a job's task outputs (RESULT), as text, JSON lines or
  * exact bytes. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 
@@ -82,6 +84,29 @@ static int raw_task(struct cli *cli, uint64_t id, long long task, FILE *out)
     return CLI_OK;
 }
 
+/* same_file: whether paths a and b name one file: the same inode when both
+ * exist, else the same name in the same (resolved) directory. */
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    bool ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+    if (ea || eb)
+        return ea && eb && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    char da[PATH_MAX], db[PATH_MAX], ra[PATH_MAX], rb[PATH_MAX];
+    snprintf(da, sizeof da, "%s", a);
+    snprintf(db, sizeof db, "%s", b);
+    const char *na = strrchr(a, '/') ? strrchr(a, '/') + 1 : a, *nb = strrchr(b, '/') ? strrchr(b, '/') + 1 : b;
+    char *sa_ = strrchr(da, '/'), *sb_ = strrchr(db, '/');
+    if (sa_)
+        *sa_ = '\0';
+    if (sb_)
+        *sb_ = '\0';
+    if (realpath(sa_ ? (da[0] ? da : "/") : ".", ra) == NULL ||
+        realpath(sb_ ? (db[0] ? db : "/") : ".", rb) == NULL)
+        return strcmp(a, b) == 0;
+    return strcmp(ra, rb) == 0 && strcmp(na, nb) == 0;
+}
+
 int cli_result_run(struct cli *cli, int argc, char **argv)
 {
     enum { OPT_TASK = 1, OPT_OUT, OPT_FORMAT, OPT_PARTIAL, OPT_IDS };
@@ -125,8 +150,8 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
     if (idspath && fmt != FMT_NPY && fmt != FMT_RAW)
         return cli_fail(cli, CLI_USAGE, "--ids goes with --format npy or raw (jsonl has them in "
                         "each line)");
-    if (idspath && outpath && strcmp(idspath, outpath) == 0)
-        return cli_fail(cli, CLI_USAGE, "--ids %s: the same file as --out", idspath);
+    if (idspath && outpath && same_file(idspath, outpath))
+        return cli_fail(cli, CLI_USAGE, "--ids %s: the same file as --out %s", idspath, outpath);
     if (optind >= argc)
         return cli_usage_error(cli, "missing JOB");
     if (optind + 1 < argc)
@@ -244,7 +269,10 @@ int cli_result_run(struct cli *cli, int argc, char **argv)
                 cut == 1 ? "" : " tasks");
 done:
     json_decref(reply);
-    rc = cli_out_close(cli, &oi, rc); /* the ids first: a failure there leaves FILE as it was */
+    /* both written whole before either replaces its file: an old FILE is never
+     * left beside new ids, nor new embeddings beside old ids */
+    rc = cli_out_flush(cli, &o, cli_out_flush(cli, &oi, rc));
+    rc = cli_out_close(cli, &oi, rc);
     rc = cli_out_close(cli, &o, rc);
     if (rc == CLI_OK && summary) /* once the file is in place */
         cli_json_print(summary);

@@ -100,10 +100,26 @@ int cli_out_open(const struct cli *cli, struct cli_out *o, const char *opt, cons
     return CLI_OK;
 }
 
+int cli_out_flush(const struct cli *cli, struct cli_out *o, int rc)
+{
+    if (rc != CLI_OK || o->f == stdout)
+        return rc;
+    /* a write that failed (a full disk, a file size limit) leaves its error
+     * here: fclose alone does not see an fwrite too large for the buffer */
+    errno = 0;
+    if (fflush(o->f) != 0 && errno != 0)
+        return cli_fail(cli, CLI_FAILED, "%s: %s: %s", o->opt, o->path, strerror(errno));
+    if (ferror(o->f)) /* the failed write's errno is gone */
+        return cli_fail(cli, CLI_FAILED, "%s: %s: a write failed (a full disk, or a file size limit)",
+                        o->opt, o->path);
+    return rc;
+}
+
 int cli_out_close(const struct cli *cli, struct cli_out *o, int rc)
 {
     if (o->f == stdout)
         return rc;
+    rc = cli_out_flush(cli, o, rc);
     int e = fclose(o->f) != 0 ? errno : 0;
     o->f = stdout;
     if (rc == CLI_OK && e != 0)

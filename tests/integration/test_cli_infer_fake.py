@@ -2,6 +2,7 @@
 against a scripted fake controller (moatproto.FakeController): what they send
 (docs/protocol.md), what they write and print. Needs only bin/moat."""
 import json
+import os
 import re
 import struct
 
@@ -118,6 +119,55 @@ def test_npy_export_ids_beside_it_one_line_per_row(fake, tmp_path):
     r = ctl(g, "result", "7", "--format", "raw", "--out", tmp_path / "x", "--ids", ids, check=2)
     assert "--ids: only for infer jobs" in r.err, r
     assert ids.read_text() == "kept\n"  # a failed export leaves it as it was
+
+
+def test_a_short_write_fails_the_export_and_keeps_both_old_files(fake, tmp_path):
+    """A write that fails (a file size limit here; a full disk alike) failed
+    silently when too large for the buffer: the truncated file was put in
+    place with exit 0. And --ids must not be replaced unless --out is too."""
+    import resource
+    import signal
+    import subprocess
+    from conftest import MOAT
+    f = fake(infer_job)
+    out, ids = tmp_path / "e.npy", tmp_path / "e.ids.jsonl"
+    out.write_bytes(b"old npy")
+    ids.write_text("old ids\n")
+
+    def limit():  # 100 bytes a file; EFBIG, not SIGXFSZ
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))
+    p = subprocess.run([str(MOAT), "--controller", f.endpoint, "result", "5", "--format", "npy",
+                        "--out", str(out), "--ids", str(ids)], env=dict(os.environ, **FAKE_ENV),
+                       capture_output=True, text=True, preexec_fn=limit, timeout=60)
+    assert p.returncode == 1 and f"--out: {out}: File too large" in p.stderr, p
+    assert out.read_bytes() == b"old npy" and ids.read_text() == "old ids\n"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["e.ids.jsonl", "e.npy"]  # no temporaries
+    # rows wider than stdio's buffer: fwrite failed past it, unseen by fclose
+    wide = [[0.5] * 4096] * 3
+
+    def wide_job(t, b, _):
+        if t == "RESULT" and "task" in b:
+            return "REPLY", {"kind": "infer", "index": 0, "state": "COMPLETED", "count": 3, "dim": 4096,
+                             "batch": 3}, [emb_bytes(wide), json.dumps(DOCS[0] | {"texts": ["a", "b", "c"],
+                                                                           "ids": [None] * 3, "lines": [1, 2, 3]}).encode()]
+        if t == "RESULT":
+            return "REPLY", dict(META, dim=4096, batches=1, done=1, batch=3)
+    g = fake(wide_job)
+
+    def limit20k():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+    p = subprocess.run([str(MOAT), "--controller", g.endpoint, "result", "5", "--format", "raw",
+                        "--out", str(out)], env=dict(os.environ, **FAKE_ENV), capture_output=True, text=True,
+                       preexec_fn=limit20k, timeout=60)
+    assert p.returncode == 1 and f"--out: {out}: a write failed" in p.stderr, p
+    assert out.read_bytes() == b"old npy"
+    r = ctl(f, "result", "5", "--format", "npy", "--out", out, "--ids", tmp_path / "." / "e.npy", check=2)
+    assert "the same file as --out" in r.err, r
+    r = ctl(f, "result", "5", "--format", "npy", "--out", tmp_path / "new.npy", "--ids",
+            tmp_path / "." / "new.npy", check=2)  # neither exists yet
+    assert "the same file as --out" in r.err, r
 
 
 def submit_recorder(got):
