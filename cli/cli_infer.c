@@ -734,15 +734,15 @@ int cli_search_run(struct cli *cli, int argc, char **argv)
         size_t i;
         json_t *qo;
         json_array_foreach(all, i, qo) {
-            printf("query: %s\n", cli_json_str(qo, "query", ""));
+            char *q = strdup(cli_json_str(qo, "query", ""));
+            printf("query: %s\n", q ? cli_blank_controls(q) : "?");
+            free(q);
             size_t h;
             json_t *hit;
             json_array_foreach(json_object_get(qo, "hits"), h, hit) {
                 char text[300];
                 snprintf(text, sizeof text, "%s", cli_json_str(hit, "text", ""));
-                for (char *p = text; *p; p++)
-                    if (*p == '\t' || *p == '\n')
-                        *p = ' ';
+                cli_blank_controls(text); /* others' documents: no escape reaches the terminal */
                 /* the document's id when the job has ids (what the user gave), else #row */
                 const json_t *idv = json_object_get(hit, "id");
                 char name[64];
@@ -752,9 +752,7 @@ int cli_search_run(struct cli *cli, int argc, char **argv)
                     snprintf(name, sizeof name, "%lld", (long long)json_integer_value(idv));
                 else
                     snprintf(name, sizeof name, "#%lld", cli_json_int(hit, "index", 0));
-                for (char *p = name; *p; p++)
-                    if (*p == '\t' || *p == '\n' || *p == '\r')
-                        *p = ' ';
+                cli_blank_controls(name);
                 printf("  %.3f  %-7s %s\n", cli_json_num(hit, "score", 0), name, text);
             }
         }

@@ -361,13 +361,10 @@ static void show_spec(const json_t *job)
     size_t i;
     if (json_array_size(argv) > 0) {
         printf("  command:  ");
-        json_array_foreach(argv, i, v) {
+        json_array_foreach(argv, i, v) { /* as a shell would take it back */
             const char *a = json_string_value(v);
-            a = a ? a : "";
-            /* quoted when a shell would split it or it is empty */
-            bool plain = a[0] && strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                           "0123456789-_./=:,+@%{}") == strlen(a);
-            printf(plain ? " %s" : " '%s'", a);
+            putchar(' ');
+            cli_print_word(stdout, a ? a : "");
         }
         printf("\n");
     }

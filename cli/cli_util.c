@@ -338,6 +338,48 @@ int cli_request_blobs(struct cli *cli, enum proto_type type, json_t *body,
     return 0;
 }
 
+char *cli_blank_controls(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+        else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+            p[0] = p[1] = ' ';
+            p++;
+        }
+    }
+    return s;
+}
+
+void cli_print_word(FILE *f, const char *s)
+{
+    static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%{}";
+    if (s[0] && strspn(s, safe) == strlen(s)) {
+        fputs(s, f);
+        return;
+    }
+    bool ctl = false;
+    for (const unsigned char *p = (const unsigned char *)s; *p && !ctl; p++)
+        ctl = *p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f);
+    if (!ctl) { /* '...' with each ' as '\'' */
+        fputc('\'', f);
+        for (const char *p = s; *p; p++)
+            fputs(*p == '\'' ? "'\\''" : (char[]){*p, 0}, f);
+        fputc('\'', f);
+        return;
+    }
+    fputs("$'", f); /* bash/ksh/zsh ANSI-C quoting */
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\'' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+            fprintf(f, "\\x%02x", *p == 0xc2 ? *++p : *p); /* C1: its code point */
+        else
+            fputc(*p, f);
+    }
+    fputc('\'', f);
+}
+
 void cli_json_print(const json_t *doc)
 {
     stdout_claimed = true;

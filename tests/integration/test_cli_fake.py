@@ -385,6 +385,18 @@ def test_cancel(fake):
     assert len(f.requests) == n
 
 
+def test_show_prints_the_command_as_shell_words_with_no_raw_control_characters(fake):
+    """Any client may show any job: a command holding escape sequences must not
+    reach the terminal raw (it could clear it, retitle it, move the cursor)."""
+    job = dict(JOB, argv=["echo", "\x1b[2J\x1b]0;pwned\x07hi", "it's", "a b", "", "x\u009by", "plain-1"])
+    f = fake(lambda t, b, _: ("REPLY", job))
+    r = ctl(f, "show", "7", check=0)
+    line = next(l for l in r.out.splitlines() if l.strip().startswith("command:"))
+    assert line.split(":", 1)[1].lstrip() == "echo $'\\x1b[2J\\x1b]0;pwned\\x07hi' 'it'\\''s' 'a b' '' " \
+                                      "$'x\\x9by' plain-1", line
+    assert not any(ord(c) < 32 and c != "\n" or 0x7f <= ord(c) <= 0x9f for c in r.out), repr(r.out)
+
+
 def test_slow_reply_answers_its_request_not_a_repeats(fake):
     """A request the controller takes over a second to do is sent again (the
     first send may have died with a controller restart); the reply to the

@@ -257,10 +257,10 @@ def test_stdin_is_copied_to_tmpdir_not_held_in_memory(fake, tmp_path):
                             "No such file or directory", r
 
 
-def search_cluster(ids):
+def search_cluster(ids, docs=DOCS):
     """A fake controller holding job 5 (the documents above, ids or none) and
     answering a query job 6 whose embedding is ROWS[1]'s direction."""
-    docs = [dict(d) for d in DOCS]
+    docs = [dict(d) for d in docs]
     if not ids:
         for d in docs:
             del d["ids"]
@@ -297,6 +297,16 @@ def test_search_names_hits_by_id(fake):
     f2 = fake(search_cluster(ids=False))
     r = ctl(f2, "search", "5", "-k", "1", "q", check=0)
     assert r.out.splitlines()[1].split()[:2] == ["1.000", "#1"], r.out
+
+
+def test_search_prints_no_control_character_of_the_documents(fake):
+    """A corpus is others' text: an escape sequence in a document must not
+    reach the terminal that prints a hit."""
+    docs = [dict(DOCS[0], texts=["alpha", "\x1b]0;pwned\x07ga\tmma\u009b"], ids=["a", "\x1b[2Jb"]), DOCS[1]]
+    f = fake(search_cluster(ids=True, docs=docs))
+    r = ctl(f, "search", "5", "-k", "1", "q\x1b[1m", check=0)
+    assert not any(ord(c) < 32 and c != "\n" or 0x7f <= ord(c) <= 0x9f for c in r.out), repr(r.out)
+    assert r.out.splitlines()[1].split()[:3] == ["1.000", "[2Jb", "]0;pwned"], r.out
 
 
 def test_search_refuses_an_empty_query(fake):
