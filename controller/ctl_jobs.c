@@ -187,7 +187,7 @@ int ctl_job_requeue(struct ctl *ctl, struct ctl_job *job, struct err *err)
     }
     job->state = JOB_STATE_PENDING;
     ctl->nactive++;
-    job->end_time = 0;
+    job->start_time = job->end_time = 0; /* its run time is the new run's (queue TIME, show) */
     job->exit_code = -1;
     job->cancel_requested = false;
     job->cancel_time = 0;

@@ -627,10 +627,14 @@ def test_requeue_runs_again_only_what_did_not_complete(make_cluster, tmp_path):
     assert c.show(a)["exit_code"] == 3
     c.moat("requeue", a + 1, check=2)  # no such job
     mark.write_text("")
+    time.sleep(1.5)  # a's first run is over a second old
+    requeued = time.time()
     r = c.j("requeue", a, b)
     assert r == {"requeued": [a, b], "errors": []}, r
     job = c.show(a)
     assert job["state"] in ("PENDING", "RUNNING") and job["exit_code"] is None, job
+    # its times are the new run's, not the first run's start to now
+    assert job["start_time"] is None or job["start_time"] >= requeued - 1, job
     assert c.moat("requeue", a, check=2).err.strip().endswith("requeue runs again what an "
                                                               "ended job did not complete")
     wait_for(lambda: c.show(a)["tasks"][1]["state"] == "RUNNING", 20, what="element 1 to run")
