@@ -80,6 +80,7 @@ int ctl_on_submit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg
     if (ctl_queue_add(ctl, job, err) != 0 ||
         (ctl_job_receiving(job) && ctl_receiving_add(ctl, job->id, err) != 0))
         return -1;
+    ctl_sched_note_new(ctl, job, units_now());
     char object[32];
     snprintf(object, sizeof object, "job %llu", (unsigned long long)job->id);
     json_t *argv0 = job->spec.argc > 0 ? json_string(job->spec.argv[0]) : json_null();

@@ -359,6 +359,18 @@ static void refresh_reasons(struct ctl *ctl, uint32_t from, double now)
     }
 }
 
+void ctl_sched_note_new(struct ctl *ctl, struct ctl_job *job, double now)
+{
+    char why[96];
+    if (job->held || !has_work(job))
+        return;
+    int ready = ctl_sched_job_ready(ctl, job, now, why, sizeof why);
+    if (ready == 0)
+        snprintf(job->reason, sizeof job->reason, "%s", why);
+    else if (ready > 0)
+        note_waiting(ctl, job, -1);
+}
+
 static int sched_pass(struct ctl *ctl, double now, struct resv *resv, int *nresv, struct err *err)
 {
     long free_cpus = 0;

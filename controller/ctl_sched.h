@@ -47,6 +47,12 @@ int ctl_sched_pick(const struct ctl_node *nodes, int nnodes, const struct job_sp
 int ctl_sched_job_ready(struct ctl *ctl, const struct ctl_job *job, double now, char *why,
                         size_t cap);
 
+/* ctl_sched_note_new: the reason of a job just queued, before any pass judged
+ * it (a pass that finds the cluster full leaves the jobs after the first
+ * unjudged, and refreshes their reasons once a second): what it waits for,
+ * or "waiting for resources". A held job keeps its "held" reason. */
+void ctl_sched_note_new(struct ctl *ctl, struct ctl_job *job, double now);
+
 /* ctl_sched_pass: place as many tasks as fit now; jobs with nothing left to place
  * leave the queue. Returns the number of tasks dispatched, or -1 with err when a
  * record could not be written. */

@@ -608,6 +608,21 @@ def test_local_up_again_keeps_the_cpus_per_worker_it_was_given(make_cluster):
     assert c.nodes()["local-1"]["cpus"] == len(os.sched_getaffinity(0)), c.nodes()
 
 
+def test_a_job_queued_behind_a_full_cluster_says_why_at_once(make_cluster):
+    """A pass that finds the cluster full does not judge the jobs after it; their
+    reasons were empty until the next refresh (up to a second later)."""
+    c = make_cluster(workers=1, worker_extra="cpus = 1;\n")
+    busy = c.submit("sleep", "60")
+    wait_for(lambda: c.show(busy)["state"] == "RUNNING", 20, what="the node busy")
+    first = c.submit("true")
+    top = c.j("submit", "--priority", "5", "--", "true")["id"]
+    dep = c.j("submit", "--after", str(first), "--", "true")["id"]
+    reasons = {j["id"]: j["reason"] for j in c.j("queue")["jobs"]}
+    assert reasons[top] == "waiting for resources", reasons
+    assert reasons[dep] == f"waiting for job {first}", reasons
+    c.moat("cancel", busy, first, top, dep)
+
+
 def test_requeue_runs_again_only_what_did_not_complete(make_cluster, tmp_path):
     """moat requeue (Slurm's scontrol requeue): an ended job's failed elements
     run again as new attempts; completed ones keep their attempt and output.
