@@ -57,7 +57,7 @@ static int parse_text(const struct cfg_key *k, const char *text, void *out, char
     case CFG_SIZE: {
         uint64_t v;
         if (units_size_parse(text, &v, &e) != 0) {
-            snprintf(why, cap, "%s", e.msg);
+            snprintf(why, cap, "%.150s", e.msg); /* why: 160 bytes at most */
             return -1;
         }
         if (!in_bounds(k, (double)v)) {
@@ -70,7 +70,7 @@ static int parse_text(const struct cfg_key *k, const char *text, void *out, char
     case CFG_DURATION: {
         double v;
         if (units_duration_parse(text, &v, &e) != 0) {
-            snprintf(why, cap, "%s", e.msg);
+            snprintf(why, cap, "%.150s", e.msg);
             return -1;
         }
         if (!in_bounds(k, v)) {

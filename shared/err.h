@@ -10,7 +10,7 @@
 
 #include <stdarg.h>
 
-#define ERR_MSG_MAX 160
+#define ERR_MSG_MAX 400 /* the wire allows 512 (docs/protocol.md ERROR) */
 
 struct err {
     int code;              /* errno value; 0 when no error */

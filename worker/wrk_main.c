@@ -87,7 +87,7 @@ struct wrk {
     struct wrk_bind bind;   /* which CPUs and GPUs each task gets */
     struct wrk_subnet subnets[CFG_LIST_MAX];
     int nsubnets;
-    char reg_refused[160];  /* the controller's last refusal of REGISTER, logged once */
+    char reg_refused[ERR_MSG_MAX]; /* the controller's last refusal of REGISTER, logged once */
     double unreg_since;     /* monotonic s since which REGISTER has had no answer */
     double unreg_next_log;  /* when to say why next (UNREGISTERED_*) */
     char public_key[NET_KEY_LEN + 1]; /* this worker's, for those lines */
@@ -392,12 +392,12 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
         give_back(w, t);
         log_warn("wrk", "task %llu.%u attempt %u: launch failed: %s", (unsigned long long)job, index,
                  attempt, e.msg);
-        snprintf(t->launch_error, sizeof t->launch_error, "%s", e.msg);
+        snprintf(t->launch_error, sizeof t->launch_error, "%.199s", e.msg);
         t->phase = WRK_PHASE_ENDED;
         t->state = JOB_STATE_FAILED;
         t->end_time = units_now();
         if (!launch_error) /* cannot happen: start only fails at launch */
-            snprintf(t->launch_error, sizeof t->launch_error, "launch: %s", e.msg);
+            snprintf(t->launch_error, sizeof t->launch_error, "launch: %.191s", e.msg);
         t->need_send = true;
         if (wrk_task_save(w->store, t, &e) != 0)
             log_error("wrk", "task %llu.%u: cannot record result: %s", (unsigned long long)job,

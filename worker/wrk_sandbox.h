@@ -50,7 +50,7 @@ enum wrk_sandbox_mode {
 
 struct wrk_sandbox {
     enum wrk_sandbox_mode mode;
-    char why[160];            /* UNAVAILABLE: what the probe found */
+    char why[ERR_MSG_MAX];    /* UNAVAILABLE: what the probe found */
     char user[64];
     uid_t uid;
     gid_t gid;
