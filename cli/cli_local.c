@@ -234,10 +234,12 @@ static int local_up(struct cli *cli, struct cli_local *l, int nworkers, int cpus
         sharing += cli_daemon_pid(l, name) > 0;
     }
     pid_t wpids[LOCAL_WORKERS_MAX];
+    int kept = 0; /* workers already running: --cpus-per-worker does not reach them */
     for (int i = 1; i <= nworkers; i++) {
         char name[32];
         snprintf(name, sizeof name, "worker-%d", i);
         pid_t pid = cli_daemon_pid(l, name);
+        kept += pid > 0;
         if (pid == 0) {
             if (cli_daemon_worker_conf_write(l, i, sharing, cpus, err, sizeof err) != 0)
                 return cli_fail(cli, CLI_FAILED, "%s", err);
@@ -254,6 +256,10 @@ static int local_up(struct cli *cli, struct cli_local *l, int nworkers, int cpus
     int rc = wait_ready(cli, l, nworkers, wpids, s, ns);
     if (rc != CLI_OK)
         return rc;
+    if (cpus > 0 && kept > 0)
+        fprintf(stderr, "moat local up: --cpus-per-worker %d: %d worker%s already ran and keep%s %s "
+                "CPUs; it applies to a worker when it starts ('moat local down' first)\n", cpus, kept,
+                kept == 1 ? "" : "s", kept == 1 ? "s" : "", kept == 1 ? "its" : "their");
     if (cli->json) {
         json_t *arr = json_array();
         for (int i = 0; i < nworkers; i++)

@@ -591,6 +591,10 @@ def test_local_up_again_keeps_the_cpus_per_worker_it_was_given(make_cluster):
     c.up()
     wait_for(lambda: c.nodes()["local-1"]["state"] == "UP", 20, what="local-1 UP again")
     assert c.nodes()["local-1"]["cpus"] == 1
+    # asked of a running worker: not done, and said so (it was silent)
+    r = c.moat("local", "up", "--dir", c.dir, "--workers", "1", "--cpus-per-worker", "2")
+    assert "--cpus-per-worker 2: 1 worker already ran and keeps its CPUs" in r.err, r
+    assert c.nodes()["local-1"]["cpus"] == 1
     c.down()
     c.up(1, extra_args=["--cpus-per-worker", "2"])  # asked again: the new figure
     assert c.nodes()["local-1"]["cpus"] == 2
