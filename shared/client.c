@@ -109,12 +109,23 @@ const char *client_endpoint(const client_t *c)
 
 bool client_link_why(client_t *c, char *buf, size_t cap)
 {
-    if (net_sock_link(c->sock, false) != NET_LINK_NO_HANDSHAKE)
+    switch (net_sock_link(c->sock, false)) {
+    case NET_LINK_UNRESOLVED:
+        snprintf(buf, cap, "cannot reach the controller at %s: its host name does not resolve", c->endpoint);
+        return true;
+    case NET_LINK_TCP_FAILED:
+        snprintf(buf, cap, "cannot reach the controller at %s: nothing listens there (connection "
+                 "refused or host unreachable): is it running? ('moat local status' for a local "
+                 "cluster)", c->endpoint);
+        return true;
+    case NET_LINK_NO_HANDSHAKE:
+        snprintf(buf, cap, "connected to %s but the CURVE handshake did not complete: wrong controller "
+                 "public key, this client's key is not allowlisted, or the controller is too busy to "
+                 "answer (recovering a large store, or a long request)", c->endpoint);
+        return true;
+    default:
         return false;
-    snprintf(buf, cap, "connected to %s but the CURVE handshake did not complete: wrong controller "
-             "public key, this client's key is not allowlisted, or the controller is too busy to answer "
-             "(recovering a large store, or a long request)", c->endpoint);
-    return true;
+    }
 }
 
 int client_send(client_t *c, enum proto_type type, json_t *body, uint64_t *req_id,
