@@ -14,11 +14,17 @@ int ctl_bench_expand(const struct ctl *ctl, struct job_spec *spec, struct err *e
 {
     if (spec->kind != JOB_KIND_BENCH)
         return 0;
+    /* --backend cuda runs only where a GPU is: refused now, as a job that
+     * could never start is, rather than FAILED on its node */
+    bool cuda = strcmp(spec->bench_backend, "cuda") == 0;
     if (!spec->nodes_all) {
         for (int i = 0; i < spec->nnodes; i++) {
             int n = ctl_node_find(ctl, spec->nodes[i]);
             if (n < 0 || ctl->nodes[n].removed)
                 return err_set(err, ENOENT, "nodes: unknown node '%s' (see moat nodes)", spec->nodes[i]);
+            if (cuda && ctl->nodes[n].registered && ctl->nodes[n].gpus == 0)
+                return err_set(err, EINVAL, "backend cuda: node '%s' has no GPU (--backend cpu, or "
+                               "auto: cuda where there are GPUs)", spec->nodes[i]);
         }
         return 0;
     }
@@ -27,11 +33,12 @@ int ctl_bench_expand(const struct ctl *ctl, struct job_spec *spec, struct err *e
         return err_set(err, ENOMEM, "nodes: out of memory");
     int n = 0;
     for (int i = 0; i < ctl->nnodes; i++)
-        if (ctl->nodes[i].state == NODE_STATE_UP && ctl->nodes[i].registered)
+        if (ctl->nodes[i].state == NODE_STATE_UP && ctl->nodes[i].registered && (!cuda || ctl->nodes[i].gpus > 0))
             names[n++] = ctl->nodes[i].name;
     int rc = 0;
     if (n == 0) {
-        rc = err_set(err, EINVAL, "nodes: all: no node is UP");
+        rc = err_set(err, EINVAL, cuda ? "nodes: all: no node UP has a GPU for backend cuda"
+                                       : "nodes: all: no node is UP");
     } else if (n > JOBSPEC_NODES_MAX) {
         rc = err_set(err, EINVAL, "nodes: all: %d nodes are UP, more than the %d of one bench job; "
                      "list them in several jobs", n, JOBSPEC_NODES_MAX);

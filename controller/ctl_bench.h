@@ -24,9 +24,11 @@
 #include "controller/ctl_state.h"
 
 /* ctl_bench_expand: for a SUBMIT of kind bench: replace "all" with every node
- * that is UP and registered now, in name order, and check that each listed node
- * is known. EINVAL ("nodes: all: no node is UP", or more than JOBSPEC_NODES_MAX
- * nodes UP), ENOENT naming an unknown node, ENOMEM. Other kinds: a no-op. */
+ * that is UP and registered now (with backend cuda: and has a GPU), in name
+ * order, and check that each listed node is known (and, with backend cuda,
+ * has a GPU when it registered). EINVAL ("nodes: all: no node is UP", more
+ * than JOBSPEC_NODES_MAX nodes UP, a GPU-less node for cuda), ENOENT naming
+ * an unknown node, ENOMEM. Other kinds: a no-op. */
 int ctl_bench_expand(const struct ctl *ctl, struct job_spec *spec, struct err *err);
 
 /* ctl_bench_node: the node index task offset of job is pinned to, or -1 (unknown

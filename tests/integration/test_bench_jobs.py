@@ -117,16 +117,20 @@ def test_bad_bench_requests_name_what_is_wrong(cluster):
     assert cluster.j("queue", "--all")["jobs"] == []
 
 
-def test_cuda_on_a_node_without_a_gpu_fails_with_the_reason(cluster):
+def test_cuda_on_nodes_without_a_gpu_is_refused_at_submit(cluster):
+    """As a job that could never start is refused (--gpus on GPU-less nodes),
+    not accepted to fail on its node."""
     nodes = cluster.nodes()
     if nodes["local-1"].get("gpus", 0) > 0:
         pytest.skip("this machine has a GPU: the cuda backend would run")
-    jid = cluster.j("submit", "--bench", "gemm", "--shape", "64,64,64", "--backend", "cuda",
-                    "--nodes", "local-1")["id"]
-    cluster.wait(jid, timeout=60, check=1)
-    (task,) = cluster.j("result", jid)["tasks"]
-    assert task["state"] == "FAILED" and task["exit_code"] == 1
-    assert "no CUDA device" in task["stderr"] and "local-1" in task["stderr"]
+    r = cluster.moat("submit", "--bench", "gemm", "--shape", "64,64,64", "--backend", "cuda",
+                     "--nodes", "local-1", check=2)
+    assert r.err.strip() == "moat submit: backend cuda: node 'local-1' has no GPU (--backend cpu, " \
+                            "or auto: cuda where there are GPUs)", r
+    r = cluster.moat("submit", "--bench", "gemm", "--shape", "64,64,64", "--backend", "cuda",
+                     "--nodes", "all", check=2)
+    assert "nodes: all: no node UP has a GPU for backend cuda" in r.err, r
+    assert cluster.j("queue", "--all")["jobs"] == []
 
 
 def test_a_case_larger_than_the_node_fails_before_allocating(cluster):
