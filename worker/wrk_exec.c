@@ -69,7 +69,8 @@ static int spawn_child(void *arg)
     execvpe(a->argv[0], a->argv, a->envp);
     a->stage = STAGE_EXEC;
     a->errnum = errno;
-    _exit(127);
+    /* as a POSIX shell: 127 not found, 126 found but not executable */
+    _exit(a->errnum == ENOENT || a->errnum == ENOTDIR || a->errnum == ENAMETOOLONG ? 127 : 126);
 }
 
 /* pipes_close: whichever ends of out and er are open; all -1 after. */

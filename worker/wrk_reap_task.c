@@ -124,7 +124,8 @@ static long exec_in(const char *dir, size_t dlen, const char *file, char **argv,
  * in the normal course: see wrk_reap.h, Limits), the signal mask emptied,
  * argv[0] looked for
  * in PATH as execvpe(3) does (EACCES remembered, ENOENT and the like go on,
- * anything else stops). Records why it failed and exits 127. */
+ * anything else stops). Records why it failed and exits as a POSIX shell does:
+ * 127 when not found, 126 when found but not executable. */
 static int spawn_child(void *arg)
 {
     struct wrk_reap_slot *s = arg;
@@ -157,7 +158,7 @@ static int spawn_child(void *arg)
         }
     }
     s->exec_errno = (int)-r;
-    die(127);
+    die(r == -ENOENT || r == -ENOTDIR || r == -ENAMETOOLONG ? 127 : 126);
 }
 
 /* ppid_of: the parent pid in /proc/PID/stat (proc(5): the fourth field,
@@ -318,7 +319,7 @@ int wrk_reap_task_run(void *arg)
         say("cannot execute ", s->cmd, ": cannot start a process", NULL);
         die(127);
     }
-    if (s->exec_errno) /* it has ended with 127, reaped below */
+    if (s->exec_errno) /* it has ended with 127 or 126, reaped below */
         say("cannot execute ", s->cmd, ": ", why(s->exec_errno));
     int status = 0;
     bool ended = false, worker_gone = false;

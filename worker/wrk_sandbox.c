@@ -351,13 +351,15 @@ NOT_SANITIZED static _Noreturn void command(const struct child_args *a)
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     exec_task_path(a->argv[0], a->argv, a->envp);
-    const char *why = strerror(errno);
+    int e = errno;
+    const char *why = strerror(e);
     write_str(2, "moat: cannot execute ");
     write_str(2, a->argv[0]);
     write_str(2, ": ");
     write_str(2, why);
     write_str(2, "\n");
-    _exit(127);
+    /* as a POSIX shell: 127 not found, 126 found but not executable */
+    _exit(e == ENOENT || e == ENOTDIR || e == ENAMETOOLONG ? 127 : 126);
 }
 
 /* command_main: the command's clone entry. It is cloned CLONE_VM |

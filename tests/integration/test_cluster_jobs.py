@@ -137,10 +137,13 @@ def test_env_reaches_the_tasks(make_cluster):
         # the task's PATH, not the worker's, is where its command is looked up
         nowhere = c.submit("true", opts=["--env", "PATH=/nonexistent"])
         missing = c.submit("no-such-command-here")
-        c.moat("wait", nowhere, missing, check=1)
+        denied = c.submit("/usr")  # there, not executable: 126 as a shell says
+        c.moat("wait", nowhere, missing, denied, check=1)
         for j in (nowhere, missing):
             r = c.j("result", j)["tasks"][0]
             assert r["exit_code"] == 127 and "No such file or directory" in r["stderr"], r
+        r = c.j("result", denied)["tasks"][0]
+        assert r["exit_code"] == 126 and "Permission denied" in r["stderr"], r
         c.down()
     r = c.moat("submit", "--env", "MOAT_NODE=x", "--", "true", check=2)
     assert "--env 'MOAT_NODE=x': MOAT_* variables are set by moat" in r.err, r
