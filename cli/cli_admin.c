@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "cli/cli_local.h"
 #include "shared/keys.h"
 #include "shared/net.h"
 #include "shared/units.h"
@@ -20,8 +21,9 @@ static const char keygen_help[] =
     "\n"
     "Make a CURVE key pair: DIR/NAME.key (the secret key, mode 0600; never leaves\n"
     "its host) and DIR/NAME.pub (the public key, for the controller's allowlist).\n"
-    "DIR defaults to the current directory and NAME to 'client'. Existing files\n"
-    "are never overwritten. With --json: {\"public_key\", \"key_file\", \"pub_file\"}.\n"
+    "DIR (made when missing) defaults to the current directory and NAME to\n"
+    "'client'. Existing files are never overwritten. With --json:\n"
+    "{\"public_key\", \"key_file\", \"pub_file\"}.\n"
     "\n"
     "Examples:\n"
     "  moat keygen --out /etc/moat --name worker     # on a new node\n"
@@ -53,8 +55,10 @@ int cli_keygen_run(struct cli *cli, int argc, char **argv)
     if (name[0] == '\0' || strlen(name) > 64 || strchr(name, '/'))
         return cli_usage_error(cli, "--name: '%s': a file name of at most 64 bytes", name);
     struct stat st;
-    if (stat(out, &st) != 0 || !S_ISDIR(st.st_mode))
+    if (stat(out, &st) == 0 && !S_ISDIR(st.st_mode))
         return cli_fail(cli, CLI_USAGE, "--out: %s: not a directory", out);
+    if (cli_dir_create(out) != 0) /* made as moat model keygen makes it */
+        return cli_fail(cli, CLI_USAGE, "--out: %s: %s", out, strerror(errno));
     char kpath[PATH_MAX], ppath[PATH_MAX], pub[NET_KEY_LEN + 1], sec[NET_KEY_LEN + 1];
     snprintf(kpath, sizeof kpath, "%s/%s.key", out, name);
     snprintf(ppath, sizeof ppath, "%s/%s.pub", out, name);

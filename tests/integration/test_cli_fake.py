@@ -599,6 +599,11 @@ def test_keygen_refuses_to_replace_a_key_as_bad_input(tmp_path):
     assert "w.key" in r.err and "refusing to replace" in r.err, r
     run_moat(["model", "keygen", "--out", str(tmp_path)], check=0)
     run_moat(["model", "keygen", "--out", str(tmp_path)], check=2)  # the same answer
+    # a DIR not there yet is made, as model keygen makes it ("not a directory" before)
+    run_moat(["keygen", "--out", str(tmp_path / "new" / "keys"), "--name", "n"], check=0)
+    assert (tmp_path / "new" / "keys" / "n.key").stat().st_mode & 0o777 == 0o600
+    r = run_moat(["keygen", "--out", str(tmp_path / "w.pub"), "--name", "x"], check=2)
+    assert r.err.strip() == f"moat keygen: --out: {tmp_path / 'w.pub'}: not a directory", r
 
 
 def test_a_page_that_does_not_move_on_stops_the_listing(fake):
