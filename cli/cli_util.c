@@ -177,12 +177,28 @@ int cli_getopt(struct cli *cli, int argc, char **argv, const char *shortopts,
             else
                 cli_usage_error(cli, "%s: missing value", bad);
             return '?';
-        case '?':
-            if (optopt && optopt < 0x100)
+        case '?': {
+            if (optopt && optopt < 0x100) {
                 cli_usage_error(cli, "unknown option '-%c'", optopt);
+                return '?';
+            }
+            /* getopt_long takes a unique prefix: say which options a prefix
+             * could be rather than that it is unknown */
+            char names[200] = "";
+            size_t len = 0, plen = bad[0] == '-' && bad[1] == '-' ? strcspn(bad + 2, "=") : 0;
+            int n = 0;
+            for (int k = 0; plen > 0 && longopts[k].name; k++)
+                if (strncmp(longopts[k].name, bad + 2, plen) == 0 && len + 40 < sizeof names) {
+                    len += (size_t)snprintf(names + len, sizeof names - len, "%s--%s", n ? ", " : "",
+                                            longopts[k].name);
+                    n++;
+                }
+            if (n > 1)
+                cli_usage_error(cli, "ambiguous option '%.*s': %s", (int)(plen + 2), bad, names);
             else
                 cli_usage_error(cli, "unknown option '%s'", bad);
             return '?';
+        }
         default:
             return c;
         }

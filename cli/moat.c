@@ -93,6 +93,14 @@ int main(int argc, char **argv)
                 printf("moat %s (protocol %u)\n", MOAT_VERSION, PROTO_VERSION);
             return CLI_OK;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0 || strcmp(a, "help") == 0) {
+            /* 'moat help CMD' (as git help): CMD's own help */
+            for (int c = 0; strcmp(a, "help") == 0 && i + 1 < argc && c < NCOMMANDS; c++) {
+                if (strcmp(argv[i + 1], commands[c].name) == 0) {
+                    char *sub[] = {argv[i + 1], "--help", NULL};
+                    cli.cmd = commands[c].name;
+                    return commands[c].run(&cli, 2, sub);
+                }
+            }
             print_usage(stdout);
             return CLI_OK;
         } else if (a[0] == '-') {

@@ -92,6 +92,7 @@ def test_submit_json_and_command_after_options(fake):
     (["--pooling", "mean"], "--pooling goes with --infer"),
     (["--name", "a\tb"], "--name"),
     (["--nope"], "--nope"),
+    (["--afte", "5"], "ambiguous option '--afte': --after, --after-any, --after-notok"),
     (["--after", "5", "--after-notok", "5"], "could never run"),
     (["--dependency", "afternotok:5,afterok:6:5"], "could never run"),
 ])
@@ -484,6 +485,7 @@ def test_help_for_every_command(cmd):
     r = run_moat([cmd, "--help"], check=0)
     assert r.out.startswith(f"usage: moat {cmd}") and "\n" in r.out
     assert "Examples:" in r.out
+    assert run_moat(["help", cmd], check=0).out == r.out  # as git help CMD
 
 
 def test_top_level_help_and_unknown_command():
