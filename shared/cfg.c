@@ -377,6 +377,32 @@ static int setting_value(const struct cfg_key *k, config_setting_t *s, const str
     }
 }
 
+/* source_of: where line of text (read from path) came from, as "FILE:LINE"
+ * into out: a generated file (moat local up's) marks the text it copied with
+ * a line "# from FILE" before it, so that an error names the file the user
+ * edits and its own line; else path and line. */
+static void source_of(const char *path, const char *text, int line, char *out, size_t cap)
+{
+    const char *from = NULL;
+    size_t flen = 0;
+    int at = 0, cur = 1; /* the marker's line */
+    for (const char *p = text; *p && cur < line; cur++) {
+        if (strncmp(p, "# from ", 7) == 0) {
+            from = p + 7;
+            flen = strcspn(from, "\n");
+            at = cur;
+        }
+        const char *nl = strchr(p, '\n');
+        if (nl == NULL)
+            break;
+        p = nl + 1;
+    }
+    if (from && flen > 0 && flen < 4096)
+        snprintf(out, cap, "%.*s:%d", (int)flen, from, line - at);
+    else
+        snprintf(out, cap, "%s:%d", path, line);
+}
+
 int cfg_load(const char *path, const struct cfg_key *table, void *out, struct err *err)
 {
     if (cfg_defaults(table, out, err) != 0)
@@ -408,8 +434,10 @@ int cfg_load(const char *path, const struct cfg_key *table, void *out, struct er
     config_t cf;
     config_init(&cf);
     int rc = -1;
+    char where[4200];
     if (config_read_string(&cf, text) != CONFIG_TRUE) {
-        err_set(err, EINVAL, "%s:%d: %s", path, config_error_line(&cf), config_error_text(&cf));
+        source_of(path, text, config_error_line(&cf), where, sizeof where);
+        err_set(err, EINVAL, "%s: %s", where, config_error_text(&cf));
         goto out;
     }
     config_setting_t *root = config_root_setting(&cf);
@@ -420,14 +448,15 @@ int cfg_load(const char *path, const struct cfg_key *table, void *out, struct er
         const struct cfg_key *k = table;
         while (k->name && strcmp(k->name, name) != 0)
             k++;
+        source_of(path, text, config_setting_source_line(s), where, sizeof where);
         if (k->name == NULL) {
-            err_set(err, EINVAL, "%s:%d: %s: unknown key", path, config_setting_source_line(s), name);
+            err_set(err, EINVAL, "%s: %s: unknown key", where, name);
             goto out;
         }
         char why[160];
         if (setting_value(k, s, lits, out, why, sizeof why) != 0 ||
             (k->check && k->check((char *)out + k->offset, why, sizeof why) != 0)) {
-            err_set(err, EINVAL, "%s:%d: %s: %s", path, config_setting_source_line(s), name, why);
+            err_set(err, EINVAL, "%s: %s: %s", where, name, why);
             goto out;
         }
     }

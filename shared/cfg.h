@@ -58,7 +58,10 @@ int cfg_check_connect(const void *field, char *why, size_t cap);
 int cfg_defaults(const struct cfg_key *table, void *out, struct err *err);
 
 /* cfg_load: defaults, then the values in path. Errors (EINVAL, ENOENT) carry
- * "PATH:LINE: KEY: what is wrong" (or "PATH: ..." when there is no line).
+ * "PATH:LINE: KEY: what is wrong" (or "PATH: ..." when there is no line);
+ * past a line "# from FILE" (moat local up's generated files mark so the
+ * text they copy from the DIR/NAME.extra.conf files) the place is FILE and
+ * the line within it.
  * Integers are taken as written in the file: libconfig 1.5 (Debian's
  * libconfig-dev) keeps only the low 32 bits of a literal without the L suffix
  * (4294967299 reads as 3), so cfg_load re-reads each top-level integer from
