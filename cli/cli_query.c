@@ -79,9 +79,10 @@ static void job_exit(const json_t *job, char *buf, int cap)
     long long sig = cli_json_int(job, "signal", 0); /* tasks: what killed one */
     if (json_is_integer(v) && st >= 0 && job_state_is_terminal((enum job_state)st) && sig > 0)
         snprintf(buf, (size_t)cap, "signal %lld", sig);
-    else if (json_is_integer(v) && st >= 0 && job_state_is_terminal((enum job_state)st))
+    else if (json_is_integer(v) && json_integer_value(v) >= 0 && st >= 0 &&
+             job_state_is_terminal((enum job_state)st))
         snprintf(buf, (size_t)cap, "%lld", (long long)json_integer_value(v));
-    else
+    else /* not ended, or ended without one (-1: cancelled, a signal, its node lost) */
         snprintf(buf, (size_t)cap, "-");
 }
 

@@ -233,6 +233,10 @@ def test_show_queue_nodes_output(fake):
     assert out[1].index("COMPLETED") == col - 3  # 3 characters that take 6 columns
     assert out[2].index("COMPLETED") == col + 1  # 4 code points that take 3
     assert out[3].index("COMPLETED") == col
+    # a job that ended without an exit code (cancelled, a signal) shows none, not -1
+    f.handler = lambda t, b, _: ("REPLY", {"jobs": [dict(JOB, tasks=None, state="CANCELLED", exit_code=-1)]})
+    head, row = ctl(f, "queue", check=0).out.splitlines()[:2]
+    assert "CANCELLED" in row and row[head.index("EXIT"):].split()[0] == "-", row
     f.handler = h
     ctl(f, "queue", "--state", "failed", check=0)
     assert f.requests[-1] == ("QUEUE", {"state": "FAILED", "all": True})
