@@ -552,9 +552,12 @@ static const char *const known_keys[] = {"kind", "name", "argv", "cpus", "gpus",
 static const struct {
     const char *name;
     int min, max;
-} bench_ops[] = {{"gemm", 3, 4},      {"attention", 4, 5}, {"layernorm", 2, 2},
-                 {"gelu", 1, 1},      {"softmax", 2, 2},   {"add", 1, 1},
-                 {"embedding", 2, 2}, {"mean_pool", 3, 3}, {"l2norm", 2, 2}};
+    const char *shape; /* as moat submit --help says it */
+} bench_ops[] = {{"gemm", 3, 4, "M,N,K[,BATCH]"},  {"attention", 4, 5, "B,T,H,D[,CAUSAL]"},
+                 {"layernorm", 2, 2, "ROWS,COLS"}, {"gelu", 1, 1, "N"},
+                 {"softmax", 2, 2, "ROWS,COLS"},   {"add", 1, 1, "N"},
+                 {"embedding", 2, 2, "N,DIM"},     {"mean_pool", 3, 3, "B,T,D"},
+                 {"l2norm", 2, 2, "ROWS,COLS"}};
 
 bool jobspec_bench_op_ok(const char *op, int nshape)
 {
@@ -562,6 +565,15 @@ bool jobspec_bench_op_ok(const char *op, int nshape)
         if (strcmp(op, bench_ops[i].name) == 0)
             return nshape >= bench_ops[i].min && nshape <= bench_ops[i].max;
     return false;
+}
+
+/* bench_op_shape: the shape op takes ("M,N,K[,BATCH]"), NULL for no such op. */
+static const char *bench_op_shape(const char *op)
+{
+    for (size_t i = 0; i < sizeof bench_ops / sizeof bench_ops[0]; i++)
+        if (strcmp(op, bench_ops[i].name) == 0)
+            return bench_ops[i].shape;
+    return NULL;
 }
 
 static bool node_name_ok(const char *s, size_t len)
@@ -620,9 +632,14 @@ static int bench_fields(struct job_spec *spec, const json_t *obj, struct err *er
     if (!json_is_array(shape) || json_array_size(shape) < 1 || json_array_size(shape) > JOBSPEC_SHAPE_MAX)
         return err_set(err, EINVAL, "spec: bench.shape: expected 1..%d integers", JOBSPEC_SHAPE_MAX);
     spec->bench_nshape = (int)json_array_size(shape);
-    if (!jobspec_bench_op_ok(spec->bench_op, spec->bench_nshape))
-        return err_set(err, EINVAL, "spec: bench: op '%s' with %d shape values is not a kernel op "
-                       "(see moat submit --help)", spec->bench_op, spec->bench_nshape);
+    if (!jobspec_bench_op_ok(spec->bench_op, spec->bench_nshape)) {
+        const char *want = bench_op_shape(spec->bench_op);
+        if (want)
+            return err_set(err, EINVAL, "spec: bench.shape: %s takes %s, not %d value%s", spec->bench_op,
+                           want, spec->bench_nshape, spec->bench_nshape == 1 ? "" : "s");
+        return err_set(err, EINVAL, "spec: bench.op: '%s' is not a kernel op (gemm, attention, "
+                       "layernorm, gelu, softmax, add, embedding, mean_pool, l2norm)", spec->bench_op);
+    }
     for (int i = 0; i < spec->bench_nshape; i++) {
         const json_t *e = json_array_get(shape, (size_t)i);
         /* attention's causal flag may be 0; every size is at least 1 */

@@ -1013,8 +1013,8 @@ static void bench_spec_round_trip_and_errors(void **state)
     static const struct {
         const char *json, *msg;
     } bad[] = {
-        {"{\"kind\":\"bench\",\"bench\":{\"op\":\"gemm\",\"shape\":[1,2]},\"nodes\":\"all\"}", "2 shape values"},
-        {"{\"kind\":\"bench\",\"bench\":{\"op\":\"conv\",\"shape\":[1]},\"nodes\":\"all\"}", "op 'conv'"},
+        {"{\"kind\":\"bench\",\"bench\":{\"op\":\"gemm\",\"shape\":[1,2]},\"nodes\":\"all\"}", "gemm takes M,N,K[,BATCH], not 2 values"},
+        {"{\"kind\":\"bench\",\"bench\":{\"op\":\"conv\",\"shape\":[1]},\"nodes\":\"all\"}", "bench.op: 'conv' is not a kernel op"},
         {"{\"kind\":\"bench\",\"bench\":{\"op\":\"gemm\",\"shape\":[1,0,2]},\"nodes\":\"all\"}", "shape[1]"},
         {"{\"kind\":\"bench\",\"bench\":{\"op\":\"gelu\",\"shape\":[8],\"dtype\":\"f64\"},\"nodes\":\"all\"}", "bench.dtype"},
         {"{\"kind\":\"bench\",\"bench\":{\"op\":\"gelu\",\"shape\":[8],\"repeat\":0},\"nodes\":\"all\"}", "bench.repeat"},
