@@ -109,7 +109,15 @@ const char *client_endpoint(const client_t *c)
 
 bool client_link_why(client_t *c, char *buf, size_t cap)
 {
-    switch (net_sock_link(c->sock, false)) {
+    enum net_link link = net_sock_link(c->sock, false);
+    if (link != NET_LINK_UP && link != NET_LINK_NONE && net_sock_ever_up(c->sock)) {
+        /* it was there when the request went: it may have carried it out */
+        snprintf(buf, cap, "the connection to the controller at %s was lost after the request was "
+                 "sent: it may have been carried out (see 'moat queue') and the controller may be "
+                 "restarting", c->endpoint);
+        return true;
+    }
+    switch (link) {
     case NET_LINK_UNRESOLVED:
         snprintf(buf, cap, "cannot reach the controller at %s: its host name does not resolve", c->endpoint);
         return true;

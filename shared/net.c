@@ -24,6 +24,7 @@ struct net_sock {
     void *mon;        /* CURVE DEALER: PAIR receiving the socket's monitor events */
     int refused;      /* the last handshake failed authentication (ZAP said no) */
     bool up;          /* the last handshake succeeded; not disconnected since */
+    bool ever_up;     /* a handshake succeeded at some time */
     bool tcp_started; /* a TCP connect started in the current attempt */
     unsigned seen;    /* LINK_SEEN_* since the last success or restart */
 };
@@ -254,7 +255,7 @@ static void monitor_drain(net_sock_t *sock)
             break;
         case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
             sock->refused = 0;
-            sock->up = true;
+            sock->up = sock->ever_up = true;
             sock->seen = 0;
             break;
         default: break;
@@ -266,6 +267,12 @@ int net_sock_refused(net_sock_t *sock)
 {
     monitor_drain(sock);
     return sock->refused;
+}
+
+bool net_sock_ever_up(net_sock_t *sock)
+{
+    monitor_drain(sock);
+    return sock->ever_up;
 }
 
 enum net_link net_sock_link(net_sock_t *sock, bool restart)

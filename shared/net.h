@@ -156,6 +156,11 @@ enum net_link {
  * (the next call sums up only what happens from now on). */
 enum net_link net_sock_link(net_sock_t *sock, bool restart);
 
+/* net_sock_ever_up: whether a CURVE DEALER's handshake ever succeeded (its
+ * peer was there once, whatever the link is now); false for other sockets.
+ * Reads the socket's pending monitor events; never blocks. */
+bool net_sock_ever_up(net_sock_t *sock);
+
 /* net_sock_close: close without lingering. NULL is a no-op. */
 void net_sock_close(net_sock_t *sock);
 

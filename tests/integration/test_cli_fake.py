@@ -459,6 +459,34 @@ def test_submit_is_sent_once_even_when_stray_replies_wake_it_at_its_deadline():
     assert got == ["SUBMIT"], got
 
 
+def test_a_controller_gone_after_the_request_may_have_done_it():
+    """A controller that took the SUBMIT and then went away is not 'nothing
+    listens there' (which says no job was made: a resubmit would be a
+    duplicate): the request may have been carried out."""
+    import zmq
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.ROUTER)
+    s.setsockopt(zmq.LINGER, 0)
+    curve_server(s)
+    port = s.bind_to_random_port("tcp://127.0.0.1")
+    got = []
+
+    def serve():
+        if s.poll(5000):
+            got.append(parse_header(s.recv_multipart()[1])[0])
+        s.close(0)  # gone, with the request
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    try:
+        r = run_moat(["--controller", f"tcp://127.0.0.1:{port}", "submit", "--", "true"],
+                     env={"MOAT_TIMEOUT": "2s"})
+    finally:
+        th.join()
+        ctx.term()
+    assert got == ["SUBMIT"] and r.rc == 3, (got, r)
+    assert "was lost after the request was sent: it may have been carried out" in r.err, r
+
+
 def test_a_void_batch_is_sent_again_at_once(fake):
     """ERROR EAGAIN is the controller's "your batch was void, nothing stored"
     (its map grew): the CLI sends the request again at once, SUBMIT too (a
