@@ -235,15 +235,10 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
 
 /* ---- output ---- */
 
-/* cli_blank_controls: replace in s (NUL-terminated UTF-8, changed in place)
- * every C0 control byte, DEL and C1 control (U+0080..U+009F, as C2 80..C2 9F)
- * by spaces: text that others wrote (a corpus's documents, a job's command)
- * printed on a terminal cannot move its cursor, retitle it or clear it
- * (ECMA-48 escape sequences). Returns s. */
-char *cli_blank_controls(char *s);
 /* cli_print_word: print s to f as one shell word (POSIX sh quoting): bare
  * when only safe characters, else '...' ('\'' for a quote), and with control
- * characters as bash's $'\xNN' so that none reaches the terminal raw. */
+ * characters (shared/text.h) as bash's $'\xNN' so that none reaches the
+ * terminal raw, and a shell takes the word back as given. */
 void cli_print_word(FILE *f, const char *s);
 
 /* cli_stdout_claim: the command writes its output on stdout (cli_json_print,

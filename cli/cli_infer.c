@@ -18,6 +18,7 @@
 #include "cli/cli.h"
 #include "shared/jobspec.h"
 #include "shared/units.h"
+#include "shared/text.h"
 
 /* doc_bytes: about the bytes a document takes in the blobs of SUBMIT and DOCS:
  * its text and id (or null) as JSON, a line number, and their commas. */
@@ -735,14 +736,14 @@ int cli_search_run(struct cli *cli, int argc, char **argv)
         json_t *qo;
         json_array_foreach(all, i, qo) {
             char *q = strdup(cli_json_str(qo, "query", ""));
-            printf("query: %s\n", q ? cli_blank_controls(q) : "?");
+            printf("query: %s\n", q ? text_blank_controls(q) : "?");
             free(q);
             size_t h;
             json_t *hit;
             json_array_foreach(json_object_get(qo, "hits"), h, hit) {
                 char text[300];
                 snprintf(text, sizeof text, "%s", cli_json_str(hit, "text", ""));
-                cli_blank_controls(text); /* others' documents: no escape reaches the terminal */
+                text_blank_controls(text); /* others' documents: no escape reaches the terminal */
                 /* the document's id when the job has ids (what the user gave), else #row */
                 const json_t *idv = json_object_get(hit, "id");
                 char name[64];
@@ -752,7 +753,7 @@ int cli_search_run(struct cli *cli, int argc, char **argv)
                     snprintf(name, sizeof name, "%lld", (long long)json_integer_value(idv));
                 else
                     snprintf(name, sizeof name, "#%lld", cli_json_int(hit, "index", 0));
-                cli_blank_controls(name);
+                text_blank_controls(name);
                 printf("  %.3f  %-7s %s\n", cli_json_num(hit, "score", 0), name, text);
             }
         }

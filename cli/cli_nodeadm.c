@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "shared/text.h"
 
 static const char node_help[] =
     "usage: moat admin node drain NAME [--reason TEXT]\n"
@@ -63,9 +64,8 @@ int cli_admin_node_run(struct cli *cli, int argc, char **argv)
         return cli_usage_error(cli, "--reason applies to 'drain' only");
     if (reason && strlen(reason) > 80)
         return cli_usage_error(cli, "--reason: %zu bytes; at most 80", strlen(reason));
-    for (const char *p = reason; p && *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            return cli_usage_error(cli, "--reason: control characters are not allowed");
+    if (reason && text_has_controls(reason, strlen(reason)))
+        return cli_usage_error(cli, "--reason: control characters are not allowed");
     json_t *body = json_pack("{s:s, s:s}", "op", op, "name", name);
     if (body == NULL)
         return cli_usage_error(cli, "NAME '%.70s': not UTF-8", name);

@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 
 #include "shared/units.h"
+#include "shared/text.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -354,30 +355,15 @@ int cli_request_blobs(struct cli *cli, enum proto_type type, json_t *body,
     return 0;
 }
 
-char *cli_blank_controls(char *s)
-{
-    for (unsigned char *p = (unsigned char *)s; *p; p++) {
-        if (*p < 0x20 || *p == 0x7f)
-            *p = ' ';
-        else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-            p[0] = p[1] = ' ';
-            p++;
-        }
-    }
-    return s;
-}
-
 void cli_print_word(FILE *f, const char *s)
 {
-    static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%{}";
+    /* N.B. no ',' '{' '}': bash's brace expansion would split {a,b} */
+    static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:+@%";
     if (s[0] && strspn(s, safe) == strlen(s)) {
         fputs(s, f);
         return;
     }
-    bool ctl = false;
-    for (const unsigned char *p = (const unsigned char *)s; *p && !ctl; p++)
-        ctl = *p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f);
-    if (!ctl) { /* '...' with each ' as '\'' */
+    if (!text_has_controls(s, strlen(s))) { /* '...' with each ' as '\'' */
         fputc('\'', f);
         for (const char *p = s; *p; p++)
             fputs(*p == '\'' ? "'\\''" : (char[]){*p, 0}, f);
@@ -388,8 +374,10 @@ void cli_print_word(FILE *f, const char *s)
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '\'' || *p == '\\')
             fprintf(f, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
-            fprintf(f, "\\x%02x", *p == 0xc2 ? *++p : *p); /* C1: its code point */
+        else if (text_is_c1(p)) /* C1: its two UTF-8 bytes */
+            fprintf(f, "\\xc2\\x%02x", *++p);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
         else
             fputc(*p, f);
     }

@@ -10,6 +10,7 @@
 #include "controller/ctl_audit.h"
 #include "shared/log.h"
 #include "shared/units.h"
+#include "shared/text.h"
 
 #define REFUSED_SLOTS 64
 
@@ -510,9 +511,8 @@ int ctl_on_admin_key(struct ctl *ctl, const struct net_peer *peer, struct proto_
     if (role < 0)
         return err_set(err, EINVAL, "admin key add: role '%s': expected admin, client or worker", rname);
     const char *name = json_string_value(json_object_get(b, "name"));
-    for (const char *c = name; c && *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            return err_set(err, EINVAL, "admin key add: name: control characters are not allowed");
+    if (name && text_has_controls(name, strlen(name)))
+        return err_set(err, EINVAL, "admin key add: name: control characters are not allowed");
     struct auth_key *k = find(a, key);
     if (!add && k == NULL)
         return err_set(err, ENOENT, "admin key revoke: %s is not in the allowlist", key);

@@ -6,6 +6,7 @@
 
 #include "controller/ctl_audit.h"
 #include "shared/log.h"
+#include "shared/text.h"
 
 int ctl_on_admin_node(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
                       struct err *err)
@@ -19,9 +20,8 @@ int ctl_on_admin_node(struct ctl *ctl, const struct net_peer *peer, struct proto
         return err_set(err, EINVAL, "admin node: op '%s': expected drain, resume or remove", op);
     if (reason && !drain)
         return err_set(err, EINVAL, "admin node %s: reason: only a drain takes one", op);
-    for (const char *c = reason; c && *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            return err_set(err, EINVAL, "admin node drain: reason: control characters are not allowed");
+    if (reason && text_has_controls(reason, strlen(reason)))
+        return err_set(err, EINVAL, "admin node drain: reason: control characters are not allowed");
     int n = ctl_node_find(ctl, name);
     if (n < 0 || ctl->nodes[n].removed)
         return err_set(err, ENOENT, "admin node %s: no node '%.64s' (see moat nodes)", op, name);

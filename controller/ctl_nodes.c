@@ -13,6 +13,7 @@
 #include "shared/log.h"
 #include "shared/units.h"
 #include "shared/version.h"
+#include "shared/text.h"
 
 static const char *jstr(const json_t *o, const char *k)
 {
@@ -397,9 +398,7 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     }
     if (why && why[0] && st != JOB_STATE_COMPLETED) {
         snprintf(job->reason, sizeof job->reason, "task %u: %s", index, why);
-        for (char *c = job->reason; *c; c++)
-            if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                *c = '?';
+        text_blank_controls(job->reason); /* the worker's words, shown on terminals */
         ctl_job_final_reason(job);
     }
     /* When the process really started and ended, by the worker's clock; a

@@ -13,6 +13,7 @@
 #include "shared/keys.h"
 #include "shared/net.h"
 #include "shared/units.h"
+#include "shared/text.h"
 
 #define CLIENT_ENDPOINT_MAX 512
 
@@ -402,9 +403,8 @@ int client_spec_option(struct job_spec *spec, const char *opt, const char *value
             return err_set(err, EINVAL, "--name: longer than %d bytes", JOBSPEC_NAME_MAX);
         if (strcmp(value, "--") == 0) /* `--name -- CMD`: getopt took the separator */
             return err_set(err, EINVAL, "--name: missing value before --");
-        for (const char *c = value; *c; c++)
-            if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                return err_set(err, EINVAL, "--name: control characters are not allowed");
+        if (text_has_controls(value, len))
+            return err_set(err, EINVAL, "--name: control characters are not allowed");
         memcpy(spec->name, value, len + 1);
         return 0;
     }

@@ -1,5 +1,6 @@
 /* jobspec.c: validation and JSON form of job specs; state names. */
 #include "shared/jobspec.h"
+#include "shared/text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -777,9 +778,8 @@ static int from_json(struct job_spec *spec, const json_t *obj, struct err *err)
             return err_set(err, EINVAL, "spec: name: expected a string of at most %d bytes",
                            JOBSPEC_NAME_MAX);
         const char *s = json_string_value(name);
-        for (const char *c = s; *c; c++)
-            if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                return err_set(err, EINVAL, "spec: name: control characters are not allowed");
+        if (text_has_controls(s, json_string_length(name)))
+            return err_set(err, EINVAL, "spec: name: control characters are not allowed");
         memcpy(spec->name, s, json_string_length(name) + 1);
     }
 

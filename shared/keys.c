@@ -1,5 +1,6 @@
 /* keys.c: key files and allowlist lines (see keys.h for the formats). */
 #include "shared/keys.h"
+#include "shared/text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -74,9 +75,9 @@ int keys_line_parse(const char *line, struct keys_entry *e, struct err *err)
         n--;
     if (n > KEYS_NAME_MAX)
         return err_set(err, EINVAL, "allowlist: %.12s...: name longer than %d bytes", key, KEYS_NAME_MAX);
+    if (text_has_controls(p, n))
+        return err_set(err, EINVAL, "allowlist: %.12s...: control character in the name", key);
     for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
-            return err_set(err, EINVAL, "allowlist: %.12s...: control character in the name", key);
         if (p[i] == '#')
             return err_set(err, EINVAL, "allowlist: %.12s...: '#' in the name (\"%.*s\"): comments "
                            "go on lines of their own", key, (int)n, p);

@@ -91,6 +91,7 @@ def test_submit_json_and_command_after_options(fake):
     (["--on-bad-line", "skip"], "--on-bad-line goes with --infer"),
     (["--pooling", "mean"], "--pooling goes with --infer"),
     (["--name", "a\tb"], "--name"),
+    (["--name", "a\u009b2Jb"], "--name: control characters are not allowed"),  # C1: CSI
     (["--nope"], "--nope"),
     (["--afte", "5"], "ambiguous option '--afte': --after, --after-any, --after-notok"),
     (["--after", "5", "--after-notok", "5"], "could never run"),
@@ -393,13 +394,20 @@ def test_cancel(fake):
 def test_show_prints_the_command_as_shell_words_with_no_raw_control_characters(fake):
     """Any client may show any job: a command holding escape sequences must not
     reach the terminal raw (it could clear it, retitle it, move the cursor)."""
-    job = dict(JOB, argv=["echo", "\x1b[2J\x1b]0;pwned\x07hi", "it's", "a b", "", "x\u009by", "plain-1"])
+    argv = ["echo", "\x1b[2J\x1b]0;pwned\x07hi", "it's", "a b", "", "x\u009by", "{a,b}", "{index}",
+            "back\\slash", "plain-1"]
+    job = dict(JOB, argv=argv)
     f = fake(lambda t, b, _: ("REPLY", job))
     r = ctl(f, "show", "7", check=0)
     line = next(l for l in r.out.splitlines() if l.strip().startswith("command:"))
-    assert line.split(":", 1)[1].lstrip() == "echo $'\\x1b[2J\\x1b]0;pwned\\x07hi' 'it'\\''s' 'a b' '' " \
-                                      "$'x\\x9by' plain-1", line
+    words = line.split(":", 1)[1].lstrip()
+    assert words == "echo $'\\x1b[2J\\x1b]0;pwned\\x07hi' 'it'\\''s' 'a b' '' $'x\\xc2\\x9by' '{a,b}' " \
+                    "'{index}' 'back\\slash' plain-1", line
     assert not any(ord(c) < 32 and c != "\n" or 0x7f <= ord(c) <= 0x9f for c in r.out), repr(r.out)
+    # a shell takes the words back as they were given
+    import subprocess
+    back = subprocess.run(["bash", "-c", "printf '%s\\0' " + words], capture_output=True, check=True).stdout
+    assert back.split(b"\0")[:-1] == [a.encode() for a in argv], back
 
 
 def test_slow_reply_answers_its_request_not_a_repeats(fake):
