@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli/cli_local.h"
+#include "shared/cfg.h"
 #include "shared/keys.h"
 #include "shared/net.h"
 
@@ -187,7 +188,7 @@ static int write_conf(const char *path, const char *const *keys, const char *con
     for (int i = 0; i < nextras && i < 4; i++) {
         if (texts[i] == NULL)
             continue;
-        append(&buf, &len, &cap, "\n# from ");
+        append(&buf, &len, &cap, "\n" CFG_FROM_MARK);
         append(&buf, &len, &cap, extras[i]);
         append(&buf, &len, &cap, "\n");
         append(&buf, &len, &cap, texts[i]);
@@ -342,7 +343,9 @@ int cli_daemon_worker_conf_write(const struct cli_local *l, int i, int nworkers,
     quote(state, qstate, sizeof qstate);
     if (cpus <= 0) { /* what an earlier up wrote: "cpus = N;" on a line of its own */
         char *old = cli_file_slurp(path);
-        char *extras = old ? strstr(old, "\n# from ") : NULL;
+        char *extras = old ? strstr(old, "\n" CFG_FROM_MARK) : NULL;
+        if (extras == NULL && old) /* written by an older moat local */
+            extras = strstr(old, "\n# from ");
         if (extras) /* the extra files' text follows: theirs is not ours to keep */
             *extras = '\0';
         for (const char *p = old; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : "") {

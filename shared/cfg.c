@@ -379,7 +379,7 @@ static int setting_value(const struct cfg_key *k, config_setting_t *s, const str
 
 /* source_of: where line of text (read from path) came from, as "FILE:LINE"
  * into out: a generated file (moat local up's) marks the text it copied with
- * a line "# from FILE" before it, so that an error names the file the user
+ * a line CFG_FROM_MARK FILE before it, so that an error names the file the user
  * edits and its own line; else path and line. */
 static void source_of(const char *path, const char *text, int line, char *out, size_t cap)
 {
@@ -387,8 +387,8 @@ static void source_of(const char *path, const char *text, int line, char *out, s
     size_t flen = 0;
     int at = 0, cur = 1; /* the marker's line */
     for (const char *p = text; *p && cur < line; cur++) {
-        if (strncmp(p, "# from ", 7) == 0) {
-            from = p + 7;
+        if (strncmp(p, CFG_FROM_MARK, strlen(CFG_FROM_MARK)) == 0) {
+            from = p + strlen(CFG_FROM_MARK);
             flen = strcspn(from, "\n");
             at = cur;
         }
@@ -448,14 +448,15 @@ int cfg_load(const char *path, const struct cfg_key *table, void *out, struct er
         const struct cfg_key *k = table;
         while (k->name && strcmp(k->name, name) != 0)
             k++;
-        source_of(path, text, config_setting_source_line(s), where, sizeof where);
         if (k->name == NULL) {
+            source_of(path, text, config_setting_source_line(s), where, sizeof where);
             err_set(err, EINVAL, "%s: %s: unknown key", where, name);
             goto out;
         }
         char why[160];
         if (setting_value(k, s, lits, out, why, sizeof why) != 0 ||
             (k->check && k->check((char *)out + k->offset, why, sizeof why) != 0)) {
+            source_of(path, text, config_setting_source_line(s), where, sizeof where);
             err_set(err, EINVAL, "%s: %s: %s", where, name, why);
             goto out;
         }

@@ -59,13 +59,17 @@ int cfg_defaults(const struct cfg_key *table, void *out, struct err *err);
 
 /* cfg_load: defaults, then the values in path. Errors (EINVAL, ENOENT) carry
  * "PATH:LINE: KEY: what is wrong" (or "PATH: ..." when there is no line);
- * past a line "# from FILE" (moat local up's generated files mark so the
- * text they copy from the DIR/NAME.extra.conf files) the place is FILE and
- * the line within it.
+ * past a line CFG_FROM_MARK FILE (moat local up's generated files mark so
+ * the text they copy from the DIR/NAME.extra.conf files) the place is FILE
+ * and the line within it.
  * Integers are taken as written in the file: libconfig 1.5 (Debian's
  * libconfig-dev) keeps only the low 32 bits of a literal without the L suffix
  * (4294967299 reads as 3), so cfg_load re-reads each top-level integer from
  * the file's text and checks that it agrees with libconfig's low bits. */
 int cfg_load(const char *path, const struct cfg_key *table, void *out, struct err *err);
+
+/* CFG_FROM_MARK: the start of the comment line before text a generated config
+ * file copied from another file (cfg_load's errors name that file). */
+#define CFG_FROM_MARK "# moat local: from "
 
 #endif

@@ -88,16 +88,18 @@ static void bad_files_name_line_and_key(void **state)
 {
     (void)state;
     expect_error("log_level = \"info\";\nbogus = 1;\n", "2: bogus: unknown key");
-    /* text a generated file copied "# from" a file is named by that file's line */
+    /* text a generated file copied (after CFG_FROM_MARK) is named by that file's line;
+     * a comment of the user's that starts "# from" is no such mark */
     struct ctl_cfg gen;
     struct err ge = {0};
-    const char *gp = write_conf("log_level = \"info\";\n\n# from /srv/x.extra.conf\n"
+    const char *gp = write_conf("log_level = \"info\";\n\n" CFG_FROM_MARK "/srv/x.extra.conf\n"
                                "store_map_size = \"1 GiB\";\nnope = 1;\n");
     assert_int_equal(ctl_cfg_load(gp, &gen, &ge), -1);
     assert_string_equal(ge.msg, "/srv/x.extra.conf:2: nope: unknown key");
-    gp = write_conf("# from /srv/y.extra.conf\nlog_level = = 1;\n"); /* a syntax error */
+    gp = write_conf(CFG_FROM_MARK "/srv/y.extra.conf\nlog_level = = 1;\n"); /* a syntax error */
     assert_int_equal(ctl_cfg_load(gp, &gen, &ge), -1);
     assert_non_null(strstr(ge.msg, "/srv/y.extra.conf:1: "));
+    expect_error("# from the old cluster, kept\ncpus = 1;\n", "2: cpus: unknown key");
     expect_error("\n\nheartbeat_interval = 5;\n", "3: heartbeat_interval: expected a string with a unit");
     expect_error("heartbeat_interval = \"5 parsecs\";\n", "1: heartbeat_interval: duration '5 parsecs': unknown unit");
     expect_error("store_map_size = \"lots\";\n", "1: store_map_size: size 'lots'");
