@@ -1,5 +1,6 @@
 /* err.c: construction of struct err values. */
 #include "shared/err.h"
+#include "shared/text.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +13,7 @@ int err_set(struct err *err, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
+    text_utf8_trim(err->msg); /* a cut message stays UTF-8: it goes into JSON */
     err->code = code;
     return -1;
 }
@@ -35,6 +37,7 @@ int err_prefix(struct err *err, const char *fmt, ...)
     size_t olen = strnlen(old, rest);
     memcpy(err->msg + n + 2, old, olen);
     err->msg[n + 2 + olen] = '\0';
+    text_utf8_trim(err->msg);
     return -1;
 }
 

@@ -1,6 +1,8 @@
 /* text.c: control characters in text that reaches terminals (see text.h). */
 #include "shared/text.h"
 
+#include <string.h>
+
 bool text_has_controls(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -8,6 +10,21 @@ bool text_has_controls(const char *s, size_t len)
         if (p[i] < 0x20 || p[i] == 0x7f || (p[i] == 0xc2 && i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f))
             return true;
     return false;
+}
+
+char *text_utf8_trim(char *s)
+{
+    size_t n = strlen(s), i = n;
+    /* back over continuation bytes (10xxxxxx) to the lead byte, at most 3 */
+    while (i > 0 && n - i < 4 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+        i--;
+    if (i == 0)
+        return s;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+    if (want > 1 && n - (i - 1) < want) /* a lead byte whose sequence was cut */
+        s[i - 1] = '\0';
+    return s;
 }
 
 char *text_blank_controls(char *s)

@@ -20,6 +20,11 @@ bool text_has_controls(const char *s, size_t len);
  * changed in place; a C1 control's two bytes) by spaces. Returns s. */
 char *text_blank_controls(char *s);
 
+/* text_utf8_trim: s (NUL-terminated) cut where a UTF-8 character is whole:
+ * a last character a bounded snprintf cut short is dropped, so that the text
+ * stays valid UTF-8 (a JSON string: jansson refuses anything else). Returns s. */
+char *text_utf8_trim(char *s);
+
 /* text_is_c1: whether p (at least one byte before the NUL) starts a C1
  * control's UTF-8 encoding (C2 80..C2 9F). */
 static inline bool text_is_c1(const unsigned char *p)

@@ -6,7 +6,8 @@
  * cap bytes each; beyond the cap bytes are read and dropped and the result is
  * marked truncated. Failures are told apart: the worker could not set the task
  * up (a launch error: the node is at fault) versus the command could not be
- * executed (exit status 127, like a shell: the job is at fault).
+ * executed (exit status 127 not found, 126 not executable, as a shell: the
+ * job is at fault).
  * Thread-safety: one wrk_proc per task, used from the worker's loop only.
  */
 #ifndef MOAT_WRK_EXEC_H
@@ -50,8 +51,8 @@ struct wrk_proc {
  * on the worker's. On success the caller
  * owns *p and frees it with wrk_exec_release().
  * Errors: the launch failed (fork, pipes, cwd) -> -1 with err and *launch_error
- * true; the command could not be executed -> 0 with the child exiting 127 and the
- * reason in its stderr. */
+ * true; the command could not be executed -> 0 with the child exiting 127 (not
+ * found) or 126 (not executable) and the reason in its stderr. */
 int wrk_exec_start(struct wrk_proc *p, char *const argv[], char *const envp[], const char *cwd,
                    const cpu_set_t *cpus, size_t cap, bool *launch_error, struct err *err);
 

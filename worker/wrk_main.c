@@ -41,6 +41,7 @@
 #include "worker/wrk_reaper.h"
 #include "worker/wrk_sandbox.h"
 #include "worker/wrk_tasks.h"
+#include "shared/text.h"
 
 extern char **environ;
 
@@ -393,11 +394,14 @@ static void on_dispatch(struct wrk *w, const struct proto_msg *m)
         log_warn("wrk", "task %llu.%u attempt %u: launch failed: %s", (unsigned long long)job, index,
                  attempt, e.msg);
         snprintf(t->launch_error, sizeof t->launch_error, "%.199s", e.msg);
+        text_utf8_trim(t->launch_error);
         t->phase = WRK_PHASE_ENDED;
         t->state = JOB_STATE_FAILED;
         t->end_time = units_now();
-        if (!launch_error) /* cannot happen: start only fails at launch */
+        if (!launch_error) { /* cannot happen: start only fails at launch */
             snprintf(t->launch_error, sizeof t->launch_error, "launch: %.191s", e.msg);
+            text_utf8_trim(t->launch_error);
+        }
         t->need_send = true;
         if (wrk_task_save(w->store, t, &e) != 0)
             log_error("wrk", "task %llu.%u: cannot record result: %s", (unsigned long long)job,
@@ -467,10 +471,12 @@ static void end_unstarted(struct wrk *w, struct wrk_task *t, bool launch_error, 
     wrk_fetch_abort(&t->fetch);
     give_back(w, t);
     log_warn("wrk", "task %llu.%u attempt %u: %s", (unsigned long long)t->job, t->index, t->attempt, why);
-    if (launch_error)
+    if (launch_error) {
         snprintf(t->launch_error, sizeof t->launch_error, "%s", why);
-    else if ((t->err = strdup(why)) != NULL)
+        text_utf8_trim(t->launch_error);
+    } else if ((t->err = strdup(why)) != NULL) {
         t->err_len = strlen(why);
+    }
     t->phase = WRK_PHASE_ENDED;
     t->state = JOB_STATE_FAILED;
     t->end_time = units_now();

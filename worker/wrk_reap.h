@@ -30,7 +30,7 @@
  * after kill_grace goes to the task's whole tree (wrk_exec_kill).
  * A CMD that is not a binary (a script without #!) runs with /bin/sh, as
  * execvp does. A CMD that cannot be executed: "moat: cannot execute CMD: why"
- * on stderr, exit 127, as a shell says it.
+ * on stderr, exit 127 (not found) or 126 (not executable), as a shell says it.
  *
  * Why a service: on a 2-vCPU VM, starting `true` bare costs ~0.65 ms of CPU;
  * an exec of moat-reap per task added ~0.8 ms more (glibc's start-up alone is
@@ -80,7 +80,7 @@ struct wrk_reap_head {
 
 /* stage of a launch that failed before CMD was started */
 enum wrk_reap_stage {
-    WRK_REAP_STARTED = 0,  /* the reaper runs (CMD itself may still fail: exit 127) */
+    WRK_REAP_STARTED = 0,  /* the reaper runs (CMD itself may still fail: exit 127/126) */
     WRK_REAP_SETUP,        /* stdin, pipes or directory (errnum) */
     WRK_REAP_AFFINITY,     /* sched_setaffinity (errnum) */
     WRK_REAP_SERVICE,      /* the service could not clone or read the request (errnum) */

@@ -51,7 +51,8 @@ struct wrk_reap_slot {
 /* wrk_reap_task_run: clone(3) entry of a per-task reaper; arg is its struct
  * wrk_reap_slot. Sets up, reports on the gate, waits for "go", runs CMD and
  * reaps the task as wrk_reap.h says. Never returns: ends with CMD's exit
- * code or signal, 127 when CMD could not be run or setup failed, 137 when the
+ * code or signal, 127 when CMD was not found or setup failed, 126 when CMD
+ * could not be executed, 137 when the
  * worker died. */
 int wrk_reap_task_run(void *arg);
 

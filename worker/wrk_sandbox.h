@@ -100,8 +100,8 @@ char **wrk_sandbox_envp(char *const task_env[], const char *home);
  * the status pipe (non-blocking, close-on-exec: read it with
  * wrk_sandbox_status_read() once the init is reaped); or -1 with err when the
  * sandbox could not be set up (a launch error: the node is at fault). A command
- * that cannot be executed is not an error here: it exits 127 with the reason on
- * its stderr. */
+ * that cannot be executed is not an error here: it exits 127 (not found) or
+ * 126 (not executable) with the reason on its stderr. */
 pid_t wrk_sandbox_spawn(const struct wrk_sandbox *sb, char *const argv[], char *const envp[],
                         const char *cwd, const cpu_set_t *cpus, int out_w, int err_w, int *status_fd,
                         struct err *err);

@@ -1,7 +1,7 @@
 /* test_text.c: control characters in text that reaches terminals
  * (shared/text.c): C0, DEL and C1 (U+0080..U+009F) are found and blanked;
  * other UTF-8 (é, U+00A0, CJK) is left alone; a lone 0xC2 at the end reads
- * nothing past it. */
+ * nothing past it; a character cut at the end is dropped. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,11 +35,26 @@ static void controls_are_blanked(void **state)
     assert_string_equal(text_blank_controls(s), "a ]0;t  caf\xc3\xa9   b \xc2");
 }
 
+static void a_cut_character_is_dropped(void **state)
+{
+    (void)state;
+    char a[] = "caf\xc3\xa9", b[] = "caf\xc3", c[] = "\xe6\x97\xa5\xe6\x97", d[] = "x\xf0\x9f\x98",
+         e[] = "\xf0\x9f\x98\x80", f[] = "", g[] = "\x80\x80";
+    assert_string_equal(text_utf8_trim(a), "caf\xc3\xa9"); /* whole: kept */
+    assert_string_equal(text_utf8_trim(b), "caf");
+    assert_string_equal(text_utf8_trim(c), "\xe6\x97\xa5");
+    assert_string_equal(text_utf8_trim(d), "x");
+    assert_string_equal(text_utf8_trim(e), "\xf0\x9f\x98\x80");
+    assert_string_equal(text_utf8_trim(f), "");
+    assert_string_equal(text_utf8_trim(g), "\x80\x80"); /* no lead byte: left as is */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(controls_are_found),
         cmocka_unit_test(controls_are_blanked),
+        cmocka_unit_test(a_cut_character_is_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
