@@ -77,9 +77,10 @@ int cli_fail(const struct cli *cli, int code, const char *fmt, ...)
  * or one in a directory where no temporary can be made, is written directly
  * (as before: no such protection). CLI_USAGE (naming opt) when it cannot be
  * created. cli_out_close returns rc, or CLI_FAILED when a write, the close or
- * the rename failed (named). cli_out_flush: rc, or CLI_FAILED (named) when a
- * write so far failed; a stdout cli_out and rc != CLI_OK are passed through
- * (so that two files are checked before either replaces its FILE). */
+ * the rename failed (named). cli_out_finish: the writing and closing part of
+ * cli_out_close, without the rename (rc, or CLI_FAILED named); cli_out_close
+ * after it renames: so that two files are both complete before either
+ * replaces its FILE. */
 struct cli_out {
     FILE *f;
     const char *opt;  /* the option that named it, for errors: "--out" */
@@ -89,7 +90,7 @@ struct cli_out {
 };
 int cli_out_open(const struct cli *cli, struct cli_out *o, const char *opt, const char *path);
 int cli_out_close(const struct cli *cli, struct cli_out *o, int rc);
-int cli_out_flush(const struct cli *cli, struct cli_out *o, int rc);
+int cli_out_finish(const struct cli *cli, struct cli_out *o, int rc);
 
 /* cli_usage_error: cli_fail with CLI_USAGE and a hint to see `moat CMD --help`. */
 int cli_usage_error(const struct cli *cli, const char *fmt, ...)

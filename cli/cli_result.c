@@ -271,7 +271,7 @@ done:
     json_decref(reply);
     /* both written whole before either replaces its file: an old FILE is never
      * left beside new ids, nor new embeddings beside old ids */
-    rc = cli_out_flush(cli, &o, cli_out_flush(cli, &oi, rc));
+    rc = cli_out_finish(cli, &o, cli_out_finish(cli, &oi, rc));
     rc = cli_out_close(cli, &oi, rc);
     rc = cli_out_close(cli, &o, rc);
     if (rc == CLI_OK && summary) /* once the file is in place */

@@ -101,18 +101,22 @@ int cli_out_open(const struct cli *cli, struct cli_out *o, const char *opt, cons
     return CLI_OK;
 }
 
-int cli_out_flush(const struct cli *cli, struct cli_out *o, int rc)
+int cli_out_finish(const struct cli *cli, struct cli_out *o, int rc)
 {
-    if (rc != CLI_OK || o->f == stdout)
+    if (o->f == stdout || o->f == NULL)
         return rc;
     /* a write that failed (a full disk, a file size limit) leaves its error
      * here: fclose alone does not see an fwrite too large for the buffer */
     errno = 0;
-    if (fflush(o->f) != 0 && errno != 0)
-        return cli_fail(cli, CLI_FAILED, "%s: %s: %s", o->opt, o->path, strerror(errno));
-    if (ferror(o->f)) /* the failed write's errno is gone */
-        return cli_fail(cli, CLI_FAILED, "%s: %s: a write failed (a full disk, or a file size limit)",
-                        o->opt, o->path);
+    if (rc == CLI_OK && fflush(o->f) != 0 && errno != 0)
+        rc = cli_fail(cli, CLI_FAILED, "%s: %s: %s", o->opt, o->path, strerror(errno));
+    else if (rc == CLI_OK && ferror(o->f)) /* the failed write's errno is gone */
+        rc = cli_fail(cli, CLI_FAILED, "%s: %s: a write failed (a full disk, or a file size limit)",
+                      o->opt, o->path);
+    int e = fclose(o->f) != 0 ? errno : 0; /* NFS, quotas: an error may wait for the close */
+    o->f = NULL;
+    if (rc == CLI_OK && e != 0)
+        rc = cli_fail(cli, CLI_FAILED, "%s: %s: %s", o->opt, o->path, strerror(e));
     return rc;
 }
 
@@ -120,11 +124,8 @@ int cli_out_close(const struct cli *cli, struct cli_out *o, int rc)
 {
     if (o->f == stdout)
         return rc;
-    rc = cli_out_flush(cli, o, rc);
-    int e = fclose(o->f) != 0 ? errno : 0;
+    rc = cli_out_finish(cli, o, rc);
     o->f = stdout;
-    if (rc == CLI_OK && e != 0)
-        rc = cli_fail(cli, CLI_FAILED, "%s: %s: %s", o->opt, o->path, strerror(e));
     if (o->tmp[0] == '\0')
         return rc;
     if (rc == CLI_OK && rename(o->tmp, o->path) != 0)
