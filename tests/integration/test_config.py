@@ -80,8 +80,9 @@ def test_local_up_reports_a_daemon_that_fails_on_its_config(tmp_path):
         r = c.moat("local", "up", "--dir", d, "--workers", "1", check=1, timeout=60)
         msg = r.err.strip().splitlines()
         assert len(msg) == 1, r
-        assert re.search(re.escape(str(d / "controller.conf")) + r":\d+: max_attempts: ",
-                         msg[0]), r
+        # the file the user edits and its line, not the config local up made of it
+        line = (d / "controller.extra.conf").read_text().splitlines().index('max_attempts = "lots";') + 1
+        assert f"{d / 'controller.extra.conf'}:{line}: max_attempts: " in msg[0], r
         assert "controller.log" in msg[0]
     finally:
         c.down()
