@@ -12,6 +12,11 @@ was busy with one message: other clients, heartbeats and TASK_ENDs wait that
 long). Jobs are submitted held and cancelled: this measures intake only.
 Prints one JSON object per submission, then {"case": "ratios"} (parts over one
 message; medians).
+Three more cases, each against its own reference in the same rounds:
+"stdin" (the same text piped to `--input -`, copied to $TMPDIR for the second
+reading) against "parts" (the file), and "jsonl_ids" (the same documents as
+JSONL with a unique string id each: the CLI checks them for repeats) against
+"jsonl" (JSONL without ids).
 
 Usage: bench/infer/intake.py [--docs N] [--rounds R] [--batch B]
 The corpus: N lines of 14 words drawn (seeded) from the fortunes corpus's words.
@@ -50,16 +55,23 @@ class PingProbe(threading.Thread):
             time.sleep(0.2)
 
 
-def submit(env, docs, batch, max_message):
+def submit(env, docs, batch, max_message, stdin=False):
     e = dict(env, MOAT_MAX_MESSAGE=str(max_message))
     probe = PingProbe(env)
     probe.start()
     t0 = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        p = subprocess.Popen([str(MOAT), "--json", "submit", "--infer", "minilm", "--input", str(docs),
-                              "--batch", str(batch), "--hold"], env=e, stdout=out, stderr=err)
+        # stdin: through a pipe (cat), which the CLI cannot read twice
+        feed = subprocess.Popen(["cat", str(docs)], stdout=subprocess.PIPE) if stdin else None
+        p = subprocess.Popen([str(MOAT), "--json", "submit", "--infer", "minilm", "--input",
+                              "-" if stdin else str(docs), "--batch", str(batch), "--hold"], env=e,
+                             stdout=out, stderr=err, stdin=feed.stdout if stdin else subprocess.DEVNULL)
+        if feed:
+            feed.stdout.close()
         _, status, usage = os.wait4(p.pid, 0)  # this process's own peak RSS
         p.returncode = os.waitstatus_to_exitcode(status)
+        if feed:
+            feed.wait()
         wall = time.monotonic() - t0
         probe.stop = True
         probe.join()
@@ -95,11 +107,20 @@ def main():
         for _ in range(a.docs):
             f.write(" ".join(rng.choice(words) for _ in range(14)) + "\n")
     size = docs.stat().st_size
+    jsonl, jsonl_ids = tmp / "docs.jsonl", tmp / "docs-ids.jsonl"
+    with open(docs) as f, open(jsonl, "w") as plain, open(jsonl_ids, "w") as with_ids:
+        for i, line in enumerate(f):
+            text = line.rstrip("\n")
+            plain.write(json.dumps({"text": text}) + "\n")
+            with_ids.write(json.dumps({"text": text, "id": f"doc-{i:08d}"}) + "\n")
     whole = 2 * size + (64 << 20)  # one message holds the documents, line numbers and all
     (tmp / "controller.extra.conf").write_text(f'log_level = "warn";\nmax_message = "{whole >> 20} MiB";\n')
     (tmp / "worker.extra.conf").write_text('log_level = "warn";\n')
     model = signed_model(env, tmp, a.model)
-    got = {"parts": [], "one_message": []}
+    cases = (("parts", docs, 8 << 20, False), ("one_message", docs, whole, False),
+             ("stdin", docs, 8 << 20, True), ("jsonl", jsonl, 8 << 20, False),
+             ("jsonl_ids", jsonl_ids, 8 << 20, False))
+    got = {c[0]: [] for c in cases}
     try:
         moat(env, "local", "up", "--workers", 1)
         moat(env, "model", "import", model, "--name", "minilm")
@@ -108,9 +129,10 @@ def main():
         moat(env, "cancel", json.loads(moat(env, "--json", "submit", "--infer", "minilm", "--input", warm,
                                             "--hold"))["id"])
         for r in range(a.rounds):
-            for case, limit in (("parts", 8 << 20), ("one_message", whole)):
-                wall, rss_kb, worst = submit(env, docs, a.batch, limit)
-                row = {"bench": "intake", "case": case, "round": r + 1, "docs": a.docs, "bytes": size,
+            for case, path, limit, stdin in cases:
+                wall, rss_kb, worst = submit(env, path, a.batch, limit, stdin)
+                row = {"bench": "intake", "case": case, "round": r + 1, "docs": a.docs,
+                       "bytes": path.stat().st_size,
                        "batch": a.batch, "wall_s": round(wall, 3), "docs_per_s": round(a.docs / wall),
                        "mb_per_s": round(size / wall / 1e6, 1), "cli_peak_rss_mb": round(rss_kb / 1024, 1),
                        "max_ping_s": round(worst, 3)}
@@ -118,12 +140,17 @@ def main():
                 print(json.dumps(row), flush=True)
     finally:
         subprocess.run([str(MOAT), "local", "down"], env=env, capture_output=True)
-    med = {c: {k: statistics.median(x[k] for x in rows) for k in ("wall_s", "max_ping_s")}
+    med = {c: {k: statistics.median(x[k] for x in rows) for k in ("wall_s", "max_ping_s", "cli_peak_rss_mb")}
            for c, rows in got.items()}
+    ratio = lambda a, b, k: round(med[a][k] / med[b][k], 3)
     print(json.dumps({"bench": "intake", "case": "ratios",
-                      "parts_vs_one_message_wall": round(med["parts"]["wall_s"] / med["one_message"]["wall_s"], 3),
+                      "parts_vs_one_message_wall": ratio("parts", "one_message", "wall_s"),
                       "parts_max_ping_s": med["parts"]["max_ping_s"],
-                      "one_message_max_ping_s": med["one_message"]["max_ping_s"]}), flush=True)
+                      "one_message_max_ping_s": med["one_message"]["max_ping_s"],
+                      "stdin_vs_file_wall": ratio("stdin", "parts", "wall_s"),
+                      "stdin_vs_file_rss": ratio("stdin", "parts", "cli_peak_rss_mb"),
+                      "ids_vs_no_ids_wall": ratio("jsonl_ids", "jsonl", "wall_s"),
+                      "ids_vs_no_ids_rss": ratio("jsonl_ids", "jsonl", "cli_peak_rss_mb")}), flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
