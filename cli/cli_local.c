@@ -32,7 +32,8 @@ static const char help[] =
     "  up      start whichever daemons of DIR are not running (so it is safe to\n"
     "          repeat, e.g. after a crash), then wait until the controller\n"
     "          answers and the N workers (local-1..local-N) are UP.\n"
-    "          --workers N: default the number DIR already has, else 2.\n"
+    "          --workers N: default the number DIR already has, else 2; fewer\n"
+    "          than it has shrinks it (stopped workers above N leave DIR).\n"
     "          --cpus-per-worker N: CPUs each worker offers (default: what DIR's\n"
     "          workers were given before, else all).\n"
     "          With --json: {\"dir\", \"endpoint\", \"controller_pid\", \"worker_pids\"}.\n"
@@ -187,6 +188,19 @@ static int wait_ready(struct cli *cli, const struct cli_local *l, int nworkers, 
 static int local_up(struct cli *cli, struct cli_local *l, int nworkers, int cpus)
 {
     char err[PATH_MAX + 256], path[PATH_MAX + 32];
+    if (nworkers >= 0) {
+        /* --workers N below what DIR has: the cluster shrinks. The stopped
+         * workers above N leave DIR (their config), so that a plain up or
+         * status counts N; one still running stays, and is said below. */
+        for (int i = cli_daemon_count_workers(l); i > nworkers; i--) {
+            char name[32];
+            snprintf(name, sizeof name, "worker-%d", i);
+            if (cli_daemon_pid(l, name) > 0)
+                break;
+            cli_local_path(l, path, sizeof path, name, ".conf");
+            unlink(path);
+        }
+    }
     if (nworkers < 0)
         nworkers = cli_daemon_count_workers(l) ? cli_daemon_count_workers(l) : 2;
     pid_t cpid = cli_daemon_pid(l, "controller");
@@ -279,8 +293,9 @@ static int local_up(struct cli *cli, struct cli_local *l, int nworkers, int cpus
                l->dir, l->endpoint, (long)cpid, nworkers, nworkers == 1 ? "" : "s", ns,
                ns == 1 ? "" : "s");
         if (extra > 0)
-            printf("; %d more worker%s of this directory still run%s", extra, extra == 1 ? "" : "s",
-                   extra == 1 ? "s" : "");
+            printf("; %d more worker%s of this directory still run%s (to have %d: moat local down, "
+                   "then moat local up --workers %d)", extra, extra == 1 ? "" : "s", extra == 1 ? "s" : "",
+                   nworkers, nworkers);
         printf("\n");
         char def[PATH_MAX];
         const char *env = getenv("MOAT_DIR");

@@ -583,6 +583,20 @@ def test_show_reports_each_tasks_cpu_time_and_peak_memory(make_cluster, extra):
     assert rows and rows[0][4].endswith("s") and rows[0][5].endswith("MiB"), rows
 
 
+def test_local_up_with_fewer_workers_shrinks_the_cluster(make_cluster):
+    """A plain `local up` after `up --workers 2` on a cluster of 3 started the
+    third again, and `local status` said it was missing (exit 1)."""
+    c = make_cluster(workers=3)
+    r = c.moat("local", "up", "--dir", c.dir, "--workers", "2")
+    assert "1 more worker of this directory still runs (to have 2: moat local down" in r.out, r
+    c.down()
+    c.up(2)
+    c.down()
+    c.up()  # no --workers: the number DIR has now
+    assert c.moat("local", "status", "--dir", c.dir).out.count("running") == 3  # controller + 2
+    assert not (c.dir / "worker-3.conf").exists()
+
+
 def test_local_up_again_keeps_the_cpus_per_worker_it_was_given(make_cluster):
     """`local up` restarts whichever daemon is not running; a worker it starts
     again offers what --cpus-per-worker gave it before, not all the CPUs."""
