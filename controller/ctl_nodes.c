@@ -399,6 +399,7 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     if (why && why[0] && st != JOB_STATE_COMPLETED) {
         snprintf(job->reason, sizeof job->reason, "task %u: %s", index, why);
         text_blank_controls(job->reason); /* the worker's words, shown on terminals */
+        text_utf8_repair(job->reason);    /* cut at 95 bytes: it goes into JSON */
         ctl_job_final_reason(job);
     }
     /* When the process really started and ended, by the worker's clock; a

@@ -13,7 +13,7 @@ int err_set(struct err *err, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
-    text_utf8_trim(err->msg); /* a cut message stays UTF-8: it goes into JSON */
+    text_utf8_repair(err->msg); /* a cut message stays UTF-8: it goes into JSON */
     err->code = code;
     return -1;
 }
@@ -29,15 +29,18 @@ int err_prefix(struct err *err, const char *fmt, ...)
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
     size_t n = strlen(head);
-    if (n > sizeof err->msg - 3)
+    if (n > sizeof err->msg - 3) {
         n = sizeof err->msg - 3;
+        head[n] = '\0';
+        n = strlen(text_utf8_trim(head)); /* a character cut before the ": " */
+    }
     memcpy(err->msg, head, n);
     memcpy(err->msg + n, ": ", 2);
     size_t rest = sizeof err->msg - n - 3;
     size_t olen = strnlen(old, rest);
     memcpy(err->msg + n + 2, old, olen);
     err->msg[n + 2 + olen] = '\0';
-    text_utf8_trim(err->msg);
+    text_utf8_repair(err->msg);
     return -1;
 }
 

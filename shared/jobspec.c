@@ -778,9 +778,12 @@ static int from_json(struct job_spec *spec, const json_t *obj, struct err *err)
             return err_set(err, EINVAL, "spec: name: expected a string of at most %d bytes",
                            JOBSPEC_NAME_MAX);
         const char *s = json_string_value(name);
-        if (text_has_controls(s, json_string_length(name)))
+        /* C1 blanked, not refused: this also reads the records of jobs
+         * submitted before C1 was refused (the CLI refuses it up front) */
+        if (text_has_c0(s, json_string_length(name)))
             return err_set(err, EINVAL, "spec: name: control characters are not allowed");
         memcpy(spec->name, s, json_string_length(name) + 1);
+        text_blank_controls(spec->name);
     }
 
     if (k == JOB_KIND_INFER && infer_fields(spec, obj, err) != 0)

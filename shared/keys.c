@@ -75,7 +75,7 @@ int keys_line_parse(const char *line, struct keys_entry *e, struct err *err)
         n--;
     if (n > KEYS_NAME_MAX)
         return err_set(err, EINVAL, "allowlist: %.12s...: name longer than %d bytes", key, KEYS_NAME_MAX);
-    if (text_has_controls(p, n))
+    if (text_has_c0(p, n)) /* C1: blanked below (names added before it was refused) */
         return err_set(err, EINVAL, "allowlist: %.12s...: control character in the name", key);
     for (size_t i = 0; i < n; i++) {
         if (p[i] == '#')
@@ -86,6 +86,7 @@ int keys_line_parse(const char *line, struct keys_entry *e, struct err *err)
     memcpy(e->key, key, KEYS_LEN + 1);
     memcpy(e->name, p, n);
     e->name[n] = '\0';
+    text_blank_controls(e->name);
     return 1;
 }
 
