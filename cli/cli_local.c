@@ -199,6 +199,8 @@ static int local_up(struct cli *cli, struct cli_local *l, int nworkers, int cpus
                 break;
             cli_local_path(l, path, sizeof path, name, ".conf");
             unlink(path);
+            cli_local_path(l, path, sizeof path, name, ".pid"); /* status lists a pid file's daemon */
+            unlink(path);
         }
     }
     if (nworkers < 0)

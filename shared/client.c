@@ -111,26 +111,32 @@ const char *client_endpoint(const client_t *c)
 bool client_link_why(client_t *c, char *buf, size_t cap)
 {
     enum net_link link = net_sock_link(c->sock, false);
-    if (link != NET_LINK_UP && link != NET_LINK_NONE && net_sock_ever_up(c->sock)) {
-        /* it was there when the request went: it may have carried it out */
-        snprintf(buf, cap, "the connection to the controller at %s was lost after the request was "
-                 "sent: it may have been carried out (see 'moat queue') and the controller may be "
-                 "restarting", c->endpoint);
-        return true;
-    }
+    /* it was there when the request went: the request may have been carried
+     * out (a SUBMIT: a job made), whatever the link is now */
+    const char *was = link != NET_LINK_UP && link != NET_LINK_NONE && net_sock_ever_up(c->sock)
+                          ? "; the link was lost after the request was sent: it may have been carried "
+                            "out (see 'moat queue')"
+                          : "";
     switch (link) {
     case NET_LINK_UNRESOLVED:
-        snprintf(buf, cap, "cannot reach the controller at %s: its host name does not resolve", c->endpoint);
+        snprintf(buf, cap, "cannot reach the controller at %s: its host name does not resolve%s",
+                 c->endpoint, was);
         return true;
     case NET_LINK_TCP_FAILED:
         snprintf(buf, cap, "cannot reach the controller at %s: nothing listens there (connection "
                  "refused or host unreachable): is it running? ('moat local status' for a local "
-                 "cluster)", c->endpoint);
+                 "cluster)%s", c->endpoint, was);
         return true;
     case NET_LINK_NO_HANDSHAKE:
         snprintf(buf, cap, "connected to %s but the CURVE handshake did not complete: wrong controller "
                  "public key, this client's key is not allowlisted, or the controller is too busy to "
-                 "answer (recovering a large store, or a long request)", c->endpoint);
+                 "answer (recovering a large store, or a long request)%s", c->endpoint, was);
+        return true;
+    case NET_LINK_REFUSED:
+        if (!was[0])
+            return false; /* the EACCES of the call says it */
+        snprintf(buf, cap, "%s refused this client's key (not in its allowlist, or revoked)%s",
+                 c->endpoint, was);
         return true;
     default:
         return false;

@@ -57,10 +57,10 @@ const char *client_endpoint(const client_t *c);
 #define CLIENT_WHY_MAX 700 /* client_link_why's buf: enough for any endpoint taken */
 
 /* client_link_why: why no reply came, when the link's monitor can tell more
- * than "no reply": the link was up once and then lost (the request may have
- * been carried out); the host does not resolve; no TCP connection could be
+ * than "no reply": the host does not resolve; no TCP connection could be
  * made (nothing listens there); or the TCP connection was made but no CURVE
- * handshake completed (the controller key given is not the controller's,
+ * handshake completed; each with, when the link had been up, that it was lost
+ * after the request was sent, which may have been carried out (the controller key given is not the controller's,
  * or, where the controller drops rather than refuses it, this client's key
  * is not allowlisted, or the controller did not serve the handshake in time:
  * it answers handshakes between requests and after its recovery). Writes one

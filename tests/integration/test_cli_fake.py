@@ -492,7 +492,7 @@ def test_a_controller_gone_after_the_request_may_have_done_it():
         th.join()
         ctx.term()
     assert got == ["SUBMIT"] and r.rc == 3, (got, r)
-    assert "was lost after the request was sent: it may have been carried out" in r.err, r
+    assert "the link was lost after the request was sent: it may have been carried out" in r.err, r
 
 
 def test_a_void_batch_is_sent_again_at_once(fake):

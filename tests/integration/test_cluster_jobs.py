@@ -595,6 +595,14 @@ def test_local_up_with_fewer_workers_shrinks_the_cluster(make_cluster):
     c.up()  # no --workers: the number DIR has now
     assert c.moat("local", "status", "--dir", c.dir).out.count("running") == 3  # controller + 2
     assert not (c.dir / "worker-3.conf").exists()
+    # a worker that died (its pid file left) is shrunk away too: status is whole
+    c.up(3)
+    w3 = c.pid("worker-3")
+    os.kill(w3, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(w3), 10, what="worker-3 to die")
+    c.up(2)
+    r = c.moat("local", "status", "--dir", c.dir)  # exit 0: all of the 2 run
+    assert "worker-3" not in r.out, r
 
 
 def test_local_up_again_keeps_the_cpus_per_worker_it_was_given(make_cluster):
