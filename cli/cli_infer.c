@@ -17,8 +17,8 @@
 
 #include "cli/cli.h"
 #include "shared/jobspec.h"
-#include "shared/units.h"
 #include "shared/text.h"
+#include "shared/units.h"
 
 /* doc_bytes: about the bytes a document takes in the blobs of SUBMIT and DOCS:
  * its text and id (or null) as JSON, a line number, and their commas. */

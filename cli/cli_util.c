@@ -1,8 +1,8 @@
 /* cli_util.c: messages, option parsing, requests and output shared by the commands. */
 #include "cli/cli.h"
 
-#include "shared/units.h"
 #include "shared/text.h"
+#include "shared/units.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -9,8 +9,8 @@
 
 #include "controller/ctl_audit.h"
 #include "shared/log.h"
-#include "shared/units.h"
 #include "shared/text.h"
+#include "shared/units.h"
 
 #define REFUSED_SLOTS 64
 

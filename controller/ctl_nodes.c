@@ -11,9 +11,9 @@
 #include "controller/ctl_jobs.h"
 #include "controller/ctl_result.h"
 #include "shared/log.h"
+#include "shared/text.h"
 #include "shared/units.h"
 #include "shared/version.h"
-#include "shared/text.h"
 
 static const char *jstr(const json_t *o, const char *k)
 {

@@ -12,8 +12,8 @@
 
 #include "shared/keys.h"
 #include "shared/net.h"
-#include "shared/units.h"
 #include "shared/text.h"
+#include "shared/units.h"
 
 #define CLIENT_ENDPOINT_MAX 512
 

@@ -28,20 +28,20 @@
 #include "shared/net.h"
 #include "shared/proto.h"
 #include "shared/store.h"
+#include "shared/text.h"
 #include "shared/units.h"
 #include "shared/version.h"
 #include "worker/wrk_bench.h"
+#include "worker/wrk_bind.h"
 #include "worker/wrk_cfg.h"
 #include "worker/wrk_egress.h"
-#include "worker/wrk_bind.h"
 #include "worker/wrk_exec.h"
 #include "worker/wrk_infer.h"
 #include "worker/wrk_objects.h"
-#include "worker/wrk_res.h"
 #include "worker/wrk_reaper.h"
+#include "worker/wrk_res.h"
 #include "worker/wrk_sandbox.h"
 #include "worker/wrk_tasks.h"
-#include "shared/text.h"
 
 extern char **environ;
 
