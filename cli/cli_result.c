@@ -95,7 +95,8 @@ static bool same_file(const char *a, const char *b)
     char da[PATH_MAX], db[PATH_MAX], ra[PATH_MAX], rb[PATH_MAX];
     snprintf(da, sizeof da, "%s", a);
     snprintf(db, sizeof db, "%s", b);
-    const char *na = strrchr(a, '/') ? strrchr(a, '/') + 1 : a, *nb = strrchr(b, '/') ? strrchr(b, '/') + 1 : b;
+    const char *na = strrchr(a, '/') ? strrchr(a, '/') + 1 : a;
+    const char *nb = strrchr(b, '/') ? strrchr(b, '/') + 1 : b;
     char *sa_ = strrchr(da, '/'), *sb_ = strrchr(db, '/');
     if (sa_)
         *sa_ = '\0';

@@ -32,9 +32,11 @@ int ctl_bench_expand(const struct ctl *ctl, struct job_spec *spec, struct err *e
     if (names == NULL)
         return err_set(err, ENOMEM, "nodes: out of memory");
     int n = 0;
-    for (int i = 0; i < ctl->nnodes; i++)
-        if (ctl->nodes[i].state == NODE_STATE_UP && ctl->nodes[i].registered && (!cuda || ctl->nodes[i].gpus > 0))
-            names[n++] = ctl->nodes[i].name;
+    for (int i = 0; i < ctl->nnodes; i++) {
+        const struct ctl_node *nd = &ctl->nodes[i];
+        if (nd->state == NODE_STATE_UP && nd->registered && (!cuda || nd->gpus > 0))
+            names[n++] = nd->name;
+    }
     int rc = 0;
     if (n == 0) {
         rc = err_set(err, EINVAL, cuda ? "nodes: all: no node UP has a GPU for backend cuda"

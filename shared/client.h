@@ -58,13 +58,15 @@ const char *client_endpoint(const client_t *c);
 
 /* client_link_why: why no reply came, when the link's monitor can tell more
  * than "no reply": the host does not resolve; no TCP connection could be
- * made (nothing listens there); or the TCP connection was made but no CURVE
- * handshake completed; each with, when the link had been up, that it was lost
- * after the request was sent, which may have been carried out (the controller key given is not the controller's,
- * or, where the controller drops rather than refuses it, this client's key
- * is not allowlisted, or the controller did not serve the handshake in time:
- * it answers handshakes between requests and after its recovery). Writes one
- * line (cap bytes) into buf and returns true; false, buf untouched, otherwise (no connection made, or the link is up:
+ * made (nothing listens there); the TCP connection was made but no CURVE
+ * handshake completed (the controller key given is not the controller's;
+ * where the controller drops rather than refuses it, this client's key is
+ * not allowlisted; or the controller did not serve the handshake in time: it
+ * answers handshakes between requests and after its recovery); or, after a
+ * drop, the controller refused this client's key. Each says, when the link
+ * had been up, that it was lost after the request was sent, which may have
+ * been carried out. Writes one line (cap bytes) into buf and returns true;
+ * false, buf untouched, otherwise (no connection made, or the link is up:
  * then "no reply" is the whole story). Reads the link's pending events only. */
 bool client_link_why(client_t *c, char *buf, size_t cap);
 

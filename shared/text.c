@@ -9,7 +9,7 @@ bool text_has_controls(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < len; i++)
-        if (p[i] < 0x20 || p[i] == 0x7f || (p[i] == 0xc2 && i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f))
+        if (p[i] < 0x20 || p[i] == 0x7f || (i + 1 < len && text_is_c1(p + i)))
             return true;
     return false;
 }
@@ -44,7 +44,8 @@ char *text_utf8_repair(char *s)
     size_t n = strlen(s);
     for (size_t i = 0; i < n;) {
         utf8proc_int32_t cp;
-        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
+        utf8proc_ssize_t k =
+            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
         if (k > 0) {
             i += (size_t)k;
         } else {
