@@ -3,8 +3,6 @@
 
 #include <string.h>
 
-#include <utf8proc.h>
-
 bool text_has_controls(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -38,16 +36,37 @@ char *text_utf8_trim(char *s)
     return s;
 }
 
+/* utf8_len: the length of the valid UTF-8 sequence at p (n bytes left), 0
+ * when none starts there: RFC 3629 section 4 (no overlong forms, no
+ * surrogates, nothing past U+10FFFF). Kept here rather than utf8proc's so
+ * that err.c, which every program links, needs no library. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    if (p[0] < 0x80)
+        return 1;
+    size_t len = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+                 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+    if (len == 0 || len > n)
+        return 0;
+    /* the second byte's range narrows for E0, ED, F0, F4 (the table of RFC 3629) */
+    unsigned lo = p[0] == 0xe0 ? 0xa0 : p[0] == 0xf0 ? 0x90 : 0x80;
+    unsigned hi = p[0] == 0xed ? 0x9f : p[0] == 0xf4 ? 0x8f : 0xbf;
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t k = 2; k < len; k++)
+        if ((p[k] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}
+
 char *text_utf8_repair(char *s)
 {
     text_utf8_trim(s);
     size_t n = strlen(s);
     for (size_t i = 0; i < n;) {
-        utf8proc_int32_t cp;
-        utf8proc_ssize_t k =
-            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
+        size_t k = utf8_len((const unsigned char *)s + i, n - i);
         if (k > 0) {
-            i += (size_t)k;
+            i += k;
         } else {
             s[i] = '?';
             i++;

@@ -34,7 +34,7 @@ char *text_utf8_trim(char *s);
 /* text_utf8_repair: s (NUL-terminated) made valid UTF-8 in place: a last
  * character cut short is dropped (text_utf8_trim) and every other byte that
  * starts no valid sequence (a character cut inside a message, "%.40s" of a
- * non-ASCII text) becomes '?'. Returns s. RFC 3629; utf8proc decodes. */
+ * non-ASCII text) becomes '?'. Returns s. Valid: RFC 3629 section 4. */
 char *text_utf8_repair(char *s);
 
 /* text_is_c1: whether p (at least one byte before the NUL) starts a C1

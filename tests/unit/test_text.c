@@ -63,6 +63,9 @@ static void cut_messages_stay_utf8(void **state)
     assert_string_equal(text_utf8_repair(a), "x? y");
     assert_string_equal(text_utf8_repair(b), "ok \xe6\x97\xa5");
     assert_string_equal(text_utf8_repair(c), "??");
+    /* RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF */
+    char d[] = "\xc0\xaf.\xe0\x80\xaf.\xed\xa0\x80.\xf4\x90\x80\x80.\xf4\x8f\xbf\xbf.\xef\xbb\xbf";
+    assert_string_equal(text_utf8_repair(d), "??.???.???.????.\xf4\x8f\xbf\xbf.\xef\xbb\xbf");
     struct err e = {0};
     err_set(&e, EINVAL, "env '%.4s': a newline", "XY=\xc3\xa9");  /* cut after the \xc3 */
     assert_string_equal(e.msg, "env 'XY=?': a newline");
