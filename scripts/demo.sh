@@ -47,7 +47,9 @@ if [ "$docs" -gt 0 ]; then head -n "$docs" "$corpus" > "$corpus.head" && mv "$co
 echo "demo: embedding $(wc -l < "$corpus") documents with TP=2 across 2 workers"
 job=$(moat submit --name fortunes-embed --infer minilm --input "$corpus" --tp 2 --batch 256 --on-bad-line skip)
 moat wait "$job"
-moat show "$job" | head -n 12
+# sed reads all of it: head would exit after 12 lines and SIGPIPE the rest of
+# show's output, which pipefail counts as a failure (exit 141, now and then)
+moat show "$job" | sed -n '1,12p'
 moat result "$job"
 moat result "$job" --format npy --out "$MOAT_DIR/fortunes.npy"
 
