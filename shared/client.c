@@ -203,35 +203,9 @@ int client_call(client_t *c, enum proto_type type, json_t *body, double timeout_
 int client_call_blobs(client_t *c, enum proto_type type, json_t *body, const struct proto_blob *blobs,
                       int nblobs, double timeout_s, struct proto_msg *reply, struct err *err)
 {
-    uint64_t id;
-    memset(reply, 0, sizeof *reply);
-    if (client_send_blobs(c, type, body, blobs, nblobs, &id, err) != 0)
-        return err_prefix(err, "%s", proto_type_name(type));
-    double deadline = units_mono() + timeout_s;
-    for (;;) {
-        double left = deadline - units_mono();
-        struct err rerr = {0};
-        int rc = client_recv(c, left > 0 ? left : 0, reply, &rerr);
-        if (rc == 1) {
-            if (reply->req_id == id && (reply->type == PROTO_TYPE_REPLY ||
-                                        reply->type == PROTO_TYPE_ERROR))
-                return 0;
-            proto_msg_clear(reply); /* a late reply to an abandoned request */
-            continue;
-        }
-        if (rc < 0 && rerr.code == EPROTO)
-            continue; /* malformed reply: not ours to trust; keep waiting */
-        if (rc < 0)
-            return err_set(err, rerr.code, "%s: %s", proto_type_name(type), rerr.msg);
-        if (net_sock_refused(c->sock))
-            return err_set(err, EACCES, "%s refused this client's key (not in its allowlist, or revoked)",
-                           c->endpoint);
-        if (left <= 0)
-            break;
-    }
-    char buf[32];
-    return err_set(err, ETIMEDOUT, "no reply from %s in %s", c->endpoint,
-                   units_duration_format(timeout_s, buf, sizeof buf));
+    int rc = client_call_repeat(c, type, body, blobs, nblobs, timeout_s, false, reply, NULL, err);
+    json_decref(body);
+    return rc;
 }
 
 #define REPEAT_MAX 40 /* sends of one request: 8 after EAGAIN, 32 doublings of the wait */

@@ -70,11 +70,13 @@ const char *client_endpoint(const client_t *c);
  * then "no reply" is the whole story). Reads the link's pending events only. */
 bool client_link_why(client_t *c, char *buf, size_t cap);
 
-/* client_call: send request type with body and wait up to timeout_s for its reply.
- * Takes ownership of body (NULL: {}). On success *reply holds a REPLY or an ERROR
- * message (check reply->type; client_reply_error() reads an ERROR) and the caller
- * frees it with proto_msg_clear(). Errors: ETIMEDOUT (no reply in time: the
- * controller is unreachable or overloaded), EAGAIN (send queue full), ENOMEM. */
+/* client_call: send request type with body and wait up to timeout_s for its reply
+ * (client_call_repeat without resend: sent once, and again only after an ERROR
+ * EAGAIN). Takes ownership of body (NULL: {}). On success *reply holds a REPLY or
+ * an ERROR message (check reply->type; client_reply_error() reads an ERROR) and
+ * the caller frees it with proto_msg_clear(). Errors: ETIMEDOUT (no reply in
+ * time: the controller is unreachable or overloaded), EAGAIN (send queue full),
+ * EACCES (the controller refused this client's key), ENOMEM. */
 int client_call(client_t *c, enum proto_type type, json_t *body, double timeout_s,
                 struct proto_msg *reply, struct err *err);
 

@@ -431,10 +431,10 @@ def test_slow_reply_answers_its_request_not_a_repeats(fake):
     assert [t for t, _ in f.requests] == ["REQUEUE", "REQUEUE"], f.requests
 
 
-def test_submit_is_sent_once_even_when_stray_replies_wake_it_at_its_deadline():
-    """SUBMIT is never repeated (a repeat could make two jobs): replies to other
-    requests arriving at its deadline woke the wait loop when its next send was
-    due at the deadline, and a second SUBMIT went."""
+def submit_to_a_raw_server(serve):
+    """`moat submit -- true` (MOAT_TIMEOUT 2s) against a CURVE ROUTER on a loopback
+    port that serve(sock, got, stop) runs in a thread, appending the type of
+    each message it takes to got; returns (the CLI's result, got)."""
     import zmq
     ctx = zmq.Context()
     s = ctx.socket(zmq.ROUTER)
@@ -442,18 +442,7 @@ def test_submit_is_sent_once_even_when_stray_replies_wake_it_at_its_deadline():
     curve_server(s)
     port = s.bind_to_random_port("tcp://127.0.0.1")
     got, stop = [], threading.Event()
-
-    def serve():
-        peer, t0 = None, None
-        while not stop.is_set():
-            if s.poll(1):
-                frames = s.recv_multipart()
-                peer = frames[0]
-                got.append(parse_header(frames[1])[0])
-                t0 = t0 or time.monotonic()
-            if peer is not None and 1.5 < time.monotonic() - t0 < 3.0:  # around the 2 s deadline
-                s.send_multipart([peer] + message("REPLY", 424242, {}))
-    th = threading.Thread(target=serve, daemon=True)
+    th = threading.Thread(target=serve, args=(s, got, stop), daemon=True)
     th.start()
     try:
         r = run_moat(["--controller", f"tcp://127.0.0.1:{port}", "submit", "--", "true"],
@@ -463,6 +452,24 @@ def test_submit_is_sent_once_even_when_stray_replies_wake_it_at_its_deadline():
         th.join()
         s.close(0)
         ctx.term()
+    return r, got
+
+
+def test_submit_is_sent_once_even_when_stray_replies_wake_it_at_its_deadline():
+    """SUBMIT is never repeated (a repeat could make two jobs): replies to other
+    requests arriving at its deadline woke the wait loop when its next send was
+    due at the deadline, and a second SUBMIT went."""
+    def serve(s, got, stop):
+        peer, t0 = None, None
+        while not stop.is_set():
+            if s.poll(1):
+                frames = s.recv_multipart()
+                peer = frames[0]
+                got.append(parse_header(frames[1])[0])
+                t0 = t0 or time.monotonic()
+            if peer is not None and 1.5 < time.monotonic() - t0 < 3.0:  # around the 2 s deadline
+                s.send_multipart([peer] + message("REPLY", 424242, {}))
+    r, got = submit_to_a_raw_server(serve)
     assert r.rc == 3 and "no reply in 2s" in r.err, r
     assert got == ["SUBMIT"], got
 
@@ -471,26 +478,11 @@ def test_a_controller_gone_after_the_request_may_have_done_it():
     """A controller that took the SUBMIT and then went away is not 'nothing
     listens there' (which says no job was made: a resubmit would be a
     duplicate): the request may have been carried out."""
-    import zmq
-    ctx = zmq.Context()
-    s = ctx.socket(zmq.ROUTER)
-    s.setsockopt(zmq.LINGER, 0)
-    curve_server(s)
-    port = s.bind_to_random_port("tcp://127.0.0.1")
-    got = []
-
-    def serve():
+    def serve(s, got, stop):
         if s.poll(5000):
             got.append(parse_header(s.recv_multipart()[1])[0])
-        s.close(0)  # gone, with the request
-    th = threading.Thread(target=serve, daemon=True)
-    th.start()
-    try:
-        r = run_moat(["--controller", f"tcp://127.0.0.1:{port}", "submit", "--", "true"],
-                     env={"MOAT_TIMEOUT": "2s"})
-    finally:
-        th.join()
-        ctx.term()
+        s.close(0)  # gone, with the request (closing it again after is a no-op)
+    r, got = submit_to_a_raw_server(serve)
     assert got == ["SUBMIT"] and r.rc == 3, (got, r)
     assert "the link was lost after the request was sent: it may have been carried out" in r.err, r
 
