@@ -11,6 +11,7 @@
 
 static const char help[] =
     "usage: moat result JOB [--task I] [--out FILE] [--format jsonl|raw|npy]\n"
+    "                       [--partial] [--ids FILE]\n"
     "  (infer jobs: metadata, or the embeddings in input order: --format npy,\n"
     "  raw (little-endian f32 [N, dim], no header) or jsonl ({index, line, text,\n"
     "  id, embedding} per document; line: its line number in the input); --partial\n"
