@@ -569,15 +569,19 @@ static const char nodes_help[] =
     "usage: moat nodes\n"
     "\n"
     "List worker nodes: NAME, STATE (UP; DRAINING: gets no new work, drained by\n"
-    "an admin or after repeated launch failures; DOWN: missed its heartbeats),\n"
+    "an admin or after repeated launch failures; DOWN: missed its heartbeats;\n"
+    "a '*' after UP or DRAINING, as in sinfo: the node is known from the store\n"
+    "but has not registered since the controller started, and gets no work\n"
+    "until it does or is found DOWN),\n"
     "HOST, PID, CPUS and GPUS (in use/offered), MEM (offered), RUNNING (tasks\n"
     "now), BACKEND (cpu or cuda),\n"
     "SANDBOX (how exec tasks run: namespaces; off: unconfined; unavailable:\n"
     "refused), EGRESS (yes: the node has a route beyond the fabric's subnets)\n"
-    "and REASON (why DRAINING). 'moat admin node' drains, resumes, removes.\n"
+    "and REASON (why DRAINING or '*'). 'moat admin node' drains, resumes,\n"
+    "removes.\n"
     "With --json: {\"nodes\": [{name, state, host, pid, cpus, gpus, mem_bytes,\n"
     "used_cpus, used_gpus, used_mem, running_tasks, backend, sandbox, egress,\n"
-    "egress_route?, drained, reason}]}.\n"
+    "egress_route?, drained, registered, reason}]}.\n"
     "\n"
     "Examples:\n"
     "  moat nodes\n"
@@ -651,11 +655,20 @@ int cli_nodes_run(struct cli *cli, int argc, char **argv)
         snprintf(gpus, sizeof gpus, "%lld/%lld", cli_json_int(n, "used_gpus", 0), cli_json_int(n, "gpus", 0));
         size_format(cli_json_num(n, "mem_bytes", 0), mem, sizeof mem);
         snprintf(run, sizeof run, "%lld", cli_json_int(n, "running_tasks", 0));
-        const char *row[] = {cli_json_str(n, "name", "?"), cli_json_str(n, "state", "?"),
+        /* sinfo's '*': known, not responding (a DOWN node is not expected to) */
+        const char *st = cli_json_str(n, "state", "?");
+        const json_t *reg = json_object_get(n, "registered");
+        char state[40];
+        snprintf(state, sizeof state, "%s%s", st,
+                 json_is_false(reg) && strcmp(st, "DOWN") != 0 ? "*" : "");
+        const char *reason = cli_json_str(n, "reason", "");
+        if (json_is_false(reg) && strcmp(st, "DOWN") != 0 && reason[0] == '\0')
+            reason = "not registered since the controller started";
+        const char *row[] = {cli_json_str(n, "name", "?"), state,
                              cli_json_str(n, "host", "?"), pid, cpus, gpus, mem, run,
                              cli_json_str(n, "backend", "?"), cli_json_str(n, "sandbox", "?"),
                              json_is_true(json_object_get(n, "egress")) ? "yes" : "no",
-                             cli_json_str(n, "reason", "")};
+                             reason};
         cli_table_add(t, row);
     }
     free(sorted);

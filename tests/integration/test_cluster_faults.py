@@ -6,6 +6,7 @@ import os
 import random
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -560,3 +561,33 @@ def test_a_shorter_heartbeat_after_a_controller_restart_spares_the_workers(make_
     c.wait(jid, timeout=60)
     assert c.show(jid)["tasks"][0]["attempts"] == 1, c.show(jid)
     assert "no heartbeat" not in (c.dir / "controller.log").read_text()
+
+
+def test_nodes_known_from_the_store_show_as_not_responding_until_they_register(make_cluster):
+    """After a controller restart its nodes come from the store: until one
+    registers again it is not shown plainly UP (it gets no work), but as
+    sinfo's "idle*": UP* with the reason."""
+    from conftest import BIN
+    c = make_cluster(workers=1, up=False)
+    extra = c.dir / "controller.extra.conf"
+    extra.write_text(extra.read_text().replace('"200 ms"', '"4 s"'))  # tolerance 12 s
+    c.up(1)
+    wpid, cpid = c.pid("worker-1"), c.pid("controller")
+    os.kill(wpid, signal.SIGSTOP)  # it cannot register with the next controller
+    try:
+        os.kill(cpid, signal.SIGTERM)
+        wait_for(lambda: not pid_alive(cpid), 15, what="the controller to stop")
+        with open(c.dir / "controller.log", "ab") as log:
+            p = subprocess.Popen([str(BIN / "moat-controller"), "-c", str(c.dir / "controller.conf")],
+                                 cwd=c.dir, stdout=log, stderr=log, start_new_session=True)
+        (c.dir / "controller.pid").write_text(f"{p.pid}\n")
+        node = wait_for(lambda: c.nodes().get("local-1"), 15, what="the controller to answer")
+        assert node["state"] == "UP" and node["registered"] is False, node
+        head, row = c.moat("nodes").out.splitlines()[:2]
+        assert row.split()[:2] == ["local-1", "UP*"], row
+        assert row[head.index("REASON"):].strip() == "not registered since the controller started"
+    finally:
+        os.kill(wpid, signal.SIGCONT)
+    wait_for(lambda: c.nodes()["local-1"]["registered"], 20, what="local-1 to register again")
+    head, row = c.moat("nodes").out.splitlines()[:2]
+    assert row.split()[:2] == ["local-1", "UP"] and "not registered" not in row, row
