@@ -346,6 +346,12 @@ int cli_request_blobs(struct cli *cli, enum proto_type type, json_t *body,
         if (code)
             *code = err.code;
         bool bad_input = user_arg && (err.code == EINVAL || err.code == ENOENT);
+        if (err.code == EACCES) { /* the key's role: say which key this was */
+            char key[512];
+            return cli_fail(cli, CLI_FAILED, "%s; this command used the key in %s%s", err.msg,
+                            client_key_path(key, sizeof key, NULL, true),
+                            getenv("MOAT_KEY") && *getenv("MOAT_KEY") ? " (MOAT_KEY)" : "");
+        }
         return cli_fail(cli, bad_input ? CLI_USAGE : CLI_FAILED, "%s", err.msg);
     }
     *reply = json_incref(msg.body);

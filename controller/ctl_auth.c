@@ -65,6 +65,31 @@ static const unsigned type_roles[PROTO_TYPE_COUNT] = {
     [PROTO_TYPE_DOCS] = RA | RC,
 };
 
+/* What each type asks for, in a user's words (a refusal says what may not be
+ * done, then the wire name for those who speak the protocol). */
+static const char *const type_actions[PROTO_TYPE_COUNT] = {
+    [PROTO_TYPE_SUBMIT] = "submit jobs",
+    [PROTO_TYPE_SHOW] = "show jobs",
+    [PROTO_TYPE_QUEUE] = "list the queue",
+    [PROTO_TYPE_CANCEL] = "cancel jobs",
+    [PROTO_TYPE_RESULT] = "read results",
+    [PROTO_TYPE_NODES] = "list nodes",
+    [PROTO_TYPE_REGISTER] = "register as a node",
+    [PROTO_TYPE_HEARTBEAT] = "send node heartbeats",
+    [PROTO_TYPE_TASK_END] = "report the end of tasks",
+    [PROTO_TYPE_MODEL_PUT] = "upload models",
+    [PROTO_TYPE_MODEL_COMMIT] = "import models",
+    [PROTO_TYPE_MODEL_LIST] = "list models",
+    [PROTO_TYPE_MODEL_VERIFY] = "verify models",
+    [PROTO_TYPE_SHARD_GET] = "fetch model shards",
+    [PROTO_TYPE_ADMIN_KEY] = "change or list the allowlist",
+    [PROTO_TYPE_AUDIT] = "read the audit log",
+    [PROTO_TYPE_ADMIN_NODE] = "drain, resume or remove nodes",
+    [PROTO_TYPE_HOLD] = "hold or release jobs",
+    [PROTO_TYPE_REQUEUE] = "requeue jobs",
+    [PROTO_TYPE_DOCS] = "send an infer job's documents",
+};
+
 /* where_text: "PATH line N" or "allowlist[N]" for config entry i. */
 static const char *where_text(const struct ctl_auth *a, int i, char *buf, size_t cap)
 {
@@ -446,7 +471,7 @@ int ctl_auth_check(struct ctl *ctl, const struct net_peer *peer, enum proto_type
         return 0;
     const struct auth_key *k = peer->key[0] ? find(ctl->auth, peer->key) : NULL;
     const char *reason = NULL;
-    char why[96];
+    char why[160];
     if (peer->key[0] == '\0')
         reason = "unauthenticated peer";
     else if (k == NULL)
@@ -458,9 +483,11 @@ int ctl_auth_check(struct ctl *ctl, const struct net_peer *peer, enum proto_type
         for (int r = 0; r < KEYS_ROLE_COUNT; r++)
             if (type_roles[type] & (1u << r))
                 least = r;
-        snprintf(why, sizeof why, "%s %s key may not send %s (it takes %s %s key)",
-                 keys_role_article(k->e.role), keys_role_name(k->e.role), proto_type_name(type),
-                 keys_role_article((enum keys_role)least), keys_role_name((enum keys_role)least));
+        const char *action = type_actions[type] ? type_actions[type] : "send this";
+        snprintf(why, sizeof why, "%s %s key may not %s (%s takes %s %s key)",
+                 keys_role_article(k->e.role), keys_role_name(k->e.role), action,
+                 proto_type_name(type), keys_role_article((enum keys_role)least),
+                 keys_role_name((enum keys_role)least));
         reason = why;
     }
     if (reason == NULL)
@@ -471,6 +498,8 @@ int ctl_auth_check(struct ctl *ctl, const struct net_peer *peer, enum proto_type
     snprintf(object, sizeof object, "request %s%s%.8s", proto_type_name(type), op ? " " : "",
              op ? op : "");
     refuse(ctl, peer->key, object, reason, k != NULL && !k->revoked);
+    if (reason == why) /* it names the type already */
+        return err_set(err, EACCES, "%s", why);
     return err_set(err, EACCES, "%s: %s", proto_type_name(type), reason);
 }
 

@@ -36,19 +36,30 @@ client_t *client_create_curve(const char *endpoint, const struct net_curve *curv
     return create(endpoint, curve, err);
 }
 
-int client_keys_load(struct net_curve *curve, const char *dir, bool env, struct err *err)
+static const char *keys_dir(const char *dir)
 {
-    char path[4096];
-    const char *key = env ? getenv("MOAT_KEY") : NULL, *ctl = env ? getenv("MOAT_CONTROLLER_KEY") : NULL;
     if (dir == NULL || *dir == '\0')
         dir = getenv("MOAT_DIR");
-    if (dir == NULL || *dir == '\0')
-        dir = ".moat";
+    return dir == NULL || *dir == '\0' ? ".moat" : dir;
+}
+
+const char *client_key_path(char *buf, size_t cap, const char *dir, bool env)
+{
+    const char *key = env ? getenv("MOAT_KEY") : NULL;
+    if (key != NULL && *key != '\0')
+        snprintf(buf, cap, "%s", key);
+    else
+        snprintf(buf, cap, "%s/client.key", keys_dir(dir));
+    return buf;
+}
+
+int client_keys_load(struct net_curve *curve, const char *dir, bool env, struct err *err)
+{
+    char path[4096], key[4096];
+    const char *ctl = env ? getenv("MOAT_CONTROLLER_KEY") : NULL;
+    dir = keys_dir(dir);
     memset(curve, 0, sizeof *curve);
-    if (key == NULL || *key == '\0') {
-        snprintf(path, sizeof path, "%s/client.key", dir);
-        key = path;
-    }
+    client_key_path(key, sizeof key, dir, env);
     if (keys_file_read(key, true, curve->secret_key, err) != 0 ||
         net_curve_public(curve->public_key, curve->secret_key, err) != 0)
         return err_prefix(err, "client key");

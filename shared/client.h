@@ -47,6 +47,10 @@ client_t *client_create_curve(const char *endpoint, const struct net_curve *curv
  * readable by others), EINVAL (not a key). */
 int client_keys_load(struct net_curve *curve, const char *dir, bool env, struct err *err);
 
+/* client_key_path: the file client_keys_load(_, dir, env, _) reads the secret
+ * key from, into buf (cap bytes, cut if longer); returns buf. */
+const char *client_key_path(char *buf, size_t cap, const char *dir, bool env);
+
 /* client_destroy: close the socket and the ZeroMQ context. NULL is a no-op. */
 void client_destroy(client_t *c);
 

@@ -91,7 +91,7 @@ def test_node_admin_needs_an_admin_key_and_checks_its_arguments(cluster, tmp_pat
     c.moat("admin", "key", "add", tmp_path / "ops.pub", "--role", "client", "--name", "ops")
     env = {"MOAT_KEY": str(tmp_path / "ops.key")}
     r = c.moat("admin", "node", "drain", "local-1", env=env, check=1)
-    assert "may not send ADMIN_NODE (it takes an admin key)" in r.err, r
+    assert "may not drain, resume or remove nodes (ADMIN_NODE takes an admin key)" in r.err, r
     assert c.nodes()["local-1"]["state"] == "UP"
     r = c.moat("admin", "node", "resume", "local-1", "--reason", "x", check=2)
     assert "--reason applies to 'drain' only" in r.err

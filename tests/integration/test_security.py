@@ -94,7 +94,8 @@ def test_revoked_key_loses_access_without_a_restart(cluster, tmp_path):
     cluster.moat("queue", env=env)
     # a client key may not administer
     r = cluster.moat("admin", "key", "list", env=env, check=1)
-    assert "a client key may not send ADMIN_KEY (it takes an admin key)" in r.err, r
+    assert "a client key may not change or list the allowlist (ADMIN_KEY takes an admin key)" in r.err, r
+    assert f"this command used the key in {tmp_path / 'ops.key'} (MOAT_KEY)" in r.err, r
     # an admin may not revoke its own key (it would be locked out for good)
     me = read_key(cluster.dir / "client.pub").decode()
     r = cluster.moat("admin", "key", "revoke", me, check=2)
@@ -566,7 +567,7 @@ def test_allowlist_file_edits_are_audited_and_checked(cluster, tmp_path):
                 server=cluster.dir / "controller.pub")
     t, body, _ = cl.call("REGISTER", {"name": "x"})
     cl.close()
-    assert t == "ERROR" and "an admin key may not send REGISTER (it takes a worker key)" in body["msg"], body
+    assert t == "ERROR" and "an admin key may not register as a node (REGISTER takes a worker key)" in body["msg"], body
 
 
 def start_controller(tmp_path, allow_text, key=None):
