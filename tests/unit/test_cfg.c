@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,29 +28,23 @@ static const char *write_conf(const char *text)
     return path;
 }
 
-static void expect_error(const char *text, const char *needle)
+/* expect_load_error: loading text as the worker's (worker) or the controller's
+ * config fails with an error that names the file, the line and needle. */
+static void expect_load_error(bool worker, const char *text, const char *needle)
 {
-    struct ctl_cfg cfg;
+    struct ctl_cfg ccfg;
+    struct wrk_cfg wcfg;
     struct err e = {0};
     const char *p = write_conf(text);
-    assert_int_equal(ctl_cfg_load(p, &cfg, &e), -1);
+    assert_int_equal(worker ? wrk_cfg_load(p, &wcfg, &e) : ctl_cfg_load(p, &ccfg, &e), -1);
     char want[256];
     snprintf(want, sizeof want, "%s:%s", p, needle);
     if (strstr(e.msg, want) == NULL)
         fail_msg("error '%s' lacks '%s'", e.msg, want);
 }
 
-static void expect_wrk_error(const char *text, const char *needle)
-{
-    struct wrk_cfg cfg;
-    struct err e = {0};
-    const char *p = write_conf(text);
-    assert_int_equal(wrk_cfg_load(p, &cfg, &e), -1);
-    char want[256];
-    snprintf(want, sizeof want, "%s:%s", p, needle);
-    if (strstr(e.msg, want) == NULL)
-        fail_msg("error '%s' lacks '%s'", e.msg, want);
-}
+static void expect_error(const char *text, const char *needle) { expect_load_error(false, text, needle); }
+static void expect_wrk_error(const char *text, const char *needle) { expect_load_error(true, text, needle); }
 
 /* The shipped files document every key with its default: loading them must give
  * exactly the built-in defaults. */
