@@ -53,7 +53,9 @@ static const char model_help[] =
     "          newer than the one imported (no rollback). NAME defaults to the\n"
     "          manifest's artifact name.\n"
     "  list    models with versions, signers and file hashes (--json: {\"models\": [...]})\n"
-    "  verify  re-hash the stored files of NAME; exit 1 if any differs\n"
+    "  verify  re-hash the stored files of NAME and the TP shards made from\n"
+    "          them; exit 1 if any differs (a damaged shard is removed, to be\n"
+    "          extracted again from the files)\n"
     "\n"
     "Examples:\n"
     "  moat model keygen --out ~/moat-signing                  # connected side, once\n"
@@ -325,6 +327,17 @@ static int do_verify(struct cli *cli, const char *name)
         json_array_foreach(json_object_get(reply, "files"), i, f)
             printf("%-18s %s\n", cli_json_str(f, "file", "?"),
                    json_is_true(json_object_get(f, "ok")) ? "ok" : "CHANGED OR MISSING");
+        json_array_foreach(json_object_get(reply, "shards"), i, f) {
+            char what[48];
+            snprintf(what, sizeof what, "shard %lld of tp %lld", cli_json_int(f, "rank", 0),
+                     cli_json_int(f, "tp", 0));
+            printf("%-18s %s\n", what, json_is_true(json_object_get(f, "ok")) ? "ok"
+                   : json_is_true(json_object_get(f, "removed"))
+                       ? "DAMAGED: removed; extracted again from the files above at the next job"
+                   : json_is_true(json_object_get(f, "missing"))
+                       ? "not on disk: extracted again from the files above at the next job"
+                       : "unreadable");
+        }
         printf("model %s version %lld: %s\n", name, cli_json_int(reply, "version", 0),
                ok ? "intact" : "DAMAGED");
     }

@@ -10,11 +10,13 @@
 
 #include "controller/ctl_jobs.h"
 #include "controller/ctl_model.h"
+#include "controller/ctl_nodes.h"
 #include "controller/ctl_result.h"
 #include "controller/ctl_sched.h"
 #include "shared/log.h"
 #include "shared/model.h"
 #include "shared/net.h"
+#include "shared/text.h"
 #include "shared/units.h"
 
 #define DOC_MAX_BYTES JOBSPEC_DOC_MAX_BYTES
@@ -513,11 +515,93 @@ fail:
     return -1;
 }
 
-static int fail_group(struct ctl *ctl, struct ctl_job *job, uint32_t offset, const char *why,
-                      struct err *err)
+static int fail_group(struct ctl *ctl, struct ctl_job *job, uint32_t offset, bool launch_failure,
+                      const char *why, struct err *err)
 {
     ctl_task_kill(ctl, job, offset, "stale");
-    return ctl_task_requeue(ctl, job, offset, false, why, err);
+    return ctl_task_requeue(ctl, job, offset, launch_failure, why, err);
+}
+
+/* stderr_last_line: the last non-empty line of a rank's stderr blob (its own
+ * error message: a rank that could not start, a shard that did not verify),
+ * at most cap - 1 bytes, into out ("" if none). */
+static void stderr_last_line(const struct proto_msg *msg, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (msg->nblobs < 2 || msg->blobs[1].len == 0)
+        return;
+    const char *p = (const char *)msg->blobs[1].data;
+    size_t end = msg->blobs[1].len;
+    while (end > 0 && (p[end - 1] == '\n' || p[end - 1] == '\r' || p[end - 1] == ' '))
+        end--;
+    size_t begin = end;
+    while (begin > 0 && p[begin - 1] != '\n')
+        begin--;
+    size_t n = end - begin < cap - 1 ? end - begin : cap - 1;
+    memcpy(out, p + begin, n);
+    out[n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (out[i] == '\0')
+            out[i] = ' ';
+}
+
+/* rank_failed: a rank of offset's current attempt ended other than COMPLETED:
+ * say why (the worker's launch error or reason, a signal, the time limit, or
+ * the last line of the rank's stderr), then end the task CANCELLED (cancel) or
+ * TIMEOUT (its time limit, as an exec task's: not run again), or requeue the
+ * whole group (a launch failure counts against the node, not the job). */
+static int rank_failed(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, int n,
+                       struct ctl_job *job, uint32_t offset, int rank, const char *state,
+                       struct err *err)
+{
+    const json_t *b = msg->body;
+    struct ctl_node *node = &ctl->nodes[n];
+    char why[200], tail[128], d[32];
+    int sig = (int)json_integer_value(json_object_get(b, "signal"));
+    const char *told = json_string_value(json_object_get(b, "reason")); /* over its --mem */
+    const char *le = json_string_value(json_object_get(b, "launch_error"));
+    bool timeout = strcmp(state, "TIMEOUT") == 0;
+    stderr_last_line(msg, tail, sizeof tail);
+    if (le)
+        snprintf(why, sizeof why, "rank %d could not start on %.40s: %.120s", rank, node->name, le);
+    else if (told && told[0])
+        snprintf(why, sizeof why, "rank %d on %.40s: %.100s", rank, node->name, told);
+    else if (timeout)
+        snprintf(why, sizeof why, "rank %d on %.40s: its time limit (%s) was reached", rank, node->name,
+                 units_duration_format(job->spec.time_limit, d, sizeof d));
+    else if (sig > 0 && strcmp(state, "FAILED") == 0) /* not a kill the worker chose */
+        snprintf(why, sizeof why, "rank %d on %.40s killed by signal %d", rank, node->name, sig);
+    else if (tail[0])
+        snprintf(why, sizeof why, "rank %d on %.40s ended %.12s: %s", rank, node->name, state, tail);
+    else
+        snprintf(why, sizeof why, "rank %d on %.40s ended %.12s (exit code %d)", rank, node->name,
+                 state, (int)json_integer_value(json_object_get(b, "exit_code")));
+    text_blank_controls(why); /* the worker's and the rank's words, shown on terminals */
+    text_utf8_repair(why);
+    int elen = msg->nblobs > 1 ? (int)(msg->blobs[1].len > 300 ? 300 : msg->blobs[1].len) : 0;
+    log_warn("ctl", "task %llu.%u: %s%s%.*s", (unsigned long long)job->id, offset, why,
+             elen ? "; its stderr began: " : "", elen, elen ? (const char *)msg->blobs[1].data : "");
+    if (job->cancel_requested || strcmp(state, "CANCELLED") == 0) {
+        ctl_task_kill(ctl, job, offset, "cancel");
+        if (ctl_task_end(ctl, job, offset, JOB_STATE_CANCELLED, -1, 0, units_now(), err) != 0)
+            return -1;
+    } else if (le) {
+        char what[48];
+        snprintf(what, sizeof what, "task %llu.%u rank %d", (unsigned long long)job->id, offset, rank);
+        if (ctl_node_launch_failed(ctl, node, what, le, err) != 0 ||
+            fail_group(ctl, job, offset, true, why, err) != 0)
+            return -1;
+    } else if (timeout) {
+        ctl_task_kill(ctl, job, offset, "timeout"); /* the other ranks */
+        snprintf(job->reason, sizeof job->reason, "task %u: %.180s", jobspec_index(&job->spec, offset), why);
+        text_utf8_trim(job->reason);
+        ctl_job_final_reason(job);
+        if (ctl_task_end(ctl, job, offset, JOB_STATE_TIMEOUT, -1, 0, units_now(), err) != 0)
+            return -1;
+    } else if (fail_group(ctl, job, offset, false, why, err) != 0) {
+        return -1;
+    }
+    return ctl_out_reply(ctl, peer, msg->req_id, NULL);
 }
 
 int ctl_infer_on_end(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, int n,
@@ -531,38 +615,16 @@ int ctl_infer_on_end(struct ctl *ctl, const struct net_peer *peer, struct proto_
         return ctl_out_reply(ctl, peer, msg->req_id, NULL);
     }
     const char *state = json_string_value(json_object_get(b, "state"));
-    if (strcmp(state, "COMPLETED") != 0) {
-        char why[200];
-        int sig = (int)json_integer_value(json_object_get(b, "signal"));
-        const char *told = json_string_value(json_object_get(b, "reason")); /* over its --mem */
-        if (told && told[0])
-            snprintf(why, sizeof why, "rank %d on %.40s: %.100s", rank, ctl->nodes[n].name, told);
-        else if (sig > 0 && strcmp(state, "FAILED") == 0) /* not a kill the worker chose */
-            snprintf(why, sizeof why, "rank %d on %.40s killed by signal %d", rank, ctl->nodes[n].name,
-                     sig);
-        else
-            snprintf(why, sizeof why, "rank %d on %.40s ended %.12s (exit code %d)", rank,
-                     ctl->nodes[n].name, state, (int)json_integer_value(json_object_get(b, "exit_code")));
-        int elen = msg->nblobs > 1 ? (int)(msg->blobs[1].len > 200 ? 200 : msg->blobs[1].len) : 0;
-        log_warn("ctl", "task %llu.%u: %s%s%.*s", (unsigned long long)job->id, offset, why,
-                 elen ? "; its stderr began: " : "", elen,
-                 elen ? (const char *)msg->blobs[1].data : "");
-        if (job->cancel_requested || strcmp(state, "CANCELLED") == 0) {
-            ctl_task_kill(ctl, job, offset, "cancel");
-            if (ctl_task_end(ctl, job, offset, JOB_STATE_CANCELLED, -1, 0, units_now(), err) != 0)
-                return -1;
-        } else if (fail_group(ctl, job, offset, why, err) != 0) {
-            return -1;
-        }
-        return ctl_out_reply(ctl, peer, msg->req_id, NULL);
-    }
+    if (strcmp(state, "COMPLETED") != 0)
+        return rank_failed(ctl, peer, msg, n, job, offset, rank, state, err);
+    ctl->nodes[n].launch_failures = 0;
     if (rank == 0) {
         uint32_t count = job->spec.ndocs - offset * (uint32_t)job->spec.batch;
         if (count > (uint32_t)job->spec.batch)
             count = (uint32_t)job->spec.batch;
         size_t want = (size_t)count * 4;
         if (msg->nblobs != 3 || msg->blobs[2].len == 0 || msg->blobs[2].len % want != 0)
-            return fail_group(ctl, job, offset, "rank 0 sent no embeddings of the right size", err) == 0
+            return fail_group(ctl, job, offset, false, "rank 0 sent no embeddings of the right size", err) == 0
                        ? ctl_out_reply(ctl, peer, msg->req_id, NULL) : -1;
         struct ctl_result r = {.exit_code = 0, .state = JOB_STATE_COMPLETED,
                                .out = msg->blobs[2].data, .out_len = (uint32_t)msg->blobs[2].len,

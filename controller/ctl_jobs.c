@@ -10,6 +10,7 @@
 #include "controller/ctl_bench.h"
 #include "controller/ctl_purge.h"
 #include "shared/log.h"
+#include "shared/text.h"
 #include "shared/units.h"
 
 /* legal[from][to] */
@@ -384,8 +385,9 @@ int ctl_task_requeue(struct ctl *ctl, struct ctl_job *job, uint32_t offset, bool
     if (job->cancel_requested || t->cancel || counted >= (uint32_t)ctl->cfg.max_attempts) {
         enum job_state to = job->cancel_requested || t->cancel ? JOB_STATE_CANCELLED : JOB_STATE_FAILED;
         if (to == JOB_STATE_FAILED) {
-            snprintf(job->reason, sizeof job->reason, "task %u: %s after %u attempts",
+            snprintf(job->reason, sizeof job->reason, "task %u: %.150s after %u attempts",
                      jobspec_index(&job->spec, offset), why, counted);
+            text_utf8_trim(job->reason); /* why may be a worker's or a rank's UTF-8, cut */
             ctl_job_final_reason(job);
         }
         return ctl_task_end(ctl, job, offset, to, -1, 0, units_now(), err);
@@ -400,6 +402,7 @@ int ctl_task_requeue(struct ctl *ctl, struct ctl_job *job, uint32_t offset, bool
     if (job->running == 0 && job->done == 0 && job->state == JOB_STATE_RUNNING) {
         job->state = JOB_STATE_PENDING; /* legal RUNNING -> PENDING: nothing of it runs now */
         snprintf(job->reason, sizeof job->reason, "requeued: %s", why);
+        text_utf8_trim(job->reason);
         return ctl_job_save(ctl, job, false, err);
     }
     return 0;

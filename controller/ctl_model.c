@@ -494,6 +494,70 @@ int ctl_on_model_list(struct ctl *ctl, const struct net_peer *peer, struct proto
     return ctl_out_reply(ctl, peer, msg->req_id, json_pack("{s:o}", "models", models));
 }
 
+/* object_check: whether the stored object named sha (objects/SHA) still hashes
+ * to its name: 1 yes, 0 no (err says so), 2 it is not there (ENOENT), -1 on
+ * another I/O error (err). */
+static int object_check(const struct ctl *ctl, const char *sha, struct err *err)
+{
+    char obj[PATH_MAX], hex[65] = "";
+    uint64_t bytes = 0;
+    art_path(ctl, obj, sizeof obj, "objects/%s%s", sha, "");
+    if (sha256_file(obj, hex, &bytes, err) != 0)
+        return err->code == ENOENT ? 2 : -1;
+    if (strcmp(hex, sha) == 0)
+        return 1;
+    err_set(err, EIO, "stored object %s is damaged: its SHA-256 is %.16s...", obj, hex);
+    return 0;
+}
+
+/* A walk over the artifact records "shards/NAME/VERSION/TP" (JSON arrays of
+ * {sha256, bytes}, rank order), listing {tp, rank, sha256}. */
+struct shards_walk {
+    const char *prefix;
+    size_t plen;
+    json_t *list;
+    bool keys; /* the prefix is "shards/": each item says its name and version too */
+};
+
+static int shards_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    struct shards_walk *w = arg;
+    if (klen < w->plen || memcmp(key, w->prefix, w->plen) != 0)
+        return 1; /* past the prefix */
+    /* the rest of the key: "TP", or with keys "NAME/VERSION/TP" */
+    char rest[160], *name = rest, *version = NULL, *tp = rest;
+    size_t n = klen - w->plen < sizeof rest - 1 ? klen - w->plen : sizeof rest - 1;
+    memcpy(rest, (const char *)key + w->plen, n);
+    rest[n] = '\0';
+    if (w->keys) {
+        char *slash = strrchr(rest, '/');
+        if (slash == NULL)
+            return 0;
+        *slash = '\0';
+        tp = slash + 1;
+        if ((slash = strrchr(rest, '/')) == NULL)
+            return 0;
+        *slash = '\0';
+        version = slash + 1;
+    }
+    json_t *a = json_loadb(val, vlen, 0, NULL);
+    size_t r;
+    json_t *sh;
+    json_array_foreach(a, r, sh) {
+        if (!json_is_string(json_object_get(sh, "sha256")))
+            continue;
+        json_t *o = json_pack("{s:i, s:i, s:s}", "tp", atoi(tp), "rank", (int)r, "sha256",
+                              jstr(sh, "sha256"));
+        if (o && version) {
+            json_object_set_new(o, "name", json_string(name));
+            json_object_set_new(o, "version", json_string(version));
+        }
+        json_array_append_new(w->list, o);
+    }
+    json_decref(a);
+    return 0;
+}
+
 int ctl_on_model_verify(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
 {
     json_t *man = ctl_model_manifest(ctl, jstr(msg->body, "name"), err);
@@ -513,10 +577,118 @@ int ctl_on_model_verify(struct ctl *ctl, const struct net_peer *peer, struct pro
         json_array_append_new(out, json_pack("{s:s, s:b, s:s}", "file", jstr(f, "file"), "ok", good,
                                              "sha256", hex));
     }
-    json_t *reply = json_pack("{s:s, s:O, s:b, s:o}", "name", jstr(man, "name"), "version",
-                              json_object_get(man, "version"), "ok", ok, "files", out);
+    /* the TP shards extracted from this version (kept to serve workers) */
+    char prefix[160];
+    snprintf(prefix, sizeof prefix, "shards/%s/%lld/", jstr(man, "name"),
+             (long long)json_integer_value(json_object_get(man, "version")));
+    struct shards_walk walk = {.prefix = prefix, .plen = strlen(prefix), .list = json_array()};
+    if (walk.list == NULL || store_foreach_from(ctl->store, STORE_DB_ARTIFACTS, prefix, walk.plen,
+                                                shards_cb, &walk, err) < 0) {
+        json_decref(walk.list);
+        json_decref(out);
+        json_decref(man);
+        return -1;
+    }
+    json_t *shards = json_array();
+    json_array_foreach(walk.list, i, f) {
+        struct err e = {0};
+        const char *sha = jstr(f, "sha256");
+        int good = object_check(ctl, sha, &e);
+        if (good == 0) { /* made again from the verified files at the next job (ctl_model_shards) */
+            char obj[PATH_MAX];
+            art_path(ctl, obj, sizeof obj, "objects/%s%s", sha, "");
+            unlink(obj);
+            log_error("ctl", "model %s: TP shard %.16s... (tp %lld, rank %lld): %s; removed, to be "
+                      "extracted again", jstr(man, "name"), sha,
+                      (long long)json_integer_value(json_object_get(f, "tp")),
+                      (long long)json_integer_value(json_object_get(f, "rank")), e.msg);
+        }
+        ok &= good == 1 || good == 2; /* a shard not on disk is made again when needed */
+        json_array_append_new(shards, json_pack("{s:O, s:O, s:s, s:b, s:b, s:b}", "tp",
+                                                json_object_get(f, "tp"), "rank", json_object_get(f, "rank"),
+                                                "sha256", sha, "ok", good == 1, "removed", good == 0,
+                                                "missing", good == 2));
+    }
+    json_decref(walk.list);
+    json_t *reply = json_pack("{s:s, s:O, s:b, s:o, s:o}", "name", jstr(man, "name"), "version",
+                              json_object_get(man, "version"), "ok", ok, "files", out, "shards", shards);
     json_decref(man);
     return ctl_out_reply(ctl, peer, msg->req_id, reply);
+}
+
+/* shard_write: shard s (whose SHA-256 is hex) as objects/HEX, whole and synced
+ * before it takes that name. errno values. */
+static int shard_write(const struct ctl *ctl, const model_shard_t *s, const char *hex, struct err *err)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    size_t len;
+    const void *bytes = model_shard_bytes(s, &len);
+    art_path(ctl, path, sizeof path, "objects/%s%s", hex, "");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    ssize_t w = fd >= 0 ? write(fd, bytes, len) : -1;
+    int ok = fd >= 0 && w == (ssize_t)len && fsync(fd) == 0;
+    int e = errno ? errno : EIO;
+    if (fd >= 0)
+        close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        if (ok)
+            e = errno;
+        unlink(tmp);
+        return err_set(err, e, "shard %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+/* shard_restore: make the TP shard sha again (removed as damaged, or gone)
+ * from the model version it was extracted from: the artifact records
+ * "shards/NAME/VERSION/TP" say which, models/NAME-vVERSION holds its files.
+ * The shard made must hash to sha, which is its whole check. 0; ENOENT when
+ * no record names sha or its version's files are gone; model errors. */
+static int shard_restore(struct ctl *ctl, const char *sha, struct err *err)
+{
+    struct shards_walk walk = {.prefix = "shards/", .plen = 7, .list = json_array(), .keys = true};
+    if (walk.list == NULL)
+        return err_set(err, ENOMEM, "out of memory");
+    if (store_foreach_from(ctl->store, STORE_DB_ARTIFACTS, walk.prefix, walk.plen, shards_cb, &walk,
+                           err) < 0) {
+        json_decref(walk.list);
+        return -1;
+    }
+    size_t i;
+    json_t *f;
+    int rc = err_set(err, ENOENT, "shard %.16s...: no model version made it", sha);
+    json_array_foreach(walk.list, i, f) {
+        if (strcmp(jstr(f, "sha256"), sha) != 0)
+            continue;
+        char vname[160], dir[PATH_MAX];
+        snprintf(vname, sizeof vname, "%s-v%s", jstr(f, "name"), jstr(f, "version"));
+        art_path(ctl, dir, sizeof dir, "models/%s%s", vname, "");
+        model_t *m = model_open(dir, err);
+        if (m == NULL) {
+            rc = err_prefix(err, "shard %.16s...", sha);
+            break;
+        }
+        int tp = (int)json_integer_value(json_object_get(f, "tp"));
+        int rank = (int)json_integer_value(json_object_get(f, "rank"));
+        model_shard_t *s = model_shard_extract(m, tp, rank, err);
+        model_destroy(m);
+        if (s == NULL) {
+            rc = err_prefix(err, "shard %.16s...", sha);
+            break;
+        }
+        char hex[65];
+        model_shard_sha256(s, hex);
+        rc = strcmp(hex, sha) != 0 ? err_set(err, EIO, "shard %.16s...: made again from %s, it hashes "
+                                              "to %.16s...", sha, vname, hex)
+                                   : shard_write(ctl, s, hex, err);
+        model_shard_destroy(s);
+        if (rc == 0)
+            log_info("ctl", "shard %.16s... (tp %d, rank %d of %s) extracted again", sha, tp, rank, vname);
+        break;
+    }
+    json_decref(walk.list);
+    return rc;
 }
 
 json_t *ctl_model_shards(struct ctl *ctl, const char *name, int tp, struct err *err)
@@ -529,13 +701,24 @@ json_t *ctl_model_shards(struct ctl *ctl, const char *name, int tp, struct err *
              (long long)json_integer_value(json_object_get(man, "version")), tp);
     struct err e = {0};
     json_t *have = artifact_get(ctl, key, &e);
+    size_t i;
+    json_t *f;
+    json_array_foreach(have, i, f) {
+        char obj[PATH_MAX];
+        art_path(ctl, obj, sizeof obj, "objects/%s%s", jstr(f, "sha256"), "");
+        if (access(obj, F_OK) != 0) { /* removed as damaged (SHARD_GET, model verify) */
+            log_warn("ctl", "model %s: TP shard %s is gone; the shards of tp %d are extracted again",
+                     name, obj, tp);
+            json_decref(have);
+            have = NULL;
+            break;
+        }
+    }
     if (have) {
         json_decref(man);
         return have;
     }
     /* The stored files are what was verified at import: check again before use. */
-    size_t i;
-    json_t *f;
     json_array_foreach(json_object_get(man, "files"), i, f) {
         char obj[PATH_MAX], hex[65];
         uint64_t bytes;
@@ -565,22 +748,14 @@ json_t *ctl_model_shards(struct ctl *ctl, const char *name, int tp, struct err *
         model_shard_t *s = model_shard_extract(m, tp, r, err);
         if (s == NULL)
             goto fail;
-        char hex[65], path[PATH_MAX], tmp[PATH_MAX + 8];
+        char hex[65];
         size_t len;
-        const void *bytes = model_shard_bytes(s, &len);
+        model_shard_bytes(s, &len);
         model_shard_sha256(s, hex);
-        art_path(ctl, path, sizeof path, "objects/%s%s", hex, "");
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        ssize_t w = fd >= 0 ? write(fd, bytes, len) : -1;
-        int ok = fd >= 0 && w == (ssize_t)len && fsync(fd) == 0;
-        if (fd >= 0)
-            close(fd);
+        int rc = shard_write(ctl, s, hex, err);
         model_shard_destroy(s);
-        if (!ok || rename(tmp, path) != 0) {
-            err_set(err, errno ? errno : EIO, "shard %s: %s", path, strerror(errno));
+        if (rc != 0)
             goto fail;
-        }
         json_array_append_new(shards, json_pack("{s:s, s:I}", "sha256", hex, "bytes", (json_int_t)len));
     }
     model_destroy(m);
@@ -594,6 +769,32 @@ fail:
     model_destroy(m);
     json_decref(shards);
     return NULL;
+}
+
+/* served_verified: whether object sha, as st describes it (device, inode,
+ * size, mtime), was hashed whole when it was last served. served_note: it was
+ * (a ring of CTL_SERVED_MAX, oldest replaced). */
+static bool served_verified(const struct ctl *ctl, const char *sha, const struct stat *st)
+{
+    for (int i = 0; i < CTL_SERVED_MAX; i++) {
+        const struct ctl_served *v = &ctl->served[i];
+        if (strcmp(v->sha, sha) == 0 && v->dev == (uint64_t)st->st_dev && v->ino == (uint64_t)st->st_ino &&
+            v->size == (uint64_t)st->st_size && v->mtime_ns == (int64_t)st->st_mtim.tv_sec * 1000000000 +
+                                                                 st->st_mtim.tv_nsec)
+            return true;
+    }
+    return false;
+}
+
+static void served_note(struct ctl *ctl, const char *sha, const struct stat *st)
+{
+    struct ctl_served *v = &ctl->served[ctl->served_next];
+    ctl->served_next = (ctl->served_next + 1) % CTL_SERVED_MAX;
+    snprintf(v->sha, sizeof v->sha, "%s", sha);
+    v->dev = (uint64_t)st->st_dev;
+    v->ino = (uint64_t)st->st_ino;
+    v->size = (uint64_t)st->st_size;
+    v->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
 
 int ctl_on_shard_get(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
@@ -610,10 +811,36 @@ int ctl_on_shard_get(struct ctl *ctl, const struct net_peer *peer, struct proto_
     char path[PATH_MAX];
     art_path(ctl, path, sizeof path, "objects/%s%s", sha, "");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && off == 0 && shard_restore(ctl, sha, err) == 0)
+        fd = open(path, O_RDONLY | O_CLOEXEC); /* a TP shard removed (as damaged) or lost */
     if (fd < 0)
         return err_set(err, errno == ENOENT ? ENOENT : errno, "shard %.16s...: %s", sha, strerror(errno));
     struct stat st;
     fstat(fd, &st);
+    if (off == 0 && !served_verified(ctl, sha, &st)) {
+        /* The first chunk: hash it whole before serving (once per file as it
+         * is: a worker fetches a shard once and keeps it by hash), so that a
+         * file damaged on this disk is not sent to fail at every rank. */
+        struct err e = {0};
+        int good = object_check(ctl, sha, &e);
+        if (good == 0) {
+            /* a TP shard is made again from its model's files; another object
+             * (a vocabulary, an imported file) has no other source */
+            close(fd);
+            log_error("ctl", "%s", e.msg);
+            struct err re = {0};
+            if (shard_restore(ctl, sha, &re) != 0) /* replaces it whole when it can */
+                return err_set(err, EIO, "%s (not made again: %s)", e.msg, re.msg);
+            fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                return err_set(err, errno, "shard %.16s...: %s", sha, strerror(errno));
+            fstat(fd, &st);
+        } else if (good != 1) {
+            close(fd);
+            return err_set(err, e.code, "shard %.16s...: %s", sha, e.msg);
+        }
+        served_note(ctl, sha, &st);
+    }
     void *buf = malloc(len);
     ssize_t n = buf && off < (uint64_t)st.st_size ? pread(fd, buf, len, (off_t)off) : 0;
     close(fd);

@@ -316,6 +316,20 @@ int ctl_on_heartbeat(struct ctl *ctl, const struct net_peer *peer, struct proto_
     return ctl_out_reply(ctl, peer, msg->req_id, NULL);
 }
 
+int ctl_node_launch_failed(struct ctl *ctl, struct ctl_node *node, const char *what, const char *why,
+                           struct err *err)
+{
+    node->launch_failures++;
+    log_warn("ctl", "%s: node %s could not launch it: %s", what, node->name, why ? why : "?");
+    if (node->launch_failures < ctl->cfg.drain_after_launch_failures || node->state != NODE_STATE_UP)
+        return 0;
+    node->state = NODE_STATE_DRAINING;
+    snprintf(node->reason, sizeof node->reason, "%d launch failures in a row", node->launch_failures);
+    log_warn("ctl", "node %s: DRAINING after %d launch failures in a row", node->name,
+             node->launch_failures);
+    return ctl_node_save(ctl, node, err);
+}
+
 int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
                     struct err *err)
 {
@@ -355,19 +369,10 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     }
     const json_t *le = json_object_get(b, "launch_error");
     if (le) {
-        node->launch_failures++;
-        log_warn("ctl", "task %llu.%u: node %s could not launch it: %s", (unsigned long long)jid,
-                 index, node->name, json_string_value(le));
-        if (node->launch_failures >= ctl->cfg.drain_after_launch_failures &&
-            node->state == NODE_STATE_UP) {
-            node->state = NODE_STATE_DRAINING;
-            snprintf(node->reason, sizeof node->reason, "%d launch failures in a row",
-                     node->launch_failures);
-            log_warn("ctl", "node %s: DRAINING after %d launch failures in a row", node->name,
-                     node->launch_failures);
-            if (ctl_node_save(ctl, node, err) != 0)
-                return -1;
-        }
+        char what[48];
+        snprintf(what, sizeof what, "task %llu.%u", (unsigned long long)jid, index);
+        if (ctl_node_launch_failed(ctl, node, what, json_string_value(le), err) != 0)
+            return -1;
         if (ctl_task_requeue(ctl, job, (uint32_t)off, true, "launch failed", err) != 0)
             return -1;
         return ctl_out_reply(ctl, peer, msg->req_id, NULL);
@@ -399,7 +404,7 @@ int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_m
     if (why && why[0] && st != JOB_STATE_COMPLETED) {
         snprintf(job->reason, sizeof job->reason, "task %u: %s", index, why);
         text_blank_controls(job->reason); /* the worker's words, shown on terminals */
-        text_utf8_repair(job->reason);    /* cut at 95 bytes: it goes into JSON */
+        text_utf8_repair(job->reason);    /* cut at 199 bytes: it goes into JSON */
         ctl_job_final_reason(job);
     }
     /* When the process really started and ended, by the worker's clock; a

@@ -19,6 +19,14 @@ int ctl_on_heartbeat(struct ctl *ctl, const struct net_peer *peer, struct proto_
 int ctl_on_task_end(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,
                     struct err *err);
 
+/* ctl_node_launch_failed: count a launch that failed on node (a task or a
+ * TP rank that could not start there: the node is at fault, not the job); the
+ * drain_after_launch_failures-th in a row drains it (DRAINING, reason "N
+ * launch failures in a row", saved). what: the task, for the log; why: the
+ * worker's words. -1 with err if the node record could not be written. */
+int ctl_node_launch_failed(struct ctl *ctl, struct ctl_node *node, const char *what, const char *why,
+                           struct err *err);
+
 /* ctl_nodes_check: mark nodes silent for heartbeat_interval x heartbeat_tolerance
  * DOWN and requeue their tasks; KILL tasks well past their deadline that the worker
  * has not ended, and end them as TIMEOUT if they still linger. now: Unix

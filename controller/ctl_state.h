@@ -70,7 +70,7 @@ struct ctl_job {
     int exit_code;          /* meaningful when terminal */
     bool cancel_requested;
     bool queued;            /* on ctl.queue (has tasks left to place) */
-    char reason[96];        /* why PENDING or why it ended, "" if nothing to say */
+    char reason[200];       /* why PENDING or why it ended, "" if nothing to say */
     bool held;              /* moat hold (or submit --hold): starts no task until released */
     char *final_reason;     /* why the first task that ended for good with a reason
                              * did (over its --mem, its node lost max_attempts
@@ -184,6 +184,15 @@ struct ctl_owner_tasks {
     uint64_t tasks;
 };
 
+/* A stored object hashed whole when SHARD_GET last served it, as the file was
+ * then (ctl_model.c: a file changed since is hashed again). */
+#define CTL_SERVED_MAX 16
+struct ctl_served {
+    char sha[65];
+    uint64_t dev, ino, size;
+    int64_t mtime_ns;
+};
+
 struct ctl {
     struct ctl_cfg cfg;
     store_t *store;
@@ -214,6 +223,8 @@ struct ctl {
     bool need_sched;          /* something changed that may allow a placement */
     double reasons_at;        /* Unix s: the last refresh of unexamined jobs' reasons (ctl_sched) */
     struct err store_err;     /* sticky: a write of this batch failed; the batch is void */
+    struct ctl_served served[CTL_SERVED_MAX]; /* objects verified when last served (ring) */
+    int served_next;
 };
 
 /* ctl_state_init: empty state over an open store and socket (borrowed). */

@@ -236,8 +236,8 @@ static model_shard_t *shard_load(const struct infer_spec *s, struct err *err)
     char hex[65];
     model_shard_sha256(sh, hex);
     if (strcasecmp(hex, s->shard_sha256) != 0) {
-        err_set(err, EINVAL, "%s: sha256 %.16s..., spec says %.16s...", s->shard, hex,
-                s->shard_sha256);
+        err_set(err, EINVAL, "SHA-256 %.16s..., expected %.16s... (%s)", hex, s->shard_sha256,
+                s->shard);
         model_shard_destroy(sh);
         return NULL;
     }
@@ -482,7 +482,8 @@ static int infer_run(const struct infer_spec *s, struct infer_stats *st, const c
         if (model_file_sha256(s->vocab, hex, NULL, err) != 0)
             goto out;
         if (strcasecmp(hex, s->vocab_sha256) != 0) {
-            err_set(err, EINVAL, "%s: sha256 %.16s..., spec says %.16s...", s->vocab, hex, s->vocab_sha256);
+            err_set(err, EINVAL, "SHA-256 %.16s..., expected %.16s... (%s)", hex, s->vocab_sha256,
+                    s->vocab);
             goto out;
         }
     }

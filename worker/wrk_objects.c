@@ -6,7 +6,10 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "shared/log.h"
 
 bool wrk_objects_name_valid(const char *sha)
 {
@@ -58,6 +61,11 @@ int wrk_fetch_begin(struct wrk_fetch *f, const char *dir, const char *sha, uint6
     wrk_objects_path(dir, sha, f->path, sizeof f->path);
     snprintf(f->tmp, sizeof f->tmp, "%.560s.%.30s.part", f->path, tag);
     f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (f->fd < 0 && errno == ENOENT && mkdir(dir, 0700) == 0) {
+        /* the cache directory was removed under the worker (a clean-up) */
+        log_warn("wrk", "object cache %s was missing; made again", dir);
+        f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    }
     if (f->fd < 0)
         return err_set(err, errno, "object %.16s...: %s: %s", sha, f->tmp, strerror(errno));
     if ((f->hs = sha256_new(err)) == NULL) {

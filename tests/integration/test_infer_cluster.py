@@ -289,11 +289,67 @@ def test_worker_checks_shard_and_vocab_at_every_load(make_cluster, model_dir, si
         flip(damaged)
         jid = c.j("submit", "--infer", "minilm", "--input", docs)["id"]
         c.wait(jid, timeout=120, check=1)
-        assert c.show(jid)["state"] == "FAILED"
+        show = c.show(jid)
+        assert show["state"] == "FAILED"
+        # the rank's own last words reach the user, not just "exit code -1"
+        assert ": SHA-256 " in show["reason"] and ", expected " in show["reason"], show["reason"]
         text = log.read_text()
-        assert str(damaged) in text and "sha256" in text, text[-3000:]
+        assert str(damaged) in text and "SHA-256" in text, text[-3000:]
         flip(damaged)  # repaired
     c.wait(c.j("submit", "--infer", "minilm", "--input", docs)["id"], timeout=120)
+    # the object cache removed under the worker (a clean-up): made again, fetched again
+    shutil.rmtree(c.dir / "worker-1" / "objects")
+    jid = c.j("submit", "--infer", "minilm", "--input", docs)["id"]
+    c.wait(jid, timeout=120)
+    assert all(t["attempts"] == 1 for t in c.show(jid)["tasks"]), c.show(jid)
+
+
+def test_a_shard_damaged_on_the_controller_is_made_again_not_sent(make_cluster, model_dir, signing,
+                                                                  tmp_path):
+    c = imported(make_cluster, model_dir, workers=1, signing=signing)
+    docs = tmp_path / "docs.txt"
+    docs.write_text("alpha beta\ngamma delta\n")
+    c.wait(c.j("submit", "--infer", "minilm", "--input", docs)["id"], timeout=120)
+    v = c.j("model", "verify", "minilm")
+    assert v["ok"] and [(s["tp"], s["rank"], s["ok"]) for s in v["shards"]] == [(1, 0, True)], v
+    sha = v["shards"][0]["sha256"]
+    stored = c.dir / "controller" / "artifacts" / "objects" / sha
+    cached = c.dir / "worker-1" / "objects" / sha
+    assert stored.exists() and cached.exists()
+    # to be served damaged: found before it is sent, extracted again, sent
+    flip(stored)
+    cached.unlink()  # so that the worker fetches it again
+    jid = c.j("submit", "--infer", "minilm", "--input", docs)["id"]
+    c.wait(jid, timeout=120)
+    assert c.show(jid)["tasks"][0]["attempts"] == 1, c.show(jid)
+    log = (c.dir / "controller.log").read_text()
+    assert f"stored object {stored} is damaged" in log and "extracted again" in log, log[-2000:]
+    assert c.j("model", "verify", "minilm")["ok"]
+    # found by model verify: exit 1, removed; then made again by the next job
+    flip(stored)
+    r = c.moat("model", "verify", "minilm", check=1)
+    assert "shard 0 of tp 1" in r.out and "DAMAGED: removed" in r.out and "DAMAGED" in r.out, r
+    assert not stored.exists()
+    r = c.moat("model", "verify", "minilm")  # a shard not on disk is not damage
+    assert "not on disk" in r.out and "intact" in r.out, r
+    cached.unlink()
+    jid = c.j("submit", "--infer", "minilm", "--input", docs)["id"]
+    c.wait(jid, timeout=120)
+    assert c.show(jid)["tasks"][0]["attempts"] == 1 and stored.exists(), c.show(jid)
+
+
+def test_a_batch_past_its_time_limit_ends_timeout_and_is_not_run_again(make_cluster, model_dir,
+                                                                         signing, tmp_path):
+    c = imported(make_cluster, model_dir, workers=1, signing=signing)
+    long_doc = " ".join(SENTENCES.read_text().splitlines()[:12])  # ~256 tokens each
+    docs = tmp_path / "docs.txt"
+    docs.write_text((long_doc + "\n") * 400)
+    jid = c.j("submit", "--infer", "minilm", "--input", docs, "--batch", "400", "--time-limit", "1s")["id"]
+    c.wait(jid, timeout=120, check=1)
+    show = c.show(jid)
+    assert show["state"] == "TIMEOUT", show
+    assert show["tasks"][0]["state"] == "TIMEOUT" and show["tasks"][0]["attempts"] == 1, show
+    assert "time limit (1s) was reached" in show["reason"], show["reason"]
 
 
 def test_killed_worker_reruns_only_unfinished_batches(make_cluster, model_dir, signing, tmp_path):

@@ -497,7 +497,7 @@ static void test_bad_shard(void **state)
     char extra[9000];
     snprintf(extra, sizeof extra, "{\"shard_sha256\": \"%s\"}", shard_sha[2][0]);
     one_rank(extra, NULL, NULL, 1, "moat-infer: shard:");
-    one_rank(extra, NULL, NULL, 1, "sha256");
+    one_rank(extra, NULL, NULL, 1, "SHA-256");
     /* the right hash of the wrong rank's shard */
     snprintf(extra, sizeof extra, "{\"shard\": \"%s\", \"shard_sha256\": \"%s\"}",
              shard_path[2][0], shard_sha[2][0]);
