@@ -403,9 +403,11 @@ static void refuse(struct ctl *ctl, const char *key, const char *object, const c
     struct ctl_auth *a = ctl->auth;
     double now = units_mono();
     struct refusal *r = NULL;
+    /* N.B. a slot is per key (object "") or per key and object: a key's
+     * refused connections never count as repeats of its refused requests */
     for (int i = 0; i < REFUSED_SLOTS && r == NULL; i++)
         if (key[0] && strcmp(a->refused[i].key, key) == 0 &&
-            (!per_object || strcmp(a->refused[i].object, object) == 0))
+            strcmp(a->refused[i].object, per_object ? object : "") == 0)
             r = &a->refused[i];
     if (r && now - r->last < CTL_AUTH_REFUSE_EVERY) {
         r->suppressed++;

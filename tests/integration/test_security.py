@@ -129,6 +129,9 @@ def test_revoked_key_loses_access_without_a_restart(cluster, tmp_path):
     assert ("key.revoke", f"key {ops}") in actions and ("key.add", f"key {wkey}") in actions
     refused = [r for r in audit(cluster, "auth.refuse")]
     assert any(r["actor"] == ops for r in refused)  # (one record per key per 10 s)
+    # the revoked key's first refusal is not taken for a repeat of its refused
+    # ADMIN_KEY request (a slot of its own: one per key, one per key and request)
+    assert any(r["actor"] == ops and r["object"] == "request QUEUE" for r in refused), refused
     assert any(r["actor"] == wkey and r["object"] == "request HEARTBEAT" for r in refused)
     # the revocation survives a controller restart
     cluster.down()
