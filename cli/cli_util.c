@@ -346,7 +346,9 @@ int cli_request_blobs(struct cli *cli, enum proto_type type, json_t *body,
         if (code)
             *code = err.code;
         bool bad_input = user_arg && (err.code == EINVAL || err.code == ENOENT);
-        if (err.code == EACCES) { /* the key's role: say which key this was */
+        if (err.code == EACCES && (strstr(err.msg, " key may not ") || strstr(err.msg, "key revoked") ||
+                                   strstr(err.msg, "not in the allowlist"))) {
+            /* refused for the key itself (ctl_auth_check): say which key this was */
             char key[512];
             return cli_fail(cli, CLI_FAILED, "%s; this command used the key in %s%s", err.msg,
                             client_key_path(key, sizeof key, NULL, true),

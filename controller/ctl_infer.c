@@ -124,6 +124,13 @@ int ctl_infer_check(struct ctl *ctl, const struct job_spec *spec, struct err *er
     json_t *man = ctl_model_manifest(ctl, spec->model, err);
     if (man == NULL)
         return -1;
+    if (!json_is_true(json_object_get(man, "signed")) && !ctl->cfg.allow_unsigned_artifacts) {
+        /* let in while the override was on; not used once it is off */
+        json_int_t v = json_integer_value(json_object_get(man, "version"));
+        json_decref(man);
+        return err_set(err, EACCES, "model %s version %lld is unsigned and allow_unsigned_artifacts "
+                       "is off: import a signed version", spec->model, (long long)v);
+    }
     const json_t *cfg = json_object_get(man, "config");
     struct model_config c = {
         .heads = (int)json_integer_value(json_object_get(cfg, "heads")),

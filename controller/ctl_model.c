@@ -18,6 +18,7 @@
 #include "shared/units.h"
 #include "shared/model.h"
 #include "shared/sha256.h"
+#include "shared/text.h"
 
 static void art_path(const struct ctl *ctl, char *out, size_t cap, const char *fmt, const char *a,
                      const char *b)
@@ -296,6 +297,13 @@ static int signed_check(struct ctl *ctl, const char *name, const json_t *b, stru
         if (!ctl->cfg.allow_unsigned_artifacts)
             return err_set(err, EACCES, "model %s: no manifest.json: unsigned artifacts are refused "
                            "(sign it on the connected side: moat model sign DIR --key FILE)", name);
+        json_t *prev = ctl_model_manifest(ctl, name, &(struct err){0});
+        bool was_signed = json_is_true(json_object_get(prev, "signed"));
+        json_int_t pv = json_integer_value(json_object_get(prev, "version"));
+        json_decref(prev);
+        if (was_signed) /* the override lets unsigned models in, not over signed ones */
+            return err_set(err, EACCES, "model %s: version %lld is signed; an unsigned import may not "
+                           "replace it (import it under another name)", name, (long long)pv);
         log_warn("ctl", "model %s: UNSIGNED ARTIFACT ACCEPTED because allow_unsigned_artifacts = true", name);
         return 0;
     }
@@ -363,7 +371,29 @@ static int signed_check(struct ctl *ctl, const char *name, const json_t *b, stru
     return 0;
 }
 
+static int model_commit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err);
+
 int ctl_on_model_commit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
+{
+    if (model_commit(ctl, peer, msg, err) == 0)
+        return 0;
+    /* A refused import is audited as an accepted one is (an untrusted signer,
+     * a rollback, a file that is not what was signed): the store's own
+     * troubles are not refusals, and a void batch keeps nothing. */
+    if (err->code == ENOSPC || err->code == EAGAIN || err->code == ENOMEM || ctl->store_err.code != 0)
+        return -1;
+    char object[96];
+    snprintf(object, sizeof object, "model %.64s", jstr(msg->body, "name"));
+    text_blank_controls(object);
+    log_warn("ctl", "refused import of %s: %s", object, err->msg);
+    struct err e = {0};
+    if (ctl_audit_append(ctl, peer->key[0] ? peer->key : "none", "model.refuse", object,
+                         json_pack("{s:s}", "reason", err->msg), &e) != 0)
+        log_error("ctl", "audit: %s", e.msg);
+    return -1;
+}
+
+static int model_commit(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
 {
     const json_t *b = msg->body, *files = json_object_get(b, "files");
     const char *name = jstr(b, "name");

@@ -265,8 +265,13 @@ def test_untrusted_signer_and_rollback_are_refused(make_cluster, model_dir, sign
     assert r.rc == 1 and "rollback" in r.err and "version 1" in r.err, r
     [m] = c.j("model", "list")["models"]
     assert (m["version"], m["signed"]) == (2, True), m
-    # an unsigned import is let in only by the audited override
-    u = make_cluster(workers=1, controller_extra="allow_unsigned_artifacts = true;\n", name="unsigned")
+    # each refusal is in the audit log, with its reason
+    refused = c.j("audit")["records"]
+    reasons = [r["details"]["reason"] for r in refused if r["action"] == "model.refuse"]
+    assert len(reasons) == 2 and "not signed by a trust root" in reasons[0] and "rollback" in reasons[1], refused
+    # an unsigned import is let in only by the audited override...
+    u = trusting(make_cluster, signing, workers=1, controller_extra="allow_unsigned_artifacts = true;\n",
+                 name="unsigned")
     plain = tmp_path / "plain"
     plain.mkdir()
     for f in ("config.json", "vocab.txt", "model.safetensors"):
@@ -274,6 +279,22 @@ def test_untrusted_signer_and_rollback_are_refused(make_cluster, model_dir, sign
     u.moat("model", "import", plain, "--name", "minilm", timeout=120)
     assert u.j("model", "list")["models"][0]["signed"] is False
     assert "UNSIGNED ARTIFACT ACCEPTED" in (u.dir / "controller.log").read_text()
+    # ...never over a signed model (a signed release replaces an unsigned one)...
+    u.moat("model", "import", v2, timeout=120)
+    r = u.moat("model", "import", plain, "--name", "minilm", check=None, timeout=120)
+    assert r.rc == 1 and "version 2 is signed; an unsigned import may not replace it" in r.err, r
+    assert "this command used the key" not in r.err  # refused for the model, not for the key
+    # ...and is out of use once the override is off
+    u.moat("model", "import", plain, "--name", "plainlm", timeout=120)
+    u.down()
+    extra = u.dir / "controller.extra.conf"
+    extra.write_text(extra.read_text().replace("allow_unsigned_artifacts = true;", ""))
+    u.up(1)
+    docs = tmp_path / "docs.txt"
+    docs.write_text("alpha\n")
+    r = u.moat("submit", "--infer", "plainlm", "--input", docs, check=None)
+    assert r.rc != 0 and "plainlm version 1 is unsigned and allow_unsigned_artifacts is off" in r.err, r
+    u.wait(u.j("submit", "--infer", "minilm", "--input", docs)["id"], timeout=120)  # the signed one runs
 
 
 def test_worker_checks_shard_and_vocab_at_every_load(make_cluster, model_dir, signing, tmp_path):
