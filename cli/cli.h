@@ -285,6 +285,7 @@ struct cli_table;
 struct cli_table *cli_table_create(int ncols, const char *const *header, const char *align);
 void cli_table_add(struct cli_table *t, const char *const *cells);
 void cli_table_print(struct cli_table *t); /* prints and frees */
+void cli_table_free(struct cli_table *t);  /* frees, printing nothing more */
 /* cli_table_flush: print the rows added so far (the header the first time) and
  * drop them, so that a long listing goes out page by page; widths only grow. */
 void cli_table_flush(struct cli_table *t);

@@ -228,8 +228,9 @@ static const char audit_help[] =
     "List the controller's audit log (an admin key is needed): submissions,\n"
     "cancellations, placements, model imports, key changes and refused\n"
     "connections or requests, oldest first. TIME is Unix seconds, a date\n"
-    "(YYYY-MM-DD[THH:MM[:SS]][Z]), HH:MM (its last occurrence: today, or\n"
-    "yesterday when later than now) or a duration ago ('-1h', '-30m').\n"
+    "(YYYY-MM-DD[THH:MM[:SS]][Z]), a time of day (HH:MM[:SS], midnight, noon,\n"
+    "fika, teatime: its last occurrence, today or yesterday), today (since\n"
+    "00:00) or a duration ago ('-1h', '-30m'); a time to come is refused.\n"
     "Columns: SEQ, TIME, ACTOR (the first 12 characters of its public key, or\n"
     "'controller'), ACTION, OBJECT, DETAILS. With --json: {\"records\": [...]}.\n"
     "\n"
@@ -260,12 +261,21 @@ static int since_parse(struct cli *cli, const char *text, double *out)
         *out = d;
         return 0;
     }
-    if (strncasecmp(text, "now", 3) == 0 || units_begin_parse(text, now, out, &err) != 0)
+    if (strncasecmp(text, "now", 3) == 0 || strcasecmp(text, "tomorrow") == 0)
+        return cli_usage_error(cli, "--since '%s': a time to come; --since lists what happened after "
+                               "a time past", text);
+    bool today = strcasecmp(text, "today") == 0; /* since 00:00, not since now (sbatch's) */
+    if (units_begin_parse(today ? "midnight" : text, now, out, &err) != 0)
         return cli_usage_error(cli, "--since '%s': expected Unix seconds, YYYY-MM-DD[THH:MM[:SS]][Z], "
-                               "HH:MM or -DURATION (-1h)", text);
-    /* HH:MM is the begin parser's next such time; here it is the last one */
-    if (*out > now && strchr(text, '-') == NULL)
+                               "HH:MM[:SS], midnight, noon, today or -DURATION (-1h)", text);
+    /* a time of day (HH:MM, midnight, noon, ...) is the begin parser's next
+     * such time; here it is the last one. A date is as given: one to come
+     * is refused, not moved. */
+    if (*out > now && (today || strchr(text, '-') == NULL))
         *out -= 86400;
+    else if (*out > now)
+        return cli_usage_error(cli, "--since '%s': a time to come; --since lists what happened after "
+                               "a time past", text);
     return 0;
 }
 
@@ -334,8 +344,10 @@ int cli_audit_run(struct cli *cli, int argc, char **argv)
         int rc = cli_request(cli, PROTO_TYPE_AUDIT, body, false, &reply, NULL, NULL);
         if (rc != CLI_OK) {
             json_decref(all);
-            if (t)
-                cli_table_print(t); /* frees; prints what came */
+            if (after > 0)
+                cli_table_print(t); /* what came before the failed page */
+            else
+                cli_table_free(t);  /* nothing came: not even a header */
             return rc;
         }
         size_t i;

@@ -593,6 +593,13 @@ void cli_table_print(struct cli_table *t)
     if (t == NULL)
         return;
     cli_table_flush(t);
+    cli_table_free(t);
+}
+
+void cli_table_free(struct cli_table *t)
+{
+    if (t == NULL)
+        return;
     for (int i = 0; i < t->nrows * t->ncols; i++)
         free(t->cells[i]);
     free(t->cells);

@@ -588,6 +588,19 @@ def test_audit_since_reads_a_clock_time_as_the_last_one(fake):
     assert abs(f.requests[-1][1]["since"] - (time.time() - 3600)) < 60
     r = ctl(f, "audit", "--since", "bogus", check=2)
     assert "--since 'bogus'" in r.err and "begin" not in r.err
+    # sbatch's words: times of day are the last ones, today is since 00:00, and
+    # a time to come (tomorrow, now+1h, a later date) is refused, not moved
+    midnight = time.mktime(time.localtime()[:3] + (0, 0, 0, 0, 0, -1))
+    for word in ("midnight", "today", "MIDNIGHT"):
+        ctl(f, "audit", "--since", word, check=0)
+        assert f.requests[-1][1]["since"] == midnight, word
+    ctl(f, "audit", "--since", "noon", check=0)
+    assert time.time() - 86400 <= f.requests[-1][1]["since"] <= time.time()
+    n = len(f.requests)
+    for future in ("tomorrow", "now+1h", time.strftime("%Y-%m-%d", time.localtime(time.time() + 3 * 86400))):
+        r = ctl(f, "audit", "--since", future, check=2)
+        assert f"--since '{future}': a time to come" in r.err, r
+    assert len(f.requests) == n
     # before 1970 is every record; after the protocol's bound is a usage error,
     # found before any request (and before the table's header)
     ctl(f, "audit", "--since", "-1000000h", check=0)
@@ -596,6 +609,10 @@ def test_audit_since_reads_a_clock_time_as_the_last_one(fake):
     r = ctl(f, "audit", "--since", "9999999999999999999", check=2)
     assert "--since '9999999999999999999': time out of range" in r.err and r.out == ""
     assert len(f.requests) == n
+    # a refused listing prints no table header before its error
+    f.handler = lambda t, b, _: ("ERROR", {"code": 13, "msg": "a client key may not read the audit log"})
+    r = ctl(f, "audit", check=1)
+    assert r.out == "" and "may not read the audit log" in r.err, r
 
 
 def test_infer_input_bad_lines_are_named_on_one_line_and_skip_applies(fake, tmp_path):
