@@ -161,6 +161,28 @@ static void quote(const char *s, char *out, size_t cap)
     out[o] = '\0';
 }
 
+/* owned_check: none of the extra files sets a key of owned (what local up
+ * must set itself for the cluster to hold together: the endpoint every
+ * daemon and command uses, the keys it made and allowlisted); else -1 with
+ * "FILE:LINE: KEY: ..." in err. */
+static int owned_check(const char *const *extras, int nextras, const char *const *owned, int nowned,
+                       char *err, size_t cap)
+{
+    for (int i = 0; i < nextras; i++) {
+        if (access(extras[i], F_OK) != 0)
+            continue;
+        for (int k = 0; k < nowned; k++) {
+            char where[PATH_MAX + 32];
+            if (cfg_where(extras[i], owned[k], where, sizeof where)) {
+                snprintf(err, cap, "%s: %s: set by moat local up itself (the cluster's endpoint and "
+                         "keys in its dir); remove it from this file", where, owned[k]);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* write_conf: path = generated "key = value;" lines (keys[i], vals[i] already in
  * libconfig syntax) unless an extra file sets the key, then the extra files. */
 static int write_conf(const char *path, const char *const *keys, const char *const *vals, int n,
@@ -313,6 +335,11 @@ int cli_daemon_controller_conf_write(const struct cli_local *l, char *err, size_
     char *trust = trust_roots_value(l);
     const char *vals[] = {listen, qstate, qkey, qallow, trust};
     const char *extras[] = {extra};
+    static const char *const owned[] = {"listen", "curve_secret_key_file", "allowlist_file"};
+    if (owned_check(extras, 1, owned, 3, err, cap) != 0) {
+        free(trust);
+        return -1;
+    }
     if (write_conf(path, keys, vals, trust ? 5 : 4, extras, 1) != 0) {
         snprintf(err, cap, "%s: %s", path, strerror(errno));
         free(trust);
@@ -368,6 +395,10 @@ int cli_daemon_worker_conf_write(const struct cli_local *l, int i, int nworkers,
     const char *vals[] = {qname, qep, qstate, qkey, qctlpub, nworkers > 1 ? "\"none\"" : "\"cpus\"",
                           ncpus};
     const char *extras[] = {extra_all, extra_one};
+    static const char *const owned[] = {"name", "controller", "curve_secret_key_file",
+                                        "controller_public_key_file"};
+    if (owned_check(extras, 2, owned, 4, err, cap) != 0)
+        return -1;
     if (write_conf(path, keys, vals, cpus > 0 ? 7 : 6, extras, 2) != 0) {
         snprintf(err, cap, "%s: %s", path, strerror(errno));
         return -1;

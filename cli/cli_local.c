@@ -44,6 +44,8 @@ static const char help[] =
     "To tune the daemons, put settings from conf/controller.conf or\n"
     "conf/worker.conf in DIR/controller.extra.conf, DIR/worker.extra.conf (all\n"
     "workers) or DIR/worker-I.extra.conf; they apply when a daemon next starts.\n"
+    "What local up sets itself is refused there: the controller's listen and\n"
+    "allowlist_file, the workers' name and controller, the key files.\n"
     "Model signing keys the controller trusts (its trust_roots, for moat model\n"
     "import): every DIR/trust/*.pub (from moat model keygen) when the controller\n"
     "starts; after adding one, moat local down && moat local up.\n"

@@ -42,25 +42,41 @@ int ctl_cfg_load(const char *path, struct ctl_cfg *cfg, struct err *err)
     memset(cfg, 0, sizeof *cfg);
     if ((path ? cfg_load(path, keys, cfg, err) : cfg_defaults(keys, cfg, err)) != 0)
         return -1;
-    const char *where = path ? path : "defaults";
+    /* N.B. errors name the line that set the key, or the file (a default) */
     if (log_level_parse(cfg->log_level) < 0)
-        return err_set(err, EINVAL, "%s: log_level: expected debug, info, warn or error", where);
+        return cfg_key_error(err, path, "log_level", "expected debug, info, warn or error");
     if (strcmp(cfg->egress_policy, "warn") != 0 && strcmp(cfg->egress_policy, "refuse") != 0)
-        return err_set(err, EINVAL, "%s: egress_policy: expected \"warn\" or \"refuse\"", where);
+        return cfg_key_error(err, path, "egress_policy", "expected \"warn\" or \"refuse\"");
     if (cfg->listen.n == 0)
-        return err_set(err, EINVAL, "%s: listen: at least one endpoint is needed", where);
-    if (cfg->max_message < 2 * cfg->output_cap + 65536)
-        return err_set(err, EINVAL, "%s: max_message: must be at least 2 x output_cap + 64 KiB", where);
-    if (cfg->store_map_max < cfg->store_map_size)
-        return err_set(err, EINVAL, "%s: store_map_max: smaller than store_map_size", where);
+        return cfg_key_error(err, path, "listen", "at least one endpoint is needed");
+    char tmp[4200];
+    if (cfg->max_message < 2 * cfg->output_cap + 65536) {
+        /* the one of the two the file sets is the one to change */
+        bool cap_set = cfg_where(path, "output_cap", tmp, sizeof tmp) &&
+                       !cfg_where(path, "max_message", tmp, sizeof tmp);
+        return cap_set ? cfg_key_error(err, path, "output_cap", "2 x output_cap + 64 KiB must fit in "
+                                       "max_message (%llu bytes): raise max_message too",
+                                       (unsigned long long)cfg->max_message)
+                       : cfg_key_error(err, path, "max_message", "must be at least 2 x output_cap + "
+                                       "64 KiB (%llu bytes)",
+                                       (unsigned long long)(2 * cfg->output_cap + 65536));
+    }
+    if (cfg->store_map_max < cfg->store_map_size) {
+        bool size_set = cfg_where(path, "store_map_size", tmp, sizeof tmp) &&
+                        !cfg_where(path, "store_map_max", tmp, sizeof tmp);
+        return size_set ? cfg_key_error(err, path, "store_map_size", "larger than store_map_max (%llu "
+                                        "bytes): raise store_map_max too",
+                                        (unsigned long long)cfg->store_map_max)
+                        : cfg_key_error(err, path, "store_map_max", "smaller than store_map_size");
+    }
     if (cfg->curve_secret_key_file[0] == '\0')
-        return err_set(err, EINVAL, "%s: curve_secret_key_file: a key is needed (every link uses CURVE; "
-                       "make one with 'moat keygen')", where);
+        return cfg_key_error(err, path, "curve_secret_key_file", "a key is needed (every link uses "
+                             "CURVE; make one with 'moat keygen')");
     for (int i = 0; i < cfg->allowlist.n; i++) {
         struct keys_entry ke;
         struct err e = {0};
         if (keys_line_parse(cfg->allowlist.items[i], &ke, &e) < 0)
-            return err_set(err, EINVAL, "%s: allowlist[%d]: %s", where, i, e.msg);
+            return cfg_key_error(err, path, "allowlist", "[%d]: %s", i, e.msg);
     }
     return 0;
 }

@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -403,10 +404,11 @@ static void source_of(const char *path, const char *text, int line, char *out, s
         snprintf(out, cap, "%s:%d", path, line);
 }
 
-int cfg_load(const char *path, const struct cfg_key *table, void *out, struct err *err)
+/* read_text: the whole of the regular file path (< 16 MiB), NUL-terminated,
+ * into *text (caller frees). errno values, naming path. */
+static int read_text(const char *path, char **text, struct err *err)
 {
-    if (cfg_defaults(table, out, err) != 0)
-        return -1;
+    *text = NULL;
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return err_set(err, errno, "%s: %s", path, strerror(errno));
@@ -415,19 +417,63 @@ int cfg_load(const char *path, const struct cfg_key *table, void *out, struct er
         fclose(f);
         return err_set(err, EINVAL, "%s: not a regular file", path);
     }
-    /* the text once, for libconfig and for scan_ints */
-    char *text = st.st_size < (16 << 20) ? malloc((size_t)st.st_size + 1) : NULL;
-    size_t len = text ? fread(text, 1, (size_t)st.st_size, f) : 0;
-    if (text == NULL || ferror(f)) {
-        free(text);
+    char *t = st.st_size < (16 << 20) ? malloc((size_t)st.st_size + 1) : NULL;
+    size_t len = t ? fread(t, 1, (size_t)st.st_size, f) : 0;
+    if (t == NULL || ferror(f)) {
+        free(t);
         fclose(f);
-        return err_set(err, text ? EIO : EFBIG, "%s: %s", path, text ? "read error" : "larger than 16 MiB");
+        return err_set(err, t ? EIO : EFBIG, "%s: %s", path, t ? "read error" : "larger than 16 MiB");
     }
-    text[len] = '\0';
+    fclose(f);
+    t[len] = '\0';
+    *text = t;
+    return 0;
+}
+
+bool cfg_where(const char *path, const char *key, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", path ? path : "defaults");
+    char *text;
+    struct err e = {0};
+    if (path == NULL || read_text(path, &text, &e) != 0)
+        return false;
+    config_t cf;
+    config_init(&cf);
+    bool set = false;
+    if (config_read_string(&cf, text) == CONFIG_TRUE) {
+        config_setting_t *s = config_setting_get_member(config_root_setting(&cf), key);
+        if (s != NULL) {
+            source_of(path, text, config_setting_source_line(s), out, cap);
+            set = true;
+        }
+    }
+    config_destroy(&cf);
+    free(text);
+    return set;
+}
+
+int cfg_key_error(struct err *err, const char *path, const char *key, const char *fmt, ...)
+{
+    char where[4200], what[ERR_MSG_MAX];
+    cfg_where(path, key, where, sizeof where);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return err_set(err, EINVAL, "%s: %s: %s", where, key, what);
+}
+
+int cfg_load(const char *path, const struct cfg_key *table, void *out, struct err *err)
+{
+    if (cfg_defaults(table, out, err) != 0)
+        return -1;
+    /* the text once, for libconfig and for scan_ints */
+    char *text;
+    if (read_text(path, &text, err) != 0)
+        return -1;
     struct lits *lits = malloc(sizeof *lits);
     if (lits == NULL) {
         free(text);
-        fclose(f);
         return err_set(err, ENOMEM, "%s: out of memory", path);
     }
     scan_ints(text, lits);
@@ -466,7 +512,6 @@ out:
     config_destroy(&cf);
     free(lits);
     free(text);
-    fclose(f);
     return rc;
 }
 

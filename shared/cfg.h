@@ -10,6 +10,7 @@
 #ifndef MOAT_CFG_H
 #define MOAT_CFG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,6 +68,19 @@ int cfg_defaults(const struct cfg_key *table, void *out, struct err *err);
  * (4294967299 reads as 3), so cfg_load re-reads each top-level integer from
  * the file's text and checks that it agrees with libconfig's low bits. */
 int cfg_load(const char *path, const struct cfg_key *table, void *out, struct err *err);
+
+/* cfg_where: where key is set in the config file path, as cfg_load's errors
+ * name places ("FILE:LINE", past a CFG_FROM_MARK the file it names), into
+ * out (cap bytes); true. False when path does not set it (its default
+ * holds), or cannot be read, or path is NULL: out is then path (or
+ * "defaults"). For the checks a daemon makes after cfg_load: of one key's
+ * value against another's, or of a value no table check covers. */
+bool cfg_where(const char *path, const char *key, char *out, size_t cap);
+
+/* cfg_key_error: err_set(err, EINVAL, "WHERE: KEY: MESSAGE"), WHERE from
+ * cfg_where(path, key), MESSAGE from fmt (printf). Returns -1. */
+int cfg_key_error(struct err *err, const char *path, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* CFG_FROM_MARK: the start of the comment line before text a generated config
  * file copied from another file (cfg_load's errors name that file). */

@@ -60,26 +60,26 @@ int wrk_cfg_load(const char *path, struct wrk_cfg *cfg, struct err *err)
     memset(cfg, 0, sizeof *cfg);
     if ((path ? cfg_load(path, keys, cfg, err) : cfg_defaults(keys, cfg, err)) != 0)
         return -1;
-    const char *where = path ? path : "defaults";
+    /* N.B. errors name the line that set the key, or the file (a default) */
     if (log_level_parse(cfg->log_level) < 0)
-        return err_set(err, EINVAL, "%s: log_level: expected debug, info, warn or error", where);
+        return cfg_key_error(err, path, "log_level", "expected debug, info, warn or error");
     if (cfg->controller[0] == '\0')
-        return err_set(err, EINVAL, "%s: controller: an endpoint is needed", where);
+        return cfg_key_error(err, path, "controller", "an endpoint is needed");
     if (strspn(cfg->name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
             strlen(cfg->name) || strlen(cfg->name) > 64)
-        return err_set(err, EINVAL, "%s: name: use at most 64 letters, digits, '.', '_', '-'", where);
+        return cfg_key_error(err, path, "name", "use at most 64 letters, digits, '.', '_', '-'");
     int lo = 0, hi = 0; /* check_comm_ports has checked the text */
     if (sscanf(cfg->comm_ports, "%d-%d", &lo, &hi) != 2)
-        return err_set(err, EINVAL, "%s: comm_ports: expected \"MIN-MAX\" within 1-65535", where);
+        return cfg_key_error(err, path, "comm_ports", "expected \"MIN-MAX\" within 1-65535");
     cfg->comm_port_min = lo;
     cfg->comm_port_max = hi;
     if (cfg->comm_host[0] == '\0' || strlen(cfg->comm_host) > 63)
-        return err_set(err, EINVAL, "%s: comm_host: an address of this node on the fabric is needed", where);
+        return cfg_key_error(err, path, "comm_host", "an address of this node on the fabric is needed");
     if (strcmp(cfg->cpu_bind, "cpus") != 0 && strcmp(cfg->cpu_bind, "none") != 0)
-        return err_set(err, EINVAL, "%s: cpu_bind: expected \"cpus\" or \"none\"", where);
+        return cfg_key_error(err, path, "cpu_bind", "expected \"cpus\" or \"none\"");
     if (strcmp(cfg->exec_sandbox, "required") != 0 && strcmp(cfg->exec_sandbox, "off") != 0)
-        return err_set(err, EINVAL, "%s: exec_sandbox: expected \"required\" or \"off\"", where);
+        return cfg_key_error(err, path, "exec_sandbox", "expected \"required\" or \"off\"");
     if (cfg->exec_user[0] == '\0')
-        return err_set(err, EINVAL, "%s: exec_user: a user name is needed", where);
+        return cfg_key_error(err, path, "exec_user", "a user name is needed");
     return 0;
 }

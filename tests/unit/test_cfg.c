@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "controller/ctl_cfg.h"
+#include "shared/cfg.h"
 #include "shared/units.h"
 #include "worker/wrk_cfg.h"
 
@@ -114,6 +115,35 @@ static void bad_files_name_line_and_key(void **state)
     p = write_conf("name = \"bad name!\";\n");
     assert_int_equal(wrk_cfg_load(p, &w, &e), -1);
     assert_non_null(strstr(e.msg, "name"));
+}
+
+/* Checks made after the file is read (a value no table check covers, one key
+ * against another) name the line that set the key, in the file the user
+ * edits; a cross-key error names the key the file set. */
+static void later_checks_name_the_line(void **state)
+{
+    (void)state;
+    expect_error("\n\nlog_level = \"verbose\";\n", "3: log_level: expected debug");
+    expect_error("egress_policy = \"maybe\";\n", "1: egress_policy: expected");
+    expect_error("\noutput_cap = \"100 MiB\";\n", "2: output_cap: 2 x output_cap + 64 KiB must fit");
+    expect_error("output_cap = \"100 MiB\";\nmax_message = \"1 MiB\";\n", "2: max_message: must be at least");
+    expect_error("\nstore_map_size = \"1 TiB\";\n", "2: store_map_size: larger than store_map_max");
+    expect_error("store_map_max = \"2 MiB\";\n", "1: store_map_max: smaller than store_map_size");
+    expect_wrk_error("\nexec_sandbox = \"maybe\";\n", "2: exec_sandbox: expected");
+    /* through a generated file's mark: the extra file and its line */
+    struct ctl_cfg gen;
+    struct err ge = {0};
+    const char *gp = write_conf("listen = [\"tcp://127.0.0.1:1\"];\n" CFG_FROM_MARK "/srv/x.extra.conf\n"
+                                "\nlog_level = \"verbose\";\n");
+    assert_int_equal(ctl_cfg_load(gp, &gen, &ge), -1);
+    assert_string_equal(ge.msg, "/srv/x.extra.conf:2: log_level: expected debug, info, warn or error");
+    /* a default that no line set: the file */
+    struct err de = {0};
+    char where[64];
+    assert_false(cfg_where(gp, "output_cap", where, sizeof where));
+    assert_string_equal(where, gp);
+    assert_int_equal(cfg_key_error(&de, NULL, "k", "v %d", 1), -1);
+    assert_string_equal(de.msg, "defaults: k: v 1");
 }
 
 /* libconfig 1.5 keeps the low 32 bits of an integer without L: the value
@@ -292,6 +322,7 @@ int main(void)
         cmocka_unit_test(shipped_conf_equals_defaults),
         cmocka_unit_test(values_with_units),
         cmocka_unit_test(bad_files_name_line_and_key),
+        cmocka_unit_test(later_checks_name_the_line),
         cmocka_unit_test(integers_are_read_as_written),
         cmocka_unit_test(sizes_and_durations_need_a_unit),
         cmocka_unit_test(endpoints_are_checked),
