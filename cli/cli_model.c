@@ -191,7 +191,9 @@ static int do_import(struct cli *cli, const char *dir, const char *name)
     if (cli->json)
         cli_json_print(reply);
     else
-        printf("model %s version %lld imported\n", cli_json_str(reply, "name", "?"),
+        printf(json_is_true(json_object_get(reply, "already"))
+                   ? "model %s version %lld: imported already, with these very files; nothing changed\n"
+                   : "model %s version %lld imported\n", cli_json_str(reply, "name", "?"),
                cli_json_int(reply, "version", 0));
     json_decref(reply);
     return CLI_OK;
@@ -224,7 +226,7 @@ static int do_sign(struct cli *cli, const char *dir, const char *key, const char
     struct manifest check;
     if (text == NULL || manifest_parse(text, strlen(text), &check, &e) != 0) {
         free(text);
-        return cli_fail(cli, CLI_USAGE, "manifest: %s", text ? e.msg : "out of memory");
+        return cli_fail(cli, CLI_USAGE, "%s", text ? e.msg : "manifest: out of memory");
     }
     char sig[2 * MANIFEST_SIG_BYTES + 2], id[17], mpath[PATH_MAX], spath[PATH_MAX];
     manifest_sign(text, strlen(text), sk, sig);

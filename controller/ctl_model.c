@@ -410,6 +410,7 @@ static int model_commit(struct ctl *ctl, const struct net_peer *peer, struct pro
         return -1;
     if (same) {
         json_object_del(same, "dir");
+        json_object_set_new(same, "already", json_true()); /* nothing was imported */
         log_info("ctl", "model %s v%lld: already imported", name, (long long)sm.version);
         return ctl_out_reply(ctl, peer, msg->req_id, same);
     }

@@ -126,7 +126,7 @@ bool client_link_why(client_t *c, char *buf, size_t cap)
      * out (a SUBMIT: a job made), whatever the link is now */
     const char *was = link != NET_LINK_UP && link != NET_LINK_NONE && net_sock_ever_up(c->sock)
                           ? "; the link was lost after the request was sent: it may have been carried "
-                            "out (see 'moat queue')"
+                            "out (check before repeating it)"
                           : "";
     switch (link) {
     case NET_LINK_UNRESOLVED:
@@ -507,6 +507,9 @@ int client_spec_option(struct job_spec *spec, const char *opt, const char *value
     if (strcmp(opt, "time-limit") == 0) {
         double d;
         /* Slurm's --time=90 is minutes, ours would be seconds: ask for a unit */
+        if (value[strspn(value, "0123456789. ")] == '\0' && atof(value) == 0)
+            return err_set(err, EINVAL, "--time-limit '%s': no limit is the default: leave the "
+                           "option out (Slurm's --time=0)", value);
         if (value[strspn(value, "0123456789. ")] == '\0')
             return err_set(err, EINVAL, "--time-limit '%s': give a unit (%ss, %sm or %sh; "
                            "Slurm's --time counts minutes)", value, value, value, value);

@@ -209,10 +209,18 @@ int manifest_key_read(const char *path, uint8_t *key, size_t keylen, bool secret
     close(fd);
     if (n < 0)
         return err_set(err, e, "%s: %s", path, strerror(e));
-    if (secret && (st.st_mode & 077))
+    buf[n] = '\0';
+    if (secret && (st.st_mode & 077)) {
+        /* a public key (moat model keygen's .pub) where the secret one goes */
+        uint8_t pk[MANIFEST_PK_BYTES];
+        bool pub = n > 0 && manifest_key_read(path, pk, sizeof pk, false, &(struct err){0}) == 0;
+        sodium_memzero(buf, sizeof buf);
+        if (pub)
+            return err_set(err, EINVAL, "%s: a public key; signing takes the secret key (artifact.key "
+                           "from moat model keygen)", path);
         return err_set(err, EPERM, "%s: secret key readable by group or others (mode %03o); chmod 600 it",
                        path, (unsigned)(st.st_mode & 0777));
-    buf[n] = '\0';
+    }
     /* the first line that is not blank or a comment */
     char *line = buf, *next;
     for (; line && *line; line = next) {

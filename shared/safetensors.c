@@ -139,9 +139,9 @@ static int st_entry_parse(const char *name, json_t *obj, size_t data_len, struct
         return err_set(err, EINVAL, "tensor '%s': data_offsets [%lld, %lld] outside the "
                        "%zu-byte buffer", name, (long long)b, (long long)e, data_len);
     if ((uint64_t)(e - b) != bytes)
-        return err_set(err, EINVAL, "tensor '%s': %lld bytes at data_offsets, shape x %s "
-                       "needs %llu", name, (long long)(e - b), st_dtype_names[t->dtype],
-                       (unsigned long long)bytes);
+        return err_set(err, EINVAL, "tensor '%s': %lld bytes at data_offsets, but %lld elements "
+                       "of %s need %llu", name, (long long)(e - b), (long long)numel,
+                       st_dtype_names[t->dtype], (unsigned long long)bytes);
     t->begin = (size_t)b;
     t->end = (size_t)e;
     return 0;

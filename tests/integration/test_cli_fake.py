@@ -82,7 +82,7 @@ def test_submit_json_and_command_after_options(fake):
     (["--after", "0"], "--after"),
     (["--begin", "tomorrowish"], "--begin"),
     (["--time-limit", "forever"], "--time-limit"),
-    (["--time-limit", "0"], "--time-limit"),
+    (["--time-limit", "0"], "no limit is the default: leave the option out"),
     (["--time-limit", "90"], "give a unit"),
     (["--time-limit", "1:99:00"], "--time-limit"),
     (["--mem", "0x10G"], "--mem"),

@@ -248,6 +248,14 @@ def test_one_flipped_byte_in_any_file_or_the_manifest_is_refused_naming_it(make_
     assert c.j("model", "list")["models"] == []
 
 
+def test_signing_mistakes_are_named(signing, tmp_path):
+    d = signed_copy(MODEL, tmp_path / "m", signing)
+    r = run_moat(["model", "sign", d, "--key", signing["pub"], "--name", "minilm", "--version", "2"])
+    assert r.rc == 2 and "a public key; signing takes the secret key" in r.err, r
+    r = run_moat(["model", "sign", d, "--key", signing["key"], "--name", "bad name", "--version", "2"])
+    assert r.rc == 2 and "manifest: name:" in r.err and "manifest: manifest" not in r.err, r
+
+
 def test_untrusted_signer_and_rollback_are_refused(make_cluster, model_dir, signing, tmp_path):
     c = trusting(make_cluster, signing, workers=1)
     other = tmp_path / "other-key"
@@ -260,7 +268,8 @@ def test_untrusted_signer_and_rollback_are_refused(make_cluster, model_dir, sign
     # version 2 goes in; then 1 (an older signed release) and 2 again with other bytes do not
     v2 = signed_copy(MODEL, tmp_path / "v2", signing, version=2)
     c.moat("model", "import", v2, timeout=120)
-    assert c.moat("model", "import", v2, timeout=120).rc == 0  # the same release again: a no-op
+    r = c.moat("model", "import", v2, timeout=120)  # the same release again: a no-op, said so
+    assert "version 2: imported already" in r.out, r
     r = c.moat("model", "import", model_dir, check=None, timeout=120)
     assert r.rc == 1 and "rollback" in r.err and "version 1" in r.err, r
     [m] = c.j("model", "list")["models"]

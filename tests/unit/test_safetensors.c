@@ -218,9 +218,9 @@ static void test_refuse_entries(void **state)
     (void)state;
     /* wrong size: shape x dtype != offsets */
     refused("{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,12]}}", 12, 0, EINVAL,
-            "tensor 'w': 12 bytes at data_offsets, shape x F32 needs 16");
+            "tensor 'w': 12 bytes at data_offsets, but 4 elements of F32 need 16");
     refused("{\"w\":{\"dtype\":\"F16\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", 16, 0, EINVAL,
-            "needs 8");
+            "4 elements of F16 need 8");
     /* bad dtype */
     refused("{\"w\":{\"dtype\":\"F33\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, 0, EINVAL,
             "tensor 'w': unknown dtype F33");
