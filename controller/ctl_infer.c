@@ -654,7 +654,17 @@ int ctl_infer_on_end(struct ctl *ctl, const struct net_peer *peer, struct proto_
         ctl_task_usage_add(t, b);
     t->ranks_done |= 1u << rank;
     if (t->ranks_done == (1u << job->spec.tp) - 1) {
-        if (ctl_task_end(ctl, job, offset, JOB_STATE_COMPLETED, 0, 0, units_now(), err) != 0)
+        /* when it ended by the node's clock (the ranks of a group end within
+         * moments of each other), not when the controller heard: a report
+         * held while the controller was down would add that time. A time
+         * outside the dispatch and now (5 minutes of skew aside) is not
+         * believed, as for exec tasks (ctl_nodes.c). */
+        double now = units_now(), ended = json_number_value(json_object_get(b, "end_time"));
+        if (!(ended >= t->start_time - 300 && ended <= now + 300))
+            ended = now;
+        if (ended < t->start_time)
+            ended = t->start_time;
+        if (ctl_task_end(ctl, job, offset, JOB_STATE_COMPLETED, 0, 0, ended, err) != 0)
             return -1;
     } else if (ctl_task_save(ctl, job, offset, err) != 0) {
         return -1;

@@ -218,8 +218,12 @@ int ctl_job_maybe_finish(struct ctl *ctl, struct ctl_job *job, double now, struc
     bool failed = false, timeout = false, cancelled = false, killed = false;
     int code = 0; /* the highest exit code of its tasks; else -1 if one ended without
                    * one (a signal, its node lost, killed by a cancel) */
+    double last_end = 0; /* the job ends when its last task did (by the nodes' clocks,
+                          * as checked when each ended), not when the controller heard */
     for (uint32_t i = 0; i < job->ntasks; i++) {
         const struct ctl_task *t = &job->tasks[i];
+        if (t->end_time > last_end)
+            last_end = t->end_time;
         failed |= t->state == JOB_STATE_FAILED;
         timeout |= t->state == JOB_STATE_TIMEOUT;
         cancelled |= t->state == JOB_STATE_CANCELLED;
@@ -271,6 +275,8 @@ int ctl_job_maybe_finish(struct ctl *ctl, struct ctl_job *job, double now, struc
     if (job->state == JOB_STATE_PENDING && to != JOB_STATE_CANCELLED && to != JOB_STATE_FAILED)
         job->state = JOB_STATE_RUNNING; /* every task ended without the job being seen running */
     log_debug("ctl", "job %llu %s exit=%d", (unsigned long long)job->id, job_state_name(to), code);
+    if (last_end > 0 && last_end < now && last_end >= job->start_time)
+        now = last_end;
     return job_set_state(ctl, job, to, now, err);
 }
 

@@ -298,11 +298,14 @@ def test_result_that_came_while_the_controller_was_down_outlives_the_time_limit(
     # well past deadline + 2 x (kill_grace + heartbeat x tolerance + 1 s), the
     # backstop's reach, and long enough for the workers' reconnection to back off
     time.sleep(12)
+    restarted = time.time()
     cluster.up()
     job = cluster.wait_state(jid, ("COMPLETED", "TIMEOUT", "FAILED"), timeout=30)
     assert job["state"] == "COMPLETED", job
     assert all(t["attempts"] == 1 for t in job["tasks"]), job
     assert cluster.moat("result", jid).out == "finished-ok\n" * 4
+    # the job ended when its tasks did, not when the restarted controller heard
+    assert job["end_time"] < restarted - 5 and job["end_time"] - job["start_time"] < 5, job
 
 
 def test_cancel_acknowledged_before_a_controller_kill_is_carried_out(cluster):
