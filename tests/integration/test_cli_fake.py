@@ -3,6 +3,7 @@ sends (docs/protocol.md), what it prints, and its exit codes (PRODUCT.md).
 Needs only bin/moat."""
 import json
 import os
+import re
 import threading
 import time
 
@@ -575,6 +576,21 @@ def test_wait_progress_writes_plain_lines_for_a_log(fake):
     assert len(lines) >= 2 and "\r" not in r.err and "\x1b" not in r.err, r.err
     assert "2/4 tasks, 0/1 jobs" in lines[0] and "4/4 tasks, 1/1 jobs" in lines[-1], lines
     assert ctl(f, "wait", "7", check=0).err == ""  # silent without it
+    # an infer job: documents, their rate since waiting began, and the time left
+    calls["n"] = 0
+
+    def infer(t, b, _):
+        calls["n"] += 1
+        done = min(100 * calls["n"], 1000)
+        return "REPLY", dict(JOB, kind="infer", state="COMPLETED" if done == 1000 else "RUNNING",
+                             tasks=[], ntasks=10, done=done // 100, ndocs=1000, docs_done=done)
+    f.handler = infer
+    lines = ctl(f, "wait", "7", "--progress", "0.2s", check=0).err.splitlines()
+    assert any("/1000 docs" in l for l in lines) and "1000/1000 docs" in lines[-1], lines
+    rates = [float(re.search(r"([0-9.]+) docs/s", l).group(1)) for l in lines]
+    assert rates[-1] > 0 and all("ETA " in l for l in lines), lines
+    eta = [re.search(r"ETA (\S+),", l).group(1) for l in lines]
+    assert eta[-1] == "0s", lines  # nothing left
     assert "--progress: duration 'soon'" in ctl(f, "wait", "7", "--progress", "soon", check=2).err
 
 

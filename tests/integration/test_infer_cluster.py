@@ -311,6 +311,11 @@ def test_worker_checks_shard_and_vocab_at_every_load(make_cluster, model_dir, si
     docs = tmp_path / "docs.txt"
     docs.write_text("alpha beta\ngamma delta\n")
     c.wait(c.j("submit", "--infer", "minilm", "--input", docs)["id"], timeout=120)
+    wlog = c.dir / "worker-1.log"
+    fetched = wlog.read_text().count("fetched and verified")
+    assert fetched == 2, fetched  # the shard and the vocabulary
+    c.wait(c.j("submit", "--infer", "minilm", "--input", docs)["id"], timeout=120)
+    assert wlog.read_text().count("fetched and verified") == 2  # kept by hash: not sent again
     objects = sorted((c.dir / "worker-1" / "objects").iterdir(), key=lambda p: p.stat().st_size)
     vocab, shard = objects[0], objects[-1]
     assert vocab.stat().st_size == (MODEL / "vocab.txt").stat().st_size
