@@ -216,6 +216,56 @@ static void test_gemm_variants_vs_cublas(void **state)
     assert_true(ran >= 2);
 }
 
+/* strided-batched GEMM (attention's per-head products, a shared weight with
+ * stride 0) against cublasGemmStridedBatchedEx on the same device buffers */
+static void gemm_batched_vs_cublas(cublasHandle_t h, int64_t M, int64_t N, int64_t K, int64_t batch,
+                                   bool share_b, enum krn_dtype dt)
+{
+    struct err e = {0};
+    int64_t sa = M * K, sb = share_b ? 0 : N * K, sc = M * N;
+    size_t na = (size_t)(sa * batch), nb = (size_t)(share_b ? N * K : sb * batch), nc = (size_t)(sc * batch);
+    float *a = kt_randv(na, 1), *b = kt_randv(nb, 1);
+    krn_buf_t *ba = kt_buf(P.be, a, na, dt), *bb = kt_buf(P.be, b, nb, dt),
+              *c1 = kt_buf(P.be, NULL, nc, KRN_DTYPE_F32), *c2 = kt_buf(P.be, NULL, nc, KRN_DTYPE_F32);
+    struct krn_gemm_args g = {.M = M, .N = N, .K = K, .trans_b = true, .alpha = 1, .dtype_ab = dt,
+                              .batch = batch, .stride_a = sa, .stride_b = sb, .stride_c = sc};
+    if (krn_gemm(P.be, &g, ba, bb, NULL, c1, &e) != 0)
+        fail_msg("batched gemm %lldx%lldx%lld x%lld %s: %s", (long long)M, (long long)N, (long long)K,
+                 (long long)batch, krn_dtype_names[dt], e.msg);
+    static const cudaDataType_t ty[] = {CUDA_R_32F, CUDA_R_16BF, CUDA_R_16F};
+    float alpha = 1, beta = 0;
+    cublasSetStream(h, (cudaStream_t)krn_backend_cuda_stream(P.be));
+    /* row-major C_i = A_i B_i^T is column-major C_i^T = B_i A_i^T */
+    assert_int_equal(cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)N, (int)M, (int)K,
+                                                &alpha, krn_buf_ptr(bb), ty[dt], (int)K, (long long)sb,
+                                                krn_buf_ptr(ba), ty[dt], (int)K, (long long)sa, &beta,
+                                                krn_buf_ptr(c2), CUDA_R_32F, (int)N, (long long)sc,
+                                                (int)batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                     CUBLAS_STATUS_SUCCESS);
+    float *o1 = kt_get(c1, nc, KRN_DTYPE_F32), *o2 = kt_get(c2, nc, KRN_DTYPE_F32);
+    char what[112];
+    snprintf(what, sizeof what, "batched gemm vs cublas %lldx%lldx%lld x%lld%s %s", (long long)M,
+             (long long)N, (long long)K, (long long)batch, share_b ? " (B shared)" : "",
+             krn_dtype_names[dt]);
+    kt_close(what, o1, o2, nc, dt == KRN_DTYPE_F32 ? 3e-6 * (double)K + 1e-5 : 1e-3 * sqrt((double)K),
+             dt == KRN_DTYPE_F32 ? 1e-5 : 1e-2);
+    free(a), free(b), free(o1), free(o2);
+    krn_buf_free(ba), krn_buf_free(bb), krn_buf_free(c1), krn_buf_free(c2);
+}
+
+static void test_gemm_batched_vs_cublas(void **state)
+{
+    (void)state;
+    cublasHandle_t h;
+    assert_int_equal(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+    for (int dt = 0; dt < KRN_DTYPE_COUNT; dt++) {
+        gemm_batched_vs_cublas(h, 128, 128, 64, 12, false, (enum krn_dtype)dt); /* heads of a layer */
+        gemm_batched_vs_cublas(h, 77, 50, 33, 5, false, (enum krn_dtype)dt);   /* tails */
+        gemm_batched_vs_cublas(h, 64, 96, 128, 4, true, (enum krn_dtype)dt);   /* one weight, stride 0 */
+    }
+    cublasDestroy(h);
+}
+
 static void test_gemm_vs_cublas(void **state)
 {
     (void)state;
@@ -393,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_gemm_variants_vs_cpu),
 #ifdef KRN_TEST_CUBLAS
         cmocka_unit_test(test_gemm_vs_cublas),
+        cmocka_unit_test(test_gemm_batched_vs_cublas),
         cmocka_unit_test(test_gemm_variants_vs_cublas),
 #endif
         cmocka_unit_test(test_attention_vs_cpu),
