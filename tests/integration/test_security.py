@@ -437,6 +437,9 @@ def test_unfinished_tasks_are_limited_per_key_and_in_all(make_cluster, tmp_path)
     r = submit(5, check=1)
     assert r.err.strip() == ("moat submit: 5 tasks: this key's unfinished jobs hold 6, "
                              "and max_tasks_per_key is 10; submit again when some have ended"), r
+    # more than the limit allows in all can never fit: said so, not "submit again"
+    r = submit(11, check=1)
+    assert "11 tasks: more than max_tasks_per_key (10) allows one key in all" in r.err, r
     submit(6, as_other=True)
     r = submit(4, as_other=True, check=1)  # 10 of its own, but 16 in all
     assert "unfinished jobs hold 12, and the controller's max_tasks is 15" in r.err, r
