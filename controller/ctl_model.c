@@ -505,7 +505,9 @@ static int model_commit(struct ctl *ctl, const struct net_peer *peer, struct pro
 
 static int list_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
 {
-    if (klen > 6 && memcmp(key, "model/", 6) == 0) {
+    if (klen < 6 || memcmp(key, "model/", 6) != 0)
+        return 1; /* past the models */
+    if (klen > 6) {
         json_t *o = json_loadb(val, vlen, 0, NULL);
         if (o) {
             json_object_del(o, "dir");
@@ -518,7 +520,8 @@ static int list_cb(const void *key, size_t klen, const void *val, size_t vlen, v
 int ctl_on_model_list(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
 {
     json_t *models = json_array();
-    if (store_foreach(ctl->store, STORE_DB_ARTIFACTS, list_cb, models, err) != 0) {
+    /* in the open batch: a model whose import this pass answered is listed */
+    if (store_foreach_from(ctl->store, STORE_DB_ARTIFACTS, "model/", 6, list_cb, models, err) < 0) {
         json_decref(models);
         return -1;
     }

@@ -107,9 +107,9 @@ typedef int (*store_foreach_cb)(const void *key, size_t klen, const void *val, s
                                 void *arg);
 int store_foreach(store_t *st, enum store_db db, store_foreach_cb cb, void *arg, struct err *err);
 
-/* store_foreach_from: store_foreach from the first key >= from (flen bytes) in
- * key order, in the open write transaction if any (so a batch sees its own
- * writes), else a read transaction: a range scan (a job's tasks: from the
+/* store_foreach_from: store_foreach from the first key >= from (flen bytes;
+ * from NULL: the first key) in key order, in the open write transaction if
+ * any (so a batch sees its own writes), else a read transaction: a range scan (a job's tasks: from the
  * 8-byte job key; a page of the audit log: from the next sequence number),
  * which cb ends by returning non-zero. */
 int store_foreach_from(store_t *st, enum store_db db, const void *from, size_t flen,

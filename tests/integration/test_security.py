@@ -139,6 +139,25 @@ def test_revoked_key_loses_access_without_a_restart(cluster, tmp_path):
     cluster.moat("queue", env=env, check=3)
 
 
+def test_audit_verify_in_the_pass_of_an_append_finds_the_chain_intact(cluster):
+    # A verify handled in the same loop pass as a SUBMIT (pipelined) read the
+    # head of the open batch but walked the committed records: "missing".
+    c = Client(cluster.endpoint, cluster.dir)
+    broken = []
+    for _ in range(10):
+        r1 = c.send("SUBMIT", {"spec": {"kind": "exec", "argv": ["true"], "hold": True}})
+        r2 = c.send("AUDIT", {"verify": True})
+        got = {}
+        while len(got) < 2:
+            t, rid, body, _ = c.recv(10)
+            got[rid] = (t, body)
+        assert got[r1][0] == "REPLY" and got[r2][0] == "REPLY", got
+        if not got[r2][1]["ok"]:
+            broken.append(got[r2][1])
+    c.close()
+    assert broken == [], broken
+
+
 def test_audit_records_submissions_cancellations_and_placements(cluster):
     a = cluster.submit("true", opts=("--name", "audited"))
     b = cluster.submit("sleep", "60")
