@@ -456,6 +456,16 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
             free(nanrow);
             return rc;
         }
+        long long want = count - b * bsize < bsize ? count - b * bsize : bsize;
+        if (d != dim || n != want) { /* the header promised [count, dim] */
+            json_decref(docs);
+            proto_msg_clear(&msg);
+            free(ok);
+            free(nanrow);
+            return cli_fail(cli, CLI_FAILED, "job %llu batch %lld: %d embeddings of dimension %d, "
+                            "expected %lld of %lld; the output is incomplete",
+                            (unsigned long long)id, b, n, d, want, dim);
+        }
         const float *e = msg.blobs[0].data;
         if (bin) {
             fwrite(e, 4, (size_t)n * (size_t)d, out); /* x86-64 and aarch64 are little-endian */

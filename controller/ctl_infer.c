@@ -209,6 +209,7 @@ int ctl_infer_accept(struct ctl *ctl, struct ctl_job *job, const json_t *docs, c
                               json_object_get(f, "bytes"));
     json_t *cfg = json_object_get(man, "config");
     int max_pos = (int)json_integer_value(json_object_get(cfg, "max_position"));
+    json_int_t hidden = json_integer_value(json_object_get(cfg, "hidden"));
     json_decref(man);
     if (vocab == NULL)
         return err_set(err, EPROTO, "model %s: manifest has no vocab.txt", job->spec.model);
@@ -222,7 +223,9 @@ int ctl_infer_accept(struct ctl *ctl, struct ctl_job *job, const json_t *docs, c
         json_decref(vocab);
         return -1;
     }
-    job->infer = json_pack("{s:o, s:o}", "shards", shards, "vocab", vocab);
+    /* dim: the width of each embedding (mean pooling keeps the hidden size):
+     * what a batch's result must hold, count x dim f32 */
+    job->infer = json_pack("{s:o, s:o, s:I}", "shards", shards, "vocab", vocab, "dim", hidden);
     job->docs_received = 0;
     job->docs_mono = units_mono();
     return store_docs(ctl, job, docs, ids, lines, err);
@@ -629,8 +632,12 @@ int ctl_infer_on_end(struct ctl *ctl, const struct net_peer *peer, struct proto_
         uint32_t count = job->spec.ndocs - offset * (uint32_t)job->spec.batch;
         if (count > (uint32_t)job->spec.batch)
             count = (uint32_t)job->spec.batch;
-        size_t want = (size_t)count * 4;
-        if (msg->nblobs != 3 || msg->blobs[2].len == 0 || msg->blobs[2].len % want != 0)
+        /* exactly count x dim f32 (dim unknown for jobs stored before it was
+         * kept: a multiple of count) */
+        json_int_t dim = json_integer_value(json_object_get(job->infer, "dim"));
+        size_t want = (size_t)count * 4 * (dim > 0 ? (size_t)dim : 1);
+        if (msg->nblobs != 3 || msg->blobs[2].len == 0 ||
+            (dim > 0 ? msg->blobs[2].len != want : msg->blobs[2].len % want != 0))
             return fail_group(ctl, job, offset, false, "rank 0 sent no embeddings of the right size", err) == 0
                        ? ctl_out_reply(ctl, peer, msg->req_id, NULL) : -1;
         struct ctl_result r = {.exit_code = 0, .state = JOB_STATE_COMPLETED,

@@ -60,6 +60,21 @@ def test_infer_raw_export_is_the_whole_job_f32_in_input_order(fake, tmp_path):
     assert out.read_bytes() == emb_bytes(ROWS[2:])
 
 
+def test_a_batch_not_of_the_promised_shape_fails_the_export(fake, tmp_path):
+    # the header says [count, dim]: a batch of another width (a controller of
+    # a bug, or stored before widths were checked) must not make a corrupt file
+    def narrow(t, b, blobs):
+        if t == "RESULT" and b.get("task") == 1:
+            return "REPLY", {"kind": "infer", "index": 1, "state": "COMPLETED", "count": 1, "dim": 2,
+                             "batch": 2}, [emb_bytes([[1.0, 2.0]]), json.dumps(DOCS[1]).encode()]
+        return infer_job(t, b, blobs)
+    f = fake(narrow)
+    out = tmp_path / "e.npy"
+    r = ctl(f, "result", "5", "--format", "npy", "--out", out, check=1)
+    assert "batch 1: 1 embeddings of dimension 2, expected 1 of 3" in r.err, r
+    assert not out.exists() and list(tmp_path.iterdir()) == [], r
+
+
 def test_infer_metadata_goes_to_out(fake, tmp_path):
     f = fake(infer_job)
     meta = tmp_path / "meta.txt"

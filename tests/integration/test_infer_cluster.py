@@ -387,6 +387,65 @@ def test_a_batch_past_its_time_limit_ends_timeout_and_is_not_run_again(make_clus
     assert "time limit (1s) was reached" in show["reason"], show["reason"]
 
 
+def test_embeddings_of_the_wrong_width_are_refused(make_cluster, model_dir, signing, tmp_path):
+    # A worker (buggy, or a hostile worker key) answering infer batches with
+    # [n, 2] embeddings: the controller checks count x dim, not a multiple of
+    # count, so nothing of the wrong shape is stored or exported.
+    import threading
+    import uuid
+
+    import moatproto as mp
+    c = imported(make_cluster, model_dir, workers=1, signing=signing)
+    mp.write_pair(str(c.dir), "evil")
+    c.moat("admin", "key", "add", c.dir / "evil.pub", "--role", "worker", "--name", "evil")
+    real = c.pid("worker-1")
+    os.kill(real, signal.SIGSTOP)  # found DOWN: the batches go to the evil node
+    try:
+        wait_for(lambda: c.nodes()["local-1"]["state"] == "DOWN", 20, what="local-1 DOWN")
+        ev = Client(c.endpoint, key=c.dir / "evil.key", server=c.dir / "controller.pub")
+        inst = uuid.uuid4().hex
+        reg = {"name": "evil", "host": "h", "pid": 4242, "cpus": 1, "gpus": 0, "mem_bytes": 8 << 30,
+               "backend": "cpu", "instance": inst, "tasks": [], "sandbox": "off",
+               "comm_host": "127.0.0.1", "comm_port_min": 41000, "comm_port_max": 41100}
+        ev.send("REGISTER", reg)
+        stop = threading.Event()
+
+        def serve():
+            last = 0
+            while not stop.is_set():
+                if time.time() - last > 0.1:
+                    ev.send("HEARTBEAT", {"name": "evil", "instance": inst, "running": 0})
+                    last = time.time()
+                r = ev.recv(0.05)
+                if r is None:
+                    continue
+                ty, rid, body, blobs = r
+                if ty == "DISPATCH":
+                    ev.sock.send_multipart([mp.header("REPLY", rid), b"{}"])
+                    n = len(json.loads(blobs[0])["texts"])
+                    ev.send("TASK_END", {"job": body["job"], "task": body["task"],
+                                         "attempt": body["attempt"], "state": "COMPLETED",
+                                         "exit_code": 0, "signal": 0, "truncated": False, "rank": 0,
+                                         "start_time": time.time() - 0.1, "end_time": time.time()},
+                            [b"", b"", struct.pack(f"<{2 * n}f", *([1.0] * 2 * n))])
+        t = threading.Thread(target=serve)
+        t.start()
+        try:
+            docs = tmp_path / "docs.txt"
+            docs.write_text("alpha\nbeta\ngamma\n")
+            jid = c.j("submit", "--infer", "minilm", "--input", docs)["id"]
+            job = c.wait_state(jid, ("COMPLETED", "FAILED"), timeout=60)
+        finally:
+            stop.set()
+            t.join()
+            ev.close()
+        assert job["state"] == "FAILED" and "no embeddings of the right size" in job["reason"], job
+        r = c.moat("result", jid, "--format", "npy", "--out", tmp_path / "x.npy", check=None)
+        assert r.rc != 0 and not (tmp_path / "x.npy").exists(), r
+    finally:
+        os.kill(real, signal.SIGCONT)
+
+
 def test_killed_worker_reruns_only_unfinished_batches(make_cluster, model_dir, signing, tmp_path):
     c = imported(make_cluster, model_dir, signing=signing)
     lines = [l for l in SENTENCES.read_text().splitlines() if l.strip()][:120]
