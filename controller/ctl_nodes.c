@@ -140,13 +140,20 @@ static int node_key_check(struct ctl *ctl, const struct net_peer *peer, const ch
 /* node_limit: seconds without a heartbeat after which node is lost: the
  * tolerance times its interval, the one it was last told if longer (a
  * controller restarted with a shorter heartbeat_interval: the worker keeps
- * its old pace until it registers again). */
+ * its old pace until it registers again). A node not registered since this
+ * controller started gets the time its worker may take to find it again
+ * too: its connection retries back off to NET_RECONNECT_MAX_S while the
+ * controller is down, then one heartbeat (answered "register first"), so
+ * that a short tolerance does not requeue tasks it finished meanwhile. */
 static double node_limit(const struct ctl *ctl, const struct ctl_node *node)
 {
     double every = ctl->cfg.heartbeat_interval;
     if (node->hb_given > every)
         every = node->hb_given;
-    return every * (double)ctl->cfg.heartbeat_tolerance;
+    double limit = every * (double)ctl->cfg.heartbeat_tolerance;
+    if (!node->registered)
+        limit += NET_RECONNECT_MAX_S + every + 0.5;
+    return limit;
 }
 
 int ctl_on_register(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg,

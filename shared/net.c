@@ -203,7 +203,7 @@ net_sock_t *net_dealer_connect_curve(net_t *net, const char *endpoint, int64_t m
             s->mon = NULL;
         }
     }
-    int ivl = 100, max_ivl = 1000;
+    int ivl = 100, max_ivl = (int)(NET_RECONNECT_MAX_S * 1000);
     zmq_setsockopt(s->zs, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(s->zs, ZMQ_RECONNECT_IVL_MAX, &max_ivl, sizeof max_ivl);
     if (zmq_connect(s->zs, endpoint) != 0) {

@@ -28,6 +28,10 @@ typedef struct net_sock net_sock_t;
 #define NET_PEER_MAX 255
 
 #define NET_KEY_LEN 40 /* a CURVE key (32 bytes) in Z85 text (ZeroMQ RFC 32) */
+/* A connecting socket retries a lost or refused connection after 0.1 s,
+ * backing off to NET_RECONNECT_MAX_S between tries (ZMQ_RECONNECT_IVL_MAX):
+ * a worker finds a restarted controller within about that long. */
+#define NET_RECONNECT_MAX_S 1.0
 
 struct net_peer {
     uint8_t id[NET_PEER_MAX];

@@ -308,6 +308,24 @@ def test_result_that_came_while_the_controller_was_down_outlives_the_time_limit(
     assert job["end_time"] < restarted - 5 and job["end_time"] - job["start_time"] < 5, job
 
 
+def test_tasks_that_finish_while_the_controller_is_down_are_not_run_again(cluster):
+    # With a short heartbeat tolerance (0.6 s here) the restarted controller
+    # took its nodes for lost before their connection retries (backing off to
+    # 1 s while it was down) found it, requeued their tasks, then dropped the
+    # finished results as stale: finished work ran twice.
+    for round_ in range(3):
+        jid = cluster.submit("sleep", "1.5", opts=["--array", "0-3"])
+        wait_for(lambda: all(t["state"] == "RUNNING" for t in cluster.show(jid)["tasks"]), 20,
+                 what="every element running")
+        _kill_controller(cluster)
+        time.sleep(2)  # the elements end meanwhile
+        cluster.up()
+        job = cluster.wait_state(jid, ("COMPLETED", "FAILED"), timeout=30)
+        assert job["state"] == "COMPLETED", job
+        assert [t["attempts"] for t in job["tasks"]] == [1] * 4, (round_, job)
+    assert "no heartbeat" not in (cluster.dir / "controller.log").read_text()
+
+
 def test_cancel_acknowledged_before_a_controller_kill_is_carried_out(cluster):
     # Elements never started have no record: after a restart they must still
     # be cancelled, and the running ones killed (their KILL may never have
