@@ -449,16 +449,33 @@ static int time_block(struct bcase *c, bench_fn fn, void *ctx, double *ts, int *
     return 0;
 }
 
+/* series: one untimed call of fn, then timed calls into ts[*n...] until want
+ * more were made or, past the first 2, budget_ms has passed. */
+static int series(struct bcase *c, bench_fn fn, void *ctx, double *ts, int *n, int want,
+                  double budget_ms, struct err *err)
+{
+    if (fn(c, ctx, err) != 0 || krn_backend_sync(c->be, err) != 0)
+        return -1;
+    double start = now_ms();
+    for (int k = 0; k < want && (k < 2 || now_ms() - start < budget_ms); k++)
+        if (time_block(c, fn, ctx, ts, n, err) != 0)
+            return -1;
+    return 0;
+}
+
 /* time_pair: repeat timed runs of fn and of ref (when not NULL), at least 3
  * unless repeat < 3, each series stopping after ~4 s. Interleaved: one warm-up
  * each, then rounds timing fn then ref back to back, so that load from other
  * processes hits both alike. Blocks, for a ref on threads of its own (OpenBLAS's
  * threads spin for ~2^28 cycles after each call, long enough to take a core
  * from every fn call of an interleaved run or of short alternating blocks, and
- * the backend's pool spins after its calls too): all of fn's runs, then all of
- * ref's, each series after an untimed call; a pause between them would not do,
- * as an idle VM slows the next calls down 3-6x (2-vCPU machine of
- * bench/results/). Median and min in ms for fn, median for ref. */
+ * the backend's pool spins after its calls too): series of fn and of ref in
+ * the order fn, ref, ref, fn (ABBA: a load that rises or falls through the
+ * measurement weighs on both alike, where one fn block then one ref block
+ * gave the later block all of it), each series after an untimed call; a
+ * pause between them would not do, as an idle VM slows the next calls down
+ * 3-6x (2-vCPU machine of bench/results/). Median and min in ms for fn,
+ * median for ref, over all their series. */
 static int time_pair(struct bcase *c, bench_fn fn, void *ctx, bench_fn ref, void *rctx,
                      int repeat, bool blocks, double *med, double *mn, double *rmed, int *runs,
                      struct err *err)
@@ -468,18 +485,18 @@ static int time_pair(struct bcase *c, bench_fn fn, void *ctx, bench_fn ref, void
         repeat = 1000;
     int n = 0, nr = 0;
     if (blocks) {
-        double start = now_ms();
-        if (fn(c, ctx, err) != 0 || krn_backend_sync(c->be, err) != 0)
+        /* A B B A: half of fn's runs, as many of ref's, the rest of ref's,
+         * then as many of fn's again (a series cut short by its time budget
+         * is matched by the next, so each side has as many runs) */
+        int first = (repeat + 1) / 2, second = repeat - first;
+        if (series(c, fn, ctx, ts[0], &n, first, 2000, err) != 0)
             return -1;
-        while (n < repeat && (n < 3 || now_ms() - start < 4000))
-            if (time_block(c, fn, ctx, ts[0], &n, err) != 0)
-                return -1;
-        start = now_ms();
-        if (ref != NULL && (ref(c, rctx, err) != 0 || krn_backend_sync(c->be, err) != 0))
+        if (ref != NULL && series(c, ref, rctx, ts[1], &nr, n, 2000, err) != 0)
             return -1;
-        while (ref != NULL && nr < n && (nr < 3 || now_ms() - start < 4000))
-            if (time_block(c, ref, rctx, ts[1], &nr, err) != 0)
-                return -1;
+        if (ref != NULL && second > 0 && series(c, ref, rctx, ts[1], &nr, second, 2000, err) != 0)
+            return -1;
+        if (second > 0 && series(c, fn, ctx, ts[0], &n, ref != NULL ? nr - n : second, 2000, err) != 0)
+            return -1;
     } else {
         if (fn(c, ctx, err) != 0 || krn_backend_sync(c->be, err) != 0)
             return -1;
