@@ -174,8 +174,9 @@ static int owned_check(const char *const *extras, int nextras, const char *const
         for (int k = 0; k < nowned; k++) {
             char where[PATH_MAX + 32];
             if (cfg_where(extras[i], owned[k], where, sizeof where)) {
-                snprintf(err, cap, "%s: %s: set by moat local up itself (the cluster's endpoint and "
-                         "keys in its dir); remove it from this file", where, owned[k]);
+                snprintf(err, cap, "%s: %s: set by moat local up itself (the cluster's endpoint, "
+                         "keys and each worker's own state); remove it from this file", where,
+                         owned[k]);
                 return -1;
             }
         }
@@ -316,6 +317,32 @@ static char *trust_roots_value(const struct cli_local *l)
     return buf;
 }
 
+int cli_daemon_extras_check(const struct cli_local *l, int nworkers, char *err, size_t cap)
+{
+    char extra[PATH_MAX + 32];
+    static const char *const ctl_owned[] = {"listen", "curve_secret_key_file", "allowlist_file"};
+    /* every worker's (worker.extra.conf): also where it keeps its state */
+    static const char *const all_owned[] = {"name", "controller", "curve_secret_key_file",
+                                            "controller_public_key_file", "state_dir"};
+    static const char *const one_owned[] = {"name", "controller", "curve_secret_key_file",
+                                            "controller_public_key_file"};
+    cli_local_path(l, extra, sizeof extra, "controller", ".extra.conf");
+    const char *e1[] = {extra};
+    if (owned_check(e1, 1, ctl_owned, 3, err, cap) != 0)
+        return -1;
+    cli_local_path(l, extra, sizeof extra, "worker", ".extra.conf");
+    if (owned_check(e1, 1, all_owned, 5, err, cap) != 0)
+        return -1;
+    for (int i = 1; i <= nworkers; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "worker-%d", i);
+        cli_local_path(l, extra, sizeof extra, name, ".extra.conf");
+        if (owned_check(e1, 1, one_owned, 4, err, cap) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int cli_daemon_controller_conf_write(const struct cli_local *l, char *err, size_t cap)
 {
     char path[PATH_MAX + 32], listen[320], qep[300], state[PATH_MAX + 32], qstate[PATH_MAX + 40],
@@ -335,11 +362,6 @@ int cli_daemon_controller_conf_write(const struct cli_local *l, char *err, size_
     char *trust = trust_roots_value(l);
     const char *vals[] = {listen, qstate, qkey, qallow, trust};
     const char *extras[] = {extra};
-    static const char *const owned[] = {"listen", "curve_secret_key_file", "allowlist_file"};
-    if (owned_check(extras, 1, owned, 3, err, cap) != 0) {
-        free(trust);
-        return -1;
-    }
     if (write_conf(path, keys, vals, trust ? 5 : 4, extras, 1) != 0) {
         snprintf(err, cap, "%s: %s", path, strerror(errno));
         free(trust);
@@ -395,10 +417,6 @@ int cli_daemon_worker_conf_write(const struct cli_local *l, int i, int nworkers,
     const char *vals[] = {qname, qep, qstate, qkey, qctlpub, nworkers > 1 ? "\"none\"" : "\"cpus\"",
                           ncpus};
     const char *extras[] = {extra_all, extra_one};
-    static const char *const owned[] = {"name", "controller", "curve_secret_key_file",
-                                        "controller_public_key_file"};
-    if (owned_check(extras, 2, owned, 4, err, cap) != 0)
-        return -1;
     if (write_conf(path, keys, vals, cpus > 0 ? 7 : 6, extras, 2) != 0) {
         snprintf(err, cap, "%s: %s", path, strerror(errno));
         return -1;

@@ -456,14 +456,16 @@ int cli_infer_result(struct cli *cli, uint64_t id, const json_t *meta, const cha
             free(nanrow);
             return rc;
         }
-        long long want = count - b * bsize < bsize ? count - b * bsize : bsize;
+        /* the rows the header promised of this batch: all of count for
+         * --task (meta is the batch's own reply), else its share of the job */
+        long long want = task >= 0 ? count : count - b * bsize < bsize ? count - b * bsize : bsize;
         if (d != dim || n != want) { /* the header promised [count, dim] */
             json_decref(docs);
             proto_msg_clear(&msg);
             free(ok);
             free(nanrow);
-            return cli_fail(cli, CLI_FAILED, "job %llu batch %lld: %d embeddings of dimension %d, "
-                            "expected %lld of %lld; the output is incomplete",
+            return cli_fail(cli, CLI_FAILED, "job %llu batch %lld: %d rows of dimension %d where "
+                            "%lld rows of dimension %lld were expected; nothing written",
                             (unsigned long long)id, b, n, d, want, dim);
         }
         const float *e = msg.blobs[0].data;

@@ -45,7 +45,8 @@ static const char help[] =
     "conf/worker.conf in DIR/controller.extra.conf, DIR/worker.extra.conf (all\n"
     "workers) or DIR/worker-I.extra.conf; they apply when a daemon next starts.\n"
     "What local up sets itself is refused there: the controller's listen and\n"
-    "allowlist_file, the workers' name and controller, the key files.\n"
+    "allowlist_file, the workers' name and controller, the key files, and\n"
+    "state_dir in worker.extra.conf (each worker keeps its own).\n"
     "Model signing keys the controller trusts (its trust_roots, for moat model\n"
     "import): every DIR/trust/*.pub (from moat model keygen) when the controller\n"
     "starts; after adding one, moat local down && moat local up.\n"
@@ -223,6 +224,9 @@ static int local_up(struct cli *cli, struct cli_local *l, int nworkers, int cpus
         if (cli_file_write(path, line) != 0)
             return cli_fail(cli, CLI_FAILED, "%s: %s", path, strerror(errno));
     }
+    /* Settings that would split the cluster, before anything starts */
+    if (cli_daemon_extras_check(l, nworkers, err, sizeof err) != 0)
+        return cli_fail(cli, CLI_USAGE, "%s", err);
     /* Keys before any daemon starts: the allowlist must name every worker. */
     int nkeys = cli_daemon_count_workers(l) > nworkers ? cli_daemon_count_workers(l) : nworkers;
     if (cli_daemon_keys_write(l, nkeys, err, sizeof err) != 0)

@@ -50,6 +50,13 @@ int cli_dir_create(const char *path);
  * cpu_bind "none" when nworkers > 1, as the workers share the machine's CPUs)
  * from l->endpoint and the extra files. -1 with a message in err. */
 int cli_daemon_controller_conf_write(const struct cli_local *l, char *err, size_t cap);
+/* cli_daemon_extras_check: none of DIR's *.extra.conf files (the controller's,
+ * every worker's, workers 1..nworkers' own) sets what local up must set
+ * itself for the cluster to hold together (the controller's listen and
+ * allowlist_file, the workers' name, controller and key files, and in the
+ * file all workers share their state_dir); else -1 with "FILE:LINE: KEY:
+ * ..." in err. Run before any daemon starts. */
+int cli_daemon_extras_check(const struct cli_local *l, int nworkers, char *err, size_t cap);
 int cli_daemon_worker_conf_write(const struct cli_local *l, int i, int nworkers, int cpus, char *err,
                                  size_t cap);
 

@@ -566,7 +566,7 @@ static int rank_failed(struct ctl *ctl, const struct net_peer *peer, struct prot
 {
     const json_t *b = msg->body;
     struct ctl_node *node = &ctl->nodes[n];
-    char why[200], tail[128], d[32];
+    char why[256], tail[128], d[32];
     int sig = (int)json_integer_value(json_object_get(b, "signal"));
     const char *told = json_string_value(json_object_get(b, "reason")); /* over its --mem */
     const char *le = json_string_value(json_object_get(b, "launch_error"));
@@ -582,7 +582,7 @@ static int rank_failed(struct ctl *ctl, const struct net_peer *peer, struct prot
     else if (sig > 0 && strcmp(state, "FAILED") == 0) /* not a kill the worker chose */
         snprintf(why, sizeof why, "rank %d on %.40s killed by signal %d", rank, node->name, sig);
     else if (tail[0])
-        snprintf(why, sizeof why, "rank %d on %.40s ended %.12s: %s", rank, node->name, state, tail);
+        snprintf(why, sizeof why, "rank %d on %.40s ended %.12s: %.120s", rank, node->name, state, tail);
     else
         snprintf(why, sizeof why, "rank %d on %.40s ended %.12s (exit code %d)", rank, node->name,
                  state, (int)json_integer_value(json_object_get(b, "exit_code")));

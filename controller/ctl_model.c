@@ -378,10 +378,12 @@ int ctl_on_model_commit(struct ctl *ctl, const struct net_peer *peer, struct pro
     if (model_commit(ctl, peer, msg, err) == 0)
         return 0;
     /* A refused import is audited as an accepted one is (an untrusted signer,
-     * a rollback, a file that is not what was signed): the store's own
-     * troubles are not refusals, and a void batch keeps nothing. */
-    if (err->code == ENOSPC || err->code == EAGAIN || err->code == ENOMEM || ctl->store_err.code != 0)
-        return -1;
+     * a rollback, a file that is not what was signed, a tensor that does not
+     * fit the architecture): the controller's own troubles are not refusals,
+     * and a void batch keeps nothing. */
+    if ((err->code != EACCES && err->code != EINVAL && err->code != EPROTO && err->code != ENOTSUP) ||
+        ctl->store_err.code != 0)
+        return -1; /* not a refusal: the controller's own trouble (store, memory, disk) */
     char object[96];
     snprintf(object, sizeof object, "model %.64s", jstr(msg->body, "name"));
     text_blank_controls(object);
@@ -540,7 +542,7 @@ static int object_check(const struct ctl *ctl, const char *sha, struct err *err)
         return err->code == ENOENT ? 2 : -1;
     if (strcmp(hex, sha) == 0)
         return 1;
-    err_set(err, EIO, "stored object %s is damaged: its SHA-256 is %.16s...", obj, hex);
+    err_set(err, EIO, "stored object %.16s... is damaged: its SHA-256 is %.16s... (%s)", sha, hex, obj);
     return 0;
 }
 
@@ -845,10 +847,15 @@ int ctl_on_shard_get(struct ctl *ctl, const struct net_peer *peer, struct proto_
     char path[PATH_MAX];
     art_path(ctl, path, sizeof path, "objects/%s%s", sha, "");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT && off == 0 && shard_restore(ctl, sha, err) == 0)
-        fd = open(path, O_RDONLY | O_CLOEXEC); /* a TP shard removed (as damaged) or lost */
-    if (fd < 0)
-        return err_set(err, errno == ENOENT ? ENOENT : errno, "shard %.16s...: %s", sha, strerror(errno));
+    if (fd < 0 && errno == ENOENT && off == 0) { /* a TP shard removed (as damaged) or lost */
+        if (shard_restore(ctl, sha, err) != 0)
+            return -1; /* says why (ENOENT: no model version made it) */
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0) {
+        int e = errno;
+        return err_set(err, e, "shard %.16s...: %s", sha, strerror(e));
+    }
     struct stat st;
     fstat(fd, &st);
     if (off == 0 && !served_verified(ctl, sha, &st)) {

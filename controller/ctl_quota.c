@@ -23,10 +23,10 @@ int ctl_quota_check(const struct ctl *ctl, const char *owner, uint64_t ntasks, s
     /* more than a limit holds in all can never fit: waiting would not help */
     if (ntasks > cap)
         return err_set(err, EDQUOT, "%llu tasks: more than max_tasks_per_key (%llu) allows one key "
-                       "in all; split the array", (unsigned long long)ntasks, (unsigned long long)cap);
+                       "in all: this can never fit", (unsigned long long)ntasks, (unsigned long long)cap);
     if (ntasks > (uint64_t)ctl->cfg.max_tasks)
         return err_set(err, EDQUOT, "%llu tasks: more than the controller's max_tasks (%llu) allows "
-                       "in all; split the array", (unsigned long long)ntasks,
+                       "in all: this can never fit", (unsigned long long)ntasks,
                        (unsigned long long)ctl->cfg.max_tasks);
     if (mine + ntasks > cap)
         return err_set(err, EDQUOT, "%llu tasks: this key's unfinished jobs hold %llu, and "

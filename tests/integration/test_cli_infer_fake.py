@@ -71,8 +71,13 @@ def test_a_batch_not_of_the_promised_shape_fails_the_export(fake, tmp_path):
     f = fake(narrow)
     out = tmp_path / "e.npy"
     r = ctl(f, "result", "5", "--format", "npy", "--out", out, check=1)
-    assert "batch 1: 1 embeddings of dimension 2, expected 1 of 3" in r.err, r
+    assert "batch 1: 1 rows of dimension 2 where 1 rows of dimension 3 were expected" in r.err, r
     assert not out.exists() and list(tmp_path.iterdir()) == [], r
+    # one batch alone (--task: its own reply is the header's): any batch, not only the first
+    f.handler = infer_job
+    for fmt in ("npy", "raw", "jsonl"):
+        ctl(f, "result", "5", "--task", "1", "--format", fmt, "--out", tmp_path / f"b1.{fmt}", check=0)
+    assert (tmp_path / "b1.raw").read_bytes() == emb_bytes(ROWS[2:])
 
 
 def test_infer_metadata_goes_to_out(fake, tmp_path):
