@@ -109,7 +109,8 @@ struct krn_device_info {
     int64_t mem_free;         /* bytes, at the time of the call */
     double peak_f32_gflops;   /* dense fp32 FMA peak (CUDA: non-tensor fp32) */
     double peak_bf16_gflops;  /* dense bf16/f16 tensor (CUDA) or vdpbf16ps (CPU) peak */
-    double peak_gbps;         /* memory bandwidth, GB/s (1e9 bytes/s); 0 if unknown */
+    double peak_gbps;         /* memory bandwidth, GB/s (1e9 bytes/s); 0 if unknown (always
+                               * on CPU: bench programs measure it, krn_bench.h) */
     bool peak_from_table;
 };
 
@@ -437,13 +438,20 @@ int krn_l2_normalize(krn_backend_t *be, int64_t rows, int64_t cols, float eps,
  * ending in '\n':
  *   {"op","shape":[...],"dtype","backend","device","threads","repeat",
  *    "time_ms" (median),"time_ms_min","gflops","gbps","ref","ref_time_ms",
- *    "pct_of_ref","peak","peak_unit","pct_of_peak","max_abs_err","valid","checksum"}
+ *    "pct_of_ref","peak","peak_unit","peak_source","pct_of_peak","max_abs_err",
+ *    "valid","checksum"}
  * "ref" names the reference timed in the same run (gemm on cpu: "openblas",
  * cblas_sgemm called directly with OpenBLAS's own threads at the backend's
  * thread count; attention: "unfused", the materialised
  * Q.K^T -> softmax -> .V on the same backend; else null). Inputs are uniform
  * random in [-1, 1) from a fixed seed, so checksum (sum of the output) is
- * comparable across nodes. A validation failure is not an error: the row says
+ * comparable across nodes. "peak" is the device's (krn_device_info: GFLOP/s
+ * for gemm/attention at the row's dtype, GB/s for the others) and
+ * "peak_source" says where it comes from: "table (...)", "estimate (...)" with
+ * the formula, or "stream-triad (measured)" for memory-bound rows on
+ * "cpu"/"ref" once the program has measured the host's bandwidth
+ * (kernels/krn_bench.h krn_bench_host_gbps_set; bench-kernels and the worker's
+ * bench task do); both null when unknown. A validation failure is not an error: the row says
  * "valid":false and is not timed.
  * Caller frees *json_rows with free(). EINVAL (op, shape, repeat), ENOTSUP,
  * ENOMEM, EIO. */
