@@ -20,8 +20,15 @@
  * gemm_kernel3/4, bf16 for the others; % of cuBLAS in each row), attention at the
  * fa2 shapes; every row gets "variant", and the backend's self-check verdicts
  * are printed to stderr.
- * Exit: 0 when every row validated, 1 when a row failed validation or an op
- * failed, 2 on bad usage.
+ * Peaks ("peak", "peak_source", "pct_of_peak" in every row): GFLOP/s rows use
+ * the device's figure (krn_device_info: a table of known parts or an estimate
+ * from threads x clock x FLOP/cycle, or SMs x clock on CUDA); GB/s rows on
+ * cuda the HBM figure; GB/s rows on cpu/ref the host bandwidth measured at
+ * the start of that backend's rows by a STREAM triad at the backend's thread
+ * count (krn_bench_stream_triad; printed to stderr), since a CPU has no
+ * readable bandwidth figure.
+ * Exit: 0 when every row validated, 1 when a row failed validation, an op
+ * failed or the bandwidth could not be measured, 2 on bad usage.
  */
 #include "bench/kernels/bench_cublas.h"
 #include "kernels/krn_bench.h"
@@ -209,6 +216,20 @@ int main(int argc, char **argv)
             continue;
         }
         bench_cublas_install(be); /* cuda: GEMM rows get % of cuBLAS */
+        if (bi != 1) { /* cpu, ref: the bandwidth that GB/s rows are a % of */
+            struct krn_device_info info;
+            double gbps = 0;
+            if (krn_backend_info(be, &info, &e) != 0 ||
+                krn_bench_stream_triad(info.multiprocessors, 0, 0, &gbps, &e) != 0) {
+                fprintf(stderr, "bench-kernels: %s: stream triad: %s\n", names[bi], e.msg);
+                status = 1;
+            } else {
+                fprintf(stderr, "bench-kernels: %s: STREAM triad, %d threads, 3 x %zu MiB: "
+                                "%.1f GB/s (best of 5; the peak of GB/s rows)\n",
+                        names[bi], info.multiprocessors, krn_bench_stream_bytes() >> 20, gbps);
+            }
+            krn_bench_host_gbps_set(info.multiprocessors, gbps);
+        }
         /* variant passes: one automatic pass, or (--variants) one per variant */
         struct krn_variant vs[16];
         int nv = variants ? krn_backend_variants(be, vs, 16, &e) : 0;
