@@ -1,7 +1,9 @@
 """bench-kernels on tiny runs: every row quotes a peak (GB/s rows on the CPU: the
-STREAM triad measured at the start).
+STREAM triad measured at the start), and --plot draws a PNG.
 
-No figure is judged: the rows' numbers are only checked to be there.
+No figure is judged: the rows' numbers are only checked to be there. matplotlib
+is a dependency (scripts/install-deps.sh installs python3-matplotlib), so the
+plot test fails, not skips, when it is missing.
 """
 import json
 import subprocess
@@ -41,3 +43,20 @@ def test_every_cpu_row_has_a_peak_memory_bound_ones_the_measured_triad(tmp_path)
     # one measurement for the run: every GB/s row quotes the same figure
     assert len({r["peak"] for r in rows if r["peak_unit"] == "gbps"}) == 1
 
+
+def test_plot_draws_a_png_from_the_rows(tmp_path):
+    out, png = tmp_path / "rows.jsonl", tmp_path / "rows.png"
+    # from another directory: plot.py is found beside bin/, not in the cwd
+    p = run_bench(["--ops", "add,gemm", "--out", out, "--plot", png] + TINY, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:16]
+    assert len(data) > 1000
+
+
+def test_plot_without_rows_file_fails(tmp_path):
+    png = tmp_path / "rows.png"
+    p = run_bench(["--ops", "add", "--plot", png] + TINY, cwd=tmp_path)
+    assert p.returncode == 1
+    assert "--plot needs --out" in p.stderr
+    assert not png.exists()
