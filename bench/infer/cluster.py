@@ -183,7 +183,7 @@ def embedded(env, tmp, jid, max_len):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=2000)
-    ap.add_argument("--batch", type=int, default=256,
+    ap.add_argument("--batch", type=int, default=128,
                     help="documents per cluster task, and bench-infer's and sentence-transformers' "
                          "batch size")
     ap.add_argument("--max-len", type=int, default=256)
