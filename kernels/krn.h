@@ -109,7 +109,8 @@ struct krn_device_info {
     int64_t mem_free;         /* bytes, at the time of the call */
     double peak_f32_gflops;   /* dense fp32 FMA peak (CUDA: non-tensor fp32) */
     double peak_bf16_gflops;  /* dense bf16/f16 tensor (CUDA) or vdpbf16ps (CPU) peak */
-    double peak_gbps;         /* memory bandwidth, GB/s (1e9 bytes/s); 0 if unknown */
+    double peak_gbps;         /* memory bandwidth, GB/s (1e9 bytes/s); 0 if unknown (always
+                               * on CPU: bench programs measure it, krn_bench.h) */
     bool peak_from_table;
 };
 
@@ -383,18 +384,34 @@ int krn_layernorm(krn_backend_t *be, int64_t rows, int64_t cols, float eps,
 int krn_gelu(krn_backend_t *be, int64_t n, const krn_buf_t *x, krn_buf_t *y,
              struct err *err);
 
-/* krn_softmax: y[r,:] = exp(x[r,:] - max) / sum exp(x[r,:] - max) over the last
- * dim. x, y: [rows, cols]. */
+/* krn_softmax: y[r,:] = exp(x[r,:] - m) / sum_c exp(x[r,c] - m), m = max_c x[r,c],
+ * over the last dim. x, y: f32 [rows, cols] row-major. Subtracting the row
+ * maximum leaves the result unchanged mathematically and keeps exp() from
+ * overflowing (Goodfellow, Bengio & Courville, Deep Learning, 2016, §4.1
+ * "Overflow and Underflow"); the softmax itself is the one of scaled
+ * dot-product attention (Vaswani et al. 2017, §3.2.1; torch.softmax(x, -1)).
+ * No mask: a row whose elements are all -inf gives NaN (krn_attention is the
+ * masked op). */
 int krn_softmax(krn_backend_t *be, int64_t rows, int64_t cols, const krn_buf_t *x,
                 krn_buf_t *y, struct err *err);
 
-/* krn_add: y = a + b elementwise (residual add). a, b, y: [n]; y may equal a or b. */
+/* krn_add: y[i] = a[i] + b[i] elementwise. a, b, y: f32 [n] (any shape, flattened);
+ * y may equal a or b. Used for the residual connection x + Sublayer(x) (He et
+ * al. 2016, "Deep Residual Learning"; in the Transformer as LayerNorm(x +
+ * Sublayer(x)), Vaswani et al. 2017, §3.1) and to sum BERT's input embeddings
+ * (see krn_embedding). */
 int krn_add(krn_backend_t *be, int64_t n, const krn_buf_t *a, const krn_buf_t *b,
             krn_buf_t *y, struct err *err);
 
-/* krn_embedding: out[i,:] = table[ids[i], :]. ids: int32 [n]; table: f32
- * [vocab, dim]; out: f32 [n, dim]. An id outside [0, vocab) gives a zero row
- * (checked on the device, so it cannot fail at run time). */
+/* krn_embedding: row gather out[i,:] = table[ids[i], :] (torch.nn.Embedding's
+ * lookup). ids: int32 [n]; table: f32 [vocab, dim] row-major; out: f32 [n, dim]
+ * row-major. BERT's input representation is the sum of three such lookups,
+ * word (WordPiece id), position and token-type (segment) embeddings, then
+ * LayerNorm (Devlin et al. 2019, §3 "Input/Output Representations", Fig. 2):
+ * worker/wrk_bert.c composes it as three krn_embedding calls and two krn_add.
+ * An id outside [0, vocab) gives a zero row (moat's choice, where torch raises;
+ * checked on the device, so it cannot fail at run time), which wrk_bert.c also
+ * uses to pack and unpack padded rows. */
 int krn_embedding(krn_backend_t *be, int64_t n, int64_t dim, int64_t vocab,
                   const krn_buf_t *ids, const krn_buf_t *table, krn_buf_t *out,
                   struct err *err);
@@ -421,13 +438,20 @@ int krn_l2_normalize(krn_backend_t *be, int64_t rows, int64_t cols, float eps,
  * ending in '\n':
  *   {"op","shape":[...],"dtype","backend","device","threads","repeat",
  *    "time_ms" (median),"time_ms_min","gflops","gbps","ref","ref_time_ms",
- *    "pct_of_ref","peak","peak_unit","pct_of_peak","max_abs_err","valid","checksum"}
+ *    "pct_of_ref","peak","peak_unit","peak_source","pct_of_peak","max_abs_err",
+ *    "valid","checksum"}
  * "ref" names the reference timed in the same run (gemm on cpu: "openblas",
  * cblas_sgemm called directly with OpenBLAS's own threads at the backend's
  * thread count; attention: "unfused", the materialised
  * Q.K^T -> softmax -> .V on the same backend; else null). Inputs are uniform
  * random in [-1, 1) from a fixed seed, so checksum (sum of the output) is
- * comparable across nodes. A validation failure is not an error: the row says
+ * comparable across nodes. "peak" is the device's (krn_device_info: GFLOP/s
+ * for gemm/attention at the row's dtype, GB/s for the others) and
+ * "peak_source" says where it comes from: "table (...)", "estimate (...)" with
+ * the formula, or "stream-triad (measured)" for memory-bound rows on
+ * "cpu"/"ref" once the program has measured the host's bandwidth
+ * (kernels/krn_bench.h krn_bench_host_gbps_set; bench-kernels and the worker's
+ * bench task do); both null when unknown. A validation failure is not an error: the row says
  * "valid":false and is not timed.
  * Caller frees *json_rows with free(). EINVAL (op, shape, repeat), ENOTSUP,
  * ENOMEM, EIO. */

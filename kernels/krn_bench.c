@@ -648,6 +648,31 @@ static const char *jnum(char *buf, size_t n, double v, bool positive_only)
     return buf;
 }
 
+/* peak_source: where a row's peak comes from ("peak_source" in the row), or NULL
+ * when there is none. Memory-bound rows on "cpu"/"ref" take the measured STREAM
+ * triad set with krn_bench_host_gbps_set into *peak (krn_host_info has no
+ * bandwidth figure). The strings name the formula of krn_host_info
+ * (krn_host.c) and of the cuda backend's fill_info (cuda_backend.cu). */
+static const char *peak_source(const char *backend, const struct krn_device_info *info,
+                               bool compute, double *peak)
+{
+    bool host = strcmp(backend, "cuda") != 0;
+    if (host && !compute && *peak <= 0 && krn_bench_host_gbps(info->multiprocessors) > 0)
+        *peak = krn_bench_host_gbps(info->multiprocessors);
+    if (*peak <= 0)
+        return NULL;
+    if (host && !compute)
+        return "stream-triad (measured)";
+    if (host)
+        return info->peak_from_table
+                   ? "table (FIGURES.md: measured FMA peak per core x threads)"
+                   : "estimate (threads x 3.6 GHz x SIMD FLOP/cycle)";
+    if (info->peak_from_table)
+        return "table (FIGURES.md: vendor spec)";
+    return compute ? "estimate (SMs x clock x FLOP/cycle)"
+                   : "estimate (2 x memory clock x bus width)";
+}
+
 int krn_bench_run(const char *op, const int64_t *shape, int nshape, enum krn_dtype dtype,
                   int repeat, krn_backend_t *be, char **json_rows, struct err *err)
 {
@@ -723,6 +748,7 @@ int krn_bench_run(const char *op, const int64_t *shape, int nshape, enum krn_dty
     bool compute = c.op == KRN_OP_GEMM || c.op == KRN_OP_ATTENTION;
     double peak = compute ? (dtype == KRN_DTYPE_F32 ? info.peak_f32_gflops : info.peak_bf16_gflops)
                           : info.peak_gbps;
+    const char *peak_src = peak_source(krn_backend_name(be), &info, compute, &peak);
     double gflops = valid ? flops / (med * 1e6) : NAN, gbps = valid ? bytes / (med * 1e6) : NAN;
     char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32], b7[32], b8[32];
     if (jprintf(&j, err, "{\"op\":\"%s\",\"shape\":[", krn_op_names[c.op]) != 0)
@@ -734,7 +760,8 @@ int krn_bench_run(const char *op, const int64_t *shape, int nshape, enum krn_dty
                 "],\"dtype\":\"%s\",\"backend\":\"%s\",\"device\":\"%s\",\"threads\":%d,"
                 "\"repeat\":%d,\"time_ms\":%s,\"time_ms_min\":%s,\"gflops\":%s,\"gbps\":%s,"
                 "\"ref\":%s%s%s,\"ref_time_ms\":%s,\"pct_of_ref\":%s,\"peak\":%s,"
-                "\"peak_unit\":\"%s\",\"pct_of_peak\":%s,\"max_abs_err\":%.3g,\"valid\":%s,"
+                "\"peak_unit\":\"%s\",\"peak_source\":%s%s%s,\"pct_of_peak\":%s,"
+                "\"max_abs_err\":%.3g,\"valid\":%s,"
                 "\"checksum\":%.9g}\n",
                 krn_dtype_names[dtype], krn_backend_name(be), info.name,
                 strcmp(krn_backend_name(be), "cuda") ? info.multiprocessors : 0, runs,
@@ -743,6 +770,7 @@ int krn_bench_run(const char *op, const int64_t *shape, int nshape, enum krn_dty
                 ref_name ? "\"" : "", ref_name ? ref_name : "null", ref_name ? "\"" : "",
                 jnum(b5, 32, ref_med, true), jnum(b6, 32, valid ? 100.0 * ref_med / med : NAN, true),
                 jnum(b7, 32, peak, true), compute ? "gflops" : "gbps",
+                peak_src ? "\"" : "", peak_src ? peak_src : "null", peak_src ? "\"" : "",
                 jnum(b8, 32, compute ? 100.0 * gflops / peak : 100.0 * gbps / peak, true),
                 max_err, valid ? "true" : "false", checksum) != 0)
         goto out;

@@ -141,5 +141,6 @@ void krn_host_info(int threads, struct krn_device_info *out)
     double core = out->peak_from_table ? 115.0 : (fma ? 115.2 : 28.8);
     out->peak_f32_gflops = core * threads;
     out->peak_bf16_gflops = (bf16 ? 225.0 : core) * threads;
-    out->peak_gbps = 0;
+    out->peak_gbps = 0; /* no figure a process can read: bench programs measure it
+                         * (krn_bench_stream_triad, krn_bench.h) */
 }

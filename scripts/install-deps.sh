@@ -17,6 +17,7 @@ debs=(
   libssl-dev         # OpenSSL libcrypto: SHA-256 of artifacts (SHA-NI; shared/sha256.h)
   clang              # libFuzzer targets (make fuzz-check, part of make check)
   fortunes           # the fortunes corpus (about 15,000 short texts): the demo's real input
+  python3-matplotlib # bench-kernels --plot (bench/kernels/plot.py draws the PNG)
   python3 python3-venv
 )
 if [ "${1:-}" = "--bench" ]; then

@@ -9,6 +9,7 @@
 
 #include "bench/kernels/bench_cublas.h"
 #include "kernels/krn.h"
+#include "kernels/krn_bench.h"
 #include "shared/jobspec.h"
 
 struct bench_args {
@@ -121,6 +122,30 @@ static bool fits(const struct bench_args *a, krn_backend_t *be, const char *name
     return true;
 }
 
+/* host_bandwidth: for a memory-bound op on cpu, measure the host's bandwidth
+ * (STREAM triad at the task's thread count, krn_bench_stream_triad) so that the
+ * row carries a peak and % of it, as bench-kernels' rows do. Skipped, with a
+ * line on stderr and a row whose peak is null, when the triad's three arrays
+ * do not fit in 90% of the memory there is, or the measurement fails. */
+static void host_bandwidth(const struct bench_args *a, krn_backend_t *be)
+{
+    struct err e = {0};
+    struct krn_device_info info;
+    if (strcmp(a->op, "gemm") == 0 || strcmp(a->op, "attention") == 0 ||
+        krn_backend_info(be, &info, &e) != 0)
+        return;
+    uint64_t need = 3 * (uint64_t)krn_bench_stream_bytes();
+    uint64_t have = a->mem > 0 ? (uint64_t)a->mem : (uint64_t)info.mem_total;
+    double gbps = 0;
+    if (have > 0 && need > have / 10 * 9)
+        fprintf(stderr, "moat-bench: node %s: no peak for GB/s: the STREAM triad needs %.1f GiB, "
+                        "the node has %.1f GiB\n", a->node, gib(need), gib(have));
+    else if (krn_bench_stream_triad(info.multiprocessors, 0, 0, &gbps, &e) != 0)
+        fprintf(stderr, "moat-bench: node %s: no peak for GB/s: %s\n", a->node, e.msg);
+    else
+        krn_bench_host_gbps_set(info.multiprocessors, gbps);
+}
+
 /* print_rows: rows (one object per line) to stdout, each with "node" first. */
 static void print_rows(const char *rows, const char *node)
 {
@@ -182,6 +207,8 @@ int wrk_bench_main(int argc, char **argv)
     }
     if (!fits(&a, be, name))
         goto out;
+    if (strcmp(name, "cpu") == 0)
+        host_bandwidth(&a, be);
     bench_cublas_install(be);
     char *rows = NULL;
     if (krn_bench_run(a.op, a.shape, a.nshape, a.dtype, a.repeat, be, &rows, &err) != 0) {

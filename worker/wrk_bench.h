@@ -22,7 +22,10 @@
  *              refused before anything is allocated, naming both sizes.
  * Output: krn_bench_run's rows on stdout, one JSON object per line, each
  * starting with {"node": NAME, ...}; on a CUDA build the GEMM rows on cuda carry
- * % of cuBLAS (bench/kernels/bench_cublas.h). Messages go to stderr.
+ * % of cuBLAS (bench/kernels/bench_cublas.h); a memory-bound op on cpu first
+ * measures the node's bandwidth (STREAM triad, kernels/krn_bench.h; three
+ * arrays of 4 x the last-level cache, skipped when they do not fit) so that
+ * its row has a peak. Messages go to stderr.
  * Exit status: 0 every row validated; 1 a row failed validation, the op failed
  * (ENOMEM, EIO, ENOTSUP), the case does not fit in memory, or no backend could
  * be opened;

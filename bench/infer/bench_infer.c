@@ -8,15 +8,21 @@
  *   {"bench":"infer","impl":"moat","tp":1,"backend","threads","batch","max_len",
  *    "docs","tokens","time_s","docs_per_s","tokens_per_s","first_batch_s",
  *    "peak_rss_kib"}
- * tokens counts real tokens ([CLS]/[SEP] included, padding excluded). time_s
- * covers tokenisation and forward of every batch after one warm-up batch;
- * first_batch_s is the warm-up (time to first result after set-up).
- * --out FILE writes the embeddings, raw little-endian f32 [docs, dim] in input
- * order, for run.sh to validate against sentence-transformers.
+ * tokens counts real tokens ([CLS]/[SEP] included, padding excluded). First the
+ * first batch (the longest documents) runs untimed as the warm-up:
+ * first_batch_s (time to first result after set-up). Then time_s covers
+ * tokenisation and forward of every batch of all the documents, so docs and
+ * tokens are the whole input, the same set that st_ref.py times and that
+ * bench/infer/cluster.py's jobs embed.
+ * --out FILE writes the embeddings of the timed pass, raw little-endian f32
+ * [docs, dim] in input order, for run.sh to validate against sentence-transformers.
+ * --tokens-only: no model forward; tokenise every document as the timed pass
+ * would and print {"bench":"infer","case":"tokens","docs","tokens","max_len"}
+ * (cluster.py counts the tokens of the documents a job embedded with it).
  * Usage: bench-infer --model DIR --input FILE [--backend cpu|cuda|ref] [--device N]
- *                    [--threads N] [--batch N] [--max-len N] [--out FILE]
+ *                    [--threads N] [--batch N] [--max-len N] [--out FILE] [--tokens-only]
  * (--device: the CUDA device index for --backend cuda; --threads: cpu only, 0 = all.)
- * Built and run by bench/infer/run.sh (not by the Makefile).
+ * Built by `make bench`; run by bench/infer/run.sh and cluster.py.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -52,13 +58,43 @@ static int die(const char *what, const struct err *err)
     return 1;
 }
 
+/* count_tokens: the --tokens-only output; 0, or 1 after a message. */
+static int count_tokens(wrk_tok_t *tok, char **docs, const size_t *lens, size_t n, int max_len)
+{
+    int32_t *ids = malloc((size_t)max_len * sizeof *ids);
+    int32_t *mask = malloc((size_t)max_len * sizeof *mask);
+    struct err err = {0};
+    long long tokens = 0;
+    if (ids == NULL || mask == NULL)
+        return die("tokens", &(struct err){ENOMEM, "out of memory"});
+    for (size_t i = 0; i < n; i++) {
+        const char *text = docs[i];
+        int32_t got;
+        int T;
+        if (wrk_tok_encode_batch(tok, &text, &lens[i], 1, max_len, false, ids, mask, &got, &T,
+                                 &err) != 0)
+            return die("tokenise", &err);
+        tokens += got;
+    }
+    printf("{\"bench\":\"infer\",\"case\":\"tokens\",\"docs\":%zu,\"tokens\":%lld,"
+           "\"max_len\":%d}\n", n, tokens, max_len);
+    free(ids);
+    free(mask);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     krn_cpu_process_init(argv); /* OpenBLAS at one thread from load on */
     const char *model_dir = "build/model", *input = NULL, *out_path = NULL, *backend = "cpu";
     int device = 0, threads = 0, batch = 32, max_len = WRK_TOK_MAX_LEN_DEFAULT;
+    bool tokens_only = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--tokens-only")) {
+            tokens_only = true;
+            continue;
+        }
         if (v == NULL) {
             fprintf(stderr, "bench-infer: %s: missing value\n", a);
             return 2;
@@ -87,7 +123,8 @@ int main(int argc, char **argv)
     }
     if (input == NULL || batch < 1 || max_len < 2 || threads < 0) {
         fprintf(stderr, "usage: bench-infer --model DIR --input FILE [--backend NAME] "
-                        "[--device N] [--threads N] [--batch N] [--max-len N] [--out FILE]\n");
+                        "[--device N] [--threads N] [--batch N] [--max-len N] [--out FILE] "
+                        "[--tokens-only]\n");
         return 2;
     }
     struct err err = {0};
@@ -121,6 +158,8 @@ int main(int argc, char **argv)
     if (model == NULL)
         return die("model", &err);
     wrk_tok_t *tok = wrk_tok_create(model_vocab_path(model), &err);
+    if (tok != NULL && tokens_only)
+        return count_tokens(tok, docs, lens, n, max_len);
     krn_backend_t *be = tok ? krn_backend_create(backend,
                                                    strcmp(backend, "cuda") ? threads : device,
                                                    &err) : NULL;
@@ -146,32 +185,38 @@ int main(int argc, char **argv)
     float *e = malloc((size_t)batch * dim * sizeof *e);
     float *all = out_path ? malloc(n * (size_t)dim * sizeof *all) : NULL;
 
-    double t_first = 0, t0 = now_s();
+    /* pass 0: the first batch alone, untimed (warm-up); pass 1: every batch, timed */
+    double t_first = 0, t = 0;
     long long tokens = 0;
-    for (size_t at = 0; at < n; at += (size_t)batch) {
-        int B = (int)(n - at < (size_t)batch ? n - at : (size_t)batch), T;
-        for (int b = 0; b < B; b++) {
-            texts[b] = docs[order[at + (size_t)b]];
-            tl[b] = lens[order[at + (size_t)b]];
-        }
-        if (wrk_tok_encode_batch(tok, texts, tl, B, max_len, false, ids, mask, got, &T, &err) != 0)
-            return die("tokenise", &err);
-        if (wrk_bert_forward(m, ids, mask, B, T, e, &err) != 0)
-            return die("forward", &err);
-        if (at == 0) {
-            t_first = now_s() - t0;
-            t0 = now_s(); /* the first batch is the warm-up */
-        } else {
+    for (int pass = 0; pass < 2; pass++) {
+        size_t end = pass == 0 ? (n < (size_t)batch ? n : (size_t)batch) : n;
+        double t0 = now_s();
+        for (size_t at = 0; at < end; at += (size_t)batch) {
+            int B = (int)(end - at < (size_t)batch ? end - at : (size_t)batch), T;
+            for (int b = 0; b < B; b++) {
+                texts[b] = docs[order[at + (size_t)b]];
+                tl[b] = lens[order[at + (size_t)b]];
+            }
+            if (wrk_tok_encode_batch(tok, texts, tl, B, max_len, false, ids, mask, got, &T,
+                                     &err) != 0)
+                return die("tokenise", &err);
+            if (wrk_bert_forward(m, ids, mask, B, T, e, &err) != 0)
+                return die("forward", &err);
+            if (pass == 0)
+                continue;
             for (int b = 0; b < B; b++)
                 tokens += got[b];
+            if (all != NULL)
+                for (int b = 0; b < B; b++)
+                    memcpy(all + (size_t)order[at + (size_t)b] * dim, e + (size_t)b * dim,
+                           (size_t)dim * sizeof *e);
         }
-        if (all != NULL)
-            for (int b = 0; b < B; b++)
-                memcpy(all + (size_t)order[at + (size_t)b] * dim, e + (size_t)b * dim,
-                       (size_t)dim * sizeof *e);
+        if (pass == 0)
+            t_first = now_s() - t0;
+        else
+            t = now_s() - t0;
     }
-    double t = now_s() - t0;
-    size_t timed = n > (size_t)batch ? n - (size_t)batch : 0;
+    size_t timed = n;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     if (all != NULL) {

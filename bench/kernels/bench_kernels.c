@@ -20,16 +20,31 @@
  * gemm_kernel3/4, bf16 for the others; % of cuBLAS in each row), attention at the
  * fa2 shapes; every row gets "variant", and the backend's self-check verdicts
  * are printed to stderr.
- * Exit: 0 when every row validated, 1 when a row failed validation or an op
- * failed, 2 on bad usage.
+ * Peaks ("peak", "peak_source", "pct_of_peak" in every row): GFLOP/s rows use
+ * the device's figure (krn_device_info: a table of known parts or an estimate
+ * from threads x clock x FLOP/cycle, or SMs x clock on CUDA); GB/s rows on
+ * cuda the HBM figure; GB/s rows on cpu/ref the host bandwidth measured at
+ * the start of that backend's rows by a STREAM triad at the backend's thread
+ * count (krn_bench_stream_triad; printed to stderr), since a CPU has no
+ * readable bandwidth figure.
+ * --plot FILE.png: after the rows, bench/kernels/plot.py (found beside the
+ * program's bin/ directory, else under the working directory) draws them from
+ * --out's file; it needs matplotlib (python3-matplotlib, scripts/install-deps.sh;
+ * run by $PYTHON, else /usr/bin/python3, else python3 from PATH).
+ * Exit: 0 when every row validated, 1 when a row failed validation, an op
+ * failed, the bandwidth could not be measured or the plot could not be drawn,
+ * 2 on bad usage.
  */
 #include "bench/kernels/bench_cublas.h"
 #include "kernels/krn_bench.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 
 struct shape {
@@ -102,6 +117,63 @@ static bool listed(const char *list, const char *name)
         if ((p == list || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
             return true;
     return false;
+}
+
+/* plot_spawn: python plot.py rows png; plot.py's exit status, 127 when python
+ * could not be executed, -1 when no process could be started. */
+static int plot_spawn(const char *python, const char *script, const char *rows, const char *png)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        execlp(python, python, script, rows, png, (char *)NULL);
+        fprintf(stderr, "bench-kernels: %s: %s\n", python, strerror(errno));
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* plot_run: draw rows into png with plot.py, from ../bench/kernels/ beside this
+ * program's directory (bin/), else bench/kernels/ under the working directory.
+ * The interpreter: $PYTHON when set; else /usr/bin/python3, the one Debian's
+ * python3-matplotlib installs for, then python3 from PATH (a pyenv or venv
+ * python3 first on PATH does not see Debian's packages), the next one tried
+ * only when the previous lacks matplotlib (plot.py exit 3) or cannot run.
+ * Returns plot.py's exit status (0 drawn, 3 matplotlib missing), or -1. */
+static int plot_run(const char *rows, const char *png)
+{
+    char exe[PATH_MAX], script[PATH_MAX + 64] = "bench/kernels/plot.py";
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            char cand[PATH_MAX + 64];
+            snprintf(cand, sizeof cand, "%s/../bench/kernels/plot.py", exe);
+            if (access(cand, R_OK) == 0)
+                snprintf(script, sizeof script, "%s", cand);
+        }
+    }
+    const char *env = getenv("PYTHON");
+    const char *pythons[] = {"/usr/bin/python3", "python3"};
+    if (env != NULL && env[0] != '\0')
+        return plot_spawn(env, script, rows, png);
+    int rc = -1;
+    for (int i = 0; i < 2; i++) {
+        if (i == 0 && access(pythons[0], X_OK) != 0)
+            continue;
+        rc = plot_spawn(pythons[i], script, rows, png);
+        if (rc != 3 && rc != 127)
+            break;
+    }
+    return rc;
 }
 
 static void usage(void)
@@ -209,6 +281,20 @@ int main(int argc, char **argv)
             continue;
         }
         bench_cublas_install(be); /* cuda: GEMM rows get % of cuBLAS */
+        if (bi != 1) { /* cpu, ref: the bandwidth that GB/s rows are a % of */
+            struct krn_device_info info;
+            double gbps = 0;
+            if (krn_backend_info(be, &info, &e) != 0 ||
+                krn_bench_stream_triad(info.multiprocessors, 0, 0, &gbps, &e) != 0) {
+                fprintf(stderr, "bench-kernels: %s: stream triad: %s\n", names[bi], e.msg);
+                status = 1;
+            } else {
+                fprintf(stderr, "bench-kernels: %s: STREAM triad, %d threads, 3 x %zu MiB: "
+                                "%.1f GB/s (best of 5; the peak of GB/s rows)\n",
+                        names[bi], info.multiprocessors, krn_bench_stream_bytes() >> 20, gbps);
+            }
+            krn_bench_host_gbps_set(info.multiprocessors, gbps);
+        }
         /* variant passes: one automatic pass, or (--variants) one per variant */
         struct krn_variant vs[16];
         int nv = variants ? krn_backend_variants(be, vs, 16, &e) : 0;
@@ -287,14 +373,14 @@ int main(int argc, char **argv)
     if (out != stdout)
         fclose(out);
     if (plot != NULL) {
-        if (outpath == NULL) {
+        int prc = outpath != NULL ? plot_run(outpath, plot) : -1;
+        if (outpath == NULL)
             fprintf(stderr, "bench-kernels: --plot needs --out (the rows to plot)\n");
-        } else {
-            char cmd[1024];
-            snprintf(cmd, sizeof cmd, "python3 bench/kernels/plot.py '%s' '%s'", outpath, plot);
-            if (system(cmd) != 0)
-                fprintf(stderr, "bench-kernels: plot skipped (see message above)\n");
-        }
+        else if (prc != 0)
+            fprintf(stderr, "bench-kernels: plot %s not drawn (plot.py exit %d%s)\n", plot, prc,
+                    prc == 3 ? ": matplotlib missing; scripts/install-deps.sh installs it" : "");
+        if (prc != 0)
+            status = 1;
     }
     return status;
 }

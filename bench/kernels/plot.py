@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """plot.py ROWS.jsonl OUT.png: bar chart of bench-kernels rows (GFLOP/s or GB/s and % of reference).
 
-Needs matplotlib; when it is not installed, says so and exits 3 without plotting.
+Each bar is labelled with % of the row's reference and % of the device's peak
+(for GB/s rows on the CPU: the STREAM triad bench-kernels measured).
+Needs matplotlib (Debian python3-matplotlib, scripts/install-deps.sh); when it
+is not installed, says so and exits 3 without plotting (bench-kernels then exits 1).
 """
 import json
 import sys
@@ -28,9 +31,13 @@ def main():
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(labels, fontsize=7)
     for i, r in enumerate(rows):
+        notes = []
         if r.get("pct_of_ref") is not None:
-            ax.text(vals[i], i, " %.0f%% of %s" % (r["pct_of_ref"], r["ref"]), va="center",
-                    fontsize=6)
+            notes.append("%.0f%% of %s" % (r["pct_of_ref"], r["ref"]))
+        if r.get("pct_of_peak") is not None:
+            notes.append("%.0f%% of peak" % r["pct_of_peak"])
+        if notes:
+            ax.text(vals[i], i, " " + ", ".join(notes), va="center", fontsize=6)
     ax.set_xlabel("GFLOP/s (compute ops) or GB/s (memory ops)")
     fig.tight_layout()
     fig.savefig(sys.argv[2], dpi=120)

@@ -34,6 +34,7 @@ def test_gemm_on_all_nodes_gives_one_validated_row_per_node(cluster):
         assert r["time_ms"] > 0 and r["gflops"] > 0
         assert r["ref"] == "openblas" and r["pct_of_ref"] > 0  # OpenBLAS timed in the same run
         assert r["max_abs_err"] < 1e-3
+        assert r["peak_unit"] == "gflops" and r["peak"] > 0 and r["pct_of_peak"] > 0
     # inputs come from a fixed seed: every node computes the same output
     assert rows[0]["checksum"] == rows[1]["checksum"]
     # each row is also the task's stdout, with its index
@@ -59,6 +60,10 @@ def test_other_ops_dtypes_and_one_named_node(cluster):
     rows = rows_of(cluster, jid)
     assert [r["node"] for r in rows] == ["local-1", "local-2"]
     assert all(r["op"] == "layernorm" and r["valid"] and r["gbps"] > 0 for r in rows)
+    # a memory-bound op on cpu: % of the node's bandwidth, measured by a STREAM triad
+    for r in rows:
+        assert r["peak_unit"] == "gbps" and r["peak_source"] == "stream-triad (measured)", r
+        assert r["peak"] > 0 and r["pct_of_peak"] > 0, r
 
 
 def test_waits_for_its_node_to_be_idle_then_takes_all_of_it(cluster):

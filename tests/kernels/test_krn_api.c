@@ -2,8 +2,10 @@
  * buffers and views, raw-pointer copies (krn_ptr_*; on CUDA too when a device is
  * present), argument errors (each with its errno), and krn_bench_run. */
 #include "tests/kernels/krn_test.h"
+#include "kernels/krn_bench.h"
 
 #include <errno.h>
+#include <stdlib.h>
 
 static void test_backend_unknown_fails_einval(void **state)
 {
@@ -372,6 +374,69 @@ static void test_bench_run(void **state)
     krn_backend_destroy(be);
 }
 
+/* row_number: the value of "key": in a JSON row, or NAN when it is null or absent */
+static double row_number(const char *row, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(row, pat);
+    if (p == NULL || strncmp(p + strlen(pat), "null", 4) == 0)
+        return NAN;
+    return strtod(p + strlen(pat), NULL);
+}
+
+/* krn_bench_stream_triad measures a positive bandwidth; bad arguments are EINVAL.
+ * Once set, memory-bound cpu rows at that thread count carry it as "peak" with
+ * a number for "pct_of_peak"; GEMM rows have a GFLOP/s peak either way. */
+static void test_bench_stream_peak(void **state)
+{
+    (void)state;
+    struct err e = {0};
+    double gbps = 0;
+    assert_int_equal(krn_bench_stream_triad(2, 1 << 20, 2, &gbps, &e), 0);
+    assert_true(gbps > 0 && isfinite(gbps));
+    assert_int_equal(krn_bench_stream_triad(-1, 0, 0, &gbps, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_bench_stream_triad(1, 100, 0, &gbps, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_bench_stream_triad(1, 0, 101, &gbps, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_int_equal(krn_bench_stream_triad(1, 0, 0, NULL, &e), -1);
+    assert_int_equal(e.code, EINVAL);
+    assert_true(krn_bench_stream_bytes() >= (size_t)32 << 20);
+
+    krn_backend_t *be = krn_backend_create("cpu", 2, &e);
+    assert_non_null(be);
+    char *rows = NULL;
+    int64_t n[1] = {1 << 16}, g[3] = {64, 48, 32};
+    krn_bench_host_gbps_set(0, 0); /* nothing measured: no peak for a GB/s row */
+    assert_int_equal(krn_bench_run("add", n, 1, KRN_DTYPE_F32, 2, be, &rows, &e), 0);
+    assert_non_null(strstr(rows, "\"peak\":null"));
+    assert_non_null(strstr(rows, "\"peak_source\":null"));
+    free(rows);
+    krn_bench_host_gbps_set(1, gbps); /* another thread count: still none */
+    assert_int_equal(krn_bench_run("add", n, 1, KRN_DTYPE_F32, 2, be, &rows, &e), 0);
+    assert_true(isnan(row_number(rows, "peak")));
+    free(rows);
+    krn_bench_host_gbps_set(2, gbps);
+    static const char *memops[] = {"add", "gelu"};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(krn_bench_run(memops[i], n, 1, KRN_DTYPE_F32, 2, be, &rows, &e), 0);
+        assert_true(fabs(row_number(rows, "peak") - gbps) <= 1e-5 * gbps); /* %.6g */
+        assert_true(row_number(rows, "pct_of_peak") > 0);
+        assert_non_null(strstr(rows, "\"peak_unit\":\"gbps\""));
+        assert_non_null(strstr(rows, "\"peak_source\":\"stream-triad (measured)\""));
+        free(rows);
+    }
+    assert_int_equal(krn_bench_run("gemm", g, 3, KRN_DTYPE_F32, 2, be, &rows, &e), 0);
+    assert_true(row_number(rows, "peak") > 0 && row_number(rows, "pct_of_peak") > 0);
+    assert_non_null(strstr(rows, "\"peak_unit\":\"gflops\""));
+    assert_true(strstr(rows, "\"peak_source\":\"table") || strstr(rows, "\"peak_source\":\"estimate"));
+    free(rows);
+    krn_bench_host_gbps_set(0, 0);
+    krn_backend_destroy(be);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -386,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_op_argument_errors),
         cmocka_unit_test(test_variants_without_cuda),
         cmocka_unit_test(test_bench_run),
+        cmocka_unit_test(test_bench_stream_peak),
     };
     return cmocka_run_group_tests_name("krn api", tests, NULL, NULL);
 }
