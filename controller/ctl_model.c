@@ -661,10 +661,11 @@ static int shard_write(const struct ctl *ctl, const model_shard_t *s, const char
     const void *bytes = model_shard_bytes(s, &len);
     art_path(ctl, path, sizeof path, "objects/%s%s", hex, "");
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    errno = 0;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     ssize_t w = fd >= 0 ? write(fd, bytes, len) : -1;
     int ok = fd >= 0 && w == (ssize_t)len && fsync(fd) == 0;
-    int e = errno ? errno : EIO;
+    int e = errno ? errno : EIO; /* a short write sets none */
     if (fd >= 0)
         close(fd);
     if (!ok || rename(tmp, path) != 0) {
