@@ -115,9 +115,10 @@ static int check_started(struct cli *cli, const struct cli_local *l, struct star
 
 /* wait_ready: until every worker local-1..N is registered as the process
  * wpids[i] (not a registration of a worker killed before this `up`, which
- * the controller has not yet found dead) and UP, or drained by an admin. */
+ * the controller has not yet found dead) and UP, or drained by an admin
+ * (counted in *drained). */
 static int wait_ready(struct cli *cli, const struct cli_local *l, int nworkers, const pid_t *wpids,
-                      struct started *s, int ns)
+                      struct started *s, int ns, int *drained)
 {
     struct err err = {0};
     struct net_curve curve;
@@ -153,6 +154,7 @@ static int wait_ready(struct cli *cli, const struct cli_local *l, int nworkers, 
             continue;
         }
         up = 0;
+        *drained = 0;
         size_t len = 0;
         state[0] = '\0';
         for (int i = 1; i <= nworkers; i++) {
@@ -175,6 +177,7 @@ static int wait_ready(struct cli *cli, const struct cli_local *l, int nworkers, 
                          (strcmp(st, "DRAINING") == 0 && json_is_true(json_object_get(node, "drained"))));
             }
             up += ready;
+            *drained += ready && strcmp(st, "DRAINING") == 0;
             if (!ready && len < sizeof state)
                 len += (size_t)snprintf(state + len, sizeof state - len, "%s%s %s", len ? ", " : "",
                                         want, st);
@@ -275,7 +278,8 @@ static int local_up(struct cli *cli, struct cli_local *l, int nworkers, int cpus
         }
         wpids[i - 1] = pid;
     }
-    int rc = wait_ready(cli, l, nworkers, wpids, s, ns);
+    int drained = 0;
+    int rc = wait_ready(cli, l, nworkers, wpids, s, ns, &drained);
     if (rc != CLI_OK)
         return rc;
     if (cpus > 0 && kept > 0)
@@ -297,9 +301,11 @@ static int local_up(struct cli *cli, struct cli_local *l, int nworkers, int cpus
             snprintf(name, sizeof name, "worker-%d", i);
             extra += cli_daemon_pid(l, name) > 0;
         }
-        printf("cluster up in %s: controller %s (pid %ld), %d worker%s UP (%d daemon%s started now)",
-               l->dir, l->endpoint, (long)cpid, nworkers, nworkers == 1 ? "" : "s", ns,
-               ns == 1 ? "" : "s");
+        printf("cluster up in %s: controller %s (pid %ld), %d worker%s UP", l->dir, l->endpoint,
+               (long)cpid, nworkers - drained, nworkers - drained == 1 ? "" : "s");
+        if (drained > 0) /* an admin's drain outlives restarts */
+            printf(" and %d DRAINING (an admin's drain: moat admin node resume NAME)", drained);
+        printf(" (%d daemon%s started now)", ns, ns == 1 ? "" : "s");
         if (extra > 0)
             printf("; %d more worker%s of this directory still run%s (to have %d: moat local down, "
                    "then moat local up --workers %d)", extra, extra == 1 ? "" : "s", extra == 1 ? "s" : "",

@@ -33,7 +33,8 @@ def test_drain_keeps_running_tasks_sends_no_new_work_and_outlives_restarts(clust
     cpid = c.pid("controller")
     os.kill(cpid, signal.SIGKILL)
     wait_for(lambda: not pid_alive(cpid), 5)
-    c.up()
+    out = c.moat("local", "up", "--dir", c.dir, timeout=90).out
+    assert "1 worker UP and 1 DRAINING (an admin's drain" in out, out  # not "2 workers UP"
     wait_for(lambda: c.nodes()[busy]["registered"], 20, what=f"{busy} registered")
     assert c.nodes()[busy]["state"] == "DRAINING"
 
