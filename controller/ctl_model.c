@@ -808,16 +808,26 @@ fail:
     return NULL;
 }
 
-/* served_verified: whether object sha, as st describes it (device, inode,
- * size, mtime), was hashed whole when it was last served. served_note: it was
- * (a ring of CTL_SERVED_MAX, oldest replaced). */
+/* served_of: object sha as st describes the file (device, inode, size, mtime). */
+static struct ctl_served served_of(const char *sha, const struct stat *st)
+{
+    struct ctl_served v = {.dev = (uint64_t)st->st_dev, .ino = (uint64_t)st->st_ino,
+                           .size = (uint64_t)st->st_size,
+                           .mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec};
+    snprintf(v.sha, sizeof v.sha, "%s", sha);
+    return v;
+}
+
+/* served_verified: whether object sha, as st describes it, was hashed whole
+ * when it was last served. served_note: it was (a ring of CTL_SERVED_MAX,
+ * oldest replaced). */
 static bool served_verified(const struct ctl *ctl, const char *sha, const struct stat *st)
 {
+    struct ctl_served now = served_of(sha, st);
     for (int i = 0; i < CTL_SERVED_MAX; i++) {
         const struct ctl_served *v = &ctl->served[i];
-        if (strcmp(v->sha, sha) == 0 && v->dev == (uint64_t)st->st_dev && v->ino == (uint64_t)st->st_ino &&
-            v->size == (uint64_t)st->st_size && v->mtime_ns == (int64_t)st->st_mtim.tv_sec * 1000000000 +
-                                                                 st->st_mtim.tv_nsec)
+        if (strcmp(v->sha, now.sha) == 0 && v->dev == now.dev && v->ino == now.ino &&
+            v->size == now.size && v->mtime_ns == now.mtime_ns)
             return true;
     }
     return false;
@@ -825,13 +835,8 @@ static bool served_verified(const struct ctl *ctl, const char *sha, const struct
 
 static void served_note(struct ctl *ctl, const char *sha, const struct stat *st)
 {
-    struct ctl_served *v = &ctl->served[ctl->served_next];
+    ctl->served[ctl->served_next] = served_of(sha, st);
     ctl->served_next = (ctl->served_next + 1) % CTL_SERVED_MAX;
-    snprintf(v->sha, sizeof v->sha, "%s", sha);
-    v->dev = (uint64_t)st->st_dev;
-    v->ino = (uint64_t)st->st_ino;
-    v->size = (uint64_t)st->st_size;
-    v->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
 }
 
 int ctl_on_shard_get(struct ctl *ctl, const struct net_peer *peer, struct proto_msg *msg, struct err *err)
